@@ -1,0 +1,290 @@
+/* model/forward.c - the Llama forward pass (batched, causal, KV-cached).
+ *
+ * Per layer, for N = B*n positions (shapes as in forward.h):
+ *   xn1 = rmsnorm(x_in) * rms_att                      [N, d]
+ *   q = xn1 Wq^T, k = xn1 Wk^T, v = xn1 Wv^T            [N, qd], [N, kvd], [N, kvd]
+ *   rotary(q, k) at positions pos..pos+n-1; k, v -> cache
+ *   att[b,h,i,j] = softmax_j<=pos+i (q_i . k_j / sqrt(hd))  (grouped-query: head h
+ *                  reads kv head h / (H / KVH))
+ *   att_out = att . v                                   [N, qd]
+ *   x_mid = x_in + att_out Wo^T                         [N, d]
+ *   xn2 = rmsnorm(x_mid) * rms_ffn
+ *   hg = silu(xn2 W1^T) * (xn2 W3^T)                    [N, hidden]
+ *   x_out = x_mid + hg W2^T
+ * then xnf = rmsnorm(x_final) * rms_final and logits = xnf Wcls^T [N, V].
+ */
+#include "forward.h"
+#include "core/error.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------- */
+/* primitives                                                                 */
+
+void rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int N, int d, float eps) {
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < N; r++) {
+        const float *xr = x + (size_t)r * d;
+        float *o = out + (size_t)r * d;
+        float ss = 0.0f;
+        for (int i = 0; i < d; i++) ss += xr[i] * xr[i];
+        float s = 1.0f / sqrtf(ss / (float)d + eps);
+        if (rstd) rstd[r] = s;
+        for (int i = 0; i < d; i++) o[i] = w[i] * (s * xr[i]);
+    }
+}
+
+void rope_forward(float *x, int N, int n, int pos0, int nh, int hd, RopeStyle style, const float *cosT, const float *sinT) {
+    int half = hd / 2;
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < N; r++) {
+        int pos = pos0 + r % n;
+        const float *c = cosT + (size_t)pos * half, *s = sinT + (size_t)pos * half;
+        for (int h = 0; h < nh; h++) {
+            float *v = x + (size_t)r * nh * hd + (size_t)h * hd;
+            if (style == ROPE_INTERLEAVED) {
+                for (int i = 0; i < half; i++) {
+                    float a = v[2 * i], b = v[2 * i + 1];
+                    v[2 * i] = a * c[i] - b * s[i];
+                    v[2 * i + 1] = a * s[i] + b * c[i];
+                }
+            } else {
+                for (int i = 0; i < half; i++) {
+                    float a = v[i], b = v[i + half];
+                    v[i] = a * c[i] - b * s[i];
+                    v[i + half] = b * c[i] + a * s[i];
+                }
+            }
+        }
+    }
+}
+
+void swiglu_forward(float *hg, const float *h1, const float *h3, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float g = h1[i];
+        hg[i] = g / (1.0f + expf(-g)) * h3[i];
+    }
+}
+
+void logsoftmax_rows(float *x, int rows, int cols) {
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < rows; r++) {
+        float *v = x + (size_t)r * cols;
+        float mx = v[0];
+        for (int i = 1; i < cols; i++) mx = v[i] > mx ? v[i] : mx;
+        double sum = 0.0;
+        for (int i = 0; i < cols; i++) sum += expf(v[i] - mx);
+        float lse = mx + (float)log(sum);
+        for (int i = 0; i < cols; i++) v[i] -= lse;
+    }
+}
+
+/* ------------------------------------------------------------------------- */
+/* memory plan                                                                */
+
+typedef struct { size_t off; } Plan;
+static float *take(Plan *p, char *base, size_t nfloats) {
+    size_t off = p->off;
+    p->off += (nfloats * sizeof(float) + 63) & ~(size_t)63;
+    return base ? (float *)(base + off) : NULL;
+}
+
+static size_t plan(RunState *s, const Model *m, int B, int S, int C, int keep, char *base) {
+    const ModelConfig *c = &m->cfg;
+    size_t N = (size_t)B * C, d = c->dim, hid = c->hidden_dim, qd = (size_t)c->n_heads * c->head_dim;
+    size_t kvd = (size_t)c->n_kv_heads * c->head_dim, L = c->n_layers;
+    Plan p = {0};
+    s->kcache = take(&p, base, L * B * S * kvd);
+    s->vcache = take(&p, base, L * B * S * kvd);
+    int nsets = keep ? c->n_layers : 1;
+    for (int l = 0; l < nsets; l++) {
+        LayerActs *a = s->acts ? &s->acts[l] : &(LayerActs){0};
+        a->x_in = take(&p, base, N * d);
+        a->xn1 = take(&p, base, N * d);
+        a->rstd1 = take(&p, base, N);
+        a->q = take(&p, base, N * qd);
+        a->att = take(&p, base, (size_t)B * c->n_heads * C * S);
+        a->att_out = take(&p, base, N * qd);
+        a->x_mid = take(&p, base, N * d);
+        a->xn2 = take(&p, base, N * d);
+        a->rstd2 = take(&p, base, N);
+        a->h1 = take(&p, base, N * hid);
+        a->h3 = take(&p, base, N * hid);
+        a->hg = take(&p, base, N * hid);
+    }
+    s->x_final = take(&p, base, N * d);
+    s->xnf = take(&p, base, N * d);
+    s->rstdf = take(&p, base, N);
+    s->logits = take(&p, base, N * (size_t)c->vocab_size);
+    s->rope_cos = take(&p, base, (size_t)S * c->head_dim / 2);
+    s->rope_sin = take(&p, base, (size_t)S * c->head_dim / 2);
+    s->scratch = take(&p, base, N * (hid > d ? hid : d));
+    return p.off;
+}
+
+size_t runstate_bytes(const Model *m, int B, int S, int C, int keep) {
+    RunState s = {0};
+    return plan(&s, m, B, S, C, keep, NULL);
+}
+
+int runstate_init(RunState *s, const Model *m, int B, int S, int C, int keep) {
+    memset(s, 0, sizeof *s);
+    if (B < 1 || S < 1 || C < 1 || C > S) return err_set("run state: bad sizes (batch %d, seq %d, chunk %d)", B, S, C);
+    const ModelConfig *c = &m->cfg;
+    s->model = m;
+    s->max_batch = B;
+    s->max_seq = S;
+    s->max_chunk = C;
+    s->keep = keep;
+    s->acts = calloc((size_t)c->n_layers, sizeof *s->acts);
+    if (!s->acts) return err_set("out of memory");
+    size_t bytes = plan(s, m, B, S, C, keep, NULL);
+    s->mem = aligned_alloc(64, bytes);
+    if (!s->mem) {
+        free(s->acts);
+        s->acts = NULL;
+        return err_set("out of memory: the run state needs %zu MB (batch %d, seq %d, chunk %d)", bytes >> 20, B, S, C);
+    }
+    s->mem_bytes = bytes;
+    memset(s->mem, 0, bytes);
+    plan(s, m, B, S, C, keep, s->mem);
+    if (!keep)
+        for (int l = 1; l < c->n_layers; l++) s->acts[l] = s->acts[0];
+    /* rotary tables, computed as llama2.c and PyTorch do: in float */
+    int half = c->head_dim / 2;
+    for (int pos = 0; pos < S; pos++)
+        for (int i = 0; i < half; i++) {
+            float freq = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->head_dim);
+            float val = (float)pos * freq;
+            s->rope_cos[(size_t)pos * half + i] = cosf(val);
+            s->rope_sin[(size_t)pos * half + i] = sinf(val);
+        }
+    return 0;
+}
+
+void runstate_free(RunState *s) {
+    free(s->mem);
+    free(s->acts);
+    memset(s, 0, sizeof *s);
+}
+
+/* ------------------------------------------------------------------------- */
+/* attention                                                                  */
+
+/* For each (b, h): scores = q k^T / sqrt(hd) over cached positions 0..pos+i,
+ * causal softmax, att_out = P v. */
+static void attention_forward(RunState *s, LayerActs *a, int l, int B, int n, int pos) {
+    const ModelConfig *c = &s->model->cfg;
+    int H = c->n_heads, hd = c->head_dim, qd = H * hd, kvd = c->n_kv_heads * hd, grp = H / c->n_kv_heads;
+    int Tk = pos + n;
+    float scale = 1.0f / sqrtf((float)hd);
+    size_t lstride = (size_t)s->max_batch * s->max_seq * kvd;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) {
+            const float *kc = s->kcache + l * lstride + (size_t)b * s->max_seq * kvd + (size_t)(h / grp) * hd;
+            const float *vc = s->vcache + l * lstride + (size_t)b * s->max_seq * kvd + (size_t)(h / grp) * hd;
+            const float *q = a->q + (size_t)b * n * qd + (size_t)h * hd;
+            float *P = a->att + ((size_t)b * H + h) * n * Tk;
+            float *out = a->att_out + (size_t)b * n * qd + (size_t)h * hd;
+            kmm_f32_nt(n, Tk, hd, q, qd, kc, kvd, P, Tk, scale, 0.0f);
+            for (int i = 0; i < n; i++) {
+                float *row = P + (size_t)i * Tk;
+                int len = pos + i + 1;
+                float mx = row[0];
+                for (int j = 1; j < len; j++) mx = row[j] > mx ? row[j] : mx;
+                float sum = 0.0f;
+                for (int j = 0; j < len; j++) {
+                    row[j] = expf(row[j] - mx);
+                    sum += row[j];
+                }
+                float inv = 1.0f / sum;
+                for (int j = 0; j < len; j++) row[j] *= inv;
+                for (int j = len; j < Tk; j++) row[j] = 0.0f;
+            }
+            kmm_f32_nn(n, hd, Tk, P, Tk, vc, kvd, out, qd, 1.0f, 0.0f);
+        }
+}
+
+/* ------------------------------------------------------------------------- */
+/* the whole model                                                            */
+
+static void embed(const Model *m, const int *tokens, size_t N, float *x) {
+    int d = m->cfg.dim;
+#pragma omp parallel for schedule(static)
+    for (size_t r = 0; r < N; r++) {
+        int t = tokens[r];
+        if (m->tok_emb.type == KW_F32)
+            memcpy(x + r * d, m->tok_emb.f32 + (size_t)t * d, (size_t)d * sizeof(float));
+        else
+            dtype_to_f32(DT_BF16, m->tok_emb.bf16 + (size_t)t * d, x + r * d, (size_t)d);
+    }
+}
+
+int model_forward(RunState *s, const int *tokens, int B, int n, int pos) {
+    const Model *m = s->model;
+    const ModelConfig *c = &m->cfg;
+    if (B < 1 || B > s->max_batch || n < 1 || n > s->max_chunk || pos < 0 || pos + n > s->max_seq)
+        return err_set("forward: batch %d x %d tokens at position %d does not fit the run state (batch %d, chunk %d, length %d)",
+                       B, n, pos, s->max_batch, s->max_chunk, s->max_seq);
+    size_t N = (size_t)B * n;
+    for (size_t i = 0; i < N; i++)
+        if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
+            return err_set("forward: token id %d at index %zu is outside the vocabulary (0..%d)", tokens[i], i, c->vocab_size - 1);
+    s->pos = pos;
+    s->n = n;
+    s->batch = B;
+    int d = c->dim, hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd, hid = c->hidden_dim;
+    size_t lstride = (size_t)s->max_batch * s->max_seq * kvd;
+
+    float *x = s->acts[0].x_in;
+    embed(m, tokens, N, x);
+    for (int l = 0; l < c->n_layers; l++) {
+        LayerActs *a = &s->acts[l];
+        const LayerWeights *w = &m->layers[l];
+        if (a->x_in != x) memcpy(a->x_in, x, N * d * sizeof(float));
+        rmsnorm_forward(a->xn1, a->rstd1, a->x_in, w->rms_att, (int)N, d, c->norm_eps);
+        kmm_xwt(&w->wq, a->xn1, (int)N, a->q, 0.0f);
+        rope_forward(a->q, (int)N, n, pos, c->n_heads, hd, c->rope, s->rope_cos, s->rope_sin);
+        /* k and v straight into the cache: rows of sequence b go to cache[l][b][pos..] */
+        float *kbuf = s->scratch, *vbuf = s->scratch + N * kvd;
+        if ((size_t)kvd * 2 > (size_t)(hid > d ? hid : d)) {
+            /* scratch row is too narrow for k and v side by side: do them one after the other */
+            kmm_xwt(&w->wk, a->xn1, (int)N, kbuf, 0.0f);
+            rope_forward(kbuf, (int)N, n, pos, c->n_kv_heads, hd, c->rope, s->rope_cos, s->rope_sin);
+            for (int b = 0; b < B; b++)
+                memcpy(s->kcache + l * lstride + ((size_t)b * s->max_seq + pos) * kvd, kbuf + (size_t)b * n * kvd, (size_t)n * kvd * sizeof(float));
+            kmm_xwt(&w->wv, a->xn1, (int)N, kbuf, 0.0f);
+            for (int b = 0; b < B; b++)
+                memcpy(s->vcache + l * lstride + ((size_t)b * s->max_seq + pos) * kvd, kbuf + (size_t)b * n * kvd, (size_t)n * kvd * sizeof(float));
+        } else {
+            kmm_xwt(&w->wk, a->xn1, (int)N, kbuf, 0.0f);
+            kmm_xwt(&w->wv, a->xn1, (int)N, vbuf, 0.0f);
+            rope_forward(kbuf, (int)N, n, pos, c->n_kv_heads, hd, c->rope, s->rope_cos, s->rope_sin);
+            for (int b = 0; b < B; b++) {
+                memcpy(s->kcache + l * lstride + ((size_t)b * s->max_seq + pos) * kvd, kbuf + (size_t)b * n * kvd, (size_t)n * kvd * sizeof(float));
+                memcpy(s->vcache + l * lstride + ((size_t)b * s->max_seq + pos) * kvd, vbuf + (size_t)b * n * kvd, (size_t)n * kvd * sizeof(float));
+            }
+        }
+        attention_forward(s, a, l, B, n, pos);
+        memcpy(a->x_mid, a->x_in, N * d * sizeof(float));
+        kmm_xwt(&w->wo, a->att_out, (int)N, a->x_mid, 1.0f);
+        rmsnorm_forward(a->xn2, a->rstd2, a->x_mid, w->rms_ffn, (int)N, d, c->norm_eps);
+        kmm_xwt(&w->w1, a->xn2, (int)N, a->h1, 0.0f);
+        kmm_xwt(&w->w3, a->xn2, (int)N, a->h3, 0.0f);
+        swiglu_forward(a->hg, a->h1, a->h3, N * hid);
+        float *next = (l + 1 < c->n_layers) ? s->acts[l + 1].x_in : s->x_final;
+        if (next == a->x_in) next = s->x_final; /* shared buffers: ping-pong through x_final */
+        memcpy(next, a->x_mid, N * d * sizeof(float));
+        kmm_xwt(&w->w2, a->hg, (int)N, next, 1.0f);
+        x = next;
+    }
+    if (x != s->x_final) memcpy(s->x_final, x, N * d * sizeof(float));
+    rmsnorm_forward(s->xnf, s->rstdf, s->x_final, m->rms_final, (int)N, d, c->norm_eps);
+    kmm_xwt(&m->wcls, s->xnf, (int)N, s->logits, 0.0f);
+    (void)qd;
+    return 0;
+}

@@ -1,0 +1,98 @@
+/* model/model.h - a Llama-architecture transformer: configuration, weights, loading.
+ *
+ * Formats, detected from the file's content (never its name):
+ *   - llama2.c checkpoints (legacy 7-int header; shared or separate classifier);
+ *   - Hugging Face folders: config.json + model.safetensors, or sharded shards with
+ *     model.safetensors.index.json (F32, F16, BF16);
+ *   - GGUF v2/v3 "llama" models (F32, F16, BF16, Q8_0 tensors).
+ * Rotary layout: llama2.c, Meta and GGUF files rotate interleaved pairs (x[2i], x[2i+1]);
+ * Hugging Face checkpoints rotate half-split pairs (x[i], x[i + head_dim/2]) and have
+ * their q/k rows permuted to match. The engine runs either layout as stored
+ * (cfg.rope), so weights can stay memory-mapped.
+ */
+#ifndef MUSCLE_MODEL_MODEL_H
+#define MUSCLE_MODEL_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/dtype.h"
+#include "core/file.h"
+#include "kernel/matmul.h"
+
+typedef enum { ROPE_INTERLEAVED = 0, ROPE_HALF = 1 } RopeStyle;
+typedef enum { MODEL_FMT_LLAMA2C = 0, MODEL_FMT_HF, MODEL_FMT_GGUF } ModelFormat;
+
+typedef struct {
+    int dim;        /* d: residual width */
+    int hidden_dim; /* SwiGLU width */
+    int n_layers;
+    int n_heads;
+    int n_kv_heads; /* grouped-query attention: n_heads % n_kv_heads == 0 */
+    int head_dim;   /* dim / n_heads */
+    int vocab_size;
+    int seq_len;    /* context length the model was trained for */
+    float rope_theta;
+    float norm_eps;
+    int tied;       /* classifier shares the token embedding */
+    RopeStyle rope;
+    int bos_id, eos_id;
+} ModelConfig;
+
+typedef struct {
+    float *rms_att;        /* [d] */
+    KWeight wq;            /* [n_heads*hd, d] */
+    KWeight wk, wv;        /* [n_kv_heads*hd, d] */
+    KWeight wo;            /* [d, n_heads*hd] */
+    float *rms_ffn;        /* [d] */
+    KWeight w1, w3;        /* gate, up: [hidden, d] */
+    KWeight w2;            /* down: [d, hidden] */
+} LayerWeights;
+
+typedef struct {
+    ModelConfig cfg;
+    ModelFormat format;
+    DType stored_type;     /* type of the (largest) matrices in the file */
+    KWeightType wtype;     /* type the engine computes with: F32 or BF16 */
+    int writable;          /* every weight is an owned fp32 copy (full training) */
+    KWeight tok_emb;       /* [vocab, d]; also the classifier when tied */
+    LayerWeights *layers;  /* [n_layers] */
+    float *rms_final;      /* [d] */
+    KWeight wcls;          /* [vocab, d] (a copy of tok_emb's handle when tied) */
+    /* ownership */
+    MappedFile *maps; int n_maps;
+    void **owned; int n_owned, cap_owned;
+    void *format_ctx;      /* format-specific state (open GGUF/safetensors), freed with the model */
+    void (*format_free)(void *);
+    char *path;
+    char *dir;             /* folder of the model (where a tokenizer is looked for) */
+} Model;
+
+typedef struct {
+    KWeightType wtype;     /* compute with F32 (default) or BF16 weights */
+    int writable;          /* own fp32 copies of every weight (for full training) */
+} ModelLoadOptions;
+
+/* Loads a model from a file or a Hugging Face folder. NULL opts = defaults. */
+int model_load(Model *m, const char *path, const ModelLoadOptions *opts);
+void model_free(Model *m);
+const char *model_format_name(ModelFormat f);
+/* Parameter count (embedding counted once when tied). */
+uint64_t model_param_count(const Model *m);
+/* Validates a config: positive sizes, divisibility, sane limits. `what` names the source. */
+int model_config_check(const ModelConfig *c, const char *what);
+
+/* --- helpers for the format loaders (model_load.c) --- */
+void *model_alloc(Model *m, size_t bytes);                  /* owned by the model, zeroed */
+/* Makes a matrix weight of [n, k] from stored data of type t (F32/F16/BF16/Q8_0),
+ * mapping it without a copy when the type matches the compute type. */
+int model_make_weight(Model *m, KWeight *w, DType t, const void *data, int n, int k);
+/* An fp32 vector (norm weights) from stored data. */
+float *model_make_vector(Model *m, DType t, const void *data, size_t n);
+int model_finish(Model *m); /* common checks once all tensors are set */
+
+int model_load_llama2c(Model *m, const char *path, const ModelLoadOptions *o);
+int model_load_hf(Model *m, const char *dir, const ModelLoadOptions *o);
+int model_load_gguf(Model *m, const char *path, const ModelLoadOptions *o);
+
+#endif

@@ -1,0 +1,169 @@
+/* model/model_load.c - format detection, weight handles, ownership. */
+#include "model.h"
+#include "core/error.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------- */
+/* ownership                                                                  */
+
+void *model_alloc(Model *m, size_t bytes) {
+    if (m->n_owned == m->cap_owned) {
+        int cap = m->cap_owned ? m->cap_owned * 2 : 64;
+        void **o = realloc(m->owned, (size_t)cap * sizeof *o);
+        if (!o) { err_set("out of memory"); return NULL; }
+        m->owned = o;
+        m->cap_owned = cap;
+    }
+    void *p = calloc(1, bytes ? bytes : 1);
+    if (!p) {
+        err_set("out of memory allocating %zu bytes for the model", bytes);
+        return NULL;
+    }
+    m->owned[m->n_owned++] = p;
+    return p;
+}
+
+int model_make_weight(Model *m, KWeight *w, DType t, const void *data, int n, int k) {
+    size_t count = (size_t)n * (size_t)k;
+    if (m->wtype == KW_F32) {
+        if (t == DT_F32 && !m->writable) return kweight_init_f32(w, data, n, k);
+        float *f = model_alloc(m, count * sizeof(float));
+        if (!f) return -1;
+        dtype_to_f32(t, data, f, count);
+        return kweight_init_f32(w, f, n, k);
+    }
+    if (t == DT_BF16) return kweight_init_bf16(w, data, n, k);
+    uint16_t *h = model_alloc(m, count * sizeof(uint16_t));
+    if (!h) return -1;
+    if (t == DT_F32) {
+        dtype_from_f32(DT_BF16, data, h, count);
+    } else {
+        float *tmp = malloc(count * sizeof(float));
+        if (!tmp) return err_set("out of memory");
+        dtype_to_f32(t, data, tmp, count);
+        dtype_from_f32(DT_BF16, tmp, h, count);
+        free(tmp);
+    }
+    return kweight_init_bf16(w, h, n, k);
+}
+
+float *model_make_vector(Model *m, DType t, const void *data, size_t n) {
+    float *f = model_alloc(m, n * sizeof(float));
+    if (f) dtype_to_f32(t, data, f, n);
+    return f;
+}
+
+/* ------------------------------------------------------------------------- */
+/* configuration                                                              */
+
+int model_config_check(const ModelConfig *c, const char *what) {
+#define CHECK(cond, ...) do { if (!(cond)) return err_set(__VA_ARGS__); } while (0)
+    CHECK(c->dim > 0 && c->dim <= 65536, "%s: dim %d: expected 1..65536", what, c->dim);
+    CHECK(c->hidden_dim > 0 && c->hidden_dim <= 262144, "%s: hidden_dim %d: expected 1..262144", what, c->hidden_dim);
+    CHECK(c->n_layers > 0 && c->n_layers <= 1024, "%s: n_layers %d: expected 1..1024", what, c->n_layers);
+    CHECK(c->n_heads > 0 && c->n_heads <= c->dim, "%s: n_heads %d: expected 1..dim", what, c->n_heads);
+    CHECK(c->n_kv_heads > 0 && c->n_kv_heads <= c->n_heads, "%s: n_kv_heads %d: expected 1..n_heads (%d)", what, c->n_kv_heads, c->n_heads);
+    CHECK(c->n_heads % c->n_kv_heads == 0, "%s: n_heads %d is not a multiple of n_kv_heads %d", what, c->n_heads, c->n_kv_heads);
+    CHECK(c->head_dim > 0 && c->head_dim % 2 == 0 && c->head_dim <= 1024, "%s: head_dim %d: expected an even number up to 1024", what, c->head_dim);
+    CHECK(c->vocab_size > 0 && c->vocab_size <= (1 << 22), "%s: vocab_size %d: expected 1..4194304", what, c->vocab_size);
+    CHECK(c->seq_len > 0 && c->seq_len <= (1 << 22), "%s: seq_len %d: expected 1..4194304", what, c->seq_len);
+    CHECK(c->rope_theta > 0, "%s: rope theta %g: expected > 0", what, (double)c->rope_theta);
+    CHECK(c->norm_eps > 0 && c->norm_eps < 1, "%s: norm epsilon %g: expected in (0, 1)", what, (double)c->norm_eps);
+#undef CHECK
+    return 0;
+}
+
+/* ------------------------------------------------------------------------- */
+/* loading                                                                    */
+
+int model_finish(Model *m) {
+    if (m->cfg.tied) m->wcls = m->tok_emb;
+    return 0;
+}
+
+int model_load(Model *m, const char *path, const ModelLoadOptions *opts) {
+    ModelLoadOptions def = {KW_F32, 0};
+    if (!opts) opts = &def;
+    memset(m, 0, sizeof *m);
+    m->wtype = opts->writable ? KW_F32 : opts->wtype;
+    m->path = strdup(path);
+    m->writable = opts->writable;
+    int rc;
+    if (file_is_dir(path)) {
+        m->dir = strdup(path);
+        rc = model_load_hf(m, path, opts);
+    } else {
+        m->dir = file_dirname(path);
+        MappedFile f;
+        if (file_map(&f, path) != 0) { model_free(m); return -1; }
+        int is_gguf = f.size >= 4 && memcmp(f.data, "GGUF", 4) == 0;
+        int is_st = 0;
+        if (!is_gguf && f.size >= 10) {
+            uint64_t hl = 0;
+            memcpy(&hl, f.data, 8);
+            is_st = hl > 1 && hl <= f.size - 8 && f.data[8] == '{';
+        }
+        file_unmap(&f);
+        if (is_gguf) {
+            rc = model_load_gguf(m, path, opts);
+        } else if (is_st) {
+            /* a bare .safetensors file: its config.json must sit beside it */
+            rc = model_load_hf(m, m->dir, opts);
+        } else {
+            rc = model_load_llama2c(m, path, opts);
+        }
+    }
+    if (rc == 0) rc = model_config_check(&m->cfg, path);
+    if (rc == 0) rc = model_finish(m);
+    if (rc != 0) model_free(m);
+    return rc;
+}
+
+void model_free(Model *m) {
+    if (m->layers) {
+        for (int l = 0; l < m->cfg.n_layers; l++) {
+            LayerWeights *w = &m->layers[l];
+            kweight_free(&w->wq); kweight_free(&w->wk); kweight_free(&w->wv); kweight_free(&w->wo);
+            kweight_free(&w->w1); kweight_free(&w->w2); kweight_free(&w->w3);
+        }
+    }
+    if (!m->cfg.tied) kweight_free(&m->wcls);
+    kweight_free(&m->tok_emb);
+    for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
+    free(m->owned);
+    for (int i = 0; i < m->n_maps; i++) file_unmap(&m->maps[i]);
+    free(m->maps);
+    if (m->format_free) m->format_free(m->format_ctx);
+    free(m->path);
+    free(m->dir);
+    memset(m, 0, sizeof *m);
+}
+
+const char *model_format_name(ModelFormat f) {
+    switch (f) {
+    case MODEL_FMT_LLAMA2C: return "llama2.c";
+    case MODEL_FMT_HF: return "huggingface-safetensors";
+    case MODEL_FMT_GGUF: return "gguf";
+    }
+    return "?";
+}
+
+uint64_t model_param_count(const Model *m) {
+    const ModelConfig *c = &m->cfg;
+    uint64_t d = (uint64_t)c->dim, kv = (uint64_t)c->n_kv_heads * c->head_dim, q = (uint64_t)c->n_heads * c->head_dim;
+    uint64_t per = 2 * d + q * d * 2 + 2 * kv * d + 3 * (uint64_t)c->hidden_dim * d;
+    uint64_t n = (uint64_t)c->vocab_size * d * (c->tied ? 1 : 2) + per * (uint64_t)c->n_layers + d;
+    return n;
+}
+
+/* Weak stubs until the safetensors and GGUF layers are in. */
+__attribute__((weak)) int model_load_hf(Model *m, const char *dir, const ModelLoadOptions *o) {
+    (void)m; (void)o;
+    return err_set("%s: Hugging Face folders are not supported in this build", dir);
+}
+__attribute__((weak)) int model_load_gguf(Model *m, const char *path, const ModelLoadOptions *o) {
+    (void)m; (void)o;
+    return err_set("%s: GGUF files are not supported in this build", path);
+}
