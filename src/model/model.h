@@ -62,6 +62,7 @@ typedef struct {
     /* ownership */
     MappedFile *maps; int n_maps;
     void **owned; int n_owned, cap_owned;
+    struct Tokenizer *tokenizer; /* embedded in the file (GGUF), owned by the model */
     void *format_ctx;      /* format-specific state (open GGUF/safetensors), freed with the model */
     void (*format_free)(void *);
     char *path;
@@ -73,6 +74,9 @@ typedef struct {
     int writable;          /* own fp32 copies of every weight (for full training) */
 } ModelLoadOptions;
 
+/* A model with random weights (N(0, 0.02^2) matrices, unit norms), owned. cfg.head_dim
+ * 0 = dim / n_heads. Format reported as llama2.c (interleaved rotary) unless cfg.rope says. */
+int model_init_random(Model *m, const ModelConfig *cfg, const ModelLoadOptions *opts, uint64_t seed);
 /* Loads a model from a file or a Hugging Face folder. NULL opts = defaults. */
 int model_load(Model *m, const char *path, const ModelLoadOptions *opts);
 void model_free(Model *m);
