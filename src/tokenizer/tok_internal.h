@@ -111,7 +111,7 @@ struct Tokenizer {
     HfPrepend hf_prepend;
     int hf_split;         /* Metaspace split on ▁ */
     char *hf_repl; size_t hf_repl_len;
-    int hf_fuse_unk, hf_ignore_merges;
+    int hf_fuse_unk, hf_ignore_merges, hf_byte_fallback;
     int hf_unk;           /* unk id for the BPE model, -1 none */
 
     TokBuf build;         /* piece bytes while a loader fills the vocabulary */

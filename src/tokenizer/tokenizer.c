@@ -210,7 +210,11 @@ int tok_pairmap_put(TokPairMap *m, int32_t a, int32_t b, int32_t rank, int32_t i
     uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
     uint64_t j = pair_hash(key) & m->mask;
     while (m->slot[j].key != UINT64_MAX) {
-        if (m->slot[j].key == key) return 1; /* first (lowest rank) wins, like HF */
+        if (m->slot[j].key == key) { /* a later duplicate overwrites, as HF's HashMap collect */
+            m->slot[j].rank = rank;
+            m->slot[j].id = id;
+            return 1;
+        }
         j = (j + 1) & m->mask;
     }
     m->slot[j].key = key;
