@@ -143,6 +143,12 @@ static void test_encode_llama2(void **state) {
         ENC(t, "<s>x</s>", 529, 29879, 29958, 29916, 829, 29879, 29958);
         /* embedded NUL byte */
         ENC(t, "a\0b", 263, 3, 29890);
+        /* a literal "▁" in the text is a space to sentencepiece (found by fuzz_tokenizer_encode's
+         * round-trip oracle) */
+        ENC(t, "tha\xe2\x96\x81" "down", 266, 29874, 1623);
+        ENC(t, "\xe2\x96\x81" "x", 29871, 921);
+        DEC(t, "tha down", 266, 29874, 1623);
+        DEC(t, " x", 29871, 921);
         tok_free(t);
     }
 }
