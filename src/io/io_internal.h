@@ -65,6 +65,13 @@ void io_buf_printf(IoBuf *b, const char *fmt, ...) __attribute__((format(printf,
 void io_buf_json_str(IoBuf *b, const char *s, size_t n);
 void io_buf_free(IoBuf *b);
 
+/* ---------------------------------------------------------------- conversion */
+
+#include "core/dtype.h"
+/* dtype_to_f32 that also accepts data not aligned to the element size (bounces
+ * through an aligned buffer then). */
+void io_to_f32(DType t, const uint8_t *data, uint64_t numel, float *dst);
+
 /* ---------------------------------------------------------------- name index */
 
 /* Sorts idx[0..n) so that names[idx[i]] are in strcmp order. `names` is an array of

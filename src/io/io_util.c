@@ -157,6 +157,24 @@ void io_buf_free(IoBuf *b) {
     memset(b, 0, sizeof *b);
 }
 
+/* ================================================================ conversion */
+
+void io_to_f32(DType t, const uint8_t *data, uint64_t numel, float *dst) {
+    int ok;
+    size_t esize = t == DT_Q8_0 ? 1 : dtype_nbytes(t, 1, &ok); /* Q8_0 is read byte by byte */
+    if (esize <= 1 || (uintptr_t)data % esize == 0) {
+        dtype_to_f32(t, data, dst, (size_t)numel);
+        return;
+    }
+    _Alignas(8) uint8_t tmp[32768];
+    size_t per = sizeof tmp / esize;
+    for (uint64_t i = 0; i < numel; i += per) {
+        size_t k = numel - i < per ? (size_t)(numel - i) : per;
+        memcpy(tmp, data + i * esize, k * esize);
+        dtype_to_f32(t, tmp, dst + i, k);
+    }
+}
+
 /* ================================================================ name index */
 
 typedef struct {

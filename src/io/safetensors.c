@@ -452,20 +452,7 @@ int st_tensor_to_f32(const StFile *f, const StTensor *t, float *dst) {
     if (!t->supported)
         return err_set("%s: tensor '%s': dtype %s is not supported (expected F32, F16, BF16, F64, I32 or I64)",
                        f ? f->name : "?", io_quote(q, t->name, strlen(t->name)), t->dtype_name);
-    int ok;
-    size_t esize = dtype_nbytes(t->dtype, 1, &ok);
-    if ((uintptr_t)t->data % esize == 0) {
-        dtype_to_f32(t->dtype, t->data, dst, (size_t)t->numel);
-        return 0;
-    }
-    /* unaligned: bounce through an aligned buffer */
-    _Alignas(8) uint8_t tmp[32768];
-    size_t per = sizeof tmp / esize;
-    for (size_t i = 0; i < t->numel; i += per) {
-        size_t k = t->numel - i < per ? (size_t)t->numel - i : per;
-        memcpy(tmp, t->data + i * esize, k * esize);
-        dtype_to_f32(t->dtype, tmp, dst + i, k);
-    }
+    io_to_f32(t->dtype, t->data, t->numel, dst);
     return 0;
 }
 
