@@ -660,12 +660,7 @@ static int set_open_index(StSet *s, const char *index_path) {
     if (!s->entries) return err_set("%s: out of memory", index_path);
     for (size_t i = 0; i < ix->n_entries; i++) {
         const StIndexEntry *e = &ix->entries[i];
-        long k = -1;
-        for (size_t j = 0; j < ix->n_files; j++) /* files are sorted: binary search */
-            if (strcmp(ix->files[j], e->file) == 0) {
-                k = (long)j;
-                break;
-            }
+        long k = io_sorted_find(ix->files, ix->n_files, sizeof *ix->files, e->file); /* files are sorted */
         const StTensor *t = k < 0 ? NULL : st_tensor_find(&s->shards[k], e->tensor);
         if (!t) {
             char q[IO_QUOTE_CAP], q2[IO_QUOTE_CAP];

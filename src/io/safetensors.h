@@ -109,7 +109,8 @@ typedef struct {
 
 /* Opens a model:
  *  - a folder with model.safetensors.index.json (every shard opened once; every
- *    weight_map entry must exist in its shard), or with model.safetensors;
+ *    weight_map entry must exist in its shard; tensors of a shard that the
+ *    weight_map does not list are ignored), or with model.safetensors;
  *  - a path to an *.index.json file;
  *  - a path to one .safetensors file. */
 int st_set_open(StSet *s, const char *path);
@@ -148,8 +149,9 @@ int st_writer_add_f32(StWriter *w, const char *name, DType dtype, int ndim, cons
 /* Sets a __metadata__ entry (replaces an earlier value of the same key). */
 int st_writer_meta_set(StWriter *w, const char *key, const char *value);
 /* Writes atomically, laid out like the reference implementation: tensors sorted by
- * dtype size (larger first) then name, compact JSON header with __metadata__ first
- * (keys sorted), padded with spaces to a multiple of 8 bytes. */
+ * dtype in the reference's order, descending (I64, F64, F32, I32, BF16, F16), then by
+ * name; data back to back in that order; compact JSON header with __metadata__ first
+ * (keys sorted), padded with spaces to a multiple of 8 bytes. Refuses duplicate names. */
 int st_writer_write(const StWriter *w, const char *path);
 void st_writer_free(StWriter *w);
 
