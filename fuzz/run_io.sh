@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the io fuzzers with clang's libFuzzer (+ AddressSanitizer, UBSan) and runs each
 # for SECONDS (default 60), seeded with the fixtures, the real GGUF file of ../shared,
-# small writer-made files and truncations of them.
+# small writer-made files, tests/fixtures/io/fuzz/ (past crashes) and truncations.
 #   fuzz/run_io.sh [SECONDS] [HARNESS...]     (harnesses: safetensors gguf json_index)
 # Work files go to build-fuzz/ (persistent corpus in build-fuzz/corpus/NAME, crashes in
 # build-fuzz/artifacts/). Exit status 1 when a harness found a crash.
@@ -43,6 +43,9 @@ make_seeds() {
   "$out/fuzz_gguf_seeds" "$s/gguf.tmp" || exit 2
   for f in "$s"/gguf.tmp/*.gguf; do seed_truncations "$f" "$s/gguf"; done
   rm -rf "$s/gguf.tmp"
+  for h in safetensors gguf json_index; do  # inputs that once crashed (replayed by tests/io/test_fuzz_regress.c)
+    cp tests/fixtures/io/fuzz/$h/* "$s/$h/" 2>/dev/null
+  done
   real="$shared/models/tiny-random-gguf/llama-2-tiny-random.gguf"
   [ -r "$real" ] && head -c 16384 "$real" >"$s/gguf/real.head"
   cat >"$out/json.dict" <<'DICT'

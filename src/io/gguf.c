@@ -473,6 +473,11 @@ static int int_read(GgufValueType t, const uint8_t *p, int *neg, uint64_t *mag) 
     return 0;
 }
 
+static int is_int_type(GgufValueType t) {
+    return t == GGUF_TYPE_UINT8 || t == GGUF_TYPE_INT8 || t == GGUF_TYPE_UINT16 || t == GGUF_TYPE_INT16 ||
+           t == GGUF_TYPE_UINT32 || t == GGUF_TYPE_INT32 || t == GGUF_TYPE_UINT64 || t == GGUF_TYPE_INT64;
+}
+
 static int get_int(const GgufFile *g, const char *key, int allow_neg, uint64_t max_pos, uint64_t max_neg,
                    const char *want, int *neg, uint64_t *mag) {
     const GgufKv *kv = kv_need(g, key);
@@ -615,9 +620,10 @@ int gguf_get_i32_array(const GgufFile *g, const char *key, int32_t **out, uint64
     const GgufKv *kv = array_need(g, key);
     if (!kv) return -1;
     char q[IO_QUOTE_CAP];
-    int neg;
-    uint64_t m;
-    if (kv->arr_type == GGUF_TYPE_BOOL || int_read(kv->arr_type, kv->arr_data, &neg, &m) != 0)
+    int neg = 0;
+    uint64_t m = 0;
+    /* decide on the type alone: an empty array's data may be the end of the file */
+    if (!is_int_type(kv->arr_type))
         return err_set("%s: key '%s': expected an ARRAY of integers, got an ARRAY of %s", g->name,
                        io_quote(q, key, strlen(key)), gguf_value_type_name(kv->arr_type));
     int32_t *r = malloc((kv->arr_count ? (size_t)kv->arr_count : 1) * sizeof *r);
