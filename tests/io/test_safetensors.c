@@ -424,6 +424,22 @@ static void test_sharded_set(void **state) {
     st_set_close(&s);
     assert_int_equal(st_set_open(&s, FIX), -1);
     assert_non_null(strstr(err_msg(), "no model.safetensors.index.json nor model.safetensors"));
+    /* a folder holding a single model.safetensors */
+    const char *dir = test_tmpdir();
+    char path[512];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    float v[3] = {1, 2, 3};
+    StWriter w;
+    st_writer_init(&w);
+    assert_int_equal(st_writer_add(&w, "w", DT_F32, 1, (int64_t[]){3}, v), 0);
+    assert_int_equal(st_writer_write(&w, path), 0);
+    st_writer_free(&w);
+    assert_int_equal(st_set_open(&s, dir), 0);
+    assert_int_equal(s.n_shards, 1);
+    assert_int_equal(s.n_entries, 1);
+    assert_non_null(st_set_tensor_find(&s, "w", NULL));
+    assert_int_equal(s.index.n_entries, 0);
+    st_set_close(&s);
 }
 
 static void test_set_index_errors(void **state) {
