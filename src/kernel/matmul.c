@@ -84,7 +84,7 @@ KmmLevel kmm_level(void) {
     KmmLevel want = level_auto();
     const char *env = getenv("MUSCLE_KERNEL");
     if (env && *env) {
-        KmmLevel e;
+        KmmLevel e = KMM_PORTABLE;
         if (kmm_level_parse(env, &e) == 0) {
             want = e > kmm_level_cpu() ? kmm_level_cpu() : e;
         } else {
@@ -257,130 +257,205 @@ static void xw_bf16_portable(const KWeight *w, const float *dy, int m, float *dx
     free(wf);
 }
 
-/* ---------------------------------------------------------------- bf16 GEMM driver */
+/* ---------------------------------------------------------------- GEMM driver */
 
-/* Packs rows [r0, r0+mr) x cols [pc, pc+kc) of a (row stride lda) into one
- * micro-tile: f32 [2kq][MR] (dp == 0; rounded to bf16 when rnd) or bf16
- * pairs [kq][MR] (dp == 1). Missing rows / the odd last column are zero. */
-static void pack_a_tile(const float *a, size_t lda, int mr, int pc, int kc, int dp, int rnd, void *dst) {
-    int kq = (kc + 1) / 2;
-    if (dp) {
+/* Micro-kernel kinds. */
+enum { KT_F32, KT_FMA, KT_DP };
+/* Sources of B (the reduction x output operand). */
+enum {
+    BS_PRE,     /* packed bf16 copy of W[out][red] (kweight_init_bf16) */
+    BS_BF16_RO, /* bf16 [red][out], row stride ldb: packed into pairs per call */
+    BS_F32_T,   /* f32 [out][red], row stride ldb: transposed into panels per call */
+    BS_F32_RO,  /* f32 [red][out], row stride ldb: copied into panels per call */
+};
+/* Panels packed per barrier-separated group (2 MB of f32 at KC = 256). */
+#define KMM_NG 64
+
+typedef struct {
+    int kt, bs;
+    int m, nout, kred;
+    const float *a;
+    size_t sa_row, sa_col; /* a(i, p) = a[i*sa_row + p*sa_col] */
+    int rnd;               /* round a to bf16 (KT_FMA) */
+    const void *b;
+    size_t ldb;
+    float *c;
+    size_t ldc;
+    float beta;
+} Gemm;
+
+/* One A micro-tile of rows [r, r+mr), reduction [pc, pc+kc): KT_F32 f32
+ * [kc][MR], KT_FMA f32 [2kq][MR], KT_DP bf16 pairs [kq][MR]; zero-padded. */
+static void pack_a_tile(const Gemm *g, int r, int mr, int pc, int kc, void *dst) {
+    const int kq = (kc + 1) / 2, kt = g->kt;
+    const int klen = kt == KT_F32 ? kc : 2 * kq;
+    const float *a = g->a + (size_t)r * g->sa_row + (size_t)pc * g->sa_col;
+    if (kt == KT_DP) {
         uint32_t *d = dst;
-        for (int r = 0; r < KMM_MR; r++) {
-            const float *src = r < mr ? a + (size_t)r * lda + pc : NULL;
-            for (int q = 0; q < kq; q++) {
+        for (int q = 0; q < kq; q++)
+            for (int i = 0; i < KMM_MR; i++) {
                 uint32_t v = 0;
-                if (src) {
-                    v = f32_to_bf16(src[2 * q]);
-                    if (2 * q + 1 < kc) v |= (uint32_t)f32_to_bf16(src[2 * q + 1]) << 16;
+                if (i < mr) {
+                    const float *s = a + (size_t)i * g->sa_row + (size_t)(2 * q) * g->sa_col;
+                    v = f32_to_bf16(s[0]);
+                    if (2 * q + 1 < kc) v |= (uint32_t)f32_to_bf16(s[g->sa_col]) << 16;
                 }
-                d[(size_t)q * KMM_MR + r] = v;
+                d[(size_t)q * KMM_MR + i] = v;
             }
+        return;
+    }
+    float *d = dst;
+    if (mr < KMM_MR || klen > kc) memset(d, 0, (size_t)klen * KMM_MR * sizeof(float));
+    const int rnd = kt == KT_FMA && g->rnd;
+    if (g->sa_col == 1) { /* rows contiguous: read along k */
+        for (int i = 0; i < mr; i++) {
+            const float *s = a + (size_t)i * g->sa_row;
+            if (rnd)
+                for (int kk = 0; kk < kc; kk++) d[(size_t)kk * KMM_MR + i] = bf16_round(s[kk]);
+            else
+                for (int kk = 0; kk < kc; kk++) d[(size_t)kk * KMM_MR + i] = s[kk];
         }
-    } else {
+    } else { /* columns contiguous (a transposed operand): read along rows */
+        for (int kk = 0; kk < kc; kk++) {
+            const float *s = a + (size_t)kk * g->sa_col;
+            float *dk = d + (size_t)kk * KMM_MR;
+            for (int i = 0; i < mr; i++) dk[i] = rnd ? bf16_round(s[(size_t)i * g->sa_row]) : s[(size_t)i * g->sa_row];
+        }
+    }
+}
+
+/* Packs panel p (outputs 32p..) for reduction [pc, pc+kc) into dst:
+ * f32 [kc][32] or bf16 pairs [kq][32]; zero-padded. */
+static void pack_b_panel(const Gemm *g, int p, int pc, int kc, void *dst) {
+    const int c0 = p * KMM_NR, nc = g->nout - c0 < KMM_NR ? g->nout - c0 : KMM_NR;
+    if (g->bs == BS_BF16_RO) {
+        const int kq = (kc + 1) / 2;
+        for (int q = 0; q < kq; q++) {
+            const uint16_t *lo = (const uint16_t *)g->b + (size_t)(pc + 2 * q) * g->ldb + c0;
+            const uint16_t *hi = 2 * q + 1 < kc ? lo + g->ldb : NULL;
+            uint32_t *d = (uint32_t *)dst + (size_t)q * KMM_NR;
+            int c = 0;
+            if (hi)
+                for (; c < nc; c++) d[c] = lo[c] | (uint32_t)hi[c] << 16;
+            else
+                for (; c < nc; c++) d[c] = lo[c];
+            for (; c < KMM_NR; c++) d[c] = 0;
+        }
+    } else if (g->bs == BS_F32_RO) {
+        for (int kk = 0; kk < kc; kk++) {
+            const float *s = (const float *)g->b + (size_t)(pc + kk) * g->ldb + c0;
+            float *d = (float *)dst + (size_t)kk * KMM_NR;
+            memcpy(d, s, (size_t)nc * sizeof(float));
+            if (nc < KMM_NR) memset(d + nc, 0, (size_t)(KMM_NR - nc) * sizeof(float));
+        }
+    } else { /* BS_F32_T */
         float *d = dst;
-        for (int r = 0; r < KMM_MR; r++) {
-            const float *src = r < mr ? a + (size_t)r * lda + pc : NULL;
-            for (int kk = 0; kk < 2 * kq; kk++) {
-                float v = 0.0f;
-                if (src && kk < kc) v = rnd ? bf16_round(src[kk]) : src[kk];
-                d[(size_t)kk * KMM_MR + r] = v;
-            }
+        if (nc < KMM_NR) memset(d, 0, (size_t)kc * KMM_NR * sizeof(float));
+        for (int c = 0; c < nc; c++) {
+            const float *s = (const float *)g->b + (size_t)(c0 + c) * g->ldb + pc;
+            for (int kk = 0; kk < kc; kk++) d[(size_t)kk * KMM_NR + c] = s[kk];
         }
     }
 }
 
-/* Packs, for the backward product, reduction rows [pc, pc+kc) of W (its n
- * axis) into panels over its k axis: panel p, pair q, column c holds
- * W[pc+2q][32p+c] | W[pc+2q+1][32p+c] << 16. Panel stride KC/2 * NR. */
-static void pack_b_xw_panel(const KWeight *w, int pc, int kc, int p, uint32_t *dst) {
-    int kq = (kc + 1) / 2, c0 = p * KMM_NR;
-    int nc = w->k - c0 < KMM_NR ? w->k - c0 : KMM_NR;
-    for (int q = 0; q < kq; q++) {
-        const uint16_t *lo = w->bf16 + (size_t)(pc + 2 * q) * w->k + c0;
-        const uint16_t *hi = 2 * q + 1 < kc ? lo + w->k : NULL;
-        uint32_t *d = dst + (size_t)q * KMM_NR;
-        int c = 0;
-        if (hi)
-            for (; c < nc; c++) d[c] = lo[c] | (uint32_t)hi[c] << 16;
-        else
-            for (; c < nc; c++) d[c] = lo[c];
-        for (; c < KMM_NR; c++) d[c] = 0;
-    }
-}
-
-/* C[m, nout] = A[m, kred] . B + beta C with B the bf16 weight: xw == 0 is the
- * forward product (B = W^T, from the packed copy, A rounded to bf16),
- * xw == 1 the backward one (B = W, packed per call, A kept in f32, fma kernel). */
-static void gemm_bf16(const KWeight *w, int xw, int dp, const float *a, int m, float *c, float beta) {
-    const int nout = xw ? w->k : w->n, kred = xw ? w->n : w->k;
-    const int npan = (nout + KMM_NR - 1) / KMM_NR, mt = (m + KMM_MR - 1) / KMM_MR;
-    const size_t lda = (size_t)kred, ldc = (size_t)nout;
-    const size_t kq_all = (size_t)(kred + 1) / 2;
-    const uint32_t *pre = w->packed;
-    if (xw) dp = 0;
-    uint32_t *bbuf = xw ? xalloc((size_t)npan * (KMM_KC / 2) * KMM_NR * sizeof(uint32_t)) : NULL;
+/* C[m, nout] = A[m, kred] . B + beta C, blocked: reduction blocks of KC
+ * (outermost, so every output sums its blocks in the same order), A packed
+ * once per block for the thread's rows, B panels from the packed weight or
+ * packed per call in groups of NG panels shared by the threads. Threads split
+ * the rows of C (or, when there are few, its panels) statically. */
+static void gemm_run(const Gemm *g) {
+    const int m = g->m, npan = (g->nout + KMM_NR - 1) / KMM_NR, mt = (m + KMM_MR - 1) / KMM_MR;
+    const int kt = g->kt, pre = g->bs == BS_PRE;
+    const size_t kq_all = (size_t)(g->kred + 1) / 2;
+    /* 4-byte elements of a packed B panel per KC block */
+    const size_t bpan = (size_t)(kt == KT_F32 ? KMM_KC : KMM_KC / 2) * KMM_NR;
+    const int ng = npan < KMM_NG ? npan : KMM_NG;
+    uint32_t *bbuf = pre ? NULL : xalloc((size_t)ng * bpan * sizeof(uint32_t));
 #pragma omp parallel
     {
         const int nt = omp_get_num_threads(), t = omp_get_thread_num();
         int t0, t1, p0, p1;
-        if (mt >= 4 * nt || npan < nt) { /* split rows of x */
+        if (mt >= 4 * nt || npan < nt) {
             split(mt, nt, t, &t0, &t1);
             p0 = 0;
             p1 = npan;
-        } else { /* split panels of outputs */
+        } else {
             t0 = 0;
             t1 = mt;
             split(npan, nt, t, &p0, &p1);
         }
-        const int m0 = t0 * KMM_MR, m1 = t1 * KMM_MR < m ? t1 * KMM_MR : m;
-        /* f32 A tiles hold 2kq floats per row, dp tiles kq pairs: KC floats a row covers both. */
-        void *abuf = xalloc((size_t)KMM_MC * KMM_KC * sizeof(float));
-        for (int pc = 0; pc < kred; pc += KMM_KC) {
-            const int kc = kred - pc < KMM_KC ? kred - pc : KMM_KC, kq = (kc + 1) / 2;
-            const int mode = pc ? KMM_ACC : beta == 0.0f ? KMM_STORE : KMM_BETA;
-            const uint32_t *bbase;
-            size_t pstride;
-            if (xw) {
-#pragma omp for schedule(static)
-                for (int p = 0; p < npan; p++)
-                    pack_b_xw_panel(w, pc, kc, p, bbuf + (size_t)p * (KMM_KC / 2) * KMM_NR);
-                bbase = bbuf;
-                pstride = (size_t)(KMM_KC / 2) * KMM_NR;
-            } else {
-                bbase = pre + (size_t)(pc / 2) * KMM_NR;
-                pstride = kq_all * KMM_NR;
+        const int ntile = t1 - t0, m1 = t1 * KMM_MR < m ? t1 * KMM_MR : m;
+        const size_t tile_elems = (size_t)KMM_MR * KMM_KC; /* 4-byte elements, enough for every kind */
+        uint32_t *abuf = xalloc((size_t)(ntile ? ntile : 1) * tile_elems * sizeof(uint32_t));
+        for (int pc = 0; pc < g->kred; pc += KMM_KC) {
+            const int kc = g->kred - pc < KMM_KC ? g->kred - pc : KMM_KC, kq = (kc + 1) / 2;
+            const int mode = pc ? KMM_ACC : g->beta == 0.0f ? KMM_STORE : KMM_BETA;
+            for (int ti = 0; ti < ntile; ti++) {
+                int r = (t0 + ti) * KMM_MR;
+                pack_a_tile(g, r, m1 - r < KMM_MR ? m1 - r : KMM_MR, pc, kc, abuf + ti * tile_elems);
             }
-            const size_t tile_elems = (size_t)KMM_MR * (dp ? kq : 2 * kq); /* 4-byte elements */
-            for (int ic = m0; ic < m1; ic += KMM_MC) {
-                const int mc = m1 - ic < KMM_MC ? m1 - ic : KMM_MC;
-                const int ntile = (mc + KMM_MR - 1) / KMM_MR;
-                for (int ti = 0; ti < ntile; ti++) {
-                    int r = ic + ti * KMM_MR, mr = m1 - r < KMM_MR ? m1 - r : KMM_MR;
-                    pack_a_tile(a + (size_t)r * lda, lda, mr, pc, kc, dp, !xw,
-                                (uint32_t *)abuf + ti * tile_elems);
+            for (int gp = 0; gp < npan; gp += (pre ? npan : ng)) {
+                const int ge = pre ? npan : (gp + ng < npan ? gp + ng : npan);
+                if (!pre) {
+#pragma omp for schedule(static)
+                    for (int p = gp; p < ge; p++) pack_b_panel(g, p, pc, kc, bbuf + (size_t)(p - gp) * bpan);
                 }
-                for (int p = p0; p < p1; p++) {
-                    const uint32_t *bp = bbase + (size_t)p * pstride;
-                    const int nr = nout - p * KMM_NR < KMM_NR ? nout - p * KMM_NR : KMM_NR;
+                const int q0 = p0 > gp ? p0 : gp, q1 = p1 < ge ? p1 : ge;
+                for (int p = q0; p < q1; p++) {
+                    const uint32_t *bp = pre ? (const uint32_t *)g->b + (size_t)p * kq_all * KMM_NR + (size_t)(pc / 2) * KMM_NR
+                                             : bbuf + (size_t)(p - gp) * bpan;
+                    const int nr = g->nout - p * KMM_NR < KMM_NR ? g->nout - p * KMM_NR : KMM_NR;
                     for (int ti = 0; ti < ntile; ti++) {
-                        int r = ic + ti * KMM_MR, mr = m1 - r < KMM_MR ? m1 - r : KMM_MR;
-                        float *cp = c + (size_t)r * ldc + (size_t)p * KMM_NR;
-                        const uint32_t *ap = (const uint32_t *)abuf + ti * tile_elems;
-                        if (dp)
-                            kmm_ukr_dp_avx512bf16(kq, ap, bp, cp, ldc, mr, nr, mode, beta);
+                        int r = (t0 + ti) * KMM_MR, mr = m1 - r < KMM_MR ? m1 - r : KMM_MR;
+                        float *cp = g->c + (size_t)r * g->ldc + (size_t)p * KMM_NR;
+                        const uint32_t *ap = abuf + ti * tile_elems;
+                        if (kt == KT_DP)
+                            kmm_ukr_dp_avx512bf16(kq, ap, bp, cp, g->ldc, mr, nr, mode, g->beta);
+                        else if (kt == KT_FMA)
+                            kmm_ukr_fma_avx512(kq, (const float *)ap, bp, cp, g->ldc, mr, nr, mode, g->beta);
                         else
-                            kmm_ukr_fma_avx512(kq, (const float *)ap, bp, cp, ldc, mr, nr, mode, beta);
+                            kmm_ukr_f32_avx512(kc, (const float *)ap, (const float *)bp, cp, g->ldc, mr, nr, mode, g->beta);
                     }
                 }
-            }
-            if (xw) {
+                if (!pre) {
 #pragma omp barrier
+                }
             }
         }
         free(abuf);
     }
     free(bbuf);
+}
+
+static void gemm_xwt(const KWeight *w, const float *x, int m, float *y, float beta, int dp) {
+    Gemm g = {.m = m, .nout = w->n, .kred = w->k, .a = x, .sa_row = (size_t)w->k, .sa_col = 1,
+              .rnd = 1, .c = y, .ldc = (size_t)w->n, .beta = beta};
+    if (w->type == KW_F32) {
+        g.kt = KT_F32;
+        g.bs = BS_F32_T;
+        g.b = w->f32;
+        g.ldb = (size_t)w->k;
+    } else {
+        g.kt = dp ? KT_DP : KT_FMA;
+        g.bs = BS_PRE;
+        g.b = w->packed;
+    }
+    gemm_run(&g);
+}
+
+static void gemm_xw(const KWeight *w, const float *dy, int m, float *dx, float beta) {
+    Gemm g = {.m = m, .nout = w->k, .kred = w->n, .a = dy, .sa_row = (size_t)w->n, .sa_col = 1,
+              .rnd = 0, .c = dx, .ldc = (size_t)w->k, .beta = beta, .ldb = (size_t)w->k};
+    if (w->type == KW_F32) {
+        g.kt = KT_F32;
+        g.bs = BS_F32_RO;
+        g.b = w->f32;
+    } else {
+        g.kt = KT_FMA;
+        g.bs = BS_BF16_RO;
+        g.b = w->bf16;
+    }
+    gemm_run(&g);
 }
 
 /* ---------------------------------------------------------------- small-m gemv */
@@ -416,6 +491,8 @@ void kmm_xwt(const KWeight *w, const float *x, int m, float *y, float beta) {
     if (w->type == KW_F32) {
         if (m <= F32_GEMV_MAX_M && lvl >= KMM_AVX2) {
             gemv_run(lvl >= KMM_AVX512 ? GV_F32_512 : GV_F32_AVX2, w->f32, n, k, x, m, y, beta);
+        } else if (lvl >= KMM_AVX512) {
+            gemm_xwt(w, x, m, y, beta, 0);
         } else if (m == 1) {
             if (beta == 0.0f) memset(y, 0, (size_t)n * sizeof(float));
             cblas_sgemv(CblasRowMajor, CblasNoTrans, n, k, 1.0f, w->f32, k, x, 1, beta, y, 1);
@@ -425,7 +502,7 @@ void kmm_xwt(const KWeight *w, const float *x, int m, float *y, float beta) {
         return;
     }
     if (m > BF16_GEMV_MAX_M && lvl >= KMM_AVX512 && w->packed) {
-        gemm_bf16(w, 0, lvl >= KMM_AVX512BF16, x, m, y, beta);
+        gemm_xwt(w, x, m, y, beta, lvl >= KMM_AVX512BF16);
         return;
     }
     size_t cnt = (size_t)m * k;
@@ -449,6 +526,10 @@ void kmm_xwt(const KWeight *w, const float *x, int m, float *y, float beta) {
 void kmm_xw(const KWeight *w, const float *dy, int m, float *dx, float beta) {
     if (m <= 0) return;
     const int n = w->n, k = w->k;
+    if (kmm_level() >= KMM_AVX512) {
+        gemm_xw(w, dy, m, dx, beta);
+        return;
+    }
     if (w->type == KW_F32) {
         if (m == 1) {
             if (beta == 0.0f) memset(dx, 0, (size_t)k * sizeof(float));
@@ -458,13 +539,17 @@ void kmm_xw(const KWeight *w, const float *dy, int m, float *dx, float beta) {
         }
         return;
     }
-    if (kmm_level() >= KMM_AVX512)
-        gemm_bf16(w, 1, 0, dy, m, dx, beta);
-    else
-        xw_bf16_portable(w, dy, m, dx, beta);
+    xw_bf16_portable(w, dy, m, dx, beta);
 }
 
 void kmm_dw(const float *dy, const float *x, int m, int n, int k, float *dw, float beta) {
     if (m <= 0 || n <= 0 || k <= 0) return;
+    if (kmm_level() >= KMM_AVX512) {
+        /* A = dy^T (row i = column i of dy), B = x as [red = m][out = k] */
+        Gemm g = {.kt = KT_F32, .bs = BS_F32_RO, .m = n, .nout = k, .kred = m, .a = dy, .sa_row = 1,
+                  .sa_col = (size_t)n, .b = x, .ldb = (size_t)k, .c = dw, .ldc = (size_t)k, .beta = beta};
+        gemm_run(&g);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, k, m, 1.0f, dy, n, x, k, beta, dw, k);
 }

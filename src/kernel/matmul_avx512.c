@@ -32,6 +32,29 @@
     const __mmask16 k1 = nr >= 32 ? 0xffff : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0; \
     const __m512 vb = _mm512_set1_ps(beta)
 
+/* Plain fp32: per k, 2 vectors of B against 12 broadcasts of A. */
+T512 void kmm_ukr_f32_avx512(int kc, const float *ap, const float *bp, float *c, size_t ldc, int mr,
+                             int nr, int mode, float beta) {
+    __m512 acc[KMM_MR][2];
+#pragma GCC unroll 12
+    for (int r = 0; r < KMM_MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int kk = 0; kk < kc; kk++) {
+        __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16);
+#pragma GCC unroll 12
+        for (int r = 0; r < KMM_MR; r++) {
+            __m512 a = _mm512_set1_ps(ap[r]);
+            acc[r][0] = _mm512_fmadd_ps(a, b0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(a, b1, acc[r][1]);
+        }
+        ap += KMM_MR;
+        bp += 32;
+    }
+    COL_MASKS;
+#pragma GCC unroll 12
+    for (int r = 0; r < KMM_MR; r++)
+        if (r < mr) STORE_ROW(c + (size_t)r * ldc, acc[r][0], acc[r][1]);
+}
+
 /* fp32 FMA on bf16 weights: a pair vector v holds 16 outputs x (k even, k odd);
  * v << 16 is the even-k f32 vector, v & 0xffff0000 the odd-k one. */
 T512 void kmm_ukr_fma_avx512(int kq, const float *ap, const uint32_t *bp, float *c, size_t ldc,

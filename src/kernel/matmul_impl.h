@@ -19,7 +19,10 @@ enum { KMM_STORE = 0, KMM_BETA = 1, KMM_ACC = 2 };
  * panels of kq = (k+1)/2 pairs follow each other; padding is zero. */
 
 /* c[r*ldc + j] (r < mr, j < nr) op= sum_q a(r, q) . b(q, j). ap: f32 [2kq][MR]
- * (fma) or bf16 pairs [kq][MR] (dp); bp: [kq][32] pairs. */
+ * (fma) or bf16 pairs [kq][MR] (dp); bp: [kq][32] pairs. The f32 kernel:
+ * ap f32 [kc][MR], bp f32 [kc][32]. */
+void kmm_ukr_f32_avx512(int kc, const float *ap, const float *bp, float *c, size_t ldc, int mr,
+                        int nr, int mode, float beta);
 void kmm_ukr_fma_avx512(int kq, const float *ap, const uint32_t *bp, float *c, size_t ldc,
                         int mr, int nr, int mode, float beta);
 void kmm_ukr_dp_avx512bf16(int kq, const uint32_t *ap, const uint32_t *bp, float *c, size_t ldc,

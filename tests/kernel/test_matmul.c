@@ -60,7 +60,7 @@ static void ref_nt(const float *a, const float *b, int m, int n, int k, double *
 static const int sizes[][3] = {
     {1, 1, 1},     {1, 300, 77},   {17, 33, 65},  {64, 768, 768}, {2, 7, 3},     {4, 33, 31},
     {5, 31, 33},   {12, 32, 256},  {13, 33, 257}, {11, 64, 512},  {25, 65, 513}, {97, 40, 300},
-    {385, 37, 19}, {3, 1000, 5},   {100, 1, 9},   {7, 130, 1},    {200, 95, 258},
+    {385, 37, 19}, {3, 1000, 5},   {100, 1, 9},   {7, 130, 1},    {200, 95, 258}, {30, 2081, 40},
 };
 #define NSIZES ((int)(sizeof sizes / sizeof sizes[0]))
 
@@ -139,8 +139,8 @@ static void test_xwt_and_xw(void **state) {
 
 static void test_dw(void **state) {
     (void)state;
-    static const int ds[][3] = {{1, 1, 1}, {17, 33, 65}, {256, 96, 80}, {3, 300, 77}};
-    for (int s = 0; s < 4; s++) {
+    static const int ds[][3] = {{1, 1, 1}, {17, 33, 65}, {256, 96, 80}, {3, 300, 77}, {300, 2100, 45}, {513, 37, 70}};
+    for (int s = 0; s < 6; s++) {
         int m = ds[s][0], n = ds[s][1], k = ds[s][2];
         float *dy = rand_f32((size_t)m * n), *x = rand_f32((size_t)m * k);
         float *dyt = malloc((size_t)m * n * sizeof(float)), *xt = malloc((size_t)m * k * sizeof(float));
@@ -152,10 +152,13 @@ static void test_dw(void **state) {
         double *ref = malloc(c * 8), *mag = malloc(c * 8);
         ref_nt(dyt, xt, n, k, m, ref, mag);
         float *w0 = rand_f32(c), *dw = malloc(c * sizeof(float));
-        for (int bi = 0; bi < 2; bi++) {
-            for (size_t i = 0; i < c; i++) dw[i] = bi ? w0[i] : NAN;
-            kmm_dw(dy, x, m, n, k, dw, (float)bi);
-            check("dw", kmm_level(), m, n, k, (float)bi, dw, ref, mag, w0, c);
+        for (int lvl = 0; lvl <= (int)kmm_level_cpu(); lvl++) {
+            assert_int_equal(kmm_level_set((KmmLevel)lvl), 0);
+            for (int bi = 0; bi < 2; bi++) {
+                for (size_t i = 0; i < c; i++) dw[i] = bi ? w0[i] : NAN;
+                kmm_dw(dy, x, m, n, k, dw, (float)bi);
+                check("dw", lvl, m, n, k, (float)bi, dw, ref, mag, w0, c);
+            }
         }
         free(dy); free(x); free(dyt); free(xt); free(ref); free(mag); free(w0); free(dw);
     }
@@ -288,7 +291,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_xwt_and_xw, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bf16_rounding_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deterministic, setup, teardown),
-        cmocka_unit_test(test_dw),
+        cmocka_unit_test_setup_teardown(test_dw, setup, teardown),
         cmocka_unit_test(test_f32_wrappers),
         cmocka_unit_test(test_levels_and_errors),
     };
