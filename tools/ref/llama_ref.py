@@ -543,10 +543,9 @@ class Llama2cTokenizer:
         ids = []
         if bos:
             ids.append(1)
-        tb = text.encode("utf-8")
-        if tb:
-            ids.append(self.lookup[b" "])
         toks = []
+        if text:
+            toks.append(self.lookup[b" "])  # dummy prefix, merged like any other token
         for ch in text:
             cb = ch.encode("utf-8")
             if cb in self.lookup:
