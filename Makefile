@@ -34,14 +34,16 @@ $(BUILD)/%.o: %.c
 
 $(BUILD)/libmuscle.a: $(LIB_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	@ar rcs $@ $^
 
 $(BUILD)/muscle: $(CLI_OBJ) $(BUILD)/libmuscle.a
-	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	@echo "  LD $@"
+	@$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libmuscle.a tests/testutil.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests $(LDFLAGS) $< $(BUILD)/libmuscle.a $(LDLIBS) -lcmocka -o $@
+	@echo "  LD $@"
+	@$(CC) $(CFLAGS) -Itests $(LDFLAGS) $< $(BUILD)/libmuscle.a $(LDLIBS) -lcmocka -o $@
 
 # Everything the README promises: unit tests, CLI tests, then the sanitizer build.
 test: test-deps
