@@ -7,8 +7,11 @@
  * Tensors: model.embed_tokens.weight [V, d]; model.layers.N.{input_layernorm,
  * post_attention_layernorm}.weight [d]; model.layers.N.self_attn.{q,k,v,o}_proj.weight;
  * model.layers.N.mlp.{gate,up,down}_proj.weight; model.norm.weight; lm_head.weight.
- * Rotary embeddings rotate half-split pairs (rows of q and k are stored permuted
- * for that), so the engine runs ROPE_HALF on these weights as they are.
+ * Rotary embeddings rotate half-split pairs there, with the rows of q and k stored
+ * permuted to match (transformers' convert_llama_weights_to_hf.py `permute`). The loader
+ * puts those rows back in Meta's order (a copy of wq and wk; everything else stays
+ * mapped) so that every format runs the same interleaved computation: a llama2.c model
+ * converted to safetensors and loaded again gives bit-identical results.
  */
 #include "model.h"
 #include "core/error.h"
@@ -86,7 +89,7 @@ int hf_config_read(ModelConfig *c, const char *dir) {
     c->norm_eps = (float)eps;
     c->rope_theta = (float)theta;
     c->tied = tie;
-    c->rope = ROPE_HALF;
+    c->rope = ROPE_INTERLEAVED; /* after the loader un-permutes q and k */
     rc = model_config_check(c, path);
 done:
     cJSON_Delete(root);
@@ -125,6 +128,24 @@ static int mat(Model *m, const StSet *s, KWeight *w, const char *name, int n, in
     return model_make_weight(m, w, t->dtype, t->data, n, k);
 }
 
+/* HF row (h, s*hd/2 + i) holds Meta row (h, 2i + s): undo it for a [heads*hd, k] matrix. */
+static int mat_unpermute(Model *m, const StSet *s, KWeight *w, const char *name, int heads, int hd, int k) {
+    int n = heads * hd;
+    const StTensor *t = want(s, name, n, k);
+    if (!t) return -1;
+    if (m->stored_type == DT_COUNT) m->stored_type = t->dtype;
+    size_t es = t->dtype == DT_F32 ? 4 : 2, row = (size_t)k * es;
+    uint8_t *tmp = malloc((size_t)n * row);
+    if (!tmp) return err_set("out of memory");
+    for (int h = 0; h < heads; h++)
+        for (int sidx = 0; sidx < 2; sidx++)
+            for (int i = 0; i < hd / 2; i++)
+                memcpy(tmp + ((size_t)h * hd + 2 * i + sidx) * row, t->data + ((size_t)h * hd + sidx * (hd / 2) + i) * row, row);
+    int rc = model_make_weight_copy(m, w, t->dtype, tmp, n, k, 1);
+    free(tmp);
+    return rc;
+}
+
 static float *vec(Model *m, const StSet *s, const char *name, int n) {
     const StTensor *t = want(s, name, n, 0);
     return t ? model_make_vector(m, t->dtype, t->data, (size_t)n) : NULL;
@@ -152,8 +173,8 @@ int model_load_hf(Model *m, const char *dir, const ModelLoadOptions *o) {
 #define NAME(suffix) (snprintf(nm, sizeof nm, "model.layers.%d.%s", l, suffix), nm)
         if (!(w->rms_att = vec(m, s, NAME("input_layernorm.weight"), d))) return -1;
         if (!(w->rms_ffn = vec(m, s, NAME("post_attention_layernorm.weight"), d))) return -1;
-        if (mat(m, s, &w->wq, NAME("self_attn.q_proj.weight"), d, d) ||
-            mat(m, s, &w->wk, NAME("self_attn.k_proj.weight"), kvd, d) ||
+        if (mat_unpermute(m, s, &w->wq, NAME("self_attn.q_proj.weight"), c->n_heads, c->head_dim, d) ||
+            mat_unpermute(m, s, &w->wk, NAME("self_attn.k_proj.weight"), c->n_kv_heads, c->head_dim, d) ||
             mat(m, s, &w->wv, NAME("self_attn.v_proj.weight"), kvd, d) ||
             mat(m, s, &w->wo, NAME("self_attn.o_proj.weight"), d, d) ||
             mat(m, s, &w->w1, NAME("mlp.gate_proj.weight"), hid, d) ||

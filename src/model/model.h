@@ -91,6 +91,8 @@ void *model_alloc(Model *m, size_t bytes);                  /* owned by the mode
 /* Makes a matrix weight of [n, k] from stored data of type t (F32/F16/BF16/Q8_0),
  * mapping it without a copy when the type matches the compute type. */
 int model_make_weight(Model *m, KWeight *w, DType t, const void *data, int n, int k);
+/* The same, always into an owned buffer when copy != 0 (data may then be freed). */
+int model_make_weight_copy(Model *m, KWeight *w, DType t, const void *data, int n, int k, int copy);
 /* An fp32 vector (norm weights) from stored data. */
 float *model_make_vector(Model *m, DType t, const void *data, size_t n);
 int model_finish(Model *m); /* common checks once all tensors are set */

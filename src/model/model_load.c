@@ -26,16 +26,16 @@ void *model_alloc(Model *m, size_t bytes) {
     return p;
 }
 
-int model_make_weight(Model *m, KWeight *w, DType t, const void *data, int n, int k) {
+int model_make_weight_copy(Model *m, KWeight *w, DType t, const void *data, int n, int k, int copy) {
     size_t count = (size_t)n * (size_t)k;
     if (m->wtype == KW_F32) {
-        if (t == DT_F32 && !m->writable && ((uintptr_t)data % sizeof(float)) == 0) return kweight_init_f32(w, data, n, k);
+        if (t == DT_F32 && !copy && ((uintptr_t)data % sizeof(float)) == 0) return kweight_init_f32(w, data, n, k);
         float *f = model_alloc(m, count * sizeof(float));
         if (!f) return -1;
         dtype_to_f32(t, data, f, count);
         return kweight_init_f32(w, f, n, k);
     }
-    if (t == DT_BF16 && ((uintptr_t)data % 2) == 0) return kweight_init_bf16(w, data, n, k);
+    if (t == DT_BF16 && !copy && ((uintptr_t)data % 2) == 0) return kweight_init_bf16(w, data, n, k);
     uint16_t *h = model_alloc(m, count * sizeof(uint16_t));
     if (!h) return -1;
     if (t == DT_BF16) {
@@ -50,6 +50,10 @@ int model_make_weight(Model *m, KWeight *w, DType t, const void *data, int n, in
         free(tmp);
     }
     return kweight_init_bf16(w, h, n, k);
+}
+
+int model_make_weight(Model *m, KWeight *w, DType t, const void *data, int n, int k) {
+    return model_make_weight_copy(m, w, t, data, n, k, m->writable);
 }
 
 float *model_make_vector(Model *m, DType t, const void *data, size_t n) {
@@ -162,8 +166,3 @@ uint64_t model_param_count(const Model *m) {
     return n;
 }
 
-/* Weak stub until the GGUF layer is in. */
-__attribute__((weak)) int model_load_gguf(Model *m, const char *path, const ModelLoadOptions *o) {
-    (void)m; (void)o;
-    return err_set("%s: GGUF files are not supported in this build", path);
-}
