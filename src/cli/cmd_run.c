@@ -287,8 +287,51 @@ int cmd_score(int argc, char **argv) {
     return 0;
 }
 
+/* ------------------------------------------------------------------------- */
+/* convert                                                                    */
+
+static const char *convert_help =
+    "usage: muscle convert IN OUT [--dtype f32|f16|bf16] [--tokenizer T]\n"
+    "Writes model IN (any format) as a Hugging Face Llama folder OUT: config.json,\n"
+    "model.safetensors (q/k rows in Hugging Face order) and the tokenizer file, copied\n"
+    "under its usual name (tokenizer.model, tokenizer.json or tokenizer.bin).\n";
+
 int cmd_convert(int argc, char **argv) {
-    (void)argc; (void)argv;
-    err_set("convert: not available yet");
-    return cli_fail();
+    const char *tp = NULL, *dt = "f32";
+    int c;
+    static struct option opts[] = {{"dtype", 1, 0, 'd'}, {"tokenizer", 1, 0, 't'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "d:t:h", opts, NULL)) != -1) {
+        if (c == 'd') dt = optarg;
+        else if (c == 't') tp = optarg;
+        else if (c == 'h') { fputs(convert_help, stdout); return 0; }
+        else return cli_usage_error("convert", "bad option");
+    }
+    if (optind != argc - 2) return cli_usage_error("convert", "expected IN and OUT");
+    DType d = !strcmp(dt, "f32") ? DT_F32 : !strcmp(dt, "f16") ? DT_F16 : !strcmp(dt, "bf16") ? DT_BF16 : DT_COUNT;
+    if (d == DT_COUNT) return cli_usage_error("convert", "--dtype '%s': expected f32, f16 or bf16", dt);
+    const char *in = argv[optind], *out = argv[optind + 1];
+    Model m;
+    if (model_load(&m, in, NULL) != 0) return cli_fail();
+    char *found = NULL;
+    Tokenizer *t = model_tokenizer_load_ex(&m, tp, &found);
+    int rc = model_save_hf(&m, out, d);
+    if (rc == 0 && found) {
+        const char *kind = tok_kind(t);
+        const char *name = !strcmp(kind, "sentencepiece") ? "tokenizer.model" : !strcmp(kind, "tokenizer.json") ? "tokenizer.json" : "tokenizer.bin";
+        size_t n;
+        char *bytes = file_read_all(found, &n, 0);
+        char *dst = file_join(out, name);
+        rc = (bytes && dst) ? file_write_all_atomic(dst, bytes, n) : -1;
+        free(bytes);
+        free(dst);
+    } else if (rc == 0 && !t) {
+        fprintf(stderr, "muscle convert: note: no tokenizer written (%s)\n", err_msg());
+    } else if (rc == 0) {
+        fprintf(stderr, "muscle convert: note: the tokenizer is embedded in %s; name a tokenizer file with --tokenizer to copy one\n", in);
+    }
+    free(found);
+    model_tokenizer_free(&m, t);
+    model_free(&m);
+    return rc == 0 ? 0 : cli_fail();
 }

@@ -42,6 +42,8 @@ void gen_result_free(GenResult *r);
  * model file (GGUF) or found beside it (tokenizer.json, tokenizer.model,
  * tokenizer.bin, tok*.model, tok*.bin). Checks that it fits the model's vocabulary. */
 Tokenizer *model_tokenizer_load(const Model *m, const char *path);
+/* The same; *found receives the file's path (malloc'd; NULL when embedded in the model). */
+Tokenizer *model_tokenizer_load_ex(const Model *m, const char *path, char **found);
 /* Frees a tokenizer from model_tokenizer_load (unless it is the model's own). */
 void model_tokenizer_free(const Model *m, Tokenizer *t);
 

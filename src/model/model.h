@@ -80,6 +80,10 @@ int model_init_random(Model *m, const ModelConfig *cfg, const ModelLoadOptions *
 /* Loads a model from a file or a Hugging Face folder. NULL opts = defaults. */
 int model_load(Model *m, const char *path, const ModelLoadOptions *opts);
 void model_free(Model *m);
+/* Writes a Hugging Face folder (config.json + model.safetensors in F32, F16 or BF16),
+ * q/k rows in the Hugging Face order. Files are written atomically. */
+int model_save_hf(const Model *m, const char *dir, DType dtype);
+int model_save_hf_config(const ModelConfig *c, const char *dir, DType dtype);
 const char *model_format_name(ModelFormat f);
 /* Parameter count (embedding counted once when tied). */
 uint64_t model_param_count(const Model *m);

@@ -19,50 +19,57 @@ static int fits(const Model *m, Tokenizer *t, const char *what) {
     return 1;
 }
 
-Tokenizer *model_tokenizer_load(const Model *m, const char *path) {
-    Tokenizer *t = NULL;
+static int is_candidate(const char *nm) {
+    size_t l = strlen(nm);
+    return !strncmp(nm, "tok", 3) && ((l > 4 && !strcmp(nm + l - 4, ".bin")) || (l > 6 && !strcmp(nm + l - 6, ".model")) ||
+                                      (l > 5 && !strcmp(nm + l - 5, ".json")));
+}
+
+/* Tries a path: the tokenizer when it loads and fits, else NULL (message set). */
+static Tokenizer *try_path(const Model *m, const char *p) {
+    Tokenizer *t = tok_load(p);
+    if (t && !fits(m, t, p)) {
+        tok_free(t);
+        t = NULL;
+    }
+    return t;
+}
+
+Tokenizer *model_tokenizer_load_ex(const Model *m, const char *path, char **found) {
+    if (found) *found = NULL;
     if (path) {
-        t = tok_load(path);
-        if (!t) return NULL;
-        if (!fits(m, t, path)) { tok_free(t); return NULL; }
+        Tokenizer *t = try_path(m, path);
+        if (t && found) *found = strdup(path);
         return t;
     }
-    if (m->tokenizer) {
-        t = m->tokenizer;
-        return t;
-    }
+    if (m->tokenizer) return m->tokenizer;
+    /* the canonical names first, then llama2.c habits (tok512.bin, tok105.model ...):
+     * the first in sorted order that loads and fits */
     const char *names[] = {"tokenizer.json", "tokenizer.model", "tokenizer.bin"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char *p = file_join(m->dir, names[i]);
         if (p && file_exists(p)) {
-            t = tok_load(p);
-            if (t && !fits(m, t, p)) { tok_free(t); t = NULL; }
-            free(p);
+            Tokenizer *t = try_path(m, p);
+            if (t && found) *found = p;
+            else free(p);
             return t;
         }
         free(p);
     }
-    /* llama2.c habit: tok512.bin, tok105.model ... beside the checkpoint; take the
-     * first (sorted) that loads and fits */
     struct dirent **ents = NULL;
     int n = scandir(m->dir, &ents, NULL, alphasort);
     char firsterr[512] = "";
-    for (int i = 0; i < n && !t; i++) {
-        const char *nm = ents[i]->d_name;
-        size_t l = strlen(nm);
-        int cand = !strncmp(nm, "tok", 3) && ((l > 4 && !strcmp(nm + l - 4, ".bin")) || (l > 6 && !strcmp(nm + l - 6, ".model")));
-        if (cand) {
-            char *p = file_join(m->dir, nm);
-            Tokenizer *c = p ? tok_load(p) : NULL;
-            if (c && fits(m, c, p)) t = c;
-            else {
-                if (c) tok_free(c);
-                if (!firsterr[0]) snprintf(firsterr, sizeof firsterr, "%s", err_msg());
-            }
-            free(p);
+    Tokenizer *t = NULL;
+    for (int i = 0; i < n; i++) {
+        if (!t && is_candidate(ents[i]->d_name)) {
+            char *p = file_join(m->dir, ents[i]->d_name);
+            t = p ? try_path(m, p) : NULL;
+            if (!t && !firsterr[0]) snprintf(firsterr, sizeof firsterr, "%s", err_msg());
+            if (t && found) *found = p;
+            else free(p);
         }
+        free(ents[i]);
     }
-    for (int i = 0; i < n; i++) free(ents[i]);
     free(ents);
     if (!t) {
         if (firsterr[0]) err_set("%s", firsterr);
@@ -70,6 +77,8 @@ Tokenizer *model_tokenizer_load(const Model *m, const char *path) {
     }
     return t;
 }
+
+Tokenizer *model_tokenizer_load(const Model *m, const char *path) { return model_tokenizer_load_ex(m, path, NULL); }
 
 void model_tokenizer_free(const Model *m, Tokenizer *t) {
     if (t && t != m->tokenizer) tok_free(t);
