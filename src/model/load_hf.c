@@ -51,12 +51,15 @@ int hf_config_read(ModelConfig *c, const char *dir) {
     char *text = file_read_all(path, &n, 16u << 20);
     if (!text) { free(path); return -1; }
     cJSON *root = cJSON_ParseWithLength(text, n);
-    free(text);
     int rc = 0;
     if (!root || !cJSON_IsObject(root)) {
-        rc = err_set("%s: not valid JSON (near byte %ld)", path, root ? 0L : (long)(cJSON_GetErrorPtr() ? 1 : 0));
+        const char *e = cJSON_GetErrorPtr();
+        long at = (!root && e && e >= text && e <= text + n) ? (long)(e - text) : 0;
+        free(text);
+        rc = root ? err_set("%s: expected a JSON object", path) : err_set("%s: not valid JSON (error near byte %ld)", path, at);
         goto done;
     }
+    free(text);
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
     if (mt && cJSON_IsString(mt) && strcmp(mt->valuestring, "llama") != 0) {
         rc = err_set("%s: model_type '%s': only 'llama' is supported", path, mt->valuestring);

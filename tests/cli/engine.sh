@@ -55,5 +55,28 @@ expect_error "tokenizer that does not fit the model" "do not belong together" $M
 expect_error "missing tokenizer file" "nope.model" $MUSCLE generate --model "$S260/stories260K.bin" --tokenizer "$TMP/nope.model"
 head -c 3000 "$S260/tok512.bin" >"$TMP/tok_trunc.bin"
 expect_error "truncated tokenizer" "tok_trunc.bin" $MUSCLE generate --model "$S260/stories260K.bin" --tokenizer "$TMP/tok_trunc.bin"
+# GGUF: the real tiny random file loads and runs with the vocabulary from its metadata
+G="$SHARED/models/tiny-random-gguf/llama-2-tiny-random.gguf"
+if need "$G"; then
+  $MUSCLE generate --model "$G" --max-tokens 8 --ignore-eos >"$TMP/gg" 2>"$TMP/gge"
+  check "tiny random GGUF generates with its embedded tokenizer" test "$(wc -c <"$TMP/gg")" -gt 1
+  $MUSCLE info "$G" >"$TMP/ginfo"
+  check "tiny random GGUF: info shows gguf, F16, 32000 pieces" grep -q "gguf, 32000 pieces" "$TMP/ginfo"
+  head -c 100000 "$G" >"$TMP/trunc.gguf"
+  expect_error "truncated GGUF file" "trunc.gguf" $MUSCLE info "$TMP/trunc.gguf"
+  { head -c 8 "$G"; printf '\377\377\377\377\377\377\377\177'; tail -c +17 "$G"; } >"$TMP/bad.gguf"
+  expect_error "corrupted GGUF tensor count" "bad.gguf" $MUSCLE info "$TMP/bad.gguf"
+fi
+# safetensors: truncated data, corrupted header
+mkdir -p "$TMP/st1" "$TMP/st2"
+cp tests/fixtures/model/tiny_hf/config.json "$TMP/st1/"; cp tests/fixtures/model/tiny_hf/config.json "$TMP/st2/"
+head -c 20000 tests/fixtures/model/tiny_hf/model.safetensors >"$TMP/st1/model.safetensors"
+expect_error "truncated safetensors file" "st1/model.safetensors" $MUSCLE info "$TMP/st1"
+{ printf '\020\000\000\000\000\000\000\000{"a":{"dtype":'; } >"$TMP/st2/model.safetensors"
+expect_error "corrupted safetensors header" "st2/model.safetensors" $MUSCLE info "$TMP/st2"
+mkdir -p "$TMP/st3"; cp tests/fixtures/model/tiny_hf/model.safetensors "$TMP/st3/"
+expect_error "HF folder without config.json" "config.json" $MUSCLE info "$TMP/st3"
+mkdir -p "$TMP/st4"; cp tests/fixtures/model/tiny_hf/model.safetensors "$TMP/st4/"; echo '{"hidden_size": 32,' >"$TMP/st4/config.json"
+expect_error "broken config.json" "config.json" $MUSCLE info "$TMP/st4"
 expect_error "bad option value" "max-tokens" $MUSCLE generate --model "$S260/stories260K.bin" --max-tokens -3
 echo "1..$TAP_N"
