@@ -51,6 +51,12 @@ test: test-deps
 	$(MAKE) --no-print-directory BUILD=build-asan SAN=1 OPT=-O1 all
 	tests/run.sh
 
+# Fuzzing (libFuzzer, clang, ASan+UBSan): every parser harness for FUZZ_SECONDS each.
+FUZZ_SECONDS ?= 60
+fuzz: test-deps
+	fuzz/run_io.sh $(FUZZ_SECONDS)
+	fuzz/run_tokenizer.sh $(FUZZ_SECONDS)
+
 demo: deps
 	$(MAKE) --no-print-directory all
 	scripts/demo.sh
