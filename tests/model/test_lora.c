@@ -203,6 +203,81 @@ static void test_merge_unmerge(void **state) {
     model_free(&m);
 }
 
+
+/* Decoding with an adapter: a prompt chunk then one token at a time through the KV
+ * cache (adapted k and v are cached) gives the logits of one whole-sequence pass. */
+static void test_decode_with_adapter(void **state) {
+    (void)state;
+    Model m;
+    ModelConfig c = tiny_config(ROPE_INTERLEAVED, 0);
+    tiny_model(&m, &c, 12, 0.4f);
+    LoraAdapter a;
+    assert_int_equal(lora_init(&a, &m.cfg, 2, 4.0f, 0, LORA_TARGETS_ALL), 0);
+    TRng r = {13};
+    trng_fill(&r, a.data, a.n_floats, 0.3f);
+    enum { T = 7 };
+    int tok[T] = {1, 5, 9, 30, 2, 17, 4};
+    int V = c.vocab_size;
+    RunState whole, step;
+    assert_int_equal(runstate_init(&whole, &m, 1, T, T, RS_KEEP_NONE), 0);
+    assert_int_equal(runstate_init(&step, &m, 1, T, 3, RS_KEEP_NONE), 0);
+    assert_int_equal(runstate_set_lora(&whole, &a), 0);
+    assert_int_equal(runstate_set_lora(&step, &a), 0);
+    assert_int_equal(model_forward(&whole, tok, 1, T, 0), 0);
+    assert_int_equal(model_forward(&step, tok, 1, 3, 0), 0);
+    assert_true(rel_err_ff(step.logits, whole.logits, (size_t)3 * V) < 1e-5);
+    for (int t = 3; t < T; t++) {
+        assert_int_equal(model_forward(&step, tok + t, 1, 1, t), 0);
+        double e = rel_err_ff(step.logits, whole.logits + (size_t)t * V, V);
+        if (!(e < 1e-5)) fail_msg("position %d: decoded logits differ from the whole pass by %.2e", t, e);
+    }
+    runstate_free(&whole);
+    runstate_free(&step);
+    lora_free(&a);
+    model_free(&m);
+}
+
+/* LoRA on a bf16 base (weights rounded to bf16, adapter fp32): the gradients are those
+ * of the fp32 base up to the rounding of the weights. */
+static void test_lora_on_bf16_base(void **state) {
+    (void)state;
+    Model m32, m16;
+    ModelLoadOptions o32 = {KW_F32, 0}, o16 = {KW_BF16, 0};
+    const char *path = shared_path("models/stories260K/stories260K.bin");
+    assert_int_equal(model_load(&m32, path, &o32), 0);
+    assert_int_equal(model_load(&m16, path, &o16), 0);
+    LoraAdapter a, g32, g16;
+    assert_int_equal(lora_init(&a, &m32.cfg, 4, 8.0f, 0, LORA_TARGETS_ALL), 0);
+    TRng r = {14};
+    trng_fill(&r, a.data, a.n_floats, 0.05f);
+    assert_int_equal(lora_init_like(&g32, &a), 0);
+    assert_int_equal(lora_init_like(&g16, &a), 0);
+    enum { T = 24 };
+    int tok[T], tgt[T];
+    for (int i = 0; i < T; i++) {
+        tok[i] = i == 0 ? 1 : (i * 37 + 11) % 512;
+        tgt[i] = ((i + 1) * 37 + 11) % 512; /* the next token (the last one wraps) */
+    }
+    Model *ms[2] = {&m32, &m16};
+    LoraAdapter *gs[2] = {&g32, &g16};
+    double loss[2];
+    for (int k = 0; k < 2; k++) {
+        RunState s;
+        assert_int_equal(runstate_init(&s, ms[k], 1, T, T, RS_KEEP_INPUTS), 0);
+        assert_int_equal(runstate_set_lora(&s, &a), 0);
+        assert_int_equal(model_loss(&s, tok, tgt, NULL, 1, T, 0, &loss[k], NULL), 0);
+        assert_int_equal(model_backward(&s, NULL, gs[k]), 0);
+        runstate_free(&s);
+    }
+    double e = rel_err_ff(g16.data, g32.data, a.n_floats);
+    printf("# bf16 base: loss %.6f (fp32 base %.6f), LoRA gradient rel err %.2e\n", loss[1], loss[0], e);
+    assert_true(fabs(loss[1] - loss[0]) < 0.02 * loss[0]);
+    assert_true(e < 0.05);
+    lora_free(&a); lora_free(&g32); lora_free(&g16);
+    model_free(&m32);
+    model_free(&m16);
+}
+
 static void test_errors(void **state) {
     (void)state;
     Model m;
@@ -243,6 +318,8 @@ int main(void) {
         cmocka_unit_test(test_fresh_adapter_is_identity),
         cmocka_unit_test(test_target_subset),
         cmocka_unit_test(test_merge_unmerge),
+        cmocka_unit_test(test_decode_with_adapter),
+        cmocka_unit_test(test_lora_on_bf16_base),
         cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
