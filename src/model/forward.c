@@ -12,6 +12,10 @@
  *   hg = silu(xn2 W1^T) * (xn2 W3^T)                    [N, hidden]
  *   x_out = x_mid + hg W2^T
  * then xnf = rmsnorm(x_final) * rms_final and logits = xnf Wcls^T [N, V].
+ * With an adapter attached (runstate_set_lora), each adapted product above becomes
+ * x W^T + scaling * (x A^T) B^T, A x kept in acts[l].lora_u for the backward pass.
+ * model_layer_forward is one layer of the loop; the backward pass (backward.c) calls it
+ * again to recompute checkpointed layers (RS_KEEP_INPUTS).
  */
 #include "forward.h"
 #include "core/error.h"
