@@ -29,18 +29,21 @@ test-deps:
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	@echo "  CC $<"
+	@$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/libmuscle.a: $(LIB_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	@ar rcs $@ $^
 
 $(BUILD)/muscle: $(CLI_OBJ) $(BUILD)/libmuscle.a
-	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	@echo "  LD $@"
+	@$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libmuscle.a tests/testutil.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests $(LDFLAGS) $< $(BUILD)/libmuscle.a $(LDLIBS) -lcmocka -o $@
+	@echo "  LD $@"
+	@$(CC) $(CFLAGS) -Itests $(LDFLAGS) $< $(BUILD)/libmuscle.a $(LDLIBS) -lcmocka -o $@
 
 # Everything the README promises: unit tests, CLI tests, then the sanitizer build.
 test: test-deps

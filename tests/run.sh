@@ -37,7 +37,7 @@ for dir in build build-asan; do
   done
 done
 export MUSCLE="${MUSCLE:-build/muscle}"
-for t in $(find tests -mindepth 2 -name '*.sh' | sort); do
+for t in $(find tests -mindepth 2 -name '*.sh' ! -name 'lib.sh' | sort); do
   [ -n "$pat" ] && [[ "$t" != *"$pat"* ]] && continue
   run_one "$t" bash "$t"
 done

@@ -1,2 +1,80 @@
+/* cli/main.c - `muscle COMMAND ...`: dispatch, shared option helpers. */
+#include "cli.h"
+#include "core/cpu.h"
+#include "core/error.h"
+
+#include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
-int main(void) { puts("muscle"); return 0; }
+#include <stdlib.h>
+#include <string.h>
+
+static const char *usage =
+    "usage: muscle COMMAND [options]   (muscle COMMAND --help for each)\n"
+    "\n"
+    "commands:\n"
+    "  info MODEL            architecture, parameter count, tensor types, tokenizer\n"
+    "  tokenize              text -> token ids\n"
+    "  generate              text generation (greedy or sampled) with a KV cache\n"
+    "  score                 per-token log-probabilities of a text, as JSON\n"
+    "  convert IN OUT        write a model as a Hugging Face safetensors folder\n"
+    "\n"
+    "MODEL is a llama2.c checkpoint, a Hugging Face folder (config.json + safetensors)\n"
+    "or a GGUF file; the format is read from the content.\n";
+
+int cli_fail(void) {
+    fprintf(stderr, "muscle: error: %s\n", err_msg());
+    return 1;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "muscle %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (see muscle %s --help)\n", cmd);
+    va_end(ap);
+    return 2;
+}
+
+int cli_parse_int(const char *opt, const char *s, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) {
+        fprintf(stderr, "muscle: error: %s '%s': expected an integer in %ld..%ld\n", opt, s, lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_parse_float(const char *opt, const char *s, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end) {
+        fprintf(stderr, "muscle: error: %s '%s': expected a number\n", opt, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    cpu_blas_fixup(argv);
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    cpu_flush_denormals();
+    const char *cmd = argv[1];
+    struct { const char *name; int (*fn)(int, char **); } cmds[] = {
+        {"info", cmd_info}, {"tokenize", cmd_tokenize}, {"generate", cmd_generate},
+        {"score", cmd_score}, {"convert", cmd_convert},
+    };
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        if (!strcmp(cmd, cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "muscle: unknown command '%s'\n%s", cmd, usage);
+    return 2;
+}

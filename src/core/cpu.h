@@ -10,3 +10,14 @@ void cpu_flush_denormals(void);
 int cpu_threads(void);
 
 #endif
+
+/* OpenBLAS 0.3.21 (Debian bookworm) does not recognise recent Intel server cores
+ * (e.g. family 6 model 207) and falls back to its SSE3 "Prescott" kernels, 4-6x
+ * slower. When OPENBLAS_CORETYPE is unset, the library picked a generic core and the
+ * CPU has AVX-512 (or AVX2), this sets OPENBLAS_CORETYPE=SkylakeX (or Haswell) and
+ * re-executes the program once (/proc/self/exe) so that OpenBLAS starts with the right
+ * kernels. Call first thing in main(). Returns normally when nothing needs doing.
+ * MUSCLE_NO_BLAS_FIXUP=1 disables it. */
+void cpu_blas_fixup(char **argv);
+/* Name of the OpenBLAS kernel set in use. */
+const char *cpu_blas_core(void);

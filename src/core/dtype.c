@@ -72,19 +72,20 @@ uint16_t f32_to_f16(float f) {
 void dtype_to_f32(DType t, const void *src, float *dst, size_t n) {
     switch (t) {
     case DT_F32: memcpy(dst, src, n * 4); break;
+    /* element-wise memcpy: the source may be unaligned (safetensors offsets are free) */
     case DT_F16: {
-        const uint16_t *s = src;
-        for (size_t i = 0; i < n; i++) dst[i] = f16_to_f32(s[i]);
+        const uint8_t *s = src;
+        for (size_t i = 0; i < n; i++) { uint16_t h; memcpy(&h, s + 2 * i, 2); dst[i] = f16_to_f32(h); }
         break;
     }
     case DT_BF16: {
-        const uint16_t *s = src;
-        for (size_t i = 0; i < n; i++) dst[i] = bf16_to_f32(s[i]);
+        const uint8_t *s = src;
+        for (size_t i = 0; i < n; i++) { uint16_t h; memcpy(&h, s + 2 * i, 2); dst[i] = bf16_to_f32(h); }
         break;
     }
     case DT_F64: {
-        const double *s = src;
-        for (size_t i = 0; i < n; i++) dst[i] = (float)s[i];
+        const uint8_t *s = src;
+        for (size_t i = 0; i < n; i++) { double v; memcpy(&v, s + 8 * i, 8); dst[i] = (float)v; }
         break;
     }
     case DT_Q8_0: {
@@ -98,13 +99,13 @@ void dtype_to_f32(DType t, const void *src, float *dst, size_t n) {
         break;
     }
     case DT_I32: {
-        const int32_t *s = src;
-        for (size_t i = 0; i < n; i++) dst[i] = (float)s[i];
+        const uint8_t *s = src;
+        for (size_t i = 0; i < n; i++) { int32_t v; memcpy(&v, s + 4 * i, 4); dst[i] = (float)v; }
         break;
     }
     case DT_I64: {
-        const int64_t *s = src;
-        for (size_t i = 0; i < n; i++) dst[i] = (float)s[i];
+        const uint8_t *s = src;
+        for (size_t i = 0; i < n; i++) { int64_t v; memcpy(&v, s + 8 * i, 8); dst[i] = (float)v; }
         break;
     }
     default: break;

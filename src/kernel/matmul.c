@@ -1,42 +1,555 @@
-/* kernel/matmul.c - TEMPORARY minimal version over OpenBLAS; replaced by the kernels branch. */
-#include "matmul.h"
+/* kernel/matmul.c - weight handles, dispatch, portable paths, sgemm wrappers,
+ * and the blocked GEMM driver for bf16 weights (micro-kernels in
+ * matmul_avx512.c, small-m gemv in matmul_avx512.c / matmul_avx2.c). */
+#include "kernel/matmul.h"
+#include "kernel/matmul_impl.h"
 #include "core/dtype.h"
 #include "core/error.h"
+
 #include <cblas.h>
+#include <cpuid.h>
+#include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* Largest m served by the gemv kernels instead of a GEMM (see docs/kernels.md). */
+#define F32_GEMV_MAX_M 1
+#define BF16_GEMV_MAX_M 4
+/* Portable bf16 path: rows of W converted to f32 per sgemm call. */
+#define PORT_NB 256
+
+/* ---------------------------------------------------------------- levels */
+
+static int g_level = -1; /* KmmLevel once decided */
+
+static int cpu_has_bf16(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 1, &a, &b, &c, &d)) return 0;
+    return (a >> 5) & 1;
+}
+
+KmmLevel kmm_level_cpu(void) {
+    static int cached = -1;
+    int l = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (l >= 0) return (KmmLevel)l;
+    __builtin_cpu_init();
+    l = KMM_PORTABLE;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        l = KMM_AVX2;
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")) {
+            l = KMM_AVX512;
+            if (cpu_has_bf16()) l = KMM_AVX512BF16;
+        }
+    }
+    __atomic_store_n(&cached, l, __ATOMIC_RELAXED);
+    return (KmmLevel)l;
+}
+
+/* The automatic choice: vdpbf16ps only where it outruns fp32 FMA (AMD). */
+static KmmLevel level_auto(void) {
+    KmmLevel c = kmm_level_cpu();
+    if (c == KMM_AVX512BF16 && !__builtin_cpu_is("amd")) return KMM_AVX512;
+    return c;
+}
+
+const char *kmm_level_name(KmmLevel l) {
+    switch (l) {
+    case KMM_PORTABLE: return "portable";
+    case KMM_AVX2: return "avx2";
+    case KMM_AVX512: return "avx512";
+    case KMM_AVX512BF16: return "avx512bf16";
+    }
+    return "?";
+}
+
+int kmm_level_parse(const char *s, KmmLevel *out) {
+    static const char *names[] = {"portable", "avx2", "avx512", "avx512bf16"};
+    for (int i = 0; i < 4; i++)
+        if (strcmp(s, names[i]) == 0) {
+            *out = (KmmLevel)i;
+            return 0;
+        }
+    if (strcmp(s, "auto") == 0) {
+        *out = level_auto();
+        return 0;
+    }
+    return err_set("kernel level '%s': expected portable, avx2, avx512, avx512bf16 or auto", s);
+}
+
+KmmLevel kmm_level(void) {
+    int l = __atomic_load_n(&g_level, __ATOMIC_RELAXED);
+    if (l >= 0) return (KmmLevel)l;
+    KmmLevel want = level_auto();
+    const char *env = getenv("MUSCLE_KERNEL");
+    if (env && *env) {
+        KmmLevel e = KMM_PORTABLE;
+        if (kmm_level_parse(env, &e) == 0) {
+            want = e > kmm_level_cpu() ? kmm_level_cpu() : e;
+        } else {
+            fprintf(stderr, "muscle: warning: MUSCLE_KERNEL=%s ignored (portable, avx2, avx512, "
+                            "avx512bf16, auto)\n", env);
+        }
+    }
+    __atomic_store_n(&g_level, (int)want, __ATOMIC_RELAXED);
+    return want;
+}
+
+int kmm_level_set(KmmLevel l) {
+    if ((int)l < KMM_PORTABLE || l > KMM_AVX512BF16) return err_set("kernel level %d: out of range", (int)l);
+    if (l > kmm_level_cpu())
+        return err_set("kernel level %s: this CPU supports at most %s", kmm_level_name(l),
+                       kmm_level_name(kmm_level_cpu()));
+    __atomic_store_n(&g_level, (int)l, __ATOMIC_RELAXED);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- helpers */
+
+static void *xalloc(size_t bytes) {
+    size_t sz = (bytes + 63) & ~(size_t)63;
+    void *p = aligned_alloc(64, sz ? sz : 64);
+    if (!p) {
+        fprintf(stderr, "muscle: fatal: out of memory (%zu bytes) in a matrix product\n", bytes);
+        abort();
+    }
+    return p;
+}
+
+static inline float bf16_round(float f) { return bf16_to_f32(f32_to_bf16(f)); }
+
+/* Static split of [0, total) among nt parts; part t gets [*lo, *hi). */
+static inline void split(int total, int nt, int t, int *lo, int *hi) {
+    *lo = (int)((long long)total * t / nt);
+    *hi = (int)((long long)total * (t + 1) / nt);
+}
+
+/* ---------------------------------------------------------------- weights */
+
+static int check_dims(const char *what, const void *data, int n, int k) {
+    if (!data) return err_set("%s: NULL data", what);
+    if (n < 1 || k < 1) return err_set("%s: shape [%d, %d]: both sides must be >= 1", what, n, k);
+    return 0;
+}
+
 int kweight_init_f32(KWeight *w, const float *data, int n, int k) {
     memset(w, 0, sizeof *w);
-    w->type = KW_F32; w->n = n; w->k = k; w->f32 = data;
+    if (check_dims("kweight_init_f32", data, n, k)) return -1;
+    w->type = KW_F32;
+    w->n = n;
+    w->k = k;
+    w->f32 = data;
     return 0;
 }
+
 int kweight_init_bf16(KWeight *w, const uint16_t *data, int n, int k) {
     memset(w, 0, sizeof *w);
-    w->type = KW_BF16; w->n = n; w->k = k; w->bf16 = data;
-    float *f = malloc((size_t)n * k * sizeof *f);
-    if (!f) return err_set("out of memory");
-    for (size_t i = 0; i < (size_t)n * k; i++) f[i] = bf16_to_f32(data[i]);
-    w->packed = f; w->packed_bytes = (size_t)n * k * 4;
+    if (check_dims("kweight_init_bf16", data, n, k)) return -1;
+    w->type = KW_BF16;
+    w->n = n;
+    w->k = k;
+    w->bf16 = data;
+    if (kmm_level_cpu() < KMM_AVX512) return 0;
+    size_t kq = (size_t)(k + 1) / 2, npan = (size_t)(n + KMM_NR - 1) / KMM_NR;
+    size_t bytes = npan * kq * KMM_NR * sizeof(uint32_t);
+    uint32_t *p = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+    if (!p) return err_set("kweight_init_bf16: [%d, %d]: out of memory for the packed copy (%zu bytes)", n, k, bytes);
+#pragma omp parallel for schedule(static)
+    for (long long pan = 0; pan < (long long)npan; pan++) {
+        uint32_t *dst = p + (size_t)pan * kq * KMM_NR;
+        for (int c = 0; c < KMM_NR; c++) {
+            size_t row = (size_t)pan * KMM_NR + c;
+            const uint16_t *src = row < (size_t)n ? data + row * k : NULL;
+            for (size_t q = 0; q < kq; q++) {
+                uint32_t lo = 0, hi = 0;
+                if (src) {
+                    lo = src[2 * q];
+                    if (2 * q + 1 < (size_t)k) hi = src[2 * q + 1];
+                }
+                dst[q * KMM_NR + c] = lo | hi << 16;
+            }
+        }
+    }
+    w->packed = p;
+    w->packed_bytes = bytes;
     return 0;
 }
-void kweight_free(KWeight *w) { free(w->packed); memset(w, 0, sizeof *w); }
-static const float *wf(const KWeight *w) { return w->type == KW_F32 ? w->f32 : (const float *)w->packed; }
-void kmm_xwt(const KWeight *w, const float *x, int m, float *y, float beta) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, w->n, w->k, 1.0f, x, w->k, wf(w), w->k, beta, y, w->n);
+
+void kweight_free(KWeight *w) {
+    if (!w) return;
+    free(w->packed);
+    memset(w, 0, sizeof *w);
 }
-void kmm_xw(const KWeight *w, const float *dy, int m, float *dx, float beta) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, w->k, w->n, 1.0f, dy, w->n, wf(w), w->k, beta, dx, w->k);
-}
-void kmm_dw(const float *dy, const float *x, int m, int n, int k, float *dw, float beta) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, k, m, 1.0f, dy, n, x, k, beta, dw, k);
-}
-void kmm_f32_nt(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc, float alpha, float beta) {
+
+/* ---------------------------------------------------------------- sgemm wrappers */
+
+void kmm_f32_nt(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c,
+                int ldc, float alpha, float beta) {
+    if (m <= 0 || n <= 0 || k <= 0) return;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
-void kmm_f32_nn(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc, float alpha, float beta) {
+
+void kmm_f32_nn(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c,
+                int ldc, float alpha, float beta) {
+    if (m <= 0 || n <= 0 || k <= 0) return;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
-void kmm_f32_tn(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc, float alpha, float beta) {
+
+void kmm_f32_tn(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c,
+                int ldc, float alpha, float beta) {
+    if (m <= 0 || n <= 0 || k <= 0) return;
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+/* ---------------------------------------------------------------- portable bf16 */
+
+/* Rows [r0, r1) of y for small m; x already rounded to bf16. */
+static void gemv_bf16_portable(const uint16_t *w, int k, const float *x, int m, float *y,
+                               size_t ldy, float beta, int r0, int r1) {
+    for (int r = r0; r < r1; r++) {
+        const uint16_t *wr = w + (size_t)r * k;
+        for (int i = 0; i < m; i++) {
+            const float *xi = x + (size_t)i * k;
+            float s[8] = {0};
+            int kk = 0;
+            for (; kk + 8 <= k; kk += 8)
+                for (int j = 0; j < 8; j++) s[j] += xi[kk + j] * bf16_to_f32(wr[kk + j]);
+            for (int j = 0; kk < k; kk++, j++) s[j] += xi[kk] * bf16_to_f32(wr[kk]);
+            float v = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+            float *yo = y + (size_t)i * ldy + r;
+            *yo = beta == 0.0f ? v : v + beta * *yo;
+        }
+    }
+}
+
+static void convert_rows(const uint16_t *w, int k, int r0, int r1, float *dst) {
+    size_t cnt = (size_t)(r1 - r0) * k;
+    const uint16_t *src = w + (size_t)r0 * k;
+    for (size_t i = 0; i < cnt; i++) dst[i] = bf16_to_f32(src[i]);
+}
+
+/* y = round(x) . W^T + beta y by blocks of PORT_NB rows of W converted to f32. */
+static void xwt_bf16_portable(const KWeight *w, const float *xr, int m, float *y, float beta) {
+    int n = w->n, k = w->k;
+    int nb = n < PORT_NB ? n : PORT_NB;
+    float *wf = xalloc((size_t)nb * k * sizeof(float));
+    for (int r0 = 0; r0 < n; r0 += PORT_NB) {
+        int r1 = r0 + PORT_NB < n ? r0 + PORT_NB : n;
+        convert_rows(w->bf16, k, r0, r1, wf);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, r1 - r0, k, 1.0f, xr, k, wf, k,
+                    beta, y + r0, n);
+    }
+    free(wf);
+}
+
+/* dx = dy . W + beta dx, reducing over blocks of PORT_NB rows of W. */
+static void xw_bf16_portable(const KWeight *w, const float *dy, int m, float *dx, float beta) {
+    int n = w->n, k = w->k;
+    int nb = n < PORT_NB ? n : PORT_NB;
+    float *wf = xalloc((size_t)nb * k * sizeof(float));
+    for (int r0 = 0; r0 < n; r0 += PORT_NB) {
+        int r1 = r0 + PORT_NB < n ? r0 + PORT_NB : n;
+        convert_rows(w->bf16, k, r0, r1, wf);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, k, r1 - r0, 1.0f, dy + r0, n, wf,
+                    k, r0 == 0 ? beta : 1.0f, dx, k);
+    }
+    free(wf);
+}
+
+/* ---------------------------------------------------------------- GEMM driver */
+
+/* Micro-kernel kinds. */
+enum { KT_F32, KT_FMA, KT_DP };
+/* Sources of B (the reduction x output operand). */
+enum {
+    BS_PRE,     /* packed bf16 copy of W[out][red] (kweight_init_bf16) */
+    BS_BF16_RO, /* bf16 [red][out], row stride ldb: packed into pairs per call */
+    BS_F32_T,   /* f32 [out][red], row stride ldb: transposed into panels per call */
+    BS_F32_RO,  /* f32 [red][out], row stride ldb: copied into panels per call */
+};
+/* Panels packed per barrier-separated group (2 MB of f32 at KC = 256). */
+#define KMM_NG 64
+
+typedef struct {
+    int kt, bs;
+    int m, nout, kred;
+    const float *a;
+    size_t sa_row, sa_col; /* a(i, p) = a[i*sa_row + p*sa_col] */
+    int rnd;               /* round a to bf16 (KT_FMA) */
+    const void *b;
+    size_t ldb;
+    float *c;
+    size_t ldc;
+    float beta;
+} Gemm;
+
+/* One A micro-tile of rows [r, r+mr), reduction [pc, pc+kc): KT_F32 f32
+ * [kc][MR], KT_FMA f32 [2kq][MR], KT_DP bf16 pairs [kq][MR]; zero-padded. */
+static void pack_a_tile(const Gemm *g, int r, int mr, int pc, int kc, void *dst) {
+    const int kq = (kc + 1) / 2, kt = g->kt;
+    const int klen = kt == KT_F32 ? kc : 2 * kq;
+    const float *a = g->a + (size_t)r * g->sa_row + (size_t)pc * g->sa_col;
+    if (kt == KT_DP) {
+        uint32_t *d = dst;
+        for (int q = 0; q < kq; q++)
+            for (int i = 0; i < KMM_MR; i++) {
+                uint32_t v = 0;
+                if (i < mr) {
+                    const float *s = a + (size_t)i * g->sa_row + (size_t)(2 * q) * g->sa_col;
+                    v = f32_to_bf16(s[0]);
+                    if (2 * q + 1 < kc) v |= (uint32_t)f32_to_bf16(s[g->sa_col]) << 16;
+                }
+                d[(size_t)q * KMM_MR + i] = v;
+            }
+        return;
+    }
+    float *d = dst;
+    if (mr < KMM_MR || klen > kc) memset(d, 0, (size_t)klen * KMM_MR * sizeof(float));
+    const int rnd = kt == KT_FMA && g->rnd;
+    if (g->sa_col == 1) { /* rows contiguous: read along k */
+        for (int i = 0; i < mr; i++) {
+            const float *s = a + (size_t)i * g->sa_row;
+            if (rnd)
+                for (int kk = 0; kk < kc; kk++) d[(size_t)kk * KMM_MR + i] = bf16_round(s[kk]);
+            else
+                for (int kk = 0; kk < kc; kk++) d[(size_t)kk * KMM_MR + i] = s[kk];
+        }
+    } else { /* columns contiguous (a transposed operand): read along rows */
+        for (int kk = 0; kk < kc; kk++) {
+            const float *s = a + (size_t)kk * g->sa_col;
+            float *dk = d + (size_t)kk * KMM_MR;
+            for (int i = 0; i < mr; i++) dk[i] = rnd ? bf16_round(s[(size_t)i * g->sa_row]) : s[(size_t)i * g->sa_row];
+        }
+    }
+}
+
+/* Packs panel p (outputs 32p..) for reduction [pc, pc+kc) into dst:
+ * f32 [kc][32] or bf16 pairs [kq][32]; zero-padded. */
+static void pack_b_panel(const Gemm *g, int p, int pc, int kc, void *dst) {
+    const int c0 = p * KMM_NR, nc = g->nout - c0 < KMM_NR ? g->nout - c0 : KMM_NR;
+    if (g->bs == BS_BF16_RO) {
+        const int kq = (kc + 1) / 2;
+        for (int q = 0; q < kq; q++) {
+            const uint16_t *lo = (const uint16_t *)g->b + (size_t)(pc + 2 * q) * g->ldb + c0;
+            const uint16_t *hi = 2 * q + 1 < kc ? lo + g->ldb : NULL;
+            uint32_t *d = (uint32_t *)dst + (size_t)q * KMM_NR;
+            int c = 0;
+            if (hi)
+                for (; c < nc; c++) d[c] = lo[c] | (uint32_t)hi[c] << 16;
+            else
+                for (; c < nc; c++) d[c] = lo[c];
+            for (; c < KMM_NR; c++) d[c] = 0;
+        }
+    } else if (g->bs == BS_F32_RO) {
+        for (int kk = 0; kk < kc; kk++) {
+            const float *s = (const float *)g->b + (size_t)(pc + kk) * g->ldb + c0;
+            float *d = (float *)dst + (size_t)kk * KMM_NR;
+            memcpy(d, s, (size_t)nc * sizeof(float));
+            if (nc < KMM_NR) memset(d + nc, 0, (size_t)(KMM_NR - nc) * sizeof(float));
+        }
+    } else { /* BS_F32_T */
+        float *d = dst;
+        if (nc < KMM_NR) memset(d, 0, (size_t)kc * KMM_NR * sizeof(float));
+        for (int c = 0; c < nc; c++) {
+            const float *s = (const float *)g->b + (size_t)(c0 + c) * g->ldb + pc;
+            for (int kk = 0; kk < kc; kk++) d[(size_t)kk * KMM_NR + c] = s[kk];
+        }
+    }
+}
+
+/* C[m, nout] = A[m, kred] . B + beta C, blocked: reduction blocks of KC
+ * (outermost, so every output sums its blocks in the same order), A packed
+ * once per block for the thread's rows, B panels from the packed weight or
+ * packed per call in groups of NG panels shared by the threads. Threads split
+ * the rows of C (or, when there are few, its panels) statically. */
+static void gemm_run(const Gemm *g) {
+    const int m = g->m, npan = (g->nout + KMM_NR - 1) / KMM_NR, mt = (m + KMM_MR - 1) / KMM_MR;
+    const int kt = g->kt, pre = g->bs == BS_PRE;
+    const size_t kq_all = (size_t)(g->kred + 1) / 2;
+    /* 4-byte elements of a packed B panel per KC block */
+    const size_t bpan = (size_t)(kt == KT_F32 ? KMM_KC : KMM_KC / 2) * KMM_NR;
+    const int ng = npan < KMM_NG ? npan : KMM_NG;
+    uint32_t *bbuf = pre ? NULL : xalloc((size_t)ng * bpan * sizeof(uint32_t));
+#pragma omp parallel
+    {
+        const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        int t0, t1, p0, p1;
+        if (mt >= 4 * nt || npan < nt) {
+            split(mt, nt, t, &t0, &t1);
+            p0 = 0;
+            p1 = npan;
+        } else {
+            t0 = 0;
+            t1 = mt;
+            split(npan, nt, t, &p0, &p1);
+        }
+        const int ntile = t1 - t0, m1 = t1 * KMM_MR < m ? t1 * KMM_MR : m;
+        const size_t tile_elems = (size_t)KMM_MR * KMM_KC; /* 4-byte elements, enough for every kind */
+        uint32_t *abuf = xalloc((size_t)(ntile ? ntile : 1) * tile_elems * sizeof(uint32_t));
+        for (int pc = 0; pc < g->kred; pc += KMM_KC) {
+            const int kc = g->kred - pc < KMM_KC ? g->kred - pc : KMM_KC, kq = (kc + 1) / 2;
+            const int mode = pc ? KMM_ACC : g->beta == 0.0f ? KMM_STORE : KMM_BETA;
+            for (int ti = 0; ti < ntile; ti++) {
+                int r = (t0 + ti) * KMM_MR;
+                pack_a_tile(g, r, m1 - r < KMM_MR ? m1 - r : KMM_MR, pc, kc, abuf + ti * tile_elems);
+            }
+            for (int gp = 0; gp < npan; gp += (pre ? npan : ng)) {
+                const int ge = pre ? npan : (gp + ng < npan ? gp + ng : npan);
+                if (!pre) {
+#pragma omp for schedule(static)
+                    for (int p = gp; p < ge; p++) pack_b_panel(g, p, pc, kc, bbuf + (size_t)(p - gp) * bpan);
+                }
+                const int q0 = p0 > gp ? p0 : gp, q1 = p1 < ge ? p1 : ge;
+                for (int p = q0; p < q1; p++) {
+                    const uint32_t *bp = pre ? (const uint32_t *)g->b + (size_t)p * kq_all * KMM_NR + (size_t)(pc / 2) * KMM_NR
+                                             : bbuf + (size_t)(p - gp) * bpan;
+                    const int nr = g->nout - p * KMM_NR < KMM_NR ? g->nout - p * KMM_NR : KMM_NR;
+                    for (int ti = 0; ti < ntile; ti++) {
+                        int r = (t0 + ti) * KMM_MR, mr = m1 - r < KMM_MR ? m1 - r : KMM_MR;
+                        float *cp = g->c + (size_t)r * g->ldc + (size_t)p * KMM_NR;
+                        const uint32_t *ap = abuf + ti * tile_elems;
+                        if (kt == KT_DP)
+                            kmm_ukr_dp_avx512bf16(kq, ap, bp, cp, g->ldc, mr, nr, mode, g->beta);
+                        else if (kt == KT_FMA)
+                            kmm_ukr_fma_avx512(kq, (const float *)ap, bp, cp, g->ldc, mr, nr, mode, g->beta);
+                        else
+                            kmm_ukr_f32_avx512(kc, (const float *)ap, (const float *)bp, cp, g->ldc, mr, nr, mode, g->beta);
+                    }
+                }
+                if (!pre) {
+#pragma omp barrier
+                }
+            }
+        }
+        free(abuf);
+    }
+    free(bbuf);
+}
+
+static void gemm_xwt(const KWeight *w, const float *x, int m, float *y, float beta, int dp) {
+    Gemm g = {.m = m, .nout = w->n, .kred = w->k, .a = x, .sa_row = (size_t)w->k, .sa_col = 1,
+              .rnd = 1, .c = y, .ldc = (size_t)w->n, .beta = beta};
+    if (w->type == KW_F32) {
+        g.kt = KT_F32;
+        g.bs = BS_F32_T;
+        g.b = w->f32;
+        g.ldb = (size_t)w->k;
+    } else {
+        g.kt = dp ? KT_DP : KT_FMA;
+        g.bs = BS_PRE;
+        g.b = w->packed;
+    }
+    gemm_run(&g);
+}
+
+static void gemm_xw(const KWeight *w, const float *dy, int m, float *dx, float beta) {
+    Gemm g = {.m = m, .nout = w->k, .kred = w->n, .a = dy, .sa_row = (size_t)w->n, .sa_col = 1,
+              .rnd = 0, .c = dx, .ldc = (size_t)w->k, .beta = beta, .ldb = (size_t)w->k};
+    if (w->type == KW_F32) {
+        g.kt = KT_F32;
+        g.bs = BS_F32_RO;
+        g.b = w->f32;
+    } else {
+        g.kt = KT_FMA;
+        g.bs = BS_BF16_RO;
+        g.b = w->bf16;
+    }
+    gemm_run(&g);
+}
+
+/* ---------------------------------------------------------------- small-m gemv */
+
+enum { GV_F32_512, GV_F32_AVX2, GV_BF16_PORT, GV_BF16_AVX2, GV_BF16_512, GV_BF16_DP };
+
+static void gemv_run(int kind, const void *w, int n, int k, const void *x, int m, float *y, float beta) {
+#pragma omp parallel
+    {
+        int nt = omp_get_num_threads(), t = omp_get_thread_num(), r0, r1;
+        /* split in groups of 4 rows so every thread gets whole row blocks */
+        int g0, g1;
+        split((n + 3) / 4, nt, t, &g0, &g1);
+        r0 = g0 * 4;
+        r1 = g1 * 4 < n ? g1 * 4 : n;
+        if (r0 < r1) switch (kind) {
+            case GV_F32_512: kmm_gemv_f32_avx512(w, k, x, m, y, n, beta, r0, r1); break;
+            case GV_F32_AVX2: kmm_gemv_f32_avx2(w, k, x, m, y, n, beta, r0, r1); break;
+            case GV_BF16_PORT: gemv_bf16_portable(w, k, x, m, y, n, beta, r0, r1); break;
+            case GV_BF16_AVX2: kmm_gemv_bf16_avx2(w, k, x, m, y, n, beta, r0, r1); break;
+            case GV_BF16_512: kmm_gemv_bf16_avx512(w, k, x, m, y, n, beta, r0, r1); break;
+            case GV_BF16_DP: kmm_gemv_bf16_avx512bf16(w, k, x, m, y, n, beta, r0, r1); break;
+            }
+    }
+}
+
+/* ---------------------------------------------------------------- operations */
+
+void kmm_xwt(const KWeight *w, const float *x, int m, float *y, float beta) {
+    if (m <= 0) return;
+    const int n = w->n, k = w->k;
+    const KmmLevel lvl = kmm_level();
+    if (w->type == KW_F32) {
+        if (m <= F32_GEMV_MAX_M && lvl >= KMM_AVX2) {
+            gemv_run(lvl >= KMM_AVX512 ? GV_F32_512 : GV_F32_AVX2, w->f32, n, k, x, m, y, beta);
+        } else if (lvl >= KMM_AVX512) {
+            gemm_xwt(w, x, m, y, beta, 0);
+        } else if (m == 1) {
+            if (beta == 0.0f) memset(y, 0, (size_t)n * sizeof(float));
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, n, k, 1.0f, w->f32, k, x, 1, beta, y, 1);
+        } else {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, x, k, w->f32, k, beta, y, n);
+        }
+        return;
+    }
+    if (m > BF16_GEMV_MAX_M && lvl >= KMM_AVX512 && w->packed) {
+        gemm_xwt(w, x, m, y, beta, lvl >= KMM_AVX512BF16);
+        return;
+    }
+    size_t cnt = (size_t)m * k;
+    if (m <= BF16_GEMV_MAX_M && lvl >= KMM_AVX512BF16) {
+        uint16_t *xb = xalloc(cnt * sizeof(uint16_t));
+        for (size_t i = 0; i < cnt; i++) xb[i] = f32_to_bf16(x[i]);
+        gemv_run(GV_BF16_DP, w->bf16, n, k, xb, m, y, beta);
+        free(xb);
+        return;
+    }
+    float *xr = xalloc(cnt * sizeof(float));
+    for (size_t i = 0; i < cnt; i++) xr[i] = bf16_round(x[i]);
+    if (m <= BF16_GEMV_MAX_M)
+        gemv_run(lvl >= KMM_AVX512 ? GV_BF16_512 : lvl >= KMM_AVX2 ? GV_BF16_AVX2 : GV_BF16_PORT,
+                 w->bf16, n, k, xr, m, y, beta);
+    else
+        xwt_bf16_portable(w, xr, m, y, beta);
+    free(xr);
+}
+
+void kmm_xw(const KWeight *w, const float *dy, int m, float *dx, float beta) {
+    if (m <= 0) return;
+    const int n = w->n, k = w->k;
+    if (kmm_level() >= KMM_AVX512) {
+        gemm_xw(w, dy, m, dx, beta);
+        return;
+    }
+    if (w->type == KW_F32) {
+        if (m == 1) {
+            if (beta == 0.0f) memset(dx, 0, (size_t)k * sizeof(float));
+            cblas_sgemv(CblasRowMajor, CblasTrans, n, k, 1.0f, w->f32, k, dy, 1, beta, dx, 1);
+        } else {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, k, n, 1.0f, dy, n, w->f32, k, beta, dx, k);
+        }
+        return;
+    }
+    xw_bf16_portable(w, dy, m, dx, beta);
+}
+
+void kmm_dw(const float *dy, const float *x, int m, int n, int k, float *dw, float beta) {
+    if (m <= 0 || n <= 0 || k <= 0) return;
+    if (kmm_level() >= KMM_AVX512) {
+        /* A = dy^T (row i = column i of dy), B = x as [red = m][out = k] */
+        Gemm g = {.kt = KT_F32, .bs = BS_F32_RO, .m = n, .nout = k, .kred = m, .a = dy, .sa_row = 1,
+                  .sa_col = (size_t)n, .b = x, .ldb = (size_t)k, .c = dw, .ldc = (size_t)k, .beta = beta};
+        gemm_run(&g);
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, k, m, 1.0f, dy, n, x, k, beta, dw, k);
 }

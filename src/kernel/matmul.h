@@ -1,17 +1,78 @@
-/* kernel/matmul.h - TEMPORARY minimal version; replaced by the kernels branch. */
+/* kernel/matmul.h - matrix products of the transformer engine.
+ *
+ * All matrices are row-major. Weights are stored PyTorch-style W[n = out, k = in];
+ * activations are X[m, k] fp32 (m = tokens). Every operation is OpenMP-parallel
+ * inside, correct for any m, n, k >= 1 (m <= 0 does nothing), and deterministic:
+ * the same inputs and the same thread count give the same bits (static
+ * partitioning, fixed summation order).
+ *
+ * bf16 weights: the forward product (kmm_xwt) rounds x to bf16 (nearest-even,
+ * like f32_to_bf16) and accumulates exact bf16 x bf16 products in fp32 - the
+ * semantics of PyTorch bf16 matmul and of vdpbf16ps - on every code path.
+ * The backward product (kmm_xw) keeps dy in fp32 (only W is bf16).
+ *
+ * Code paths are chosen at run time from the CPU; the environment variable
+ * MUSCLE_KERNEL=portable|avx2|avx512|avx512bf16 (read at first use) or
+ * kmm_level_set() forces a lower one. "avx512" runs bf16 weights through an
+ * fp32-FMA kernel that widens packed bf16 on the fly, "avx512bf16" through a
+ * vdpbf16ps kernel; "auto" picks avx512bf16 on AMD and avx512 on Intel, where
+ * vdpbf16ps issues at half the fp32 FMA rate. Out of memory inside an
+ * operation aborts (the operations return void).
+ */
 #ifndef MUSCLE_KERNEL_MATMUL_H
 #define MUSCLE_KERNEL_MATMUL_H
+
 #include <stddef.h>
 #include <stdint.h>
+
 typedef enum { KW_F32, KW_BF16 } KWeightType;
-typedef struct { KWeightType type; int n, k; const float *f32; const uint16_t *bf16; void *packed; size_t packed_bytes; } KWeight;
+
+typedef struct {
+    KWeightType type;
+    int n, k;              /* out, in */
+    const float *f32;      /* [n, k] when KW_F32 (not owned) */
+    const uint16_t *bf16;  /* [n, k] when KW_BF16 (not owned) */
+    void *packed;          /* kernel-friendly copy (owned), or NULL */
+    size_t packed_bytes;
+} KWeight;
+
+/* No copy: data may be a read-only mmap and must outlive the handle. */
 int kweight_init_f32(KWeight *w, const float *data, int n, int k);
+/* Keeps a pointer to data and, on AVX-512 CPUs, builds a packed bf16 copy
+ * (panels of 32 output rows, k-pairs interleaved). */
 int kweight_init_bf16(KWeight *w, const uint16_t *data, int n, int k);
 void kweight_free(KWeight *w);
+
+/* y[m,n] = x[m,k] . W^T + beta*y   (forward; beta == 0 never reads y) */
 void kmm_xwt(const KWeight *w, const float *x, int m, float *y, float beta);
+/* dx[m,k] = dy[m,n] . W + beta*dx   (backward through the weight) */
 void kmm_xw(const KWeight *w, const float *dy, int m, float *dx, float beta);
+/* dw[n,k] = dy[m,n]^T . x[m,k] + beta*dw   (fp32 weight gradient) */
 void kmm_dw(const float *dy, const float *x, int m, int n, int k, float *dw, float beta);
-void kmm_f32_nt(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc, float alpha, float beta);
-void kmm_f32_nn(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc, float alpha, float beta);
-void kmm_f32_tn(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc, float alpha, float beta);
+
+/* Thin fp32 wrappers over sgemm (row-major), so nothing else calls cblas:
+ *   nt: C[m,n] = alpha A[m,k] . B[n,k]^T + beta C
+ *   nn: C[m,n] = alpha A[m,k] . B[k,n]   + beta C
+ *   tn: C[m,n] = alpha A[k,m]^T . B[k,n] + beta C */
+void kmm_f32_nt(int m, int n, int k, const float *a, int lda, const float *b, int ldb,
+                float *c, int ldc, float alpha, float beta);
+void kmm_f32_nn(int m, int n, int k, const float *a, int lda, const float *b, int ldb,
+                float *c, int ldc, float alpha, float beta);
+void kmm_f32_tn(int m, int n, int k, const float *a, int lda, const float *b, int ldb,
+                float *c, int ldc, float alpha, float beta);
+
+/* Code paths, lowest to highest. */
+typedef enum { KMM_PORTABLE = 0, KMM_AVX2, KMM_AVX512, KMM_AVX512BF16 } KmmLevel;
+
+/* Highest level this CPU supports. */
+KmmLevel kmm_level_cpu(void);
+/* Level in use (MUSCLE_KERNEL or automatic at first use, or kmm_level_set). */
+KmmLevel kmm_level(void);
+/* Forces a level; -1 (err_set) if the CPU lacks it. Not thread-safe against
+ * concurrent products. */
+int kmm_level_set(KmmLevel l);
+/* Parses "portable", "avx2", "avx512", "avx512bf16" or "auto"; -1 if unknown. */
+int kmm_level_parse(const char *s, KmmLevel *out);
+const char *kmm_level_name(KmmLevel l);
+
 #endif

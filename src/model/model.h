@@ -62,6 +62,7 @@ typedef struct {
     /* ownership */
     MappedFile *maps; int n_maps;
     void **owned; int n_owned, cap_owned;
+    struct Tokenizer *tokenizer; /* embedded in the file (GGUF), owned by the model */
     void *format_ctx;      /* format-specific state (open GGUF/safetensors), freed with the model */
     void (*format_free)(void *);
     char *path;
@@ -73,9 +74,16 @@ typedef struct {
     int writable;          /* own fp32 copies of every weight (for full training) */
 } ModelLoadOptions;
 
+/* A model with random weights (N(0, 0.02^2) matrices, unit norms), owned. cfg.head_dim
+ * 0 = dim / n_heads. Format reported as llama2.c (interleaved rotary) unless cfg.rope says. */
+int model_init_random(Model *m, const ModelConfig *cfg, const ModelLoadOptions *opts, uint64_t seed);
 /* Loads a model from a file or a Hugging Face folder. NULL opts = defaults. */
 int model_load(Model *m, const char *path, const ModelLoadOptions *opts);
 void model_free(Model *m);
+/* Writes a Hugging Face folder (config.json + model.safetensors in F32, F16 or BF16),
+ * q/k rows in the Hugging Face order. Files are written atomically. */
+int model_save_hf(const Model *m, const char *dir, DType dtype);
+int model_save_hf_config(const ModelConfig *c, const char *dir, DType dtype);
 const char *model_format_name(ModelFormat f);
 /* Parameter count (embedding counted once when tied). */
 uint64_t model_param_count(const Model *m);
@@ -87,6 +95,8 @@ void *model_alloc(Model *m, size_t bytes);                  /* owned by the mode
 /* Makes a matrix weight of [n, k] from stored data of type t (F32/F16/BF16/Q8_0),
  * mapping it without a copy when the type matches the compute type. */
 int model_make_weight(Model *m, KWeight *w, DType t, const void *data, int n, int k);
+/* The same, always into an owned buffer when copy != 0 (data may then be freed). */
+int model_make_weight_copy(Model *m, KWeight *w, DType t, const void *data, int n, int k, int copy);
 /* An fp32 vector (norm weights) from stored data. */
 float *model_make_vector(Model *m, DType t, const void *data, size_t n);
 int model_finish(Model *m); /* common checks once all tensors are set */

@@ -1,6 +1,7 @@
 /* model/model_load.c - format detection, weight handles, ownership. */
 #include "model.h"
 #include "core/error.h"
+#include "tokenizer/tokenizer.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -25,19 +26,21 @@ void *model_alloc(Model *m, size_t bytes) {
     return p;
 }
 
-int model_make_weight(Model *m, KWeight *w, DType t, const void *data, int n, int k) {
+int model_make_weight_copy(Model *m, KWeight *w, DType t, const void *data, int n, int k, int copy) {
     size_t count = (size_t)n * (size_t)k;
     if (m->wtype == KW_F32) {
-        if (t == DT_F32 && !m->writable) return kweight_init_f32(w, data, n, k);
+        if (t == DT_F32 && !copy && ((uintptr_t)data % sizeof(float)) == 0) return kweight_init_f32(w, data, n, k);
         float *f = model_alloc(m, count * sizeof(float));
         if (!f) return -1;
         dtype_to_f32(t, data, f, count);
         return kweight_init_f32(w, f, n, k);
     }
-    if (t == DT_BF16) return kweight_init_bf16(w, data, n, k);
+    if (t == DT_BF16 && !copy && ((uintptr_t)data % 2) == 0) return kweight_init_bf16(w, data, n, k);
     uint16_t *h = model_alloc(m, count * sizeof(uint16_t));
     if (!h) return -1;
-    if (t == DT_F32) {
+    if (t == DT_BF16) {
+        memcpy(h, data, count * 2);
+    } else if (t == DT_F32 && ((uintptr_t)data % sizeof(float)) == 0) {
         dtype_from_f32(DT_BF16, data, h, count);
     } else {
         float *tmp = malloc(count * sizeof(float));
@@ -47,6 +50,10 @@ int model_make_weight(Model *m, KWeight *w, DType t, const void *data, int n, in
         free(tmp);
     }
     return kweight_init_bf16(w, h, n, k);
+}
+
+int model_make_weight(Model *m, KWeight *w, DType t, const void *data, int n, int k) {
+    return model_make_weight_copy(m, w, t, data, n, k, m->writable);
 }
 
 float *model_make_vector(Model *m, DType t, const void *data, size_t n) {
@@ -135,6 +142,7 @@ void model_free(Model *m) {
     free(m->owned);
     for (int i = 0; i < m->n_maps; i++) file_unmap(&m->maps[i]);
     free(m->maps);
+    if (m->tokenizer) tok_free(m->tokenizer);
     if (m->format_free) m->format_free(m->format_ctx);
     free(m->path);
     free(m->dir);
@@ -158,12 +166,3 @@ uint64_t model_param_count(const Model *m) {
     return n;
 }
 
-/* Weak stubs until the safetensors and GGUF layers are in. */
-__attribute__((weak)) int model_load_hf(Model *m, const char *dir, const ModelLoadOptions *o) {
-    (void)m; (void)o;
-    return err_set("%s: Hugging Face folders are not supported in this build", dir);
-}
-__attribute__((weak)) int model_load_gguf(Model *m, const char *path, const ModelLoadOptions *o) {
-    (void)m; (void)o;
-    return err_set("%s: GGUF files are not supported in this build", path);
-}

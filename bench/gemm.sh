@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Builds bench/bench_gemm.c against build/libmuscle.a and runs it on 2 threads,
+# holding /tmp/muscle-bench.lock (the cores are shared).
+# Usage: bench/gemm.sh [seconds-per-measurement]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+make --no-print-directory build/libmuscle.a >/dev/null
+PKG=$(pkg-config --cflags --libs openblas)
+gcc -std=c11 -D_GNU_SOURCE -O2 -fopenmp -Isrc bench/bench_gemm.c build/libmuscle.a $PKG -lm -o build/bench_gemm
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}" OMP_PROC_BIND="${OMP_PROC_BIND:-close}"
+flock /tmp/muscle-bench.lock build/bench_gemm "$@"

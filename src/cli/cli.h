@@ -1,0 +1,19 @@
+/* cli/cli.h - the `muscle` program's commands. Each returns the process exit code. */
+#ifndef MUSCLE_CLI_H
+#define MUSCLE_CLI_H
+
+int cmd_info(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_score(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+
+/* Prints "muscle: error: <err_msg()>" and returns 1. */
+int cli_fail(void);
+/* Prints a usage error for a command and returns 2. */
+int cli_usage_error(const char *cmd, const char *fmt, ...);
+/* Parses an integer / float option value; on failure prints an error. */
+int cli_parse_int(const char *opt, const char *s, long lo, long hi, long *out);
+int cli_parse_float(const char *opt, const char *s, double *out);
+
+#endif

@@ -1,0 +1,337 @@
+/* cli/cmd_run.c - commands that run a model: info, tokenize, generate, score. */
+#include "cli.h"
+#include "core/error.h"
+#include "model/forward.h"
+#include "model/generate.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------- */
+/* shared: loading a model and its tokenizer                                  */
+
+typedef struct {
+    const char *model, *tokenizer, *adapter;
+    int bf16;
+} ModelArgs;
+
+static int load_model(const ModelArgs *a, Model *m, Tokenizer **t) {
+    ModelLoadOptions o = {a->bf16 ? KW_BF16 : KW_F32, 0};
+    if (model_load(m, a->model, &o) != 0) return -1;
+    if (t) {
+        *t = model_tokenizer_load(m, a->tokenizer);
+        if (!*t) {
+            model_free(m);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------- */
+/* info                                                                       */
+
+static const char *info_help =
+    "usage: muscle info MODEL [--tokenizer T] [--json]\n"
+    "Prints the architecture, parameter count, tensor types and tokenizer of MODEL.\n";
+
+int cmd_info(int argc, char **argv) {
+    ModelArgs a = {0};
+    int json = 0;
+    static struct option opts[] = {{"tokenizer", 1, 0, 't'}, {"json", 0, 0, 'j'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "t:jh", opts, NULL)) != -1) {
+        if (c == 't') a.tokenizer = optarg;
+        else if (c == 'j') json = 1;
+        else if (c == 'h') { fputs(info_help, stdout); return 0; }
+        else return cli_usage_error("info", "bad option");
+    }
+    if (optind != argc - 1) return cli_usage_error("info", "expected one MODEL");
+    a.model = argv[optind];
+    Model m;
+    if (model_load(&m, a.model, NULL) != 0) return cli_fail();
+    Tokenizer *t = model_tokenizer_load(&m, a.tokenizer);
+    char tokinfo[256];
+    if (t) snprintf(tokinfo, sizeof tokinfo, "%s, %d pieces, bos %d, eos %d", tok_kind(t), tok_vocab_size(t), tok_bos_id(t), tok_eos_id(t));
+    else snprintf(tokinfo, sizeof tokinfo, "none (%s)", err_msg());
+    const ModelConfig *k = &m.cfg;
+    uint64_t np = model_param_count(&m);
+    if (json) {
+        printf("{\"format\":\"%s\",\"dim\":%d,\"hidden_dim\":%d,\"n_layers\":%d,\"n_heads\":%d,\"n_kv_heads\":%d,"
+               "\"head_dim\":%d,\"vocab_size\":%d,\"seq_len\":%d,\"rope_theta\":%g,\"norm_eps\":%g,\"tied\":%s,"
+               "\"rope\":\"%s\",\"params\":%llu,\"stored_type\":\"%s\",\"tokenizer\":%s%s%s}\n",
+               model_format_name(m.format), k->dim, k->hidden_dim, k->n_layers, k->n_heads, k->n_kv_heads, k->head_dim,
+               k->vocab_size, k->seq_len, (double)k->rope_theta, (double)k->norm_eps, k->tied ? "true" : "false",
+               k->rope == ROPE_HALF ? "half" : "interleaved", (unsigned long long)np, dtype_name(m.stored_type),
+               t ? "\"" : "null", t ? tok_kind(t) : "", t ? "\"" : "");
+    } else {
+        printf("model:       %s\n", a.model);
+        printf("format:      %s\n", model_format_name(m.format));
+        printf("arch:        llama, dim %d, hidden %d, %d layers, %d heads (%d kv heads, head dim %d)\n", k->dim, k->hidden_dim,
+               k->n_layers, k->n_heads, k->n_kv_heads, k->head_dim);
+        printf("vocab:       %d, context %d\n", k->vocab_size, k->seq_len);
+        printf("rope:        %s pairs, theta %g; rmsnorm eps %g\n", k->rope == ROPE_HALF ? "half-split" : "interleaved",
+               (double)k->rope_theta, (double)k->norm_eps);
+        printf("classifier:  %s\n", k->tied ? "tied to the embedding" : "separate");
+        printf("parameters:  %llu (%.2fM)\n", (unsigned long long)np, (double)np / 1e6);
+        printf("tensors:     %s\n", dtype_name(m.stored_type));
+        printf("tokenizer:   %s\n", tokinfo);
+    }
+    model_tokenizer_free(&m, t);
+    model_free(&m);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------- */
+/* tokenize                                                                   */
+
+static const char *tokenize_help =
+    "usage: muscle tokenize --tokenizer T [--bos] [--eos] --text S\n"
+    "Prints the token ids of S, space-separated. T is a tokenizer file (tokenizer.model,\n"
+    "tokenizer.json, llama2.c tokenizer.bin) or a model whose tokenizer to use.\n";
+
+int cmd_tokenize(int argc, char **argv) {
+    const char *tp = NULL, *text = NULL;
+    int bos = 0, eos = 0, c;
+    static struct option opts[] = {{"tokenizer", 1, 0, 't'}, {"text", 1, 0, 's'}, {"bos", 0, 0, 'b'},
+                                   {"eos", 0, 0, 'e'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "t:s:beh", opts, NULL)) != -1) {
+        if (c == 't') tp = optarg;
+        else if (c == 's') text = optarg;
+        else if (c == 'b') bos = 1;
+        else if (c == 'e') eos = 1;
+        else if (c == 'h') { fputs(tokenize_help, stdout); return 0; }
+        else return cli_usage_error("tokenize", "bad option");
+    }
+    if (!tp) return cli_usage_error("tokenize", "--tokenizer is required");
+    if (!text) return cli_usage_error("tokenize", "--text is required");
+    if (optind != argc) return cli_usage_error("tokenize", "unexpected argument '%s'", argv[optind]);
+    Tokenizer *t = tok_load(tp);
+    Model m = {0};
+    int have_model = 0;
+    if (!t) {
+        /* maybe a model: use its tokenizer */
+        char first[1024];
+        snprintf(first, sizeof first, "%s", err_msg());
+        if (model_load(&m, tp, NULL) == 0) {
+            have_model = 1;
+            t = model_tokenizer_load(&m, NULL);
+        } else {
+            err_set("%s", first);
+        }
+        if (!t) {
+            if (have_model) model_free(&m);
+            return cli_fail();
+        }
+    }
+    int *ids = NULL, n = 0;
+    if (tok_encode(t, text, strlen(text), bos, eos, &ids, &n) != 0) return cli_fail();
+    for (int i = 0; i < n; i++) printf(i ? " %d" : "%d", ids[i]);
+    printf("\n");
+    free(ids);
+    if (have_model) {
+        model_tokenizer_free(&m, t);
+        model_free(&m);
+    } else {
+        tok_free(t);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------- */
+/* generate                                                                   */
+
+static const char *generate_help =
+    "usage: muscle generate --model MODEL [options]\n"
+    "Prints only the generated text. With no prompt, generation starts from BOS.\n"
+    "  --tokenizer T        tokenizer file (default: found beside the model)\n"
+    "  --prompt S           text to continue\n"
+    "  --max-tokens N       new tokens at most (default 256)\n"
+    "  --temperature X      0 = greedy (default 0)\n"
+    "  --top-p P            nucleus sampling (default 1 = off)\n"
+    "  --seed N             sampling seed (default 42)\n"
+    "  --stop S             stop before the first occurrence of S (repeatable)\n"
+    "  --no-repeat-ngram N  never repeat an N-gram\n"
+    "  --ignore-eos         keep going past EOS/BOS\n"
+    "  --bf16               compute with bf16 weights\n"
+    "  --stats              print tokens/s to stderr\n";
+
+static int emit_stdout(void *ctx, const char *s, size_t n) {
+    (void)ctx;
+    fwrite(s, 1, n, stdout);
+    fflush(stdout);
+    return 0;
+}
+
+int cmd_generate(int argc, char **argv) {
+    ModelArgs a = {0};
+    GenOptions g;
+    gen_options_default(&g);
+    const char *prompt = NULL;
+    const char *stops[16];
+    int nstops = 0, stats = 0, c;
+    long lv;
+    double dv;
+    static struct option opts[] = {
+        {"model", 1, 0, 'm'}, {"tokenizer", 1, 0, 't'}, {"prompt", 1, 0, 'p'}, {"max-tokens", 1, 0, 'n'},
+        {"temperature", 1, 0, 'T'}, {"top-p", 1, 0, 'P'}, {"seed", 1, 0, 's'}, {"stop", 1, 0, 'S'},
+        {"no-repeat-ngram", 1, 0, 'r'}, {"ignore-eos", 0, 0, 'E'}, {"bf16", 0, 0, 'B'}, {"stats", 0, 0, 'x'},
+        {"adapter", 1, 0, 'a'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:t:p:n:T:P:s:S:r:EBxa:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': a.model = optarg; break;
+        case 't': a.tokenizer = optarg; break;
+        case 'a': a.adapter = optarg; break;
+        case 'p': prompt = optarg; break;
+        case 'n': if (cli_parse_int("--max-tokens", optarg, 0, 1 << 24, &lv)) return 2; g.max_tokens = (int)lv; break;
+        case 'T': if (cli_parse_float("--temperature", optarg, &dv) || dv < 0) return 2; g.temperature = (float)dv; break;
+        case 'P': if (cli_parse_float("--top-p", optarg, &dv) || dv <= 0 || dv > 1) return 2; g.top_p = (float)dv; break;
+        case 's': if (cli_parse_int("--seed", optarg, 0, 0x7fffffffL, &lv)) return 2; g.seed = (uint64_t)lv; break;
+        case 'S': if (nstops == 16) return cli_usage_error("generate", "at most 16 --stop strings"); stops[nstops++] = optarg; break;
+        case 'r': if (cli_parse_int("--no-repeat-ngram", optarg, 0, 64, &lv)) return 2; g.no_repeat_ngram = (int)lv; break;
+        case 'E': g.ignore_eos = 1; break;
+        case 'B': a.bf16 = 1; break;
+        case 'x': stats = 1; break;
+        case 'h': fputs(generate_help, stdout); return 0;
+        default: return cli_usage_error("generate", "bad option");
+        }
+    }
+    if (!a.model) return cli_usage_error("generate", "--model is required");
+    if (optind != argc) return cli_usage_error("generate", "unexpected argument '%s'", argv[optind]);
+    if (a.adapter) { err_set("--adapter: adapters are not supported yet"); return cli_fail(); }
+    g.stops = stops;
+    g.n_stops = nstops;
+    Model m;
+    Tokenizer *t;
+    if (load_model(&a, &m, &t) != 0) return cli_fail();
+    int *ids = NULL, n = 0;
+    if (prompt) {
+        if (tok_encode(t, prompt, strlen(prompt), 1, 0, &ids, &n) != 0) return cli_fail();
+    } else {
+        ids = malloc(sizeof *ids);
+        ids[0] = m.cfg.bos_id;
+        n = 1;
+    }
+    GenResult r;
+    int rc = model_generate(&m, t, ids, n, &g, emit_stdout, NULL, &r);
+    if (rc == 0) {
+        printf("\n");
+        if (stats) fprintf(stderr, "generated %d tokens in %.3f s: %.1f tokens/s\n", r.n_ids, r.seconds, r.n_ids / (r.seconds > 0 ? r.seconds : 1));
+        gen_result_free(&r);
+    }
+    free(ids);
+    model_tokenizer_free(&m, t);
+    model_free(&m);
+    return rc == 0 ? 0 : cli_fail();
+}
+
+/* ------------------------------------------------------------------------- */
+/* score                                                                      */
+
+static const char *score_help =
+    "usage: muscle score --model MODEL [--tokenizer T] [--bf16] --text S\n"
+    "Prints JSON: the token ids of S (with BOS) and each token's log-probability\n"
+    "given those before it (null for the first).\n";
+
+int cmd_score(int argc, char **argv) {
+    ModelArgs a = {0};
+    const char *text = NULL;
+    int c;
+    static struct option opts[] = {{"model", 1, 0, 'm'}, {"tokenizer", 1, 0, 't'}, {"text", 1, 0, 's'}, {"bf16", 0, 0, 'B'},
+                                   {"adapter", 1, 0, 'a'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:t:s:Ba:h", opts, NULL)) != -1) {
+        if (c == 'm') a.model = optarg;
+        else if (c == 't') a.tokenizer = optarg;
+        else if (c == 's') text = optarg;
+        else if (c == 'B') a.bf16 = 1;
+        else if (c == 'a') a.adapter = optarg;
+        else if (c == 'h') { fputs(score_help, stdout); return 0; }
+        else return cli_usage_error("score", "bad option");
+    }
+    if (!a.model) return cli_usage_error("score", "--model is required");
+    if (!text) return cli_usage_error("score", "--text is required");
+    if (optind != argc) return cli_usage_error("score", "unexpected argument '%s'", argv[optind]);
+    if (a.adapter) { err_set("--adapter: adapters are not supported yet"); return cli_fail(); }
+    Model m;
+    Tokenizer *t;
+    if (load_model(&a, &m, &t) != 0) return cli_fail();
+    int *ids = NULL, n = 0;
+    if (tok_encode(t, text, strlen(text), 1, 0, &ids, &n) != 0) return cli_fail();
+    if (n > m.cfg.seq_len) {
+        err_set("--text: %d tokens are more than the model's context of %d", n, m.cfg.seq_len);
+        return cli_fail();
+    }
+    RunState s;
+    if (runstate_init(&s, &m, 1, n, n, 0) != 0 || model_forward(&s, ids, 1, n, 0) != 0) return cli_fail();
+    logsoftmax_rows(s.logits, n, m.cfg.vocab_size);
+    double total = 0;
+    printf("{\"tokens\":[");
+    for (int i = 0; i < n; i++) printf(i ? ",%d" : "%d", ids[i]);
+    printf("],\"logprobs\":[null");
+    for (int i = 1; i < n; i++) {
+        float lp = s.logits[(size_t)(i - 1) * m.cfg.vocab_size + ids[i]];
+        total += lp;
+        printf(",%.9g", (double)lp);
+    }
+    printf("],\"total_logprob\":%.9g,\"n_tokens\":%d}\n", total, n);
+    runstate_free(&s);
+    free(ids);
+    model_tokenizer_free(&m, t);
+    model_free(&m);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------- */
+/* convert                                                                    */
+
+static const char *convert_help =
+    "usage: muscle convert IN OUT [--dtype f32|f16|bf16] [--tokenizer T]\n"
+    "Writes model IN (any format) as a Hugging Face Llama folder OUT: config.json,\n"
+    "model.safetensors (q/k rows in Hugging Face order) and the tokenizer file, copied\n"
+    "under its usual name (tokenizer.model, tokenizer.json or tokenizer.bin).\n";
+
+int cmd_convert(int argc, char **argv) {
+    const char *tp = NULL, *dt = "f32";
+    int c;
+    static struct option opts[] = {{"dtype", 1, 0, 'd'}, {"tokenizer", 1, 0, 't'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "d:t:h", opts, NULL)) != -1) {
+        if (c == 'd') dt = optarg;
+        else if (c == 't') tp = optarg;
+        else if (c == 'h') { fputs(convert_help, stdout); return 0; }
+        else return cli_usage_error("convert", "bad option");
+    }
+    if (optind != argc - 2) return cli_usage_error("convert", "expected IN and OUT");
+    DType d = !strcmp(dt, "f32") ? DT_F32 : !strcmp(dt, "f16") ? DT_F16 : !strcmp(dt, "bf16") ? DT_BF16 : DT_COUNT;
+    if (d == DT_COUNT) return cli_usage_error("convert", "--dtype '%s': expected f32, f16 or bf16", dt);
+    const char *in = argv[optind], *out = argv[optind + 1];
+    Model m;
+    if (model_load(&m, in, NULL) != 0) return cli_fail();
+    char *found = NULL;
+    Tokenizer *t = model_tokenizer_load_ex(&m, tp, &found);
+    int rc = model_save_hf(&m, out, d);
+    if (rc == 0 && found) {
+        const char *kind = tok_kind(t);
+        const char *name = !strcmp(kind, "sentencepiece") ? "tokenizer.model" : !strcmp(kind, "tokenizer.json") ? "tokenizer.json" : "tokenizer.bin";
+        size_t n;
+        char *bytes = file_read_all(found, &n, 0);
+        char *dst = file_join(out, name);
+        rc = (bytes && dst) ? file_write_all_atomic(dst, bytes, n) : -1;
+        free(bytes);
+        free(dst);
+    } else if (rc == 0 && !t) {
+        fprintf(stderr, "muscle convert: note: no tokenizer written (%s)\n", err_msg());
+    } else if (rc == 0) {
+        fprintf(stderr, "muscle convert: note: the tokenizer is embedded in %s; name a tokenizer file with --tokenizer to copy one\n", in);
+    }
+    free(found);
+    model_tokenizer_free(&m, t);
+    model_free(&m);
+    return rc == 0 ? 0 : cli_fail();
+}

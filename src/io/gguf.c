@@ -1,0 +1,1030 @@
+/* io/gguf.c - GGUF v2/v3 reader and v3 writer. */
+#include "gguf.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "io_internal.h"
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "io/gguf.c assumes a little-endian host"
+#endif
+
+#define GGUF_MAX_KEY 65535u /* the spec's limit on key length */
+
+/* ================================================================ type tables */
+
+static const char *const value_type_names[GGUF_TYPE_COUNT] = {
+    "UINT8", "INT8", "UINT16", "INT16", "UINT32", "INT32", "FLOAT32",
+    "BOOL", "STRING", "ARRAY", "UINT64", "INT64", "FLOAT64"};
+static const uint8_t value_type_size[GGUF_TYPE_COUNT] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
+
+const char *gguf_value_type_name(uint32_t t) { return t < GGUF_TYPE_COUNT ? value_type_names[t] : "?"; }
+
+typedef struct {
+    const char *name;
+    uint32_t blck;  /* elements per block; 0 = a type removed from GGUF */
+    uint32_t size;  /* bytes per block */
+    int supported;
+    DType dt;
+} GgmlTypeInfo;
+
+/* (block size, bytes per block) as in ggml / gguf-py's GGML_QUANT_SIZES. */
+static const GgmlTypeInfo ggml_types[] = {
+    [0] = {"F32", 1, 4, 1, DT_F32},
+    [1] = {"F16", 1, 2, 1, DT_F16},
+    [2] = {"Q4_0", 32, 18, 0, DT_F32},
+    [3] = {"Q4_1", 32, 20, 0, DT_F32},
+    [4] = {"Q4_2", 0, 0, 0, DT_F32},
+    [5] = {"Q4_3", 0, 0, 0, DT_F32},
+    [6] = {"Q5_0", 32, 22, 0, DT_F32},
+    [7] = {"Q5_1", 32, 24, 0, DT_F32},
+    [8] = {"Q8_0", 32, 34, 1, DT_Q8_0},
+    [9] = {"Q8_1", 32, 36, 0, DT_F32},
+    [10] = {"Q2_K", 256, 84, 0, DT_F32},
+    [11] = {"Q3_K", 256, 110, 0, DT_F32},
+    [12] = {"Q4_K", 256, 144, 0, DT_F32},
+    [13] = {"Q5_K", 256, 176, 0, DT_F32},
+    [14] = {"Q6_K", 256, 210, 0, DT_F32},
+    [15] = {"Q8_K", 256, 292, 0, DT_F32},
+    [16] = {"IQ2_XXS", 256, 66, 0, DT_F32},
+    [17] = {"IQ2_XS", 256, 74, 0, DT_F32},
+    [18] = {"IQ3_XXS", 256, 98, 0, DT_F32},
+    [19] = {"IQ1_S", 256, 50, 0, DT_F32},
+    [20] = {"IQ4_NL", 32, 18, 0, DT_F32},
+    [21] = {"IQ3_S", 256, 110, 0, DT_F32},
+    [22] = {"IQ2_S", 256, 82, 0, DT_F32},
+    [23] = {"IQ4_XS", 256, 136, 0, DT_F32},
+    [24] = {"I8", 1, 1, 0, DT_F32},
+    [25] = {"I16", 1, 2, 0, DT_F32},
+    [26] = {"I32", 1, 4, 1, DT_I32},
+    [27] = {"I64", 1, 8, 1, DT_I64},
+    [28] = {"F64", 1, 8, 1, DT_F64},
+    [29] = {"IQ1_M", 256, 56, 0, DT_F32},
+    [30] = {"BF16", 1, 2, 1, DT_BF16},
+    [31] = {"Q4_0_4_4", 0, 0, 0, DT_F32},
+    [32] = {"Q4_0_4_8", 0, 0, 0, DT_F32},
+    [33] = {"Q4_0_8_8", 0, 0, 0, DT_F32},
+    [34] = {"TQ1_0", 256, 54, 0, DT_F32},
+    [35] = {"TQ2_0", 256, 66, 0, DT_F32},
+    [36] = {"IQ4_NL_4_4", 0, 0, 0, DT_F32},
+    [37] = {"IQ4_NL_4_8", 0, 0, 0, DT_F32},
+    [38] = {"IQ4_NL_8_8", 0, 0, 0, DT_F32},
+    [39] = {"MXFP4", 32, 17, 0, DT_F32},
+    [40] = {"NVFP4", 64, 36, 0, DT_F32},
+    [41] = {"Q1_0", 128, 18, 0, DT_F32},
+    [42] = {"Q2_0", 64, 18, 0, DT_F32},
+};
+#define GGML_N_TYPES (sizeof ggml_types / sizeof ggml_types[0])
+
+const char *gguf_ggml_type_name(uint32_t t) { return t < GGML_N_TYPES ? ggml_types[t].name : "?"; }
+
+/* ================================================================ reader: cursor */
+
+typedef struct {
+    const uint8_t *p;
+    size_t size, pos;
+    const char *name;
+} Cur;
+
+static int cur_need(Cur *c, uint64_t n, const char *what) {
+    if (n > c->size - c->pos)
+        return err_set("%s: truncated: %s needs %llu bytes at offset %zu but the file is %zu bytes", c->name, what,
+                       (unsigned long long)n, c->pos, c->size);
+    return 0;
+}
+
+static int cur_u32(Cur *c, uint32_t *v, const char *what) {
+    if (cur_need(c, 4, what)) return -1;
+    *v = io_le32(c->p + c->pos);
+    c->pos += 4;
+    return 0;
+}
+
+static int cur_u64(Cur *c, uint64_t *v, const char *what) {
+    if (cur_need(c, 8, what)) return -1;
+    *v = io_le64(c->p + c->pos);
+    c->pos += 8;
+    return 0;
+}
+
+static int cur_str(Cur *c, GgufStr *s, const char *what) {
+    uint64_t n;
+    if (cur_u64(c, &n, what)) return -1;
+    if (n > c->size - c->pos)
+        return err_set("%s: %s: string length %llu at offset %zu runs past the end of the file (%zu bytes)", c->name,
+                       what, (unsigned long long)n, c->pos - 8, c->size);
+    s->ptr = (const char *)c->p + c->pos;
+    s->len = n;
+    c->pos += (size_t)n;
+    return 0;
+}
+
+/* A key or tensor name: non-empty UTF-8 without NUL; returns a malloc'd copy. */
+static char *name_copy(Cur *c, const GgufStr *s, const char *what, size_t max_len) {
+    char q[IO_QUOTE_CAP];
+    if (s->len == 0) {
+        err_set("%s: %s is empty", c->name, what);
+        return NULL;
+    }
+    if (max_len && s->len > max_len) {
+        err_set("%s: %s '%s' is %llu bytes, more than the limit of %zu", c->name, what, io_quote(q, s->ptr, 60),
+                (unsigned long long)s->len, max_len);
+        return NULL;
+    }
+    if (memchr(s->ptr, 0, (size_t)s->len)) {
+        err_set("%s: %s '%s' contains a NUL byte", c->name, what, io_quote(q, s->ptr, (size_t)s->len));
+        return NULL;
+    }
+    size_t bad = io_utf8_check((const uint8_t *)s->ptr, (size_t)s->len);
+    if (bad != s->len) {
+        err_set("%s: %s '%s' is not valid UTF-8 (byte %zu)", c->name, what, io_quote(q, s->ptr, (size_t)s->len), bad);
+        return NULL;
+    }
+    char *r = malloc((size_t)s->len + 1);
+    if (!r) {
+        err_set("%s: out of memory", c->name);
+        return NULL;
+    }
+    memcpy(r, s->ptr, (size_t)s->len);
+    r[s->len] = 0;
+    return r;
+}
+
+/* ================================================================ reader */
+
+void gguf_close(GgufFile *g) {
+    if (!g) return;
+    for (size_t i = 0; i < g->n_kvs; i++) {
+        free(g->kvs[i].key);
+        free(g->kvs[i].cstr);
+        free(g->kvs[i].arr_strs);
+    }
+    free(g->kvs);
+    for (size_t i = 0; i < g->n_tensors; i++) free(g->tensors[i].name);
+    free(g->tensors);
+    free(g->kv_by_name);
+    free(g->tensor_by_name);
+    free(g->name);
+    if (g->map.path || g->map.data) file_unmap(&g->map);
+    memset(g, 0, sizeof *g);
+}
+
+static int parse_value(Cur *c, GgufKv *kv, const char *key) {
+    char what[160], q[IO_QUOTE_CAP];
+    snprintf(what, sizeof what, "key '%s'", io_quote(q, key, strlen(key)));
+    size_t start = c->pos;
+    kv->raw = c->p + c->pos;
+    if (kv->type == GGUF_TYPE_STRING) {
+        if (cur_str(c, &kv->str, what)) return -1;
+        kv->cstr = malloc((size_t)kv->str.len + 1);
+        if (!kv->cstr) return err_set("%s: out of memory", c->name);
+        memcpy(kv->cstr, kv->str.ptr, (size_t)kv->str.len);
+        kv->cstr[kv->str.len] = 0;
+    } else if (kv->type == GGUF_TYPE_ARRAY) {
+        uint32_t et;
+        uint64_t n;
+        if (cur_u32(c, &et, what) || cur_u64(c, &n, what)) return -1;
+        if (et >= GGUF_TYPE_COUNT)
+            return err_set("%s: %s: unknown array element type %u (expected 0..12)", c->name, what, et);
+        if (et == GGUF_TYPE_ARRAY) return err_set("%s: %s: nested arrays are not supported", c->name, what);
+        kv->arr_type = (GgufValueType)et;
+        kv->arr_count = n;
+        kv->arr_data = c->p + c->pos;
+        size_t left = c->size - c->pos;
+        if (et == GGUF_TYPE_STRING) {
+            if (n > left / 8)
+                return err_set("%s: %s: array of %llu strings cannot fit in the %zu bytes left", c->name, what,
+                               (unsigned long long)n, left);
+            kv->arr_strs = malloc((n ? (size_t)n : 1) * sizeof *kv->arr_strs);
+            if (!kv->arr_strs) return err_set("%s: out of memory", c->name);
+            for (uint64_t i = 0; i < n; i++)
+                if (cur_str(c, &kv->arr_strs[i], what)) return -1;
+        } else {
+            uint64_t bytes;
+            if (io_mul_u64(n, value_type_size[et], &bytes) || bytes > left)
+                return err_set("%s: %s: array of %llu %s elements runs past the end of the file (%zu bytes left)",
+                               c->name, what, (unsigned long long)n, value_type_names[et], left);
+            c->pos += (size_t)bytes;
+        }
+    } else if (kv->type < GGUF_TYPE_COUNT) {
+        if (cur_need(c, value_type_size[kv->type], what)) return -1;
+        c->pos += value_type_size[kv->type];
+    } else {
+        return err_set("%s: %s: unknown value type %u (expected 0..12)", c->name, what, (unsigned)kv->type);
+    }
+    kv->raw_len = c->pos - start;
+    return 0;
+}
+
+static int tensor_offset_cmp(const void *a, const void *b, void *ctx) {
+    const GgufTensor *t = ctx;
+    const GgufTensor *x = &t[*(const uint32_t *)a], *y = &t[*(const uint32_t *)b];
+    if (x->offset != y->offset) return x->offset < y->offset ? -1 : 1;
+    if (x->nbytes != y->nbytes) return x->nbytes < y->nbytes ? -1 : 1;
+    return 0;
+}
+
+static int parse_tensor_info(Cur *c, GgufFile *g, GgufTensor *t, size_t i) {
+    char what[64], q[IO_QUOTE_CAP];
+    snprintf(what, sizeof what, "tensor info %zu", i);
+    GgufStr s;
+    if (cur_str(c, &s, what)) return -1;
+    t->name = name_copy(c, &s, "tensor name", 0);
+    if (!t->name) return -1;
+    const char *nm = io_quote(q, t->name, strlen(t->name));
+    snprintf(what, sizeof what, "tensor '%.40s'", nm);
+    uint32_t nd;
+    if (cur_u32(c, &nd, what)) return -1;
+    if (nd > GGUF_MAX_DIMS)
+        return err_set("%s: tensor '%s': n_dims %u is more than %d", c->name, nm, nd, GGUF_MAX_DIMS);
+    t->ndim = (int)nd;
+    uint64_t numel = 1;
+    for (int d = 0; d < GGUF_MAX_DIMS; d++) t->ne[d] = 1;
+    for (uint32_t d = 0; d < nd; d++) {
+        if (cur_u64(c, &t->ne[d], what)) return -1;
+        if (t->ne[d] > (uint64_t)INT64_MAX)
+            return err_set("%s: tensor '%s': ne[%u] = %llu is negative as a signed 64-bit count", c->name, nm, d,
+                           (unsigned long long)t->ne[d]);
+        if (io_mul_u64(numel, t->ne[d], &numel) || numel > (uint64_t)INT64_MAX)
+            return err_set("%s: tensor '%s': the product of ne[] overflows 63 bits", c->name, nm);
+    }
+    t->numel = numel;
+    if (cur_u32(c, &t->ggml_type, what)) return -1;
+    if (t->ggml_type >= GGML_N_TYPES)
+        return err_set("%s: tensor '%s': unknown ggml type %u", c->name, nm, t->ggml_type);
+    const GgmlTypeInfo *ti = &ggml_types[t->ggml_type];
+    t->type_name = ti->name;
+    if (ti->blck == 0)
+        return err_set("%s: tensor '%s': ggml type %s (%u) was removed from GGUF and is not supported", c->name, nm,
+                       ti->name, t->ggml_type);
+    t->supported = ti->supported;
+    t->dtype = ti->dt;
+    if (t->ne[0] % ti->blck)
+        return err_set("%s: tensor '%s': ne[0] = %llu is not a multiple of the block size %u of %s", c->name, nm,
+                       (unsigned long long)t->ne[0], ti->blck, ti->name);
+    uint64_t nbytes;
+    if (io_mul_u64(numel / ti->blck, ti->size, &nbytes) || nbytes > SIZE_MAX)
+        return err_set("%s: tensor '%s': its size overflows", c->name, nm);
+    t->nbytes = (size_t)nbytes;
+    if (cur_u64(c, &t->offset, what)) return -1;
+    if (t->offset % g->alignment)
+        return err_set("%s: tensor '%s': offset %llu is not a multiple of the alignment %u", c->name, nm,
+                       (unsigned long long)t->offset, g->alignment);
+    return 0;
+}
+
+static int gguf_parse(GgufFile *g, Cur *c) {
+    char q[IO_QUOTE_CAP], q2[IO_QUOTE_CAP];
+    if (c->size < 4 || memcmp(c->p, "GGUF", 4) != 0)
+        return err_set("%s: bad magic: expected 'GGUF', got '%s'", g->name,
+                       io_quote(q, (const char *)c->p, c->size < 4 ? c->size : 4));
+    c->pos = 4;
+    if (cur_u32(c, &g->version, "the version")) return -1;
+    if (g->version != 2 && g->version != 3) {
+        uint32_t sw = __builtin_bswap32(g->version);
+        if (sw == 2 || sw == 3)
+            return err_set("%s: version field reads %u: a big-endian GGUF file, not supported (expected version 2 "
+                           "or 3, little-endian)",
+                           g->name, g->version);
+        return err_set("%s: unsupported GGUF version %u (expected 2 or 3)", g->name, g->version);
+    }
+    uint64_t n_tensors, n_kvs;
+    if (cur_u64(c, &n_tensors, "tensor_count") || cur_u64(c, &n_kvs, "kv_count")) return -1;
+    size_t left = c->size - c->pos;
+    /* the smallest kv is 8 (key length) + 1 (key) + 4 (type) + 1 (UINT8) bytes, the
+     * smallest tensor info 8 + 1 + 4 (n_dims = 0) + 4 (type) + 8 (offset) */
+    if (n_kvs > left / 14)
+        return err_set("%s: kv_count %llu cannot fit in the %zu bytes left", g->name, (unsigned long long)n_kvs, left);
+    if (n_tensors > left / 25)
+        return err_set("%s: tensor_count %llu cannot fit in the %zu bytes left", g->name, (unsigned long long)n_tensors,
+                       left);
+    g->kvs = calloc(n_kvs ? (size_t)n_kvs : 1, sizeof *g->kvs);
+    g->tensors = calloc(n_tensors ? (size_t)n_tensors : 1, sizeof *g->tensors);
+    g->kv_by_name = malloc((n_kvs ? (size_t)n_kvs : 1) * sizeof *g->kv_by_name);
+    g->tensor_by_name = malloc((n_tensors ? (size_t)n_tensors : 1) * sizeof *g->tensor_by_name);
+    if (!g->kvs || !g->tensors || !g->kv_by_name || !g->tensor_by_name) return err_set("%s: out of memory", g->name);
+
+    /* ---- key/values */
+    for (size_t i = 0; i < n_kvs; i++) {
+        GgufKv *kv = &g->kvs[i];
+        char what[64];
+        snprintf(what, sizeof what, "kv %zu", i);
+        GgufStr ks;
+        if (cur_str(c, &ks, what)) return -1;
+        kv->key = name_copy(c, &ks, "key", GGUF_MAX_KEY);
+        g->n_kvs++;
+        if (!kv->key) return -1;
+        uint32_t type;
+        snprintf(what, sizeof what, "key '%.40s'", io_quote(q, kv->key, strlen(kv->key)));
+        if (cur_u32(c, &type, what)) return -1;
+        kv->type = (GgufValueType)type;
+        if (type >= GGUF_TYPE_COUNT)
+            return err_set("%s: key '%s': unknown value type %u (expected 0..12)", g->name,
+                           io_quote(q, kv->key, strlen(kv->key)), type);
+        if (parse_value(c, kv, kv->key)) return -1;
+    }
+    io_index_sort(g->kv_by_name, g->n_kvs, g->kvs, sizeof *g->kvs);
+    for (size_t i = 1; i < g->n_kvs; i++) {
+        const char *a = g->kvs[g->kv_by_name[i - 1]].key;
+        if (strcmp(a, g->kvs[g->kv_by_name[i]].key) == 0)
+            return err_set("%s: key '%s' appears twice", g->name, io_quote(q, a, strlen(a)));
+    }
+    g->alignment = GGUF_DEFAULT_ALIGNMENT;
+    const GgufKv *al = gguf_kv_find(g, "general.alignment");
+    if (al) {
+        if (al->type != GGUF_TYPE_UINT32)
+            return err_set("%s: key 'general.alignment': expected UINT32, got %s", g->name,
+                           gguf_value_type_name(al->type));
+        uint32_t a = io_le32(al->raw);
+        if (a == 0 || (a & (a - 1)))
+            return err_set("%s: key 'general.alignment': %u is not a power of two", g->name, a);
+        g->alignment = a;
+    }
+
+    /* ---- tensor infos */
+    for (size_t i = 0; i < n_tensors; i++) {
+        int rc = parse_tensor_info(c, g, &g->tensors[i], i);
+        g->n_tensors++;
+        if (rc) return -1;
+    }
+    io_index_sort(g->tensor_by_name, g->n_tensors, g->tensors, sizeof *g->tensors);
+    for (size_t i = 1; i < g->n_tensors; i++) {
+        const char *a = g->tensors[g->tensor_by_name[i - 1]].name;
+        if (strcmp(a, g->tensors[g->tensor_by_name[i]].name) == 0)
+            return err_set("%s: tensor name '%s' appears twice", g->name, io_quote(q, a, strlen(a)));
+    }
+
+    /* ---- data section */
+    uint64_t data_off;
+    if (io_align_up(c->pos, g->alignment, &data_off))
+        return err_set("%s: the data section offset overflows", g->name);
+    g->data_offset = (size_t)data_off;
+    if (g->n_tensors && data_off > c->size)
+        return err_set("%s: the data section starts at offset %llu (aligned to %u), past the end of the file (%zu "
+                       "bytes)",
+                       g->name, (unsigned long long)data_off, g->alignment, c->size);
+    for (size_t i = 0; i < g->n_tensors; i++) {
+        GgufTensor *t = &g->tensors[i];
+        uint64_t begin, end;
+        if (io_add_u64(data_off, t->offset, &begin) || io_add_u64(begin, t->nbytes, &end) || end > c->size)
+            return err_set("%s: tensor '%s': data at offset %llu + %zu bytes runs past the end of the file (%zu "
+                           "bytes, data section at %llu)",
+                           g->name, io_quote(q, t->name, strlen(t->name)), (unsigned long long)t->offset, t->nbytes,
+                           c->size, (unsigned long long)data_off);
+        t->data = c->p + begin;
+    }
+    /* no overlaps */
+    if (g->n_tensors > 1) {
+        uint32_t *ord = malloc(g->n_tensors * sizeof *ord);
+        if (!ord) return err_set("%s: out of memory", g->name);
+        for (size_t i = 0; i < g->n_tensors; i++) ord[i] = (uint32_t)i;
+        qsort_r(ord, g->n_tensors, sizeof *ord, tensor_offset_cmp, g->tensors);
+        for (size_t i = 1; i < g->n_tensors; i++) {
+            const GgufTensor *a = &g->tensors[ord[i - 1]], *b = &g->tensors[ord[i]];
+            if (b->offset < a->offset + a->nbytes) {
+                err_set("%s: tensor '%s' [%llu, +%zu) overlaps tensor '%s' [%llu, +%zu)", g->name,
+                        io_quote(q, b->name, strlen(b->name)), (unsigned long long)b->offset, b->nbytes,
+                        io_quote(q2, a->name, strlen(a->name)), (unsigned long long)a->offset, a->nbytes);
+                free(ord);
+                return -1;
+            }
+        }
+        free(ord);
+    }
+    return 0;
+}
+
+int gguf_parse_buffer(GgufFile *g, const void *buf, size_t size, const char *display_name) {
+    memset(g, 0, sizeof *g);
+    const char *dn = display_name ? display_name : "(buffer)";
+    g->name = malloc(strlen(dn) + 1);
+    if (!g->name) return err_set("out of memory");
+    strcpy(g->name, dn);
+    g->base = buf;
+    g->size = size;
+    Cur c = {buf, size, 0, g->name};
+    if (gguf_parse(g, &c)) {
+        gguf_close(g);
+        return -1;
+    }
+    return 0;
+}
+
+int gguf_open(GgufFile *g, const char *path) {
+    MappedFile m;
+    if (file_map(&m, path)) {
+        memset(g, 0, sizeof *g);
+        return -1;
+    }
+    static const uint8_t empty[1];
+    if (gguf_parse_buffer(g, m.data ? m.data : empty, m.size, path)) {
+        file_unmap(&m);
+        return -1;
+    }
+    g->map = m;
+    return 0;
+}
+
+/* ================================================================ lookups */
+
+const GgufKv *gguf_kv_find(const GgufFile *g, const char *key) {
+    long i = io_index_find(g->kv_by_name, g->n_kvs, g->kvs, sizeof *g->kvs, key);
+    return i < 0 ? NULL : &g->kvs[i];
+}
+
+const GgufTensor *gguf_tensor_find(const GgufFile *g, const char *name) {
+    long i = io_index_find(g->tensor_by_name, g->n_tensors, g->tensors, sizeof *g->tensors, name);
+    return i < 0 ? NULL : &g->tensors[i];
+}
+
+static const GgufKv *kv_need(const GgufFile *g, const char *key) {
+    const GgufKv *kv = gguf_kv_find(g, key);
+    if (!kv) {
+        char q[IO_QUOTE_CAP];
+        err_set("%s: key '%s' not found", g->name, io_quote(q, key, strlen(key)));
+    }
+    return kv;
+}
+
+/* Reads an integer element of type t at p: *neg = 1 and *mag = -value for negatives. */
+static int int_read(GgufValueType t, const uint8_t *p, int *neg, uint64_t *mag) {
+    int64_t s;
+    *neg = 0;
+    switch (t) {
+    case GGUF_TYPE_UINT8: *mag = p[0]; return 0;
+    case GGUF_TYPE_UINT16: *mag = (uint64_t)(p[0] | p[1] << 8); return 0;
+    case GGUF_TYPE_UINT32: *mag = io_le32(p); return 0;
+    case GGUF_TYPE_UINT64: *mag = io_le64(p); return 0;
+    case GGUF_TYPE_INT8: s = (int8_t)p[0]; break;
+    case GGUF_TYPE_INT16: s = (int16_t)(uint16_t)(p[0] | p[1] << 8); break;
+    case GGUF_TYPE_INT32: s = (int32_t)io_le32(p); break;
+    case GGUF_TYPE_INT64: s = (int64_t)io_le64(p); break;
+    default: return -1;
+    }
+    if (s < 0) {
+        *neg = 1;
+        *mag = (uint64_t)0 - (uint64_t)s;
+    } else {
+        *mag = (uint64_t)s;
+    }
+    return 0;
+}
+
+static int is_int_type(GgufValueType t) {
+    return t == GGUF_TYPE_UINT8 || t == GGUF_TYPE_INT8 || t == GGUF_TYPE_UINT16 || t == GGUF_TYPE_INT16 ||
+           t == GGUF_TYPE_UINT32 || t == GGUF_TYPE_INT32 || t == GGUF_TYPE_UINT64 || t == GGUF_TYPE_INT64;
+}
+
+static int get_int(const GgufFile *g, const char *key, int allow_neg, uint64_t max_pos, uint64_t max_neg,
+                   const char *want, int *neg, uint64_t *mag) {
+    const GgufKv *kv = kv_need(g, key);
+    if (!kv) return -1;
+    char q[IO_QUOTE_CAP];
+    if (int_read(kv->type, kv->raw, neg, mag))
+        return err_set("%s: key '%s': expected %s, got %s", g->name, io_quote(q, key, strlen(key)), want,
+                       gguf_value_type_name(kv->type));
+    if ((*neg && (!allow_neg || *mag > max_neg)) || (!*neg && *mag > max_pos))
+        return err_set("%s: key '%s': expected %s, got %s %s%llu (out of range)", g->name,
+                       io_quote(q, key, strlen(key)), want, gguf_value_type_name(kv->type), *neg ? "-" : "",
+                       (unsigned long long)*mag);
+    return 0;
+}
+
+int gguf_get_u32(const GgufFile *g, const char *key, uint32_t *out) {
+    int neg = 0;
+    uint64_t m = 0;
+    if (get_int(g, key, 0, UINT32_MAX, 0, "an unsigned 32-bit integer", &neg, &m)) return -1;
+    *out = (uint32_t)m;
+    return 0;
+}
+
+int gguf_get_i32(const GgufFile *g, const char *key, int32_t *out) {
+    int neg = 0;
+    uint64_t m = 0;
+    if (get_int(g, key, 1, INT32_MAX, (uint64_t)INT32_MAX + 1, "a signed 32-bit integer", &neg, &m)) return -1;
+    *out = neg ? (int32_t)(-(int64_t)m) : (int32_t)m;
+    return 0;
+}
+
+int gguf_get_u64(const GgufFile *g, const char *key, uint64_t *out) {
+    int neg = 0;
+    uint64_t m = 0;
+    if (get_int(g, key, 0, UINT64_MAX, 0, "an unsigned 64-bit integer", &neg, &m)) return -1;
+    *out = m;
+    return 0;
+}
+
+int gguf_get_f32(const GgufFile *g, const char *key, float *out) {
+    const GgufKv *kv = kv_need(g, key);
+    if (!kv) return -1;
+    if (kv->type == GGUF_TYPE_FLOAT32) {
+        memcpy(out, kv->raw, 4);
+        return 0;
+    }
+    if (kv->type == GGUF_TYPE_FLOAT64) {
+        double d;
+        memcpy(&d, kv->raw, 8);
+        *out = (float)d;
+        return 0;
+    }
+    char q[IO_QUOTE_CAP];
+    return err_set("%s: key '%s': expected FLOAT32 or FLOAT64, got %s", g->name, io_quote(q, key, strlen(key)),
+                   gguf_value_type_name(kv->type));
+}
+
+int gguf_get_bool(const GgufFile *g, const char *key, int *out) {
+    const GgufKv *kv = kv_need(g, key);
+    if (!kv) return -1;
+    if (kv->type != GGUF_TYPE_BOOL) {
+        char q[IO_QUOTE_CAP];
+        return err_set("%s: key '%s': expected BOOL, got %s", g->name, io_quote(q, key, strlen(key)),
+                       gguf_value_type_name(kv->type));
+    }
+    *out = kv->raw[0] != 0;
+    return 0;
+}
+
+int gguf_get_string(const GgufFile *g, const char *key, const char **s, size_t *len) {
+    const GgufKv *kv = kv_need(g, key);
+    if (!kv) return -1;
+    if (kv->type != GGUF_TYPE_STRING) {
+        char q[IO_QUOTE_CAP];
+        return err_set("%s: key '%s': expected STRING, got %s", g->name, io_quote(q, key, strlen(key)),
+                       gguf_value_type_name(kv->type));
+    }
+    *s = kv->cstr;
+    if (len) *len = (size_t)kv->str.len;
+    return 0;
+}
+
+static const GgufKv *array_need(const GgufFile *g, const char *key) {
+    const GgufKv *kv = kv_need(g, key);
+    if (kv && kv->type != GGUF_TYPE_ARRAY) {
+        char q[IO_QUOTE_CAP];
+        err_set("%s: key '%s': expected ARRAY, got %s", g->name, io_quote(q, key, strlen(key)),
+                gguf_value_type_name(kv->type));
+        return NULL;
+    }
+    return kv;
+}
+
+int gguf_get_array(const GgufFile *g, const char *key, GgufValueType *elem_type, uint64_t *count, const void **data) {
+    const GgufKv *kv = array_need(g, key);
+    if (!kv) return -1;
+    if (elem_type) *elem_type = kv->arr_type;
+    if (count) *count = kv->arr_count;
+    if (data) *data = kv->arr_type == GGUF_TYPE_STRING ? NULL : kv->arr_data;
+    return 0;
+}
+
+int gguf_get_str_array(const GgufFile *g, const char *key, const GgufStr **strs, uint64_t *count) {
+    const GgufKv *kv = array_need(g, key);
+    if (!kv) return -1;
+    if (kv->arr_type != GGUF_TYPE_STRING) {
+        char q[IO_QUOTE_CAP];
+        return err_set("%s: key '%s': expected an ARRAY of STRING, got an ARRAY of %s", g->name,
+                       io_quote(q, key, strlen(key)), gguf_value_type_name(kv->arr_type));
+    }
+    *strs = kv->arr_strs;
+    *count = kv->arr_count;
+    return 0;
+}
+
+int gguf_get_f32_array(const GgufFile *g, const char *key, float **out, uint64_t *count) {
+    const GgufKv *kv = array_need(g, key);
+    if (!kv) return -1;
+    char q[IO_QUOTE_CAP];
+    if (kv->arr_type != GGUF_TYPE_FLOAT32 && kv->arr_type != GGUF_TYPE_FLOAT64)
+        return err_set("%s: key '%s': expected an ARRAY of FLOAT32 or FLOAT64, got an ARRAY of %s", g->name,
+                       io_quote(q, key, strlen(key)), gguf_value_type_name(kv->arr_type));
+    float *r = malloc((kv->arr_count ? (size_t)kv->arr_count : 1) * sizeof *r);
+    if (!r) return err_set("%s: key '%s': out of memory", g->name, io_quote(q, key, strlen(key)));
+    for (uint64_t i = 0; i < kv->arr_count; i++) {
+        if (kv->arr_type == GGUF_TYPE_FLOAT32) {
+            memcpy(&r[i], kv->arr_data + 4 * i, 4);
+        } else {
+            double d;
+            memcpy(&d, kv->arr_data + 8 * i, 8);
+            r[i] = (float)d;
+        }
+    }
+    *out = r;
+    *count = kv->arr_count;
+    return 0;
+}
+
+int gguf_get_i32_array(const GgufFile *g, const char *key, int32_t **out, uint64_t *count) {
+    const GgufKv *kv = array_need(g, key);
+    if (!kv) return -1;
+    char q[IO_QUOTE_CAP];
+    int neg = 0;
+    uint64_t m = 0;
+    /* decide on the type alone: an empty array's data may be the end of the file */
+    if (!is_int_type(kv->arr_type))
+        return err_set("%s: key '%s': expected an ARRAY of integers, got an ARRAY of %s", g->name,
+                       io_quote(q, key, strlen(key)), gguf_value_type_name(kv->arr_type));
+    int32_t *r = malloc((kv->arr_count ? (size_t)kv->arr_count : 1) * sizeof *r);
+    if (!r) return err_set("%s: key '%s': out of memory", g->name, io_quote(q, key, strlen(key)));
+    size_t es = value_type_size[kv->arr_type];
+    for (uint64_t i = 0; i < kv->arr_count; i++) {
+        int_read(kv->arr_type, kv->arr_data + es * i, &neg, &m);
+        if ((neg && m > (uint64_t)INT32_MAX + 1) || (!neg && m > INT32_MAX)) {
+            free(r);
+            return err_set("%s: key '%s': element %llu (%s%llu) does not fit in 32 bits", g->name,
+                           io_quote(q, key, strlen(key)), (unsigned long long)i, neg ? "-" : "",
+                           (unsigned long long)m);
+        }
+        r[i] = neg ? (int32_t)(-(int64_t)m) : (int32_t)m;
+    }
+    *out = r;
+    *count = kv->arr_count;
+    return 0;
+}
+
+int gguf_tensor_to_f32(const GgufFile *g, const GgufTensor *t, float *dst) {
+    if (!t->supported) {
+        char q[IO_QUOTE_CAP];
+        return err_set("%s: tensor '%s': ggml type %s is not supported (expected F32, F16, BF16, Q8_0, F64, I32 or "
+                       "I64)",
+                       g ? g->name : "?", io_quote(q, t->name, strlen(t->name)), t->type_name);
+    }
+    io_to_f32(t->dtype, t->data, t->numel, dst);
+    return 0;
+}
+
+/* ================================================================ writer */
+
+void gguf_writer_init(GgufWriter *w) { memset(w, 0, sizeof *w); }
+
+void gguf_writer_free(GgufWriter *w) {
+    if (!w) return;
+    for (size_t i = 0; i < w->n_kvs; i++) {
+        free(w->kvs[i].key);
+        free(w->kvs[i].val);
+    }
+    free(w->kvs);
+    for (size_t i = 0; i < w->n_tensors; i++) free(w->tensors[i].name);
+    free(w->tensors);
+    memset(w, 0, sizeof *w);
+}
+
+static int writer_fail(GgufWriter *w) {
+    w->failed = 1;
+    return -1;
+}
+
+static int name_ok(const char *s, size_t max_len) {
+    size_t n = strlen(s);
+    return n > 0 && (!max_len || n <= max_len) && io_utf8_check((const uint8_t *)s, n) == n;
+}
+
+/* Takes ownership of val (malloc'd) in every case. */
+static int kv_set(GgufWriter *w, const char *key, GgufValueType type, uint8_t *val, size_t len) {
+    char q[IO_QUOTE_CAP];
+    if (!key || !name_ok(key, GGUF_MAX_KEY)) {
+        free(val);
+        err_set("gguf writer: key '%s': expected non-empty UTF-8 of at most %u bytes", key ? io_quote(q, key, strlen(key)) : "(null)",
+                GGUF_MAX_KEY);
+        return writer_fail(w);
+    }
+    if (!val) {
+        err_set("gguf writer: key '%s': out of memory", io_quote(q, key, strlen(key)));
+        return writer_fail(w);
+    }
+    for (size_t i = 0; i < w->n_kvs; i++) {
+        if (strcmp(w->kvs[i].key, key) == 0) {
+            free(w->kvs[i].val);
+            w->kvs[i].type = type;
+            w->kvs[i].val = val;
+            w->kvs[i].len = len;
+            return 0;
+        }
+    }
+    if (w->n_kvs == w->cap_kvs) {
+        size_t cap = w->cap_kvs ? 2 * w->cap_kvs : 32;
+        GgufWriterKv *p = realloc(w->kvs, cap * sizeof *p);
+        if (!p) {
+            free(val);
+            err_set("gguf writer: out of memory");
+            return writer_fail(w);
+        }
+        w->kvs = p;
+        w->cap_kvs = cap;
+    }
+    size_t kl = strlen(key);
+    char *k = malloc(kl + 1);
+    if (!k) {
+        free(val);
+        err_set("gguf writer: out of memory");
+        return writer_fail(w);
+    }
+    memcpy(k, key, kl + 1);
+    w->kvs[w->n_kvs++] = (GgufWriterKv){k, type, val, len};
+    return 0;
+}
+
+static int kv_set_scalar(GgufWriter *w, const char *key, GgufValueType type, const void *v) {
+    size_t n = value_type_size[type];
+    uint8_t *b = malloc(n);
+    if (b) memcpy(b, v, n);
+    return kv_set(w, key, type, b, n);
+}
+
+int gguf_writer_set_u8(GgufWriter *w, const char *key, uint8_t v) { return kv_set_scalar(w, key, GGUF_TYPE_UINT8, &v); }
+int gguf_writer_set_i8(GgufWriter *w, const char *key, int8_t v) { return kv_set_scalar(w, key, GGUF_TYPE_INT8, &v); }
+int gguf_writer_set_u16(GgufWriter *w, const char *key, uint16_t v) { return kv_set_scalar(w, key, GGUF_TYPE_UINT16, &v); }
+int gguf_writer_set_i16(GgufWriter *w, const char *key, int16_t v) { return kv_set_scalar(w, key, GGUF_TYPE_INT16, &v); }
+int gguf_writer_set_u32(GgufWriter *w, const char *key, uint32_t v) { return kv_set_scalar(w, key, GGUF_TYPE_UINT32, &v); }
+int gguf_writer_set_i32(GgufWriter *w, const char *key, int32_t v) { return kv_set_scalar(w, key, GGUF_TYPE_INT32, &v); }
+int gguf_writer_set_f32(GgufWriter *w, const char *key, float v) { return kv_set_scalar(w, key, GGUF_TYPE_FLOAT32, &v); }
+int gguf_writer_set_u64(GgufWriter *w, const char *key, uint64_t v) { return kv_set_scalar(w, key, GGUF_TYPE_UINT64, &v); }
+int gguf_writer_set_i64(GgufWriter *w, const char *key, int64_t v) { return kv_set_scalar(w, key, GGUF_TYPE_INT64, &v); }
+int gguf_writer_set_f64(GgufWriter *w, const char *key, double v) { return kv_set_scalar(w, key, GGUF_TYPE_FLOAT64, &v); }
+int gguf_writer_set_bool(GgufWriter *w, const char *key, int v) {
+    uint8_t b = v ? 1 : 0;
+    return kv_set_scalar(w, key, GGUF_TYPE_BOOL, &b);
+}
+
+int gguf_writer_set_string(GgufWriter *w, const char *key, const char *s) {
+    if (!s) {
+        err_set("gguf writer: key '%s': string is NULL", key ? key : "(null)");
+        return writer_fail(w);
+    }
+    size_t n = strlen(s);
+    uint8_t *b = malloc(8 + n);
+    if (b) {
+        io_put_le64(b, n);
+        memcpy(b + 8, s, n);
+    }
+    return kv_set(w, key, GGUF_TYPE_STRING, b, 8 + n);
+}
+
+int gguf_writer_set_array(GgufWriter *w, const char *key, GgufValueType elem_type, const void *data, uint64_t count) {
+    if ((unsigned)elem_type >= GGUF_TYPE_COUNT || elem_type == GGUF_TYPE_STRING || elem_type == GGUF_TYPE_ARRAY) {
+        err_set("gguf writer: key '%s': array element type %s is not numeric (use gguf_writer_set_str_array for "
+                "strings)",
+                key ? key : "(null)", gguf_value_type_name(elem_type));
+        return writer_fail(w);
+    }
+    uint64_t bytes;
+    if (io_mul_u64(count, value_type_size[elem_type], &bytes) || bytes > SIZE_MAX - 12 || (count && !data)) {
+        err_set("gguf writer: key '%s': bad array (%llu elements)", key ? key : "(null)", (unsigned long long)count);
+        return writer_fail(w);
+    }
+    uint8_t *b = malloc(12 + (size_t)bytes);
+    if (b) {
+        io_put_le32(b, elem_type);
+        io_put_le64(b + 4, count);
+        if (bytes) memcpy(b + 12, data, (size_t)bytes);
+    }
+    return kv_set(w, key, GGUF_TYPE_ARRAY, b, 12 + (size_t)bytes);
+}
+
+int gguf_writer_set_str_array(GgufWriter *w, const char *key, const char *const *strs, const uint64_t *lens,
+                              uint64_t count) {
+    IoBuf b = {0};
+    uint8_t hdr[12];
+    io_put_le32(hdr, GGUF_TYPE_STRING);
+    io_put_le64(hdr + 4, count);
+    io_buf_put(&b, hdr, 12);
+    for (uint64_t i = 0; i < count && !b.oom; i++) {
+        if (!strs || !strs[i]) {
+            io_buf_free(&b);
+            err_set("gguf writer: key '%s': string %llu is NULL", key ? key : "(null)", (unsigned long long)i);
+            return writer_fail(w);
+        }
+        uint64_t n = lens ? lens[i] : strlen(strs[i]);
+        uint8_t l8[8];
+        io_put_le64(l8, n);
+        io_buf_put(&b, l8, 8);
+        io_buf_put(&b, strs[i], (size_t)n);
+    }
+    if (b.oom) {
+        io_buf_free(&b);
+        b.data = NULL;
+    }
+    return kv_set(w, key, GGUF_TYPE_ARRAY, b.data, b.len);
+}
+
+int gguf_writer_copy_kv(GgufWriter *w, const GgufKv *kv) {
+    uint8_t *b = malloc(kv->raw_len ? kv->raw_len : 1);
+    if (b) memcpy(b, kv->raw, kv->raw_len);
+    return kv_set(w, kv->key, kv->type, b, kv->raw_len);
+}
+
+static int writer_add_tensor(GgufWriter *w, const char *name, uint32_t type, int ndim, const uint64_t *ne,
+                             const void *data, int from_f32) {
+    char q[IO_QUOTE_CAP];
+    const char *nm = name ? io_quote(q, name, strlen(name)) : "(null)";
+    int ok_type = type == GGML_TYPE_F32 || type == GGML_TYPE_F16 || type == GGML_TYPE_BF16 || type == GGML_TYPE_Q8_0;
+    if (!from_f32) ok_type |= type == GGML_TYPE_F64 || type == GGML_TYPE_I32 || type == GGML_TYPE_I64;
+    if (!name || !name_ok(name, 0)) {
+        err_set("gguf writer: tensor '%s': name must be non-empty UTF-8", nm);
+        return writer_fail(w);
+    }
+    if (!ok_type) {
+        err_set("gguf writer: tensor '%s': ggml type %s (%u) cannot be written (expected %s)", nm,
+                gguf_ggml_type_name(type), type, from_f32 ? "F32, F16, BF16 or Q8_0" : "F32, F16, BF16, Q8_0, F64, I32 or I64");
+        return writer_fail(w);
+    }
+    if (ndim < 0 || ndim > GGUF_MAX_DIMS) {
+        err_set("gguf writer: tensor '%s': %d dimensions (expected 0..%d)", nm, ndim, GGUF_MAX_DIMS);
+        return writer_fail(w);
+    }
+    GgufWriterTensor t = {0};
+    t.numel = 1;
+    for (int d = 0; d < GGUF_MAX_DIMS; d++) t.ne[d] = 1;
+    for (int d = 0; d < ndim; d++) {
+        t.ne[d] = ne[d];
+        if (ne[d] > (uint64_t)INT64_MAX || io_mul_u64(t.numel, ne[d], &t.numel) || t.numel > (uint64_t)INT64_MAX) {
+            err_set("gguf writer: tensor '%s': ne[] too large", nm);
+            return writer_fail(w);
+        }
+    }
+    const GgmlTypeInfo *ti = &ggml_types[type];
+    if (t.ne[0] % ti->blck) {
+        err_set("gguf writer: tensor '%s': ne[0] = %llu is not a multiple of the block size %u of %s", nm,
+                (unsigned long long)t.ne[0], ti->blck, ti->name);
+        return writer_fail(w);
+    }
+    uint64_t nbytes;
+    if (io_mul_u64(t.numel / ti->blck, ti->size, &nbytes) || nbytes > SIZE_MAX) {
+        err_set("gguf writer: tensor '%s': too large", nm);
+        return writer_fail(w);
+    }
+    if (t.numel && !data) {
+        err_set("gguf writer: tensor '%s': data is NULL", nm);
+        return writer_fail(w);
+    }
+    if (w->n_tensors == w->cap_tensors) {
+        size_t cap = w->cap_tensors ? 2 * w->cap_tensors : 32;
+        GgufWriterTensor *p = realloc(w->tensors, cap * sizeof *p);
+        if (!p) {
+            err_set("gguf writer: out of memory");
+            return writer_fail(w);
+        }
+        w->tensors = p;
+        w->cap_tensors = cap;
+    }
+    size_t nl = strlen(name);
+    t.name = malloc(nl + 1);
+    if (!t.name) {
+        err_set("gguf writer: out of memory");
+        return writer_fail(w);
+    }
+    memcpy(t.name, name, nl + 1);
+    t.ggml_type = type;
+    t.ndim = ndim;
+    t.nbytes = (size_t)nbytes;
+    t.data = data;
+    t.from_f32 = from_f32;
+    w->tensors[w->n_tensors++] = t;
+    return 0;
+}
+
+int gguf_writer_add_tensor(GgufWriter *w, const char *name, uint32_t type, int ndim, const uint64_t *ne,
+                           const void *data) {
+    return writer_add_tensor(w, name, type, ndim, ne, data, 0);
+}
+
+int gguf_writer_add_tensor_f32(GgufWriter *w, const char *name, uint32_t type, int ndim, const uint64_t *ne,
+                               const float *src) {
+    return writer_add_tensor(w, name, type, ndim, ne, src, 1);
+}
+
+/* ggml's quantize_row_q8_0_ref. */
+static void quantize_q8_0(const float *x, uint8_t *out, size_t nblocks) {
+    for (size_t b = 0; b < nblocks; b++, x += Q8_0_BLOCK, out += Q8_0_BYTES) {
+        float amax = 0;
+        for (int j = 0; j < Q8_0_BLOCK; j++) amax = fmaxf(amax, fabsf(x[j]));
+        float d = amax / 127.0f;
+        float id = d != 0.0f ? 1.0f / d : 0.0f;
+        uint16_t dh = f32_to_f16(d);
+        out[0] = (uint8_t)(dh & 0xff);
+        out[1] = (uint8_t)(dh >> 8);
+        for (int j = 0; j < Q8_0_BLOCK; j++) {
+            float v = roundf(x[j] * id); /* NaN/inf inputs must not reach the int cast */
+            v = v != v ? 0.0f : v > 127.0f ? 127.0f : v < -128.0f ? -128.0f : v;
+            out[2 + j] = (uint8_t)(int8_t)v;
+        }
+    }
+}
+
+static int write_tensor_data(AtomicFile *af, const GgufWriterTensor *t) {
+    if (!t->from_f32 || t->ggml_type == GGML_TYPE_F32) return file_atomic_write(af, t->data, t->nbytes);
+    const float *src = t->data;
+    _Alignas(8) uint8_t tmp[16384]; /* 8192 F16/BF16 values or 256 Q8_0 blocks */
+    for (uint64_t i = 0; i < t->numel; i += 8192) {
+        size_t k = t->numel - i < 8192 ? (size_t)(t->numel - i) : 8192;
+        size_t n;
+        if (t->ggml_type == GGML_TYPE_Q8_0) {
+            quantize_q8_0(src + i, tmp, k / Q8_0_BLOCK);
+            n = k / Q8_0_BLOCK * Q8_0_BYTES;
+        } else {
+            dtype_from_f32(t->ggml_type == GGML_TYPE_F16 ? DT_F16 : DT_BF16, src + i, tmp, k);
+            n = k * 2;
+        }
+        if (file_atomic_write(af, tmp, n)) return -1;
+    }
+    return 0;
+}
+
+static void put_zeros(AtomicFile *af, size_t n) {
+    static const uint8_t zeros[256];
+    while (n) {
+        size_t k = n < sizeof zeros ? n : sizeof zeros;
+        file_atomic_write(af, zeros, k);
+        n -= k;
+    }
+}
+
+int gguf_writer_write(const GgufWriter *w, const char *path) {
+    char q[IO_QUOTE_CAP];
+    if (w->failed) return err_set("%s: not written: an earlier key or tensor was refused", path);
+    uint32_t align = GGUF_DEFAULT_ALIGNMENT;
+    for (size_t i = 0; i < w->n_kvs; i++) {
+        if (strcmp(w->kvs[i].key, "general.alignment") != 0) continue;
+        if (w->kvs[i].type != GGUF_TYPE_UINT32) return err_set("%s: key 'general.alignment' must be UINT32", path);
+        align = io_le32(w->kvs[i].val);
+        if (align == 0 || (align & (align - 1)))
+            return err_set("%s: key 'general.alignment': %u is not a power of two", path, align);
+    }
+    if (w->n_tensors > 1) {
+        uint32_t *idx = malloc(w->n_tensors * sizeof *idx);
+        if (!idx) return err_set("%s: out of memory", path);
+        io_index_sort(idx, w->n_tensors, w->tensors, sizeof *w->tensors);
+        for (size_t i = 1; i < w->n_tensors; i++) {
+            const char *a = w->tensors[idx[i - 1]].name;
+            if (strcmp(a, w->tensors[idx[i]].name) == 0) {
+                free(idx);
+                return err_set("%s: tensor name '%s' was added twice", path, io_quote(q, a, strlen(a)));
+            }
+        }
+        free(idx);
+    }
+    IoBuf h = {0};
+    uint8_t b8[8];
+    io_buf_put(&h, "GGUF", 4);
+    io_put_le32(b8, 3);
+    io_buf_put(&h, b8, 4);
+    io_put_le64(b8, w->n_tensors);
+    io_buf_put(&h, b8, 8);
+    io_put_le64(b8, w->n_kvs);
+    io_buf_put(&h, b8, 8);
+    for (size_t i = 0; i < w->n_kvs; i++) {
+        const GgufWriterKv *kv = &w->kvs[i];
+        size_t kl = strlen(kv->key);
+        io_put_le64(b8, kl);
+        io_buf_put(&h, b8, 8);
+        io_buf_put(&h, kv->key, kl);
+        io_put_le32(b8, kv->type);
+        io_buf_put(&h, b8, 4);
+        io_buf_put(&h, kv->val, kv->len);
+    }
+    uint64_t off = 0;
+    int rc = 0;
+    for (size_t i = 0; i < w->n_tensors; i++) {
+        const GgufWriterTensor *t = &w->tensors[i];
+        size_t nl = strlen(t->name);
+        io_put_le64(b8, nl);
+        io_buf_put(&h, b8, 8);
+        io_buf_put(&h, t->name, nl);
+        io_put_le32(b8, (uint32_t)t->ndim);
+        io_buf_put(&h, b8, 4);
+        for (int d = 0; d < t->ndim; d++) {
+            io_put_le64(b8, t->ne[d]);
+            io_buf_put(&h, b8, 8);
+        }
+        io_put_le32(b8, t->ggml_type);
+        io_buf_put(&h, b8, 4);
+        io_put_le64(b8, off);
+        io_buf_put(&h, b8, 8);
+        if (io_add_u64(off, t->nbytes, &off) || io_align_up(off, align, &off)) rc = err_set("%s: too large", path);
+    }
+    if (rc == 0 && h.oom) rc = err_set("%s: out of memory building the header", path);
+    if (rc) {
+        io_buf_free(&h);
+        return -1;
+    }
+    AtomicFile af;
+    if (file_atomic_open(&af, path)) {
+        io_buf_free(&h);
+        return -1;
+    }
+    file_atomic_write(&af, h.data, h.len);
+    uint64_t pos = h.len;
+    io_align_up(h.len, align, &pos);
+    put_zeros(&af, (size_t)(pos - h.len));
+    io_buf_free(&h);
+    for (size_t i = 0; i < w->n_tensors; i++) {
+        const GgufWriterTensor *t = &w->tensors[i];
+        if (write_tensor_data(&af, t)) break;
+        uint64_t end = t->nbytes;
+        io_align_up(t->nbytes, align, &end);
+        put_zeros(&af, (size_t)(end - t->nbytes));
+    }
+    return file_atomic_commit(&af);
+}

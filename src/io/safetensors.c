@@ -1,0 +1,926 @@
+/* io/safetensors.c - safetensors reader, sharded sets and writer. */
+#include "safetensors.h"
+
+#include <cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "io_internal.h"
+
+/* Most JSON values a header may hold (each costs cJSON ~64 bytes of memory): a
+ * guard against headers made of millions of tiny values. ~8 a tensor. */
+#define ST_MAX_JSON_VALUES 4000000u
+
+/* ================================================================ dtypes */
+
+typedef struct {
+    const char *name;
+    unsigned bits;   /* per element (F4 and F6 are packed) */
+    int rank;        /* the reference's Dtype order: the writer sorts by it, descending */
+    int supported;
+    DType dt;
+} StDtypeInfo;
+
+/* Every dtype the reference implementation knows. Only the first six map onto
+ * core DType; the others are accepted as opaque bytes (supported = 0). */
+static const StDtypeInfo st_dtypes[] = {
+    {"F32", 32, 15, 1, DT_F32},
+    {"F16", 16, 11, 1, DT_F16},
+    {"BF16", 16, 12, 1, DT_BF16},
+    {"F64", 64, 17, 1, DT_F64},
+    {"I32", 32, 13, 1, DT_I32},
+    {"I64", 64, 18, 1, DT_I64},
+    {"BOOL", 8, 0, 0, DT_F32},
+    {"F4", 4, 1, 0, DT_F32},
+    {"F6_E2M3", 6, 2, 0, DT_F32},
+    {"F6_E3M2", 6, 3, 0, DT_F32},
+    {"U8", 8, 4, 0, DT_F32},
+    {"I8", 8, 5, 0, DT_F32},
+    {"F8_E5M2", 8, 6, 0, DT_F32},
+    {"F8_E4M3", 8, 7, 0, DT_F32},
+    {"F8_E8M0", 8, 8, 0, DT_F32},
+    {"F8_E4M3FNUZ", 8, 7, 0, DT_F32},
+    {"F8_E5M2FNUZ", 8, 6, 0, DT_F32},
+    {"I16", 16, 9, 0, DT_F32},
+    {"U16", 16, 10, 0, DT_F32},
+    {"U32", 32, 14, 0, DT_F32},
+    {"C64", 64, 16, 0, DT_F32},
+    {"U64", 64, 19, 0, DT_F32},
+};
+#define ST_N_DTYPES (sizeof st_dtypes / sizeof st_dtypes[0])
+
+static const StDtypeInfo *st_dtype_by_name(const char *s) {
+    for (size_t i = 0; i < ST_N_DTYPES; i++)
+        if (strcmp(st_dtypes[i].name, s) == 0) return &st_dtypes[i];
+    return NULL;
+}
+
+static const StDtypeInfo *st_dtype_by_core(DType t) {
+    for (size_t i = 0; i < 6; i++)
+        if (st_dtypes[i].dt == t) return &st_dtypes[i];
+    return NULL;
+}
+
+/* ================================================================ JSON helpers */
+
+static const char *json_type_name(const cJSON *v) {
+    if (!v) return "nothing";
+    if (cJSON_IsString(v)) return "a string";
+    if (cJSON_IsNumber(v)) return "a number";
+    if (cJSON_IsArray(v)) return "an array";
+    if (cJSON_IsObject(v)) return "an object";
+    if (cJSON_IsBool(v)) return "a boolean";
+    if (cJSON_IsNull(v)) return "null";
+    return "an invalid value";
+}
+
+/* Checks what cJSON does not: nesting depth, escaped NULs (cJSON would cut the
+ * string there), and the number of values. Strings are skipped properly. */
+static int json_prescan(const uint8_t *s, size_t n, const char *name, const char *what) {
+    int depth = 0, in_str = 0;
+    size_t values = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = s[i];
+        if (in_str) {
+            if (c == '\\') {
+                if (i + 5 < n && s[i + 1] == 'u' && memcmp(s + i + 2, "0000", 4) == 0)
+                    return err_set("%s: %s: a string holds an escaped NUL (\\u0000) at byte %zu: not allowed",
+                                   name, what, i);
+                i++;
+            } else if (c == '"') {
+                in_str = 0;
+            }
+            continue;
+        }
+        switch (c) {
+        case '"': in_str = 1; break;
+        case '{': case '[':
+            if (++depth > ST_MAX_DEPTH)
+                return err_set("%s: %s: JSON nested deeper than %d levels at byte %zu", name, what, ST_MAX_DEPTH, i);
+            values++;
+            break;
+        case '}': case ']': depth--; break;
+        case ',': case ':': values++; break;
+        default: break;
+        }
+        if (values > ST_MAX_JSON_VALUES)
+            return err_set("%s: %s: more than %u JSON values: refusing", name, what, ST_MAX_JSON_VALUES);
+    }
+    return 0;
+}
+
+/* Validates text (UTF-8, prescan) and parses one JSON object followed only by
+ * whitespace. Returns the tree or NULL (error set). */
+static cJSON *json_parse_object(const uint8_t *text, size_t n, const char *name, const char *what) {
+    size_t bad = io_utf8_check(text, n);
+    if (bad != n) {
+        err_set("%s: %s: not valid UTF-8 (byte %zu)", name, what, bad);
+        return NULL;
+    }
+    if (json_prescan(text, n, name, what)) return NULL;
+    char *copy = malloc(n + 1); /* cJSON wants a terminated buffer to be safe */
+    if (!copy) {
+        err_set("%s: %s: out of memory (%zu bytes)", name, what, n);
+        return NULL;
+    }
+    memcpy(copy, text, n);
+    copy[n] = 0;
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(copy, n, &end, 0);
+    if (!root) {
+        size_t at = end && end >= copy && end <= copy + n ? (size_t)(end - copy) : 0;
+        err_set("%s: %s: not valid JSON (near byte %zu)", name, what, at);
+        free(copy);
+        return NULL;
+    }
+    size_t at = (size_t)(end - copy);
+    for (size_t i = at; i < n; i++) {
+        char c = copy[i];
+        if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+            err_set("%s: %s: unexpected bytes after the JSON object (byte %zu)", name, what, i);
+            cJSON_Delete(root);
+            free(copy);
+            return NULL;
+        }
+    }
+    free(copy);
+    if (!cJSON_IsObject(root)) {
+        err_set("%s: %s: expected a JSON object, got %s", name, what, json_type_name(root));
+        cJSON_Delete(root);
+        return NULL;
+    }
+    return root;
+}
+
+/* A non-negative integer below 2^53 (exact in a double). */
+static int json_get_uint(const cJSON *v, uint64_t *out) {
+    if (!cJSON_IsNumber(v)) return -1;
+    double d = v->valuedouble;
+    if (!(d >= 0.0) || d >= 9007199254740992.0 || d != floor(d)) return -1;
+    *out = (uint64_t)d;
+    return 0;
+}
+
+static char *xstrdup(const char *s) {
+    size_t n = strlen(s);
+    char *p = malloc(n + 1);
+    if (p) memcpy(p, s, n + 1);
+    return p;
+}
+
+/* ================================================================ metadata */
+
+static int meta_cmp(const void *a, const void *b) {
+    return strcmp(((const StMeta *)a)->key, ((const StMeta *)b)->key);
+}
+
+static void meta_free(StMeta *m, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        free(m[i].key);
+        free(m[i].value);
+    }
+    free(m);
+}
+
+/* Sorts and rejects duplicate keys. */
+static int meta_finish(StMeta *m, size_t n, const char *name, const char *field) {
+    if (n > 1) qsort(m, n, sizeof *m, meta_cmp);
+    for (size_t i = 1; i < n; i++) {
+        if (strcmp(m[i - 1].key, m[i].key) == 0) {
+            char q[IO_QUOTE_CAP];
+            return err_set("%s: field '%s': key '%s' appears twice", name, field,
+                           io_quote(q, m[i].key, strlen(m[i].key)));
+        }
+    }
+    return 0;
+}
+
+/* ================================================================ reader */
+
+void st_close(StFile *f) {
+    if (!f) return;
+    for (size_t i = 0; i < f->n_tensors; i++) free(f->tensors[i].name);
+    free(f->tensors);
+    meta_free(f->meta, f->n_meta);
+    free(f->by_name);
+    free(f->name);
+    if (f->map.path || f->map.data) file_unmap(&f->map);
+    memset(f, 0, sizeof *f);
+}
+
+static int tensor_offset_cmp(const void *a, const void *b) {
+    const StTensor *x = a, *y = b;
+    if (x->offset != y->offset) return x->offset < y->offset ? -1 : 1;
+    if (x->nbytes != y->nbytes) return x->nbytes < y->nbytes ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+static int parse_metadata(StFile *f, const cJSON *obj) {
+    if (cJSON_IsNull(obj)) return 0;
+    if (f->meta) return err_set("%s: field '__metadata__' appears twice", f->name);
+    if (!cJSON_IsObject(obj))
+        return err_set("%s: field '__metadata__': expected an object of strings, got %s", f->name, json_type_name(obj));
+    size_t n = (size_t)cJSON_GetArraySize(obj);
+    f->meta = calloc(n ? n : 1, sizeof *f->meta);
+    if (!f->meta) return err_set("%s: out of memory", f->name);
+    for (const cJSON *kv = obj->child; kv; kv = kv->next) {
+        char q[IO_QUOTE_CAP];
+        if (!cJSON_IsString(kv))
+            return err_set("%s: field '__metadata__': key '%s': expected a string value, got %s", f->name,
+                           io_quote(q, kv->string, strlen(kv->string)), json_type_name(kv));
+        StMeta *m = &f->meta[f->n_meta];
+        m->key = xstrdup(kv->string);
+        m->value = xstrdup(kv->valuestring);
+        f->n_meta++;
+        if (!m->key || !m->value) return err_set("%s: out of memory", f->name);
+    }
+    return meta_finish(f->meta, f->n_meta, f->name, "__metadata__");
+}
+
+static int parse_tensor(StFile *f, const cJSON *obj, StTensor *t) {
+    char q[IO_QUOTE_CAP];
+    const char *nm = io_quote(q, obj->string, strlen(obj->string));
+    t->name = xstrdup(obj->string);
+    if (!t->name) return err_set("%s: out of memory", f->name);
+    if (!cJSON_IsObject(obj))
+        return err_set("%s: tensor '%s': expected an object {dtype, shape, data_offsets}, got %s", f->name, nm,
+                       json_type_name(obj));
+    const cJSON *dt = NULL, *shape = NULL, *offs = NULL;
+    for (const cJSON *c = obj->child; c; c = c->next) {
+        const cJSON **slot = strcmp(c->string, "dtype") == 0          ? &dt
+                             : strcmp(c->string, "shape") == 0        ? &shape
+                             : strcmp(c->string, "data_offsets") == 0 ? &offs
+                                                                      : NULL;
+        if (!slot) continue; /* unknown fields are ignored, as the reference does */
+        if (*slot) return err_set("%s: tensor '%s': field '%s' appears twice", f->name, nm, c->string);
+        *slot = c;
+    }
+    /* dtype */
+    if (!dt) return err_set("%s: tensor '%s': field 'dtype': missing", f->name, nm);
+    if (!cJSON_IsString(dt))
+        return err_set("%s: tensor '%s': field 'dtype': expected a string, got %s", f->name, nm, json_type_name(dt));
+    const StDtypeInfo *info = st_dtype_by_name(dt->valuestring);
+    if (!info) {
+        char q2[IO_QUOTE_CAP];
+        return err_set("%s: tensor '%s': field 'dtype': unknown dtype '%s' (expected F32, F16, BF16, F64, I32, I64, "
+                       "I8, U8, I16, U16, U32, U64, BOOL, F8_*, F6_*, F4 or C64)",
+                       f->name, nm, io_quote(q2, dt->valuestring, strlen(dt->valuestring)));
+    }
+    t->dtype_name = info->name;
+    t->supported = info->supported;
+    t->dtype = info->dt;
+    /* shape */
+    if (!shape) return err_set("%s: tensor '%s': field 'shape': missing", f->name, nm);
+    if (!cJSON_IsArray(shape))
+        return err_set("%s: tensor '%s': field 'shape': expected an array of integers, got %s", f->name, nm,
+                       json_type_name(shape));
+    int nd = cJSON_GetArraySize(shape);
+    if (nd > ST_MAX_DIMS)
+        return err_set("%s: tensor '%s': field 'shape': %d dimensions, more than the limit of %d", f->name, nm, nd,
+                       ST_MAX_DIMS);
+    t->ndim = nd;
+    uint64_t numel = 1;
+    int k = 0;
+    for (const cJSON *d = shape->child; d; d = d->next, k++) {
+        uint64_t v;
+        if (json_get_uint(d, &v)) {
+            if (cJSON_IsNumber(d))
+                return err_set("%s: tensor '%s': field 'shape': dimension %d: expected an integer in [0, 2^53), got %g",
+                               f->name, nm, k, d->valuedouble);
+            return err_set("%s: tensor '%s': field 'shape': dimension %d: expected an integer, got %s", f->name, nm, k,
+                           json_type_name(d));
+        }
+        t->shape[k] = (int64_t)v;
+        if (io_mul_u64(numel, v, &numel))
+            return err_set("%s: tensor '%s': field 'shape': the product of the dimensions overflows 64 bits", f->name,
+                           nm);
+    }
+    t->numel = numel;
+    uint64_t bits;
+    if (io_mul_u64(numel, info->bits, &bits))
+        return err_set("%s: tensor '%s': field 'shape': %llu elements of %s overflow 64 bits of bytes", f->name, nm,
+                       (unsigned long long)numel, info->name);
+    if (bits % 8)
+        return err_set("%s: tensor '%s': field 'shape': %llu elements of %u-bit %s do not fill whole bytes", f->name,
+                       nm, (unsigned long long)numel, info->bits, info->name);
+    uint64_t need = bits / 8;
+    /* data_offsets */
+    if (!offs) return err_set("%s: tensor '%s': field 'data_offsets': missing", f->name, nm);
+    if (!cJSON_IsArray(offs) || cJSON_GetArraySize(offs) != 2)
+        return err_set("%s: tensor '%s': field 'data_offsets': expected [begin, end], got %s", f->name, nm,
+                       cJSON_IsArray(offs) ? "an array of another length" : json_type_name(offs));
+    uint64_t b, e;
+    if (json_get_uint(offs->child, &b) || json_get_uint(offs->child->next, &e))
+        return err_set("%s: tensor '%s': field 'data_offsets': expected two integers in [0, 2^53)", f->name, nm);
+    if (e < b)
+        return err_set("%s: tensor '%s': field 'data_offsets': [%llu, %llu] is reversed", f->name, nm,
+                       (unsigned long long)b, (unsigned long long)e);
+    if (e > f->data_size)
+        return err_set("%s: tensor '%s': field 'data_offsets': [%llu, %llu] runs past the end of the data area "
+                       "(%zu bytes)",
+                       f->name, nm, (unsigned long long)b, (unsigned long long)e, f->data_size);
+    if (e - b != need)
+        return err_set("%s: tensor '%s': field 'data_offsets': [%llu, %llu] holds %llu bytes but its shape and dtype "
+                       "%s need %llu",
+                       f->name, nm, (unsigned long long)b, (unsigned long long)e, (unsigned long long)(e - b),
+                       info->name, (unsigned long long)need);
+    t->offset = b;
+    t->nbytes = (size_t)need;
+    t->data = f->data + b;
+    return 0;
+}
+
+static int st_parse_header(StFile *f, const uint8_t *hdr, size_t n) {
+    cJSON *root = json_parse_object(hdr, n, f->name, "header");
+    if (!root) return -1;
+    size_t count = (size_t)cJSON_GetArraySize(root);
+    f->tensors = calloc(count ? count : 1, sizeof *f->tensors);
+    if (!f->tensors) {
+        cJSON_Delete(root);
+        return err_set("%s: out of memory", f->name);
+    }
+    int rc = 0;
+    for (const cJSON *c = root->child; c && rc == 0; c = c->next) {
+        if (strcmp(c->string, "__metadata__") == 0) {
+            rc = parse_metadata(f, c);
+        } else {
+            rc = parse_tensor(f, c, &f->tensors[f->n_tensors]);
+            f->n_tensors++; /* counted even on error, so st_close frees the name */
+        }
+    }
+    cJSON_Delete(root);
+    return rc;
+}
+
+/* Names unique; data laid out back to back and covering the whole data area, as
+ * the reference implementation requires (so no two tensors overlap). */
+static int st_check_layout(StFile *f) {
+    char q1[IO_QUOTE_CAP], q2[IO_QUOTE_CAP];
+    f->by_name = malloc((f->n_tensors ? f->n_tensors : 1) * sizeof *f->by_name);
+    if (!f->by_name) return err_set("%s: out of memory", f->name);
+    if (f->n_tensors > 1) qsort(f->tensors, f->n_tensors, sizeof *f->tensors, tensor_offset_cmp);
+    io_index_sort(f->by_name, f->n_tensors, f->tensors, sizeof *f->tensors);
+    for (size_t i = 1; i < f->n_tensors; i++) {
+        const char *a = f->tensors[f->by_name[i - 1]].name, *b = f->tensors[f->by_name[i]].name;
+        if (strcmp(a, b) == 0) return err_set("%s: tensor name '%s' appears twice", f->name, io_quote(q1, a, strlen(a)));
+    }
+    uint64_t end = 0;
+    const StTensor *prev = NULL;
+    for (size_t i = 0; i < f->n_tensors; i++) {
+        const StTensor *t = &f->tensors[i];
+        if (t->offset < end)
+            return err_set("%s: tensor '%s' [%llu, %llu] overlaps tensor '%s' [%llu, %llu]", f->name,
+                           io_quote(q1, t->name, strlen(t->name)), (unsigned long long)t->offset,
+                           (unsigned long long)(t->offset + t->nbytes), io_quote(q2, prev->name, strlen(prev->name)),
+                           (unsigned long long)prev->offset, (unsigned long long)(prev->offset + prev->nbytes));
+        if (t->offset > end)
+            return err_set("%s: tensor '%s' starts at data offset %llu but the data before it ends at %llu: "
+                           "holes in the data area are not allowed",
+                           f->name, io_quote(q1, t->name, strlen(t->name)), (unsigned long long)t->offset,
+                           (unsigned long long)end);
+        end = t->offset + t->nbytes;
+        prev = t;
+    }
+    if (end != f->data_size)
+        return err_set("%s: the data area is %zu bytes but the tensors cover %llu: trailing bytes are not allowed",
+                       f->name, f->data_size, (unsigned long long)end);
+    return 0;
+}
+
+int st_parse_buffer(StFile *f, const void *buf, size_t size, const char *display_name) {
+    memset(f, 0, sizeof *f);
+    f->name = xstrdup(display_name ? display_name : "(buffer)");
+    if (!f->name) return err_set("out of memory");
+    const uint8_t *p = buf;
+    int rc = 0;
+    if (size < 8) {
+        rc = err_set("%s: file is %zu bytes, too short for the 8-byte header length", f->name, size);
+    } else {
+        uint64_t n = io_le64(p);
+        if (n > ST_MAX_HEADER)
+            rc = err_set("%s: header length %llu is more than the limit of %u bytes", f->name, (unsigned long long)n,
+                         ST_MAX_HEADER);
+        else if (n > size - 8)
+            rc = err_set("%s: header length %llu runs past the end of the file (%zu bytes)", f->name,
+                         (unsigned long long)n, size);
+        else if (n < 2)
+            rc = err_set("%s: header length %llu is too short for a JSON object", f->name, (unsigned long long)n);
+        if (rc == 0) {
+            f->header_len = (size_t)n;
+            f->data = p + 8 + n;
+            f->data_size = size - 8 - (size_t)n;
+            rc = st_parse_header(f, p + 8, (size_t)n);
+        }
+        if (rc == 0) rc = st_check_layout(f);
+    }
+    if (rc) {
+        st_close(f);
+        return -1;
+    }
+    return 0;
+}
+
+int st_open(StFile *f, const char *path) {
+    MappedFile m;
+    if (file_map(&m, path)) {
+        memset(f, 0, sizeof *f);
+        return -1;
+    }
+    if (st_parse_buffer(f, m.data, m.size, path)) {
+        file_unmap(&m);
+        memset(f, 0, sizeof *f);
+        return -1;
+    }
+    f->map = m;
+    return 0;
+}
+
+const StTensor *st_tensor_find(const StFile *f, const char *name) {
+    long i = io_index_find(f->by_name, f->n_tensors, f->tensors, sizeof *f->tensors, name);
+    return i < 0 ? NULL : &f->tensors[i];
+}
+
+const char *st_meta_get(const StFile *f, const char *key) {
+    long i = io_sorted_find(f->meta, f->n_meta, sizeof *f->meta, key);
+    return i < 0 ? NULL : f->meta[i].value;
+}
+
+int st_tensor_to_f32(const StFile *f, const StTensor *t, float *dst) {
+    char q[IO_QUOTE_CAP];
+    if (!t->supported)
+        return err_set("%s: tensor '%s': dtype %s is not supported (expected F32, F16, BF16, F64, I32 or I64)",
+                       f ? f->name : "?", io_quote(q, t->name, strlen(t->name)), t->dtype_name);
+    io_to_f32(t->dtype, t->data, t->numel, dst);
+    return 0;
+}
+
+/* ================================================================ index.json */
+
+void st_index_free(StIndex *ix) {
+    if (!ix) return;
+    for (size_t i = 0; i < ix->n_entries; i++) {
+        free(ix->entries[i].tensor);
+        free(ix->entries[i].file);
+    }
+    free(ix->entries);
+    for (size_t i = 0; i < ix->n_files; i++) free(ix->files[i]);
+    free(ix->files);
+    meta_free(ix->meta, ix->n_meta);
+    free(ix->name);
+    memset(ix, 0, sizeof *ix);
+}
+
+static int entry_cmp(const void *a, const void *b) {
+    return strcmp(((const StIndexEntry *)a)->tensor, ((const StIndexEntry *)b)->tensor);
+}
+static int str_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* A shard must be a plain file name in the index's folder. */
+static int shard_name_ok(const char *s) {
+    if (!*s || strcmp(s, ".") == 0 || strcmp(s, "..") == 0) return 0;
+    return strchr(s, '/') == NULL && strchr(s, '\\') == NULL;
+}
+
+static int index_parse_meta(StIndex *ix, const cJSON *obj) {
+    if (cJSON_IsNull(obj)) return 0;
+    if (ix->meta) return err_set("%s: field 'metadata' appears twice", ix->name);
+    if (!cJSON_IsObject(obj))
+        return err_set("%s: field 'metadata': expected an object, got %s", ix->name, json_type_name(obj));
+    size_t n = (size_t)cJSON_GetArraySize(obj);
+    ix->meta = calloc(n ? n : 1, sizeof *ix->meta);
+    if (!ix->meta) return err_set("%s: out of memory", ix->name);
+    for (const cJSON *kv = obj->child; kv; kv = kv->next) {
+        char num[64];
+        const char *val;
+        if (cJSON_IsString(kv)) {
+            val = kv->valuestring;
+        } else if (cJSON_IsNumber(kv)) {
+            double d = kv->valuedouble;
+            if (d == floor(d) && fabs(d) < 9007199254740992.0) snprintf(num, sizeof num, "%.0f", d);
+            else snprintf(num, sizeof num, "%.17g", d);
+            val = num;
+        } else if (cJSON_IsBool(kv)) {
+            val = cJSON_IsTrue(kv) ? "true" : "false";
+        } else {
+            continue; /* free-form: nested values are not kept */
+        }
+        StMeta *m = &ix->meta[ix->n_meta];
+        m->key = xstrdup(kv->string);
+        m->value = xstrdup(val);
+        ix->n_meta++;
+        if (!m->key || !m->value) return err_set("%s: out of memory", ix->name);
+    }
+    return meta_finish(ix->meta, ix->n_meta, ix->name, "metadata");
+}
+
+static int index_parse_map(StIndex *ix, const cJSON *obj) {
+    if (ix->entries) return err_set("%s: field 'weight_map' appears twice", ix->name);
+    if (!cJSON_IsObject(obj))
+        return err_set("%s: field 'weight_map': expected an object {tensor: file}, got %s", ix->name,
+                       json_type_name(obj));
+    size_t n = (size_t)cJSON_GetArraySize(obj);
+    ix->entries = calloc(n ? n : 1, sizeof *ix->entries);
+    if (!ix->entries) return err_set("%s: out of memory", ix->name);
+    for (const cJSON *kv = obj->child; kv; kv = kv->next) {
+        char q[IO_QUOTE_CAP], q2[IO_QUOTE_CAP];
+        if (!cJSON_IsString(kv))
+            return err_set("%s: field 'weight_map': tensor '%s': expected a file name, got %s", ix->name,
+                           io_quote(q, kv->string, strlen(kv->string)), json_type_name(kv));
+        if (!shard_name_ok(kv->valuestring))
+            return err_set("%s: field 'weight_map': tensor '%s': file '%s' is not a plain file name in the index's "
+                           "folder",
+                           ix->name, io_quote(q, kv->string, strlen(kv->string)),
+                           io_quote(q2, kv->valuestring, strlen(kv->valuestring)));
+        StIndexEntry *e = &ix->entries[ix->n_entries];
+        e->tensor = xstrdup(kv->string);
+        e->file = xstrdup(kv->valuestring);
+        ix->n_entries++;
+        if (!e->tensor || !e->file) return err_set("%s: out of memory", ix->name);
+    }
+    if (ix->n_entries > 1) qsort(ix->entries, ix->n_entries, sizeof *ix->entries, entry_cmp);
+    for (size_t i = 1; i < ix->n_entries; i++) {
+        if (strcmp(ix->entries[i - 1].tensor, ix->entries[i].tensor) == 0) {
+            char q[IO_QUOTE_CAP];
+            return err_set("%s: field 'weight_map': tensor '%s' appears twice", ix->name,
+                           io_quote(q, ix->entries[i].tensor, strlen(ix->entries[i].tensor)));
+        }
+    }
+    /* distinct files */
+    ix->files = calloc(ix->n_entries ? ix->n_entries : 1, sizeof *ix->files);
+    if (!ix->files) return err_set("%s: out of memory", ix->name);
+    char **tmp = malloc((ix->n_entries ? ix->n_entries : 1) * sizeof *tmp);
+    if (!tmp) return err_set("%s: out of memory", ix->name);
+    for (size_t i = 0; i < ix->n_entries; i++) tmp[i] = ix->entries[i].file;
+    if (ix->n_entries > 1) qsort(tmp, ix->n_entries, sizeof *tmp, str_cmp);
+    for (size_t i = 0; i < ix->n_entries; i++) {
+        if (i > 0 && strcmp(tmp[i - 1], tmp[i]) == 0) continue;
+        ix->files[ix->n_files] = xstrdup(tmp[i]);
+        if (!ix->files[ix->n_files]) {
+            free(tmp);
+            return err_set("%s: out of memory", ix->name);
+        }
+        ix->n_files++;
+    }
+    free(tmp);
+    return 0;
+}
+
+int st_index_parse_buffer(StIndex *ix, const char *json, size_t n, const char *display_name) {
+    memset(ix, 0, sizeof *ix);
+    ix->name = xstrdup(display_name ? display_name : "(index)");
+    if (!ix->name) return err_set("out of memory");
+    cJSON *root = json_parse_object((const uint8_t *)json, n, ix->name, "index");
+    if (!root) {
+        st_index_free(ix);
+        return -1;
+    }
+    int rc = 0;
+    for (const cJSON *c = root->child; c && rc == 0; c = c->next) {
+        if (strcmp(c->string, "weight_map") == 0) rc = index_parse_map(ix, c);
+        else if (strcmp(c->string, "metadata") == 0) rc = index_parse_meta(ix, c);
+    }
+    if (rc == 0 && !ix->entries) rc = err_set("%s: field 'weight_map': missing", ix->name);
+    if (rc == 0 && ix->n_entries == 0) rc = err_set("%s: field 'weight_map': empty (no tensor)", ix->name);
+    cJSON_Delete(root);
+    if (rc) {
+        st_index_free(ix);
+        return -1;
+    }
+    return 0;
+}
+
+/* ================================================================ sets */
+
+void st_set_close(StSet *s) {
+    if (!s) return;
+    for (size_t i = 0; i < s->n_shards; i++) st_close(&s->shards[i]);
+    free(s->shards);
+    free(s->entries);
+    st_index_free(&s->index);
+    free(s->path);
+    memset(s, 0, sizeof *s);
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+static int set_open_single(StSet *s, const char *file) {
+    s->shards = calloc(1, sizeof *s->shards);
+    if (!s->shards) return err_set("%s: out of memory", file);
+    if (st_open(&s->shards[0], file)) return -1;
+    s->n_shards = 1;
+    const StFile *f = &s->shards[0];
+    s->entries = calloc(f->n_tensors ? f->n_tensors : 1, sizeof *s->entries);
+    if (!s->entries) return err_set("%s: out of memory", file);
+    for (size_t i = 0; i < f->n_tensors; i++) {
+        const StTensor *t = &f->tensors[f->by_name[i]];
+        s->entries[i].name = t->name;
+        s->entries[i].tensor = t;
+        s->entries[i].shard = 0;
+    }
+    s->n_entries = f->n_tensors;
+    return 0;
+}
+
+static int set_open_index(StSet *s, const char *index_path) {
+    size_t n;
+    char *json = file_read_all(index_path, &n, ST_MAX_HEADER);
+    if (!json) return -1;
+    int rc = st_index_parse_buffer(&s->index, json, n, index_path);
+    free(json);
+    if (rc) return -1;
+    const StIndex *ix = &s->index;
+    char *dir = file_dirname(index_path);
+    if (!dir) return err_set("%s: out of memory", index_path);
+    s->shards = calloc(ix->n_files, sizeof *s->shards);
+    if (!s->shards) {
+        free(dir);
+        return err_set("%s: out of memory", index_path);
+    }
+    for (size_t i = 0; i < ix->n_files; i++) {
+        char *p = file_join(dir, ix->files[i]);
+        if (!p) {
+            free(dir);
+            return err_set("%s: out of memory", index_path);
+        }
+        rc = st_open(&s->shards[i], p);
+        free(p);
+        if (rc) {
+            free(dir);
+            return err_prefix("%s: shard %zu of %zu", index_path, i + 1, ix->n_files);
+        }
+        s->n_shards++;
+    }
+    free(dir);
+    s->entries = calloc(ix->n_entries, sizeof *s->entries);
+    if (!s->entries) return err_set("%s: out of memory", index_path);
+    for (size_t i = 0; i < ix->n_entries; i++) {
+        const StIndexEntry *e = &ix->entries[i];
+        long k = io_sorted_find(ix->files, ix->n_files, sizeof *ix->files, e->file); /* files are sorted */
+        const StTensor *t = k < 0 ? NULL : st_tensor_find(&s->shards[k], e->tensor);
+        if (!t) {
+            char q[IO_QUOTE_CAP], q2[IO_QUOTE_CAP];
+            return err_set("%s: field 'weight_map': tensor '%s' is mapped to '%s', which has no such tensor",
+                           index_path, io_quote(q, e->tensor, strlen(e->tensor)),
+                           io_quote(q2, e->file, strlen(e->file)));
+        }
+        s->entries[i].name = t->name;
+        s->entries[i].tensor = t;
+        s->entries[i].shard = (size_t)k;
+    }
+    s->n_entries = ix->n_entries;
+    return 0;
+}
+
+int st_set_open(StSet *s, const char *path) {
+    memset(s, 0, sizeof *s);
+    s->path = xstrdup(path);
+    if (!s->path) return err_set("out of memory");
+    int rc;
+    if (file_is_dir(path)) {
+        char *ip = file_join(path, "model.safetensors.index.json");
+        char *sp = file_join(path, "model.safetensors");
+        if (!ip || !sp) rc = err_set("%s: out of memory", path);
+        else if (file_exists(ip)) rc = set_open_index(s, ip);
+        else if (file_exists(sp)) rc = set_open_single(s, sp);
+        else rc = err_set("%s: no model.safetensors.index.json nor model.safetensors in this folder", path);
+        free(ip);
+        free(sp);
+    } else if (ends_with(path, ".json")) {
+        rc = set_open_index(s, path);
+    } else {
+        rc = set_open_single(s, path);
+    }
+    if (rc) {
+        st_set_close(s);
+        return -1;
+    }
+    return 0;
+}
+
+const StTensor *st_set_tensor_find(const StSet *s, const char *name, const StFile **shard) {
+    long i = io_sorted_find(s->entries, s->n_entries, sizeof *s->entries, name);
+    if (i < 0) return NULL;
+    if (shard) *shard = &s->shards[s->entries[i].shard];
+    return s->entries[i].tensor;
+}
+
+/* ================================================================ writer */
+
+void st_writer_init(StWriter *w) { memset(w, 0, sizeof *w); }
+
+void st_writer_free(StWriter *w) {
+    if (!w) return;
+    for (size_t i = 0; i < w->n_tensors; i++) free(w->tensors[i].name);
+    free(w->tensors);
+    meta_free(w->meta, w->n_meta);
+    memset(w, 0, sizeof *w);
+}
+
+static int writer_add(StWriter *w, const char *name, DType dtype, int ndim, const int64_t *shape, const void *data,
+                      int from_f32) {
+    char q[IO_QUOTE_CAP];
+    const char *nm = name ? io_quote(q, name, strlen(name)) : "(null)";
+    int rc = 0;
+    const StDtypeInfo *info = st_dtype_by_core(dtype);
+    if (!name) rc = err_set("safetensors writer: tensor name is NULL");
+    else if (io_utf8_check((const uint8_t *)name, strlen(name)) != strlen(name))
+        rc = err_set("safetensors writer: tensor '%s': name is not valid UTF-8", nm);
+    else if (strcmp(name, "__metadata__") == 0)
+        rc = err_set("safetensors writer: tensor '%s': name is reserved", nm);
+    else if (!info || (from_f32 && dtype != DT_F32 && dtype != DT_F16 && dtype != DT_BF16))
+        rc = err_set("safetensors writer: tensor '%s': dtype %s cannot be written (expected %s)", nm,
+                     dtype_name(dtype), from_f32 ? "F32, F16 or BF16" : "F32, F16, BF16, F64, I32 or I64");
+    else if (ndim < 0 || ndim > ST_MAX_DIMS)
+        rc = err_set("safetensors writer: tensor '%s': %d dimensions (expected 0..%d)", nm, ndim, ST_MAX_DIMS);
+    StWriterTensor t = {0};
+    uint64_t numel = 1;
+    for (int i = 0; rc == 0 && i < ndim; i++) {
+        if (shape[i] < 0 || io_mul_u64(numel, (uint64_t)shape[i], &numel))
+            rc = err_set("safetensors writer: tensor '%s': bad shape (dimension %d is %lld or the product overflows)",
+                         nm, i, (long long)shape[i]);
+        else t.shape[i] = shape[i];
+    }
+    int ok = 1;
+    size_t nbytes = rc == 0 ? dtype_nbytes(dtype, numel, &ok) : 0;
+    if (rc == 0 && !ok) rc = err_set("safetensors writer: tensor '%s': too large", nm);
+    if (rc == 0 && numel > 0 && !data) rc = err_set("safetensors writer: tensor '%s': data is NULL", nm);
+    if (rc == 0 && w->n_tensors == w->cap_tensors) {
+        size_t cap = w->cap_tensors ? 2 * w->cap_tensors : 16;
+        StWriterTensor *p = realloc(w->tensors, cap * sizeof *p);
+        if (!p) rc = err_set("safetensors writer: out of memory");
+        else {
+            w->tensors = p;
+            w->cap_tensors = cap;
+        }
+    }
+    if (rc == 0) {
+        t.name = xstrdup(name);
+        if (!t.name) rc = err_set("safetensors writer: out of memory");
+    }
+    if (rc) {
+        w->failed = 1;
+        return -1;
+    }
+    t.dtype = dtype;
+    t.ndim = ndim;
+    t.numel = numel;
+    t.nbytes = nbytes;
+    t.data = data;
+    t.from_f32 = from_f32;
+    w->tensors[w->n_tensors++] = t;
+    return 0;
+}
+
+int st_writer_add(StWriter *w, const char *name, DType dtype, int ndim, const int64_t *shape, const void *data) {
+    return writer_add(w, name, dtype, ndim, shape, data, 0);
+}
+
+int st_writer_add_f32(StWriter *w, const char *name, DType dtype, int ndim, const int64_t *shape, const float *src) {
+    return writer_add(w, name, dtype, ndim, shape, src, 1);
+}
+
+int st_writer_meta_set(StWriter *w, const char *key, const char *value) {
+    if (!key || !value || io_utf8_check((const uint8_t *)key, strlen(key)) != strlen(key) ||
+        io_utf8_check((const uint8_t *)value, strlen(value)) != strlen(value)) {
+        w->failed = 1;
+        return err_set("safetensors writer: metadata key and value must be valid UTF-8 strings");
+    }
+    for (size_t i = 0; i < w->n_meta; i++) {
+        if (strcmp(w->meta[i].key, key) == 0) {
+            char *v = xstrdup(value);
+            if (!v) {
+                w->failed = 1;
+                return err_set("safetensors writer: out of memory");
+            }
+            free(w->meta[i].value);
+            w->meta[i].value = v;
+            return 0;
+        }
+    }
+    if (w->n_meta == w->cap_meta) {
+        size_t cap = w->cap_meta ? 2 * w->cap_meta : 8;
+        StMeta *p = realloc(w->meta, cap * sizeof *p);
+        if (!p) {
+            w->failed = 1;
+            return err_set("safetensors writer: out of memory");
+        }
+        w->meta = p;
+        w->cap_meta = cap;
+    }
+    StMeta m = {xstrdup(key), xstrdup(value)};
+    if (!m.key || !m.value) {
+        free(m.key);
+        free(m.value);
+        w->failed = 1;
+        return err_set("safetensors writer: out of memory");
+    }
+    w->meta[w->n_meta++] = m;
+    return 0;
+}
+
+static int wt_order_cmp(const void *a, const void *b) {
+    const StWriterTensor *x = *(const StWriterTensor *const *)a, *y = *(const StWriterTensor *const *)b;
+    int rx = st_dtype_by_core(x->dtype)->rank, ry = st_dtype_by_core(y->dtype)->rank;
+    if (rx != ry) return rx > ry ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+static int write_tensor_data(AtomicFile *af, const StWriterTensor *t) {
+    if (!t->from_f32 || t->dtype == DT_F32) return file_atomic_write(af, t->data, t->nbytes);
+    uint16_t tmp[8192];
+    const float *src = t->data;
+    for (uint64_t i = 0; i < t->numel; i += 8192) {
+        size_t k = t->numel - i < 8192 ? (size_t)(t->numel - i) : 8192;
+        dtype_from_f32(t->dtype, src + i, tmp, k);
+        if (file_atomic_write(af, tmp, k * 2)) return -1;
+    }
+    return 0;
+}
+
+int st_writer_write(const StWriter *w, const char *path) {
+    if (w->failed) return err_set("%s: not written: an earlier tensor or metadata entry was refused", path);
+    const StWriterTensor **order = malloc((w->n_tensors ? w->n_tensors : 1) * sizeof *order);
+    StMeta *meta = malloc((w->n_meta ? w->n_meta : 1) * sizeof *meta);
+    if (!order || !meta) {
+        free(order);
+        free(meta);
+        return err_set("%s: out of memory", path);
+    }
+    for (size_t i = 0; i < w->n_tensors; i++) order[i] = &w->tensors[i];
+    if (w->n_tensors > 1) qsort(order, w->n_tensors, sizeof *order, wt_order_cmp);
+    if (w->n_meta) memcpy(meta, w->meta, w->n_meta * sizeof *meta);
+    if (w->n_meta > 1) qsort(meta, w->n_meta, sizeof *meta, meta_cmp);
+    int rc = 0;
+    /* names must be unique */
+    if (rc == 0 && w->n_tensors > 1) {
+        uint32_t *idx = malloc(w->n_tensors * sizeof *idx);
+        if (!idx) rc = err_set("%s: out of memory", path);
+        else {
+            io_index_sort(idx, w->n_tensors, w->tensors, sizeof *w->tensors);
+            for (size_t i = 1; i < w->n_tensors && rc == 0; i++) {
+                const char *a = w->tensors[idx[i - 1]].name;
+                if (strcmp(a, w->tensors[idx[i]].name) == 0) {
+                    char q[IO_QUOTE_CAP];
+                    rc = err_set("%s: tensor name '%s' was added twice", path, io_quote(q, a, strlen(a)));
+                }
+            }
+            free(idx);
+        }
+    }
+    IoBuf h = {0};
+    if (rc == 0) {
+        io_buf_put(&h, "{", 1);
+        int first = 1;
+        if (w->n_meta) {
+            io_buf_puts(&h, "\"__metadata__\":{");
+            for (size_t i = 0; i < w->n_meta; i++) {
+                if (i) io_buf_put(&h, ",", 1);
+                io_buf_json_str(&h, meta[i].key, strlen(meta[i].key));
+                io_buf_put(&h, ":", 1);
+                io_buf_json_str(&h, meta[i].value, strlen(meta[i].value));
+            }
+            io_buf_put(&h, "}", 1);
+            first = 0;
+        }
+        uint64_t off = 0;
+        for (size_t i = 0; i < w->n_tensors; i++) {
+            const StWriterTensor *t = order[i];
+            if (!first) io_buf_put(&h, ",", 1);
+            first = 0;
+            io_buf_json_str(&h, t->name, strlen(t->name));
+            io_buf_printf(&h, ":{\"dtype\":\"%s\",\"shape\":[", st_dtype_by_core(t->dtype)->name);
+            for (int d = 0; d < t->ndim; d++) io_buf_printf(&h, d ? ",%lld" : "%lld", (long long)t->shape[d]);
+            io_buf_printf(&h, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off,
+                          (unsigned long long)(off + t->nbytes));
+            off += t->nbytes;
+        }
+        io_buf_put(&h, "}", 1);
+        while (h.len % 8) io_buf_put(&h, " ", 1);
+        if (h.oom) rc = err_set("%s: out of memory building the header", path);
+        else if (h.len > ST_MAX_HEADER)
+            rc = err_set("%s: header would be %zu bytes, more than the limit of %u", path, h.len, ST_MAX_HEADER);
+    }
+    if (rc == 0) {
+        AtomicFile af;
+        if (file_atomic_open(&af, path)) {
+            rc = -1;
+        } else {
+            uint8_t len8[8];
+            io_put_le64(len8, h.len);
+            file_atomic_write(&af, len8, 8);
+            file_atomic_write(&af, h.data, h.len);
+            for (size_t i = 0; i < w->n_tensors; i++)
+                if (write_tensor_data(&af, order[i])) break;
+            rc = file_atomic_commit(&af);
+        }
+    }
+    io_buf_free(&h);
+    free(order);
+    free(meta);
+    return rc;
+}

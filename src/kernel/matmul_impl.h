@@ -1,0 +1,45 @@
+/* kernel/matmul_impl.h - internals shared by the matmul files (not public). */
+#ifndef MUSCLE_KERNEL_MATMUL_IMPL_H
+#define MUSCLE_KERNEL_MATMUL_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* GEMM blocking for bf16 weights (AVX-512 micro-kernels). */
+#define KMM_MR 12  /* rows of x per micro-tile */
+#define KMM_NR 32  /* output columns per micro-tile = one packed panel */
+#define KMM_KC 256 /* reduction block (even) */
+#define KMM_MC 384 /* rows of x per packed A block (multiple of MR) */
+
+/* Micro-kernel store modes. */
+enum { KMM_STORE = 0, KMM_BETA = 1, KMM_ACC = 2 };
+
+/* Packed bf16 panel layout: for panel p (outputs 32p..32p+31) and k-pair q,
+ * one uint32 per output c: low half = element k = 2q, high half = 2q+1;
+ * panels of kq = (k+1)/2 pairs follow each other; padding is zero. */
+
+/* c[r*ldc + j] (r < mr, j < nr) op= sum_q a(r, q) . b(q, j). ap: f32 [2kq][MR]
+ * (fma) or bf16 pairs [kq][MR] (dp); bp: [kq][32] pairs. The f32 kernel:
+ * ap f32 [kc][MR], bp f32 [kc][32]. */
+void kmm_ukr_f32_avx512(int kc, const float *ap, const float *bp, float *c, size_t ldc, int mr,
+                        int nr, int mode, float beta);
+void kmm_ukr_fma_avx512(int kq, const float *ap, const uint32_t *bp, float *c, size_t ldc,
+                        int mr, int nr, int mode, float beta);
+void kmm_ukr_dp_avx512bf16(int kq, const uint32_t *ap, const uint32_t *bp, float *c, size_t ldc,
+                           int mr, int nr, int mode, float beta);
+
+/* Row-range gemv for small m: y[i*ldy + r] = dot(x_i, W[r]) + beta*y for
+ * r in [r0, r1), i < m. x rows have stride k. For bf16, x must already be
+ * rounded to bf16 (f32 values), or given as bf16 (dp variant). */
+void kmm_gemv_f32_avx512(const float *w, int k, const float *x, int m, float *y, size_t ldy,
+                         float beta, int r0, int r1);
+void kmm_gemv_bf16_avx512(const uint16_t *w, int k, const float *x, int m, float *y,
+                          size_t ldy, float beta, int r0, int r1);
+void kmm_gemv_bf16_avx512bf16(const uint16_t *w, int k, const uint16_t *xb, int m, float *y,
+                              size_t ldy, float beta, int r0, int r1);
+void kmm_gemv_f32_avx2(const float *w, int k, const float *x, int m, float *y, size_t ldy,
+                       float beta, int r0, int r1);
+void kmm_gemv_bf16_avx2(const uint16_t *w, int k, const float *x, int m, float *y, size_t ldy,
+                        float beta, int r0, int r1);
+
+#endif

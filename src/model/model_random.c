@@ -1,0 +1,67 @@
+/* model/model_random.c - a model with random weights, for tests, benchmarks and
+ * pretraining from scratch. Matrices ~ N(0, 0.02^2), norm weights 1 (as llama2.c's
+ * model.py initialises), everything owned fp32 (or bf16 when asked). */
+#include "model.h"
+#include "core/error.h"
+#include "core/rng.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int rand_weight(Model *m, KWeight *w, int n, int k, Rng *r, float std) {
+    size_t cnt = (size_t)n * k;
+    if (m->wtype == KW_F32) { /* generate straight into the model's own buffer */
+        float *f = model_alloc(m, cnt * sizeof *f);
+        if (!f) return -1;
+        for (size_t i = 0; i < cnt; i++) f[i] = std * rng_normal(r);
+        return kweight_init_f32(w, f, n, k);
+    }
+    float *tmp = malloc(cnt * sizeof *tmp);
+    if (!tmp) return err_set("out of memory");
+    for (size_t i = 0; i < cnt; i++) tmp[i] = std * rng_normal(r);
+    int rc = model_make_weight(m, w, DT_F32, tmp, n, k); /* rounds into an owned bf16 copy */
+    free(tmp);
+    return rc;
+}
+
+int model_init_random(Model *m, const ModelConfig *cfg, const ModelLoadOptions *opts, uint64_t seed) {
+    ModelLoadOptions def = {KW_F32, 0};
+    if (!opts) opts = &def;
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    if (m->cfg.head_dim == 0 && m->cfg.n_heads > 0) m->cfg.head_dim = m->cfg.dim / m->cfg.n_heads;
+    if (model_config_check(&m->cfg, "random model") != 0) return -1;
+    m->wtype = opts->writable ? KW_F32 : opts->wtype;
+    m->writable = opts->writable;
+    m->format = MODEL_FMT_LLAMA2C;
+    m->stored_type = DT_F32;
+    m->path = strdup("(random)");
+    m->dir = strdup(".");
+    const ModelConfig *c = &m->cfg;
+    Rng r;
+    rng_seed(&r, seed);
+    int d = c->dim, kvd = c->n_kv_heads * c->head_dim, hid = c->hidden_dim, qd = c->n_heads * c->head_dim;
+    float sd = 0.02f;
+    int rc = rand_weight(m, &m->tok_emb, c->vocab_size, d, &r, sd);
+    if (rc == 0 && !(m->layers = model_alloc(m, (size_t)c->n_layers * sizeof *m->layers))) rc = -1;
+    for (int l = 0; rc == 0 && l < c->n_layers; l++) {
+        LayerWeights *w = &m->layers[l];
+        w->rms_att = model_alloc(m, (size_t)d * sizeof(float));
+        w->rms_ffn = model_alloc(m, (size_t)d * sizeof(float));
+        if (!w->rms_att || !w->rms_ffn) { rc = -1; break; }
+        for (int i = 0; i < d; i++) w->rms_att[i] = w->rms_ffn[i] = 1.0f;
+        rc = rand_weight(m, &w->wq, qd, d, &r, sd) || rand_weight(m, &w->wk, kvd, d, &r, sd) ||
+             rand_weight(m, &w->wv, kvd, d, &r, sd) || rand_weight(m, &w->wo, d, qd, &r, sd) ||
+             rand_weight(m, &w->w1, hid, d, &r, sd) || rand_weight(m, &w->w3, hid, d, &r, sd) ||
+             rand_weight(m, &w->w2, d, hid, &r, sd) ? -1 : 0;
+    }
+    if (rc == 0) {
+        m->rms_final = model_alloc(m, (size_t)d * sizeof(float));
+        if (!m->rms_final) rc = -1;
+        else for (int i = 0; i < d; i++) m->rms_final[i] = 1.0f;
+    }
+    if (rc == 0 && !c->tied) rc = rand_weight(m, &m->wcls, c->vocab_size, d, &r, sd);
+    if (rc == 0) rc = model_finish(m);
+    if (rc != 0) model_free(m);
+    return rc;
+}

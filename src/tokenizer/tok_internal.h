@@ -1,0 +1,157 @@
+/* tokenizer/tok_internal.h - the Tokenizer struct and helpers shared by the loaders.
+ * Not a public header: only the files of src/tokenizer include it. */
+#ifndef MUSCLE_TOK_INTERNAL_H
+#define MUSCLE_TOK_INTERNAL_H
+
+#include "tokenizer/tokenizer.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TOK_MAX_VOCAB (1 << 24)      /* refuse absurd vocabularies from untrusted files */
+#define TOK_MAX_PIECE 8000           /* sentencepiece's kMaxPieceSize */
+#define TOK_MAX_TEXT ((size_t)1 << 28) /* 256 MiB per tok_encode call (int indices inside) */
+
+/* "▁" U+2581, SentencePiece's escaped space. */
+#define TOK_WS "\xe2\x96\x81"
+#define TOK_WS_LEN 3
+
+typedef enum { TOK_KIND_LLAMA2C, TOK_KIND_SPM, TOK_KIND_JSON, TOK_KIND_GGUF } TokKind;
+
+/* ---- hash map: byte string (a piece, looked up through the tokenizer) -> id --------------- */
+typedef struct {
+    int32_t *slot; /* -1 = empty, else a piece id */
+    uint32_t mask; /* capacity - 1 (power of two) */
+    int count;
+} TokIdMap;
+
+/* ---- hash map: pair of ids -> (rank, merged id), for tokenizer.json merges ---------------- */
+typedef struct {
+    uint64_t key;   /* (left << 32) | right; UINT64_MAX = empty */
+    int32_t rank;
+    int32_t id;
+} TokPairSlot;
+typedef struct {
+    TokPairSlot *slot;
+    uint64_t mask;
+    int64_t count;
+} TokPairMap;
+
+/* ---- byte trie for longest-prefix matching (USER_DEFINED pieces, added tokens) ------------ */
+typedef struct {
+    int32_t child;   /* first child node, -1 none */
+    int32_t sibling; /* next sibling, -1 none */
+    int32_t value;   /* id ending here, -1 none */
+    uint8_t byte;
+} TokTrieNode;
+typedef struct {
+    TokTrieNode *node;
+    int n, cap;
+} TokTrie;
+
+/* ---- SentencePiece precompiled charsmap (darts-clone double array + NUL-separated strings) */
+typedef struct {
+    const uint32_t *unit; /* points into owned copy `buf` */
+    size_t n_units;
+    const char *norm;     /* normalized strings */
+    size_t norm_size;
+    uint8_t *buf;
+} TokCharsMap;
+
+/* ---- Hugging Face normalizer / pre-tokenizer steps ---------------------------------------- */
+typedef enum { HF_PREPEND = 1, HF_REPLACE, HF_NFKC, HF_NFC } HfNormKind;
+typedef struct {
+    HfNormKind kind;
+    char *a; size_t a_len; /* prepend text / replace pattern */
+    char *b; size_t b_len; /* replace content */
+} HfNorm;
+typedef enum { HF_PREPEND_ALWAYS = 0, HF_PREPEND_FIRST, HF_PREPEND_NEVER } HfPrepend;
+
+/* ---- growable byte buffer ------------------------------------------------------------------ */
+typedef struct {
+    char *p;
+    size_t n, cap;
+    int oom;
+} TokBuf;
+int tok_buf_put(TokBuf *b, const void *s, size_t n);
+
+struct Tokenizer {
+    TokKind kind;
+    int n;               /* vocabulary size */
+    char *blob;          /* all pieces, each followed by a NUL */
+    uint32_t *off, *len; /* piece i = blob[off[i] .. off[i]+len[i]) */
+    char *disp;          /* display text for tok_decode_piece: "▁" -> " " (NUL-separated) */
+    uint32_t *disp_off, *disp_len;
+    float *score;
+    uint8_t *type;       /* TokType */
+    int32_t *canon;      /* PieceToId(piece(i)): the reserved map wins, then the first duplicate */
+
+    int bos, eos, unk;
+    int byte_id[256];    /* id of "<0xXX>" or -1 */
+    int byte_fallback;
+
+    /* normalizer (SentencePiece NormalizerSpec) */
+    int add_dummy_prefix, remove_extra_ws, escape_ws, ws_suffix;
+    int nfkc;            /* apply NFKC (utf8proc) when no charsmap is given */
+    TokCharsMap cmap;    /* n_units == 0: identity */
+    char *unk_surface;
+    size_t unk_surface_len;
+
+    /* lookups */
+    TokIdMap pieces;     /* NORMAL, USER_DEFINED, UNUSED (sentencepiece's pieces_) */
+    TokIdMap reserved;   /* CONTROL, UNKNOWN, BYTE (reserved_id_map_) */
+    TokTrie user;        /* USER_DEFINED pieces (spm) or added tokens (json) */
+    int has_unused;
+
+    /* tokenizer.json */
+    TokPairMap merges;
+    HfNorm *hf_norm;
+    int n_hf_norm;
+    int hf_metaspace;     /* Metaspace pre-tokenizer present */
+    HfPrepend hf_prepend;
+    int hf_split;         /* Metaspace split on ▁ */
+    char *hf_repl; size_t hf_repl_len;
+    int hf_fuse_unk, hf_ignore_merges, hf_byte_fallback;
+    int hf_unk;           /* unk id for the BPE model, -1 none */
+
+    TokBuf build;         /* piece bytes while a loader fills the vocabulary */
+};
+
+/* ---- construction (tokenizer.c) ----------------------------------------------------------- */
+/* A tokenizer with n empty slots: the loader fills pieces via tok_build_set(), then calls
+ * tok_build_finish() which builds the maps and validates. `strict` = sentencepiece's checks
+ * (duplicate pieces, empty pieces, NUL bytes and missing byte pieces are errors). */
+Tokenizer *tok_build_new(TokKind kind, int n);
+int tok_build_set(Tokenizer *t, int id, const char *piece, size_t len, float score, int type);
+int tok_build_finish(Tokenizer *t, const char *name, int strict);
+int tok_byte_of_piece(const char *p, size_t len); /* "<0xXX>" (uppercase hex) -> 0..255 or -1 */
+
+int tok_idmap_find(const Tokenizer *t, const TokIdMap *m, const char *s, size_t len);
+int tok_trie_add(TokTrie *tr, const char *s, size_t len, int value);
+/* Longest match at s[0..len): its length (0 = none), *value the id. */
+size_t tok_trie_match(const TokTrie *tr, const char *s, size_t len, int *value);
+
+int tok_pairmap_put(TokPairMap *m, int32_t a, int32_t b, int32_t rank, int32_t id);
+const TokPairSlot *tok_pairmap_get(const TokPairMap *m, int32_t a, int32_t b);
+
+/* UTF-8 as sentencepiece sees it: the length of one valid character at s (1..4), or 0 when
+ * the bytes there are malformed (sentencepiece then consumes 1 byte and emits U+FFFD). */
+size_t tok_utf8_valid_len(const char *s, size_t n);
+
+/* ---- loaders ------------------------------------------------------------------------------ */
+Tokenizer *tok_load_bin_mem(const uint8_t *d, size_t size, const char *name, int vocab_size);
+Tokenizer *tok_load_spm_mem(const uint8_t *d, size_t size, const char *name);
+Tokenizer *tok_load_json_mem(const uint8_t *d, size_t size, const char *name, const char *path);
+
+/* Charsmap (tok_spm.c): parse a precompiled_charsmap blob; 0 / -1. */
+int tok_charsmap_init(TokCharsMap *cm, const uint8_t *blob, size_t size, const char *name);
+void tok_charsmap_free(TokCharsMap *cm);
+/* Longest rule at s: consumed length (0 = none), *out / *out_len the replacement. */
+size_t tok_charsmap_match(const TokCharsMap *cm, const char *s, size_t n, const char **out,
+                          size_t *out_len);
+
+/* tokenizer.json encoding (tok_json.c). */
+int tok_json_encode(const Tokenizer *t, const char *text, size_t len, TokBuf *ids);
+void tok_json_free(Tokenizer *t);
+
+#endif

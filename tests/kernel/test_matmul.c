@@ -1,0 +1,299 @@
+/* tests/kernel/test_matmul.c - every matmul op on every code path this CPU has,
+ * against a float64 reference, at awkward sizes around the block sizes. */
+#include "testutil.h"
+#include "core/dtype.h"
+#include "core/error.h"
+#include "kernel/matmul.h"
+#include <math.h>
+#include <omp.h>
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static float frand(void) { /* uniform in [-1, 1) */
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((double)(rng_state >> 40) / (double)(1ull << 23) - 1.0);
+}
+static float *rand_f32(size_t cnt) {
+    float *p = malloc(cnt * sizeof *p);
+    assert_non_null(p);
+    for (size_t i = 0; i < cnt; i++) p[i] = frand();
+    return p;
+}
+static uint16_t *rand_bf16(size_t cnt) {
+    uint16_t *p = malloc(cnt * sizeof *p);
+    assert_non_null(p);
+    for (size_t i = 0; i < cnt; i++) p[i] = f32_to_bf16(frand());
+    return p;
+}
+static float bf16r(float f) { return bf16_to_f32(f32_to_bf16(f)); }
+
+#define TOL 1e-5
+
+/* Checks got[i] against ref[i] + beta*y0[i], scaled by mag[i] = sum |terms|. */
+static void check(const char *what, int lvl, int m, int n, int k, float beta, const float *got,
+                  const double *ref, const double *mag, const float *y0, size_t cnt) {
+    for (size_t i = 0; i < cnt; i++) {
+        double want = ref[i] + (beta != 0.0f ? beta * (double)y0[i] : 0.0);
+        double scale = mag[i] + (beta != 0.0f ? fabs(beta * (double)y0[i]) : 0.0) + 1e-30;
+        double err = fabs((double)got[i] - want);
+        if (!(err <= TOL * scale)) {
+            fail_msg("%s level %s m=%d n=%d k=%d beta=%g: element %zu = %.9g, want %.9g (err %.3g, scale %.3g)",
+                     what, kmm_level_name((KmmLevel)lvl), m, n, k, beta, i, got[i], want, err, scale);
+        }
+    }
+}
+
+/* ref[m,n] = a[m,k] . b[n,k]^T in float64 (or a . b with b[k,n] when bt == 0). */
+static void ref_nt(const float *a, const float *b, int m, int n, int k, double *ref, double *mag) {
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            double s = 0, sa = 0;
+            for (int q = 0; q < k; q++) {
+                double t = (double)a[(size_t)i * k + q] * b[(size_t)j * k + q];
+                s += t;
+                sa += fabs(t);
+            }
+            ref[(size_t)i * n + j] = s;
+            mag[(size_t)i * n + j] = sa;
+        }
+}
+
+static const int sizes[][3] = {
+    {1, 1, 1},     {1, 300, 77},   {17, 33, 65},  {64, 768, 768}, {2, 7, 3},     {4, 33, 31},
+    {5, 31, 33},   {12, 32, 256},  {13, 33, 257}, {11, 64, 512},  {25, 65, 513}, {97, 40, 300},
+    {385, 37, 19}, {3, 1000, 5},   {100, 1, 9},   {7, 130, 1},    {200, 95, 258}, {30, 2081, 40},
+};
+#define NSIZES ((int)(sizeof sizes / sizeof sizes[0]))
+
+/* Runs fn for each level this CPU supports, then restores the automatic one. */
+static KmmLevel saved_level;
+static int setup(void **state) {
+    (void)state;
+    saved_level = kmm_level();
+    return 0;
+}
+static int teardown(void **state) {
+    (void)state;
+    kmm_level_set(saved_level);
+    return 0;
+}
+
+static void test_xwt_and_xw(void **state) {
+    (void)state;
+    for (int s = 0; s < NSIZES; s++) {
+        int m = sizes[s][0], n = sizes[s][1], k = sizes[s][2];
+        float *x = rand_f32((size_t)m * k), *dy = rand_f32((size_t)m * n);
+        float *wf = rand_f32((size_t)n * k);
+        uint16_t *wb = rand_bf16((size_t)n * k);
+        float *wbf = malloc((size_t)n * k * sizeof(float)), *xr = malloc((size_t)m * k * sizeof(float));
+        for (size_t i = 0; i < (size_t)n * k; i++) wbf[i] = bf16_to_f32(wb[i]);
+        for (size_t i = 0; i < (size_t)m * k; i++) xr[i] = bf16r(x[i]);
+        /* transposes for the backward reference: dx = dy . W = dy . (W^T)^T */
+        float *wft = malloc((size_t)n * k * sizeof(float)), *wbt = malloc((size_t)n * k * sizeof(float));
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < k; j++) {
+                wft[(size_t)j * n + i] = wf[(size_t)i * k + j];
+                wbt[(size_t)j * n + i] = wbf[(size_t)i * k + j];
+            }
+        size_t cy = (size_t)m * n, cx = (size_t)m * k;
+        double *rf = malloc(cy * 8), *mf = malloc(cy * 8), *rb = malloc(cy * 8), *mb = malloc(cy * 8);
+        double *rdf = malloc(cx * 8), *mdf = malloc(cx * 8), *rdb = malloc(cx * 8), *mdb = malloc(cx * 8);
+        ref_nt(x, wf, m, n, k, rf, mf);
+        ref_nt(xr, wbf, m, n, k, rb, mb);
+        ref_nt(dy, wft, m, k, n, rdf, mdf);
+        ref_nt(dy, wbt, m, k, n, rdb, mdb);
+        float *y0 = rand_f32(cy), *dx0 = rand_f32(cx);
+        float *y = malloc(cy * sizeof(float)), *dx = malloc(cx * sizeof(float));
+        KWeight kf, kb;
+        assert_int_equal(kweight_init_f32(&kf, wf, n, k), 0);
+        assert_int_equal(kweight_init_bf16(&kb, wb, n, k), 0);
+        for (int lvl = 0; lvl <= (int)kmm_level_cpu(); lvl++) {
+            assert_int_equal(kmm_level_set((KmmLevel)lvl), 0);
+            for (int bi = 0; bi < 2; bi++) {
+                float beta = bi ? 1.0f : 0.0f;
+                /* beta == 0 must not read the output: start from NaN */
+                for (size_t i = 0; i < cy; i++) y[i] = bi ? y0[i] : NAN;
+                kmm_xwt(&kf, x, m, y, beta);
+                check("xwt f32", lvl, m, n, k, beta, y, rf, mf, y0, cy);
+                for (size_t i = 0; i < cy; i++) y[i] = bi ? y0[i] : NAN;
+                kmm_xwt(&kb, x, m, y, beta);
+                check("xwt bf16", lvl, m, n, k, beta, y, rb, mb, y0, cy);
+                for (size_t i = 0; i < cx; i++) dx[i] = bi ? dx0[i] : NAN;
+                kmm_xw(&kf, dy, m, dx, beta);
+                check("xw f32", lvl, m, n, k, beta, dx, rdf, mdf, dx0, cx);
+                for (size_t i = 0; i < cx; i++) dx[i] = bi ? dx0[i] : NAN;
+                kmm_xw(&kb, dy, m, dx, beta);
+                check("xw bf16", lvl, m, n, k, beta, dx, rdb, mdb, dx0, cx);
+            }
+            /* a beta other than 0 and 1 */
+            memcpy(y, y0, cy * sizeof(float));
+            kmm_xwt(&kb, x, m, y, -0.5f);
+            check("xwt bf16", lvl, m, n, k, -0.5f, y, rb, mb, y0, cy);
+        }
+        kweight_free(&kf);
+        kweight_free(&kb);
+        free(x); free(dy); free(wf); free(wb); free(wbf); free(xr); free(wft); free(wbt);
+        free(rf); free(mf); free(rb); free(mb); free(rdf); free(mdf); free(rdb); free(mdb);
+        free(y0); free(dx0); free(y); free(dx);
+    }
+}
+
+static void test_dw(void **state) {
+    (void)state;
+    static const int ds[][3] = {{1, 1, 1}, {17, 33, 65}, {256, 96, 80}, {3, 300, 77}, {300, 2100, 45}, {513, 37, 70}};
+    for (int s = 0; s < 6; s++) {
+        int m = ds[s][0], n = ds[s][1], k = ds[s][2];
+        float *dy = rand_f32((size_t)m * n), *x = rand_f32((size_t)m * k);
+        float *dyt = malloc((size_t)m * n * sizeof(float)), *xt = malloc((size_t)m * k * sizeof(float));
+        for (int i = 0; i < m; i++) {
+            for (int j = 0; j < n; j++) dyt[(size_t)j * m + i] = dy[(size_t)i * n + j];
+            for (int j = 0; j < k; j++) xt[(size_t)j * m + i] = x[(size_t)i * k + j];
+        }
+        size_t c = (size_t)n * k;
+        double *ref = malloc(c * 8), *mag = malloc(c * 8);
+        ref_nt(dyt, xt, n, k, m, ref, mag);
+        float *w0 = rand_f32(c), *dw = malloc(c * sizeof(float));
+        for (int lvl = 0; lvl <= (int)kmm_level_cpu(); lvl++) {
+            assert_int_equal(kmm_level_set((KmmLevel)lvl), 0);
+            for (int bi = 0; bi < 2; bi++) {
+                for (size_t i = 0; i < c; i++) dw[i] = bi ? w0[i] : NAN;
+                kmm_dw(dy, x, m, n, k, dw, (float)bi);
+                check("dw", lvl, m, n, k, (float)bi, dw, ref, mag, w0, c);
+            }
+        }
+        free(dy); free(x); free(dyt); free(xt); free(ref); free(mag); free(w0); free(dw);
+    }
+}
+
+/* The plain sgemm wrappers, with leading dimensions wider than the matrices. */
+static void test_f32_wrappers(void **state) {
+    (void)state;
+    const int m = 9, n = 13, k = 21, ld = 40;
+    float *a = rand_f32((size_t)ld * ld), *b = rand_f32((size_t)ld * ld), *c0 = rand_f32((size_t)ld * ld);
+    float *c = malloc((size_t)ld * ld * sizeof(float));
+    for (int op = 0; op < 3; op++) {
+        memcpy(c, c0, (size_t)ld * ld * sizeof(float));
+        if (op == 0) kmm_f32_nt(m, n, k, a, ld, b, ld, c, ld, 0.5f, 2.0f);
+        if (op == 1) kmm_f32_nn(m, n, k, a, ld, b, ld, c, ld, 0.5f, 2.0f);
+        if (op == 2) kmm_f32_tn(m, n, k, a, ld, b, ld, c, ld, 0.5f, 2.0f);
+        for (int i = 0; i < ld; i++)
+            for (int j = 0; j < ld; j++) {
+                size_t o = (size_t)i * ld + j;
+                if (i >= m || j >= n) {
+                    assert_true(c[o] == c0[o]); /* outside C: untouched */
+                    continue;
+                }
+                double s = 0, sa = 0;
+                for (int q = 0; q < k; q++) {
+                    double av = op == 2 ? a[(size_t)q * ld + i] : a[(size_t)i * ld + q];
+                    double bv = op == 0 ? b[(size_t)j * ld + q] : b[(size_t)q * ld + j];
+                    s += av * bv;
+                    sa += fabs(av * bv);
+                }
+                double want = 0.5 * s + 2.0 * c0[o];
+                assert_true(fabs(c[o] - want) <= TOL * (0.5 * sa + 2.0 * fabs(c0[o])));
+            }
+    }
+    free(a); free(b); free(c0); free(c);
+}
+
+/* x is rounded to bf16 nearest-even on every path: with k = 1 each output is
+ * a single exact product, so the result must match bit for bit. */
+static void test_bf16_rounding_exact(void **state) {
+    (void)state;
+    const float xs[] = {1.00390625f, 1.01171875f, -1.00390625f, 3.14159265f, 1e-3f, -7.77e5f, 0.33333334f};
+    const int nx = 7, n = 37;
+    uint16_t wb[37];
+    for (int j = 0; j < n; j++) wb[j] = f32_to_bf16(0.75f + 0.125f * (float)j * (j & 1 ? -1.0f : 1.0f));
+    int ms[] = {1, 3, 7 * 4};
+    for (int lvl = 0; lvl <= (int)kmm_level_cpu(); lvl++) {
+        assert_int_equal(kmm_level_set((KmmLevel)lvl), 0);
+        KWeight w;
+        assert_int_equal(kweight_init_bf16(&w, wb, n, 1), 0);
+        for (int mi = 0; mi < 3; mi++) {
+            int m = ms[mi];
+            float x[28], y[28 * 37];
+            for (int i = 0; i < m; i++) x[i] = xs[i % nx] * (float)(1 + i / nx);
+            kmm_xwt(&w, x, m, y, 0.0f);
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++) {
+                    float want = bf16r(x[i]) * bf16_to_f32(wb[j]);
+                    if (y[i * n + j] != want)
+                        fail_msg("level %s m=%d: y[%d,%d] = %.9g, want %.9g", kmm_level_name((KmmLevel)lvl),
+                                 m, i, j, y[i * n + j], want);
+                }
+        }
+        kweight_free(&w);
+    }
+}
+
+/* Same call twice => same bits, on every path, for gemv and GEMM sizes. */
+static void test_deterministic(void **state) {
+    (void)state;
+    const int n = 300, k = 515;
+    float *wf = rand_f32((size_t)n * k), *x = rand_f32((size_t)200 * k), *dy = rand_f32((size_t)200 * n);
+    uint16_t *wb = rand_bf16((size_t)n * k);
+    float *y1 = malloc((size_t)200 * n * 4), *y2 = malloc((size_t)200 * n * 4);
+    float *d1 = malloc((size_t)200 * k * 4), *d2 = malloc((size_t)200 * k * 4);
+    KWeight kf, kb;
+    assert_int_equal(kweight_init_f32(&kf, wf, n, k), 0);
+    assert_int_equal(kweight_init_bf16(&kb, wb, n, k), 0);
+    int ms[] = {1, 3, 37, 200};
+    for (int lvl = 0; lvl <= (int)kmm_level_cpu(); lvl++) {
+        assert_int_equal(kmm_level_set((KmmLevel)lvl), 0);
+        for (int mi = 0; mi < 4; mi++)
+            for (int wi = 0; wi < 2; wi++) {
+                const KWeight *w = wi ? &kb : &kf;
+                int m = ms[mi];
+                kmm_xwt(w, x, m, y1, 0.0f);
+                kmm_xwt(w, x, m, y2, 0.0f);
+                assert_memory_equal(y1, y2, (size_t)m * n * 4);
+                kmm_xw(w, dy, m, d1, 0.0f);
+                kmm_xw(w, dy, m, d2, 0.0f);
+                assert_memory_equal(d1, d2, (size_t)m * k * 4);
+            }
+    }
+    kweight_free(&kf);
+    kweight_free(&kb);
+    free(wf); free(x); free(dy); free(wb); free(y1); free(y2); free(d1); free(d2);
+}
+
+static void test_levels_and_errors(void **state) {
+    (void)state;
+    KmmLevel l;
+    assert_int_equal(kmm_level_parse("portable", &l), 0);
+    assert_int_equal(l, KMM_PORTABLE);
+    assert_int_equal(kmm_level_parse("avx512bf16", &l), 0);
+    assert_int_equal(l, KMM_AVX512BF16);
+    assert_int_equal(kmm_level_parse("auto", &l), 0);
+    assert_true(l <= kmm_level_cpu());
+    assert_int_equal(kmm_level_parse("sse9", &l), -1);
+    assert_non_null(strstr(err_msg(), "sse9"));
+    assert_int_equal(kmm_level_set((KmmLevel)7), -1);
+    assert_true(kmm_level() <= kmm_level_cpu());
+    KWeight w;
+    float one = 1.0f;
+    assert_int_equal(kweight_init_f32(&w, &one, 0, 1), -1);
+    assert_non_null(strstr(err_msg(), "[0, 1]"));
+    assert_int_equal(kweight_init_bf16(&w, NULL, 1, 1), -1);
+    kweight_free(&w);
+    kweight_free(NULL);
+    /* m == 0 does nothing */
+    uint16_t b = 0x3f80;
+    float y = 5.0f;
+    assert_int_equal(kweight_init_bf16(&w, &b, 1, 1), 0);
+    kmm_xwt(&w, &one, 0, &y, 0.0f);
+    assert_true(y == 5.0f);
+    kweight_free(&w);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_xwt_and_xw, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bf16_rounding_exact, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deterministic, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dw, setup, teardown),
+        cmocka_unit_test(test_f32_wrappers),
+        cmocka_unit_test(test_levels_and_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
