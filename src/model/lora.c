@@ -1,27 +1,7 @@
 /* model/lora.c - LoRA adapters: layout, initialisation, merging, the adapted linear. */
 #include "lora.h"
 #include "core/error.h"
-#if __has_include("core/rng.h")
 #include "core/rng.h"
-#else
-/* TEMPORARY until core/rng.h is merged from main: the same generator. */
-#include <stdint.h>
-typedef struct { uint64_t s; } Rng;
-static inline void rng_seed(Rng *r, uint64_t seed) {
-    uint64_t z = seed + 0x9e3779b97f4a7c15ull;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
-    r->s = z ? z : 0x2545f4914f6cdd1dull;
-}
-static inline uint32_t rng_u32(Rng *r) {
-    r->s ^= r->s >> 12;
-    r->s ^= r->s << 25;
-    r->s ^= r->s >> 27;
-    return (uint32_t)((r->s * 0x2545f4914f6cdd1dull) >> 32);
-}
-static inline float rng_f32(Rng *r) { return (float)(rng_u32(r) >> 8) / 16777216.0f; }
-#endif
 
 #include <math.h>
 #include <stdlib.h>

@@ -7,7 +7,6 @@
  * to the answer tokens. Every tensor must match to relative error < 1e-4
  * (max|ours - torch| / max|torch|); the engine computes in float32.
  */
-#if __has_include("io/safetensors.h")
 #include "model/torch_fixture.h"
 
 #define TOL 1e-4
@@ -137,15 +136,3 @@ int main(void) {
     return cmocka_run_group_tests(tests, NULL, summary);
 }
 
-#else
-/* TEMPORARY: this build has no safetensors reader (src/io arrives through main). */
-#include "testutil.h"
-static void test_needs_io_safetensors(void **state) {
-    (void)state;
-    skip();
-}
-int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_needs_io_safetensors)};
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
-#endif

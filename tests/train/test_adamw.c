@@ -95,7 +95,6 @@ static void test_lr_schedule(void **state) {
     assert_true(fabs(lr_schedule_at(&nw, 50) - 1e-4) < 1e-15);
 }
 
-#if __has_include("io/safetensors.h")
 #include "model/torch_fixture.h"
 
 #define LOSS_TOL 1e-4
@@ -186,11 +185,6 @@ static void train_case(int lora) {
 }
 static void test_lora_adamw_matches_torch(void **state) { (void)state; train_case(1); }
 static void test_full_adamw_matches_torch(void **state) { (void)state; train_case(0); }
-#else
-/* TEMPORARY: this build has no safetensors reader (src/io arrives through main). */
-static void test_lora_adamw_matches_torch(void **state) { (void)state; skip(); }
-static void test_full_adamw_matches_torch(void **state) { (void)state; skip(); }
-#endif
 
 int main(void) {
     const struct CMUnitTest tests[] = {
