@@ -12,6 +12,10 @@
  *   hg = silu(xn2 W1^T) * (xn2 W3^T)                    [N, hidden]
  *   x_out = x_mid + hg W2^T
  * then xnf = rmsnorm(x_final) * rms_final and logits = xnf Wcls^T [N, V].
+ * With an adapter attached (runstate_set_lora), each adapted product above becomes
+ * x W^T + scaling * (x A^T) B^T, A x kept in acts[l].lora_u for the backward pass.
+ * model_layer_forward is one layer of the loop; the backward pass (backward.c) calls it
+ * again to recompute checkpointed layers (RS_KEEP_INPUTS).
  */
 #include "forward.h"
 #include "core/error.h"
@@ -99,7 +103,7 @@ static size_t plan(RunState *s, const Model *m, int B, int S, int C, int keep, c
     Plan p = {0};
     s->kcache = take(&p, base, L * B * S * kvd);
     s->vcache = take(&p, base, L * B * S * kvd);
-    int nsets = keep ? c->n_layers : 1;
+    int nsets = keep == RS_KEEP_ALL ? c->n_layers : 1;
     for (int l = 0; l < nsets; l++) {
         LayerActs *a = s->acts ? &s->acts[l] : &(LayerActs){0};
         a->x_in = take(&p, base, N * d);
@@ -115,6 +119,11 @@ static size_t plan(RunState *s, const Model *m, int B, int S, int C, int keep, c
         a->h3 = take(&p, base, N * hid);
         a->hg = take(&p, base, N * hid);
     }
+    if (keep == RS_KEEP_INPUTS) /* every layer's input of its own; the rest shared (acts[0]) */
+        for (int l = 1; l < c->n_layers; l++) {
+            float *x_in = take(&p, base, N * d);
+            if (s->acts) s->acts[l].x_in = x_in;
+        }
     s->x_final = take(&p, base, N * d);
     s->xnf = take(&p, base, N * d);
     s->rstdf = take(&p, base, N);
@@ -122,6 +131,21 @@ static size_t plan(RunState *s, const Model *m, int B, int S, int C, int keep, c
     s->rope_cos = take(&p, base, (size_t)S * c->head_dim / 2);
     s->rope_sin = take(&p, base, (size_t)S * c->head_dim / 2);
     s->scratch = take(&p, base, N * (hid > d ? hid : d));
+    if (keep != RS_KEEP_NONE) {
+        RunGrads *g = &s->g;
+        g->dx = take(&p, base, N * d);
+        g->dxn = take(&p, base, N * d);
+        g->datt_out = take(&p, base, N * qd);
+        g->dq = take(&p, base, N * qd);
+        g->dk = take(&p, base, N * kvd);
+        g->dv = take(&p, base, N * kvd);
+        g->datt = take(&p, base, (size_t)B * c->n_heads * C * C);
+        g->dh1 = take(&p, base, N * hid);
+        g->dh3 = take(&p, base, N * hid);
+        s->tokens = (int *)take(&p, base, N);
+        s->targets = (int *)take(&p, base, N);
+        s->weights = take(&p, base, N);
+    }
     return p.off;
 }
 
@@ -133,6 +157,8 @@ size_t runstate_bytes(const Model *m, int B, int S, int C, int keep) {
 int runstate_init(RunState *s, const Model *m, int B, int S, int C, int keep) {
     memset(s, 0, sizeof *s);
     if (B < 1 || S < 1 || C < 1 || C > S) return err_set("run state: bad sizes (batch %d, seq %d, chunk %d)", B, S, C);
+    if (keep < RS_KEEP_NONE || keep > RS_KEEP_INPUTS)
+        return err_set("run state: keep %d: expected RS_KEEP_NONE, RS_KEEP_ALL or RS_KEEP_INPUTS", keep);
     const ModelConfig *c = &m->cfg;
     s->model = m;
     s->max_batch = B;
@@ -151,8 +177,12 @@ int runstate_init(RunState *s, const Model *m, int B, int S, int C, int keep) {
     s->mem_bytes = bytes;
     memset(s->mem, 0, bytes);
     plan(s, m, B, S, C, keep, s->mem);
-    if (!keep)
-        for (int l = 1; l < c->n_layers; l++) s->acts[l] = s->acts[0];
+    if (keep != RS_KEEP_ALL)
+        for (int l = 1; l < c->n_layers; l++) {
+            float *x_in = s->acts[l].x_in;
+            s->acts[l] = s->acts[0];
+            if (keep == RS_KEEP_INPUTS) s->acts[l].x_in = x_in;
+        }
     /* rotary tables, computed as llama2.c and PyTorch do: in float */
     int half = c->head_dim / 2;
     for (int pos = 0; pos < S; pos++)
@@ -167,8 +197,43 @@ int runstate_init(RunState *s, const Model *m, int B, int S, int C, int keep) {
 
 void runstate_free(RunState *s) {
     free(s->mem);
+    free(s->lora_mem);
     free(s->acts);
     memset(s, 0, sizeof *s);
+}
+
+int runstate_set_lora(RunState *s, const LoraAdapter *a) {
+    const ModelConfig *c = &s->model->cfg;
+    free(s->lora_mem);
+    s->lora_mem = NULL;
+    s->lora = NULL;
+    s->g.lora_du = NULL;
+    s->have_loss = 0;
+    for (int l = 0; l < c->n_layers; l++)
+        for (int t = 0; t < LORA_N_TARGETS; t++) s->acts[l].lora_u[t] = NULL;
+    if (!a) return 0;
+    if (lora_check(a, s->model) != 0) return -1;
+    size_t N = (size_t)s->max_batch * s->max_chunk, r = (size_t)a->rank;
+    size_t nt = 0;
+    for (int t = 0; t < LORA_N_TARGETS; t++) nt += (a->targets & LORA_BIT(t)) != 0;
+    int nsets = s->keep == RS_KEEP_ALL ? c->n_layers : 1;
+    size_t floats = N * r * (nt * (size_t)nsets + (s->keep != RS_KEEP_NONE));
+    float *mem = calloc(floats ? floats : 1, sizeof(float));
+    if (!mem) return err_set("out of memory: the adapter's activations need %zu MB", (floats * sizeof(float)) >> 20);
+    s->lora_mem = mem;
+    s->lora = a;
+    for (int l = 0; l < c->n_layers; l++)
+        for (int t = 0; t < LORA_N_TARGETS; t++) {
+            if (!(a->targets & LORA_BIT(t))) continue;
+            if (l < nsets) {
+                s->acts[l].lora_u[t] = mem;
+                mem += N * r;
+            } else {
+                s->acts[l].lora_u[t] = s->acts[0].lora_u[t];
+            }
+        }
+    if (s->keep != RS_KEEP_NONE) s->g.lora_du = mem;
+    return 0;
 }
 
 /* ------------------------------------------------------------------------- */
@@ -224,9 +289,62 @@ static void embed(const Model *m, const int *tokens, size_t N, float *x) {
     }
 }
 
+/* y[N, out] = x W^T (+ beta y), plus the adapter's low-rank term when (l, t) is adapted */
+static void linear(RunState *s, LayerActs *a, int l, LoraTarget t, const KWeight *w, const float *x, int N, float *y, float beta) {
+    kmm_xwt(w, x, N, y, beta);
+    const LoraAdapter *ad = s->lora;
+    if (ad && !ad->merged) {
+        const LoraMat *p = lora_mat(ad, l, t);
+        if (p) lora_linear_forward(p, ad->scaling, x, N, a->lora_u[t], y);
+    }
+}
+
+void model_layer_forward(RunState *s, int l, float *x_out) {
+    const Model *m = s->model;
+    const ModelConfig *c = &m->cfg;
+    int B = s->batch, n = s->n, pos = s->pos, N = B * n;
+    int d = c->dim, hd = c->head_dim, kvd = c->n_kv_heads * hd, hid = c->hidden_dim;
+    size_t lstride = (size_t)s->max_batch * s->max_seq * kvd;
+    LayerActs *a = &s->acts[l];
+    const LayerWeights *w = &m->layers[l];
+    rmsnorm_forward(a->xn1, a->rstd1, a->x_in, w->rms_att, N, d, c->norm_eps);
+    linear(s, a, l, LORA_Q, &w->wq, a->xn1, N, a->q, 0.0f);
+    rope_forward(a->q, N, n, pos, c->n_heads, hd, c->rope, s->rope_cos, s->rope_sin);
+    /* k and v straight into the cache: rows of sequence b go to cache[l][b][pos..] */
+    float *kbuf = s->scratch, *vbuf = s->scratch + (size_t)N * kvd;
+    if ((size_t)kvd * 2 > (size_t)(hid > d ? hid : d)) {
+        /* scratch row is too narrow for k and v side by side: do them one after the other */
+        linear(s, a, l, LORA_K, &w->wk, a->xn1, N, kbuf, 0.0f);
+        rope_forward(kbuf, N, n, pos, c->n_kv_heads, hd, c->rope, s->rope_cos, s->rope_sin);
+        for (int b = 0; b < B; b++)
+            memcpy(s->kcache + l * lstride + ((size_t)b * s->max_seq + pos) * kvd, kbuf + (size_t)b * n * kvd, (size_t)n * kvd * sizeof(float));
+        linear(s, a, l, LORA_V, &w->wv, a->xn1, N, kbuf, 0.0f);
+        for (int b = 0; b < B; b++)
+            memcpy(s->vcache + l * lstride + ((size_t)b * s->max_seq + pos) * kvd, kbuf + (size_t)b * n * kvd, (size_t)n * kvd * sizeof(float));
+    } else {
+        linear(s, a, l, LORA_K, &w->wk, a->xn1, N, kbuf, 0.0f);
+        linear(s, a, l, LORA_V, &w->wv, a->xn1, N, vbuf, 0.0f);
+        rope_forward(kbuf, N, n, pos, c->n_kv_heads, hd, c->rope, s->rope_cos, s->rope_sin);
+        for (int b = 0; b < B; b++) {
+            memcpy(s->kcache + l * lstride + ((size_t)b * s->max_seq + pos) * kvd, kbuf + (size_t)b * n * kvd, (size_t)n * kvd * sizeof(float));
+            memcpy(s->vcache + l * lstride + ((size_t)b * s->max_seq + pos) * kvd, vbuf + (size_t)b * n * kvd, (size_t)n * kvd * sizeof(float));
+        }
+    }
+    attention_forward(s, a, l, B, n, pos);
+    memcpy(a->x_mid, a->x_in, (size_t)N * d * sizeof(float));
+    linear(s, a, l, LORA_O, &w->wo, a->att_out, N, a->x_mid, 1.0f);
+    rmsnorm_forward(a->xn2, a->rstd2, a->x_mid, w->rms_ffn, N, d, c->norm_eps);
+    linear(s, a, l, LORA_GATE, &w->w1, a->xn2, N, a->h1, 0.0f);
+    linear(s, a, l, LORA_UP, &w->w3, a->xn2, N, a->h3, 0.0f);
+    swiglu_forward(a->hg, a->h1, a->h3, (size_t)N * hid);
+    memcpy(x_out, a->x_mid, (size_t)N * d * sizeof(float));
+    linear(s, a, l, LORA_DOWN, &w->w2, a->hg, N, x_out, 1.0f);
+}
+
 int model_forward(RunState *s, const int *tokens, int B, int n, int pos) {
     const Model *m = s->model;
     const ModelConfig *c = &m->cfg;
+    s->have_loss = 0;
     if (B < 1 || B > s->max_batch || n < 1 || n > s->max_chunk || pos < 0 || pos + n > s->max_seq)
         return err_set("forward: batch %d x %d tokens at position %d does not fit the run state (batch %d, chunk %d, length %d)",
                        B, n, pos, s->max_batch, s->max_chunk, s->max_seq);
@@ -237,54 +355,21 @@ int model_forward(RunState *s, const int *tokens, int B, int n, int pos) {
     s->pos = pos;
     s->n = n;
     s->batch = B;
-    int d = c->dim, hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd, hid = c->hidden_dim;
-    size_t lstride = (size_t)s->max_batch * s->max_seq * kvd;
+    if (s->tokens) memcpy(s->tokens, tokens, N * sizeof(int));
+    int d = c->dim;
 
     float *x = s->acts[0].x_in;
     embed(m, tokens, N, x);
     for (int l = 0; l < c->n_layers; l++) {
         LayerActs *a = &s->acts[l];
-        const LayerWeights *w = &m->layers[l];
         if (a->x_in != x) memcpy(a->x_in, x, N * d * sizeof(float));
-        rmsnorm_forward(a->xn1, a->rstd1, a->x_in, w->rms_att, (int)N, d, c->norm_eps);
-        kmm_xwt(&w->wq, a->xn1, (int)N, a->q, 0.0f);
-        rope_forward(a->q, (int)N, n, pos, c->n_heads, hd, c->rope, s->rope_cos, s->rope_sin);
-        /* k and v straight into the cache: rows of sequence b go to cache[l][b][pos..] */
-        float *kbuf = s->scratch, *vbuf = s->scratch + N * kvd;
-        if ((size_t)kvd * 2 > (size_t)(hid > d ? hid : d)) {
-            /* scratch row is too narrow for k and v side by side: do them one after the other */
-            kmm_xwt(&w->wk, a->xn1, (int)N, kbuf, 0.0f);
-            rope_forward(kbuf, (int)N, n, pos, c->n_kv_heads, hd, c->rope, s->rope_cos, s->rope_sin);
-            for (int b = 0; b < B; b++)
-                memcpy(s->kcache + l * lstride + ((size_t)b * s->max_seq + pos) * kvd, kbuf + (size_t)b * n * kvd, (size_t)n * kvd * sizeof(float));
-            kmm_xwt(&w->wv, a->xn1, (int)N, kbuf, 0.0f);
-            for (int b = 0; b < B; b++)
-                memcpy(s->vcache + l * lstride + ((size_t)b * s->max_seq + pos) * kvd, kbuf + (size_t)b * n * kvd, (size_t)n * kvd * sizeof(float));
-        } else {
-            kmm_xwt(&w->wk, a->xn1, (int)N, kbuf, 0.0f);
-            kmm_xwt(&w->wv, a->xn1, (int)N, vbuf, 0.0f);
-            rope_forward(kbuf, (int)N, n, pos, c->n_kv_heads, hd, c->rope, s->rope_cos, s->rope_sin);
-            for (int b = 0; b < B; b++) {
-                memcpy(s->kcache + l * lstride + ((size_t)b * s->max_seq + pos) * kvd, kbuf + (size_t)b * n * kvd, (size_t)n * kvd * sizeof(float));
-                memcpy(s->vcache + l * lstride + ((size_t)b * s->max_seq + pos) * kvd, vbuf + (size_t)b * n * kvd, (size_t)n * kvd * sizeof(float));
-            }
-        }
-        attention_forward(s, a, l, B, n, pos);
-        memcpy(a->x_mid, a->x_in, N * d * sizeof(float));
-        kmm_xwt(&w->wo, a->att_out, (int)N, a->x_mid, 1.0f);
-        rmsnorm_forward(a->xn2, a->rstd2, a->x_mid, w->rms_ffn, (int)N, d, c->norm_eps);
-        kmm_xwt(&w->w1, a->xn2, (int)N, a->h1, 0.0f);
-        kmm_xwt(&w->w3, a->xn2, (int)N, a->h3, 0.0f);
-        swiglu_forward(a->hg, a->h1, a->h3, N * hid);
         float *next = (l + 1 < c->n_layers) ? s->acts[l + 1].x_in : s->x_final;
         if (next == a->x_in) next = s->x_final; /* shared buffers: ping-pong through x_final */
-        memcpy(next, a->x_mid, N * d * sizeof(float));
-        kmm_xwt(&w->w2, a->hg, (int)N, next, 1.0f);
+        model_layer_forward(s, l, next);
         x = next;
     }
     if (x != s->x_final) memcpy(s->x_final, x, N * d * sizeof(float));
     rmsnorm_forward(s->xnf, s->rstdf, s->x_final, m->rms_final, (int)N, d, c->norm_eps);
     kmm_xwt(&m->wcls, s->xnf, (int)N, s->logits, 0.0f);
-    (void)qd;
     return 0;
 }

@@ -3,13 +3,24 @@
  * One call processes a chunk of n new tokens for each of B sequences, all at the
  * same positions [pos, pos + n). Keys and values of every layer are kept in the
  * cache, so scoring is forward(B, T, pos = 0) and decoding is forward(1, 1, pos).
- * With `keep` set, every layer's activations are kept for the backward pass
- * (model/backward.h); otherwise the layers share one set of buffers.
+ * `keep` plans the memory for training (model/backward.h):
+ *   RS_KEEP_NONE    inference: the layers share one set of activation buffers;
+ *   RS_KEEP_ALL     every layer's activations are kept for the backward pass;
+ *   RS_KEEP_INPUTS  checkpointing: only each layer's input is kept and the backward
+ *                   pass recomputes the layer from it (one more forward pass of work;
+ *                   the activations of one layer in memory instead of all of them).
+ * Both training modes also allocate the gradient buffers of model_backward.
+ * A LoRA adapter (model/lora.h) attached with runstate_set_lora() is applied by the
+ * same forward pass (scoring, generation, training): every adapted linear layer
+ * computes y = W x + scaling * B (A x).
  */
 #ifndef MUSCLE_MODEL_FORWARD_H
 #define MUSCLE_MODEL_FORWARD_H
 
 #include "model.h"
+#include "lora.h"
+
+enum { RS_KEEP_NONE = 0, RS_KEEP_ALL = 1, RS_KEEP_INPUTS = 2 };
 
 /* Activations of one layer for N = B*n positions. Shapes in comments. */
 typedef struct {
@@ -25,36 +36,69 @@ typedef struct {
     float *h1;      /* [N, hidden]  w1 xn2 (gate, before silu) */
     float *h3;      /* [N, hidden]  w3 xn2 (up) */
     float *hg;      /* [N, hidden]  silu(h1) * h3 */
+    float *lora_u[LORA_N_TARGETS]; /* [N, r]  A x of each adapted linear (NULL if none) */
 } LayerActs;
+
+/* Gradient buffers of the backward pass (keep != RS_KEEP_NONE); N = B*n. */
+typedef struct {
+    float *dx;       /* [N, d]   gradient of the residual stream */
+    float *dxn;      /* [N, d]   gradient of a norm's output */
+    float *datt_out; /* [N, qd] */
+    float *dq;       /* [N, qd] */
+    float *dk, *dv;  /* [N, kvd] */
+    float *datt;     /* [B, H, n, n]  gradient of the attention scores */
+    float *dh1, *dh3;/* [N, hidden] */
+    float *lora_du;  /* [N, r]  (with an adapter) */
+} RunGrads;
 
 typedef struct {
     const Model *model;
     int max_batch;   /* B */
     int max_seq;     /* positions each sequence can hold (cache length) */
     int max_chunk;   /* n per call */
-    int keep;
+    int keep;        /* RS_KEEP_* */
     int pos, n, batch; /* of the last call */
     float *kcache;   /* [L, B, max_seq, kvd] keys after rotary */
     float *vcache;   /* [L, B, max_seq, kvd] */
-    LayerActs *acts; /* [L] (all alias acts[0]'s buffers unless keep) */
+    LayerActs *acts; /* [L] (all alias acts[0]'s buffers unless keep; with RS_KEEP_INPUTS
+                        only x_in is per layer) */
     float *x_final;  /* [N, d]  residual after the last layer */
     float *xnf;      /* [N, d]  final rmsnorm output */
     float *rstdf;    /* [N] */
-    float *logits;   /* [N, V] */
+    float *logits;   /* [N, V]  (model_backward overwrites them with their gradient) */
     float *rope_cos, *rope_sin; /* [max_seq, hd/2] */
     float *scratch;  /* [N, max(d, hidden)] */
+    /* training (keep != RS_KEEP_NONE) */
+    RunGrads g;
+    int *tokens;     /* [N]  input ids of the last call */
+    int *targets;    /* [N]  of the last model_loss */
+    float *weights;  /* [N]  of the last model_loss */
+    double loss_norm;/* divisor of the last model_loss */
+    int have_loss;   /* model_loss ran after the last forward: model_backward may run */
     void *mem;       /* one allocation for all of the above */
     size_t mem_bytes;
+    /* adapter (runstate_set_lora) */
+    const LoraAdapter *lora;
+    void *lora_mem;  /* its activation buffers */
 } RunState;
 
-/* Plans and allocates all buffers up front. */
+/* Plans and allocates all buffers up front. keep: RS_KEEP_*. */
 int runstate_init(RunState *s, const Model *m, int max_batch, int max_seq, int max_chunk, int keep);
 void runstate_free(RunState *s);
 /* Bytes runstate_init would allocate. */
 size_t runstate_bytes(const Model *m, int max_batch, int max_seq, int max_chunk, int keep);
+/* Applies adapter `a` in every later forward pass (NULL detaches it). Allocates the
+ * adapter's activation buffers (per layer with RS_KEEP_ALL). The adapter must fit
+ * the model (lora_check) and outlive its use; its values may change between calls
+ * (training), its shapes may not. A merged adapter (lora_merge) is skipped. */
+int runstate_set_lora(RunState *s, const LoraAdapter *a);
 
 /* tokens: [B, n] row-major. Fills s->logits [B*n, V]. pos + n <= max_seq. */
 int model_forward(RunState *s, const int *tokens, int batch, int n, int pos);
+/* Layer l for the last call's B x n tokens at its position: reads s->acts[l].x_in,
+ * writes x_out [N, d] and this layer's keys and values into the cache. Used by
+ * model_forward and to recompute checkpointed layers (x_out may be scratch). */
+void model_layer_forward(RunState *s, int l, float *x_out);
 
 /* In place: each row of x [rows, cols] becomes log_softmax(row). */
 void logsoftmax_rows(float *x, int rows, int cols);

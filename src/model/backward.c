@@ -1,0 +1,363 @@
+/* model/backward.c - loss and backward pass of the Llama forward (forward.c).
+ *
+ * Per layer, in reverse (N = B*n positions, shapes as in forward.h; dx is the
+ * gradient of the residual stream, first the layer's output, at the end its input):
+ *   dhg = dx W2                  dW2 += dx^T hg                     [N, hidden]
+ *   dh1, dh3 = swiglu'(dhg)
+ *   dxn2 = dh1 W1 + dh3 W3       dW1 += dh1^T xn2, dW3 += dh3^T xn2 [N, d]
+ *   dx += rmsnorm'(dxn2)         drms_ffn                            (dx = d x_mid)
+ *   datt_out = dx Wo             dWo += dx^T att_out                 [N, qd]
+ *   dq, dk, dv = attention'(datt_out)   (dk, dv summed over each kv group)
+ *   dq, dk = rotary^T(dq, dk)
+ *   dxn1 = dq Wq + dk Wk + dv Wv        dWq, dWk, dWv                [N, d]
+ *   dx += rmsnorm'(dxn1)         drms_att                            (dx = d x_in)
+ * Each adapted linear adds its low-rank path (lora.h). Before the layers: the loss,
+ * the classifier and the final norm; after them: the embedding (scatter-add).
+ * All reductions run in a fixed order: same inputs and thread count, same bits.
+ */
+#include "backward.h"
+#include "core/error.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------- */
+/* gradients of the weights                                                   */
+
+static size_t grads_plan(ModelGrads *g, const ModelConfig *c, float *base) {
+    size_t d = c->dim, hid = c->hidden_dim, qd = (size_t)c->n_heads * c->head_dim;
+    size_t kvd = (size_t)c->n_kv_heads * c->head_dim, V = c->vocab_size, off = 0;
+#define TAKE(ptr, n) do { if (base) (ptr) = base + off; off += (n); } while (0)
+    TAKE(g->tok_emb, V * d);
+    for (int l = 0; l < c->n_layers; l++) {
+        LayerGrads *lg = g->layers ? &g->layers[l] : &(LayerGrads){0};
+        TAKE(lg->rms_att, d);
+        TAKE(lg->wq, qd * d);
+        TAKE(lg->wk, kvd * d);
+        TAKE(lg->wv, kvd * d);
+        TAKE(lg->wo, d * qd);
+        TAKE(lg->rms_ffn, d);
+        TAKE(lg->w1, hid * d);
+        TAKE(lg->w2, d * hid);
+        TAKE(lg->w3, hid * d);
+    }
+    TAKE(g->rms_final, d);
+    if (c->tied) {
+        if (base) g->wcls = g->tok_emb;
+    } else {
+        TAKE(g->wcls, V * d);
+    }
+#undef TAKE
+    return off;
+}
+
+int model_grads_init(ModelGrads *g, const Model *m) {
+    memset(g, 0, sizeof *g);
+    g->cfg = m->cfg;
+    g->layers = calloc((size_t)m->cfg.n_layers, sizeof *g->layers);
+    if (!g->layers) return err_set("out of memory");
+    size_t n = grads_plan(g, &m->cfg, NULL);
+    g->data = aligned_alloc(64, ((n * sizeof(float)) + 63) & ~(size_t)63);
+    if (!g->data) {
+        free(g->layers);
+        memset(g, 0, sizeof *g);
+        return err_set("out of memory: the gradients need %zu MB", (n * sizeof(float)) >> 20);
+    }
+    g->n_floats = n;
+    memset(g->data, 0, n * sizeof(float));
+    grads_plan(g, &m->cfg, g->data);
+    return 0;
+}
+
+void model_grads_free(ModelGrads *g) {
+    free(g->data);
+    free(g->layers);
+    memset(g, 0, sizeof *g);
+}
+
+void model_grads_zero(ModelGrads *g) {
+    if (g->data) memset(g->data, 0, g->n_floats * sizeof(float));
+}
+
+/* ------------------------------------------------------------------------- */
+/* layer primitives                                                           */
+
+int crossentropy_forward(double *loss, float *nll, const float *logits, const int *targets, const float *weights,
+                         int N, int V, double norm) {
+    double wsum = 0.0;
+    for (int r = 0; r < N; r++) {
+        float w = weights ? weights[r] : 1.0f;
+        if (!(w >= 0.0f) || !isfinite(w)) return err_set("loss: weight %g at position %d: expected a finite value >= 0", (double)w, r);
+        if (w != 0.0f && (targets[r] < 0 || targets[r] >= V))
+            return err_set("loss: target id %d at position %d is outside the vocabulary (0..%d)", targets[r], r, V - 1);
+        wsum += w;
+    }
+    if (norm <= 0.0) {
+        if (wsum <= 0.0) return err_set("loss: every one of the %d positions has weight 0: nothing to learn from", N);
+        norm = wsum;
+    }
+    float *buf = nll;
+    if (!buf && !(buf = malloc((size_t)N * sizeof *buf))) return err_set("out of memory");
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < N; r++) {
+        float w = weights ? weights[r] : 1.0f;
+        if (w == 0.0f) {
+            buf[r] = 0.0f;
+            continue;
+        }
+        const float *z = logits + (size_t)r * V;
+        float mx = z[0];
+        for (int j = 1; j < V; j++) mx = z[j] > mx ? z[j] : mx;
+        double sum = 0.0;
+        for (int j = 0; j < V; j++) sum += expf(z[j] - mx);
+        buf[r] = (float)((double)mx + log(sum) - (double)z[targets[r]]);
+    }
+    double acc = 0.0;
+    for (int r = 0; r < N; r++) acc += (double)(weights ? weights[r] : 1.0f) * buf[r];
+    if (buf != nll) free(buf);
+    *loss = acc / norm;
+    return 0;
+}
+
+void crossentropy_backward(float *dlogits, const float *logits, const int *targets, const float *weights, int N, int V,
+                           double norm, float dloss) {
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < N; r++) {
+        float w = weights ? weights[r] : 1.0f;
+        const float *z = logits + (size_t)r * V;
+        float *dz = dlogits + (size_t)r * V;
+        if (w == 0.0f) {
+            memset(dz, 0, (size_t)V * sizeof(float));
+            continue;
+        }
+        float mx = z[0];
+        for (int j = 1; j < V; j++) mx = z[j] > mx ? z[j] : mx;
+        double sum = 0.0;
+        for (int j = 0; j < V; j++) sum += expf(z[j] - mx);
+        float coef = (float)((double)dloss * w / norm);
+        float scale = (float)(1.0 / sum) * coef;
+        for (int j = 0; j < V; j++) dz[j] = expf(z[j] - mx) * scale;
+        dz[targets[r]] -= coef;
+    }
+}
+
+void rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd,
+                      int N, int d) {
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < N; r++) {
+        const float *g = dout + (size_t)r * d, *xr = x + (size_t)r * d;
+        float *o = dx + (size_t)r * d;
+        float dot = 0.0f;
+        for (int i = 0; i < d; i++) dot += g[i] * w[i] * xr[i];
+        float s = rstd[r];
+        float c = s * s * s * dot / (float)d;
+        for (int i = 0; i < d; i++) o[i] += s * w[i] * g[i] - c * xr[i];
+    }
+    if (!dw) return;
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < d; i++) {
+        float acc = 0.0f;
+        for (int r = 0; r < N; r++) acc += dout[(size_t)r * d + i] * (x[(size_t)r * d + i] * rstd[r]);
+        dw[i] += acc;
+    }
+}
+
+void rope_backward(float *dx, int N, int n, int pos0, int nh, int hd, RopeStyle style, const float *cosT, const float *sinT) {
+    int half = hd / 2;
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < N; r++) {
+        int pos = pos0 + r % n;
+        const float *c = cosT + (size_t)pos * half, *s = sinT + (size_t)pos * half;
+        for (int h = 0; h < nh; h++) {
+            float *v = dx + (size_t)r * nh * hd + (size_t)h * hd;
+            /* forward: (a, b) -> (a c - b s, a s + b c); its transpose: (ga, gb) -> (ga c + gb s, gb c - ga s) */
+            if (style == ROPE_INTERLEAVED) {
+                for (int i = 0; i < half; i++) {
+                    float ga = v[2 * i], gb = v[2 * i + 1];
+                    v[2 * i] = ga * c[i] + gb * s[i];
+                    v[2 * i + 1] = gb * c[i] - ga * s[i];
+                }
+            } else {
+                for (int i = 0; i < half; i++) {
+                    float ga = v[i], gb = v[i + half];
+                    v[i] = ga * c[i] + gb * s[i];
+                    v[i + half] = gb * c[i] - ga * s[i];
+                }
+            }
+        }
+    }
+}
+
+void swiglu_backward(float *dh1, float *dh3, const float *dhg, const float *h1, const float *h3, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float g = h1[i], dy = dhg[i];
+        float sig = 1.0f / (1.0f + expf(-g));
+        float silu = g * sig;
+        dh3[i] = dy * silu;
+        dh1[i] = dy * h3[i] * (sig * (1.0f + g * (1.0f - sig)));
+    }
+}
+
+void attention_backward(float *dq, float *dk, float *dv, float *datt, const float *datt_out, const float *q,
+                        const float *k, const float *v, size_t kv_bstride, const float *att, int B, int n, int H,
+                        int KVH, int hd) {
+    int grp = H / KVH, qd = H * hd, kvd = KVH * hd;
+    float scale = 1.0f / sqrtf((float)hd);
+    /* one task per (sequence, kv head): the heads of a group add into the same dk, dv */
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int g = 0; g < KVH; g++) {
+            const float *K = k + (size_t)b * kv_bstride + (size_t)g * hd;
+            const float *Vv = v + (size_t)b * kv_bstride + (size_t)g * hd;
+            float *dK = dk + (size_t)b * n * kvd + (size_t)g * hd;
+            float *dV = dv + (size_t)b * n * kvd + (size_t)g * hd;
+            for (int hh = 0; hh < grp; hh++) {
+                int h = g * grp + hh;
+                const float *P = att + ((size_t)b * H + h) * n * n;
+                float *dS = datt + ((size_t)b * H + h) * n * n;
+                const float *dO = datt_out + (size_t)b * n * qd + (size_t)h * hd;
+                const float *Q = q + (size_t)b * n * qd + (size_t)h * hd;
+                float *dQ = dq + (size_t)b * n * qd + (size_t)h * hd;
+                float beta = hh ? 1.0f : 0.0f;
+                /* dP[n, n] = dO V^T;  dV[n, hd] (+)= P^T dO */
+                kmm_f32_nt(n, n, hd, dO, qd, Vv, kvd, dS, n, 1.0f, 0.0f);
+                kmm_f32_tn(n, hd, n, P, n, dO, qd, dV, kvd, 1.0f, beta);
+                /* softmax backward along each causal row: dS = P * (dP - sum_j P dP) */
+                for (int i = 0; i < n; i++) {
+                    const float *p = P + (size_t)i * n;
+                    float *ds = dS + (size_t)i * n;
+                    float dot = 0.0f;
+                    for (int j = 0; j <= i; j++) dot += p[j] * ds[j];
+                    for (int j = 0; j <= i; j++) ds[j] = p[j] * (ds[j] - dot);
+                    for (int j = i + 1; j < n; j++) ds[j] = 0.0f;
+                }
+                /* scores = scale * Q K^T:  dQ = scale * dS K;  dK (+)= scale * dS^T Q */
+                kmm_f32_nn(n, hd, n, dS, n, K, kvd, dQ, qd, scale, 0.0f);
+                kmm_f32_tn(n, hd, n, dS, n, Q, qd, dK, kvd, scale, beta);
+            }
+        }
+}
+
+void embedding_backward(float *demb, const float *dx, const int *tokens, int N, int d) {
+    /* threads own column slices: each element is summed over rows in order */
+    int nblk = (d + 63) / 64;
+#pragma omp parallel for schedule(static)
+    for (int blk = 0; blk < nblk; blk++) {
+        int i0 = blk * 64, i1 = i0 + 64 < d ? i0 + 64 : d;
+        for (int r = 0; r < N; r++) {
+            float *e = demb + (size_t)tokens[r] * d;
+            const float *g = dx + (size_t)r * d;
+            for (int i = i0; i < i1; i++) e[i] += g[i];
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------- */
+/* the whole model                                                            */
+
+int model_loss(RunState *s, const int *tokens, const int *targets, const float *weights, int B, int n, double norm,
+               double *loss, float *nll) {
+    const ModelConfig *c = &s->model->cfg;
+    if (s->keep == RS_KEEP_NONE)
+        return err_set("loss: the run state was made for inference (keep = RS_KEEP_NONE); training needs RS_KEEP_ALL or RS_KEEP_INPUTS");
+    if (model_forward(s, tokens, B, n, 0) != 0) return -1;
+    int N = B * n;
+    double wsum = 0.0;
+    for (int r = 0; r < N; r++) wsum += weights ? weights[r] : 1.0f;
+    if (crossentropy_forward(loss, nll, s->logits, targets, weights, N, c->vocab_size, norm) != 0) return -1;
+    for (int r = 0; r < N; r++) {
+        float w = weights ? weights[r] : 1.0f;
+        s->weights[r] = w;
+        s->targets[r] = w != 0.0f ? targets[r] : 0;
+    }
+    s->loss_norm = norm > 0.0 ? norm : wsum;
+    s->have_loss = 1;
+    return 0;
+}
+
+/* dx (+)= dy W (beta 0: =) and the weight's gradient (when wgrad), plus the adapter's
+ * low-rank path of (l, t) when one is attached: its contribution to dx and (when lg)
+ * to dA, dB. x is the layer's input [N, in], dy the gradient of its output [N, out]. */
+static void linear_backward(RunState *s, LayerActs *a, int l, LoraTarget t, const KWeight *w, float *wgrad,
+                            LoraAdapter *lg, const float *x, const float *dy, int N, float *dx, float beta) {
+    kmm_xw(w, dy, N, dx, beta);
+    if (wgrad) kmm_dw(dy, x, N, w->n, w->k, wgrad, 1.0f);
+    const LoraAdapter *ad = s->lora;
+    if (ad && !ad->merged) {
+        const LoraMat *p = lora_mat(ad, l, t);
+        if (p) lora_linear_backward(p, ad->scaling, x, a->lora_u[t], dy, N, lg ? lora_mat(lg, l, t) : NULL, s->g.lora_du, dx);
+    }
+}
+
+static void layer_backward(RunState *s, int l, ModelGrads *g, LoraAdapter *lg) {
+    const Model *m = s->model;
+    const ModelConfig *c = &m->cfg;
+    int B = s->batch, n = s->n, N = B * n;
+    int d = c->dim, hd = c->head_dim, kvd = c->n_kv_heads * hd, hid = c->hidden_dim;
+    LayerActs *a = &s->acts[l];
+    const LayerWeights *w = &m->layers[l];
+    LayerGrads *gw = g ? &g->layers[l] : NULL;
+    RunGrads *G = &s->g;
+    size_t lstride = (size_t)s->max_batch * s->max_seq * kvd;
+
+    /* feed-forward: x_out = x_mid + W2 (silu(W1 xn2) * W3 xn2) */
+    linear_backward(s, a, l, LORA_DOWN, &w->w2, gw ? gw->w2 : NULL, lg, a->hg, G->dx, N, G->dh1, 0.0f);
+    swiglu_backward(G->dh1, G->dh3, G->dh1, a->h1, a->h3, (size_t)N * hid);
+    linear_backward(s, a, l, LORA_GATE, &w->w1, gw ? gw->w1 : NULL, lg, a->xn2, G->dh1, N, G->dxn, 0.0f);
+    linear_backward(s, a, l, LORA_UP, &w->w3, gw ? gw->w3 : NULL, lg, a->xn2, G->dh3, N, G->dxn, 1.0f);
+    rmsnorm_backward(G->dx, gw ? gw->rms_ffn : NULL, G->dxn, a->x_mid, w->rms_ffn, a->rstd2, N, d);
+
+    /* attention: x_mid = x_in + Wo attention(rotary(Wq xn1), rotary(Wk xn1), Wv xn1) */
+    linear_backward(s, a, l, LORA_O, &w->wo, gw ? gw->wo : NULL, lg, a->att_out, G->dx, N, G->datt_out, 0.0f);
+    attention_backward(G->dq, G->dk, G->dv, G->datt, G->datt_out, a->q, s->kcache + l * lstride,
+                       s->vcache + l * lstride, (size_t)s->max_seq * kvd, a->att, B, n, c->n_heads, c->n_kv_heads, hd);
+    rope_backward(G->dq, N, n, 0, c->n_heads, hd, c->rope, s->rope_cos, s->rope_sin);
+    rope_backward(G->dk, N, n, 0, c->n_kv_heads, hd, c->rope, s->rope_cos, s->rope_sin);
+    linear_backward(s, a, l, LORA_Q, &w->wq, gw ? gw->wq : NULL, lg, a->xn1, G->dq, N, G->dxn, 0.0f);
+    linear_backward(s, a, l, LORA_K, &w->wk, gw ? gw->wk : NULL, lg, a->xn1, G->dk, N, G->dxn, 1.0f);
+    linear_backward(s, a, l, LORA_V, &w->wv, gw ? gw->wv : NULL, lg, a->xn1, G->dv, N, G->dxn, 1.0f);
+    rmsnorm_backward(G->dx, gw ? gw->rms_att : NULL, G->dxn, a->x_in, w->rms_att, a->rstd1, N, d);
+}
+
+static int lora_same_shape(const LoraAdapter *a, const LoraAdapter *b) {
+    if (a->n_layers != b->n_layers || a->rank != b->rank || a->targets != b->targets || a->n_floats != b->n_floats) return 0;
+    for (size_t i = 0; i < (size_t)a->n_layers * LORA_N_TARGETS; i++)
+        if (a->mats[i].in != b->mats[i].in || a->mats[i].out != b->mats[i].out) return 0;
+    return 1;
+}
+
+int model_backward(RunState *s, ModelGrads *g, LoraAdapter *lg) {
+    const Model *m = s->model;
+    const ModelConfig *c = &m->cfg;
+    if (s->keep == RS_KEEP_NONE) return err_set("backward: the run state was made for inference (keep = RS_KEEP_NONE)");
+    if (!s->have_loss) return err_set("backward: no loss to differentiate: call model_loss first (once per backward pass)");
+    if (s->pos != 0) return err_set("backward: the forward pass started at position %d; training needs whole sequences (position 0)", s->pos);
+    if (g && (g->cfg.dim != c->dim || g->cfg.n_layers != c->n_layers || g->cfg.vocab_size != c->vocab_size ||
+              g->cfg.hidden_dim != c->hidden_dim || g->cfg.n_kv_heads != c->n_kv_heads || g->cfg.tied != c->tied))
+        return err_set("backward: the gradient buffers were made for another model");
+    if (lg) {
+        if (!s->lora) return err_set("backward: adapter gradients asked for, but no adapter is attached (runstate_set_lora)");
+        if (s->lora->merged) return err_set("backward: the attached adapter is merged into the weights: unmerge it to train it");
+        if (!lora_same_shape(lg, s->lora)) return err_set("backward: the adapter gradient does not have the attached adapter's shape (use lora_init_like)");
+    }
+    s->have_loss = 0;
+    int B = s->batch, n = s->n, N = B * n, d = c->dim, V = c->vocab_size;
+    RunGrads *G = &s->g;
+
+    /* loss and classifier: logits = xnf Wcls^T; the logits' buffer becomes their gradient */
+    float *dlogits = s->logits;
+    crossentropy_backward(dlogits, s->logits, s->targets, s->weights, N, V, s->loss_norm, 1.0f);
+    kmm_xw(&m->wcls, dlogits, N, G->dxn, 0.0f);
+    if (g) kmm_dw(dlogits, s->xnf, N, V, d, g->wcls, 1.0f);
+    memset(G->dx, 0, (size_t)N * d * sizeof(float));
+    rmsnorm_backward(G->dx, g ? g->rms_final : NULL, G->dxn, s->x_final, m->rms_final, s->rstdf, N, d);
+
+    for (int l = c->n_layers - 1; l >= 0; l--) {
+        if (s->keep == RS_KEEP_INPUTS) model_layer_forward(s, l, G->dxn); /* recompute; the output is not needed */
+        layer_backward(s, l, g, lg);
+    }
+    if (g) embedding_backward(g->tok_emb, G->dx, s->tokens, N, d);
+    return 0;
+}
