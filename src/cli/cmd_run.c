@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "model/forward.h"
 #include "model/generate.h"
+#include "model/lora_peft.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -17,9 +18,15 @@ typedef struct {
     int bf16;
 } ModelArgs;
 
-static int load_model(const ModelArgs *a, Model *m, Tokenizer **t) {
+/* Loads the model, its tokenizer and (with --adapter) a PEFT LoRA adapter into *lora. */
+static int load_model(const ModelArgs *a, Model *m, Tokenizer **t, LoraAdapter *lora) {
     ModelLoadOptions o = {a->bf16 ? KW_BF16 : KW_F32, 0};
+    if (lora) memset(lora, 0, sizeof *lora);
     if (model_load(m, a->model, &o) != 0) return -1;
+    if (a->adapter && lora && lora_load_peft(lora, &m->cfg, a->adapter) != 0) {
+        model_free(m);
+        return -1;
+    }
     if (t) {
         *t = model_tokenizer_load(m, a->tokenizer);
         if (!*t) {
@@ -157,6 +164,7 @@ static const char *generate_help =
     "  --stop S             stop before the first occurrence of S (repeatable)\n"
     "  --no-repeat-ngram N  never repeat an N-gram\n"
     "  --ignore-eos         keep going past EOS/BOS\n"
+    "  --adapter DIR        apply a PEFT LoRA adapter folder\n"
     "  --bf16               compute with bf16 weights\n"
     "  --stats              print tokens/s to stderr\n";
 
@@ -203,12 +211,13 @@ int cmd_generate(int argc, char **argv) {
     }
     if (!a.model) return cli_usage_error("generate", "--model is required");
     if (optind != argc) return cli_usage_error("generate", "unexpected argument '%s'", argv[optind]);
-    if (a.adapter) { err_set("--adapter: adapters are not supported yet"); return cli_fail(); }
     g.stops = stops;
     g.n_stops = nstops;
     Model m;
     Tokenizer *t;
-    if (load_model(&a, &m, &t) != 0) return cli_fail();
+    LoraAdapter lora;
+    if (load_model(&a, &m, &t, &lora) != 0) return cli_fail();
+    if (a.adapter) g.lora = &lora;
     int *ids = NULL, n = 0;
     if (prompt) {
         if (tok_encode(t, prompt, strlen(prompt), 1, 0, &ids, &n) != 0) return cli_fail();
@@ -225,6 +234,7 @@ int cmd_generate(int argc, char **argv) {
         gen_result_free(&r);
     }
     free(ids);
+    if (a.adapter) lora_free(&lora);
     model_tokenizer_free(&m, t);
     model_free(&m);
     return rc == 0 ? 0 : cli_fail();
@@ -234,7 +244,7 @@ int cmd_generate(int argc, char **argv) {
 /* score                                                                      */
 
 static const char *score_help =
-    "usage: muscle score --model MODEL [--tokenizer T] [--bf16] --text S\n"
+    "usage: muscle score --model MODEL [--tokenizer T] [--adapter DIR] [--bf16] --text S\n"
     "Prints JSON: the token ids of S (with BOS) and each token's log-probability\n"
     "given those before it (null for the first).\n";
 
@@ -257,10 +267,10 @@ int cmd_score(int argc, char **argv) {
     if (!a.model) return cli_usage_error("score", "--model is required");
     if (!text) return cli_usage_error("score", "--text is required");
     if (optind != argc) return cli_usage_error("score", "unexpected argument '%s'", argv[optind]);
-    if (a.adapter) { err_set("--adapter: adapters are not supported yet"); return cli_fail(); }
     Model m;
     Tokenizer *t;
-    if (load_model(&a, &m, &t) != 0) return cli_fail();
+    LoraAdapter lora;
+    if (load_model(&a, &m, &t, &lora) != 0) return cli_fail();
     int *ids = NULL, n = 0;
     if (tok_encode(t, text, strlen(text), 1, 0, &ids, &n) != 0) return cli_fail();
     if (n > m.cfg.seq_len) {
@@ -268,7 +278,9 @@ int cmd_score(int argc, char **argv) {
         return cli_fail();
     }
     RunState s;
-    if (runstate_init(&s, &m, 1, n, n, 0) != 0 || model_forward(&s, ids, 1, n, 0) != 0) return cli_fail();
+    if (runstate_init(&s, &m, 1, n, n, 0) != 0 || (a.adapter && runstate_set_lora(&s, &lora) != 0) ||
+        model_forward(&s, ids, 1, n, 0) != 0)
+        return cli_fail();
     logsoftmax_rows(s.logits, n, m.cfg.vocab_size);
     double total = 0;
     printf("{\"tokens\":[");
@@ -282,6 +294,7 @@ int cmd_score(int argc, char **argv) {
     printf("],\"total_logprob\":%.9g,\"n_tokens\":%d}\n", total, n);
     runstate_free(&s);
     free(ids);
+    if (a.adapter) lora_free(&lora);
     model_tokenizer_free(&m, t);
     model_free(&m);
     return 0;

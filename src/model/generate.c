@@ -56,6 +56,10 @@ int model_generate(const Model *m, const Tokenizer *t, const int *prompt, int n_
     if (total > c->seq_len) total = c->seq_len;
     RunState s;
     if (runstate_init(&s, m, 1, total, n_prompt, 0) != 0) return -1;
+    if (o->lora && runstate_set_lora(&s, o->lora) != 0) {
+        runstate_free(&s);
+        return -1;
+    }
     Sampler sp;
     if (sampler_init(&sp, c->vocab_size, o->temperature, o->top_p, o->no_repeat_ngram, o->seed) != 0) {
         runstate_free(&s);

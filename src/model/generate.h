@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "model.h"
+#include "lora.h"
 #include "tokenizer/tokenizer.h"
 
 typedef struct {
@@ -17,6 +18,7 @@ typedef struct {
     const char *const *stops;/* stop strings: the text ends before the first one */
     int n_stops;
     int ignore_eos;          /* by default BOS or EOS ends the text (as llama2.c's run.c) */
+    const LoraAdapter *lora; /* optional adapter applied to the base */
 } GenOptions;
 
 void gen_options_default(GenOptions *o);

@@ -4,9 +4,10 @@
  *     y = W x + scaling * B (A x),   A [r, in], B [out, r] (fp32),
  *     scaling = alpha / r, or alpha / sqrt(r) with rsLoRA.
  * Targets, per layer: q, k, v, o (attention), gate (w1), up (w3), down (w2).
- * Rows of the q and k adapters follow the base model's rotary layout as stored
- * (model.h): a llama2.c/Meta base has interleaved q/k rows, a Hugging Face base
- * half-split ones, exactly like the base weights the adapter is added to.
+ * Rows of the q and k adapters follow the engine's layout of the base weights:
+ * Meta's interleaved order for every format (the Hugging Face loader un-permutes q/k,
+ * model/load_hf.c); PEFT files hold them in Hugging Face order and model/lora_peft.c
+ * permutes on the way in and out.
  *
  * An adapter is attached to a run state (runstate_set_lora in forward.h) and applied
  * by the ordinary forward pass; model_backward (backward.h) then gives dA and dB with

@@ -1,0 +1,217 @@
+/* model/lora_peft.c - PEFT adapter folders: adapter_config.json + adapter_model.safetensors. */
+#include "lora_peft.h"
+#include "core/error.h"
+#include "core/file.h"
+#include "io/safetensors.h"
+
+#include <cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const MODULE[LORA_N_TARGETS] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+static const char *const PARENT[LORA_N_TARGETS] = {"self_attn", "self_attn", "self_attn", "self_attn", "mlp", "mlp", "mlp"};
+
+static void tensor_name(char *buf, size_t cap, int layer, int t, char which) {
+    snprintf(buf, cap, "base_model.model.model.layers.%d.%s.%s.lora_%c.weight", layer, PARENT[t], MODULE[t], which);
+}
+
+/* Heads whose rows a target's B matrix permutes (q, k), else 0. */
+static int permuted_heads(const ModelConfig *c, int t) {
+    return t == LORA_Q ? c->n_heads : t == LORA_K ? c->n_kv_heads : 0;
+}
+
+/* rows [heads*hd, cols]: to_hf: Meta row (h, 2i+s) -> HF row (h, s*hd/2+i); else back. */
+static void permute_rows(float *dst, const float *src, int heads, int hd, int cols, int to_hf) {
+    size_t row = (size_t)cols;
+    for (int h = 0; h < heads; h++)
+        for (int s = 0; s < 2; s++)
+            for (int i = 0; i < hd / 2; i++) {
+                size_t meta = (size_t)h * hd + 2 * i + s, hf = (size_t)h * hd + s * (hd / 2) + i;
+                memcpy(dst + (to_hf ? hf : meta) * row, src + (to_hf ? meta : hf) * row, row * sizeof(float));
+            }
+}
+
+/* ------------------------------------------------------------------------- */
+/* writing                                                                    */
+
+int lora_save_peft(const LoraAdapter *a, const ModelConfig *c, const char *dir, const char *base_name,
+                   const LoraMeta *meta, int n_meta) {
+    if (file_mkdirs(dir) != 0) return -1;
+    StWriter w;
+    st_writer_init(&w);
+    float **tmp = calloc((size_t)a->n_layers * 2, sizeof *tmp);
+    int ntmp = 0, rc = tmp ? 0 : err_set("out of memory");
+    char nm[192];
+    for (int l = 0; l < a->n_layers && !rc; l++)
+        for (int t = 0; t < LORA_N_TARGETS && !rc; t++) {
+            const LoraMat *p = lora_mat(a, l, (LoraTarget)t);
+            if (!p) continue;
+            int64_t sa[2] = {p->rank, p->in}, sb[2] = {p->out, p->rank};
+            tensor_name(nm, sizeof nm, l, t, 'A');
+            rc = st_writer_add_f32(&w, nm, DT_F32, 2, sa, p->A);
+            const float *B = p->B;
+            int heads = permuted_heads(c, t);
+            if (!rc && heads) {
+                float *q = malloc((size_t)p->out * p->rank * sizeof *q);
+                if (!q) { rc = err_set("out of memory"); break; }
+                permute_rows(q, p->B, heads, c->head_dim, p->rank, 1);
+                tmp[ntmp++] = q;
+                B = q;
+            }
+            tensor_name(nm, sizeof nm, l, t, 'B');
+            if (!rc) rc = st_writer_add_f32(&w, nm, DT_F32, 2, sb, B);
+        }
+    for (int i = 0; i < n_meta && !rc; i++) rc = st_writer_meta_set(&w, meta[i].key, meta[i].value);
+    if (!rc) rc = st_writer_meta_set(&w, "format", "pt");
+    char *path = file_join(dir, "adapter_model.safetensors");
+    if (!rc) rc = path ? st_writer_write(&w, path) : err_set("out of memory");
+    free(path);
+    st_writer_free(&w);
+    for (int i = 0; i < ntmp; i++) free(tmp[i]);
+    free(tmp);
+    if (rc) return rc;
+
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "peft_type", "LORA");
+    cJSON_AddStringToObject(j, "task_type", "CAUSAL_LM");
+    cJSON_AddNumberToObject(j, "r", a->rank);
+    cJSON_AddNumberToObject(j, "lora_alpha", a->alpha);
+    cJSON *tm = cJSON_AddArrayToObject(j, "target_modules");
+    for (int t = 0; t < LORA_N_TARGETS; t++)
+        if (a->targets & LORA_BIT(t)) cJSON_AddItemToArray(tm, cJSON_CreateString(MODULE[t]));
+    cJSON_AddNumberToObject(j, "lora_dropout", 0.0);
+    cJSON_AddStringToObject(j, "bias", "none");
+    cJSON_AddBoolToObject(j, "fan_in_fan_out", 0);
+    cJSON_AddBoolToObject(j, "use_rslora", a->rslora);
+    cJSON_AddStringToObject(j, "base_model_name_or_path", base_name ? base_name : "");
+    cJSON_AddBoolToObject(j, "inference_mode", 1);
+    cJSON_AddBoolToObject(j, "init_lora_weights", 1);
+    cJSON_AddNullToObject(j, "modules_to_save");
+    cJSON_AddNullToObject(j, "layers_to_transform");
+    cJSON_AddNullToObject(j, "revision");
+    char *text = cJSON_Print(j);
+    cJSON_Delete(j);
+    char *cpath = file_join(dir, "adapter_config.json");
+    rc = (text && cpath) ? file_write_all_atomic(cpath, text, strlen(text)) : err_set("out of memory");
+    free(text);
+    free(cpath);
+    (void)c;
+    return rc;
+}
+
+/* ------------------------------------------------------------------------- */
+/* reading                                                                    */
+
+static int module_index(const char *s) {
+    for (int t = 0; t < LORA_N_TARGETS; t++)
+        if (!strcmp(s, MODULE[t])) return t;
+    return -1;
+}
+
+int lora_load_peft(LoraAdapter *a, const ModelConfig *c, const char *dir) {
+    memset(a, 0, sizeof *a);
+    char *cpath = file_join(dir, "adapter_config.json");
+    if (!cpath) return err_set("out of memory");
+    size_t n;
+    char *text = file_read_all(cpath, &n, 1u << 20);
+    if (!text) { free(cpath); return -1; }
+    cJSON *j = cJSON_ParseWithLength(text, n);
+    free(text);
+    int rc = 0;
+    unsigned targets = 0;
+    int rank = 0, rslora = 0;
+    double alpha = 0;
+    const cJSON *v;
+#define FAIL(...) do { rc = err_set(__VA_ARGS__); goto done; } while (0)
+    if (!j || !cJSON_IsObject(j)) FAIL("%s: not a JSON object", cpath);
+    v = cJSON_GetObjectItemCaseSensitive(j, "peft_type");
+    if (v && (!cJSON_IsString(v) || strcmp(v->valuestring, "LORA"))) FAIL("%s: field 'peft_type': expected \"LORA\"", cpath);
+    v = cJSON_GetObjectItemCaseSensitive(j, "r");
+    if (!cJSON_IsNumber(v) || v->valuedouble < 1 || v->valuedouble > 65536 || v->valuedouble != floor(v->valuedouble))
+        FAIL("%s: field 'r': expected a positive integer", cpath);
+    rank = (int)v->valuedouble;
+    v = cJSON_GetObjectItemCaseSensitive(j, "lora_alpha");
+    if (!cJSON_IsNumber(v) || !(v->valuedouble > 0)) FAIL("%s: field 'lora_alpha': expected a positive number", cpath);
+    alpha = v->valuedouble;
+    v = cJSON_GetObjectItemCaseSensitive(j, "use_rslora");
+    if (v && !cJSON_IsBool(v)) FAIL("%s: field 'use_rslora': expected true or false", cpath);
+    rslora = v && cJSON_IsTrue(v);
+    v = cJSON_GetObjectItemCaseSensitive(j, "fan_in_fan_out");
+    if (v && cJSON_IsTrue(v)) FAIL("%s: field 'fan_in_fan_out' is true: only Llama (nn.Linear) adapters are supported", cpath);
+    v = cJSON_GetObjectItemCaseSensitive(j, "bias");
+    if (v && (!cJSON_IsString(v) || strcmp(v->valuestring, "none"))) FAIL("%s: field 'bias': only \"none\" is supported", cpath);
+    const char *pats[] = {"rank_pattern", "alpha_pattern"};
+    for (int i = 0; i < 2; i++) {
+        v = cJSON_GetObjectItemCaseSensitive(j, pats[i]);
+        if (v && !cJSON_IsNull(v) && !(cJSON_IsObject(v) && !v->child)) FAIL("%s: field '%s': per-module ranks are not supported", cpath, pats[i]);
+    }
+    v = cJSON_GetObjectItemCaseSensitive(j, "target_modules");
+    if (cJSON_IsArray(v)) {
+        const cJSON *e;
+        cJSON_ArrayForEach(e, v) {
+            int t = cJSON_IsString(e) ? module_index(e->valuestring) : -1;
+            if (t < 0) FAIL("%s: field 'target_modules': '%s' is not one of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj", cpath, cJSON_IsString(e) ? e->valuestring : "?");
+            targets |= LORA_BIT(t);
+        }
+    } else if (cJSON_IsString(v) && !strcmp(v->valuestring, "all-linear")) {
+        targets = LORA_TARGETS_ALL;
+    } else {
+        FAIL("%s: field 'target_modules': expected a list of module names (regular expressions are not supported)", cpath);
+    }
+    if (!targets) FAIL("%s: field 'target_modules' is empty", cpath);
+    if (lora_init(a, c, rank, (float)alpha, rslora, targets) != 0) { rc = -1; goto done; }
+    {
+        char *spath = file_join(dir, "adapter_model.safetensors");
+        StFile f;
+        if (!spath || st_open(&f, spath) != 0) { free(spath); rc = -1; goto done; }
+        char nm[192];
+        for (int l = 0; l < a->n_layers && !rc; l++)
+            for (int t = 0; t < LORA_N_TARGETS && !rc; t++) {
+                LoraMat *p = lora_mat(a, l, (LoraTarget)t);
+                if (!p) continue;
+                for (int which = 0; which < 2 && !rc; which++) {
+                    tensor_name(nm, sizeof nm, l, t, which ? 'B' : 'A');
+                    const StTensor *st = st_tensor_find(&f, nm);
+                    int64_t r0 = which ? p->out : p->rank, r1 = which ? p->rank : p->in;
+                    if (!st) { rc = err_set("%s: tensor '%s' is missing", spath, nm); break; }
+                    if (st->ndim != 2 || st->shape[0] != r0 || st->shape[1] != r1) {
+                        rc = err_set("%s: tensor '%s' has shape [%lld, %lld]: expected [%lld, %lld]", spath, nm,
+                                     (long long)st->shape[0], (long long)(st->ndim > 1 ? st->shape[1] : 0), (long long)r0, (long long)r1);
+                        break;
+                    }
+                    float *dst = which ? p->B : p->A;
+                    if (st_tensor_to_f32(&f, st, dst) != 0) { rc = -1; break; }
+                    int heads = permuted_heads(c, t);
+                    if (which && heads) {
+                        float *q = malloc((size_t)p->out * p->rank * sizeof *q);
+                        if (!q) { rc = err_set("out of memory"); break; }
+                        permute_rows(q, dst, heads, c->head_dim, p->rank, 0);
+                        memcpy(dst, q, (size_t)p->out * p->rank * sizeof *q);
+                        free(q);
+                    }
+                }
+            }
+        st_close(&f);
+        free(spath);
+    }
+done:
+#undef FAIL
+    if (rc && a->data) lora_free(a);
+    cJSON_Delete(j);
+    free(cpath);
+    return rc;
+}
+
+char *lora_peft_meta(const char *dir, const char *key) {
+    char *spath = file_join(dir, "adapter_model.safetensors");
+    StFile f;
+    char *out = NULL;
+    if (spath && st_open(&f, spath) == 0) {
+        const char *v = st_meta_get(&f, key);
+        if (v) out = strdup(v);
+        st_close(&f);
+    }
+    free(spath);
+    return out;
+}
