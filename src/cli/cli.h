@@ -7,6 +7,8 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_score(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_pretrain(int argc, char **argv);
+int cmd_finetune(int argc, char **argv);
 
 /* Prints "muscle: error: <err_msg()>" and returns 1. */
 int cli_fail(void);

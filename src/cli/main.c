@@ -18,6 +18,8 @@ static const char *usage =
     "  generate              text generation (greedy or sampled) with a KV cache\n"
     "  score                 per-token log-probabilities of a text, as JSON\n"
     "  convert IN OUT        write a model as a Hugging Face safetensors folder\n"
+    "  pretrain              full-parameter training (new model or continued pretraining)\n"
+    "  finetune              train a LoRA adapter (PEFT folder) on a frozen base model\n"
     "\n"
     "MODEL is a llama2.c checkpoint, a Hugging Face folder (config.json + safetensors)\n"
     "or a GGUF file; the format is read from the content.\n";
@@ -72,6 +74,7 @@ int main(int argc, char **argv) {
     struct { const char *name; int (*fn)(int, char **); } cmds[] = {
         {"info", cmd_info}, {"tokenize", cmd_tokenize}, {"generate", cmd_generate},
         {"score", cmd_score}, {"convert", cmd_convert},
+        {"pretrain", cmd_pretrain}, {"finetune", cmd_finetune},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(cmd, cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
