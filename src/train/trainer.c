@@ -167,7 +167,17 @@ static int model_span_names(Trainer *t) {
     return k == t->n_spans ? 0 : err_set("training: %d span names for %d spans", k, t->n_spans);
 }
 
+/* The shortest text that reads back as the same double. */
+static const char *num(char *buf, double v) {
+    for (int prec = 6; prec <= 17; prec++) {
+        snprintf(buf, 32, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v) break;
+    }
+    return buf;
+}
+
 static int add_settings(Trainer *t, const CkptSettings *extra) {
+    char n1[32], n2[32];
     const TrainOptions *o = &t->opt;
     const ModelConfig *c = &t->model->cfg;
     CkptSettings *s = &t->settings;
@@ -181,14 +191,14 @@ static int add_settings(Trainer *t, const CkptSettings *extra) {
     rc |= ckpt_settings_set(s, "batch", "%d", o->batch);
     rc |= ckpt_settings_set(s, "grad-accum", "%d", o->grad_accum);
     rc |= ckpt_settings_set(s, "steps", "%ld", t->total_steps);
-    rc |= ckpt_settings_set(s, "lr", "%.17g", o->lr);
-    rc |= ckpt_settings_set(s, "min-lr", "%.17g", o->min_lr);
+    rc |= ckpt_settings_set(s, "lr", "%s", num(n1, o->lr));
+    rc |= ckpt_settings_set(s, "min-lr", "%s", num(n1, o->min_lr));
     rc |= ckpt_settings_set(s, "warmup", "%ld", t->warmup);
     rc |= ckpt_settings_set(s, "schedule", "%s", SCHED_NAMES[o->schedule]);
-    rc |= ckpt_settings_set(s, "weight-decay", "%.17g", o->adamw.weight_decay);
-    rc |= ckpt_settings_set(s, "betas", "%.17g, %.17g", o->adamw.beta1, o->adamw.beta2);
-    rc |= ckpt_settings_set(s, "eps", "%.17g", o->adamw.eps);
-    rc |= ckpt_settings_set(s, "clip", "%.17g", o->clip);
+    rc |= ckpt_settings_set(s, "weight-decay", "%s", num(n1, o->adamw.weight_decay));
+    rc |= ckpt_settings_set(s, "betas", "%s, %s", num(n1, o->adamw.beta1), num(n2, o->adamw.beta2));
+    rc |= ckpt_settings_set(s, "eps", "%s", num(n1, o->adamw.eps));
+    rc |= ckpt_settings_set(s, "clip", "%s", num(n1, o->clip));
     if (o->mode == TRAIN_FULL) rc |= ckpt_settings_set(s, "no-decay-norms", "%d", o->no_decay_norms);
     rc |= ckpt_settings_set(s, "seed", "%llu", (unsigned long long)o->seed);
     if (o->mode == TRAIN_LORA) {
@@ -200,7 +210,7 @@ static int add_settings(Trainer *t, const CkptSettings *extra) {
                 strcat(tg, lora_target_name((LoraTarget)i));
             }
         rc |= ckpt_settings_set(s, "rank", "%d", a->rank);
-        rc |= ckpt_settings_set(s, "alpha", "%.9g", (double)a->alpha);
+        rc |= ckpt_settings_set(s, "alpha", "%s", num(n1, (double)a->alpha));
         rc |= ckpt_settings_set(s, "rslora", "%d", a->rslora);
         rc |= ckpt_settings_set(s, "targets", "%s", tg);
     }
@@ -238,15 +248,16 @@ int trainer_init(Trainer *t, Model *m, LoraAdapter *lora, TrainData *d, const Tr
 
     /* the output folder first: a bad --out should not wait for the memory planning */
     if (o->out_dir) {
-        if (file_mkdirs(o->out_dir) != 0) return -1;
         char *cdir = out_path(t, "checkpoint");
-        int rc = cdir ? file_mkdirs(cdir) : err_set("out of memory");
-        if (rc == 0 && access(cdir, W_OK) != 0) rc = err_set("%s: not writable: %s", cdir, strerror(errno));
+        int rc = cdir ? 0 : err_set("out of memory");
+        if (rc == 0 && o->resume && !ckpt_exists(cdir))
+            rc = err_set("%s/%s: no checkpoint to resume from (one is written every --save-every steps and at the end)", cdir, CKPT_FILE);
         if (rc == 0 && !o->resume && ckpt_exists(cdir))
             rc = err_set("%s/%s: this folder holds a training run already: continue it with --resume, or train into a new --out folder",
                          cdir, CKPT_FILE);
-        if (rc == 0 && o->resume && !ckpt_exists(cdir))
-            rc = err_set("%s/%s: no checkpoint to resume from (one is written every --save-every steps and at the end)", cdir, CKPT_FILE);
+        if (rc == 0) rc = file_mkdirs(o->out_dir);
+        if (rc == 0) rc = file_mkdirs(cdir);
+        if (rc == 0 && access(cdir, W_OK) != 0) rc = err_set("%s: not writable: %s", cdir, strerror(errno));
         free(cdir);
         if (rc) return -1;
     }
