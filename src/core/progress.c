@@ -40,7 +40,7 @@ static void draw(Progress *p, int final) {
     int fill = (int)(frac * 20 + 0.5);
     for (int i = 0; i < 20; i++) bar[i] = i < fill ? '#' : '.';
     bar[20] = 0;
-    fprintf(stderr, "%s%s [%s] %ld/%ld %s, %.1f %s/s, %s %s%s%s%s", p->tty ? "\r" : "", p->label, bar, p->done, p->total,
+    fprintf(stderr, "%s%s [%s] %ld/%ld %s, %.1f %s/s, %s %s%s%s%s%s", p->tty ? "\r" : "", p->label, bar, p->done, p->total,
             p->unit, rate, p->unit, final ? "took" : "ETA", final ? elapsed : eta, p->extra[0] ? ", " : "", p->extra,
             p->tty ? "\033[K" : "", (final || !p->tty) ? "\n" : "");
     fflush(stderr);
