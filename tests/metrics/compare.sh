@@ -65,6 +65,59 @@ for k, v in want.items():
 assert j["nfr"]["num"] == 1 and j["nfr"]["den"] == 10
 assert j["discrete"] is True and j["continuous"] is False and "score_nfr" not in j
 EOF
+# the intervals, replayed in Python: the same generator (core/rng.h: splitmix64 seeding,
+# xorshift64*, bounded draws by rejection), the same draws, numpy's percentiles
+$PY - "$TMP/big_old.jsonl" "$TMP/big_new.jsonl" <<'EOF'
+import json, random, sys
+r = random.Random(5)
+with open(sys.argv[1], "w") as fo, open(sys.argv[2], "w") as fn:
+    for i in range(400):
+        c1 = r.random() < 0.7; c2 = c1 if r.random() < 0.85 else not c1
+        fo.write(json.dumps({"id": i, "correct": c1, "prediction": 0}) + "\n")
+        fn.write(json.dumps({"id": i, "correct": c2, "prediction": 0 if c2 == c1 else 1}) + "\n")
+EOF
+$MUSCLE compare "$TMP/big_old.jsonl" "$TMP/big_new.jsonl" --json --seed 11 --bootstrap 333 >"$TMP/big.json"
+sed 's/"seed":11/"seed":12/' "$TMP/big.json" >"$TMP/big_wrong_seed.json"
+cat >"$TMP/replay.py" <<'EOF'
+import json, sys
+import numpy as np
+M = 2**64 - 1
+rd = lambda p: [json.loads(l) for l in open(p) if l.strip()]
+old = rd(sys.argv[1]); new = {json.dumps(d["id"]): d for d in rd(sys.argv[2])}
+pairs = [(d["correct"], new[json.dumps(d["id"])]["correct"]) for d in old]  # in OLD's order
+j = json.load(open(sys.argv[3])); n, B = len(pairs), j["bootstrap"]
+z = (j["seed"] + 0x9e3779b97f4a7c15) & M
+z = ((z ^ (z >> 30)) * 0xbf58476d1ce4e5b9) & M
+z = ((z ^ (z >> 27)) * 0x94d049bb133111eb) & M
+z ^= z >> 31
+state = z or 0x2545f4914f6cdd1d
+def u32():
+    global state
+    s = state; s ^= s >> 12; s ^= (s << 25) & M; s ^= s >> 27; state = s
+    return ((s * 0x2545f4914f6cdd1d) & M) >> 32
+limit = (2**32 - n) % n
+def draw():
+    while True:
+        x = u32()
+        if x >= limit: return x % n
+vals = {"acc_old": [], "nfr": [], "pfr": [], "btc": []}
+for b in range(B):
+    r = [pairs[draw()] for _ in range(n)]
+    c1 = sum(a for a, _ in r); nf = sum(a and not c for a, c in r)
+    vals["acc_old"].append(c1 / n); vals["nfr"].append(nf / n)
+    vals["pfr"].append(sum(c and not a for a, c in r) / n)
+    vals["btc"].append((c1 - nf) / c1 if c1 else float("nan"))
+for k, v in vals.items():
+    v = np.array(v)
+    if np.isnan(v).any():
+        assert j[k]["lo"] is None, k; continue
+    lo, hi = np.percentile(v, [2.5, 97.5])
+    assert abs(lo - j[k]["lo"]) < 1e-12 and abs(hi - j[k]["hi"]) < 1e-12, (k, lo, hi, j[k])
+EOF
+check "--json: intervals equal a Python replay of the bootstrap (same draws, numpy percentiles)" \
+  $PY "$TMP/replay.py" "$TMP/big_old.jsonl" "$TMP/big_new.jsonl" "$TMP/big.json"
+check "the replay is sensitive: another seed's draws do not match" \
+  bash -c "! $PY '$TMP/replay.py' '$TMP/big_old.jsonl' '$TMP/big_new.jsonl' '$TMP/big_wrong_seed.json' 2>/dev/null"
 $MUSCLE compare "$TMP/old.jsonl" "$TMP/new.jsonl" --json --seed 7 >"$TMP/b.json"
 $MUSCLE compare "$TMP/old.jsonl" "$TMP/new.jsonl" --json --seed 8 >"$TMP/c.json"
 check "same seed, same output byte for byte" cmp -s "$TMP/a.json" "$TMP/b.json"
