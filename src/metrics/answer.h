@@ -7,8 +7,8 @@
  * ("$1,234.50"; "-3"; "72." is 72; "10-20" is 10 and 20). It is canonicalised:
  * '$' and commas dropped, a trailing '.' dropped, trailing zeros of a fraction
  * dropped (with the point when nothing remains: "72.00" -> "72", "0.50" -> "0.5"),
- * leading zeros of the integer part dropped ("007" -> "7"), "-0" -> "0". Two texts match when both have an
- * answer and the canonical strings are equal.
+ * leading zeros of the integer part dropped ("007" -> "7"), "-0" -> "0". Two
+ * texts match when both have an answer and the canonical strings are equal.
  *
  * Plain: leading/trailing ASCII whitespace trimmed, every inner run of ASCII
  * whitespace collapsed to one space; then byte equality (case-sensitive).

@@ -17,8 +17,8 @@
  * Intervals: percentile bootstrap over B resamples of the N instances (with
  * replacement; one index draw per resample serves every statistic, and both
  * comparisons of a delta). The seed fixes every bit. A statistic's interval is
- * null when the statistic is undefined on any resample (e.g. NFI when a resample
- * has no M2 error): one-sided unbounded. N = 0 makes every value null.
+ * null when the statistic is 0/0 on any resample (e.g. NFI when a resample has
+ * no M2 error). N = 0 makes every value null.
  */
 #ifndef MUSCLE_METRICS_COMPAT_H
 #define MUSCLE_METRICS_COMPAT_H
