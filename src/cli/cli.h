@@ -7,6 +7,7 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_score(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
 
 /* Prints "muscle: error: <err_msg()>" and returns 1. */
 int cli_fail(void);
