@@ -248,7 +248,7 @@ static int get_label(const cJSON *o, const char *k, int n, int allow_str, int *l
         char buf[64];
         if (d != floor(d) || d < -1 || d >= n) {
             if (number_text(v, buf, sizeof buf) != 0) snprintf(buf, sizeof buf, "%g", d);
-            return err_set("field '%s': expected %s (or -1 for unknown), got %s", k, range, buf);
+            return err_set("field '%s': expected %s, got %s", k, range, buf);
         }
         *label = (int)d;
         return 0;

@@ -280,6 +280,7 @@ static int parse_array(Loader *L, const char *s, size_t n, size_t i, int line) {
             i++;
             break;
         }
+        if (i >= n) return err_set("%s:%d: unterminated JSON array (expected ']')", path, line);
         return err_set("%s:%d: expected ',' or ']' after a record", path, line);
     }
     while (i < n && is_ws(s[i])) line += s[i++] == '\n';
@@ -353,8 +354,9 @@ int task_set_load(TaskSet *ts, const char *path, const TaskLoadOptions *opt) {
     if (file_map(&f, path) != 0) return -1;
     size_t lim = opt && opt->max_file_bytes ? opt->max_file_bytes : DEF_MAX_FILE;
     if (f.size > lim) {
+        size_t size = f.size;
         file_unmap(&f);
-        return err_set("%s: file is %zu bytes, more than the limit of %zu", path, f.size, lim);
+        return err_set("%s: file is %zu bytes, more than the limit of %zu", path, size, lim);
     }
     int rc = task_set_parse(ts, f.data ? (const void *)f.data : "", f.size, path, opt);
     file_unmap(&f);
