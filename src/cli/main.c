@@ -18,6 +18,7 @@ static const char *usage =
     "  generate              text generation (greedy or sampled) with a KV cache\n"
     "  score                 per-token log-probabilities of a text, as JSON\n"
     "  convert IN OUT        write a model as a Hugging Face safetensors folder\n"
+    "  eval                  evaluate a model (+ adapter) on a task file: predictions + summary\n"
     "  compare OLD NEW       negative flips and other update metrics of two prediction files\n"
     "\n"
     "MODEL is a llama2.c checkpoint, a Hugging Face folder (config.json + safetensors)\n"
@@ -72,7 +73,7 @@ int main(int argc, char **argv) {
     const char *cmd = argv[1];
     struct { const char *name; int (*fn)(int, char **); } cmds[] = {
         {"info", cmd_info}, {"tokenize", cmd_tokenize}, {"generate", cmd_generate},
-        {"score", cmd_score}, {"convert", cmd_convert}, {"compare", cmd_compare},
+        {"score", cmd_score}, {"convert", cmd_convert}, {"compare", cmd_compare}, {"eval", cmd_eval},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(cmd, cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);

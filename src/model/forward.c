@@ -18,6 +18,7 @@
  * again to recompute checkpointed layers (RS_KEEP_INPUTS).
  */
 #include "forward.h"
+#include "core/cpu.h"
 #include "core/error.h"
 
 #include <math.h>
@@ -28,7 +29,7 @@
 /* primitives                                                                 */
 
 void rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int N, int d, float eps) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (CPU_PAR((size_t)N * d))
     for (int r = 0; r < N; r++) {
         const float *xr = x + (size_t)r * d;
         float *o = out + (size_t)r * d;
@@ -47,7 +48,7 @@ void rope_forward(float *x, int N, int n, int pos0, int nh, int hd, RopeStyle st
 void rope_forward_at(float *x, int N, int n, int pos0, const int *positions, int nh, int hd, RopeStyle style,
                      const float *cosT, const float *sinT) {
     int half = hd / 2;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (CPU_PAR((size_t)N * nh * hd))
     for (int r = 0; r < N; r++) {
         int pos = positions ? positions[r] : pos0 + r % n;
         const float *c = cosT + (size_t)pos * half, *s = sinT + (size_t)pos * half;
@@ -71,7 +72,7 @@ void rope_forward_at(float *x, int N, int n, int pos0, const int *positions, int
 }
 
 void swiglu_forward(float *hg, const float *h1, const float *h3, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (CPU_PAR(n * 8))
     for (size_t i = 0; i < n; i++) {
         float g = h1[i];
         hg[i] = g / (1.0f + expf(-g)) * h3[i];
@@ -79,7 +80,7 @@ void swiglu_forward(float *hg, const float *h1, const float *h3, size_t n) {
 }
 
 void logsoftmax_rows(float *x, int rows, int cols) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (CPU_PAR((size_t)rows * cols * 4))
     for (int r = 0; r < rows; r++) {
         float *v = x + (size_t)r * cols;
         float mx = v[0];
@@ -252,7 +253,7 @@ static void attention_forward(RunState *s, LayerActs *a, int l, int B, int n, in
     int Tk = pos + n;
     float scale = 1.0f / sqrtf((float)hd);
     size_t lstride = (size_t)s->max_batch * s->max_seq * kvd;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (CPU_PAR((size_t)B * H * n * Tk * hd * 2))
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++) {
             const float *kc = s->kcache + l * lstride + (size_t)b * s->max_seq * kvd + (size_t)(h / grp) * hd;
@@ -288,7 +289,7 @@ static void attention_forward(RunState *s, LayerActs *a, int l, int B, int n, in
 
 static void embed(const Model *m, const int *tokens, size_t N, float *x) {
     int d = m->cfg.dim;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (CPU_PAR(N * d))
     for (size_t r = 0; r < N; r++) {
         int t = tokens[r];
         if (m->tok_emb.type == KW_F32)
