@@ -513,11 +513,21 @@ void kmm_xwt(const KWeight *w, const float *x, int m, float *y, float beta) {
         free(xb);
         return;
     }
+    if (m <= BF16_GEMV_MAX_M && lvl >= KMM_AVX512) { /* x split into even/odd halves per 32 */
+        size_t kp = (size_t)(k + 31) & ~(size_t)31;
+        float *xp = xalloc((size_t)m * kp * sizeof(float));
+        memset(xp, 0, (size_t)m * kp * sizeof(float));
+        for (int i = 0; i < m; i++)
+            for (int kk = 0; kk < k; kk++)
+                xp[i * kp + (kk & ~31) + (kk & 1) * 16 + ((kk & 31) >> 1)] = bf16_round(x[(size_t)i * k + kk]);
+        gemv_run(GV_BF16_512, w->bf16, n, k, xp, m, y, beta);
+        free(xp);
+        return;
+    }
     float *xr = xalloc(cnt * sizeof(float));
     for (size_t i = 0; i < cnt; i++) xr[i] = bf16_round(x[i]);
     if (m <= BF16_GEMV_MAX_M)
-        gemv_run(lvl >= KMM_AVX512 ? GV_BF16_512 : lvl >= KMM_AVX2 ? GV_BF16_AVX2 : GV_BF16_PORT,
-                 w->bf16, n, k, xr, m, y, beta);
+        gemv_run(lvl >= KMM_AVX2 ? GV_BF16_AVX2 : GV_BF16_PORT, w->bf16, n, k, xr, m, y, beta);
     else
         xwt_bf16_portable(w, xr, m, y, beta);
     free(xr);
