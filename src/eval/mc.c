@@ -23,7 +23,8 @@ int eval_mc_score(const Model *m, const McItem *items, int n, McResult *res, con
     McOptions def = {0};
     if (!opt) opt = &def;
     int maxB = opt->max_batch > 0 ? opt->max_batch : 8;
-    int limit = opt->max_row > 0 ? opt->max_row : m->cfg.seq_len;
+    /* a packed row may be longer than the model's context: its positions are not */
+    int limit = opt->max_row > 0 ? opt->max_row : 1 << 20;
     if (n <= 0) return 0;
     LenIdx *order = malloc((size_t)n * sizeof *order);
     if (!order) return err_set("out of memory");
@@ -42,8 +43,9 @@ int eval_mc_score(const Model *m, const McItem *items, int n, McResult *res, con
             return err_set("item %d: context and choice take %d positions, more than the model's context of %d", i, maxpos, m->cfg.seq_len);
         }
         if (order[i].len > limit) {
+            int len = order[i].len;
             free(order);
-            return err_set("item %d: its packed row (context + all choices) takes %d tokens, more than the limit of %d", i, order[i].len, limit);
+            return err_set("item %d: its packed row (context + all choices) takes %d tokens, more than the limit of %d", i, len, limit);
         }
         if (order[i].len > longest) longest = order[i].len;
     }

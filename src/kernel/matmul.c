@@ -4,6 +4,7 @@
 #include "kernel/matmul.h"
 #include "kernel/matmul_impl.h"
 #include "core/dtype.h"
+#include "core/cpu.h"
 #include "core/error.h"
 
 #include <cblas.h>
@@ -395,7 +396,7 @@ static void gemm_run(const Gemm *g) {
     const size_t bpan = (size_t)(kt == KT_F32 ? KMM_KC : KMM_KC / 2) * KMM_NR;
     const int ng = npan < KMM_NG ? npan : KMM_NG;
     uint32_t *bbuf = pre ? NULL : xalloc((size_t)ng * bpan * sizeof(uint32_t));
-#pragma omp parallel
+#pragma omp parallel if (CPU_PAR((size_t)m * g->nout * g->kred))
     {
         const int nt = omp_get_num_threads(), t = omp_get_thread_num();
         int t0, t1, p0, p1;
@@ -487,7 +488,7 @@ static void gemm_xw(const KWeight *w, const float *dy, int m, float *dx, float b
 enum { GV_F32_512, GV_F32_AVX2, GV_BF16_PORT, GV_BF16_AVX2, GV_BF16_512, GV_BF16_DP };
 
 static void gemv_run(int kind, const void *w, int n, int k, const void *x, int m, float *y, float beta) {
-#pragma omp parallel
+#pragma omp parallel if (CPU_PAR((size_t)n * k * m))
     {
         int nt = omp_get_num_threads(), t = omp_get_thread_num(), r0, r1;
         /* split in groups of 4 rows so every thread gets whole row blocks */
