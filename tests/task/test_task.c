@@ -176,6 +176,34 @@ static void check_file(const cJSON *fe) {
             assert_int_equal(k.n_dropped, 0);
             task_mc_tokens_free(&k);
             task_mc_text_free(&t);
+            /* LLM-Adapters: the options' texts parsed from the instruction */
+            const cJSON *texts = cJSON_GetObjectItemCaseSensitive(r, "choice_texts");
+            if (cJSON_IsNull(texts) || !texts) {
+                assert_null(m->choice_texts);
+            } else {
+                assert_non_null(m->choice_texts);
+                for (int c = 0; c < m->n_choices; c++)
+                    check_str(what, m->choice_texts[c], cJSON_GetArrayItem(texts, c)->valuestring);
+            }
+            /* ... and the harness's PIQA/ARC prompt on them */
+            const cJSON *alt = cJSON_GetObjectItemCaseSensitive(r, "alt_text");
+            if (alt) {
+                TaskPrompt q = {0};
+                assert_int_equal(task_prompt_set(&q, "Question: {question}\nAnswer:", " {choice_text}"), 0);
+                assert_int_equal(task_prompt_check(&q, &ts), 0);
+                if (task_mc_format(&ts, i, &q, &t) != 0) fail_msg("%s: %s", what, err_msg());
+                check_str(what, t.context, js(alt, "context"));
+                const cJSON *ac = cJSON_GetObjectItemCaseSensitive(alt, "conts");
+                for (int c = 0; c < t.n_choices; c++) check_str(what, t.conts[c], cJSON_GetArrayItem(ac, c)->valuestring);
+                const cJSON *atk = cJSON_GetObjectItemCaseSensitive(r, "alt_tokens");
+                if (task_mc_tokenize_text(tok(), &t, 0, &k) != 0) fail_msg("%s: %s", what, err_msg());
+                check_ids(what, k.ctx, k.n_ctx, cJSON_GetObjectItemCaseSensitive(atk, "ctx"));
+                for (int c = 0; c < k.n_choices; c++)
+                    check_ids(what, k.cont[c], k.n_cont[c], cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(atk, "cont"), c));
+                task_mc_tokens_free(&k);
+                task_mc_text_free(&t);
+                task_prompt_free(&q);
+            }
         } else {
             const TaskGen *g = &ts.gen[i];
             check_str(what, g->id, js(r, "id"));
@@ -744,6 +772,23 @@ static void test_prompts(void **state) {
         task_prompt_free(&p);
         task_set_free(&ts);
     }
+    /* {choice_text} where the options' texts could not be parsed ("true/false" has no
+     * "True:" marker): an error for that record only */
+    assert_int_equal(task_set_load(&ts, FIX "llm_adapters_mc_input.json", NULL), 0);
+    assert_null(ts.mc[0].choice_texts);
+    assert_non_null(ts.mc[1].choice_texts);
+    assert_int_equal(task_prompt_default(&p, &ts), 0);
+    assert_non_null(p.prompt_input);
+    assert_int_equal(task_prompt_set(&p, "Q: {question}\nA:", " {choice_text}"), 0);
+    assert_int_equal(task_prompt_check(&p, &ts), 0);
+    assert_int_equal(task_mc_format(&ts, 1, &p, &t), 0);
+    check_str("choice_text", t.conts[1], " 4");
+    task_mc_text_free(&t);
+    assert_int_equal(task_mc_format(&ts, 0, &p, &t), -1);
+    assert_non_null(strstr(err_msg(), "llm_adapters_mc_input.json:2: choice template \" {choice_text}\": field 'choice_text' has no value for this record"));
+    task_prompt_free(&p);
+    task_set_free(&ts);
+
     assert_int_equal(task_set_load(&ts, FIX "samsum.json", NULL), 0);
     assert_int_equal(task_prompt_default(&p, &ts), 0);
     assert_int_equal(p.n_stops, 3);
