@@ -24,6 +24,10 @@ static void show(const char *t, char *buf, size_t cap) {
         else if (c < 0x20) k += (size_t)snprintf(buf + k, cap - k, "\\x%02x", c);
         else buf[k++] = (char)c;
     }
+    while (i > 0 && k > 1 && ((unsigned char)t[i] & 0xC0) == 0x80) { /* never cut a character */
+        i--;
+        k--;
+    }
     if (t[i]) k += (size_t)snprintf(buf + k, cap - k, "...");
     if (k + 2 <= cap) {
         buf[k++] = '"';

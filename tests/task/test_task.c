@@ -937,7 +937,7 @@ static void test_mutations(void **state) {
         char *orig = file_read_all(path, &n, 0);
         assert_non_null(orig);
         char *buf = malloc(n + 64);
-        for (int it = 0; it < 150; it++) {
+        for (int it = 0; it < 120; it++) {
             size_t m = n;
             memcpy(buf, orig, n);
             int kind = (int)(rng_u32(&r) % 4);
@@ -969,7 +969,8 @@ static void test_mutations(void **state) {
             assert_true(ts.n > 0);
             TaskPrompt p;
             assert_int_equal(task_prompt_default(&p, &ts), 0);
-            if (ts.kind == TASK_MC) {
+            if (it % 4 > 1) { /* tokenizing is the slow part: half of them */
+            } else if (ts.kind == TASK_MC) {
                 TaskMCTokens *k;
                 if (task_mc_tokenize(&ts, &p, tok(), 64, &k) == 0) task_mc_tokens_free_all(k, ts.n);
             } else {
