@@ -56,8 +56,9 @@ typedef struct {
     const char **choices;
     int n_choices;
     int label; /* index into choices, -1 = unknown */
-    const char **choice_texts; /* llm-adapters: each option's text parsed from the instruction
-                                  ("Solution1: <text>"), NULL when not found; else NULL */
+    const char **choice_texts; /* llm-adapters only: each option's text parsed from the
+                                  instruction ("Solution1: <text>"); NULL when a marker is
+                                  missing, and for every other format */
     const char **fields;
     int line; /* line of the source file where the record starts (1-based) */
 } TaskMC;
