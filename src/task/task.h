@@ -56,6 +56,9 @@ typedef struct {
     const char **choices;
     int n_choices;
     int label; /* index into choices, -1 = unknown */
+    const char **choice_texts; /* llm-adapters only: each option's text parsed from the
+                                  instruction ("Solution1: <text>"); NULL when a marker is
+                                  missing, and for every other format */
     const char **fields;
     int line; /* line of the source file where the record starts (1-based) */
 } TaskMC;
@@ -124,7 +127,9 @@ int task_template_check(const char *tmpl, const char *const *names, int n, const
 char *task_template_unescape(const char *s);
 
 /* Templates of one task. Fields: the set's field_names plus "id" and "context" (MC) or
- * "prompt" (generation); the answer template adds "choice" (MC) or "target" and "answer". */
+ * "prompt" (generation); the answer template adds "choice" (MC; and "choice_text" for
+ * llm-adapters) or "target" and "answer". A field without a value for a record (choice_text
+ * when the options could not be parsed) is an error when that record is formatted. */
 typedef struct {
     char *prompt;       /* MC: context template; generation: prompt template */
     char *prompt_input; /* NULL, or used instead of `prompt` when the field "input" is not empty */

@@ -65,7 +65,7 @@ static const char *const F_BOOLQ[] = {"question", "passage"};
 static const char *const F_RACE[] = {"article", "question"};
 static const char *const F_GSM8K[] = {"question"};
 static const char *const F_DIALOGSUM[] = {"dialogue"};
-static const char *const F_LLMA[] = {"instruction", "input"};
+static const char *const F_LLMA[] = {"instruction", "input", "question"};
 
 int task_format_fields(TaskFormat f, const char *const **names) {
 #define RET(a)                                                                                     \
@@ -688,12 +688,82 @@ static int llma_options(const TaskRec *r, const char *ins, const char ***opts) {
     return n;
 }
 
+/* The capitalized option name and a colon: "solution1" -> "Solution1:". */
+static void option_marker(const char *opt, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s:", opt);
+    if (buf[0] >= 'a' && buf[0] <= 'z') buf[0] = (char)(buf[0] - 'a' + 'A');
+}
+
+/* The question and the options' texts of an LLM-Adapters instruction: the markers
+ * "Solution1:", "Solution2:", ... are looked for in order before "Answer format:"; text i
+ * runs from after marker i to marker i+1 (or "Answer format:"), stripped. The question is
+ * what follows the first ": " of the instruction, up to the first marker (or "Answer format:",
+ * or the end), stripped. *texts = NULL when some marker is missing. */
+static int llma_texts(const TaskRec *r, const char *ins, const char *const *opts, int n,
+                      const char **question, const char ***texts) {
+    const char *tag = "Answer format:";
+    const char *end = NULL;
+    for (const char *p = strstr(ins, tag); p; p = strstr(p + 1, tag)) end = p;
+    if (!end) end = ins + strlen(ins);
+    *texts = NULL;
+    const char *first = end;
+    const char **a = NULL;
+    if (n > 0) {
+        a = task_arena_alloc(r->arena, (size_t)n * sizeof *a);
+        if (!a) return -1;
+        const char *from = ins;
+        const char **at = malloc((size_t)n * sizeof *at);
+        size_t *ml = malloc((size_t)n * sizeof *ml);
+        if (!at || !ml) {
+            free(at);
+            free(ml);
+            return err_set("out of memory");
+        }
+        int ok = 1;
+        for (int i = 0; i < n && ok; i++) {
+            char mk[96];
+            option_marker(opts[i], mk, sizeof mk);
+            const char *q = strstr(from, mk);
+            if (!q || q >= end) ok = 0;
+            else {
+                at[i] = q;
+                ml[i] = strlen(mk);
+                from = q + ml[i];
+            }
+        }
+        for (int i = 0; i < n && ok; i++) {
+            const char *b0 = at[i] + ml[i], *e0 = i + 1 < n ? at[i + 1] : end;
+            size_t b, e;
+            task_py_strip(b0, (size_t)(e0 - b0), &b, &e);
+            if (!(a[i] = task_arena_strndup(r->arena, b0 + b, e - b))) ok = -1;
+        }
+        if (ok == 1) {
+            first = at[0];
+            *texts = a;
+        }
+        free(at);
+        free(ml);
+        if (ok < 0) return -1;
+    }
+    const char *qs = ins;
+    for (const char *p = ins; p + 1 < first; p++) {
+        if (p[0] == ':' && p[1] == ' ') {
+            qs = p + 2;
+            break;
+        }
+    }
+    size_t b, e;
+    task_py_strip(qs, (size_t)(first - qs), &b, &e);
+    *question = task_arena_strndup(r->arena, qs + b, e - b);
+    return *question ? 0 : -1;
+}
+
 static int conv_llm_adapters(const TaskRec *r, const cJSON *o, TaskKind *kind, TaskMC *m, TaskGen *g) {
-    const char *id, *ins, *input, *out;
+    const char *id, *ins, *input, *out, *question = NULL;
     if (get_id(r, o, ID_KEYS, 1, &id) || get_str(r, o, "instruction", &ins) ||
         get_str_opt(r, o, "input", "", &input) || get_str(r, o, "output", &out))
         return -1;
-    const char **opts = NULL;
+    const char **opts = NULL, **texts = NULL;
     int n = llma_options(r, ins, &opts);
     if (n < 0) return -1;
     TaskKind k = n > 0 ? TASK_MC : TASK_GEN; /* *kind is set only when the record is good */
@@ -702,6 +772,7 @@ static int conv_llm_adapters(const TaskRec *r, const cJSON *o, TaskKind *kind, T
                                       "records before are generation (no such line)"
                                     : "field 'instruction': no 'Answer format:' line, but the "
                                       "records before are multiple choice");
+    if (llma_texts(r, ins, opts, n, &question, &texts) != 0) return -1;
     const cJSON *a;
     if (get(o, "answer", k == TASK_MC, &a) != 0) return -1;
     char buf[64];
@@ -710,14 +781,16 @@ static int conv_llm_adapters(const TaskRec *r, const cJSON *o, TaskKind *kind, T
     else if (a && cJSON_IsNumber(a) && number_text(a, buf, sizeof buf) == 0) ans = buf;
     else if (a && !cJSON_IsNull(a))
         return err_set("field 'answer': expected a string, got %s", type_name(a));
-    const char **f = fields_new(r, 2);
+    const char **f = fields_new(r, 3);
     if (!f) return -1;
     f[0] = ins;
     f[1] = input;
+    f[2] = question;
     if (k == TASK_MC) {
         m->id = id;
         m->context = ins;
         m->choices = opts;
+        m->choice_texts = texts;
         m->n_choices = n;
         m->fields = f;
         m->label = -1;

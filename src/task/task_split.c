@@ -109,6 +109,12 @@ int task_set_subset(const TaskSet *ts, const int *idx, int n, TaskSet *out) {
             ok = d->choices && (d->id = dup(a, s->id)) && (d->context = dup(a, s->context)) &&
                  (d->fields = dup_fields(a, s->fields, nf));
             for (int c = 0; ok && c < s->n_choices; c++) ok = (d->choices[c] = dup(a, s->choices[c])) != NULL;
+            if (ok && s->choice_texts) {
+                d->choice_texts = task_arena_alloc(a, (size_t)s->n_choices * sizeof *d->choice_texts);
+                ok = d->choice_texts != NULL;
+                for (int c = 0; ok && c < s->n_choices; c++)
+                    ok = (d->choice_texts[c] = dup(a, s->choice_texts[c])) != NULL;
+            }
             if (s->label < 0) out->n_unlabeled++;
         } else {
             const TaskGen *s = &ts->gen[idx[k]];

@@ -24,6 +24,10 @@ static void show(const char *t, char *buf, size_t cap) {
         else if (c < 0x20) k += (size_t)snprintf(buf + k, cap - k, "\\x%02x", c);
         else buf[k++] = (char)c;
     }
+    while (i > 0 && k > 1 && ((unsigned char)t[i] & 0xC0) == 0x80) { /* never cut a character */
+        i--;
+        k--;
+    }
     if (t[i]) k += (size_t)snprintf(buf + k, cap - k, "...");
     if (k + 2 <= cap) {
         buf[k++] = '"';
@@ -78,8 +82,10 @@ static int render(const char *t, const char *const *names, const char *const *va
                                t + i + 1, known);
             }
             if (b) {
+                if (!values[k])
+                    return err_set("%s %s: field '%s' has no value for this record", what, shown, names[k]);
                 task_buf_put(b, t + lit, i - lit);
-                task_buf_puts(b, values[k] ? values[k] : "");
+                task_buf_puts(b, values[k]);
             }
             i = j + 1;
             lit = i;
@@ -298,14 +304,18 @@ int task_prompt_load(TaskPrompt *p, const char *path) {
 
 /* names/values for the prompt template (answer = 0) or the answer template (answer = 1, with
  * `extra` = the choice text for MC). Returns the count. */
-static int mc_names(const TaskSet *ts, const TaskMC *m, const char *choice, const char **names,
-                    const char **values) {
+static int mc_names(const TaskSet *ts, const TaskMC *m, int c, const char *choice,
+                    const char **names, const char **values) {
     int k = 0;
     names[k] = "id", values[k++] = m ? m->id : NULL;
     names[k] = "context", values[k++] = m ? m->context : NULL;
-    for (int i = 0; i < ts->n_fields && k < MAX_NAMES - 1; i++)
+    for (int i = 0; i < ts->n_fields && k < MAX_NAMES - 2; i++)
         names[k] = ts->field_names[i], values[k++] = m ? m->fields[i] : NULL;
-    if (choice) names[k] = "choice", values[k++] = choice;
+    if (choice) {
+        names[k] = "choice", values[k++] = choice;
+        if (ts->format == TASK_FMT_LLM_ADAPTERS)
+            names[k] = "choice_text", values[k++] = m && m->choice_texts ? m->choice_texts[c] : NULL;
+    }
     return k;
 }
 
@@ -326,12 +336,12 @@ static int gen_names(const TaskSet *ts, const TaskGen *g, int answer, const char
 int task_prompt_check(const TaskPrompt *p, const TaskSet *ts) {
     const char *names[MAX_NAMES], *values[MAX_NAMES];
     int n;
-    if (ts->kind == TASK_MC) n = mc_names(ts, NULL, NULL, names, values);
+    if (ts->kind == TASK_MC) n = mc_names(ts, NULL, 0, NULL, names, values);
     else n = gen_names(ts, NULL, 0, names, values);
     if (task_template_check(p->prompt, names, n, "prompt template") != 0) return -1;
     if (p->prompt_input && task_template_check(p->prompt_input, names, n, "prompt template (with input)") != 0)
         return -1;
-    if (ts->kind == TASK_MC) n = mc_names(ts, NULL, "", names, values);
+    if (ts->kind == TASK_MC) n = mc_names(ts, NULL, 0, "", names, values);
     else n = gen_names(ts, NULL, 1, names, values);
     return task_template_check(p->answer, names, n,
                                ts->kind == TASK_MC ? "choice template" : "target template");
@@ -383,7 +393,7 @@ int task_mc_format(const TaskSet *ts, int i, const TaskPrompt *p, TaskMCText *ou
         return err_set("%s: instance %d: not a multiple-choice instance of the set", ts->path, i);
     const TaskMC *m = &ts->mc[i];
     const char *names[MAX_NAMES], *values[MAX_NAMES];
-    int n = mc_names(ts, m, NULL, names, values);
+    int n = mc_names(ts, m, 0, NULL, names, values);
     out->context = task_template_format(pick_prompt(p, ts, m->fields), names, values, n, "prompt template");
     if (!out->context) return err_prefix("%s:%d", ts->path, m->line);
     out->conts = calloc((size_t)m->n_choices, sizeof *out->conts);
@@ -394,7 +404,7 @@ int task_mc_format(const TaskSet *ts, int i, const TaskPrompt *p, TaskMCText *ou
     out->n_choices = m->n_choices;
     out->label = m->label;
     for (int c = 0; c < m->n_choices; c++) {
-        n = mc_names(ts, m, m->choices[c], names, values);
+        n = mc_names(ts, m, c, m->choices[c], names, values);
         out->conts[c] = task_template_format(p->answer, names, values, n, "choice template");
         if (!out->conts[c]) {
             task_mc_text_free(out);

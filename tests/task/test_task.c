@@ -15,6 +15,8 @@
 
 #include <cJSON.h>
 
+#include "core/rng.h"
+
 #define EXPECTED "tests/fixtures/task/expected.json"
 #define FIX "tests/fixtures/task/"
 #define L2_MODEL "models/llama2-tokenizer/llama2_tokenizer.model"
@@ -176,6 +178,34 @@ static void check_file(const cJSON *fe) {
             assert_int_equal(k.n_dropped, 0);
             task_mc_tokens_free(&k);
             task_mc_text_free(&t);
+            /* LLM-Adapters: the options' texts parsed from the instruction */
+            const cJSON *texts = cJSON_GetObjectItemCaseSensitive(r, "choice_texts");
+            if (cJSON_IsNull(texts) || !texts) {
+                assert_null(m->choice_texts);
+            } else {
+                assert_non_null(m->choice_texts);
+                for (int c = 0; c < m->n_choices; c++)
+                    check_str(what, m->choice_texts[c], cJSON_GetArrayItem(texts, c)->valuestring);
+            }
+            /* ... and the harness's PIQA/ARC prompt on them */
+            const cJSON *alt = cJSON_GetObjectItemCaseSensitive(r, "alt_text");
+            if (alt) {
+                TaskPrompt q = {0};
+                assert_int_equal(task_prompt_set(&q, "Question: {question}\nAnswer:", " {choice_text}"), 0);
+                assert_int_equal(task_prompt_check(&q, &ts), 0);
+                if (task_mc_format(&ts, i, &q, &t) != 0) fail_msg("%s: %s", what, err_msg());
+                check_str(what, t.context, js(alt, "context"));
+                const cJSON *ac = cJSON_GetObjectItemCaseSensitive(alt, "conts");
+                for (int c = 0; c < t.n_choices; c++) check_str(what, t.conts[c], cJSON_GetArrayItem(ac, c)->valuestring);
+                const cJSON *atk = cJSON_GetObjectItemCaseSensitive(r, "alt_tokens");
+                if (task_mc_tokenize_text(tok(), &t, 0, &k) != 0) fail_msg("%s: %s", what, err_msg());
+                check_ids(what, k.ctx, k.n_ctx, cJSON_GetObjectItemCaseSensitive(atk, "ctx"));
+                for (int c = 0; c < k.n_choices; c++)
+                    check_ids(what, k.cont[c], k.n_cont[c], cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(atk, "cont"), c));
+                task_mc_tokens_free(&k);
+                task_mc_text_free(&t);
+                task_prompt_free(&q);
+            }
         } else {
             const TaskGen *g = &ts.gen[i];
             check_str(what, g->id, js(r, "id"));
@@ -744,6 +774,23 @@ static void test_prompts(void **state) {
         task_prompt_free(&p);
         task_set_free(&ts);
     }
+    /* {choice_text} where the options' texts could not be parsed ("true/false" has no
+     * "True:" marker): an error for that record only */
+    assert_int_equal(task_set_load(&ts, FIX "llm_adapters_mc_input.json", NULL), 0);
+    assert_null(ts.mc[0].choice_texts);
+    assert_non_null(ts.mc[1].choice_texts);
+    assert_int_equal(task_prompt_default(&p, &ts), 0);
+    assert_non_null(p.prompt_input);
+    assert_int_equal(task_prompt_set(&p, "Q: {question}\nA:", " {choice_text}"), 0);
+    assert_int_equal(task_prompt_check(&p, &ts), 0);
+    assert_int_equal(task_mc_format(&ts, 1, &p, &t), 0);
+    check_str("choice_text", t.conts[1], " 4");
+    task_mc_text_free(&t);
+    assert_int_equal(task_mc_format(&ts, 0, &p, &t), -1);
+    assert_non_null(strstr(err_msg(), "llm_adapters_mc_input.json:2: choice template \" {choice_text}\": field 'choice_text' has no value for this record"));
+    task_prompt_free(&p);
+    task_set_free(&ts);
+
     assert_int_equal(task_set_load(&ts, FIX "samsum.json", NULL), 0);
     assert_int_equal(task_prompt_default(&p, &ts), 0);
     assert_int_equal(p.n_stops, 3);
@@ -869,6 +916,77 @@ static void test_hellaswag_rules(void **state) {
     task_set_free(&ts);
 }
 
+/* Deterministic mutations of every sample (flipped, deleted, inserted bytes, cuts) through the
+ * loader, formatting and tokenization: no crash (the ASan build checks memory), success means
+ * n > 0, failure leaves an empty set and a message. tests/task/fuzz_task.c does the same
+ * open-ended with libFuzzer. */
+static void test_mutations(void **state) {
+    (void)state;
+    const char *files[] = {"hellaswag.jsonl", "piqa.jsonl", "arc.jsonl", "arc_hf.json", "boolq.jsonl",
+                           "race.jsonl", "samsum.json", "dialogsum.jsonl", "llm_adapters_gen.json",
+                           "llm_adapters_mc_input.json"};
+    static const char *inserts[] = {"\"", "{", "}", "[", "]", ",", "\\u0000", "\xff", "\n", "####",
+                                    "Answer format: a/b", "null", "1e999", "-1", "\"label\": 9, "};
+    Rng r;
+    rng_seed(&r, 2024);
+    int ok = 0, bad = 0;
+    for (size_t f = 0; f < sizeof files / sizeof *files; f++) {
+        char path[256];
+        snprintf(path, sizeof path, FIX "%s", files[f]);
+        size_t n;
+        char *orig = file_read_all(path, &n, 0);
+        assert_non_null(orig);
+        char *buf = malloc(n + 64);
+        for (int it = 0; it < 120; it++) {
+            size_t m = n;
+            memcpy(buf, orig, n);
+            int kind = (int)(rng_u32(&r) % 4);
+            size_t at = rng_u32(&r) % n;
+            if (kind == 0) buf[at] = (char)rng_u32(&r);
+            else if (kind == 1) m = at;
+            else if (kind == 2) {
+                memmove(buf + at, buf + at + 1, n - at - 1);
+                m = n - 1;
+            } else {
+                const char *ins = inserts[rng_u32(&r) % (sizeof inserts / sizeof *inserts)];
+                size_t il = strlen(ins);
+                memmove(buf + at + il, buf + at, n - at);
+                memcpy(buf + at, ins, il);
+                m = n + il;
+            }
+            TaskLoadOptions o;
+            task_load_options_default(&o);
+            o.skip_bad = it & 1;
+            TaskSet ts;
+            err_clear();
+            if (task_set_parse(&ts, buf, m, "mut", &o) != 0) {
+                assert_int_equal(ts.n, 0);
+                assert_true(err_msg()[0] != 0);
+                bad++;
+                continue;
+            }
+            ok++;
+            assert_true(ts.n > 0);
+            TaskPrompt p;
+            assert_int_equal(task_prompt_default(&p, &ts), 0);
+            if (it % 4 > 1) { /* tokenizing is the slow part: half of them */
+            } else if (ts.kind == TASK_MC) {
+                TaskMCTokens *k;
+                if (task_mc_tokenize(&ts, &p, tok(), 64, &k) == 0) task_mc_tokens_free_all(k, ts.n);
+            } else {
+                TaskGenTokens *k;
+                if (task_gen_tokenize(&ts, &p, tok(), 64, &k) == 0) task_gen_tokens_free_all(k, ts.n);
+            }
+            task_prompt_free(&p);
+            task_set_free(&ts);
+        }
+        free(buf);
+        free(orig);
+    }
+    print_message("mutations: %d loaded, %d refused\n", ok, bad);
+    assert_true(ok > 100 && bad > 100);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_files_against_reference),
@@ -885,6 +1003,7 @@ int main(void) {
         cmocka_unit_test(test_split),
         cmocka_unit_test(test_subset),
         cmocka_unit_test(test_hellaswag_rules),
+        cmocka_unit_test(test_mutations),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
