@@ -168,7 +168,7 @@ static int gen_one(const Model *m, const Tokenizer *t, const TaskSet *ts, int i,
     RougeResult rr;
     int rc = rouge_compute(inst->target, r.text, o->rouge_stem, &rr);
     if (rc == 0) {
-        int ok = ts->format == TASK_FMT_GSM8K ? answer_gsm8k_match(r.text, inst->answer) : answer_exact_match(r.text, inst->target);
+        int ok = ts->format == TASK_FMT_GSM8K ? answer_gsm8k_match(r.text, inst->answer) : answer_exact_match(r.text, inst->answer);
         tot->em += ok;
         tot->r1 += rr.rouge1.f1;
         tot->r2 += rr.rouge2.f1;
