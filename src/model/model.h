@@ -84,6 +84,8 @@ void model_free(Model *m);
  * q/k rows in the Hugging Face order. Files are written atomically. */
 int model_save_hf(const Model *m, const char *dir, DType dtype);
 int model_save_hf_config(const ModelConfig *c, const char *dir, DType dtype);
+/* Reads and checks DIR/config.json (a Hugging Face LlamaConfig) into c (load_hf.c). */
+int hf_config_read(ModelConfig *c, const char *dir);
 const char *model_format_name(ModelFormat f);
 /* Parameter count (embedding counted once when tied). */
 uint64_t model_param_count(const Model *m);
