@@ -102,6 +102,7 @@ struct Tokenizer {
     TokIdMap reserved;   /* CONTROL, UNKNOWN, BYTE (reserved_id_map_) */
     TokTrie user;        /* USER_DEFINED pieces (spm) or added tokens (json) */
     int has_unused;
+    uint8_t isolated[128]; /* ASCII byte in no piece of 2+ bytes: it never merges */
 
     /* tokenizer.json */
     TokPairMap merges;
