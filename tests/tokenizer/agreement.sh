@@ -10,6 +10,8 @@
 #   nmt_nfkc / nfkc_cf charsmaps, user-defined and control pieces, byte fallback on and off,
 #   no dummy prefix, custom unk_surface) on their own 6032-line text: 3000 corpus lines,
 #   Unicode edge cases, malformed UTF-8 and 3000 random multi-script lines.
+# Then the same with whole files as ONE text each (newlines included) for tok105.model,
+# llama2_tokenizer.bin, the legacy tokenizer.json and the trained nmt_nfkc model.
 # Fails (not ok) below 100%. References come from tools/tokenizer/sp_reference.py.
 set -u
 cd "$(dirname "$0")/../.."
@@ -35,6 +37,9 @@ ref "$t105.model" "$corpus" "$tmp/t105.ref"
 # tokenizer.bin cannot store the model's unk_surface: its reference uses the default one.
 ref "$t105.model" "$corpus" "$tmp/t105-bin.ref" --default-unk-surface
 ref "$l2.model" "$corpus" "$tmp/l2.ref"
+# the whole corpus as ONE text (3.2 MB, newlines included): long inputs, segment-wise BPE
+ref "$l2.model" "$corpus" "$tmp/l2-whole.ref" --whole
+ref "$t105.model" "$corpus" "$tmp/t105-whole.ref" --whole
 mkdir -p "$tmp/hf"
 mkdir -p "$tmp/hf2"
 "$PY" tools/tokenizer/make_llama_json.py "$l2.model" "$tmp/hf/tokenizer.json" 2>"$tmp/py.err" ||
@@ -45,6 +50,7 @@ mkdir -p "$tmp/hf2"
   fail "train_nfkc_model.py: $(tail -1 "$tmp/py.err")"
 [ -f "$tmp/nfkc.model" ] && ref "$tmp/nfkc.model" "$tmp/nfkc.txt" "$tmp/nfkc.ref"
 [ -f "$tmp/nfkc-b.model" ] && ref "$tmp/nfkc-b.model" "$tmp/nfkc.txt" "$tmp/nfkc-b.ref"
+[ -f "$tmp/nfkc.model" ] && ref "$tmp/nfkc.model" "$tmp/nfkc.txt" "$tmp/nfkc-whole.ref" --whole
 
 {
   printf '%s\t%s\t%s\n' "$t105.model" "$tmp/t105.ref" "$corpus"
@@ -56,6 +62,10 @@ mkdir -p "$tmp/hf2"
   [ -f "$tmp/hf2/tokenizer.json" ] && printf '%s\t%s\t%s\n' "$tmp/hf2/tokenizer.json" "$tmp/l2.ref" "$corpus"
   [ -f "$tmp/nfkc.ref" ] && printf '%s\t%s\t%s\n' "$tmp/nfkc.model" "$tmp/nfkc.ref" "$tmp/nfkc.txt"
   [ -f "$tmp/nfkc-b.ref" ] && printf '%s\t%s\t%s\n' "$tmp/nfkc-b.model" "$tmp/nfkc-b.ref" "$tmp/nfkc.txt"
+  printf '%s\t%s\t%s\n' "$t105.model" "$tmp/t105-whole.ref" "whole:$corpus"
+  printf '%s\t%s\t%s\n' "$l2.bin" "$tmp/l2-whole.ref" "whole:$corpus"
+  [ -f "$tmp/hf/tokenizer.json" ] && printf '%s\t%s\t%s\n' "$tmp/hf/tokenizer.json" "$tmp/l2-whole.ref" "whole:$corpus"
+  [ -f "$tmp/nfkc-whole.ref" ] && printf '%s\t%s\t%s\n' "$tmp/nfkc.model" "$tmp/nfkc-whole.ref" "whole:$tmp/nfkc.txt"
 } >"$tmp/manifest"
 MUSCLE_TOK_AGREE="$tmp/manifest" "$BIN" | awk -v base="$n" '
   /^(not )?ok [0-9]+ / { sub(/ok [0-9]+ /, "ok " (++k + base) " "); print; next } { print }'
