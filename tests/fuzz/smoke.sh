@@ -38,7 +38,7 @@ if ! command -v clang >/dev/null 2>&1; then
 else
   printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n);\nint LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { (void)d; (void)n; return 0; }\n' >"$TMP/probe.c"
   if ! clang -fsanitize=fuzzer,address,undefined "$TMP/probe.c" -o "$TMP/probe" 2>"$TMP/probe.err"; then
-    why="clang cannot link a libFuzzer harness (libclang_rt.fuzzer missing? install libclang-rt-14-dev: scripts/deps.sh test): $(grep -m1 -i error "$TMP/probe.err")"
+    why="clang cannot link a libFuzzer harness (libclang_rt.fuzzer missing? install libclang-rt-14-dev: scripts/deps.sh test): $(grep -m1 -iE 'cannot find|not found|error' "$TMP/probe.err")"
   elif ! "$TMP/probe" -runs=1 >"$TMP/probe.log" 2>&1; then
     why="a trivial libFuzzer harness does not run: $(tail -1 "$TMP/probe.log")"
   fi
