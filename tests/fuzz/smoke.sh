@@ -51,6 +51,8 @@ fi
 # --- run: two workers -------------------------------------------------------------------------
 mkdir -p "$TOKDIR"
 rm -rf "$TOKDIR"/corpus-*
+# seeds made by an older runner (e.g. before a harness was added) are made again
+[ fuzz/run_tokenizer.sh -nt "$TOKDIR/seeds.done" ] && rm -f "$TOKDIR/seeds.done"
 for h in "${tok[@]}"; do  # inputs of an earlier smoke run's crash: keep them aside, report them
   for c in "$TOKDIR/$h"/crash-* "$TOKDIR/$h"/timeout-* "$TOKDIR/$h"/leak-* "$TOKDIR/$h"/oom-*; do
     [ -e "$c" ] || continue
