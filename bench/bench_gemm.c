@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+char *openblas_get_corename(void);
+
 static double min_secs = 0.3;
 
 typedef void (*RunFn)(void *ctx);
@@ -92,8 +94,8 @@ int main(int argc, char **argv) {
     if (argc > 1) min_secs = atof(argv[1]);
     const int M = 1024;
     int have_bf16 = kmm_level_cpu() >= KMM_AVX512BF16, have_512 = kmm_level_cpu() >= KMM_AVX512;
-    printf("threads %d, cpu level %s, default level %s\n", omp_get_max_threads(),
-           kmm_level_name(kmm_level_cpu()), kmm_level_name(kmm_level()));
+    printf("threads %d, cpu level %s, default level %s, OpenBLAS core %s\n", omp_get_max_threads(),
+           kmm_level_name(kmm_level_cpu()), kmm_level_name(kmm_level()), openblas_get_corename());
     size_t maxnk = 32000 * 768;
     float *wf = rand_f32(maxnk, 1), *x = rand_f32((size_t)M * 2048, 2), *dy = rand_f32((size_t)M * 32000, 3);
     uint16_t *wb = malloc(maxnk * sizeof *wb);
@@ -102,7 +104,7 @@ int main(int argc, char **argv) {
     float *dw = malloc(maxnk * sizeof(float));
 
     printf("\n== forward y = x . W^T, M = %d: GFLOP/s (ratio to OpenBLAS sgemm)\n", M);
-    printf("%6s %6s | %8s | %8s | %16s %16s %16s\n", "N", "K", "sgemm", "xwt f32", "xwt bf16 avx512",
+    printf("%6s %6s | %8s | %16s | %16s %16s %16s\n", "N", "K", "sgemm", "xwt f32", "xwt bf16 avx512",
            "bf16 avx512bf16", "bf16 portable");
     for (int s = 0; s < NSHAPES; s++) {
         int n = shapes[s][0], k = shapes[s][1];
@@ -117,8 +119,8 @@ int main(int argc, char **argv) {
         double t512 = have_512 ? at_level(KMM_AVX512, run_xwt, &c) : -1;
         double tdp = have_bf16 ? at_level(KMM_AVX512BF16, run_xwt, &c) : -1;
         double tp = at_level(KMM_PORTABLE, run_xwt, &c);
-        printf("%6d %6d | %8.1f | %8.1f | %7.1f (%5.2fx) %7.1f (%5.2fx) %7.1f (%5.2fx)\n", n, k, fl / tb,
-               fl / tf, t512 > 0 ? fl / t512 : 0, t512 > 0 ? tb / t512 : 0, tdp > 0 ? fl / tdp : 0,
+        printf("%6d %6d | %8.1f | %7.1f (%5.2fx) | %7.1f (%5.2fx) %7.1f (%5.2fx) %7.1f (%5.2fx)\n", n, k, fl / tb,
+               fl / tf, tb / tf, t512 > 0 ? fl / t512 : 0, t512 > 0 ? tb / t512 : 0, tdp > 0 ? fl / tdp : 0,
                tdp > 0 ? tb / tdp : 0, fl / tp, tb / tp);
         fflush(stdout);
         kweight_free(&kf);
@@ -171,8 +173,8 @@ int main(int argc, char **argv) {
     }
 
     printf("\n== backward, M = %d: GFLOP/s  (xw: dx = dy . W; dw = dy^T . x)\n", M);
-    printf("%6s %6s | %8s | %8s | %16s %16s | %8s\n", "N", "K", "sgemm nn", "xw f32", "xw bf16 avx512",
-           "xw bf16 portable", "dw");
+    printf("%6s %6s | %8s | %8s | %16s %16s | %8s %8s\n", "N", "K", "sgemm nn", "xw f32", "xw bf16 avx512",
+           "xw bf16 portable", "dw", "dw sgemm");
     for (int s = 0; s < NSHAPES; s++) {
         int n = shapes[s][0], k = shapes[s][1];
         KWeight kf, kb;
@@ -184,9 +186,9 @@ int main(int argc, char **argv) {
         c.kw = &kb;
         double t512 = have_512 ? at_level(KMM_AVX512, run_xw, &c) : -1;
         double tp = at_level(KMM_PORTABLE, run_xw, &c);
-        double td = timeit(run_dw, &c);
-        printf("%6d %6d | %8.1f | %8.1f | %7.1f (%5.2fx) %7.1f (%5.2fx) | %8.1f\n", n, k, fl / tb, fl / tf,
-               t512 > 0 ? fl / t512 : 0, t512 > 0 ? tb / t512 : 0, fl / tp, tb / tp, fl / td);
+        double td = timeit(run_dw, &c), tds = at_level(KMM_PORTABLE, run_dw, &c);
+        printf("%6d %6d | %8.1f | %8.1f | %7.1f (%5.2fx) %7.1f (%5.2fx) | %8.1f %8.1f\n", n, k, fl / tb, fl / tf,
+               t512 > 0 ? fl / t512 : 0, t512 > 0 ? tb / t512 : 0, fl / tp, tb / tp, fl / td, fl / tds);
         fflush(stdout);
         kweight_free(&kf);
         kweight_free(&kb);

@@ -7,6 +7,7 @@
 #include "model/generate.h"
 #include "model/lora_peft.h"
 #include "train/trainer.h"
+#include "train/data_task.h"
 
 #include <cJSON.h>
 #include <getopt.h>
@@ -60,7 +61,7 @@ static const char *pretrain_help =
     "SIGINT/SIGTERM: the current step finishes, a checkpoint is saved, exit 130/143.\n";
 
 static const char *finetune_help =
-    "usage: muscle finetune --model M --data FILE --out DIR [options]\n"
+    "usage: muscle finetune --model M (--data FILE | --task TRAIN [--val VAL]) --out DIR [options]\n"
     "Trains a LoRA adapter on a frozen base model M and writes DIR as a PEFT folder\n"
     "(adapter_config.json, adapter_model.safetensors, the settings in its metadata), with\n"
     "train_log.jsonl (one JSON line per step), training.json and checkpoint/ (to --resume).\n"
@@ -73,7 +74,14 @@ static const char *finetune_help =
     "  --targets LIST        q,k,v,o,gate,up,down or all (default all linear layers)\n"
     "  --bf16                compute with bf16 base weights\n"
     "  --tokenizer T         tokenizer file (default: found beside the model)\n"
-    "data: as for muscle pretrain (--data, --data-format, --val, --val-frac, --seq-len)\n"
+    "data: as for muscle pretrain (--data, --data-format, --val, --val-frac, --seq-len), or\n"
+    "  --task TRAIN          labelled task file (any format muscle eval reads): the loss is on\n"
+    "                        the answer tokens only (the correct choice's continuation, or the\n"
+    "                        target); --val VAL, else a seeded 20%% of TRAIN (--val-frac) is held out\n"
+    "  --format NAME, --prompt T, --answer T, --prompt-file F, --skip-bad: as for muscle eval\n"
+    "  --no-keep-best        with --task the adapter of the epoch with the best held-out\n"
+    "                        cross-entropy is kept (validation at every epoch's end); this keeps\n"
+    "                        the last one instead\n"
     "training:\n"
     "  --steps N | --epochs E   optimizer steps, or passes over the data (default 3 epochs)\n"
     "  --batch B             sequences per micro-batch (default 4)\n"
@@ -115,6 +123,9 @@ typedef struct {
     long dim, layers, heads, kv_heads, hidden, vocab;
     int untied;
     DType out_dtype;
+    /* finetune --task (labelled task data: loss on the answer tokens) */
+    const char *task, *task_format, *prompt, *answer, *prompt_file;
+    int skip_bad, no_keep_best;
     /* finetune */
     const char *adapter_init;
     long rank;
@@ -127,7 +138,7 @@ enum {
     O_DATA = 256, O_VAL, O_VAL_FRAC, O_FORMAT, O_OUT, O_MODEL, O_TOK, O_SEQ, O_STEPS, O_EPOCHS, O_BATCH, O_ACCUM, O_LR,
     O_MIN_LR, O_WARMUP, O_SCHED, O_WD, O_CLIP, O_SEED, O_EVAL, O_VALMAX, O_SAVE, O_RESUME, O_RECOMP, O_QUIET, O_HELP,
     O_CONFIG, O_DIM, O_LAYERS, O_HEADS, O_KVH, O_HIDDEN, O_VOCAB, O_UNTIED, O_DTYPE, O_AINIT, O_RANK, O_ALPHA, O_RSLORA,
-    O_TARGETS, O_BF16
+    O_TARGETS, O_BF16, O_TASK, O_TFORMAT, O_PROMPT, O_ANSWER, O_PFILE, O_SKIPBAD, O_NOBEST
 };
 
 static const struct option common_opts[] = {
@@ -144,7 +155,9 @@ static const struct option pretrain_opts[] = {
     {"dtype", 1, 0, O_DTYPE}};
 static const struct option finetune_opts[] = {
     {"adapter-init", 1, 0, O_AINIT}, {"rank", 1, 0, O_RANK}, {"alpha", 1, 0, O_ALPHA}, {"rslora", 0, 0, O_RSLORA},
-    {"targets", 1, 0, O_TARGETS}, {"bf16", 0, 0, O_BF16}};
+    {"targets", 1, 0, O_TARGETS}, {"bf16", 0, 0, O_BF16}, {"task", 1, 0, O_TASK}, {"format", 1, 0, O_TFORMAT},
+    {"prompt", 1, 0, O_PROMPT}, {"answer", 1, 0, O_ANSWER}, {"prompt-file", 1, 0, O_PFILE},
+    {"skip-bad", 0, 0, O_SKIPBAD}, {"no-keep-best", 0, 0, O_NOBEST}};
 
 #define NCOMMON (sizeof common_opts / sizeof common_opts[0])
 #define NPRE (sizeof pretrain_opts / sizeof pretrain_opts[0])
@@ -270,13 +283,23 @@ static int parse_args(TrainArgs *a, int argc, char **argv, int *exit_code) {
             a->have_targets = 1;
             break;
         case O_BF16: a->bf16 = 1; break;
+        case O_TASK: a->task = optarg; break;
+        case O_TFORMAT: a->task_format = optarg; break;
+        case O_PROMPT: a->prompt = optarg; break;
+        case O_ANSWER: a->answer = optarg; break;
+        case O_PFILE: a->prompt_file = optarg; break;
+        case O_SKIPBAD: a->skip_bad = 1; break;
+        case O_NOBEST: a->no_keep_best = 1; break;
         case ':': return *exit_code = usage_err(cmd, "option '%s' needs a value", argv[optind - 1]);
         default: return *exit_code = usage_err(cmd, "unknown option '%s'", argv[optind - 1]);
         }
     }
 #undef INT
     if (optind != argc) return *exit_code = usage_err(cmd, "unexpected argument '%s'", argv[optind]);
-    if (!a->data) return *exit_code = usage_err(cmd, "--data FILE is required");
+    if (a->task && a->data) return *exit_code = usage_err(cmd, "give --data or --task, not both");
+    if (!a->data && !a->task) return *exit_code = usage_err(cmd, a->finetune ? "--data FILE or --task FILE is required" : "--data FILE is required");
+    if (!a->task && (a->task_format || a->prompt || a->answer || a->prompt_file || a->skip_bad || a->no_keep_best))
+        return *exit_code = usage_err(cmd, "--format, --prompt, --answer, --prompt-file, --skip-bad and --no-keep-best go with --task");
     if (!a->out) return *exit_code = usage_err(cmd, "--out DIR is required");
     if (a->have_steps && a->have_epochs) return *exit_code = usage_err(cmd, "give --steps or --epochs, not both");
     if (a->val && a->have_val_frac) return *exit_code = usage_err(cmd, "give --val or --val-frac, not both");
@@ -324,7 +347,7 @@ static char *training_json(const TrainArgs *a, const Trainer *t, int formatted) 
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "command", a->cmd);
     if (a->model) cJSON_AddStringToObject(j, "model", a->model);
-    cJSON_AddStringToObject(j, "data", a->data);
+    cJSON_AddStringToObject(j, a->task ? "task" : "data", a->task ? a->task : a->data);
     if (a->val) cJSON_AddStringToObject(j, "val", a->val);
     cJSON_AddNumberToObject(j, "train_examples", (double)t->data->n[DATA_TRAIN]);
     cJSON_AddNumberToObject(j, "val_examples", (double)t->data->n[DATA_VAL]);
@@ -464,6 +487,62 @@ static int run_pretrain(TrainArgs *a) {
     return rc;
 }
 
+/* ---- finetune --task: labelled data, keep the best epoch ---- */
+
+typedef struct {
+    TrainArgs *a;
+    Model *m;
+    LoraAdapter *ad;
+    double best;          /* best held-out loss so far (of OUT/best) */
+    long best_step;
+    char *best_dir;
+} KeepBest;
+
+/* After each validation: when the held-out loss improved, the adapter goes to OUT/best. */
+static int keep_best_hook(Trainer *t, void *ctx) {
+    KeepBest *kb = ctx;
+    if (!(t->val_loss < kb->best)) return 0;
+    kb->best = t->val_loss;
+    kb->best_step = t->adam.step;
+    char v[64], st[32];
+    snprintf(v, sizeof v, "%.17g", t->val_loss);
+    snprintf(st, sizeof st, "%ld", t->adam.step);
+    LoraMeta meta[2] = {{"muscle.val_loss", v}, {"muscle.step", st}};
+    if (lora_save_peft(kb->ad, &kb->m->cfg, kb->best_dir, kb->a->model, meta, 2) != 0) return cli_fail();
+    return 0;
+}
+
+/* Task files -> TrainData (answer-token masks). */
+static int open_task_data(TrainArgs *a, const Model *m, const Tokenizer *tok, TrainData *d) {
+    TaskLoadOptions lo;
+    task_load_options_default(&lo);
+    lo.skip_bad = a->skip_bad;
+    if (a->task_format && task_format_from_name(a->task_format, &lo.format) != 0) return -1;
+    TaskSet tr, va;
+    memset(&va, 0, sizeof va);
+    if (task_set_load(&tr, a->task, &lo) != 0) return -1;
+    if (a->val && task_set_load(&va, a->val, &lo) != 0) { task_set_free(&tr); return -1; }
+    TaskPrompt p;
+    memset(&p, 0, sizeof p);
+    int rc = task_prompt_default(&p, &tr);
+    if (!rc && a->prompt_file) rc = task_prompt_load(&p, a->prompt_file);
+    if (!rc && (a->prompt || a->answer)) rc = task_prompt_set(&p, a->prompt, a->answer);
+    if (!rc) rc = task_prompt_check(&p, &tr);
+    TaskDataOptions o;
+    task_data_options_default(&o);
+    o.max_len = (int)(a->seq_len ? a->seq_len + 1 : m->cfg.seq_len);
+    if (a->have_val_frac) o.val_frac = a->val_frac;
+    o.seed = a->t.seed;
+    if (!rc) rc = data_task_open(d, &tr, a->val ? &va : NULL, &p, tok, &o);
+    if (!rc && !a->t.quiet)
+        fprintf(stderr, "muscle finetune: %s: %ld training and %ld held-out examples of up to %d tokens%s\n", a->task,
+                d->n[DATA_TRAIN], d->n[DATA_VAL], d->seq_len + 1, o.n_unlabeled ? " (unlabelled instances skipped)" : "");
+    task_prompt_free(&p);
+    task_set_free(&tr);
+    if (a->val) task_set_free(&va);
+    return rc;
+}
+
 static int run_finetune(TrainArgs *a) {
     Model m;
     ModelLoadOptions lo = {a->bf16 ? KW_BF16 : KW_F32, 0};
@@ -494,13 +573,40 @@ static int run_finetune(TrainArgs *a) {
     dopt.seq_len = (int)(a->seq_len ? a->seq_len : (m.cfg.seq_len < 256 ? m.cfg.seq_len : 256));
     TrainData d;
     Trainer t;
-    rc = data_text_open(&d, a->data, &dopt, tok);
+    KeepBest kb = {a, &m, &ad, INFINITY, -1, NULL};
+    rc = a->task ? open_task_data(a, &m, tok, &d) : data_text_open(&d, a->data, &dopt, tok);
     if (rc == 0) {
         rc = trainer_init(&t, &m, &ad, &d, &a->t, NULL);
         if (rc == 0) {
             if (!a->have_eval_every) t.opt.eval_every = (t.total_steps + 9) / 10;
+            if (a->task && !a->no_keep_best && d.n[DATA_VAL]) {
+                /* validation at the end of every epoch; the best adapter is kept in OUT/best */
+                long per_epoch = (d.n[DATA_TRAIN] + (long)a->t.batch * a->t.grad_accum - 1) / ((long)a->t.batch * a->t.grad_accum);
+                if (!a->have_eval_every) t.opt.eval_every = per_epoch > 0 ? per_epoch : 1;
+                kb.best_dir = file_join(a->out, "best");
+                if (a->t.resume) { /* the best so far, from a previous part of this run */
+                    char *v = lora_peft_meta(kb.best_dir, "muscle.val_loss");
+                    if (v) kb.best = strtod(v, NULL);
+                    free(v);
+                }
+                t.on_eval = keep_best_hook;
+                t.on_eval_ctx = &kb;
+            }
             summary(a, &t, ad.n_floats);
             rc = trainer_run(&t);
+            if (rc == 0 && kb.best_dir && kb.best < INFINITY) {
+                /* the final adapter is the best epoch's */
+                LoraAdapter best;
+                rc = lora_load_peft(&best, &m.cfg, kb.best_dir);
+                if (rc == 0) {
+                    memcpy(ad.data, best.data, ad.n_floats * sizeof(float));
+                    lora_free(&best);
+                    if (!a->t.quiet && !isnan(kb.best))
+                        fprintf(stderr, "muscle finetune: keeping the adapter with the best held-out loss %.4f\n", kb.best);
+                } else {
+                    rc = cli_fail();
+                }
+            }
             if (rc == 0) {
                 char *js = training_json(a, &t, 0);
                 LoraMeta meta[1] = {{"muscle.training", js ? js : "{}"}};
@@ -519,6 +625,7 @@ static int run_finetune(TrainArgs *a) {
     } else {
         rc = cli_fail();
     }
+    free(kb.best_dir);
     lora_free(&ad);
     model_tokenizer_free(&m, tok);
     model_free(&m);

@@ -2,6 +2,7 @@
 #include "cli.h"
 #include "core/cpu.h"
 #include "core/error.h"
+#include "model/model.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -18,9 +19,12 @@ static const char *usage =
     "  generate              text generation (greedy or sampled) with a KV cache\n"
     "  score                 per-token log-probabilities of a text, as JSON\n"
     "  convert IN OUT        write a model as a Hugging Face safetensors folder\n"
+    "  eval                  evaluate a model (+ adapter) on a task file: predictions + summary\n"
+    "  compare OLD NEW       negative flips and other update metrics of two prediction files\n"
     "  pretrain              full-parameter training (new model or continued pretraining)\n"
     "  finetune              train a LoRA adapter (PEFT folder) on a frozen base model\n"
     "\n"
+    "--max-memory SIZE (e.g. 800M, 2G), on any command, refuses models larger than SIZE.\n"
     "MODEL is a llama2.c checkpoint, a Hugging Face folder (config.json + safetensors)\n"
     "or a GGUF file; the format is read from the content.\n";
 
@@ -70,10 +74,29 @@ int main(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     cpu_flush_denormals();
+    /* --max-memory SIZE (anywhere on the line, any command): cap on model memory */
+    for (int i = 1; i + 1 < argc; i++) {
+        if (strcmp(argv[i], "--max-memory") != 0) continue;
+        char *end;
+        double v = strtod(argv[i + 1], &end), mul = 1;
+        if (*end == 'K' || *end == 'k') mul = 1e3, end++;
+        else if (*end == 'M' || *end == 'm') mul = 1e6, end++;
+        else if (*end == 'G' || *end == 'g') mul = 1e9, end++;
+        if (*end == 'B') end++;
+        if (end == argv[i + 1] || *end || !(v > 0)) {
+            fprintf(stderr, "muscle: error: --max-memory '%s': expected a size such as 800M or 2G\n", argv[i + 1]);
+            return 2;
+        }
+        model_set_memory_limit((uint64_t)(v * mul));
+        memmove(argv + i, argv + i + 2, (size_t)(argc - i - 2) * sizeof *argv);
+        argc -= 2;
+        argv[argc] = NULL;
+        break;
+    }
     const char *cmd = argv[1];
     struct { const char *name; int (*fn)(int, char **); } cmds[] = {
         {"info", cmd_info}, {"tokenize", cmd_tokenize}, {"generate", cmd_generate},
-        {"score", cmd_score}, {"convert", cmd_convert},
+        {"score", cmd_score}, {"convert", cmd_convert}, {"compare", cmd_compare}, {"eval", cmd_eval},
         {"pretrain", cmd_pretrain}, {"finetune", cmd_finetune},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)

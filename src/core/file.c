@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 int file_map(MappedFile *f, const char *path) {
@@ -136,19 +137,24 @@ char *file_dirname(const char *path) {
 int file_atomic_open(AtomicFile *af, const char *path) {
     memset(af, 0, sizeof *af);
     af->path = strdup(path);
-    char *dir = file_dirname(path);
+    af->dir = file_dirname(path);
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
-    size_t n = strlen(dir) + strlen(base) + 32;
+    size_t n = (af->dir ? strlen(af->dir) : 0) + strlen(base) + 32;
     af->tmp_path = malloc(n);
-    if (!af->path || !dir || !af->tmp_path) {
-        free(dir);
+    if (!af->path || !af->dir || !af->tmp_path) {
         file_atomic_abort(af);
         return err_set("out of memory");
     }
-    snprintf(af->tmp_path, n, "%s/.%s.tmp.XXXXXX", dir, base);
-    free(dir);
-    int fd = mkstemp(af->tmp_path);
+    snprintf(af->tmp_path, n, "%s/.%s.tmp.XXXXXX", af->dir, base);
+    int fd = open(af->dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        af->anonymous = 1;
+    } else if (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL || errno == ENOENT) {
+        /* no O_TMPFILE here (or an old kernel): a named temporary file */
+        fd = mkstemp(af->tmp_path);
+        if (fd >= 0) fchmod(fd, 0644);
+    }
     if (fd < 0) {
         int e = errno;
         err_set("%s: cannot create a temporary file beside it: %s", path, strerror(e));
@@ -157,7 +163,6 @@ int file_atomic_open(AtomicFile *af, const char *path) {
         file_atomic_abort(af);
         return -1;
     }
-    fchmod(fd, 0644);
     af->fp = fdopen(fd, "wb");
     if (!af->fp) {
         close(fd);
@@ -165,6 +170,22 @@ int file_atomic_open(AtomicFile *af, const char *path) {
         return err_set("%s: cannot open temporary file", path);
     }
     return 0;
+}
+
+/* Gives an anonymous (O_TMPFILE) file the name af->tmp_path (a fresh one). */
+static int name_anonymous(AtomicFile *af) {
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fileno(af->fp));
+    size_t len = strlen(af->tmp_path);
+    for (int attempt = 0; attempt < 100; attempt++) {
+        /* fill the XXXXXX with something new each attempt */
+        uint64_t r = ((uint64_t)getpid() << 32) ^ (uint64_t)clock() ^ ((uint64_t)attempt * 0x9e3779b97f4a7c15ull) ^ (uint64_t)(uintptr_t)af;
+        for (int i = 0; i < 6; i++, r /= 36) af->tmp_path[len - 6 + i] = "abcdefghijklmnopqrstuvwxyz0123456789"[r % 36];
+        if (linkat(AT_FDCWD, proc, AT_FDCWD, af->tmp_path, AT_SYMLINK_FOLLOW) == 0) return 0;
+        if (errno != EEXIST) return -1;
+    }
+    errno = EEXIST;
+    return -1;
 }
 
 int file_atomic_write(AtomicFile *af, const void *buf, size_t n) {
@@ -182,25 +203,38 @@ int file_atomic_commit(AtomicFile *af) {
     if (rc == 0 && af->failed) rc = err_set("%s: write error: %s", af->path, strerror(af->failed));
     if (rc == 0 && fflush(af->fp) != 0) rc = err_set("%s: write error: %s", af->path, strerror(errno));
     if (rc == 0 && fsync(fileno(af->fp)) != 0) rc = err_set("%s: cannot flush to disk: %s", af->path, strerror(errno));
+    int named = !af->anonymous; /* does tmp_path exist on disk? */
+    if (rc == 0 && af->anonymous) {
+        if (name_anonymous(af) != 0) rc = err_set("%s: cannot name the temporary file: %s", af->path, strerror(errno));
+        else named = 1;
+    }
     if (af->fp) {
         if (fclose(af->fp) != 0 && rc == 0) rc = err_set("%s: write error: %s", af->path, strerror(errno));
         af->fp = NULL;
     }
     if (rc == 0 && rename(af->tmp_path, af->path) != 0) rc = err_set("%s: cannot rename into place: %s", af->path, strerror(errno));
-    if (rc != 0) {
-        if (af->tmp_path) unlink(af->tmp_path);
+    if (rc == 0) { /* make the rename itself durable */
+        int dfd = open(af->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            fsync(dfd);
+            close(dfd);
+        }
+    } else if (named && af->tmp_path) {
+        unlink(af->tmp_path);
     }
     free(af->tmp_path);
     free(af->path);
-    af->tmp_path = af->path = NULL;
+    free(af->dir);
+    af->tmp_path = af->path = af->dir = NULL;
     return rc;
 }
 
 void file_atomic_abort(AtomicFile *af) {
-    if (af->fp) fclose(af->fp);
-    if (af->tmp_path) unlink(af->tmp_path);
+    if (af->fp) fclose(af->fp); /* an anonymous file vanishes with its descriptor */
+    if (af->tmp_path && !af->anonymous) unlink(af->tmp_path);
     free(af->tmp_path);
     free(af->path);
+    free(af->dir);
     memset(af, 0, sizeof *af);
 }
 

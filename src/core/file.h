@@ -2,8 +2,10 @@
  *
  * Every output of muscle goes through file_atomic_*: the bytes go to a temporary
  * file in the destination's folder, are flushed (fsync) and renamed over the
- * destination, so a crash or a full disk never leaves a half-written file and
- * the previous good file stays in place.
+ * destination (and the folder is flushed), so a crash or a full disk never leaves a
+ * half-written file and the previous good file stays in place. Where the file system
+ * allows it the temporary file is anonymous (O_TMPFILE) until the commit, so a
+ * process killed while writing leaves nothing behind either.
  */
 #ifndef MUSCLE_CORE_FILE_H
 #define MUSCLE_CORE_FILE_H
@@ -39,7 +41,9 @@ char *file_dirname(const char *path);
 typedef struct {
     FILE *fp;
     char *path;     /* final destination */
-    char *tmp_path; /* temporary file beside it */
+    char *tmp_path; /* temporary name beside it (given at commit when anonymous) */
+    char *dir;      /* the destination's folder */
+    int anonymous;  /* O_TMPFILE: no name until commit, so a killed process leaves nothing */
     int failed;
 } AtomicFile;
 

@@ -4,6 +4,7 @@
 #include "kernel/matmul.h"
 #include "kernel/matmul_impl.h"
 #include "core/dtype.h"
+#include "core/cpu.h"
 #include "core/error.h"
 
 #include <cblas.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* Largest m served by the gemv kernels instead of a GEMM (see docs/kernels.md). */
 #define F32_GEMV_MAX_M 1
@@ -123,6 +125,29 @@ static inline float bf16_round(float f) { return bf16_to_f32(f32_to_bf16(f)); }
 static inline void split(int total, int nt, int t, int *lo, int *hi) {
     *lo = (int)((long long)total * t / nt);
     *hi = (int)((long long)total * (t + 1) / nt);
+}
+
+/* Whether fp32 products should use our AVX-512 GEMM rather than sgemm: only
+ * when OpenBLAS runs a kernel without AVX-512 on an AVX-512 CPU (OpenBLAS
+ * 0.3.21 falls back to "Prescott" on CPUs it does not know, e.g. Xeon model
+ * 207, at a quarter of the speed; with its AVX-512 kernels it is ~10% faster
+ * than ours). Decided once, from names only, so results stay reproducible. */
+static int g_f32_force = -1;
+void kmm_f32_own_gemm_force(int v) { __atomic_store_n(&g_f32_force, v < 0 ? -1 : !!v, __ATOMIC_RELAXED); }
+
+static int f32_own_gemm(KmmLevel lvl) {
+    static int cached = -1;
+    if (lvl < KMM_AVX512) return 0;
+    int f = __atomic_load_n(&g_f32_force, __ATOMIC_RELAXED);
+    if (f >= 0) return f;
+    int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (v < 0) {
+        const char *core = openblas_get_corename();
+        v = !(core && (strcasecmp(core, "SkylakeX") == 0 || strcasecmp(core, "Cooperlake") == 0 ||
+                       strcasecmp(core, "SapphireRapids") == 0));
+        __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
+    }
+    return v;
 }
 
 /* ---------------------------------------------------------------- weights */
@@ -371,7 +396,7 @@ static void gemm_run(const Gemm *g) {
     const size_t bpan = (size_t)(kt == KT_F32 ? KMM_KC : KMM_KC / 2) * KMM_NR;
     const int ng = npan < KMM_NG ? npan : KMM_NG;
     uint32_t *bbuf = pre ? NULL : xalloc((size_t)ng * bpan * sizeof(uint32_t));
-#pragma omp parallel
+#pragma omp parallel if (CPU_PAR((size_t)m * g->nout * g->kred))
     {
         const int nt = omp_get_num_threads(), t = omp_get_thread_num();
         int t0, t1, p0, p1;
@@ -463,7 +488,7 @@ static void gemm_xw(const KWeight *w, const float *dy, int m, float *dx, float b
 enum { GV_F32_512, GV_F32_AVX2, GV_BF16_PORT, GV_BF16_AVX2, GV_BF16_512, GV_BF16_DP };
 
 static void gemv_run(int kind, const void *w, int n, int k, const void *x, int m, float *y, float beta) {
-#pragma omp parallel
+#pragma omp parallel if (CPU_PAR((size_t)n * k * m))
     {
         int nt = omp_get_num_threads(), t = omp_get_thread_num(), r0, r1;
         /* split in groups of 4 rows so every thread gets whole row blocks */
@@ -491,7 +516,7 @@ void kmm_xwt(const KWeight *w, const float *x, int m, float *y, float beta) {
     if (w->type == KW_F32) {
         if (m <= F32_GEMV_MAX_M && lvl >= KMM_AVX2) {
             gemv_run(lvl >= KMM_AVX512 ? GV_F32_512 : GV_F32_AVX2, w->f32, n, k, x, m, y, beta);
-        } else if (lvl >= KMM_AVX512) {
+        } else if (f32_own_gemm(lvl)) {
             gemm_xwt(w, x, m, y, beta, 0);
         } else if (m == 1) {
             if (beta == 0.0f) memset(y, 0, (size_t)n * sizeof(float));
@@ -513,11 +538,21 @@ void kmm_xwt(const KWeight *w, const float *x, int m, float *y, float beta) {
         free(xb);
         return;
     }
+    if (m <= BF16_GEMV_MAX_M && lvl >= KMM_AVX512) { /* x split into even/odd halves per 32 */
+        size_t kp = (size_t)(k + 31) & ~(size_t)31;
+        float *xp = xalloc((size_t)m * kp * sizeof(float));
+        memset(xp, 0, (size_t)m * kp * sizeof(float));
+        for (int i = 0; i < m; i++)
+            for (int kk = 0; kk < k; kk++)
+                xp[i * kp + (kk & ~31) + (kk & 1) * 16 + ((kk & 31) >> 1)] = bf16_round(x[(size_t)i * k + kk]);
+        gemv_run(GV_BF16_512, w->bf16, n, k, xp, m, y, beta);
+        free(xp);
+        return;
+    }
     float *xr = xalloc(cnt * sizeof(float));
     for (size_t i = 0; i < cnt; i++) xr[i] = bf16_round(x[i]);
     if (m <= BF16_GEMV_MAX_M)
-        gemv_run(lvl >= KMM_AVX512 ? GV_BF16_512 : lvl >= KMM_AVX2 ? GV_BF16_AVX2 : GV_BF16_PORT,
-                 w->bf16, n, k, xr, m, y, beta);
+        gemv_run(lvl >= KMM_AVX2 ? GV_BF16_AVX2 : GV_BF16_PORT, w->bf16, n, k, xr, m, y, beta);
     else
         xwt_bf16_portable(w, xr, m, y, beta);
     free(xr);
@@ -526,7 +561,8 @@ void kmm_xwt(const KWeight *w, const float *x, int m, float *y, float beta) {
 void kmm_xw(const KWeight *w, const float *dy, int m, float *dx, float beta) {
     if (m <= 0) return;
     const int n = w->n, k = w->k;
-    if (kmm_level() >= KMM_AVX512) {
+    const KmmLevel lvl = kmm_level();
+    if (w->type == KW_BF16 ? lvl >= KMM_AVX512 : f32_own_gemm(lvl)) {
         gemm_xw(w, dy, m, dx, beta);
         return;
     }
@@ -544,7 +580,7 @@ void kmm_xw(const KWeight *w, const float *dy, int m, float *dx, float beta) {
 
 void kmm_dw(const float *dy, const float *x, int m, int n, int k, float *dw, float beta) {
     if (m <= 0 || n <= 0 || k <= 0) return;
-    if (kmm_level() >= KMM_AVX512) {
+    if (f32_own_gemm(kmm_level())) {
         /* A = dy^T (row i = column i of dy), B = x as [red = m][out = k] */
         Gemm g = {.kt = KT_F32, .bs = BS_F32_RO, .m = n, .nout = k, .kred = m, .a = dy, .sa_row = 1,
                   .sa_col = (size_t)n, .b = x, .ldb = (size_t)k, .c = dw, .ldc = (size_t)k, .beta = beta};

@@ -117,13 +117,7 @@ TBF16 void kmm_ukr_dp_avx512bf16(int kq, const uint32_t *ap, const uint32_t *bp,
 
 static inline void put(float *yo, float v, float beta) { *yo = beta == 0.0f ? v : v + beta * *yo; }
 
-/* Loads 16 bf16 as f32 (masked). */
-T512 static inline __m512 ld_bf16(const uint16_t *p, __mmask16 msk) {
-    __m256i h = _mm256_maskz_loadu_epi16(msk, p);
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-}
-
-/* Both gemv flavours: 4 rows of W at a time, two 16-wide accumulators a row. */
+/* fp32 gemv: 4 rows of W at a time, two 16-wide accumulators a row. */
 #define GEMV_BODY(LOADW)                                                                    \
     for (int r = r0; r < r1; r += 4) {                                                      \
         int nrow = r1 - r < 4 ? r1 - r : 4;                                                 \
@@ -162,16 +156,49 @@ T512 static inline __m512 ld_bf16(const uint16_t *p, __mmask16 msk) {
     }
 
 #define LOAD_F32(off, msk) _mm512_maskz_loadu_ps((msk), w + (off))
-#define LOAD_BF16(off, msk) ld_bf16(w + (off), (msk))
 
 T512 void kmm_gemv_f32_avx512(const float *w, int k, const float *x, int m, float *y, size_t ldy,
                               float beta, int r0, int r1) {
     GEMV_BODY(LOAD_F32)
 }
 
-T512 void kmm_gemv_bf16_avx512(const uint16_t *w, int k, const float *x, int m, float *y,
+/* bf16 gemv with fp32 FMA: a 32-element chunk of a W row loads as 16 pairs;
+ * v << 16 holds its even elements, v & 0xffff0000 its odd ones, matched by x
+ * pre-split per chunk into 16 even then 16 odd values (xp, rows of kp). */
+T512 void kmm_gemv_bf16_avx512(const uint16_t *w, int k, const float *xp, int m, float *y,
                                size_t ldy, float beta, int r0, int r1) {
-    GEMV_BODY(LOAD_BF16)
+    const size_t kp = (size_t)(k + 31) & ~(size_t)31;
+    const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
+    for (int r = r0; r < r1; r += 4) {
+        int nrow = r1 - r < 4 ? r1 - r : 4;
+        const uint16_t *w0 = w + (size_t)r * k, *w1 = w + (size_t)(r + (nrow > 1)) * k,
+                       *w2 = w + (size_t)(r + (nrow > 2) * 2) * k, *w3 = w + (size_t)(r + (nrow > 3) * 3) * k;
+        for (int i = 0; i < m; i++) {
+            const float *xi = xp + (size_t)i * kp;
+            __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+            __m512 t0 = s0, t1 = s0, t2 = s0, t3 = s0;
+#define PAIR(s, t, p, msk)                                                                  \
+    do {                                                                                    \
+        __m512i v = _mm512_maskz_loadu_epi16((msk), (p));                                   \
+        s = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v, 16)), xe, s);          \
+        t = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v, hi)), xo, t);           \
+    } while (0)
+            for (int kk = 0; kk < k; kk += 32) {
+                __mmask32 msk = k - kk >= 32 ? 0xffffffffu : (__mmask32)((1u << (k - kk)) - 1);
+                __m512 xe = _mm512_loadu_ps(xi + kk), xo = _mm512_loadu_ps(xi + kk + 16);
+                PAIR(s0, t0, w0 + kk, msk);
+                PAIR(s1, t1, w1 + kk, msk);
+                PAIR(s2, t2, w2 + kk, msk);
+                PAIR(s3, t3, w3 + kk, msk);
+            }
+#undef PAIR
+            float *yo = y + (size_t)i * ldy + r;
+            put(yo, _mm512_reduce_add_ps(_mm512_add_ps(s0, t0)), beta);
+            if (nrow > 1) put(yo + 1, _mm512_reduce_add_ps(_mm512_add_ps(s1, t1)), beta);
+            if (nrow > 2) put(yo + 2, _mm512_reduce_add_ps(_mm512_add_ps(s2, t2)), beta);
+            if (nrow > 3) put(yo + 3, _mm512_reduce_add_ps(_mm512_add_ps(s3, t3)), beta);
+        }
+    }
 }
 
 /* vdpbf16ps gemv: x given in bf16; 32 elements (16 pairs) per instruction. */

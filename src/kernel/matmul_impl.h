@@ -29,8 +29,10 @@ void kmm_ukr_dp_avx512bf16(int kq, const uint32_t *ap, const uint32_t *bp, float
                            int mr, int nr, int mode, float beta);
 
 /* Row-range gemv for small m: y[i*ldy + r] = dot(x_i, W[r]) + beta*y for
- * r in [r0, r1), i < m. x rows have stride k. For bf16, x must already be
- * rounded to bf16 (f32 values), or given as bf16 (dp variant). */
+ * r in [r0, r1), i < m. x rows have stride k, except for
+ * kmm_gemv_bf16_avx512: x rounded to bf16, rows of kp = k rounded up to 32,
+ * each 32-chunk split into its 16 even then 16 odd elements (zero-padded).
+ * The avx2 bf16 variant takes x rounded to bf16, the dp one x in bf16. */
 void kmm_gemv_f32_avx512(const float *w, int k, const float *x, int m, float *y, size_t ldy,
                          float beta, int r0, int r1);
 void kmm_gemv_bf16_avx512(const uint16_t *w, int k, const float *x, int m, float *y,
@@ -41,5 +43,9 @@ void kmm_gemv_f32_avx2(const float *w, int k, const float *x, int m, float *y, s
                        float beta, int r0, int r1);
 void kmm_gemv_bf16_avx2(const uint16_t *w, int k, const float *x, int m, float *y, size_t ldy,
                         float beta, int r0, int r1);
+
+/* Tests: force fp32 products through our AVX-512 GEMM (1) or sgemm (0) at
+ * level avx512 and up; -1 restores the automatic choice (by OpenBLAS core). */
+void kmm_f32_own_gemm_force(int v);
 
 #endif

@@ -16,6 +16,7 @@
  * All reductions run in a fixed order: same inputs and thread count, same bits.
  */
 #include "backward.h"
+#include "core/cpu.h"
 #include "core/error.h"
 
 #include <math.h>
@@ -99,7 +100,7 @@ int crossentropy_forward(double *loss, float *nll, const float *logits, const in
     }
     float *buf = nll;
     if (!buf && !(buf = malloc((size_t)N * sizeof *buf))) return err_set("out of memory");
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (CPU_PAR((size_t)N * V * 4))
     for (int r = 0; r < N; r++) {
         float w = weights ? weights[r] : 1.0f;
         if (w == 0.0f) {
@@ -122,7 +123,7 @@ int crossentropy_forward(double *loss, float *nll, const float *logits, const in
 
 void crossentropy_backward(float *dlogits, const float *logits, const int *targets, const float *weights, int N, int V,
                            double norm, float dloss) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (CPU_PAR((size_t)N * V * 4))
     for (int r = 0; r < N; r++) {
         float w = weights ? weights[r] : 1.0f;
         const float *z = logits + (size_t)r * V;
@@ -144,7 +145,7 @@ void crossentropy_backward(float *dlogits, const float *logits, const int *targe
 
 void rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd,
                       int N, int d) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (CPU_PAR((size_t)N * d * 2))
     for (int r = 0; r < N; r++) {
         const float *g = dout + (size_t)r * d, *xr = x + (size_t)r * d;
         float *o = dx + (size_t)r * d;
@@ -155,7 +156,7 @@ void rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, c
         for (int i = 0; i < d; i++) o[i] += s * w[i] * g[i] - c * xr[i];
     }
     if (!dw) return;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (CPU_PAR((size_t)N * d))
     for (int i = 0; i < d; i++) {
         float acc = 0.0f;
         for (int r = 0; r < N; r++) acc += dout[(size_t)r * d + i] * (x[(size_t)r * d + i] * rstd[r]);
@@ -165,7 +166,7 @@ void rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, c
 
 void rope_backward(float *dx, int N, int n, int pos0, int nh, int hd, RopeStyle style, const float *cosT, const float *sinT) {
     int half = hd / 2;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (CPU_PAR((size_t)N * nh * hd))
     for (int r = 0; r < N; r++) {
         int pos = pos0 + r % n;
         const float *c = cosT + (size_t)pos * half, *s = sinT + (size_t)pos * half;
@@ -190,7 +191,7 @@ void rope_backward(float *dx, int N, int n, int pos0, int nh, int hd, RopeStyle 
 }
 
 void swiglu_backward(float *dh1, float *dh3, const float *dhg, const float *h1, const float *h3, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (CPU_PAR(n * 8))
     for (size_t i = 0; i < n; i++) {
         float g = h1[i], dy = dhg[i];
         float sig = 1.0f / (1.0f + expf(-g));
@@ -206,7 +207,7 @@ void attention_backward(float *dq, float *dk, float *dv, float *datt, const floa
     int grp = H / KVH, qd = H * hd, kvd = KVH * hd;
     float scale = 1.0f / sqrtf((float)hd);
     /* one task per (sequence, kv head): the heads of a group add into the same dk, dv */
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (CPU_PAR((size_t)B * H * n * n * hd * 4))
     for (int b = 0; b < B; b++)
         for (int g = 0; g < KVH; g++) {
             const float *K = k + (size_t)b * kv_bstride + (size_t)g * hd;
@@ -243,7 +244,7 @@ void attention_backward(float *dq, float *dk, float *dv, float *datt, const floa
 void embedding_backward(float *demb, const float *dx, const int *tokens, int N, int d) {
     /* threads own column slices: each element is summed over rows in order */
     int nblk = (d + 63) / 64;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (CPU_PAR((size_t)N * d))
     for (int blk = 0; blk < nblk; blk++) {
         int i0 = blk * 64, i1 = i0 + 64 < d ? i0 + 64 : d;
         for (int r = 0; r < N; r++) {

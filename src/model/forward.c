@@ -18,6 +18,7 @@
  * again to recompute checkpointed layers (RS_KEEP_INPUTS).
  */
 #include "forward.h"
+#include "core/cpu.h"
 #include "core/error.h"
 
 #include <math.h>
@@ -28,7 +29,7 @@
 /* primitives                                                                 */
 
 void rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int N, int d, float eps) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (CPU_PAR((size_t)N * d))
     for (int r = 0; r < N; r++) {
         const float *xr = x + (size_t)r * d;
         float *o = out + (size_t)r * d;
@@ -41,10 +42,15 @@ void rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, in
 }
 
 void rope_forward(float *x, int N, int n, int pos0, int nh, int hd, RopeStyle style, const float *cosT, const float *sinT) {
+    rope_forward_at(x, N, n, pos0, NULL, nh, hd, style, cosT, sinT);
+}
+
+void rope_forward_at(float *x, int N, int n, int pos0, const int *positions, int nh, int hd, RopeStyle style,
+                     const float *cosT, const float *sinT) {
     int half = hd / 2;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (CPU_PAR((size_t)N * nh * hd))
     for (int r = 0; r < N; r++) {
-        int pos = pos0 + r % n;
+        int pos = positions ? positions[r] : pos0 + r % n;
         const float *c = cosT + (size_t)pos * half, *s = sinT + (size_t)pos * half;
         for (int h = 0; h < nh; h++) {
             float *v = x + (size_t)r * nh * hd + (size_t)h * hd;
@@ -66,7 +72,7 @@ void rope_forward(float *x, int N, int n, int pos0, int nh, int hd, RopeStyle st
 }
 
 void swiglu_forward(float *hg, const float *h1, const float *h3, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (CPU_PAR(n * 8))
     for (size_t i = 0; i < n; i++) {
         float g = h1[i];
         hg[i] = g / (1.0f + expf(-g)) * h3[i];
@@ -74,7 +80,7 @@ void swiglu_forward(float *hg, const float *h1, const float *h3, size_t n) {
 }
 
 void logsoftmax_rows(float *x, int rows, int cols) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (CPU_PAR((size_t)rows * cols * 4))
     for (int r = 0; r < rows; r++) {
         float *v = x + (size_t)r * cols;
         float mx = v[0];
@@ -247,7 +253,7 @@ static void attention_forward(RunState *s, LayerActs *a, int l, int B, int n, in
     int Tk = pos + n;
     float scale = 1.0f / sqrtf((float)hd);
     size_t lstride = (size_t)s->max_batch * s->max_seq * kvd;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (CPU_PAR((size_t)B * H * n * Tk * hd * 2))
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++) {
             const float *kc = s->kcache + l * lstride + (size_t)b * s->max_seq * kvd + (size_t)(h / grp) * hd;
@@ -256,9 +262,13 @@ static void attention_forward(RunState *s, LayerActs *a, int l, int B, int n, in
             float *P = a->att + ((size_t)b * H + h) * n * Tk;
             float *out = a->att_out + (size_t)b * n * qd + (size_t)h * hd;
             kmm_f32_nt(n, Tk, hd, q, qd, kc, kvd, P, Tk, scale, 0.0f);
+            const int *seg = s->seg_ids ? s->seg_ids + (size_t)b * n : NULL;
             for (int i = 0; i < n; i++) {
                 float *row = P + (size_t)i * Tk;
                 int len = pos + i + 1;
+                if (seg) /* packed: a key is visible when it is shared (segment 0) or in the query's segment */
+                    for (int j = 0; j < len; j++)
+                        if (seg[j] != 0 && seg[j] != seg[i]) row[j] = -INFINITY;
                 float mx = row[0];
                 for (int j = 1; j < len; j++) mx = row[j] > mx ? row[j] : mx;
                 float sum = 0.0f;
@@ -279,7 +289,7 @@ static void attention_forward(RunState *s, LayerActs *a, int l, int B, int n, in
 
 static void embed(const Model *m, const int *tokens, size_t N, float *x) {
     int d = m->cfg.dim;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (CPU_PAR(N * d))
     for (size_t r = 0; r < N; r++) {
         int t = tokens[r];
         if (m->tok_emb.type == KW_F32)
@@ -309,13 +319,13 @@ void model_layer_forward(RunState *s, int l, float *x_out) {
     const LayerWeights *w = &m->layers[l];
     rmsnorm_forward(a->xn1, a->rstd1, a->x_in, w->rms_att, N, d, c->norm_eps);
     linear(s, a, l, LORA_Q, &w->wq, a->xn1, N, a->q, 0.0f);
-    rope_forward(a->q, N, n, pos, c->n_heads, hd, c->rope, s->rope_cos, s->rope_sin);
+    rope_forward_at(a->q, N, n, pos, s->pos_ids, c->n_heads, hd, c->rope, s->rope_cos, s->rope_sin);
     /* k and v straight into the cache: rows of sequence b go to cache[l][b][pos..] */
     float *kbuf = s->scratch, *vbuf = s->scratch + (size_t)N * kvd;
     if ((size_t)kvd * 2 > (size_t)(hid > d ? hid : d)) {
         /* scratch row is too narrow for k and v side by side: do them one after the other */
         linear(s, a, l, LORA_K, &w->wk, a->xn1, N, kbuf, 0.0f);
-        rope_forward(kbuf, N, n, pos, c->n_kv_heads, hd, c->rope, s->rope_cos, s->rope_sin);
+        rope_forward_at(kbuf, N, n, pos, s->pos_ids, c->n_kv_heads, hd, c->rope, s->rope_cos, s->rope_sin);
         for (int b = 0; b < B; b++)
             memcpy(s->kcache + l * lstride + ((size_t)b * s->max_seq + pos) * kvd, kbuf + (size_t)b * n * kvd, (size_t)n * kvd * sizeof(float));
         linear(s, a, l, LORA_V, &w->wv, a->xn1, N, kbuf, 0.0f);
@@ -324,7 +334,7 @@ void model_layer_forward(RunState *s, int l, float *x_out) {
     } else {
         linear(s, a, l, LORA_K, &w->wk, a->xn1, N, kbuf, 0.0f);
         linear(s, a, l, LORA_V, &w->wv, a->xn1, N, vbuf, 0.0f);
-        rope_forward(kbuf, N, n, pos, c->n_kv_heads, hd, c->rope, s->rope_cos, s->rope_sin);
+        rope_forward_at(kbuf, N, n, pos, s->pos_ids, c->n_kv_heads, hd, c->rope, s->rope_cos, s->rope_sin);
         for (int b = 0; b < B; b++) {
             memcpy(s->kcache + l * lstride + ((size_t)b * s->max_seq + pos) * kvd, kbuf + (size_t)b * n * kvd, (size_t)n * kvd * sizeof(float));
             memcpy(s->vcache + l * lstride + ((size_t)b * s->max_seq + pos) * kvd, vbuf + (size_t)b * n * kvd, (size_t)n * kvd * sizeof(float));
@@ -339,6 +349,24 @@ void model_layer_forward(RunState *s, int l, float *x_out) {
     swiglu_forward(a->hg, a->h1, a->h3, (size_t)N * hid);
     memcpy(x_out, a->x_mid, (size_t)N * d * sizeof(float));
     linear(s, a, l, LORA_DOWN, &w->w2, a->hg, N, x_out, 1.0f);
+}
+
+int model_forward_packed(RunState *s, const int *tokens, const int *pos_ids, const int *seg_ids, int B, int n) {
+    size_t N = (size_t)B * n;
+    if (B < 1 || n < 1 || B > s->max_batch || n > s->max_chunk)
+        return err_set("forward: packed batch %d x %d does not fit the run state (batch %d, chunk %d)", B, n, s->max_batch, s->max_chunk);
+    for (size_t i = 0; i < N; i++) {
+        if (pos_ids[i] < 0 || pos_ids[i] >= s->max_seq)
+            return err_set("forward: position %d at index %zu is outside 0..%d", pos_ids[i], i, s->max_seq - 1);
+        if (seg_ids[i] < 0) return err_set("forward: segment %d at index %zu is negative", seg_ids[i], i);
+    }
+    s->pos_ids = pos_ids;
+    s->seg_ids = seg_ids;
+    int rc = model_forward(s, tokens, B, n, 0);
+    s->pos_ids = NULL;
+    s->seg_ids = NULL;
+    s->have_loss = 0;
+    return rc;
 }
 
 int model_forward(RunState *s, const int *tokens, int B, int n, int pos) {

@@ -74,6 +74,8 @@ typedef struct {
     int *targets;    /* [N]  of the last model_loss */
     float *weights;  /* [N]  of the last model_loss */
     double loss_norm;/* divisor of the last model_loss */
+    const int *pos_ids; /* packed call (model_forward_packed): [B*n] positions ... */
+    const int *seg_ids; /* ... and segments, for the duration of the call */
     int have_loss;   /* model_loss ran after the last forward: model_backward may run */
     void *mem;       /* one allocation for all of the above */
     size_t mem_bytes;
@@ -100,6 +102,14 @@ int model_forward(RunState *s, const int *tokens, int batch, int n, int pos);
  * model_forward and to recompute checkpointed layers (x_out may be scratch). */
 void model_layer_forward(RunState *s, int l, float *x_out);
 
+/* Packed sequences (several continuations sharing one prefix, e.g. the choices of a
+ * multiple-choice question after its context): tokens [B, n] with explicit rotary
+ * positions pos_ids [B, n] and segments seg_ids [B, n]: segment 0 is shared, and a
+ * token attends to earlier tokens of segment 0 and of its own segment only. Starts at
+ * cache position 0. Equivalent, token for token, to running each segment after the
+ * shared prefix as its own sequence. Not for training (model_loss needs plain calls). */
+int model_forward_packed(RunState *s, const int *tokens, const int *pos_ids, const int *seg_ids, int B, int n);
+
 /* In place: each row of x [rows, cols] becomes log_softmax(row). */
 void logsoftmax_rows(float *x, int rows, int cols);
 
@@ -108,6 +118,9 @@ void logsoftmax_rows(float *x, int rows, int cols);
 void rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int N, int d, float eps);
 /* Rotary on x [N, nh*hd] in place; row r has position pos0 + (r % n). */
 void rope_forward(float *x, int N, int n, int pos0, int nh, int hd, RopeStyle style, const float *cosT, const float *sinT);
+/* The same with an explicit position per row when `positions` is not NULL. */
+void rope_forward_at(float *x, int N, int n, int pos0, const int *positions, int nh, int hd, RopeStyle style,
+                     const float *cosT, const float *sinT);
 /* hg = silu(h1) * h3 */
 void swiglu_forward(float *hg, const float *h1, const float *h3, size_t n);
 

@@ -173,6 +173,7 @@ int model_load_gguf(Model *m, const char *path, const ModelLoadOptions *o) {
     c->vocab_size = (int)emb->ne[1];
     c->tied = gguf_tensor_find(g, "output.weight") == NULL;
     if (model_config_check(c, path) != 0) return -1;
+    if (model_memory_check(m, path) != 0) return -1;
     int d = c->dim, kvd = c->n_kv_heads * c->head_dim, hid = c->hidden_dim;
     if (mat(m, g, &m->tok_emb, "token_embd.weight", c->vocab_size, d)) return -1;
     m->layers = model_alloc(m, (size_t)c->n_layers * sizeof *m->layers);

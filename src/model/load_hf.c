@@ -159,6 +159,7 @@ int model_load_hf(Model *m, const char *dir, const ModelLoadOptions *o) {
     if (hf_config_read(&m->cfg, dir) != 0) return -1;
     m->format = MODEL_FMT_HF;
     m->stored_type = DT_COUNT;
+    if (model_memory_check(m, dir) != 0) return -1;
     StSet *s = calloc(1, sizeof *s);
     if (!s) return err_set("out of memory");
     if (st_set_open(s, dir) != 0) { free(s); return -1; }

@@ -46,6 +46,7 @@ int model_load_llama2c(Model *m, const char *path, const ModelLoadOptions *o) {
     if (model_config_check(c, path) != 0) return err_prefix("not a valid llama2.c header (nor GGUF/safetensors)");
     if (c->dim % c->n_heads != 0) return err_set("%s: dim %d is not a multiple of n_heads %d", path, c->dim, c->n_heads);
 
+    if (model_memory_check(m, path) != 0) return -1;
     uint64_t d = (uint64_t)c->dim, L = (uint64_t)c->n_layers, hid = (uint64_t)c->hidden_dim;
     uint64_t kvd = (uint64_t)c->n_kv_heads * c->head_dim, V = (uint64_t)c->vocab_size;
     uint64_t floats = V * d + L * d + L * d * d + 2 * L * kvd * d + L * d * d + L * d + 3 * L * hid * d + d

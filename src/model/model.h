@@ -92,6 +92,13 @@ uint64_t model_param_count(const Model *m);
 /* Validates a config: positive sizes, divisibility, sane limits. `what` names the source. */
 int model_config_check(const ModelConfig *c, const char *what);
 
+/* Memory: a model whose weights would not fit in the available memory (MemAvailable),
+ * or in the limit set here (bytes; 0 = none), is refused before anything is allocated,
+ * with the numbers in the message. The loaders call model_memory_check once the
+ * configuration is known. */
+void model_set_memory_limit(uint64_t bytes);
+int model_memory_check(const Model *m, const char *what);
+
 /* --- helpers for the format loaders (model_load.c) --- */
 void *model_alloc(Model *m, size_t bytes);                  /* owned by the model, zeroed */
 /* Makes a matrix weight of [n, k] from stored data of type t (F32/F16/BF16/Q8_0),

@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "tokenizer/tokenizer.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,6 +61,40 @@ float *model_make_vector(Model *m, DType t, const void *data, size_t n) {
     float *f = model_alloc(m, n * sizeof(float));
     if (f) dtype_to_f32(t, data, f, n);
     return f;
+}
+
+/* ------------------------------------------------------------------------- */
+/* memory                                                                     */
+
+static uint64_t memory_limit; /* 0 = what the system has available */
+
+void model_set_memory_limit(uint64_t bytes) { memory_limit = bytes; }
+
+/* MemAvailable from /proc/meminfo in bytes (0 when unknown). */
+static uint64_t mem_available(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return 0;
+    char line[256];
+    unsigned long long kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
+    fclose(f);
+    return (uint64_t)kb * 1024;
+}
+
+int model_memory_check(const Model *m, const char *what) {
+    uint64_t per = m->wtype == KW_BF16 ? 2 : 4;
+    uint64_t need = model_param_count(m) * per;
+    if (m->writable) need *= 4; /* weights, gradients and two AdamW moments */
+    uint64_t avail = mem_available();
+    uint64_t limit = memory_limit ? memory_limit : avail;
+    if (memory_limit && avail && avail < limit) limit = avail;
+    if (limit && need > limit)
+        return err_set("%s: the model needs about %.1f MB (%llu parameters x %llu bytes%s) but only %.1f MB %s: refused before loading",
+                       what, (double)need / 1e6, (unsigned long long)model_param_count(m), (unsigned long long)per,
+                       m->writable ? " x 4 for training" : "", (double)limit / 1e6,
+                       memory_limit ? "are allowed (--max-memory)" : "are available");
+    return 0;
 }
 
 /* ------------------------------------------------------------------------- */

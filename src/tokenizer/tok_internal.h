@@ -102,6 +102,7 @@ struct Tokenizer {
     TokIdMap reserved;   /* CONTROL, UNKNOWN, BYTE (reserved_id_map_) */
     TokTrie user;        /* USER_DEFINED pieces (spm) or added tokens (json) */
     int has_unused;
+    uint8_t isolated[128]; /* ASCII byte in no piece of 2+ bytes: it never merges */
 
     /* tokenizer.json */
     TokPairMap merges;
@@ -113,6 +114,7 @@ struct Tokenizer {
     char *hf_repl; size_t hf_repl_len;
     int hf_fuse_unk, hf_ignore_merges, hf_byte_fallback;
     int hf_unk;           /* unk id for the BPE model, -1 none */
+    uint8_t *hf_mergeable; /* [n] id appears in some merge pair */
 
     TokBuf build;         /* piece bytes while a loader fills the vocabulary */
 };

@@ -317,7 +317,9 @@ Tokenizer *tok_load_json_mem(const uint8_t *d, size_t size, const char *name, co
                 free(buf);
                 goto fail;
             }
-            if (tok_pairmap_put(&t->merges, ia, ib, rank, iab) < 0) {
+            if (!t->hf_mergeable) t->hf_mergeable = calloc((size_t)t->n, 1);
+            if (t->hf_mergeable) t->hf_mergeable[ia] = t->hf_mergeable[ib] = 1;
+            if (!t->hf_mergeable || tok_pairmap_put(&t->merges, ia, ib, rank, iab) < 0) {
                 free(buf);
                 err_set("%s: out of memory", name);
                 goto fail;
@@ -379,6 +381,7 @@ void tok_json_free(Tokenizer *t) {
     }
     free(t->hf_norm);
     free(t->hf_repl);
+    free(t->hf_mergeable);
 }
 
 /* ============================================================================================
@@ -504,10 +507,17 @@ static int hf_bpe_word(const Tokenizer *t, const char *w, size_t n, TokBuf *ids)
     }
     if (unk_pending && sym_add(&s, &ns, &cap, t->hf_unk, unk_len) < 0) goto oom;
 
-    for (int k = 0; k + 1 < ns; k++) {
-        const TokPairSlot *m = tok_pairmap_get(&t->merges, s[k].id, s[k + 1].id);
-        if (m && hh_push(&h, (HMerge){m->rank, k, m->id}) < 0) goto oom;
-    }
+    /* A symbol whose id is in no merge pair never merges: no candidate crosses it, so the
+     * word splits there into independent problems (same result, small heaps on long texts). */
+    for (int seg = 0; seg < ns;) {
+        int end = seg;
+        while (end < ns - 1 && t->hf_mergeable && t->hf_mergeable[s[end].id]) end++;
+        if (!t->hf_mergeable) end = ns - 1;
+        for (int k = seg; k < end; k++) {
+            const TokPairSlot *m = tok_pairmap_get(&t->merges, s[k].id, s[k + 1].id);
+            if (m && hh_push(&h, (HMerge){m->rank, k, m->id}) < 0) goto oom;
+        }
+        seg = end + 1;
     while (h.n) {
         HMerge top = hh_pop(&h);
         HSym *cur = &s[top.pos];
@@ -528,6 +538,7 @@ static int hf_bpe_word(const Tokenizer *t, const char *w, size_t n, TokBuf *ids)
             const TokPairSlot *p = tok_pairmap_get(&t->merges, cur->id, s[cur->next].id);
             if (p && hh_push(&h, (HMerge){p->rank, top.pos, p->id}) < 0) goto oom;
         }
+    }
     }
     for (int k = 0; k >= 0 && k < ns; k = s[k].next)
         if (tok_buf_put(ids, &s[k].id, sizeof s[k].id) < 0) goto oom;

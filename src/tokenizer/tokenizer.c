@@ -382,6 +382,17 @@ int tok_build_finish(Tokenizer *t, const char *name, int strict) {
     if (t->bos >= t->n) t->bos = -1;
     if (t->eos >= t->n) t->eos = -1;
 
+    /* ASCII characters that no multi-byte piece contains can never be merged: BPE may treat
+     * them as barriers and work segment by segment (see spm_bpe) */
+    memset(t->isolated, 1, sizeof t->isolated);
+    for (int i = 0; i < t->n; i++) {
+        int ty = t->type[i];
+        if (t->len[i] < 2 || !(ty == TOK_NORMAL || ty == TOK_USER_DEFINED || ty == TOK_UNUSED)) continue;
+        const uint8_t *p = (const uint8_t *)piece_ptr(t, i);
+        for (uint32_t k = 0; k < t->len[i]; k++)
+            if (p[k] < 0x80) t->isolated[p[k]] = 0;
+    }
+
     /* canonical ids (sentencepiece PieceToId(IdToPiece(id)): the reserved map first) */
     for (int i = 0; i < t->n; i++) {
         int c = tok_idmap_find(t, &t->reserved, piece_ptr(t, i), t->len[i]);
@@ -952,20 +963,35 @@ static int spm_bpe(const Tokenizer *t, const char *buf, size_t n, Emit *e) {
         }                                                                                         \
     } while (0)
 
-    for (int i = 1; i < ns; i++) MAYBE_ADD(i - 1, i);
-    while (h.n) {
-        Cand top = heap_pop(&h);
-        Sym *l = &sym[top.left];
-        if (l->len == 0 || l->next < 0) continue;
-        Sym *r = &sym[l->next];
-        if (r->len == 0 || l->len + r->len != top.size) continue;
-        l->len += r->len;
-        l->id = top.id;
-        l->next = r->next;
-        if (r->next >= 0) sym[r->next].prev = top.left;
-        r->len = 0;
-        MAYBE_ADD(l->prev, top.left);
-        MAYBE_ADD(top.left, l->next);
+    /* Segments: a frozen symbol or an isolated ASCII character never merges, so no candidate
+     * pair crosses it and the text splits there into independent BPE problems. Working one
+     * segment at a time keeps the heap small (a long text is as fast as short lines) and gives
+     * the same merges: the order only matters between candidates that interact. Not done with
+     * UNUSED pieces: their rev_merge table depends on the global push order. */
+    int segmented = !t->has_unused;
+    for (int seg = 0; seg < ns;) {
+        int end = ns - 1;
+        if (segmented)
+            for (end = seg; end < ns - 1; end++)
+                if (sym[end].freeze ||
+                    (sym[end].len == 1 && (uint8_t)buf[sym[end].start] < 0x80 && t->isolated[(uint8_t)buf[sym[end].start]]))
+                    break;
+        for (int i = seg + 1; i <= end; i++) MAYBE_ADD(i - 1, i);
+        while (h.n) {
+            Cand top = heap_pop(&h);
+            Sym *l = &sym[top.left];
+            if (l->len == 0 || l->next < 0) continue;
+            Sym *r = &sym[l->next];
+            if (r->len == 0 || l->len + r->len != top.size) continue;
+            l->len += r->len;
+            l->id = top.id;
+            l->next = r->next;
+            if (r->next >= 0) sym[r->next].prev = top.left;
+            r->len = 0;
+            MAYBE_ADD(l->prev, top.left);
+            MAYBE_ADD(top.left, l->next);
+        }
+        seg = end + 1;
     }
 #undef MAYBE_ADD
 

@@ -575,6 +575,7 @@ int trainer_run(Trainer *t) {
         int last = s == t->total_steps;
         int do_eval = t->data->n[DATA_VAL] && (last || (o->eval_every && s % o->eval_every == 0));
         if (do_eval && (rc = trainer_eval(t))) break;
+        if (do_eval && t->on_eval && (rc = t->on_eval(t, t->on_eval_ctx))) break;
         if ((rc = log_line(t, 1, do_eval))) break;
         progress(t, do_eval || last);
         if (o->out_dir && (last || g_stop || (o->save_every && s % o->save_every == 0))) rc = trainer_save(t);

@@ -70,7 +70,7 @@ typedef struct {
  * seed 42, eval_every 0, val_max 0, save_every 0. */
 void train_options_default(TrainOptions *o, TrainMode mode);
 
-typedef struct {
+typedef struct Trainer {
     /* what is trained (not owned) */
     Model *model;
     LoraAdapter *lora;    /* TRAIN_LORA */
@@ -104,6 +104,10 @@ typedef struct {
     double step_seconds;  /* of the last step */
     double tokens_per_s;  /* of the last step (positions of its batch / its time) */
     double start_val_loss;/* measured before the first step (NAN when resumed past it) */
+    /* called after each validation during trainer_run (e.g. to keep the best adapter);
+     * non-zero stops the run with that code */
+    int (*on_eval)(struct Trainer *t, void *ctx);
+    void *on_eval_ctx;
     /* progress and log */
     FILE *log;
     double t_start, t_last_print, train_seconds;

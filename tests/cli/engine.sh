@@ -78,5 +78,6 @@ mkdir -p "$TMP/st3"; cp tests/fixtures/model/tiny_hf/model.safetensors "$TMP/st3
 expect_error "HF folder without config.json" "config.json" $MUSCLE info "$TMP/st3"
 mkdir -p "$TMP/st4"; cp tests/fixtures/model/tiny_hf/model.safetensors "$TMP/st4/"; echo '{"hidden_size": 32,' >"$TMP/st4/config.json"
 expect_error "broken config.json" "config.json" $MUSCLE info "$TMP/st4"
+expect_error "a model larger than --max-memory is refused before loading, with the numbers" "needs about 1.0 MB.*0.5 MB" $MUSCLE generate --model "$S260/stories260K.bin" --max-memory 500K
 expect_error "bad option value" "max-tokens" $MUSCLE generate --model "$S260/stories260K.bin" --max-tokens -3
 echo "1..$TAP_N"

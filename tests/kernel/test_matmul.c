@@ -4,6 +4,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "kernel/matmul.h"
+#include "kernel/matmul_impl.h"
 #include <math.h>
 #include <omp.h>
 
@@ -74,6 +75,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
     (void)state;
     kmm_level_set(saved_level);
+    kmm_f32_own_gemm_force(-1);
     return 0;
 }
 
@@ -106,8 +108,11 @@ static void test_xwt_and_xw(void **state) {
         KWeight kf, kb;
         assert_int_equal(kweight_init_f32(&kf, wf, n, k), 0);
         assert_int_equal(kweight_init_bf16(&kb, wb, n, k), 0);
-        for (int lvl = 0; lvl <= (int)kmm_level_cpu(); lvl++) {
+        for (int v = 0; v < 2 * ((int)kmm_level_cpu() + 1); v++) {
+            int lvl = v / 2;
+            if ((v & 1) && lvl < KMM_AVX512) continue;
             assert_int_equal(kmm_level_set((KmmLevel)lvl), 0);
+            kmm_f32_own_gemm_force(v & 1);
             for (int bi = 0; bi < 2; bi++) {
                 float beta = bi ? 1.0f : 0.0f;
                 /* beta == 0 must not read the output: start from NaN */
@@ -152,8 +157,11 @@ static void test_dw(void **state) {
         double *ref = malloc(c * 8), *mag = malloc(c * 8);
         ref_nt(dyt, xt, n, k, m, ref, mag);
         float *w0 = rand_f32(c), *dw = malloc(c * sizeof(float));
-        for (int lvl = 0; lvl <= (int)kmm_level_cpu(); lvl++) {
+        for (int v = 0; v < 2 * ((int)kmm_level_cpu() + 1); v++) {
+            int lvl = v / 2;
+            if ((v & 1) && lvl < KMM_AVX512) continue;
             assert_int_equal(kmm_level_set((KmmLevel)lvl), 0);
+            kmm_f32_own_gemm_force(v & 1);
             for (int bi = 0; bi < 2; bi++) {
                 for (size_t i = 0; i < c; i++) dw[i] = bi ? w0[i] : NAN;
                 kmm_dw(dy, x, m, n, k, dw, (float)bi);
@@ -238,8 +246,11 @@ static void test_deterministic(void **state) {
     assert_int_equal(kweight_init_f32(&kf, wf, n, k), 0);
     assert_int_equal(kweight_init_bf16(&kb, wb, n, k), 0);
     int ms[] = {1, 3, 37, 200};
-    for (int lvl = 0; lvl <= (int)kmm_level_cpu(); lvl++) {
+    for (int v = 0; v < 2 * ((int)kmm_level_cpu() + 1); v++) {
+        int lvl = v / 2;
+        if ((v & 1) && lvl < KMM_AVX512) continue;
         assert_int_equal(kmm_level_set((KmmLevel)lvl), 0);
+        kmm_f32_own_gemm_force(v & 1);
         for (int mi = 0; mi < 4; mi++)
             for (int wi = 0; wi < 2; wi++) {
                 const KWeight *w = wi ? &kb : &kf;

@@ -10,6 +10,9 @@
 #   nmt_nfkc / nfkc_cf charsmaps, user-defined and control pieces, byte fallback on and off,
 #   no dummy prefix, custom unk_surface) on their own 6032-line text: 3000 corpus lines,
 #   Unicode edge cases, malformed UTF-8 and 3000 random multi-script lines.
+# Then whole files as ONE text each (newlines included) for llama2_tokenizer.bin, the legacy
+# tokenizer.json and the trained nmt_nfkc model (tok105 and llama2 whole-corpus checksums are
+# also in test_tokenizer.c).
 # Fails (not ok) below 100%. References come from tools/tokenizer/sp_reference.py.
 set -u
 cd "$(dirname "$0")/../.."
@@ -28,34 +31,46 @@ for f in "$corpus" "$t105.model" "$t105.bin" "$l2.model" "$l2.bin"; do
 done
 [ -x "$BIN" ] || { fail "$BIN is missing: run make all first"; exit 1; }
 
-ref() { # model corpus out [--default-unk-surface]
-  "$PY" tools/tokenizer/sp_reference.py "$@" 2>"$tmp/py.err" || { fail "sp_reference.py $1: $(tail -1 "$tmp/py.err")"; return 1; }
+ref() { # model corpus out [--default-unk-surface] [--whole]; runs in the background
+  ( "$PY" tools/tokenizer/sp_reference.py "$@" 2>"$3.err" || echo "sp_reference.py $1 $*: $(tail -1 "$3.err")" >"$3.failed" ) &
 }
-ref "$t105.model" "$corpus" "$tmp/t105.ref"
-# tokenizer.bin cannot store the model's unk_surface: its reference uses the default one.
-ref "$t105.model" "$corpus" "$tmp/t105-bin.ref" --default-unk-surface
-ref "$l2.model" "$corpus" "$tmp/l2.ref"
-mkdir -p "$tmp/hf"
-mkdir -p "$tmp/hf2"
+mkdir -p "$tmp/hf" "$tmp/hf2"
 "$PY" tools/tokenizer/make_llama_json.py "$l2.model" "$tmp/hf/tokenizer.json" 2>"$tmp/py.err" ||
   fail "make_llama_json.py: $(tail -1 "$tmp/py.err")"
 "$PY" tools/tokenizer/make_llama_json.py "$l2.model" "$tmp/hf2/tokenizer.json" --metaspace 2>"$tmp/py.err" ||
   fail "make_llama_json.py --metaspace: $(tail -1 "$tmp/py.err")"
 "$PY" tools/tokenizer/train_nfkc_model.py "$corpus" "$tmp/nfkc" 2>"$tmp/py.err" >/dev/null ||
   fail "train_nfkc_model.py: $(tail -1 "$tmp/py.err")"
-[ -f "$tmp/nfkc.model" ] && ref "$tmp/nfkc.model" "$tmp/nfkc.txt" "$tmp/nfkc.ref"
-[ -f "$tmp/nfkc-b.model" ] && ref "$tmp/nfkc-b.model" "$tmp/nfkc.txt" "$tmp/nfkc-b.ref"
+# the references (the slow part: ~20 s of CPU) run two or three at a time
+ref "$l2.model" "$corpus" "$tmp/l2-whole.ref" --whole   # whole corpus as ONE text (3.2 MB)
+ref "$l2.model" "$corpus" "$tmp/l2.ref"
+wait
+ref "$t105.model" "$corpus" "$tmp/t105.ref"
+# tokenizer.bin cannot store the model's unk_surface: its reference uses the default one.
+ref "$t105.model" "$corpus" "$tmp/t105-bin.ref" --default-unk-surface
+if [ -f "$tmp/nfkc.model" ]; then
+  ref "$tmp/nfkc.model" "$tmp/nfkc.txt" "$tmp/nfkc.ref"
+  ref "$tmp/nfkc-b.model" "$tmp/nfkc.txt" "$tmp/nfkc-b.ref"
+  ref "$tmp/nfkc.model" "$tmp/nfkc.txt" "$tmp/nfkc-whole.ref" --whole
+fi
+wait
+for f in "$tmp"/*.failed; do [ -e "$f" ] && fail "$(cat "$f")"; done
 
 {
-  printf '%s\t%s\t%s\n' "$t105.model" "$tmp/t105.ref" "$corpus"
-  printf '%s\t%s\t%s\n' "$t105.bin" "$tmp/t105-bin.ref" "$corpus"
-  printf '%s\t%s\t%s\n' "$l2.model" "$tmp/l2.ref" "$corpus"
-  printf '%s\t%s\t%s\n' "$l2.bin" "$tmp/l2.ref" "$corpus"
-  printf '%s\t%s\t%s\n' "vocab:$l2.model" "$tmp/l2.ref" "$corpus"
-  [ -f "$tmp/hf/tokenizer.json" ] && printf '%s\t%s\t%s\n' "$tmp/hf/tokenizer.json" "$tmp/l2.ref" "$corpus"
-  [ -f "$tmp/hf2/tokenizer.json" ] && printf '%s\t%s\t%s\n' "$tmp/hf2/tokenizer.json" "$tmp/l2.ref" "$corpus"
-  [ -f "$tmp/nfkc.ref" ] && printf '%s\t%s\t%s\n' "$tmp/nfkc.model" "$tmp/nfkc.ref" "$tmp/nfkc.txt"
-  [ -f "$tmp/nfkc-b.ref" ] && printf '%s\t%s\t%s\n' "$tmp/nfkc-b.model" "$tmp/nfkc-b.ref" "$tmp/nfkc.txt"
+  line() { [ -e "${1#vocab:}" ] && [ -f "$2" ] && [ ! -e "$2.failed" ] && printf '%s\t%s\t%s\n' "$1" "$2" "$3"; }
+  line "$t105.model" "$tmp/t105.ref" "$corpus"
+  line "$t105.bin" "$tmp/t105-bin.ref" "$corpus"
+  line "$l2.model" "$tmp/l2.ref" "$corpus"
+  line "$l2.bin" "$tmp/l2.ref" "$corpus"
+  line "vocab:$l2.model" "$tmp/l2.ref" "$corpus"
+  line "$tmp/hf/tokenizer.json" "$tmp/l2.ref" "$corpus"
+  line "$tmp/hf2/tokenizer.json" "$tmp/l2.ref" "$corpus"
+  line "$tmp/nfkc.model" "$tmp/nfkc.ref" "$tmp/nfkc.txt"
+  line "$tmp/nfkc-b.model" "$tmp/nfkc-b.ref" "$tmp/nfkc.txt"
+  line "$l2.bin" "$tmp/l2-whole.ref" "whole:$corpus"
+  line "$tmp/hf/tokenizer.json" "$tmp/l2-whole.ref" "whole:$corpus"
+  line "$tmp/nfkc.model" "$tmp/nfkc-whole.ref" "whole:$tmp/nfkc.txt"
+  true
 } >"$tmp/manifest"
 MUSCLE_TOK_AGREE="$tmp/manifest" "$BIN" | awk -v base="$n" '
   /^(not )?ok [0-9]+ / { sub(/ok [0-9]+ /, "ok " (++k + base) " "); print; next } { print }'

@@ -7,6 +7,7 @@
  *     <tokenizer> <reference> <corpus>
  * <tokenizer> is a file for tok_load(), or "vocab:<file>": that file loaded, then rebuilt
  * through tok_init_from_vocab() from its pieces/scores/types (the GGUF path).
+ * <corpus> "whole:<file>" means the whole file is one text (sp_reference.py --whole).
  * Reference lines: "<ids separated by spaces>\t<hex of the decoded text>".
  * For each manifest line prints one TAP line with the agreement rate; anything below 100%
  * is "not ok", with the first mismatches shown as comments.
@@ -67,7 +68,8 @@ static void check(const char *spec, const char *ref_path, const char *corpus_pat
     test_no++;
     size_t ref_n, corp_n;
     char *ref = file_read_all(ref_path, &ref_n, 0);
-    char *corp = file_read_all(corpus_path, &corp_n, 0);
+    int whole = strncmp(corpus_path, "whole:", 6) == 0;
+    char *corp = file_read_all(corpus_path + (whole ? 6 : 0), &corp_n, 0);
     Tokenizer *t = ref && corp ? load_spec(spec) : NULL;
     if (!t) {
         printf("not ok %d - %s: %s\n", test_no, spec, err_msg());
@@ -84,9 +86,10 @@ static void check(const char *spec, const char *ref_path, const char *corpus_pat
     char *want_dec = NULL;
     size_t dec_cap = 0;
     while ((rl = next_line(&rp, rend))) {
-        char *line = next_line(&cp, cend);
+        char *line = whole ? cp : next_line(&cp, cend);
         if (!line) line = "";
-        size_t line_len = strlen(line); /* war-and-peace has no NUL bytes */
+        size_t line_len = whole ? corp_n : strlen(line); /* the corpora have no NUL bytes */
+        if (whole) cp = cend;
         lines++;
         /* parse the reference */
         char *tab = strchr(rl, '\t');

@@ -1,13 +1,14 @@
 #!/usr/bin/python3
 """Reference ids and decodes from Debian's python3-sentencepiece, one corpus line at a time.
 
-Usage: /usr/bin/python3 sp_reference.py MODEL CORPUS OUT [--default-unk-surface]
+Usage: /usr/bin/python3 sp_reference.py MODEL CORPUS OUT [--default-unk-surface] [--whole]
 
 OUT gets one line per line of CORPUS (split on b'\\n'; a final newline ends the last line):
     <ids separated by spaces> TAB <hex of the UTF-8 of DecodeIds(ids)>
 The line's raw bytes are handed to sentencepiece (EncodeAsIds accepts bytes), so the C side
 and this side see exactly the same input.
 
+--whole: the whole file is ONE text (newlines included): one reference line.
 --default-unk-surface: decode as if the model did not store trainer_spec.unk_surface (field
 44), i.e. with sentencepiece's default " \\u2047 ". A llama2.c tokenizer.bin cannot carry that
 field, so this is the reference for a .bin exported from the same model.
@@ -90,6 +91,8 @@ def main():
     lines = text.split(b"\n")
     if text.endswith(b"\n"):
         lines.pop()
+    if "--whole" in sys.argv:
+        lines = [text]
     with open(out, "w") as f:
         for line in lines:
             ids = sp.EncodeAsIds(line)

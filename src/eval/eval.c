@@ -1,0 +1,289 @@
+/* eval/eval.c - `muscle eval`: a task file through the model, predictions out. */
+#include "eval.h"
+#include "mc.h"
+#include "core/error.h"
+#include "core/file.h"
+#include "core/progress.h"
+#include "metrics/answer.h"
+#include "metrics/rouge.h"
+#include "model/generate.h"
+
+#include <cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void eval_options_default(EvalOptions *o) {
+    memset(o, 0, sizeof *o);
+    o->max_tokens = 128;
+    o->top_p = 1.0f;
+    o->seed = 42;
+    o->rouge_stem = 1;
+    o->max_batch = 8;
+}
+
+static void progress_cb(void *ctx, int done, int total) {
+    (void)total;
+    progress_update(ctx, done, NULL);
+}
+
+/* Appends one JSON object as a line. */
+static int write_line(AtomicFile *af, cJSON *o) {
+    char *s = cJSON_PrintUnformatted(o);
+    if (!s) return err_set("out of memory");
+    int rc = file_atomic_write(af, s, strlen(s));
+    if (rc == 0) rc = file_atomic_write(af, "\n", 1);
+    free(s);
+    return rc;
+}
+
+/* The instance id as JSON: a number when the text is an integer, else a string. */
+static cJSON *id_json(const char *id) {
+    char *end;
+    long long v = strtoll(id, &end, 10);
+    if (*id && !*end && (id[0] != '0' || !id[1]) && llabs(v) < (1LL << 53)) return cJSON_CreateNumber((double)v);
+    return cJSON_CreateString(id);
+}
+
+static int prompt_setup(TaskPrompt *p, const TaskSet *ts, const EvalOptions *o) {
+    if (task_prompt_default(p, ts) != 0) return -1;
+    if (o->prompt_file && task_prompt_load(p, o->prompt_file) != 0) return -1;
+    if ((o->prompt_tmpl || o->answer_tmpl) && task_prompt_set(p, o->prompt_tmpl, o->answer_tmpl) != 0) return -1;
+    if (o->n_stops) {
+        int n = p->n_stops + o->n_stops;
+        const char **all = malloc((size_t)n * sizeof *all);
+        if (!all) return err_set("out of memory");
+        for (int i = 0; i < p->n_stops; i++) all[i] = p->stops[i];
+        for (int i = 0; i < o->n_stops; i++) all[p->n_stops + i] = o->stops[i];
+        int rc = task_prompt_set_stops(p, all, n);
+        free(all);
+        if (rc) return -1;
+    }
+    return task_prompt_check(p, ts);
+}
+
+/* ------------------------------------------------------------------------- */
+/* multiple choice                                                            */
+
+static int eval_mc(const Model *m, const TaskSet *ts, const TaskPrompt *p, const Tokenizer *t, const EvalOptions *o,
+                   AtomicFile *af, EvalSummary *sum) {
+    int n = ts->n, rc = 0;
+    TaskMCTokens *tk = NULL;
+    if (task_mc_tokenize(ts, p, t, m->cfg.seq_len, &tk) != 0) return -1;
+    McItem *items = calloc((size_t)n, sizeof *items);
+    McResult *res = calloc((size_t)n, sizeof *res);
+    double *ll = NULL;
+    int *nt = NULL, *gr = NULL;
+    long nch = 0;
+    for (int i = 0; i < n; i++) nch += tk[i].n_choices;
+    ll = malloc((size_t)nch * sizeof *ll);
+    nt = malloc((size_t)nch * sizeof *nt);
+    gr = malloc((size_t)nch * sizeof *gr);
+    if (!items || !res || !ll || !nt || !gr) { rc = err_set("out of memory"); goto done; }
+    long k = 0;
+    for (int i = 0; i < n; i++) {
+        items[i].ctx = tk[i].ctx;
+        items[i].n_ctx = tk[i].n_ctx;
+        items[i].n_choices = tk[i].n_choices;
+        items[i].choice = (const int *const *)tk[i].cont;
+        items[i].choice_len = tk[i].n_cont;
+        res[i].loglik = ll + k;
+        res[i].n_tokens = nt + k;
+        res[i].is_greedy = gr + k;
+        k += tk[i].n_choices;
+        sum->tokens += eval_mc_row_len(&items[i]);
+    }
+    Progress pr;
+    progress_init(&pr, "eval", "items", n, o->quiet);
+    McOptions mo = {o->max_batch, 0, o->lora, progress_cb, &pr};
+    double t0 = progress_now();
+    if (eval_mc_score(m, items, n, res, &mo) != 0) { rc = -1; goto done; }
+    sum->seconds = progress_now() - t0;
+    progress_finish(&pr);
+    int correct = 0, correct_norm = 0, labeled = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        TaskMCText txt;
+        if (task_mc_format(ts, i, p, &txt) != 0) { rc = -1; break; }
+        int best = 0, bestn = 0;
+        double bn = -INFINITY;
+        for (int c = 0; c < tk[i].n_choices; c++) {
+            if (res[i].loglik[c] > res[i].loglik[best]) best = c;
+            size_t bytes = strlen(txt.conts[c]);
+            double v = res[i].loglik[c] / (double)(bytes ? bytes : 1);
+            if (v > bn) { bn = v; bestn = c; }
+        }
+        int label = ts->mc[i].label;
+        if (label >= 0) {
+            labeled++;
+            correct += best == label;
+            correct_norm += bestn == label;
+        }
+        if (af) {
+            cJSON *j = cJSON_CreateObject();
+            cJSON_AddItemToObject(j, "id", id_json(ts->mc[i].id));
+            cJSON_AddNumberToObject(j, "prediction", best);
+            cJSON_AddNumberToObject(j, "prediction_norm", bestn);
+            if (label >= 0) {
+                cJSON_AddBoolToObject(j, "correct", best == label);
+                cJSON_AddBoolToObject(j, "correct_norm", bestn == label);
+                cJSON_AddNumberToObject(j, "target", label);
+            }
+            cJSON *lp = cJSON_AddArrayToObject(j, "choice_logprobs");
+            cJSON *ntok = cJSON_AddArrayToObject(j, "choice_tokens");
+            for (int c = 0; c < tk[i].n_choices; c++) {
+                cJSON_AddItemToArray(lp, cJSON_CreateNumber(res[i].loglik[c]));
+                cJSON_AddItemToArray(ntok, cJSON_CreateNumber(res[i].n_tokens[c]));
+            }
+            rc = write_line(af, j);
+            cJSON_Delete(j);
+        }
+        task_mc_text_free(&txt);
+    }
+    sum->n_labeled = labeled;
+    sum->acc = labeled ? (double)correct / labeled : NAN;
+    sum->acc_norm = labeled ? (double)correct_norm / labeled : NAN;
+done:
+    free(items);
+    free(res);
+    free(ll);
+    free(nt);
+    free(gr);
+    task_mc_tokens_free_all(tk, n);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------- */
+/* generation                                                                 */
+
+typedef struct {
+    double em, r1, r2, rl;
+} GenTotals;
+
+/* Generates from one prompt, scores the text against the instance and writes its line. */
+static int gen_one(const Model *m, const Tokenizer *t, const TaskSet *ts, int i, const int *prompt, int np,
+                   const GenOptions *g, const EvalOptions *o, AtomicFile *af, GenTotals *tot, EvalSummary *sum) {
+    GenResult r;
+    if (model_generate(m, t, prompt, np, g, NULL, NULL, &r) != 0) return -1;
+    const TaskGen *inst = &ts->gen[i];
+    RougeResult rr;
+    int rc = rouge_compute(inst->target, r.text, o->rouge_stem, &rr);
+    if (rc == 0) {
+        int ok = ts->format == TASK_FMT_GSM8K ? answer_gsm8k_match(r.text, inst->answer) : answer_exact_match(r.text, inst->answer);
+        tot->em += ok;
+        tot->r1 += rr.rouge1.f1;
+        tot->r2 += rr.rouge2.f1;
+        tot->rl += rr.rougeL.f1;
+        sum->tokens += np + r.n_ids;
+        if (af) {
+            cJSON *j = cJSON_CreateObject();
+            cJSON_AddItemToObject(j, "id", id_json(inst->id));
+            cJSON_AddStringToObject(j, "prediction", r.text);
+            cJSON_AddBoolToObject(j, "correct", ok);
+            cJSON_AddNumberToObject(j, "score", rr.rouge1.f1);
+            cJSON_AddNumberToObject(j, "rouge1", rr.rouge1.f1);
+            cJSON_AddNumberToObject(j, "rouge2", rr.rouge2.f1);
+            cJSON_AddNumberToObject(j, "rougeL", rr.rougeL.f1);
+            cJSON_AddStringToObject(j, "target", inst->target);
+            rc = write_line(af, j);
+            cJSON_Delete(j);
+        }
+    }
+    gen_result_free(&r);
+    return rc;
+}
+
+static int eval_gen(const Model *m, const TaskSet *ts, const TaskPrompt *p, const Tokenizer *t, const EvalOptions *o,
+                    AtomicFile *af, EvalSummary *sum) {
+    int n = ts->n, rc = 0;
+    TaskGenTokens *tk = NULL;
+    int limit = m->cfg.seq_len - o->max_tokens;
+    if (limit < 2) return err_set("--max-tokens %d leaves no room for a prompt in the model's context of %d", o->max_tokens, m->cfg.seq_len);
+    if (task_gen_tokenize(ts, p, t, 0, &tk) != 0) return -1;
+    int *cut = malloc((size_t)limit * sizeof *cut);
+    if (!cut) { task_gen_tokens_free_all(tk, n); return err_set("out of memory"); }
+    GenOptions g;
+    gen_options_default(&g);
+    g.max_tokens = o->max_tokens;
+    g.temperature = o->temperature;
+    g.top_p = o->top_p;
+    g.seed = o->seed;
+    g.no_repeat_ngram = o->no_repeat_ngram;
+    g.stops = (const char *const *)p->stops;
+    g.n_stops = p->n_stops;
+    g.lora = o->lora;
+    Progress pr;
+    progress_init(&pr, "eval", "items", n, o->quiet);
+    GenTotals tot = {0};
+    double t0 = progress_now();
+    for (int i = 0; i < n && rc == 0; i++) {
+        const int *prompt = tk[i].prompt;
+        int np = tk[i].n_prompt;
+        if (np > limit) { /* too long for the context: keep BOS and the most recent tokens */
+            cut[0] = prompt[0];
+            memcpy(cut + 1, prompt + np - (limit - 1), (size_t)(limit - 1) * sizeof *cut);
+            prompt = cut;
+            np = limit;
+        }
+        rc = gen_one(m, t, ts, i, prompt, np, &g, o, af, &tot, sum);
+        progress_update(&pr, i + 1, NULL);
+    }
+    sum->seconds = progress_now() - t0;
+    if (rc == 0) progress_finish(&pr);
+    sum->exact_match = tot.em / n;
+    sum->rouge1 = tot.r1 / n;
+    sum->rouge2 = tot.r2 / n;
+    sum->rougeL = tot.rl / n;
+    free(cut);
+    task_gen_tokens_free_all(tk, n);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------- */
+
+int eval_run(const Model *m, const Tokenizer *t, const EvalOptions *o, const char *out_path, EvalSummary *sum) {
+    memset(sum, 0, sizeof *sum);
+    TaskSet ts, sub;
+    TaskLoadOptions lo;
+    task_load_options_default(&lo);
+    lo.format = o->format;
+    lo.skip_bad = o->skip_bad;
+    if (task_set_load(&ts, o->task_path, &lo) != 0) return -1;
+    if (o->limit > 0 && o->limit < ts.n) {
+        int *idx = malloc((size_t)o->limit * sizeof *idx);
+        if (!idx) { task_set_free(&ts); return err_set("out of memory"); }
+        for (int i = 0; i < o->limit; i++) idx[i] = i;
+        int rc = task_set_subset(&ts, idx, o->limit, &sub);
+        free(idx);
+        sub.n_skipped = ts.n_skipped;
+        task_set_free(&ts);
+        if (rc) return -1;
+        ts = sub;
+    }
+    if (ts.n == 0) {
+        task_set_free(&ts);
+        return err_set("%s: no instances to evaluate", o->task_path);
+    }
+    sum->kind = ts.kind;
+    sum->format = ts.format;
+    sum->n = ts.n;
+    sum->n_skipped = ts.n_skipped;
+    TaskPrompt p;
+    memset(&p, 0, sizeof p);
+    int rc = prompt_setup(&p, &ts, o);
+    AtomicFile af;
+    int have_af = 0;
+    if (rc == 0 && out_path) {
+        rc = file_atomic_open(&af, out_path);
+        have_af = rc == 0;
+    }
+    if (rc == 0) rc = ts.kind == TASK_MC ? eval_mc(m, &ts, &p, t, o, have_af ? &af : NULL, sum)
+                                         : eval_gen(m, &ts, &p, t, o, have_af ? &af : NULL, sum);
+    if (have_af) {
+        if (rc == 0) rc = file_atomic_commit(&af);
+        else file_atomic_abort(&af);
+    }
+    sum->tokens_per_s = sum->seconds > 0 ? (double)sum->tokens / sum->seconds : 0;
+    task_prompt_free(&p);
+    task_set_free(&ts);
+    return rc;
+}

@@ -1,0 +1,40 @@
+/* eval/mc.h - multiple-choice scoring by log-likelihood, the lm-evaluation-harness way:
+ * each choice's summed log-probability as a continuation of the context.
+ *
+ * Items are packed (model_forward_packed): one row holds the context once and every
+ * choice after it in its own segment, so the context's forward pass is shared; rows of
+ * several items are batched (sorted by length to limit padding). */
+#ifndef MUSCLE_EVAL_MC_H
+#define MUSCLE_EVAL_MC_H
+
+#include "model/forward.h"
+
+typedef struct {
+    const int *ctx;          /* context ids (with BOS), n_ctx >= 1 */
+    int n_ctx;
+    int n_choices;
+    const int *const *choice;/* [n_choices] continuation ids */
+    const int *choice_len;   /* [n_choices], each >= 1 */
+} McItem;
+
+typedef struct {
+    double *loglik;          /* [n_choices] sum of log p over the continuation */
+    int *n_tokens;           /* [n_choices] continuation length in tokens */
+    int *is_greedy;          /* [n_choices] every continuation token was the argmax */
+} McResult;
+
+typedef struct {
+    int max_batch;           /* rows per forward call (default 8) */
+    int max_row;             /* longest packed row allowed (default: the model's context) */
+    const LoraAdapter *lora; /* optional adapter */
+    /* progress: called after each batch with (items done, total) */
+    void (*progress)(void *ctx, int done, int total);
+    void *progress_ctx;
+} McOptions;
+
+/* Scores n items; res[i] arrays must hold items[i].n_choices entries. */
+int eval_mc_score(const Model *m, const McItem *items, int n, McResult *res, const McOptions *o);
+/* Tokens a packed row of this item takes. */
+int eval_mc_row_len(const McItem *it);
+
+#endif

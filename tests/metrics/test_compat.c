@@ -1,0 +1,365 @@
+/* tests/metrics/test_compat.c - flip metrics on hand-made cases with known answers, edge cases,
+ * and the paired bootstrap (determinism, sanity of the intervals, joint resampling). */
+#include "testutil.h"
+#include "core/error.h"
+#include "metrics/compat.h"
+
+#include <math.h>
+
+#define CLOSE(a, b) assert_true(fabs((a) - (b)) <= 1e-12)
+#define IS_NULL(st) assert_true(isnan((st).value))
+
+static CompatOptions opts(int B) {
+    CompatOptions o;
+    compat_options_default(&o);
+    o.bootstrap = B;
+    return o;
+}
+
+/* discrete instances from strings of '0'/'1' and prediction equality ('=' same, '!' differ, '?' unknown) */
+static CompatInstance *discrete(const char *c1, const char *c2, const char *same) {
+    size_t n = strlen(c1);
+    CompatInstance *x = calloc(n ? n : 1, sizeof *x);
+    for (size_t i = 0; i < n; i++) {
+        x[i].correct1 = (signed char)(c1[i] - '0');
+        x[i].correct2 = (signed char)(c2[i] - '0');
+        x[i].score1 = x[i].score2 = NAN;
+        x[i].same_pred = (signed char)(!same ? -1 : same[i] == '=' ? 1 : same[i] == '!' ? 0 : -1);
+    }
+    return x;
+}
+
+static void test_discrete_known_answers(void **state) {
+    (void)state;
+    /*            instance: 0123456789 */
+    CompatInstance *x = discrete("1111110000", "1111011100", "====!=!!=!");
+    CompatOptions o = opts(0);
+    CompatReport r;
+    assert_int_equal(compat_compute(x, 10, &o, &r), 0);
+    assert_int_equal(r.n, 10);
+    assert_true(r.discrete && r.preds && !r.continuous);
+    CLOSE(r.acc1.value, 0.6);
+    CLOSE(r.acc2.value, 0.7);
+    CLOSE(r.nfr.value, 0.1); /* instance 4 */
+    assert_int_equal(r.nfr.num, 1);
+    assert_int_equal(r.nfr.den, 10);
+    CLOSE(r.pfr.value, 0.2); /* instances 6, 7 */
+    CLOSE(r.ifr.value, 0.2); /* 4 (also a negative flip) and 9 (both wrong, different answers); 8 answers alike */
+    CLOSE(r.nfi.value, 1.0 / 3); /* 1 negative flip among 3 M2 errors */
+    assert_int_equal(r.nfi.den, 3);
+    CLOSE(r.btc.value, 5.0 / 6); /* M1 right on 6, M2 keeps 5 */
+    assert_int_equal(r.btc.num, 5);
+    assert_int_equal(r.btc.den, 6);
+    assert_true(isnan(r.nfr.lo) && isnan(r.nfr.hi)); /* B = 0: no intervals */
+    IS_NULL(r.mean1);
+    IS_NULL(r.cnfr);
+    IS_NULL(r.m_r);
+    /* unknown predictions: no inconsistency rate, the rest unchanged */
+    x[3].same_pred = -1;
+    assert_int_equal(compat_compute(x, 10, &o, &r), 0);
+    assert_false(r.preds);
+    IS_NULL(r.ifr);
+    CLOSE(r.nfr.value, 0.1);
+    free(x);
+}
+
+static void test_discrete_edges(void **state) {
+    (void)state;
+    CompatOptions o = opts(200);
+    CompatReport r;
+    /* no flips */
+    CompatInstance *x = discrete("1100", "1100", "==!!");
+    assert_int_equal(compat_compute(x, 4, &o, &r), 0);
+    CLOSE(r.nfr.value, 0);
+    CLOSE(r.pfr.value, 0);
+    CLOSE(r.nfr.lo, 0);
+    CLOSE(r.nfr.hi, 0);
+    CLOSE(r.btc.value, 1);
+    CLOSE(r.ifr.value, 0.5); /* both wrong, different answers */
+    free(x);
+    /* all negative flips */
+    x = discrete("111", "000", "!!!");
+    assert_int_equal(compat_compute(x, 3, &o, &r), 0);
+    CLOSE(r.nfr.value, 1);
+    CLOSE(r.nfr.lo, 1);
+    CLOSE(r.nfr.hi, 1);
+    CLOSE(r.nfi.value, 1);
+    CLOSE(r.btc.value, 0);
+    CLOSE(r.acc2.value, 0);
+    free(x);
+    /* N = 1 */
+    x = discrete("1", "0", "!");
+    assert_int_equal(compat_compute(x, 1, &o, &r), 0);
+    CLOSE(r.nfr.value, 1);
+    CLOSE(r.nfr.lo, 1);
+    CLOSE(r.nfr.hi, 1);
+    free(x);
+    /* M2 never wrong: NFI undefined (0 / 0), and so is its interval */
+    x = discrete("0101", "1111", "!=!=");
+    assert_int_equal(compat_compute(x, 4, &o, &r), 0);
+    IS_NULL(r.nfi);
+    assert_true(isnan(r.nfi.lo));
+    CLOSE(r.pfr.value, 0.5);
+    free(x);
+    /* M1 never right: BTC undefined */
+    x = discrete("000", "010", "!!!");
+    assert_int_equal(compat_compute(x, 3, &o, &r), 0);
+    IS_NULL(r.btc);
+    CLOSE(r.nfr.value, 0);
+    free(x);
+    /* N = 0: every value null, not an error */
+    assert_int_equal(compat_compute(NULL, 0, &o, &r), 0);
+    assert_int_equal(r.n, 0);
+    IS_NULL(r.nfr);
+    IS_NULL(r.acc1);
+    IS_NULL(r.mean1);
+    /* a statistic undefined on some resample has no interval: 1 negative flip among 20 M2 errors */
+    x = discrete("10000000000000000000", "00000000000000000000", NULL);
+    assert_int_equal(compat_compute(x, 20, &o, &r), 0);
+    CLOSE(r.btc.value, 0);
+    assert_true(isnan(r.btc.lo)); /* resamples without instance 0 have no M1-correct instance */
+    assert_false(isnan(r.nfr.lo));
+    free(x);
+}
+
+static CompatInstance *continuous(const double *s1, const double *s2, size_t n) {
+    CompatInstance *x = calloc(n, sizeof *x);
+    for (size_t i = 0; i < n; i++) {
+        x[i].correct1 = x[i].correct2 = -1;
+        x[i].score1 = s1[i];
+        x[i].score2 = s2[i];
+        x[i].same_pred = -1;
+    }
+    return x;
+}
+
+static void test_continuous_known_answers(void **state) {
+    (void)state;
+    double s1[] = {0.5, 0.2, 0.0, 1.0, 0.3};
+    double s2[] = {0.7, 0.2, 0.1, 0.6, 0.3 + 1e-12}; /* D = .2, 0, .1, -.4, a tie within 1e-9 */
+    CompatInstance *x = continuous(s1, s2, 5);
+    CompatOptions o = opts(0);
+    CompatReport r;
+    assert_int_equal(compat_compute(x, 5, &o, &r), 0);
+    assert_true(r.continuous && !r.discrete && !r.preds);
+    CLOSE(r.mean1.value, 0.4);
+    assert_true(fabs(r.mean2.value - 0.38) < 1e-12);
+    CLOSE(r.cnfr.value, 0.2);
+    CLOSE(r.cpfr.value, 0.4);
+    assert_true(fabs(r.m_r.value - 0.4) < 1e-12);
+    assert_true(fabs(r.m_g.value - 0.15) < 1e-12);
+    CLOSE(r.cbtc.value, 0.75); /* s1 > 0 on 0, 1, 3, 4; D >= 0 on 0, 1, 4 */
+    assert_int_equal(r.cbtc.den, 4);
+    IS_NULL(r.nfr);
+    IS_NULL(r.nfi);
+    /* a stricter tie tolerance makes instance 4 a positive flip */
+    o.tie_eps = 0;
+    assert_int_equal(compat_compute(x, 5, &o, &r), 0);
+    CLOSE(r.cpfr.value, 0.6);
+    free(x);
+    /* all equal: no flips, magnitudes undefined */
+    double e[] = {0.25, 0.5, 0.75};
+    x = continuous(e, e, 3);
+    o = opts(100);
+    assert_int_equal(compat_compute(x, 3, &o, &r), 0);
+    CLOSE(r.cnfr.value, 0);
+    CLOSE(r.cpfr.value, 0);
+    IS_NULL(r.m_r);
+    IS_NULL(r.m_g);
+    assert_true(isnan(r.m_r.lo));
+    CLOSE(r.cbtc.value, 1);
+    CLOSE(r.cnfr.lo, 0);
+    CLOSE(r.cnfr.hi, 0);
+    free(x);
+    /* empty generations on both sides score 0: ties, and not part of cBTC's base */
+    double z[] = {0, 0, 0.5}, z2[] = {0, 0, 0.25};
+    x = continuous(z, z2, 3);
+    assert_int_equal(compat_compute(x, 3, &o, &r), 0);
+    CLOSE(r.cnfr.value, 1.0 / 3);
+    CLOSE(r.cbtc.value, 0);
+    assert_int_equal(r.cbtc.den, 1);
+    free(x);
+    double zero[] = {0, 0};
+    x = continuous(zero, zero, 2);
+    assert_int_equal(compat_compute(x, 2, &o, &r), 0);
+    IS_NULL(r.cbtc);
+    CLOSE(r.mean1.value, 0);
+    free(x);
+}
+
+static void test_both_kinds_and_errors(void **state) {
+    (void)state;
+    CompatInstance x[3] = {
+        {1, 0, 0.9, 0.1, 0}, {0, 1, 0.1, 0.8, 0}, {1, 1, 0.5, 0.5, 1},
+    };
+    CompatOptions o = opts(50);
+    CompatReport r;
+    assert_int_equal(compat_compute(x, 3, &o, &r), 0);
+    assert_true(r.discrete && r.continuous && r.preds);
+    CLOSE(r.nfr.value, 1.0 / 3);
+    CLOSE(r.cnfr.value, 1.0 / 3);
+    assert_true(fabs(r.m_r.value - 0.8) < 1e-12);
+    /* mixed kinds name the instance */
+    x[2].correct2 = -1;
+    assert_int_equal(compat_compute(x, 3, &o, &r), -1);
+    assert_non_null(strstr(err_msg(), "instance 2: only one of the two models has a discrete outcome"));
+    x[2].correct1 = -1;
+    assert_int_equal(compat_compute(x, 3, &o, &r), -1);
+    assert_non_null(strstr(err_msg(), "instance 2: has no discrete outcome, but instance 0 has one"));
+    x[2].correct1 = x[2].correct2 = 1;
+    x[1].score2 = 1.5;
+    assert_int_equal(compat_compute(x, 3, &o, &r), -1);
+    assert_non_null(strstr(err_msg(), "instance 1: scores (0.1, 1.5): expected numbers in [0, 1]"));
+    x[1].score2 = NAN;
+    assert_int_equal(compat_compute(x, 3, &o, &r), -1);
+    assert_non_null(strstr(err_msg(), "instance 1: only one of the two models has a score"));
+    x[1].score2 = 0.8;
+    o.level = 1;
+    assert_int_equal(compat_compute(x, 3, &o, &r), -1);
+    assert_non_null(strstr(err_msg(), "interval level"));
+    o = opts(-1);
+    assert_int_equal(compat_compute(x, 3, &o, &r), -1);
+    assert_non_null(strstr(err_msg(), "bootstrap"));
+}
+
+static void test_percentile(void **state) {
+    (void)state;
+    double v[] = {1, 2, 3, 4};
+    CLOSE(compat_percentile(v, 4, 0.025), 1.075); /* numpy.percentile([1,2,3,4], 2.5) */
+    CLOSE(compat_percentile(v, 4, 0.975), 3.925);
+    CLOSE(compat_percentile(v, 4, 0), 1);
+    CLOSE(compat_percentile(v, 4, 1), 4);
+    CLOSE(compat_percentile(v, 1, 0.3), 1);
+    assert_true(isnan(compat_percentile(v, 0, 0.5)));
+}
+
+/* n instances: M1 right on ~78%, flips at the given rates, from a fixed pattern generator */
+static CompatInstance *synthetic(size_t n, uint64_t seed) {
+    CompatInstance *x = calloc(n, sizeof *x);
+    uint64_t s = seed;
+    for (size_t i = 0; i < n; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        double u = (double)(s >> 11) / 9007199254740992.0;
+        int c1 = u < 0.78;
+        int nf = c1 && u < 0.0635, pf = !c1 && u > 1 - 0.073;
+        x[i].correct1 = (signed char)c1;
+        x[i].correct2 = (signed char)(nf ? 0 : pf ? 1 : c1);
+        x[i].same_pred = (signed char)(x[i].correct1 == x[i].correct2 && (u > 0.9 ? 0 : 1));
+        x[i].score1 = u;
+        x[i].score2 = nf ? u * 0.5 : pf ? (1 + u) / 2 : u;
+    }
+    return x;
+}
+
+static void test_bootstrap_determinism_and_sanity(void **state) {
+    (void)state;
+    size_t n = 2000;
+    CompatInstance *x = synthetic(n, 7);
+    CompatOptions o = opts(1000);
+    CompatReport a, b, c;
+    assert_int_equal(compat_compute(x, n, &o, &a), 0);
+    assert_int_equal(compat_compute(x, n, &o, &b), 0);
+    assert_memory_equal(&a, &b, sizeof a); /* same seed, same bits */
+    o.seed = 43;
+    assert_int_equal(compat_compute(x, n, &o, &c), 0);
+    assert_true(a.nfr.lo != c.nfr.lo || a.nfr.hi != c.nfr.hi || a.acc1.lo != c.acc1.lo);
+    CLOSE(a.nfr.value, c.nfr.value);
+    /* every defined interval contains its point estimate */
+    const CompatStat *st[] = {&a.acc1, &a.acc2, &a.nfr, &a.pfr, &a.ifr, &a.nfi, &a.btc,
+                              &a.mean1, &a.mean2, &a.cnfr, &a.cpfr, &a.m_r, &a.m_g, &a.cbtc};
+    for (size_t i = 0; i < sizeof st / sizeof st[0]; i++) {
+        assert_false(isnan(st[i]->lo));
+        assert_true(st[i]->lo <= st[i]->value && st[i]->value <= st[i]->hi);
+        assert_true(st[i]->lo < st[i]->hi);
+    }
+    /* the NFR interval is close to the normal approximation p +- 1.96 sqrt(p (1 - p) / n) */
+    double p = a.nfr.value, half = 1.96 * sqrt(p * (1 - p) / (double)n);
+    printf("# NFR %.4f, bootstrap [%.4f, %.4f], normal approximation [%.4f, %.4f]\n", p, a.nfr.lo, a.nfr.hi, p - half,
+           p + half);
+    assert_true(fabs((a.nfr.hi - a.nfr.lo) / (2 * half) - 1) < 0.15);
+    assert_true(fabs((a.nfr.lo + a.nfr.hi) / 2 - p) < 0.25 * half);
+    /* width shrinks like 1/sqrt(N): 100x the instances, about a tenth of the width */
+    CompatInstance *small = synthetic(200, 7), *big = synthetic(20000, 7);
+    CompatReport rs, rb;
+    o.seed = 42;
+    assert_int_equal(compat_compute(small, 200, &o, &rs), 0);
+    assert_int_equal(compat_compute(big, 20000, &o, &rb), 0);
+    double ws = rs.acc1.hi - rs.acc1.lo, wb = rb.acc1.hi - rb.acc1.lo;
+    printf("# acc1 interval width: N=200 %.4f, N=20000 %.4f (ratio %.2f)\n", ws, wb, ws / wb);
+    assert_true(ws / wb > 7 && ws / wb < 14);
+    assert_true(rb.nfr.hi - rb.nfr.lo < (rs.nfr.hi - rs.nfr.lo) / 5);
+    free(x);
+    free(small);
+    free(big);
+}
+
+static void test_delta(void **state) {
+    (void)state;
+    size_t n = 2000;
+    CompatInstance *base = synthetic(n, 11), *cand = synthetic(n, 11);
+    CompatOptions o = opts(1000);
+    CompatDelta d;
+    /* identical comparisons: every resample differs by exactly 0 (joint resampling) */
+    assert_int_equal(compat_delta(base, cand, n, &o, &d), 0);
+    CLOSE(d.dnfr.value, 0);
+    CLOSE(d.dnfr.lo, 0);
+    CLOSE(d.dnfr.hi, 0);
+    CLOSE(d.rel_dnfr.lo, 0);
+    CLOSE(d.dacc.hi, 0);
+    CLOSE(d.dmean.lo, 0);
+    /* the candidate keeps every other negative flip correct */
+    size_t nf = 0, fixed = 0;
+    for (size_t i = 0; i < n; i++)
+        if (base[i].correct1 == 1 && base[i].correct2 == 0 && nf++ % 2 == 0) {
+            cand[i].correct2 = 1;
+            cand[i].score2 = cand[i].score1;
+            fixed++;
+        }
+    assert_int_equal(compat_delta(base, cand, n, &o, &d), 0);
+    double nfr_b = (double)nf / (double)n, nfr_c = (double)(nf - fixed) / (double)n;
+    CLOSE(d.base.nfr.value, nfr_b);
+    CLOSE(d.cand.nfr.value, nfr_c);
+    CLOSE(d.dnfr.value, nfr_c - nfr_b);
+    CLOSE(d.rel_dnfr.value, 100 * (nfr_c - nfr_b) / nfr_b);
+    CLOSE(d.dacc.value, (double)fixed / (double)n);
+    CLOSE(d.dpfr.value, 0);
+    assert_true(d.dnfr.lo <= d.dnfr.value && d.dnfr.value <= d.dnfr.hi && d.dnfr.hi < 0);
+    assert_true(d.rel_dnfr.lo < -40 && d.rel_dnfr.hi > -60 && d.rel_dnfr.hi < 0);
+    printf("# delta: NFR %.4f -> %.4f, rel %.1f%% [%.1f, %.1f], dNFR interval [%.4f, %.4f]\n", nfr_b, nfr_c,
+           d.rel_dnfr.value, d.rel_dnfr.lo, d.rel_dnfr.hi, d.dnfr.lo, d.dnfr.hi);
+    /* paired: the delta's interval is narrower than the two intervals put together */
+    assert_true(d.dnfr.hi - d.dnfr.lo < (d.base.nfr.hi - d.base.nfr.lo));
+    /* the base report is exactly compat_compute's: the same resamples */
+    CompatReport r;
+    assert_int_equal(compat_compute(base, n, &o, &r), 0);
+    assert_memory_equal(&r, &d.base, sizeof r);
+    /* NFR_base = 0: the relative change is undefined (null) */
+    CompatInstance *z = discrete("1100", "1110", NULL), *z2 = discrete("1100", "0110", NULL);
+    assert_int_equal(compat_delta(z, z2, 4, &o, &d), 0);
+    IS_NULL(d.rel_dnfr);
+    assert_true(isnan(d.rel_dnfr.lo));
+    CLOSE(d.dnfr.value, 0.25);
+    CLOSE(d.dacc.value, -0.25);
+    IS_NULL(d.dcnfr);
+    /* different kinds of outcome */
+    cand[5].score1 = cand[5].score2 = NAN;
+    assert_int_equal(compat_delta(base, cand, n, &o, &d), -1);
+    assert_non_null(strstr(err_msg(), "candidate comparison: instance 5: has no scores, but instance 0 has"));
+    free(base);
+    free(cand);
+    free(z);
+    free(z2);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_discrete_known_answers),
+        cmocka_unit_test(test_discrete_edges),
+        cmocka_unit_test(test_continuous_known_answers),
+        cmocka_unit_test(test_both_kinds_and_errors),
+        cmocka_unit_test(test_percentile),
+        cmocka_unit_test(test_bootstrap_determinism_and_sanity),
+        cmocka_unit_test(test_delta),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
