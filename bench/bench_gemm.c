@@ -3,6 +3,7 @@
  * Usage: bench_gemm [seconds-per-measurement]   (default 0.3) */
 #include "core/dtype.h"
 #include "kernel/matmul.h"
+#include "kernel/matmul_impl.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -104,7 +105,7 @@ int main(int argc, char **argv) {
     float *dw = malloc(maxnk * sizeof(float));
 
     printf("\n== forward y = x . W^T, M = %d: GFLOP/s (ratio to OpenBLAS sgemm)\n", M);
-    printf("%6s %6s | %8s | %16s | %16s %16s %16s\n", "N", "K", "sgemm", "xwt f32", "xwt bf16 avx512",
+    printf("%6s %6s | %8s | %16s | %16s %16s %16s\n", "N", "K", "sgemm", "xwt f32 own", "xwt bf16 avx512",
            "bf16 avx512bf16", "bf16 portable");
     for (int s = 0; s < NSHAPES; s++) {
         int n = shapes[s][0], k = shapes[s][1];
@@ -114,7 +115,9 @@ int main(int argc, char **argv) {
         Ctx c = {M, n, k, x, dy, wf, y, dx, dw, &kf};
         double fl = 2.0 * M * n * k / 1e9;
         double tb = timeit(run_sgemm, &c);
+        kmm_f32_own_gemm_force(1);
         double tf = timeit(run_xwt, &c);
+        kmm_f32_own_gemm_force(-1);
         c.kw = &kb;
         double t512 = have_512 ? at_level(KMM_AVX512, run_xwt, &c) : -1;
         double tdp = have_bf16 ? at_level(KMM_AVX512BF16, run_xwt, &c) : -1;
@@ -151,8 +154,8 @@ int main(int argc, char **argv) {
         kweight_free(&kb);
     }
 
-    printf("\n== small M (xwt): GFLOP/s, N = 768, K = 768\n");
-    printf("%4s | %8s | %8s | %8s %8s\n", "M", "sgemm", "xwt f32", "bf16 512", "bf16 dp");
+    printf("\n== small M (xwt): GFLOP/s, N = 768, K = 768 (* = default choice)\n");
+    printf("%4s | %8s | %8s | %8s %8s\n", "M", "sgemm", "xwt f32*", "bf16 512", "bf16 dp");
     int small_m[] = {1, 2, 3, 4, 5, 8, 16, 32, 64};
     for (int i = 0; i < 9; i++) {
         int n = 768, k = 768, m = small_m[i];
@@ -173,8 +176,8 @@ int main(int argc, char **argv) {
     }
 
     printf("\n== backward, M = %d: GFLOP/s  (xw: dx = dy . W; dw = dy^T . x)\n", M);
-    printf("%6s %6s | %8s | %8s | %16s %16s | %8s %8s\n", "N", "K", "sgemm nn", "xw f32", "xw bf16 avx512",
-           "xw bf16 portable", "dw", "dw sgemm");
+    printf("%6s %6s | %8s | %8s | %16s %16s | %8s %8s\n", "N", "K", "sgemm nn", "xw f32 own", "xw bf16 avx512",
+           "xw bf16 portable", "dw own", "dw sgemm");
     for (int s = 0; s < NSHAPES; s++) {
         int n = shapes[s][0], k = shapes[s][1];
         KWeight kf, kb;
@@ -182,11 +185,13 @@ int main(int argc, char **argv) {
         kweight_init_bf16(&kb, wb, n, k);
         Ctx c = {M, n, k, x, dy, wf, y, dx, dw, &kf};
         double fl = 2.0 * M * n * k / 1e9;
+        kmm_f32_own_gemm_force(1);
         double tb = timeit(run_sgemm_nn, &c), tf = timeit(run_xw, &c);
         c.kw = &kb;
         double t512 = have_512 ? at_level(KMM_AVX512, run_xw, &c) : -1;
         double tp = at_level(KMM_PORTABLE, run_xw, &c);
         double td = timeit(run_dw, &c), tds = at_level(KMM_PORTABLE, run_dw, &c);
+        kmm_f32_own_gemm_force(-1);
         printf("%6d %6d | %8.1f | %8.1f | %7.1f (%5.2fx) %7.1f (%5.2fx) | %8.1f %8.1f\n", n, k, fl / tb, fl / tf,
                t512 > 0 ? fl / t512 : 0, t512 > 0 ? tb / t512 : 0, fl / tp, tb / tp, fl / td, fl / tds);
         fflush(stdout);

@@ -294,6 +294,8 @@ enum {
 };
 /* Panels packed per barrier-separated group (2 MB of f32 at KC = 256). */
 #define KMM_NG 64
+/* A tiles per block cycled over the panels (keeps them and C in cache). */
+#define KMM_TB 8
 
 typedef struct {
     int kt, bs;
@@ -308,43 +310,46 @@ typedef struct {
     float beta;
 } Gemm;
 
-/* One A micro-tile of rows [r, r+mr), reduction [pc, pc+kc): KT_F32 f32
- * [kc][MR], KT_FMA f32 [2kq][MR], KT_DP bf16 pairs [kq][MR]; zero-padded. */
+/* One A micro-tile of rows [r, r+mr), reduction [pc, pc+kc), row-major with
+ * row stride KC: f32 (rounded to bf16 for KT_FMA when g->rnd) or, for KT_DP,
+ * bf16 pairs with row stride KC/2. Zero-padded to MR rows and an even kc. */
 static void pack_a_tile(const Gemm *g, int r, int mr, int pc, int kc, void *dst) {
     const int kq = (kc + 1) / 2, kt = g->kt;
-    const int klen = kt == KT_F32 ? kc : 2 * kq;
     const float *a = g->a + (size_t)r * g->sa_row + (size_t)pc * g->sa_col;
+    const size_t sc = g->sa_col;
     if (kt == KT_DP) {
         uint32_t *d = dst;
-        for (int q = 0; q < kq; q++)
-            for (int i = 0; i < KMM_MR; i++) {
-                uint32_t v = 0;
-                if (i < mr) {
-                    const float *s = a + (size_t)i * g->sa_row + (size_t)(2 * q) * g->sa_col;
-                    v = f32_to_bf16(s[0]);
-                    if (2 * q + 1 < kc) v |= (uint32_t)f32_to_bf16(s[g->sa_col]) << 16;
-                }
-                d[(size_t)q * KMM_MR + i] = v;
+        for (int i = 0; i < KMM_MR; i++) {
+            uint32_t *di = d + (size_t)i * (KMM_KC / 2);
+            if (i >= mr) {
+                memset(di, 0, (size_t)kq * sizeof(uint32_t));
+                continue;
             }
+            const float *s = a + (size_t)i * g->sa_row;
+            for (int q = 0; q < kc / 2; q++)
+                di[q] = f32_to_bf16(s[2 * q * sc]) | (uint32_t)f32_to_bf16(s[(2 * q + 1) * sc]) << 16;
+            if (kc & 1) di[kq - 1] = f32_to_bf16(s[(size_t)(kc - 1) * sc]);
+        }
         return;
     }
     float *d = dst;
-    if (mr < KMM_MR || klen > kc) memset(d, 0, (size_t)klen * KMM_MR * sizeof(float));
-    const int rnd = kt == KT_FMA && g->rnd;
-    if (g->sa_col == 1) { /* rows contiguous: read along k */
-        for (int i = 0; i < mr; i++) {
-            const float *s = a + (size_t)i * g->sa_row;
+    const int rnd = kt == KT_FMA && g->rnd, klen = kt == KT_F32 ? kc : 2 * kq;
+    for (int i = 0; i < KMM_MR; i++) {
+        float *di = d + (size_t)i * KMM_KC;
+        if (i >= mr) {
+            memset(di, 0, (size_t)klen * sizeof(float));
+            continue;
+        }
+        const float *s = a + (size_t)i * g->sa_row;
+        if (sc == 1) {
             if (rnd)
-                for (int kk = 0; kk < kc; kk++) d[(size_t)kk * KMM_MR + i] = bf16_round(s[kk]);
+                for (int kk = 0; kk < kc; kk++) di[kk] = bf16_round(s[kk]);
             else
-                for (int kk = 0; kk < kc; kk++) d[(size_t)kk * KMM_MR + i] = s[kk];
+                memcpy(di, s, (size_t)kc * sizeof(float));
+        } else {
+            for (int kk = 0; kk < kc; kk++) di[kk] = rnd ? bf16_round(s[kk * sc]) : s[kk * sc];
         }
-    } else { /* columns contiguous (a transposed operand): read along rows */
-        for (int kk = 0; kk < kc; kk++) {
-            const float *s = a + (size_t)kk * g->sa_col;
-            float *dk = d + (size_t)kk * KMM_MR;
-            for (int i = 0; i < mr; i++) dk[i] = rnd ? bf16_round(s[(size_t)i * g->sa_row]) : s[(size_t)i * g->sa_row];
-        }
+        if (klen > kc) di[kc] = 0.0f;
     }
 }
 
@@ -425,11 +430,12 @@ static void gemm_run(const Gemm *g) {
                     for (int p = gp; p < ge; p++) pack_b_panel(g, p, pc, kc, bbuf + (size_t)(p - gp) * bpan);
                 }
                 const int q0 = p0 > gp ? p0 : gp, q1 = p1 < ge ? p1 : ge;
+                for (int tb = 0; tb < ntile; tb += KMM_TB)
                 for (int p = q0; p < q1; p++) {
                     const uint32_t *bp = pre ? (const uint32_t *)g->b + (size_t)p * kq_all * KMM_NR + (size_t)(pc / 2) * KMM_NR
                                              : bbuf + (size_t)(p - gp) * bpan;
                     const int nr = g->nout - p * KMM_NR < KMM_NR ? g->nout - p * KMM_NR : KMM_NR;
-                    for (int ti = 0; ti < ntile; ti++) {
+                    for (int ti = tb; ti < ntile && ti < tb + KMM_TB; ti++) {
                         int r = (t0 + ti) * KMM_MR, mr = m1 - r < KMM_MR ? m1 - r : KMM_MR;
                         float *cp = g->c + (size_t)r * g->ldc + (size_t)p * KMM_NR;
                         const uint32_t *ap = abuf + ti * tile_elems;

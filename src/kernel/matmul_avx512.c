@@ -32,21 +32,30 @@
     const __mmask16 k1 = nr >= 32 ? 0xffff : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0; \
     const __m512 vb = _mm512_set1_ps(beta)
 
+/* The C tile is likely out of L1/L2 (C of the whole product exceeds L2):
+ * fetch it while the tile is being computed. */
+#define PREFETCH_C                                                                      \
+    for (int r = 0; r < mr; r++) {                                                      \
+        _mm_prefetch((const char *)(c + (size_t)r * ldc), _MM_HINT_T0);                 \
+        _mm_prefetch((const char *)(c + (size_t)r * ldc + nr - 1), _MM_HINT_T0);        \
+    }
+
 /* Plain fp32: per k, 2 vectors of B against 12 broadcasts of A. */
 T512 void kmm_ukr_f32_avx512(int kc, const float *ap, const float *bp, float *c, size_t ldc, int mr,
                              int nr, int mode, float beta) {
     __m512 acc[KMM_MR][2];
 #pragma GCC unroll 12
     for (int r = 0; r < KMM_MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    PREFETCH_C;
     for (int kk = 0; kk < kc; kk++) {
         __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16);
 #pragma GCC unroll 12
         for (int r = 0; r < KMM_MR; r++) {
-            __m512 a = _mm512_set1_ps(ap[r]);
+            __m512 a = _mm512_set1_ps(ap[r * KMM_KC]);
             acc[r][0] = _mm512_fmadd_ps(a, b0, acc[r][0]);
             acc[r][1] = _mm512_fmadd_ps(a, b1, acc[r][1]);
         }
-        ap += KMM_MR;
+        ap += 1;
         bp += 32;
     }
     COL_MASKS;
@@ -62,6 +71,7 @@ T512 void kmm_ukr_fma_avx512(int kq, const float *ap, const uint32_t *bp, float 
     __m512 acc[KMM_MR][2];
 #pragma GCC unroll 12
     for (int r = 0; r < KMM_MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    PREFETCH_C;
     const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
     for (int q = 0; q < kq; q++) {
         __m512i v0 = _mm512_loadu_si512(bp), v1 = _mm512_loadu_si512(bp + 16);
@@ -69,7 +79,7 @@ T512 void kmm_ukr_fma_avx512(int kq, const float *ap, const uint32_t *bp, float 
         __m512 b1 = _mm512_castsi512_ps(_mm512_slli_epi32(v1, 16));
 #pragma GCC unroll 12
         for (int r = 0; r < KMM_MR; r++) {
-            __m512 a = _mm512_set1_ps(ap[r]);
+            __m512 a = _mm512_set1_ps(ap[r * KMM_KC]);
             acc[r][0] = _mm512_fmadd_ps(a, b0, acc[r][0]);
             acc[r][1] = _mm512_fmadd_ps(a, b1, acc[r][1]);
         }
@@ -77,11 +87,11 @@ T512 void kmm_ukr_fma_avx512(int kq, const float *ap, const uint32_t *bp, float 
         b1 = _mm512_castsi512_ps(_mm512_and_si512(v1, hi));
 #pragma GCC unroll 12
         for (int r = 0; r < KMM_MR; r++) {
-            __m512 a = _mm512_set1_ps(ap[KMM_MR + r]);
+            __m512 a = _mm512_set1_ps(ap[r * KMM_KC + 1]);
             acc[r][0] = _mm512_fmadd_ps(a, b0, acc[r][0]);
             acc[r][1] = _mm512_fmadd_ps(a, b1, acc[r][1]);
         }
-        ap += 2 * KMM_MR;
+        ap += 2;
         bp += 32;
     }
     COL_MASKS;
@@ -96,15 +106,16 @@ TBF16 void kmm_ukr_dp_avx512bf16(int kq, const uint32_t *ap, const uint32_t *bp,
     __m512 acc[KMM_MR][2];
 #pragma GCC unroll 12
     for (int r = 0; r < KMM_MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    PREFETCH_C;
     for (int q = 0; q < kq; q++) {
         __m512bh v0 = (__m512bh)_mm512_loadu_si512(bp), v1 = (__m512bh)_mm512_loadu_si512(bp + 16);
 #pragma GCC unroll 12
         for (int r = 0; r < KMM_MR; r++) {
-            __m512bh a = (__m512bh)_mm512_set1_epi32((int)ap[r]);
+            __m512bh a = (__m512bh)_mm512_set1_epi32((int)ap[r * (KMM_KC / 2)]);
             acc[r][0] = _mm512_dpbf16_ps(acc[r][0], a, v0);
             acc[r][1] = _mm512_dpbf16_ps(acc[r][1], a, v1);
         }
-        ap += KMM_MR;
+        ap += 1;
         bp += 32;
     }
     COL_MASKS;
