@@ -15,7 +15,7 @@
 #include <strings.h>
 
 /* Largest m served by the gemv kernels instead of a GEMM (see docs/kernels.md). */
-#define F32_GEMV_MAX_M 1
+#define F32_GEMV_MAX_M 4
 #define BF16_GEMV_MAX_M 4
 /* Portable bf16 path: rows of W converted to f32 per sgemm call. */
 #define PORT_NB 256
@@ -346,8 +346,14 @@ static void pack_a_tile(const Gemm *g, int r, int mr, int pc, int kc, void *dst)
                 for (int kk = 0; kk < kc; kk++) di[kk] = bf16_round(s[kk]);
             else
                 memcpy(di, s, (size_t)kc * sizeof(float));
+        } else if (!rnd) { /* a transposed operand (dw): transpose the whole tile at once */
+            kmm_transpose_avx512(a, sc, kc, mr, d, KMM_KC);
+            for (int i2 = 0; i2 < mr; i2++)
+                if (klen > kc) d[(size_t)i2 * KMM_KC + kc] = 0.0f;
+            for (int i2 = mr; i2 < KMM_MR; i2++) memset(d + (size_t)i2 * KMM_KC, 0, (size_t)klen * sizeof(float));
+            return;
         } else {
-            for (int kk = 0; kk < kc; kk++) di[kk] = rnd ? bf16_round(s[kk * sc]) : s[kk * sc];
+            for (int kk = 0; kk < kc; kk++) di[kk] = bf16_round(s[kk * sc]);
         }
         if (klen > kc) di[kc] = 0.0f;
     }
@@ -380,10 +386,7 @@ static void pack_b_panel(const Gemm *g, int p, int pc, int kc, void *dst) {
     } else { /* BS_F32_T */
         float *d = dst;
         if (nc < KMM_NR) memset(d, 0, (size_t)kc * KMM_NR * sizeof(float));
-        for (int c = 0; c < nc; c++) {
-            const float *s = (const float *)g->b + (size_t)(c0 + c) * g->ldb + pc;
-            for (int kk = 0; kk < kc; kk++) d[(size_t)kk * KMM_NR + c] = s[kk];
-        }
+        kmm_transpose_avx512((const float *)g->b + (size_t)c0 * g->ldb + pc, g->ldb, nc, kc, d, KMM_NR);
     }
 }
 

@@ -45,6 +45,9 @@ void kmm_gemv_f32_avx2(const float *w, int k, const float *x, int m, float *y, s
 void kmm_gemv_bf16_avx2(const uint16_t *w, int k, const float *x, int m, float *y, size_t ldy,
                         float beta, int r0, int r1);
 
+/* dst[j*ldd + i] = src[i*lds + j] for i < rows, j < cols (AVX-512). */
+void kmm_transpose_avx512(const float *src, size_t lds, int rows, int cols, float *dst, size_t ldd);
+
 /* Tests: force fp32 products through our AVX-512 GEMM (1) or sgemm (0) at
  * level avx512 and up; -1 restores the automatic choice (by OpenBLAS core). */
 void kmm_f32_own_gemm_force(int v);

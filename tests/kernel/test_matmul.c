@@ -297,6 +297,24 @@ static void test_levels_and_errors(void **state) {
     kweight_free(&w);
 }
 
+/* The AVX-512 register transpose used by the packers, at odd sizes. */
+static void test_transpose(void **state) {
+    (void)state;
+    if (kmm_level_cpu() < KMM_AVX512) skip();
+    static const int rc[][2] = {{1, 1}, {16, 16}, {17, 5}, {3, 33}, {32, 256}, {12, 255}, {31, 47}};
+    for (int t = 0; t < 7; t++) {
+        int rows = rc[t][0], cols = rc[t][1], lds = cols + 3, ldd = rows + 5;
+        float *src = rand_f32((size_t)rows * lds), *dst = malloc((size_t)cols * ldd * sizeof(float));
+        for (size_t i = 0; i < (size_t)cols * ldd; i++) dst[i] = 12345.0f;
+        kmm_transpose_avx512(src, lds, rows, cols, dst, ldd);
+        for (int j = 0; j < cols; j++)
+            for (int i = 0; i < ldd; i++)
+                assert_true(dst[(size_t)j * ldd + i] == (i < rows ? src[(size_t)i * lds + j] : 12345.0f));
+        free(src);
+        free(dst);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_xwt_and_xw, setup, teardown),
@@ -304,6 +322,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_deterministic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dw, setup, teardown),
         cmocka_unit_test(test_f32_wrappers),
+        cmocka_unit_test(test_transpose),
         cmocka_unit_test(test_levels_and_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
