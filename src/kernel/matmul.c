@@ -206,26 +206,6 @@ void kweight_free(KWeight *w) {
     memset(w, 0, sizeof *w);
 }
 
-/* ---------------------------------------------------------------- sgemm wrappers */
-
-void kmm_f32_nt(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c,
-                int ldc, float alpha, float beta) {
-    if (m <= 0 || n <= 0 || k <= 0) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-}
-
-void kmm_f32_nn(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c,
-                int ldc, float alpha, float beta) {
-    if (m <= 0 || n <= 0 || k <= 0) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-}
-
-void kmm_f32_tn(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c,
-                int ldc, float alpha, float beta) {
-    if (m <= 0 || n <= 0 || k <= 0) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-}
-
 /* ---------------------------------------------------------------- portable bf16 */
 
 /* Rows [r0, r1) of y for small m; x already rounded to bf16. */
@@ -307,7 +287,7 @@ typedef struct {
     size_t ldb;
     float *c;
     size_t ldc;
-    float beta;
+    float beta, alpha;
 } Gemm;
 
 /* One A micro-tile of rows [r, r+mr), reduction [pc, pc+kc), row-major with
@@ -443,11 +423,11 @@ static void gemm_run(const Gemm *g) {
                         float *cp = g->c + (size_t)r * g->ldc + (size_t)p * KMM_NR;
                         const uint32_t *ap = abuf + ti * tile_elems;
                         if (kt == KT_DP)
-                            kmm_ukr_dp_avx512bf16(kq, ap, bp, cp, g->ldc, mr, nr, mode, g->beta);
+                            kmm_ukr_dp_avx512bf16(kq, ap, bp, cp, g->ldc, mr, nr, mode, g->beta, g->alpha);
                         else if (kt == KT_FMA)
-                            kmm_ukr_fma_avx512(kq, (const float *)ap, bp, cp, g->ldc, mr, nr, mode, g->beta);
+                            kmm_ukr_fma_avx512(kq, (const float *)ap, bp, cp, g->ldc, mr, nr, mode, g->beta, g->alpha);
                         else
-                            kmm_ukr_f32_avx512(kc, (const float *)ap, (const float *)bp, cp, g->ldc, mr, nr, mode, g->beta);
+                            kmm_ukr_f32_avx512(kc, (const float *)ap, (const float *)bp, cp, g->ldc, mr, nr, mode, g->beta, g->alpha);
                     }
                 }
                 if (!pre) {
@@ -462,7 +442,7 @@ static void gemm_run(const Gemm *g) {
 
 static void gemm_xwt(const KWeight *w, const float *x, int m, float *y, float beta, int dp) {
     Gemm g = {.m = m, .nout = w->n, .kred = w->k, .a = x, .sa_row = (size_t)w->k, .sa_col = 1,
-              .rnd = 1, .c = y, .ldc = (size_t)w->n, .beta = beta};
+              .rnd = 1, .c = y, .ldc = (size_t)w->n, .beta = beta, .alpha = 1.0f};
     if (w->type == KW_F32) {
         g.kt = KT_F32;
         g.bs = BS_F32_T;
@@ -478,7 +458,7 @@ static void gemm_xwt(const KWeight *w, const float *x, int m, float *y, float be
 
 static void gemm_xw(const KWeight *w, const float *dy, int m, float *dx, float beta) {
     Gemm g = {.m = m, .nout = w->k, .kred = w->n, .a = dy, .sa_row = (size_t)w->n, .sa_col = 1,
-              .rnd = 0, .c = dx, .ldc = (size_t)w->k, .beta = beta, .ldb = (size_t)w->k};
+              .rnd = 0, .c = dx, .ldc = (size_t)w->k, .beta = beta, .alpha = 1.0f, .ldb = (size_t)w->k};
     if (w->type == KW_F32) {
         g.kt = KT_F32;
         g.bs = BS_F32_RO;
@@ -489,6 +469,44 @@ static void gemm_xw(const KWeight *w, const float *dy, int m, float *dx, float b
         g.b = w->bf16;
     }
     gemm_run(&g);
+}
+
+/* ---------------------------------------------------------------- fp32 wrappers */
+
+/* Our GEMM with A(i, p) = a[i*sar + p*sac] and B given as [n][k] (bt) or [k][n]. */
+static void own_f32(int m, int n, int k, const float *a, size_t sar, size_t sac, const float *b, int ldb,
+                    int bt, float *c, int ldc, float alpha, float beta) {
+    Gemm g = {.kt = KT_F32, .bs = bt ? BS_F32_T : BS_F32_RO, .m = m, .nout = n, .kred = k, .a = a,
+              .sa_row = sar, .sa_col = sac, .b = b, .ldb = (size_t)ldb, .c = c, .ldc = (size_t)ldc,
+              .beta = beta, .alpha = alpha};
+    gemm_run(&g);
+}
+
+void kmm_f32_nt(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c,
+                int ldc, float alpha, float beta) {
+    if (m <= 0 || n <= 0 || k <= 0) return;
+    if (f32_own_gemm(kmm_level()))
+        own_f32(m, n, k, a, (size_t)lda, 1, b, ldb, 1, c, ldc, alpha, beta);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void kmm_f32_nn(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c,
+                int ldc, float alpha, float beta) {
+    if (m <= 0 || n <= 0 || k <= 0) return;
+    if (f32_own_gemm(kmm_level()))
+        own_f32(m, n, k, a, (size_t)lda, 1, b, ldb, 0, c, ldc, alpha, beta);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void kmm_f32_tn(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c,
+                int ldc, float alpha, float beta) {
+    if (m <= 0 || n <= 0 || k <= 0) return;
+    if (f32_own_gemm(kmm_level()))
+        own_f32(m, n, k, a, 1, (size_t)lda, b, ldb, 0, c, ldc, alpha, beta);
+    else
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 /* ---------------------------------------------------------------- small-m gemv */
@@ -591,7 +609,7 @@ void kmm_dw(const float *dy, const float *x, int m, int n, int k, float *dw, flo
     if (f32_own_gemm(kmm_level())) {
         /* A = dy^T (row i = column i of dy), B = x as [red = m][out = k] */
         Gemm g = {.kt = KT_F32, .bs = BS_F32_RO, .m = n, .nout = k, .kred = m, .a = dy, .sa_row = 1,
-                  .sa_col = (size_t)n, .b = x, .ldb = (size_t)k, .c = dw, .ldc = (size_t)k, .beta = beta};
+                  .sa_col = (size_t)n, .b = x, .ldb = (size_t)k, .c = dw, .ldc = (size_t)k, .beta = beta, .alpha = 1.0f};
         gemm_run(&g);
         return;
     }

@@ -10,6 +10,10 @@
 /* Writes acc (one row of 32 outputs) to c under masks, per mode. */
 #define STORE_ROW(cr, a0, a1)                                                           \
     do {                                                                                \
+        if (alpha != 1.0f) {                                                            \
+            a0 = _mm512_mul_ps(va, a0);                                                 \
+            a1 = _mm512_mul_ps(va, a1);                                                 \
+        }                                                                               \
         if (mode == KMM_STORE) {                                                        \
             _mm512_mask_storeu_ps((cr), k0, (a0));                                      \
             _mm512_mask_storeu_ps((cr) + 16, k1, (a1));                                 \
@@ -30,7 +34,7 @@
 #define COL_MASKS                                                                       \
     const __mmask16 k0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);               \
     const __mmask16 k1 = nr >= 32 ? 0xffff : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0; \
-    const __m512 vb = _mm512_set1_ps(beta)
+    const __m512 vb = _mm512_set1_ps(beta), va = _mm512_set1_ps(alpha)
 
 /* The C tile is likely out of L1/L2 (C of the whole product exceeds L2):
  * fetch it while the tile is being computed. */
@@ -42,7 +46,7 @@
 
 /* Plain fp32: per k, 2 vectors of B against 12 broadcasts of A. */
 T512 void kmm_ukr_f32_avx512(int kc, const float *ap, const float *bp, float *c, size_t ldc, int mr,
-                             int nr, int mode, float beta) {
+                             int nr, int mode, float beta, float alpha) {
     __m512 acc[KMM_MR][2];
 #pragma GCC unroll 12
     for (int r = 0; r < KMM_MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
@@ -67,7 +71,7 @@ T512 void kmm_ukr_f32_avx512(int kc, const float *ap, const float *bp, float *c,
 /* fp32 FMA on bf16 weights: a pair vector v holds 16 outputs x (k even, k odd);
  * v << 16 is the even-k f32 vector, v & 0xffff0000 the odd-k one. */
 T512 void kmm_ukr_fma_avx512(int kq, const float *ap, const uint32_t *bp, float *c, size_t ldc,
-                             int mr, int nr, int mode, float beta) {
+                             int mr, int nr, int mode, float beta, float alpha) {
     __m512 acc[KMM_MR][2];
 #pragma GCC unroll 12
     for (int r = 0; r < KMM_MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
@@ -102,7 +106,7 @@ T512 void kmm_ukr_fma_avx512(int kq, const float *ap, const uint32_t *bp, float 
 
 /* vdpbf16ps: per lane, acc += a.lo*b.lo + a.hi*b.hi with a = one bf16 pair of x. */
 TBF16 void kmm_ukr_dp_avx512bf16(int kq, const uint32_t *ap, const uint32_t *bp, float *c,
-                                 size_t ldc, int mr, int nr, int mode, float beta) {
+                                 size_t ldc, int mr, int nr, int mode, float beta, float alpha) {
     __m512 acc[KMM_MR][2];
 #pragma GCC unroll 12
     for (int r = 0; r < KMM_MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();

@@ -18,16 +18,17 @@ enum { KMM_STORE = 0, KMM_BETA = 1, KMM_ACC = 2 };
  * one uint32 per output c: low half = element k = 2q, high half = 2q+1;
  * panels of kq = (k+1)/2 pairs follow each other; padding is zero. */
 
-/* c[r*ldc + j] (r < mr, j < nr) op= sum_q a(r, q) . b(q, j). ap: the A tile
+/* c[r*ldc + j] (r < mr, j < nr) op= alpha sum_q a(r, q) . b(q, j) (op: =,
+ * = beta c +, += per mode). ap: the A tile
  * row-major with a fixed row stride (so the kernel addresses its 12 rows by
  * constant offsets): f32 [MR][KC] (f32, fma) or bf16 pairs [MR][KC/2] (dp),
  * zero-padded; bp: [kq][32] pairs, or f32 [kc][32] for the f32 kernel. */
 void kmm_ukr_f32_avx512(int kc, const float *ap, const float *bp, float *c, size_t ldc, int mr,
-                        int nr, int mode, float beta);
+                        int nr, int mode, float beta, float alpha);
 void kmm_ukr_fma_avx512(int kq, const float *ap, const uint32_t *bp, float *c, size_t ldc,
-                        int mr, int nr, int mode, float beta);
+                        int mr, int nr, int mode, float beta, float alpha);
 void kmm_ukr_dp_avx512bf16(int kq, const uint32_t *ap, const uint32_t *bp, float *c, size_t ldc,
-                           int mr, int nr, int mode, float beta);
+                           int mr, int nr, int mode, float beta, float alpha);
 
 /* Row-range gemv for small m: y[i*ldy + r] = dot(x_i, W[r]) + beta*y for
  * r in [r0, r1), i < m. x rows have stride k, except for

@@ -172,33 +172,45 @@ static void test_dw(void **state) {
     }
 }
 
-/* The plain sgemm wrappers, with leading dimensions wider than the matrices. */
+/* The fp32 wrappers (sgemm or our GEMM), with leading dimensions wider than
+ * the matrices, alpha and beta. */
 static void test_f32_wrappers(void **state) {
     (void)state;
-    const int m = 9, n = 13, k = 21, ld = 40;
+    static const int dims[][3] = {{9, 13, 21}, {37, 70, 300}, {1, 1, 1}};
+    const int ld = 310;
     float *a = rand_f32((size_t)ld * ld), *b = rand_f32((size_t)ld * ld), *c0 = rand_f32((size_t)ld * ld);
     float *c = malloc((size_t)ld * ld * sizeof(float));
-    for (int op = 0; op < 3; op++) {
-        memcpy(c, c0, (size_t)ld * ld * sizeof(float));
-        if (op == 0) kmm_f32_nt(m, n, k, a, ld, b, ld, c, ld, 0.5f, 2.0f);
-        if (op == 1) kmm_f32_nn(m, n, k, a, ld, b, ld, c, ld, 0.5f, 2.0f);
-        if (op == 2) kmm_f32_tn(m, n, k, a, ld, b, ld, c, ld, 0.5f, 2.0f);
-        for (int i = 0; i < ld; i++)
-            for (int j = 0; j < ld; j++) {
-                size_t o = (size_t)i * ld + j;
-                if (i >= m || j >= n) {
-                    assert_true(c[o] == c0[o]); /* outside C: untouched */
-                    continue;
-                }
-                double s = 0, sa = 0;
-                for (int q = 0; q < k; q++) {
-                    double av = op == 2 ? a[(size_t)q * ld + i] : a[(size_t)i * ld + q];
-                    double bv = op == 0 ? b[(size_t)j * ld + q] : b[(size_t)q * ld + j];
-                    s += av * bv;
-                    sa += fabs(av * bv);
-                }
-                double want = 0.5 * s + 2.0 * c0[o];
-                assert_true(fabs(c[o] - want) <= TOL * (0.5 * sa + 2.0 * fabs(c0[o])));
+    for (int v = 0; v < 2 * ((int)kmm_level_cpu() + 1); v++) {
+        int lvl = v / 2;
+        if ((v & 1) && lvl < KMM_AVX512) continue;
+        assert_int_equal(kmm_level_set((KmmLevel)lvl), 0);
+        kmm_f32_own_gemm_force(v & 1);
+        for (int d = 0; d < 3; d++)
+            for (int op = 0; op < 3; op++) {
+                int m = dims[d][0], n = dims[d][1], k = dims[d][2];
+                memcpy(c, c0, (size_t)ld * ld * sizeof(float));
+                if (op == 0) kmm_f32_nt(m, n, k, a, ld, b, ld, c, ld, 0.5f, 2.0f);
+                if (op == 1) kmm_f32_nn(m, n, k, a, ld, b, ld, c, ld, 0.5f, 2.0f);
+                if (op == 2) kmm_f32_tn(m, n, k, a, ld, b, ld, c, ld, 0.5f, 2.0f);
+                for (int i = 0; i < ld; i++)
+                    for (int j = 0; j < ld; j++) {
+                        size_t o = (size_t)i * ld + j;
+                        if (i >= m || j >= n) {
+                            assert_true(c[o] == c0[o]); /* outside C: untouched */
+                            continue;
+                        }
+                        double s = 0, sa = 0;
+                        for (int q = 0; q < k; q++) {
+                            double av = op == 2 ? a[(size_t)q * ld + i] : a[(size_t)i * ld + q];
+                            double bv = op == 0 ? b[(size_t)j * ld + q] : b[(size_t)q * ld + j];
+                            s += av * bv;
+                            sa += fabs(av * bv);
+                        }
+                        double want = 0.5 * s + 2.0 * c0[o];
+                        if (!(fabs(c[o] - want) <= TOL * (0.5 * sa + 2.0 * fabs(c0[o]))))
+                            fail_msg("f32 wrapper op %d level %d own %d m=%d n=%d k=%d: c[%d,%d] = %.9g, want %.9g",
+                                     op, lvl, v & 1, m, n, k, i, j, c[o], want);
+                    }
             }
     }
     free(a); free(b); free(c0); free(c);
@@ -321,7 +333,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_bf16_rounding_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deterministic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dw, setup, teardown),
-        cmocka_unit_test(test_f32_wrappers),
+        cmocka_unit_test_setup_teardown(test_f32_wrappers, setup, teardown),
         cmocka_unit_test(test_transpose),
         cmocka_unit_test(test_levels_and_errors),
     };
