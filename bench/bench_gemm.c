@@ -82,11 +82,14 @@ static const int shapes[][2] = {{768, 768},  {2048, 768}, {768, 2048}, {32000, 7
                                 {288, 288},  {768, 288},  {288, 768},  {32000, 288}};
 #define NSHAPES 8
 
-/* Runs fn at a forced level (or the default when lvl < 0): seconds per call. */
+/* Runs fn at a forced level (or the default when lvl < 0): seconds per call.
+ * avx512 = fp32-FMA bf16 kernels, avx512bf16 = vdpbf16ps kernels. */
 static double at_level(int lvl, RunFn fn, Ctx *c) {
     KmmLevel saved = kmm_level();
     if (lvl >= 0 && kmm_level_set((KmmLevel)lvl) != 0) return -1;
+    if (lvl == KMM_AVX512BF16) kmm_bf16_gemm_dp_force(1); /* the vdpbf16ps GEMM even on Intel */
     double t = timeit(fn, c);
+    kmm_bf16_gemm_dp_force(-1);
     kmm_level_set(saved);
     return t;
 }

@@ -48,11 +48,30 @@ KmmLevel kmm_level_cpu(void) {
     return (KmmLevel)l;
 }
 
-/* The automatic choice: vdpbf16ps only where it outruns fp32 FMA (AMD). */
-static KmmLevel level_auto(void) {
-    KmmLevel c = kmm_level_cpu();
-    if (c == KMM_AVX512BF16 && !__builtin_cpu_is("amd")) return KMM_AVX512;
-    return c;
+static KmmLevel level_auto(void) { return kmm_level_cpu(); }
+
+/* At level avx512bf16, the bf16 GEMM uses vdpbf16ps only where it outruns
+ * fp32 FMA: on AMD (Zen 4 issues it at the FMA rate, twice the flops); on
+ * Intel it issues at half the FMA rate, so the fp32-FMA kernel on widened
+ * bf16 is faster there. MUSCLE_BF16_GEMM=dp|fma overrides; so does
+ * kmm_bf16_gemm_dp_force() (tests). The gemv uses vdpbf16ps on both. */
+static int g_dp_force = -1;
+void kmm_bf16_gemm_dp_force(int v) { __atomic_store_n(&g_dp_force, v < 0 ? -1 : !!v, __ATOMIC_RELAXED); }
+
+static int bf16_gemm_dp(void) {
+    static int cached = -1;
+    int f = __atomic_load_n(&g_dp_force, __ATOMIC_RELAXED);
+    if (f >= 0) return f;
+    int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (v < 0) {
+        const char *env = getenv("MUSCLE_BF16_GEMM");
+        __builtin_cpu_init();
+        v = __builtin_cpu_is("amd");
+        if (env && strcmp(env, "dp") == 0) v = 1;
+        if (env && strcmp(env, "fma") == 0) v = 0;
+        __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
+    }
+    return v;
 }
 
 const char *kmm_level_name(KmmLevel l) {
@@ -553,7 +572,7 @@ void kmm_xwt(const KWeight *w, const float *x, int m, float *y, float beta) {
         return;
     }
     if (m > BF16_GEMV_MAX_M && lvl >= KMM_AVX512 && w->packed) {
-        gemm_xwt(w, x, m, y, beta, lvl >= KMM_AVX512BF16);
+        gemm_xwt(w, x, m, y, beta, lvl >= KMM_AVX512BF16 && bf16_gemm_dp());
         return;
     }
     size_t cnt = (size_t)m * k;

@@ -76,6 +76,7 @@ static int teardown(void **state) {
     (void)state;
     kmm_level_set(saved_level);
     kmm_f32_own_gemm_force(-1);
+    kmm_bf16_gemm_dp_force(-1);
     return 0;
 }
 
@@ -113,6 +114,7 @@ static void test_xwt_and_xw(void **state) {
             if ((v & 1) && lvl < KMM_AVX512) continue;
             assert_int_equal(kmm_level_set((KmmLevel)lvl), 0);
             kmm_f32_own_gemm_force(v & 1);
+            kmm_bf16_gemm_dp_force(v & 1);
             for (int bi = 0; bi < 2; bi++) {
                 float beta = bi ? 1.0f : 0.0f;
                 /* beta == 0 must not read the output: start from NaN */
@@ -162,6 +164,7 @@ static void test_dw(void **state) {
             if ((v & 1) && lvl < KMM_AVX512) continue;
             assert_int_equal(kmm_level_set((KmmLevel)lvl), 0);
             kmm_f32_own_gemm_force(v & 1);
+            kmm_bf16_gemm_dp_force(v & 1);
             for (int bi = 0; bi < 2; bi++) {
                 for (size_t i = 0; i < c; i++) dw[i] = bi ? w0[i] : NAN;
                 kmm_dw(dy, x, m, n, k, dw, (float)bi);
@@ -185,6 +188,7 @@ static void test_f32_wrappers(void **state) {
         if ((v & 1) && lvl < KMM_AVX512) continue;
         assert_int_equal(kmm_level_set((KmmLevel)lvl), 0);
         kmm_f32_own_gemm_force(v & 1);
+            kmm_bf16_gemm_dp_force(v & 1);
         for (int d = 0; d < 3; d++)
             for (int op = 0; op < 3; op++) {
                 int m = dims[d][0], n = dims[d][1], k = dims[d][2];
@@ -263,6 +267,7 @@ static void test_deterministic(void **state) {
         if ((v & 1) && lvl < KMM_AVX512) continue;
         assert_int_equal(kmm_level_set((KmmLevel)lvl), 0);
         kmm_f32_own_gemm_force(v & 1);
+            kmm_bf16_gemm_dp_force(v & 1);
         for (int mi = 0; mi < 4; mi++)
             for (int wi = 0; wi < 2; wi++) {
                 const KWeight *w = wi ? &kb : &kf;
