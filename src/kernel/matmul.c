@@ -393,7 +393,7 @@ static void pack_b_panel(const Gemm *g, int p, int pc, int kc, void *dst) {
  * (outermost, so every output sums its blocks in the same order), A packed
  * once per block for the thread's rows, B panels from the packed weight or
  * packed per call in groups of NG panels shared by the threads. Threads split
- * the rows of C (or, when there are few, its panels) statically. */
+ * the rows of C (or, when there are few, the panels of each group) statically. */
 static void gemm_run(const Gemm *g) {
     const int m = g->m, npan = (g->nout + KMM_NR - 1) / KMM_NR, mt = (m + KMM_MR - 1) / KMM_MR;
     const int kt = g->kt, pre = g->bs == BS_PRE;
@@ -405,15 +405,13 @@ static void gemm_run(const Gemm *g) {
 #pragma omp parallel
     {
         const int nt = omp_get_num_threads(), t = omp_get_thread_num();
-        int t0, t1, p0, p1;
-        if (mt >= 4 * nt || npan < nt) {
+        int t0, t1;
+        const int msplit = mt >= 4 * nt || npan < nt;
+        if (msplit) {
             split(mt, nt, t, &t0, &t1);
-            p0 = 0;
-            p1 = npan;
         } else {
             t0 = 0;
             t1 = mt;
-            split(npan, nt, t, &p0, &p1);
         }
         const int ntile = t1 - t0, m1 = t1 * KMM_MR < m ? t1 * KMM_MR : m;
         const size_t tile_elems = (size_t)KMM_MR * KMM_KC; /* 4-byte elements, enough for every kind */
@@ -431,7 +429,13 @@ static void gemm_run(const Gemm *g) {
 #pragma omp for schedule(static)
                     for (int p = gp; p < ge; p++) pack_b_panel(g, p, pc, kc, bbuf + (size_t)(p - gp) * bpan);
                 }
-                const int q0 = p0 > gp ? p0 : gp, q1 = p1 < ge ? p1 : ge;
+                /* panels of this group for this thread: all (rows split) or a share */
+                int q0 = gp, q1 = ge;
+                if (!msplit) {
+                    split(ge - gp, nt, t, &q0, &q1);
+                    q0 += gp;
+                    q1 += gp;
+                }
                 for (int tb = 0; tb < ntile; tb += KMM_TB)
                 for (int p = q0; p < q1; p++) {
                     const uint32_t *bp = pre ? (const uint32_t *)g->b + (size_t)p * kq_all * KMM_NR + (size_t)(pc / 2) * KMM_NR
