@@ -367,13 +367,7 @@ static void pack_b_panel(const Gemm *g, int p, int pc, int kc, void *dst) {
         for (int q = 0; q < kq; q++) {
             const uint16_t *lo = (const uint16_t *)g->b + (size_t)(pc + 2 * q) * g->ldb + c0;
             const uint16_t *hi = 2 * q + 1 < kc ? lo + g->ldb : NULL;
-            uint32_t *d = (uint32_t *)dst + (size_t)q * KMM_NR;
-            int c = 0;
-            if (hi)
-                for (; c < nc; c++) d[c] = lo[c] | (uint32_t)hi[c] << 16;
-            else
-                for (; c < nc; c++) d[c] = lo[c];
-            for (; c < KMM_NR; c++) d[c] = 0;
+            kmm_pack_pairs_avx512(lo, hi, nc, (uint32_t *)dst + (size_t)q * KMM_NR);
         }
     } else if (g->bs == BS_F32_RO) {
         for (int kk = 0; kk < kc; kk++) {

@@ -297,3 +297,14 @@ T512 void kmm_transpose_avx512(const float *src, size_t lds, int rows, int cols,
         }
     }
 }
+
+/* dst[c] = lo[c] | hi[c] << 16 for c < nc (hi == NULL: 0), zero up to 32. */
+T512 void kmm_pack_pairs_avx512(const uint16_t *lo, const uint16_t *hi, int nc, uint32_t *dst) {
+    for (int c = 0; c < 32; c += 16) {
+        int n = nc - c < 0 ? 0 : nc - c > 16 ? 16 : nc - c;
+        __mmask16 msk = n == 16 ? 0xffff : (__mmask16)((1u << n) - 1);
+        __m512i v = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(msk, lo + c));
+        if (hi) v = _mm512_or_si512(v, _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(msk, hi + c)), 16));
+        _mm512_storeu_si512(dst + c, v);
+    }
+}

@@ -49,6 +49,9 @@ void kmm_gemv_bf16_avx2(const uint16_t *w, int k, const float *x, int m, float *
 /* dst[j*ldd + i] = src[i*lds + j] for i < rows, j < cols (AVX-512). */
 void kmm_transpose_avx512(const float *src, size_t lds, int rows, int cols, float *dst, size_t ldd);
 
+/* dst[c] = lo[c] | hi[c] << 16 for c < nc (hi NULL: 0), zero for nc <= c < 32. */
+void kmm_pack_pairs_avx512(const uint16_t *lo, const uint16_t *hi, int nc, uint32_t *dst);
+
 /* Tests: at level avx512bf16, force the bf16 GEMM to vdpbf16ps (1) or to the
  * fp32-FMA kernel (0); -1 restores the automatic choice (by CPU vendor). */
 void kmm_bf16_gemm_dp_force(int v);
