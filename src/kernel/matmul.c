@@ -1,6 +1,7 @@
-/* kernel/matmul.c - weight handles, dispatch, portable paths, sgemm wrappers,
- * and the blocked GEMM driver for bf16 weights (micro-kernels in
- * matmul_avx512.c, small-m gemv in matmul_avx512.c / matmul_avx2.c). */
+/* kernel/matmul.c - weight handles, code-path selection and dispatch, the
+ * portable paths (sgemm), the fp32 wrappers, and the blocked GEMM driver for
+ * bf16 and fp32 operands (micro-kernels, gemv and packing helpers in
+ * matmul_avx512.c / matmul_avx2.c). Design and measurements: docs/kernels.md. */
 #include "kernel/matmul.h"
 #include "kernel/matmul_impl.h"
 #include "core/dtype.h"
