@@ -49,7 +49,7 @@ static const char *pretrain_help =
     "  --clip X              max global gradient norm (default 1.0; 0 = off)\n"
     "  --seed N              random weights of a new model and data order (default 42)\n"
     "  --eval-every N        validation loss every N steps (default: 10 times a run)\n"
-    "  --val-max N           validate on the first N held-out windows (default all)\n"
+    "  --val-max N           validate on the first N held-out windows (default 256; 0 = all)\n"
     "  --save-every N        checkpoint every N steps (default 0: at the end only)\n"
     "  --resume              continue the run in DIR from its checkpoint (same settings)\n"
     "  --recompute           keep less in memory: recompute each layer in the backward pass\n"
@@ -171,6 +171,7 @@ static void defaults(TrainArgs *a, int finetune) {
     a->val_frac = 0.05;
     a->out_dtype = DT_F32;
     train_options_default(&a->t, finetune ? TRAIN_LORA : TRAIN_FULL);
+    a->t.val_max = 256; /* 64K tokens at --seq-len 256: a steady estimate at a bounded cost */
     if (finetune) {
         /* the paper's recipe (LoRA on all linear layers, no weight decay, accumulation 8,
          * alpha/rank = 2) at a rank and learning rate that move small models */

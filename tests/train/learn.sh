@@ -8,7 +8,21 @@ cd "$(dirname "$0")/../.." || exit 1
 . tests/cli/lib.sh
 S260="$SHARED/models/stories260K"
 WP="$SHARED/corpora/war-and-peace.txt"
-need "$S260/stories260K.bin" && need "$WP" || { echo "1..$TAP_N"; exit 0; }
+need "$S260/stories260K.bin" && need "$WP" || { 
+# a shape from a config.json, a separate held-out file, epochs instead of steps
+mkdir -p "$TMP/cfg"
+echo '{"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 4,
+  "vocab_size": 512, "max_position_embeddings": 64, "tie_word_embeddings": true}' >"$TMP/cfg/config.json"
+head -c 20000 "$WP" >"$TMP/train.txt"; tail -c 5000 "$WP" >"$TMP/val.txt"
+$MUSCLE pretrain --config "$TMP/cfg/config.json" --tokenizer "$S260/tok512.bin" --data "$TMP/train.txt" --val "$TMP/val.txt" \
+  --epochs 2 --batch 8 --grad-accum 1 --seq-len 32 --lr 1e-2 --out "$TMP/cfgrun" --quiet
+check "pretrain --config --val --epochs: 2 epochs of steps, the whole held-out file, loss falls" /usr/bin/python3 -c "
+import json, math; r=json.load(open('$TMP/cfgrun/training.json')); L=[json.loads(l) for l in open('$TMP/cfgrun/train_log.jsonl')]
+assert r['steps'] == math.ceil(2 * r['train_examples'] / 8), r
+assert r['val'].endswith('val.txt') and r['val_tokens'] > 1000 and L[-1]['val_tokens'] == r['val_tokens'] - 1
+assert 1.9 < L[-1]['epoch'] <= 2.1 and r['val_loss'] < r['start_val_loss'] - 0.5, (L[-1], r)
+print('# config.json model: %d steps, held-out loss %.3f -> %.3f' % (r['steps'], r['start_val_loss'], r['val_loss']))"
+echo "1..$TAP_N"; exit 0; }
 py() { /usr/bin/python3 -c "$@"; }
 # the held-out split is the last 5% of the corpus' tokens; validation on its first 32 windows
 RUN="--data $WP --steps 30 --batch 4 --grad-accum 1 --seq-len 128 --lr 1e-3 --val-max 32 --eval-every 10 --quiet"
@@ -67,4 +81,18 @@ check "pretrain from scratch: the folder loads (shape, vocabulary and context as
 import json; i=json.load(open('$TMP/info.json'))
 assert (i['dim'],i['n_layers'],i['n_heads'],i['n_kv_heads'],i['hidden_dim'],i['vocab_size'],i['seq_len'])==(32,2,4,2,96,512,64), i
 assert i['tokenizer'] is not None"
+
+# a shape from a config.json, a separate held-out file, epochs instead of steps
+mkdir -p "$TMP/cfg"
+echo '{"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 4,
+  "vocab_size": 512, "max_position_embeddings": 64, "tie_word_embeddings": true}' >"$TMP/cfg/config.json"
+head -c 20000 "$WP" >"$TMP/train.txt"; tail -c 5000 "$WP" >"$TMP/val.txt"
+$MUSCLE pretrain --config "$TMP/cfg/config.json" --tokenizer "$S260/tok512.bin" --data "$TMP/train.txt" --val "$TMP/val.txt" \
+  --epochs 2 --batch 8 --grad-accum 1 --seq-len 32 --lr 1e-2 --out "$TMP/cfgrun" --quiet
+check "pretrain --config --val --epochs: 2 epochs of steps, the whole held-out file, loss falls" /usr/bin/python3 -c "
+import json, math; r=json.load(open('$TMP/cfgrun/training.json')); L=[json.loads(l) for l in open('$TMP/cfgrun/train_log.jsonl')]
+assert r['steps'] == math.ceil(2 * r['train_examples'] / 8), r
+assert r['val'].endswith('val.txt') and r['val_tokens'] > 1000 and L[-1]['val_tokens'] == r['val_tokens'] - 1
+assert 1.9 < L[-1]['epoch'] <= 2.1 and r['val_loss'] < r['start_val_loss'] - 0.5, (L[-1], r)
+print('# config.json model: %d steps, held-out loss %.3f -> %.3f' % (r['steps'], r['start_val_loss'], r['val_loss']))"
 echo "1..$TAP_N"

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Training benchmarks, side by side with PyTorch (Debian python3-torch) in the same run:
+# one optimizer step (forward + backward + AdamW) on a batch of 4 x 256 tokens, random-weight
+# "15M" and "110M" Llama shapes; LoRA rank 8 on q,k,v,o (lora8_qkvo), rank 16 on every linear
+# layer (lora16_all), and full-parameter training (full, fp32 only); base weights fp32 or bf16.
+#   bench/train.sh [TASKS] [SHAPES] [DTYPES] [REPEATS]
+#   e.g. bench/train.sh "lora8_qkvo lora16_all full" "15M 110M" "fp32 bf16" 2
+# Each measurement runs REPEATS times (default 1) and keeps the best: on a shared machine a
+# run is slowed by whatever else runs. Prints JSON lines and a markdown table (muscle /
+# PyTorch ratio). Holds the benchmark lock (/tmp/muscle-bench.lock) throughout.
+# PyTorch's bf16 runs are all-bf16 (weights, activations, adapter, optimizer state); muscle's
+# keep the adapter, activations and optimizer state in fp32 (bf16 base weights only).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tasks="${1:-lora8_qkvo lora16_all full}"; shapes="${2:-15M 110M}"; dtypes="${3:-fp32 bf16}"; repeats="${4:-1}"
+make --no-print-directory -s all >/dev/null
+gcc -std=c11 -O3 -march=x86-64 -fopenmp -D_GNU_SOURCE -Isrc $(pkg-config --cflags openblas libcjson) bench/bench_train.c \
+    build/libmuscle.a $(pkg-config --libs openblas libcjson) -lutf8proc -lpcre2-8 -lm -o build/bench_train
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
+# Debian's OpenBLAS 0.3.21 does not know this CPU and would use SSE3 kernels: give PyTorch
+# (which uses the same libblas) the AVX-512 kernels muscle selects for itself.
+export OPENBLAS_CORETYPE="${OPENBLAS_CORETYPE:-SkylakeX}"
+out=$(mktemp)
+exec 9>/tmp/muscle-bench.lock
+flock 9
+for shape in $shapes; do for dtype in $dtypes; do for task in $tasks; do
+  [ "$task" = full ] && [ "$dtype" = bf16 ] && continue   # muscle trains full models in fp32 only
+  for r in $(seq "$repeats"); do
+    build/bench_train --shape "$shape" --dtype "$dtype" --task "$task" | tee -a "$out"
+    /usr/bin/python3 bench/torch/bench_torch.py --json --shape "$shape" --dtype "$dtype" --task "$task" --threads "$OMP_NUM_THREADS" | tee -a "$out"
+  done
+done; done; done
+flock -u 9
+/usr/bin/python3 - "$out" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+key = lambda r: (r["task"], r["shape"], r["dtype"])
+best = {}
+for r in rows:
+    if "tokens_per_s" not in r: continue
+    k = (r["impl"],) + key(r)
+    if k not in best or r["tokens_per_s"] > best[k]["tokens_per_s"]: best[k] = r
+print("\n| task | shape | base weights | muscle tok/s | PyTorch tok/s | ratio | muscle peak MB | PyTorch peak MB |")
+print("|---|---|---|---:|---:|---:|---:|---:|")
+for k in sorted({key(r) for r in rows}, key=lambda k: (k[1], k[2], k[0])):
+    a, b = best.get(("muscle",) + k), best.get(("pytorch",) + k)
+    if not a: continue
+    ratio = f"{a['tokens_per_s'] / b['tokens_per_s']:.2f}x" if b else "-"
+    print(f"| {k[0]} | {k[1]} | {k[2]} | {a['tokens_per_s']:.0f} | {b['tokens_per_s'] if b else 0:.0f} | {ratio} | "
+          f"{a['peak_rss_mb']:.0f} | {b['peak_rss_mb'] if b else 0:.0f} |")
+PY
+rm -f "$out"
