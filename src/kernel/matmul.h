@@ -50,7 +50,8 @@ void kmm_xw(const KWeight *w, const float *dy, int m, float *dx, float beta);
 /* dw[n,k] = dy[m,n]^T . x[m,k] + beta*dw   (fp32 weight gradient) */
 void kmm_dw(const float *dy, const float *x, int m, int n, int k, float *dw, float beta);
 
-/* Thin fp32 wrappers over sgemm (row-major), so nothing else calls cblas:
+/* fp32 products (row-major), so nothing else calls cblas: sgemm, or our
+ * AVX-512 GEMM when OpenBLAS runs without its AVX-512 kernels:
  *   nt: C[m,n] = alpha A[m,k] . B[n,k]^T + beta C
  *   nn: C[m,n] = alpha A[m,k] . B[k,n]   + beta C
  *   tn: C[m,n] = alpha A[k,m]^T . B[k,n] + beta C */
