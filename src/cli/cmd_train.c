@@ -471,7 +471,8 @@ static int run_pretrain(TrainArgs *a) {
             if (rc == 0 && found) rc = copy_tokenizer(tok, found, a->out);
             if (rc == 0) rc = write_training_json(a, &t);
             if (rc == 0 && !a->t.quiet)
-                fprintf(stderr, "muscle pretrain: held-out loss %.4f -> %.4f; model written to %s\n", t.start_val_loss, t.val_loss, a->out);
+                fprintf(stderr, "muscle pretrain: held-out loss %.4f -> %.4f; %ld steps in %.1f s; model written to %s\n", t.start_val_loss,
+                        t.val_loss, t.steps_this_run, t.train_seconds, a->out);
             rc = finish(a, &t, rc);
             trainer_free(&t);
         } else {
@@ -615,7 +616,8 @@ static int run_finetune(TrainArgs *a) {
             }
             if (rc == 0) rc = write_training_json(a, &t);
             if (rc == 0 && !a->t.quiet)
-                fprintf(stderr, "muscle finetune: held-out loss %.4f -> %.4f; adapter written to %s\n", t.start_val_loss, t.val_loss, a->out);
+                fprintf(stderr, "muscle finetune: held-out loss %.4f -> %.4f; %ld steps in %.1f s; adapter written to %s\n", t.start_val_loss,
+                        t.val_loss, t.steps_this_run, t.train_seconds, a->out);
             rc = finish(a, &t, rc);
             trainer_free(&t);
         } else {

@@ -499,7 +499,7 @@ static void progress(Trainer *t, int force) {
     char loss[32] = "-";
     if (t->steps_this_run) snprintf(loss, sizeof loss, "%.4f", t->loss);
     fprintf(stderr, "%sstep %ld/%ld [%s] %3d%% | loss %s%s | %.0f tok/s | ETA %s%s", t->tty ? "\r" : "", step, total, bar,
-            (int)(100.0 * step / total), loss, val, t->steps_this_run ? t->tokens_per_s : 0.0, eta, t->tty ? "\x1b[K" : "\n");
+            (int)(100.0 * step / total), loss, val, t->train_seconds > 0 ? (double)t->steps_this_run * t->opt.batch * t->opt.grad_accum * t->data->seq_len / t->train_seconds : 0.0, eta, t->tty ? "\x1b[K" : "\n");
     fflush(stderr);
 }
 

@@ -110,7 +110,7 @@ typedef struct Trainer {
     void *on_eval_ctx;
     /* progress and log */
     FILE *log;
-    double t_start, t_last_print, train_seconds;
+    double t_start, t_last_print, train_seconds; /* train_seconds: in steps, this process */
     long steps_this_run;
     int tty;
 } Trainer;

@@ -386,6 +386,48 @@ static void test_weights_mask(void **state) {
     free(c);
 }
 
+/* --recompute (RS_KEEP_INPUTS) recomputes each layer in the backward pass: same bits */
+static void recompute_case(TrainMode mode) {
+    float *w[2];
+    size_t n = 0;
+    int *ids = pattern(400, 6);
+    for (int rc = 0; rc < 2; rc++) {
+        Model m;
+        tiny_model(&m, mode == TRAIN_FULL);
+        LoraAdapter a, *ap = NULL;
+        if (mode == TRAIN_LORA) {
+            assert_int_equal(lora_init(&a, &m.cfg, 2, 4.0f, 0, LORA_TARGETS_ALL), 0);
+            lora_reset_peft(&a, 5);
+            ap = &a;
+        }
+        TrainData d;
+        assert_int_equal(data_stream_open(&d, ids, 400, NULL, 0, 16), 0);
+        TrainOptions o;
+        quiet_opts(&o, mode);
+        o.recompute = rc;
+        Trainer t;
+        assert_int_equal(trainer_init(&t, &m, ap, &d, &o, NULL), 0);
+        for (int s = 0; s < 4; s++) assert_int_equal(trainer_step(&t), 0);
+        n = train_spans_total(t.spans, t.n_spans);
+        w[rc] = malloc(n * sizeof(float));
+        for (int i = 0, off = 0; i < t.n_spans; off += (int)t.spans[i].n, i++) memcpy(w[rc] + off, t.spans[i].param, t.spans[i].n * sizeof(float));
+        trainer_free(&t);
+        data_free(&d);
+        if (ap) lora_free(ap);
+        model_free(&m);
+    }
+    assert_memory_equal(w[0], w[1], n * sizeof(float));
+    free(w[0]);
+    free(w[1]);
+    free(ids);
+}
+
+static void test_recompute_same_bits(void **state) {
+    (void)state;
+    recompute_case(TRAIN_FULL);
+    recompute_case(TRAIN_LORA);
+}
+
 /* ---- checkpoints and resuming ---- */
 
 static void snapshot(const Trainer *t, float **out, size_t *n) {
@@ -554,6 +596,7 @@ int main(void) {
         cmocka_unit_test(test_grad_accumulation),
         cmocka_unit_test(test_loss_falls_and_schedule),
         cmocka_unit_test(test_weights_mask),
+        cmocka_unit_test(test_recompute_same_bits),
         cmocka_unit_test(test_checkpoint_settings),
         cmocka_unit_test(test_resume_full),
         cmocka_unit_test(test_resume_lora),
