@@ -21,7 +21,9 @@ dtypes: fp32, bf16 (model.to(torch.bfloat16): weights, activations, LoRA params 
 optimizer state all bf16).
 Each measurement runs in its own subprocess so that peak_rss_mb (getrusage ru_maxrss) is
 per measurement.  Output: one JSON line per measurement with --json
-({"impl":"pytorch","shape","dtype","task","tokens_per_s","peak_rss_mb", ...extra fields}),
+({"impl":"pytorch","shape","dtype","task","tokens_per_s","peak_rss_mb", ...extra fields:
+tokens_per_s_best (from the fastest iteration), sec_per_iter, loadavg_1min_before/after
+(the machine is shared: a load above the thread count means the numbers are disturbed)}),
 else a table.
 """
 import argparse
@@ -202,6 +204,7 @@ def run_child(a):
             return float(loss)
         ntok = B * T
 
+    load0 = os.getloadavg()[0]
     for _ in range(a.warmup):
         step()
     times = []
@@ -213,7 +216,9 @@ def run_child(a):
     rec = {"impl": "pytorch", "shape": a.shape, "dtype": a.dtype, "task": a.task,
            "tokens_per_s": round(ntok * len(times) / tot, 2),
            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
+           "tokens_per_s_best": round(ntok / min(times), 2),
            "sec_per_iter": [round(t, 4) for t in times], "threads": a.threads,
+           "loadavg_1min_before": round(load0, 2), "loadavg_1min_after": round(os.getloadavg()[0], 2),
            "torch": torch.__version__}
     rec.update(extra)
     print(json.dumps(rec), flush=True)

@@ -1,6 +1,7 @@
-/* kernel/matmul.c - weight handles, dispatch, portable paths, sgemm wrappers,
- * and the blocked GEMM driver for bf16 weights (micro-kernels in
- * matmul_avx512.c, small-m gemv in matmul_avx512.c / matmul_avx2.c). */
+/* kernel/matmul.c - weight handles, code-path selection and dispatch, the
+ * portable paths (sgemm), the fp32 wrappers, and the blocked GEMM driver for
+ * bf16 and fp32 operands (micro-kernels, gemv and packing helpers in
+ * matmul_avx512.c / matmul_avx2.c). Design and measurements: docs/kernels.md. */
 #include "kernel/matmul.h"
 #include "kernel/matmul_impl.h"
 #include "core/dtype.h"
@@ -16,7 +17,7 @@
 #include <strings.h>
 
 /* Largest m served by the gemv kernels instead of a GEMM (see docs/kernels.md). */
-#define F32_GEMV_MAX_M 1
+#define F32_GEMV_MAX_M 4
 #define BF16_GEMV_MAX_M 4
 /* Portable bf16 path: rows of W converted to f32 per sgemm call. */
 #define PORT_NB 256
@@ -49,11 +50,30 @@ KmmLevel kmm_level_cpu(void) {
     return (KmmLevel)l;
 }
 
-/* The automatic choice: vdpbf16ps only where it outruns fp32 FMA (AMD). */
-static KmmLevel level_auto(void) {
-    KmmLevel c = kmm_level_cpu();
-    if (c == KMM_AVX512BF16 && !__builtin_cpu_is("amd")) return KMM_AVX512;
-    return c;
+static KmmLevel level_auto(void) { return kmm_level_cpu(); }
+
+/* At level avx512bf16, the bf16 GEMM uses vdpbf16ps only where it outruns
+ * fp32 FMA: on AMD (Zen 4 issues it at the FMA rate, twice the flops); on
+ * Intel it issues at half the FMA rate, so the fp32-FMA kernel on widened
+ * bf16 is faster there. MUSCLE_BF16_GEMM=dp|fma overrides; so does
+ * kmm_bf16_gemm_dp_force() (tests). The gemv uses vdpbf16ps on both. */
+static int g_dp_force = -1;
+void kmm_bf16_gemm_dp_force(int v) { __atomic_store_n(&g_dp_force, v < 0 ? -1 : !!v, __ATOMIC_RELAXED); }
+
+static int bf16_gemm_dp(void) {
+    static int cached = -1;
+    int f = __atomic_load_n(&g_dp_force, __ATOMIC_RELAXED);
+    if (f >= 0) return f;
+    int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (v < 0) {
+        const char *env = getenv("MUSCLE_BF16_GEMM");
+        __builtin_cpu_init();
+        v = __builtin_cpu_is("amd");
+        if (env && strcmp(env, "dp") == 0) v = 1;
+        if (env && strcmp(env, "fma") == 0) v = 0;
+        __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
+    }
+    return v;
 }
 
 const char *kmm_level_name(KmmLevel l) {
@@ -207,26 +227,6 @@ void kweight_free(KWeight *w) {
     memset(w, 0, sizeof *w);
 }
 
-/* ---------------------------------------------------------------- sgemm wrappers */
-
-void kmm_f32_nt(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c,
-                int ldc, float alpha, float beta) {
-    if (m <= 0 || n <= 0 || k <= 0) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-}
-
-void kmm_f32_nn(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c,
-                int ldc, float alpha, float beta) {
-    if (m <= 0 || n <= 0 || k <= 0) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-}
-
-void kmm_f32_tn(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c,
-                int ldc, float alpha, float beta) {
-    if (m <= 0 || n <= 0 || k <= 0) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-}
-
 /* ---------------------------------------------------------------- portable bf16 */
 
 /* Rows [r0, r1) of y for small m; x already rounded to bf16. */
@@ -295,6 +295,8 @@ enum {
 };
 /* Panels packed per barrier-separated group (2 MB of f32 at KC = 256). */
 #define KMM_NG 64
+/* A tiles per block cycled over the panels (keeps them and C in cache). */
+#define KMM_TB 8
 
 typedef struct {
     int kt, bs;
@@ -306,46 +308,55 @@ typedef struct {
     size_t ldb;
     float *c;
     size_t ldc;
-    float beta;
+    float beta, alpha;
 } Gemm;
 
-/* One A micro-tile of rows [r, r+mr), reduction [pc, pc+kc): KT_F32 f32
- * [kc][MR], KT_FMA f32 [2kq][MR], KT_DP bf16 pairs [kq][MR]; zero-padded. */
+/* One A micro-tile of rows [r, r+mr), reduction [pc, pc+kc), row-major with
+ * row stride KC: f32 (rounded to bf16 for KT_FMA when g->rnd) or, for KT_DP,
+ * bf16 pairs with row stride KC/2. Zero-padded to MR rows and an even kc. */
 static void pack_a_tile(const Gemm *g, int r, int mr, int pc, int kc, void *dst) {
     const int kq = (kc + 1) / 2, kt = g->kt;
-    const int klen = kt == KT_F32 ? kc : 2 * kq;
     const float *a = g->a + (size_t)r * g->sa_row + (size_t)pc * g->sa_col;
+    const size_t sc = g->sa_col;
     if (kt == KT_DP) {
         uint32_t *d = dst;
-        for (int q = 0; q < kq; q++)
-            for (int i = 0; i < KMM_MR; i++) {
-                uint32_t v = 0;
-                if (i < mr) {
-                    const float *s = a + (size_t)i * g->sa_row + (size_t)(2 * q) * g->sa_col;
-                    v = f32_to_bf16(s[0]);
-                    if (2 * q + 1 < kc) v |= (uint32_t)f32_to_bf16(s[g->sa_col]) << 16;
-                }
-                d[(size_t)q * KMM_MR + i] = v;
+        for (int i = 0; i < KMM_MR; i++) {
+            uint32_t *di = d + (size_t)i * (KMM_KC / 2);
+            if (i >= mr) {
+                memset(di, 0, (size_t)kq * sizeof(uint32_t));
+                continue;
             }
+            const float *s = a + (size_t)i * g->sa_row;
+            for (int q = 0; q < kc / 2; q++)
+                di[q] = f32_to_bf16(s[2 * q * sc]) | (uint32_t)f32_to_bf16(s[(2 * q + 1) * sc]) << 16;
+            if (kc & 1) di[kq - 1] = f32_to_bf16(s[(size_t)(kc - 1) * sc]);
+        }
         return;
     }
     float *d = dst;
-    if (mr < KMM_MR || klen > kc) memset(d, 0, (size_t)klen * KMM_MR * sizeof(float));
-    const int rnd = kt == KT_FMA && g->rnd;
-    if (g->sa_col == 1) { /* rows contiguous: read along k */
-        for (int i = 0; i < mr; i++) {
-            const float *s = a + (size_t)i * g->sa_row;
+    const int rnd = kt == KT_FMA && g->rnd, klen = kt == KT_F32 ? kc : 2 * kq;
+    for (int i = 0; i < KMM_MR; i++) {
+        float *di = d + (size_t)i * KMM_KC;
+        if (i >= mr) {
+            memset(di, 0, (size_t)klen * sizeof(float));
+            continue;
+        }
+        const float *s = a + (size_t)i * g->sa_row;
+        if (sc == 1) {
             if (rnd)
-                for (int kk = 0; kk < kc; kk++) d[(size_t)kk * KMM_MR + i] = bf16_round(s[kk]);
+                for (int kk = 0; kk < kc; kk++) di[kk] = bf16_round(s[kk]);
             else
-                for (int kk = 0; kk < kc; kk++) d[(size_t)kk * KMM_MR + i] = s[kk];
+                memcpy(di, s, (size_t)kc * sizeof(float));
+        } else if (!rnd) { /* a transposed operand (dw): transpose the whole tile at once */
+            kmm_transpose_avx512(a, sc, kc, mr, d, KMM_KC);
+            for (int i2 = 0; i2 < mr; i2++)
+                if (klen > kc) d[(size_t)i2 * KMM_KC + kc] = 0.0f;
+            for (int i2 = mr; i2 < KMM_MR; i2++) memset(d + (size_t)i2 * KMM_KC, 0, (size_t)klen * sizeof(float));
+            return;
+        } else {
+            for (int kk = 0; kk < kc; kk++) di[kk] = bf16_round(s[kk * sc]);
         }
-    } else { /* columns contiguous (a transposed operand): read along rows */
-        for (int kk = 0; kk < kc; kk++) {
-            const float *s = a + (size_t)kk * g->sa_col;
-            float *dk = d + (size_t)kk * KMM_MR;
-            for (int i = 0; i < mr; i++) dk[i] = rnd ? bf16_round(s[(size_t)i * g->sa_row]) : s[(size_t)i * g->sa_row];
-        }
+        if (klen > kc) di[kc] = 0.0f;
     }
 }
 
@@ -358,13 +369,7 @@ static void pack_b_panel(const Gemm *g, int p, int pc, int kc, void *dst) {
         for (int q = 0; q < kq; q++) {
             const uint16_t *lo = (const uint16_t *)g->b + (size_t)(pc + 2 * q) * g->ldb + c0;
             const uint16_t *hi = 2 * q + 1 < kc ? lo + g->ldb : NULL;
-            uint32_t *d = (uint32_t *)dst + (size_t)q * KMM_NR;
-            int c = 0;
-            if (hi)
-                for (; c < nc; c++) d[c] = lo[c] | (uint32_t)hi[c] << 16;
-            else
-                for (; c < nc; c++) d[c] = lo[c];
-            for (; c < KMM_NR; c++) d[c] = 0;
+            kmm_pack_pairs_avx512(lo, hi, nc, (uint32_t *)dst + (size_t)q * KMM_NR);
         }
     } else if (g->bs == BS_F32_RO) {
         for (int kk = 0; kk < kc; kk++) {
@@ -376,10 +381,7 @@ static void pack_b_panel(const Gemm *g, int p, int pc, int kc, void *dst) {
     } else { /* BS_F32_T */
         float *d = dst;
         if (nc < KMM_NR) memset(d, 0, (size_t)kc * KMM_NR * sizeof(float));
-        for (int c = 0; c < nc; c++) {
-            const float *s = (const float *)g->b + (size_t)(c0 + c) * g->ldb + pc;
-            for (int kk = 0; kk < kc; kk++) d[(size_t)kk * KMM_NR + c] = s[kk];
-        }
+        kmm_transpose_avx512((const float *)g->b + (size_t)c0 * g->ldb + pc, g->ldb, nc, kc, d, KMM_NR);
     }
 }
 
@@ -387,7 +389,7 @@ static void pack_b_panel(const Gemm *g, int p, int pc, int kc, void *dst) {
  * (outermost, so every output sums its blocks in the same order), A packed
  * once per block for the thread's rows, B panels from the packed weight or
  * packed per call in groups of NG panels shared by the threads. Threads split
- * the rows of C (or, when there are few, its panels) statically. */
+ * the rows of C (or, when there are few, the panels of each group) statically. */
 static void gemm_run(const Gemm *g) {
     const int m = g->m, npan = (g->nout + KMM_NR - 1) / KMM_NR, mt = (m + KMM_MR - 1) / KMM_MR;
     const int kt = g->kt, pre = g->bs == BS_PRE;
@@ -399,15 +401,13 @@ static void gemm_run(const Gemm *g) {
 #pragma omp parallel if (CPU_PAR((size_t)m * g->nout * g->kred))
     {
         const int nt = omp_get_num_threads(), t = omp_get_thread_num();
-        int t0, t1, p0, p1;
-        if (mt >= 4 * nt || npan < nt) {
+        int t0, t1;
+        const int msplit = mt >= 4 * nt || npan < nt;
+        if (msplit) {
             split(mt, nt, t, &t0, &t1);
-            p0 = 0;
-            p1 = npan;
         } else {
             t0 = 0;
             t1 = mt;
-            split(npan, nt, t, &p0, &p1);
         }
         const int ntile = t1 - t0, m1 = t1 * KMM_MR < m ? t1 * KMM_MR : m;
         const size_t tile_elems = (size_t)KMM_MR * KMM_KC; /* 4-byte elements, enough for every kind */
@@ -425,21 +425,28 @@ static void gemm_run(const Gemm *g) {
 #pragma omp for schedule(static)
                     for (int p = gp; p < ge; p++) pack_b_panel(g, p, pc, kc, bbuf + (size_t)(p - gp) * bpan);
                 }
-                const int q0 = p0 > gp ? p0 : gp, q1 = p1 < ge ? p1 : ge;
+                /* panels of this group for this thread: all (rows split) or a share */
+                int q0 = gp, q1 = ge;
+                if (!msplit) {
+                    split(ge - gp, nt, t, &q0, &q1);
+                    q0 += gp;
+                    q1 += gp;
+                }
+                for (int tb = 0; tb < ntile; tb += KMM_TB)
                 for (int p = q0; p < q1; p++) {
                     const uint32_t *bp = pre ? (const uint32_t *)g->b + (size_t)p * kq_all * KMM_NR + (size_t)(pc / 2) * KMM_NR
                                              : bbuf + (size_t)(p - gp) * bpan;
                     const int nr = g->nout - p * KMM_NR < KMM_NR ? g->nout - p * KMM_NR : KMM_NR;
-                    for (int ti = 0; ti < ntile; ti++) {
+                    for (int ti = tb; ti < ntile && ti < tb + KMM_TB; ti++) {
                         int r = (t0 + ti) * KMM_MR, mr = m1 - r < KMM_MR ? m1 - r : KMM_MR;
                         float *cp = g->c + (size_t)r * g->ldc + (size_t)p * KMM_NR;
                         const uint32_t *ap = abuf + ti * tile_elems;
                         if (kt == KT_DP)
-                            kmm_ukr_dp_avx512bf16(kq, ap, bp, cp, g->ldc, mr, nr, mode, g->beta);
+                            kmm_ukr_dp_avx512bf16(kq, ap, bp, cp, g->ldc, mr, nr, mode, g->beta, g->alpha);
                         else if (kt == KT_FMA)
-                            kmm_ukr_fma_avx512(kq, (const float *)ap, bp, cp, g->ldc, mr, nr, mode, g->beta);
+                            kmm_ukr_fma_avx512(kq, (const float *)ap, bp, cp, g->ldc, mr, nr, mode, g->beta, g->alpha);
                         else
-                            kmm_ukr_f32_avx512(kc, (const float *)ap, (const float *)bp, cp, g->ldc, mr, nr, mode, g->beta);
+                            kmm_ukr_f32_avx512(kc, (const float *)ap, (const float *)bp, cp, g->ldc, mr, nr, mode, g->beta, g->alpha);
                     }
                 }
                 if (!pre) {
@@ -454,7 +461,7 @@ static void gemm_run(const Gemm *g) {
 
 static void gemm_xwt(const KWeight *w, const float *x, int m, float *y, float beta, int dp) {
     Gemm g = {.m = m, .nout = w->n, .kred = w->k, .a = x, .sa_row = (size_t)w->k, .sa_col = 1,
-              .rnd = 1, .c = y, .ldc = (size_t)w->n, .beta = beta};
+              .rnd = 1, .c = y, .ldc = (size_t)w->n, .beta = beta, .alpha = 1.0f};
     if (w->type == KW_F32) {
         g.kt = KT_F32;
         g.bs = BS_F32_T;
@@ -470,7 +477,7 @@ static void gemm_xwt(const KWeight *w, const float *x, int m, float *y, float be
 
 static void gemm_xw(const KWeight *w, const float *dy, int m, float *dx, float beta) {
     Gemm g = {.m = m, .nout = w->k, .kred = w->n, .a = dy, .sa_row = (size_t)w->n, .sa_col = 1,
-              .rnd = 0, .c = dx, .ldc = (size_t)w->k, .beta = beta, .ldb = (size_t)w->k};
+              .rnd = 0, .c = dx, .ldc = (size_t)w->k, .beta = beta, .alpha = 1.0f, .ldb = (size_t)w->k};
     if (w->type == KW_F32) {
         g.kt = KT_F32;
         g.bs = BS_F32_RO;
@@ -481,6 +488,44 @@ static void gemm_xw(const KWeight *w, const float *dy, int m, float *dx, float b
         g.b = w->bf16;
     }
     gemm_run(&g);
+}
+
+/* ---------------------------------------------------------------- fp32 wrappers */
+
+/* Our GEMM with A(i, p) = a[i*sar + p*sac] and B given as [n][k] (bt) or [k][n]. */
+static void own_f32(int m, int n, int k, const float *a, size_t sar, size_t sac, const float *b, int ldb,
+                    int bt, float *c, int ldc, float alpha, float beta) {
+    Gemm g = {.kt = KT_F32, .bs = bt ? BS_F32_T : BS_F32_RO, .m = m, .nout = n, .kred = k, .a = a,
+              .sa_row = sar, .sa_col = sac, .b = b, .ldb = (size_t)ldb, .c = c, .ldc = (size_t)ldc,
+              .beta = beta, .alpha = alpha};
+    gemm_run(&g);
+}
+
+void kmm_f32_nt(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c,
+                int ldc, float alpha, float beta) {
+    if (m <= 0 || n <= 0 || k <= 0) return;
+    if (f32_own_gemm(kmm_level()))
+        own_f32(m, n, k, a, (size_t)lda, 1, b, ldb, 1, c, ldc, alpha, beta);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void kmm_f32_nn(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c,
+                int ldc, float alpha, float beta) {
+    if (m <= 0 || n <= 0 || k <= 0) return;
+    if (f32_own_gemm(kmm_level()))
+        own_f32(m, n, k, a, (size_t)lda, 1, b, ldb, 0, c, ldc, alpha, beta);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void kmm_f32_tn(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c,
+                int ldc, float alpha, float beta) {
+    if (m <= 0 || n <= 0 || k <= 0) return;
+    if (f32_own_gemm(kmm_level()))
+        own_f32(m, n, k, a, 1, (size_t)lda, b, ldb, 0, c, ldc, alpha, beta);
+    else
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 /* ---------------------------------------------------------------- small-m gemv */
@@ -527,7 +572,7 @@ void kmm_xwt(const KWeight *w, const float *x, int m, float *y, float beta) {
         return;
     }
     if (m > BF16_GEMV_MAX_M && lvl >= KMM_AVX512 && w->packed) {
-        gemm_xwt(w, x, m, y, beta, lvl >= KMM_AVX512BF16);
+        gemm_xwt(w, x, m, y, beta, lvl >= KMM_AVX512BF16 && bf16_gemm_dp());
         return;
     }
     size_t cnt = (size_t)m * k;
@@ -583,7 +628,7 @@ void kmm_dw(const float *dy, const float *x, int m, int n, int k, float *dw, flo
     if (f32_own_gemm(kmm_level())) {
         /* A = dy^T (row i = column i of dy), B = x as [red = m][out = k] */
         Gemm g = {.kt = KT_F32, .bs = BS_F32_RO, .m = n, .nout = k, .kred = m, .a = dy, .sa_row = 1,
-                  .sa_col = (size_t)n, .b = x, .ldb = (size_t)k, .c = dw, .ldc = (size_t)k, .beta = beta};
+                  .sa_col = (size_t)n, .b = x, .ldb = (size_t)k, .c = dw, .ldc = (size_t)k, .beta = beta, .alpha = 1.0f};
         gemm_run(&g);
         return;
     }

@@ -12,12 +12,12 @@
  * The backward product (kmm_xw) keeps dy in fp32 (only W is bf16).
  *
  * Code paths are chosen at run time from the CPU; the environment variable
- * MUSCLE_KERNEL=portable|avx2|avx512|avx512bf16 (read at first use) or
- * kmm_level_set() forces a lower one. "avx512" runs bf16 weights through an
- * fp32-FMA kernel that widens packed bf16 on the fly, "avx512bf16" through a
- * vdpbf16ps kernel; "auto" picks avx512bf16 on AMD and avx512 on Intel, where
- * vdpbf16ps issues at half the fp32 FMA rate. Out of memory inside an
- * operation aborts (the operations return void).
+ * MUSCLE_KERNEL=portable|avx2|avx512|avx512bf16|auto (read at first use) or
+ * kmm_level_set() forces a lower one. The bf16 GEMM (m > 4) runs an fp32-FMA
+ * kernel that widens packed bf16 on the fly, or at level avx512bf16 on AMD a
+ * vdpbf16ps kernel (on Intel vdpbf16ps issues at half the fp32 FMA rate;
+ * MUSCLE_BF16_GEMM=dp|fma overrides). Out of memory inside an operation
+ * aborts (the operations return void). See docs/kernels.md.
  */
 #ifndef MUSCLE_KERNEL_MATMUL_H
 #define MUSCLE_KERNEL_MATMUL_H
@@ -50,7 +50,8 @@ void kmm_xw(const KWeight *w, const float *dy, int m, float *dx, float beta);
 /* dw[n,k] = dy[m,n]^T . x[m,k] + beta*dw   (fp32 weight gradient) */
 void kmm_dw(const float *dy, const float *x, int m, int n, int k, float *dw, float beta);
 
-/* Thin fp32 wrappers over sgemm (row-major), so nothing else calls cblas:
+/* fp32 products (row-major), so nothing else calls cblas: sgemm, or our
+ * AVX-512 GEMM when OpenBLAS runs without its AVX-512 kernels:
  *   nt: C[m,n] = alpha A[m,k] . B[n,k]^T + beta C
  *   nn: C[m,n] = alpha A[m,k] . B[k,n]   + beta C
  *   tn: C[m,n] = alpha A[k,m]^T . B[k,n] + beta C */

@@ -10,6 +10,10 @@
 /* Writes acc (one row of 32 outputs) to c under masks, per mode. */
 #define STORE_ROW(cr, a0, a1)                                                           \
     do {                                                                                \
+        if (alpha != 1.0f) {                                                            \
+            a0 = _mm512_mul_ps(va, a0);                                                 \
+            a1 = _mm512_mul_ps(va, a1);                                                 \
+        }                                                                               \
         if (mode == KMM_STORE) {                                                        \
             _mm512_mask_storeu_ps((cr), k0, (a0));                                      \
             _mm512_mask_storeu_ps((cr) + 16, k1, (a1));                                 \
@@ -30,23 +34,32 @@
 #define COL_MASKS                                                                       \
     const __mmask16 k0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);               \
     const __mmask16 k1 = nr >= 32 ? 0xffff : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0; \
-    const __m512 vb = _mm512_set1_ps(beta)
+    const __m512 vb = _mm512_set1_ps(beta), va = _mm512_set1_ps(alpha)
+
+/* The C tile is likely out of L1/L2 (C of the whole product exceeds L2):
+ * fetch it while the tile is being computed. */
+#define PREFETCH_C                                                                      \
+    for (int r = 0; r < mr; r++) {                                                      \
+        _mm_prefetch((const char *)(c + (size_t)r * ldc), _MM_HINT_T0);                 \
+        _mm_prefetch((const char *)(c + (size_t)r * ldc + nr - 1), _MM_HINT_T0);        \
+    }
 
 /* Plain fp32: per k, 2 vectors of B against 12 broadcasts of A. */
 T512 void kmm_ukr_f32_avx512(int kc, const float *ap, const float *bp, float *c, size_t ldc, int mr,
-                             int nr, int mode, float beta) {
+                             int nr, int mode, float beta, float alpha) {
     __m512 acc[KMM_MR][2];
 #pragma GCC unroll 12
     for (int r = 0; r < KMM_MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    PREFETCH_C;
     for (int kk = 0; kk < kc; kk++) {
         __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16);
 #pragma GCC unroll 12
         for (int r = 0; r < KMM_MR; r++) {
-            __m512 a = _mm512_set1_ps(ap[r]);
+            __m512 a = _mm512_set1_ps(ap[r * KMM_KC]);
             acc[r][0] = _mm512_fmadd_ps(a, b0, acc[r][0]);
             acc[r][1] = _mm512_fmadd_ps(a, b1, acc[r][1]);
         }
-        ap += KMM_MR;
+        ap += 1;
         bp += 32;
     }
     COL_MASKS;
@@ -58,10 +71,11 @@ T512 void kmm_ukr_f32_avx512(int kc, const float *ap, const float *bp, float *c,
 /* fp32 FMA on bf16 weights: a pair vector v holds 16 outputs x (k even, k odd);
  * v << 16 is the even-k f32 vector, v & 0xffff0000 the odd-k one. */
 T512 void kmm_ukr_fma_avx512(int kq, const float *ap, const uint32_t *bp, float *c, size_t ldc,
-                             int mr, int nr, int mode, float beta) {
+                             int mr, int nr, int mode, float beta, float alpha) {
     __m512 acc[KMM_MR][2];
 #pragma GCC unroll 12
     for (int r = 0; r < KMM_MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    PREFETCH_C;
     const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
     for (int q = 0; q < kq; q++) {
         __m512i v0 = _mm512_loadu_si512(bp), v1 = _mm512_loadu_si512(bp + 16);
@@ -69,7 +83,7 @@ T512 void kmm_ukr_fma_avx512(int kq, const float *ap, const uint32_t *bp, float 
         __m512 b1 = _mm512_castsi512_ps(_mm512_slli_epi32(v1, 16));
 #pragma GCC unroll 12
         for (int r = 0; r < KMM_MR; r++) {
-            __m512 a = _mm512_set1_ps(ap[r]);
+            __m512 a = _mm512_set1_ps(ap[r * KMM_KC]);
             acc[r][0] = _mm512_fmadd_ps(a, b0, acc[r][0]);
             acc[r][1] = _mm512_fmadd_ps(a, b1, acc[r][1]);
         }
@@ -77,11 +91,11 @@ T512 void kmm_ukr_fma_avx512(int kq, const float *ap, const uint32_t *bp, float 
         b1 = _mm512_castsi512_ps(_mm512_and_si512(v1, hi));
 #pragma GCC unroll 12
         for (int r = 0; r < KMM_MR; r++) {
-            __m512 a = _mm512_set1_ps(ap[KMM_MR + r]);
+            __m512 a = _mm512_set1_ps(ap[r * KMM_KC + 1]);
             acc[r][0] = _mm512_fmadd_ps(a, b0, acc[r][0]);
             acc[r][1] = _mm512_fmadd_ps(a, b1, acc[r][1]);
         }
-        ap += 2 * KMM_MR;
+        ap += 2;
         bp += 32;
     }
     COL_MASKS;
@@ -92,19 +106,20 @@ T512 void kmm_ukr_fma_avx512(int kq, const float *ap, const uint32_t *bp, float 
 
 /* vdpbf16ps: per lane, acc += a.lo*b.lo + a.hi*b.hi with a = one bf16 pair of x. */
 TBF16 void kmm_ukr_dp_avx512bf16(int kq, const uint32_t *ap, const uint32_t *bp, float *c,
-                                 size_t ldc, int mr, int nr, int mode, float beta) {
+                                 size_t ldc, int mr, int nr, int mode, float beta, float alpha) {
     __m512 acc[KMM_MR][2];
 #pragma GCC unroll 12
     for (int r = 0; r < KMM_MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    PREFETCH_C;
     for (int q = 0; q < kq; q++) {
         __m512bh v0 = (__m512bh)_mm512_loadu_si512(bp), v1 = (__m512bh)_mm512_loadu_si512(bp + 16);
 #pragma GCC unroll 12
         for (int r = 0; r < KMM_MR; r++) {
-            __m512bh a = (__m512bh)_mm512_set1_epi32((int)ap[r]);
+            __m512bh a = (__m512bh)_mm512_set1_epi32((int)ap[r * (KMM_KC / 2)]);
             acc[r][0] = _mm512_dpbf16_ps(acc[r][0], a, v0);
             acc[r][1] = _mm512_dpbf16_ps(acc[r][1], a, v1);
         }
-        ap += KMM_MR;
+        ap += 1;
         bp += 32;
     }
     COL_MASKS;
@@ -235,5 +250,61 @@ TBF16 void kmm_gemv_bf16_avx512bf16(const uint16_t *w, int k, const uint16_t *xb
             if (nrow > 2) put(yo + 2, _mm512_reduce_add_ps(_mm512_add_ps(s2, t2)), beta);
             if (nrow > 3) put(yo + 3, _mm512_reduce_add_ps(_mm512_add_ps(s3, t3)), beta);
         }
+    }
+}
+
+/* ------------------------------------------------------------------ packing */
+
+/* dst[j*ldd + i] = src[i*lds + j] for i < rows, j < cols, by 16x16 blocks
+ * transposed in registers (unpack 32, unpack 64, then two 128-bit lane shuffles). */
+T512 void kmm_transpose_avx512(const float *src, size_t lds, int rows, int cols, float *dst, size_t ldd) {
+    for (int i0 = 0; i0 < rows; i0 += 16) {
+        const int ni = rows - i0 < 16 ? rows - i0 : 16;
+        const __mmask16 mi = ni == 16 ? 0xffff : (__mmask16)((1u << ni) - 1);
+        for (int j0 = 0; j0 < cols; j0 += 16) {
+            const int nj = cols - j0 < 16 ? cols - j0 : 16;
+            const __mmask16 mj = nj == 16 ? 0xffff : (__mmask16)((1u << nj) - 1);
+            __m512 r[16], a[16], b[16];
+#pragma GCC unroll 16
+            for (int i = 0; i < 16; i++)
+                r[i] = i < ni ? _mm512_maskz_loadu_ps(mj, src + (size_t)(i0 + i) * lds + j0) : _mm512_setzero_ps();
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; i++) {
+                a[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+                a[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+            }
+#pragma GCC unroll 4
+            for (int g = 0; g < 4; g++) {
+                __m512d x0 = _mm512_castps_pd(a[4 * g]), x1 = _mm512_castps_pd(a[4 * g + 1]);
+                __m512d x2 = _mm512_castps_pd(a[4 * g + 2]), x3 = _mm512_castps_pd(a[4 * g + 3]);
+                b[4 * g + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(x0, x2));
+                b[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(x0, x2));
+                b[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(x1, x3));
+                b[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(x1, x3));
+            }
+            /* b[4g+j] lane L = rows 4g..4g+3 of column 4L+j */
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) {
+                __m512 p = _mm512_shuffle_f32x4(b[j], b[4 + j], 0x44), q = _mm512_shuffle_f32x4(b[j], b[4 + j], 0xee);
+                __m512 p2 = _mm512_shuffle_f32x4(b[8 + j], b[12 + j], 0x44);
+                __m512 q2 = _mm512_shuffle_f32x4(b[8 + j], b[12 + j], 0xee);
+                __m512 o[4] = {_mm512_shuffle_f32x4(p, p2, 0x88), _mm512_shuffle_f32x4(p, p2, 0xdd),
+                               _mm512_shuffle_f32x4(q, q2, 0x88), _mm512_shuffle_f32x4(q, q2, 0xdd)};
+#pragma GCC unroll 4
+                for (int l = 0; l < 4; l++)
+                    if (4 * l + j < nj) _mm512_mask_storeu_ps(dst + (size_t)(j0 + 4 * l + j) * ldd + i0, mi, o[l]);
+            }
+        }
+    }
+}
+
+/* dst[c] = lo[c] | hi[c] << 16 for c < nc (hi == NULL: 0), zero up to 32. */
+T512 void kmm_pack_pairs_avx512(const uint16_t *lo, const uint16_t *hi, int nc, uint32_t *dst) {
+    for (int c = 0; c < 32; c += 16) {
+        int n = nc - c < 0 ? 0 : nc - c > 16 ? 16 : nc - c;
+        __mmask16 msk = n == 16 ? 0xffff : (__mmask16)((1u << n) - 1);
+        __m512i v = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(msk, lo + c));
+        if (hi) v = _mm512_or_si512(v, _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(msk, hi + c)), 16));
+        _mm512_storeu_si512(dst + c, v);
     }
 }

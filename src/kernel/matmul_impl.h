@@ -18,15 +18,17 @@ enum { KMM_STORE = 0, KMM_BETA = 1, KMM_ACC = 2 };
  * one uint32 per output c: low half = element k = 2q, high half = 2q+1;
  * panels of kq = (k+1)/2 pairs follow each other; padding is zero. */
 
-/* c[r*ldc + j] (r < mr, j < nr) op= sum_q a(r, q) . b(q, j). ap: f32 [2kq][MR]
- * (fma) or bf16 pairs [kq][MR] (dp); bp: [kq][32] pairs. The f32 kernel:
- * ap f32 [kc][MR], bp f32 [kc][32]. */
+/* c[r*ldc + j] (r < mr, j < nr) op= alpha sum_q a(r, q) . b(q, j) (op: =,
+ * = beta c +, += per mode). ap: the A tile
+ * row-major with a fixed row stride (so the kernel addresses its 12 rows by
+ * constant offsets): f32 [MR][KC] (f32, fma) or bf16 pairs [MR][KC/2] (dp),
+ * zero-padded; bp: [kq][32] pairs, or f32 [kc][32] for the f32 kernel. */
 void kmm_ukr_f32_avx512(int kc, const float *ap, const float *bp, float *c, size_t ldc, int mr,
-                        int nr, int mode, float beta);
+                        int nr, int mode, float beta, float alpha);
 void kmm_ukr_fma_avx512(int kq, const float *ap, const uint32_t *bp, float *c, size_t ldc,
-                        int mr, int nr, int mode, float beta);
+                        int mr, int nr, int mode, float beta, float alpha);
 void kmm_ukr_dp_avx512bf16(int kq, const uint32_t *ap, const uint32_t *bp, float *c, size_t ldc,
-                           int mr, int nr, int mode, float beta);
+                           int mr, int nr, int mode, float beta, float alpha);
 
 /* Row-range gemv for small m: y[i*ldy + r] = dot(x_i, W[r]) + beta*y for
  * r in [r0, r1), i < m. x rows have stride k, except for
@@ -43,6 +45,16 @@ void kmm_gemv_f32_avx2(const float *w, int k, const float *x, int m, float *y, s
                        float beta, int r0, int r1);
 void kmm_gemv_bf16_avx2(const uint16_t *w, int k, const float *x, int m, float *y, size_t ldy,
                         float beta, int r0, int r1);
+
+/* dst[j*ldd + i] = src[i*lds + j] for i < rows, j < cols (AVX-512). */
+void kmm_transpose_avx512(const float *src, size_t lds, int rows, int cols, float *dst, size_t ldd);
+
+/* dst[c] = lo[c] | hi[c] << 16 for c < nc (hi NULL: 0), zero for nc <= c < 32. */
+void kmm_pack_pairs_avx512(const uint16_t *lo, const uint16_t *hi, int nc, uint32_t *dst);
+
+/* Tests: at level avx512bf16, force the bf16 GEMM to vdpbf16ps (1) or to the
+ * fp32-FMA kernel (0); -1 restores the automatic choice (by CPU vendor). */
+void kmm_bf16_gemm_dp_force(int v);
 
 /* Tests: force fp32 products through our AVX-512 GEMM (1) or sgemm (0) at
  * level avx512 and up; -1 restores the automatic choice (by OpenBLAS core). */

@@ -76,6 +76,7 @@ static int teardown(void **state) {
     (void)state;
     kmm_level_set(saved_level);
     kmm_f32_own_gemm_force(-1);
+    kmm_bf16_gemm_dp_force(-1);
     return 0;
 }
 
@@ -113,6 +114,7 @@ static void test_xwt_and_xw(void **state) {
             if ((v & 1) && lvl < KMM_AVX512) continue;
             assert_int_equal(kmm_level_set((KmmLevel)lvl), 0);
             kmm_f32_own_gemm_force(v & 1);
+            kmm_bf16_gemm_dp_force(v & 1);
             for (int bi = 0; bi < 2; bi++) {
                 float beta = bi ? 1.0f : 0.0f;
                 /* beta == 0 must not read the output: start from NaN */
@@ -162,6 +164,7 @@ static void test_dw(void **state) {
             if ((v & 1) && lvl < KMM_AVX512) continue;
             assert_int_equal(kmm_level_set((KmmLevel)lvl), 0);
             kmm_f32_own_gemm_force(v & 1);
+            kmm_bf16_gemm_dp_force(v & 1);
             for (int bi = 0; bi < 2; bi++) {
                 for (size_t i = 0; i < c; i++) dw[i] = bi ? w0[i] : NAN;
                 kmm_dw(dy, x, m, n, k, dw, (float)bi);
@@ -172,33 +175,46 @@ static void test_dw(void **state) {
     }
 }
 
-/* The plain sgemm wrappers, with leading dimensions wider than the matrices. */
+/* The fp32 wrappers (sgemm or our GEMM), with leading dimensions wider than
+ * the matrices, alpha and beta. */
 static void test_f32_wrappers(void **state) {
     (void)state;
-    const int m = 9, n = 13, k = 21, ld = 40;
+    static const int dims[][3] = {{9, 13, 21}, {37, 70, 300}, {1, 1, 1}};
+    const int ld = 310;
     float *a = rand_f32((size_t)ld * ld), *b = rand_f32((size_t)ld * ld), *c0 = rand_f32((size_t)ld * ld);
     float *c = malloc((size_t)ld * ld * sizeof(float));
-    for (int op = 0; op < 3; op++) {
-        memcpy(c, c0, (size_t)ld * ld * sizeof(float));
-        if (op == 0) kmm_f32_nt(m, n, k, a, ld, b, ld, c, ld, 0.5f, 2.0f);
-        if (op == 1) kmm_f32_nn(m, n, k, a, ld, b, ld, c, ld, 0.5f, 2.0f);
-        if (op == 2) kmm_f32_tn(m, n, k, a, ld, b, ld, c, ld, 0.5f, 2.0f);
-        for (int i = 0; i < ld; i++)
-            for (int j = 0; j < ld; j++) {
-                size_t o = (size_t)i * ld + j;
-                if (i >= m || j >= n) {
-                    assert_true(c[o] == c0[o]); /* outside C: untouched */
-                    continue;
-                }
-                double s = 0, sa = 0;
-                for (int q = 0; q < k; q++) {
-                    double av = op == 2 ? a[(size_t)q * ld + i] : a[(size_t)i * ld + q];
-                    double bv = op == 0 ? b[(size_t)j * ld + q] : b[(size_t)q * ld + j];
-                    s += av * bv;
-                    sa += fabs(av * bv);
-                }
-                double want = 0.5 * s + 2.0 * c0[o];
-                assert_true(fabs(c[o] - want) <= TOL * (0.5 * sa + 2.0 * fabs(c0[o])));
+    for (int v = 0; v < 2 * ((int)kmm_level_cpu() + 1); v++) {
+        int lvl = v / 2;
+        if ((v & 1) && lvl < KMM_AVX512) continue;
+        assert_int_equal(kmm_level_set((KmmLevel)lvl), 0);
+        kmm_f32_own_gemm_force(v & 1);
+            kmm_bf16_gemm_dp_force(v & 1);
+        for (int d = 0; d < 3; d++)
+            for (int op = 0; op < 3; op++) {
+                int m = dims[d][0], n = dims[d][1], k = dims[d][2];
+                memcpy(c, c0, (size_t)ld * ld * sizeof(float));
+                if (op == 0) kmm_f32_nt(m, n, k, a, ld, b, ld, c, ld, 0.5f, 2.0f);
+                if (op == 1) kmm_f32_nn(m, n, k, a, ld, b, ld, c, ld, 0.5f, 2.0f);
+                if (op == 2) kmm_f32_tn(m, n, k, a, ld, b, ld, c, ld, 0.5f, 2.0f);
+                for (int i = 0; i < ld; i++)
+                    for (int j = 0; j < ld; j++) {
+                        size_t o = (size_t)i * ld + j;
+                        if (i >= m || j >= n) {
+                            assert_true(c[o] == c0[o]); /* outside C: untouched */
+                            continue;
+                        }
+                        double s = 0, sa = 0;
+                        for (int q = 0; q < k; q++) {
+                            double av = op == 2 ? a[(size_t)q * ld + i] : a[(size_t)i * ld + q];
+                            double bv = op == 0 ? b[(size_t)j * ld + q] : b[(size_t)q * ld + j];
+                            s += av * bv;
+                            sa += fabs(av * bv);
+                        }
+                        double want = 0.5 * s + 2.0 * c0[o];
+                        if (!(fabs(c[o] - want) <= TOL * (0.5 * sa + 2.0 * fabs(c0[o]))))
+                            fail_msg("f32 wrapper op %d level %d own %d m=%d n=%d k=%d: c[%d,%d] = %.9g, want %.9g",
+                                     op, lvl, v & 1, m, n, k, i, j, c[o], want);
+                    }
             }
     }
     free(a); free(b); free(c0); free(c);
@@ -251,6 +267,7 @@ static void test_deterministic(void **state) {
         if ((v & 1) && lvl < KMM_AVX512) continue;
         assert_int_equal(kmm_level_set((KmmLevel)lvl), 0);
         kmm_f32_own_gemm_force(v & 1);
+            kmm_bf16_gemm_dp_force(v & 1);
         for (int mi = 0; mi < 4; mi++)
             for (int wi = 0; wi < 2; wi++) {
                 const KWeight *w = wi ? &kb : &kf;
@@ -297,13 +314,32 @@ static void test_levels_and_errors(void **state) {
     kweight_free(&w);
 }
 
+/* The AVX-512 register transpose used by the packers, at odd sizes. */
+static void test_transpose(void **state) {
+    (void)state;
+    if (kmm_level_cpu() < KMM_AVX512) skip();
+    static const int rc[][2] = {{1, 1}, {16, 16}, {17, 5}, {3, 33}, {32, 256}, {12, 255}, {31, 47}};
+    for (int t = 0; t < 7; t++) {
+        int rows = rc[t][0], cols = rc[t][1], lds = cols + 3, ldd = rows + 5;
+        float *src = rand_f32((size_t)rows * lds), *dst = malloc((size_t)cols * ldd * sizeof(float));
+        for (size_t i = 0; i < (size_t)cols * ldd; i++) dst[i] = 12345.0f;
+        kmm_transpose_avx512(src, lds, rows, cols, dst, ldd);
+        for (int j = 0; j < cols; j++)
+            for (int i = 0; i < ldd; i++)
+                assert_true(dst[(size_t)j * ldd + i] == (i < rows ? src[(size_t)i * lds + j] : 12345.0f));
+        free(src);
+        free(dst);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_xwt_and_xw, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bf16_rounding_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deterministic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dw, setup, teardown),
-        cmocka_unit_test(test_f32_wrappers),
+        cmocka_unit_test_setup_teardown(test_f32_wrappers, setup, teardown),
+        cmocka_unit_test(test_transpose),
         cmocka_unit_test(test_levels_and_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -410,6 +410,7 @@ def main():
 
     # ---- real models from ../shared (read in place)
     real_models(out)
+    tiny_random_gguf(out)
 
     if check:
         diff = os.system("diff -r -x README.md %s %s" % (out, os.path.join(ROOT, OUT_REL)))
@@ -471,6 +472,40 @@ def real_models(out):
                            "beginning of ../shared/%s" % (n_greedy, margin, greedy_ref),
         }
         dump_json(os.path.join(out, name + ".logprobs.json"), fx)
+
+
+def tiny_random_gguf(out):
+    """../shared/models/tiny-random-gguf (F16, dim 8, 1 layer, vocab 32000): token_logprobs and the
+    top-10 of each row only (full 32000-wide rows would be too big)."""
+    rel = "models/tiny-random-gguf/llama-2-tiny-random.gguf"
+    full = os.path.join(SHARED, rel)
+    if not os.path.exists(full):
+        print("skipping tiny-random-gguf: %s missing" % full)
+        return
+    cfg, P = R.load_gguf(full)
+    rng = np.random.default_rng(11)
+    entries = []
+    for n in (8, 20):
+        ids = [1] + [int(x) for x in rng.integers(3, cfg["vocab_size"], size=n - 1)]
+        e, lp = seq_entry(cfg, P, ids)
+        e["logprobs_rows"] = None
+        e["top10_rows"] = []
+        for p in e["rows_positions"]:
+            v, i = torch.topk(lp[p], 10)
+            e["top10_rows"].append({"ids": i.tolist(), "logprobs": [r10(x) for x in v.tolist()]})
+        entries.append(e)
+    fx = {
+        "model": "../shared/" + rel,
+        "format": "gguf",
+        "dtype": "F16",
+        "tokenizer": None,
+        "config": cfg_json(cfg),
+        "note": FIXTURE_NOTE + "; random ids (seeded); logprobs_rows omitted (vocab 32000): top10_rows[k] "
+                "gives the 10 most likely ids at rows_positions[k] with their log-probs; paths relative to "
+                "the repository root",
+        "sequences": entries,
+    }
+    dump_json(os.path.join(out, "tiny-random-gguf.logprobs.json"), fx)
 
 
 if __name__ == "__main__":
