@@ -25,11 +25,7 @@ expect_error "--val-frac out of range" "--val-frac '0.9'" $FT $SMALL --out "$TMP
 expect_error "--steps and --epochs" "not both" $FT $SMALL --out "$TMP/o" --epochs 2
 expect_error "--adapter-init with --rank" "--adapter-init brings its own rank" $FT $SMALL --out "$TMP/o" --adapter-init "$TMP" --rank 4
 expect_error "finetune without --model" "--model is required" $MUSCLE finetune $SMALL --out "$TMP/o"
-<<<<<<< HEAD
 expect_error "without --data or --task" "--data FILE or --task FILE is required" $FT --out "$TMP/o"
-=======
-expect_error "without --data" "--data FILE or --task FILE is required" $FT --out "$TMP/o"
->>>>>>> trainer
 expect_error "without --out" "--out DIR is required" $FT --data "$TMP/small.txt"
 expect_error "pretrain without a model or a shape" "exactly one of --model" $MUSCLE pretrain $SMALL --out "$TMP/o"
 expect_error "pretrain: a new model without --tokenizer" "needs --tokenizer" $MUSCLE pretrain $SMALL --out "$TMP/o" --dim 32 --layers 1 --heads 4 --hidden 64
