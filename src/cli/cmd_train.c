@@ -525,10 +525,7 @@ static int open_task_data(TrainArgs *a, const Model *m, const Tokenizer *tok, Tr
     if (a->val && task_set_load(&va, a->val, &lo) != 0) { task_set_free(&tr); return -1; }
     TaskPrompt p;
     memset(&p, 0, sizeof p);
-    int rc = task_prompt_default(&p, &tr);
-    if (!rc && a->prompt_file) rc = task_prompt_load(&p, a->prompt_file);
-    if (!rc && (a->prompt || a->answer)) rc = task_prompt_set(&p, a->prompt, a->answer);
-    if (!rc) rc = task_prompt_check(&p, &tr);
+    int rc = task_prompt_setup(&p, &tr, a->prompt_file, a->prompt, a->answer, NULL, 0);
     TaskDataOptions o;
     task_data_options_default(&o);
     o.max_len = (int)(a->seq_len ? a->seq_len + 1 : m->cfg.seq_len);

@@ -45,23 +45,6 @@ static cJSON *id_json(const char *id) {
     return cJSON_CreateString(id);
 }
 
-static int prompt_setup(TaskPrompt *p, const TaskSet *ts, const EvalOptions *o) {
-    if (task_prompt_default(p, ts) != 0) return -1;
-    if (o->prompt_file && task_prompt_load(p, o->prompt_file) != 0) return -1;
-    if ((o->prompt_tmpl || o->answer_tmpl) && task_prompt_set(p, o->prompt_tmpl, o->answer_tmpl) != 0) return -1;
-    if (o->n_stops) {
-        int n = p->n_stops + o->n_stops;
-        const char **all = malloc((size_t)n * sizeof *all);
-        if (!all) return err_set("out of memory");
-        for (int i = 0; i < p->n_stops; i++) all[i] = p->stops[i];
-        for (int i = 0; i < o->n_stops; i++) all[p->n_stops + i] = o->stops[i];
-        int rc = task_prompt_set_stops(p, all, n);
-        free(all);
-        if (rc) return -1;
-    }
-    return task_prompt_check(p, ts);
-}
-
 /* ------------------------------------------------------------------------- */
 /* multiple choice                                                            */
 
@@ -269,7 +252,7 @@ int eval_run(const Model *m, const Tokenizer *t, const EvalOptions *o, const cha
     sum->n_skipped = ts.n_skipped;
     TaskPrompt p;
     memset(&p, 0, sizeof p);
-    int rc = prompt_setup(&p, &ts, o);
+    int rc = task_prompt_setup(&p, &ts, o->prompt_file, o->prompt_tmpl, o->answer_tmpl, o->stops, o->n_stops);
     AtomicFile af;
     int have_af = 0;
     if (rc == 0 && out_path) {

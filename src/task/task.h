@@ -149,6 +149,10 @@ int task_prompt_load(TaskPrompt *p, const char *path);
 /* Every template field known for this set? (error naming the template and the field) */
 int task_prompt_check(const TaskPrompt *p, const TaskSet *ts);
 void task_prompt_free(TaskPrompt *p);
+/* The usual sequence: the set's default, then a prompt file, then template overrides
+ * (NULL = none), then extra stop strings added to the template's; checked against the set. */
+int task_prompt_setup(TaskPrompt *p, const TaskSet *ts, const char *file, const char *prompt, const char *answer,
+                      const char *const *extra_stops, int n_extra);
 
 /* ---- formatted text ----------------------------------------------------------------------- */
 

@@ -439,3 +439,21 @@ int task_gen_format(const TaskSet *ts, int i, const TaskPrompt *p, TaskGenText *
     }
     return 0;
 }
+
+int task_prompt_setup(TaskPrompt *p, const TaskSet *ts, const char *file, const char *prompt, const char *answer,
+                      const char *const *extra_stops, int n_extra) {
+    if (task_prompt_default(p, ts) != 0) return -1;
+    if (file && task_prompt_load(p, file) != 0) return -1;
+    if ((prompt || answer) && task_prompt_set(p, prompt, answer) != 0) return -1;
+    if (n_extra > 0) {
+        int n = p->n_stops + n_extra;
+        const char **all = malloc((size_t)n * sizeof *all);
+        if (!all) return err_set("out of memory");
+        for (int i = 0; i < p->n_stops; i++) all[i] = p->stops[i];
+        for (int i = 0; i < n_extra; i++) all[p->n_stops + i] = extra_stops[i];
+        int rc = task_prompt_set_stops(p, all, n);
+        free(all);
+        if (rc) return -1;
+    }
+    return task_prompt_check(p, ts);
+}
