@@ -38,6 +38,10 @@ for seed in 1 2 3; do
   check "LoRA, seed $seed: SIGKILL at a random step, --resume: bit-identical adapter and checkpoint" \
     same "$TMP/a$seed" "$TMP/b$seed" adapter_model.safetensors adapter_config.json training.json checkpoint/state.safetensors
 done
+# killed after the final checkpoint, before the outputs: --resume only writes them
+cp -r "$TMP/a1" "$TMP/a1x"; rm "$TMP/a1x/adapter_model.safetensors" "$TMP/a1x/adapter_config.json" "$TMP/a1x/training.json"
+$MUSCLE finetune $RUN --seed 1 --out "$TMP/a1x" --resume
+check "--resume of a finished run writes the same outputs again" same "$TMP/a1" "$TMP/a1x" adapter_model.safetensors adapter_config.json training.json
 check "different seeds give different adapters" bash -c "! cmp -s '$TMP/a1/adapter_model.safetensors' '$TMP/a2/adapter_model.safetensors'"
 check "the resumed log has one line per step, in order" /usr/bin/python3 -c "
 import json; L=[json.loads(l)['step'] for l in open('$TMP/b1/train_log.jsonl')]; assert L == list(range($STEPS + 1)), L"
