@@ -509,7 +509,7 @@ static int keep_best_hook(Trainer *t, void *ctx) {
     snprintf(v, sizeof v, "%.17g", t->val_loss);
     snprintf(st, sizeof st, "%ld", t->adam.step);
     LoraMeta meta[2] = {{"muscle.val_loss", v}, {"muscle.step", st}};
-    if (lora_save_peft(kb->ad, &kb->m->cfg, kb->best_dir, kb->a->model, meta, 2) != 0) return cli_fail();
+    if (lora_save_peft(kb->ad, &kb->m->cfg, kb->best_dir, kb->a->model, meta, 2) != 0) return -1; /* err_set by lora_save_peft: trainer_run returns -1 and the command prints it once */
     return 0;
 }
 

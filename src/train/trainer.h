@@ -105,7 +105,8 @@ typedef struct Trainer {
     double tokens_per_s;  /* of the last step (positions of its batch / its time) */
     double start_val_loss;/* measured before the first step (NAN when resumed past it) */
     /* called after each validation during trainer_run (e.g. to keep the best adapter);
-     * non-zero stops the run with that code */
+     * non-zero stops the run with that code: return -1 with err_set() for an error
+     * (a positive code reads as a signal's number to trainer_run's callers) */
     int (*on_eval)(struct Trainer *t, void *ctx);
     void *on_eval_ctx;
     /* progress and log */
