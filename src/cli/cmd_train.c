@@ -1,6 +1,7 @@
 /* cli/cmd_train.c - `muscle pretrain` (full-parameter training) and `muscle finetune`
  * (LoRA adapters): options, model and data set-up, the trainer, the output folder. */
 #include "cli.h"
+#include "compat/compat_train.h"
 #include "core/cpu.h"
 #include "core/error.h"
 #include "core/file.h"
@@ -79,6 +80,23 @@ static const char *finetune_help =
     "                        the answer tokens only (the correct choice's continuation, or the\n"
     "                        target); --val VAL, else a seeded 20%% of TRAIN (--val-frac) is held out\n"
     "  --format NAME, --prompt T, --answer T, --prompt-file F, --skip-bad: as for muscle eval\n"
+    "compatibility training (--compat; docs/compat.md): the adapter of --adapter-init A2 on\n"
+    "M is the new task model M2 and the student's start; M1 = --old-model + --old-adapter:\n"
+    "  --compat METHOD       student-wrong (the paper's best), old-correct, none (plain\n"
+    "                        distillation from M1), token-likelihood, sequence-likelihood,\n"
+    "                        or the baselines focal and elodi\n"
+    "  --old-model M1, --old-adapter A1   the old task model (same tokenizer)\n"
+    "  --level L             token (default; every position, the paper's) or choice\n"
+    "                        (multiple choice: KL over the choices' likelihoods)\n"
+    "  --distill-tokens S    all (default: context and answer tokens) or answer\n"
+    "  --temperature T       of the distilled distributions (default 2)\n"
+    "  --ce-weight W         MUSCLE masks: (1-W) * distillation + W * cross-entropy (default 0)\n"
+    "  --kd-weight L         focal, elodi: cross-entropy + L * their term (default 1)\n"
+    "  --focal-alpha A, --focal-beta B    default 1, 5\n"
+    "  --elodi-margin X, --elodi-p P      default 0.5 (nats), 2\n"
+    "  --transfer FILE       unlabelled task inputs: distillation terms only\n"
+    "  --teacher-topk K      keep K logits a position (default: all when the cache fits\n"
+    "  --teacher-cache-mb N  in N MB, default 1024; else 64)\n"
     "  --no-keep-best        with --task the adapter of the epoch with the best held-out\n"
     "                        cross-entropy is kept (validation at every epoch's end); this keeps\n"
     "                        the last one instead\n"
@@ -132,13 +150,19 @@ typedef struct {
     double alpha;
     int rslora, bf16, have_rank, have_alpha, have_targets;
     unsigned targets;
+    /* finetune --compat */
+    int compat;
+    CompatConfig cc;
+    const char *old_model, *old_adapter, *transfer;
 } TrainArgs;
 
 enum {
     O_DATA = 256, O_VAL, O_VAL_FRAC, O_FORMAT, O_OUT, O_MODEL, O_TOK, O_SEQ, O_STEPS, O_EPOCHS, O_BATCH, O_ACCUM, O_LR,
     O_MIN_LR, O_WARMUP, O_SCHED, O_WD, O_CLIP, O_SEED, O_EVAL, O_VALMAX, O_SAVE, O_RESUME, O_RECOMP, O_QUIET, O_HELP,
     O_CONFIG, O_DIM, O_LAYERS, O_HEADS, O_KVH, O_HIDDEN, O_VOCAB, O_UNTIED, O_DTYPE, O_AINIT, O_RANK, O_ALPHA, O_RSLORA,
-    O_TARGETS, O_BF16, O_TASK, O_TFORMAT, O_PROMPT, O_ANSWER, O_PFILE, O_SKIPBAD, O_NOBEST
+    O_TARGETS, O_BF16, O_TASK, O_TFORMAT, O_PROMPT, O_ANSWER, O_PFILE, O_SKIPBAD, O_NOBEST,
+    O_COMPAT, O_OLDM, O_OLDA, O_LEVEL, O_DTOK, O_TEMP, O_CEW, O_KDW, O_FALPHA, O_FBETA, O_EMARGIN, O_EP, O_TRANSFER,
+    O_TOPK, O_CACHEMB
 };
 
 static const struct option common_opts[] = {
@@ -157,7 +181,12 @@ static const struct option finetune_opts[] = {
     {"adapter-init", 1, 0, O_AINIT}, {"rank", 1, 0, O_RANK}, {"alpha", 1, 0, O_ALPHA}, {"rslora", 0, 0, O_RSLORA},
     {"targets", 1, 0, O_TARGETS}, {"bf16", 0, 0, O_BF16}, {"task", 1, 0, O_TASK}, {"format", 1, 0, O_TFORMAT},
     {"prompt", 1, 0, O_PROMPT}, {"answer", 1, 0, O_ANSWER}, {"prompt-file", 1, 0, O_PFILE},
-    {"skip-bad", 0, 0, O_SKIPBAD}, {"no-keep-best", 0, 0, O_NOBEST}};
+    {"skip-bad", 0, 0, O_SKIPBAD}, {"no-keep-best", 0, 0, O_NOBEST}, {"compat", 1, 0, O_COMPAT},
+    {"old-model", 1, 0, O_OLDM}, {"old-adapter", 1, 0, O_OLDA}, {"level", 1, 0, O_LEVEL},
+    {"distill-tokens", 1, 0, O_DTOK}, {"temperature", 1, 0, O_TEMP}, {"ce-weight", 1, 0, O_CEW},
+    {"kd-weight", 1, 0, O_KDW}, {"focal-alpha", 1, 0, O_FALPHA}, {"focal-beta", 1, 0, O_FBETA},
+    {"elodi-margin", 1, 0, O_EMARGIN}, {"elodi-p", 1, 0, O_EP}, {"transfer", 1, 0, O_TRANSFER},
+    {"teacher-topk", 1, 0, O_TOPK}, {"teacher-cache-mb", 1, 0, O_CACHEMB}};
 
 #define NCOMMON (sizeof common_opts / sizeof common_opts[0])
 #define NPRE (sizeof pretrain_opts / sizeof pretrain_opts[0])
@@ -182,6 +211,7 @@ static void defaults(TrainArgs *a, int finetune) {
         a->t.adamw.weight_decay = 0.0;
         a->rank = 8;
         a->targets = LORA_TARGETS_ALL;
+        compat_config_default(&a->cc);
     } else {
         /* llama2.c's recipe for the TinyStories models, at a CPU's batch */
         a->t.batch = 8;
@@ -290,6 +320,33 @@ static int parse_args(TrainArgs *a, int argc, char **argv, int *exit_code) {
         case O_PFILE: a->prompt_file = optarg; break;
         case O_SKIPBAD: a->skip_bad = 1; break;
         case O_NOBEST: a->no_keep_best = 1; break;
+        case O_COMPAT:
+            if (compat_method_parse(optarg, &a->cc.method)) return *exit_code = usage_err(cmd, "--compat %s", err_msg());
+            a->compat = 1;
+            break;
+        case O_OLDM: a->old_model = optarg; break;
+        case O_OLDA: a->old_adapter = optarg; break;
+        case O_TRANSFER: a->transfer = optarg; break;
+        case O_LEVEL:
+            if (compat_level_parse(optarg, &a->cc.level)) return *exit_code = usage_err(cmd, "--level %s", err_msg());
+            break;
+        case O_DTOK:
+            if (!strcmp(optarg, "all")) a->cc.answer_only = 0;
+            else if (!strcmp(optarg, "answer")) a->cc.answer_only = 1;
+            else return *exit_code = usage_err(cmd, "--distill-tokens '%s': expected all or answer", optarg);
+            break;
+        case O_TEMP: if (parse_pos("--temperature", optarg, &a->cc.temperature, 0)) return *exit_code = 2; break;
+        case O_CEW:
+            if (parse_pos("--ce-weight", optarg, &a->cc.ce_weight, 1)) return *exit_code = 2;
+            if (a->cc.ce_weight > 1) return *exit_code = usage_err(cmd, "--ce-weight '%s': expected a number in 0..1", optarg);
+            break;
+        case O_KDW: if (parse_pos("--kd-weight", optarg, &a->cc.kd_weight, 1)) return *exit_code = 2; break;
+        case O_FALPHA: if (parse_pos("--focal-alpha", optarg, &a->cc.focal_alpha, 1)) return *exit_code = 2; break;
+        case O_FBETA: if (parse_pos("--focal-beta", optarg, &a->cc.focal_beta, 1)) return *exit_code = 2; break;
+        case O_EMARGIN: if (parse_pos("--elodi-margin", optarg, &a->cc.elodi_margin, 1)) return *exit_code = 2; break;
+        case O_EP: INT("--elodi-p", 1, 2, a->cc.elodi_p); break;
+        case O_TOPK: INT("--teacher-topk", 1, 1 << 24, a->cc.topk); break;
+        case O_CACHEMB: if (parse_pos("--teacher-cache-mb", optarg, &a->cc.cache_mb, 0)) return *exit_code = 2; break;
         case ':': return *exit_code = usage_err(cmd, "option '%s' needs a value", argv[optind - 1]);
         default: return *exit_code = usage_err(cmd, "unknown option '%s'", argv[optind - 1]);
         }
@@ -308,6 +365,13 @@ static int parse_args(TrainArgs *a, int argc, char **argv, int *exit_code) {
         if (a->adapter_init && (a->have_rank || a->have_alpha || a->have_targets || a->rslora))
             return *exit_code = usage_err(cmd, "--adapter-init brings its own rank, alpha and targets: drop --rank, --alpha, --targets and --rslora");
         if (!a->have_alpha) a->alpha = 2.0 * (double)a->rank;
+        if (a->compat) {
+            if (!a->task) return *exit_code = usage_err(cmd, "--compat trains on a task: give --task");
+            if (!a->adapter_init) return *exit_code = usage_err(cmd, "--compat needs --adapter-init A2, the new task model's adapter (the student starts from it)");
+            if (!a->old_model || !a->old_adapter) return *exit_code = usage_err(cmd, "--compat needs the old task model: --old-model M1 --old-adapter A1");
+        } else if (a->old_model || a->old_adapter || a->transfer) {
+            return *exit_code = usage_err(cmd, "--old-model, --old-adapter and --transfer go with --compat");
+        }
     } else {
         int shape = a->dim || a->layers || a->heads || a->kv_heads || a->hidden || a->vocab || a->untied;
         if ((a->model != NULL) + (a->config != NULL) + (shape != 0) != 1)
@@ -541,6 +605,68 @@ static int open_task_data(TrainArgs *a, const Model *m, const Tokenizer *tok, Tr
     return rc;
 }
 
+/* ---- finetune --compat: the teachers, the data, the step hook ---- */
+
+typedef struct {
+    Model m1;
+    LoraAdapter a1;
+    int have_m1, have_a1;
+    CompatTrainer *ct;
+    TaskSet tr, va, tf;
+    TaskPrompt p;
+} CompatRun;
+
+static void compat_run_free(CompatRun *c) {
+    compat_trainer_free(c->ct);
+    if (c->have_a1) lora_free(&c->a1);
+    if (c->have_m1) model_free(&c->m1);
+    task_prompt_free(&c->p);
+    task_set_free(&c->tr);
+    task_set_free(&c->va);
+    task_set_free(&c->tf);
+    memset(c, 0, sizeof *c);
+}
+
+static int open_compat_data(TrainArgs *a, const Model *m, const Tokenizer *tok, const LoraAdapter *a2, CompatRun *c, TrainData *d) {
+    ModelLoadOptions lo = {a->bf16 ? KW_BF16 : KW_F32, 0};
+    if (model_load(&c->m1, a->old_model, &lo) != 0) return err_prefix("--old-model %s", a->old_model);
+    c->have_m1 = 1;
+    if (lora_load_peft(&c->a1, &c->m1.cfg, a->old_adapter) != 0) return err_prefix("--old-adapter %s", a->old_adapter);
+    c->have_a1 = 1;
+    TaskLoadOptions tlo;
+    task_load_options_default(&tlo);
+    tlo.skip_bad = a->skip_bad;
+    if (a->task_format && task_format_from_name(a->task_format, &tlo.format) != 0) return -1;
+    if (task_set_load(&c->tr, a->task, &tlo) != 0) return -1;
+    if (a->val && task_set_load(&c->va, a->val, &tlo) != 0) return -1;
+    if (a->transfer && task_set_load(&c->tf, a->transfer, &tlo) != 0) return -1;
+    if (task_prompt_setup(&c->p, &c->tr, a->prompt_file, a->prompt, a->answer, NULL, 0) != 0) return -1;
+    CompatSetup cs;
+    memset(&cs, 0, sizeof cs);
+    cs.cfg = a->cc;
+    cs.old_model = &c->m1;
+    cs.old_adapter = &c->a1;
+    cs.model = m;
+    cs.new_adapter = a2;
+    cs.train = &c->tr;
+    cs.val = a->val ? &c->va : NULL;
+    cs.transfer = a->transfer ? &c->tf : NULL;
+    cs.prompt = &c->p;
+    cs.tok = tok;
+    cs.max_len = (int)(a->seq_len ? a->seq_len + 1 : m->cfg.seq_len);
+    cs.val_frac = a->have_val_frac ? a->val_frac : 0.2;
+    cs.seed = a->t.seed;
+    cs.batch = a->t.batch;
+    cs.quiet = a->t.quiet;
+    if (compat_trainer_init(&c->ct, &cs, d) != 0) return -1;
+    const CompatStats *st = compat_trainer_stats(c->ct);
+    if (!a->t.quiet)
+        fprintf(stderr, "muscle finetune --compat %s (%s level, %s tokens, T %g): %ld training, %ld transfer and %ld held-out examples; teachers computed in %.1f s\n",
+                compat_method_name(a->cc.method), compat_level_name(a->cc.level), a->cc.answer_only ? "answer" : "all",
+                a->cc.temperature, st->n_train, st->n_transfer, st->n_val, st->teacher_seconds);
+    return 0;
+}
+
 static int run_finetune(TrainArgs *a) {
     Model m;
     ModelLoadOptions lo = {a->bf16 ? KW_BF16 : KW_F32, 0};
@@ -572,9 +698,26 @@ static int run_finetune(TrainArgs *a) {
     TrainData d;
     Trainer t;
     KeepBest kb = {a, &m, &ad, INFINITY, -1, NULL};
-    rc = a->task ? open_task_data(a, &m, tok, &d) : data_text_open(&d, a->data, &dopt, tok);
+    CompatRun cr;
+    memset(&cr, 0, sizeof cr);
+    CkptSettings extra = {0};
+    char *cjs = NULL;
+    if (a->compat) {
+        rc = open_compat_data(a, &m, tok, &ad, &cr, &d);
+        cjs = rc == 0 ? compat_config_json(&a->cc) : NULL;
+        if (rc == 0)
+            rc = ckpt_settings_set(&extra, "compat", "%s/%s/%s/T%g/ce%g/kd%g", compat_method_name(a->cc.method),
+                                   compat_level_name(a->cc.level), a->cc.answer_only ? "answer" : "all", a->cc.temperature,
+                                   a->cc.ce_weight, a->cc.kd_weight);
+    } else {
+        rc = a->task ? open_task_data(a, &m, tok, &d) : data_text_open(&d, a->data, &dopt, tok);
+    }
     if (rc == 0) {
-        rc = trainer_init(&t, &m, &ad, &d, &a->t, NULL);
+        rc = trainer_init(&t, &m, &ad, &d, &a->t, a->compat ? &extra : NULL);
+        if (rc == 0 && a->compat && compat_trainer_attach(cr.ct, &t) != 0) {
+            trainer_free(&t);
+            rc = -1;
+        }
         if (rc == 0) {
             if (!a->have_eval_every) t.opt.eval_every = (t.total_steps + 9) / 10;
             if (a->task && !a->no_keep_best && d.n[DATA_VAL]) {
@@ -607,9 +750,17 @@ static int run_finetune(TrainArgs *a) {
             }
             if (rc == 0) {
                 char *js = training_json(a, &t, 0);
-                LoraMeta meta[1] = {{"muscle.training", js ? js : "{}"}};
-                rc = lora_save_peft(&ad, &m.cfg, a->out, a->model, meta, 1);
+                LoraMeta meta[2] = {{"muscle.training", js ? js : "{}"}, {"muscle.compat", cjs ? cjs : "{}"}};
+                rc = lora_save_peft(&ad, &m.cfg, a->out, a->model, meta, a->compat ? 2 : 1);
                 free(js);
+            }
+            if (rc == 0 && a->compat && !a->t.quiet) {
+                const CompatStats *st = compat_trainer_stats(cr.ct);
+                fprintf(stderr, "muscle finetune --compat: the mask chose M1 on %.1f%% of %ld distilled %s; the student's answer was right on %.1f%% of %ld answer %s\n",
+                        st->distilled ? 100.0 * st->masked / st->distilled : 0.0, st->distilled,
+                        a->cc.level == COMPAT_LEVEL_CHOICE ? "instances" : "positions",
+                        st->answers ? 100.0 * st->answers_correct / st->answers : 0.0, st->answers,
+                        a->cc.level == COMPAT_LEVEL_CHOICE ? "instances" : "tokens");
             }
             if (rc == 0) rc = write_training_json(a, &t);
             if (rc == 0 && !a->t.quiet)
@@ -624,6 +775,9 @@ static int run_finetune(TrainArgs *a) {
     } else {
         rc = cli_fail();
     }
+    compat_run_free(&cr);
+    ckpt_settings_free(&extra);
+    free(cjs);
     free(kb.best_dir);
     lora_free(&ad);
     model_tokenizer_free(&m, tok);

@@ -322,6 +322,8 @@ static void layer_backward(RunState *s, int l, ModelGrads *g, LoraAdapter *lg) {
     rmsnorm_backward(G->dx, gw ? gw->rms_att : NULL, G->dxn, a->x_in, w->rms_att, a->rstd1, N, d);
 }
 
+static int backward_run(RunState *s, ModelGrads *g, LoraAdapter *lg, int with_ce);
+
 static int lora_same_shape(const LoraAdapter *a, const LoraAdapter *b) {
     if (a->n_layers != b->n_layers || a->rank != b->rank || a->targets != b->targets || a->n_floats != b->n_floats) return 0;
     for (size_t i = 0; i < (size_t)a->n_layers * LORA_N_TARGETS; i++)
@@ -329,11 +331,29 @@ static int lora_same_shape(const LoraAdapter *a, const LoraAdapter *b) {
     return 1;
 }
 
+int model_forward_train(RunState *s, const int *tokens, int B, int n) {
+    if (s->keep == RS_KEEP_NONE)
+        return err_set("forward: the run state was made for inference (keep = RS_KEEP_NONE); training needs RS_KEEP_ALL or RS_KEEP_INPUTS");
+    if (model_forward(s, tokens, B, n, 0) != 0) return -1;
+    s->have_loss = 2; /* the caller's loss: s->logits will hold its gradient */
+    return 0;
+}
+
 int model_backward(RunState *s, ModelGrads *g, LoraAdapter *lg) {
+    if (s->have_loss == 2) return err_set("backward: the last forward pass was model_forward_train: call model_backward_logits");
+    return backward_run(s, g, lg, 1);
+}
+
+int model_backward_logits(RunState *s, ModelGrads *g, LoraAdapter *lg) {
+    if (s->have_loss == 1) return err_set("backward: the last forward pass was model_loss: call model_backward");
+    return backward_run(s, g, lg, 0);
+}
+
+static int backward_run(RunState *s, ModelGrads *g, LoraAdapter *lg, int with_ce) {
     const Model *m = s->model;
     const ModelConfig *c = &m->cfg;
     if (s->keep == RS_KEEP_NONE) return err_set("backward: the run state was made for inference (keep = RS_KEEP_NONE)");
-    if (!s->have_loss) return err_set("backward: no loss to differentiate: call model_loss first (once per backward pass)");
+    if (!s->have_loss) return err_set("backward: no loss to differentiate: call model_loss or model_forward_train first (once per backward pass)");
     if (s->pos != 0) return err_set("backward: the forward pass started at position %d; training needs whole sequences (position 0)", s->pos);
     if (g && (g->cfg.dim != c->dim || g->cfg.n_layers != c->n_layers || g->cfg.vocab_size != c->vocab_size ||
               g->cfg.hidden_dim != c->hidden_dim || g->cfg.n_kv_heads != c->n_kv_heads || g->cfg.tied != c->tied))
@@ -349,7 +369,7 @@ int model_backward(RunState *s, ModelGrads *g, LoraAdapter *lg) {
 
     /* loss and classifier: logits = xnf Wcls^T; the logits' buffer becomes their gradient */
     float *dlogits = s->logits;
-    crossentropy_backward(dlogits, s->logits, s->targets, s->weights, N, V, s->loss_norm, 1.0f);
+    if (with_ce) crossentropy_backward(dlogits, s->logits, s->targets, s->weights, N, V, s->loss_norm, 1.0f);
     kmm_xw(&m->wcls, dlogits, N, G->dxn, 0.0f);
     if (g) kmm_dw(dlogits, s->xnf, N, V, d, g->wcls, 1.0f);
     memset(G->dx, 0, (size_t)N * d * sizeof(float));

@@ -60,6 +60,13 @@ int model_loss(RunState *s, const int *tokens, const int *targets, const float *
  * needs an attached adapter). Overwrites s->logits with their gradient. */
 int model_backward(RunState *s, ModelGrads *g, LoraAdapter *lg);
 
+/* A loss computed by the caller (distillation, compat/): the forward pass of B
+ * sequences of n tokens from position 0 with the activations kept; the caller then
+ * overwrites s->logits [B*n, V] with d loss / d logits and calls model_backward_logits,
+ * which back-propagates them as model_backward does its cross-entropy's. */
+int model_forward_train(RunState *s, const int *tokens, int B, int n);
+int model_backward_logits(RunState *s, ModelGrads *g, LoraAdapter *lg);
+
 /* ---- layers: backward halves of the forward primitives (forward.h) ----
  * "+=" marks accumulation into the output; optional outputs may be NULL. */
 

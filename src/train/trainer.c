@@ -284,7 +284,8 @@ int trainer_init(Trainer *t, Model *m, LoraAdapter *lora, TrainData *d, const Tr
     if (!rc) rc = adamw_init(&t->adam, &o->adamw, train_spans_total(t->spans, t->n_spans));
     if (!rc) {
         t->perm = malloc((size_t)d->n[DATA_TRAIN] * sizeof *t->perm);
-        if (!t->perm) rc = err_set("out of memory: the order of %ld examples", d->n[DATA_TRAIN]);
+        t->step_examples = malloc((size_t)B * G * sizeof *t->step_examples);
+        if (!t->perm || !t->step_examples) rc = err_set("out of memory: the order of %ld examples", d->n[DATA_TRAIN]);
     }
     if (!rc) rc = train_batch_init(&t->batch, B * G, T);
     if (!rc) rc = train_batch_init(&t->vbatch, B, T);
@@ -308,6 +309,7 @@ void trainer_free(Trainer *t) {
     free(t->spans);
     adamw_free(&t->adam);
     free(t->perm);
+    free(t->step_examples);
     train_batch_free(&t->batch);
     train_batch_free(&t->vbatch);
     ckpt_settings_free(&t->settings);
@@ -317,13 +319,22 @@ void trainer_free(Trainer *t) {
 /* ------------------------------------------------------------------------- */
 /* steps                                                                      */
 
+static int step_finish(Trainer *t, double loss, long positions, double t0, long step);
+
 int trainer_step(Trainer *t) {
     const TrainOptions *o = &t->opt;
     int B = o->batch, G = o->grad_accum, T = t->data->seq_len;
     double t0 = now_s();
     long step = t->adam.step + 1; /* for messages: 1-based */
+    for (int r = 0; r < B * G; r++) t->step_examples[r] = next_example(t);
+    if (t->step_fn) {
+        train_spans_zero_grads(t->spans, t->n_spans);
+        double loss = 0.0;
+        if (t->step_fn(t, t->step_ctx, t->step_examples, B * G, &loss) != 0) return err_prefix("step %ld", step);
+        return step_finish(t, loss, B * G * T, t0, step);
+    }
     for (int r = 0; r < B * G; r++)
-        if (data_fill_row(t->data, DATA_TRAIN, next_example(t), &t->batch, r) != 0) return -1;
+        if (data_fill_row(t->data, DATA_TRAIN, t->step_examples[r], &t->batch, r) != 0) return -1;
     t->batch.B = B * G;
     double norm = train_weight_sum(t->batch.weights, (size_t)B * G * T);
     if (!(norm > 0)) return err_set("step %ld: every position of the batch has loss weight 0: nothing to learn from", step);
@@ -338,6 +349,12 @@ int trainer_step(Trainer *t) {
             return err_prefix("step %ld", step);
         loss += l;
     }
+    return step_finish(t, loss, B * G * T, t0, step);
+}
+
+/* Clipping, the optimizer step and the step's numbers. */
+static int step_finish(Trainer *t, double loss, long positions, double t0, long step) {
+    const TrainOptions *o = &t->opt;
     if (!isfinite(loss)) return err_set("step %ld: the loss is %g: training diverged (try a lower --lr)", step, loss);
     double gn = o->clip > 0 ? grad_clip_global_norm(t->spans, t->n_spans, o->clip) : grad_global_norm(t->spans, t->n_spans);
     if (!isfinite(gn)) return err_set("step %ld: the gradient norm is %g: training diverged (try a lower --lr)", step, gn);
@@ -347,7 +364,7 @@ int trainer_step(Trainer *t) {
     t->grad_norm = gn;
     t->lr = lr;
     t->step_seconds = now_s() - t0;
-    t->tokens_per_s = (double)B * G * T / (t->step_seconds > 0 ? t->step_seconds : 1e-9);
+    t->tokens_per_s = (double)positions / (t->step_seconds > 0 ? t->step_seconds : 1e-9);
     t->train_seconds += t->step_seconds;
     t->steps_this_run++;
     return 0;

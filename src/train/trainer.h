@@ -109,6 +109,15 @@ typedef struct Trainer {
      * (a positive code reads as a signal's number to trainer_run's callers) */
     int (*on_eval)(struct Trainer *t, void *ctx);
     void *on_eval_ctx;
+    /* Optional: replaces the cross-entropy of the training steps (e.g. distillation,
+     * compat/compat_train.h). Called once a step with the step's examples (indices into
+     * the training split, batch * grad_accum of them, in order); must add the gradient
+     * of the step's loss to lora_grad (TRAIN_LORA) or grads (TRAIN_FULL), which are
+     * zeroed before, and set *loss. -1 with err_set() on error. Validation keeps the
+     * cross-entropy of the held-out split. */
+    int (*step_fn)(struct Trainer *t, void *ctx, const long *examples, int n, double *loss);
+    void *step_ctx;
+    long *step_examples;  /* [batch * grad_accum] */
     /* progress and log */
     FILE *log;
     double t_start, t_last_print, train_seconds; /* train_seconds: in steps, this process */

@@ -1,0 +1,355 @@
+/* compat/compat_loss.c - token- and choice-level compatibility losses (compat_loss.h). */
+#include "compat_loss.h"
+#include "core/error.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------- */
+/* settings                                                                   */
+
+static const char *const method_names[COMPAT_N_METHODS] = {
+    "student-wrong", "old-correct", "none", "token-likelihood", "sequence-likelihood", "focal", "elodi"};
+
+void compat_config_default(CompatConfig *c) {
+    memset(c, 0, sizeof *c);
+    c->method = COMPAT_STUDENT_WRONG;
+    c->level = COMPAT_LEVEL_TOKEN;
+    c->temperature = 2.0;
+    c->ce_weight = 0.0;
+    c->kd_weight = 1.0;
+    c->focal_alpha = 1.0;
+    c->focal_beta = 5.0;
+    c->elodi_margin = 0.5;
+    c->elodi_p = 2;
+    c->topk = 0;
+    c->cache_mb = 1024.0;
+}
+
+const char *compat_method_name(CompatMethod m) { return m >= 0 && m < COMPAT_N_METHODS ? method_names[m] : "?"; }
+
+int compat_method_parse(const char *s, CompatMethod *m) {
+    for (int i = 0; i < COMPAT_N_METHODS; i++)
+        if (strcmp(s, method_names[i]) == 0) {
+            *m = (CompatMethod)i;
+            return 0;
+        }
+    return err_set("'%s': expected student-wrong, old-correct, none, token-likelihood, sequence-likelihood, focal or elodi", s);
+}
+
+const char *compat_level_name(CompatLevel l) { return l == COMPAT_LEVEL_CHOICE ? "choice" : "token"; }
+
+int compat_level_parse(const char *s, CompatLevel *l) {
+    if (strcmp(s, "token") == 0) *l = COMPAT_LEVEL_TOKEN;
+    else if (strcmp(s, "choice") == 0) *l = COMPAT_LEVEL_CHOICE;
+    else return err_set("'%s': expected token or choice", s);
+    return 0;
+}
+
+int compat_config_check(const CompatConfig *c) {
+    if (c->method < 0 || c->method >= COMPAT_N_METHODS) return err_set("compat: unknown method %d", (int)c->method);
+    if (!(c->temperature > 0) || !isfinite(c->temperature)) return err_set("compat: temperature %g: expected a number > 0", c->temperature);
+    if (!(c->ce_weight >= 0 && c->ce_weight <= 1)) return err_set("compat: ce weight %g: expected a number in 0..1", c->ce_weight);
+    if (!(c->kd_weight >= 0) || !isfinite(c->kd_weight)) return err_set("compat: distillation weight %g: expected a number >= 0", c->kd_weight);
+    if (!(c->focal_alpha >= 0) || !(c->focal_beta >= 0) || !isfinite(c->focal_alpha) || !isfinite(c->focal_beta))
+        return err_set("compat: focal alpha %g, beta %g: expected numbers >= 0", c->focal_alpha, c->focal_beta);
+    if (!(c->elodi_margin >= 0) || !isfinite(c->elodi_margin)) return err_set("compat: elodi margin %g: expected a number >= 0", c->elodi_margin);
+    if (c->elodi_p != 1 && c->elodi_p != 2) return err_set("compat: elodi p %d: expected 1 or 2", c->elodi_p);
+    if (c->topk < 0) return err_set("compat: teacher top-k %d: expected >= 0 (0 = automatic)", c->topk);
+    if (!(c->cache_mb > 0)) return err_set("compat: teacher cache %g MB: expected a number > 0", c->cache_mb);
+    return 0;
+}
+
+char *compat_config_json(const CompatConfig *c) {
+    char buf[512];
+    int n = snprintf(buf, sizeof buf,
+                     "{\"method\":\"%s\",\"level\":\"%s\",\"distill_tokens\":\"%s\",\"temperature\":%.17g,"
+                     "\"ce_weight\":%.17g,\"kd_weight\":%.17g,\"focal_alpha\":%.17g,\"focal_beta\":%.17g,"
+                     "\"elodi_margin\":%.17g,\"elodi_p\":%d,\"teacher_topk\":%d,\"teacher_cache_mb\":%.17g}",
+                     compat_method_name(c->method), compat_level_name(c->level), c->answer_only ? "answer" : "all",
+                     c->temperature, c->ce_weight, c->kd_weight, c->focal_alpha, c->focal_beta, c->elodi_margin,
+                     c->elodi_p, c->topk, c->cache_mb);
+    if (n < 0 || (size_t)n >= sizeof buf) return NULL;
+    char *s = malloc((size_t)n + 1);
+    if (s) memcpy(s, buf, (size_t)n + 1);
+    return s;
+}
+
+/* ------------------------------------------------------------------------- */
+/* teacher positions                                                          */
+
+void compat_teacher_pos(const float *z, int V, double T, int y, int k, int *ids_out, float *z_out, TeacherPos *tp) {
+    float mx = z[0];
+    int am = 0;
+    for (int j = 1; j < V; j++)
+        if (z[j] > mx) {
+            mx = z[j];
+            am = j;
+        }
+    double s1 = 0.0, sT = 0.0, invT = 1.0 / T;
+    for (int j = 0; j < V; j++) {
+        double d = (double)z[j] - mx;
+        s1 += exp(d);
+        sT += exp(d * invT);
+    }
+    tp->lse1 = (float)(mx + log(s1));
+    tp->lseT = (float)(mx * invT + log(sT));
+    tp->logp_y = (y >= 0 && y < V) ? (float)((double)z[y] - tp->lse1) : 0.0f;
+    tp->argmax = am;
+    if (k >= V) {
+        memcpy(z_out, z, (size_t)V * sizeof(float));
+        tp->k = V;
+        tp->ids = NULL;
+        tp->z = z_out;
+        return;
+    }
+    /* the k largest, kept sorted in descending order (ties: lower id first) */
+    int n = 0;
+    for (int j = 0; j < V; j++) {
+        float v = z[j];
+        if (n == k && !(v > z_out[k - 1])) continue;
+        int p = n < k ? n++ : k - 1;
+        while (p > 0 && v > z_out[p - 1]) {
+            z_out[p] = z_out[p - 1];
+            ids_out[p] = ids_out[p - 1];
+            p--;
+        }
+        z_out[p] = v;
+        ids_out[p] = j;
+    }
+    tp->k = n;
+    tp->ids = ids_out;
+    tp->z = z_out;
+}
+
+/* ------------------------------------------------------------------------- */
+/* token level                                                                */
+
+double compat_logprob(const float *z, int V, int y) {
+    float mx = z[0];
+    for (int j = 1; j < V; j++) mx = z[j] > mx ? z[j] : mx;
+    double s = 0.0;
+    for (int j = 0; j < V; j++) s += exp((double)z[j] - mx);
+    return (double)z[y] - mx - log(s);
+}
+
+static inline int tid(const TeacherPos *t, int j) { return t->ids ? t->ids[j] : j; }
+
+/* KL(p || q) between the teacher's bucketed distribution at temperature T and the
+ * student's q = softmax(z / T) (qT in scratch, logsumexp of (z - mx)/T = lsT).
+ * Sets *qrest and *r for the gradient. */
+static double kl_teacher(const TeacherPos *t, const float *z, float mx, double lsT, const float *qT, double invT,
+                         double *qrest, double *r) {
+    double kl = 0.0, psum = 0.0, qsum = 0.0;
+    for (int j = 0; j < t->k; j++) {
+        int id = tid(t, j);
+        double lp = (double)t->z[j] * invT - t->lseT;
+        double p = exp(lp);
+        double lq = ((double)z[id] - mx) * invT - lsT;
+        if (p > 0) kl += p * (lp - lq);
+        psum += p;
+        qsum += qT[id];
+    }
+    double rr = 1.0 - psum, qr = 1.0 - qsum;
+    if (rr < 1e-12 || t->ids == NULL) rr = 0.0;
+    if (qr < 1e-12) qr = 1e-12;
+    if (rr > 0) kl += rr * (log(rr) - log(qr));
+    *qrest = qr;
+    *r = rr;
+    return kl;
+}
+
+/* dz += c / T * (qT - p~) for the kept classes' part (the dense qT and tail terms are
+ * folded into the caller's coefficient of qT). */
+static void kl_grad_sparse(const TeacherPos *t, const float *qT, double invT, double c, double qrest, double r, float *dz) {
+    double f = c * invT;
+    for (int j = 0; j < t->k; j++) {
+        int id = tid(t, j);
+        double p = exp((double)t->z[j] * invT - t->lseT);
+        dz[id] -= (float)(f * p);
+        if (r > 0) dz[id] += (float)(f * r / qrest * qT[id]);
+    }
+}
+
+double compat_token_loss(const CompatConfig *c, const float *z, int V, int y, int answer, int distill, int seq_flag,
+                         const TeacherPos *t1, const TeacherPos *t2, double ce_scale, double kd_scale, float *dz,
+                         float *scratch, CompatTokenOut *out) {
+    CompatTokenOut o = {0, 0, 0, 0};
+    if (!answer && !distill) {
+        memset(dz, 0, (size_t)V * sizeof(float));
+        if (out) *out = o;
+        return 0.0;
+    }
+    double invT = 1.0 / c->temperature;
+    float *qT = scratch, *q1 = scratch + V, *g = scratch + 2 * (size_t)V;
+    /* ---- read z: softmaxes, the student's argmax, the losses ---- */
+    float mx = z[0];
+    int am = 0;
+    for (int j = 1; j < V; j++)
+        if (z[j] > mx) {
+            mx = z[j];
+            am = j;
+        }
+    double sT = 0.0, s1 = 0.0;
+    for (int j = 0; j < V; j++) {
+        double d = (double)z[j] - mx;
+        qT[j] = (float)exp(d * invT);
+        q1[j] = (float)exp(d);
+        sT += qT[j];
+        s1 += q1[j];
+    }
+    double lsT = log(sT), ls1 = log(s1);
+    float iT = (float)(1.0 / sT), i1 = (float)(1.0 / s1);
+    for (int j = 0; j < V; j++) {
+        qT[j] *= iT;
+        q1[j] *= i1;
+    }
+    double logq1_y = (double)z[y] - mx - ls1;
+    o.student_correct = am == y;
+    if (answer) o.ce = -logq1_y;
+
+    double c1 = 0.0, c2 = 0.0, qr1 = 1, r1 = 0, qr2 = 1, r2 = 0, gsum = 0.0, cel = 0.0;
+    int use1 = 0, use2 = 0, use_elodi = 0;
+    if (distill) {
+        if (c->method == COMPAT_FOCAL) {
+            o.masked = t1->argmax == y;
+            double w = c->focal_alpha + c->focal_beta * o.masked;
+            o.kd = w * kl_teacher(t1, z, mx, lsT, qT, invT, &qr1, &r1);
+            c1 = kd_scale * w;
+            use1 = 1;
+        } else if (c->method == COMPAT_ELODI) {
+            /* D_j = log q1_j - log p1_j over the kept classes */
+            double kd = 0.0;
+            for (int j = 0; j < t1->k; j++) {
+                int id = tid(t1, j);
+                double D = ((double)z[id] - mx - ls1) - ((double)t1->z[j] - t1->lse1), a = fabs(D);
+                double gj = 0.0;
+                if (a > c->elodi_margin) {
+                    kd += c->elodi_p == 2 ? a * a : a;
+                    gj = (c->elodi_p == 2 ? 2.0 * D : (D > 0 ? 1.0 : -1.0)) / t1->k;
+                }
+                g[j] = (float)gj;
+                gsum += gj;
+            }
+            o.kd = kd / t1->k;
+            cel = kd_scale;
+            use_elodi = 1;
+        } else {
+            int m;
+            switch (c->method) {
+            case COMPAT_STUDENT_WRONG: m = am != y; break;
+            case COMPAT_OLD_CORRECT: m = t1->argmax == y; break;
+            case COMPAT_NONE: m = 1; break;
+            case COMPAT_TOKEN_LIKELIHOOD: m = logq1_y < (double)t1->logp_y; break;
+            default: m = seq_flag != 0; break;
+            }
+            o.masked = m;
+            if (m) {
+                o.kd = kl_teacher(t1, z, mx, lsT, qT, invT, &qr1, &r1);
+                c1 = kd_scale;
+                use1 = 1;
+            } else {
+                o.kd = kl_teacher(t2, z, mx, lsT, qT, invT, &qr2, &r2);
+                c2 = kd_scale;
+                use2 = 1;
+            }
+        }
+    }
+    /* ---- write dz: dense part A qT + B q1, then the sparse corrections ---- */
+    double A = 0.0, Bc = answer ? ce_scale : 0.0;
+    if (use1) A += c1 * invT * (1.0 - (r1 > 0 ? r1 / qr1 : 0.0));
+    if (use2) A += c2 * invT * (1.0 - (r2 > 0 ? r2 / qr2 : 0.0));
+    if (use_elodi) Bc -= cel * gsum;
+    float fA = (float)A, fB = (float)Bc;
+    for (int j = 0; j < V; j++) dz[j] = fA * qT[j] + fB * q1[j];
+    if (answer) dz[y] -= (float)ce_scale;
+    if (use1) kl_grad_sparse(t1, qT, invT, c1, qr1, r1, dz);
+    if (use2) kl_grad_sparse(t2, qT, invT, c2, qr2, r2, dz);
+    if (use_elodi)
+        for (int j = 0; j < t1->k; j++) dz[tid(t1, j)] += (float)(cel * g[j]);
+    if (out) *out = o;
+    return (answer ? ce_scale * o.ce : 0.0) + (distill ? kd_scale * o.kd : 0.0);
+}
+
+/* ------------------------------------------------------------------------- */
+/* choice level                                                               */
+
+/* log softmax(v / T) into out [n]. */
+static void log_softmax_d(const double *v, int n, double T, double *out) {
+    double mx = v[0];
+    for (int i = 1; i < n; i++) mx = v[i] > mx ? v[i] : mx;
+    double s = 0.0;
+    for (int i = 0; i < n; i++) s += exp((v[i] - mx) / T);
+    double ls = log(s);
+    for (int i = 0; i < n; i++) out[i] = (v[i] - mx) / T - ls;
+}
+
+static int argmax_d(const double *v, int n) {
+    int a = 0;
+    for (int i = 1; i < n; i++)
+        if (v[i] > v[a]) a = i;
+    return a;
+}
+
+double compat_choice_loss(const CompatConfig *c, const double *ll, const double *ll1, const double *ll2, int n, int label,
+                          int with_ce, double ce_scale, double kd_scale, double *dll, CompatTokenOut *out) {
+    enum { MAXC = 64 };
+    double lq[MAXC], lp[MAXC], lq1[MAXC], lp1[MAXC];
+    CompatTokenOut o = {0, 0, 0, 0};
+    if (n > MAXC) n = MAXC; /* task loading caps choices at 64 */
+    double T = c->temperature;
+    for (int i = 0; i < n; i++) dll[i] = 0.0;
+    int am = argmax_d(ll, n), am1 = argmax_d(ll1, n);
+    o.student_correct = am == label;
+    log_softmax_d(ll, n, T, lq);
+    const double *teacher = NULL;
+    double w = 1.0;
+    if (c->method == COMPAT_ELODI) {
+        log_softmax_d(ll, n, 1.0, lq1);
+        log_softmax_d(ll1, n, 1.0, lp1);
+        double kd = 0.0, gsum = 0.0, gv[MAXC];
+        for (int i = 0; i < n; i++) {
+            double D = lq1[i] - lp1[i], a = fabs(D);
+            gv[i] = 0.0;
+            if (a > c->elodi_margin) {
+                kd += c->elodi_p == 2 ? a * a : a;
+                gv[i] = (c->elodi_p == 2 ? 2.0 * D : (D > 0 ? 1.0 : -1.0)) / n;
+            }
+            gsum += gv[i];
+        }
+        o.kd = kd / n;
+        for (int i = 0; i < n; i++) dll[i] += kd_scale * (gv[i] - exp(lq1[i]) * gsum);
+    } else {
+        if (c->method == COMPAT_FOCAL) {
+            o.masked = am1 == label;
+            w = c->focal_alpha + c->focal_beta * o.masked;
+            teacher = ll1;
+        } else {
+            int m;
+            switch (c->method) {
+            case COMPAT_STUDENT_WRONG: m = am != label; break;
+            case COMPAT_OLD_CORRECT: m = am1 == label; break;
+            case COMPAT_NONE: m = 1; break;
+            default: m = ll[label] < ll1[label]; break; /* token- and sequence-likelihood */
+            }
+            o.masked = m;
+            teacher = m ? ll1 : ll2;
+        }
+        log_softmax_d(teacher, n, T, lp);
+        double kl = 0.0;
+        for (int i = 0; i < n; i++) {
+            double p = exp(lp[i]);
+            kl += p * (lp[i] - lq[i]);
+            dll[i] += kd_scale * w * (exp(lq[i]) - p) / T;
+        }
+        o.kd = w * kl;
+    }
+    if (with_ce) {
+        o.ce = -ll[label];
+        dll[label] -= ce_scale;
+    }
+    if (out) *out = o;
+    return (with_ce ? ce_scale * o.ce : 0.0) + kd_scale * o.kd;
+}
