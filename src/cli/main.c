@@ -22,7 +22,10 @@ static const char *usage =
     "  eval                  evaluate a model (+ adapter) on a task file: predictions + summary\n"
     "  compare OLD NEW       negative flips and other update metrics of two prediction files\n"
     "  pretrain              full-parameter training (new model or continued pretraining)\n"
-    "  finetune              train a LoRA adapter (PEFT folder) on a frozen base model\n"
+    "  finetune              train a LoRA adapter (PEFT folder) on a frozen base model;\n"
+    "                        --compat: a compatibility adapter (MUSCLE and baselines)\n"
+    "  update                a base-model update end to end: adapters, compatibility\n"
+    "                        adapters, evaluation, comparison, report\n"
     "\n"
     "--max-memory SIZE (e.g. 800M, 2G), on any command, refuses models larger than SIZE.\n"
     "MODEL is a llama2.c checkpoint, a Hugging Face folder (config.json + safetensors)\n"
@@ -98,6 +101,7 @@ int main(int argc, char **argv) {
         {"info", cmd_info}, {"tokenize", cmd_tokenize}, {"generate", cmd_generate},
         {"score", cmd_score}, {"convert", cmd_convert}, {"compare", cmd_compare}, {"eval", cmd_eval},
         {"pretrain", cmd_pretrain}, {"finetune", cmd_finetune},
+        {"update", cmd_update},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(cmd, cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
