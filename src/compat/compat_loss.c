@@ -138,11 +138,14 @@ double compat_logprob(const float *z, int V, int y) {
 static inline int tid(const TeacherPos *t, int j) { return t->ids ? t->ids[j] : j; }
 
 /* KL(p || q) between the teacher's bucketed distribution at temperature T and the
- * student's q = softmax(z / T) (qT in scratch, logsumexp of (z - mx)/T = lsT).
- * Sets *qrest and *r for the gradient. */
-static double kl_teacher(const TeacherPos *t, const float *z, float mx, double lsT, const float *qT, double invT,
+ * student's q = softmax(z / T) (qT [V] in scratch, logsumexp of (z - mx)/T = lsT).
+ * Sets *qrest and *r for the gradient. q_rest is summed over the classes outside K
+ * (marked by flipping their qT's sign for the moment, then restored): 1 - sum_K q
+ * would lose it to the floats' rounding (~1e-7) as soon as the student is confident,
+ * and with it r log(r / q_rest) and the tail's gradient r q_j / q_rest. */
+static double kl_teacher(const TeacherPos *t, const float *z, int V, float mx, double lsT, float *qT, double invT,
                          double *qrest, double *r) {
-    double kl = 0.0, psum = 0.0, qsum = 0.0;
+    double kl = 0.0, psum = 0.0;
     for (int j = 0; j < t->k; j++) {
         int id = tid(t, j);
         double lp = (double)t->z[j] * invT - t->lseT;
@@ -150,26 +153,33 @@ static double kl_teacher(const TeacherPos *t, const float *z, float mx, double l
         double lq = ((double)z[id] - mx) * invT - lsT;
         if (p > 0) kl += p * (lp - lq);
         psum += p;
-        qsum += qT[id];
     }
-    double rr = 1.0 - psum, qr = 1.0 - qsum;
+    double rr = 1.0 - psum, qr = 0.0;
     if (rr < 1e-12 || t->ids == NULL) rr = 0.0;
-    if (qr < 1e-12) qr = 1e-12;
-    if (rr > 0) kl += rr * (log(rr) - log(qr));
-    *qrest = qr;
+    if (rr > 0) {
+        for (int j = 0; j < t->k; j++) qT[t->ids[j]] = -qT[t->ids[j]];
+        for (int j = 0; j < V; j++)
+            if (qT[j] > 0.0f) qr += qT[j];
+        for (int j = 0; j < t->k; j++) qT[t->ids[j]] = -qT[t->ids[j]];
+        if (qr < 1e-37) qr = 1e-37; /* the whole tail below float range: bounded, not infinite */
+        kl += rr * (log(rr) - log(qr));
+    }
+    *qrest = rr > 0 ? qr : 1.0;
     *r = rr;
     return kl;
 }
 
-/* dz += c / T * (qT - p~) for the kept classes' part (the dense qT and tail terms are
- * folded into the caller's coefficient of qT). */
-static void kl_grad_sparse(const TeacherPos *t, const float *qT, double invT, double c, double qrest, double r, float *dz) {
+/* The kept classes' dz, written whole: dz_id = c / T (qT_id - p_id) + B q1_id (the caller
+ * has written every class as a class outside K: c / T (1 - r / q_rest) qT_j + B q1_j).
+ * Adding c / T r / q_rest qT_id back onto that instead would cancel catastrophically
+ * when q_rest is small (r / q_rest large). One teacher per position: the masks pick
+ * one, focal reads only M1. */
+static void kl_grad_kept(const TeacherPos *t, const float *qT, const float *q1, double invT, double c, double B, float *dz) {
     double f = c * invT;
     for (int j = 0; j < t->k; j++) {
         int id = tid(t, j);
         double p = exp((double)t->z[j] * invT - t->lseT);
-        dz[id] -= (float)(f * p);
-        if (r > 0) dz[id] += (float)(f * r / qrest * qT[id]);
+        dz[id] = (float)(f * ((double)qT[id] - p) + B * q1[id]);
     }
 }
 
@@ -216,7 +226,7 @@ double compat_token_loss(const CompatConfig *c, const float *z, int V, int y, in
         if (c->method == COMPAT_FOCAL) {
             o.masked = t1->argmax == y;
             double w = c->focal_alpha + c->focal_beta * o.masked;
-            o.kd = w * kl_teacher(t1, z, mx, lsT, qT, invT, &qr1, &r1);
+            o.kd = w * kl_teacher(t1, z, V, mx, lsT, qT, invT, &qr1, &r1);
             c1 = kd_scale * w;
             use1 = 1;
         } else if (c->method == COMPAT_ELODI) {
@@ -247,26 +257,27 @@ double compat_token_loss(const CompatConfig *c, const float *z, int V, int y, in
             }
             o.masked = m;
             if (m) {
-                o.kd = kl_teacher(t1, z, mx, lsT, qT, invT, &qr1, &r1);
+                o.kd = kl_teacher(t1, z, V, mx, lsT, qT, invT, &qr1, &r1);
                 c1 = kd_scale;
                 use1 = 1;
             } else {
-                o.kd = kl_teacher(t2, z, mx, lsT, qT, invT, &qr2, &r2);
+                o.kd = kl_teacher(t2, z, V, mx, lsT, qT, invT, &qr2, &r2);
                 c2 = kd_scale;
                 use2 = 1;
             }
         }
     }
-    /* ---- write dz: dense part A qT + B q1, then the sparse corrections ---- */
+    /* ---- write dz: every class as one outside the teacher's kept ones (A qT + B q1),
+     * then the kept ones whole, then the CE's -1 at y ---- */
     double A = 0.0, Bc = answer ? ce_scale : 0.0;
     if (use1) A += c1 * invT * (1.0 - (r1 > 0 ? r1 / qr1 : 0.0));
     if (use2) A += c2 * invT * (1.0 - (r2 > 0 ? r2 / qr2 : 0.0));
     if (use_elodi) Bc -= cel * gsum;
     float fA = (float)A, fB = (float)Bc;
     for (int j = 0; j < V; j++) dz[j] = fA * qT[j] + fB * q1[j];
+    if (use1) kl_grad_kept(t1, qT, q1, invT, c1, Bc, dz);
+    if (use2) kl_grad_kept(t2, qT, q1, invT, c2, Bc, dz);
     if (answer) dz[y] -= (float)ce_scale;
-    if (use1) kl_grad_sparse(t1, qT, invT, c1, qr1, r1, dz);
-    if (use2) kl_grad_sparse(t2, qT, invT, c2, qr2, r2, dz);
     if (use_elodi)
         for (int j = 0; j < t1->k; j++) dz[tid(t1, j)] += (float)(cel * g[j]);
     if (out) *out = o;

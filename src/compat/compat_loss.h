@@ -94,7 +94,8 @@ typedef struct {
 } CompatTokenOut;
 
 /* One position: returns ce_scale * ce + kd_scale * kd and writes its gradient into dz
- * [V] (dz may be z itself: z is read before dz is written). scratch: [2 V] floats.
+ * [V] (dz may be z itself: z is read before dz is written). scratch: [3 V] floats
+ * (q at T and at 1, then ELODI's per-class terms).
  * t1, t2 may be NULL where the method does not read them (t2: only the MUSCLE masks
  * other than none read it). seq_flag: the example's sequence-likelihood mask. */
 double compat_token_loss(const CompatConfig *c, const float *z, int V, int y, int answer, int distill,
