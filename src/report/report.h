@@ -48,7 +48,8 @@ void report_input_free(ReportInput *in);
 /* The computed report (every number, the flipped instances of seed 1). */
 typedef struct Report Report;
 
-/* Reads every prediction file, pairs the instances by id and computes the statistics. */
+/* Reads every prediction file, pairs the instances by id and computes the statistics.
+ * `in` must outlive the report (names and paths are not copied). */
 int report_compute(const ReportInput *in, Report **out);
 void report_free(Report *r);
 
