@@ -26,6 +26,8 @@ static const char *usage =
     "                        --compat: a compatibility adapter (MUSCLE and baselines)\n"
     "  update                a base-model update end to end: adapters, compatibility\n"
     "                        adapters, evaluation, comparison, report\n"
+    "  report MANIFEST       M1, M2 and compatibility methods over seeds: report.json/.md/.html\n"
+    "  gate REPORT.json      exit 1 when an update flips more than allowed (release pipelines)\n"
     "\n"
     "--max-memory SIZE (e.g. 800M, 2G), on any command, refuses models larger than SIZE.\n"
     "MODEL is a llama2.c checkpoint, a Hugging Face folder (config.json + safetensors)\n"
@@ -102,6 +104,7 @@ int main(int argc, char **argv) {
         {"score", cmd_score}, {"convert", cmd_convert}, {"compare", cmd_compare}, {"eval", cmd_eval},
         {"pretrain", cmd_pretrain}, {"finetune", cmd_finetune},
         {"update", cmd_update},
+        {"report", cmd_report}, {"gate", cmd_gate},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(cmd, cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);

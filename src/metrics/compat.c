@@ -260,20 +260,87 @@ static void finish(CompatReport *r, double *vals, const CompatOptions *o) {
     }
 }
 
-int compat_compute(const CompatInstance *x, size_t n, const CompatOptions *o, CompatReport *out) {
+/* K seeds: per-seed point values and resampled values, averaged over the seeds. Every seed's
+ * bootstrap draws the same index sets (they depend only on seed, n and B), so the averaged
+ * resample b is the mean over seeds of the statistic on one and the same index set. */
+static int run_seeds(const CompatInstance *const *x, int k, size_t n, const CompatOptions *o, CompatReport *out,
+                     double **vals) {
+    memset(out, 0, sizeof *out);
+    *vals = NULL;
+    if (k < 1) return err_set("%d seeds: expected at least 1", k);
+    size_t B = (size_t)(o->bootstrap > 0 ? o->bootstrap : 0);
+    long long sum_num[NSTAT], den0[NSTAT];
+    int same_den[NSTAT];
+    double *acc = NULL;
+    for (int s = 0; s < k; s++) {
+        CompatReport r;
+        double *v;
+        if (run(x[s], n, o, &r, &v) != 0) {
+            free(acc);
+            return k > 1 ? err_prefix("seed %d", s + 1) : -1;
+        }
+        if (s == 0) {
+            memcpy(out, &r, sizeof r);
+            acc = v;
+            for (int i = 0; i < NSTAT; i++) {
+                const CompatStat *st = report_stat(&r, i);
+                sum_num[i] = st->num;
+                den0[i] = st->den;
+                same_den[i] = st->den >= 0;
+            }
+            continue;
+        }
+        if (r.discrete != out->discrete || r.continuous != out->continuous) {
+            free(v);
+            free(acc);
+            return err_set("seed %d carries other kinds of outcome than seed 1 (discrete %d/%d, scores %d/%d)", s + 1,
+                           r.discrete, out->discrete, r.continuous, out->continuous);
+        }
+        out->preds &= r.preds;
+        for (int i = 0; i < NSTAT; i++) {
+            const CompatStat *st = report_stat(&r, i);
+            report_stat(out, i)->value += st->value;
+            if (st->den != den0[i]) same_den[i] = 0;
+            sum_num[i] += st->num;
+        }
+        if (acc && v)
+            for (size_t j = 0; j < (size_t)NSTAT * B; j++) acc[j] += v[j];
+        free(v);
+    }
+    if (k > 1) {
+        for (int i = 0; i < NSTAT; i++) {
+            CompatStat *st = report_stat(out, i);
+            st->value /= k;
+            /* counts: summed over the seeds when every seed has the same denominator
+             * (then value = sum num / sum den); otherwise not a share of one count */
+            st->num = same_den[i] ? sum_num[i] : -1;
+            st->den = same_den[i] ? den0[i] * k : -1;
+        }
+        if (acc)
+            for (size_t j = 0; j < (size_t)NSTAT * B; j++) acc[j] /= k;
+    }
+    *vals = acc;
+    return 0;
+}
+
+int compat_compute_seeds(const CompatInstance *const *x, int k, size_t n, const CompatOptions *o, CompatReport *out) {
     double *vals;
-    if (run(x, n, o, out, &vals) != 0) return -1;
+    if (run_seeds(x, k, n, o, out, &vals) != 0) return -1;
     finish(out, vals, o);
     free(vals);
     return 0;
 }
 
-int compat_delta(const CompatInstance *base, const CompatInstance *cand, size_t n, const CompatOptions *o,
-                 CompatDelta *out) {
+int compat_compute(const CompatInstance *x, size_t n, const CompatOptions *o, CompatReport *out) {
+    return compat_compute_seeds(&x, 1, n, o, out);
+}
+
+int compat_delta_seeds(const CompatInstance *const *base, const CompatInstance *const *cand, int k, size_t n,
+                       const CompatOptions *o, CompatDelta *out) {
     memset(out, 0, sizeof *out);
     double *vb = NULL, *vc = NULL;
-    if (run(base, n, o, &out->base, &vb) != 0) return err_prefix("base comparison");
-    if (run(cand, n, o, &out->cand, &vc) != 0) {
+    if (run_seeds(base, k, n, o, &out->base, &vb) != 0) return err_prefix("base comparison");
+    if (run_seeds(cand, k, n, o, &out->cand, &vc) != 0) {
         free(vb);
         return err_prefix("candidate comparison");
     }
@@ -337,4 +404,9 @@ int compat_delta(const CompatInstance *base, const CompatInstance *cand, size_t 
     free(vc);
     free(dv);
     return 0;
+}
+
+int compat_delta(const CompatInstance *base, const CompatInstance *cand, size_t n, const CompatOptions *o,
+                 CompatDelta *out) {
+    return compat_delta_seeds(&base, &cand, 1, n, o, out);
 }

@@ -71,6 +71,19 @@ typedef struct {
 int compat_delta(const CompatInstance *base, const CompatInstance *cand, size_t n, const CompatOptions *o,
                  CompatDelta *out);
 
+/* Several seeds of the same model(s) on the same n instances: x[s] (base[s], cand[s]) holds
+ * seed s's instances, instance i being the same test instance in every seed (seed s of the
+ * candidate pairs with seed s of the base). Each value is the mean over the k seeds of the
+ * per-seed statistic (a ratio is 0/0 when it is on any seed); relative dNFR is 100 * (mean
+ * dNFR) / (mean base NFR). num/den are the sums over the seeds when every seed has the same
+ * denominator (acc, NFR, PFR, IFR, BTC), else -1. Intervals: each bootstrap resample draws ONE
+ * index set, applied to every seed and both comparisons, and takes the mean over the seeds
+ * on it. The draws depend only on (seed, n, B): separate calls with the same options
+ * resample the same instances. With k = 1 these are exactly compat_compute / compat_delta. */
+int compat_compute_seeds(const CompatInstance *const *x, int k, size_t n, const CompatOptions *o, CompatReport *out);
+int compat_delta_seeds(const CompatInstance *const *base, const CompatInstance *const *cand, int k, size_t n,
+                       const CompatOptions *o, CompatDelta *out);
+
 /* Percentile of sorted values v[0..n) at p in [0, 1], linear interpolation between
  * order statistics (numpy's default): h = (n - 1) p, v[floor h] + (h - floor h) * step. */
 double compat_percentile(const double *sorted, size_t n, double p);

@@ -3,6 +3,7 @@
 #include "testutil.h"
 #include "core/error.h"
 #include "metrics/compat.h"
+#include "core/rng.h"
 
 #include <math.h>
 
@@ -351,6 +352,195 @@ static void test_delta(void **state) {
     free(z2);
 }
 
+/* Several seeds: hand-computed means over seeds. M1 is right on instances 0, 1 of 4.
+ *   M2 seed 1: 1010  NF {1}  PF {2}  acc .50   MC seed 1: 1110  NF {}   PF {2}  acc .75
+ *   M2 seed 2: 0110  NF {0}  PF {2}  acc .50   MC seed 2: 0100  NF {0}  PF {}   acc .25
+ * M2: NFR (1/4 + 1/4) / 2 = .25 (2/8), acc .5; MC: NFR .125 (1/8), PFR .125, acc .5;
+ * dNFR = -.125, relative -50%, dPFR = .125 - .25 = -.125, dacc = 0.
+ * NFI: M2 .5 on both seeds (1 of 2 errors; equal denominators: 2/4); MC 0/1 and 1/3: mean 1/6,
+ * no count (denominators differ). BTC: M2 1/2 on both seeds (2/4). */
+static void test_seeds_known_answers(void **state) {
+    (void)state;
+    CompatInstance *b1 = discrete("1100", "1010", "=!!="), *b2 = discrete("1100", "0110", "!=!=");
+    CompatInstance *c1 = discrete("1100", "1110", "==!="), *c2 = discrete("1100", "0100", "!===");
+    const CompatInstance *base[] = {b1, b2}, *cand[] = {c1, c2};
+    CompatOptions o = opts(0);
+    CompatDelta d;
+    assert_int_equal(compat_delta_seeds(base, cand, 2, 4, &o, &d), 0);
+    CLOSE(d.base.nfr.value, 0.25);
+    assert_int_equal(d.base.nfr.num, 2);
+    assert_int_equal(d.base.nfr.den, 8);
+    CLOSE(d.base.acc2.value, 0.5);
+    CLOSE(d.base.acc1.value, 0.5);
+    assert_int_equal(d.base.acc1.num, 4);
+    CLOSE(d.base.pfr.value, 0.25);
+    CLOSE(d.cand.nfr.value, 0.125);
+    assert_int_equal(d.cand.nfr.num, 1);
+    assert_int_equal(d.cand.nfr.den, 8);
+    CLOSE(d.cand.pfr.value, 0.125);
+    CLOSE(d.cand.acc2.value, 0.5);
+    CLOSE(d.dnfr.value, -0.125);
+    CLOSE(d.rel_dnfr.value, -50);
+    CLOSE(d.dpfr.value, -0.125);
+    CLOSE(d.dacc.value, 0);
+    CLOSE(d.base.nfi.value, 0.5);
+    assert_int_equal(d.base.nfi.num, 2);
+    assert_int_equal(d.base.nfi.den, 4);
+    CLOSE(d.cand.nfi.value, 1.0 / 6);
+    assert_int_equal(d.cand.nfi.num, -1);
+    assert_int_equal(d.cand.nfi.den, -1);
+    CLOSE(d.base.btc.value, 0.5);
+    assert_int_equal(d.base.btc.den, 4);
+    /* IFR: M2 wrong with another answer than M1 on 1 (seed 1) and on 0 (seed 2); 3 alike: 1/4 each */
+    CLOSE(d.base.ifr.value, 0.25);
+    IS_NULL(d.dcnfr);
+    /* compute_seeds gives the base comparison's numbers */
+    CompatReport r;
+    assert_int_equal(compat_compute_seeds(base, 2, 4, &o, &r), 0);
+    assert_memory_equal(&r, &d.base, sizeof r);
+    free(b1);
+    free(b2);
+    free(c1);
+    free(c2);
+}
+
+/* One seed: exactly compat_compute / compat_delta (same bits, intervals included). Two
+ * identical seeds: the same values and intervals, counts doubled. */
+static void test_seeds_one_and_identical(void **state) {
+    (void)state;
+    size_t n = 500;
+    CompatInstance *b = synthetic(n, 3), *c = synthetic(n, 5);
+    for (size_t i = 0; i < n; i++) { /* same M1 in both comparisons */
+        c[i].correct1 = b[i].correct1;
+        c[i].score1 = b[i].score1;
+        if (c[i].correct1 == 0 && c[i].correct2 == 0) c[i].same_pred = 0;
+    }
+    CompatOptions o = opts(300);
+    CompatDelta d1, dk;
+    assert_int_equal(compat_delta(b, c, n, &o, &d1), 0);
+    const CompatInstance *bs[] = {b, b}, *cs[] = {c, c};
+    assert_int_equal(compat_delta_seeds(bs, cs, 1, n, &o, &dk), 0);
+    assert_memory_equal(&d1, &dk, sizeof d1);
+    CompatReport r1, rk;
+    assert_int_equal(compat_compute(b, n, &o, &r1), 0);
+    assert_int_equal(compat_compute_seeds(bs, 1, n, &o, &rk), 0);
+    assert_memory_equal(&r1, &rk, sizeof r1);
+    assert_int_equal(compat_delta_seeds(bs, cs, 2, n, &o, &dk), 0);
+    const CompatStat *a[] = {&d1.cand.nfr, &d1.cand.acc2, &d1.cand.cnfr, &d1.cand.mean2, &d1.dnfr, &d1.rel_dnfr, &d1.dacc, &d1.dmean};
+    const CompatStat *k2[] = {&dk.cand.nfr, &dk.cand.acc2, &dk.cand.cnfr, &dk.cand.mean2, &dk.dnfr, &dk.rel_dnfr, &dk.dacc, &dk.dmean};
+    for (size_t i = 0; i < sizeof a / sizeof a[0]; i++) {
+        CLOSE(a[i]->value, k2[i]->value);
+        CLOSE(a[i]->lo, k2[i]->lo);
+        CLOSE(a[i]->hi, k2[i]->hi);
+    }
+    assert_int_equal(dk.cand.nfr.num, 2 * d1.cand.nfr.num);
+    assert_int_equal(dk.cand.nfr.den, 2 * (long long)n);
+    free(b);
+    free(c);
+}
+
+/* The intervals, replayed: the same draws (xorshift64* from core/rng.h, rejection for the
+ * bound), one index set per resample applied to both seeds and both comparisons, the mean
+ * over seeds on it, numpy-style percentiles. */
+static size_t replay_draw(Rng *r, uint64_t n) {
+    uint32_t limit = (uint32_t)((0x100000000ull - n) % n), x;
+    do x = rng_u32(r);
+    while (x < limit);
+    return (size_t)(x % n);
+}
+
+static int cmp_dbl(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void test_seeds_bootstrap_replay(void **state) {
+    (void)state;
+    const char *m1 = "1111110000";
+    const char *m2[] = {"1111011100", "0111111010"}, *mc[] = {"1111111100", "1111101010"};
+    CompatInstance *b[2], *c[2];
+    for (int s = 0; s < 2; s++) {
+        b[s] = discrete(m1, m2[s], NULL);
+        c[s] = discrete(m1, mc[s], NULL);
+    }
+    size_t n = 10, B = 400;
+    CompatOptions o = opts((int)B);
+    o.seed = 9;
+    CompatDelta d;
+    assert_int_equal(compat_delta_seeds((const CompatInstance *const *)b, (const CompatInstance *const *)c, 2, n, &o, &d), 0);
+    double *nfr_b = malloc(B * sizeof(double)), *nfr_c = malloc(B * sizeof(double)), *dnfr = malloc(B * sizeof(double)),
+           *dacc = malloc(B * sizeof(double));
+    Rng r;
+    rng_seed(&r, 9);
+    for (size_t k = 0; k < B; k++) {
+        size_t idx[10];
+        for (size_t i = 0; i < n; i++) idx[i] = replay_draw(&r, n);
+        double nb = 0, nc = 0, ab = 0, ac = 0;
+        for (int s = 0; s < 2; s++) {
+            int fb = 0, fc = 0, rb = 0, rc = 0;
+            for (size_t i = 0; i < n; i++) {
+                size_t j = idx[i];
+                fb += m1[j] == '1' && m2[s][j] == '0';
+                fc += m1[j] == '1' && mc[s][j] == '0';
+                rb += m2[s][j] == '1';
+                rc += mc[s][j] == '1';
+            }
+            nb += (double)fb / (double)n / 2;
+            nc += (double)fc / (double)n / 2;
+            ab += (double)rb / (double)n / 2;
+            ac += (double)rc / (double)n / 2;
+        }
+        nfr_b[k] = nb;
+        nfr_c[k] = nc;
+        dnfr[k] = nc - nb;
+        dacc[k] = ac - ab;
+    }
+    double *v[] = {nfr_b, nfr_c, dnfr, dacc};
+    const CompatStat *st[] = {&d.base.nfr, &d.cand.nfr, &d.dnfr, &d.dacc};
+    for (int j = 0; j < 4; j++) {
+        qsort(v[j], B, sizeof(double), cmp_dbl);
+        printf("# stat %d: %.4f [%.4f, %.4f], replay [%.4f, %.4f]\n", j, st[j]->value, st[j]->lo, st[j]->hi,
+               compat_percentile(v[j], B, 0.025), compat_percentile(v[j], B, 0.975));
+        CLOSE(st[j]->lo, compat_percentile(v[j], B, 0.025));
+        CLOSE(st[j]->hi, compat_percentile(v[j], B, 0.975));
+        assert_true(st[j]->lo < st[j]->hi);
+    }
+    /* point values: NFR M2 (1/10 + 1/10) / 2, MC (0 + 1/10) / 2 */
+    CLOSE(d.base.nfr.value, 0.1);
+    CLOSE(d.cand.nfr.value, 0.05);
+    CLOSE(d.rel_dnfr.value, -50);
+    for (int j = 0; j < 4; j++) free(v[j]);
+    for (int s = 0; s < 2; s++) {
+        free(b[s]);
+        free(c[s]);
+    }
+}
+
+static void test_seeds_errors(void **state) {
+    (void)state;
+    CompatInstance *a = discrete("1100", "1010", NULL);
+    double s1[] = {0.1, 0.2, 0.3, 0.4};
+    CompatInstance *sc = continuous(s1, s1, 4);
+    const CompatInstance *x[] = {a, sc};
+    CompatOptions o = opts(10);
+    CompatReport r;
+    CompatDelta d;
+    assert_int_equal(compat_compute_seeds(x, 0, 4, &o, &r), -1);
+    assert_non_null(strstr(err_msg(), "0 seeds"));
+    assert_int_equal(compat_compute_seeds(x, 2, 4, &o, &r), -1);
+    assert_non_null(strstr(err_msg(), "seed 2 carries other kinds of outcome than seed 1"));
+    CompatInstance *bad = discrete("1100", "1010", NULL);
+    bad[1].correct2 = 5;
+    const CompatInstance *y[] = {a, bad};
+    assert_int_equal(compat_delta_seeds(x, y, 2, 4, &o, &d), -1); /* the base fails first */
+    assert_non_null(strstr(err_msg(), "base comparison: seed 2 carries"));
+    assert_int_equal(compat_delta_seeds(y, y, 2, 4, &o, &d), -1);
+    assert_non_null(strstr(err_msg(), "base comparison: seed 2: instance 1: correct"));
+    free(a);
+    free(sc);
+    free(bad);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_discrete_known_answers),
@@ -360,6 +550,10 @@ int main(void) {
         cmocka_unit_test(test_percentile),
         cmocka_unit_test(test_bootstrap_determinism_and_sanity),
         cmocka_unit_test(test_delta),
+        cmocka_unit_test(test_seeds_known_answers),
+        cmocka_unit_test(test_seeds_one_and_identical),
+        cmocka_unit_test(test_seeds_bootstrap_replay),
+        cmocka_unit_test(test_seeds_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -78,6 +78,11 @@ vg "muscle eval, generation, 2 debian-sum instances, --max-tokens 4" 0 '[ "$(wc 
   $MUSCLE eval --model "$M" --task "$TMP/sum2.jsonl" --max-tokens 4 --out "$TMP/g.jsonl" --quiet
 vg "muscle compare of the two multiple-choice outputs (--flips)" 0 'grep -q "\"nfr\"" "$TMP/out"' \
   $MUSCLE compare "$TMP/a.jsonl" "$TMP/c.jsonl" --json --flips "$TMP/flips.jsonl"
+vg "muscle report on tests/fixtures/report (2 tasks, seeds, methods)" 0 \
+  '[ -s "$TMP/rep/report.html" ] && grep -q "muscle (chosen)" "$TMP/out"' \
+  $MUSCLE report tests/fixtures/report/manifest.json --out "$TMP/rep" --bootstrap 50
+vg "muscle gate on that report (a failing threshold: exit 1)" 1 'grep -q "^FAIL  choice" "$TMP/out"' \
+  $MUSCLE gate --max-nfr 0.04 "$TMP/rep/report.json"
 head -c 1000 "$M" >"$TMP/trunc.bin"
 vg "error path: truncated model (one error line)" 1 \
   '[ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q "^muscle: error: .*trunc.bin" "$TMP/err"' \

@@ -1,0 +1,237 @@
+/* cli/cmd_gate.c - `muscle gate --max-nfr X REPORT.json`: may this update ship? For a release
+ * pipeline: exit 0 when every task passes, 1 when one fails, 2 on a usage error or a bad report. */
+#include "cli.h"
+#include "core/error.h"
+#include "core/file.h"
+#include "report/report.h"
+
+#include <cJSON.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *gate_help =
+    "usage: muscle gate --max-nfr X [--min-acc-gain Y] [--task NAME] [--method NAME] REPORT.json\n"
+    "Checks a report of `muscle report`: for every task (or the one named), the chosen method\n"
+    "(or the one named; \"M2\" names the plain new model; a task without methods checks M2)\n"
+    "must have NFR <= X (score NFR for generation tasks) and, when --min-acc-gain is given, an\n"
+    "accuracy (mean score) gain over M1 of at least Y. X and Y are fractions (0.05) or percents\n"
+    "(5%); Y may be negative. Values are the report's means over seeds.\n"
+    "Prints one line per task: PASS or FAIL, the numbers and why.\n"
+    "Exit status: 0 every task passes, 1 a task fails, 2 usage error or unreadable report.\n"
+    "  --max-nfr X          highest negative flip rate allowed (required)\n"
+    "  --min-acc-gain Y     lowest accuracy change against M1 allowed (default: not checked)\n"
+    "  --task NAME          check this task only\n"
+    "  --method NAME        check this model instead of each task's chosen method\n";
+
+/* Prints "muscle: error: ..." and returns 2 (a bad report is not a failing gate). */
+static int gate_error(void) {
+    fprintf(stderr, "muscle: error: %s\n", err_msg());
+    return 2;
+}
+
+static const char *json_kind(const cJSON *v) {
+    if (!v) return "missing";
+    if (cJSON_IsBool(v)) return "a boolean";
+    if (cJSON_IsNull(v)) return "null";
+    if (cJSON_IsNumber(v)) return "a number";
+    if (cJSON_IsString(v)) return "a string";
+    if (cJSON_IsArray(v)) return "an array";
+    if (cJSON_IsObject(v)) return "an object";
+    return "an invalid value";
+}
+
+/* o.stats.<key>.value as a number; errors name the file, the task, the model and the field. */
+static int stat_value(const char *file, const char *where, const cJSON *model, const char *key, double *out) {
+    const cJSON *stats = cJSON_GetObjectItemCaseSensitive(model, "stats");
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(stats, key);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(st, "value");
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+        return err_set("%s: %s: field 'stats.%s.value': expected a number, got %s", file, where, key, json_kind(v));
+    *out = v->valuedouble;
+    return 0;
+}
+
+typedef struct {
+    double max_nfr, min_gain;
+    int check_gain;
+    const char *method;
+} GateOpts;
+
+/* Checks one task: 1 pass, 0 fail, -1 bad report (or no such --method). */
+static int gate_task(FILE *out, const char *file, int ti, const cJSON *t, const GateOpts *g) {
+    char where[256];
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(t, "name");
+    if (!cJSON_IsString(name)) return err_set("%s: tasks[%d]: field 'name': expected a string, got %s", file, ti, json_kind(name));
+    const char *tn = name->valuestring;
+    const cJSON *kind = cJSON_GetObjectItemCaseSensitive(t, "kind");
+    if (!cJSON_IsString(kind) || (strcmp(kind->valuestring, "mc") && strcmp(kind->valuestring, "gen")))
+        return err_set("%s: tasks[%d] ('%.60s'): field 'kind': expected \"mc\" or \"gen\", got %s", file, ti, tn,
+                       cJSON_IsString(kind) ? kind->valuestring : json_kind(kind));
+    int gen = !strcmp(kind->valuestring, "gen");
+    const cJSON *models = cJSON_GetObjectItemCaseSensitive(t, "models");
+    if (!cJSON_IsArray(models) || cJSON_GetArraySize(models) == 0)
+        return err_set("%s: tasks[%d] ('%.60s'): field 'models': expected a non-empty array, got %s", file, ti, tn,
+                       cJSON_IsArray(models) ? "an empty array" : json_kind(models));
+    int mi = 0;
+    for (const cJSON *m = models->child; m; m = m->next, mi++) {
+        const cJSON *mn = cJSON_GetObjectItemCaseSensitive(m, "name"), *role = cJSON_GetObjectItemCaseSensitive(m, "role");
+        if (!cJSON_IsString(mn) || !cJSON_IsString(role))
+            return err_set("%s: tasks[%d] ('%.60s'): models[%d]: fields 'name' and 'role': expected strings", file, ti, tn, mi);
+    }
+    const cJSON *chosen = cJSON_GetObjectItemCaseSensitive(t, "chosen");
+    if (!cJSON_IsString(chosen) && !cJSON_IsNull(chosen))
+        return err_set("%s: tasks[%d] ('%.60s'): field 'chosen': expected a model name or null, got %s", file, ti, tn,
+                       json_kind(chosen));
+    /* which model */
+    const char *want = g->method;
+    const cJSON *sel = NULL;
+    if (!want && cJSON_IsString(chosen)) want = chosen->valuestring;
+    if (!want && cJSON_GetArraySize(models) > 1) {
+        fprintf(out, "FAIL  %s: no chosen method: no method's %s is within the report's max_acc_drop of M2's (name one with "
+               "--method)\n", tn, gen ? "mean score" : "accuracy");
+        return 0;
+    }
+    mi = 0;
+    for (const cJSON *m = models->child; m; m = m->next, mi++) {
+        const char *mn = cJSON_GetObjectItemCaseSensitive(m, "name")->valuestring;
+        const char *role = cJSON_GetObjectItemCaseSensitive(m, "role")->valuestring;
+        if (want ? !strcmp(mn, want) || (!strcmp(want, "M2") && !strcmp(role, "new")) : !strcmp(role, "new")) {
+            sel = m;
+            break;
+        }
+    }
+    if (!sel) {
+        char list[512] = "";
+        size_t used = 0;
+        for (const cJSON *m = models->child; m && used < sizeof list; m = m->next)
+            used += (size_t)snprintf(list + used, sizeof list - used, "%s%.60s", m == models->child ? "" : ", ",
+                                     cJSON_GetObjectItemCaseSensitive(m, "name")->valuestring);
+        if (g->method) return err_set("%s: task '%.60s' has no model '%.60s' (models: %s)", file, tn, want, list);
+        if (want)
+            return err_set("%s: tasks[%d] ('%.60s'): field 'chosen': \"%.60s\" is not one of the models (%s)", file, ti, tn,
+                           want, list);
+        return err_set("%s: tasks[%d] ('%.60s'): field 'models': no model with role \"new\"", file, ti, tn);
+    }
+    const char *mname = cJSON_GetObjectItemCaseSensitive(sel, "name")->valuestring;
+    snprintf(where, sizeof where, "tasks[%d] ('%.60s'): models[%d] ('%.60s')", ti, tn, mi, mname);
+    double nfr, acc, old;
+    if (stat_value(file, where, sel, gen ? "score_nfr" : "nfr", &nfr) != 0 ||
+        stat_value(file, where, sel, gen ? "score_new" : "acc_new", &acc) != 0 ||
+        stat_value(file, where, sel, gen ? "score_old" : "acc_old", &old) != 0)
+        return -1;
+    double gain = acc - old;
+    int nfr_ok = nfr <= g->max_nfr + 1e-12, gain_ok = !g->check_gain || gain >= g->min_gain - 1e-12;
+    const char *nfr_name = gen ? "score NFR" : "NFR", *gain_name = gen ? "mean score gain" : "accuracy gain";
+    fprintf(out, "%s  %s: %s %s %.2f%% %s %.2f%%", nfr_ok && gain_ok ? "PASS" : "FAIL", tn, mname, nfr_name, 100 * nfr,
+           nfr_ok ? "<=" : ">", 100 * g->max_nfr);
+    fprintf(out, "; %s over M1 %+.2f pts", gain_name, 100 * gain);
+    if (g->check_gain) fprintf(out, " %s %+.2f pts", gain_ok ? ">=" : "<", 100 * g->min_gain);
+    if (!nfr_ok || !gain_ok)
+        fprintf(out, " (%s%s%s)", nfr_ok ? "" : "too many negative flips", !nfr_ok && !gain_ok ? "; " : "",
+               gain_ok ? "" : "gain too small");
+    fprintf(out, "\n");
+    return nfr_ok && gain_ok;
+}
+
+int cmd_gate(int argc, char **argv) {
+    GateOpts g = {0};
+    const char *task = NULL;
+    int c, have_max = 0;
+    static struct option opts[] = {{"max-nfr", 1, 0, 'x'}, {"min-acc-gain", 1, 0, 'y'}, {"task", 1, 0, 't'},
+                                   {"method", 1, 0, 'm'},  {"help", 0, 0, 'h'},         {0, 0, 0, 0}};
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "x:y:t:m:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'x':
+            if (report_parse_fraction(optarg, &g.max_nfr) != 0 || g.max_nfr < 0) {
+                fprintf(stderr, "muscle: error: --max-nfr '%s': expected a fraction (0.05) or a percentage (5%%), 0 or more\n",
+                        optarg);
+                return 2;
+            }
+            have_max = 1;
+            break;
+        case 'y':
+            if (report_parse_fraction(optarg, &g.min_gain) != 0) {
+                fprintf(stderr, "muscle: error: --min-acc-gain '%s': expected a fraction (0.01, -0.005) or a percentage "
+                                "(1%%, -0.5%%)\n", optarg);
+                return 2;
+            }
+            g.check_gain = 1;
+            break;
+        case 't': task = optarg; break;
+        case 'm': g.method = optarg; break;
+        case 'h': fputs(gate_help, stdout); return 0;
+        default: return cli_usage_error("gate", "bad option");
+        }
+    }
+    if (argc - optind != 1) return cli_usage_error("gate", "expected one REPORT.json");
+    if (!have_max) return cli_usage_error("gate", "--max-nfr X is required");
+    const char *file = argv[optind];
+    size_t size;
+    char *text = file_read_all(file, &size, 1u << 30);
+    if (!text) return gate_error();
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, size, &end, 0);
+    if (!root) {
+        const char *ep = cJSON_GetErrorPtr();
+        size_t line = 1;
+        if (ep && ep >= text && ep <= text + size)
+            for (const char *p = text; p < ep; p++) line += *p == '\n';
+        free(text);
+        err_set("%s:%zu: not valid JSON (a report.json of `muscle report` was expected)", file, line);
+        return gate_error();
+    }
+    free(text);
+    int rc = 2, failed = 0, checked = 0;
+    /* the verdict lines are printed only when the whole report could be checked */
+    char *lines = NULL;
+    size_t lines_len = 0;
+    FILE *out = open_memstream(&lines, &lines_len);
+    if (!out) {
+        cJSON_Delete(root);
+        err_set("out of memory");
+        return gate_error();
+    }
+    const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(root, "format"), *ver = cJSON_GetObjectItemCaseSensitive(root, "version");
+    const cJSON *tasks = cJSON_GetObjectItemCaseSensitive(root, "tasks");
+    if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, "muscle-report")) {
+        err_set("%s: field 'format': expected \"muscle-report\", got %s (not a report.json of `muscle report`)", file,
+                cJSON_IsString(fmt) ? "another string" : json_kind(fmt));
+        goto done;
+    }
+    if (!cJSON_IsNumber(ver) || ver->valuedouble != 1) {
+        err_set("%s: field 'version': expected 1, got %s", file, cJSON_IsNumber(ver) ? "another number" : json_kind(ver));
+        goto done;
+    }
+    if (!cJSON_IsArray(tasks) || cJSON_GetArraySize(tasks) == 0) {
+        err_set("%s: field 'tasks': expected a non-empty array, got %s", file, cJSON_IsArray(tasks) ? "an empty array" : json_kind(tasks));
+        goto done;
+    }
+    int ti = 0;
+    for (const cJSON *t = tasks->child; t; t = t->next, ti++) {
+        if (!cJSON_IsObject(t)) {
+            err_set("%s: tasks[%d]: expected an object, got %s", file, ti, json_kind(t));
+            goto done;
+        }
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(t, "name");
+        if (task && !(cJSON_IsString(name) && !strcmp(name->valuestring, task))) continue;
+        int ok = gate_task(out, file, ti, t, &g);
+        if (ok < 0) goto done;
+        failed += !ok;
+        checked++;
+    }
+    if (task && !checked) {
+        err_set("%s: no task named '%.80s'", file, task);
+        goto done;
+    }
+    rc = failed ? 1 : 0;
+done:
+    cJSON_Delete(root);
+    fclose(out);
+    if (rc != 2) fputs(lines, stdout);
+    free(lines);
+    return rc == 2 ? gate_error() : rc;
+}
