@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +96,18 @@ typedef struct {
     int n_methods;
     int step, n_steps;
 } Update;
+
+/* "muscle: error: <msg> (see muscle update --help)", exit code 2 */
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("muscle: error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs(" (see muscle update --help)\n", stderr);
+    va_end(ap);
+    return 2;
+}
 
 /* ------------------------------------------------------------------------- */
 /* argument lists                                                             */
@@ -286,9 +299,10 @@ static int parse_methods(Update *u) {
             for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++)
                 if (!strcmp(presets[i].name, w)) p = &presets[i];
             if (!p) {
+                int rc = usage_error("--methods: unknown method '%s' (presets: muscle, muscle-answer, choice, old-correct, distill, "
+                                     "token-likelihood, sequence-likelihood, focal, elodi, focal-choice, elodi-choice, ce; or NAME=ARGS)", w);
                 free(c);
-                return cli_usage_error("update", "--methods: unknown method '%s' (presets: muscle, muscle-answer, choice, old-correct, distill, "
-                                                 "token-likelihood, sequence-likelihood, focal, elodi, focal-choice, elodi-choice, ce; or NAME=ARGS)", w);
+                return rc;
             }
             if (p->mc_only && u->kind != TASK_MC) {
                 fprintf(stderr, "muscle update: method '%s' is for multiple choice; %s is a generation task: skipped\n", w, u->train);
@@ -299,13 +313,19 @@ static int parse_methods(Update *u) {
         }
         for (const char *q = m.name; *q; q++)
             if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') || *q == '-' || *q == '_')) {
+                int rc = usage_error("--methods: name '%s': use letters, digits, '-' and '_'", m.name);
+                free(m.name);
+                free(m.args);
                 free(c);
-                return cli_usage_error("update", "--methods: name '%s': use letters, digits, '-' and '_'", m.name);
+                return rc;
             }
         for (int i = 0; i < u->n_methods; i++)
             if (!strcmp(u->methods[i].name, m.name)) {
+                int rc = usage_error("--methods: '%s' is named twice", m.name);
+                free(m.name);
+                free(m.args);
                 free(c);
-                return cli_usage_error("update", "--methods: '%s' is named twice", m.name);
+                return rc;
             }
         Method *g = realloc(u->methods, (size_t)(u->n_methods + 1) * sizeof *g);
         if (!g) abort();
@@ -313,7 +333,7 @@ static int parse_methods(Update *u) {
         u->methods[u->n_methods++] = m;
     }
     free(c);
-    if (u->n_methods == 0) return cli_usage_error("update", "--methods: no method to run");
+    if (u->n_methods == 0) return usage_error("--methods: no method to run");
     return 0;
 }
 
@@ -599,18 +619,18 @@ int cmd_update(int argc, char **argv) {
         case U_MAXDROP: if (cli_parse_float("--max-acc-drop", optarg, &dv)) return 2; u.max_acc_drop = optarg; break;
         case U_QUIET: u.quiet = 1; break;
         case U_HELP: fputs(update_help, stdout); return 0;
-        case ':': return cli_usage_error("update", "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage_error("update", "unknown option '%s'", argv[optind - 1]);
+        case ':': return usage_error("option '%s' needs a value", argv[optind - 1]);
+        default: return usage_error("unknown option '%s'", argv[optind - 1]);
         }
     }
-    if (optind != argc) return cli_usage_error("update", "unexpected argument '%s'", argv[optind]);
+    if (optind != argc) return usage_error("unexpected argument '%s'", argv[optind]);
     const char *missing = !u.old_model ? "--old-model" : !u.old_adapter ? "--old-adapter" : !u.new_model ? "--new-model"
                         : !u.train ? "--task-train" : !u.test ? "--task-test" : !u.out ? "--out" : NULL;
-    if (missing) return cli_usage_error("update", "%s is required", missing);
+    if (missing) return usage_error("%s is required", missing);
     /* the task's kind decides the defaults */
     TaskLoadOptions lo;
     task_load_options_default(&lo);
-    if (u.format && task_format_from_name(u.format, &lo.format) != 0) return cli_usage_error("update", "--format %s", err_msg());
+    if (u.format && task_format_from_name(u.format, &lo.format) != 0) return usage_error("--format %s", err_msg());
     TaskSet ts;
     if (task_set_load(&ts, u.train, &lo) != 0) return cli_fail();
     u.kind = ts.kind;
