@@ -22,8 +22,10 @@ int cpu_threads(void);
  * slower. When OPENBLAS_CORETYPE is unset, the library picked a generic core and the
  * CPU has AVX-512 (or AVX2), this sets OPENBLAS_CORETYPE=SkylakeX (or Haswell) and
  * re-executes the program once (/proc/self/exe) so that OpenBLAS starts with the right
- * kernels. Call first thing in main(). Returns normally when nothing needs doing.
- * MUSCLE_NO_BLAS_FIXUP=1 disables it. */
+ * kernels. It also sets GOMP_SPINCOUNT=1000 when neither GOMP_SPINCOUNT nor
+ * OMP_WAIT_POLICY is set (libgomp's default spin starves the partner thread whenever
+ * the machine has other work). Call first thing in main(). Returns normally when
+ * nothing needs doing. MUSCLE_NO_BLAS_FIXUP=1 disables both. */
 void cpu_blas_fixup(char **argv);
 /* Name of the OpenBLAS kernel set in use. */
 const char *cpu_blas_core(void);
