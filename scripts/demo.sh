@@ -1,12 +1,45 @@
 #!/usr/bin/env bash
-# The demo until `muscle update` lands: generation and scoring with a real llama2.c model.
+# `make demo`: a whole base-model update on the scenario that ships in demo/ (demo/README.md):
+# the old task models (v1 + A1) of a multiple-choice task (Debian package description ->
+# archive section) and a summarisation task (description -> one-line synopsis), the new
+# base v2; `muscle update` trains the new adapters and the compatibility adapters,
+# evaluates and compares everything; one report covers both tasks.
+# Output: build/demo/ (DEMO_OUT to change it); the results tables on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-S=../shared/models/stories260K
-[ -r "$S/stories260K.bin" ] || { echo "demo: missing $S/stories260K.bin (../shared must sit beside the checkout)" >&2; exit 1; }
-echo "== muscle info"
-build/muscle info "$S/stories260K.bin"
-echo "== muscle generate (greedy, 256 tokens from BOS)"
-build/muscle generate --model "$S/stories260K.bin" --max-tokens 256 --stats
-echo "== muscle score"
-build/muscle score --model "$S/stories260K.bin" --text "Once upon a time, there was a little girl named Lily."
+M="${MUSCLE:-build/muscle}"
+OUT="${DEMO_OUT:-build/demo}"
+for f in demo/models/v1/model.safetensors demo/models/v2/model.safetensors demo/adapters/section-v1/adapter_model.safetensors \
+         demo/adapters/sum-v1/adapter_model.safetensors demo/data/section.train.jsonl demo/data/sum.test.jsonl; do
+  [ -r "$f" ] || { echo "demo: missing $f (the demo scenario ships in demo/)" >&2; exit 1; }
+done
+mkdir -p "$OUT"
+t0=$(date +%s)
+echo "== muscle update: debian-section (multiple choice), v1 -> v2" >&2
+$M update --old-model demo/models/v1 --old-adapter demo/adapters/section-v1 --new-model demo/models/v2 \
+    --task-train demo/data/section.train.jsonl --task-test demo/data/section.test.jsonl --out "$OUT/section" \
+    --methods muscle,choice --epochs 2 --batch 8 --seq-len 192 --quiet >/dev/null
+echo "== muscle update: debian-sum (summarisation, ROUGE-1), v1 -> v2" >&2
+$M update --old-model demo/models/v1 --old-adapter demo/adapters/sum-v1 --new-model demo/models/v2 \
+    --task-train demo/data/sum.train.jsonl --task-test demo/data/sum.test.jsonl --out "$OUT/sum" \
+    --methods muscle,muscle-answer --epochs 2 --batch 8 --seq-len 192 --max-tokens 24 --quiet >/dev/null
+# one report for both tasks
+/usr/bin/python3 - "$OUT" <<'EOF'
+import json, os, sys
+out = sys.argv[1]
+tasks = []
+for name in ("section", "sum"):
+    m = json.load(open(os.path.join(out, name, "manifest.json")))
+    for t in m["tasks"]:
+        t["name"] = {"section": "debian-section", "sum": "debian-sum"}[name]
+        rel = lambda p: os.path.join(name, p)
+        t["old"] = rel(t["old"]); t["new"]["preds"] = [rel(p) for p in t["new"]["preds"]]
+        for meth in t.get("methods", []): meth["preds"] = [rel(p) for p in meth["preds"]]
+        tasks.append(t)
+tmp = os.path.join(out, "manifest.json.tmp")
+json.dump({"title": "muscle demo: Debian description tasks, base model v1 -> v2", "tasks": tasks}, open(tmp, "w"), indent=1)
+os.replace(tmp, os.path.join(out, "manifest.json"))
+EOF
+$M report "$OUT/manifest.json" --out "$OUT"
+echo
+echo "demo: report: $OUT/report.html (also report.md, report.json); $(( $(date +%s) - t0 )) s"

@@ -321,6 +321,26 @@ void trainer_free(Trainer *t) {
 
 static int step_finish(Trainer *t, double loss, long positions, double t0, long step);
 
+/* Drops the positions after the last one with a non-zero weight in any of the B rows
+ * of T (padding of short task examples: causal attention makes them irrelevant to the
+ * positions before) and packs the rows to the new length n, in place. Returns n. */
+static int trim_rows(int *tok, int *tgt, float *w, int B, int T) {
+    int n = 1;
+    for (int r = 0; r < B; r++)
+        for (int j = T - 1; j >= n; j--)
+            if (w[(size_t)r * T + j] != 0.0f) {
+                n = j + 1;
+                break;
+            }
+    if (n == T) return T;
+    for (int r = 1; r < B; r++) {
+        memmove(tok + (size_t)r * n, tok + (size_t)r * T, (size_t)n * sizeof *tok);
+        memmove(tgt + (size_t)r * n, tgt + (size_t)r * T, (size_t)n * sizeof *tgt);
+        memmove(w + (size_t)r * n, w + (size_t)r * T, (size_t)n * sizeof *w);
+    }
+    return n;
+}
+
 int trainer_step(Trainer *t) {
     const TrainOptions *o = &t->opt;
     int B = o->batch, G = o->grad_accum, T = t->data->seq_len;
@@ -344,7 +364,8 @@ int trainer_step(Trainer *t) {
         size_t off = (size_t)g * B * T;
         if (train_weight_sum(t->batch.weights + off, (size_t)B * T) == 0.0) continue; /* adds nothing */
         double l;
-        if (model_loss(&t->rs, t->batch.tokens + off, t->batch.targets + off, t->batch.weights + off, B, T, norm, &l, NULL) != 0 ||
+        int n = trim_rows(t->batch.tokens + off, t->batch.targets + off, t->batch.weights + off, B, T);
+        if (model_loss(&t->rs, t->batch.tokens + off, t->batch.targets + off, t->batch.weights + off, B, n, norm, &l, NULL) != 0 ||
             model_backward(&t->rs, o->mode == TRAIN_FULL ? &t->grads : NULL, o->mode == TRAIN_LORA ? &t->lora_grad : NULL) != 0)
             return err_prefix("step %ld", step);
         loss += l;
@@ -386,8 +407,9 @@ int trainer_eval(Trainer *t) {
             if (data_fill_row(t->data, DATA_VAL, i + r, &t->vbatch, r) != 0) return -1;
         double w = train_weight_sum(t->vbatch.weights, (size_t)rows * T), l;
         if (w == 0.0) continue;
+        int n = trim_rows(t->vbatch.tokens, t->vbatch.targets, t->vbatch.weights, rows, T);
         /* divisor 1: the loss is the weighted sum of the positions' -log p */
-        if (model_loss(&t->rs, t->vbatch.tokens, t->vbatch.targets, t->vbatch.weights, rows, T, 1.0, &l, NULL) != 0)
+        if (model_loss(&t->rs, t->vbatch.tokens, t->vbatch.targets, t->vbatch.weights, rows, n, 1.0, &l, NULL) != 0)
             return err_prefix("validation");
         sum += l;
         wsum += w;
