@@ -10,7 +10,7 @@ Everything is seeded and sorted: the same inputs give the same files.
 import json, os, random, sys
 
 # subset sizes (see demo/README.md for the timings they give)
-SIZES = {"section": (1500, 500), "sum": (800, 200)}   # task: (train, test)
+SIZES = {"section": (1000, 500), "sum": (500, 200)}   # task: (train, test)
 SEED = 20260101
 
 
