@@ -356,36 +356,59 @@ static cJSON *settings_json(const Update *u) {
     return j;
 }
 
+/* A run folder is resumed only with the same settings, except that seeds and methods
+ * may be added (a method already there must keep its arguments): update.json keeps the
+ * union of the methods seen and the largest number of seeds. */
 static int check_settings(const Update *u) {
     char *path = pathf("%s/update.json", u->out);
     cJSON *now = settings_json(u);
-    char *text = cJSON_Print(now);
     int rc = 0;
     if (exists(path)) {
         size_t n;
         char *old = file_read_all(path, &n, 1 << 20);
         cJSON *before = old ? cJSON_Parse(old) : NULL;
-        if (!before) {
+        if (!before || !cJSON_IsObject(before)) {
             rc = err_set("%s: not a JSON settings file of muscle update; use another --out", path);
-        } else if (!cJSON_Compare(before, now, 1)) {
-            const char *diff = "?";
-            for (cJSON *it = now->child; it; it = it->next) {
+        } else {
+            const char *diff = NULL;
+            for (cJSON *it = now->child; it && !diff; it = it->next) {
+                if (!strcmp(it->string, "seeds") || !strcmp(it->string, "methods")) continue;
                 cJSON *b = cJSON_GetObjectItemCaseSensitive(before, it->string);
-                if (!b || !cJSON_Compare(b, it, 1)) { diff = it->string; break; }
+                if (!b || !cJSON_Compare(b, it, 1)) diff = it->string;
             }
-            if (!strcmp(diff, "?"))
-                for (cJSON *it = before->child; it; it = it->next)
-                    if (!cJSON_GetObjectItemCaseSensitive(now, it->string)) { diff = it->string; break; }
-            rc = err_set("%s holds a run with other settings (\"%s\" differs): give the same options to resume it, or another --out", u->out, diff);
+            for (cJSON *it = before->child; it && !diff; it = it->next)
+                if (!cJSON_GetObjectItemCaseSensitive(now, it->string)) diff = it->string;
+            cJSON *mb = cJSON_GetObjectItemCaseSensitive(before, "methods"), *mn = cJSON_GetObjectItemCaseSensitive(now, "methods");
+            static char mdiff[160];
+            for (cJSON *it = mn ? mn->child : NULL; it && !diff; it = it->next) {
+                cJSON *b = mb ? cJSON_GetObjectItemCaseSensitive(mb, it->string) : NULL;
+                if (b && !cJSON_Compare(b, it, 1)) {
+                    snprintf(mdiff, sizeof mdiff, "method %s", it->string);
+                    diff = mdiff;
+                }
+            }
+            if (diff) {
+                rc = err_set("%s holds a run with other settings (\"%s\" differs): give the same options to resume it (seeds and methods may be added), or another --out", u->out, diff);
+            } else { /* the union, written back */
+                for (cJSON *it = mb ? mb->child : NULL; it; it = it->next)
+                    if (!cJSON_GetObjectItemCaseSensitive(mn, it->string)) cJSON_AddItemToObject(mn, it->string, cJSON_Duplicate(it, 1));
+                cJSON *sb = cJSON_GetObjectItemCaseSensitive(before, "seeds"), *sn = cJSON_GetObjectItemCaseSensitive(now, "seeds");
+                if (cJSON_IsNumber(sb) && sb->valuedouble > sn->valuedouble) cJSON_SetNumberValue(sn, sb->valuedouble);
+            }
         }
         cJSON_Delete(before);
         free(old);
-    } else if (text) {
-        size_t n = strlen(text);
-        text[n] = '\n';
-        rc = file_write_all_atomic(path, text, n + 1);
     }
-    free(text);
+    if (rc == 0) {
+        char *text = cJSON_Print(now);
+        if (!text) rc = err_set("out of memory");
+        else {
+            size_t n = strlen(text);
+            text[n] = '\n';
+            rc = file_write_all_atomic(path, text, n + 1);
+            free(text);
+        }
+    }
     free(path);
     cJSON_Delete(now);
     return rc;
