@@ -18,11 +18,11 @@ t0=$(date +%s)
 echo "== muscle update: debian-section (multiple choice), v1 -> v2" >&2
 $M update --old-model demo/models/v1 --old-adapter demo/adapters/section-v1 --new-model demo/models/v2 \
     --task-train demo/data/section.train.jsonl --task-test demo/data/section.test.jsonl --out "$OUT/section" \
-    --methods muscle,choice --epochs 3 --lr 3e-3 --batch 8 --seq-len 512 --quiet >/dev/null
+    --methods muscle,choice --epochs 2 --compat-epochs 0.5 --lr 3e-3 --batch 8 --seq-len 256 --limit 300 --quiet >/dev/null
 echo "== muscle update: debian-sum (summarisation, ROUGE-1), v1 -> v2" >&2
 $M update --old-model demo/models/v1 --old-adapter demo/adapters/sum-v1 --new-model demo/models/v2 \
     --task-train demo/data/sum.train.jsonl --task-test demo/data/sum.test.jsonl --out "$OUT/sum" \
-    --methods muscle,muscle-answer --epochs 3 --lr 3e-3 --batch 8 --seq-len 512 --max-tokens 24 --quiet >/dev/null
+    --methods muscle --epochs 2 --compat-epochs 0.5 --lr 3e-3 --batch 8 --seq-len 256 --max-tokens 24 --limit 100 --quiet >/dev/null
 # one report for both tasks
 /usr/bin/python3 - "$OUT" <<'EOF'
 import json, os, sys
