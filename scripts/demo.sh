@@ -23,23 +23,24 @@ echo "== muscle update: debian-sum (summarisation, ROUGE-1), v1 -> v2" >&2
 $M update --old-model demo/models/v1 --old-adapter demo/adapters/sum-v1 --new-model demo/models/v2 \
     --task-train demo/data/sum.train.jsonl --task-test demo/data/sum.test.jsonl --out "$OUT/sum" \
     --methods muscle --epochs 2 --compat-epochs 0.5 --lr 3e-3 --batch 8 --seq-len 256 --max-tokens 24 --limit 100 --quiet >/dev/null
-# one report for both tasks
-/usr/bin/python3 - "$OUT" <<'EOF'
-import json, os, sys
-out = sys.argv[1]
-tasks = []
-for name in ("section", "sum"):
-    m = json.load(open(os.path.join(out, name, "manifest.json")))
-    for t in m["tasks"]:
-        t["name"] = {"section": "debian-section", "sum": "debian-sum"}[name]
-        rel = lambda p: os.path.join(name, p)
-        t["old"] = rel(t["old"]); t["new"]["preds"] = [rel(p) for p in t["new"]["preds"]]
-        for meth in t.get("methods", []): meth["preds"] = [rel(p) for p in meth["preds"]]
-        tasks.append(t)
-tmp = os.path.join(out, "manifest.json.tmp")
-json.dump({"title": "muscle demo: Debian description tasks, base model v1 -> v2", "tasks": tasks}, open(tmp, "w"), indent=1)
-os.replace(tmp, os.path.join(out, "manifest.json"))
+# one report for both tasks (the two runs' prediction files; written whole, then renamed)
+cat >"$OUT/manifest.json.tmp" <<'EOF'
+{
+ "title": "muscle demo: Debian description tasks, base model v1 -> v2",
+ "tasks": [
+  {"name": "debian-section", "kind": "mc", "old": "section/preds/old.jsonl",
+   "new": {"name": "M2", "preds": ["section/preds/new-s1.jsonl"]},
+   "methods": [
+    {"name": "muscle", "settings": "--compat student-wrong", "preds": ["section/preds/muscle-s1.jsonl"]},
+    {"name": "choice", "settings": "--compat student-wrong --level choice --ce-weight 0.5", "preds": ["section/preds/choice-s1.jsonl"]}]},
+  {"name": "debian-sum", "kind": "gen", "old": "sum/preds/old.jsonl",
+   "new": {"name": "M2", "preds": ["sum/preds/new-s1.jsonl"]},
+   "methods": [
+    {"name": "muscle", "settings": "--compat student-wrong", "preds": ["sum/preds/muscle-s1.jsonl"]}]}
+ ]
+}
 EOF
+mv "$OUT/manifest.json.tmp" "$OUT/manifest.json"
 $M report "$OUT/manifest.json" --out "$OUT"
 echo
 echo "demo: report: $OUT/report.html (also report.md, report.json); $(( $(date +%s) - t0 )) s"
