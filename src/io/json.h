@@ -15,4 +15,9 @@ struct cJSON;
  * "NAME: WHAT: ..." ("NAME: ..." when what is NULL) saying what and at which byte. */
 struct cJSON *io_json_parse_object(const uint8_t *text, size_t n, const char *name, const char *what);
 
+/* Refuses an object with the same key twice among its direct members (Python's json keeps
+ * the last one, cJSON finds the first: the same file would mean two things). Message
+ * "NAME: key 'K' appears twice ...". */
+int io_json_unique_keys(const struct cJSON *obj, const char *name);
+
 #endif

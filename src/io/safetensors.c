@@ -153,6 +153,29 @@ static cJSON *json_parse_object_pfx(const uint8_t *text, size_t n, const char *p
     return root;
 }
 
+static int cmp_key(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int io_json_unique_keys(const cJSON *obj, const char *name) {
+    size_t n = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, obj) n++;
+    if (n < 2) return 0;
+    const char **keys = malloc(n * sizeof *keys);
+    if (!keys) return err_set("%s: out of memory", name);
+    n = 0;
+    cJSON_ArrayForEach(e, obj) keys[n++] = e->string ? e->string : "";
+    qsort(keys, n, sizeof *keys, cmp_key);
+    int rc = 0;
+    for (size_t i = 1; i < n && !rc; i++)
+        if (!strcmp(keys[i - 1], keys[i]))
+            rc = err_set("%s: key '%.64s%s' appears twice (readers disagree on which one counts)", name, keys[i],
+                         strlen(keys[i]) > 64 ? "..." : "");
+    free(keys);
+    return rc;
+}
+
 cJSON *io_json_parse_object(const uint8_t *text, size_t n, const char *name, const char *what) {
     size_t len = strlen(name) + (what ? strlen(what) + 2 : 0) + 1;
     char *pfx = malloc(len);

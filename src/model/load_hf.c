@@ -51,7 +51,8 @@ static int json_float(const cJSON *root, const char *key, double def, int positi
 int hf_config_parse(ModelConfig *c, const char *text, size_t n, const char *path) {
     cJSON *root = io_json_parse_object((const uint8_t *)text, n, path, NULL);
     if (!root) return -1;
-    int rc = 0;
+    int rc = io_json_unique_keys(root, path);
+    if (rc) goto done;
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
     if (mt && cJSON_IsString(mt) && strcmp(mt->valuestring, "llama") != 0) {
         rc = err_set("%s: model_type '%.64s%s': only 'llama' is supported", path, mt->valuestring, strlen(mt->valuestring) > 64 ? "..." : "");

@@ -115,10 +115,11 @@ int lora_peft_config_parse(LoraPeftConfig *pc, const char *text, size_t n, const
     memset(pc, 0, sizeof *pc);
     cJSON *j = io_json_parse_object((const uint8_t *)text, n, cpath, NULL);
     if (!j) return -1;
-    int rc = 0;
+    int rc = io_json_unique_keys(j, cpath);
     unsigned targets = 0;
     const cJSON *v;
 #define FAIL(...) do { rc = err_set(__VA_ARGS__); goto done; } while (0)
+    if (rc) goto done;
     v = cJSON_GetObjectItemCaseSensitive(j, "peft_type");
     if (v && (!cJSON_IsString(v) || strcmp(v->valuestring, "LORA"))) FAIL("%s: field 'peft_type': expected \"LORA\"", cpath);
     v = cJSON_GetObjectItemCaseSensitive(j, "r");
