@@ -1,5 +1,5 @@
-/* tests/model/test_config_hostile.c - hand-made hostile config.json and adapter_config.json
- * files, one per rule: numbers out of range (huge, negative, zero, fractional, strings),
+/* tests/model/test_config_hostile.c - hand-made hostile config.json, adapter_config.json and
+ * llama2.c headers, one per rule: numbers out of range (huge, negative, zero, fractional, strings),
  * sizes whose products overflow or exceed memory, floats that overflow a float, non-UTF-8
  * text, escaped NULs, deep nesting, bytes after the object, unsupported settings. Each must
  * be refused with one message naming the file and the field. */
@@ -189,11 +189,81 @@ static void test_adapter_config(void **state) {
     ac_refuse("{\"r\":8,\"lora_alpha\":16," T ",\"use_rslora\":1}", "use_rslora");
 }
 
+/* llama2.c: a 7-int header, then exactly the floats it implies */
+static void l2c_refuse(const int32_t h[7], size_t extra_floats, const char *want) {
+    const char *dir = test_tmpdir();
+    char p[600];
+    snprintf(p, sizeof p, "%s/model.bin", dir);
+    size_t n = 28 + extra_floats * 4;
+    uint8_t *b = calloc(1, n);
+    memcpy(b, h, 28);
+    assert_int_equal(file_write_all_atomic(p, b, n), 0);
+    free(b);
+    Model m;
+    err_clear();
+    if (model_load(&m, p, NULL) == 0) {
+        model_free(&m);
+        fail_msg("accepted a hostile llama2.c header (wanted an error with \"%s\")", want);
+    }
+    if (!strstr(err_msg(), p) || !strstr(err_msg(), want))
+        fail_msg("message \"%s\": wanted one naming the file and holding \"%s\"", err_msg(), want);
+    unlink(p);
+    rmdir(dir);
+}
+
+static void test_llama2c_header(void **state) {
+    (void)state;
+    /* dim 8, hidden 16, 1 layer, 2 heads, 2 kv heads, vocab 4 (tied), seq 4: 712 floats
+     * (emb 32, norms 8+8+8, wq wk wv wo 64 each, w1 w2 w3 128 each, freq_cis 16) */
+    const int32_t ok[7] = {8, 16, 1, 2, 2, 4, 4};
+    {
+        const char *dir = test_tmpdir();
+        char p[600];
+        snprintf(p, sizeof p, "%s/model.bin", dir);
+        size_t n = 28 + 4 * 712;
+        uint8_t *b = calloc(1, n);
+        memcpy(b, ok, 28);
+        assert_int_equal(file_write_all_atomic(p, b, n), 0);
+        free(b);
+        Model m;
+        if (model_load(&m, p, NULL) != 0) fail_msg("%s", err_msg());
+        model_free(&m);
+        unlink(p);
+        rmdir(dir);
+    }
+    const size_t okf = 712;
+    l2c_refuse(ok, okf - 1, "needs exactly");  /* one float short */
+    l2c_refuse(ok, okf + 1, "needs exactly");  /* one float too many */
+    int32_t h[7];
+#define BAD(i, v, want)                   \
+    do {                                  \
+        memcpy(h, ok, sizeof h);          \
+        h[i] = (v);                       \
+        l2c_refuse(h, okf, want);         \
+    } while (0)
+    BAD(0, -8, "dim -8");
+    BAD(0, 0, "dim 0");
+    BAD(1, 0, "hidden_dim 0");
+    BAD(2, -1, "n_layers -1");
+    BAD(3, 0, "n_heads 0");
+    BAD(3, 3, "n_heads 3 is not a multiple of n_kv_heads 2");
+    BAD(4, 4, "n_kv_heads 4");
+    BAD(5, 0, "vocab_size 0");
+    BAD(5, INT32_MIN, "vocab_size 0"); /* -INT32_MIN does not exist */
+    BAD(6, 0, "seq_len 0");
+    BAD(6, INT32_MAX, "seq_len 2147483647");
+    /* sizes each in range whose products overflow 32 bits: refused before reading, in 64-bit numbers */
+    const int32_t huge[7] = {65536, 262144, 1024, 64, 64, 4194304, 4096};
+    l2c_refuse(huge, 0, "refused before loading");
+#undef BAD
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hf_config),
         cmocka_unit_test(test_hf_config_memory),
         cmocka_unit_test(test_adapter_config),
+        cmocka_unit_test(test_llama2c_header),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
