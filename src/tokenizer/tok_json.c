@@ -328,6 +328,7 @@ Tokenizer *tok_load_json_mem(const uint8_t *d, size_t size, const char *name, co
                 const char *sp = strchr(a, ' ');
                 if (!sp) {
                     err_set("%s: field 'model.merges[%d]': expected \"left right\", got '%.40s'", name, rank, a);
+                    free(buf);
                     goto fail;
                 }
                 la = (size_t)(sp - a);
@@ -341,6 +342,7 @@ Tokenizer *tok_load_json_mem(const uint8_t *d, size_t size, const char *name, co
                 lb = strlen(b);
             } else {
                 err_set("%s: field 'model.merges[%d]': expected a string or a pair of strings", name, rank);
+                free(buf);
                 goto fail;
             }
             if (la + lb + 1 > cap) {
