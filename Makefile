@@ -56,6 +56,7 @@ FUZZ_SECONDS ?= 60
 fuzz: test-deps
 	fuzz/run_io.sh $(FUZZ_SECONDS)
 	fuzz/run_tokenizer.sh $(FUZZ_SECONDS)
+	fuzz/run_files.sh $(FUZZ_SECONDS)
 
 demo: deps
 	$(MAKE) --no-print-directory all

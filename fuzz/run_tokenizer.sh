@@ -4,8 +4,9 @@
 # Seed corpora are made at run time (never committed) from the real files in ../shared, plus
 # a Llama-kind tokenizer.json converted from tok105.model and the trained nmt_nfkc model of
 # tools/tokenizer/train_nfkc_model.py. Work files go to build-fuzz/ (or $FUZZ_DIR).
-# Crashes are left as build-fuzz/<harness>/crash-*; add each as a regression file under
-# tests/tokenizer/regress/ (test_tokenizer.c loads them all).
+# Crashes are left as build-fuzz/<harness>/crash-*; once fixed, add each as a regression file
+# under tests/tokenizer/regress/<harness>/: tests/tokenizer/test_fuzz_regress.c replays every
+# file there through the harness, and this script seeds the harness with them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-60}"; shift || true
@@ -13,7 +14,7 @@ harnesses=("$@"); [ ${#harnesses[@]} -gt 0 ] || harnesses=(bin model json encode
 S="${MUSCLE_SHARED:-../shared}"
 W="${FUZZ_DIR:-build-fuzz}"
 mkdir -p "$W"
-S="$(cd "$S" && pwd)"; W="$(cd "$W" && pwd)"
+S="$(cd "$S" && pwd)"; W="$(cd "$W" && pwd)"; R="$(pwd)/tests/tokenizer/regress"
 CFLAGS="-g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Isrc -Ifuzz $(pkg-config --cflags libcjson)"
 LIBS="$(pkg-config --libs libcjson) -lutf8proc -lm"
 SRC="src/tokenizer/*.c src/core/error.c src/core/file.c"
@@ -65,7 +66,7 @@ for h in "${harnesses[@]}"; do
   maxlen=8192; [ "$h" = encode ] && maxlen=512; [ "$h" = charsmap ] && maxlen=300000
   echo "== fuzz_tokenizer_$h: ${secs}s"
   if ! (cd "$W/$h" && "../fuzz_tokenizer_$h" -max_total_time="$secs" -max_len="$maxlen" -rss_limit_mb=2048 \
-        -timeout=10 -print_final_stats=1 "../corpus-$h" "../seed-$h" 2>&1 | tail -n 25); then rc=1; fi
+        -timeout=10 -print_final_stats=1 "../corpus-$h" "../seed-$h" "$R/$h" 2>&1 | tail -n 25); then rc=1; fi
   ls "$W/$h"/crash-* "$W/$h"/timeout-* "$W/$h"/leak-* 2>/dev/null && rc=1
 done
 exit $rc

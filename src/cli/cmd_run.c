@@ -304,19 +304,24 @@ int cmd_score(int argc, char **argv) {
 /* convert                                                                    */
 
 static const char *convert_help =
-    "usage: muscle convert IN OUT [--dtype f32|f16|bf16] [--tokenizer T]\n"
+    "usage: muscle convert IN OUT [--dtype f32|f16|bf16] [--tokenizer T] [--force]\n"
     "Writes model IN (any format) as a Hugging Face Llama folder OUT: config.json,\n"
     "model.safetensors (q/k rows in Hugging Face order) and the tokenizer file, copied\n"
-    "under its usual name (tokenizer.model, tokenizer.json or tokenizer.bin).\n";
+    "under its usual name (tokenizer.model, tokenizer.json or tokenizer.bin).\n"
+    "OUT appears complete or not at all: the files are written into a hidden folder beside\n"
+    "it (.OUT.tmp-PID-XXXXXX), flushed, and the folder is renamed into place. An existing\n"
+    "folder OUT that is not empty is refused unless --force, which replaces it as a whole\n"
+    "(files in it that convert does not write are gone).\n";
 
 int cmd_convert(int argc, char **argv) {
     const char *tp = NULL, *dt = "f32";
-    int c;
-    static struct option opts[] = {{"dtype", 1, 0, 'd'}, {"tokenizer", 1, 0, 't'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    int c, force = 0;
+    static struct option opts[] = {{"dtype", 1, 0, 'd'}, {"tokenizer", 1, 0, 't'}, {"force", 0, 0, 'f'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     optind = 1;
-    while ((c = getopt_long(argc, argv, "d:t:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:t:fh", opts, NULL)) != -1) {
         if (c == 'd') dt = optarg;
         else if (c == 't') tp = optarg;
+        else if (c == 'f') force = 1;
         else if (c == 'h') { fputs(convert_help, stdout); return 0; }
         else return cli_usage_error("convert", "bad option");
     }
@@ -324,17 +329,22 @@ int cmd_convert(int argc, char **argv) {
     DType d = !strcmp(dt, "f32") ? DT_F32 : !strcmp(dt, "f16") ? DT_F16 : !strcmp(dt, "bf16") ? DT_BF16 : DT_COUNT;
     if (d == DT_COUNT) return cli_usage_error("convert", "--dtype '%s': expected f32, f16 or bf16", dt);
     const char *in = argv[optind], *out = argv[optind + 1];
+    AtomicDir dir; /* refuses an existing OUT before any work */
+    if (file_atomic_dir_open(&dir, out, force) != 0) return cli_fail();
     Model m;
-    if (model_load(&m, in, NULL) != 0) return cli_fail();
+    if (model_load(&m, in, NULL) != 0) {
+        file_atomic_dir_abort(&dir);
+        return cli_fail();
+    }
     char *found = NULL;
     Tokenizer *t = model_tokenizer_load_ex(&m, tp, &found);
-    int rc = model_save_hf(&m, out, d);
+    int rc = model_save_hf(&m, dir.tmp, d);
     if (rc == 0 && found) {
         const char *kind = tok_kind(t);
         const char *name = !strcmp(kind, "sentencepiece") ? "tokenizer.model" : !strcmp(kind, "tokenizer.json") ? "tokenizer.json" : "tokenizer.bin";
         size_t n;
         char *bytes = file_read_all(found, &n, 0);
-        char *dst = file_join(out, name);
+        char *dst = file_join(dir.tmp, name);
         rc = (bytes && dst) ? file_write_all_atomic(dst, bytes, n) : -1;
         free(bytes);
         free(dst);
@@ -343,6 +353,8 @@ int cmd_convert(int argc, char **argv) {
     } else if (rc == 0) {
         fprintf(stderr, "muscle convert: note: the tokenizer is embedded in %s; name a tokenizer file with --tokenizer to copy one\n", in);
     }
+    if (rc == 0) rc = file_atomic_dir_commit(&dir);
+    else file_atomic_dir_abort(&dir);
     free(found);
     model_tokenizer_free(&m, t);
     model_free(&m);

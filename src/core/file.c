@@ -3,7 +3,10 @@
 #include "error.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -197,6 +200,13 @@ int file_atomic_write(AtomicFile *af, const void *buf, size_t n) {
     return 0;
 }
 
+/* MUSCLE_TEST_KILL_AFTER_COMMITS=N: SIGKILL after the N-th commit (see file.h). */
+static void test_kill_hook(void) {
+    static long commits;
+    const char *e = getenv("MUSCLE_TEST_KILL_AFTER_COMMITS");
+    if (e && *e && ++commits == atol(e)) raise(SIGKILL);
+}
+
 int file_atomic_commit(AtomicFile *af) {
     int rc = 0;
     if (!af->fp) rc = err_set("%s: not open", af->path ? af->path : "?");
@@ -219,6 +229,7 @@ int file_atomic_commit(AtomicFile *af) {
             fsync(dfd);
             close(dfd);
         }
+        test_kill_hook();
     } else if (named && af->tmp_path) {
         unlink(af->tmp_path);
     }
@@ -243,4 +254,202 @@ int file_write_all_atomic(const char *path, const void *buf, size_t n) {
     if (file_atomic_open(&af, path) != 0) return -1;
     file_atomic_write(&af, buf, n);
     return file_atomic_commit(&af);
+}
+
+/* ------------------------------------------------------------------------- */
+/* atomic folders                                                             */
+
+static int remove_entry(const char *p, const struct stat *st, int type, struct FTW *ftw) {
+    (void)st;
+    (void)ftw;
+    int rc = (type == FTW_DP || type == FTW_D || type == FTW_DNR) ? rmdir(p) : unlink(p);
+    return rc != 0 ? 1 : 0; /* stop at the first failure */
+}
+
+int file_remove_tree(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return errno == ENOENT ? 0 : -1;
+    if (!S_ISDIR(st.st_mode)) return unlink(path) == 0 ? 0 : -1;
+    return nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -1;
+}
+
+static void fsync_dir(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+/* 1 when dir has no entry besides . and .., 0 when it has, -1 when it cannot be read. */
+static int dir_is_empty(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    struct dirent *e;
+    int empty = 1;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            empty = 0;
+            break;
+        }
+    closedir(d);
+    return empty;
+}
+
+/* Removes the ".BASE.tmp-PID-XXXXXX" folders in parent whose process is gone. */
+static void remove_stale(const char *parent, const char *base) {
+    DIR *d = opendir(parent);
+    if (!d) return;
+    size_t bl = strlen(base);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *n = e->d_name;
+        if (n[0] != '.' || strncmp(n + 1, base, bl) != 0 || strncmp(n + 1 + bl, ".tmp-", 5) != 0) continue;
+        char *end;
+        long pid = strtol(n + 1 + bl + 5, &end, 10);
+        if (pid <= 0 || *end != '-' || strlen(end + 1) != 6) continue;
+        if (pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive (or not ours to judge) */
+        char *p = file_join(parent, n);
+        if (p) file_remove_tree(p);
+        free(p);
+    }
+    closedir(d);
+}
+
+static void atomic_dir_free(AtomicDir *d) {
+    free(d->path);
+    free(d->tmp);
+    free(d->parent);
+    memset(d, 0, sizeof *d);
+}
+
+int file_atomic_dir_open(AtomicDir *d, const char *path, int replace) {
+    memset(d, 0, sizeof *d);
+    size_t len = strlen(path);
+    while (len > 1 && path[len - 1] == '/') len--;
+    d->path = strndup(path, len);
+    if (!d->path) return err_set("out of memory");
+    const char *slash = strrchr(d->path, '/');
+    const char *base = slash ? slash + 1 : d->path;
+    if (!*base || !strcmp(base, ".") || !strcmp(base, "..") || !strcmp(d->path, "/")) {
+        err_set("%s: name a new folder to write into (not . or .. or /)", path);
+        atomic_dir_free(d);
+        return -1;
+    }
+    d->parent = file_dirname(d->path);
+    if (!d->parent) {
+        atomic_dir_free(d);
+        return err_set("out of memory");
+    }
+    struct stat st;
+    if (lstat(d->path, &st) == 0) {
+        if (!S_ISDIR(st.st_mode)) {
+            err_set("%s: exists and is not a folder", d->path);
+            atomic_dir_free(d);
+            return -1;
+        }
+        int empty = dir_is_empty(d->path);
+        if (empty < 0) {
+            err_set("%s: cannot read the folder: %s", d->path, strerror(errno));
+            atomic_dir_free(d);
+            return -1;
+        }
+        if (!empty && !replace) {
+            err_set("%s: the folder exists and is not empty (--force replaces it as a whole)", d->path);
+            atomic_dir_free(d);
+            return -1;
+        }
+        if (!empty && access(d->path, W_OK | X_OK) != 0) { /* its files could not be replaced one by one either */
+            err_set("%s: cannot replace the folder: %s", d->path, strerror(errno));
+            atomic_dir_free(d);
+            return -1;
+        }
+        d->replace = !empty;
+    } else if (errno != ENOENT) {
+        err_set("%s: %s", d->path, strerror(errno));
+        atomic_dir_free(d);
+        return -1;
+    } else if (file_mkdirs(d->parent) != 0) {
+        atomic_dir_free(d);
+        return -1;
+    }
+    remove_stale(d->parent, base);
+    size_t n = strlen(d->parent) + strlen(base) + 48;
+    d->tmp = malloc(n);
+    if (!d->tmp) {
+        atomic_dir_free(d);
+        return err_set("out of memory");
+    }
+    snprintf(d->tmp, n, "%s/.%s.tmp-%ld-XXXXXX", d->parent, base, (long)getpid());
+    if (!mkdtemp(d->tmp)) {
+        err_set("%s: cannot create a temporary folder beside it: %s", d->path, strerror(errno));
+        atomic_dir_free(d);
+        return -1;
+    }
+    mode_t um = umask(0);
+    umask(um);
+    chmod(d->tmp, 0777 & ~um); /* mkdtemp makes it 0700 */
+    return 0;
+}
+
+void file_atomic_dir_abort(AtomicDir *d) {
+    if (d->tmp) {
+        /* "TMP/x: ..." -> "PATH/x: ..." in the message: the user knows PATH */
+        const char *m = err_msg();
+        size_t tl = strlen(d->tmp);
+        if (d->path && strncmp(m, d->tmp, tl) == 0) {
+            char *rest = strdup(m + tl);
+            if (rest) {
+                err_set("%s%s", d->path, rest);
+                free(rest);
+            }
+        }
+        file_remove_tree(d->tmp);
+    }
+    atomic_dir_free(d);
+}
+
+int file_atomic_dir_commit(AtomicDir *d) {
+    if (!d->tmp) return err_set("%s: not open", d->path ? d->path : "?");
+    fsync_dir(d->tmp);
+    int rc = 0;
+    if (!d->replace) {
+        if (rename(d->tmp, d->path) != 0) {
+            int e = errno;
+            rc = err_set("%s: cannot rename the new folder into place: %s%s", d->path, strerror(e),
+                         e == ENOTEMPTY || e == EEXIST ? " (files appeared in it meanwhile)" : "");
+        }
+    } else if (renameat2(AT_FDCWD, d->tmp, AT_FDCWD, d->path, RENAME_EXCHANGE) == 0) {
+        file_remove_tree(d->tmp); /* now the old folder; left for the next open if this fails */
+    } else if (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP) {
+        /* no RENAME_EXCHANGE here: old folder aside, new one in, old one removed */
+        size_t n = strlen(d->tmp) + 1;
+        char *aside = malloc(n);
+        if (!aside) {
+            rc = err_set("out of memory");
+        } else {
+            memcpy(aside, d->tmp, n);
+            memcpy(aside + n - 7, "XXXXXX", 6);
+            if (!mkdtemp(aside) || rename(d->path, aside) != 0) {
+                rc = err_set("%s: cannot move the old folder aside: %s", d->path, strerror(errno));
+                rmdir(aside);
+            } else if (rename(d->tmp, d->path) != 0) {
+                rc = err_set("%s: cannot rename the new folder into place: %s", d->path, strerror(errno));
+                rename(aside, d->path); /* put the old one back */
+            } else {
+                file_remove_tree(aside);
+            }
+            free(aside);
+        }
+    } else {
+        rc = err_set("%s: cannot swap in the new folder: %s", d->path, strerror(errno));
+    }
+    if (rc != 0) {
+        file_remove_tree(d->tmp);
+        atomic_dir_free(d);
+        return rc;
+    }
+    fsync_dir(d->parent);
+    atomic_dir_free(d);
+    return 0;
 }

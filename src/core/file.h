@@ -5,7 +5,12 @@
  * destination (and the folder is flushed), so a crash or a full disk never leaves a
  * half-written file and the previous good file stays in place. Where the file system
  * allows it the temporary file is anonymous (O_TMPFILE) until the commit, so a
- * process killed while writing leaves nothing behind either.
+ * process killed while writing leaves nothing behind either. Folders of files can be
+ * written atomically too (file_atomic_dir_*).
+ *
+ * Test hook: with MUSCLE_TEST_KILL_AFTER_COMMITS=N in the environment the process kills
+ * itself (SIGKILL) right after its N-th successful file_atomic_commit, so the tests can
+ * interrupt a command between two files deterministically.
  */
 #ifndef MUSCLE_CORE_FILE_H
 #define MUSCLE_CORE_FILE_H
@@ -57,5 +62,42 @@ int file_atomic_commit(AtomicFile *af);
 void file_atomic_abort(AtomicFile *af);
 /* Convenience: write a whole buffer atomically. */
 int file_write_all_atomic(const char *path, const void *buf, size_t n);
+
+/* Atomic folders: a folder of outputs (a converted model) appears complete or not at all.
+ * The files are written (each with file_atomic_*) into a temporary sibling folder
+ * ".NAME.tmp-PID-XXXXXX" (same parent, so the same file system), which the commit
+ * flushes and renames into place; the parent folder is flushed too.
+ *  - `path` absent or an empty folder: a plain rename(2), atomic.
+ *  - `path` a non-empty folder: refused at open unless `replace`; then the commit
+ *    swaps the two folders with renameat2(RENAME_EXCHANGE) (atomic: at every moment
+ *    `path` is the whole old folder or the whole new one) and removes the old one.
+ *    Where the file system has no RENAME_EXCHANGE, the old folder is renamed aside
+ *    first: for that instant `path` does not exist (both versions stay complete on
+ *    disk under their names).
+ *  - `path` anything else (a file): refused.
+ * A process killed before the commit leaves `path` untouched and its temporary folder
+ * behind (hidden, holding only finished files); the next open for the same path removes
+ * such folders of processes that no longer exist. So does it for an old folder left by a
+ * kill between the swap and its removal. */
+typedef struct {
+    char *path;   /* the destination folder (no trailing slash) */
+    char *tmp;    /* the temporary sibling being filled */
+    char *parent; /* their folder */
+    int replace;  /* path is a non-empty folder: the commit swaps */
+} AtomicDir;
+
+/* Creates the temporary folder (and the parents of path when missing). Errors: path is
+ * a file, a non-empty folder without `replace`, a folder that cannot be written, or the
+ * temporary folder cannot be made. */
+int file_atomic_dir_open(AtomicDir *d, const char *path, int replace);
+/* Puts the temporary folder in place (see above). On error the temporary folder is
+ * removed and `path` is as before. */
+int file_atomic_dir_commit(AtomicDir *d);
+/* Removes the temporary folder and everything in it; a current error message that
+ * names a file inside it is changed to name the destination instead. */
+void file_atomic_dir_abort(AtomicDir *d);
+/* Removes a folder and everything under it (symbolic links are removed, never followed).
+ * Best effort: returns -1 when something could not be removed. */
+int file_remove_tree(const char *path);
 
 #endif

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "io_internal.h"
+#include "json.h"
 
 /* Most JSON values a header may hold (each costs cJSON ~64 bytes of memory): a
  * guard against headers made of millions of tiny values. ~8 a tensor. */
@@ -77,8 +78,9 @@ static const char *json_type_name(const cJSON *v) {
 }
 
 /* Checks what cJSON does not: nesting depth, escaped NULs (cJSON would cut the
- * string there), and the number of values. Strings are skipped properly. */
-static int json_prescan(const uint8_t *s, size_t n, const char *name, const char *what) {
+ * string there), and the number of values. Strings are skipped properly. `pfx` starts
+ * every message ("file: what"). */
+static int json_prescan(const uint8_t *s, size_t n, const char *pfx) {
     int depth = 0, in_str = 0;
     size_t values = 0;
     for (size_t i = 0; i < n; i++) {
@@ -86,8 +88,7 @@ static int json_prescan(const uint8_t *s, size_t n, const char *name, const char
         if (in_str) {
             if (c == '\\') {
                 if (i + 5 < n && s[i + 1] == 'u' && memcmp(s + i + 2, "0000", 4) == 0)
-                    return err_set("%s: %s: a string holds an escaped NUL (\\u0000) at byte %zu: not allowed",
-                                   name, what, i);
+                    return err_set("%s: a string holds an escaped NUL (\\u0000) at byte %zu: not allowed", pfx, i);
                 i++;
             } else if (c == '"') {
                 in_str = 0;
@@ -98,7 +99,7 @@ static int json_prescan(const uint8_t *s, size_t n, const char *name, const char
         case '"': in_str = 1; break;
         case '{': case '[':
             if (++depth > ST_MAX_DEPTH)
-                return err_set("%s: %s: JSON nested deeper than %d levels at byte %zu", name, what, ST_MAX_DEPTH, i);
+                return err_set("%s: JSON nested deeper than %d levels at byte %zu", pfx, ST_MAX_DEPTH, i);
             values++;
             break;
         case '}': case ']': depth--; break;
@@ -106,23 +107,21 @@ static int json_prescan(const uint8_t *s, size_t n, const char *name, const char
         default: break;
         }
         if (values > ST_MAX_JSON_VALUES)
-            return err_set("%s: %s: more than %u JSON values: refusing", name, what, ST_MAX_JSON_VALUES);
+            return err_set("%s: more than %u JSON values: refusing", pfx, ST_MAX_JSON_VALUES);
     }
     return 0;
 }
 
-/* Validates text (UTF-8, prescan) and parses one JSON object followed only by
- * whitespace. Returns the tree or NULL (error set). */
-static cJSON *json_parse_object(const uint8_t *text, size_t n, const char *name, const char *what) {
+static cJSON *json_parse_object_pfx(const uint8_t *text, size_t n, const char *pfx) {
     size_t bad = io_utf8_check(text, n);
     if (bad != n) {
-        err_set("%s: %s: not valid UTF-8 (byte %zu)", name, what, bad);
+        err_set("%s: not valid UTF-8 (byte %zu)", pfx, bad);
         return NULL;
     }
-    if (json_prescan(text, n, name, what)) return NULL;
+    if (json_prescan(text, n, pfx)) return NULL;
     char *copy = malloc(n + 1); /* cJSON wants a terminated buffer to be safe */
     if (!copy) {
-        err_set("%s: %s: out of memory (%zu bytes)", name, what, n);
+        err_set("%s: out of memory (%zu bytes)", pfx, n);
         return NULL;
     }
     memcpy(copy, text, n);
@@ -131,7 +130,7 @@ static cJSON *json_parse_object(const uint8_t *text, size_t n, const char *name,
     cJSON *root = cJSON_ParseWithLengthOpts(copy, n, &end, 0);
     if (!root) {
         size_t at = end && end >= copy && end <= copy + n ? (size_t)(end - copy) : 0;
-        err_set("%s: %s: not valid JSON (near byte %zu)", name, what, at);
+        err_set("%s: not valid JSON (near byte %zu)", pfx, at);
         free(copy);
         return NULL;
     }
@@ -139,7 +138,7 @@ static cJSON *json_parse_object(const uint8_t *text, size_t n, const char *name,
     for (size_t i = at; i < n; i++) {
         char c = copy[i];
         if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
-            err_set("%s: %s: unexpected bytes after the JSON object (byte %zu)", name, what, i);
+            err_set("%s: unexpected bytes after the JSON object (byte %zu)", pfx, i);
             cJSON_Delete(root);
             free(copy);
             return NULL;
@@ -147,10 +146,47 @@ static cJSON *json_parse_object(const uint8_t *text, size_t n, const char *name,
     }
     free(copy);
     if (!cJSON_IsObject(root)) {
-        err_set("%s: %s: expected a JSON object, got %s", name, what, json_type_name(root));
+        err_set("%s: expected a JSON object, got %s", pfx, json_type_name(root));
         cJSON_Delete(root);
         return NULL;
     }
+    return root;
+}
+
+static int cmp_key(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int io_json_unique_keys(const cJSON *obj, const char *name) {
+    size_t n = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, obj) n++;
+    if (n < 2) return 0;
+    const char **keys = malloc(n * sizeof *keys);
+    if (!keys) return err_set("%s: out of memory", name);
+    n = 0;
+    cJSON_ArrayForEach(e, obj) keys[n++] = e->string ? e->string : "";
+    qsort(keys, n, sizeof *keys, cmp_key);
+    int rc = 0;
+    for (size_t i = 1; i < n && !rc; i++)
+        if (!strcmp(keys[i - 1], keys[i]))
+            rc = err_set("%s: key '%.64s%s' appears twice (readers disagree on which one counts)", name, keys[i],
+                         strlen(keys[i]) > 64 ? "..." : "");
+    free(keys);
+    return rc;
+}
+
+cJSON *io_json_parse_object(const uint8_t *text, size_t n, const char *name, const char *what) {
+    size_t len = strlen(name) + (what ? strlen(what) + 2 : 0) + 1;
+    char *pfx = malloc(len);
+    if (!pfx) {
+        err_set("%s: out of memory", name);
+        return NULL;
+    }
+    if (what) snprintf(pfx, len, "%s: %s", name, what);
+    else snprintf(pfx, len, "%s", name);
+    cJSON *root = json_parse_object_pfx(text, n, pfx);
+    free(pfx);
     return root;
 }
 
@@ -333,7 +369,7 @@ static int parse_tensor(StFile *f, const cJSON *obj, StTensor *t) {
 }
 
 static int st_parse_header(StFile *f, const uint8_t *hdr, size_t n) {
-    cJSON *root = json_parse_object(hdr, n, f->name, "header");
+    cJSON *root = io_json_parse_object(hdr, n, f->name, "header");
     if (!root) return -1;
     size_t count = (size_t)cJSON_GetArraySize(root);
     f->tensors = calloc(count ? count : 1, sizeof *f->tensors);
@@ -571,7 +607,7 @@ int st_index_parse_buffer(StIndex *ix, const char *json, size_t n, const char *d
     memset(ix, 0, sizeof *ix);
     ix->name = xstrdup(display_name ? display_name : "(index)");
     if (!ix->name) return err_set("out of memory");
-    cJSON *root = json_parse_object((const uint8_t *)json, n, ix->name, "index");
+    cJSON *root = io_json_parse_object((const uint8_t *)json, n, ix->name, "index");
     if (!root) {
         st_index_free(ix);
         return -1;

@@ -15,9 +15,11 @@
  */
 #include "model.h"
 #include "core/error.h"
+#include "io/json.h"
 #include "io/safetensors.h"
 
 #include <cJSON.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,34 +37,25 @@ static int json_int(const cJSON *root, const char *key, int def, int required, i
     return 0;
 }
 
-static int json_float(const cJSON *root, const char *key, double def, double *out, const char *path) {
+/* A finite number that stays finite (and > 0 when positive is set) as a float. */
+static int json_float(const cJSON *root, const char *key, double def, int positive, double *out, const char *path) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
     if (!v || cJSON_IsNull(v)) { *out = def; return 0; }
-    if (!cJSON_IsNumber(v)) return err_set("%s: field '%s': expected a number", path, key);
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || fabs(v->valuedouble) > FLT_MAX)
+        return err_set("%s: field '%s': expected a number within the range of a float", path, key);
+    if (positive && !((float)v->valuedouble > 0)) return err_set("%s: field '%s': expected a positive number", path, key);
     *out = v->valuedouble;
     return 0;
 }
 
-/* Reads and checks config.json into m->cfg. */
-int hf_config_read(ModelConfig *c, const char *dir) {
-    char *path = file_join(dir, "config.json");
-    if (!path) return err_set("out of memory");
-    size_t n;
-    char *text = file_read_all(path, &n, 16u << 20);
-    if (!text) { free(path); return -1; }
-    cJSON *root = cJSON_ParseWithLength(text, n);
-    int rc = 0;
-    if (!root || !cJSON_IsObject(root)) {
-        const char *e = cJSON_GetErrorPtr();
-        long at = (!root && e && e >= text && e <= text + n) ? (long)(e - text) : 0;
-        free(text);
-        rc = root ? err_set("%s: expected a JSON object", path) : err_set("%s: not valid JSON (error near byte %ld)", path, at);
-        goto done;
-    }
-    free(text);
+int hf_config_parse(ModelConfig *c, const char *text, size_t n, const char *path) {
+    cJSON *root = io_json_parse_object((const uint8_t *)text, n, path, NULL);
+    if (!root) return -1;
+    int rc = io_json_unique_keys(root, path);
+    if (rc) goto done;
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
     if (mt && cJSON_IsString(mt) && strcmp(mt->valuestring, "llama") != 0) {
-        rc = err_set("%s: model_type '%s': only 'llama' is supported", path, mt->valuestring);
+        rc = err_set("%s: model_type '%.64s%s': only 'llama' is supported", path, mt->valuestring, strlen(mt->valuestring) > 64 ? "..." : "");
         goto done;
     }
     const cJSON *rs = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
@@ -81,7 +74,7 @@ int hf_config_read(ModelConfig *c, const char *dir) {
         json_int(root, "num_key_value_heads", 0, 0, &c->n_kv_heads, path) || json_int(root, "vocab_size", 0, 1, &c->vocab_size, path) ||
         json_int(root, "max_position_embeddings", 2048, 0, &c->seq_len, path) || json_int(root, "bos_token_id", 1, 0, &c->bos_id, path) ||
         json_int(root, "eos_token_id", 2, 0, &c->eos_id, path) || json_int(root, "head_dim", 0, 0, &hd, path) ||
-        json_float(root, "rms_norm_eps", 1e-6, &eps, path) || json_float(root, "rope_theta", 10000.0, &theta, path)) {
+        json_float(root, "rms_norm_eps", 1e-6, 1, &eps, path) || json_float(root, "rope_theta", 10000.0, 1, &theta, path)) {
         rc = -1;
         goto done;
     }
@@ -96,6 +89,17 @@ int hf_config_read(ModelConfig *c, const char *dir) {
     rc = model_config_check(c, path);
 done:
     cJSON_Delete(root);
+    return rc;
+}
+
+/* Reads and checks config.json into m->cfg. */
+int hf_config_read(ModelConfig *c, const char *dir) {
+    char *path = file_join(dir, "config.json");
+    if (!path) return err_set("out of memory");
+    size_t n;
+    char *text = file_read_all(path, &n, HF_CONFIG_MAX_BYTES);
+    int rc = text ? hf_config_parse(c, text, n, path) : -1;
+    free(text);
     free(path);
     return rc;
 }

@@ -2,9 +2,11 @@
 #include "lora_peft.h"
 #include "core/error.h"
 #include "core/file.h"
+#include "io/json.h"
 #include "io/safetensors.h"
 
 #include <cJSON.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,34 +111,28 @@ static int module_index(const char *s) {
     return -1;
 }
 
-int lora_load_peft(LoraAdapter *a, const ModelConfig *c, const char *dir) {
-    memset(a, 0, sizeof *a);
-    char *cpath = file_join(dir, "adapter_config.json");
-    if (!cpath) return err_set("out of memory");
-    size_t n;
-    char *text = file_read_all(cpath, &n, 1u << 20);
-    if (!text) { free(cpath); return -1; }
-    cJSON *j = cJSON_ParseWithLength(text, n);
-    free(text);
-    int rc = 0;
+int lora_peft_config_parse(LoraPeftConfig *pc, const char *text, size_t n, const char *cpath) {
+    memset(pc, 0, sizeof *pc);
+    cJSON *j = io_json_parse_object((const uint8_t *)text, n, cpath, NULL);
+    if (!j) return -1;
+    int rc = io_json_unique_keys(j, cpath);
     unsigned targets = 0;
-    int rank = 0, rslora = 0;
-    double alpha = 0;
     const cJSON *v;
 #define FAIL(...) do { rc = err_set(__VA_ARGS__); goto done; } while (0)
-    if (!j || !cJSON_IsObject(j)) FAIL("%s: not a JSON object", cpath);
+    if (rc) goto done;
     v = cJSON_GetObjectItemCaseSensitive(j, "peft_type");
     if (v && (!cJSON_IsString(v) || strcmp(v->valuestring, "LORA"))) FAIL("%s: field 'peft_type': expected \"LORA\"", cpath);
     v = cJSON_GetObjectItemCaseSensitive(j, "r");
-    if (!cJSON_IsNumber(v) || v->valuedouble < 1 || v->valuedouble > 65536 || v->valuedouble != floor(v->valuedouble))
-        FAIL("%s: field 'r': expected a positive integer", cpath);
-    rank = (int)v->valuedouble;
+    if (!cJSON_IsNumber(v) || v->valuedouble < 1 || v->valuedouble > LORA_PEFT_MAX_RANK || v->valuedouble != floor(v->valuedouble))
+        FAIL("%s: field 'r': expected an integer from 1 to %d", cpath, LORA_PEFT_MAX_RANK);
+    pc->rank = (int)v->valuedouble;
     v = cJSON_GetObjectItemCaseSensitive(j, "lora_alpha");
-    if (!cJSON_IsNumber(v) || !(v->valuedouble > 0)) FAIL("%s: field 'lora_alpha': expected a positive number", cpath);
-    alpha = v->valuedouble;
+    if (!cJSON_IsNumber(v) || !(v->valuedouble > 0) || v->valuedouble > FLT_MAX || !((float)v->valuedouble > 0))
+        FAIL("%s: field 'lora_alpha': expected a positive number within the range of a float", cpath);
+    pc->alpha = (float)v->valuedouble;
     v = cJSON_GetObjectItemCaseSensitive(j, "use_rslora");
     if (v && !cJSON_IsBool(v)) FAIL("%s: field 'use_rslora': expected true or false", cpath);
-    rslora = v && cJSON_IsTrue(v);
+    pc->rslora = v && cJSON_IsTrue(v);
     v = cJSON_GetObjectItemCaseSensitive(j, "fan_in_fan_out");
     if (v && cJSON_IsTrue(v)) FAIL("%s: field 'fan_in_fan_out' is true: only Llama (nn.Linear) adapters are supported", cpath);
     v = cJSON_GetObjectItemCaseSensitive(j, "bias");
@@ -151,7 +147,9 @@ int lora_load_peft(LoraAdapter *a, const ModelConfig *c, const char *dir) {
         const cJSON *e;
         cJSON_ArrayForEach(e, v) {
             int t = cJSON_IsString(e) ? module_index(e->valuestring) : -1;
-            if (t < 0) FAIL("%s: field 'target_modules': '%s' is not one of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj", cpath, cJSON_IsString(e) ? e->valuestring : "?");
+            if (t < 0)
+                FAIL("%s: field 'target_modules': '%.64s' is not one of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj",
+                     cpath, cJSON_IsString(e) ? e->valuestring : "?");
             targets |= LORA_BIT(t);
         }
     } else if (cJSON_IsString(v) && !strcmp(v->valuestring, "all-linear")) {
@@ -160,7 +158,26 @@ int lora_load_peft(LoraAdapter *a, const ModelConfig *c, const char *dir) {
         FAIL("%s: field 'target_modules': expected a list of module names (regular expressions are not supported)", cpath);
     }
     if (!targets) FAIL("%s: field 'target_modules' is empty", cpath);
-    if (lora_init(a, c, rank, (float)alpha, rslora, targets) != 0) { rc = -1; goto done; }
+    pc->targets = targets;
+done:
+#undef FAIL
+    cJSON_Delete(j);
+    if (rc) memset(pc, 0, sizeof *pc);
+    return rc;
+}
+
+int lora_load_peft(LoraAdapter *a, const ModelConfig *c, const char *dir) {
+    memset(a, 0, sizeof *a);
+    char *cpath = file_join(dir, "adapter_config.json");
+    if (!cpath) return err_set("out of memory");
+    size_t n;
+    char *text = file_read_all(cpath, &n, LORA_PEFT_CONFIG_MAX_BYTES);
+    if (!text) { free(cpath); return -1; }
+    LoraPeftConfig pc;
+    int rc = lora_peft_config_parse(&pc, text, n, cpath);
+    free(text);
+    if (rc) { free(cpath); return -1; }
+    if (lora_init(a, c, pc.rank, pc.alpha, pc.rslora, pc.targets) != 0) { rc = -1; goto done; }
     {
         char *spath = file_join(dir, "adapter_model.safetensors");
         StFile f;
@@ -196,9 +213,7 @@ int lora_load_peft(LoraAdapter *a, const ModelConfig *c, const char *dir) {
         free(spath);
     }
 done:
-#undef FAIL
     if (rc && a->data) lora_free(a);
-    cJSON_Delete(j);
     free(cpath);
     return rc;
 }

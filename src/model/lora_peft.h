@@ -26,6 +26,19 @@ typedef struct {
  * `base_name` goes to base_model_name_or_path. */
 int lora_save_peft(const LoraAdapter *a, const ModelConfig *c, const char *dir, const char *base_name,
                    const LoraMeta *meta, int n_meta);
+/* What adapter_config.json says (the fields muscle uses; others are ignored). */
+typedef struct {
+    int rank;          /* r: 1 .. LORA_PEFT_MAX_RANK */
+    float alpha;       /* lora_alpha: > 0, finite */
+    int rslora;        /* use_rslora */
+    unsigned targets;  /* target_modules as LORA_BIT()s, never empty */
+} LoraPeftConfig;
+#define LORA_PEFT_MAX_RANK 65536
+#define LORA_PEFT_CONFIG_MAX_BYTES (1u << 20)
+
+/* Checks n bytes of adapter_config.json (io/json.h's checks, then every field muscle
+ * uses); `path` names it in messages. On error pc is zeroed. */
+int lora_peft_config_parse(LoraPeftConfig *pc, const char *text, size_t n, const char *path);
 /* Reads a PEFT LoRA folder for a model of config c (shapes checked). */
 int lora_load_peft(LoraAdapter *a, const ModelConfig *c, const char *dir);
 /* A __metadata__ value of a saved adapter (malloc'd), NULL when absent. */

@@ -84,8 +84,12 @@ void model_free(Model *m);
  * q/k rows in the Hugging Face order. Files are written atomically. */
 int model_save_hf(const Model *m, const char *dir, DType dtype);
 int model_save_hf_config(const ModelConfig *c, const char *dir, DType dtype);
-/* Reads and checks DIR/config.json (a Hugging Face LlamaConfig) into c (load_hf.c). */
+/* Reads and checks DIR/config.json (a Hugging Face LlamaConfig) into c (load_hf.c):
+ * at most HF_CONFIG_MAX_BYTES, checked like every outside JSON (io/json.h), then each
+ * field. hf_config_parse does the same on n bytes of text; `path` names it in messages. */
+#define HF_CONFIG_MAX_BYTES (16u << 20)
 int hf_config_read(ModelConfig *c, const char *dir);
+int hf_config_parse(ModelConfig *c, const char *text, size_t n, const char *path);
 const char *model_format_name(ModelFormat f);
 /* Parameter count (embedding counted once when tied). */
 uint64_t model_param_count(const Model *m);

@@ -72,7 +72,8 @@ static int add_norm(Tokenizer *t, HfNormKind kind, const char *a, const char *b)
 static int parse_normalizer(Tokenizer *t, const cJSON *n, const char *name, int depth) {
     if (!n || cJSON_IsNull(n)) return 0;
     const char *type = jstr(n, "type");
-    if (!type || depth > 8) return err_set("%s: field 'normalizer': expected an object with a \"type\"", name);
+    if (depth > 8) return err_set("%s: field 'normalizer': Sequence nested deeper than 8 levels", name);
+    if (!type) return err_set("%s: field 'normalizer': expected an object with a \"type\"", name);
     if (!strcmp(type, "Sequence")) {
         const cJSON *list = cJSON_GetObjectItemCaseSensitive(n, "normalizers");
         if (!cJSON_IsArray(list)) return err_set("%s: field 'normalizer.normalizers': expected an array", name);
@@ -103,7 +104,8 @@ static int parse_normalizer(Tokenizer *t, const cJSON *n, const char *name, int 
 static int parse_pretok(Tokenizer *t, const cJSON *p, const char *name, int depth) {
     if (!p || cJSON_IsNull(p)) return 0;
     const char *type = jstr(p, "type");
-    if (!type || depth > 8) return err_set("%s: field 'pre_tokenizer': expected an object with a \"type\"", name);
+    if (depth > 8) return err_set("%s: field 'pre_tokenizer': Sequence nested deeper than 8 levels", name);
+    if (!type) return err_set("%s: field 'pre_tokenizer': expected an object with a \"type\"", name);
     if (!strcmp(type, "Sequence")) {
         const cJSON *list = cJSON_GetObjectItemCaseSensitive(p, "pretokenizers");
         if (!cJSON_IsArray(list)) return err_set("%s: field 'pre_tokenizer.pretokenizers': expected an array", name);
@@ -145,7 +147,43 @@ static void config_token(const cJSON *cfg, const char *key, char *out, size_t ca
 
 static int find_piece(const Tokenizer *t, const char *s) { return s ? tok_find(t, s, strlen(s)) : -1; }
 
+/* What cJSON lets through: malformed UTF-8 (a piece that can never match), an escaped NUL
+ * in a string (cJSON cuts the string there: "a\u0000b" would become the piece "a"), and
+ * nesting deep enough to matter (cJSON's own limit is 1000 levels; a tokenizer.json needs
+ * about 6). */
+#define JSON_MAX_DEPTH 64
+static int json_prescan(const uint8_t *d, size_t n, const char *name) {
+    int in_str = 0, depth = 0;
+    for (size_t i = 0; i < n;) {
+        uint8_t c = d[i];
+        if (c >= 0x80) {
+            size_t v = tok_utf8_valid_len((const char *)d + i, n - i);
+            if (!v) return err_set("%s: not valid UTF-8 (byte %zu)", name, i);
+            i += v;
+            continue;
+        }
+        if (in_str) {
+            if (c == '\\') {
+                if (i + 5 < n && d[i + 1] == 'u' && memcmp(d + i + 2, "0000", 4) == 0)
+                    return err_set("%s: a string holds an escaped NUL (\\u0000) at byte %zu: not allowed", name, i);
+                i += 2;
+                continue;
+            }
+            if (c == '"') in_str = 0;
+        } else if (c == '"') {
+            in_str = 1;
+        } else if (c == '{' || c == '[') {
+            if (++depth > JSON_MAX_DEPTH) return err_set("%s: JSON nested deeper than %d levels at byte %zu", name, JSON_MAX_DEPTH, i);
+        } else if (c == '}' || c == ']') {
+            depth--;
+        }
+        i++;
+    }
+    return 0;
+}
+
 Tokenizer *tok_load_json_mem(const uint8_t *d, size_t size, const char *name, const char *path) {
+    if (json_prescan(d, size, name) != 0) return NULL;
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts((const char *)d, size, &end, 0);
     Tokenizer *t = NULL;
@@ -186,9 +224,10 @@ Tokenizer *tok_load_json_mem(const uint8_t *d, size_t size, const char *name, co
         goto fail;
     }
     /* vocabulary size: the largest id + 1 */
-    int n = 0, id;
+    int n = 0, id, defined = 0;
     const cJSON *e;
     cJSON_ArrayForEach(e, vocab) {
+        defined++;
         if (jid(e, TOK_MAX_VOCAB, &id) < 0) {
             err_set("%s: field 'model.vocab': piece '%.40s': expected an id in 0..%d", name, e->string, TOK_MAX_VOCAB - 1);
             goto fail;
@@ -202,6 +241,13 @@ Tokenizer *tok_load_json_mem(const uint8_t *d, size_t size, const char *name, co
             goto fail;
         }
         if (id >= n) n = id + 1;
+        defined++;
+    }
+    /* ids with no piece become unused entries; a few are normal (padding), but a tiny file
+     * naming id 16777215 must not make us allocate 16 million entries */
+    if (n > 2 * defined + 1024) {
+        err_set("%s: the largest id is %d but only %d pieces are defined: ids must be (nearly) dense", name, n - 1, defined);
+        goto fail;
     }
     if (n == 0) {
         err_set("%s: field 'model.vocab': empty vocabulary", name);
@@ -282,6 +328,7 @@ Tokenizer *tok_load_json_mem(const uint8_t *d, size_t size, const char *name, co
                 const char *sp = strchr(a, ' ');
                 if (!sp) {
                     err_set("%s: field 'model.merges[%d]': expected \"left right\", got '%.40s'", name, rank, a);
+                    free(buf);
                     goto fail;
                 }
                 la = (size_t)(sp - a);
@@ -295,6 +342,7 @@ Tokenizer *tok_load_json_mem(const uint8_t *d, size_t size, const char *name, co
                 lb = strlen(b);
             } else {
                 err_set("%s: field 'model.merges[%d]': expected a string or a pair of strings", name, rank);
+                free(buf);
                 goto fail;
             }
             if (la + lb + 1 > cap) {

@@ -51,10 +51,13 @@ $MUSCLE convert tests/fixtures/model/tiny2c.bin "$F/hf" --tokenizer tests/fixtur
   && $MUSCLE eval --model "$M" --task "$SEC" --limit 40 --out "$F/preds.jsonl" --quiet >/dev/null 2>"$TMP/e2"
 check "full disk: the previous outputs are written first on a 256 KB tmpfs" test -s "$F/hf/model.safetensors" -a -s "$F/preds.jsonl"
 mkdir -p "$TMP/ref"; cp -a "$F/." "$TMP/ref/"
-expect_error "full disk: convert of stories260K (~1 MB) fails with one error line naming the file and ENOSPC" \
-  "$F/hf/model.safetensors.*No space left on device" $MUSCLE convert "$M" "$F/hf"
+expect_error "full disk: convert --force of stories260K (~1 MB) fails with one error line naming the file and ENOSPC" \
+  "$F/hf/model.safetensors: write error: No space left on device" $MUSCLE convert "$M" "$F/hf" --force
 check "full disk: after the failed convert, the previous folder is intact (cmp)" same_files "$F" "$TMP/ref"
-check "full disk: after the failed convert, no temporary file is left" only_files "$F" "$TMP/ref"
+check "full disk: after the failed convert, no temporary file or folder is left" only_files "$F" "$TMP/ref"
+expect_error "full disk: convert into a new folder fails the same way" \
+  "$F/hf2/model.safetensors: write error: No space left on device" $MUSCLE convert "$M" "$F/hf2"
+check "full disk: the new folder does not appear, nothing is left beside it" only_files "$F" "$TMP/ref"
 # leave ~8 KB free: the new predictions (60 lines, ~14 KB) fail half way
 avail=$(df -B1 --output=avail "$F" | tail -1)
 head -c $((avail > 8192 ? avail - 8192 : 0)) /dev/zero >"$F/filler" 2>/dev/null; cp "$F/filler" "$TMP/ref/filler"
@@ -66,8 +69,10 @@ check "full disk: after the failed eval, no temporary file is left" only_files "
 # --- 2. read-only folder --------------------------------------------------------------------
 rm -f "$F/filler" "$TMP/ref/filler"
 if mount -o remount,ro "$F" 2>"$TMP/mount.err"; then
-  expect_error "read-only file system: convert fails with one error line naming the path and EROFS" \
-    "$F/hf.*Read-only file system" $MUSCLE convert "$M" "$F/hf"
+  expect_error "read-only file system: convert --force fails with one error line naming the path and EROFS" \
+    "$F/hf: cannot replace the folder: Read-only file system" $MUSCLE convert "$M" "$F/hf" --force
+  expect_error "read-only file system: convert into a new folder fails with one error line naming the path and EROFS" \
+    "$F/hf2: cannot create a temporary folder beside it: Read-only file system" $MUSCLE convert "$M" "$F/hf2"
   expect_error "read-only file system: eval --out fails with one error line naming the file and EROFS" \
     "$F/preds.jsonl.*Read-only file system" $MUSCLE eval --model "$M" --task "$SEC" --limit 5 --out "$F/preds.jsonl" --quiet
   check "read-only file system: previous outputs intact (cmp), nothing added" eval 'same_files "$F" "$TMP/ref" && only_files "$F" "$TMP/ref"'

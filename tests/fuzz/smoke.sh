@@ -3,10 +3,12 @@
 # seconds (FUZZ_SMOKE_SECONDS, default 8) through the project's own runners, so the seeds,
 # dictionaries, -max_len and sanitizers are exactly those of `make fuzz`:
 #   fuzz/run_io.sh SECONDS safetensors gguf json_index        (work files in build-fuzz/)
+#   fuzz/run_files.sh SECONDS hf_config adapter_config task   (work files in build-fuzz/;
+#                                       the library is built once into build-fuzz/lib/)
 #   FUZZ_DIR=build-fuzz/smoke fuzz/run_tokenizer.sh SECONDS H  (one call per harness)
 # Two runners go at a time (the CI machine has 2 cores). One TAP line per harness; any crash,
 # sanitizer report, timeout or leak is a `not ok` naming the saved input. A harness file in
-# fuzz/ that neither runner lists is a `not ok` too. Without clang or the libFuzzer runtime:
+# fuzz/ that no runner lists is a `not ok` too. Without clang or the libFuzzer runtime:
 # one `not ok` saying what to install.
 # The tokenizer seeds (made once per FUZZ_DIR, ~1-2 s of python3-sentencepiece) are kept; the
 # smoke corpora are emptied first so each run costs the same (the encode harness executes
@@ -22,10 +24,12 @@ defaults() { # the default harness list of a runner script
 }
 read -r -a io <<<"$(defaults fuzz/run_io.sh)"
 read -r -a tok <<<"$(defaults fuzz/run_tokenizer.sh)"
+read -r -a files <<<"$(defaults fuzz/run_files.sh)"
 orphans=()
 for f in $(grep -l 'LLVMFuzzerTestOneInput' fuzz/fuzz_*.c | sort); do
   n=$(basename "$f" .c); n=${n#fuzz_}
-  if [[ " ${io[*]} " == *" $n "* ]] || { [[ "$n" == tokenizer_* ]] && [[ " ${tok[*]} " == *" ${n#tokenizer_} "* ]]; }; then
+  if [[ " ${io[*]} " == *" $n "* ]] || [[ " ${files[*]} " == *" $n "* ]] \
+     || { [[ "$n" == tokenizer_* ]] && [[ " ${tok[*]} " == *" ${n#tokenizer_} "* ]]; }; then
     continue
   fi
   orphans+=("$n")
@@ -71,11 +75,16 @@ worker_tok() {  # the tokenizer harnesses in order; the first one makes the seed
   local h
   for h in "${tok[@]}"; do claim "$h" && tok_job "$h"; touch "$TMP/first-tok-done"; done
 }
-worker_io() {   # the io harnesses, then helps with the tokenizer ones from the end of the list
+worker_io() {   # the io harnesses, the files ones, then helps with the tokenizer ones from the end of the list
   local t=$SECONDS i
   if [ ${#io[@]} -gt 0 ]; then
     fuzz/run_io.sh "$SECS" "${io[@]}" >"$TMP/io.log" 2>&1
     echo "$? $((SECONDS - t))" >"$TMP/io.rc"
+  fi
+  t=$SECONDS
+  if [ ${#files[@]} -gt 0 ]; then
+    FUZZ_JOBS=1 fuzz/run_files.sh "$SECS" "${files[@]}" >"$TMP/files.log" 2>&1
+    echo "$? $((SECONDS - t))" >"$TMP/files.rc"
   fi
   # never two seed-making runs at once: wait until the seeds exist or the first run ended
   while [ ! -f "$TOKDIR/seeds.done" ] && [ ! -f "$TMP/first-tok-done" ]; do sleep 1; done
@@ -89,23 +98,28 @@ echo "# fuzz smoke: ${SECS} s per harness, $((SECONDS - t0)) s wall time for eve
 
 # --- one TAP line per harness ---------------------------------------------------------------
 show() { sed 's/^/#   /' | tail -n "${2:-15}"; }
-for h in "${io[@]}"; do
-  line=$(grep -E "^fuzz_$h: " "$TMP/io.log" | tail -1)
-  if [ -z "$line" ]; then
-    echo "# fuzz/run_io.sh output:"; show <"$TMP/io.log"
-    not_ok "fuzz_$h: not run (fuzz/run_io.sh exit $(cut -d' ' -f1 "$TMP/io.rc" 2>/dev/null || echo ?), build failure?)"
-    continue
-  fi
-  runs=$(sed -n 's/.* \([0-9?]*\) executions.*/\1/p' <<<"$line")
-  rc=$(sed -n 's/.*exit \([0-9]*\)$/\1/p' <<<"$line")
-  if [ "$rc" = 0 ] && [ "$runs" != "?" ] && [ "${runs:-0}" -gt 0 ]; then
-    ok "fuzz_$h: $SECS s, $runs runs, no crash"
-  else
-    echo "# $line"; grep -m8 -E 'ERROR|SUMMARY|runtime error|Test unit written|artifact' "build-fuzz/fuzz_$h.log" 2>/dev/null | show
-    art=$(ls -t build-fuzz/artifacts/"$h"-* 2>/dev/null | head -1)
-    not_ok "fuzz_$h: CRASH after ${runs:-?} runs (libFuzzer exit $rc)${art:+, input saved as $art}; log build-fuzz/fuzz_$h.log"
-  fi
-done
+report() { # runner-name log harness...: the io and files runners print the same lines
+  local runner="$1" rlog="$2" h line runs rc art; shift 2
+  for h in "$@"; do
+    line=$(grep -E "^fuzz_$h: " "$rlog" | tail -1)
+    if [ -z "$line" ]; then
+      echo "# fuzz/$runner output:"; show <"$rlog"
+      not_ok "fuzz_$h: not run (fuzz/$runner exit $(cut -d' ' -f1 "${rlog%.log}.rc" 2>/dev/null || echo ?), build failure?)"
+      continue
+    fi
+    runs=$(sed -n 's/.* \([0-9?]*\) executions.*/\1/p' <<<"$line")
+    rc=$(sed -n 's/.*exit \([0-9]*\)$/\1/p' <<<"$line")
+    if [ "$rc" = 0 ] && [ "$runs" != "?" ] && [ "${runs:-0}" -gt 0 ]; then
+      ok "fuzz_$h: $SECS s, $runs runs, no crash"
+    else
+      echo "# $line"; grep -m8 -E 'ERROR|SUMMARY|runtime error|invariant failed|Test unit written|artifact' "build-fuzz/fuzz_$h.log" 2>/dev/null | show
+      art=$(ls -t build-fuzz/artifacts/"$h"-* 2>/dev/null | head -1)
+      not_ok "fuzz_$h: CRASH after ${runs:-?} runs (libFuzzer exit $rc)${art:+, input saved as $art}; log build-fuzz/fuzz_$h.log"
+    fi
+  done
+}
+report run_io.sh "$TMP/io.log" "${io[@]}"
+report run_files.sh "$TMP/files.log" "${files[@]}"
 for h in "${tok[@]}"; do
   log="$TMP/tok-$h.log"
   read -r rc secs 2>/dev/null <"$TMP/tok-$h.rc" || rc="?"
@@ -123,6 +137,6 @@ for h in "${tok[@]}"; do
   fi
 done
 for h in "${orphans[@]}"; do
-  not_ok "fuzz/fuzz_$h.c is a libFuzzer harness that neither fuzz/run_io.sh nor fuzz/run_tokenizer.sh runs"
+  not_ok "fuzz/fuzz_$h.c is a libFuzzer harness that none of fuzz/run_io.sh, fuzz/run_files.sh, fuzz/run_tokenizer.sh runs"
 done
 echo "1..$TAP_N"

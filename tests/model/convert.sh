@@ -28,7 +28,40 @@ import json; a=json.load(open('$TMP/a.json'))['logprobs'][1:]; b=json.load(open(
 d=max(abs(x-y) for x,y in zip(a,b)); print('# max diff', d); assert 0 < d < 0.1"
 mkdir -p "$TMP/ro"; echo old >"$TMP/ro/config.json"; chmod 555 "$TMP/ro"
 if [ "$(id -u)" -ne 0 ]; then
-  expect_error "read-only output folder: clear error" "ro" $MUSCLE convert "$S260/stories260K.bin" "$TMP/ro"
+  expect_error "read-only output folder: clear error" "ro: cannot replace the folder: Permission denied" \
+    $MUSCLE convert "$S260/stories260K.bin" "$TMP/ro" --force
 fi
-expect_error "convert: missing input" "nothing.bin" $MUSCLE convert "$TMP/nothing.bin" "$TMP/out"
+expect_error "convert: missing input" "nothing.bin" $MUSCLE convert "$TMP/nothing.bin" "$TMP/never"
+check "convert: a failed convert creates no output folder, leaves nothing beside it" eval '[ ! -e "$TMP/never" ] && ! ls -A "$TMP" | grep -q "^\.never"'
+
+# --- the output folder appears complete or not at all (docs/reliability.md) ------------------
+# MUSCLE_TEST_KILL_AFTER_COMMITS=K: the process SIGKILLs itself right after its K-th finished
+# file (core/file.h); convert writes 3 (model.safetensors, config.json, tokenizer.bin) into
+# a hidden folder beside OUT, then renames that folder into place.
+killed() { # killed K CMD...: runs CMD with the hook, sets rc (137 when it killed itself)
+  local k="$1"; shift
+  MUSCLE_TEST_KILL_AFTER_COMMITS="$k" "$@" 2>/dev/null & { wait $!; } 2>/dev/null; rc=$?
+}
+D="$TMP/atomic"; mkdir -p "$D"
+$MUSCLE convert tests/fixtures/model/tiny2c.bin "$D/out" --tokenizer tests/fixtures/model/tokenizer.bin 2>/dev/null
+cp -a "$D/out" "$TMP/prev"
+expect_error "convert into an existing folder without --force: refused before any work" \
+  "$D/out: the folder exists and is not empty \(--force replaces it as a whole\)" $MUSCLE convert "$S260/stories260K.bin" "$D/out"
+check "refused convert: the folder is unchanged, nothing added beside it" eval 'diff -r "$D/out" "$TMP/prev" && [ "$(ls -A "$D")" = out ]'
+for k in 1 2 3; do
+  killed $k $MUSCLE convert "$S260/stories260K.bin" "$D/out" --force
+  check "convert --force killed (SIGKILL) after its file $k of 3: exit 137, the previous folder is intact (diff -r)" \
+    eval '[ $rc -eq 137 ] && diff -r "$D/out" "$TMP/prev"'
+done
+killed 3 $MUSCLE convert "$S260/stories260K.bin" "$D/new"
+check "convert into a new folder killed after its last file, before the rename: no folder appears" eval '[ $rc -eq 137 ] && [ ! -e "$D/new" ]'
+left=$(cd "$D" && ls -A | grep -c '^\.\(out\|new\)\.tmp-[0-9]*-......$')
+check "the killed runs left only hidden temporary folders, one per name (each run removes those of dead runs)" \
+  eval '[ "$left" -eq 2 ] && [ "$(ls -A "$D" | grep -v "^\.")" = out ]'
+$MUSCLE convert "$S260/stories260K.bin" "$D/out" --force 2>/dev/null
+check "convert --force then replaces the folder: same files as a fresh conversion (diff -r)" diff -r "$D/out" "$TMP/hf"
+check "... and removes the leftovers of the killed runs into the same folder" eval '[ "$(cd "$D" && ls -A | grep -c "^\.out\.")" -eq 0 ]'
+$MUSCLE convert "$S260/stories260K.bin" "$D/new" 2>/dev/null
+check "convert into the new folder: written, its leftover removed, nothing else beside" \
+  eval 'diff -r "$D/new" "$TMP/hf" && [ "$(ls -A "$D" | tr "\n" " ")" = "new out " ]'
 echo "1..$TAP_N"

@@ -918,7 +918,7 @@ static void test_hellaswag_rules(void **state) {
 
 /* Deterministic mutations of every sample (flipped, deleted, inserted bytes, cuts) through the
  * loader, formatting and tokenization: no crash (the ASan build checks memory), success means
- * n > 0, failure leaves an empty set and a message. tests/task/fuzz_task.c does the same
+ * n > 0, failure leaves an empty set and a message. fuzz/fuzz_task.c does the same
  * open-ended with libFuzzer. */
 static void test_mutations(void **state) {
     (void)state;

@@ -1,14 +1,9 @@
-/* tests/task/fuzz_task.c - libFuzzer harness for the task module: the loader on arbitrary
- * bytes (both layouts, every format forced or detected, skip_bad on and off), then the
- * default prompt, formatting and tokenization of what loaded, and the template engine on a
- * template taken from the input. Not built by `make` (it needs clang's libFuzzer):
- *
- *   clang -g -O1 -std=c11 -D_GNU_SOURCE -Isrc $(pkg-config --cflags libcjson) \
- *     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
- *     tests/task/fuzz_task.c src/task/task_*.c src/tokenizer/tok*.c \
- *     src/core/error.c src/core/file.c src/core/rng.c \
- *     $(pkg-config --libs libcjson) -lutf8proc -lm -fopenmp -o build-fuzz/fuzz_task
- *   build-fuzz/fuzz_task -max_len=4096 corpus/ tests/fixtures/task/
+/* fuzz/fuzz_task.c - libFuzzer harness for the task module: the loader on arbitrary
+ * bytes (JSONL and JSON-array layouts, every format forced or detected, skip_bad on and
+ * off), then the default prompt, formatting and tokenization of what loaded, and the
+ * template engine on a template taken from the input. Input: one mode byte (bit 0:
+ * skip_bad; bits 1-6: the format, modulo TASK_FMT_COUNT, 0 = detect; bit 7: at most 3
+ * choices) then the file's bytes. Build and run: fuzz/run_files.sh SECONDS task.
  *
  * The Llama 2 tokenizer is read from $MUSCLE_SHARED (default ../shared); without it the
  * tokenization step is skipped. Invariants checked: success means n > 0 and every instance

@@ -1,0 +1,23 @@
+/* io/json.h - JSON documents from outside (headers, indexes, config files): the checks
+ * every one of them gets before cJSON sees it. */
+#ifndef MUSCLE_IO_JSON_H
+#define MUSCLE_IO_JSON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct cJSON;
+
+/* Parses `text` (n bytes, no terminator needed) as one JSON object followed only by
+ * whitespace, after checking what cJSON does not: strict UTF-8, nesting depth
+ * (32, ST_MAX_DEPTH of safetensors.h), no escaped NUL (\u0000, which would cut a C string), at most
+ * ~4 million values. Returns the tree (cJSON_Delete it) or NULL with a message
+ * "NAME: WHAT: ..." ("NAME: ..." when what is NULL) saying what and at which byte. */
+struct cJSON *io_json_parse_object(const uint8_t *text, size_t n, const char *name, const char *what);
+
+/* Refuses an object with the same key twice among its direct members (Python's json keeps
+ * the last one, cJSON finds the first: the same file would mean two things). Message
+ * "NAME: key 'K' appears twice ...". */
+int io_json_unique_keys(const struct cJSON *obj, const char *name);
+
+#endif
