@@ -356,6 +356,17 @@ static cJSON *settings_json(const Update *u) {
     return j;
 }
 
+/* Writes j as formatted JSON + newline to path, atomically. */
+static int write_json(const char *path, const cJSON *j) {
+    char *text = cJSON_Print(j);
+    if (!text) return err_set("out of memory");
+    size_t n = strlen(text);
+    text[n] = '\n'; /* cJSON's buffer holds the NUL here: write it as the final newline */
+    int rc = file_write_all_atomic(path, text, n + 1);
+    free(text);
+    return rc;
+}
+
 /* A run folder is resumed only with the same settings, except that seeds and methods
  * may be added (a method already there must keep its arguments): update.json keeps the
  * union of the methods seen and the largest number of seeds. */
@@ -399,16 +410,7 @@ static int check_settings(const Update *u) {
         cJSON_Delete(before);
         free(old);
     }
-    if (rc == 0) {
-        char *text = cJSON_Print(now);
-        if (!text) rc = err_set("out of memory");
-        else {
-            size_t n = strlen(text);
-            text[n] = '\n';
-            rc = file_write_all_atomic(path, text, n + 1);
-            free(text);
-        }
-    }
+    if (rc == 0) rc = write_json(path, now);
     free(path);
     cJSON_Delete(now);
     return rc;
@@ -445,14 +447,8 @@ static int write_manifest(const Update *u) {
         cJSON_AddItemToArray(ms, m);
     }
     cJSON_AddItemToArray(tasks, t);
-    char *text = cJSON_Print(j), *path = pathf("%s/manifest.json", u->out);
-    int rc = text && path ? 0 : err_set("out of memory");
-    if (!rc) {
-        size_t n = strlen(text);
-        text[n] = '\n';
-        rc = file_write_all_atomic(path, text, n + 1);
-    }
-    free(text);
+    char *path = pathf("%s/manifest.json", u->out);
+    int rc = path ? write_json(path, j) : err_set("out of memory");
     free(path);
     cJSON_Delete(j);
     return rc;
