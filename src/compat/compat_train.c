@@ -51,6 +51,8 @@ struct CompatTrainer {
     float *scratch;            /* [threads, 3 V] */
     double *pos_loss;          /* [rows * T] */
     int *pos_meta;             /* per position: masked (bit 0), distilled (1), answer (2), student right (3) */
+    int *row_ex, *row_c, *seq_flag; /* per row of a micro-batch: its example, its choice; per example: the flag */
+    double *row_ll, *row_dll;  /* per row: the choice's log-likelihood and d loss / d it */
     CompatStats st;
 };
 
@@ -428,6 +430,11 @@ void compat_trainer_free(CompatTrainer *ct) {
     free(ct->scratch);
     free(ct->pos_loss);
     free(ct->pos_meta);
+    free(ct->row_ex);
+    free(ct->row_c);
+    free(ct->seq_flag);
+    free(ct->row_ll);
+    free(ct->row_dll);
     free(ct);
 }
 
@@ -465,7 +472,7 @@ static int step_token(CompatTrainer *ct, Trainer *t, const long *ex, int n, doub
         if (model_forward_train(&t->rs, ct->rows_tok, b, Tm) != 0) return -1;
         float *logits = t->rs.logits;
         /* sequence-likelihood mask: the student's answer log-likelihood against M1's */
-        int seq_flag[b];
+        int *seq_flag = ct->seq_flag;
         if (ct->cfg.method == COMPAT_SEQ_LIKELIHOOD)
             for (int r = 0; r < b; r++) {
                 const CEx *x = &E[ex[i0 + r]];
@@ -526,7 +533,7 @@ static int step_choice(CompatTrainer *ct, Trainer *t, const long *ex, int n, dou
     double total = 0.0;
     for (int i0 = 0; i0 < n; i0 += B) {
         int b = n - i0 < B ? n - i0 : B, Tm = 1, rows = 0;
-        int row_ex[B * C], row_c[B * C];
+        int *row_ex = ct->row_ex, *row_c = ct->row_c;
         for (int r = 0; r < b; r++) {
             const TaskMCTokens *tk = &ct->mc[E[ex[i0 + r]].mc];
             for (int c = 0; c < tk->n_choices; c++) {
@@ -545,7 +552,7 @@ static int step_choice(CompatTrainer *ct, Trainer *t, const long *ex, int n, dou
         }
         if (model_forward_train(&ct->cs, ct->rows_tok, rows, Tm) != 0) return -1;
         float *logits = ct->cs.logits;
-        double ll[B * C], dll[B * C];
+        double *ll = ct->row_ll, *dll = ct->row_dll;
         /* each choice's log-likelihood: positions n_ctx - 1 .. n_ctx + n_cont - 2 */
 #pragma omp parallel for schedule(dynamic, 1) if (CPU_PAR((size_t)rows * Tm * V))
         for (int q = 0; q < rows; q++) {
@@ -611,7 +618,14 @@ int compat_trainer_attach(CompatTrainer *ct, Trainer *t) {
     ct->scratch = malloc((size_t)cpu_threads() * 3 * V * sizeof(float));
     ct->pos_loss = malloc((size_t)B * T * sizeof(double));
     ct->pos_meta = malloc((size_t)B * T * sizeof(int));
-    if (!ct->rows_tok || !ct->scratch || !ct->pos_loss || !ct->pos_meta) return err_set("out of memory");
+    ct->row_ex = malloc((size_t)rows * sizeof(int));
+    ct->row_c = malloc((size_t)rows * sizeof(int));
+    ct->seq_flag = malloc((size_t)B * sizeof(int));
+    ct->row_ll = malloc((size_t)rows * sizeof(double));
+    ct->row_dll = malloc((size_t)rows * sizeof(double));
+    if (!ct->rows_tok || !ct->scratch || !ct->pos_loss || !ct->pos_meta || !ct->row_ex || !ct->row_c || !ct->seq_flag ||
+        !ct->row_ll || !ct->row_dll)
+        return err_set("out of memory");
     if (ct->cfg.level == COMPAT_LEVEL_CHOICE) {
         if (runstate_init(&ct->cs, ct->s.model, rows, T, T, t->opt.recompute ? RS_KEEP_INPUTS : RS_KEEP_ALL) != 0) return -1;
         ct->have_cs = 1;
