@@ -166,12 +166,13 @@ static int exists(const char *p) {
 }
 
 /* Runs `muscle argv...` in a child; stdout to out_path when given; stderr to the log
- * when quiet. Returns 0, or the exit code to stop with (after printing why). */
+ * log_name when quiet (and log_name is not NULL). Returns 0, or the exit code to stop with (after printing why). */
 static int run_step(Update *u, const char *what, Argv *a, const char *out_path, const char *log_name) {
     u->step++;
     fprintf(stderr, "muscle update: [%d/%d] %s\n", u->step, u->n_steps, what);
     fflush(stderr);
-    char *log = u->quiet ? pathf("%s/logs/%s.log", u->out, log_name) : NULL;
+    fflush(stdout); /* the child must not print what the parent buffered */
+    char *log = u->quiet && log_name ? pathf("%s/logs/%s.log", u->out, log_name) : NULL;
     pid_t pid = fork();
     if (pid < 0) {
         free(log);
@@ -558,23 +559,7 @@ static int run_update(Update *u) {
         av_opt(&a, "--out", u->out);
         av_opt(&a, "--bootstrap", u->bootstrap);
         av_opt(&a, "--max-acc-drop", u->max_acc_drop);
-        u->step++;
-        fprintf(stderr, "muscle update: [%d/%d] report\n", u->step, u->n_steps);
-        fflush(stderr);
-        fflush(stdout);
-        pid_t pid = fork();
-        if (pid == 0) {
-            execv("/proc/self/exe", a.v);
-            _exit(127);
-        }
-        int st = 0;
-        if (pid < 0) rc = cli_fail();
-        else {
-            while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-            }
-            rc = WIFEXITED(st) ? WEXITSTATUS(st) : 1;
-            if (rc) fprintf(stderr, "muscle: error: update: the report failed (exit code %d)\n", rc);
-        }
+        rc = run_step(u, "report", &a, NULL, NULL);
         if (rc == 0) fprintf(stderr, "muscle update: report written to %s/report.html (and report.md, report.json)\n", u->out);
         av_free(&a);
         free(man);
