@@ -8,6 +8,10 @@
 # Each measurement runs REPEATS times (default 1) and keeps the best: on a shared machine a
 # run is slowed by whatever else runs. Prints JSON lines and a markdown table (muscle /
 # PyTorch ratio). Holds the benchmark lock (/tmp/muscle-bench.lock) throughout.
+# PyTorch runs twice: given the AVX-512 OpenBLAS kernels muscle picks for itself
+# (OPENBLAS_CORETYPE=SkylakeX, "PyTorch tuned"), and as Debian ships it (no
+# OPENBLAS_CORETYPE: OpenBLAS 0.3.21 falls back to its SSE3 kernels on this CPU, "PyTorch as
+# shipped"; TORCH_SHIPPED=0 skips it).
 # PyTorch's bf16 runs are all-bf16 (weights, activations, adapter, optimizer state); muscle's
 # keep the adapter, activations and optimizer state in fp32 (bf16 base weights only).
 set -euo pipefail
@@ -28,6 +32,10 @@ for shape in $shapes; do for dtype in $dtypes; do for task in $tasks; do
   for r in $(seq "$repeats"); do
     build/bench_train --shape "$shape" --dtype "$dtype" --task "$task" | tee -a "$out"
     /usr/bin/python3 bench/torch/bench_torch.py --json --shape "$shape" --dtype "$dtype" --task "$task" --threads "$OMP_NUM_THREADS" | tee -a "$out"
+    if [ "${TORCH_SHIPPED:-1}" = 1 ]; then
+      env -u OPENBLAS_CORETYPE /usr/bin/python3 bench/torch/bench_torch.py --json --shape "$shape" --dtype "$dtype" --task "$task" \
+          --threads "$OMP_NUM_THREADS" | sed 's/"impl": *"pytorch"/"impl": "pytorch-shipped"/' | tee -a "$out"
+    fi
   done
 done; done; done
 flock -u 9
@@ -40,13 +48,14 @@ for r in rows:
     if "tokens_per_s" not in r: continue
     k = (r["impl"],) + key(r)
     if k not in best or r["tokens_per_s"] > best[k]["tokens_per_s"]: best[k] = r
-print("\n| task | shape | base weights | muscle tok/s | PyTorch tok/s | ratio | muscle peak MB | PyTorch peak MB |")
-print("|---|---|---|---:|---:|---:|---:|---:|")
+print("\n| task | shape | base weights | muscle tok/s | PyTorch tuned tok/s | ratio | PyTorch as shipped tok/s | ratio | muscle peak MB | PyTorch peak MB |")
+print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
 for k in sorted({key(r) for r in rows}, key=lambda k: (k[1], k[2], k[0])):
-    a, b = best.get(("muscle",) + k), best.get(("pytorch",) + k)
+    a, b, c = (best.get((i,) + k) for i in ("muscle", "pytorch", "pytorch-shipped"))
     if not a: continue
-    ratio = f"{a['tokens_per_s'] / b['tokens_per_s']:.2f}x" if b else "-"
-    print(f"| {k[0]} | {k[1]} | {k[2]} | {a['tokens_per_s']:.0f} | {b['tokens_per_s'] if b else 0:.0f} | {ratio} | "
+    tps = lambda r: f"{r['tokens_per_s']:.0f}" if r else "-"
+    ratio = lambda r: f"{a['tokens_per_s'] / r['tokens_per_s']:.2f}x" if r else "-"
+    print(f"| {k[0]} | {k[1]} | {k[2]} | {tps(a)} | {tps(b)} | {ratio(b)} | {tps(c)} | {ratio(c)} | "
           f"{a['peak_rss_mb']:.0f} | {b['peak_rss_mb'] if b else 0:.0f} |")
 PY
 rm -f "$out"

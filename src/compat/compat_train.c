@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "eval/mc.h"
+#include "kernel/vmath.h"
 #include "model/backward.h"
 #include "model/forward.h"
 
@@ -589,12 +590,8 @@ static int step_choice(CompatTrainer *ct, Trainer *t, const long *ex, int n, dou
                     memset(z, 0, (size_t)V * sizeof(float));
                     continue;
                 }
-                float mx = z[0];
-                for (int v = 1; v < V; v++) mx = z[v] > mx ? z[v] : mx;
-                float s = 0.0f;
-                for (int v = 0; v < V; v++) s += (z[v] = expf(z[v] - mx));
-                float f = -g / s;
-                for (int v = 0; v < V; v++) z[v] *= f;
+                float mx = kvec_max(z, V);
+                kvec_exp_scale(z, z, mx, (float)(-g / kvec_sum_exp(z, mx, V)), V);
                 z[tk->cont[c][j - j0]] += g;
             }
         }

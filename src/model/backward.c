@@ -18,6 +18,7 @@
 #include "backward.h"
 #include "core/cpu.h"
 #include "core/error.h"
+#include "kernel/vmath.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -108,10 +109,8 @@ int crossentropy_forward(double *loss, float *nll, const float *logits, const in
             continue;
         }
         const float *z = logits + (size_t)r * V;
-        float mx = z[0];
-        for (int j = 1; j < V; j++) mx = z[j] > mx ? z[j] : mx;
-        double sum = 0.0;
-        for (int j = 0; j < V; j++) sum += expf(z[j] - mx);
+        float mx = kvec_max(z, V);
+        double sum = kvec_sum_exp(z, mx, V);
         buf[r] = (float)((double)mx + log(sum) - (double)z[targets[r]]);
     }
     double acc = 0.0;
@@ -132,13 +131,11 @@ void crossentropy_backward(float *dlogits, const float *logits, const int *targe
             memset(dz, 0, (size_t)V * sizeof(float));
             continue;
         }
-        float mx = z[0];
-        for (int j = 1; j < V; j++) mx = z[j] > mx ? z[j] : mx;
-        double sum = 0.0;
-        for (int j = 0; j < V; j++) sum += expf(z[j] - mx);
+        float mx = kvec_max(z, V);
+        double sum = kvec_sum_exp(z, mx, V);
         float coef = (float)((double)dloss * w / norm);
         float scale = (float)(1.0 / sum) * coef;
-        for (int j = 0; j < V; j++) dz[j] = expf(z[j] - mx) * scale;
+        kvec_exp_scale(dz, z, mx, scale, V);
         dz[targets[r]] -= coef;
     }
 }

@@ -20,6 +20,7 @@
 #include "forward.h"
 #include "core/cpu.h"
 #include "core/error.h"
+#include "kernel/vmath.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -83,11 +84,8 @@ void logsoftmax_rows(float *x, int rows, int cols) {
 #pragma omp parallel for schedule(static) if (CPU_PAR((size_t)rows * cols * 4))
     for (int r = 0; r < rows; r++) {
         float *v = x + (size_t)r * cols;
-        float mx = v[0];
-        for (int i = 1; i < cols; i++) mx = v[i] > mx ? v[i] : mx;
-        double sum = 0.0;
-        for (int i = 0; i < cols; i++) sum += expf(v[i] - mx);
-        float lse = mx + (float)log(sum);
+        float mx = kvec_max(v, cols);
+        float lse = mx + (float)log(kvec_sum_exp(v, mx, cols));
         for (int i = 0; i < cols; i++) v[i] -= lse;
     }
 }
