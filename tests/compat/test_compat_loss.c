@@ -1109,7 +1109,7 @@ static void test_parse_names(void **state) {
     assert_int_equal(l, COMPAT_LEVEL_CHOICE);
     assert_string_equal(compat_level_name(COMPAT_LEVEL_TOKEN), "token");
     assert_string_equal(compat_level_name(COMPAT_LEVEL_CHOICE), "choice");
-    const char *badl[] = {"", "tokens", "Choice", "sequence"};
+    const char *badl[] = {"", "tokens", "Choice", "sequences"};
     for (size_t i = 0; i < sizeof badl / sizeof *badl; i++) {
         assert_int_equal(compat_level_parse(badl[i], &l), -1);
         assert_int_equal(l, COMPAT_LEVEL_CHOICE);
