@@ -63,8 +63,7 @@ static const char *update_help =
 typedef struct {
     const char *name;
     const char *args; /* finetune arguments, space-separated; NULL = plain cross-entropy */
-    int mc_only;
-    int gen_only;
+    int mc_only; /* 1: multiple choice only; -1: generation only */
 } Preset;
 
 static const Preset presets[] = {
@@ -79,7 +78,7 @@ static const Preset presets[] = {
     {"elodi", "--compat elodi", 0},
     {"focal-choice", "--compat focal --level choice", 1},
     {"elodi-choice", "--compat elodi --level choice", 1},
-    {"seqkd", "--compat student-wrong --level sequence --ce-weight 0.5", 0, 1},
+    {"seqkd", "--compat student-wrong --level sequence --ce-weight 0.5", -1},
     {"ce", NULL, 0},
 };
 
@@ -309,11 +308,11 @@ static int parse_methods(Update *u) {
                 free(c);
                 return rc;
             }
-            if (p->mc_only && u->kind != TASK_MC) {
+            if (p->mc_only > 0 && u->kind != TASK_MC) {
                 fprintf(stderr, "muscle update: method '%s' is for multiple choice; %s is a generation task: skipped\n", w, u->train);
                 continue;
             }
-            if (p->gen_only && u->kind != TASK_GEN) {
+            if (p->mc_only < 0 && u->kind != TASK_GEN) {
                 fprintf(stderr, "muscle update: method '%s' is for generation; %s is a multiple-choice task: skipped\n", w, u->train);
                 continue;
             }
