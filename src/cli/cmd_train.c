@@ -86,8 +86,12 @@ static const char *finetune_help =
     "                        distillation from M1), token-likelihood, sequence-likelihood,\n"
     "                        or the baselines focal and elodi\n"
     "  --old-model M1, --old-adapter A1   the old task model (same tokenizer)\n"
-    "  --level L             token (default; every position, the paper's) or choice\n"
-    "                        (multiple choice: KL over the choices' likelihoods)\n"
+    "  --level L             token (default; every position, the paper's), choice\n"
+    "                        (multiple choice: KL over the choices' likelihoods) or sequence\n"
+    "                        (generation: cross-entropy on M1's greedy outputs, masked per\n"
+    "                        instance by ROUGE-1; student-wrong, old-correct or none)\n"
+    "  --max-tokens N, --no-repeat-ngram N   sequence level: decoding of the outputs, as\n"
+    "                        muscle eval's (default 128, 0)\n"
     "  --distill-tokens S    all (default: context and answer tokens) or answer\n"
     "  --temperature T       of the distilled distributions (default 2)\n"
     "  --ce-weight W         MUSCLE masks: (1-W) * distillation + W * cross-entropy (default 0)\n"
@@ -154,6 +158,7 @@ typedef struct {
     int compat;
     CompatConfig cc;
     const char *old_model, *old_adapter, *transfer;
+    int have_gen;         /* --max-tokens or --no-repeat-ngram given */
 } TrainArgs;
 
 enum {
@@ -162,7 +167,7 @@ enum {
     O_CONFIG, O_DIM, O_LAYERS, O_HEADS, O_KVH, O_HIDDEN, O_VOCAB, O_UNTIED, O_DTYPE, O_AINIT, O_RANK, O_ALPHA, O_RSLORA,
     O_TARGETS, O_BF16, O_TASK, O_TFORMAT, O_PROMPT, O_ANSWER, O_PFILE, O_SKIPBAD, O_NOBEST,
     O_COMPAT, O_OLDM, O_OLDA, O_LEVEL, O_DTOK, O_TEMP, O_CEW, O_KDW, O_FALPHA, O_FBETA, O_EMARGIN, O_EP, O_TRANSFER,
-    O_TOPK, O_CACHEMB
+    O_TOPK, O_CACHEMB, O_GENMAX, O_GENNR
 };
 
 static const struct option common_opts[] = {
@@ -186,7 +191,8 @@ static const struct option finetune_opts[] = {
     {"distill-tokens", 1, 0, O_DTOK}, {"temperature", 1, 0, O_TEMP}, {"ce-weight", 1, 0, O_CEW},
     {"kd-weight", 1, 0, O_KDW}, {"focal-alpha", 1, 0, O_FALPHA}, {"focal-beta", 1, 0, O_FBETA},
     {"elodi-margin", 1, 0, O_EMARGIN}, {"elodi-p", 1, 0, O_EP}, {"transfer", 1, 0, O_TRANSFER},
-    {"teacher-topk", 1, 0, O_TOPK}, {"teacher-cache-mb", 1, 0, O_CACHEMB}};
+    {"teacher-topk", 1, 0, O_TOPK}, {"teacher-cache-mb", 1, 0, O_CACHEMB}, {"max-tokens", 1, 0, O_GENMAX},
+    {"no-repeat-ngram", 1, 0, O_GENNR}};
 
 #define NCOMMON (sizeof common_opts / sizeof common_opts[0])
 #define NPRE (sizeof pretrain_opts / sizeof pretrain_opts[0])
@@ -347,6 +353,8 @@ static int parse_args(TrainArgs *a, int argc, char **argv, int *exit_code) {
         case O_EP: INT("--elodi-p", 1, 2, a->cc.elodi_p); break;
         case O_TOPK: INT("--teacher-topk", 1, 1 << 24, a->cc.topk); break;
         case O_CACHEMB: if (parse_pos("--teacher-cache-mb", optarg, &a->cc.cache_mb, 0)) return *exit_code = 2; break;
+        case O_GENMAX: INT("--max-tokens", 1, 1 << 20, a->cc.gen_max_tokens); a->have_gen = 1; break;
+        case O_GENNR: INT("--no-repeat-ngram", 0, 64, a->cc.gen_no_repeat_ngram); a->have_gen = 1; break;
         case ':': return *exit_code = usage_err(cmd, "option '%s' needs a value", argv[optind - 1]);
         default: return *exit_code = usage_err(cmd, "unknown option '%s'", argv[optind - 1]);
         }
@@ -369,8 +377,10 @@ static int parse_args(TrainArgs *a, int argc, char **argv, int *exit_code) {
             if (!a->task) return *exit_code = usage_err(cmd, "--compat trains on a task: give --task");
             if (!a->adapter_init) return *exit_code = usage_err(cmd, "--compat needs --adapter-init A2, the new task model's adapter (the student starts from it)");
             if (!a->old_model || !a->old_adapter) return *exit_code = usage_err(cmd, "--compat needs the old task model: --old-model M1 --old-adapter A1");
-        } else if (a->old_model || a->old_adapter || a->transfer) {
-            return *exit_code = usage_err(cmd, "--old-model, --old-adapter and --transfer go with --compat");
+            if (a->have_gen && a->cc.level != COMPAT_LEVEL_SEQUENCE)
+                return *exit_code = usage_err(cmd, "--max-tokens and --no-repeat-ngram go with --level sequence");
+        } else if (a->old_model || a->old_adapter || a->transfer || a->have_gen) {
+            return *exit_code = usage_err(cmd, "--old-model, --old-adapter, --transfer, --max-tokens and --no-repeat-ngram go with --compat");
         }
     } else {
         int shape = a->dim || a->layers || a->heads || a->kv_heads || a->hidden || a->vocab || a->untied;
@@ -709,6 +719,8 @@ static int run_finetune(TrainArgs *a) {
             rc = ckpt_settings_set(&extra, "compat", "%s/%s/%s/T%g/ce%g/kd%g", compat_method_name(a->cc.method),
                                    compat_level_name(a->cc.level), a->cc.answer_only ? "answer" : "all", a->cc.temperature,
                                    a->cc.ce_weight, a->cc.kd_weight);
+        if (rc == 0 && a->cc.level == COMPAT_LEVEL_SEQUENCE) /* the decoding of the outputs */
+            rc = ckpt_settings_set(&extra, "compat_decoding", "max%d/nr%d", a->cc.gen_max_tokens, a->cc.gen_no_repeat_ngram);
     } else {
         rc = a->task ? open_task_data(a, &m, tok, &d) : data_text_open(&d, a->data, &dopt, tok);
     }
@@ -758,7 +770,7 @@ static int run_finetune(TrainArgs *a) {
                 const CompatStats *st = compat_trainer_stats(cr.ct);
                 fprintf(stderr, "muscle finetune --compat: the mask chose M1 on %.1f%% of %ld distilled %s; the student's answer was right on %.1f%% of %ld answer %s\n",
                         st->distilled ? 100.0 * st->masked / st->distilled : 0.0, st->distilled,
-                        a->cc.level == COMPAT_LEVEL_CHOICE ? "instances" : "positions",
+                        a->cc.level != COMPAT_LEVEL_TOKEN ? "instances" : "positions",
                         st->answers ? 100.0 * st->answers_correct / st->answers : 0.0, st->answers,
                         a->cc.level == COMPAT_LEVEL_CHOICE ? "instances" : "tokens");
             }

@@ -43,6 +43,8 @@ static const char *update_help =
     "                          muscle            --compat student-wrong (the paper's)\n"
     "                          muscle-answer     the same on answer tokens only\n"
     "                          choice            student-wrong over the choices, + 50% CE\n"
+    "                          seqkd             generation: student-wrong over M1's greedy\n"
+    "                                            outputs (--level sequence), + 0.5 x CE\n"
     "                          old-correct, distill (mask none), token-likelihood,\n"
     "                          sequence-likelihood, focal, elodi, focal-choice, elodi-choice\n"
     "                          ce                more cross-entropy training only (a control)\n"
@@ -61,7 +63,7 @@ static const char *update_help =
 typedef struct {
     const char *name;
     const char *args; /* finetune arguments, space-separated; NULL = plain cross-entropy */
-    int mc_only;
+    int mc_only; /* 1: multiple choice only; -1: generation only */
 } Preset;
 
 static const Preset presets[] = {
@@ -76,6 +78,7 @@ static const Preset presets[] = {
     {"elodi", "--compat elodi", 0},
     {"focal-choice", "--compat focal --level choice", 1},
     {"elodi-choice", "--compat elodi --level choice", 1},
+    {"seqkd", "--compat student-wrong --level sequence --ce-weight 0.5", -1},
     {"ce", NULL, 0},
 };
 
@@ -301,12 +304,16 @@ static int parse_methods(Update *u) {
                 if (!strcmp(presets[i].name, w)) p = &presets[i];
             if (!p) {
                 int rc = usage_error("--methods: unknown method '%s' (presets: muscle, muscle-answer, choice, old-correct, distill, "
-                                     "token-likelihood, sequence-likelihood, focal, elodi, focal-choice, elodi-choice, ce; or NAME=ARGS)", w);
+                                     "token-likelihood, sequence-likelihood, focal, elodi, focal-choice, elodi-choice, seqkd, ce; or NAME=ARGS)", w);
                 free(c);
                 return rc;
             }
-            if (p->mc_only && u->kind != TASK_MC) {
+            if (p->mc_only > 0 && u->kind != TASK_MC) {
                 fprintf(stderr, "muscle update: method '%s' is for multiple choice; %s is a generation task: skipped\n", w, u->train);
+                continue;
+            }
+            if (p->mc_only < 0 && u->kind != TASK_GEN) {
+                fprintf(stderr, "muscle update: method '%s' is for generation; %s is a multiple-choice task: skipped\n", w, u->train);
                 continue;
             }
             m.name = strdup(p->name);
@@ -515,6 +522,10 @@ static int run_update(Update *u) {
             av_opt(&a, "--epochs", u->compat_epochs ? u->compat_epochs : "1"); /* the last --epochs wins */
             av_opt(&a, "--lr", u->compat_lr);
             if (m->args) {
+                if (u->kind == TASK_GEN && strstr(m->args, "--level sequence")) { /* the outputs decoded as the evaluation decodes */
+                    av_opt(&a, "--max-tokens", u->max_tokens ? u->max_tokens : "32");
+                    av_opt(&a, "--no-repeat-ngram", "2");
+                }
                 av_words(&a, m->args);
                 av_opt(&a, "--old-model", u->old_model);
                 av_opt(&a, "--old-adapter", u->old_adapter);

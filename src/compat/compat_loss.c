@@ -26,6 +26,8 @@ void compat_config_default(CompatConfig *c) {
     c->elodi_p = 2;
     c->topk = 0;
     c->cache_mb = 1024.0;
+    c->gen_max_tokens = 128;
+    c->gen_no_repeat_ngram = 0;
 }
 
 const char *compat_method_name(CompatMethod m) { return m >= 0 && m < COMPAT_N_METHODS ? method_names[m] : "?"; }
@@ -39,12 +41,15 @@ int compat_method_parse(const char *s, CompatMethod *m) {
     return err_set("'%s': expected student-wrong, old-correct, none, token-likelihood, sequence-likelihood, focal or elodi", s);
 }
 
-const char *compat_level_name(CompatLevel l) { return l == COMPAT_LEVEL_CHOICE ? "choice" : "token"; }
+const char *compat_level_name(CompatLevel l) {
+    return l == COMPAT_LEVEL_CHOICE ? "choice" : l == COMPAT_LEVEL_SEQUENCE ? "sequence" : "token";
+}
 
 int compat_level_parse(const char *s, CompatLevel *l) {
     if (strcmp(s, "token") == 0) *l = COMPAT_LEVEL_TOKEN;
     else if (strcmp(s, "choice") == 0) *l = COMPAT_LEVEL_CHOICE;
-    else return err_set("'%s': expected token or choice", s);
+    else if (strcmp(s, "sequence") == 0) *l = COMPAT_LEVEL_SEQUENCE;
+    else return err_set("'%s': expected token, choice or sequence", s);
     return 0;
 }
 
@@ -59,6 +64,12 @@ int compat_config_check(const CompatConfig *c) {
     if (c->elodi_p != 1 && c->elodi_p != 2) return err_set("compat: elodi p %d: expected 1 or 2", c->elodi_p);
     if (c->topk < 0) return err_set("compat: teacher top-k %d: expected >= 0 (0 = automatic)", c->topk);
     if (!(c->cache_mb > 0)) return err_set("compat: teacher cache %g MB: expected a number > 0", c->cache_mb);
+    if (c->level == COMPAT_LEVEL_SEQUENCE) {
+        if (compat_seq_method_check(c->method) != 0) return -1;
+        if (c->answer_only) return err_set("compat: --distill-tokens answer goes with the token level (the sequence level trains on M1's output tokens)");
+        if (c->gen_max_tokens < 1) return err_set("compat: max tokens %d: expected >= 1", c->gen_max_tokens);
+        if (c->gen_no_repeat_ngram < 0) return err_set("compat: no-repeat n-gram %d: expected >= 0", c->gen_no_repeat_ngram);
+    }
     return 0;
 }
 
@@ -72,6 +83,12 @@ char *compat_config_json(const CompatConfig *c) {
                      c->temperature, c->ce_weight, c->kd_weight, c->focal_alpha, c->focal_beta, c->elodi_margin,
                      c->elodi_p, c->topk, c->cache_mb);
     if (n < 0 || (size_t)n >= sizeof buf) return NULL;
+    if (c->level == COMPAT_LEVEL_SEQUENCE) { /* the decoding of the outputs (only here: other levels keep their JSON) */
+        int m = snprintf(buf + n - 1, sizeof buf - (size_t)n + 1, ",\"max_tokens\":%d,\"no_repeat_ngram\":%d}", c->gen_max_tokens,
+                         c->gen_no_repeat_ngram);
+        if (m < 0 || (size_t)(n - 1 + m) >= sizeof buf) return NULL;
+        n += m - 1;
+    }
     char *s = malloc((size_t)n + 1);
     if (s) memcpy(s, buf, (size_t)n + 1);
     return s;
@@ -363,4 +380,57 @@ double compat_choice_loss(const CompatConfig *c, const double *ll, const double 
     }
     if (out) *out = o;
     return (with_ce ? ce_scale * o.ce : 0.0) + kd_scale * o.kd;
+}
+
+/* ------------------------------------------------------------------------- */
+/* sequence level                                                             */
+
+int compat_seq_method_check(CompatMethod m) {
+    if (m == COMPAT_STUDENT_WRONG || m == COMPAT_OLD_CORRECT || m == COMPAT_NONE) return 0;
+    return err_set("compat: --compat %s has no sequence level: use student-wrong, old-correct or none with --level sequence",
+                   compat_method_name(m));
+}
+
+int compat_seq_mask(CompatMethod m, const CompatSeqScores *s) {
+    switch (m) {
+    case COMPAT_NONE: return 1;
+    case COMPAT_OLD_CORRECT: return s->labelled ? (s->r1 >= s->r2 && s->r1 > 0) : 1;
+    case COMPAT_STUDENT_WRONG: return s->labelled ? s->rs < s->r1 : !s->student_same;
+    default: return compat_seq_method_check(m);
+    }
+}
+
+void compat_seq_scales(const CompatConfig *c, double n_ref, double n_m1, double *ce, double *kd) {
+    *ce = n_ref > 0 ? c->ce_weight / n_ref : 0.0;
+    *kd = n_m1 > 0 ? c->kd_weight / n_m1 : 0.0;
+}
+
+double compat_seq_row_loss(const float *z, int V, const int *ids, const uint8_t *mask, int len, double scale, float *dz,
+                           int *correct) {
+    double loss = 0.0;
+    int right = 0;
+    for (int j = 0; j + 1 < len; j++) {
+        const float *zj = z + (size_t)j * V;
+        float *dj = dz + (size_t)j * V;
+        if (!mask[j + 1] || scale == 0.0) {
+            memset(dj, 0, (size_t)V * sizeof(float));
+            continue;
+        }
+        int y = ids[j + 1], am = 0;
+        float mx = zj[0];
+        for (int v = 1; v < V; v++)
+            if (zj[v] > mx) {
+                mx = zj[v];
+                am = v;
+            }
+        double s = 0.0;
+        for (int v = 0; v < V; v++) s += exp((double)zj[v] - mx);
+        double lse = mx + log(s), zy = zj[y];
+        loss += scale * (lse - zy);
+        right += am == y;
+        for (int v = 0; v < V; v++) dj[v] = (float)(scale * exp((double)zj[v] - lse)); /* zj read before dj written */
+        dj[y] -= (float)scale;
+    }
+    if (correct) *correct = right;
+    return loss;
 }

@@ -32,6 +32,7 @@
 #define MUSCLE_COMPAT_COMPAT_LOSS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef enum {
     COMPAT_STUDENT_WRONG = 0, /* the paper's best */
@@ -44,7 +45,7 @@ typedef enum {
     COMPAT_N_METHODS
 } CompatMethod;
 
-typedef enum { COMPAT_LEVEL_TOKEN = 0, COMPAT_LEVEL_CHOICE } CompatLevel;
+typedef enum { COMPAT_LEVEL_TOKEN = 0, COMPAT_LEVEL_CHOICE, COMPAT_LEVEL_SEQUENCE } CompatLevel;
 
 typedef struct {
     CompatMethod method;
@@ -58,6 +59,10 @@ typedef struct {
     int elodi_p;         /* 1 or 2 (default 2) */
     int topk;            /* teacher cache: 0 = exact when it fits in cache_mb, else 64 */
     double cache_mb;     /* default 1024 */
+    /* sequence level: greedy decoding of the teachers' and the student's outputs, as
+     * `muscle eval` decodes (its --max-tokens and --no-repeat-ngram) */
+    int gen_max_tokens;  /* default 128 */
+    int gen_no_repeat_ngram; /* default 0 */
 } CompatConfig;
 
 void compat_config_default(CompatConfig *c);
@@ -115,5 +120,37 @@ double compat_logprob(const float *z, int V, int y);
  * ce_scale * (-ll[label]). Returns the loss; dll [n] = d loss / d ll. */
 double compat_choice_loss(const CompatConfig *c, const double *ll, const double *ll1, const double *ll2, int n, int label,
                           int with_ce, double ce_scale, double kd_scale, double *dll, CompatTokenOut *out);
+
+/* Sequence level (generation; sequence-level knowledge distillation, Kim & Rush 2016):
+ * the student learns M1's greedy output by teacher forcing, on the instances the mask
+ * picks. Scores are ROUGE-1 F against the reference: r1 of M1's output, r2 of M2's, rs of
+ * the student's current output. The mask of one instance:
+ *   none            1
+ *   old-correct     labelled: r1 >= r2 and r1 > 0 (M1 at least as good: a possible
+ *                   negative flip); transfer (no reference): 1
+ *   student-wrong   labelled: rs < r1; transfer: the student's output differs from M1's
+ * Returns 0 or 1; -1 with err_set for the methods that have no sequence level. */
+typedef struct {
+    int labelled;
+    double r1, r2, rs;
+    int student_same; /* transfer instances: the student's output text equals M1's */
+} CompatSeqScores;
+int compat_seq_mask(CompatMethod m, const CompatSeqScores *s);
+/* Checks that the method has a sequence level (-1 with a message naming the others). */
+int compat_seq_method_check(CompatMethod m);
+
+/* The step's normalisers at the sequence level: ce = ce_weight / n_ref (the reference
+ * answer tokens of the step's labelled instances), kd = kd_weight / n_m1 (the tokens of
+ * M1's outputs of all the step's instances, masked or not): the step's loss is
+ *   ce_weight * mean CE(reference) + kd_weight * mean over M1's tokens of mask * CE(M1's output). */
+void compat_seq_scales(const CompatConfig *c, double n_ref, double n_m1, double *ce, double *kd);
+
+/* Cross-entropy of one row under teacher forcing: z [(len - 1) x V] the student's logits
+ * at positions 0 .. len - 2; position j predicts ids[j + 1] and counts when mask[j + 1].
+ * Returns scale * sum over counted positions of -log softmax(z_j)[ids[j + 1]] and writes
+ * its gradient scale * (softmax(z_j) - onehot) into dz (0 at positions that do not count;
+ * dz may be z). *correct (may be NULL): counted positions where argmax z_j is the token. */
+double compat_seq_row_loss(const float *z, int V, const int *ids, const uint8_t *mask, int len, double scale, float *dz,
+                           int *correct);
 
 #endif

@@ -112,3 +112,15 @@ for m, mask in (("STUDENT_WRONG", argmax(z) != 0), ("NONE", True)):
     rows.append((m, 0, 0, 1, 1, 0.3, 0.7, 0, int(mask), 0.3 * -lq1[0] + 0.7 * (a1 if mask else a2)))
 rows.append(("FOCAL", 1, 0, 1, 1, 0.3, 0.7, 0, 1, 0.3 * -lq1[1] + 0.7 * 2.5 * a1))
 for r in rows: print("    {COMPAT_%s, %d, %d, %d, %d, %g, %g, %d, %d, %.15g}," % r)
+
+# ---- sequence level (test_seq_hand_values): V = 3, one instance, ce_weight 0.5, kd_weight 1
+# reference row ids [0, 2, 1] (mask 0 1 1), M1's output row ids [0, 1, 1, 0] (mask 0 1 1 1):
+# loss = 0.5 * (CE of the 2 reference tokens) / 2 + 1 * mask * (CE of M1's 3 tokens) / 3
+zr = [[0.5, -1.0, 2.0], [1.5, 0.25, -0.75]]
+zk = [[0.1, 0.2, 0.3], [-2.0, 1.0, 0.0], [0.7, 0.7, -0.4]]
+def lse3(v):
+    m = max(v); return m + math.log(sum(math.exp(x - m) for x in v))
+ce_ref = lse3(zr[0]) - zr[0][2] + lse3(zr[1]) - zr[1][1]
+ce_kd = lse3(zk[0]) - zk[0][1] + lse3(zk[1]) - zk[1][1] + lse3(zk[2]) - zk[2][0]
+print("seq: ce_ref %.15g ce_kd %.15g loss(mask 0) %.15g loss(mask 1) %.15g" %
+      (ce_ref, ce_kd, 0.5 * ce_ref / 2, 0.5 * ce_ref / 2 + ce_kd / 3))

@@ -17,6 +17,9 @@
  *  4. compat_choice_loss: hand values for n = 2..4 choices, every method, with and
  *     without CE; dll against central differences of the returned loss.
  *  5. Settings: compat_config_check, the name parsers, compat_config_json.
+ *  7. Sequence level: compat_seq_mask against hand-picked ROUGE-1 scores (every method,
+ *     ties, transfer rows), a tiny instance's loss against hand values, the gradient of
+ *     compat_seq_row_loss by central differences, its settings.
  *  6. model_backward_logits given the cross-entropy's gradient equals model_loss +
  *     model_backward; the compat gradient through a tiny model against central
  *     differences of a float64 model; mixing the two APIs is an error.
@@ -1106,11 +1109,11 @@ static void test_parse_names(void **state) {
     assert_int_equal(l, COMPAT_LEVEL_CHOICE);
     assert_string_equal(compat_level_name(COMPAT_LEVEL_TOKEN), "token");
     assert_string_equal(compat_level_name(COMPAT_LEVEL_CHOICE), "choice");
-    const char *badl[] = {"", "tokens", "Choice", "sequence"};
+    const char *badl[] = {"", "tokens", "Choice", "sequences"};
     for (size_t i = 0; i < sizeof badl / sizeof *badl; i++) {
         assert_int_equal(compat_level_parse(badl[i], &l), -1);
         assert_int_equal(l, COMPAT_LEVEL_CHOICE);
-        assert_non_null(strstr(err_msg(), "expected token or choice"));
+        assert_non_null(strstr(err_msg(), "expected token, choice or sequence"));
     }
 }
 
@@ -1396,6 +1399,143 @@ static void test_backward_api_errors(void **state) {
     tiny_free(&t);
 }
 
+/* ------------------------------------------------------------------------- */
+/* 7. sequence level: masks from ROUGE-1 scores, a tiny instance, gradients     */
+
+static void test_seq_mask(void **state) {
+    (void)state;
+    /* labelled: {labelled, r1 (M1), r2 (M2), rs (student), student_same} */
+    const struct { CompatSeqScores s; int sw, oc; } cases[] = {
+        {{1, 0.50, 0.40, 0.30, 0}, 1, 1}, /* M1 better than both: student-wrong and old-correct pick it */
+        {{1, 0.50, 0.40, 0.60, 0}, 0, 1}, /* the student already beats M1 */
+        {{1, 0.50, 0.50, 0.50, 0}, 0, 1}, /* ties: old-correct keeps r1 >= r2, student-wrong needs rs < r1 */
+        {{1, 0.40, 0.50, 0.30, 0}, 1, 0}, /* M2 better than M1: not a possible negative flip */
+        {{1, 0.00, 0.00, 0.00, 0}, 0, 0}, /* M1 scored 0: nothing to keep */
+        {{1, 0.25, 0.00, 0.125, 1}, 1, 1}, /* student_same is read only for transfer rows */
+        {{0, 0.00, 0.00, 0.00, 0}, 1, 1}, /* transfer, the student's output differs from M1's */
+        {{0, 0.00, 0.00, 0.00, 1}, 0, 1}, /* transfer, the same output */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        assert_int_equal(compat_seq_mask(COMPAT_STUDENT_WRONG, &cases[i].s), cases[i].sw);
+        assert_int_equal(compat_seq_mask(COMPAT_OLD_CORRECT, &cases[i].s), cases[i].oc);
+        assert_int_equal(compat_seq_mask(COMPAT_NONE, &cases[i].s), 1);
+    }
+    CompatMethod other[] = {COMPAT_TOKEN_LIKELIHOOD, COMPAT_SEQ_LIKELIHOOD, COMPAT_FOCAL, COMPAT_ELODI};
+    for (size_t i = 0; i < 4; i++) {
+        err_clear();
+        assert_int_equal(compat_seq_mask(other[i], &cases[0].s), -1);
+        assert_non_null(strstr(err_msg(), "has no sequence level"));
+        assert_non_null(strstr(err_msg(), compat_method_name(other[i])));
+    }
+}
+
+/* tests/compat/hand_values.py, "sequence level": V = 3, ce_weight 0.5, kd_weight 1. */
+static void test_seq_hand_values(void **state) {
+    (void)state;
+    const float zr[6] = {0.5f, -1.0f, 2.0f, 1.5f, 0.25f, -0.75f};
+    const float zk[9] = {0.1f, 0.2f, 0.3f, -2.0f, 1.0f, 0.0f, 0.7f, 0.7f, -0.4f};
+    const int ref[3] = {0, 2, 1}, m1[4] = {0, 1, 1, 0};
+    const uint8_t ref_m[3] = {0, 1, 1}, m1_m[4] = {0, 1, 1, 1};
+    float dz[9];
+    int right = -1;
+    expect_near("CE of the reference row", compat_seq_row_loss(zr, 3, ref, ref_m, 3, 1.0, dz, &right), 1.82198390606438, 1e-6);
+    assert_int_equal(right, 1); /* argmax of position 0 is 2 = the token; of position 1 is 0 != 1 */
+    expect_near("CE of M1's row", compat_seq_row_loss(zk, 3, m1, m1_m, 4, 1.0, dz, NULL), 2.29805479877232, 1e-6);
+    CompatConfig c = cfg_of(COMPAT_STUDENT_WRONG);
+    c.level = COMPAT_LEVEL_SEQUENCE;
+    c.ce_weight = 0.5;
+    double ce, kd;
+    compat_seq_scales(&c, 2, 3, &ce, &kd);
+    expect_near("ce scale", ce, 0.25, 0);
+    expect_near("kd scale", kd, 1.0 / 3.0, 1e-15);
+    double l0 = compat_seq_row_loss(zr, 3, ref, ref_m, 3, ce, dz, NULL);
+    double l1 = l0 + compat_seq_row_loss(zk, 3, m1, m1_m, 4, kd, dz, NULL);
+    expect_near("instance loss, mask 0", l0, 0.455495976516095, 1e-6);
+    expect_near("instance loss, mask 1", l1, 1.22151424277353, 1e-6);
+    /* no counted position: nothing, and a zero gradient */
+    const uint8_t none[3] = {0, 0, 0};
+    for (int i = 0; i < 6; i++) dz[i] = 7.0f;
+    expect_near("no counted position", compat_seq_row_loss(zr, 3, ref, none, 3, 1.0, dz, NULL), 0.0, 0);
+    for (int i = 0; i < 6; i++) assert_true(dz[i] == 0.0f);
+    compat_seq_scales(&c, 0, 0, &ce, &kd);
+    assert_true(ce == 0.0 && kd == 0.0);
+}
+
+/* d loss / d z of compat_seq_row_loss against central differences of its own loss, with
+ * dz aliasing z (as the training step calls it). */
+static void test_seq_fd(void **state) {
+    (void)state;
+    enum { V = 7, L = 5 };
+    const int ids[L] = {1, 4, 0, 6, 2};
+    const uint8_t mask[L] = {0, 0, 1, 1, 1};
+    double z[(L - 1) * V];
+    uint64_t r = 12345;
+    for (int i = 0; i < (L - 1) * V; i++) {
+        r = r * 6364136223846793005ull + 1442695040888963407ull;
+        z[i] = ((double)(r >> 11) / 9007199254740992.0 - 0.5) * 6.0;
+    }
+    float zf[(L - 1) * V], dz[(L - 1) * V];
+    for (int i = 0; i < (L - 1) * V; i++) zf[i] = (float)z[i];
+    double scale = 0.37;
+    compat_seq_row_loss(zf, V, ids, mask, L, scale, dz, NULL);
+    float za[(L - 1) * V];
+    memcpy(za, zf, sizeof za);
+    compat_seq_row_loss(za, V, ids, mask, L, scale, za, NULL); /* aliasing */
+    for (int i = 0; i < (L - 1) * V; i++) assert_true(za[i] == dz[i]);
+    double num[(L - 1) * V], ana[(L - 1) * V];
+    const double h = 1e-2;
+    for (int i = 0; i < (L - 1) * V; i++) {
+        float zp[(L - 1) * V], zm[(L - 1) * V], scratch[(L - 1) * V];
+        memcpy(zp, zf, sizeof zp);
+        memcpy(zm, zf, sizeof zm);
+        zp[i] += (float)h;
+        zm[i] -= (float)h;
+        double lp = compat_seq_row_loss(zp, V, ids, mask, L, scale, scratch, NULL);
+        double lm = compat_seq_row_loss(zm, V, ids, mask, L, scale, scratch, NULL);
+        num[i] = (lp - lm) / (2 * h);
+        ana[i] = dz[i];
+    }
+    double e = rel_err_dd(ana, num, (L - 1) * V);
+    if (!(e < 2e-3)) fail_msg("sequence-level CE gradient: relative error %.3e", e);
+    for (int i = 0; i < V; i++) assert_true(dz[i] == 0.0f); /* position 0 does not count (mask[1] = 0) */
+}
+
+static void test_seq_config(void **state) {
+    (void)state;
+    CompatLevel l;
+    assert_int_equal(compat_level_parse("sequence", &l), 0);
+    assert_int_equal(l, COMPAT_LEVEL_SEQUENCE);
+    assert_string_equal(compat_level_name(COMPAT_LEVEL_SEQUENCE), "sequence");
+    assert_int_equal(compat_level_parse("sentence", &l), -1);
+    assert_non_null(strstr(err_msg(), "token, choice or sequence"));
+    CompatConfig c = cfg_of(COMPAT_OLD_CORRECT);
+    c.level = COMPAT_LEVEL_SEQUENCE;
+    assert_int_equal(c.gen_max_tokens, 128);
+    assert_int_equal(c.gen_no_repeat_ngram, 0);
+    assert_int_equal(compat_config_check(&c), 0);
+    CompatConfig b = c;
+    b.method = COMPAT_FOCAL;
+    expect_bad(b, "focal has no sequence level");
+    b = c; b.answer_only = 1; expect_bad(b, "distill-tokens answer");
+    b = c; b.gen_max_tokens = 0; expect_bad(b, "max tokens 0");
+    b = c; b.gen_no_repeat_ngram = -1; expect_bad(b, "no-repeat n-gram");
+    c.gen_max_tokens = 24;
+    c.gen_no_repeat_ngram = 2;
+    char *js = compat_config_json(&c);
+    assert_non_null(js);
+    cJSON *j = cJSON_Parse(js);
+    assert_non_null(j);
+    assert_string_equal(cJSON_GetObjectItem(j, "level")->valuestring, "sequence");
+    assert_int_equal(cJSON_GetObjectItem(j, "max_tokens")->valueint, 24);
+    assert_int_equal(cJSON_GetObjectItem(j, "no_repeat_ngram")->valueint, 2);
+    cJSON_Delete(j);
+    free(js);
+    c.level = COMPAT_LEVEL_TOKEN; /* other levels keep their JSON */
+    js = compat_config_json(&c);
+    assert_null(strstr(js, "max_tokens"));
+    free(js);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_teacher_pos),
@@ -1419,6 +1559,10 @@ int main(void) {
         cmocka_unit_test(test_backward_logits_same_as_ce),
         cmocka_unit_test(test_compat_through_model),
         cmocka_unit_test(test_backward_api_errors),
+        cmocka_unit_test(test_seq_mask),
+        cmocka_unit_test(test_seq_hand_values),
+        cmocka_unit_test(test_seq_fd),
+        cmocka_unit_test(test_seq_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
