@@ -194,9 +194,10 @@ int dist_gather_bytes(const void *buf, size_t n, char **out, size_t *out_n) {
     if (g_rank == 0) {
         for (int r = 0; r < g_size; r++) {
             if (total + (size_t)counts[r] > (size_t)0x7fffffff) {
+                size_t want = total + (size_t)counts[r];
                 free(counts);
                 free(displs);
-                return err_set("%zu bytes to gather: more than 2 GiB", total + (size_t)counts[r]);
+                return err_set("%zu bytes to gather: more than 2 GiB", want);
             }
             displs[r] = (int)total;
             total += (size_t)counts[r];

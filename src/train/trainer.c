@@ -248,8 +248,9 @@ int trainer_init(Trainer *t, Model *m, LoraAdapter *lora, TrainData *d, const Tr
     t->warmup = o->warmup >= 0 ? o->warmup : (t->total_steps + 19) / 20 < 500 ? (t->total_steps + 19) / 20 : 500;
     t->sched = (LrSchedule){o->lr, o->min_lr, t->warmup, t->total_steps, o->schedule};
 
-    /* the output folder first: a bad --out should not wait for the memory planning */
-    if (o->out_dir) {
+    /* the output folder first: a bad --out should not wait for the memory planning
+     * (data parallel: rank 0's, the one that writes; its error stops the job) */
+    if (o->out_dir && dist_rank() == 0) {
         char *cdir = out_path(t, "checkpoint");
         int rc = cdir ? 0 : err_set("out of memory");
         if (rc == 0 && o->resume && !ckpt_exists(cdir))
@@ -671,11 +672,6 @@ int trainer_run(Trainer *t) {
     if (!rc) progress(t, 1);
     while (!rc && t->adam.step < t->total_steps) {
         if ((rc = trainer_step(t))) break;
-        if (dist_active()) { /* a signal on any rank stops every rank after this step */
-            int sig = g_stop;
-            if ((rc = dist_allreduce_max_int(&sig))) break;
-            if (sig) g_stop = sig;
-        }
         long s = t->adam.step;
         int last = s == t->total_steps;
         int do_eval = t->data->n[DATA_VAL] && (last || (o->eval_every && s % o->eval_every == 0));
@@ -683,9 +679,11 @@ int trainer_run(Trainer *t) {
         if (do_eval && t->on_eval && (rc = t->on_eval(t, t->on_eval_ctx))) break;
         if ((rc = log_line(t, 1, do_eval))) break;
         progress(t, do_eval || last);
-        if (o->out_dir && (last || g_stop || (o->save_every && s % o->save_every == 0))) rc = trainer_save(t);
-        if (!rc && g_stop && !last) {
-            rc = g_stop;
+        int stop = g_stop; /* read once: the decisions below must be the same on every rank */
+        if (dist_active() && (rc = dist_allreduce_max_int(&stop))) break; /* a signal on any rank stops them all */
+        if (o->out_dir && (last || stop || (o->save_every && s % o->save_every == 0))) rc = trainer_save(t);
+        if (!rc && stop && !last) {
+            rc = stop;
             break;
         }
     }
