@@ -7,6 +7,16 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 OPT     ?= -O3
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -g -march=x86-64 -mtune=znver3 -fno-math-errno -Wall -Wextra -Werror -fopenmp -Isrc $(PKG_CFLAGS)
 LDLIBS  += $(PKG_LIBS) -lutf8proc -lpcre2-8 -lm
+# MPI (data-parallel training, sharded evaluation: docs/distributed.md): used when mpicc is
+# found (Debian: libopenmpi-dev); MPI=0 builds without it. The same binary runs as one
+# process when not started by an MPI launcher.
+MPI     ?= $(if $(shell command -v mpicc 2>/dev/null),1,0)
+ifeq ($(MPI),1)
+MPI_CFLAGS := -DMUSCLE_MPI $(shell mpicc --showme:compile 2>/dev/null || pkg-config --cflags ompi-c 2>/dev/null)
+MPI_LIBS   := $(shell mpicc --showme:link 2>/dev/null || pkg-config --libs ompi-c 2>/dev/null)
+endif
+CFLAGS  += $(MPI_CFLAGS)
+LDLIBS  += $(MPI_LIBS)
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=address,undefined
@@ -19,7 +29,7 @@ CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(wildcard tests/*/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test-deps test test-fast test-asan demo bench clean fuzz
+.PHONY: FORCE all deps test-deps test test-fast test-asan demo bench clean fuzz
 all: deps $(BUILD)/muscle $(TEST_BIN)
 
 deps:
@@ -31,6 +41,13 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC $<"
 	@$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# rebuild what depends on the MPI choice when it changes
+$(BUILD)/mpi.flags: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(MPI_CFLAGS) $(MPI_LIBS)' | cmp -s - $@ 2>/dev/null || echo '$(MPI_CFLAGS) $(MPI_LIBS)' >$@
+$(BUILD)/src/core/dist.o: $(BUILD)/mpi.flags
+FORCE:
 
 $(BUILD)/libmuscle.a: $(LIB_OBJ)
 	@rm -f $@

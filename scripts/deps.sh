@@ -2,10 +2,11 @@
 # Installs the Debian packages muscle needs, only those missing.
 #   scripts/deps.sh build   - to build the library and the program
 #   scripts/deps.sh test    - plus what the tests need (PyTorch, SentencePiece, sanitizers, chromium
-#                             for rendering report.html headless)
+#                             for rendering report.html headless, OpenMPI for the
+#                             data-parallel tests; the build uses MPI whenever mpicc is there)
 set -euo pipefail
 build=(gcc make pkg-config libopenblas-openmp-dev libcjson-dev libutf8proc-dev libpcre2-dev)
-test=(libcmocka-dev python3 python3-torch python3-numpy python3-sentencepiece clang libclang-rt-14-dev valgrind chromium)
+test=(libcmocka-dev python3 python3-torch python3-numpy python3-sentencepiece clang libclang-rt-14-dev valgrind chromium libopenmpi-dev openmpi-bin)
 want=("${build[@]}")
 [ "${1:-build}" = test ] && want+=("${test[@]}")
 missing=()

@@ -1,5 +1,6 @@
 /* cli/cmd_eval.c - `muscle eval`: a model (and adapter) on a task file -> predictions + summary. */
 #include "cli.h"
+#include "core/dist.h"
 #include "core/error.h"
 #include "eval/eval.h"
 #include "model/generate.h"
@@ -97,7 +98,7 @@ int cmd_eval(int argc, char **argv) {
     }
     EvalSummary s;
     if (rc == 0) rc = eval_run(&m, t, &o, out, &s);
-    if (rc == 0) {
+    if (rc == 0 && dist_rank() == 0) { /* MPI ranks: rank 0 reports for the job */
         printf("{\"task\":\"%s\",\"format\":\"%s\",\"kind\":\"%s\",\"n\":%d,\"skipped\":%d", o.task_path,
                task_format_name(s.format), s.kind == TASK_MC ? "multiple_choice" : "generation", s.n, s.n_skipped);
         if (s.kind == TASK_MC) {

@@ -3,6 +3,7 @@
 #include "cli.h"
 #include "compat/compat_train.h"
 #include "core/cpu.h"
+#include "core/dist.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "model/generate.h"
@@ -392,6 +393,7 @@ static int parse_args(TrainArgs *a, int argc, char **argv, int *exit_code) {
         if (!a->have_min_lr) a->t.min_lr = a->t.lr / 10;
     }
     a->t.out_dir = a->out;
+    if (dist_rank() > 0) a->t.quiet = 1; /* data parallel: rank 0 speaks and writes for the job */
     return 0;
 }
 
@@ -541,9 +543,9 @@ static int run_pretrain(TrainArgs *a) {
             if (!a->have_eval_every) t.opt.eval_every = (t.total_steps + 9) / 10;
             summary(a, &t, model_param_count(&m));
             rc = trainer_run(&t);
-            if (rc == 0) rc = model_save_hf(&m, a->out, a->out_dtype);
-            if (rc == 0 && found) rc = copy_tokenizer(tok, found, a->out);
-            if (rc == 0) rc = write_training_json(a, &t);
+            if (rc == 0 && dist_rank() == 0) rc = model_save_hf(&m, a->out, a->out_dtype);
+            if (rc == 0 && dist_rank() == 0 && found) rc = copy_tokenizer(tok, found, a->out);
+            if (rc == 0 && dist_rank() == 0) rc = write_training_json(a, &t);
             if (rc == 0 && !a->t.quiet)
                 fprintf(stderr, "muscle pretrain: held-out loss %.4f -> %.4f; %ld steps in %.1f s; model written to %s\n", t.start_val_loss,
                         t.val_loss, t.steps_this_run, t.train_seconds, a->out);
@@ -583,6 +585,7 @@ static int keep_best_hook(Trainer *t, void *ctx) {
     snprintf(v, sizeof v, "%.17g", t->val_loss);
     snprintf(st, sizeof st, "%ld", t->adam.step);
     LoraMeta meta[2] = {{"muscle.val_loss", v}, {"muscle.step", st}};
+    if (dist_rank() != 0) return 0; /* only rank 0 writes files */
     if (lora_save_peft(kb->ad, &kb->m->cfg, kb->best_dir, kb->a->model, meta, 2) != 0) return -1; /* err_set by lora_save_peft: trainer_run returns -1 and the command prints it once */
     return 0;
 }
@@ -747,7 +750,7 @@ static int run_finetune(TrainArgs *a) {
             }
             summary(a, &t, ad.n_floats);
             rc = trainer_run(&t);
-            if (rc == 0 && kb.best_dir && kb.best < INFINITY) {
+            if (rc == 0 && kb.best_dir && kb.best < INFINITY && dist_rank() == 0) {
                 /* the final adapter is the best epoch's */
                 LoraAdapter best;
                 rc = lora_load_peft(&best, &m.cfg, kb.best_dir);
@@ -760,7 +763,7 @@ static int run_finetune(TrainArgs *a) {
                     rc = cli_fail();
                 }
             }
-            if (rc == 0) {
+            if (rc == 0 && dist_rank() == 0) {
                 char *js = training_json(a, &t, 0);
                 LoraMeta meta[2] = {{"muscle.training", js ? js : "{}"}, {"muscle.compat", cjs ? cjs : "{}"}};
                 rc = lora_save_peft(&ad, &m.cfg, a->out, a->model, meta, a->compat ? 2 : 1);
@@ -774,7 +777,7 @@ static int run_finetune(TrainArgs *a) {
                         st->answers ? 100.0 * st->answers_correct / st->answers : 0.0, st->answers,
                         a->cc.level == COMPAT_LEVEL_CHOICE ? "instances" : "tokens");
             }
-            if (rc == 0) rc = write_training_json(a, &t);
+            if (rc == 0 && dist_rank() == 0) rc = write_training_json(a, &t);
             if (rc == 0 && !a->t.quiet)
                 fprintf(stderr, "muscle finetune: held-out loss %.4f -> %.4f; %ld steps in %.1f s; adapter written to %s\n", t.start_val_loss,
                         t.val_loss, t.steps_this_run, t.train_seconds, a->out);

@@ -9,8 +9,17 @@
  *   4. manifest.json and `muscle report` (report.html, report.md, report.json)
  * Layout of RUN_DIR: update.json (settings), adapters/<name>-s<k>/, preds/<name>-s<k>.jsonl,
  * logs/<step>.log (the children's stderr when --quiet), manifest.json, report.*.
+ *
+ * On N MPI ranks (docs/distributed.md) each rank runs its share of the steps of a phase
+ * (1, 2, 3 above: step i of the run is rank i mod N's) as the same single-process child
+ * commands (MUSCLE_NO_MPI=1: a child never joins the MPI job, and the parent never
+ * forks an MPI process), the ranks wait for each other at the end of each phase (an
+ * MPI reduction of the exit codes: a failed step stops every rank), and rank 0 writes
+ * update.json, the manifest and the report. RUN_DIR must be on a file system every
+ * rank sees. The outputs are those of a one-rank run: the same commands, the same bits.
  */
 #include "cli.h"
+#include "core/dist.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "task/task.h"
@@ -228,8 +237,26 @@ static void common_train_args(Update *u, Argv *a) {
     if (u->quiet) av_add(a, "--quiet");
 }
 
+/* MPI ranks: step u->step (0-based, the next one) is rank (step mod N)'s; the others skip it. */
+static int other_ranks_step(Update *u) {
+    if (u->step % dist_size() == dist_rank()) return 0;
+    u->step++;
+    return 1;
+}
+
+/* MPI ranks: the end of a phase; every rank goes on with the worst exit code of them all. */
+static int phase_end(int rc) {
+    if (!dist_active()) return rc;
+    int worst = rc;
+    if (dist_allreduce_max_int(&worst) != 0) return cli_fail();
+    if (worst != 0 && rc == 0)
+        fprintf(stderr, "muscle update: rank %d: stopping: a step on another rank ended with exit code %d\n", dist_rank(), worst);
+    return worst;
+}
+
 /* Trains into dir unless its adapter is there; resumes from its checkpoint. */
 static int train_step(Update *u, const char *what, Argv *a, const char *dir, const char *log_name) {
+    if (other_ranks_step(u)) return 0;
     char *done = pathf("%s/adapter_model.safetensors", dir), *ck = pathf("%s/checkpoint/state.safetensors", dir);
     int rc = 0;
     if (exists(done)) {
@@ -245,6 +272,7 @@ static int train_step(Update *u, const char *what, Argv *a, const char *dir, con
 }
 
 static int eval_step(Update *u, const char *what, const char *model, const char *adapter, const char *name) {
+    if (other_ranks_step(u)) return 0;
     char *preds = pathf("%s/preds/%s.jsonl", u->out, name), *sum = pathf("%s/preds/%s.eval.json", u->out, name);
     int rc = 0;
     if (exists(preds) && exists(sum)) {
@@ -479,7 +507,9 @@ static int run_update(Update *u) {
         if (file_mkdirs(dirs[i]) != 0) rc = cli_fail();
     for (int i = 0; i < 3; i++) free(dirs[i]);
     if (rc) return rc;
-    if (check_settings(u) != 0) return cli_fail();
+    if (dist_rank() == 0 && check_settings(u) != 0) rc = cli_fail(); /* only rank 0 writes files */
+    if ((rc = phase_end(rc)) != 0) return rc;
+    setenv("MUSCLE_NO_MPI", "1", 1); /* the steps' children run as plain single processes */
     long K = u->seeds;
     u->n_steps = (int)(K - (u->new_adapter ? 1 : 0) + K * u->n_methods + 1 + K + K * u->n_methods + 1);
     u->step = 0;
@@ -504,6 +534,7 @@ static int run_update(Update *u) {
         free(dir);
         free(log);
     }
+    rc = phase_end(rc);
     /* 2. compatibility adapters */
     for (int i = 0; rc == 0 && i < u->n_methods; i++)
         for (long k = 1; rc == 0 && k <= K; k++) {
@@ -539,6 +570,7 @@ static int run_update(Update *u) {
             free(log);
             free(init);
         }
+    rc = phase_end(rc);
     /* 3. evaluations */
     if (rc == 0) rc = eval_step(u, "eval of the old task model M1", u->old_model, u->old_adapter, "old");
     for (long k = 1; rc == 0 && k <= K; k++) {
@@ -559,7 +591,9 @@ static int run_update(Update *u) {
             free(ad);
             free(name);
         }
-    /* 4. the report */
+    rc = phase_end(rc);
+    /* 4. the report (rank 0) */
+    if (dist_rank() > 0) return rc;
     if (rc == 0 && write_manifest(u) != 0) rc = cli_fail();
     if (rc == 0) {
         char *man = pathf("%s/manifest.json", u->out);

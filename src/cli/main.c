@@ -1,6 +1,7 @@
 /* cli/main.c - `muscle COMMAND ...`: dispatch, shared option helpers. */
 #include "cli.h"
 #include "core/cpu.h"
+#include "core/dist.h"
 #include "core/error.h"
 #include "model/model.h"
 
@@ -34,7 +35,8 @@ static const char *usage =
     "or a GGUF file; the format is read from the content.\n";
 
 int cli_fail(void) {
-    fprintf(stderr, "muscle: error: %s\n", err_msg());
+    if (dist_size() > 1 && dist_rank() > 0) fprintf(stderr, "muscle: error: rank %d: %s\n", dist_rank(), err_msg());
+    else fprintf(stderr, "muscle: error: %s\n", err_msg());
     return 1;
 }
 
@@ -106,8 +108,16 @@ int main(int argc, char **argv) {
         {"update", cmd_update},
         {"report", cmd_report}, {"gate", cmd_gate},
     };
-    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-        if (!strcmp(cmd, cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
+    /* the commands that run distributed when started by an MPI launcher (docs/distributed.md);
+     * the others run as one plain process on each rank */
+    int dist = !strcmp(cmd, "pretrain") || !strcmp(cmd, "finetune") || !strcmp(cmd, "eval") || !strcmp(cmd, "update");
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        if (strcmp(cmd, cmds[i].name)) continue;
+        if (dist && dist_init(NULL, NULL) != 0) return cli_fail();
+        int rc = cmds[i].fn(argc - 1, argv + 1);
+        if (dist) dist_free(rc);
+        return rc;
+    }
     fprintf(stderr, "muscle: unknown command '%s'\n%s", cmd, usage);
     return 2;
 }

@@ -728,8 +728,9 @@ static int step_token(CompatTrainer *ct, Trainer *t, const long *ex, int n, doub
     step_scales(&ct->cfg, Na, Nd, &ce_s, &kd_s);
     int B = t->opt.batch, V = ct->V;
     double total = 0.0;
-    for (int i0 = 0; i0 < n; i0 += B) {
-        int b = n - i0 < B ? n - i0 : B, Tm = 1;
+    int lo = (int)t->shard_lo, hi = (int)t->shard_hi; /* this rank's rows (data parallel; 0..n on one rank) */
+    for (int i0 = lo; i0 < hi; i0 += B) {
+        int b = hi - i0 < B ? hi - i0 : B, Tm = 1;
         for (int r = 0; r < b; r++)
             if (E[ex[i0 + r]].len - 1 > Tm) Tm = E[ex[i0 + r]].len - 1;
         for (int r = 0; r < b; r++)
@@ -796,8 +797,9 @@ static int step_choice(CompatTrainer *ct, Trainer *t, const long *ex, int n, dou
     step_scales(&ct->cfg, Na, n, &ce_s, &kd_s);
     int B = t->opt.batch, V = ct->V, C = ct->max_choices;
     double total = 0.0;
-    for (int i0 = 0; i0 < n; i0 += B) {
-        int b = n - i0 < B ? n - i0 : B, Tm = 1, rows = 0;
+    int lo = (int)t->shard_lo, hi = (int)t->shard_hi; /* this rank's rows (data parallel; 0..n on one rank) */
+    for (int i0 = lo; i0 < hi; i0 += B) {
+        int b = hi - i0 < B ? hi - i0 : B, Tm = 1, rows = 0;
         int *row_ex = ct->row_ex, *row_c = ct->row_c;
         for (int r = 0; r < b; r++) {
             const TaskMCTokens *tk = &ct->mc[E[ex[i0 + r]].mc];

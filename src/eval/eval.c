@@ -1,6 +1,7 @@
 /* eval/eval.c - `muscle eval`: a task file through the model, predictions out. */
 #include "eval.h"
 #include "mc.h"
+#include "core/dist.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "core/progress.h"
@@ -37,6 +38,34 @@ static int write_line(AtomicFile *af, cJSON *o) {
     return rc;
 }
 
+/* Lines kept in memory (a rank's share of the predictions, gathered by rank 0). */
+typedef struct {
+    char *p;
+    size_t n, cap;
+} LineBuf;
+
+static int buf_line(LineBuf *b, cJSON *o) {
+    char *s = cJSON_PrintUnformatted(o);
+    if (!s) return err_set("out of memory");
+    size_t k = strlen(s);
+    if (b->n + k + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->n + k + 1) cap *= 2;
+        char *g = realloc(b->p, cap);
+        if (!g) {
+            free(s);
+            return err_set("out of memory: %zu bytes of predictions", cap);
+        }
+        b->p = g;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, k);
+    b->p[b->n + k] = '\n';
+    b->n += k + 1;
+    free(s);
+    return 0;
+}
+
 /* The instance id as JSON: a number when the text is an integer, else a string. */
 static cJSON *id_json(const char *id) {
     char *end;
@@ -59,9 +88,9 @@ static int eval_mc(const Model *m, const TaskSet *ts, const TaskPrompt *p, const
     int *nt = NULL, *gr = NULL;
     long nch = 0;
     for (int i = 0; i < n; i++) nch += tk[i].n_choices;
-    ll = malloc((size_t)nch * sizeof *ll);
-    nt = malloc((size_t)nch * sizeof *nt);
-    gr = malloc((size_t)nch * sizeof *gr);
+    ll = calloc((size_t)nch, sizeof *ll);
+    nt = calloc((size_t)nch, sizeof *nt);
+    gr = calloc((size_t)nch, sizeof *gr);
     if (!items || !res || !ll || !nt || !gr) { rc = err_set("out of memory"); goto done; }
     long k = 0;
     for (int i = 0; i < n; i++) {
@@ -78,9 +107,12 @@ static int eval_mc(const Model *m, const TaskSet *ts, const TaskPrompt *p, const
     }
     Progress pr;
     progress_init(&pr, "eval", "items", n, o->quiet);
-    McOptions mo = {o->max_batch, 0, o->lora, progress_cb, &pr};
+    McOptions mo = {o->max_batch, 0, o->lora, progress_cb, &pr, dist_rank(), dist_size()};
     double t0 = progress_now();
     if (eval_mc_score(m, items, n, res, &mo) != 0) { rc = -1; goto done; }
+    /* MPI ranks: each scored its batches (zeros elsewhere): the sums are every item's numbers */
+    if (dist_allreduce_sum_f64(ll, (size_t)nch) != 0 || dist_allreduce_sum_int(nt, (size_t)nch) != 0 ||
+        dist_allreduce_sum_int(gr, (size_t)nch) != 0) { rc = -1; goto done; }
     sum->seconds = progress_now() - t0;
     progress_finish(&pr);
     int correct = 0, correct_norm = 0, labeled = 0;
@@ -138,13 +170,10 @@ done:
 /* ------------------------------------------------------------------------- */
 /* generation                                                                 */
 
-typedef struct {
-    double em, r1, r2, rl;
-} GenTotals;
-
-/* Generates from one prompt, scores the text against the instance and writes its line. */
+/* Generates from one prompt, scores the text against the instance (met: exact match,
+ * ROUGE-1, -2, -L) and adds its line to out (when not NULL). */
 static int gen_one(const Model *m, const Tokenizer *t, const TaskSet *ts, int i, const int *prompt, int np,
-                   const GenOptions *g, const EvalOptions *o, AtomicFile *af, GenTotals *tot, EvalSummary *sum) {
+                   const GenOptions *g, const EvalOptions *o, LineBuf *out, double *met, EvalSummary *sum) {
     GenResult r;
     if (model_generate(m, t, prompt, np, g, NULL, NULL, &r) != 0) return -1;
     const TaskGen *inst = &ts->gen[i];
@@ -152,12 +181,12 @@ static int gen_one(const Model *m, const Tokenizer *t, const TaskSet *ts, int i,
     int rc = rouge_compute(inst->target, r.text, o->rouge_stem, &rr);
     if (rc == 0) {
         int ok = ts->format == TASK_FMT_GSM8K ? answer_gsm8k_match(r.text, inst->answer) : answer_exact_match(r.text, inst->answer);
-        tot->em += ok;
-        tot->r1 += rr.rouge1.f1;
-        tot->r2 += rr.rouge2.f1;
-        tot->rl += rr.rougeL.f1;
+        met[0] = ok;
+        met[1] = rr.rouge1.f1;
+        met[2] = rr.rouge2.f1;
+        met[3] = rr.rougeL.f1;
         sum->tokens += np + r.n_ids;
-        if (af) {
+        if (out) {
             cJSON *j = cJSON_CreateObject();
             cJSON_AddItemToObject(j, "id", id_json(inst->id));
             cJSON_AddStringToObject(j, "prediction", r.text);
@@ -167,7 +196,7 @@ static int gen_one(const Model *m, const Tokenizer *t, const TaskSet *ts, int i,
             cJSON_AddNumberToObject(j, "rouge2", rr.rouge2.f1);
             cJSON_AddNumberToObject(j, "rougeL", rr.rougeL.f1);
             cJSON_AddStringToObject(j, "target", inst->target);
-            rc = write_line(af, j);
+            rc = buf_line(out, j);
             cJSON_Delete(j);
         }
     }
@@ -175,15 +204,21 @@ static int gen_one(const Model *m, const Tokenizer *t, const TaskSet *ts, int i,
     return rc;
 }
 
+/* MPI ranks: rank r generates the instances of dist_shard's block r; rank 0 gathers the
+ * lines (in input order) and writes them; the metrics are summed in input order. */
 static int eval_gen(const Model *m, const TaskSet *ts, const TaskPrompt *p, const Tokenizer *t, const EvalOptions *o,
-                    AtomicFile *af, EvalSummary *sum) {
+                    int want_lines, AtomicFile *af, EvalSummary *sum) {
     int n = ts->n, rc = 0;
     TaskGenTokens *tk = NULL;
     int limit = m->cfg.seq_len - o->max_tokens;
     if (limit < 2) return err_set("--max-tokens %d leaves no room for a prompt in the model's context of %d", o->max_tokens, m->cfg.seq_len);
     if (task_gen_tokenize(ts, p, t, 0, &tk) != 0) return -1;
     int *cut = malloc((size_t)limit * sizeof *cut);
-    if (!cut) { task_gen_tokens_free_all(tk, n); return err_set("out of memory"); }
+    double *met = calloc((size_t)n * 4, sizeof *met);
+    if (!cut || !met) { free(cut); free(met); task_gen_tokens_free_all(tk, n); return err_set("out of memory"); }
+    long lo, hi;
+    dist_shard(n, dist_rank(), dist_size(), &lo, &hi);
+    LineBuf lines = {0};
     GenOptions g;
     gen_options_default(&g);
     g.max_tokens = o->max_tokens;
@@ -195,10 +230,9 @@ static int eval_gen(const Model *m, const TaskSet *ts, const TaskPrompt *p, cons
     g.n_stops = p->n_stops;
     g.lora = o->lora;
     Progress pr;
-    progress_init(&pr, "eval", "items", n, o->quiet);
-    GenTotals tot = {0};
+    progress_init(&pr, "eval", "items", hi - lo, o->quiet);
     double t0 = progress_now();
-    for (int i = 0; i < n && rc == 0; i++) {
+    for (int i = (int)lo; i < hi && rc == 0; i++) {
         const int *prompt = tk[i].prompt;
         int np = tk[i].n_prompt;
         if (np > limit) { /* too long for the context: keep BOS and the most recent tokens */
@@ -207,15 +241,31 @@ static int eval_gen(const Model *m, const TaskSet *ts, const TaskPrompt *p, cons
             prompt = cut;
             np = limit;
         }
-        rc = gen_one(m, t, ts, i, prompt, np, &g, o, af, &tot, sum);
-        progress_update(&pr, i + 1, NULL);
+        rc = gen_one(m, t, ts, i, prompt, np, &g, o, want_lines ? &lines : NULL, met + (size_t)i * 4, sum);
+        progress_update(&pr, i + 1 - lo, NULL);
     }
     sum->seconds = progress_now() - t0;
     if (rc == 0) progress_finish(&pr);
-    sum->exact_match = tot.em / n;
-    sum->rouge1 = tot.r1 / n;
-    sum->rouge2 = tot.r2 / n;
-    sum->rougeL = tot.rl / n;
+    /* an error on one rank stops the job (dist_free aborts it): no collective after it */
+    int64_t tokens = sum->tokens;
+    if (rc == 0 && dist_active()) rc = dist_allreduce_sum_f64(met, (size_t)n * 4) || dist_allreduce_sum_i64(&tokens, 1) ? -1 : 0;
+    sum->tokens = (long)tokens;
+    if (rc == 0 && want_lines) {
+        char *all = NULL;
+        size_t n_all = 0;
+        rc = dist_gather_bytes(lines.p, lines.n, &all, &n_all);
+        if (rc == 0 && af) rc = file_atomic_write(af, all, n_all);
+        free(all);
+    }
+    double tot[4] = {0, 0, 0, 0};
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < 4; k++) tot[k] += met[(size_t)i * 4 + k];
+    sum->exact_match = tot[0] / n;
+    sum->rouge1 = tot[1] / n;
+    sum->rouge2 = tot[2] / n;
+    sum->rougeL = tot[3] / n;
+    free(lines.p);
+    free(met);
     free(cut);
     task_gen_tokens_free_all(tk, n);
     return rc;
@@ -225,6 +275,11 @@ static int eval_gen(const Model *m, const TaskSet *ts, const TaskPrompt *p, cons
 
 int eval_run(const Model *m, const Tokenizer *t, const EvalOptions *o, const char *out_path, EvalSummary *sum) {
     memset(sum, 0, sizeof *sum);
+    EvalOptions quiet_opts = *o;
+    if (dist_rank() > 0) { /* MPI ranks: rank 0 shows the progress and writes the file */
+        quiet_opts.quiet = 1;
+        o = &quiet_opts;
+    }
     TaskSet ts, sub;
     TaskLoadOptions lo;
     task_load_options_default(&lo);
@@ -255,12 +310,12 @@ int eval_run(const Model *m, const Tokenizer *t, const EvalOptions *o, const cha
     int rc = task_prompt_setup(&p, &ts, o->prompt_file, o->prompt_tmpl, o->answer_tmpl, o->stops, o->n_stops);
     AtomicFile af;
     int have_af = 0;
-    if (rc == 0 && out_path) {
+    if (rc == 0 && out_path && dist_rank() == 0) {
         rc = file_atomic_open(&af, out_path);
         have_af = rc == 0;
     }
     if (rc == 0) rc = ts.kind == TASK_MC ? eval_mc(m, &ts, &p, t, o, have_af ? &af : NULL, sum)
-                                         : eval_gen(m, &ts, &p, t, o, have_af ? &af : NULL, sum);
+                                         : eval_gen(m, &ts, &p, t, o, out_path != NULL, have_af ? &af : NULL, sum);
     if (have_af) {
         if (rc == 0) rc = file_atomic_commit(&af);
         else file_atomic_abort(&af);

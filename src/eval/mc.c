@@ -58,7 +58,9 @@ int eval_mc_score(const Model *m, const McItem *items, int n, McResult *res, con
     int *tok = malloc(cap * sizeof *tok), *pos = malloc(cap * sizeof *pos), *seg = malloc(cap * sizeof *seg);
     int rc = (tok && pos && seg) ? 0 : err_set("out of memory");
     int V = m->cfg.vocab_size;
+    int shards = opt->n_shards > 1 ? opt->n_shards : 1;
     for (int start = 0; rc == 0 && start < n; start += B) {
+        if ((start / B) % shards != (shards > 1 ? opt->shard : 0)) continue; /* another shard's batch */
         int nb = n - start < B ? n - start : B;
         int L = order[start].len; /* sorted: the first is the longest */
         for (int b = 0; b < nb; b++) {

@@ -30,6 +30,11 @@ typedef struct {
     /* progress: called after each batch with (items done, total) */
     void (*progress)(void *ctx, int done, int total);
     void *progress_ctx;
+    /* sharding (eval/eval.c over MPI ranks): of the batches the n items make (the same
+     * batches whatever the sharding, so the same numbers), only those with
+     * index % n_shards == shard are scored; the others' results are left untouched.
+     * n_shards 0 or 1: every batch. */
+    int shard, n_shards;
 } McOptions;
 
 /* Scores n items; res[i] arrays must hold items[i].n_choices entries. */

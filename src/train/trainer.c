@@ -1,6 +1,7 @@
 /* train/trainer.c - the training loop (see trainer.h). */
 #include "trainer.h"
 #include "core/cpu.h"
+#include "core/dist.h"
 #include "core/error.h"
 #include "core/file.h"
 
@@ -238,6 +239,7 @@ int trainer_init(Trainer *t, Model *m, LoraAdapter *lora, TrainData *d, const Tr
     t->lora = lora;
     t->data = d;
     t->opt = *o;
+    if (dist_rank() > 0) t->opt.quiet = 1; /* rank 0 speaks for the job */
     t->tty = isatty(2);
     int B = o->batch, G = o->grad_accum, T = d->seq_len;
     long per_step = (long)B * G;
@@ -246,8 +248,9 @@ int trainer_init(Trainer *t, Model *m, LoraAdapter *lora, TrainData *d, const Tr
     t->warmup = o->warmup >= 0 ? o->warmup : (t->total_steps + 19) / 20 < 500 ? (t->total_steps + 19) / 20 : 500;
     t->sched = (LrSchedule){o->lr, o->min_lr, t->warmup, t->total_steps, o->schedule};
 
-    /* the output folder first: a bad --out should not wait for the memory planning */
-    if (o->out_dir) {
+    /* the output folder first: a bad --out should not wait for the memory planning
+     * (data parallel: rank 0's, the one that writes; its error stops the job) */
+    if (o->out_dir && dist_rank() == 0) {
         char *cdir = out_path(t, "checkpoint");
         int rc = cdir ? 0 : err_set("out of memory");
         if (rc == 0 && o->resume && !ckpt_exists(cdir))
@@ -341,16 +344,30 @@ static int trim_rows(int *tok, int *tgt, float *w, int B, int T) {
     return n;
 }
 
+/* Data parallel: the sum over the ranks of the gradients (every span's, one buffer)
+ * and of the loss. */
+static int reduce_ranks(Trainer *t, double *loss) {
+    if (!dist_active()) return 0;
+    float *g = t->opt.mode == TRAIN_LORA ? t->lora_grad.data : t->grads.data;
+    size_t n = t->opt.mode == TRAIN_LORA ? t->lora_grad.n_floats : t->grads.n_floats;
+    if (dist_allreduce_sum_f32(g, n) != 0) return -1;
+    return dist_allreduce_sum_f64(loss, 1);
+}
+
 int trainer_step(Trainer *t) {
     const TrainOptions *o = &t->opt;
     int B = o->batch, G = o->grad_accum, T = t->data->seq_len;
-    double t0 = now_s();
+    double t0 = now_s(), c0 = dist_comm_seconds();
     long step = t->adam.step + 1; /* for messages: 1-based */
     for (int r = 0; r < B * G; r++) t->step_examples[r] = next_example(t);
+    dist_shard((long)B * G, dist_rank(), dist_size(), &t->shard_lo, &t->shard_hi);
+    int lo = (int)t->shard_lo, hi = (int)t->shard_hi;
     if (t->step_fn) {
         train_spans_zero_grads(t->spans, t->n_spans);
         double loss = 0.0;
         if (t->step_fn(t, t->step_ctx, t->step_examples, B * G, &loss) != 0) return err_prefix("step %ld", step);
+        if (reduce_ranks(t, &loss) != 0) return err_prefix("step %ld", step);
+        t->comm_seconds = dist_comm_seconds() - c0;
         return step_finish(t, loss, B * G * T, t0, step);
     }
     for (int r = 0; r < B * G; r++)
@@ -360,16 +377,20 @@ int trainer_step(Trainer *t) {
     if (!(norm > 0)) return err_set("step %ld: every position of the batch has loss weight 0: nothing to learn from", step);
     train_spans_zero_grads(t->spans, t->n_spans);
     double loss = 0.0;
-    for (int g = 0; g < G; g++) {
-        size_t off = (size_t)g * B * T;
-        if (train_weight_sum(t->batch.weights + off, (size_t)B * T) == 0.0) continue; /* adds nothing */
+    /* this rank's rows (all of them on one rank: G micro-batches of B) */
+    for (int r0 = lo; r0 < hi; r0 += B) {
+        int b = hi - r0 < B ? hi - r0 : B;
+        size_t off = (size_t)r0 * T;
+        if (train_weight_sum(t->batch.weights + off, (size_t)b * T) == 0.0) continue; /* adds nothing */
         double l;
-        int n = trim_rows(t->batch.tokens + off, t->batch.targets + off, t->batch.weights + off, B, T);
-        if (model_loss(&t->rs, t->batch.tokens + off, t->batch.targets + off, t->batch.weights + off, B, n, norm, &l, NULL) != 0 ||
+        int n = trim_rows(t->batch.tokens + off, t->batch.targets + off, t->batch.weights + off, b, T);
+        if (model_loss(&t->rs, t->batch.tokens + off, t->batch.targets + off, t->batch.weights + off, b, n, norm, &l, NULL) != 0 ||
             model_backward(&t->rs, o->mode == TRAIN_FULL ? &t->grads : NULL, o->mode == TRAIN_LORA ? &t->lora_grad : NULL) != 0)
             return err_prefix("step %ld", step);
         loss += l;
     }
+    if (reduce_ranks(t, &loss) != 0) return err_prefix("step %ld", step);
+    t->comm_seconds = dist_comm_seconds() - c0;
     return step_finish(t, loss, B * G * T, t0, step);
 }
 
@@ -387,6 +408,7 @@ static int step_finish(Trainer *t, double loss, long positions, double t0, long 
     t->step_seconds = now_s() - t0;
     t->tokens_per_s = (double)positions / (t->step_seconds > 0 ? t->step_seconds : 1e-9);
     t->train_seconds += t->step_seconds;
+    t->comm_total += t->comm_seconds;
     t->steps_this_run++;
     return 0;
 }
@@ -399,9 +421,10 @@ int trainer_eval(Trainer *t) {
         t->val_tokens = 0;
         return 0;
     }
-    int B = t->opt.batch, T = t->data->seq_len;
+    int B = t->opt.batch, T = t->data->seq_len, R = dist_rank(), N = dist_size();
     double sum = 0.0, wsum = 0.0;
     for (long i = 0; i < n; i += B) {
+        if ((i / B) % N != R) continue; /* data parallel: micro-batch k is rank k mod N's */
         int rows = (int)(n - i < B ? n - i : B);
         for (int r = 0; r < rows; r++)
             if (data_fill_row(t->data, DATA_VAL, i + r, &t->vbatch, r) != 0) return -1;
@@ -415,6 +438,12 @@ int trainer_eval(Trainer *t) {
         wsum += w;
     }
     t->rs.have_loss = 0; /* nothing to differentiate */
+    if (dist_active()) {
+        double v[2] = {sum, wsum};
+        if (dist_allreduce_sum_f64(v, 2) != 0) return err_prefix("validation");
+        sum = v[0];
+        wsum = v[1];
+    }
     t->val_loss = wsum > 0 ? sum / wsum : NAN;
     t->val_tokens = wsum;
     return 0;
@@ -431,8 +460,25 @@ static int state_tensors(Trainer *t, CkptTensor *ct) {
     return k;
 }
 
+/* Data parallel: every rank must hold the same parameters (the same reduced gradients
+ * and optimizer step); checked before each checkpoint with a hash of them. */
+static int check_ranks_agree(Trainer *t) {
+    if (!dist_active()) return 0;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (int i = 0; i < t->n_spans; i++) h = hash_bytes(h, t->spans[i].param, t->spans[i].n * sizeof(float));
+    uint64_t h0 = h;
+    if (dist_bcast(&h0, sizeof h0, 0) != 0) return -1;
+    int bad = h != h0;
+    if (dist_allreduce_max_int(&bad) != 0) return -1;
+    if (bad) return err_set("step %ld: the parameters differ between the ranks (rank %d: hash %016llx, rank 0: %016llx): not saving",
+                            t->adam.step, dist_rank(), (unsigned long long)h, (unsigned long long)h0);
+    return 0;
+}
+
 int trainer_save(Trainer *t) {
     if (!t->opt.out_dir) return err_set("training: no output folder to save a checkpoint in");
+    if (check_ranks_agree(t) != 0) return -1;
+    if (dist_rank() != 0) return 0; /* only rank 0 writes files */
     CkptTensor *ct = malloc((size_t)(t->n_spans + 2) * sizeof *ct);
     char *cdir = out_path(t, "checkpoint");
     int rc = ct && cdir ? 0 : err_set("out of memory");
@@ -485,12 +531,24 @@ int trainer_resume(Trainer *t) {
     }
     int n = state_tensors(t, ct);
     CkptPos p;
-    int rc = ckpt_load(cdir, ct, n, &p, &t->settings);
+    memset(&p, 0, sizeof p);
     char *cpath = file_join(cdir, CKPT_FILE);
-    if (!rc && (p.total_steps != t->total_steps || p.step > p.total_steps))
-        rc = err_set("%s: step %ld of %ld: does not fit this run of %ld steps", cpath, p.step, p.total_steps, t->total_steps);
-    if (!rc && (p.index >= t->data->n[DATA_TRAIN]))
-        rc = err_set("%s: data position %ld is past the %ld training examples", cpath, p.index, t->data->n[DATA_TRAIN]);
+    int rc = 0;
+    if (dist_rank() == 0) { /* data parallel: rank 0 reads, the others receive */
+        rc = ckpt_load(cdir, ct, n, &p, &t->settings);
+        if (!rc && (p.total_steps != t->total_steps || p.step > p.total_steps))
+            rc = err_set("%s: step %ld of %ld: does not fit this run of %ld steps", cpath, p.step, p.total_steps, t->total_steps);
+        if (!rc && (p.index >= t->data->n[DATA_TRAIN]))
+            rc = err_set("%s: data position %ld is past the %ld training examples", cpath, p.index, t->data->n[DATA_TRAIN]);
+    }
+    if (dist_active()) {
+        int rc0 = rc;
+        if (dist_bcast(&rc0, sizeof rc0, 0) != 0) rc = -1;
+        else if (rc0 != 0 && dist_rank() > 0)
+            rc = err_set("%s: cannot resume: rank 0 could not read the checkpoint (see its message)", cpath ? cpath : CKPT_FILE);
+        for (int i = 0; i < n && rc == 0 && rc0 == 0; i++) rc = dist_bcast(ct[i].data, ct[i].n * sizeof(float), 0);
+        if (rc == 0 && rc0 == 0) rc = dist_bcast(&p, sizeof p, 0);
+    }
     if (!rc) {
         t->adam.step = p.step;
         t->epoch = p.epoch;
@@ -503,7 +561,7 @@ int trainer_resume(Trainer *t) {
             fprintf(stderr, "muscle: note: the checkpoint was made with %d threads, this run has %d: the result will not be "
                             "bit-identical to an uninterrupted run (set OMP_NUM_THREADS=%d for that)\n",
                     p.threads, cpu_threads(), p.threads);
-        rc = log_cut(t, p.step);
+        if (dist_rank() == 0) rc = log_cut(t, p.step);
     }
     free(cpath);
     free(ct);
@@ -557,6 +615,10 @@ static int log_line(Trainer *t, int with_train, int with_val) {
         json_num(t->log, "lr", t->lr);
         json_num(t->log, "grad_norm", t->grad_norm);
         json_num(t->log, "tokens_per_s", t->tokens_per_s);
+        if (dist_active()) { /* data parallel: the step's time and its part in MPI collectives */
+            json_num(t->log, "step_s", t->step_seconds);
+            json_num(t->log, "comm_s", t->comm_seconds);
+        }
     }
     if (with_val) {
         json_num(t->log, "val_loss", t->val_loss);
@@ -596,7 +658,7 @@ int trainer_run(Trainer *t) {
     int rc = 0;
     t->t_start = now_s();
     if (o->resume) rc = trainer_resume(t);
-    if (!rc && o->out_dir) {
+    if (!rc && o->out_dir && dist_rank() == 0) { /* only rank 0 writes files */
         char *path = out_path(t, LOG_FILE);
         t->log = path ? fopen(path, o->resume ? "a" : "w") : NULL;
         if (!t->log) rc = err_set("%s: cannot open for writing: %s", path ? path : LOG_FILE, strerror(errno));
@@ -617,13 +679,18 @@ int trainer_run(Trainer *t) {
         if (do_eval && t->on_eval && (rc = t->on_eval(t, t->on_eval_ctx))) break;
         if ((rc = log_line(t, 1, do_eval))) break;
         progress(t, do_eval || last);
-        if (o->out_dir && (last || g_stop || (o->save_every && s % o->save_every == 0))) rc = trainer_save(t);
-        if (!rc && g_stop && !last) {
-            rc = g_stop;
+        int stop = g_stop; /* read once: the decisions below must be the same on every rank */
+        if (dist_active() && (rc = dist_allreduce_max_int(&stop))) break; /* a signal on any rank stops them all */
+        if (o->out_dir && (last || stop || (o->save_every && s % o->save_every == 0))) rc = trainer_save(t);
+        if (!rc && stop && !last) {
+            rc = stop;
             break;
         }
     }
     if (!o->quiet && t->tty) fputc('\n', stderr);
+    if (!o->quiet && dist_active() && t->steps_this_run)
+        fprintf(stderr, "muscle: data parallel on %d ranks: %.2f s of %.2f s of steps in MPI collectives (%.1f%%)\n", dist_size(),
+                t->comm_total, t->train_seconds, t->train_seconds > 0 ? 100.0 * t->comm_total / t->train_seconds : 0.0);
     if (t->log) {
         fclose(t->log);
         t->log = NULL;

@@ -25,6 +25,16 @@
  *                     end, and when a stop was requested.
  * Same data, settings, seed and OpenMP thread count give the same bits, also across a
  * kill and a resume.
+ *
+ * Data parallel (core/dist.h, docs/distributed.md): on N MPI ranks every rank draws the
+ * same order and the same step examples; rank r computes the rows
+ * [r*S/N, (r+1)*S/N) of the step's S = batch * grad_accum (in micro-batches of up to
+ * `batch` rows, with the divisor of the whole step), the gradients and the loss are
+ * summed over the ranks (MPI_Allreduce, in place, in buckets) and every rank applies
+ * the same optimizer step. Validation micro-batches are dealt round-robin and their
+ * sums added the same way. Only rank 0 writes the log and the checkpoints; a resume
+ * reads the checkpoint on rank 0 and broadcasts it, so a checkpoint of N ranks resumes
+ * on any number. With one rank this is the single-process loop, bit for bit.
  */
 #ifndef MUSCLE_TRAIN_TRAINER_H
 #define MUSCLE_TRAIN_TRAINER_H
@@ -118,6 +128,13 @@ typedef struct Trainer {
     int (*step_fn)(struct Trainer *t, void *ctx, const long *examples, int n, double *loss);
     void *step_ctx;
     long *step_examples;  /* [batch * grad_accum] */
+    /* data parallel: the rows [shard_lo, shard_hi) of the step's examples are this rank's
+     * (all of them on one rank). A step_fn must add the gradient of those rows only,
+     * normalised as the whole step's (its divisor computed over all n examples): the
+     * trainer sums the ranks' gradients and losses after it returns. */
+    long shard_lo, shard_hi;
+    double comm_seconds;  /* of the last step: in MPI collectives (0 on one rank) */
+    double comm_total;    /* in steps of this process */
     /* progress and log */
     FILE *log;
     double t_start, t_last_print, train_seconds; /* train_seconds: in steps, this process */
