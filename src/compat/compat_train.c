@@ -72,7 +72,9 @@ struct CompatTrainer {
     int *row_at, row_cap;
     int *pk_pos, *pk_seg;      /* [B * T] positions and segments of the packed rows */
     long *mb_ex;               /* [2 B] a micro-batch's examples: packed, then plain */
-    int unpacked;              /* MUSCLE_COMPAT_UNPACKED=1: every choice a plain row (the old path) */
+    int unpacked;              /* MUSCLE_COMPAT_UNPACKED=1: every choice a plain row (the old path);
+                                  MUSCLE_COMPAT_PACK_MAX=N: packed rows of at most max(N, T)
+                                  tokens, the longer ones as plain rows (test knobs) */
     /* sequence level: per training example, ROUGE-1 F of M1's and M2's outputs, M1's text,
      * [M2's text == M1's], the current mask and the epoch it was computed for */
     double *r1, *r2;
@@ -1062,26 +1064,43 @@ int compat_trainer_attach(CompatTrainer *ct, Trainer *t) {
         !ct->row_ll || !ct->row_dll)
         return err_set("out of memory");
     if (ct->cfg.level == COMPAT_LEVEL_CHOICE) {
-        /* one packed row per example; room for plain rows (a row per choice) only when an
-         * example's packed row is longer than T, or when asked for the old path */
-        const char *env = getenv("MUSCLE_COMPAT_UNPACKED");
+        /* one packed row per example. A packed row may be longer than T (its positions are
+         * not): its chunk is the longest packed row when that run state takes no more memory
+         * than the old one of plain rows (a row per choice, B x choices rows of T); else the
+         * chunk is T and the examples whose packed row is longer go as plain rows. */
+        const char *env = getenv("MUSCLE_COMPAT_UNPACKED"), *cap_env = getenv("MUSCLE_COMPAT_PACK_MAX");
         ct->unpacked = env && strcmp(env, "1") == 0;
-        int need_plain = ct->unpacked;
+        long cap = cap_env && *cap_env ? strtol(cap_env, NULL, 10) : 0; /* test knob: the longest packed row allowed */
+        int keep = t->opt.recompute ? RS_KEEP_INPUTS : RS_KEEP_ALL, longest = 1;
+        for (long i = 0; i < ct->n[DATA_TRAIN]; i++)
+            if (ct->ex[DATA_TRAIN][i].mc >= 0 && packed_len(&ct->mc[ct->ex[DATA_TRAIN][i].mc]) > longest)
+                longest = packed_len(&ct->mc[ct->ex[DATA_TRAIN][i].mc]);
+        int chunk = T, prows = rows;
+        if (!ct->unpacked) {
+            if (longest <= T) prows = B;
+            else if ((cap <= 0 || longest <= cap) &&
+                     runstate_bytes(ct->s.model, B, longest, longest, keep) <= runstate_bytes(ct->s.model, rows, T, T, keep)) {
+                prows = B;
+                chunk = longest;
+            }
+        }
         long too_long = 0;
         for (long i = 0; i < ct->n[DATA_TRAIN]; i++)
-            if (ct->ex[DATA_TRAIN][i].mc >= 0 && packed_len(&ct->mc[ct->ex[DATA_TRAIN][i].mc]) > T) too_long++;
-        if (too_long) need_plain = 1;
-        if (too_long && !ct->s.quiet)
+            if (ct->ex[DATA_TRAIN][i].mc >= 0 && packed_len(&ct->mc[ct->ex[DATA_TRAIN][i].mc]) > chunk) too_long++;
+        if (too_long && !ct->unpacked && !ct->s.quiet)
             fprintf(stderr, "compat: %ld of %ld examples do not fit a packed row of %d tokens: their choices go as separate rows\n",
-                    too_long, ct->n[DATA_TRAIN], T);
+                    too_long, ct->n[DATA_TRAIN], chunk);
         ct->row_cap = rows;
         ct->row_at = malloc((size_t)3 * rows * sizeof(int));
-        ct->pk_pos = malloc((size_t)B * T * sizeof(int));
-        ct->pk_seg = malloc((size_t)B * T * sizeof(int));
+        ct->pk_pos = malloc((size_t)B * chunk * sizeof(int));
+        ct->pk_seg = malloc((size_t)B * chunk * sizeof(int));
         ct->mb_ex = malloc((size_t)2 * B * sizeof(long));
-        if (!ct->row_at || !ct->pk_pos || !ct->pk_seg || !ct->mb_ex) return err_set("out of memory");
-        if (runstate_init(&ct->cs, ct->s.model, need_plain ? rows : B, T, T, t->opt.recompute ? RS_KEEP_INPUTS : RS_KEEP_ALL) != 0)
-            return -1;
+        if ((size_t)B * chunk > (size_t)rows * T) { /* the tokens of the packed rows */
+            free(ct->rows_tok);
+            ct->rows_tok = calloc((size_t)B * chunk, sizeof *ct->rows_tok);
+        }
+        if (!ct->row_at || !ct->pk_pos || !ct->pk_seg || !ct->mb_ex || !ct->rows_tok) return err_set("out of memory");
+        if (runstate_init(&ct->cs, ct->s.model, prows, chunk, chunk, keep) != 0) return -1;
         ct->have_cs = 1;
         if (runstate_set_lora(&ct->cs, t->lora) != 0) return -1;
     }
