@@ -54,6 +54,7 @@ typedef struct {
     long n_train, n_transfer, n_val;
     long distilled, masked;    /* positions (token level) or instances (choice level) seen in steps so far, and mask = 1 among them */
     long answers, answers_correct; /* answer positions seen and the student's argmax right on them */
+    long unpacked;             /* choice level: instances seen whose choices went as plain rows (packed row too long) */
 } CompatStats;
 
 typedef struct CompatTrainer CompatTrainer;

@@ -11,6 +11,9 @@
  *   dq, dk = rotary^T(dq, dk)
  *   dxn1 = dq Wq + dk Wk + dv Wv        dWq, dWk, dWv                [N, d]
  *   dx += rmsnorm'(dxn1)         drms_att                            (dx = d x_in)
+ * Packed rows (model_forward_train_packed): the attention's softmax backward keeps the
+ * segment mask (masked scores get no gradient) and the rotary backward rotates back
+ * at the explicit positions, both read from the run state like the forward did.
  * Each adapted linear adds its low-rank path (lora.h). Before the layers: the loss,
  * the classifier and the final norm; after them: the embedding (scatter-add).
  * All reductions run in a fixed order: same inputs and thread count, same bits.
@@ -162,10 +165,15 @@ void rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, c
 }
 
 void rope_backward(float *dx, int N, int n, int pos0, int nh, int hd, RopeStyle style, const float *cosT, const float *sinT) {
+    rope_backward_at(dx, N, n, pos0, NULL, nh, hd, style, cosT, sinT);
+}
+
+void rope_backward_at(float *dx, int N, int n, int pos0, const int *positions, int nh, int hd, RopeStyle style,
+                      const float *cosT, const float *sinT) {
     int half = hd / 2;
 #pragma omp parallel for schedule(static) if (CPU_PAR((size_t)N * nh * hd))
     for (int r = 0; r < N; r++) {
-        int pos = pos0 + r % n;
+        int pos = positions ? positions[r] : pos0 + r % n;
         const float *c = cosT + (size_t)pos * half, *s = sinT + (size_t)pos * half;
         for (int h = 0; h < nh; h++) {
             float *v = dx + (size_t)r * nh * hd + (size_t)h * hd;
@@ -201,6 +209,12 @@ void swiglu_backward(float *dh1, float *dh3, const float *dhg, const float *h1, 
 void attention_backward(float *dq, float *dk, float *dv, float *datt, const float *datt_out, const float *q,
                         const float *k, const float *v, size_t kv_bstride, const float *att, int B, int n, int H,
                         int KVH, int hd) {
+    attention_backward_seg(dq, dk, dv, datt, datt_out, q, k, v, kv_bstride, att, NULL, B, n, H, KVH, hd);
+}
+
+void attention_backward_seg(float *dq, float *dk, float *dv, float *datt, const float *datt_out, const float *q,
+                            const float *k, const float *v, size_t kv_bstride, const float *att, const int *seg_ids,
+                            int B, int n, int H, int KVH, int hd) {
     int grp = H / KVH, qd = H * hd, kvd = KVH * hd;
     float scale = 1.0f / sqrtf((float)hd);
     /* one task per (sequence, kv head): the heads of a group add into the same dk, dv */
@@ -218,6 +232,7 @@ void attention_backward(float *dq, float *dk, float *dv, float *datt, const floa
                 const float *dO = datt_out + (size_t)b * n * qd + (size_t)h * hd;
                 const float *Q = q + (size_t)b * n * qd + (size_t)h * hd;
                 float *dQ = dq + (size_t)b * n * qd + (size_t)h * hd;
+                const int *seg = seg_ids ? seg_ids + (size_t)b * n : NULL;
                 float beta = hh ? 1.0f : 0.0f;
                 /* dP[n, n] = dO V^T;  dV[n, hd] (+)= P^T dO */
                 kmm_f32_nt(n, n, hd, dO, qd, Vv, kvd, dS, n, 1.0f, 0.0f);
@@ -226,6 +241,9 @@ void attention_backward(float *dq, float *dk, float *dv, float *datt, const floa
                 for (int i = 0; i < n; i++) {
                     const float *p = P + (size_t)i * n;
                     float *ds = dS + (size_t)i * n;
+                    if (seg) /* packed: keys of another segment were not visible (score -inf) */
+                        for (int j = 0; j < i; j++)
+                            if (seg[j] != 0 && seg[j] != seg[i]) ds[j] = 0.0f;
                     float dot = 0.0f;
                     for (int j = 0; j <= i; j++) dot += p[j] * ds[j];
                     for (int j = 0; j <= i; j++) ds[j] = p[j] * (ds[j] - dot);
@@ -309,10 +327,11 @@ static void layer_backward(RunState *s, int l, ModelGrads *g, LoraAdapter *lg) {
 
     /* attention: x_mid = x_in + Wo attention(rotary(Wq xn1), rotary(Wk xn1), Wv xn1) */
     linear_backward(s, a, l, LORA_O, &w->wo, gw ? gw->wo : NULL, lg, a->att_out, G->dx, N, G->datt_out, 0.0f);
-    attention_backward(G->dq, G->dk, G->dv, G->datt, G->datt_out, a->q, s->kcache + l * lstride,
-                       s->vcache + l * lstride, (size_t)s->max_seq * kvd, a->att, B, n, c->n_heads, c->n_kv_heads, hd);
-    rope_backward(G->dq, N, n, 0, c->n_heads, hd, c->rope, s->rope_cos, s->rope_sin);
-    rope_backward(G->dk, N, n, 0, c->n_kv_heads, hd, c->rope, s->rope_cos, s->rope_sin);
+    attention_backward_seg(G->dq, G->dk, G->dv, G->datt, G->datt_out, a->q, s->kcache + l * lstride,
+                           s->vcache + l * lstride, (size_t)s->max_seq * kvd, a->att, s->seg_ids, B, n, c->n_heads,
+                           c->n_kv_heads, hd);
+    rope_backward_at(G->dq, N, n, 0, s->pos_ids, c->n_heads, hd, c->rope, s->rope_cos, s->rope_sin);
+    rope_backward_at(G->dk, N, n, 0, s->pos_ids, c->n_kv_heads, hd, c->rope, s->rope_cos, s->rope_sin);
     linear_backward(s, a, l, LORA_Q, &w->wq, gw ? gw->wq : NULL, lg, a->xn1, G->dq, N, G->dxn, 0.0f);
     linear_backward(s, a, l, LORA_K, &w->wk, gw ? gw->wk : NULL, lg, a->xn1, G->dk, N, G->dxn, 1.0f);
     linear_backward(s, a, l, LORA_V, &w->wv, gw ? gw->wv : NULL, lg, a->xn1, G->dv, N, G->dxn, 1.0f);
@@ -332,6 +351,27 @@ int model_forward_train(RunState *s, const int *tokens, int B, int n) {
     if (s->keep == RS_KEEP_NONE)
         return err_set("forward: the run state was made for inference (keep = RS_KEEP_NONE); training needs RS_KEEP_ALL or RS_KEEP_INPUTS");
     if (model_forward(s, tokens, B, n, 0) != 0) return -1;
+    s->have_loss = 2; /* the caller's loss: s->logits will hold its gradient */
+    return 0;
+}
+
+int model_forward_train_packed(RunState *s, const int *tokens, const int *pos_ids, const int *seg_ids, int B, int n) {
+    s->pos_ids = NULL;
+    s->seg_ids = NULL;
+    s->have_loss = 0;
+    if (s->keep == RS_KEEP_NONE)
+        return err_set("forward: the run state was made for inference (keep = RS_KEEP_NONE); training needs RS_KEEP_ALL or RS_KEEP_INPUTS");
+    if (packed_check(s, pos_ids, seg_ids, B, n) != 0) return -1;
+    size_t N = (size_t)B * n;
+    memcpy(s->train_pos, pos_ids, N * sizeof(int));
+    memcpy(s->train_seg, seg_ids, N * sizeof(int));
+    s->pos_ids = s->train_pos; /* kept for the backward pass (and its recomputation) */
+    s->seg_ids = s->train_seg;
+    if (model_forward_run(s, tokens, B, n, 0) != 0) {
+        s->pos_ids = NULL;
+        s->seg_ids = NULL;
+        return -1;
+    }
     s->have_loss = 2; /* the caller's loss: s->logits will hold its gradient */
     return 0;
 }

@@ -66,6 +66,16 @@ int model_backward(RunState *s, ModelGrads *g, LoraAdapter *lg);
  * which back-propagates them as model_backward does its cross-entropy's. */
 int model_forward_train(RunState *s, const int *tokens, int B, int n);
 int model_backward_logits(RunState *s, ModelGrads *g, LoraAdapter *lg);
+/* The same on packed rows (forward.h, model_forward_packed): tokens, pos_ids, seg_ids
+ * [B, n]; segment 0 is shared, a token attends to earlier tokens of segment 0 and of its
+ * own segment; explicit rotary positions. Logits [B*n, V] equal model_forward_packed's.
+ * The positions and segments are copied into the run state (train_pos, train_seg) and
+ * model_backward_logits runs the matching backward pass (masked attention, rotary at
+ * those positions), with RS_KEEP_INPUTS too. Its gradients equal the sum of those of
+ * the equivalent plain rows (the shared prefix + each segment as its own sequence) when
+ * the caller's dlogits at the shared positions are the sum of the rows' dlogits there.
+ * -1 (err_set) as model_forward_packed, or for an inference run state. */
+int model_forward_train_packed(RunState *s, const int *tokens, const int *pos_ids, const int *seg_ids, int B, int n);
 
 /* ---- layers: backward halves of the forward primitives (forward.h) ----
  * "+=" marks accumulation into the output; optional outputs may be NULL. */
@@ -85,6 +95,9 @@ void rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, c
                       int N, int d);
 /* Transpose of rope_forward, in place on the gradient dx [N, nh*hd] (rotation by -angle). */
 void rope_backward(float *dx, int N, int n, int pos0, int nh, int hd, RopeStyle style, const float *cosT, const float *sinT);
+/* Transpose of rope_forward_at: row r at positions[r] when positions [N] is not NULL. */
+void rope_backward_at(float *dx, int N, int n, int pos0, const int *positions, int nh, int hd, RopeStyle style,
+                      const float *cosT, const float *sinT);
 /* hg = silu(h1) * h3:  dh1 = dhg * h3 * silu'(h1), dh3 = dhg * silu(h1); dh1 may be dhg. */
 void swiglu_backward(float *dh1, float *dh3, const float *dhg, const float *h1, const float *h3, size_t n);
 /* Causal attention of B sequences of n positions from position 0, grouped-query
@@ -97,6 +110,12 @@ void swiglu_backward(float *dh1, float *dh3, const float *dhg, const float *h1, 
 void attention_backward(float *dq, float *dk, float *dv, float *datt, const float *datt_out, const float *q,
                         const float *k, const float *v, size_t kv_bstride, const float *att, int B, int n, int H,
                         int KVH, int hd);
+/* The same for packed rows when seg_ids [B*n] is not NULL (NULL: attention_backward):
+ * key j is visible to query i >= j when seg[j] == 0 or seg[j] == seg[i]; the gradient of
+ * a masked score is 0 whatever att holds there (the forward's probabilities are 0). */
+void attention_backward_seg(float *dq, float *dk, float *dv, float *datt, const float *datt_out, const float *q,
+                            const float *k, const float *v, size_t kv_bstride, const float *att, const int *seg_ids,
+                            int B, int n, int H, int KVH, int hd);
 /* Embedding lookup x[r] = emb[tokens[r]]:  demb[tokens[r]] += dx[r] (rows in order). */
 void embedding_backward(float *demb, const float *dx, const int *tokens, int N, int d);
 

@@ -149,6 +149,8 @@ static size_t plan(RunState *s, const Model *m, int B, int S, int C, int keep, c
         s->tokens = (int *)take(&p, base, N);
         s->targets = (int *)take(&p, base, N);
         s->weights = take(&p, base, N);
+        s->train_pos = (int *)take(&p, base, N);
+        s->train_seg = (int *)take(&p, base, N);
     }
     return p.off;
 }
@@ -349,18 +351,27 @@ void model_layer_forward(RunState *s, int l, float *x_out) {
     linear(s, a, l, LORA_DOWN, &w->w2, a->hg, N, x_out, 1.0f);
 }
 
-int model_forward_packed(RunState *s, const int *tokens, const int *pos_ids, const int *seg_ids, int B, int n) {
+int packed_check(const RunState *s, const int *pos_ids, const int *seg_ids, int B, int n) {
     size_t N = (size_t)B * n;
     if (B < 1 || n < 1 || B > s->max_batch || n > s->max_chunk)
         return err_set("forward: packed batch %d x %d does not fit the run state (batch %d, chunk %d)", B, n, s->max_batch, s->max_chunk);
+    if (!pos_ids || !seg_ids) return err_set("forward: a packed call needs positions and segments");
     for (size_t i = 0; i < N; i++) {
         if (pos_ids[i] < 0 || pos_ids[i] >= s->max_seq)
             return err_set("forward: position %d at index %zu is outside 0..%d", pos_ids[i], i, s->max_seq - 1);
         if (seg_ids[i] < 0) return err_set("forward: segment %d at index %zu is negative", seg_ids[i], i);
     }
+    return 0;
+}
+
+int model_forward_packed(RunState *s, const int *tokens, const int *pos_ids, const int *seg_ids, int B, int n) {
+    s->pos_ids = NULL;
+    s->seg_ids = NULL;
+    s->have_loss = 0;
+    if (packed_check(s, pos_ids, seg_ids, B, n) != 0) return -1;
     s->pos_ids = pos_ids;
     s->seg_ids = seg_ids;
-    int rc = model_forward(s, tokens, B, n, 0);
+    int rc = model_forward_run(s, tokens, B, n, 0);
     s->pos_ids = NULL;
     s->seg_ids = NULL;
     s->have_loss = 0;
@@ -368,6 +379,12 @@ int model_forward_packed(RunState *s, const int *tokens, const int *pos_ids, con
 }
 
 int model_forward(RunState *s, const int *tokens, int B, int n, int pos) {
+    s->pos_ids = NULL;
+    s->seg_ids = NULL;
+    return model_forward_run(s, tokens, B, n, pos);
+}
+
+int model_forward_run(RunState *s, const int *tokens, int B, int n, int pos) {
     const Model *m = s->model;
     const ModelConfig *c = &m->cfg;
     s->have_loss = 0;

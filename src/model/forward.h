@@ -74,8 +74,13 @@ typedef struct {
     int *targets;    /* [N]  of the last model_loss */
     float *weights;  /* [N]  of the last model_loss */
     double loss_norm;/* divisor of the last model_loss */
-    const int *pos_ids; /* packed call (model_forward_packed): [B*n] positions ... */
-    const int *seg_ids; /* ... and segments, for the duration of the call */
+    const int *pos_ids; /* packed call: [B*n] rotary positions ... (NULL: plain rows) */
+    const int *seg_ids; /* ... and segments; model_forward_packed: for the duration of the
+                           call; model_forward_train_packed (backward.h): train_pos and
+                           train_seg, until the next forward pass (the backward pass and its
+                           recomputation of checkpointed layers read them) */
+    int *train_pos;  /* [N]  (keep != RS_KEEP_NONE) copies of a packed training call's ... */
+    int *train_seg;  /* [N]  ... positions and segments */
     int have_loss;   /* model_loss ran after the last forward: model_backward may run */
     void *mem;       /* one allocation for all of the above */
     size_t mem_bytes;
@@ -95,7 +100,8 @@ size_t runstate_bytes(const Model *m, int max_batch, int max_seq, int max_chunk,
  * (training), its shapes may not. A merged adapter (lora_merge) is skipped. */
 int runstate_set_lora(RunState *s, const LoraAdapter *a);
 
-/* tokens: [B, n] row-major. Fills s->logits [B*n, V]. pos + n <= max_seq. */
+/* tokens: [B, n] row-major. Fills s->logits [B*n, V]. pos + n <= max_seq. Plain rows
+ * (forgets the positions and segments of an earlier packed training call). */
 int model_forward(RunState *s, const int *tokens, int batch, int n, int pos);
 /* Layer l for the last call's B x n tokens at its position: reads s->acts[l].x_in,
  * writes x_out [N, d] and this layer's keys and values into the cache. Used by
@@ -107,8 +113,15 @@ void model_layer_forward(RunState *s, int l, float *x_out);
  * positions pos_ids [B, n] and segments seg_ids [B, n]: segment 0 is shared, and a
  * token attends to earlier tokens of segment 0 and of its own segment only. Starts at
  * cache position 0. Equivalent, token for token, to running each segment after the
- * shared prefix as its own sequence. Not for training (model_loss needs plain calls). */
+ * shared prefix as its own sequence. For training: model_forward_train_packed (backward.h).
+ * -1 (err_set) for sizes that do not fit, a position outside 0..max_seq-1 or a negative
+ * segment. */
 int model_forward_packed(RunState *s, const int *tokens, const int *pos_ids, const int *seg_ids, int B, int n);
+/* The checks of model_forward_packed (sizes, positions, segments) without running. */
+int packed_check(const RunState *s, const int *pos_ids, const int *seg_ids, int B, int n);
+/* The forward pass of the positions and segments s->pos_ids / s->seg_ids as they are set
+ * (NULL: plain rows), at position pos; model_forward and the packed calls run it. */
+int model_forward_run(RunState *s, const int *tokens, int B, int n, int pos);
 
 /* In place: each row of x [rows, cols] becomes log_softmax(row). */
 void logsoftmax_rows(float *x, int rows, int cols);
@@ -118,7 +131,7 @@ void logsoftmax_rows(float *x, int rows, int cols);
 void rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int N, int d, float eps);
 /* Rotary on x [N, nh*hd] in place; row r has position pos0 + (r % n). */
 void rope_forward(float *x, int N, int n, int pos0, int nh, int hd, RopeStyle style, const float *cosT, const float *sinT);
-/* The same with an explicit position per row when `positions` is not NULL. */
+/* The same with an explicit position per row when `positions` [N] is not NULL. */
 void rope_forward_at(float *x, int N, int n, int pos0, const int *positions, int nh, int hd, RopeStyle style,
                      const float *cosT, const float *sinT);
 /* hg = silu(h1) * h3 */

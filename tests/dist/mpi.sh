@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Data-parallel training and sharded evaluation on MPI (docs/distributed.md), 2 ranks of
 # one thread each against 1 process of one thread (same global batch, same seed):
-#  - finetune, pretrain, finetune --compat (token and choice level): the same result up to
+#  - finetune, pretrain, finetune --compat (token, choice and sequence level): the same result up to
 #    the order of floating-point sums. Tolerances: adapter/model weights max |diff| <= 1e-3
 #    and every logged loss within 1e-5 relative. Measured (stories260K, 12 LoRA steps at
 #    lr 2e-3, batch 8 split 4+4): 5.3e-05 on the adapter, 2e-7 relative on the losses;
@@ -88,6 +88,17 @@ for lvl in token choice; do
   check "finetune --compat student-wrong --level $lvl, 2 ranks vs 1: adapter within 1e-3" \
     close "$TMP/c1-$lvl/adapter_model.safetensors" "$TMP/c2-$lvl/adapter_model.safetensors"
 done
+head -n 16 "$D/debian-sum.train.jsonl" >"$TMP/sum.train.jsonl"
+$MUSCLE finetune --model "$S260" --task "$TMP/sum.train.jsonl" --out "$TMP/s1" --seed 1 "${TR[@]}"
+$MUSCLE finetune --model "$S260" --task "$TMP/sum.train.jsonl" --out "$TMP/s2" --seed 2 "${TR[@]}"
+C=(--model "$S260" --adapter-init "$TMP/s2" --old-model "$S260" --old-adapter "$TMP/s1" --task "$TMP/sum.train.jsonl" "${TR[@]}"
+   --batch 4 --epochs 2 --compat student-wrong --level sequence --ce-weight 0.5 --max-tokens 8)
+$MUSCLE finetune "${C[@]}" --out "$TMP/c1-seq"
+"${MPIRUN[@]}" "$MUSCLE" finetune "${C[@]}" --out "$TMP/c2-seq"
+check "finetune --compat student-wrong --level sequence, 2 ranks vs 1: adapter within 1e-3" \
+  close "$TMP/c1-seq/adapter_model.safetensors" "$TMP/c2-seq/adapter_model.safetensors"
+check "finetune --compat --level sequence, 2 ranks vs 1: losses within 1e-5 relative" \
+  losses "$TMP/c1-seq/train_log.jsonl" "$TMP/c2-seq/train_log.jsonl"
 
 # ---- sharded eval ----
 for t in sec sum; do

@@ -84,10 +84,11 @@ static inline void d_rmsnorm(double *o, const double *x, const double *w, int N,
 
 /* rotary in place, row r at position pos0 + r % n, angles from the float tables of a run state
  * (cosT/sinT [pos, hd/2]) so that the reference rotates exactly like the engine */
-static inline void d_rope(double *x, int N, int n, int pos0, int nh, int hd, RopeStyle st, const float *cosT, const float *sinT) {
+static inline void d_rope_at(double *x, int N, int n, int pos0, const int *positions, int nh, int hd, RopeStyle st,
+                             const float *cosT, const float *sinT) {
     int half = hd / 2;
     for (int r = 0; r < N; r++) {
-        int pos = pos0 + r % n;
+        int pos = positions ? positions[r] : pos0 + r % n;
         for (int h = 0; h < nh; h++) {
             double *v = x + (size_t)r * nh * hd + (size_t)h * hd;
             for (int i = 0; i < half; i++) {
@@ -101,15 +102,22 @@ static inline void d_rope(double *x, int N, int n, int pos0, int nh, int hd, Rop
     }
 }
 
+static inline void d_rope(double *x, int N, int n, int pos0, int nh, int hd, RopeStyle st, const float *cosT, const float *sinT) {
+    d_rope_at(x, N, n, pos0, NULL, nh, hd, st, cosT, sinT);
+}
+
 /* causal grouped-query attention from position 0: q [B*n, H*hd], k, v [B*n, KVH*hd];
- * out [B*n, H*hd]; P [B, H, n, n] (optional) */
-static inline void d_attention(double *out, double *P, const double *q, const double *k, const double *v, int B, int n,
-                               int H, int KVH, int hd) {
+ * out [B*n, H*hd]; P [B, H, n, n] (optional). seg [B*n] (optional): packed rows, key j
+ * visible to query i >= j when seg[j] == 0 or seg[j] == seg[i] */
+static inline int d_visible(const int *seg, int i, int j) { return !seg || seg[j] == 0 || seg[j] == seg[i]; }
+static inline void d_attention_seg(double *out, double *P, const double *q, const double *k, const double *v,
+                                   const int *seg_ids, int B, int n, int H, int KVH, int hd) {
     int qd = H * hd, kvd = KVH * hd, grp = H / KVH;
     double *row = malloc((size_t)n * sizeof *row);
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++)
             for (int i = 0; i < n; i++) {
+                const int *seg = seg_ids ? seg_ids + (size_t)b * n : NULL;
                 const double *qi = q + ((size_t)b * n + i) * qd + h * hd;
                 double mx = -INFINITY;
                 for (int j = 0; j <= i; j++) {
@@ -117,10 +125,10 @@ static inline void d_attention(double *out, double *P, const double *q, const do
                     double s = 0;
                     for (int e = 0; e < hd; e++) s += qi[e] * kj[e];
                     row[j] = s / sqrt((double)hd);
-                    if (row[j] > mx) mx = row[j];
+                    if (d_visible(seg, i, j) && row[j] > mx) mx = row[j];
                 }
                 double sum = 0;
-                for (int j = 0; j <= i; j++) sum += (row[j] = exp(row[j] - mx));
+                for (int j = 0; j <= i; j++) sum += (row[j] = d_visible(seg, i, j) ? exp(row[j] - mx) : 0.0);
                 for (int j = 0; j <= i; j++) row[j] /= sum;
                 double *o = out + ((size_t)b * n + i) * qd + h * hd;
                 for (int e = 0; e < hd; e++) o[e] = 0;
@@ -132,6 +140,10 @@ static inline void d_attention(double *out, double *P, const double *q, const do
                     for (int j = 0; j < n; j++) P[(((size_t)b * H + h) * n + i) * n + j] = j <= i ? row[j] : 0.0;
             }
     free(row);
+}
+static inline void d_attention(double *out, double *P, const double *q, const double *k, const double *v, int B, int n,
+                               int H, int KVH, int hd) {
+    d_attention_seg(out, P, q, k, v, NULL, B, n, H, KVH, hd);
 }
 
 static inline double d_silu(double g) { return g / (1.0 + exp(-g)); }
@@ -255,9 +267,10 @@ static inline void dmodel_copy_weights(const Model *m, const ModelGrads *g, doub
 #undef CP
 }
 
-/* The weighted cross-entropy of the float64 model on B x n tokens from position 0. */
-static inline double dmodel_loss(const DModel *dm, const int *tok, const int *tgt, const float *w, int B, int n,
-                                 double *logits_out) {
+/* The logits [B*n, V] of the float64 model on B x n tokens from position 0; packed rows
+ * when pos and seg [B*n] are given (else NULL). */
+static inline void dmodel_logits(const DModel *dm, const int *tok, const int *pos, const int *seg, int B, int n,
+                                 double *logits) {
     const ModelConfig *c = &dm->c;
     int N = B * n, d = c->dim, hd = c->head_dim, H = c->n_heads, KVH = c->n_kv_heads, qd = H * hd, kvd = KVH * hd;
     int hid = c->hidden_dim, V = c->vocab_size, r = dm->rank;
@@ -265,7 +278,6 @@ static inline double dmodel_loss(const DModel *dm, const int *tok, const int *tg
     double *q = malloc(sizeof(double) * N * qd), *k = malloc(sizeof(double) * N * kvd), *v = malloc(sizeof(double) * N * kvd);
     double *ao = malloc(sizeof(double) * N * qd), *tmp = malloc(sizeof(double) * N * (d > hid ? d : hid));
     double *h1 = malloc(sizeof(double) * N * hid), *h3 = malloc(sizeof(double) * N * hid);
-    double *logits = logits_out ? logits_out : malloc(sizeof(double) * N * V);
     for (int t = 0; t < N; t++)
         for (int i = 0; i < d; i++) x[t * d + i] = dm->emb[(size_t)tok[t] * d + i];
     for (int l = 0; l < c->n_layers; l++) {
@@ -274,9 +286,9 @@ static inline double dmodel_loss(const DModel *dm, const int *tok, const int *tg
         LIN(q, xn, wq, d, qd, LORA_Q);
         LIN(k, xn, wk, d, kvd, LORA_K);
         LIN(v, xn, wv, d, kvd, LORA_V);
-        d_rope(q, N, n, 0, H, hd, c->rope, dm->cosT, dm->sinT);
-        d_rope(k, N, n, 0, KVH, hd, c->rope, dm->cosT, dm->sinT);
-        d_attention(ao, NULL, q, k, v, B, n, H, KVH, hd);
+        d_rope_at(q, N, n, 0, pos, H, hd, c->rope, dm->cosT, dm->sinT);
+        d_rope_at(k, N, n, 0, pos, KVH, hd, c->rope, dm->cosT, dm->sinT);
+        d_attention_seg(ao, NULL, q, k, v, seg, B, n, H, KVH, hd);
         LIN(tmp, ao, wo, qd, d, LORA_O);
         for (int i = 0; i < N * d; i++) x[i] += tmp[i];
         d_rmsnorm(xn, x, dm->L[l].rms_ffn, N, d, c->norm_eps);
@@ -289,8 +301,16 @@ static inline double dmodel_loss(const DModel *dm, const int *tok, const int *tg
     }
     d_rmsnorm(xn, x, dm->rms_final, N, d, c->norm_eps);
     d_linear(logits, xn, dm->wcls, N, d, V, NULL, NULL, 0, 0);
-    double loss = d_crossentropy(logits, tgt, w, N, V, 0);
     free(x); free(xn); free(q); free(k); free(v); free(ao); free(tmp); free(h1); free(h3);
+}
+
+/* The weighted cross-entropy of the float64 model on B x n tokens from position 0. */
+static inline double dmodel_loss(const DModel *dm, const int *tok, const int *tgt, const float *w, int B, int n,
+                                 double *logits_out) {
+    int V = dm->c.vocab_size;
+    double *logits = logits_out ? logits_out : malloc(sizeof(double) * B * n * V);
+    dmodel_logits(dm, tok, NULL, NULL, B, n, logits);
+    double loss = d_crossentropy(logits, tgt, w, B * n, V, 0);
     if (!logits_out) free(logits);
     return loss;
 }
