@@ -454,7 +454,7 @@ static int check_settings(const Update *u) {
 
 static int write_manifest(const Update *u) {
     cJSON *j = cJSON_CreateObject(), *tasks = cJSON_AddArrayToObject(j, "tasks"), *t = cJSON_CreateObject();
-    char *title = pathf("muscle update: %s -> %s on %s", u->old_model, u->new_model, u->test);
+    char *title = pathf("muscle update: %s \u2192 %s on %s", u->old_model, u->new_model, u->test);
     cJSON_AddStringToObject(j, "title", title ? title : "muscle update");
     free(title);
     const char *base = strrchr(u->test, '/');
