@@ -17,9 +17,9 @@ MUSCLE="${MUSCLE:-build/muscle}"; S="${MUSCLE_SHARED:-../shared}"; D="$S/data/de
 mkdir -p "$ROOT"
 case "$TASK" in
   section) NTRAIN="${NTRAIN:-600}"; NTEST="${NTEST:-400}"; FILE=debian-section
-           METHODS="${METHODS:-muscle,choice,muscle-answer,old-correct,distill,token-likelihood,sequence-likelihood,focal,elodi,focal-choice,ce}" ;;
+           METHODS="${METHODS:-muscle,choice,muscle-answer,old-correct,distill,token-likelihood,sequence-likelihood,focal,elodi,focal-choice,elodi-choice,ce}" ;;
   sum)     NTRAIN="${NTRAIN:-400}"; NTEST="${NTEST:-200}"; FILE=debian-sum
-           METHODS="${METHODS:-muscle,muscle-answer,old-correct,distill,token-likelihood,sequence-likelihood,focal,elodi,ce}" ;;
+           METHODS="${METHODS:-muscle,muscle-answer,old-correct,distill,token-likelihood,sequence-likelihood,focal,elodi,ce,seqkd}" ;;
   *) echo "compat_table.sh: TASK is section or sum" >&2; exit 2 ;;
 esac
 EPOCHS="${EPOCHS:-2}"; SEQ="${SEQ:-192}"
