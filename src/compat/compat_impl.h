@@ -1,0 +1,91 @@
+/* compat/compat_impl.h - internals shared by the compatibility training files (not
+ * public): the examples, the trainer's state, and what compat_train.c (examples, the
+ * token level, set-up), compat_seq.c (the sequence level) and compat_choice.c (the
+ * choice level) call of each other. */
+#ifndef MUSCLE_COMPAT_COMPAT_IMPL_H
+#define MUSCLE_COMPAT_COMPAT_IMPL_H
+
+#include <stdint.h>
+
+#include "compat/compat_train.h"
+#include "model/forward.h"
+
+/* One training or held-out example: a row of ids; mask[j] = 1 when ids[j] is an
+ * answer token (its prediction from position j - 1 carries the cross-entropy). */
+typedef struct {
+    int *ids;
+    uint8_t *mask;
+    int len;
+    int labelled;  /* 0: transfer instance (no cross-entropy) */
+    int label;     /* MC: the choice in the row (M1's for a transfer instance); -1 generation */
+    int mc;        /* MC: index into ct->mc; -1 otherwise */
+    int src;       /* its instance in the task set it came from (train, val or transfer) */
+    /* sequence level: M1's greedy output as a row (prompt + output [+ EOS]; kd_mask = 1 on
+     * the output) and the prompt as muscle eval reads it (whole: cut per model) */
+    int *kd_ids;
+    uint8_t *kd_mask;
+    int kd_len;
+    int *gp;
+    int gn;
+} CEx;
+
+struct CompatTrainer {
+    CompatConfig cfg;
+    CompatSetup s;
+    TaskKind kind;
+    int V;
+    CEx *ex[2];                /* [DATA_TRAIN], [DATA_VAL] */
+    long n[2];
+    int max_len;
+    /* multiple choice: the tokenized training instances and the teachers' choice scores */
+    TaskMCTokens *mc;
+    int n_mc, max_choices;
+    double *ll1, *ll2;         /* [n_mc * max_choices] */
+    /* token level: teacher cache, position p = pos_off[e] + j (j = 0 .. len - 2) */
+    size_t *pos_off;           /* [n_train + 1] */
+    TeacherPos *tp[2];         /* [positions] M1, M2 (NULL when not needed) */
+    int *ids_pool[2];
+    float *z_pool[2];
+    int k;                     /* kept per covered position (V = exact) */
+    /* training */
+    Trainer *t;
+    RunState cs;               /* choice level: every choice of a micro-batch's instances */
+    int have_cs;
+    int *rows_tok;             /* micro-batch tokens */
+    float *scratch;            /* [threads, 3 V] */
+    double *pos_loss;          /* [rows * T] */
+    int *pos_meta;             /* per position: masked (bit 0), distilled (1), answer (2), student right (3) */
+    int *row_ex, *row_c, *seq_flag; /* per row of a micro-batch: its example, its choice; per example: the flag */
+    double *row_ll, *row_dll;  /* per row: the choice's log-likelihood and d loss / d it */
+    /* choice level: per (example, choice) of a pass, where its segment starts and where its
+     * row starts in the logits; per example its first (example, choice) (row_cap each) */
+    int *row_at, row_cap;
+    int *pk_pos, *pk_seg;      /* [B * T] positions and segments of the packed rows */
+    long *mb_ex;               /* [2 B] a micro-batch's examples: packed, then plain */
+    int unpacked;              /* MUSCLE_COMPAT_UNPACKED=1: every choice a plain row (the old path);
+                                  MUSCLE_COMPAT_PACK_MAX=N: packed rows of at most max(N, T)
+                                  tokens, the longer ones as plain rows (test knobs) */
+    /* sequence level: per training example, ROUGE-1 F of M1's and M2's outputs, M1's text,
+     * [M2's text == M1's], the current mask and the epoch it was computed for */
+    double *r1, *r2;
+    char **text1;
+    uint8_t *same2, *smask;
+    long mask_epoch;
+    int *gen_buf;              /* a prompt cut to a model's context */
+    CompatStats st;
+};
+
+/* compat_train.c */
+int compat_is_answer(const CEx *e, int j);
+void compat_step_scales(const CompatConfig *c, double n_answer, double n_distill, double *ce, double *kd);
+
+/* compat_seq.c: the sequence level */
+int compat_seq_teachers(CompatTrainer *ct);
+char *compat_seq_masks_path(const Trainer *t);
+int compat_seq_step(CompatTrainer *ct, Trainer *t, const long *ex, int n, double *loss);
+
+/* compat_choice.c: the choice level */
+int compat_choice_packed_len(const TaskMCTokens *tk);
+int compat_choice_step(CompatTrainer *ct, Trainer *t, const long *ex, int n, double *loss);
+
+#endif
