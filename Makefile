@@ -62,6 +62,11 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/libmuscle.a tests/testutil.h
 	@echo "  LD $@"
 	@$(CC) $(CFLAGS) -Itests $(LDFLAGS) $< $(BUILD)/libmuscle.a $(LDLIBS) -lcmocka -o $@
 
+# Benchmark programs (bench/*.sh build them here, with the library's flags and libraries).
+$(BUILD)/bench_%: bench/bench_%.c $(BUILD)/libmuscle.a
+	@echo "  LD $@"
+	@$(CC) $(CFLAGS) $(LDFLAGS) $< $(BUILD)/libmuscle.a $(LDLIBS) -o $@
+
 # Everything the README promises: unit tests, CLI tests, then the sanitizer build.
 test: test-deps
 	$(MAKE) --no-print-directory all

@@ -79,7 +79,7 @@ int main(int argc, char **argv) {
             items[i] = (McItem){ctx[i], CTX, NC, chp[i], lens};
             res[i] = (McResult){ll[i], nt[i], NULL};
         }
-        McOptions mo = {4, 0, NULL, NULL, NULL};
+        McOptions mo = {.max_batch = 4};
         for (int it = 0; it <= iters; it++) {
             double t0 = now_s();
             if (eval_mc_score(&m, items, NI, res, &mo) != 0) { fprintf(stderr, "%s\n", err_msg()); return 1; }

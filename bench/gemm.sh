@@ -6,8 +6,6 @@
 # an estimate of the unshared speed when other jobs load the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-make --no-print-directory build/libmuscle.a >/dev/null
-PKG=$(pkg-config --cflags --libs openblas)
-gcc -std=c11 -D_GNU_SOURCE -O2 -fopenmp -Isrc bench/bench_gemm.c build/libmuscle.a $PKG -lm -o build/bench_gemm
+make --no-print-directory -s build/bench_gemm >/dev/null
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}" OMP_PROC_BIND="${OMP_PROC_BIND:-close}"
 flock /tmp/muscle-bench.lock build/bench_gemm "$@"

@@ -8,9 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tasks="${1:-score decode mc}"; shapes="${2:-15M 110M}"; dtypes="${3:-fp32 bf16}"
-make --no-print-directory -s all >/dev/null
-gcc -std=c11 -O3 -march=x86-64 -fopenmp -Isrc $(pkg-config --cflags openblas libcjson) bench/bench_engine.c \
-    build/libmuscle.a $(pkg-config --libs openblas libcjson) -lutf8proc -lpcre2-8 -lm -o build/bench_engine
+make --no-print-directory -s all build/bench_engine >/dev/null
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 # Debian's OpenBLAS 0.3.21 does not know this CPU and would use SSE3 kernels: give PyTorch
 # (which uses the same libblas) the AVX-512 kernels muscle selects for itself.

@@ -17,9 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tasks="${1:-lora8_qkvo lora16_all full}"; shapes="${2:-15M 110M}"; dtypes="${3:-fp32 bf16}"; repeats="${4:-1}"
-make --no-print-directory -s all >/dev/null
-gcc -std=c11 -O3 -march=x86-64 -fopenmp -D_GNU_SOURCE -Isrc $(pkg-config --cflags openblas libcjson) bench/bench_train.c \
-    build/libmuscle.a $(pkg-config --libs openblas libcjson) -lutf8proc -lpcre2-8 -lm -o build/bench_train
+make --no-print-directory -s all build/bench_train >/dev/null
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 # Debian's OpenBLAS 0.3.21 does not know this CPU and would use SSE3 kernels: give PyTorch
 # (which uses the same libblas) the AVX-512 kernels muscle selects for itself.
