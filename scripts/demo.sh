@@ -18,11 +18,11 @@ t0=$(date +%s)
 echo "== muscle update: debian-section (multiple choice), v1 -> v2" >&2
 $M update --old-model demo/models/v1 --old-adapter demo/adapters/section-v1 --new-model demo/models/v2 \
     --task-train demo/data/section.train.jsonl --task-test demo/data/section.test.jsonl --out "$OUT/section" \
-    --methods muscle,choice --epochs 2 --compat-epochs 0.5 --lr 3e-3 --batch 8 --seq-len 256 --limit 300 --quiet >/dev/null
+    --methods muscle,choice --epochs 2 --compat-epochs 1 --lr 3e-3 --batch 8 --seq-len 256 --limit 300 --quiet >/dev/null
 echo "== muscle update: debian-sum (summarisation, ROUGE-1), v1 -> v2" >&2
 $M update --old-model demo/models/v1 --old-adapter demo/adapters/sum-v1 --new-model demo/models/v2 \
     --task-train demo/data/sum.train.jsonl --task-test demo/data/sum.test.jsonl --out "$OUT/sum" \
-    --methods muscle --epochs 2 --compat-epochs 0.5 --lr 3e-3 --batch 8 --seq-len 256 --max-tokens 24 --limit 100 --quiet >/dev/null
+    --methods muscle,seqkd --epochs 2 --compat-epochs 0.5 --lr 3e-3 --batch 8 --seq-len 256 --max-tokens 24 --limit 100 --quiet >/dev/null
 # one report for both tasks (the two runs' prediction files; written whole, then renamed)
 cat >"$OUT/manifest.json.tmp" <<'EOF'
 {
@@ -36,7 +36,8 @@ cat >"$OUT/manifest.json.tmp" <<'EOF'
   {"name": "debian-sum", "kind": "gen", "old": "sum/preds/old.jsonl",
    "new": {"name": "M2", "preds": ["sum/preds/new-s1.jsonl"]},
    "methods": [
-    {"name": "muscle", "settings": "--compat student-wrong", "preds": ["sum/preds/muscle-s1.jsonl"]}]}
+    {"name": "muscle", "settings": "--compat student-wrong", "preds": ["sum/preds/muscle-s1.jsonl"]},
+    {"name": "seqkd", "settings": "--compat student-wrong --level sequence --ce-weight 0.5", "preds": ["sum/preds/seqkd-s1.jsonl"]}]}
  ]
 }
 EOF
