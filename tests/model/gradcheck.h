@@ -377,4 +377,41 @@ static inline ModelConfig tiny_config(RopeStyle rope, int tied) {
     return c;
 }
 
+/* Every gradient tensor of a model (or adapter) by name, with its offset in the flat buffer. */
+typedef struct { char name[48]; float *a; size_t off, n; } TensorRef;
+
+static inline int model_tensors(const ModelGrads *g, TensorRef *t) {
+    const ModelConfig *c = &g->cfg;
+    size_t d = c->dim, hid = c->hidden_dim, qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
+    int k = 0;
+#define ADD(nm, ptr, cnt) do { snprintf(t[k].name, sizeof t[k].name, "%s", nm); t[k].a = (ptr); t[k].off = (size_t)((ptr) - g->data); t[k].n = (cnt); k++; } while (0)
+    ADD(c->tied ? "tok_emb (tied)" : "tok_emb", g->tok_emb, (size_t)c->vocab_size * d);
+    for (int l = 0; l < c->n_layers; l++) {
+        const LayerGrads *L = &g->layers[l];
+        char nm[48];
+#define ADDL(field, cnt) do { snprintf(nm, sizeof nm, "layer %d %s", l, #field); ADD(nm, L->field, cnt); } while (0)
+        ADDL(rms_att, d); ADDL(wq, qd * d); ADDL(wk, kvd * d); ADDL(wv, kvd * d); ADDL(wo, d * qd);
+        ADDL(rms_ffn, d); ADDL(w1, hid * d); ADDL(w2, d * hid); ADDL(w3, hid * d);
+#undef ADDL
+    }
+    ADD("rms_final", g->rms_final, d);
+    if (!c->tied) ADD("wcls", g->wcls, (size_t)c->vocab_size * d);
+#undef ADD
+    return k;
+}
+
+static inline int lora_tensors(const LoraAdapter *a, TensorRef *t) {
+    int k = 0;
+    for (int l = 0; l < a->n_layers; l++)
+        for (int tg = 0; tg < LORA_N_TARGETS; tg++) {
+            LoraMat *p = lora_mat(a, l, (LoraTarget)tg);
+            if (!p) continue;
+            snprintf(t[k].name, sizeof t[k].name, "lora layer %d %s A", l, lora_target_name((LoraTarget)tg));
+            t[k].a = p->A; t[k].off = (size_t)(p->A - a->data); t[k].n = (size_t)p->rank * p->in; k++;
+            snprintf(t[k].name, sizeof t[k].name, "lora layer %d %s B", l, lora_target_name((LoraTarget)tg));
+            t[k].a = p->B; t[k].off = (size_t)(p->B - a->data); t[k].n = (size_t)p->out * p->rank; k++;
+        }
+    return k;
+}
+
 #endif
