@@ -11,6 +11,7 @@
 # build-fuzz/artifacts/NAME-*). Exit status 1 when a harness found a crash.
 set -u
 cd "$(dirname "$0")/.."
+. fuzz/lib.sh
 secs="${1:-60}"; shift || true
 harnesses=("$@"); [ ${#harnesses[@]} -eq 0 ] && harnesses=(hf_config adapter_config task)
 out=build-fuzz
@@ -139,20 +140,6 @@ for h in "${harnesses[@]}"; do
   r=$(regress_dir "$h"); [ -d "$r" ] && seeds+=("$r")
   dict="$out/config.dict"; maxlen=4096
   [ "$h" = task ] && dict="$out/task.dict"
-  log="$out/fuzz_$h.log"
-  echo "== fuzz_$h: ${secs}s" >&2
-  "$out/fuzz_$h" -max_total_time="$secs" -max_len="$maxlen" -timeout=10 -rss_limit_mb=2048 \
-    -print_final_stats=1 -dict="$dict" -artifact_prefix="$out/artifacts/$h-" \
-    "$out/corpus/$h" "${seeds[@]}" >"$log" 2>&1
-  rc=$?
-  runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$')
-  cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1)
-  corp=$(ls "$out/corpus/$h" | wc -l)
-  if [ $rc -ne 0 ]; then
-    status=1
-    echo "fuzz_$h: FAILED (exit $rc) after ${runs:-?} runs; see $log and $out/artifacts/" >&2
-    grep -m5 -E 'ERROR|SUMMARY|runtime error|invariant failed' "$log" >&2
-  fi
-  echo "fuzz_$h: ${secs}s, ${runs:-?} executions, ${cov:-cov: ?}, corpus $corp files, exit $rc"
+  fuzz_run "$h" "$out/fuzz_$h" "$secs" "$dict" "$maxlen" "$out" "$out/corpus/$h" "${seeds[@]}" || status=1
 done
 exit $status
