@@ -10,6 +10,7 @@
  * then gives back the saved values of every target named; otherwise it fails naming a
  * tensor's shape.
  * Build and run: fuzz/run_files.sh SECONDS adapter_config. */
+#include "fuzz_files_common.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "model/lora.h"
@@ -21,14 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#define AC_CHECK(c)                                                                                \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "invariant failed: %s (%s:%d): %s\n", #c, __FILE__, __LINE__, err_msg()); \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static char ac_dir[512];
 static ModelConfig ac_cfg;
@@ -47,61 +40,54 @@ static void ac_cleanup(void) {
 
 static void ac_init(void) {
     if (ac_dir[0]) return;
-    const char *t = getenv("FUZZ_TMPDIR");
-    if (!t) t = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-    snprintf(ac_dir, sizeof ac_dir, "%s/fuzz_adapter_config.XXXXXX", t);
-    if (!mkdtemp(ac_dir)) {
-        perror(ac_dir);
-        abort();
-    }
+    fuzz_tmpdir_make(ac_dir, sizeof ac_dir, "fuzz_adapter_config");
     atexit(ac_cleanup);
     ModelConfig c = {.dim = 16, .hidden_dim = 24, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .head_dim = 4,
                      .vocab_size = 8, .seq_len = 16, .rope_theta = 10000.0f, .norm_eps = 1e-5f, .tied = 1,
                      .rope = ROPE_INTERLEAVED, .bos_id = 1, .eos_id = 2};
     ac_cfg = c;
-    AC_CHECK(lora_init(&ac_ref, &ac_cfg, 2, 4.0f, 0, LORA_TARGETS_ALL) == 0);
+    FUZZ_CHECK(lora_init(&ac_ref, &ac_cfg, 2, 4.0f, 0, LORA_TARGETS_ALL) == 0);
     for (size_t i = 0; i < ac_ref.n_floats; i++) ac_ref.data[i] = (float)((int)(i * 7919 % 201) - 100) / 64.0f;
-    AC_CHECK(lora_save_peft(&ac_ref, &ac_cfg, ac_dir, "fuzz", NULL, 0) == 0);
+    FUZZ_CHECK(lora_save_peft(&ac_ref, &ac_cfg, ac_dir, "fuzz", NULL, 0) == 0);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     ac_init();
-    char *text = malloc(size ? size : 1); /* exact size: ASan sees any read past the end */
-    if (size) memcpy(text, data, size);
+    char *text = fuzz_copy(data, size);
     LoraPeftConfig pc;
     err_clear();
     int rc = lora_peft_config_parse(&pc, text, size, "fuzz/adapter_config.json");
     free(text);
     if (rc != 0) {
-        AC_CHECK(strstr(err_msg(), "fuzz/adapter_config.json") != NULL);
-        AC_CHECK(pc.rank == 0 && pc.targets == 0);
+        FUZZ_CHECK(strstr(err_msg(), "fuzz/adapter_config.json") != NULL);
+        FUZZ_CHECK(pc.rank == 0 && pc.targets == 0);
         return 0;
     }
-    AC_CHECK(pc.rank >= 1 && pc.rank <= LORA_PEFT_MAX_RANK);
-    AC_CHECK(isfinite(pc.alpha) && pc.alpha > 0);
-    AC_CHECK(pc.targets != 0 && (pc.targets & ~LORA_TARGETS_ALL) == 0);
+    FUZZ_CHECK(pc.rank >= 1 && pc.rank <= LORA_PEFT_MAX_RANK);
+    FUZZ_CHECK(isfinite(pc.alpha) && pc.alpha > 0);
+    FUZZ_CHECK(pc.targets != 0 && (pc.targets & ~LORA_TARGETS_ALL) == 0);
     /* the whole folder with this configuration */
     char p[600];
     snprintf(p, sizeof p, "%s/adapter_config.json", ac_dir);
-    AC_CHECK(file_write_all_atomic(p, data, size) == 0);
+    FUZZ_CHECK(file_write_all_atomic(p, data, size) == 0);
     LoraAdapter a;
     rc = lora_load_peft(&a, &ac_cfg, ac_dir);
     if (pc.rank != 2) {
-        AC_CHECK(rc == -1 && strstr(err_msg(), "shape") != NULL);
+        FUZZ_CHECK(rc == -1 && strstr(err_msg(), "shape") != NULL);
         return 0;
     }
-    AC_CHECK(rc == 0);
-    AC_CHECK(a.rank == 2 && a.targets == pc.targets && a.alpha == pc.alpha && a.rslora == pc.rslora);
-    AC_CHECK(isfinite(a.scaling));
+    FUZZ_CHECK(rc == 0);
+    FUZZ_CHECK(a.rank == 2 && a.targets == pc.targets && a.alpha == pc.alpha && a.rslora == pc.rslora);
+    FUZZ_CHECK(isfinite(a.scaling));
     for (int l = 0; l < ac_cfg.n_layers; l++)
         for (int t = 0; t < LORA_N_TARGETS; t++) {
             const LoraMat *x = lora_mat(&a, l, (LoraTarget)t), *y = lora_mat(&ac_ref, l, (LoraTarget)t);
-            AC_CHECK((x != NULL) == ((pc.targets & LORA_BIT(t)) != 0));
+            FUZZ_CHECK((x != NULL) == ((pc.targets & LORA_BIT(t)) != 0));
             if (!x) continue;
-            AC_CHECK(x->in == y->in && x->out == y->out && x->rank == y->rank);
-            AC_CHECK(memcmp(x->A, y->A, (size_t)x->rank * x->in * sizeof(float)) == 0);
-            AC_CHECK(memcmp(x->B, y->B, (size_t)x->out * x->rank * sizeof(float)) == 0);
+            FUZZ_CHECK(x->in == y->in && x->out == y->out && x->rank == y->rank);
+            FUZZ_CHECK(memcmp(x->A, y->A, (size_t)x->rank * x->in * sizeof(float)) == 0);
+            FUZZ_CHECK(memcmp(x->B, y->B, (size_t)x->out * x->rank * sizeof(float)) == 0);
         }
     lora_free(&a);
     return 0;

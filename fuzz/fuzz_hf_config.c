@@ -6,6 +6,7 @@
  * into the same configuration (written in a private folder of $FUZZ_TMPDIR, /dev/shm or
  * /tmp, removed at exit).
  * Build and run: fuzz/run_files.sh SECONDS hf_config. */
+#include "fuzz_files_common.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "model/model.h"
@@ -16,14 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#define HF_CHECK(c)                                                                                \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "invariant failed: %s (%s:%d): %s\n", #c, __FILE__, __LINE__, err_msg()); \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static char hf_dir[512];
 
@@ -36,42 +29,35 @@ static void hf_cleanup(void) {
 
 static void hf_init(void) {
     if (hf_dir[0]) return;
-    const char *t = getenv("FUZZ_TMPDIR");
-    if (!t) t = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-    snprintf(hf_dir, sizeof hf_dir, "%s/fuzz_hf_config.XXXXXX", t);
-    if (!mkdtemp(hf_dir)) {
-        perror(hf_dir);
-        abort();
-    }
+    fuzz_tmpdir_make(hf_dir, sizeof hf_dir, "fuzz_hf_config");
     atexit(hf_cleanup);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     hf_init();
-    char *text = malloc(size ? size : 1); /* exact size: ASan sees any read past the end */
-    if (size) memcpy(text, data, size);
+    char *text = fuzz_copy(data, size);
     ModelConfig c;
     err_clear();
     if (hf_config_parse(&c, text, size, "fuzz/config.json") != 0) {
-        HF_CHECK(strstr(err_msg(), "fuzz/config.json") != NULL);
+        FUZZ_CHECK(strstr(err_msg(), "fuzz/config.json") != NULL);
         free(text);
         return 0;
     }
     free(text);
-    HF_CHECK(model_config_check(&c, "parsed") == 0);
-    HF_CHECK(c.head_dim * c.n_heads == c.dim && c.n_heads % c.n_kv_heads == 0);
-    HF_CHECK(isfinite(c.norm_eps) && isfinite(c.rope_theta) && c.bos_id >= 0 && c.eos_id >= 0);
+    FUZZ_CHECK(model_config_check(&c, "parsed") == 0);
+    FUZZ_CHECK(c.head_dim * c.n_heads == c.dim && c.n_heads % c.n_kv_heads == 0);
+    FUZZ_CHECK(isfinite(c.norm_eps) && isfinite(c.rope_theta) && c.bos_id >= 0 && c.eos_id >= 0);
     Model m;
     memset(&m, 0, sizeof m);
     m.cfg = c;
     uint64_t np = model_param_count(&m);
-    HF_CHECK(np >= (uint64_t)c.vocab_size * (uint64_t)c.dim && np < (1ull << 62));
+    FUZZ_CHECK(np >= (uint64_t)c.vocab_size * (uint64_t)c.dim && np < (1ull << 62));
     /* written back and read again: the same configuration */
-    HF_CHECK(model_save_hf_config(&c, hf_dir, DT_F32) == 0);
+    FUZZ_CHECK(model_save_hf_config(&c, hf_dir, DT_F32) == 0);
     ModelConfig d;
-    HF_CHECK(hf_config_read(&d, hf_dir) == 0);
-    HF_CHECK(d.dim == c.dim && d.hidden_dim == c.hidden_dim && d.n_layers == c.n_layers && d.n_heads == c.n_heads &&
+    FUZZ_CHECK(hf_config_read(&d, hf_dir) == 0);
+    FUZZ_CHECK(d.dim == c.dim && d.hidden_dim == c.hidden_dim && d.n_layers == c.n_layers && d.n_heads == c.n_heads &&
              d.n_kv_heads == c.n_kv_heads && d.head_dim == c.head_dim && d.vocab_size == c.vocab_size &&
              d.seq_len == c.seq_len && d.rope_theta == c.rope_theta && d.norm_eps == c.norm_eps && d.tied == c.tied &&
              d.rope == c.rope && d.bos_id == c.bos_id && d.eos_id == c.eos_id);
