@@ -17,8 +17,12 @@ int cmd_gate(int argc, char **argv);
 
 /* Prints "muscle: error: <err_msg()>" and returns 1. */
 int cli_fail(void);
-/* Prints a usage error for a command and returns 2. */
-int cli_usage_error(const char *cmd, const char *fmt, ...);
+/* Prints a usage error for a command ("muscle CMD: <msg> (see muscle CMD --help)") and
+ * returns 2. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The same in the form of every other error ("muscle: error: <msg> (see muscle CMD
+ * --help)"), as finetune, pretrain and update print them; returns 2. */
+int cli_usage_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Parses an integer / float option value; on failure prints an error. */
 int cli_parse_int(const char *opt, const char *s, long lo, long hi, long *out);
 int cli_parse_float(const char *opt, const char *s, double *out);

@@ -14,7 +14,6 @@
 #include <cJSON.h>
 #include <getopt.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,16 +119,6 @@ static const char *finetune_help =
     "                        as for muscle pretrain\n"
     "SIGINT/SIGTERM: the current step finishes, a checkpoint is saved, exit 130/143.\n";
 
-/* "muscle: error: <msg> (see muscle CMD --help)", exit code 2 */
-static int usage_err(const char *cmd, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("muscle: error: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, " (see muscle %s --help)\n", cmd);
-    va_end(ap);
-    return 2;
-}
 
 typedef struct {
     int finetune;
@@ -270,7 +259,7 @@ static int parse_args(TrainArgs *a, int argc, char **argv, int *exit_code) {
             a->have_val_frac = 1;
             break;
         case O_FORMAT:
-            if (data_format_parse(optarg, &a->format)) return *exit_code = usage_err(cmd, "--data-format '%s': expected auto, text, lines or jsonl", optarg);
+            if (data_format_parse(optarg, &a->format)) return *exit_code = cli_usage_fail(cmd, "--data-format '%s': expected auto, text, lines or jsonl", optarg);
             break;
         case O_OUT: a->out = optarg; break;
         case O_MODEL: a->model = optarg; break;
@@ -287,7 +276,7 @@ static int parse_args(TrainArgs *a, int argc, char **argv, int *exit_code) {
             if (!strcmp(optarg, "cosine")) a->t.schedule = LR_COSINE;
             else if (!strcmp(optarg, "linear")) a->t.schedule = LR_LINEAR;
             else if (!strcmp(optarg, "constant")) a->t.schedule = LR_CONSTANT;
-            else return *exit_code = usage_err(cmd, "--schedule '%s': expected cosine, linear or constant", optarg);
+            else return *exit_code = cli_usage_fail(cmd, "--schedule '%s': expected cosine, linear or constant", optarg);
             break;
         case O_WD: if (parse_pos("--weight-decay", optarg, &a->t.adamw.weight_decay, 1)) return *exit_code = 2; break;
         case O_CLIP: if (parse_pos("--clip", optarg, &a->t.clip, 1)) return *exit_code = 2; break;
@@ -309,14 +298,14 @@ static int parse_args(TrainArgs *a, int argc, char **argv, int *exit_code) {
         case O_UNTIED: a->untied = 1; break;
         case O_DTYPE:
             a->out_dtype = !strcmp(optarg, "f32") ? DT_F32 : !strcmp(optarg, "bf16") ? DT_BF16 : !strcmp(optarg, "f16") ? DT_F16 : DT_COUNT;
-            if (a->out_dtype == DT_COUNT) return *exit_code = usage_err(cmd, "--dtype '%s': expected f32, bf16 or f16", optarg);
+            if (a->out_dtype == DT_COUNT) return *exit_code = cli_usage_fail(cmd, "--dtype '%s': expected f32, bf16 or f16", optarg);
             break;
         case O_AINIT: a->adapter_init = optarg; break;
         case O_RANK: INT("--rank", 1, 65536, a->rank); a->have_rank = 1; break;
         case O_ALPHA: if (parse_pos("--alpha", optarg, &a->alpha, 0)) return *exit_code = 2; a->have_alpha = 1; break;
         case O_RSLORA: a->rslora = 1; break;
         case O_TARGETS:
-            if (lora_targets_parse(optarg, &a->targets)) return *exit_code = usage_err(cmd, "--targets '%s': %s", optarg, err_msg());
+            if (lora_targets_parse(optarg, &a->targets)) return *exit_code = cli_usage_fail(cmd, "--targets '%s': %s", optarg, err_msg());
             a->have_targets = 1;
             break;
         case O_BF16: a->bf16 = 1; break;
@@ -328,24 +317,24 @@ static int parse_args(TrainArgs *a, int argc, char **argv, int *exit_code) {
         case O_SKIPBAD: a->skip_bad = 1; break;
         case O_NOBEST: a->no_keep_best = 1; break;
         case O_COMPAT:
-            if (compat_method_parse(optarg, &a->cc.method)) return *exit_code = usage_err(cmd, "--compat %s", err_msg());
+            if (compat_method_parse(optarg, &a->cc.method)) return *exit_code = cli_usage_fail(cmd, "--compat %s", err_msg());
             a->compat = 1;
             break;
         case O_OLDM: a->old_model = optarg; break;
         case O_OLDA: a->old_adapter = optarg; break;
         case O_TRANSFER: a->transfer = optarg; break;
         case O_LEVEL:
-            if (compat_level_parse(optarg, &a->cc.level)) return *exit_code = usage_err(cmd, "--level %s", err_msg());
+            if (compat_level_parse(optarg, &a->cc.level)) return *exit_code = cli_usage_fail(cmd, "--level %s", err_msg());
             break;
         case O_DTOK:
             if (!strcmp(optarg, "all")) a->cc.answer_only = 0;
             else if (!strcmp(optarg, "answer")) a->cc.answer_only = 1;
-            else return *exit_code = usage_err(cmd, "--distill-tokens '%s': expected all or answer", optarg);
+            else return *exit_code = cli_usage_fail(cmd, "--distill-tokens '%s': expected all or answer", optarg);
             break;
         case O_TEMP: if (parse_pos("--temperature", optarg, &a->cc.temperature, 0)) return *exit_code = 2; break;
         case O_CEW:
             if (parse_pos("--ce-weight", optarg, &a->cc.ce_weight, 1)) return *exit_code = 2;
-            if (a->cc.ce_weight > 1) return *exit_code = usage_err(cmd, "--ce-weight '%s': expected a number in 0..1", optarg);
+            if (a->cc.ce_weight > 1) return *exit_code = cli_usage_fail(cmd, "--ce-weight '%s': expected a number in 0..1", optarg);
             break;
         case O_KDW: if (parse_pos("--kd-weight", optarg, &a->cc.kd_weight, 1)) return *exit_code = 2; break;
         case O_FALPHA: if (parse_pos("--focal-alpha", optarg, &a->cc.focal_alpha, 1)) return *exit_code = 2; break;
@@ -356,40 +345,40 @@ static int parse_args(TrainArgs *a, int argc, char **argv, int *exit_code) {
         case O_CACHEMB: if (parse_pos("--teacher-cache-mb", optarg, &a->cc.cache_mb, 0)) return *exit_code = 2; break;
         case O_GENMAX: INT("--max-tokens", 1, 1 << 20, a->cc.gen_max_tokens); a->have_gen = 1; break;
         case O_GENNR: INT("--no-repeat-ngram", 0, 64, a->cc.gen_no_repeat_ngram); a->have_gen = 1; break;
-        case ':': return *exit_code = usage_err(cmd, "option '%s' needs a value", argv[optind - 1]);
-        default: return *exit_code = usage_err(cmd, "unknown option '%s'", argv[optind - 1]);
+        case ':': return *exit_code = cli_usage_fail(cmd, "option '%s' needs a value", argv[optind - 1]);
+        default: return *exit_code = cli_usage_fail(cmd, "unknown option '%s'", argv[optind - 1]);
         }
     }
 #undef INT
-    if (optind != argc) return *exit_code = usage_err(cmd, "unexpected argument '%s'", argv[optind]);
-    if (a->task && a->data) return *exit_code = usage_err(cmd, "give --data or --task, not both");
-    if (!a->data && !a->task) return *exit_code = usage_err(cmd, a->finetune ? "--data FILE or --task FILE is required" : "--data FILE is required");
+    if (optind != argc) return *exit_code = cli_usage_fail(cmd, "unexpected argument '%s'", argv[optind]);
+    if (a->task && a->data) return *exit_code = cli_usage_fail(cmd, "give --data or --task, not both");
+    if (!a->data && !a->task) return *exit_code = cli_usage_fail(cmd, a->finetune ? "--data FILE or --task FILE is required" : "--data FILE is required");
     if (!a->task && (a->task_format || a->prompt || a->answer || a->prompt_file || a->skip_bad || a->no_keep_best))
-        return *exit_code = usage_err(cmd, "--format, --prompt, --answer, --prompt-file, --skip-bad and --no-keep-best go with --task");
-    if (!a->out) return *exit_code = usage_err(cmd, "--out DIR is required");
-    if (a->have_steps && a->have_epochs) return *exit_code = usage_err(cmd, "give --steps or --epochs, not both");
-    if (a->val && a->have_val_frac) return *exit_code = usage_err(cmd, "give --val or --val-frac, not both");
+        return *exit_code = cli_usage_fail(cmd, "--format, --prompt, --answer, --prompt-file, --skip-bad and --no-keep-best go with --task");
+    if (!a->out) return *exit_code = cli_usage_fail(cmd, "--out DIR is required");
+    if (a->have_steps && a->have_epochs) return *exit_code = cli_usage_fail(cmd, "give --steps or --epochs, not both");
+    if (a->val && a->have_val_frac) return *exit_code = cli_usage_fail(cmd, "give --val or --val-frac, not both");
     if (a->finetune) {
-        if (!a->model) return *exit_code = usage_err(cmd, "--model is required");
+        if (!a->model) return *exit_code = cli_usage_fail(cmd, "--model is required");
         if (a->adapter_init && (a->have_rank || a->have_alpha || a->have_targets || a->rslora))
-            return *exit_code = usage_err(cmd, "--adapter-init brings its own rank, alpha and targets: drop --rank, --alpha, --targets and --rslora");
+            return *exit_code = cli_usage_fail(cmd, "--adapter-init brings its own rank, alpha and targets: drop --rank, --alpha, --targets and --rslora");
         if (!a->have_alpha) a->alpha = 2.0 * (double)a->rank;
         if (a->compat) {
-            if (!a->task) return *exit_code = usage_err(cmd, "--compat trains on a task: give --task");
-            if (!a->adapter_init) return *exit_code = usage_err(cmd, "--compat needs --adapter-init A2, the new task model's adapter (the student starts from it)");
-            if (!a->old_model || !a->old_adapter) return *exit_code = usage_err(cmd, "--compat needs the old task model: --old-model M1 --old-adapter A1");
+            if (!a->task) return *exit_code = cli_usage_fail(cmd, "--compat trains on a task: give --task");
+            if (!a->adapter_init) return *exit_code = cli_usage_fail(cmd, "--compat needs --adapter-init A2, the new task model's adapter (the student starts from it)");
+            if (!a->old_model || !a->old_adapter) return *exit_code = cli_usage_fail(cmd, "--compat needs the old task model: --old-model M1 --old-adapter A1");
             if (a->have_gen && a->cc.level != COMPAT_LEVEL_SEQUENCE)
-                return *exit_code = usage_err(cmd, "--max-tokens and --no-repeat-ngram go with --level sequence");
+                return *exit_code = cli_usage_fail(cmd, "--max-tokens and --no-repeat-ngram go with --level sequence");
         } else if (a->old_model || a->old_adapter || a->transfer || a->have_gen) {
-            return *exit_code = usage_err(cmd, "--old-model, --old-adapter, --transfer, --max-tokens and --no-repeat-ngram go with --compat");
+            return *exit_code = cli_usage_fail(cmd, "--old-model, --old-adapter, --transfer, --max-tokens and --no-repeat-ngram go with --compat");
         }
     } else {
         int shape = a->dim || a->layers || a->heads || a->kv_heads || a->hidden || a->vocab || a->untied;
         if ((a->model != NULL) + (a->config != NULL) + (shape != 0) != 1)
-            return *exit_code = usage_err(cmd, "give exactly one of --model M, --config CONFIG.json, or a shape (--dim --layers --heads --hidden)");
+            return *exit_code = cli_usage_fail(cmd, "give exactly one of --model M, --config CONFIG.json, or a shape (--dim --layers --heads --hidden)");
         if (shape && (!a->dim || !a->layers || !a->heads || !a->hidden))
-            return *exit_code = usage_err(cmd, "a new model needs --dim, --layers, --heads and --hidden");
-        if (!a->model && !a->tokenizer) return *exit_code = usage_err(cmd, "a new model needs --tokenizer");
+            return *exit_code = cli_usage_fail(cmd, "a new model needs --dim, --layers, --heads and --hidden");
+        if (!a->model && !a->tokenizer) return *exit_code = cli_usage_fail(cmd, "a new model needs --tokenizer");
         if (!a->have_min_lr) a->t.min_lr = a->t.lr / 10;
     }
     a->t.out_dir = a->out;
@@ -513,11 +502,11 @@ static int run_pretrain(TrainArgs *a) {
             c.eos_id = tok_eos_id(t0) >= 0 ? tok_eos_id(t0) : 2;
             if (c.dim % c.n_heads) {
                 tok_free(t0);
-                return usage_err(a->cmd, "--dim %d is not a multiple of --heads %d", c.dim, c.n_heads);
+                return cli_usage_fail(a->cmd, "--dim %d is not a multiple of --heads %d", c.dim, c.n_heads);
             }
             if ((c.dim / c.n_heads) % 2) {
                 tok_free(t0);
-                return usage_err(a->cmd, "--dim / --heads = %d: the head size must be even (rotary pairs)", c.dim / c.n_heads);
+                return cli_usage_fail(a->cmd, "--dim / --heads = %d: the head size must be even (rotary pairs)", c.dim / c.n_heads);
             }
         }
         tok_free(t0);

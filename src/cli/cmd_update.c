@@ -109,18 +109,6 @@ typedef struct {
     int step, n_steps;
 } Update;
 
-/* "muscle: error: <msg> (see muscle update --help)", exit code 2 */
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("muscle: error: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputs(" (see muscle update --help)\n", stderr);
-    va_end(ap);
-    return 2;
-}
-
 /* ------------------------------------------------------------------------- */
 /* argument lists                                                             */
 
@@ -331,7 +319,7 @@ static int parse_methods(Update *u) {
             for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++)
                 if (!strcmp(presets[i].name, w)) p = &presets[i];
             if (!p) {
-                int rc = usage_error("--methods: unknown method '%s' (presets: muscle, muscle-answer, choice, old-correct, distill, "
+                int rc = cli_usage_fail("update", "--methods: unknown method '%s' (presets: muscle, muscle-answer, choice, old-correct, distill, "
                                      "token-likelihood, sequence-likelihood, focal, elodi, focal-choice, elodi-choice, seqkd, ce; or NAME=ARGS)", w);
                 free(c);
                 return rc;
@@ -349,7 +337,7 @@ static int parse_methods(Update *u) {
         }
         for (const char *q = m.name; *q; q++)
             if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') || *q == '-' || *q == '_')) {
-                int rc = usage_error("--methods: name '%s': use letters, digits, '-' and '_'", m.name);
+                int rc = cli_usage_fail("update", "--methods: name '%s': use letters, digits, '-' and '_'", m.name);
                 free(m.name);
                 free(m.args);
                 free(c);
@@ -357,7 +345,7 @@ static int parse_methods(Update *u) {
             }
         for (int i = 0; i < u->n_methods; i++)
             if (!strcmp(u->methods[i].name, m.name)) {
-                int rc = usage_error("--methods: '%s' is named twice", m.name);
+                int rc = cli_usage_fail("update", "--methods: '%s' is named twice", m.name);
                 free(m.name);
                 free(m.args);
                 free(c);
@@ -369,7 +357,7 @@ static int parse_methods(Update *u) {
         u->methods[u->n_methods++] = m;
     }
     free(c);
-    if (u->n_methods == 0) return usage_error("--methods: no method to run");
+    if (u->n_methods == 0) return cli_usage_fail("update", "--methods: no method to run");
     return 0;
 }
 
@@ -668,18 +656,18 @@ int cmd_update(int argc, char **argv) {
         case U_MAXDROP: if (cli_parse_float("--max-acc-drop", optarg, &dv)) return 2; u.max_acc_drop = optarg; break;
         case U_QUIET: u.quiet = 1; break;
         case U_HELP: fputs(update_help, stdout); return 0;
-        case ':': return usage_error("option '%s' needs a value", argv[optind - 1]);
-        default: return usage_error("unknown option '%s'", argv[optind - 1]);
+        case ':': return cli_usage_fail("update", "option '%s' needs a value", argv[optind - 1]);
+        default: return cli_usage_fail("update", "unknown option '%s'", argv[optind - 1]);
         }
     }
-    if (optind != argc) return usage_error("unexpected argument '%s'", argv[optind]);
+    if (optind != argc) return cli_usage_fail("update", "unexpected argument '%s'", argv[optind]);
     const char *missing = !u.old_model ? "--old-model" : !u.old_adapter ? "--old-adapter" : !u.new_model ? "--new-model"
                         : !u.train ? "--task-train" : !u.test ? "--task-test" : !u.out ? "--out" : NULL;
-    if (missing) return usage_error("%s is required", missing);
+    if (missing) return cli_usage_fail("update", "%s is required", missing);
     /* the task's kind decides the defaults */
     TaskLoadOptions lo;
     task_load_options_default(&lo);
-    if (u.format && task_format_from_name(u.format, &lo.format) != 0) return usage_error("--format %s", err_msg());
+    if (u.format && task_format_from_name(u.format, &lo.format) != 0) return cli_usage_fail("update", "--format %s", err_msg());
     TaskSet ts;
     if (task_set_load(&ts, u.train, &lo) != 0) return cli_fail();
     u.kind = ts.kind;

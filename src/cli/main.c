@@ -50,6 +50,16 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
     return 2;
 }
 
+int cli_usage_fail(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("muscle: error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (see muscle %s --help)\n", cmd);
+    va_end(ap);
+    return 2;
+}
+
 int cli_parse_int(const char *opt, const char *s, long lo, long hi, long *out) {
     char *end;
     errno = 0;
