@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "core/progress.h"
+#include "eval/eval.h"
 #include "metrics/rouge.h"
 #include "model/generate.h"
 #include "model/backward.h"
@@ -30,14 +31,8 @@ static int seq_generate(CompatTrainer *ct, const Model *m, const LoraAdapter *a,
     if (limit < 2)
         return err_set("compat: --max-tokens %d leaves no room for a prompt in the model's context of %d", ct->cfg.gen_max_tokens,
                        m->cfg.seq_len);
-    const int *prompt = e->gp;
     int np = e->gn;
-    if (np > limit) {
-        ct->gen_buf[0] = prompt[0];
-        memcpy(ct->gen_buf + 1, prompt + np - (limit - 1), (size_t)(limit - 1) * sizeof *prompt);
-        prompt = ct->gen_buf;
-        np = limit;
-    }
+    const int *prompt = eval_prompt_fit(e->gp, &np, limit, ct->gen_buf);
     GenOptions g;
     gen_options_default(&g);
     g.max_tokens = ct->cfg.gen_max_tokens;

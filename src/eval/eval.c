@@ -204,6 +204,14 @@ static int gen_one(const Model *m, const Tokenizer *t, const TaskSet *ts, int i,
     return rc;
 }
 
+const int *eval_prompt_fit(const int *prompt, int *np, int limit, int *buf) {
+    if (*np <= limit) return prompt;
+    buf[0] = prompt[0]; /* too long for the context: keep BOS and the most recent tokens */
+    memcpy(buf + 1, prompt + *np - (limit - 1), (size_t)(limit - 1) * sizeof *buf);
+    *np = limit;
+    return buf;
+}
+
 /* MPI ranks: rank r generates the instances of dist_shard's block r; rank 0 gathers the
  * lines (in input order) and writes them; the metrics are summed in input order. */
 static int eval_gen(const Model *m, const TaskSet *ts, const TaskPrompt *p, const Tokenizer *t, const EvalOptions *o,
@@ -233,14 +241,8 @@ static int eval_gen(const Model *m, const TaskSet *ts, const TaskPrompt *p, cons
     progress_init(&pr, "eval", "items", hi - lo, o->quiet);
     double t0 = progress_now();
     for (int i = (int)lo; i < hi && rc == 0; i++) {
-        const int *prompt = tk[i].prompt;
         int np = tk[i].n_prompt;
-        if (np > limit) { /* too long for the context: keep BOS and the most recent tokens */
-            cut[0] = prompt[0];
-            memcpy(cut + 1, prompt + np - (limit - 1), (size_t)(limit - 1) * sizeof *cut);
-            prompt = cut;
-            np = limit;
-        }
+        const int *prompt = eval_prompt_fit(tk[i].prompt, &np, limit, cut);
         rc = gen_one(m, t, ts, i, prompt, np, &g, o, want_lines ? &lines : NULL, met + (size_t)i * 4, sum);
         progress_update(&pr, i + 1 - lo, NULL);
     }

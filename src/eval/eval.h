@@ -54,4 +54,9 @@ typedef struct {
 /* out_path: predictions JSONL (NULL = none). */
 int eval_run(const Model *m, const Tokenizer *t, const EvalOptions *o, const char *out_path, EvalSummary *sum);
 
+/* A generation prompt fitted to a context of `limit` tokens (the model's minus the new
+ * tokens) as eval_run fits it: when longer, BOS and the most recent limit - 1 tokens,
+ * copied into buf (limit ints); *np becomes the fitted length. */
+const int *eval_prompt_fit(const int *prompt, int *np, int limit, int *buf);
+
 #endif
