@@ -11,9 +11,9 @@
  *   dq, dk = rotary^T(dq, dk)
  *   dxn1 = dq Wq + dk Wk + dv Wv        dWq, dWk, dWv                [N, d]
  *   dx += rmsnorm'(dxn1)         drms_att                            (dx = d x_in)
- * Packed rows (model_forward_train_packed): the attention's softmax backward keeps the
- * segment mask (masked scores get no gradient) and the rotary backward rotates back
- * at the explicit positions, both read from the run state like the forward did.
+ * Packed rows (model_forward_train_packed): the forward's probabilities of hidden keys
+ * are exactly 0, so the attention backward needs no mask; the rotary backward rotates back
+ * at the explicit positions, read from the run state like the forward did.
  * Each adapted linear adds its low-rank path (lora.h). Before the layers: the loss,
  * the classifier and the final norm; after them: the embedding (scatter-add).
  * All reductions run in a fixed order: same inputs and thread count, same bits.
@@ -209,12 +209,6 @@ void swiglu_backward(float *dh1, float *dh3, const float *dhg, const float *h1, 
 void attention_backward(float *dq, float *dk, float *dv, float *datt, const float *datt_out, const float *q,
                         const float *k, const float *v, size_t kv_bstride, const float *att, int B, int n, int H,
                         int KVH, int hd) {
-    attention_backward_seg(dq, dk, dv, datt, datt_out, q, k, v, kv_bstride, att, NULL, B, n, H, KVH, hd);
-}
-
-void attention_backward_seg(float *dq, float *dk, float *dv, float *datt, const float *datt_out, const float *q,
-                            const float *k, const float *v, size_t kv_bstride, const float *att, const int *seg_ids,
-                            int B, int n, int H, int KVH, int hd) {
     int grp = H / KVH, qd = H * hd, kvd = KVH * hd;
     float scale = 1.0f / sqrtf((float)hd);
     /* one task per (sequence, kv head): the heads of a group add into the same dk, dv */
@@ -232,7 +226,6 @@ void attention_backward_seg(float *dq, float *dk, float *dv, float *datt, const 
                 const float *dO = datt_out + (size_t)b * n * qd + (size_t)h * hd;
                 const float *Q = q + (size_t)b * n * qd + (size_t)h * hd;
                 float *dQ = dq + (size_t)b * n * qd + (size_t)h * hd;
-                const int *seg = seg_ids ? seg_ids + (size_t)b * n : NULL;
                 float beta = hh ? 1.0f : 0.0f;
                 /* dP[n, n] = dO V^T;  dV[n, hd] (+)= P^T dO */
                 kmm_f32_nt(n, n, hd, dO, qd, Vv, kvd, dS, n, 1.0f, 0.0f);
@@ -241,9 +234,6 @@ void attention_backward_seg(float *dq, float *dk, float *dv, float *datt, const 
                 for (int i = 0; i < n; i++) {
                     const float *p = P + (size_t)i * n;
                     float *ds = dS + (size_t)i * n;
-                    if (seg) /* packed: keys of another segment were not visible (score -inf) */
-                        for (int j = 0; j < i; j++)
-                            if (seg[j] != 0 && seg[j] != seg[i]) ds[j] = 0.0f;
                     float dot = 0.0f;
                     for (int j = 0; j <= i; j++) dot += p[j] * ds[j];
                     for (int j = 0; j <= i; j++) ds[j] = p[j] * (ds[j] - dot);
@@ -327,9 +317,8 @@ static void layer_backward(RunState *s, int l, ModelGrads *g, LoraAdapter *lg) {
 
     /* attention: x_mid = x_in + Wo attention(rotary(Wq xn1), rotary(Wk xn1), Wv xn1) */
     linear_backward(s, a, l, LORA_O, &w->wo, gw ? gw->wo : NULL, lg, a->att_out, G->dx, N, G->datt_out, 0.0f);
-    attention_backward_seg(G->dq, G->dk, G->dv, G->datt, G->datt_out, a->q, s->kcache + l * lstride,
-                           s->vcache + l * lstride, (size_t)s->max_seq * kvd, a->att, s->seg_ids, B, n, c->n_heads,
-                           c->n_kv_heads, hd);
+    attention_backward(G->dq, G->dk, G->dv, G->datt, G->datt_out, a->q, s->kcache + l * lstride,
+                       s->vcache + l * lstride, (size_t)s->max_seq * kvd, a->att, B, n, c->n_heads, c->n_kv_heads, hd);
     rope_backward_at(G->dq, N, n, 0, s->pos_ids, c->n_heads, hd, c->rope, s->rope_cos, s->rope_sin);
     rope_backward_at(G->dk, N, n, 0, s->pos_ids, c->n_kv_heads, hd, c->rope, s->rope_cos, s->rope_sin);
     linear_backward(s, a, l, LORA_Q, &w->wq, gw ? gw->wq : NULL, lg, a->xn1, G->dq, N, G->dxn, 0.0f);

@@ -106,16 +106,11 @@ void swiglu_backward(float *dh1, float *dh3, const float *dhg, const float *h1, 
  *   rows start at k + b*kv_bstride; att [B, H, n, n] the probabilities (row stride n);
  *   datt_out [B*n, H*hd].
  * Writes dq [B*n, H*hd], dk, dv [B*n, KVH*hd] (summed over each group's heads);
- * datt [B, H, n, n] is scratch. */
+ * datt [B, H, n, n] is scratch. Packed rows (segments) need nothing more: the forward
+ * gives a key hidden from a query probability exactly 0, so its score gets no gradient. */
 void attention_backward(float *dq, float *dk, float *dv, float *datt, const float *datt_out, const float *q,
                         const float *k, const float *v, size_t kv_bstride, const float *att, int B, int n, int H,
                         int KVH, int hd);
-/* The same for packed rows when seg_ids [B*n] is not NULL (NULL: attention_backward):
- * key j is visible to query i >= j when seg[j] == 0 or seg[j] == seg[i]; the gradient of
- * a masked score is 0 whatever att holds there (the forward's probabilities are 0). */
-void attention_backward_seg(float *dq, float *dk, float *dv, float *datt, const float *datt_out, const float *q,
-                            const float *k, const float *v, size_t kv_bstride, const float *att, const int *seg_ids,
-                            int B, int n, int H, int KVH, int hd);
 /* Embedding lookup x[r] = emb[tokens[r]]:  demb[tokens[r]] += dx[r] (rows in order). */
 void embedding_backward(float *demb, const float *dx, const int *tokens, int N, int d);
 

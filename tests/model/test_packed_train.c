@@ -291,7 +291,7 @@ static void test_attention_backward_seg_fd(void **st) {
     double out[NQ], P[NP];
     d_attention_seg(out, P, c.q, c.k, c.v, ASEG, AB, AN, AH, AKV, AHD);
     for (int i = 0; i < NP; i++) att[i] = (float)P[i];
-    attention_backward_seg(dq, dk, dv, datt, R, q, k, v, (size_t)AN * AKVD, att, ASEG, AB, AN, AH, AKV, AHD);
+    attention_backward(dq, dk, dv, datt, R, q, k, v, (size_t)AN * AKVD, att, AB, AN, AH, AKV, AHD);
     double nq[NQ], nk[NKV], nv[NKV];
     fd_grad(c.q, NQ, FD_STEP, att_obj, &c, nq);
     fd_grad(c.k, NKV, FD_STEP, att_obj, &c, nk);
@@ -299,11 +299,11 @@ static void test_attention_backward_seg_fd(void **st) {
     double e[3] = {rel_err_fd(dq, nq, NQ), rel_err_fd(dk, nk, NKV), rel_err_fd(dv, nv, NKV)};
     printf("# masked attention backward: dq %.2e, dk %.2e, dv %.2e (tol %.0e)\n", e[0], e[1], e[2], TOL_FD);
     for (int i = 0; i < 3; i++) assert_true(e[i] < TOL_FD);
-    /* wrong: the causal probabilities (no mask) through the masked backward */
+    /* wrong: the causal probabilities (no mask) through the backward */
     double Pc[NP];
     d_attention(out, Pc, c.q, c.k, c.v, AB, AN, AH, AKV, AHD);
     for (int i = 0; i < NP; i++) att[i] = (float)Pc[i];
-    attention_backward_seg(dq, dk, dv, datt, R, q, k, v, (size_t)AN * AKVD, att, ASEG, AB, AN, AH, AKV, AHD);
+    attention_backward(dq, dk, dv, datt, R, q, k, v, (size_t)AN * AKVD, att, AB, AN, AH, AKV, AHD);
     double w = rel_err_fd(dq, nq, NQ);
     printf("# with unmasked probabilities: dq rel err %.2e: caught\n", w);
     assert_true(w >= TOL_FD);
