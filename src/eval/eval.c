@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "core/progress.h"
+#include "core/strbuf.h"
 #include "metrics/answer.h"
 #include "metrics/rouge.h"
 #include "model/generate.h"
@@ -38,32 +39,14 @@ static int write_line(AtomicFile *af, cJSON *o) {
     return rc;
 }
 
-/* Lines kept in memory (a rank's share of the predictions, gathered by rank 0). */
-typedef struct {
-    char *p;
-    size_t n, cap;
-} LineBuf;
-
-static int buf_line(LineBuf *b, cJSON *o) {
+/* Appends one JSON object as a line to b (a rank's share of the predictions, kept in memory
+ * and gathered by rank 0). */
+static int buf_line(StrBuf *b, cJSON *o) {
     char *s = cJSON_PrintUnformatted(o);
     if (!s) return err_set("out of memory");
-    size_t k = strlen(s);
-    if (b->n + k + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->n + k + 1) cap *= 2;
-        char *g = realloc(b->p, cap);
-        if (!g) {
-            free(s);
-            return err_set("out of memory: %zu bytes of predictions", cap);
-        }
-        b->p = g;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, k);
-    b->p[b->n + k] = '\n';
-    b->n += k + 1;
+    int rc = strbuf_puts(b, s) != 0 || strbuf_put(b, "\n", 1) != 0;
     free(s);
-    return 0;
+    return rc ? err_set("out of memory: %zu bytes of predictions", b->n) : 0;
 }
 
 /* The instance id as JSON: a number when the text is an integer, else a string. */
@@ -173,7 +156,7 @@ done:
 /* Generates from one prompt, scores the text against the instance (met: exact match,
  * ROUGE-1, -2, -L) and adds its line to out (when not NULL). */
 static int gen_one(const Model *m, const Tokenizer *t, const TaskSet *ts, int i, const int *prompt, int np,
-                   const GenOptions *g, const EvalOptions *o, LineBuf *out, double *met, EvalSummary *sum) {
+                   const GenOptions *g, const EvalOptions *o, StrBuf *out, double *met, EvalSummary *sum) {
     GenResult r;
     if (model_generate(m, t, prompt, np, g, NULL, NULL, &r) != 0) return -1;
     const TaskGen *inst = &ts->gen[i];
@@ -226,7 +209,7 @@ static int eval_gen(const Model *m, const TaskSet *ts, const TaskPrompt *p, cons
     if (!cut || !met) { free(cut); free(met); task_gen_tokens_free_all(tk, n); return err_set("out of memory"); }
     long lo, hi;
     dist_shard(n, dist_rank(), dist_size(), &lo, &hi);
-    LineBuf lines = {0};
+    StrBuf lines = {0};
     GenOptions g;
     gen_options_default(&g);
     g.max_tokens = o->max_tokens;
@@ -266,7 +249,7 @@ static int eval_gen(const Model *m, const TaskSet *ts, const TaskPrompt *p, cons
     sum->rouge1 = tot[1] / n;
     sum->rouge2 = tot[2] / n;
     sum->rougeL = tot[3] / n;
-    free(lines.p);
+    strbuf_free(&lines);
     free(met);
     free(cut);
     task_gen_tokens_free_all(tk, n);

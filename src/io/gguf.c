@@ -138,7 +138,7 @@ static char *name_copy(Cur *c, const GgufStr *s, const char *what, size_t max_le
         err_set("%s: %s '%s' contains a NUL byte", c->name, what, io_quote(q, s->ptr, (size_t)s->len));
         return NULL;
     }
-    size_t bad = io_utf8_check((const uint8_t *)s->ptr, (size_t)s->len);
+    size_t bad = utf8_valid_prefix((const uint8_t *)s->ptr, (size_t)s->len);
     if (bad != s->len) {
         err_set("%s: %s '%s' is not valid UTF-8 (byte %zu)", c->name, what, io_quote(q, s->ptr, (size_t)s->len), bad);
         return NULL;
@@ -678,7 +678,7 @@ static int writer_fail(GgufWriter *w) {
 
 static int name_ok(const char *s, size_t max_len) {
     size_t n = strlen(s);
-    return n > 0 && (!max_len || n <= max_len) && io_utf8_check((const uint8_t *)s, n) == n;
+    return n > 0 && (!max_len || n <= max_len) && utf8_valid_prefix((const uint8_t *)s, n) == n;
 }
 
 /* Takes ownership of val (malloc'd) in every case. */
@@ -785,28 +785,28 @@ int gguf_writer_set_array(GgufWriter *w, const char *key, GgufValueType elem_typ
 
 int gguf_writer_set_str_array(GgufWriter *w, const char *key, const char *const *strs, const uint64_t *lens,
                               uint64_t count) {
-    IoBuf b = {0};
+    StrBuf b = {0};
     uint8_t hdr[12];
     io_put_le32(hdr, GGUF_TYPE_STRING);
     io_put_le64(hdr + 4, count);
-    io_buf_put(&b, hdr, 12);
+    strbuf_put(&b, hdr, 12);
     for (uint64_t i = 0; i < count && !b.oom; i++) {
         if (!strs || !strs[i]) {
-            io_buf_free(&b);
+            strbuf_free(&b);
             err_set("gguf writer: key '%s': string %llu is NULL", key ? key : "(null)", (unsigned long long)i);
             return writer_fail(w);
         }
         uint64_t n = lens ? lens[i] : strlen(strs[i]);
         uint8_t l8[8];
         io_put_le64(l8, n);
-        io_buf_put(&b, l8, 8);
-        io_buf_put(&b, strs[i], (size_t)n);
+        strbuf_put(&b, l8, 8);
+        strbuf_put(&b, strs[i], (size_t)n);
     }
     if (b.oom) {
-        io_buf_free(&b);
-        b.data = NULL;
+        strbuf_free(&b);
+        b.p = NULL;
     }
-    return kv_set(w, key, GGUF_TYPE_ARRAY, b.data, b.len);
+    return kv_set(w, key, GGUF_TYPE_ARRAY, (uint8_t *)b.p, b.n);
 }
 
 int gguf_writer_copy_kv(GgufWriter *w, const GgufKv *kv) {
@@ -965,24 +965,24 @@ int gguf_writer_write(const GgufWriter *w, const char *path) {
         }
         free(idx);
     }
-    IoBuf h = {0};
+    StrBuf h = {0};
     uint8_t b8[8];
-    io_buf_put(&h, "GGUF", 4);
+    strbuf_put(&h, "GGUF", 4);
     io_put_le32(b8, 3);
-    io_buf_put(&h, b8, 4);
+    strbuf_put(&h, b8, 4);
     io_put_le64(b8, w->n_tensors);
-    io_buf_put(&h, b8, 8);
+    strbuf_put(&h, b8, 8);
     io_put_le64(b8, w->n_kvs);
-    io_buf_put(&h, b8, 8);
+    strbuf_put(&h, b8, 8);
     for (size_t i = 0; i < w->n_kvs; i++) {
         const GgufWriterKv *kv = &w->kvs[i];
         size_t kl = strlen(kv->key);
         io_put_le64(b8, kl);
-        io_buf_put(&h, b8, 8);
-        io_buf_put(&h, kv->key, kl);
+        strbuf_put(&h, b8, 8);
+        strbuf_put(&h, kv->key, kl);
         io_put_le32(b8, kv->type);
-        io_buf_put(&h, b8, 4);
-        io_buf_put(&h, kv->val, kv->len);
+        strbuf_put(&h, b8, 4);
+        strbuf_put(&h, kv->val, kv->len);
     }
     uint64_t off = 0;
     int rc = 0;
@@ -990,35 +990,35 @@ int gguf_writer_write(const GgufWriter *w, const char *path) {
         const GgufWriterTensor *t = &w->tensors[i];
         size_t nl = strlen(t->name);
         io_put_le64(b8, nl);
-        io_buf_put(&h, b8, 8);
-        io_buf_put(&h, t->name, nl);
+        strbuf_put(&h, b8, 8);
+        strbuf_put(&h, t->name, nl);
         io_put_le32(b8, (uint32_t)t->ndim);
-        io_buf_put(&h, b8, 4);
+        strbuf_put(&h, b8, 4);
         for (int d = 0; d < t->ndim; d++) {
             io_put_le64(b8, t->ne[d]);
-            io_buf_put(&h, b8, 8);
+            strbuf_put(&h, b8, 8);
         }
         io_put_le32(b8, t->ggml_type);
-        io_buf_put(&h, b8, 4);
+        strbuf_put(&h, b8, 4);
         io_put_le64(b8, off);
-        io_buf_put(&h, b8, 8);
+        strbuf_put(&h, b8, 8);
         if (io_add_u64(off, t->nbytes, &off) || io_align_up(off, align, &off)) rc = err_set("%s: too large", path);
     }
     if (rc == 0 && h.oom) rc = err_set("%s: out of memory building the header", path);
     if (rc) {
-        io_buf_free(&h);
+        strbuf_free(&h);
         return -1;
     }
     AtomicFile af;
     if (file_atomic_open(&af, path)) {
-        io_buf_free(&h);
+        strbuf_free(&h);
         return -1;
     }
-    file_atomic_write(&af, h.data, h.len);
-    uint64_t pos = h.len;
-    io_align_up(h.len, align, &pos);
-    put_zeros(&af, (size_t)(pos - h.len));
-    io_buf_free(&h);
+    file_atomic_write(&af, h.p, h.n);
+    uint64_t pos = h.n;
+    io_align_up(h.n, align, &pos);
+    put_zeros(&af, (size_t)(pos - h.n));
+    strbuf_free(&h);
     for (size_t i = 0; i < w->n_tensors; i++) {
         const GgufWriterTensor *t = &w->tensors[i];
         if (write_tensor_data(&af, t)) break;

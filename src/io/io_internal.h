@@ -38,9 +38,8 @@ static inline void io_put_le64(uint8_t *p, uint64_t v) {
 
 /* ---------------------------------------------------------------- text */
 
-/* Strict UTF-8 check (no overlong forms, no surrogates, nothing above U+10FFFF).
- * Returns the byte offset of the first bad byte, or `n` when all is valid. */
-size_t io_utf8_check(const uint8_t *s, size_t n);
+/* Strict UTF-8 check: utf8_valid_prefix of core/utf8.h. */
+#include "core/utf8.h"
 
 /* A printable, bounded rendering of a (possibly hostile) name for error messages:
  * at most ~60 characters, bytes outside printable ASCII shown as \xNN, "..." when cut.
@@ -50,20 +49,13 @@ char *io_quote(char buf[IO_QUOTE_CAP], const char *s, size_t len);
 
 /* ---------------------------------------------------------------- growable byte buffer */
 
-typedef struct {
-    uint8_t *data;
-    size_t len, cap;
-    int oom; /* set once an allocation failed; all later appends are ignored */
-} IoBuf;
+/* Headers are built in a StrBuf (core/strbuf.h). */
+#include "core/strbuf.h"
 
-void io_buf_put(IoBuf *b, const void *p, size_t n);
-void io_buf_puts(IoBuf *b, const char *s);
-void io_buf_printf(IoBuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends s (n bytes) as a JSON string literal, escaped like serde_json and
  * Python's json.dumps(ensure_ascii=False): \" \\ \b \f \n \r \t, other control
  * characters as \u00xx, every other byte as is. */
-void io_buf_json_str(IoBuf *b, const char *s, size_t n);
-void io_buf_free(IoBuf *b);
+void io_buf_json_str(StrBuf *b, const char *s, size_t n);
 
 /* ---------------------------------------------------------------- conversion */
 

@@ -1,42 +1,13 @@
 /* io/io_util.c - helpers shared by the safetensors and GGUF code. */
 #include "io_internal.h"
+#include "json.h"
+
+#include <cJSON.h>
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ================================================================ UTF-8 */
-
-size_t io_utf8_check(const uint8_t *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        uint8_t c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t len;
-        uint32_t cp, min;
-        if (c >= 0xc2 && c <= 0xdf) {
-            len = 2; cp = c & 0x1f; min = 0x80;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            len = 3; cp = c & 0x0f; min = 0x800;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            len = 4; cp = c & 0x07; min = 0x10000;
-        } else {
-            return i;
-        }
-        if (n - i < len) return i;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xc0) != 0x80) return i;
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;
-        i += len;
-    }
-    return n;
-}
 
 char *io_quote(char buf[IO_QUOTE_CAP], const char *s, size_t len) {
     static const char hex[] = "0123456789abcdef";
@@ -61,66 +32,22 @@ char *io_quote(char buf[IO_QUOTE_CAP], const char *s, size_t len) {
     return buf;
 }
 
-/* ================================================================ byte buffer */
+/* ================================================================ JSON */
 
-static int buf_reserve(IoBuf *b, size_t extra) {
-    if (b->oom) return -1;
-    if (extra <= b->cap - b->len) return 0;
-    size_t want = b->len + extra;
-    if (want < b->len) {
-        b->oom = 1;
-        return -1;
-    }
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < want) {
-        if (cap > SIZE_MAX / 2) {
-            cap = want;
-            break;
-        }
-        cap *= 2;
-    }
-    uint8_t *p = realloc(b->data, cap);
-    if (!p) {
-        b->oom = 1;
-        return -1;
-    }
-    b->data = p;
-    b->cap = cap;
-    return 0;
+const char *io_json_kind(const cJSON *v) {
+    if (!v) return "nothing";
+    if (cJSON_IsString(v)) return "a string";
+    if (cJSON_IsNumber(v)) return "a number";
+    if (cJSON_IsArray(v)) return "an array";
+    if (cJSON_IsObject(v)) return "an object";
+    if (cJSON_IsBool(v)) return "a boolean";
+    if (cJSON_IsNull(v)) return "null";
+    return "an invalid value";
 }
 
-void io_buf_put(IoBuf *b, const void *p, size_t n) {
-    if (n == 0 || buf_reserve(b, n)) return;
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-}
-
-void io_buf_puts(IoBuf *b, const char *s) { io_buf_put(b, s, strlen(s)); }
-
-void io_buf_printf(IoBuf *b, const char *fmt, ...) {
-    char tmp[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        b->oom = 1;
-        return;
-    }
-    if ((size_t)n < sizeof tmp) {
-        io_buf_put(b, tmp, (size_t)n);
-        return;
-    }
-    if (buf_reserve(b, (size_t)n + 1)) return;
-    va_start(ap, fmt);
-    vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
-
-void io_buf_json_str(IoBuf *b, const char *s, size_t n) {
+void io_buf_json_str(StrBuf *b, const char *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
-    io_buf_put(b, "\"", 1);
+    strbuf_put(b, "\"", 1);
     size_t run = 0; /* start of the pending run of bytes that need no escape */
     for (size_t i = 0; i < n; i++) {
         uint8_t c = (uint8_t)s[i];
@@ -143,18 +70,13 @@ void io_buf_json_str(IoBuf *b, const char *s, size_t n) {
             }
         }
         if (el) {
-            io_buf_put(b, s + run, i - run);
-            io_buf_put(b, esc, el);
+            strbuf_put(b, s + run, i - run);
+            strbuf_put(b, esc, el);
             run = i + 1;
         }
     }
-    io_buf_put(b, s + run, n - run);
-    io_buf_put(b, "\"", 1);
-}
-
-void io_buf_free(IoBuf *b) {
-    free(b->data);
-    memset(b, 0, sizeof *b);
+    strbuf_put(b, s + run, n - run);
+    strbuf_put(b, "\"", 1);
 }
 
 /* ================================================================ conversion */

@@ -20,4 +20,9 @@ struct cJSON *io_json_parse_object(const uint8_t *text, size_t n, const char *na
  * "NAME: key 'K' appears twice ...". */
 int io_json_unique_keys(const struct cJSON *obj, const char *name);
 
+/* What a JSON value is, for "expected X, got KIND" messages: "a string", "a number",
+ * "a boolean", "null", "an array", "an object" ("nothing" for NULL, "an invalid value"
+ * for a cJSON node of no type). */
+const char *io_json_kind(const struct cJSON *v);
+
 #endif

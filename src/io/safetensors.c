@@ -66,17 +66,6 @@ static const StDtypeInfo *st_dtype_by_core(DType t) {
 
 /* ================================================================ JSON helpers */
 
-static const char *json_type_name(const cJSON *v) {
-    if (!v) return "nothing";
-    if (cJSON_IsString(v)) return "a string";
-    if (cJSON_IsNumber(v)) return "a number";
-    if (cJSON_IsArray(v)) return "an array";
-    if (cJSON_IsObject(v)) return "an object";
-    if (cJSON_IsBool(v)) return "a boolean";
-    if (cJSON_IsNull(v)) return "null";
-    return "an invalid value";
-}
-
 /* Checks what cJSON does not: nesting depth, escaped NULs (cJSON would cut the
  * string there), and the number of values. Strings are skipped properly. `pfx` starts
  * every message ("file: what"). */
@@ -113,7 +102,7 @@ static int json_prescan(const uint8_t *s, size_t n, const char *pfx) {
 }
 
 static cJSON *json_parse_object_pfx(const uint8_t *text, size_t n, const char *pfx) {
-    size_t bad = io_utf8_check(text, n);
+    size_t bad = utf8_valid_prefix(text, n);
     if (bad != n) {
         err_set("%s: not valid UTF-8 (byte %zu)", pfx, bad);
         return NULL;
@@ -146,7 +135,7 @@ static cJSON *json_parse_object_pfx(const uint8_t *text, size_t n, const char *p
     }
     free(copy);
     if (!cJSON_IsObject(root)) {
-        err_set("%s: expected a JSON object, got %s", pfx, json_type_name(root));
+        err_set("%s: expected a JSON object, got %s", pfx, io_json_kind(root));
         cJSON_Delete(root);
         return NULL;
     }
@@ -257,7 +246,7 @@ static int parse_metadata(StFile *f, const cJSON *obj) {
     if (cJSON_IsNull(obj)) return 0;
     if (f->meta) return err_set("%s: field '__metadata__' appears twice", f->name);
     if (!cJSON_IsObject(obj))
-        return err_set("%s: field '__metadata__': expected an object of strings, got %s", f->name, json_type_name(obj));
+        return err_set("%s: field '__metadata__': expected an object of strings, got %s", f->name, io_json_kind(obj));
     size_t n = (size_t)cJSON_GetArraySize(obj);
     f->meta = calloc(n ? n : 1, sizeof *f->meta);
     if (!f->meta) return err_set("%s: out of memory", f->name);
@@ -265,7 +254,7 @@ static int parse_metadata(StFile *f, const cJSON *obj) {
         char q[IO_QUOTE_CAP];
         if (!cJSON_IsString(kv))
             return err_set("%s: field '__metadata__': key '%s': expected a string value, got %s", f->name,
-                           io_quote(q, kv->string, strlen(kv->string)), json_type_name(kv));
+                           io_quote(q, kv->string, strlen(kv->string)), io_json_kind(kv));
         StMeta *m = &f->meta[f->n_meta];
         m->key = xstrdup(kv->string);
         m->value = xstrdup(kv->valuestring);
@@ -282,7 +271,7 @@ static int parse_tensor(StFile *f, const cJSON *obj, StTensor *t) {
     if (!t->name) return err_set("%s: out of memory", f->name);
     if (!cJSON_IsObject(obj))
         return err_set("%s: tensor '%s': expected an object {dtype, shape, data_offsets}, got %s", f->name, nm,
-                       json_type_name(obj));
+                       io_json_kind(obj));
     const cJSON *dt = NULL, *shape = NULL, *offs = NULL;
     for (const cJSON *c = obj->child; c; c = c->next) {
         const cJSON **slot = strcmp(c->string, "dtype") == 0          ? &dt
@@ -296,7 +285,7 @@ static int parse_tensor(StFile *f, const cJSON *obj, StTensor *t) {
     /* dtype */
     if (!dt) return err_set("%s: tensor '%s': field 'dtype': missing", f->name, nm);
     if (!cJSON_IsString(dt))
-        return err_set("%s: tensor '%s': field 'dtype': expected a string, got %s", f->name, nm, json_type_name(dt));
+        return err_set("%s: tensor '%s': field 'dtype': expected a string, got %s", f->name, nm, io_json_kind(dt));
     const StDtypeInfo *info = st_dtype_by_name(dt->valuestring);
     if (!info) {
         char q2[IO_QUOTE_CAP];
@@ -311,7 +300,7 @@ static int parse_tensor(StFile *f, const cJSON *obj, StTensor *t) {
     if (!shape) return err_set("%s: tensor '%s': field 'shape': missing", f->name, nm);
     if (!cJSON_IsArray(shape))
         return err_set("%s: tensor '%s': field 'shape': expected an array of integers, got %s", f->name, nm,
-                       json_type_name(shape));
+                       io_json_kind(shape));
     int nd = cJSON_GetArraySize(shape);
     if (nd > ST_MAX_DIMS)
         return err_set("%s: tensor '%s': field 'shape': %d dimensions, more than the limit of %d", f->name, nm, nd,
@@ -326,7 +315,7 @@ static int parse_tensor(StFile *f, const cJSON *obj, StTensor *t) {
                 return err_set("%s: tensor '%s': field 'shape': dimension %d: expected an integer in [0, 2^53), got %g",
                                f->name, nm, k, d->valuedouble);
             return err_set("%s: tensor '%s': field 'shape': dimension %d: expected an integer, got %s", f->name, nm, k,
-                           json_type_name(d));
+                           io_json_kind(d));
         }
         t->shape[k] = (int64_t)v;
         if (io_mul_u64(numel, v, &numel))
@@ -346,7 +335,7 @@ static int parse_tensor(StFile *f, const cJSON *obj, StTensor *t) {
     if (!offs) return err_set("%s: tensor '%s': field 'data_offsets': missing", f->name, nm);
     if (!cJSON_IsArray(offs) || cJSON_GetArraySize(offs) != 2)
         return err_set("%s: tensor '%s': field 'data_offsets': expected [begin, end], got %s", f->name, nm,
-                       cJSON_IsArray(offs) ? "an array of another length" : json_type_name(offs));
+                       cJSON_IsArray(offs) ? "an array of another length" : io_json_kind(offs));
     uint64_t b, e;
     if (json_get_uint(offs->child, &b) || json_get_uint(offs->child->next, &e))
         return err_set("%s: tensor '%s': field 'data_offsets': expected two integers in [0, 2^53)", f->name, nm);
@@ -523,7 +512,7 @@ static int index_parse_meta(StIndex *ix, const cJSON *obj) {
     if (cJSON_IsNull(obj)) return 0;
     if (ix->meta) return err_set("%s: field 'metadata' appears twice", ix->name);
     if (!cJSON_IsObject(obj))
-        return err_set("%s: field 'metadata': expected an object, got %s", ix->name, json_type_name(obj));
+        return err_set("%s: field 'metadata': expected an object, got %s", ix->name, io_json_kind(obj));
     size_t n = (size_t)cJSON_GetArraySize(obj);
     ix->meta = calloc(n ? n : 1, sizeof *ix->meta);
     if (!ix->meta) return err_set("%s: out of memory", ix->name);
@@ -555,7 +544,7 @@ static int index_parse_map(StIndex *ix, const cJSON *obj) {
     if (ix->entries) return err_set("%s: field 'weight_map' appears twice", ix->name);
     if (!cJSON_IsObject(obj))
         return err_set("%s: field 'weight_map': expected an object {tensor: file}, got %s", ix->name,
-                       json_type_name(obj));
+                       io_json_kind(obj));
     size_t n = (size_t)cJSON_GetArraySize(obj);
     ix->entries = calloc(n ? n : 1, sizeof *ix->entries);
     if (!ix->entries) return err_set("%s: out of memory", ix->name);
@@ -563,7 +552,7 @@ static int index_parse_map(StIndex *ix, const cJSON *obj) {
         char q[IO_QUOTE_CAP], q2[IO_QUOTE_CAP];
         if (!cJSON_IsString(kv))
             return err_set("%s: field 'weight_map': tensor '%s': expected a file name, got %s", ix->name,
-                           io_quote(q, kv->string, strlen(kv->string)), json_type_name(kv));
+                           io_quote(q, kv->string, strlen(kv->string)), io_json_kind(kv));
         if (!shard_name_ok(kv->valuestring))
             return err_set("%s: field 'weight_map': tensor '%s': file '%s' is not a plain file name in the index's "
                            "folder",
@@ -764,7 +753,7 @@ static int writer_add(StWriter *w, const char *name, DType dtype, int ndim, cons
     int rc = 0;
     const StDtypeInfo *info = st_dtype_by_core(dtype);
     if (!name) rc = err_set("safetensors writer: tensor name is NULL");
-    else if (io_utf8_check((const uint8_t *)name, strlen(name)) != strlen(name))
+    else if (utf8_valid_prefix((const uint8_t *)name, strlen(name)) != strlen(name))
         rc = err_set("safetensors writer: tensor '%s': name is not valid UTF-8", nm);
     else if (strcmp(name, "__metadata__") == 0)
         rc = err_set("safetensors writer: tensor '%s': name is reserved", nm);
@@ -821,8 +810,8 @@ int st_writer_add_f32(StWriter *w, const char *name, DType dtype, int ndim, cons
 }
 
 int st_writer_meta_set(StWriter *w, const char *key, const char *value) {
-    if (!key || !value || io_utf8_check((const uint8_t *)key, strlen(key)) != strlen(key) ||
-        io_utf8_check((const uint8_t *)value, strlen(value)) != strlen(value)) {
+    if (!key || !value || utf8_valid_prefix((const uint8_t *)key, strlen(key)) != strlen(key) ||
+        utf8_valid_prefix((const uint8_t *)value, strlen(value)) != strlen(value)) {
         w->failed = 1;
         return err_set("safetensors writer: metadata key and value must be valid UTF-8 strings");
     }
@@ -908,38 +897,38 @@ int st_writer_write(const StWriter *w, const char *path) {
             free(idx);
         }
     }
-    IoBuf h = {0};
+    StrBuf h = {0};
     if (rc == 0) {
-        io_buf_put(&h, "{", 1);
+        strbuf_put(&h, "{", 1);
         int first = 1;
         if (w->n_meta) {
-            io_buf_puts(&h, "\"__metadata__\":{");
+            strbuf_puts(&h, "\"__metadata__\":{");
             for (size_t i = 0; i < w->n_meta; i++) {
-                if (i) io_buf_put(&h, ",", 1);
+                if (i) strbuf_put(&h, ",", 1);
                 io_buf_json_str(&h, meta[i].key, strlen(meta[i].key));
-                io_buf_put(&h, ":", 1);
+                strbuf_put(&h, ":", 1);
                 io_buf_json_str(&h, meta[i].value, strlen(meta[i].value));
             }
-            io_buf_put(&h, "}", 1);
+            strbuf_put(&h, "}", 1);
             first = 0;
         }
         uint64_t off = 0;
         for (size_t i = 0; i < w->n_tensors; i++) {
             const StWriterTensor *t = order[i];
-            if (!first) io_buf_put(&h, ",", 1);
+            if (!first) strbuf_put(&h, ",", 1);
             first = 0;
             io_buf_json_str(&h, t->name, strlen(t->name));
-            io_buf_printf(&h, ":{\"dtype\":\"%s\",\"shape\":[", st_dtype_by_core(t->dtype)->name);
-            for (int d = 0; d < t->ndim; d++) io_buf_printf(&h, d ? ",%lld" : "%lld", (long long)t->shape[d]);
-            io_buf_printf(&h, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off,
+            strbuf_printf(&h, ":{\"dtype\":\"%s\",\"shape\":[", st_dtype_by_core(t->dtype)->name);
+            for (int d = 0; d < t->ndim; d++) strbuf_printf(&h, d ? ",%lld" : "%lld", (long long)t->shape[d]);
+            strbuf_printf(&h, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off,
                           (unsigned long long)(off + t->nbytes));
             off += t->nbytes;
         }
-        io_buf_put(&h, "}", 1);
-        while (h.len % 8) io_buf_put(&h, " ", 1);
+        strbuf_put(&h, "}", 1);
+        while (h.n % 8) strbuf_put(&h, " ", 1);
         if (h.oom) rc = err_set("%s: out of memory building the header", path);
-        else if (h.len > ST_MAX_HEADER)
-            rc = err_set("%s: header would be %zu bytes, more than the limit of %u", path, h.len, ST_MAX_HEADER);
+        else if (h.n > ST_MAX_HEADER)
+            rc = err_set("%s: header would be %zu bytes, more than the limit of %u", path, h.n, ST_MAX_HEADER);
     }
     if (rc == 0) {
         AtomicFile af;
@@ -947,15 +936,15 @@ int st_writer_write(const StWriter *w, const char *path) {
             rc = -1;
         } else {
             uint8_t len8[8];
-            io_put_le64(len8, h.len);
+            io_put_le64(len8, h.n);
             file_atomic_write(&af, len8, 8);
-            file_atomic_write(&af, h.data, h.len);
+            file_atomic_write(&af, h.p, h.n);
             for (size_t i = 0; i < w->n_tensors; i++)
                 if (write_tensor_data(&af, order[i])) break;
             rc = file_atomic_commit(&af);
         }
     }
-    io_buf_free(&h);
+    strbuf_free(&h);
     free(order);
     free(meta);
     return rc;

@@ -3,6 +3,8 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "core/hash.h"
+#include "io/json.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -19,12 +21,6 @@ typedef struct {
     size_t cap;
 } IdSet;
 
-static uint64_t hash_str(const char *s) {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
-    return h;
-}
-
 static int idset_init(IdSet *s, size_t n) {
     s->cap = 16;
     while (s->cap < 2 * n) s->cap *= 2;
@@ -35,7 +31,7 @@ static int idset_init(IdSet *s, size_t n) {
 /* Finds key; when absent and insert_idx != (size_t)-1, inserts it. Returns the record
  * index found, or (size_t)-1. */
 static size_t idset_find(IdSet *s, const PredRecord *rec, const char *key, size_t insert_idx) {
-    size_t m = s->cap - 1, i = (size_t)hash_str(key) & m;
+    size_t m = s->cap - 1, i = (size_t)hash_fnv64_str(key) & m;
     while (s->slot[i]) {
         size_t r = s->slot[i] - 1;
         if (strcmp(rec[r].key, key) == 0) return r;
@@ -46,16 +42,6 @@ static size_t idset_find(IdSet *s, const PredRecord *rec, const char *key, size_
 }
 
 /* ================================================================ reading */
-
-static const char *json_kind(const cJSON *v) {
-    if (cJSON_IsBool(v)) return "a boolean";
-    if (cJSON_IsNull(v)) return "null";
-    if (cJSON_IsNumber(v)) return "a number";
-    if (cJSON_IsString(v)) return "a string";
-    if (cJSON_IsArray(v)) return "an array";
-    if (cJSON_IsObject(v)) return "an object";
-    return "an invalid value";
-}
 
 void preds_free(PredFile *f) {
     for (size_t i = 0; i < f->n; i++) {
@@ -71,7 +57,7 @@ void preds_free(PredFile *f) {
 static int check_record(const char *path, size_t line, PredRecord *r) {
     static const char *known[] = {"id", "correct", "score", "prediction", "choice_logprobs", "target"};
     const cJSON *o = r->obj;
-    if (!cJSON_IsObject(o)) return err_set("%s:%zu: expected a JSON object, got %s", path, line, json_kind(o));
+    if (!cJSON_IsObject(o)) return err_set("%s:%zu: expected a JSON object, got %s", path, line, io_json_kind(o));
     for (size_t k = 0; k < sizeof known / sizeof known[0]; k++) {
         int count = 0;
         for (const cJSON *c = o->child; c; c = c->next)
@@ -81,20 +67,20 @@ static int check_record(const char *path, size_t line, PredRecord *r) {
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
     if (!id) return err_set("%s:%zu: field 'id' is missing", path, line);
     if (!cJSON_IsString(id) && !cJSON_IsNumber(id))
-        return err_set("%s:%zu: field 'id': expected a string or a number, got %s", path, line, json_kind(id));
+        return err_set("%s:%zu: field 'id': expected a string or a number, got %s", path, line, io_json_kind(id));
     r->id = id;
     r->key = cJSON_PrintUnformatted(id);
     if (!r->key) return err_set("%s:%zu: out of memory", path, line);
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(o, "correct");
     r->correct = -1;
     if (c) {
-        if (!cJSON_IsBool(c)) return err_set("%s:%zu: field 'correct': expected true or false, got %s", path, line, json_kind(c));
+        if (!cJSON_IsBool(c)) return err_set("%s:%zu: field 'correct': expected true or false, got %s", path, line, io_json_kind(c));
         r->correct = cJSON_IsTrue(c) ? 1 : 0;
     }
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "score");
     r->score = NAN;
     if (s) {
-        if (!cJSON_IsNumber(s)) return err_set("%s:%zu: field 'score': expected a number in [0, 1], got %s", path, line, json_kind(s));
+        if (!cJSON_IsNumber(s)) return err_set("%s:%zu: field 'score': expected a number in [0, 1], got %s", path, line, io_json_kind(s));
         if (!(s->valuedouble >= 0 && s->valuedouble <= 1))
             return err_set("%s:%zu: field 'score': expected a number in [0, 1], got %g", path, line, s->valuedouble);
         r->score = s->valuedouble;
@@ -107,17 +93,17 @@ static int check_record(const char *path, size_t line, PredRecord *r) {
         if (!(v == floor(v) && fabs(v) < 9007199254740992.0))
             return err_set("%s:%zu: field 'prediction': expected an integer choice index or a text, got %g", path, line, v);
     } else if (!cJSON_IsString(p)) {
-        return err_set("%s:%zu: field 'prediction': expected an integer choice index or a text, got %s", path, line, json_kind(p));
+        return err_set("%s:%zu: field 'prediction': expected an integer choice index or a text, got %s", path, line, io_json_kind(p));
     }
     r->prediction = p;
     const cJSON *lp = cJSON_GetObjectItemCaseSensitive(o, "choice_logprobs");
     if (lp) {
         if (!cJSON_IsArray(lp))
-            return err_set("%s:%zu: field 'choice_logprobs': expected an array of numbers, got %s", path, line, json_kind(lp));
+            return err_set("%s:%zu: field 'choice_logprobs': expected an array of numbers, got %s", path, line, io_json_kind(lp));
         int i = 0;
         for (const cJSON *e = lp->child; e; e = e->next, i++)
             if (!cJSON_IsNumber(e))
-                return err_set("%s:%zu: field 'choice_logprobs': element %d: expected a number, got %s", path, line, i, json_kind(e));
+                return err_set("%s:%zu: field 'choice_logprobs': element %d: expected a number, got %s", path, line, i, io_json_kind(e));
         r->choice_logprobs = lp;
     }
     r->target = cJSON_GetObjectItemCaseSensitive(o, "target");

@@ -3,6 +3,7 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "io/json.h"
 #include "metrics/compat.h"
 #include "metrics/preds.h"
 #include "report_internal.h"
@@ -17,17 +18,6 @@
 #define MANIFEST_MAX (64u << 20)
 
 /* ================================================================ manifest */
-
-static const char *json_kind(const cJSON *v) {
-    if (!v) return "nothing";
-    if (cJSON_IsBool(v)) return "a boolean";
-    if (cJSON_IsNull(v)) return "null";
-    if (cJSON_IsNumber(v)) return "a number";
-    if (cJSON_IsString(v)) return "a string";
-    if (cJSON_IsArray(v)) return "an array";
-    if (cJSON_IsObject(v)) return "an object";
-    return "an invalid value";
-}
 
 /* Every key of o must be one of `known` (NULL-terminated); duplicates are an error too. */
 static int check_keys(const char *file, const char *where, const cJSON *o, const char *const *known) {
@@ -55,7 +45,7 @@ static int get_string(const char *file, const char *where, const cJSON *o, const
         if (!def) return err_set("%s: %s: missing field '%s'", file, where, key);
         *out = strdup(def);
     } else if (!cJSON_IsString(v)) {
-        return err_set("%s: %s.%s: expected a string, got %s", file, where, key, json_kind(v));
+        return err_set("%s: %s.%s: expected a string, got %s", file, where, key, io_json_kind(v));
     } else if (!def && !v->valuestring[0]) {
         return err_set("%s: %s.%s: expected a non-empty string", file, where, key);
     } else {
@@ -71,7 +61,7 @@ static char *resolve(const char *dir, const char *path) {
 }
 
 static int get_path(const char *file, const char *where, const cJSON *v, const char *dir, char **out) {
-    if (!cJSON_IsString(v)) return err_set("%s: %s: expected a string (a file path), got %s", file, where, json_kind(v));
+    if (!cJSON_IsString(v)) return err_set("%s: %s: expected a string (a file path), got %s", file, where, io_json_kind(v));
     if (!v->valuestring[0]) return err_set("%s: %s: expected a file path, got an empty string", file, where);
     *out = resolve(dir, v->valuestring);
     return *out ? 0 : err_set("out of memory");
@@ -80,7 +70,7 @@ static int get_path(const char *file, const char *where, const cJSON *v, const c
 static int load_model(const char *file, const char *where, const cJSON *o, const char *dir, const char *def_name,
                       ReportModel *m) {
     static const char *const known[] = {"name", "settings", "preds", NULL};
-    if (!cJSON_IsObject(o)) return err_set("%s: %s: expected an object, got %s", file, where, json_kind(o));
+    if (!cJSON_IsObject(o)) return err_set("%s: %s: expected an object, got %s", file, where, io_json_kind(o));
     if (check_keys(file, where, o, known) != 0) return -1;
     if (get_string(file, where, o, "name", def_name, &m->name) != 0) return -1;
     if (!m->name[0]) return err_set("%s: %s.name: expected a non-empty string", file, where);
@@ -89,7 +79,7 @@ static int load_model(const char *file, const char *where, const cJSON *o, const
     if (!p) return err_set("%s: %s: missing field 'preds' (the prediction files, one per seed)", file, where);
     if (!cJSON_IsArray(p) || cJSON_GetArraySize(p) == 0)
         return err_set("%s: %s.preds: expected a non-empty array of file paths (one per seed), got %s", file, where,
-                       cJSON_IsArray(p) ? "an empty array" : json_kind(p));
+                       cJSON_IsArray(p) ? "an empty array" : io_json_kind(p));
     int n = cJSON_GetArraySize(p);
     m->preds = calloc((size_t)n, sizeof *m->preds);
     if (!m->preds) return err_set("out of memory");
@@ -107,7 +97,7 @@ static int load_task(const char *file, int ti, const cJSON *o, const char *dir, 
     static const char *const known[] = {"name", "kind", "old", "new", "methods", NULL};
     char where[64], w[160];
     snprintf(where, sizeof where, "tasks[%d]", ti);
-    if (!cJSON_IsObject(o)) return err_set("%s: %s: expected an object, got %s", file, where, json_kind(o));
+    if (!cJSON_IsObject(o)) return err_set("%s: %s: expected an object, got %s", file, where, io_json_kind(o));
     if (check_keys(file, where, o, known) != 0) return -1;
     if (get_string(file, where, o, "name", NULL, &t->name) != 0) return -1;
     if (get_string(file, where, o, "kind", NULL, &t->kind) != 0) return -1;
@@ -125,7 +115,7 @@ static int load_task(const char *file, int ti, const cJSON *o, const char *dir, 
     if (!strcmp(t->new_model.name, "M1")) return err_set("%s: %s.name: \"M1\" names the old model", file, w);
     const cJSON *ms = cJSON_GetObjectItemCaseSensitive(o, "methods");
     if (ms && !cJSON_IsArray(ms))
-        return err_set("%s: %s.methods: expected an array of objects, got %s", file, where, json_kind(ms));
+        return err_set("%s: %s.methods: expected an array of objects, got %s", file, where, io_json_kind(ms));
     int nm = ms ? cJSON_GetArraySize(ms) : 0;
     if (nm) {
         t->methods = calloc((size_t)nm, sizeof *t->methods);
@@ -209,7 +199,7 @@ int report_load_manifest(ReportInput *in, const char *path) {
         goto done;
     }
     if (!cJSON_IsObject(root)) {
-        err_set("%s: expected a JSON object ({\"title\": ..., \"tasks\": [...]}), got %s", path, json_kind(root));
+        err_set("%s: expected a JSON object ({\"title\": ..., \"tasks\": [...]}), got %s", path, io_json_kind(root));
         goto done;
     }
     if (check_keys(path, "manifest", root, known) != 0) goto done;
@@ -220,7 +210,7 @@ int report_load_manifest(ReportInput *in, const char *path) {
         goto done;
     }
     if (!cJSON_IsArray(ts) || cJSON_GetArraySize(ts) == 0) {
-        err_set("%s: tasks: expected a non-empty array of tasks, got %s", path, cJSON_IsArray(ts) ? "an empty array" : json_kind(ts));
+        err_set("%s: tasks: expected a non-empty array of tasks, got %s", path, cJSON_IsArray(ts) ? "an empty array" : io_json_kind(ts));
         goto done;
     }
     int n = cJSON_GetArraySize(ts), i = 0;

@@ -2,6 +2,8 @@
  * self-contained file: inline CSS and SVG, no scripts, every outside text escaped) and the
  * plain-text tables `muscle report` prints. */
 #include "core/error.h"
+#include "core/strbuf.h"
+#include "core/utf8.h"
 #include "report_internal.h"
 
 #include <math.h>
@@ -15,79 +17,23 @@
 
 /* ================================================================ text buffer */
 
-typedef struct {
-    char *p;
-    size_t n, cap;
-    int oom;
-} Buf;
+/* Text is built in a StrBuf (core/strbuf.h); b_finish checks it once at the end. */
 
-static void b_add(Buf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t c = b->cap ? b->cap : 4096;
-        while (c < b->n + n + 1) c *= 2;
-        char *q = realloc(b->p, c);
-        if (!q) {
-            b->oom = 1;
-            return;
-        }
-        b->p = q;
-        b->cap = c;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-
-static void b_puts(Buf *b, const char *s) { b_add(b, s, strlen(s)); }
-
-static void b_printf(Buf *b, const char *fmt, ...) MU_PRINTF(2, 3);
-static void b_printf(Buf *b, const char *fmt, ...) {
-    char small[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(small, sizeof small, fmt, ap);
-    va_end(ap);
-    if (n < 0) return;
-    if ((size_t)n < sizeof small) {
-        b_add(b, small, (size_t)n);
-        return;
-    }
-    char *big = malloc((size_t)n + 1);
-    if (!big) {
-        b->oom = 1;
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(big, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b_add(b, big, (size_t)n);
-    free(big);
-}
-
-static char *b_finish(Buf *b) {
-    b_add(b, "", 0);
+static char *b_finish(StrBuf *b) {
+    strbuf_put(b, "", 0);
     if (b->oom) {
-        free(b->p);
+        strbuf_free(b);
         err_set("out of memory rendering the report");
         return NULL;
     }
     return b->p;
 }
 
-/* Length of the longest prefix of s (at most max bytes) that does not cut a UTF-8 sequence. */
-static size_t utf8_prefix(const char *s, size_t len, size_t max) {
-    if (len <= max) return len;
-    size_t k = max;
-    while (k > 0 && ((unsigned char)s[k] & 0xC0) == 0x80) k--;
-    return k;
-}
-
 /* Text for HTML (element content and quoted attribute values): & < > " ' escaped, control
  * characters other than tab and newline replaced by U+FFFD. At most max bytes (0 = all),
  * then an ellipsis (and, when `note`, how many bytes were left out). */
-static void b_html_cut(Buf *b, const char *s, size_t max, int note) {
-    size_t len = strlen(s), n = max ? utf8_prefix(s, len, max) : len;
+static void b_html_cut(StrBuf *b, const char *s, size_t max, int note) {
+    size_t len = strlen(s), n = max ? utf8_cut(s, len, max) : len;
     size_t start = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -102,33 +48,33 @@ static void b_html_cut(Buf *b, const char *s, size_t max, int note) {
             if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f) rep = "\xEF\xBF\xBD";
         }
         if (!rep) continue;
-        b_add(b, s + start, i - start);
-        b_puts(b, rep);
+        strbuf_put(b, s + start, i - start);
+        strbuf_puts(b, rep);
         start = i + 1;
     }
-    b_add(b, s + start, n - start);
+    strbuf_put(b, s + start, n - start);
     if (n < len) {
-        b_puts(b, "\xE2\x80\xA6");
-        if (note) b_printf(b, " [%zu more bytes]", len - n);
+        strbuf_puts(b, "\xE2\x80\xA6");
+        if (note) strbuf_printf(b, " [%zu more bytes]", len - n);
     }
 }
 
-static void b_html_n(Buf *b, const char *s, size_t max) { b_html_cut(b, s, max, 1); }
-static void b_html(Buf *b, const char *s) { b_html_cut(b, s, 0, 0); }
+static void b_html_n(StrBuf *b, const char *s, size_t max) { b_html_cut(b, s, max, 1); }
+static void b_html(StrBuf *b, const char *s) { b_html_cut(b, s, 0, 0); }
 
 /* Markdown table cell / inline text: HTML-significant characters as entities, Markdown
  * punctuation backslash-escaped, line breaks as spaces. */
-static void b_md(Buf *b, const char *s) {
+static void b_md(StrBuf *b, const char *s) {
     for (; *s; s++) {
         char c = *s;
-        if (c == '<') b_puts(b, "&lt;");
-        else if (c == '>') b_puts(b, "&gt;");
-        else if (c == '&') b_puts(b, "&amp;");
-        else if (c == '\n' || c == '\r' || c == '\t') b_puts(b, " ");
+        if (c == '<') strbuf_puts(b, "&lt;");
+        else if (c == '>') strbuf_puts(b, "&gt;");
+        else if (c == '&') strbuf_puts(b, "&amp;");
+        else if (c == '\n' || c == '\r' || c == '\t') strbuf_puts(b, " ");
         else if (strchr("\\`*_[]|#", c)) {
             char e[2] = {'\\', c};
-            b_add(b, e, 2);
-        } else b_add(b, s, 1);
+            strbuf_put(b, e, 2);
+        } else strbuf_put(b, s, 1);
     }
 }
 
@@ -232,48 +178,48 @@ static int fewer_seeds(const RTask *t) {
 }
 
 /* "noise floor ..." sentence (plain text; no outside strings in it). */
-static void noise_text(Buf *b, const Report *r, const RTask *t) {
+static void noise_text(StrBuf *b, const Report *r, const RTask *t) {
     const char *what = t->gen ? "score NFR" : "NFR";
     if (!t->has_noise) {
-        b_printf(b, "noise floor: n/a (M2 has one seed; with two or more, the %s between M2 seeds shows what seed noise "
+        strbuf_printf(b, "noise floor: n/a (M2 has one seed; with two or more, the %s between M2 seeds shows what seed noise "
                     "alone flips)", what);
         return;
     }
     char v[128];
     fmt_stat(v, sizeof v, rt_nfr(t, &t->noise), 100, 2, 0, r->o.bootstrap);
-    b_printf(b, "noise floor: %s %s %% between M2 seeds (mean over %d ordered pairs of %d seeds:", what, v, t->n_pairs,
+    strbuf_printf(b, "noise floor: %s %s %% between M2 seeds (mean over %d ordered pairs of %d seeds:", what, v, t->n_pairs,
              t->models[0].in->n_seeds);
     for (int p = 0; p < t->n_pairs; p++)
-        b_printf(b, "%s %d->%d %.2f", p ? "," : "", t->pairs[p].from, t->pairs[p].to, 100 * rt_nfr(t, &t->pairs[p].r)->value);
-    b_printf(b, ")");
+        strbuf_printf(b, "%s %d->%d %.2f", p ? "," : "", t->pairs[p].from, t->pairs[p].to, 100 * rt_nfr(t, &t->pairs[p].r)->value);
+    strbuf_printf(b, ")");
 }
 
 /* "chosen: ..." sentence; name_fn writes the chosen model's name (escaped for the format). */
-static void chosen_text(Buf *b, const Report *r, const RTask *t, void (*name_fn)(Buf *, const char *)) {
+static void chosen_text(StrBuf *b, const Report *r, const RTask *t, void (*name_fn)(StrBuf *, const char *)) {
     double drop = 100 * r->in->max_acc_drop;
     const char *acc = t->gen ? "mean score" : "accuracy", *nfr = t->gen ? "score NFR" : "NFR";
     int q = 0;
     for (int m = 1; m < t->n_models; m++) q += t->models[m].qualifies;
     if (t->n_models == 1) {
-        b_puts(b, "chosen: none (no compatibility methods in this task)");
+        strbuf_puts(b, "chosen: none (no compatibility methods in this task)");
     } else if (t->chosen < 0) {
-        b_printf(b, "chosen: none: no method's %s is within %.2f pts of M2's", acc, drop);
+        strbuf_printf(b, "chosen: none: no method's %s is within %.2f pts of M2's", acc, drop);
     } else {
-        b_puts(b, "chosen: ");
+        strbuf_puts(b, "chosen: ");
         name_fn(b, t->models[t->chosen].in->name);
-        b_printf(b, ", the lowest %s among the methods whose %s is at most %.2f pts below M2's (%d of %d qualify)", nfr, acc,
+        strbuf_printf(b, ", the lowest %s among the methods whose %s is at most %.2f pts below M2's (%d of %d qualify)", nfr, acc,
                  drop, q, t->n_models - 1);
     }
 }
 
-static void name_plain(Buf *b, const char *s) { b_puts(b, s); }
+static void name_plain(StrBuf *b, const char *s) { strbuf_puts(b, s); }
 
 /* ================================================================ text and Markdown */
 
-static void table_plain(Buf *b, const Report *r, const RTask *t, int md) {
+static void table_plain(StrBuf *b, const Report *r, const RTask *t, int md) {
     int n;
     Row *rows = results_rows(r, t, "-", &n);
-    Buf *names = rows ? calloc((size_t)n, sizeof *names) : NULL;
+    StrBuf *names = rows ? calloc((size_t)n, sizeof *names) : NULL;
     if (!names) {
         free(rows);
         b->oom = 1;
@@ -285,10 +231,10 @@ static void table_plain(Buf *b, const Report *r, const RTask *t, int md) {
     for (int i = 0; i < n; i++) {
         int m = rows[i].model;
         if (md) b_md(&names[i], rows[i].name);
-        else b_puts(&names[i], rows[i].name);
-        if (m >= 1 && t->models[m].paired_seeds < t->models[0].in->n_seeds) b_puts(&names[i], " +");
-        if (m >= 1 && m == t->chosen) b_puts(&names[i], " (chosen)");
-        b_add(&names[i], "", 0);
+        else strbuf_puts(&names[i], rows[i].name);
+        if (m >= 1 && t->models[m].paired_seeds < t->models[0].in->n_seeds) strbuf_puts(&names[i], " +");
+        if (m >= 1 && m == t->chosen) strbuf_puts(&names[i], " (chosen)");
+        strbuf_put(&names[i], "", 0);
         if (names[i].oom) b->oom = 1;
         size_t w = names[i].p ? text_width(names[i].p) : 0;
         if (w > width[0]) width[0] = w;
@@ -299,20 +245,20 @@ static void table_plain(Buf *b, const Report *r, const RTask *t, int md) {
         for (int c = 0; c < NCOL; c++) {
             const char *s = i < 0 ? col_header(t, c) : c == 0 ? (names[i].p ? names[i].p : "") : rows[i].cell[c];
             size_t pad = width[c] - text_width(s);
-            if (md) b_puts(b, c ? " | " : "| ");
-            else if (c) b_puts(b, "  ");
-            b_puts(b, s);
+            if (md) strbuf_puts(b, c ? " | " : "| ");
+            else if (c) strbuf_puts(b, "  ");
+            strbuf_puts(b, s);
             if (md || c < NCOL - 1)
-                for (size_t k = 0; k < pad; k++) b_puts(b, " ");
+                for (size_t k = 0; k < pad; k++) strbuf_puts(b, " ");
         }
-        b_puts(b, md ? " |\n" : "\n");
+        strbuf_puts(b, md ? " |\n" : "\n");
         if (i < 0 && md) { /* the separator: the model column left-aligned, the numbers right-aligned */
             for (int c = 0; c < NCOL; c++) {
-                b_puts(b, c ? " | " : "| ");
-                for (size_t k = 0; k + 1 < width[c]; k++) b_puts(b, "-");
-                b_puts(b, c ? ":" : "-");
+                strbuf_puts(b, c ? " | " : "| ");
+                for (size_t k = 0; k + 1 < width[c]; k++) strbuf_puts(b, "-");
+                strbuf_puts(b, c ? ":" : "-");
             }
-            b_puts(b, " |\n");
+            strbuf_puts(b, " |\n");
         }
     }
     for (int i = 0; i < n; i++) free(names[i].p);
@@ -320,41 +266,41 @@ static void table_plain(Buf *b, const Report *r, const RTask *t, int md) {
     free(rows);
 }
 
-static void intro_plain(Buf *b, const Report *r) {
+static void intro_plain(StrBuf *b, const Report *r) {
     if (r->o.bootstrap > 0)
-        b_printf(b, "%g%% intervals: paired bootstrap over instances, %d resamples, seed %llu; a model with several seeds "
+        strbuf_printf(b, "%g%% intervals: paired bootstrap over instances, %d resamples, seed %llu; a model with several seeds "
                     "is the mean over its seeds (one index set per resample for every seed and model).",
                  100 * r->o.level, r->o.bootstrap, (unsigned long long)r->o.seed);
     else
-        b_puts(b, "No intervals (--bootstrap 0); a model with several seeds is the mean over its seeds.");
+        strbuf_puts(b, "No intervals (--bootstrap 0); a model with several seeds is the mean over its seeds.");
 }
 
 static char *render_text(const Report *r) {
-    Buf b = {0};
-    b_printf(&b, "%s\n", r->in->title);
+    StrBuf b = {0};
+    strbuf_printf(&b, "%s\n", r->in->title);
     intro_plain(&b, r);
-    b_puts(&b, "\n");
+    strbuf_puts(&b, "\n");
     for (int i = 0; i < r->n_tasks; i++) {
         const RTask *t = &r->tasks[i];
-        b_printf(&b, "\n%s: kind %s (%s), %zu instances\n", t->in->name, t->in->kind, kind_label(t), t->n);
+        strbuf_printf(&b, "\n%s: kind %s (%s), %zu instances\n", t->in->name, t->in->kind, kind_label(t), t->n);
         table_plain(&b, r, t, 0);
-        if (fewer_seeds(t)) b_puts(&b, "+ fewer seeds than M2: compared with M2's first seeds only\n");
+        if (fewer_seeds(t)) strbuf_puts(&b, "+ fewer seeds than M2: compared with M2's first seeds only\n");
         noise_text(&b, r, t);
-        b_puts(&b, "\n");
+        strbuf_puts(&b, "\n");
         chosen_text(&b, r, t, name_plain);
-        b_puts(&b, "\n");
+        strbuf_puts(&b, "\n");
     }
     return b_finish(&b);
 }
 
-static void name_md(Buf *b, const char *s) {
-    b_puts(b, "**");
+static void name_md(StrBuf *b, const char *s) {
+    strbuf_puts(b, "**");
     b_md(b, s);
-    b_puts(b, "**");
+    strbuf_puts(b, "**");
 }
 
 /* An inline code span that survives backticks in the text. */
-static void b_md_code(Buf *b, const char *s) {
+static void b_md_code(StrBuf *b, const char *s) {
     int run = 0, longest = 0;
     for (const char *c = s; *c; c++) {
         run = *c == '`' ? run + 1 : 0;
@@ -362,62 +308,62 @@ static void b_md_code(Buf *b, const char *s) {
     }
     size_t len = strlen(s);
     int pad = longest > 0 || s[0] == ' ' || (len && s[len - 1] == ' ');
-    for (int k = 0; k <= longest; k++) b_puts(b, "`");
-    if (pad) b_puts(b, " ");
+    for (int k = 0; k <= longest; k++) strbuf_puts(b, "`");
+    if (pad) strbuf_puts(b, " ");
     for (const char *c = s; *c; c++) {
-        if (*c == '\n' || *c == '\r') b_puts(b, " ");
-        else b_add(b, c, 1);
+        if (*c == '\n' || *c == '\r') strbuf_puts(b, " ");
+        else strbuf_put(b, c, 1);
     }
-    if (pad) b_puts(b, " ");
-    for (int k = 0; k <= longest; k++) b_puts(b, "`");
+    if (pad) strbuf_puts(b, " ");
+    for (int k = 0; k <= longest; k++) strbuf_puts(b, "`");
 }
 
 static char *render_md(const Report *r) {
-    Buf b = {0};
-    b_puts(&b, "# ");
+    StrBuf b = {0};
+    strbuf_puts(&b, "# ");
     b_md(&b, r->in->title);
-    b_puts(&b, "\n\nWritten by `muscle report`");
+    strbuf_puts(&b, "\n\nWritten by `muscle report`");
     if (r->in->manifest && r->in->manifest[0]) {
-        b_puts(&b, " from ");
+        strbuf_puts(&b, " from ");
         b_md_code(&b, r->in->manifest);
     }
-    b_puts(&b, ". ");
+    strbuf_puts(&b, ". ");
     intro_plain(&b, r);
-    b_puts(&b, " Rates in %; accuracy and ROUGE-1 in points; rel. NFR change = 100 * (NFR(method) - NFR(M2)) / "
+    strbuf_puts(&b, " Rates in %; accuracy and ROUGE-1 in points; rel. NFR change = 100 * (NFR(method) - NFR(M2)) / "
                 "NFR(M2); dacc = accuracy(method) - accuracy(M2), seed k with seed k.\n");
     for (int i = 0; i < r->n_tasks; i++) {
         const RTask *t = &r->tasks[i];
-        b_puts(&b, "\n## ");
+        strbuf_puts(&b, "\n## ");
         b_md(&b, t->in->name);
-        b_printf(&b, "\n\nKind `%s` (%s), %zu instances.\n\n", t->in->kind, kind_label(t), t->n);
+        strbuf_printf(&b, "\n\nKind `%s` (%s), %zu instances.\n\n", t->in->kind, kind_label(t), t->n);
         table_plain(&b, r, t, 1);
-        b_puts(&b, "\n");
-        if (fewer_seeds(t)) b_puts(&b, "\\+ fewer seeds than M2: compared with M2's first seeds only.\n\n");
-        b_puts(&b, "- ");
+        strbuf_puts(&b, "\n");
+        if (fewer_seeds(t)) strbuf_puts(&b, "\\+ fewer seeds than M2: compared with M2's first seeds only.\n\n");
+        strbuf_puts(&b, "- ");
         noise_text(&b, r, t);
-        b_puts(&b, "\n- ");
+        strbuf_puts(&b, "\n- ");
         chosen_text(&b, r, t, name_md);
-        b_puts(&b, "\n- flips of seed 1 against M1:");
+        strbuf_puts(&b, "\n- flips of seed 1 against M1:");
         for (int m = 0; m < t->n_models; m++) {
             const RModel *rm = &t->models[m];
-            b_puts(&b, m ? "; " : " ");
+            strbuf_puts(&b, m ? "; " : " ");
             b_md(&b, rm->in->name);
-            b_printf(&b, " %lld negative, %lld positive", rm->flip_count[0], rm->flip_count[1]);
-            if (!t->gen) b_printf(&b, ", %lld inconsistent", rm->flip_count[2]);
+            strbuf_printf(&b, " %lld negative, %lld positive", rm->flip_count[0], rm->flip_count[1]);
+            if (!t->gen) strbuf_printf(&b, ", %lld inconsistent", rm->flip_count[2]);
         }
-        b_puts(&b, " (every one listed in report.json and report.html)\n");
+        strbuf_puts(&b, " (every one listed in report.json and report.html)\n");
         int any = 0;
         for (int m = 0; m < t->n_models; m++) any |= t->models[m].in->settings[0] != 0;
         if (any) {
-            b_puts(&b, "\nSettings:\n\n");
+            strbuf_puts(&b, "\nSettings:\n\n");
             for (int m = 0; m < t->n_models; m++) {
                 const RModel *rm = &t->models[m];
                 if (!rm->in->settings[0]) continue;
-                b_puts(&b, "- ");
+                strbuf_puts(&b, "- ");
                 b_md(&b, rm->in->name);
-                b_puts(&b, ": ");
+                strbuf_puts(&b, ": ");
                 b_md_code(&b, rm->in->settings);
-                b_puts(&b, "\n");
+                strbuf_puts(&b, "\n");
             }
         }
     }
@@ -650,46 +596,46 @@ static const char *css =
     "svg.nfr-plot circle{stroke:#fff;stroke-width:1.5}\n"
     "footer{margin:3em 0 1em;color:#5a6376;font-size:.88em}\n";
 
-static void html_results(Buf *b, const Report *r, const RTask *t) {
+static void html_results(StrBuf *b, const Report *r, const RTask *t) {
     int n;
     Row *rows = results_rows(r, t, "\xE2\x80\x94", &n);
     if (!rows) {
         b->oom = 1;
         return;
     }
-    b_printf(b, "<table id=\"results-%s\" class=\"results\">\n<thead><tr>", t->slug);
+    strbuf_printf(b, "<table id=\"results-%s\" class=\"results\">\n<thead><tr>", t->slug);
     for (int c = 0; c < NCOL; c++) {
-        b_puts(b, "<th>");
+        strbuf_puts(b, "<th>");
         b_html(b, col_header(t, c));
-        b_puts(b, "</th>");
+        strbuf_puts(b, "</th>");
     }
-    b_puts(b, "</tr></thead>\n<tbody>\n");
+    strbuf_puts(b, "</tr></thead>\n<tbody>\n");
     for (int i = 0; i < n; i++) {
         const Row *w = &rows[i];
         const char *cls = w->model < 0 ? "m1" : w->model == 0 ? "new" : w->model == t->chosen ? "chosen" : "method";
-        b_printf(b, "<tr class=\"%s\"><td>", cls);
+        strbuf_printf(b, "<tr class=\"%s\"><td>", cls);
         b_html(b, w->name);
-        if (w->model >= 1 && t->models[w->model].paired_seeds < t->models[0].in->n_seeds) b_puts(b, "<sup>+</sup>");
-        if (w->model >= 1 && w->model == t->chosen) b_puts(b, "<span class=\"badge\">chosen</span>");
-        b_puts(b, "</td>");
+        if (w->model >= 1 && t->models[w->model].paired_seeds < t->models[0].in->n_seeds) strbuf_puts(b, "<sup>+</sup>");
+        if (w->model >= 1 && w->model == t->chosen) strbuf_puts(b, "<span class=\"badge\">chosen</span>");
+        strbuf_puts(b, "</td>");
         for (int c = 1; c < NCOL; c++) {
             const char *iv = strstr(w->cell[c], " [");
-            b_puts(b, "<td>");
+            strbuf_puts(b, "<td>");
             if (iv) {
                 char v[128];
                 snprintf(v, sizeof v, "%.*s", (int)(iv - w->cell[c]), w->cell[c]);
                 b_html(b, v);
-                b_puts(b, " <span class=\"ci\">");
+                strbuf_puts(b, " <span class=\"ci\">");
                 b_html(b, iv + 1);
-                b_puts(b, "</span>");
+                strbuf_puts(b, "</span>");
             } else {
                 b_html(b, w->cell[c]);
             }
-            b_puts(b, "</td>");
+            strbuf_puts(b, "</td>");
         }
-        b_puts(b, "</tr>\n");
+        strbuf_puts(b, "</tr>\n");
     }
-    b_puts(b, "</tbody>\n</table>\n");
+    strbuf_puts(b, "</tbody>\n</table>\n");
     free(rows);
 }
 
@@ -708,7 +654,7 @@ static int overlaps(const Box *a, const Box *b) {
 
 /* The scatter plot: NFR (x) against accuracy (y), one point per model (M2 and the methods)
  * with its intervals as error bars; M1's accuracy and the noise floor as dashed lines. */
-static void html_plot(Buf *b, const Report *r, const RTask *t) {
+static void html_plot(StrBuf *b, const Report *r, const RTask *t) {
     (void)r;
     const double W = 660, H = 420, ml = 66, mr = 28, mt = 22, mb = 54;
     double x1 = 0, y0 = INFINITY, y1 = -INFINITY;
@@ -741,32 +687,32 @@ static void html_plot(Buf *b, const Report *r, const RTask *t) {
 #define PX(v) (ml + ((v) / x1) * pw)
 #define PY(v) (mt + (1 - ((v) - y0) / (y1 - y0)) * ph)
     const char *xl = t->gen ? "score NFR %" : "NFR %", *yl = t->gen ? "ROUGE-1" : "accuracy %";
-    b_printf(b, "<svg class=\"nfr-plot\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %g %g\" width=\"%g\" height=\"%g\" "
+    strbuf_printf(b, "<svg class=\"nfr-plot\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %g %g\" width=\"%g\" height=\"%g\" "
                 "role=\"img\" aria-label=\"%s against %s, one point per model\">\n", W, H, W, H, xl, yl);
-    b_printf(b, "<title>%s against %s: ", xl, yl);
+    strbuf_printf(b, "<title>%s against %s: ", xl, yl);
     b_html(b, t->in->name);
-    b_puts(b, "</title>\n");
+    strbuf_puts(b, "</title>\n");
     /* grid and ticks */
     double sx = nice_step(x1 * 100, 5) / 100, sy = nice_step((y1 - y0) * 100, 5) / 100;
     for (double v = 0; v <= x1 + 1e-12; v += sx)
-        b_printf(b, "<line class=\"grid-line\" x1=\"%.1f\" y1=\"%g\" x2=\"%.1f\" y2=\"%g\"/><text x=\"%.1f\" y=\"%g\" "
+        strbuf_printf(b, "<line class=\"grid-line\" x1=\"%.1f\" y1=\"%g\" x2=\"%.1f\" y2=\"%g\"/><text x=\"%.1f\" y=\"%g\" "
                     "text-anchor=\"middle\">%g</text>\n", PX(v), mt, PX(v), mt + ph, PX(v), mt + ph + 16, round(v * 1e6) / 1e4);
     for (double v = ceil(y0 / sy - 1e-9) * sy; v <= y1 + 1e-12; v += sy)
-        b_printf(b, "<line class=\"grid-line\" x1=\"%g\" y1=\"%.1f\" x2=\"%g\" y2=\"%.1f\"/><text x=\"%g\" y=\"%.1f\" "
+        strbuf_printf(b, "<line class=\"grid-line\" x1=\"%g\" y1=\"%.1f\" x2=\"%g\" y2=\"%.1f\"/><text x=\"%g\" y=\"%.1f\" "
                     "text-anchor=\"end\">%g</text>\n", ml, PY(v), ml + pw, PY(v), ml - 6, PY(v) + 4, round(v * 1e6) / 1e4);
-    b_printf(b, "<line class=\"axis\" x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\"/><line class=\"axis\" x1=\"%g\" y1=\"%g\" "
+    strbuf_printf(b, "<line class=\"axis\" x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\"/><line class=\"axis\" x1=\"%g\" y1=\"%g\" "
                 "x2=\"%g\" y2=\"%g\"/>\n", ml, mt + ph, ml + pw, mt + ph, ml, mt, ml, mt + ph);
-    b_printf(b, "<text class=\"axis-label\" x=\"%g\" y=\"%g\" text-anchor=\"middle\">%s (lower is better)</text>\n",
+    strbuf_printf(b, "<text class=\"axis-label\" x=\"%g\" y=\"%g\" text-anchor=\"middle\">%s (lower is better)</text>\n",
              ml + pw / 2, H - 12, xl);
-    b_printf(b, "<text class=\"axis-label\" transform=\"translate(16 %g) rotate(-90)\" text-anchor=\"middle\">%s</text>\n",
+    strbuf_printf(b, "<text class=\"axis-label\" transform=\"translate(16 %g) rotate(-90)\" text-anchor=\"middle\">%s</text>\n",
              mt + ph / 2, yl);
     /* reference lines */
     if (!isnan(m1->value))
-        b_printf(b, "<line class=\"ref\" x1=\"%g\" y1=\"%.1f\" x2=\"%g\" y2=\"%.1f\"/><text class=\"ref-label\" x=\"%g\" "
+        strbuf_printf(b, "<line class=\"ref\" x1=\"%g\" y1=\"%.1f\" x2=\"%g\" y2=\"%.1f\"/><text class=\"ref-label\" x=\"%g\" "
                     "y=\"%.1f\" text-anchor=\"end\">M1 %.2f</text>\n", ml, PY(m1->value), ml + pw, PY(m1->value), ml + pw - 4,
                  PY(m1->value) - 5, 100 * m1->value);
     if (!isnan(noise))
-        b_printf(b, "<line class=\"ref\" x1=\"%.1f\" y1=\"%g\" x2=\"%.1f\" y2=\"%g\"/><text class=\"ref-label\" x=\"%.1f\" "
+        strbuf_printf(b, "<line class=\"ref\" x1=\"%.1f\" y1=\"%g\" x2=\"%.1f\" y2=\"%g\"/><text class=\"ref-label\" x=\"%.1f\" "
                     "y=\"%g\">noise floor %.2f</text>\n", PX(noise), mt, PX(noise), mt + ph, PX(noise) + 4, mt + 12, 100 * noise);
     /* points */
     Box placed[128];
@@ -776,14 +722,14 @@ static void html_plot(Buf *b, const Report *r, const RTask *t) {
         const CompatStat *a = rt_acc(t, &rm->stats), *f = rt_nfr(t, &rm->stats);
         if (isnan(a->value) || isnan(f->value)) continue;
         double cx = PX(f->value), cy = PY(a->value);
-        b_printf(b, "<g class=\"%s\">", m == 0 ? "new" : m == t->chosen ? "chosen" : "method");
+        strbuf_printf(b, "<g class=\"%s\">", m == 0 ? "new" : m == t->chosen ? "chosen" : "method");
         if (!isnan(f->lo))
-            b_printf(b, "<line class=\"err\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>", PX(f->lo), cy, PX(f->hi), cy);
+            strbuf_printf(b, "<line class=\"err\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>", PX(f->lo), cy, PX(f->hi), cy);
         if (!isnan(a->lo))
-            b_printf(b, "<line class=\"err\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>", cx, PY(a->lo), cx, PY(a->hi));
-        b_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"5.5\"><title>", cx, cy);
+            strbuf_printf(b, "<line class=\"err\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>", cx, PY(a->lo), cx, PY(a->hi));
+        strbuf_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"5.5\"><title>", cx, cy);
         b_html(b, rm->in->name);
-        b_printf(b, ": %s %.2f, %s %.2f</title></circle>", xl, 100 * f->value, yl, 100 * a->value);
+        strbuf_printf(b, ": %s %.2f, %s %.2f</title></circle>", xl, 100 * f->value, yl, 100 * a->value);
         /* the label: beside the point, where it overlaps no earlier label */
         size_t len = text_width(rm->in->name);
         if (len > 28) len = 28;
@@ -799,43 +745,43 @@ static void html_plot(Buf *b, const Report *r, const RTask *t) {
         }
         if (k == 8) bx.x = cx + 9, bx.y = cy - 18;
         if (np < 128) placed[np++] = bx;
-        b_printf(b, "<text x=\"%.1f\" y=\"%.1f\">", bx.x + 3, bx.y + 11);
+        strbuf_printf(b, "<text x=\"%.1f\" y=\"%.1f\">", bx.x + 3, bx.y + 11);
         b_html_cut(b, rm->in->name, label_bytes(rm->in->name, 28), 0);
-        b_puts(b, "</text></g>\n");
+        strbuf_puts(b, "</text></g>\n");
     }
 #undef PX
 #undef PY
-    b_puts(b, "</svg>\n");
+    strbuf_puts(b, "</svg>\n");
 }
 
-static void html_matrix(Buf *b, const RTask *t, const RModel *m) {
-    b_puts(b, "<table class=\"matrix\"><caption>");
+static void html_matrix(StrBuf *b, const RTask *t, const RModel *m) {
+    strbuf_puts(b, "<table class=\"matrix\"><caption>");
     b_html(b, m->in->name);
-    b_puts(b, " against M1 (seed 1)</caption>\n");
+    strbuf_puts(b, " against M1 (seed 1)</caption>\n");
     if (m->stats.discrete) {
-        b_puts(b, "<thead><tr><th></th><th>");
+        strbuf_puts(b, "<thead><tr><th></th><th>");
         b_html(b, m->in->name);
-        b_puts(b, " right</th><th>");
+        strbuf_puts(b, " right</th><th>");
         b_html(b, m->in->name);
-        b_puts(b, " wrong</th></tr></thead>\n<tbody>");
-        b_printf(b, "<tr><th>M1 right</th><td>%lld</td><td class=\"neg\">%lld negative</td></tr>\n", m->matrix[0][0],
+        strbuf_puts(b, " wrong</th></tr></thead>\n<tbody>");
+        strbuf_printf(b, "<tr><th>M1 right</th><td>%lld</td><td class=\"neg\">%lld negative</td></tr>\n", m->matrix[0][0],
                  m->matrix[0][1]);
-        b_printf(b, "<tr><th>M1 wrong</th><td class=\"pos\">%lld positive</td><td>%lld</td></tr>\n", m->matrix[1][0],
+        strbuf_printf(b, "<tr><th>M1 wrong</th><td class=\"pos\">%lld positive</td><td>%lld</td></tr>\n", m->matrix[1][0],
                  m->matrix[1][1]);
-        b_puts(b, "</tbody>");
+        strbuf_puts(b, "</tbody>");
     }
     if (t->gen) {
-        b_puts(b, "<thead><tr><th>score against M1</th><th>lower</th><th>same</th><th>higher</th></tr></thead>\n<tbody>");
-        b_printf(b, "<tr><th>instances</th><td class=\"neg\">%lld</td><td>%lld</td><td class=\"pos\">%lld</td></tr></tbody>\n",
+        strbuf_puts(b, "<thead><tr><th>score against M1</th><th>lower</th><th>same</th><th>higher</th></tr></thead>\n<tbody>");
+        strbuf_printf(b, "<tr><th>instances</th><td class=\"neg\">%lld</td><td>%lld</td><td class=\"pos\">%lld</td></tr></tbody>\n",
                  m->dsign[0], m->dsign[1], m->dsign[2]);
     }
-    b_puts(b, "</table>\n");
+    strbuf_puts(b, "</table>\n");
 }
 
 /* A prediction, target or id: a string as its text, anything else as compact JSON. */
-static void html_value(Buf *b, const cJSON *v) {
+static void html_value(StrBuf *b, const cJSON *v) {
     if (!v) {
-        b_puts(b, "\xE2\x80\x94");
+        strbuf_puts(b, "\xE2\x80\x94");
         return;
     }
     if (cJSON_IsString(v)) {
@@ -851,65 +797,65 @@ static void html_value(Buf *b, const cJSON *v) {
     free(s);
 }
 
-static void html_flips(Buf *b, const RTask *t, const RModel *m) {
-    b_puts(b, "<h3>Flipped instances: ");
+static void html_flips(StrBuf *b, const RTask *t, const RModel *m) {
+    strbuf_puts(b, "<h3>Flipped instances: ");
     b_html(b, m->in->name);
-    b_puts(b, " against M1 (seed 1)</h3>\n<p class=\"note\">");
-    b_printf(b, "%lld negative (M1 %s, ", m->flip_count[0], t->gen ? "scored higher" : "right");
+    strbuf_puts(b, " against M1 (seed 1)</h3>\n<p class=\"note\">");
+    strbuf_printf(b, "%lld negative (M1 %s, ", m->flip_count[0], t->gen ? "scored higher" : "right");
     b_html(b, m->in->name);
-    b_printf(b, " %s), %lld positive", t->gen ? "lower" : "wrong", m->flip_count[1]);
-    if (!t->gen) b_printf(b, ", %lld inconsistent (both wrong, with different answers)", m->flip_count[2]);
-    b_puts(b, t->gen ? "; negative first, largest changes first." : "; negative first.");
+    strbuf_printf(b, " %s), %lld positive", t->gen ? "lower" : "wrong", m->flip_count[1]);
+    if (!t->gen) strbuf_printf(b, ", %lld inconsistent (both wrong, with different answers)", m->flip_count[2]);
+    strbuf_puts(b, t->gen ? "; negative first, largest changes first." : "; negative first.");
     int total = cJSON_GetArraySize(m->flips);
-    if (total > HTML_MAX_FLIPS) b_printf(b, " The first %d are shown; %d more are in report.json.", HTML_MAX_FLIPS, total - HTML_MAX_FLIPS);
-    b_puts(b, "</p>\n");
+    if (total > HTML_MAX_FLIPS) strbuf_printf(b, " The first %d are shown; %d more are in report.json.", HTML_MAX_FLIPS, total - HTML_MAX_FLIPS);
+    strbuf_puts(b, "</p>\n");
     if (!total) return;
-    b_puts(b, "<table class=\"flips\"><colgroup><col class=\"n\"><col class=\"id\"><col class=\"kind\"><col><col><col>");
-    if (t->gen) b_puts(b, "<col class=\"d\">");
-    b_puts(b, "</colgroup>\n<thead><tr><th>#</th><th>id</th><th>kind</th><th>target</th><th>M1</th><th>");
+    strbuf_puts(b, "<table class=\"flips\"><colgroup><col class=\"n\"><col class=\"id\"><col class=\"kind\"><col><col><col>");
+    if (t->gen) strbuf_puts(b, "<col class=\"d\">");
+    strbuf_puts(b, "</colgroup>\n<thead><tr><th>#</th><th>id</th><th>kind</th><th>target</th><th>M1</th><th>");
     b_html(b, m->in->name);
-    b_puts(b, "</th>");
-    if (t->gen) b_puts(b, "<th>score change</th>");
-    b_puts(b, "</tr></thead>\n<tbody>\n");
+    strbuf_puts(b, "</th>");
+    if (t->gen) strbuf_puts(b, "<th>score change</th>");
+    strbuf_puts(b, "</tr></thead>\n<tbody>\n");
     int k = 0;
     for (const cJSON *e = m->flips->child; e && k < HTML_MAX_FLIPS; e = e->next, k++) {
         const cJSON *kind = cJSON_GetObjectItemCaseSensitive(e, "kind");
         const char *ks = cJSON_IsString(kind) ? kind->valuestring : "";
         const char *cls = ks[0] == 'n' ? "neg" : ks[0] == 'p' ? "pos" : "inc";
         const cJSON *old = cJSON_GetObjectItemCaseSensitive(e, "old"), *nw = cJSON_GetObjectItemCaseSensitive(e, "new");
-        b_printf(b, "<tr class=\"%s\"><td>%d</td><td>", cls, k + 1);
+        strbuf_printf(b, "<tr class=\"%s\"><td>%d</td><td>", cls, k + 1);
         html_value(b, cJSON_GetObjectItemCaseSensitive(e, "id"));
-        b_printf(b, "</td><td class=\"%s\">%s</td><td>", cls, ks);
+        strbuf_printf(b, "</td><td class=\"%s\">%s</td><td>", cls, ks);
         html_value(b, cJSON_GetObjectItemCaseSensitive(e, "target"));
-        b_puts(b, "</td><td>");
+        strbuf_puts(b, "</td><td>");
         html_value(b, cJSON_GetObjectItemCaseSensitive(old, "prediction"));
-        b_puts(b, "</td><td>");
+        strbuf_puts(b, "</td><td>");
         html_value(b, cJSON_GetObjectItemCaseSensitive(nw, "prediction"));
-        b_puts(b, "</td>");
+        strbuf_puts(b, "</td>");
         if (t->gen) {
             const cJSON *d = cJSON_GetObjectItemCaseSensitive(e, "delta");
-            b_printf(b, "<td class=\"%s\">%+.3f</td>", cls, cJSON_IsNumber(d) ? d->valuedouble : 0.0);
+            strbuf_printf(b, "<td class=\"%s\">%+.3f</td>", cls, cJSON_IsNumber(d) ? d->valuedouble : 0.0);
         }
-        b_puts(b, "</tr>\n");
+        strbuf_puts(b, "</tr>\n");
     }
-    b_puts(b, "</tbody>\n</table>\n");
+    strbuf_puts(b, "</tbody>\n</table>\n");
 }
 
-static void name_html(Buf *b, const char *s) {
-    b_puts(b, "<strong>");
+static void name_html(StrBuf *b, const char *s) {
+    strbuf_puts(b, "<strong>");
     b_html(b, s);
-    b_puts(b, "</strong>");
+    strbuf_puts(b, "</strong>");
 }
 
 static char *render_html(const Report *r) {
-    Buf b = {0};
-    b_puts(&b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+    StrBuf b = {0};
+    strbuf_puts(&b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
                "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>");
     b_html(&b, r->in->title);
-    b_printf(&b, "</title>\n<style>\n%s</style>\n</head>\n<body>\n<header>\n<h1>", css);
+    strbuf_printf(&b, "</title>\n<style>\n%s</style>\n</head>\n<body>\n<header>\n<h1>", css);
     b_html(&b, r->in->title);
-    b_puts(&b, "</h1>\n<p class=\"meta\">");
-    Buf intro = {0};
+    strbuf_puts(&b, "</h1>\n<p class=\"meta\">");
+    StrBuf intro = {0};
     intro_plain(&intro, r);
     if (b_finish(&intro)) {
         b_html(&b, intro.p);
@@ -917,28 +863,28 @@ static char *render_html(const Report *r) {
     } else {
         b.oom = 1;
     }
-    b_puts(&b, " Rates in %; accuracy and ROUGE-1 in points. Rel. NFR change = 100 &times; (NFR(method) &minus; NFR(M2)) / "
+    strbuf_puts(&b, " Rates in %; accuracy and ROUGE-1 in points. Rel. NFR change = 100 &times; (NFR(method) &minus; NFR(M2)) / "
                "NFR(M2); dacc = accuracy(method) &minus; accuracy(M2), seed k with seed k. Each cell: value [95% interval].</p>\n");
     if (r->n_tasks > 1) {
-        b_puts(&b, "<nav><p>Tasks:");
+        strbuf_puts(&b, "<nav><p>Tasks:");
         for (int i = 0; i < r->n_tasks; i++) {
-            b_printf(&b, " <a href=\"#task-%s\">", r->tasks[i].slug);
+            strbuf_printf(&b, " <a href=\"#task-%s\">", r->tasks[i].slug);
             b_html(&b, r->tasks[i].in->name);
-            b_puts(&b, "</a>");
+            strbuf_puts(&b, "</a>");
         }
-        b_puts(&b, "</p></nav>\n");
+        strbuf_puts(&b, "</p></nav>\n");
     }
-    b_puts(&b, "</header>\n");
+    strbuf_puts(&b, "</header>\n");
     for (int i = 0; i < r->n_tasks; i++) {
         const RTask *t = &r->tasks[i];
-        b_printf(&b, "<section class=\"task\" id=\"task-%s\">\n<h2>", t->slug);
+        strbuf_printf(&b, "<section class=\"task\" id=\"task-%s\">\n<h2>", t->slug);
         b_html(&b, t->in->name);
-        b_printf(&b, "</h2>\n<p class=\"meta\">Kind <code>%s</code> (%s), %zu instances; M2 with %d seed%s.</p>\n", t->in->kind,
+        strbuf_printf(&b, "</h2>\n<p class=\"meta\">Kind <code>%s</code> (%s), %zu instances; M2 with %d seed%s.</p>\n", t->in->kind,
                  kind_label(t), t->n, t->models[0].in->n_seeds, t->models[0].in->n_seeds > 1 ? "s" : "");
         html_results(&b, r, t);
-        if (fewer_seeds(t)) b_puts(&b, "<p class=\"note\"><sup>+</sup> fewer seeds than M2: compared with M2's first seeds only.</p>\n");
-        b_puts(&b, "<p>");
-        Buf nt = {0};
+        if (fewer_seeds(t)) strbuf_puts(&b, "<p class=\"note\"><sup>+</sup> fewer seeds than M2: compared with M2's first seeds only.</p>\n");
+        strbuf_puts(&b, "<p>");
+        StrBuf nt = {0};
         noise_text(&nt, r, t);
         if (b_finish(&nt)) {
             b_html(&b, nt.p);
@@ -946,33 +892,33 @@ static char *render_html(const Report *r) {
         } else {
             b.oom = 1;
         }
-        b_puts(&b, "</p>\n<p>");
+        strbuf_puts(&b, "</p>\n<p>");
         chosen_text(&b, r, t, name_html);
-        b_puts(&b, "</p>\n<div class=\"grid\">\n");
+        strbuf_puts(&b, "</p>\n<div class=\"grid\">\n");
         html_plot(&b, r, t);
-        b_puts(&b, "<div>\n");
+        strbuf_puts(&b, "<div>\n");
         html_matrix(&b, t, &t->models[0]);
         if (t->chosen >= 0) html_matrix(&b, t, &t->models[t->chosen]);
-        b_puts(&b, "</div>\n</div>\n");
+        strbuf_puts(&b, "</div>\n</div>\n");
         int any = 0;
         for (int m = 0; m < t->n_models; m++) any |= t->models[m].in->settings[0] != 0;
         if (any) {
-            b_puts(&b, "<h3>Settings</h3>\n<dl class=\"settings\">\n");
+            strbuf_puts(&b, "<h3>Settings</h3>\n<dl class=\"settings\">\n");
             for (int m = 0; m < t->n_models; m++) {
                 if (!t->models[m].in->settings[0]) continue;
-                b_puts(&b, "<dt>");
+                strbuf_puts(&b, "<dt>");
                 b_html(&b, t->models[m].in->name);
-                b_puts(&b, "</dt><dd>");
+                strbuf_puts(&b, "</dt><dd>");
                 b_html(&b, t->models[m].in->settings);
-                b_puts(&b, "</dd>\n");
+                strbuf_puts(&b, "</dd>\n");
             }
-            b_puts(&b, "</dl>\n");
+            strbuf_puts(&b, "</dl>\n");
         }
         html_flips(&b, t, &t->models[0]);
         if (t->chosen >= 0) html_flips(&b, t, &t->models[t->chosen]);
-        b_puts(&b, "</section>\n");
+        strbuf_puts(&b, "</section>\n");
     }
-    b_puts(&b, "<footer>Written by <code>muscle report</code>. Every number, and every flipped instance of every model, "
+    strbuf_puts(&b, "<footer>Written by <code>muscle report</code>. Every number, and every flipped instance of every model, "
                "is in report.json.</footer>\n</body>\n</html>\n");
     return b_finish(&b);
 }

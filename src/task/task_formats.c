@@ -305,14 +305,14 @@ static const char **fields_new(const TaskRec *r, int n) {
 
 /* Appends s with every occurrence of `from` replaced by `to` (non-overlapping, left to right,
  * as Python's str.replace). */
-static void replace_all(TaskBuf *b, const char *s, size_t n, const char *from, const char *to) {
+static void replace_all(StrBuf *b, const char *s, size_t n, const char *from, const char *to) {
     size_t fl = strlen(from), tl = strlen(to), i = 0;
     while (i < n) {
         if (n - i >= fl && memcmp(s + i, from, fl) == 0) {
-            task_buf_put(b, to, tl);
+            strbuf_put(b, to, tl);
             i += fl;
         } else {
-            task_buf_put(b, s + i, 1);
+            strbuf_put(b, s + i, 1);
             i++;
         }
     }
@@ -323,7 +323,7 @@ static void replace_all(TaskBuf *b, const char *s, size_t n, const char *from, c
 static char *hellaswag_preprocess(TaskArena *a, const char *s) {
     size_t n = strlen(s), b, e;
     task_py_strip(s, n, &b, &e);
-    TaskBuf t1 = {0}, t2 = {0}, t3 = {0};
+    StrBuf t1 = {0}, t2 = {0}, t3 = {0};
     replace_all(&t1, s + b, e - b, " [title]", ". ");
     for (size_t i = 0; i < t1.n; i++) {
         if (t1.p[i] == '[') {
@@ -334,7 +334,7 @@ static char *hellaswag_preprocess(TaskArena *a, const char *s) {
                 continue;
             }
         }
-        task_buf_put(&t2, t1.p + i, 1);
+        strbuf_put(&t2, t1.p + i, 1);
     }
     if (t2.n || t2.p) replace_all(&t3, t2.p, t2.n, "  ", " ");
     char *out = NULL;
@@ -348,7 +348,7 @@ static char *hellaswag_preprocess(TaskArena *a, const char *s) {
 
 /* Python str.capitalize() (3.8+): first code point title-cased, the rest lower-cased (simple
  * one-to-one case mappings of utf8proc; Python's few one-to-many mappings are not done). */
-static int py_capitalize(TaskBuf *b, const char *s) {
+static int py_capitalize(StrBuf *b, const char *s) {
     const utf8proc_uint8_t *u = (const utf8proc_uint8_t *)s;
     utf8proc_ssize_t n = (utf8proc_ssize_t)strlen(s), i = 0;
     int first = 1;
@@ -359,7 +359,7 @@ static int py_capitalize(TaskBuf *b, const char *s) {
         utf8proc_int32_t m = first ? utf8proc_totitle(cp) : utf8proc_tolower(cp);
         utf8proc_uint8_t enc[4];
         utf8proc_ssize_t el = utf8proc_encode_char(m, enc);
-        task_buf_put(b, enc, (size_t)el);
+        strbuf_put(b, enc, (size_t)el);
         first = 0;
         i += k;
     }
@@ -397,11 +397,11 @@ static int conv_hellaswag(const TaskRec *r, const cJSON *o, TaskMC *m) {
         get_label(o, "label", m->n_choices, 1, &m->label))
         return -1;
     /* query = preprocess(activity_label + ": " + ctx_a + " " + ctx_b.capitalize()) */
-    TaskBuf b = {0};
-    task_buf_puts(&b, act);
-    task_buf_puts(&b, ": ");
-    task_buf_puts(&b, ca);
-    task_buf_puts(&b, " ");
+    StrBuf b = {0};
+    strbuf_puts(&b, act);
+    strbuf_puts(&b, ": ");
+    strbuf_puts(&b, ca);
+    strbuf_puts(&b, " ");
     if (py_capitalize(&b, cb) != 0) {
         free(b.p);
         return err_prefix("field 'ctx_b'");

@@ -26,24 +26,12 @@ void *task_arena_alloc(TaskArena *a, size_t n);
 char *task_arena_strndup(TaskArena *a, const char *s, size_t n);
 char *task_arena_strdup(TaskArena *a, const char *s);
 
-/* ---- growable byte buffer ---------------------------------------------------------------- */
-
-typedef struct {
-    char *p;
-    size_t n, cap;
-    int oom;
-} TaskBuf;
-
-int task_buf_put(TaskBuf *b, const void *s, size_t n);
-int task_buf_puts(TaskBuf *b, const char *s);
-/* Takes the NUL-terminated string (never NULL unless out of memory); resets the buffer. */
-char *task_buf_take(TaskBuf *b);
+/* Growable strings: StrBuf (core/strbuf.h); UTF-8 checks: core/utf8.h. */
+#include "core/strbuf.h"
+#include "core/utf8.h"
 
 /* ---- text -------------------------------------------------------------------------------- */
 
-/* Length of the longest valid UTF-8 prefix of s[0..n) (strict: no overlong forms, no
- * surrogates, nothing above U+10FFFF). == n when all valid. */
-size_t task_utf8_valid_prefix(const uint8_t *s, size_t n);
 /* Python's str.isspace() for one code point. */
 int task_py_isspace(uint32_t cp);
 /* Bytes of trailing Python whitespace at the end of s[0..n) (valid UTF-8). */

@@ -162,7 +162,7 @@ static int record(Loader *L, const char *s, size_t n, int line) {
         err_set("record is %zu bytes, more than the limit of %zu", n, L->opt.max_record_bytes);
         return record_failed(L, line);
     }
-    size_t ok = task_utf8_valid_prefix((const uint8_t *)s, n);
+    size_t ok = utf8_valid_prefix((const uint8_t *)s, n);
     if (ok != n) {
         err_set("invalid UTF-8 (byte 0x%02x at offset %zu of the record)", (unsigned char)s[ok], ok);
         return record_failed(L, line);

@@ -43,17 +43,17 @@ static int name_char(char c) {
 
 /* Renders into *b (when b != NULL) or only checks. */
 static int render(const char *t, const char *const *names, const char *const *values, int n,
-                  const char *what, TaskBuf *b) {
+                  const char *what, StrBuf *b) {
     if (!t) return err_set("%s: no template", what);
     size_t i = 0, lit = 0;
     char shown[128];
     while (t[i]) {
         if (t[i] == '{' && t[i + 1] == '{') {
-            if (b) task_buf_put(b, t + lit, i + 1 - lit);
+            if (b) strbuf_put(b, t + lit, i + 1 - lit);
             i += 2;
             lit = i;
         } else if (t[i] == '}' && t[i + 1] == '}') {
-            if (b) task_buf_put(b, t + lit, i + 1 - lit);
+            if (b) strbuf_put(b, t + lit, i + 1 - lit);
             i += 2;
             lit = i;
         } else if (t[i] == '}') {
@@ -84,8 +84,8 @@ static int render(const char *t, const char *const *names, const char *const *va
             if (b) {
                 if (!values[k])
                     return err_set("%s %s: field '%s' has no value for this record", what, shown, names[k]);
-                task_buf_put(b, t + lit, i - lit);
-                task_buf_puts(b, values[k]);
+                strbuf_put(b, t + lit, i - lit);
+                strbuf_puts(b, values[k]);
             }
             i = j + 1;
             lit = i;
@@ -94,7 +94,7 @@ static int render(const char *t, const char *const *names, const char *const *va
         }
     }
     if (b) {
-        task_buf_put(b, t + lit, i - lit);
+        strbuf_put(b, t + lit, i - lit);
         if (b->oom) return err_set("out of memory");
     }
     return 0;
@@ -102,12 +102,12 @@ static int render(const char *t, const char *const *names, const char *const *va
 
 char *task_template_format(const char *tmpl, const char *const *names, const char *const *values,
                            int n, const char *what) {
-    TaskBuf b = {0};
+    StrBuf b = {0};
     if (render(tmpl, names, values, n, what ? what : "template", &b) != 0) {
         free(b.p);
         return NULL;
     }
-    char *s = task_buf_take(&b);
+    char *s = strbuf_take(&b);
     if (!s) err_set("out of memory");
     return s;
 }
@@ -244,7 +244,7 @@ int task_prompt_load(TaskPrompt *p, const char *path) {
     size_t n;
     char *text = file_read_all(path, &n, (size_t)1 << 20);
     if (!text) return -1;
-    if (task_utf8_valid_prefix((const uint8_t *)text, n) != n) {
+    if (utf8_valid_prefix((const uint8_t *)text, n) != n) {
         free(text);
         return err_set("%s: not valid UTF-8", path);
     }

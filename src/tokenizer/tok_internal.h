@@ -68,12 +68,9 @@ typedef struct {
 typedef enum { HF_PREPEND_ALWAYS = 0, HF_PREPEND_FIRST, HF_PREPEND_NEVER } HfPrepend;
 
 /* ---- growable byte buffer ------------------------------------------------------------------ */
-typedef struct {
-    char *p;
-    size_t n, cap;
-    int oom;
-} TokBuf;
-int tok_buf_put(TokBuf *b, const void *s, size_t n);
+#include "core/strbuf.h"
+typedef StrBuf TokBuf;
+static inline int tok_buf_put(TokBuf *b, const void *s, size_t n) { return strbuf_put(b, s, n); }
 
 struct Tokenizer {
     TokKind kind;
@@ -138,7 +135,8 @@ const TokPairSlot *tok_pairmap_get(const TokPairMap *m, int32_t a, int32_t b);
 
 /* UTF-8 as sentencepiece sees it: the length of one valid character at s (1..4), or 0 when
  * the bytes there are malformed (sentencepiece then consumes 1 byte and emits U+FFFD). */
-size_t tok_utf8_valid_len(const char *s, size_t n);
+#include "core/utf8.h"
+static inline size_t tok_utf8_valid_len(const char *s, size_t n) { return utf8_char_len(s, n); }
 
 /* ---- loaders ------------------------------------------------------------------------------ */
 Tokenizer *tok_load_bin_mem(const uint8_t *d, size_t size, const char *name, int vocab_size);

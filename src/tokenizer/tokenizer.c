@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "core/hash.h"
 
 #include <limits.h>
 #include <math.h>
@@ -25,57 +26,12 @@
  * Small utilities
  * ========================================================================================== */
 
-int tok_buf_put(TokBuf *b, const void *s, size_t n) {
-    if (b->oom) return -1;
-    if (n > SIZE_MAX - b->n - 1) { b->oom = 1; return -1; }
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->n + n + 1) {
-            if (cap > SIZE_MAX / 2) { b->oom = 1; return -1; }
-            cap *= 2;
-        }
-        char *p = realloc(b->p, cap);
-        if (!p) { b->oom = 1; return -1; }
-        b->p = p;
-        b->cap = cap;
-    }
-    if (n) memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-    return 0;
-}
-
 static uint32_t hash_bytes(const char *s, size_t n) {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * 16777619u;
+    uint32_t h = hash_fnv32(s, n);
     return h ^ (h >> 15);
 }
 
 static const char *piece_ptr(const Tokenizer *t, int id) { return t->blob + t->off[id]; }
-
-/* sentencepiece string_util::DecodeUTF8 + IsValidDecodeUTF8. */
-size_t tok_utf8_valid_len(const char *s, size_t n) {
-    const uint8_t *b = (const uint8_t *)s;
-    if (n == 0) return 0;
-    if (b[0] < 0x80) return 1;
-    uint32_t cp;
-    if (n >= 2 && (b[0] & 0xE0) == 0xC0) {
-        cp = ((uint32_t)(b[0] & 0x1F) << 6) | (b[1] & 0x3F);
-        if ((b[1] & 0xC0) == 0x80 && cp >= 0x80) return 2;
-    } else if (n >= 3 && (b[0] & 0xF0) == 0xE0) {
-        cp = ((uint32_t)(b[0] & 0x0F) << 12) | ((uint32_t)(b[1] & 0x3F) << 6) | (b[2] & 0x3F);
-        if ((b[1] & 0xC0) == 0x80 && (b[2] & 0xC0) == 0x80 && cp >= 0x800 &&
-            (cp < 0xD800 || cp >= 0xE000))
-            return 3;
-    } else if (n >= 4 && (b[0] & 0xF8) == 0xF0) {
-        cp = ((uint32_t)(b[0] & 0x07) << 18) | ((uint32_t)(b[1] & 0x3F) << 12) |
-             ((uint32_t)(b[2] & 0x3F) << 6) | (b[3] & 0x3F);
-        if ((b[1] & 0xC0) == 0x80 && (b[2] & 0xC0) == 0x80 && (b[3] & 0xC0) == 0x80 &&
-            cp >= 0x10000 && cp <= 0x10FFFF)
-            return 4;
-    }
-    return 0;
-}
 
 /* sentencepiece string_util::OneCharLen: from the lead byte only. */
 static size_t one_char_len(uint8_t c) { return (size_t)"\1\1\1\1\1\1\1\1\1\1\1\1\2\2\3\4"[c >> 4]; }
