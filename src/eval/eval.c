@@ -163,7 +163,8 @@ static int gen_one(const Model *m, const Tokenizer *t, const TaskSet *ts, int i,
     RougeResult rr;
     int rc = rouge_compute(inst->target, r.text, o->rouge_stem, &rr);
     if (rc == 0) {
-        int ok = ts->format == TASK_FMT_GSM8K ? answer_gsm8k_match(r.text, inst->answer) : answer_exact_match(r.text, inst->answer);
+        int ok = task_format_answer_rule(ts->format) == TASK_ANSWER_GSM8K ? answer_gsm8k_match(r.text, inst->answer)
+                                                                           : answer_exact_match(r.text, inst->answer);
         met[0] = ok;
         met[1] = rr.rouge1.f1;
         met[2] = rr.rouge2.f1;

@@ -46,6 +46,13 @@ const char *task_format_name(TaskFormat f);
 /* Name (or alias "samsum", "alpaca") -> format; -1 + err_set naming the known names. */
 int task_format_from_name(const char *name, TaskFormat *f);
 
+/* How a generated answer is compared with the reference (metrics/answer.h). */
+typedef enum {
+    TASK_ANSWER_EXACT = 0, /* normalized exact match */
+    TASK_ANSWER_GSM8K,     /* the number after "####" (else the last number) of each text */
+} TaskAnswerRule;
+TaskAnswerRule task_format_answer_rule(TaskFormat f);
+
 /* ---- instances --------------------------------------------------------------------------- */
 
 /* Strings belong to the TaskSet (never free them). `fields` holds the values of the set's

@@ -52,6 +52,37 @@ typedef struct {
     TaskArena *arena;
 } TaskRec;
 
+/* ---- the format table: one entry per TaskFormat, the only place a format is defined ----- */
+
+/* Default templates for one kind of instance (docs/tasks.md). */
+typedef struct {
+    const char *prompt;       /* the prompt template */
+    const char *prompt_input; /* used instead when the record's "input" is not empty (NULL: prompt) */
+    const char *answer;       /* MC: each choice; generation: the target */
+    const char *const *stops; /* generation's stop strings, NULL-terminated (NULL: none) */
+} TaskTemplates;
+
+typedef struct {
+    const char *name;            /* --format NAME, messages, task files' "format" */
+    const char *const *aliases;  /* other accepted names, NULL-terminated (NULL: none) */
+    TaskKind kind;               /* TASK_MC / TASK_GEN; 0: decided by each file's first record */
+    const char *const *fields;   /* the record's named texts templates may use, besides the
+                                    built-ins (id, context/prompt, choice/target); NULL-terminated */
+    int detect_rank;             /* auto-detection tries rank 1 first; 0: never detected */
+    const char *const *detect;   /* keys a record must have ("a|b": either), NULL-terminated */
+    /* the converter: exactly one is set (convert_any when kind is 0) */
+    int (*convert_mc)(const TaskRec *r, const struct cJSON *o, TaskMC *mc);
+    int (*convert_gen)(const TaskRec *r, const struct cJSON *o, TaskGen *gen);
+    int (*convert_any)(const TaskRec *r, const struct cJSON *o, TaskKind *kind, TaskMC *mc, TaskGen *gen);
+    TaskTemplates tmpl_mc, tmpl_gen; /* default templates (the kind's own; both when kind is 0) */
+    int choice_text;             /* MC answer templates may use {choice_text} */
+    TaskAnswerRule answer_rule;  /* how a generated answer is matched (eval) */
+} TaskFormatDef;
+
+/* The entry of f, or NULL for a value out of range. */
+const TaskFormatDef *task_format_def(TaskFormat f);
+/* Entries of a NULL-terminated list (0 for NULL). */
+int task_list_count(const char *const *list);
 /* The kind of a format's instances (0 for llm-adapters: it depends on the records). */
 TaskKind task_format_kind(TaskFormat f);
 /* TASK_FMT_AUTO when no rule matches. */

@@ -142,16 +142,6 @@ char *task_template_unescape(const char *s) {
 
 /* ---- prompts ------------------------------------------------------------------------------ */
 
-/* Alpaca's prompt (the one LLM-Adapters trains with, without its stray indentation). */
-#define ALPACA                                                                                     \
-    "Below is an instruction that describes a task. Write a response that appropriately "         \
-    "completes the request.\n\n### Instruction:\n{instruction}\n\n### Response:\n"
-#define ALPACA_INPUT                                                                               \
-    "Below is an instruction that describes a task, paired with an input that provides further "  \
-    "context. Write a response that appropriately completes the request.\n\n### "                 \
-    "Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n"
-#define LLMA_MC_TAIL "the correct answer is"
-
 void task_prompt_free(TaskPrompt *p) {
     if (!p) return;
     free(p->prompt);
@@ -197,43 +187,14 @@ int task_prompt_set_stops(TaskPrompt *p, const char *const *stops, int n) {
 
 int task_prompt_default(TaskPrompt *p, const TaskSet *ts) {
     memset(p, 0, sizeof *p);
-    const char *pr = NULL, *pi = NULL, *an = NULL;
-    static const char *const stop_blank[] = {"\n\n"};
-    static const char *const stop_gsm8k[] = {"Question:", "\n\n"};
-    static const char *const stop_sum[] = {"Dialogue:", "Summary:", "\n\n"};
-    static const char *const stop_alpaca[] = {"### Instruction:", "### Response:"};
-    const char *const *stops = NULL;
-    int n_stops = 0;
-#define STOPS(a) (stops = a, n_stops = (int)(sizeof a / sizeof *a))
-    switch (ts->format) {
-    case TASK_FMT_NATIVE_MC: pr = "{context}"; an = " {choice}"; break;
-    case TASK_FMT_NATIVE_GEN: pr = "{prompt}"; an = " {target}"; STOPS(stop_blank); break;
-    case TASK_FMT_HELLASWAG: pr = "{query}"; an = " {choice}"; break;
-    case TASK_FMT_PIQA: pr = "Question: {goal}\nAnswer:"; an = " {choice}"; break;
-    case TASK_FMT_ARC: pr = "Question: {question}\nAnswer:"; an = " {choice}"; break;
-    case TASK_FMT_BOOLQ: pr = "{passage}\nQuestion: {question}?\nAnswer:"; an = " {choice}"; break;
-    case TASK_FMT_RACE: pr = "Article: {article}\n\n{question}"; an = " {choice}"; break;
-    case TASK_FMT_GSM8K: pr = "Question: {question}\nAnswer:"; an = " {target}"; STOPS(stop_gsm8k); break;
-    case TASK_FMT_DIALOGSUM: pr = "Dialogue: {dialogue}\nSummary:"; an = " {target}"; STOPS(stop_sum); break;
-    case TASK_FMT_LLM_ADAPTERS:
-        if (ts->kind == TASK_MC) {
-            pr = ALPACA LLMA_MC_TAIL;
-            pi = ALPACA_INPUT LLMA_MC_TAIL;
-            an = " {choice}";
-        } else {
-            pr = ALPACA;
-            pi = ALPACA_INPUT;
-            an = "{target}";
-            STOPS(stop_alpaca);
-        }
-        break;
-    default:
+    const TaskFormatDef *d = task_format_def(ts->format);
+    const TaskTemplates *t = !d ? NULL : ts->kind == TASK_MC ? &d->tmpl_mc : &d->tmpl_gen;
+    if (!t || !t->prompt)
         return err_set("%s: no default prompt for format '%s'", ts->path ? ts->path : "?",
                        task_format_name(ts->format));
-    }
-#undef STOPS
-    if (!(p->prompt = strdup(pr)) || !(p->answer = strdup(an)) || (pi && !(p->prompt_input = strdup(pi))) ||
-        task_prompt_set_stops(p, stops, n_stops) != 0) {
+    if (!(p->prompt = strdup(t->prompt)) || !(p->answer = strdup(t->answer)) ||
+        (t->prompt_input && !(p->prompt_input = strdup(t->prompt_input))) ||
+        task_prompt_set_stops(p, t->stops, task_list_count(t->stops)) != 0) {
         task_prompt_free(p);
         return err_set("out of memory");
     }
@@ -313,7 +274,7 @@ static int mc_names(const TaskSet *ts, const TaskMC *m, int c, const char *choic
         names[k] = ts->field_names[i], values[k++] = m ? m->fields[i] : NULL;
     if (choice) {
         names[k] = "choice", values[k++] = choice;
-        if (ts->format == TASK_FMT_LLM_ADAPTERS)
+        if (task_format_def(ts->format)->choice_text)
             names[k] = "choice_text", values[k++] = m && m->choice_texts ? m->choice_texts[c] : NULL;
     }
     return k;
