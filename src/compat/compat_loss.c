@@ -1,6 +1,7 @@
 /* compat/compat_loss.c - token- and choice-level compatibility losses (compat_loss.h). */
 #include "compat_loss.h"
 #include "core/error.h"
+#include "kernel/vmath.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -98,21 +99,10 @@ char *compat_config_json(const CompatConfig *c) {
 /* teacher positions                                                          */
 
 void compat_teacher_pos(const float *z, int V, double T, int y, int k, int *ids_out, float *z_out, TeacherPos *tp) {
-    float mx = z[0];
-    int am = 0;
-    for (int j = 1; j < V; j++)
-        if (z[j] > mx) {
-            mx = z[j];
-            am = j;
-        }
-    double s1 = 0.0, sT = 0.0, invT = 1.0 / T;
-    for (int j = 0; j < V; j++) {
-        double d = (double)z[j] - mx;
-        s1 += exp(d);
-        sT += exp(d * invT);
-    }
-    tp->lse1 = (float)(mx + log(s1));
-    tp->lseT = (float)(mx * invT + log(sT));
+    float mx = kvec_max(z, V);
+    int am = kvec_argmax(z, V);
+    tp->lse1 = (float)kvec_lse(z, mx, 1.0, V);
+    tp->lseT = (float)kvec_lse(z, mx, 1.0 / T, V);
     tp->logp_y = (y >= 0 && y < V) ? (float)((double)z[y] - tp->lse1) : 0.0f;
     tp->argmax = am;
     if (k >= V) {
@@ -144,13 +134,7 @@ void compat_teacher_pos(const float *z, int V, double T, int y, int k, int *ids_
 /* ------------------------------------------------------------------------- */
 /* token level                                                                */
 
-double compat_logprob(const float *z, int V, int y) {
-    float mx = z[0];
-    for (int j = 1; j < V; j++) mx = z[j] > mx ? z[j] : mx;
-    double s = 0.0;
-    for (int j = 0; j < V; j++) s += exp((double)z[j] - mx);
-    return (double)z[y] - mx - log(s);
-}
+double compat_logprob(const float *z, int V, int y) { return (double)z[y] - kvec_logsumexp(z, V); }
 
 static inline int tid(const TeacherPos *t, int j) { return t->ids ? t->ids[j] : j; }
 
@@ -212,13 +196,12 @@ double compat_token_loss(const CompatConfig *c, const float *z, int V, int y, in
     double invT = 1.0 / c->temperature;
     float *qT = scratch, *q1 = scratch + V, *g = scratch + 2 * (size_t)V;
     /* ---- read z: softmaxes, the student's argmax, the losses ---- */
-    float mx = z[0];
-    int am = 0;
-    for (int j = 1; j < V; j++)
-        if (z[j] > mx) {
-            mx = z[j];
-            am = j;
-        }
+    /* The student's softmaxes at T and at 1, exp in double: the one place that keeps its own
+     * exp instead of kernel/vmath.h's policy. The KL below weighs these probabilities (focal:
+     * up to alpha + beta times), and the float polynomial's 2e-7 per term would take the loss
+     * past the 1e-6 of the float64 formulas that tests/compat/test_compat_loss.c holds it to. */
+    float mx = kvec_max(z, V);
+    int am = kvec_argmax(z, V);
     double sT = 0.0, s1 = 0.0;
     for (int j = 0; j < V; j++) {
         double d = (double)z[j] - mx;
@@ -416,19 +399,12 @@ double compat_seq_row_loss(const float *z, int V, const int *ids, const uint8_t 
             memset(dj, 0, (size_t)V * sizeof(float));
             continue;
         }
-        int y = ids[j + 1], am = 0;
-        float mx = zj[0];
-        for (int v = 1; v < V; v++)
-            if (zj[v] > mx) {
-                mx = zj[v];
-                am = v;
-            }
-        double s = 0.0;
-        for (int v = 0; v < V; v++) s += exp((double)zj[v] - mx);
-        double lse = mx + log(s), zy = zj[y];
-        loss += scale * (lse - zy);
-        right += am == y;
-        for (int v = 0; v < V; v++) dj[v] = (float)(scale * exp((double)zj[v] - lse)); /* zj read before dj written */
+        int y = ids[j + 1];
+        float mx = kvec_max(zj, V);
+        double s = kvec_sum_exp(zj, mx, V);
+        loss += scale * ((double)mx + log(s) - (double)zj[y]);
+        right += kvec_argmax(zj, V) == y;
+        kvec_exp_scale(dj, zj, mx, (float)(scale / s), V); /* zj read before dj written */
         dj[y] -= (float)scale;
     }
     if (correct) *correct = right;

@@ -1,15 +1,31 @@
 /* eval/mc.c - packed multiple-choice scoring. */
 #include "mc.h"
 #include "core/error.h"
+#include "kernel/vmath.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-int eval_mc_row_len(const McItem *it) {
-    int n = it->n_ctx;
-    for (int c = 0; c < it->n_choices; c++) n += it->choice_len[c];
+int eval_mc_packed_len(int n_ctx, const int *len, int n_choices, int drop) {
+    int n = n_ctx;
+    for (int c = 0; c < n_choices; c++) n += len[c] > drop ? len[c] - drop : 0;
     return n;
+}
+
+int eval_mc_row_len(const McItem *it) { return eval_mc_packed_len(it->n_ctx, it->choice_len, it->n_choices, 0); }
+
+int eval_mc_pack_row(const int *ctx, int n_ctx, const int *const *choice, const int *len, int n_choices, int drop, int L,
+                     int *tok, int *pos, int *seg, int *start) {
+    int k = 0;
+    for (int i = 0; i < n_ctx; i++, k++) { tok[k] = ctx[i]; pos[k] = i; seg[k] = 0; }
+    for (int c = 0; c < n_choices; c++) {
+        if (start) start[c] = k;
+        for (int j = 0; j + drop < len[c]; j++, k++) { tok[k] = choice[c][j]; pos[k] = n_ctx + j; seg[k] = c + 1; }
+    }
+    int used = k;
+    for (; k < L; k++) { tok[k] = 0; pos[k] = 0; seg[k] = n_choices + 1; } /* padding: a segment of its own */
+    return used;
 }
 
 typedef struct { int len, idx; } LenIdx;
@@ -65,11 +81,9 @@ int eval_mc_score(const Model *m, const McItem *items, int n, McResult *res, con
         int L = order[start].len; /* sorted: the first is the longest */
         for (int b = 0; b < nb; b++) {
             const McItem *it = &items[order[start + b].idx];
-            int *t = tok + (size_t)b * L, *p = pos + (size_t)b * L, *g = seg + (size_t)b * L, k = 0;
-            for (int i = 0; i < it->n_ctx; i++, k++) { t[k] = it->ctx[i]; p[k] = i; g[k] = 0; }
-            for (int c = 0; c < it->n_choices; c++)
-                for (int j = 0; j < it->choice_len[c]; j++, k++) { t[k] = it->choice[c][j]; p[k] = it->n_ctx + j; g[k] = c + 1; }
-            for (; k < L; k++) { t[k] = 0; p[k] = 0; g[k] = it->n_choices + 1; } /* padding: a segment of its own */
+            size_t at = (size_t)b * L;
+            eval_mc_pack_row(it->ctx, it->n_ctx, it->choice, it->choice_len, it->n_choices, 0, L, tok + at, pos + at,
+                             seg + at, NULL);
         }
         if (model_forward_packed(&s, tok, pos, seg, nb, L) != 0) { rc = -1; break; }
         for (int b = 0; b < nb; b++) {
@@ -82,15 +96,10 @@ int eval_mc_score(const Model *m, const McItem *items, int n, McResult *res, con
                 for (int j = 0; j < it->choice_len[c]; j++) {
                     int row = j == 0 ? it->n_ctx - 1 : k + j - 1;
                     const float *z = s.logits + ((size_t)b * L + row) * V;
-                    /* log-softmax of one row, in double */
-                    float mx = z[0];
-                    int am = 0;
-                    for (int v = 1; v < V; v++) if (z[v] > mx) { mx = z[v]; am = v; }
-                    double se = 0;
-                    for (int v = 0; v < V; v++) se += exp((double)z[v] - mx);
+                    float mx = kvec_max(z, V);
                     int target = it->choice[c][j];
-                    sum += (double)z[target] - mx - log(se);
-                    if (am != target) greedy = 0;
+                    sum += (double)z[target] - kvec_lse(z, mx, 1.0, V); /* log-softmax at the target */
+                    if (kvec_argmax(z, V) != target) greedy = 0;
                 }
                 r->loglik[c] = sum;
                 r->n_tokens[c] = it->choice_len[c];

@@ -42,4 +42,16 @@ int eval_mc_score(const Model *m, const McItem *items, int n, McResult *res, con
 /* Tokens a packed row of this item takes. */
 int eval_mc_row_len(const McItem *it);
 
+/* ---- packed rows (model_forward_packed, model_forward_train_packed), built here only ----
+ * One row of L tokens: the context once (segment 0, positions 0 .. n_ctx - 1), then choice c's
+ * first len[c] - drop tokens as segment c + 1 at positions n_ctx, n_ctx + 1, ... (drop 0 for
+ * scoring: every token; drop 1 for training: a choice's last token is only predicted), the
+ * rest padding (token 0, position 0, a segment n_choices + 1 of its own). start[c] (optional)
+ * gets the offset where choice c's segment begins. Returns the used length (<= L, which must
+ * be >= eval_mc_packed_len). */
+int eval_mc_pack_row(const int *ctx, int n_ctx, const int *const *choice, const int *len, int n_choices, int drop, int L,
+                     int *tok, int *pos, int *seg, int *start);
+/* The used length of such a row. */
+int eval_mc_packed_len(int n_ctx, const int *len, int n_choices, int drop);
+
 #endif

@@ -45,26 +45,26 @@ T512 static inline double sum16_pd(__m512 v) {
     return _mm512_reduce_add_pd(_mm512_add_pd(lo, hi));
 }
 
-T512 double kvec_sum_exp_avx512(const float *x, float shift, int n) {
-    const __m512 s = _mm512_set1_ps(shift);
+T512 double kvec_sum_exp_avx512(const float *x, float shift, float xscale, int n) {
+    const __m512 s = _mm512_set1_ps(shift), c = _mm512_set1_ps(xscale);
     __m512 a0 = _mm512_setzero_ps(), a1 = a0;
     int i = 0;
     for (; i + 32 <= n; i += 32) {
-        a0 = _mm512_add_ps(a0, exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), s)));
-        a1 = _mm512_add_ps(a1, exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i + 16), s)));
+        a0 = _mm512_add_ps(a0, exp16(_mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + i), s), c)));
+        a1 = _mm512_add_ps(a1, exp16(_mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + i + 16), s), c)));
     }
     for (; i < n; i += 16) {
         __mmask16 k = tail_mask(n - i);
-        a0 = _mm512_mask_add_ps(a0, k, a0, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), s)));
+        a0 = _mm512_mask_add_ps(a0, k, a0, exp16(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), s), c)));
     }
     return sum16_pd(a0) + sum16_pd(a1);
 }
 
-T512 void kvec_exp_scale_avx512(float *out, const float *x, float shift, float scale, int n) {
-    const __m512 s = _mm512_set1_ps(shift), c = _mm512_set1_ps(scale);
+T512 void kvec_exp_scale_avx512(float *out, const float *x, float shift, float xscale, float scale, int n) {
+    const __m512 s = _mm512_set1_ps(shift), xc = _mm512_set1_ps(xscale), c = _mm512_set1_ps(scale);
     for (int i = 0; i < n; i += 16) {
         __mmask16 k = tail_mask(n - i);
-        __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), s));
+        __m512 e = exp16(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), s), xc));
         _mm512_mask_storeu_ps(out + i, k, _mm512_mul_ps(e, c));
     }
 }

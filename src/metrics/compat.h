@@ -88,4 +88,16 @@ int compat_delta_seeds(const CompatInstance *const *base, const CompatInstance *
  * order statistics (numpy's default): h = (n - 1) p, v[floor h] + (h - floor h) * step. */
 double compat_percentile(const double *sorted, size_t n, double p);
 
+/* ---- JSON (compat_json.c): the statistics named once, for `muscle compare --json` and
+ * report.json alike ---------------------------------------------------------------------- */
+struct cJSON;
+/* {"value", "lo", "hi"} (NaN -> null), plus "num", "den" for a defined share of instances. */
+struct cJSON *compat_stat_json(const CompatStat *s);
+/* Adds the report's statistics to o: acc_old, acc_new, nfr, pfr, ifr, nfi, btc (discrete);
+ * score_old, score_new, score_nfr, score_pfr, m_r, m_g, score_btc (continuous). */
+void compat_report_json_add(struct cJSON *o, const CompatReport *r);
+/* Adds the delta's statistics to o: dnfr, rel_dnfr_pct, dpfr, dacc (discrete); score_dnfr,
+ * score_rel_dnfr_pct, dscore (continuous). */
+void compat_delta_json_add(struct cJSON *o, const CompatDelta *d);
+
 #endif

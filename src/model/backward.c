@@ -112,9 +112,7 @@ int crossentropy_forward(double *loss, float *nll, const float *logits, const in
             continue;
         }
         const float *z = logits + (size_t)r * V;
-        float mx = kvec_max(z, V);
-        double sum = kvec_sum_exp(z, mx, V);
-        buf[r] = (float)((double)mx + log(sum) - (double)z[targets[r]]);
+        buf[r] = (float)(kvec_logsumexp(z, V) - (double)z[targets[r]]);
     }
     double acc = 0.0;
     for (int r = 0; r < N; r++) acc += (double)(weights ? weights[r] : 1.0f) * buf[r];

@@ -83,10 +83,7 @@ void swiglu_forward(float *hg, const float *h1, const float *h3, size_t n) {
 void logsoftmax_rows(float *x, int rows, int cols) {
 #pragma omp parallel for schedule(static) if (CPU_PAR((size_t)rows * cols * 4))
     for (int r = 0; r < rows; r++) {
-        float *v = x + (size_t)r * cols;
-        float mx = kvec_max(v, cols);
-        float lse = mx + (float)log(kvec_sum_exp(v, mx, cols));
-        for (int i = 0; i < cols; i++) v[i] -= lse;
+        kvec_log_softmax(x + (size_t)r * cols, cols);
     }
 }
 

@@ -374,55 +374,17 @@ static char *render_md(const Report *r) {
 
 static cJSON *num_or_null(double v) { return isnan(v) ? cJSON_CreateNull() : cJSON_CreateNumber(v); }
 
-static cJSON *stat_json(const CompatStat *s) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddItemToObject(o, "value", num_or_null(s->value));
-    cJSON_AddItemToObject(o, "lo", num_or_null(s->lo));
-    cJSON_AddItemToObject(o, "hi", num_or_null(s->hi));
-    if (s->den >= 0 && !isnan(s->value)) {
-        cJSON_AddNumberToObject(o, "num", (double)s->num);
-        cJSON_AddNumberToObject(o, "den", (double)s->den);
-    }
-    return o;
-}
-
-/* The statistics of a comparison with M1, named as `muscle compare --json` names them. */
+/* The statistics of a comparison with M1 and the deltas against M2, named as
+ * `muscle compare --json` names them (metrics/compat_json.c). */
 static cJSON *stats_json(const CompatReport *r) {
     cJSON *o = cJSON_CreateObject();
-    if (r->discrete) {
-        cJSON_AddItemToObject(o, "acc_old", stat_json(&r->acc1));
-        cJSON_AddItemToObject(o, "acc_new", stat_json(&r->acc2));
-        cJSON_AddItemToObject(o, "nfr", stat_json(&r->nfr));
-        cJSON_AddItemToObject(o, "pfr", stat_json(&r->pfr));
-        cJSON_AddItemToObject(o, "ifr", stat_json(&r->ifr));
-        cJSON_AddItemToObject(o, "nfi", stat_json(&r->nfi));
-        cJSON_AddItemToObject(o, "btc", stat_json(&r->btc));
-    }
-    if (r->continuous) {
-        cJSON_AddItemToObject(o, "score_old", stat_json(&r->mean1));
-        cJSON_AddItemToObject(o, "score_new", stat_json(&r->mean2));
-        cJSON_AddItemToObject(o, "score_nfr", stat_json(&r->cnfr));
-        cJSON_AddItemToObject(o, "score_pfr", stat_json(&r->cpfr));
-        cJSON_AddItemToObject(o, "m_r", stat_json(&r->m_r));
-        cJSON_AddItemToObject(o, "m_g", stat_json(&r->m_g));
-        cJSON_AddItemToObject(o, "score_btc", stat_json(&r->cbtc));
-    }
+    compat_report_json_add(o, r);
     return o;
 }
 
 static cJSON *delta_json(const CompatDelta *d) {
     cJSON *o = cJSON_CreateObject();
-    if (d->discrete) {
-        cJSON_AddItemToObject(o, "dnfr", stat_json(&d->dnfr));
-        cJSON_AddItemToObject(o, "rel_dnfr_pct", stat_json(&d->rel_dnfr));
-        cJSON_AddItemToObject(o, "dpfr", stat_json(&d->dpfr));
-        cJSON_AddItemToObject(o, "dacc", stat_json(&d->dacc));
-    }
-    if (d->continuous) {
-        cJSON_AddItemToObject(o, "score_dnfr", stat_json(&d->dcnfr));
-        cJSON_AddItemToObject(o, "score_rel_dnfr_pct", stat_json(&d->rel_dcnfr));
-        cJSON_AddItemToObject(o, "dscore", stat_json(&d->dmean));
-    }
+    compat_delta_json_add(o, d);
     return o;
 }
 
@@ -519,8 +481,8 @@ static char *render_json(const Report *r) {
         CompatStat acc1 = t->models[0].stats.acc1;
         acc1.num = t->models[0].per_seed[0].acc1.num;
         acc1.den = t->models[0].per_seed[0].acc1.den;
-        if (t->models[0].stats.discrete) cJSON_AddItemToObject(old, "acc", stat_json(&acc1));
-        if (t->models[0].stats.continuous) cJSON_AddItemToObject(old, "score", stat_json(&t->models[0].stats.mean1));
+        if (t->models[0].stats.discrete) cJSON_AddItemToObject(old, "acc", compat_stat_json(&acc1));
+        if (t->models[0].stats.continuous) cJSON_AddItemToObject(old, "score", compat_stat_json(&t->models[0].stats.mean1));
         cJSON_AddStringToObject(tj, "new", t->models[0].in->name);
         cJSON_AddItemToObject(tj, "chosen", t->chosen >= 0 ? cJSON_CreateString(t->models[t->chosen].in->name) : cJSON_CreateNull());
         if (t->has_noise) {

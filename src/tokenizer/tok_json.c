@@ -18,6 +18,7 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "core/heap.h"
 
 #include <cJSON.h>
 #include <math.h>
@@ -450,45 +451,7 @@ static inline int hm_before(const HMerge *a, const HMerge *b) {
     return a->rank < b->rank || (a->rank == b->rank && a->pos < b->pos);
 }
 
-typedef struct {
-    HMerge *v;
-    size_t n, cap;
-} HHeap;
-
-static int hh_push(HHeap *h, HMerge m) {
-    if (h->n == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 64;
-        HMerge *p = realloc(h->v, sizeof *p * cap);
-        if (!p) return -1;
-        h->v = p;
-        h->cap = cap;
-    }
-    size_t i = h->n++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!hm_before(&m, &h->v[p])) break;
-        h->v[i] = h->v[p];
-        i = p;
-    }
-    h->v[i] = m;
-    return 0;
-}
-
-static HMerge hh_pop(HHeap *h) {
-    HMerge top = h->v[0], last = h->v[--h->n];
-    size_t i = 0, n = h->n;
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        const HMerge *best = &last;
-        if (l < n && hm_before(&h->v[l], best)) { m = l; best = &h->v[l]; }
-        if (r < n && hm_before(&h->v[r], best)) m = r;
-        if (m == i) break;
-        h->v[i] = h->v[m];
-        i = m;
-    }
-    if (n) h->v[i] = last;
-    return top;
-}
+HEAP_DEFINE(HHeap, hh, HMerge, hm_before) /* core/heap.h */
 
 static int sym_add(HSym **s, int *n, int *cap, int id, uint32_t len) {
     if (*n == *cap) {

@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "core/hash.h"
+#include "core/heap.h"
 
 #include <limits.h>
 #include <math.h>
@@ -721,46 +722,7 @@ static inline int cand_before(const Cand *a, const Cand *b) {
     return a->score > b->score || (a->score == b->score && a->left < b->left);
 }
 
-typedef struct {
-    Cand *v;
-    size_t n, cap;
-} Heap;
-
-static int heap_push(Heap *h, Cand c) {
-    if (h->n == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 256;
-        Cand *p = realloc(h->v, sizeof *p * cap);
-        if (!p) return -1;
-        h->v = p;
-        h->cap = cap;
-    }
-    size_t i = h->n++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!cand_before(&c, &h->v[p])) break;
-        h->v[i] = h->v[p];
-        i = p;
-    }
-    h->v[i] = c;
-    return 0;
-}
-
-static Cand heap_pop(Heap *h) {
-    Cand top = h->v[0];
-    Cand last = h->v[--h->n];
-    size_t i = 0, n = h->n;
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        const Cand *best = &last;
-        if (l < n && cand_before(&h->v[l], best)) { m = l; best = &h->v[l]; }
-        if (r < n && cand_before(&h->v[r], best)) { m = r; }
-        if (m == i) break;
-        h->v[i] = h->v[m];
-        i = m;
-    }
-    if (n) h->v[i] = last;
-    return top;
-}
+HEAP_DEFINE(Heap, heap, Cand, cand_before) /* core/heap.h */
 
 /* rev_merge of bpe_model.cc: merged UNUSED piece (by content) -> length of its left part.
  * Keyed by content; later insertions overwrite earlier ones, as in the original. */
