@@ -161,8 +161,8 @@ int task_gen_tokenize_text(const Tokenizer *tok, const TaskGenText *txt, int max
     return 0;
 }
 
-static int mc_one(const TaskSet *ts, int i, const TaskPrompt *p, const Tokenizer *tok, int max_len,
-                  TaskMCTokens *out) {
+/* One instance of either kind into out (a TaskMCTokens or a TaskGenTokens). */
+static int mc_one(const TaskSet *ts, int i, const TaskPrompt *p, const Tokenizer *tok, int max_len, void *out) {
     TaskMCText txt;
     if (task_mc_format(ts, i, p, &txt) != 0) return -1;
     int rc = task_mc_tokenize_text(tok, &txt, max_len, out);
@@ -171,8 +171,7 @@ static int mc_one(const TaskSet *ts, int i, const TaskPrompt *p, const Tokenizer
     return rc;
 }
 
-static int gen_one(const TaskSet *ts, int i, const TaskPrompt *p, const Tokenizer *tok, int max_len,
-                   TaskGenTokens *out) {
+static int gen_one(const TaskSet *ts, int i, const TaskPrompt *p, const Tokenizer *tok, int max_len, void *out) {
     TaskGenText txt;
     if (task_gen_format(ts, i, p, &txt) != 0) return -1;
     int rc = task_gen_tokenize_text(tok, &txt, max_len, out);
@@ -181,54 +180,53 @@ static int gen_one(const TaskSet *ts, int i, const TaskPrompt *p, const Tokenize
     return rc;
 }
 
-/* Messages are thread-local: after a parallel failure the first failing instance is redone on
- * the calling thread to produce its message there. */
+static void mc_free_one(void *t) { task_mc_tokens_free(t); }
+static void gen_free_one(void *t) { task_gen_tokens_free(t); }
+
+/* Every instance of the set through one(), in parallel, into a calloc'd array of elem-byte
+ * results. Messages are thread-local: after a parallel failure the first failing instance is
+ * redone on the calling thread to produce its message there. */
+static void *tokenize_all(const TaskSet *ts, const TaskPrompt *p, const Tokenizer *tok, int max_len, size_t elem,
+                          int (*one)(const TaskSet *, int, const TaskPrompt *, const Tokenizer *, int, void *),
+                          void (*free_one)(void *)) {
+    if (task_prompt_check(p, ts) != 0) return NULL;
+    char *a = calloc((size_t)(ts->n ? ts->n : 1), elem);
+    if (!a) {
+        err_set("out of memory");
+        return NULL;
+    }
+    int bad = ts->n;
+#pragma omp parallel for schedule(dynamic, 16) reduction(min : bad)
+    for (int i = 0; i < ts->n; i++)
+        if (one(ts, i, p, tok, max_len, a + (size_t)i * elem) != 0 && i < bad) bad = i;
+    if (bad < ts->n) {
+        union { TaskMCTokens mc; TaskGenTokens gen; } tmp;
+        memset(&tmp, 0, sizeof tmp);
+        if (one(ts, bad, p, tok, max_len, &tmp) == 0) {
+            free_one(&tmp);
+            err_set("%s: instance %d failed to tokenize in a worker thread", ts->path, bad);
+        }
+        for (int i = 0; i < ts->n; i++) free_one(a + (size_t)i * elem);
+        free(a);
+        return NULL;
+    }
+    return a;
+}
+
 int task_mc_tokenize(const TaskSet *ts, const TaskPrompt *p, const Tokenizer *tok, int max_len,
                      TaskMCTokens **out) {
     *out = NULL;
     if (ts->kind != TASK_MC) return err_set("%s: not a multiple-choice task", ts->path);
-    if (task_prompt_check(p, ts) != 0) return -1;
-    TaskMCTokens *a = calloc((size_t)(ts->n ? ts->n : 1), sizeof *a);
-    if (!a) return err_set("out of memory");
-    int bad = ts->n;
-#pragma omp parallel for schedule(dynamic, 16) reduction(min : bad)
-    for (int i = 0; i < ts->n; i++)
-        if (mc_one(ts, i, p, tok, max_len, &a[i]) != 0 && i < bad) bad = i;
-    if (bad < ts->n) {
-        TaskMCTokens tmp;
-        if (mc_one(ts, bad, p, tok, max_len, &tmp) == 0) {
-            task_mc_tokens_free(&tmp);
-            err_set("%s: instance %d failed to tokenize in a worker thread", ts->path, bad);
-        }
-        task_mc_tokens_free_all(a, ts->n);
-        return -1;
-    }
-    *out = a;
-    return 0;
+    *out = tokenize_all(ts, p, tok, max_len, sizeof **out, mc_one, mc_free_one);
+    return *out ? 0 : -1;
 }
 
 int task_gen_tokenize(const TaskSet *ts, const TaskPrompt *p, const Tokenizer *tok, int max_len,
                       TaskGenTokens **out) {
     *out = NULL;
     if (ts->kind != TASK_GEN) return err_set("%s: not a generation task", ts->path);
-    if (task_prompt_check(p, ts) != 0) return -1;
-    TaskGenTokens *a = calloc((size_t)(ts->n ? ts->n : 1), sizeof *a);
-    if (!a) return err_set("out of memory");
-    int bad = ts->n;
-#pragma omp parallel for schedule(dynamic, 16) reduction(min : bad)
-    for (int i = 0; i < ts->n; i++)
-        if (gen_one(ts, i, p, tok, max_len, &a[i]) != 0 && i < bad) bad = i;
-    if (bad < ts->n) {
-        TaskGenTokens tmp;
-        if (gen_one(ts, bad, p, tok, max_len, &tmp) == 0) {
-            task_gen_tokens_free(&tmp);
-            err_set("%s: instance %d failed to tokenize in a worker thread", ts->path, bad);
-        }
-        task_gen_tokens_free_all(a, ts->n);
-        return -1;
-    }
-    *out = a;
-    return 0;
+    *out = tokenize_all(ts, p, tok, max_len, sizeof **out, gen_one, gen_free_one);
+    return *out ? 0 : -1;
 }
 
 static int train_seq(const int *a, int na, const int *b, int nb, int **ids, uint8_t **mask, int *n) {
