@@ -533,9 +533,8 @@ int compat_trainer_attach(CompatTrainer *ct, Trainer *t) {
          * not): its chunk is the longest packed row when that run state takes no more memory
          * than the old one of plain rows (a row per choice, B x choices rows of T); else the
          * chunk is T and the examples whose packed row is longer go as plain rows. */
-        const char *env = getenv("MUSCLE_COMPAT_UNPACKED"), *cap_env = getenv("MUSCLE_COMPAT_PACK_MAX");
-        ct->unpacked = env && strcmp(env, "1") == 0;
-        long cap = cap_env && *cap_env ? strtol(cap_env, NULL, 10) : 0; /* test knob: the longest packed row allowed */
+        ct->unpacked = ct->s.choice_rows_plain;
+        long cap = ct->s.pack_max; /* test knob: the longest packed row allowed */
         int keep = t->opt.recompute ? RS_KEEP_INPUTS : RS_KEEP_ALL, longest = 1;
         for (long i = 0; i < ct->n[DATA_TRAIN]; i++)
             if (ct->ex[DATA_TRAIN][i].mc >= 0 && compat_choice_packed_len(&ct->mc[ct->ex[DATA_TRAIN][i].mc]) > longest)
