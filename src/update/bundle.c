@@ -2,6 +2,7 @@
 #include "update/bundle.h"
 
 #include "core/error.h"
+#include "core/file.h"
 #include "model/lora_peft.h"
 
 #include <stdio.h>
@@ -34,6 +35,18 @@ int model_bundle_load(ModelBundle *b, const BundleSpec *s) {
 
 const LoraAdapter *model_bundle_adapter(const ModelBundle *b) {
     return b->have_adapter ? &b->adapter : NULL;
+}
+
+int model_bundle_copy_tokenizer(const ModelBundle *b, const char *dir) {
+    const char *kind = tok_kind(b->tok);
+    const char *name = !strcmp(kind, "sentencepiece") ? "tokenizer.model" : !strcmp(kind, "tokenizer.json") ? "tokenizer.json" : "tokenizer.bin";
+    size_t n;
+    char *bytes = file_read_all(b->tok_path, &n, 0);
+    char *dst = file_join(dir, name);
+    int rc = (bytes && dst) ? file_write_all_atomic(dst, bytes, n) : -1;
+    free(bytes);
+    free(dst);
+    return rc;
 }
 
 void model_bundle_free(ModelBundle *b) {

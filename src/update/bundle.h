@@ -41,6 +41,9 @@ typedef struct {
 int model_bundle_load(ModelBundle *b, const BundleSpec *s);
 /* The adapter to run with (NULL when none was loaded). */
 const LoraAdapter *model_bundle_adapter(const ModelBundle *b);
+/* Copies the tokenizer's file into dir under its usual name (tokenizer.model,
+ * tokenizer.json or tokenizer.bin); needs tok_path. */
+int model_bundle_copy_tokenizer(const ModelBundle *b, const char *dir);
 void model_bundle_free(ModelBundle *b);
 
 #endif

@@ -66,19 +66,6 @@ void train_run_text_options(const TrainSpec *s, const Model *m, TextDataOptions 
     d->seq_len = (int)(s->data.seq_len ? s->data.seq_len : (m->cfg.seq_len < 256 ? m->cfg.seq_len : 256));
 }
 
-/* Copies the tokenizer file into DIR under its usual name. */
-static int copy_tokenizer(const Tokenizer *t, const char *found, const char *dir) {
-    const char *kind = tok_kind(t);
-    const char *name = !strcmp(kind, "sentencepiece") ? "tokenizer.model" : !strcmp(kind, "tokenizer.json") ? "tokenizer.json" : "tokenizer.bin";
-    size_t n;
-    char *bytes = file_read_all(found, &n, 0);
-    char *dst = file_join(dir, name);
-    int rc = (bytes && dst) ? file_write_all_atomic(dst, bytes, n) : -1;
-    free(bytes);
-    free(dst);
-    return rc;
-}
-
 static void json_num_or_null(cJSON *o, const char *k, double v) {
     if (isfinite(v)) cJSON_AddNumberToObject(o, k, v);
     else cJSON_AddNullToObject(o, k);
@@ -203,7 +190,7 @@ static int pretrain_run(const TrainSpec *s) {
             train_run_summary(s, &t, model_param_count(&b.model));
             rc = trainer_run(&t);
             if (rc == 0 && dist_rank() == 0) rc = model_save_hf(&b.model, s->out, s->out_dtype);
-            if (rc == 0 && dist_rank() == 0 && b.tok_path) rc = copy_tokenizer(b.tok, b.tok_path, s->out);
+            if (rc == 0 && dist_rank() == 0 && b.tok_path) rc = model_bundle_copy_tokenizer(&b, s->out);
             if (rc == 0 && dist_rank() == 0) rc = train_run_write_record(s, &t);
             if (rc == 0 && !o.quiet)
                 fprintf(stderr, "muscle pretrain: held-out loss %.4f -> %.4f; %ld steps in %.1f s; model written to %s\n", t.start_val_loss,
