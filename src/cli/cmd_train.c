@@ -158,13 +158,10 @@ static const TrainOpt train_opts[] = {
     {"old-model", T_STR, F(compat.old_model), 0, 0, FOR_FINE}, {"old-adapter", T_STR, F(compat.old_adapter), 0, 0, FOR_FINE},
     {"level", T_SPECIAL, 0, 0, 0, FOR_FINE}, {"distill-tokens", T_SPECIAL, 0, 0, 0, FOR_FINE},
     {"temperature", T_POS, F(compat.cfg.temperature), 0, 0, FOR_FINE}, {"ce-weight", T_SPECIAL, 0, 0, 0, FOR_FINE},
-    {"kd-weight", T_NONNEG, F(compat.cfg.kd_weight), 0, 0, FOR_FINE},
-    {"focal-alpha", T_NONNEG, F(compat.cfg.focal_alpha), 0, 0, FOR_FINE},
-    {"focal-beta", T_NONNEG, F(compat.cfg.focal_beta), 0, 0, FOR_FINE},
-    {"elodi-margin", T_NONNEG, F(compat.cfg.elodi_margin), 0, 0, FOR_FINE},
+    {"kd-weight", T_NONNEG, F(compat.cfg.kd_weight), 0, 0, FOR_FINE}, {"focal-alpha", T_NONNEG, F(compat.cfg.focal_alpha), 0, 0, FOR_FINE},
+    {"focal-beta", T_NONNEG, F(compat.cfg.focal_beta), 0, 0, FOR_FINE}, {"elodi-margin", T_NONNEG, F(compat.cfg.elodi_margin), 0, 0, FOR_FINE},
     {"elodi-p", T_INT, F(compat.cfg.elodi_p), 1, 2, FOR_FINE}, {"transfer", T_STR, F(compat.transfer), 0, 0, FOR_FINE},
-    {"teacher-topk", T_INT, F(compat.cfg.topk), 1, 1 << 24, FOR_FINE},
-    {"teacher-cache-mb", T_POS, F(compat.cfg.cache_mb), 0, 0, FOR_FINE},
+    {"teacher-topk", T_INT, F(compat.cfg.topk), 1, 1 << 24, FOR_FINE}, {"teacher-cache-mb", T_POS, F(compat.cfg.cache_mb), 0, 0, FOR_FINE},
     {"max-tokens", T_INT, F(compat.cfg.gen_max_tokens), 1, 1 << 20, FOR_FINE},
     {"no-repeat-ngram", T_INT, F(compat.cfg.gen_no_repeat_ngram), 0, 64, FOR_FINE},
 };
@@ -244,49 +241,27 @@ static int parse_one(TrainSpec *s, const TrainOpt *o, const char *v, const char 
     return 0;
 }
 
-/* Checks the combinations and resolves the defaults that depend on other options:
- * 0, or the exit code. `seen` marks the options given. */
+/* The checks that need to know which options were given (`seen`), then the spec's own
+ * (train_spec_check); resolves the defaults that depend on other options. 0, or the exit code. */
 static int check_spec(TrainSpec *s, const unsigned char *seen, const char *cmd) {
 #define SEEN(name) seen[opt_index(name)]
-    const TrainDataSpec *d = &s->data;
-    int fine = s->kind == TRAIN_RUN_FINETUNE;
-    if (d->task && d->data) return cli_usage_fail(cmd, "give --data or --task, not both");
-    if (!d->data && !d->task) return cli_usage_fail(cmd, fine ? "--data FILE or --task FILE is required" : "--data FILE is required");
-    if (!d->task && (d->task_format || d->prompt || d->answer || d->prompt_file || d->skip_bad || SEEN("no-keep-best")))
-        return cli_usage_fail(cmd, "--format, --prompt, --answer, --prompt-file, --skip-bad and --no-keep-best go with --task");
-    if (!s->out) return cli_usage_fail(cmd, "--out DIR is required");
+    if (train_spec_check(s) != 0) return cli_usage_fail(cmd, "%s", err_msg());
     if (SEEN("steps") && SEEN("epochs")) return cli_usage_fail(cmd, "give --steps or --epochs, not both");
-    if (d->val && SEEN("val-frac")) return cli_usage_fail(cmd, "give --val or --val-frac, not both");
-    if (fine) {
-        const CompatRunSpec *c = &s->compat;
-        int gen = SEEN("max-tokens") || SEEN("no-repeat-ngram");
-        if (!s->model) return cli_usage_fail(cmd, "--model is required");
-        if (s->adapter.init && (SEEN("rank") || SEEN("alpha") || SEEN("targets") || s->adapter.rslora))
-            return cli_usage_fail(cmd, "--adapter-init brings its own rank, alpha and targets: drop --rank, --alpha, --targets and --rslora");
-        if (c->on) {
-            if (!d->task) return cli_usage_fail(cmd, "--compat trains on a task: give --task");
-            if (!s->adapter.init) return cli_usage_fail(cmd, "--compat needs --adapter-init A2, the new task model's adapter (the student starts from it)");
-            if (!c->old_model || !c->old_adapter) return cli_usage_fail(cmd, "--compat needs the old task model: --old-model M1 --old-adapter A1");
-            if (gen && c->cfg.level != COMPAT_LEVEL_SEQUENCE) return cli_usage_fail(cmd, "--max-tokens and --no-repeat-ngram go with --level sequence");
-        } else if (c->old_model || c->old_adapter || c->transfer || gen) {
-            return cli_usage_fail(cmd, "--old-model, --old-adapter, --transfer, --max-tokens and --no-repeat-ngram go with --compat");
-        }
-        /* test knobs of the choice level (docs/compat.md), read here, not in the library */
-        const char *plain = getenv("MUSCLE_COMPAT_UNPACKED"), *cap = getenv("MUSCLE_COMPAT_PACK_MAX");
-        s->compat.choice_rows_plain = plain && !strcmp(plain, "1");
-        s->compat.pack_max = cap && *cap ? (int)strtol(cap, NULL, 10) : 0;
+    if (s->data.val && SEEN("val-frac")) return cli_usage_fail(cmd, "give --val or --val-frac, not both");
+    if (s->kind == TRAIN_RUN_PRETRAIN) {
+        if (!SEEN("min-lr")) s->t.min_lr = s->t.lr / 10;
         return 0;
     }
-    const NewModelSpec *n = &s->shape;
-    int shape = n->dim || n->layers || n->heads || n->kv_heads || n->hidden || n->vocab || n->untied;
-    if ((s->model != NULL) + (n->config != NULL) + (shape != 0) != 1)
-        return cli_usage_fail(cmd, "give exactly one of --model M, --config CONFIG.json, or a shape (--dim --layers --heads --hidden)");
-    if (shape && (!n->dim || !n->layers || !n->heads || !n->hidden)) return cli_usage_fail(cmd, "a new model needs --dim, --layers, --heads and --hidden");
-    if (!s->model && !s->tokenizer) return cli_usage_fail(cmd, "a new model needs --tokenizer");
-    if (shape && n->dim % n->heads) return cli_usage_fail(cmd, "--dim %ld is not a multiple of --heads %ld", n->dim, n->heads);
-    if (shape && (n->dim / n->heads) % 2)
-        return cli_usage_fail(cmd, "--dim / --heads = %ld: the head size must be even (rotary pairs)", n->dim / n->heads);
-    if (!SEEN("min-lr")) s->t.min_lr = s->t.lr / 10;
+    if (s->adapter.init && (SEEN("rank") || SEEN("alpha") || SEEN("targets") || s->adapter.rslora))
+        return cli_usage_fail(cmd, "--adapter-init brings its own rank, alpha and targets: drop --rank, --alpha, --targets and --rslora");
+    if ((SEEN("max-tokens") || SEEN("no-repeat-ngram")) && !s->compat.on)
+        return cli_usage_fail(cmd, "--old-model, --old-adapter, --transfer, --max-tokens and --no-repeat-ngram go with --compat");
+    if ((SEEN("max-tokens") || SEEN("no-repeat-ngram")) && s->compat.cfg.level != COMPAT_LEVEL_SEQUENCE)
+        return cli_usage_fail(cmd, "--max-tokens and --no-repeat-ngram go with --level sequence");
+    /* test knobs of the choice level (docs/compat.md), read here, not in the library */
+    const char *plain = getenv("MUSCLE_COMPAT_UNPACKED"), *cap = getenv("MUSCLE_COMPAT_PACK_MAX");
+    s->compat.choice_rows_plain = plain && !strcmp(plain, "1");
+    s->compat.pack_max = cap && *cap ? (int)strtol(cap, NULL, 10) : 0;
     return 0;
 #undef SEEN
 }

@@ -23,6 +23,7 @@ void train_spec_default(TrainSpec *s, TrainRunKind kind) {
     s->out_dtype = DT_F32;
     train_options_default(&s->t, kind == TRAIN_RUN_FINETUNE ? TRAIN_LORA : TRAIN_FULL);
     s->t.eval_every = -1;
+    s->adapter.keep_best = 1; /* (finetune --task) */
     s->t.val_max = 256; /* 64K tokens at --seq-len 256: a steady estimate at a bounded cost */
     if (kind == TRAIN_RUN_FINETUNE) {
         /* the paper's recipe (LoRA on all linear layers, no weight decay, accumulation 8,
@@ -34,7 +35,6 @@ void train_spec_default(TrainSpec *s, TrainRunKind kind) {
         s->t.adamw.weight_decay = 0.0;
         s->adapter.rank = 8;
         s->adapter.targets = LORA_TARGETS_ALL;
-        s->adapter.keep_best = 1;
         compat_config_default(&s->compat.cfg);
     } else {
         /* llama2.c's recipe for the TinyStories models, at a CPU's batch */
@@ -45,6 +45,35 @@ void train_spec_default(TrainSpec *s, TrainRunKind kind) {
         s->t.min_lr = s->t.lr / 10;
         s->t.adamw.weight_decay = 0.1;
     }
+}
+
+int train_spec_check(const TrainSpec *s) {
+    const TrainDataSpec *d = &s->data;
+    const CompatRunSpec *c = &s->compat;
+    int fine = s->kind == TRAIN_RUN_FINETUNE;
+    if (d->task && d->data) return err_set("give --data or --task, not both");
+    if (!d->data && !d->task) return err_set(fine ? "--data FILE or --task FILE is required" : "--data FILE is required");
+    if (!d->task && (d->task_format || d->prompt || d->answer || d->prompt_file || d->skip_bad || !s->adapter.keep_best))
+        return err_set("--format, --prompt, --answer, --prompt-file, --skip-bad and --no-keep-best go with --task");
+    if (!s->out) return err_set("--out DIR is required");
+    if (fine) {
+        if (!s->model) return err_set("--model is required");
+        if (c->on && !d->task) return err_set("--compat trains on a task: give --task");
+        if (c->on && !s->adapter.init) return err_set("--compat needs --adapter-init A2, the new task model's adapter (the student starts from it)");
+        if (c->on && (!c->old_model || !c->old_adapter)) return err_set("--compat needs the old task model: --old-model M1 --old-adapter A1");
+        if (!c->on && (c->old_model || c->old_adapter || c->transfer))
+            return err_set("--old-model, --old-adapter, --transfer, --max-tokens and --no-repeat-ngram go with --compat");
+        return 0;
+    }
+    const NewModelSpec *n = &s->shape;
+    int shape = n->dim || n->layers || n->heads || n->kv_heads || n->hidden || n->vocab || n->untied;
+    if ((s->model != NULL) + (n->config != NULL) + (shape != 0) != 1)
+        return err_set("give exactly one of --model M, --config CONFIG.json, or a shape (--dim --layers --heads --hidden)");
+    if (shape && (!n->dim || !n->layers || !n->heads || !n->hidden)) return err_set("a new model needs --dim, --layers, --heads and --hidden");
+    if (!s->model && !s->tokenizer) return err_set("a new model needs --tokenizer");
+    if (shape && n->dim % n->heads) return err_set("--dim %ld is not a multiple of --heads %ld", n->dim, n->heads);
+    if (shape && (n->dim / n->heads) % 2) return err_set("--dim / --heads = %ld: the head size must be even (rotary pairs)", n->dim / n->heads);
+    return 0;
 }
 
 const char *train_run_cmd(const TrainSpec *s) { return s->kind == TRAIN_RUN_FINETUNE ? "finetune" : "pretrain"; }

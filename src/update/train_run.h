@@ -77,6 +77,10 @@ typedef struct {
 
 /* The defaults of `muscle pretrain` / `muscle finetune`. */
 void train_spec_default(TrainSpec *s, TrainRunKind kind);
+/* Checks the combinations (data or task, the task's options, the output, the model or
+ * the shape of a new one, what compatibility training needs): -1 with err_set() naming
+ * the options otherwise. train_run assumes a spec that passes. */
+int train_spec_check(const TrainSpec *s);
 /* Runs it: 0 when done; -1 with err_set() on error; a signal's number when SIGINT or
  * SIGTERM stopped it (the checkpoint saved, a message on stderr says how to resume). */
 int train_run(const TrainSpec *s);
