@@ -206,9 +206,6 @@ static int finetune_train(const TrainSpec *s, ModelBundle *b, LoraAdapter *ad, T
     }
     if (rc == 0 && s->compat.on && !o.quiet) compat_report(s, cr->ct);
     if (rc == 0 && dist_rank() == 0) rc = train_run_write_record(s, &t);
-    if (rc == 0 && !o.quiet)
-        fprintf(stderr, "muscle finetune: held-out loss %.4f -> %.4f; %ld steps in %.1f s; adapter written to %s\n", t.start_val_loss,
-                t.val_loss, t.steps_this_run, t.train_seconds, s->out);
     rc = train_run_finish(s, &t, rc);
     trainer_free(&t);
     free(kb.best_values);

@@ -144,6 +144,9 @@ void train_run_summary(const TrainSpec *s, const Trainer *t, uint64_t trainable)
 }
 
 int train_run_finish(const TrainSpec *s, const Trainer *t, int rc) {
+    if (rc == 0 && !t->opt.quiet)
+        fprintf(stderr, "muscle %s: held-out loss %.4f -> %.4f; %ld steps in %.1f s; %s written to %s\n", train_run_cmd(s), t->start_val_loss,
+                t->val_loss, t->steps_this_run, t->train_seconds, s->kind == TRAIN_RUN_FINETUNE ? "adapter" : "model", s->out);
     if (rc > 0)
         fprintf(stderr, "muscle: stopped by %s after step %ld of %ld: checkpoint saved in %s/checkpoint; continue with --resume\n",
                 rc == 2 ? "SIGINT" : rc == 15 ? "SIGTERM" : "a signal", t->adam.step, t->total_steps, s->out);
@@ -221,9 +224,6 @@ static int pretrain_run(const TrainSpec *s) {
             if (rc == 0 && dist_rank() == 0) rc = model_save_hf(&b.model, s->out, s->out_dtype);
             if (rc == 0 && dist_rank() == 0 && b.tok_path) rc = model_bundle_copy_tokenizer(&b, s->out);
             if (rc == 0 && dist_rank() == 0) rc = train_run_write_record(s, &t);
-            if (rc == 0 && !o.quiet)
-                fprintf(stderr, "muscle pretrain: held-out loss %.4f -> %.4f; %ld steps in %.1f s; model written to %s\n", t.start_val_loss,
-                        t.val_loss, t.steps_this_run, t.train_seconds, s->out);
             rc = train_run_finish(s, &t, rc);
             trainer_free(&t);
         }

@@ -19,7 +19,8 @@ char *train_run_record(const TrainSpec *s, const Trainer *t, int formatted);
 int train_run_write_record(const TrainSpec *s, const Trainer *t);
 /* "muscle CMD: N trainable parameters; data: ..." on stderr (unless quiet). */
 void train_run_summary(const TrainSpec *s, const Trainer *t, uint64_t trainable);
-/* After trainer_run: a stop by a signal (rc > 0) says how to resume; returns rc. */
+/* After trainer_run: the results line (rc 0), or how to resume after a stop by a signal
+ * (rc > 0); returns rc. */
 int train_run_finish(const TrainSpec *s, const Trainer *t, int rc);
 int finetune_run(const TrainSpec *s);
 

@@ -87,8 +87,6 @@ static void av_free(Argv *a) {
     memset(a, 0, sizeof *a);
 }
 
-static int str_differs(const char *a, const char *b) { return a != b && (!a || !b || strcmp(a, b)); }
-
 /* `muscle finetune` with the settings of s that differ from its defaults (doubles as
  * %.17g: read back bit for bit). The settings `muscle update` never sets (pretraining,
  * the shape of a new model, LoRA targets, schedules) are not written. */
@@ -137,7 +135,6 @@ static void train_spec_argv(const TrainSpec *s, Argv *a) {
     av_opt(a, "--old-adapter", s->compat.old_adapter);
     av_opt(a, "--transfer", s->compat.transfer);
     if (t->resume) av_add(a, "--resume");
-    (void)str_differs;
 }
 
 /* `muscle eval` with the settings of e. */
