@@ -4,7 +4,9 @@
 #include "core/error.h"
 #include "eval/eval.h"
 #include "model/generate.h"
-#include "model/lora_peft.h"
+#include "update/bundle.h"
+
+#include <cJSON.h>
 
 #include <getopt.h>
 #include <math.h>
@@ -35,6 +37,53 @@ static const char *eval_help =
     "  --batch N             multiple choice: packed rows per forward pass (default 8)\n"
     "  --bf16                compute with bf16 weights\n"
     "  --quiet               no progress\n";
+
+/* A number printed with a fixed precision (as it always was), or null when not finite. */
+static void add_fixed(cJSON *j, const char *key, const char *fmt, double v) {
+    char buf[64];
+    if (!isfinite(v)) {
+        cJSON_AddNullToObject(j, key);
+        return;
+    }
+    snprintf(buf, sizeof buf, fmt, v);
+    cJSON_AddRawToObject(j, key, buf);
+}
+
+static void add_str_or_null(cJSON *j, const char *key, const char *v) {
+    if (v) cJSON_AddStringToObject(j, key, v);
+    else cJSON_AddNullToObject(j, key);
+}
+
+/* The summary line on stdout: one JSON object (strings escaped by cJSON). */
+static int print_summary(const EvalOptions *o, const EvalSummary *s, const char *model, const char *adapter, const char *out) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "task", o->task_path);
+    cJSON_AddStringToObject(j, "format", task_format_name(s->format));
+    cJSON_AddStringToObject(j, "kind", s->kind == TASK_MC ? "multiple_choice" : "generation");
+    cJSON_AddNumberToObject(j, "n", s->n);
+    cJSON_AddNumberToObject(j, "skipped", s->n_skipped);
+    if (s->kind == TASK_MC) {
+        add_fixed(j, "acc", "%.6f", s->n_labeled ? s->acc : NAN);
+        add_fixed(j, "acc_norm", "%.6f", s->n_labeled ? s->acc_norm : NAN);
+        cJSON_AddNumberToObject(j, "labeled", s->n_labeled);
+    } else {
+        add_fixed(j, "exact_match", "%.6f", s->exact_match);
+        add_fixed(j, "rouge1", "%.6f", s->rouge1);
+        add_fixed(j, "rouge2", "%.6f", s->rouge2);
+        add_fixed(j, "rougeL", "%.6f", s->rougeL);
+    }
+    cJSON_AddStringToObject(j, "model", model);
+    add_str_or_null(j, "adapter", adapter);
+    add_str_or_null(j, "preds", out);
+    add_fixed(j, "seconds", "%.3f", s->seconds);
+    add_fixed(j, "tokens_per_s", "%.1f", s->tokens_per_s);
+    char *text = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    if (!text) return err_set("out of memory");
+    puts(text);
+    free(text);
+    return 0;
+}
 
 int cmd_eval(int argc, char **argv) {
     const char *model = NULL, *adapter = NULL, *tokp = NULL, *out = NULL, *fmt = NULL;
@@ -85,34 +134,13 @@ int cmd_eval(int argc, char **argv) {
     if (fmt && task_format_from_name(fmt, &o.format) != 0) return cli_fail();
     o.stops = stops;
     o.n_stops = nstops;
-    Model m;
-    ModelLoadOptions lo = {bf16 ? KW_BF16 : KW_F32, 0};
-    if (model_load(&m, model, &lo) != 0) return cli_fail();
-    Tokenizer *t = model_tokenizer_load(&m, tokp);
-    LoraAdapter lora;
-    memset(&lora, 0, sizeof lora);
-    int rc = t ? 0 : -1;
-    if (rc == 0 && adapter) {
-        rc = lora_load_peft(&lora, &m.cfg, adapter);
-        if (rc == 0) o.lora = &lora;
-    }
+    ModelBundle b;
+    BundleSpec bs = {.model = model, .tokenizer = tokp, .adapter = adapter, .bf16 = bf16};
+    if (model_bundle_load(&b, &bs) != 0) return cli_fail();
+    o.lora = model_bundle_adapter(&b);
     EvalSummary s;
-    if (rc == 0) rc = eval_run(&m, t, &o, out, &s);
-    if (rc == 0 && dist_rank() == 0) { /* MPI ranks: rank 0 reports for the job */
-        printf("{\"task\":\"%s\",\"format\":\"%s\",\"kind\":\"%s\",\"n\":%d,\"skipped\":%d", o.task_path,
-               task_format_name(s.format), s.kind == TASK_MC ? "multiple_choice" : "generation", s.n, s.n_skipped);
-        if (s.kind == TASK_MC) {
-            if (s.n_labeled) printf(",\"acc\":%.6f,\"acc_norm\":%.6f,\"labeled\":%d", s.acc, s.acc_norm, s.n_labeled);
-            else printf(",\"acc\":null,\"acc_norm\":null,\"labeled\":0");
-        } else {
-            printf(",\"exact_match\":%.6f,\"rouge1\":%.6f,\"rouge2\":%.6f,\"rougeL\":%.6f", s.exact_match, s.rouge1, s.rouge2, s.rougeL);
-        }
-        printf(",\"model\":\"%s\",\"adapter\":%s%s%s,\"preds\":%s%s%s,\"seconds\":%.3f,\"tokens_per_s\":%.1f}\n", model,
-               adapter ? "\"" : "", adapter ? adapter : "null", adapter ? "\"" : "", out ? "\"" : "", out ? out : "null",
-               out ? "\"" : "", s.seconds, s.tokens_per_s);
-    }
-    if (adapter) lora_free(&lora);
-    if (t) model_tokenizer_free(&m, t);
-    model_free(&m);
+    int rc = eval_run(&b.model, b.tok, &o, out, &s);
+    if (rc == 0 && dist_rank() == 0) rc = print_summary(&o, &s, model, adapter, out); /* MPI ranks: rank 0 reports for the job */
+    model_bundle_free(&b);
     return rc == 0 ? 0 : cli_fail();
 }

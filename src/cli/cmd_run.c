@@ -3,7 +3,7 @@
 #include "core/error.h"
 #include "model/forward.h"
 #include "model/generate.h"
-#include "model/lora_peft.h"
+#include "update/bundle.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -11,30 +11,16 @@
 #include <string.h>
 
 /* ------------------------------------------------------------------------- */
-/* shared: loading a model and its tokenizer                                  */
+/* shared: loading a model, its tokenizer and an adapter (update/bundle.h)    */
 
 typedef struct {
     const char *model, *tokenizer, *adapter;
     int bf16;
 } ModelArgs;
 
-/* Loads the model, its tokenizer and (with --adapter) a PEFT LoRA adapter into *lora. */
-static int load_model(const ModelArgs *a, Model *m, Tokenizer **t, LoraAdapter *lora) {
-    ModelLoadOptions o = {a->bf16 ? KW_BF16 : KW_F32, 0};
-    if (lora) memset(lora, 0, sizeof *lora);
-    if (model_load(m, a->model, &o) != 0) return -1;
-    if (a->adapter && lora && lora_load_peft(lora, &m->cfg, a->adapter) != 0) {
-        model_free(m);
-        return -1;
-    }
-    if (t) {
-        *t = model_tokenizer_load(m, a->tokenizer);
-        if (!*t) {
-            model_free(m);
-            return -1;
-        }
-    }
-    return 0;
+static int load_model(const ModelArgs *a, ModelBundle *b) {
+    BundleSpec s = {.model = a->model, .tokenizer = a->tokenizer, .adapter = a->adapter, .bf16 = a->bf16};
+    return model_bundle_load(b, &s);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -58,25 +44,27 @@ int cmd_info(int argc, char **argv) {
     }
     if (optind != argc - 1) return cli_usage_error("info", "expected one MODEL");
     a.model = argv[optind];
-    Model m;
-    if (model_load(&m, a.model, NULL) != 0) return cli_fail();
-    Tokenizer *t = model_tokenizer_load(&m, a.tokenizer);
-    char tokinfo[256];
+    ModelBundle b;
+    BundleSpec bs = {.model = a.model, .tokenizer = a.tokenizer, .tok = BUNDLE_TOK_OPTIONAL};
+    if (model_bundle_load(&b, &bs) != 0) return cli_fail();
+    const Model *mp = &b.model;
+    const Tokenizer *t = b.tok;
+    char tokinfo[300];
     if (t) snprintf(tokinfo, sizeof tokinfo, "%s, %d pieces, bos %d, eos %d", tok_kind(t), tok_vocab_size(t), tok_bos_id(t), tok_eos_id(t));
-    else snprintf(tokinfo, sizeof tokinfo, "none (%s)", err_msg());
-    const ModelConfig *k = &m.cfg;
-    uint64_t np = model_param_count(&m);
+    else snprintf(tokinfo, sizeof tokinfo, "none (%s)", b.tok_error);
+    const ModelConfig *k = &mp->cfg;
+    uint64_t np = model_param_count(mp);
     if (json) {
         printf("{\"format\":\"%s\",\"dim\":%d,\"hidden_dim\":%d,\"n_layers\":%d,\"n_heads\":%d,\"n_kv_heads\":%d,"
                "\"head_dim\":%d,\"vocab_size\":%d,\"seq_len\":%d,\"rope_theta\":%g,\"norm_eps\":%g,\"tied\":%s,"
                "\"rope\":\"%s\",\"params\":%llu,\"stored_type\":\"%s\",\"tokenizer\":%s%s%s}\n",
-               model_format_name(m.format), k->dim, k->hidden_dim, k->n_layers, k->n_heads, k->n_kv_heads, k->head_dim,
+               model_format_name(mp->format), k->dim, k->hidden_dim, k->n_layers, k->n_heads, k->n_kv_heads, k->head_dim,
                k->vocab_size, k->seq_len, (double)k->rope_theta, (double)k->norm_eps, k->tied ? "true" : "false",
-               k->rope == ROPE_HALF ? "half" : "interleaved", (unsigned long long)np, dtype_name(m.stored_type),
+               k->rope == ROPE_HALF ? "half" : "interleaved", (unsigned long long)np, dtype_name(mp->stored_type),
                t ? "\"" : "null", t ? tok_kind(t) : "", t ? "\"" : "");
     } else {
         printf("model:       %s\n", a.model);
-        printf("format:      %s\n", model_format_name(m.format));
+        printf("format:      %s\n", model_format_name(mp->format));
         printf("arch:        llama, dim %d, hidden %d, %d layers, %d heads (%d kv heads, head dim %d)\n", k->dim, k->hidden_dim,
                k->n_layers, k->n_heads, k->n_kv_heads, k->head_dim);
         printf("vocab:       %d, context %d\n", k->vocab_size, k->seq_len);
@@ -84,11 +72,10 @@ int cmd_info(int argc, char **argv) {
                (double)k->rope_theta, (double)k->norm_eps);
         printf("classifier:  %s\n", k->tied ? "tied to the embedding" : "separate");
         printf("parameters:  %llu (%.2fM)\n", (unsigned long long)np, (double)np / 1e6);
-        printf("tensors:     %s\n", dtype_name(m.stored_type));
+        printf("tensors:     %s\n", dtype_name(mp->stored_type));
         printf("tokenizer:   %s\n", tokinfo);
     }
-    model_tokenizer_free(&m, t);
-    model_free(&m);
+    model_bundle_free(&b);
     return 0;
 }
 
@@ -118,34 +105,32 @@ int cmd_tokenize(int argc, char **argv) {
     if (!text) return cli_usage_error("tokenize", "--text is required");
     if (optind != argc) return cli_usage_error("tokenize", "unexpected argument '%s'", argv[optind]);
     Tokenizer *t = tok_load(tp);
-    Model m = {0};
+    ModelBundle b;
     int have_model = 0;
     if (!t) {
         /* maybe a model: use its tokenizer */
         char first[1024];
         snprintf(first, sizeof first, "%s", err_msg());
-        if (model_load(&m, tp, NULL) == 0) {
-            have_model = 1;
-            t = model_tokenizer_load(&m, NULL);
-        } else {
-            err_set("%s", first);
-        }
-        if (!t) {
-            if (have_model) model_free(&m);
+        BundleSpec bs = {.model = tp, .tok = BUNDLE_TOK_OPTIONAL};
+        if (model_bundle_load(&b, &bs) != 0) {
+            err_set("%s", first); /* not a model either: the tokenizer's error */
             return cli_fail();
         }
+        if (!b.tok) {
+            err_set("%s", b.tok_error);
+            model_bundle_free(&b);
+            return cli_fail();
+        }
+        have_model = 1;
+        t = b.tok;
     }
     int *ids = NULL, n = 0;
     if (tok_encode(t, text, strlen(text), bos, eos, &ids, &n) != 0) return cli_fail();
     for (int i = 0; i < n; i++) printf(i ? " %d" : "%d", ids[i]);
     printf("\n");
     free(ids);
-    if (have_model) {
-        model_tokenizer_free(&m, t);
-        model_free(&m);
-    } else {
-        tok_free(t);
-    }
+    if (have_model) model_bundle_free(&b);
+    else tok_free(t);
     return 0;
 }
 
@@ -213,30 +198,28 @@ int cmd_generate(int argc, char **argv) {
     if (optind != argc) return cli_usage_error("generate", "unexpected argument '%s'", argv[optind]);
     g.stops = stops;
     g.n_stops = nstops;
-    Model m;
-    Tokenizer *t;
-    LoraAdapter lora;
-    if (load_model(&a, &m, &t, &lora) != 0) return cli_fail();
-    if (a.adapter) g.lora = &lora;
+    ModelBundle b;
+    if (load_model(&a, &b) != 0) return cli_fail();
+    Model *mp = &b.model;
+    Tokenizer *t = b.tok;
+    g.lora = model_bundle_adapter(&b);
     int *ids = NULL, n = 0;
     if (prompt) {
         if (tok_encode(t, prompt, strlen(prompt), 1, 0, &ids, &n) != 0) return cli_fail();
     } else {
         ids = malloc(sizeof *ids);
-        ids[0] = m.cfg.bos_id;
+        ids[0] = mp->cfg.bos_id;
         n = 1;
     }
     GenResult r;
-    int rc = model_generate(&m, t, ids, n, &g, emit_stdout, NULL, &r);
+    int rc = model_generate(mp, t, ids, n, &g, emit_stdout, NULL, &r);
     if (rc == 0) {
         printf("\n");
         if (stats) fprintf(stderr, "generated %d tokens in %.3f s: %.1f tokens/s\n", r.n_ids, r.seconds, r.n_ids / (r.seconds > 0 ? r.seconds : 1));
         gen_result_free(&r);
     }
     free(ids);
-    if (a.adapter) lora_free(&lora);
-    model_tokenizer_free(&m, t);
-    model_free(&m);
+    model_bundle_free(&b);
     return rc == 0 ? 0 : cli_fail();
 }
 
@@ -267,36 +250,35 @@ int cmd_score(int argc, char **argv) {
     if (!a.model) return cli_usage_error("score", "--model is required");
     if (!text) return cli_usage_error("score", "--text is required");
     if (optind != argc) return cli_usage_error("score", "unexpected argument '%s'", argv[optind]);
-    Model m;
-    Tokenizer *t;
-    LoraAdapter lora;
-    if (load_model(&a, &m, &t, &lora) != 0) return cli_fail();
+    ModelBundle b;
+    if (load_model(&a, &b) != 0) return cli_fail();
+    Model *mp = &b.model;
+    Tokenizer *t = b.tok;
     int *ids = NULL, n = 0;
     if (tok_encode(t, text, strlen(text), 1, 0, &ids, &n) != 0) return cli_fail();
-    if (n > m.cfg.seq_len) {
-        err_set("--text: %d tokens are more than the model's context of %d", n, m.cfg.seq_len);
+    if (n > mp->cfg.seq_len) {
+        err_set("--text: %d tokens are more than the model's context of %d", n, mp->cfg.seq_len);
         return cli_fail();
     }
     RunState s;
-    if (runstate_init(&s, &m, 1, n, n, 0) != 0 || (a.adapter && runstate_set_lora(&s, &lora) != 0) ||
+    if (runstate_init(&s, mp, 1, n, n, 0) != 0 || (b.have_adapter && runstate_set_lora(&s, &b.adapter) != 0) ||
         model_forward(&s, ids, 1, n, 0) != 0)
         return cli_fail();
-    logsoftmax_rows(s.logits, n, m.cfg.vocab_size);
+    int V = mp->cfg.vocab_size;
+    logsoftmax_rows(s.logits, n, V);
     double total = 0;
     printf("{\"tokens\":[");
     for (int i = 0; i < n; i++) printf(i ? ",%d" : "%d", ids[i]);
     printf("],\"logprobs\":[null");
     for (int i = 1; i < n; i++) {
-        float lp = s.logits[(size_t)(i - 1) * m.cfg.vocab_size + ids[i]];
+        float lp = s.logits[(size_t)(i - 1) * V + ids[i]];
         total += lp;
         printf(",%.9g", (double)lp);
     }
     printf("],\"total_logprob\":%.9g,\"n_tokens\":%d}\n", total, n);
     runstate_free(&s);
     free(ids);
-    if (a.adapter) lora_free(&lora);
-    model_tokenizer_free(&m, t);
-    model_free(&m);
+    model_bundle_free(&b);
     return 0;
 }
 
@@ -331,32 +313,22 @@ int cmd_convert(int argc, char **argv) {
     const char *in = argv[optind], *out = argv[optind + 1];
     AtomicDir dir; /* refuses an existing OUT before any work */
     if (file_atomic_dir_open(&dir, out, force) != 0) return cli_fail();
-    Model m;
-    if (model_load(&m, in, NULL) != 0) {
+    ModelBundle b;
+    BundleSpec bs = {.model = in, .tokenizer = tp, .tok = BUNDLE_TOK_OPTIONAL};
+    if (model_bundle_load(&b, &bs) != 0) {
         file_atomic_dir_abort(&dir);
         return cli_fail();
     }
-    char *found = NULL;
-    Tokenizer *t = model_tokenizer_load_ex(&m, tp, &found);
-    int rc = model_save_hf(&m, dir.tmp, d);
-    if (rc == 0 && found) {
-        const char *kind = tok_kind(t);
-        const char *name = !strcmp(kind, "sentencepiece") ? "tokenizer.model" : !strcmp(kind, "tokenizer.json") ? "tokenizer.json" : "tokenizer.bin";
-        size_t n;
-        char *bytes = file_read_all(found, &n, 0);
-        char *dst = file_join(dir.tmp, name);
-        rc = (bytes && dst) ? file_write_all_atomic(dst, bytes, n) : -1;
-        free(bytes);
-        free(dst);
-    } else if (rc == 0 && !t) {
-        fprintf(stderr, "muscle convert: note: no tokenizer written (%s)\n", err_msg());
+    int rc = model_save_hf(&b.model, dir.tmp, d);
+    if (rc == 0 && b.tok_path) {
+        rc = model_bundle_copy_tokenizer(&b, dir.tmp);
+    } else if (rc == 0 && !b.tok) {
+        fprintf(stderr, "muscle convert: note: no tokenizer written (%s)\n", b.tok_error);
     } else if (rc == 0) {
         fprintf(stderr, "muscle convert: note: the tokenizer is embedded in %s; name a tokenizer file with --tokenizer to copy one\n", in);
     }
     if (rc == 0) rc = file_atomic_dir_commit(&dir);
     else file_atomic_dir_abort(&dir);
-    free(found);
-    model_tokenizer_free(&m, t);
-    model_free(&m);
+    model_bundle_free(&b);
     return rc == 0 ? 0 : cli_fail();
 }

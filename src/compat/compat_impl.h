@@ -29,6 +29,15 @@ typedef struct {
     int gn;
 } CEx;
 
+/* What one position of a token-level step was (pos_meta: the bits of the flags that hold),
+ * gathered in the parallel loop, counted into CompatStats after it. */
+typedef enum {
+    COMPAT_POS_MASKED = 1 << 0,        /* the mask chose M1 (MUSCLE masks), or M1 was right (focal) */
+    COMPAT_POS_DISTILLED = 1 << 1,     /* the distillation covers it */
+    COMPAT_POS_ANSWER = 1 << 2,        /* an answer token */
+    COMPAT_POS_STUDENT_RIGHT = 1 << 3, /* an answer token the student's argmax got right */
+} CompatPosFlag;
+
 struct CompatTrainer {
     CompatConfig cfg;
     CompatSetup s;
@@ -54,7 +63,7 @@ struct CompatTrainer {
     int *rows_tok;             /* micro-batch tokens */
     float *scratch;            /* [threads, 3 V] */
     double *pos_loss;          /* [rows * T] */
-    int *pos_meta;             /* per position: masked (bit 0), distilled (1), answer (2), student right (3) */
+    int *pos_meta;             /* per position: CompatPosFlag bits */
     int *row_ex, *row_c, *seq_flag; /* per row of a micro-batch: its example, its choice; per example: the flag */
     double *row_ll, *row_dll;  /* per row: the choice's log-likelihood and d loss / d it */
     /* choice level: per (example, choice) of a pass, where its segment starts and where its

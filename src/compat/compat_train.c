@@ -485,7 +485,8 @@ static int step_token(CompatTrainer *ct, Trainer *t, const long *ex, int n, doub
                 CompatTokenOut o;
                 l = compat_token_loss(&ct->cfg, z, V, x->ids[j + 1], ans, dist, seq_flag[r], t1, t2, ce_s, kd_s, z,
                                       ct->scratch + (size_t)omp_get_thread_num() * 3 * V, &o);
-                meta = (o.masked & dist) | (dist << 1) | (ans << 2) | ((o.student_correct & ans) << 3);
+                meta = (o.masked && dist ? COMPAT_POS_MASKED : 0) | (dist ? COMPAT_POS_DISTILLED : 0) | (ans ? COMPAT_POS_ANSWER : 0) |
+                       (o.student_correct && ans ? COMPAT_POS_STUDENT_RIGHT : 0);
             }
             ct->pos_loss[q] = l;
             ct->pos_meta[q] = meta;
@@ -493,10 +494,10 @@ static int step_token(CompatTrainer *ct, Trainer *t, const long *ex, int n, doub
         for (int q = 0; q < b * Tm; q++) {
             total += ct->pos_loss[q];
             int m = ct->pos_meta[q];
-            ct->st.masked += m & 1;
-            ct->st.distilled += (m >> 1) & 1;
-            ct->st.answers += (m >> 2) & 1;
-            ct->st.answers_correct += (m >> 3) & 1;
+            ct->st.masked += (m & COMPAT_POS_MASKED) != 0;
+            ct->st.distilled += (m & COMPAT_POS_DISTILLED) != 0;
+            ct->st.answers += (m & COMPAT_POS_ANSWER) != 0;
+            ct->st.answers_correct += (m & COMPAT_POS_STUDENT_RIGHT) != 0;
         }
         if (model_backward_logits(&t->rs, NULL, &t->lora_grad) != 0) return -1;
     }
@@ -533,9 +534,8 @@ int compat_trainer_attach(CompatTrainer *ct, Trainer *t) {
          * not): its chunk is the longest packed row when that run state takes no more memory
          * than the old one of plain rows (a row per choice, B x choices rows of T); else the
          * chunk is T and the examples whose packed row is longer go as plain rows. */
-        const char *env = getenv("MUSCLE_COMPAT_UNPACKED"), *cap_env = getenv("MUSCLE_COMPAT_PACK_MAX");
-        ct->unpacked = env && strcmp(env, "1") == 0;
-        long cap = cap_env && *cap_env ? strtol(cap_env, NULL, 10) : 0; /* test knob: the longest packed row allowed */
+        ct->unpacked = ct->s.choice_rows_plain;
+        long cap = ct->s.pack_max; /* test knob: the longest packed row allowed */
         int keep = t->opt.recompute ? RS_KEEP_INPUTS : RS_KEEP_ALL, longest = 1;
         for (long i = 0; i < ct->n[DATA_TRAIN]; i++)
             if (ct->ex[DATA_TRAIN][i].mc >= 0 && compat_choice_packed_len(&ct->mc[ct->ex[DATA_TRAIN][i].mc]) > longest)

@@ -44,6 +44,11 @@ typedef struct {
     uint64_t seed;                    /* of the held-out split */
     int batch;                        /* rows per micro-batch of the steps (trainer's batch) */
     int quiet;
+    /* choice level test knobs (the CLI sets them from MUSCLE_COMPAT_UNPACKED and
+     * MUSCLE_COMPAT_PACK_MAX): every choice as a plain row of its own, never packed; the
+     * longest packed row allowed (0 = no cap) */
+    int choice_rows_plain;
+    int pack_max;
 } CompatSetup;
 
 typedef struct {

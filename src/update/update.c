@@ -1,0 +1,196 @@
+/* update/update.c - the phases of `muscle update` (update.h): the typed steps, dealt to
+ * the MPI ranks, and the report. */
+#include "update/update_impl.h"
+
+#include "core/dist.h"
+#include "core/error.h"
+#include "core/file.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void update_spec_default(UpdateSpec *u) {
+    memset(u, 0, sizeof *u);
+    u->seeds = 1;
+    u->epochs = (UpdateNum){3, "3"};
+    u->lr = (UpdateNum){1e-3, "1e-3"};
+    u->batch = (UpdateNum){8, "8"};
+    u->grad_accum = (UpdateNum){1, "1"};
+    u->rank = (UpdateNum){8, "8"};
+}
+
+void update_spec_free(UpdateSpec *u) {
+    for (int i = 0; i < u->n_methods; i++) {
+        free(u->methods[i].name);
+        free(u->methods[i].args);
+    }
+    free(u->methods);
+    u->methods = NULL;
+    u->n_methods = 0;
+}
+
+/* MPI ranks: the end of a phase; every rank goes on with the worst exit code of them all. */
+static int phase_end(int rc) {
+    if (!dist_active()) return rc;
+    int worst = rc;
+    if (dist_allreduce_max_int(&worst) != 0) return update_fail();
+    if (worst != 0 && rc == 0)
+        fprintf(stderr, "muscle update: rank %d: stopping: a step on another rank ended with exit code %d\n", dist_rank(), worst);
+    return worst;
+}
+
+/* The training every adapter of the run shares. */
+static void train_common(const UpdateSpec *u, TrainSpec *s, const char *model, const char *out, long seed) {
+    train_spec_default(s, TRAIN_RUN_FINETUNE);
+    s->model = model;
+    s->out = out;
+    s->t.seed = (uint64_t)seed;
+    s->t.epochs = u->epochs.v;
+    s->t.lr = u->lr.v;
+    s->t.batch = (int)u->batch.v;
+    s->t.grad_accum = (int)u->grad_accum.v;
+    if (u->seq_len.text) s->data.seq_len = (long)u->seq_len.v;
+    s->data.task = u->train;
+    s->data.val = u->val;
+    s->data.task_format = u->format;
+    s->data.prompt = u->prompt;
+    s->data.answer = u->answer;
+    s->data.prompt_file = u->prompt_file;
+    s->adapter.bf16 = u->bf16;
+    s->t.quiet = u->quiet;
+}
+
+/* Generation: the decoding of the evaluation (and of a sequence-level teacher's outputs). */
+static long gen_max_tokens(const UpdateSpec *u) { return u->max_tokens.text ? (long)u->max_tokens.v : 32; }
+#define GEN_NO_REPEAT_NGRAM 2 /* the paper's decoding */
+
+/* Phase 1: the new task adapters A2, one per seed. */
+static int train_new(UpdateRun *r) {
+    const UpdateSpec *u = r->u;
+    int rc = 0;
+    for (long k = 1; rc == 0 && k <= u->seeds; k++) {
+        if (k == 1 && u->new_adapter) continue;
+        char *dir = update_pathf("%s/adapters/new-s%ld", u->out, k), *log = update_pathf("train-new-s%ld", k);
+        char *what = update_pathf("new task adapter on %s, seed %ld", u->new_model, k);
+        TrainSpec s;
+        train_common(u, &s, u->new_model, dir, k);
+        s.adapter.rank = (long)u->rank.v;
+        rc = update_train_step(r, what, &s, NULL, log);
+        free(what);
+        free(dir);
+        free(log);
+    }
+    return phase_end(rc);
+}
+
+/* Phase 2: a compatibility adapter per method and seed, from that seed's A2. */
+static int train_compat(UpdateRun *r) {
+    const UpdateSpec *u = r->u;
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < u->n_methods; i++)
+        for (long k = 1; rc == 0 && k <= u->seeds; k++) {
+            const UpdateMethod *m = &u->methods[i];
+            char *dir = update_pathf("%s/adapters/%s-s%ld", u->out, m->name, k), *log = update_pathf("train-%s-s%ld", m->name, k);
+            char *init = k == 1 && u->new_adapter ? strdup(u->new_adapter) : update_pathf("%s/adapters/new-s%ld", u->out, k);
+            char *what = update_pathf("compatibility adapter '%s', seed %ld", m->name, k);
+            TrainSpec s;
+            train_common(u, &s, u->new_model, dir, k);
+            s.adapter.init = init;
+            s.t.epochs = u->compat_epochs.text ? u->compat_epochs.v : 1;
+            if (u->compat_lr.text) s.t.lr = u->compat_lr.v;
+            const UpdatePreset *p = m->preset;
+            int teacher = m->args != NULL; /* every method but cross-entropy only */
+            int sequence = p ? p->level == COMPAT_LEVEL_SEQUENCE : m->args && strstr(m->args, "--level sequence") != NULL;
+            if (p && !p->ce_only) {
+                s.compat.on = 1;
+                s.compat.cfg.method = p->method;
+                s.compat.cfg.level = p->level;
+                s.compat.cfg.answer_only = p->answer_only;
+                s.compat.cfg.ce_weight = p->ce_weight;
+            }
+            if (teacher && u->kind == TASK_GEN && sequence) { /* the outputs decoded as the evaluation decodes */
+                s.compat.cfg.gen_max_tokens = (int)gen_max_tokens(u);
+                s.compat.cfg.gen_no_repeat_ngram = GEN_NO_REPEAT_NGRAM;
+            }
+            if (teacher) {
+                s.compat.old_model = u->old_model;
+                s.compat.old_adapter = u->old_adapter;
+                s.compat.transfer = u->transfer;
+            }
+            rc = update_train_step(r, what, &s, p ? NULL : m->args, log);
+            free(what);
+            free(dir);
+            free(log);
+            free(init);
+        }
+    return phase_end(rc);
+}
+
+static int eval_one(UpdateRun *r, const char *what, const char *model, const char *adapter, const char *name) {
+    const UpdateSpec *u = r->u;
+    char *preds = update_pathf("%s/preds/%s.jsonl", u->out, name), *sum = update_pathf("%s/preds/%s.eval.json", u->out, name);
+    EvalStepSpec e = {.model = model, .adapter = adapter, .task = u->test, .preds = preds, .format = u->format,
+                      .prompt = u->prompt, .answer = u->answer, .prompt_file = u->prompt_file,
+                      .limit = u->limit.text ? (long)u->limit.v : 0, .bf16 = u->bf16, .quiet = u->quiet};
+    if (u->kind == TASK_GEN) {
+        e.max_tokens = gen_max_tokens(u);
+        e.no_repeat_ngram = GEN_NO_REPEAT_NGRAM;
+    }
+    int rc = update_eval_step(r, what, &e, sum, name);
+    free(preds);
+    free(sum);
+    return rc;
+}
+
+/* Phase 3: M1, M2 per seed, every method per seed on the test set. */
+static int evaluate(UpdateRun *r) {
+    const UpdateSpec *u = r->u;
+    int rc = eval_one(r, "eval of the old task model M1", u->old_model, u->old_adapter, "old");
+    for (long k = 1; rc == 0 && k <= u->seeds; k++) {
+        char *ad = k == 1 && u->new_adapter ? strdup(u->new_adapter) : update_pathf("%s/adapters/new-s%ld", u->out, k);
+        char *name = update_pathf("new-s%ld", k), *what = update_pathf("eval of the new task model M2, seed %ld", k);
+        rc = eval_one(r, what, u->new_model, ad, name);
+        free(what);
+        free(ad);
+        free(name);
+    }
+    for (int i = 0; rc == 0 && i < u->n_methods; i++)
+        for (long k = 1; rc == 0 && k <= u->seeds; k++) {
+            const char *mn = u->methods[i].name;
+            char *ad = update_pathf("%s/adapters/%s-s%ld", u->out, mn, k), *name = update_pathf("%s-s%ld", mn, k);
+            char *what = update_pathf("eval of '%s', seed %ld", mn, k);
+            rc = eval_one(r, what, u->new_model, ad, name);
+            free(what);
+            free(ad);
+            free(name);
+        }
+    return phase_end(rc);
+}
+
+int update_run(const UpdateSpec *u) {
+    const char *sub[3] = {"adapters", "preds", "logs"};
+    int rc = file_mkdirs(u->out) != 0 ? update_fail() : 0;
+    for (int i = 0; rc == 0 && i < 3; i++) {
+        char *d = update_pathf("%s/%s", u->out, sub[i]);
+        if (file_mkdirs(d) != 0) rc = update_fail();
+        free(d);
+    }
+    if (rc) return rc;
+    if (dist_rank() == 0 && update_check_settings(u) != 0) rc = update_fail(); /* only rank 0 writes files */
+    if ((rc = phase_end(rc)) != 0) return rc;
+    /* MUSCLE_NO_MPI (core/dist.h): the steps' children run as plain single processes,
+     * never joining this MPI job */
+    setenv("MUSCLE_NO_MPI", "1", 1);
+    long K = u->seeds;
+    UpdateRun r = {u, 0, (int)(K - (u->new_adapter ? 1 : 0) + K * u->n_methods + 1 + K + K * u->n_methods + 1)};
+    rc = train_new(&r);
+    if (rc == 0) rc = train_compat(&r);
+    if (rc == 0) rc = evaluate(&r);
+    /* 4. the report (rank 0) */
+    if (dist_rank() > 0) return rc;
+    if (rc == 0 && update_write_manifest(u) != 0) rc = update_fail();
+    if (rc == 0) rc = update_report_step(&r);
+    if (rc == 0) fprintf(stderr, "muscle update: report written to %s/report.html (and report.md, report.json)\n", u->out);
+    return rc;
+}

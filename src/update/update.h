@@ -1,0 +1,81 @@
+/* update/update.h - a base-model update for one task, end to end (`muscle update`):
+ *   1. the new task adapter(s) A2 on M2, one per seed (unless new_adapter gives seed 1's)
+ *   2. per method and seed k: a compatibility adapter from A2 seed k
+ *   3. eval of M1, of M2 per seed and of every method per seed on the test set
+ *   4. manifest.json and the report (report.html, report.md, report.json)
+ * Each step is skipped when its output already exists, so an interrupted update resumes
+ * where it stopped (an interrupted training continues from its checkpoint). Layout of
+ * out: update.json (settings), adapters/<name>-s<k>/, preds/<name>-s<k>.jsonl and
+ * .eval.json, logs/<step>.log (the steps' stderr when quiet), manifest.json, report.*.
+ *
+ * Steps 1-3 run as children of this program (update_step.c says why), each from a
+ * typed spec: a TrainSpec (update/train_run.h) or an EvalStepSpec. On N MPI ranks
+ * (docs/distributed.md) step i of a phase is rank i mod N's; the ranks wait for each
+ * other at the end of each phase (a failed step stops every rank) and rank 0 writes
+ * update.json, the manifest and the report: the outputs of a one-rank run, bit for bit.
+ */
+#ifndef MUSCLE_UPDATE_UPDATE_H
+#define MUSCLE_UPDATE_UPDATE_H
+
+#include "compat/compat_loss.h"
+#include "task/task.h"
+
+/* A method preset: one typed entry per compatibility method `muscle update` knows. */
+typedef struct {
+    const char *name;
+    int ce_only;              /* 1: more cross-entropy training only (no teacher, a control) */
+    CompatMethod method;
+    CompatLevel level;
+    int answer_only;          /* distil on the answer tokens only */
+    double ce_weight;
+    unsigned kinds;           /* UPDATE_FOR_MC | UPDATE_FOR_GEN: the task kinds it applies to */
+} UpdatePreset;
+#define UPDATE_FOR_MC 1u
+#define UPDATE_FOR_GEN 2u
+
+/* The presets, in the order of `muscle update --help`. */
+const UpdatePreset *update_presets(int *n);
+
+typedef struct {
+    char *name;
+    const UpdatePreset *preset; /* NULL: a user's method NAME=ARGS */
+    char *args;               /* its settings as finetune options (a preset's rendered, a user's as given); NULL: cross-entropy only */
+} UpdateMethod;
+
+/* A number option and its spelling as given (update.json records the spelling, so a
+ * resumed run is compared with what was typed); text NULL: not given. */
+typedef struct {
+    double v;
+    const char *text;
+} UpdateNum;
+
+typedef struct {
+    const char *old_model, *old_adapter, *new_model, *new_adapter;
+    const char *train, *val, *test, *out, *transfer;
+    const char *format, *prompt, *answer, *prompt_file;
+    UpdateNum epochs, lr, batch, grad_accum, seq_len, rank;     /* every adapter's training */
+    UpdateNum compat_epochs, compat_lr;                          /* compatibility training */
+    UpdateNum max_tokens, limit;                                 /* evaluation */
+    UpdateNum bootstrap, max_acc_drop;                           /* the report */
+    long seeds;
+    int bf16, quiet;
+    TaskKind kind;            /* of the training set (update_read_kind) */
+    UpdateMethod *methods;
+    int n_methods;
+} UpdateSpec;
+
+/* Defaults: 1 seed, 3 epochs, lr 1e-3, batch 8, accumulation 1, rank 8. */
+void update_spec_default(UpdateSpec *u);
+/* Reads the training set's kind into u->kind (the methods and defaults depend on it). */
+int update_read_kind(UpdateSpec *u);
+/* Turns the comma-separated list (NULL: muscle,choice
+ * for multiple choice, muscle for generation) into u->methods: presets by name, or
+ * NAME=FINETUNE-ARGS. -1 with err_set() on a bad list (methods for the other kind are
+ * skipped with a message). */
+int update_methods_parse(UpdateSpec *u, const char *list);
+/* Runs (or resumes) the update. Returns 0, or the exit code to stop with: 1 after
+ * printing an error, a failed step's code (130/143: stopped by a signal, resumable). */
+int update_run(const UpdateSpec *u);
+void update_spec_free(UpdateSpec *u);
+
+#endif

@@ -1,0 +1,46 @@
+/* update/update_impl.h - the parts of `muscle update` (update.h), private to src/update:
+ * the run's state, its steps (update_step.c) and its files (update_plan.c). */
+#ifndef MUSCLE_UPDATE_UPDATE_IMPL_H
+#define MUSCLE_UPDATE_UPDATE_IMPL_H
+
+#include "update/train_run.h"
+#include "update/update.h"
+
+/* A run in progress: the spec and the step counter (steps are numbered over the run). */
+typedef struct {
+    const UpdateSpec *u;
+    int step, n_steps;
+} UpdateRun;
+
+/* An evaluation of a model (+ adapter) on the test set: `muscle eval` with these inputs. */
+typedef struct {
+    const char *model, *adapter, *task;
+    const char *preds;        /* the predictions file */
+    const char *format, *prompt, *answer, *prompt_file;
+    long limit;               /* first N instances; 0 = all */
+    long max_tokens;          /* generation; 0 = eval's default */
+    long no_repeat_ngram;     /* generation; 0 = off */
+    int bf16, quiet;
+} EvalStepSpec;
+
+/* Formats a malloc'd path (NULL when out of memory). */
+char *update_pathf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int update_exists(const char *path);
+/* Prints "muscle: error: <err_msg()>" (naming the rank on ranks > 0) and returns 1. */
+int update_fail(void);
+
+/* MPI ranks: the next step is another rank's (it is counted and skipped). */
+int update_other_ranks_step(UpdateRun *r);
+/* Trains into spec->out unless its adapter is there; resumes from its checkpoint.
+ * `extra_args`: a user's method's own finetune options, appended (NULL: none). */
+int update_train_step(UpdateRun *r, const char *what, const TrainSpec *spec, const char *extra_args, const char *log_name);
+/* Evaluates into e->preds and the summary beside it (<name>.eval.json) unless both are there. */
+int update_eval_step(UpdateRun *r, const char *what, const EvalStepSpec *e, const char *summary, const char *log_name);
+/* The report of the manifest into out (in this process). */
+int update_report_step(UpdateRun *r);
+
+/* update.json: the settings of a run folder, checked against a resumed run's (rank 0). */
+int update_check_settings(const UpdateSpec *u);
+int update_write_manifest(const UpdateSpec *u);
+
+#endif

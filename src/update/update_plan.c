@@ -1,0 +1,240 @@
+/* update/update_plan.c - what `muscle update` runs and records (update.h): the method
+ * presets, the methods list, update.json (the settings a resumed run must share) and
+ * manifest.json (the report's input). */
+#include "update/update_impl.h"
+
+#include "core/error.h"
+#include "core/file.h"
+
+#include <cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BOTH (UPDATE_FOR_MC | UPDATE_FOR_GEN)
+static const UpdatePreset presets[] = {
+    /* name                  ce only  method                        level                    answer ce     kinds */
+    {"muscle",               0, COMPAT_STUDENT_WRONG,        COMPAT_LEVEL_TOKEN,    0, 0,   BOTH},
+    {"muscle-answer",        0, COMPAT_STUDENT_WRONG,        COMPAT_LEVEL_TOKEN,    1, 0,   BOTH},
+    {"choice",               0, COMPAT_STUDENT_WRONG,        COMPAT_LEVEL_CHOICE,   0, 0.5, UPDATE_FOR_MC},
+    {"old-correct",          0, COMPAT_OLD_CORRECT,          COMPAT_LEVEL_TOKEN,    0, 0,   BOTH},
+    {"distill",              0, COMPAT_NONE,                 COMPAT_LEVEL_TOKEN,    0, 0,   BOTH},
+    {"token-likelihood",     0, COMPAT_TOKEN_LIKELIHOOD,     COMPAT_LEVEL_TOKEN,    0, 0.5, BOTH},
+    {"sequence-likelihood",  0, COMPAT_SEQ_LIKELIHOOD,       COMPAT_LEVEL_TOKEN,    0, 0.5, BOTH},
+    {"focal",                0, COMPAT_FOCAL,                COMPAT_LEVEL_TOKEN,    0, 0,   BOTH},
+    {"elodi",                0, COMPAT_ELODI,                COMPAT_LEVEL_TOKEN,    0, 0,   BOTH},
+    {"focal-choice",         0, COMPAT_FOCAL,                COMPAT_LEVEL_CHOICE,   0, 0,   UPDATE_FOR_MC},
+    {"elodi-choice",         0, COMPAT_ELODI,                COMPAT_LEVEL_CHOICE,   0, 0,   UPDATE_FOR_MC},
+    {"seqkd",                0, COMPAT_STUDENT_WRONG,        COMPAT_LEVEL_SEQUENCE, 0, 0.5, UPDATE_FOR_GEN},
+    {"ce",                   1, COMPAT_STUDENT_WRONG,        COMPAT_LEVEL_TOKEN,    0, 0,   BOTH},
+};
+#undef BOTH
+
+const UpdatePreset *update_presets(int *n) {
+    *n = (int)(sizeof presets / sizeof presets[0]);
+    return presets;
+}
+
+/* A preset's settings as the finetune options they amount to (recorded in update.json
+ * and the manifest); NULL for cross-entropy only. */
+static char *preset_args(const UpdatePreset *p) {
+    if (p->ce_only) return NULL;
+    char buf[160];
+    int n = snprintf(buf, sizeof buf, "--compat %s", compat_method_name(p->method));
+    if (p->answer_only) n += snprintf(buf + n, sizeof buf - (size_t)n, " --distill-tokens answer");
+    if (p->level != COMPAT_LEVEL_TOKEN) n += snprintf(buf + n, sizeof buf - (size_t)n, " --level %s", compat_level_name(p->level));
+    if (p->ce_weight != 0) snprintf(buf + n, sizeof buf - (size_t)n, " --ce-weight %g", p->ce_weight);
+    return strdup(buf);
+}
+
+static int method_name_ok(const char *s) {
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '-' || *s == '_')) return 0;
+    return 1;
+}
+
+/* One word of the list into m: 0, 1 (skipped: for the other task kind) or -1. */
+static int method_parse(const UpdateSpec *u, char *w, UpdateMethod *m) {
+    char *eq = strchr(w, '=');
+    if (eq) {
+        *eq = 0;
+        m->name = strdup(w);
+        m->args = strdup(eq + 1);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++) {
+        const UpdatePreset *p = &presets[i];
+        if (strcmp(p->name, w)) continue;
+        if (!(p->kinds & (u->kind == TASK_MC ? UPDATE_FOR_MC : UPDATE_FOR_GEN))) {
+            fprintf(stderr, "muscle update: method '%s' is for %s; %s is a %s task: skipped\n", w,
+                    u->kind == TASK_MC ? "generation" : "multiple choice", u->train, u->kind == TASK_MC ? "multiple-choice" : "generation");
+            return 1;
+        }
+        m->name = strdup(p->name);
+        m->preset = p;
+        m->args = preset_args(p);
+        return 0;
+    }
+    return err_set("--methods: unknown method '%s' (presets: muscle, muscle-answer, choice, old-correct, distill, "
+                   "token-likelihood, sequence-likelihood, focal, elodi, focal-choice, elodi-choice, seqkd, ce; or NAME=ARGS)", w);
+}
+
+int update_read_kind(UpdateSpec *u) {
+    TaskLoadOptions lo;
+    task_load_options_default(&lo);
+    if (u->format && task_format_from_name(u->format, &lo.format) != 0) return -1;
+    TaskSet ts;
+    if (task_set_load(&ts, u->train, &lo) != 0) return -1;
+    u->kind = ts.kind;
+    task_set_free(&ts);
+    return 0;
+}
+
+int update_methods_parse(UpdateSpec *u, const char *list) {
+    if (!list) list = u->kind == TASK_MC ? "muscle,choice" : "muscle";
+    char *c = strdup(list), *save = NULL;
+    int rc = 0;
+    for (char *w = strtok_r(c, ",", &save); w && rc == 0; w = strtok_r(NULL, ",", &save)) {
+        while (*w == ' ') w++;
+        if (!*w) continue;
+        UpdateMethod m = {0};
+        int r = method_parse(u, w, &m);
+        if (r == 1) continue;
+        if (r < 0) rc = -1;
+        else if (!method_name_ok(m.name)) rc = err_set("--methods: name '%s': use letters, digits, '-' and '_'", m.name);
+        for (int i = 0; rc == 0 && i < u->n_methods; i++)
+            if (!strcmp(u->methods[i].name, m.name)) rc = err_set("--methods: '%s' is named twice", m.name);
+        if (rc == 0) {
+            UpdateMethod *g = realloc(u->methods, (size_t)(u->n_methods + 1) * sizeof *g);
+            if (!g) abort();
+            u->methods = g;
+            u->methods[u->n_methods++] = m;
+        } else {
+            free(m.name);
+            free(m.args);
+        }
+    }
+    free(c);
+    if (rc == 0 && u->n_methods == 0) rc = err_set("--methods: no method to run");
+    return rc;
+}
+
+/* The settings that define the run (a resumed run must have the same). */
+static cJSON *settings_json(const UpdateSpec *u) {
+    cJSON *j = cJSON_CreateObject();
+#define S(k, v) if (v) cJSON_AddStringToObject(j, k, v)
+    S("old_model", u->old_model); S("old_adapter", u->old_adapter); S("new_model", u->new_model);
+    S("new_adapter", u->new_adapter); S("task_train", u->train); S("task_val", u->val); S("task_test", u->test);
+    S("transfer", u->transfer); S("format", u->format); S("prompt", u->prompt); S("answer", u->answer);
+    S("prompt_file", u->prompt_file); S("epochs", u->epochs.text); S("lr", u->lr.text); S("batch", u->batch.text);
+    S("grad_accum", u->grad_accum.text); S("seq_len", u->seq_len.text); S("rank", u->rank.text);
+    S("compat_epochs", u->compat_epochs.text); S("compat_lr", u->compat_lr.text); S("max_tokens", u->max_tokens.text);
+    S("limit", u->limit.text);
+#undef S
+    cJSON_AddNumberToObject(j, "seeds", (double)u->seeds);
+    cJSON_AddBoolToObject(j, "bf16", u->bf16);
+    cJSON *m = cJSON_AddObjectToObject(j, "methods");
+    for (int i = 0; i < u->n_methods; i++)
+        cJSON_AddStringToObject(m, u->methods[i].name, u->methods[i].args ? u->methods[i].args : "(cross-entropy)");
+    return j;
+}
+
+/* Writes j as formatted JSON + newline to path, atomically. */
+static int write_json(const char *path, const cJSON *j) {
+    char *text = cJSON_Print(j);
+    if (!text) return err_set("out of memory");
+    size_t n = strlen(text);
+    text[n] = '\n'; /* cJSON's buffer holds the NUL here: write it as the final newline */
+    int rc = file_write_all_atomic(path, text, n + 1);
+    free(text);
+    return rc;
+}
+
+/* The first setting that differs between a run folder's update.json and now (NULL:
+ * none; seeds and methods may be added, but a method already there keeps its arguments). */
+static const char *settings_differ(const cJSON *before, const cJSON *now) {
+    static char mdiff[160];
+    for (cJSON *it = now->child; it; it = it->next) {
+        if (!strcmp(it->string, "seeds") || !strcmp(it->string, "methods")) continue;
+        cJSON *b = cJSON_GetObjectItemCaseSensitive(before, it->string);
+        if (!b || !cJSON_Compare(b, it, 1)) return it->string;
+    }
+    for (cJSON *it = before->child; it; it = it->next)
+        if (!cJSON_GetObjectItemCaseSensitive(now, it->string)) return it->string;
+    cJSON *mb = cJSON_GetObjectItemCaseSensitive(before, "methods"), *mn = cJSON_GetObjectItemCaseSensitive(now, "methods");
+    for (cJSON *it = mn ? mn->child : NULL; it; it = it->next) {
+        cJSON *b = mb ? cJSON_GetObjectItemCaseSensitive(mb, it->string) : NULL;
+        if (b && !cJSON_Compare(b, it, 1)) {
+            snprintf(mdiff, sizeof mdiff, "method %s", it->string);
+            return mdiff;
+        }
+    }
+    return NULL;
+}
+
+/* A run folder is resumed only with the same settings, except that seeds and methods
+ * may be added: update.json keeps the union of the methods seen and the largest number of seeds. */
+int update_check_settings(const UpdateSpec *u) {
+    char *path = update_pathf("%s/update.json", u->out);
+    cJSON *now = settings_json(u);
+    int rc = 0;
+    if (update_exists(path)) {
+        size_t n;
+        char *old = file_read_all(path, &n, 1 << 20);
+        cJSON *before = old ? cJSON_Parse(old) : NULL;
+        const char *diff = NULL;
+        if (!before || !cJSON_IsObject(before)) {
+            rc = err_set("%s: not a JSON settings file of muscle update; use another --out", path);
+        } else if ((diff = settings_differ(before, now))) {
+            rc = err_set("%s holds a run with other settings (\"%s\" differs): give the same options to resume it (seeds and methods may be added), or another --out", u->out, diff);
+        } else { /* the union, written back */
+            cJSON *mb = cJSON_GetObjectItemCaseSensitive(before, "methods"), *mn = cJSON_GetObjectItemCaseSensitive(now, "methods");
+            for (cJSON *it = mb ? mb->child : NULL; it; it = it->next)
+                if (!cJSON_GetObjectItemCaseSensitive(mn, it->string)) cJSON_AddItemToObject(mn, it->string, cJSON_Duplicate(it, 1));
+            cJSON *sb = cJSON_GetObjectItemCaseSensitive(before, "seeds"), *sn = cJSON_GetObjectItemCaseSensitive(now, "seeds");
+            if (cJSON_IsNumber(sb) && sb->valuedouble > sn->valuedouble) cJSON_SetNumberValue(sn, sb->valuedouble);
+        }
+        cJSON_Delete(before);
+        free(old);
+    }
+    if (rc == 0) rc = write_json(path, now);
+    free(path);
+    cJSON_Delete(now);
+    return rc;
+}
+
+static void add_seed_paths(cJSON *arr, const char *name, long seeds) {
+    for (long k = 1; k <= seeds; k++) {
+        char *p = update_pathf("preds/%s-s%ld.jsonl", name, k);
+        cJSON_AddItemToArray(arr, cJSON_CreateString(p));
+        free(p);
+    }
+}
+
+int update_write_manifest(const UpdateSpec *u) {
+    cJSON *j = cJSON_CreateObject(), *tasks = cJSON_AddArrayToObject(j, "tasks"), *t = cJSON_CreateObject();
+    char *title = update_pathf("muscle update: %s \u2192 %s on %s", u->old_model, u->new_model, u->test);
+    cJSON_AddStringToObject(j, "title", title ? title : "muscle update");
+    free(title);
+    const char *base = strrchr(u->test, '/');
+    cJSON_AddStringToObject(t, "name", base ? base + 1 : u->test);
+    cJSON_AddStringToObject(t, "kind", u->kind == TASK_MC ? "mc" : "gen");
+    cJSON_AddStringToObject(t, "old", "preds/old.jsonl");
+    cJSON *nw = cJSON_AddObjectToObject(t, "new");
+    cJSON_AddStringToObject(nw, "name", "M2");
+    add_seed_paths(cJSON_AddArrayToObject(nw, "preds"), "new", u->seeds);
+    cJSON *ms = cJSON_AddArrayToObject(t, "methods");
+    for (int i = 0; i < u->n_methods; i++) {
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "name", u->methods[i].name);
+        cJSON_AddStringToObject(m, "settings", u->methods[i].args ? u->methods[i].args : "cross-entropy only");
+        add_seed_paths(cJSON_AddArrayToObject(m, "preds"), u->methods[i].name, u->seeds);
+        cJSON_AddItemToArray(ms, m);
+    }
+    cJSON_AddItemToArray(tasks, t);
+    char *path = update_pathf("%s/manifest.json", u->out);
+    int rc = path ? write_json(path, j) : err_set("out of memory");
+    free(path);
+    cJSON_Delete(j);
+    return rc;
+}

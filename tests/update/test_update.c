@@ -1,0 +1,139 @@
+/* tests/update/test_update.c - the update library: the typed method presets give the
+ * finetune settings `muscle update` recorded as flag strings before (update.json and the
+ * manifest keep them, so a run folder of an older muscle resumes), the methods list,
+ * TrainSpec checks, and model_bundle_load. */
+#include "testutil.h"
+#include "core/error.h"
+#include "update/bundle.h"
+#include "update/train_run.h"
+#include "update/update.h"
+
+/* The presets as the older muscle spelled them (its table of flag strings). */
+static const struct { const char *name, *args; TaskKind kind; } expected[] = {
+    {"muscle", "--compat student-wrong", TASK_MC},
+    {"muscle-answer", "--compat student-wrong --distill-tokens answer", TASK_GEN},
+    {"choice", "--compat student-wrong --level choice --ce-weight 0.5", TASK_MC},
+    {"old-correct", "--compat old-correct", TASK_MC},
+    {"distill", "--compat none", TASK_GEN},
+    {"token-likelihood", "--compat token-likelihood --ce-weight 0.5", TASK_MC},
+    {"sequence-likelihood", "--compat sequence-likelihood --ce-weight 0.5", TASK_GEN},
+    {"focal", "--compat focal", TASK_MC},
+    {"elodi", "--compat elodi", TASK_GEN},
+    {"focal-choice", "--compat focal --level choice", TASK_MC},
+    {"elodi-choice", "--compat elodi --level choice", TASK_MC},
+    {"seqkd", "--compat student-wrong --level sequence --ce-weight 0.5", TASK_GEN},
+    {"ce", NULL, TASK_MC},
+};
+
+static void test_presets_render_the_old_flags(void **state) {
+    (void)state;
+    int n;
+    update_presets(&n);
+    assert_int_equal(n, (int)(sizeof expected / sizeof expected[0]));
+    for (int i = 0; i < n; i++) {
+        UpdateSpec u;
+        update_spec_default(&u);
+        u.train = "train.jsonl";
+        u.kind = expected[i].kind;
+        if (update_methods_parse(&u, expected[i].name) != 0) fail_msg("%s: %s", expected[i].name, err_msg());
+        assert_int_equal(u.n_methods, 1);
+        assert_string_equal(u.methods[0].name, expected[i].name);
+        assert_non_null(u.methods[0].preset);
+        if (expected[i].args) assert_string_equal(u.methods[0].args, expected[i].args);
+        else assert_null(u.methods[0].args);
+        update_spec_free(&u);
+    }
+}
+
+static void test_methods_list(void **state) {
+    (void)state;
+    UpdateSpec u;
+    update_spec_default(&u);
+    u.train = "train.jsonl";
+    u.kind = TASK_MC;
+    /* seqkd is for generation: skipped; a user's method keeps its flags as given */
+    assert_int_equal(update_methods_parse(&u, "muscle, seqkd,mine=--compat focal --kd-weight 2,ce"), 0);
+    assert_int_equal(u.n_methods, 3);
+    assert_string_equal(u.methods[1].name, "mine");
+    assert_null(u.methods[1].preset);
+    assert_string_equal(u.methods[1].args, "--compat focal --kd-weight 2");
+    update_spec_free(&u);
+    /* the default list depends on the kind */
+    assert_int_equal(update_methods_parse(&u, NULL), 0);
+    assert_int_equal(u.n_methods, 2);
+    assert_string_equal(u.methods[1].name, "choice");
+    update_spec_free(&u);
+    u.kind = TASK_GEN;
+    assert_int_equal(update_methods_parse(&u, NULL), 0);
+    assert_int_equal(u.n_methods, 1);
+    update_spec_free(&u);
+    const char *bad[][2] = {{"nonsense", "unknown method 'nonsense'"}, {"muscle,muscle", "named twice"},
+                            {"a b=--compat none", "use letters"}, {"choice", "no method to run"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(update_methods_parse(&u, bad[i][0]), -1);
+        if (!strstr(err_msg(), bad[i][1])) fail_msg("%s: %s", bad[i][0], err_msg());
+        update_spec_free(&u);
+    }
+}
+
+static void test_train_spec_check(void **state) {
+    (void)state;
+    TrainSpec s;
+    train_spec_default(&s, TRAIN_RUN_FINETUNE);
+    assert_int_equal(train_spec_check(&s), -1);
+    assert_non_null(strstr(err_msg(), "--data FILE or --task FILE is required"));
+    s.data.task = "t.jsonl";
+    s.out = "out";
+    s.model = "m";
+    assert_int_equal(train_spec_check(&s), 0);
+    s.compat.on = 1;
+    assert_int_equal(train_spec_check(&s), -1);
+    assert_non_null(strstr(err_msg(), "--adapter-init"));
+    s.adapter.init = "a2";
+    s.compat.old_model = "m1";
+    s.compat.old_adapter = "a1";
+    assert_int_equal(train_spec_check(&s), 0);
+    train_spec_default(&s, TRAIN_RUN_PRETRAIN);
+    s.data.data = "d.txt";
+    s.out = "out";
+    s.tokenizer = "tok";
+    s.shape.dim = 30, s.shape.layers = 1, s.shape.heads = 4, s.shape.hidden = 8;
+    assert_int_equal(train_spec_check(&s), -1);
+    assert_non_null(strstr(err_msg(), "not a multiple of --heads"));
+}
+
+static void test_bundle(void **state) {
+    (void)state;
+    char model[4096], tok[4096];
+    snprintf(model, sizeof model, "%s", shared_path("models/stories260K/stories260K.bin"));
+    snprintf(tok, sizeof tok, "%s", shared_path("models/stories260K/tok512.bin"));
+    ModelBundle b;
+    BundleSpec s = {.model = model, .tokenizer = tok};
+    if (model_bundle_load(&b, &s) != 0) fail_msg("%s", err_msg());
+    assert_non_null(b.tok);
+    assert_string_equal(b.tok_path, tok);
+    assert_null(model_bundle_adapter(&b));
+    model_bundle_free(&b);
+    assert_null(b.tok);
+    /* a missing adapter: an error naming the option, nothing left loaded */
+    BundleSpec bad = {.model = model, .adapter = "/nonexistent/adapter", .tok = BUNDLE_TOK_NONE, .adapter_label = "--old-adapter"};
+    assert_int_equal(model_bundle_load(&b, &bad), -1);
+    assert_non_null(strstr(err_msg(), "--old-adapter /nonexistent/adapter"));
+    assert_null(b.model.layers);
+    /* no tokenizer beside a model file in a folder without one: optional gives the reason */
+    BundleSpec opt = {.model = model, .tokenizer = "/nonexistent/tok.bin", .tok = BUNDLE_TOK_OPTIONAL};
+    if (model_bundle_load(&b, &opt) != 0) fail_msg("%s", err_msg());
+    assert_null(b.tok);
+    assert_true(b.tok_error[0] != 0);
+    model_bundle_free(&b);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_presets_render_the_old_flags),
+        cmocka_unit_test(test_methods_list),
+        cmocka_unit_test(test_train_spec_check),
+        cmocka_unit_test(test_bundle),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
