@@ -192,6 +192,33 @@ static void test_remove_tree_keeps_link_targets(void **state) {
     free(t);
 }
 
+/* A FIFO with no writer is refused at once by every reader (it used to block for ever). */
+static void test_fifo_refused(void **state) {
+    (void)state;
+    const char *root = test_tmpdir();
+    assert_int_equal(file_mkdirs(root), 0);
+    char *fifo = path_in(root, "pipe.jsonl");
+    assert_int_equal(mkfifo(fifo, 0644), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        alarm(5); /* a reader that blocks dies of SIGALRM: the parent sees it */
+        MappedFile f;
+        int bad = file_map(&f, fifo) == 0 || !strstr(err_msg(), "not a regular file");
+        size_t n = 0;
+        char *s = file_read_all(fifo, &n, 0);
+        bad |= s != NULL || !strstr(err_msg(), "not a regular file");
+        _exit(bad ? 3 : 0);
+    }
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    unlink(fifo);
+    file_remove_tree(root);
+    free(fifo);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_new_folder),
@@ -199,6 +226,7 @@ int main(void) {
         cmocka_unit_test(test_abort),
         cmocka_unit_test(test_stale_leftovers),
         cmocka_unit_test(test_remove_tree_keeps_link_targets),
+        cmocka_unit_test(test_fifo_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
