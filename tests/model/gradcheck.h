@@ -6,6 +6,7 @@
 
 #include "testutil.h"
 #include "model/backward.h"
+#include "model/load_internal.h"
 #include "model/forward.h"
 #include "model/lora.h"
 #include "model/model.h"
