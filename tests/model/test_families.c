@@ -9,7 +9,8 @@
  *   - the same logits from a GGUF file of the same weights written with llama.cpp's
  *     architecture, keys and tensor names (llama/qwen2/qwen3, rope_freqs, biases, q/k norms),
  *   - a bit-identical convert round trip (HF -> HF: same files, same logits),
- *   - a LoRA adapter trained briefly that lowers a held-out loss. */
+ *   - a LoRA adapter trained briefly that lowers a held-out loss, and full training (AdamW
+ *     over every tensor, the families' biases and q/k norms included) that does too. */
 #include "testutil.h"
 #include "core/error.h"
 #include "io/gguf.h"
@@ -17,6 +18,7 @@
 #include "model/backward.h"
 #include "model/load_internal.h"
 #include "model/lora_peft.h"
+#include "train/adamw.h"
 
 #include <cJSON.h>
 #include <math.h>
@@ -579,6 +581,56 @@ static void check_lora_training(int fi) {
     cJSON_Delete(e.json);
 }
 
+/* ---- full training: every tensor (biases and q/k norms too) is a span of the optimizer --- */
+
+static void check_full_training(int fi) {
+    Expect e;
+    expect_load(&e, FAMILIES[fi]);
+    Model m;
+    load(&m, e.dir, 1);
+    int V = m.cfg.vocab_size;
+    enum { B = 4, T = 16 };
+    int train[B * T], held[B * T];
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            train[b * T + t] = t ? (5 * train[b * T + t - 1] + 3) % V : 7 + 11 * b;
+            held[b * T + t] = t ? (5 * held[b * T + t - 1] + 3) % V : 50 + 13 * b;
+        }
+    ModelGrads g;
+    assert_int_equal(model_grads_init(&g, &m), 0);
+    int ns = train_spans_model_count(&m);
+    ParamSpan *spans = calloc((size_t)ns, sizeof *spans);
+    assert_int_equal(train_spans_model(&m, &g, 1, spans, ns), ns);
+    size_t total = 0;
+    for (int i = 0; i < ns; i++) total += spans[i].n;
+    assert_int_equal(total, g.n_floats); /* every gradient has its parameter */
+    AdamWConfig ac = adamw_config_default();
+    AdamW o;
+    assert_int_equal(adamw_init(&o, &ac, total), 0);
+    float before_extra = m.layers[0].bias[LIN_Q] ? m.layers[0].bias[LIN_Q][0] : m.layers[0].q_norm ? m.layers[0].q_norm[0] : 0;
+    RunState s;
+    assert_int_equal(runstate_init(&s, &m, B, T, T, RS_KEEP_ALL), 0);
+    double before = rule_loss(&s, held, B, T, V);
+    for (int step = 0; step < 20; step++) {
+        model_grads_zero(&g);
+        rule_loss(&s, train, B, T, V);
+        assert_int_equal(model_backward(&s, &g, NULL), 0);
+        assert_int_equal(adamw_step(&o, spans, ns, 3e-3), 0);
+    }
+    double after = rule_loss(&s, held, B, T, V);
+    float after_extra = m.layers[0].bias[LIN_Q] ? m.layers[0].bias[LIN_Q][0] : m.layers[0].q_norm ? m.layers[0].q_norm[0] : 0;
+    printf("# %s: full training, %d spans, 20 AdamW steps: held-out loss %.4f -> %.4f%s\n", FAMILIES[fi], ns, before, after,
+           m.cfg.bias || m.cfg.qk_norm ? " (biases / q-k norms updated)" : "");
+    assert_true(after < before - 0.1);
+    if (m.cfg.bias || m.cfg.qk_norm) assert_true(after_extra != before_extra);
+    runstate_free(&s);
+    adamw_free(&o);
+    free(spans);
+    model_grads_free(&g);
+    model_free(&m);
+    cJSON_Delete(e.json);
+}
+
 /* ---- the families' configurations ------------------------------------------- */
 
 static void test_configs(void **state) {
@@ -615,7 +667,8 @@ static void test_configs(void **state) {
     static void test_lora_grads_##name(void **s) { (void)s; check_lora_grads(i); }          \
     static void test_gguf_##name(void **s) { (void)s; check_gguf(i); }                      \
     static void test_convert_##name(void **s) { (void)s; check_convert(i); }                \
-    static void test_lora_train_##name(void **s) { (void)s; check_lora_training(i); }
+    static void test_lora_train_##name(void **s) { (void)s; check_lora_training(i); }        \
+    static void test_full_train_##name(void **s) { (void)s; check_full_training(i); }
 FAM_TESTS(0, llama3)
 FAM_TESTS(1, smollm2)
 FAM_TESTS(2, mistral)
@@ -634,7 +687,7 @@ static void test_summary(void **state) {
     cmocka_unit_test(test_logprobs_##name), cmocka_unit_test(test_packed_##name),           \
     cmocka_unit_test(test_grads_##name), cmocka_unit_test(test_lora_grads_##name),          \
     cmocka_unit_test(test_gguf_##name), cmocka_unit_test(test_convert_##name),              \
-    cmocka_unit_test(test_lora_train_##name)
+    cmocka_unit_test(test_lora_train_##name), cmocka_unit_test(test_full_train_##name)
 
 int main(void) {
     const struct CMUnitTest tests[] = {
