@@ -158,7 +158,8 @@ int hf_config_parse(ModelConfig *c, const char *text, size_t n, const char *path
     c->bias = a->bias | (attn_bias ? a->bias_attention_key : 0) | (mlp_bias && a == arch_llama() ? LIN_MLP : 0);
     if (attn_bias && !a->bias_attention_key) { rc = err_set("%s: field 'attention_bias': not a %s config key (its biases are fixed)", path, a->model_type); goto done; }
     c->qk_norm = a->qk_norm;
-    if (a->window == ARCH_WINDOW_KEY) c->sliding_window = window;
+    const cJSON *sw = cJSON_GetObjectItemCaseSensitive(root, "sliding_window");
+    if (a->window == ARCH_WINDOW_KEY) c->sliding_window = sw && cJSON_IsNull(sw) ? 0 : window; /* null: no window */
     if (a->window == ARCH_WINDOW_OPT_IN && use_window) {
         rc = err_set("%s: field 'use_sliding_window' is true: %s's per-layer sliding window (max_window_layers) is not supported", path, a->model_type);
         goto done;
