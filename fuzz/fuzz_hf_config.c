@@ -1,7 +1,7 @@
 /* fuzz/fuzz_hf_config.c - libFuzzer harness for a Hugging Face config.json
  * (hf_config_parse, src/model/load_hf.c). Input: the file's bytes.
  * Oracles besides the sanitizers: a failure leaves a message naming the file; a success
- * gives a configuration model_config_check accepts, whose parameter count does not
+ * gives a configuration model_config_check accepts (of a known family, arch.h), whose parameter count does not
  * overflow, and which model_save_hf_config writes back and hf_config_read reads again
  * into the same configuration (written in a private folder of $FUZZ_TMPDIR, /dev/shm or
  * /tmp, removed at exit).
@@ -46,7 +46,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     free(text);
     FUZZ_CHECK(model_config_check(&c, "parsed") == 0);
-    FUZZ_CHECK(c.head_dim * c.n_heads == c.dim && c.n_heads % c.n_kv_heads == 0);
+    FUZZ_CHECK(c.head_dim > 0 && c.n_heads % c.n_kv_heads == 0 && c.arch != NULL && c.rope_dims == c.head_dim);
+    FUZZ_CHECK(c.sliding_window >= 0 && c.sliding_window < c.seq_len && c.rope_scaling != ROPE_SCALING_TABLE);
     FUZZ_CHECK(isfinite(c.norm_eps) && isfinite(c.rope_theta) && c.bos_id >= 0 && c.eos_id >= 0);
     Model m;
     memset(&m, 0, sizeof m);
@@ -61,5 +62,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
              d.n_kv_heads == c.n_kv_heads && d.head_dim == c.head_dim && d.vocab_size == c.vocab_size &&
              d.seq_len == c.seq_len && d.rope_theta == c.rope_theta && d.norm_eps == c.norm_eps && d.tied == c.tied &&
              d.rope == c.rope && d.bos_id == c.bos_id && d.eos_id == c.eos_id);
+    /* the family's description and values (model/arch.h) */
+    FUZZ_CHECK(d.arch == c.arch && d.bias == c.bias && d.qk_norm == c.qk_norm && d.sliding_window == c.sliding_window &&
+               d.rope_dims == c.rope_dims && d.rope_scaling == c.rope_scaling && d.rope_factor == c.rope_factor &&
+               d.rope_low_freq == c.rope_low_freq && d.rope_high_freq == c.rope_high_freq && d.rope_orig_ctx == c.rope_orig_ctx);
     return 0;
 }

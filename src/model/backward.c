@@ -1,4 +1,4 @@
-/* model/backward.c - loss and backward pass of the Llama forward (forward.c).
+/* model/backward.c - loss and backward pass of the forward pass (forward.c).
  *
  * Per layer, in reverse (N = B*n positions, shapes as in forward.h; dx is the
  * gradient of the residual stream, first the layer's output, at the end its input):
@@ -9,7 +9,9 @@
  *   datt_out = dx Wo             dWo += dx^T att_out                 [N, qd]
  *   dq, dk, dv = attention'(datt_out)   (dk, dv summed over each kv group)
  *   dq, dk = rotary^T(dq, dk)
+ *   [dq, dk = rmsnorm_head'(dq, dk)     dq_norm, dk_norm]            (cfg.qk_norm)
  *   dxn1 = dq Wq + dk Wk + dv Wv        dWq, dWk, dWv                [N, d]
+ * Every linear with a bias adds db += column sums of its output's gradient.
  *   dx += rmsnorm'(dxn1)         drms_att                            (dx = d x_in)
  * Packed rows (model_forward_train_packed): the forward's probabilities of hidden keys
  * are exactly 0, so the attention backward needs no mask; the rotary backward rotates back
@@ -46,6 +48,16 @@ static size_t grads_plan(ModelGrads *g, const ModelConfig *c, float *base) {
         TAKE(lg->w1, hid * d);
         TAKE(lg->w2, d * hid);
         TAKE(lg->w3, hid * d);
+    }
+    const size_t out[LIN_COUNT] = {qd, kvd, kvd, d, hid, hid, d};
+    for (int l = 0; l < c->n_layers; l++) {
+        LayerGrads *lg = g->layers ? &g->layers[l] : &(LayerGrads){0};
+        for (int s = 0; s < LIN_COUNT; s++)
+            if (c->bias & LIN_BIT(s)) TAKE(lg->bias[s], out[s]);
+        if (c->qk_norm) {
+            TAKE(lg->q_norm, (size_t)c->head_dim);
+            TAKE(lg->k_norm, (size_t)c->head_dim);
+        }
     }
     TAKE(g->rms_final, d);
     if (c->tied) {
@@ -193,6 +205,15 @@ void rope_backward_at(float *dx, int N, int n, int pos0, const int *positions, i
     }
 }
 
+void bias_backward(float *db, const float *dy, int N, int out) {
+#pragma omp parallel for schedule(static) if (CPU_PAR((size_t)N * out))
+    for (int i = 0; i < out; i++) {
+        float acc = 0.0f;
+        for (int r = 0; r < N; r++) acc += dy[(size_t)r * out + i];
+        db[i] += acc;
+    }
+}
+
 void swiglu_backward(float *dh1, float *dh3, const float *dhg, const float *h1, const float *h3, size_t n) {
 #pragma omp parallel for schedule(static) if (CPU_PAR(n * 8))
     for (size_t i = 0; i < n; i++) {
@@ -277,22 +298,48 @@ int model_loss(RunState *s, const int *tokens, const int *targets, const float *
         s->targets[r] = w != 0.0f ? targets[r] : 0;
     }
     s->loss_norm = norm > 0.0 ? norm : wsum;
-    s->have_loss = 1;
+    s->have_loss = RUN_LOSS_CE;
     return 0;
 }
 
-/* dx (+)= dy W (beta 0: =) and the weight's gradient (when wgrad), plus the adapter's
- * low-rank path of (l, t) when one is attached: its contribution to dx and (when lg)
- * to dA, dB. x is the layer's input [N, in], dy the gradient of its output [N, out]. */
-static void linear_backward(RunState *s, LayerActs *a, int l, LoraTarget t, const KWeight *w, float *wgrad,
-                            LoraAdapter *lg, const float *x, const float *dy, int N, float *dx, float beta) {
+static float *grad_of(LayerGrads *gw, LoraTarget t) {
+    if (!gw) return NULL;
+    float *const g[LIN_COUNT] = {gw->wq, gw->wk, gw->wv, gw->wo, gw->w1, gw->w3, gw->w2};
+    return g[t];
+}
+
+/* dx (+)= dy W (beta 0: =) and, with gw, the gradients of the weight and its bias, plus
+ * the adapter's low-rank path of (l, t) when one is attached: its contribution to dx and
+ * (when lg) to dA, dB. x is the layer's input [N, in], dy the gradient of its output [N, out]. */
+static void linear_backward(RunState *s, LayerActs *a, int l, LoraTarget t, LayerGrads *gw, LoraAdapter *lg,
+                            const float *x, const float *dy, int N, float *dx, float beta) {
+    const KWeight *w = model_linear(s->model, l, (LinearSlot)t);
+    float *wgrad = grad_of(gw, t);
     kmm_xw(w, dy, N, dx, beta);
     if (wgrad) kmm_dw(dy, x, N, w->n, w->k, wgrad, 1.0f);
+    if (gw && gw->bias[t]) bias_backward(gw->bias[t], dy, N, w->n);
     const LoraAdapter *ad = s->lora;
     if (ad && !ad->merged) {
         const LoraMat *p = lora_mat(ad, l, t);
         if (p) lora_linear_backward(p, ad->scaling, x, a->lora_u[t], dy, N, lg ? lora_mat(lg, l, t) : NULL, s->g.lora_du, dx);
     }
+}
+
+/* q or k: dy [N, heads*hd] is the gradient after the per-head norm (cfg.qk_norm: back
+ * through it into G->dqk_pre, with dq_norm / dk_norm), then the linear into G->dxn. */
+static void qk_backward(RunState *s, LayerActs *a, int l, LoraTarget t, LayerGrads *gw, LoraAdapter *lg, const float *dy,
+                        float beta) {
+    const ModelConfig *c = &s->model->cfg;
+    const LayerWeights *w = &s->model->layers[l];
+    int N = s->batch * s->n, isq = t == LORA_Q, heads = isq ? c->n_heads : c->n_kv_heads, hd = c->head_dim;
+    if (c->qk_norm) {
+        float *dpre = s->g.dqk_pre;
+        memset(dpre, 0, (size_t)N * heads * hd * sizeof(float));
+        rmsnorm_backward(dpre, gw ? (isq ? gw->q_norm : gw->k_norm) : NULL, dy, isq ? a->q_pre : a->k_pre,
+                         isq ? w->q_norm : w->k_norm, isq ? a->q_rstd : a->k_rstd, N * heads, hd);
+        dy = dpre;
+    }
+    linear_backward(s, a, l, t, gw, lg, a->xn1, dy, N, s->g.dxn, beta);
 }
 
 static void layer_backward(RunState *s, int l, ModelGrads *g, LoraAdapter *lg) {
@@ -307,21 +354,21 @@ static void layer_backward(RunState *s, int l, ModelGrads *g, LoraAdapter *lg) {
     size_t lstride = (size_t)s->max_batch * s->max_seq * kvd;
 
     /* feed-forward: x_out = x_mid + W2 (silu(W1 xn2) * W3 xn2) */
-    linear_backward(s, a, l, LORA_DOWN, &w->w2, gw ? gw->w2 : NULL, lg, a->hg, G->dx, N, G->dh1, 0.0f);
+    linear_backward(s, a, l, LORA_DOWN, gw, lg, a->hg, G->dx, N, G->dh1, 0.0f);
     swiglu_backward(G->dh1, G->dh3, G->dh1, a->h1, a->h3, (size_t)N * hid);
-    linear_backward(s, a, l, LORA_GATE, &w->w1, gw ? gw->w1 : NULL, lg, a->xn2, G->dh1, N, G->dxn, 0.0f);
-    linear_backward(s, a, l, LORA_UP, &w->w3, gw ? gw->w3 : NULL, lg, a->xn2, G->dh3, N, G->dxn, 1.0f);
+    linear_backward(s, a, l, LORA_GATE, gw, lg, a->xn2, G->dh1, N, G->dxn, 0.0f);
+    linear_backward(s, a, l, LORA_UP, gw, lg, a->xn2, G->dh3, N, G->dxn, 1.0f);
     rmsnorm_backward(G->dx, gw ? gw->rms_ffn : NULL, G->dxn, a->x_mid, w->rms_ffn, a->rstd2, N, d);
 
     /* attention: x_mid = x_in + Wo attention(rotary(Wq xn1), rotary(Wk xn1), Wv xn1) */
-    linear_backward(s, a, l, LORA_O, &w->wo, gw ? gw->wo : NULL, lg, a->att_out, G->dx, N, G->datt_out, 0.0f);
+    linear_backward(s, a, l, LORA_O, gw, lg, a->att_out, G->dx, N, G->datt_out, 0.0f);
     attention_backward(G->dq, G->dk, G->dv, G->datt, G->datt_out, a->q, s->kcache + l * lstride,
                        s->vcache + l * lstride, (size_t)s->max_seq * kvd, a->att, B, n, c->n_heads, c->n_kv_heads, hd);
     rope_backward_at(G->dq, N, n, 0, s->pos_ids, c->n_heads, hd, c->rope, s->rope_cos, s->rope_sin);
     rope_backward_at(G->dk, N, n, 0, s->pos_ids, c->n_kv_heads, hd, c->rope, s->rope_cos, s->rope_sin);
-    linear_backward(s, a, l, LORA_Q, &w->wq, gw ? gw->wq : NULL, lg, a->xn1, G->dq, N, G->dxn, 0.0f);
-    linear_backward(s, a, l, LORA_K, &w->wk, gw ? gw->wk : NULL, lg, a->xn1, G->dk, N, G->dxn, 1.0f);
-    linear_backward(s, a, l, LORA_V, &w->wv, gw ? gw->wv : NULL, lg, a->xn1, G->dv, N, G->dxn, 1.0f);
+    qk_backward(s, a, l, LORA_Q, gw, lg, G->dq, 0.0f);
+    qk_backward(s, a, l, LORA_K, gw, lg, G->dk, 1.0f);
+    linear_backward(s, a, l, LORA_V, gw, lg, a->xn1, G->dv, N, G->dxn, 1.0f);
     rmsnorm_backward(G->dx, gw ? gw->rms_att : NULL, G->dxn, a->x_in, w->rms_att, a->rstd1, N, d);
 }
 
@@ -338,14 +385,14 @@ int model_forward_train(RunState *s, const int *tokens, int B, int n) {
     if (s->keep == RS_KEEP_NONE)
         return err_set("forward: the run state was made for inference (keep = RS_KEEP_NONE); training needs RS_KEEP_ALL or RS_KEEP_INPUTS");
     if (model_forward(s, tokens, B, n, 0) != 0) return -1;
-    s->have_loss = 2; /* the caller's loss: s->logits will hold its gradient */
+    s->have_loss = RUN_LOSS_CALLER; /* the caller's loss: s->logits will hold its gradient */
     return 0;
 }
 
 int model_forward_train_packed(RunState *s, const int *tokens, const int *pos_ids, const int *seg_ids, int B, int n) {
     s->pos_ids = NULL;
     s->seg_ids = NULL;
-    s->have_loss = 0;
+    s->have_loss = RUN_LOSS_NONE;
     if (s->keep == RS_KEEP_NONE)
         return err_set("forward: the run state was made for inference (keep = RS_KEEP_NONE); training needs RS_KEEP_ALL or RS_KEEP_INPUTS");
     if (packed_check(s, pos_ids, seg_ids, B, n) != 0) return -1;
@@ -359,17 +406,17 @@ int model_forward_train_packed(RunState *s, const int *tokens, const int *pos_id
         s->seg_ids = NULL;
         return -1;
     }
-    s->have_loss = 2; /* the caller's loss: s->logits will hold its gradient */
+    s->have_loss = RUN_LOSS_CALLER; /* the caller's loss: s->logits will hold its gradient */
     return 0;
 }
 
 int model_backward(RunState *s, ModelGrads *g, LoraAdapter *lg) {
-    if (s->have_loss == 2) return err_set("backward: the last forward pass was model_forward_train: call model_backward_logits");
+    if (s->have_loss == RUN_LOSS_CALLER) return err_set("backward: the last forward pass was model_forward_train: call model_backward_logits");
     return backward_run(s, g, lg, 1);
 }
 
 int model_backward_logits(RunState *s, ModelGrads *g, LoraAdapter *lg) {
-    if (s->have_loss == 1) return err_set("backward: the last forward pass was model_loss: call model_backward");
+    if (s->have_loss == RUN_LOSS_CE) return err_set("backward: the last forward pass was model_loss: call model_backward");
     return backward_run(s, g, lg, 0);
 }
 
@@ -377,7 +424,7 @@ static int backward_run(RunState *s, ModelGrads *g, LoraAdapter *lg, int with_ce
     const Model *m = s->model;
     const ModelConfig *c = &m->cfg;
     if (s->keep == RS_KEEP_NONE) return err_set("backward: the run state was made for inference (keep = RS_KEEP_NONE)");
-    if (!s->have_loss) return err_set("backward: no loss to differentiate: call model_loss or model_forward_train first (once per backward pass)");
+    if (s->have_loss == RUN_LOSS_NONE) return err_set("backward: no loss to differentiate: call model_loss or model_forward_train first (once per backward pass)");
     if (s->pos != 0) return err_set("backward: the forward pass started at position %d; training needs whole sequences (position 0)", s->pos);
     if (g && (g->cfg.dim != c->dim || g->cfg.n_layers != c->n_layers || g->cfg.vocab_size != c->vocab_size ||
               g->cfg.hidden_dim != c->hidden_dim || g->cfg.n_kv_heads != c->n_kv_heads || g->cfg.tied != c->tied))
@@ -387,7 +434,7 @@ static int backward_run(RunState *s, ModelGrads *g, LoraAdapter *lg, int with_ce
         if (s->lora->merged) return err_set("backward: the attached adapter is merged into the weights: unmerge it to train it");
         if (!lora_same_shape(lg, s->lora)) return err_set("backward: the adapter gradient does not have the attached adapter's shape (use lora_init_like)");
     }
-    s->have_loss = 0;
+    s->have_loss = RUN_LOSS_NONE;
     int B = s->batch, n = s->n, N = B * n, d = c->dim, V = c->vocab_size;
     RunGrads *G = &s->g;
 

@@ -23,7 +23,8 @@
 #include "forward.h"
 #include "lora.h"
 
-/* Gradients, same layout and shapes as the weights (model.h). */
+/* Gradients, same layout and shapes as the weights (model.h); per layer the seven
+ * matrices and two norms, then the biases and q/k norms the configuration has. */
 typedef struct {
     float *rms_att;        /* [d] */
     float *wq;             /* [n_heads*hd, d] */
@@ -32,6 +33,8 @@ typedef struct {
     float *rms_ffn;        /* [d] */
     float *w1, *w3;        /* [hidden, d] */
     float *w2;             /* [d, hidden] */
+    float *bias[LIN_COUNT];/* [out] (cfg.bias), else NULL */
+    float *q_norm, *k_norm;/* [hd] (cfg.qk_norm), else NULL */
 } LayerGrads;
 
 typedef struct {
@@ -98,6 +101,8 @@ void rope_backward(float *dx, int N, int n, int pos0, int nh, int hd, RopeStyle 
 /* Transpose of rope_forward_at: row r at positions[r] when positions [N] is not NULL. */
 void rope_backward_at(float *dx, int N, int n, int pos0, const int *positions, int nh, int hd, RopeStyle style,
                       const float *cosT, const float *sinT);
+/* y += b on every row of [N, out]:  db[i] += sum over rows of dy[r, i]. */
+void bias_backward(float *db, const float *dy, int N, int out);
 /* hg = silu(h1) * h3:  dh1 = dhg * h3 * silu'(h1), dh3 = dhg * silu(h1); dh1 may be dhg. */
 void swiglu_backward(float *dh1, float *dh3, const float *dhg, const float *h1, const float *h3, size_t n);
 /* Causal attention of B sequences of n positions from position 0, grouped-query

@@ -1,11 +1,14 @@
-/* model/forward.c - the Llama forward pass (batched, causal, KV-cached).
+/* model/forward.c - the forward pass of the Llama-like families (batched, causal,
+ * KV-cached), following the architecture description (model/arch.h, cfg fields).
  *
- * Per layer, for N = B*n positions (shapes as in forward.h):
+ * Per layer, for N = B*n positions (shapes as in forward.h); [..] = only when the
+ * configuration has it (biases cfg.bias, per-head q/k norm cfg.qk_norm, window):
  *   xn1 = rmsnorm(x_in) * rms_att                      [N, d]
- *   q = xn1 Wq^T, k = xn1 Wk^T, v = xn1 Wv^T            [N, qd], [N, kvd], [N, kvd]
- *   rotary(q, k) at positions pos..pos+n-1; k, v -> cache
+ *   q = xn1 Wq^T [+ bq], k = xn1 Wk^T [+ bk], v = xn1 Wv^T [+ bv]   [N, qd], [N, kvd]
+ *   [q = rmsnorm_head(q) * q_norm, k = rmsnorm_head(k) * k_norm]   per head of hd
+ *   rotary(q, k) at positions pos..pos+n-1 (frequencies: model_rope_inv_freq); k, v -> cache
  *   att[b,h,i,j] = softmax_j<=pos+i (q_i . k_j / sqrt(hd))  (grouped-query: head h
- *                  reads kv head h / (H / KVH))
+ *                  reads kv head h / (H / KVH)) [keys with p_i - p_j >= window hidden]
  *   att_out = att . v                                   [N, qd]
  *   x_mid = x_in + att_out Wo^T                         [N, d]
  *   xn2 = rmsnorm(x_mid) * rms_ffn
@@ -80,6 +83,14 @@ void swiglu_forward(float *hg, const float *h1, const float *h3, size_t n) {
     }
 }
 
+void bias_forward(float *y, const float *b, int N, int out) {
+#pragma omp parallel for schedule(static) if (CPU_PAR((size_t)N * out))
+    for (int r = 0; r < N; r++) {
+        float *yr = y + (size_t)r * out;
+        for (int i = 0; i < out; i++) yr[i] += b[i];
+    }
+}
+
 void logsoftmax_rows(float *x, int rows, int cols) {
 #pragma omp parallel for schedule(static) if (CPU_PAR((size_t)rows * cols * 4))
     for (int r = 0; r < rows; r++) {
@@ -111,6 +122,12 @@ static size_t plan(RunState *s, const Model *m, int B, int S, int C, int keep, c
         a->xn1 = take(&p, base, N * d);
         a->rstd1 = take(&p, base, N);
         a->q = take(&p, base, N * qd);
+        if (c->qk_norm) {
+            a->q_pre = take(&p, base, N * qd);
+            a->q_rstd = take(&p, base, N * c->n_heads);
+            a->k_pre = take(&p, base, N * kvd);
+            a->k_rstd = take(&p, base, N * c->n_kv_heads);
+        }
         a->att = take(&p, base, (size_t)B * c->n_heads * C * S);
         a->att_out = take(&p, base, N * qd);
         a->x_mid = take(&p, base, N * d);
@@ -143,6 +160,7 @@ static size_t plan(RunState *s, const Model *m, int B, int S, int C, int keep, c
         g->datt = take(&p, base, (size_t)B * c->n_heads * C * C);
         g->dh1 = take(&p, base, N * hid);
         g->dh3 = take(&p, base, N * hid);
+        if (c->qk_norm) g->dqk_pre = take(&p, base, N * qd);
         s->tokens = (int *)take(&p, base, N);
         s->targets = (int *)take(&p, base, N);
         s->weights = take(&p, base, N);
@@ -188,13 +206,19 @@ int runstate_init(RunState *s, const Model *m, int B, int S, int C, int keep) {
         }
     /* rotary tables, computed as llama2.c and PyTorch do: in float */
     int half = c->head_dim / 2;
+    float *inv = malloc((size_t)half * sizeof *inv);
+    if (!inv) {
+        runstate_free(s);
+        return err_set("out of memory");
+    }
+    model_rope_inv_freq(m, inv);
     for (int pos = 0; pos < S; pos++)
         for (int i = 0; i < half; i++) {
-            float freq = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->head_dim);
-            float val = (float)pos * freq;
+            float val = (float)pos * inv[i];
             s->rope_cos[(size_t)pos * half + i] = cosf(val);
             s->rope_sin[(size_t)pos * half + i] = sinf(val);
         }
+    free(inv);
     return 0;
 }
 
@@ -211,7 +235,7 @@ int runstate_set_lora(RunState *s, const LoraAdapter *a) {
     s->lora_mem = NULL;
     s->lora = NULL;
     s->g.lora_du = NULL;
-    s->have_loss = 0;
+    s->have_loss = RUN_LOSS_NONE;
     for (int l = 0; l < c->n_layers; l++)
         for (int t = 0; t < LORA_N_TARGETS; t++) s->acts[l].lora_u[t] = NULL;
     if (!a) return 0;
@@ -242,8 +266,24 @@ int runstate_set_lora(RunState *s, const LoraAdapter *a) {
 /* ------------------------------------------------------------------------- */
 /* attention                                                                  */
 
+/* Hides, in row i of the scores [Tk] of sequence b, the keys a query may not see beyond
+ * the causal limit: other segments of packed rows, keys window or more positions back. */
+static void attention_mask_row(const RunState *s, float *row, int b, int n, int pos, int i, int len) {
+    const int *seg = s->seg_ids ? s->seg_ids + (size_t)b * n : NULL;
+    if (seg) /* packed: a key is visible when it is shared (segment 0) or in the query's segment */
+        for (int j = 0; j < len; j++)
+            if (seg[j] != 0 && seg[j] != seg[i]) row[j] = -INFINITY;
+    int W = s->model->cfg.sliding_window;
+    if (W > 0) {
+        const int *ps = s->pos_ids ? s->pos_ids + (size_t)b * n : NULL; /* packed: rotary positions */
+        int pi = ps ? ps[i] : pos + i;
+        for (int j = 0; j < len; j++)
+            if (pi - (ps ? ps[j] : j) >= W) row[j] = -INFINITY;
+    }
+}
+
 /* For each (b, h): scores = q k^T / sqrt(hd) over cached positions 0..pos+i,
- * causal softmax, att_out = P v. */
+ * causal softmax (attention_mask_row), att_out = P v. */
 static void attention_forward(RunState *s, LayerActs *a, int l, int B, int n, int pos) {
     const ModelConfig *c = &s->model->cfg;
     int H = c->n_heads, hd = c->head_dim, qd = H * hd, kvd = c->n_kv_heads * hd, grp = H / c->n_kv_heads;
@@ -259,13 +299,11 @@ static void attention_forward(RunState *s, LayerActs *a, int l, int B, int n, in
             float *P = a->att + ((size_t)b * H + h) * n * Tk;
             float *out = a->att_out + (size_t)b * n * qd + (size_t)h * hd;
             kmm_f32_nt(n, Tk, hd, q, qd, kc, kvd, P, Tk, scale, 0.0f);
-            const int *seg = s->seg_ids ? s->seg_ids + (size_t)b * n : NULL;
+            int masked = s->seg_ids || c->sliding_window > 0;
             for (int i = 0; i < n; i++) {
                 float *row = P + (size_t)i * Tk;
                 int len = pos + i + 1;
-                if (seg) /* packed: a key is visible when it is shared (segment 0) or in the query's segment */
-                    for (int j = 0; j < len; j++)
-                        if (seg[j] != 0 && seg[j] != seg[i]) row[j] = -INFINITY;
+                if (masked) attention_mask_row(s, row, b, n, pos, i, len);
                 float mx = row[0];
                 for (int j = 1; j < len; j++) mx = row[j] > mx ? row[j] : mx;
                 float sum = 0.0f;
@@ -296,14 +334,33 @@ static void embed(const Model *m, const int *tokens, size_t N, float *x) {
     }
 }
 
-/* y[N, out] = x W^T (+ beta y), plus the adapter's low-rank term when (l, t) is adapted */
+/* y[N, out] = x W^T (+ beta y) (+ its bias), plus the adapter's low-rank term when (l, t)
+ * is adapted */
 static void linear(RunState *s, LayerActs *a, int l, LoraTarget t, const KWeight *w, const float *x, int N, float *y, float beta) {
     kmm_xwt(w, x, N, y, beta);
+    const float *bias = s->model->layers[l].bias[t];
+    if (bias) bias_forward(y, bias, N, w->n);
     const LoraAdapter *ad = s->lora;
     if (ad && !ad->merged) {
         const LoraMat *p = lora_mat(ad, l, t);
         if (p) lora_linear_forward(p, ad->scaling, x, N, a->lora_u[t], y);
     }
+}
+
+/* q or k [N, heads*hd] of layer l from xn1: the linear, then (cfg.qk_norm) the per-head
+ * RMSNorm, its input and 1/rms kept in q_pre/k_pre and q_rstd/k_rstd. */
+static void qk_linear(RunState *s, LayerActs *a, int l, LoraTarget t, const float *xn1, float *out) {
+    const ModelConfig *c = &s->model->cfg;
+    const LayerWeights *w = &s->model->layers[l];
+    int N = s->batch * s->n, isq = t == LORA_Q, heads = isq ? c->n_heads : c->n_kv_heads;
+    const KWeight *W = isq ? &w->wq : &w->wk;
+    if (!c->qk_norm) {
+        linear(s, a, l, t, W, xn1, N, out, 0.0f);
+        return;
+    }
+    float *pre = isq ? a->q_pre : a->k_pre;
+    linear(s, a, l, t, W, xn1, N, pre, 0.0f);
+    rmsnorm_forward(out, isq ? a->q_rstd : a->k_rstd, pre, isq ? w->q_norm : w->k_norm, N * heads, c->head_dim, c->norm_eps);
 }
 
 void model_layer_forward(RunState *s, int l, float *x_out) {
@@ -315,13 +372,13 @@ void model_layer_forward(RunState *s, int l, float *x_out) {
     LayerActs *a = &s->acts[l];
     const LayerWeights *w = &m->layers[l];
     rmsnorm_forward(a->xn1, a->rstd1, a->x_in, w->rms_att, N, d, c->norm_eps);
-    linear(s, a, l, LORA_Q, &w->wq, a->xn1, N, a->q, 0.0f);
+    qk_linear(s, a, l, LORA_Q, a->xn1, a->q);
     rope_forward_at(a->q, N, n, pos, s->pos_ids, c->n_heads, hd, c->rope, s->rope_cos, s->rope_sin);
     /* k and v straight into the cache: rows of sequence b go to cache[l][b][pos..] */
     float *kbuf = s->scratch, *vbuf = s->scratch + (size_t)N * kvd;
     if ((size_t)kvd * 2 > (size_t)(hid > d ? hid : d)) {
         /* scratch row is too narrow for k and v side by side: do them one after the other */
-        linear(s, a, l, LORA_K, &w->wk, a->xn1, N, kbuf, 0.0f);
+        qk_linear(s, a, l, LORA_K, a->xn1, kbuf);
         rope_forward_at(kbuf, N, n, pos, s->pos_ids, c->n_kv_heads, hd, c->rope, s->rope_cos, s->rope_sin);
         for (int b = 0; b < B; b++)
             memcpy(s->kcache + l * lstride + ((size_t)b * s->max_seq + pos) * kvd, kbuf + (size_t)b * n * kvd, (size_t)n * kvd * sizeof(float));
@@ -329,7 +386,7 @@ void model_layer_forward(RunState *s, int l, float *x_out) {
         for (int b = 0; b < B; b++)
             memcpy(s->vcache + l * lstride + ((size_t)b * s->max_seq + pos) * kvd, kbuf + (size_t)b * n * kvd, (size_t)n * kvd * sizeof(float));
     } else {
-        linear(s, a, l, LORA_K, &w->wk, a->xn1, N, kbuf, 0.0f);
+        qk_linear(s, a, l, LORA_K, a->xn1, kbuf);
         linear(s, a, l, LORA_V, &w->wv, a->xn1, N, vbuf, 0.0f);
         rope_forward_at(kbuf, N, n, pos, s->pos_ids, c->n_kv_heads, hd, c->rope, s->rope_cos, s->rope_sin);
         for (int b = 0; b < B; b++) {
@@ -364,14 +421,14 @@ int packed_check(const RunState *s, const int *pos_ids, const int *seg_ids, int 
 int model_forward_packed(RunState *s, const int *tokens, const int *pos_ids, const int *seg_ids, int B, int n) {
     s->pos_ids = NULL;
     s->seg_ids = NULL;
-    s->have_loss = 0;
+    s->have_loss = RUN_LOSS_NONE;
     if (packed_check(s, pos_ids, seg_ids, B, n) != 0) return -1;
     s->pos_ids = pos_ids;
     s->seg_ids = seg_ids;
     int rc = model_forward_run(s, tokens, B, n, 0);
     s->pos_ids = NULL;
     s->seg_ids = NULL;
-    s->have_loss = 0;
+    s->have_loss = RUN_LOSS_NONE;
     return rc;
 }
 
@@ -384,7 +441,7 @@ int model_forward(RunState *s, const int *tokens, int B, int n, int pos) {
 int model_forward_run(RunState *s, const int *tokens, int B, int n, int pos) {
     const Model *m = s->model;
     const ModelConfig *c = &m->cfg;
-    s->have_loss = 0;
+    s->have_loss = RUN_LOSS_NONE;
     if (B < 1 || B > s->max_batch || n < 1 || n > s->max_chunk || pos < 0 || pos + n > s->max_seq)
         return err_set("forward: batch %d x %d tokens at position %d does not fit the run state (batch %d, chunk %d, length %d)",
                        B, n, pos, s->max_batch, s->max_chunk, s->max_seq);

@@ -22,12 +22,23 @@
 
 enum { RS_KEEP_NONE = 0, RS_KEEP_ALL = 1, RS_KEEP_INPUTS = 2 };
 
+/* What the last forward pass left for a backward pass (RunState.have_loss). */
+typedef enum {
+    RUN_LOSS_NONE = 0,   /* nothing: model_backward refuses */
+    RUN_LOSS_CE = 1,     /* model_loss: cross-entropy, model_backward */
+    RUN_LOSS_CALLER = 2  /* model_forward_train(_packed): the caller's dlogits, model_backward_logits */
+} RunLoss;
+
 /* Activations of one layer for N = B*n positions. Shapes in comments. */
 typedef struct {
     float *x_in;    /* [N, d]   residual stream entering the layer */
     float *xn1;     /* [N, d]   rmsnorm(x_in) * rms_att */
     float *rstd1;   /* [N]      1/sqrt(mean(x_in^2) + eps) */
     float *q;       /* [N, qd]  queries after rotary (qd = n_heads*hd) */
+    float *q_pre;   /* [N, qd]  queries before the per-head norm (cfg.qk_norm, else NULL) */
+    float *q_rstd;  /* [N*H]    its 1/rms per (row, head) */
+    float *k_pre;   /* [N, kvd] keys before the per-head norm (cfg.qk_norm, else NULL) */
+    float *k_rstd;  /* [N*KVH] */
     float *att;     /* [B, H, n, pos+n] attention probabilities */
     float *att_out; /* [N, qd]  attention output before wo */
     float *x_mid;   /* [N, d]   x_in + wo(att_out) */
@@ -48,6 +59,7 @@ typedef struct {
     float *dk, *dv;  /* [N, kvd] */
     float *datt;     /* [B, H, n, n]  gradient of the attention scores */
     float *dh1, *dh3;/* [N, hidden] */
+    float *dqk_pre;  /* [N, qd]  gradient before a per-head norm (cfg.qk_norm, else NULL) */
     float *lora_du;  /* [N, r]  (with an adapter) */
 } RunGrads;
 
@@ -66,7 +78,7 @@ typedef struct {
     float *xnf;      /* [N, d]  final rmsnorm output */
     float *rstdf;    /* [N] */
     float *logits;   /* [N, V]  (model_backward overwrites them with their gradient) */
-    float *rope_cos, *rope_sin; /* [max_seq, hd/2] */
+    float *rope_cos, *rope_sin; /* [max_seq, hd/2] (model_rope_inv_freq) */
     float *scratch;  /* [N, max(d, hidden)] */
     /* training (keep != RS_KEEP_NONE) */
     RunGrads g;
@@ -81,7 +93,7 @@ typedef struct {
                            recomputation of checkpointed layers read them) */
     int *train_pos;  /* [N]  (keep != RS_KEEP_NONE) copies of a packed training call's ... */
     int *train_seg;  /* [N]  ... positions and segments */
-    int have_loss;   /* model_loss ran after the last forward: model_backward may run */
+    RunLoss have_loss; /* what the last forward pass leaves for the backward pass */
     void *mem;       /* one allocation for all of the above */
     size_t mem_bytes;
     /* adapter (runstate_set_lora) */
@@ -136,5 +148,7 @@ void rope_forward_at(float *x, int N, int n, int pos0, const int *positions, int
                      const float *cosT, const float *sinT);
 /* hg = silu(h1) * h3 */
 void swiglu_forward(float *hg, const float *h1, const float *h3, size_t n);
+/* y[N, out] += b[out] on every row. */
+void bias_forward(float *y, const float *b, int N, int out);
 
 #endif

@@ -85,11 +85,11 @@ int model_generate(const Model *m, const Tokenizer *t, const int *prompt, int n_
     if (model_forward(&s, prompt, 1, n_prompt, 0) != 0) rc = -1;
     float *logits = s.logits + (size_t)(n_prompt - 1) * c->vocab_size;
     int pos = n_prompt;
-    res->stopped_by = 0;
+    res->stopped_by = GEN_STOP_MAX_TOKENS;
     while (rc == 0 && nh - n_prompt < o->max_tokens) {
         int next = sampler_pick(&sp, logits, hist, nh);
         if (!o->ignore_eos && (next == c->eos_id || next == c->bos_id)) {
-            res->stopped_by = 1;
+            res->stopped_by = GEN_STOP_EOS;
             break;
         }
         char bytes[8];
@@ -114,18 +114,18 @@ int model_generate(const Model *m, const Tokenizer *t, const int *prompt, int n_
             if (cut != (size_t)-1) {
                 text.n = cut;
                 if (text.p) text.p[cut] = 0;
-                res->stopped_by = 2;
+                res->stopped_by = GEN_STOP_STRING;
                 break;
             }
         }
         /* emit what can no longer become part of a stop string */
         size_t safe = text.n > (maxstop ? maxstop - 1 : 0) ? text.n - (maxstop ? maxstop - 1 : 0) : 0;
         if (emit && safe > emitted) {
-            if (emit(ctx, text.p + emitted, safe - emitted)) { emitted = safe; res->stopped_by = 4; break; }
+            if (emit(ctx, text.p + emitted, safe - emitted)) { emitted = safe; res->stopped_by = GEN_STOP_EMIT; break; }
             emitted = safe;
         }
         if (nh - n_prompt >= o->max_tokens) break;
-        if (pos >= total) { res->stopped_by = 3; break; }
+        if (pos >= total) { res->stopped_by = GEN_STOP_CONTEXT; break; }
         if (model_forward(&s, &next, 1, 1, pos) != 0) { rc = -1; break; }
         logits = s.logits;
         pos++;

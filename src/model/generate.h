@@ -26,12 +26,21 @@ void gen_options_default(GenOptions *o);
 /* Receives text as it becomes final (may be called with len 0). Return non-zero to stop. */
 typedef int (*GenEmit)(void *ctx, const char *text, size_t len);
 
+/* Why generation stopped (GenResult.stopped_by). */
+typedef enum {
+    GEN_STOP_MAX_TOKENS = 0, /* max_tokens reached */
+    GEN_STOP_EOS = 1,        /* the model emitted EOS (or BOS) */
+    GEN_STOP_STRING = 2,     /* a stop string appeared */
+    GEN_STOP_CONTEXT = 3,    /* the context is full */
+    GEN_STOP_EMIT = 4        /* the emit callback asked to stop */
+} GenStop;
+
 typedef struct {
     char *text;          /* malloc'd generated text (without the prompt), stops removed */
     size_t text_len;
     int *ids;            /* malloc'd generated ids */
     int n_ids;
-    int stopped_by;      /* 0 = max tokens, 1 = eos/bos, 2 = stop string, 3 = context full, 4 = emit */
+    GenStop stopped_by;
     double seconds;      /* time spent after the prompt was read */
 } GenResult;
 

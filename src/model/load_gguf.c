@@ -1,15 +1,20 @@
-/* model/load_gguf.c - GGUF "llama" models.
+/* model/load_gguf.c - GGUF models of the architectures llama (Llama, Mistral, SmolLM),
+ * qwen2 and qwen3, as llama.cpp's convert_hf_to_gguf.py writes them.
  *
- * Hyper-parameters from llama.* keys (embedding_length, feed_forward_length,
- * block_count, attention.head_count[_kv], attention.layer_norm_rms_epsilon,
- * rope.freq_base, context_length); vocabulary from tokenizer.ggml.*.
- * Tensors: token_embd, blk.N.{attn_norm, attn_q, attn_k, attn_v, attn_output, ffn_norm,
- * ffn_gate, ffn_up, ffn_down}, output_norm, output (absent = tied). A ggml tensor of
- * ne = {in, out} is the PyTorch [out, in] matrix. llama.cpp's converter permutes the q/k
- * rows of Hugging Face checkpoints back to Meta's order, so GGUF models rotate
- * interleaved pairs (ROPE_INTERLEAVED).
+ * Hyper-parameters from {arch}.* keys (embedding_length, feed_forward_length,
+ * block_count, attention.head_count[_kv], attention.key_length (head size, Qwen3),
+ * attention.layer_norm_rms_epsilon, attention.sliding_window, rope.freq_base,
+ * rope.dimension_count, rope.scaling.type/factor, context_length); vocabulary from
+ * tokenizer.ggml.*. Tensors: token_embd, blk.N.{attn_norm, attn_q, attn_k, attn_v,
+ * attn_output, ffn_norm, ffn_gate, ffn_up, ffn_down}.weight, blk.N.attn_{q,k,v}.bias
+ * (qwen2; any linear's bias when present), blk.N.attn_{q,k}_norm.weight (qwen3),
+ * output_norm, output (absent = tied), rope_freqs.weight (Llama 3 rotary divisors).
+ * A ggml tensor of ne = {in, out} is the PyTorch [out, in] matrix. llama.cpp's converter
+ * permutes the q/k rows of Hugging Face llama checkpoints back to Meta's order (rotary on
+ * interleaved pairs) but leaves qwen2/qwen3 in the Hugging Face order (its NEOX rotary):
+ * the loader un-permutes those (arch.h gguf_qk_half), so the engine runs interleaved pairs.
  */
-#include "model.h"
+#include "load_internal.h"
 #include "core/error.h"
 #include "io/gguf.h"
 #include "tokenizer/tokenizer.h"
@@ -47,25 +52,8 @@ static int get_float(const GgufFile *g, const char *key, float def, float *out) 
     return 0;
 }
 
-/* A tensor of PyTorch shape [n, k] (k = 0: vector of n). */
-static const GgufTensor *want(const GgufFile *g, const char *name, int n, int k) {
-    const GgufTensor *t = gguf_tensor_find(g, name);
-    if (!t) { err_set("%s: tensor '%s' is missing", g->name, name); return NULL; }
-    if (!t->supported || !(t->ggml_type == 0 || t->ggml_type == 1 || t->ggml_type == 8 || t->ggml_type == 30)) {
-        err_set("%s: tensor '%s' has type %s: supported are F32, F16, BF16 and Q8_0", g->name, name, t->type_name);
-        return NULL;
-    }
-    int ok = k ? (t->ndim == 2 && t->ne[0] == (uint64_t)k && t->ne[1] == (uint64_t)n) : (t->ndim == 1 && t->ne[0] == (uint64_t)n);
-    if (!ok) {
-        err_set("%s: tensor '%s' has ne [%llu, %llu] (%d dims): expected [%d, %d]", g->name, name, (unsigned long long)t->ne[0],
-                (unsigned long long)t->ne[1], t->ndim, k ? k : n, k ? n : 1);
-        return NULL;
-    }
-    return t;
-}
-
-static DType dtype_of(const GgufTensor *t) {
-    switch (t->ggml_type) {
+static DType dtype_of(uint32_t ggml_type) {
+    switch (ggml_type) {
     case 1: return DT_F16;
     case 8: return DT_Q8_0;
     case 30: return DT_BF16;
@@ -73,16 +61,21 @@ static DType dtype_of(const GgufTensor *t) {
     }
 }
 
-static int mat(Model *m, const GgufFile *g, KWeight *w, const char *name, int n, int k) {
-    const GgufTensor *t = want(g, name, n, k);
-    if (!t) return -1;
-    if (m->stored_type == DT_COUNT || m->stored_type == DT_F32) m->stored_type = dtype_of(t);
-    return model_make_weight(m, w, dtype_of(t), t->data, n, k);
-}
-
-static float *vec(Model *m, const GgufFile *g, const char *name, int n) {
-    const GgufTensor *t = want(g, name, n, 0);
-    return t ? model_make_vector(m, dtype_of(t), t->data, (size_t)n) : NULL;
+/* TensorSource.find: a ggml tensor of ne = {in, out} is the PyTorch [out, in] matrix. */
+static int gg_find(void *ctx, const char *name, SrcTensor *out) {
+    const GgufFile *g = ctx;
+    const GgufTensor *t = gguf_tensor_find(g, name);
+    if (!t) return 1;
+    if (!t->supported || !(t->ggml_type == 0 || t->ggml_type == 1 || t->ggml_type == 8 || t->ggml_type == 30))
+        return err_set("%s: tensor '%s' has type %s: supported are F32, F16, BF16 and Q8_0", g->name, name, t->type_name);
+    if (t->ndim > 2) return err_set("%s: tensor '%s' has %d dimensions: expected 1 or 2", g->name, name, t->ndim);
+    out->dtype = dtype_of(t->ggml_type);
+    out->data = t->data;
+    out->ndim = t->ndim;
+    out->shape[0] = (int64_t)(t->ndim == 2 ? t->ne[1] : t->ne[0]);
+    out->shape[1] = t->ndim == 2 ? (int64_t)t->ne[0] : 0;
+    out->row_bytes = t->ndim == 2 && t->ne[1] ? t->nbytes / t->ne[1] : t->nbytes;
+    return 0;
 }
 
 static int load_vocab(Model *m, const GgufFile *g) {
@@ -134,6 +127,42 @@ done:
     return rc;
 }
 
+/* "{arch}.suffix" */
+static const char *akey(char *buf, size_t cap, const char *arch, const char *suffix) {
+    snprintf(buf, cap, "%s.%s", arch, suffix);
+    return buf;
+}
+
+/* Rotary scaling: {arch}.rope.scaling.type "none" / "linear" (+ factor); Llama 3's is the
+ * table rope_freqs.weight (a divisor per frequency), as llama.cpp's converter writes it. */
+static int load_rope_scaling(Model *m, const GgufFile *g, const char *arch) {
+    ModelConfig *c = &m->cfg;
+    char k[128];
+    if (gguf_kv_find(g, akey(k, sizeof k, arch, "rope.scaling.type"))) {
+        const char *st = NULL;
+        if (gguf_get_string(g, k, &st, NULL) != 0) return err_set("%s: metadata key '%s': expected a string", g->name, k);
+        if (strcmp(st, "linear") == 0) {
+            c->rope_scaling = ROPE_SCALING_LINEAR;
+            if (get_float(g, akey(k, sizeof k, arch, "rope.scaling.factor"), 1.0f, &c->rope_factor)) return -1;
+            if (!(c->rope_factor >= 1.0f)) return err_set("%s: metadata key '%s' %g: expected >= 1", g->name, k, (double)c->rope_factor);
+        } else if (strcmp(st, "none") != 0) {
+            return err_set("%s: metadata key '%s': '%s' is not supported (expected none or linear)", g->name, k, st);
+        }
+    }
+    const GgufTensor *t = gguf_tensor_find(g, "rope_freqs.weight");
+    if (!t) return 0;
+    if (c->rope_scaling != ROPE_SCALING_NONE) return err_set("%s: both %s.rope.scaling.type and rope_freqs.weight are set", g->name, arch);
+    int n = c->rope_dims / 2;
+    if (t->ndim != 1 || t->ne[0] != (uint64_t)n || t->ggml_type != 0)
+        return err_set("%s: tensor 'rope_freqs.weight': expected F32 [%d] (one divisor per rotary frequency)", g->name, n);
+    if (!(m->rope_freq_div = model_make_vector(m, DT_F32, t->data, (size_t)n))) return -1;
+    for (int i = 0; i < n; i++)
+        if (!(m->rope_freq_div[i] > 0) || m->rope_freq_div[i] > 1e30f)
+            return err_set("%s: tensor 'rope_freqs.weight'[%d] = %g: expected a positive divisor", g->name, i, (double)m->rope_freq_div[i]);
+    c->rope_scaling = ROPE_SCALING_TABLE;
+    return 0;
+}
+
 int model_load_gguf(Model *m, const char *path, const ModelLoadOptions *o) {
     (void)o;
     GgufFile *g = calloc(1, sizeof *g);
@@ -142,29 +171,31 @@ int model_load_gguf(Model *m, const char *path, const ModelLoadOptions *o) {
     m->format_ctx = g;
     m->format_free = gguf_ctx_free;
     m->format = MODEL_FMT_GGUF;
-    m->stored_type = DT_COUNT;
     const char *arch = NULL;
     if (gguf_get_string(g, "general.architecture", &arch, NULL) != 0) return err_set("%s: metadata key 'general.architecture' is missing or not a string", path);
-    if (strcmp(arch, "llama") != 0) return err_set("%s: general.architecture is '%s': only 'llama' is supported", path, arch);
     ModelConfig *c = &m->cfg;
-    int rope_dims = 0;
-    if (get_int(g, "llama.embedding_length", 1, 0, &c->dim) || get_int(g, "llama.feed_forward_length", 1, 0, &c->hidden_dim) ||
-        get_int(g, "llama.block_count", 1, 0, &c->n_layers) || get_int(g, "llama.attention.head_count", 1, 0, &c->n_heads) ||
-        get_int(g, "llama.attention.head_count_kv", 0, 0, &c->n_kv_heads) || get_int(g, "llama.context_length", 0, 2048, &c->seq_len) ||
-        get_int(g, "llama.rope.dimension_count", 0, 0, &rope_dims) ||
-        get_float(g, "llama.attention.layer_norm_rms_epsilon", 1e-5f, &c->norm_eps) ||
-        get_float(g, "llama.rope.freq_base", 10000.0f, &c->rope_theta))
+    if (!(c->arch = arch_from_gguf(arch)))
+        return err_set("%s: general.architecture is '%.64s': supported are llama, qwen2 and qwen3", path, arch);
+    int rope_dims = 0, key_len = 0, window = 0;
+    char k[10][128];
+    if (get_int(g, akey(k[0], 128, arch, "embedding_length"), 1, 0, &c->dim) || get_int(g, akey(k[1], 128, arch, "feed_forward_length"), 1, 0, &c->hidden_dim) ||
+        get_int(g, akey(k[2], 128, arch, "block_count"), 1, 0, &c->n_layers) || get_int(g, akey(k[3], 128, arch, "attention.head_count"), 1, 0, &c->n_heads) ||
+        get_int(g, akey(k[4], 128, arch, "attention.head_count_kv"), 0, 0, &c->n_kv_heads) || get_int(g, akey(k[5], 128, arch, "context_length"), 0, 2048, &c->seq_len) ||
+        get_int(g, akey(k[6], 128, arch, "rope.dimension_count"), 0, 0, &rope_dims) ||
+        get_int(g, akey(k[7], 128, arch, "attention.key_length"), 0, 0, &key_len) ||
+        get_int(g, akey(k[8], 128, arch, "attention.sliding_window"), 0, 0, &window) ||
+        get_float(g, akey(k[9], 128, arch, "attention.layer_norm_rms_epsilon"), 1e-5f, &c->norm_eps) ||
+        get_float(g, akey(k[0], 128, arch, "rope.freq_base"), 10000.0f, &c->rope_theta))
         return -1;
-    if (gguf_kv_find(g, "llama.rope.scaling.type")) {
-        const char *st = NULL;
-        if (gguf_get_string(g, "llama.rope.scaling.type", &st, NULL) == 0 && strcmp(st, "none") != 0)
-            return err_set("%s: llama.rope.scaling.type '%s': scaled rotary embeddings are not supported", path, st);
-    }
     if (!c->n_kv_heads) c->n_kv_heads = c->n_heads;
-    if (c->n_heads <= 0 || c->dim % c->n_heads) return err_set("%s: embedding_length %d is not a multiple of head_count %d", path, c->dim, c->n_heads);
-    c->head_dim = c->dim / c->n_heads;
-    if (rope_dims && rope_dims != c->head_dim) return err_set("%s: llama.rope.dimension_count %d differs from the head size %d: partial rotary is not supported", path, rope_dims, c->head_dim);
+    if (c->n_heads <= 0 || (!key_len && c->dim % c->n_heads)) return err_set("%s: embedding_length %d is not a multiple of head_count %d", path, c->dim, c->n_heads);
+    c->head_dim = key_len ? key_len : c->dim / c->n_heads;
+    c->rope_dims = rope_dims ? rope_dims : c->head_dim;
+    if (c->rope_dims > c->head_dim || c->rope_dims % 2)
+        return err_set("%s: %s.rope.dimension_count %d: expected an even number up to the head size %d", path, arch, rope_dims, c->head_dim);
     c->rope = ROPE_INTERLEAVED;
+    c->qk_norm = c->arch->qk_norm;
+    c->sliding_window = window < c->seq_len ? window : 0;
     c->bos_id = 1;
     c->eos_id = 2;
     const GgufTensor *emb = gguf_tensor_find(g, "token_embd.weight");
@@ -172,26 +203,17 @@ int model_load_gguf(Model *m, const char *path, const ModelLoadOptions *o) {
     if (emb->ndim != 2 || emb->ne[1] == 0 || emb->ne[1] > (1u << 22)) return err_set("%s: tensor 'token_embd.weight' has a bad shape", path);
     c->vocab_size = (int)emb->ne[1];
     c->tied = gguf_tensor_find(g, "output.weight") == NULL;
-    if (model_config_check(c, path) != 0) return -1;
-    if (model_memory_check(m, path) != 0) return -1;
-    int d = c->dim, kvd = c->n_kv_heads * c->head_dim, hid = c->hidden_dim;
-    if (mat(m, g, &m->tok_emb, "token_embd.weight", c->vocab_size, d)) return -1;
-    m->layers = model_alloc(m, (size_t)c->n_layers * sizeof *m->layers);
-    if (!m->layers) return -1;
-    char nm[96];
-    for (int l = 0; l < c->n_layers; l++) {
-        LayerWeights *w = &m->layers[l];
-#define NAME(s) (snprintf(nm, sizeof nm, "blk.%d.%s", l, s), nm)
-        if (!(w->rms_att = vec(m, g, NAME("attn_norm.weight"), d))) return -1;
-        if (!(w->rms_ffn = vec(m, g, NAME("ffn_norm.weight"), d))) return -1;
-        if (mat(m, g, &w->wq, NAME("attn_q.weight"), d, d) || mat(m, g, &w->wk, NAME("attn_k.weight"), kvd, d) ||
-            mat(m, g, &w->wv, NAME("attn_v.weight"), kvd, d) || mat(m, g, &w->wo, NAME("attn_output.weight"), d, d) ||
-            mat(m, g, &w->w1, NAME("ffn_gate.weight"), hid, d) || mat(m, g, &w->w3, NAME("ffn_up.weight"), hid, d) ||
-            mat(m, g, &w->w2, NAME("ffn_down.weight"), d, hid))
-            return -1;
-#undef NAME
+    /* biases: those the family always has, and any llama.cpp wrote (attention_bias) */
+    c->bias = c->arch->bias;
+    for (int s = 0; s < LIN_COUNT; s++) {
+        char nm[96];
+        snprintf(nm, sizeof nm, "blk.0.%s.bias", c->arch->gguf_lin[s]);
+        if (gguf_tensor_find(g, nm)) c->bias |= LIN_BIT(s);
     }
-    if (!(m->rms_final = vec(m, g, "output_norm.weight", d))) return -1;
-    if (!c->tied && mat(m, g, &m->wcls, "output.weight", c->vocab_size, d)) return -1;
+    if (model_config_check(c, path) != 0) return -1;
+    if (load_rope_scaling(m, g, arch) != 0) return -1;
+    if (model_memory_check(m, path) != 0) return -1;
+    TensorSource src = {g, path, 1, c->arch->gguf_qk_half, gg_find};
+    if (model_load_tensors(m, &src) != 0) return -1;
     return load_vocab(m, g);
 }

@@ -1,19 +1,23 @@
-/* model/load_hf.c - Hugging Face Llama folders: config.json + safetensors.
+/* model/load_hf.c - Hugging Face folders: config.json + safetensors (sharded too).
  *
- * config.json (LlamaConfig): hidden_size, intermediate_size, num_hidden_layers,
- * num_attention_heads, num_key_value_heads (default: the head count), vocab_size,
- * max_position_embeddings, rms_norm_eps (default 1e-6), rope_theta (default 10000),
- * tie_word_embeddings (default false), bos_token_id, eos_token_id.
- * Tensors: model.embed_tokens.weight [V, d]; model.layers.N.{input_layernorm,
- * post_attention_layernorm}.weight [d]; model.layers.N.self_attn.{q,k,v,o}_proj.weight;
- * model.layers.N.mlp.{gate,up,down}_proj.weight; model.norm.weight; lm_head.weight.
- * Rotary embeddings rotate half-split pairs there, with the rows of q and k stored
- * permuted to match (transformers' convert_llama_weights_to_hf.py `permute`). The loader
- * puts those rows back in Meta's order (a copy of wq and wk; everything else stays
- * mapped) so that every format runs the same interleaved computation: a llama2.c model
+ * config.json: model_type (llama when absent; mistral, qwen2, qwen3: model/arch.h),
+ * hidden_size, intermediate_size, num_hidden_layers, num_attention_heads,
+ * num_key_value_heads (default: the head count), head_dim (default hidden_size / heads), vocab_size, max_position_embeddings, rms_norm_eps (default 1e-6),
+ * rope_theta (default 10000), rope_scaling (null, or rope_type/type "default", "linear"
+ * with factor, "llama3" with factor, low_freq_factor, high_freq_factor,
+ * original_max_position_embeddings), partial_rotary_factor (default 1), attention_bias
+ * and mlp_bias (Llama; attention_bias for Qwen3), sliding_window (Mistral; Qwen2/3 only
+ * with use_sliding_window, which is refused), tie_word_embeddings (family default),
+ * hidden_act (silu), bos_token_id, eos_token_id (a number or a list: the first).
+ * Tensors by the family's names (arch.h), with or without the "model." prefix of the
+ * base model, as transformers accepts; a tied model may store its embedding only as
+ * lm_head.weight. Rotary embeddings rotate half-split pairs there, with the rows of q and
+ * k stored permuted to match (transformers' convert_llama_weights_to_hf.py `permute`).
+ * The loader puts those rows (and their biases and per-head norms) back in Meta's order,
+ * in a copy, so every format runs the same interleaved computation: a llama2.c model
  * converted to safetensors and loaded again gives bit-identical results.
  */
-#include "model.h"
+#include "load_internal.h"
 #include "core/error.h"
 #include "io/json.h"
 #include "io/safetensors.h"
@@ -37,6 +41,20 @@ static int json_int(const cJSON *root, const char *key, int def, int required, i
     return 0;
 }
 
+/* A token id: a number, or a list of them (Llama 3.1's eos_token_id): the first. */
+static int json_token_id(const cJSON *root, const char *key, int def, int *out, const char *path) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (v && cJSON_IsArray(v)) {
+        const cJSON *first = cJSON_GetArrayItem(v, 0);
+        if (!first || !cJSON_IsNumber(first) || first->valuedouble != floor(first->valuedouble) || first->valuedouble < 0 ||
+            first->valuedouble > 1e9)
+            return err_set("%s: field '%s': expected a token id or a non-empty list of them", path, key);
+        *out = (int)first->valuedouble;
+        return 0;
+    }
+    return json_int(root, key, def, 0, out, path);
+}
+
 /* A finite number that stays finite (and > 0 when positive is set) as a float. */
 static int json_float(const cJSON *root, const char *key, double def, int positive, double *out, const char *path) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
@@ -48,40 +66,105 @@ static int json_float(const cJSON *root, const char *key, double def, int positi
     return 0;
 }
 
+static int json_bool(const cJSON *root, const char *key, int def, int *out, const char *path) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!v || cJSON_IsNull(v)) { *out = def; return 0; }
+    if (!cJSON_IsBool(v)) return err_set("%s: field '%s': expected true or false", path, key);
+    *out = cJSON_IsTrue(v);
+    return 0;
+}
+
+/* rope_scaling: null, or {"rope_type" (or "type"): "default" | "linear" | "llama3", ...}. */
+static int parse_rope_scaling(ModelConfig *c, const cJSON *root, const char *path) {
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
+    c->rope_scaling = ROPE_SCALING_NONE;
+    if (!rs || cJSON_IsNull(rs)) return 0;
+    if (!cJSON_IsObject(rs)) return err_set("%s: field 'rope_scaling': expected an object or null", path);
+    const cJSON *ty = cJSON_GetObjectItemCaseSensitive(rs, "rope_type");
+    const char *key = "rope_scaling.rope_type";
+    if (!ty) { ty = cJSON_GetObjectItemCaseSensitive(rs, "type"); key = "rope_scaling.type"; }
+    if (!ty || !cJSON_IsString(ty)) return err_set("%s: field 'rope_scaling.rope_type': expected a string", path);
+    const char *t = ty->valuestring;
+    if (strcmp(t, "default") == 0) return 0;
+    int llama3 = strcmp(t, "llama3") == 0;
+    if (!llama3 && strcmp(t, "linear") != 0)
+        return err_set("%s: field '%s': '%.64s' is not supported (expected default, linear or llama3)", path, key, t);
+    double f = 0, lo = 1, hi = 4;
+    int orig = 8192;
+    if (json_float(rs, "factor", 0, 1, &f, path)) return -1;
+    if (f <= 0) return err_set("%s: field 'rope_scaling.factor' is missing", path);
+    if (f < 1) return err_set("%s: field 'rope_scaling.factor' %g: expected >= 1", path, f);
+    if (llama3) {
+        if (json_float(rs, "low_freq_factor", 1, 1, &lo, path) || json_float(rs, "high_freq_factor", 4, 1, &hi, path) ||
+            json_int(rs, "original_max_position_embeddings", 8192, 0, &orig, path))
+            return -1;
+        if (!(hi > lo)) return err_set("%s: field 'rope_scaling.high_freq_factor' %g: expected more than low_freq_factor %g", path, hi, lo);
+        if (orig < 1) return err_set("%s: field 'rope_scaling.original_max_position_embeddings': expected >= 1", path);
+    }
+    c->rope_scaling = llama3 ? ROPE_SCALING_LLAMA3 : ROPE_SCALING_LINEAR;
+    c->rope_factor = (float)f;
+    c->rope_low_freq = (float)lo;
+    c->rope_high_freq = (float)hi;
+    c->rope_orig_ctx = orig;
+    return 0;
+}
+
 int hf_config_parse(ModelConfig *c, const char *text, size_t n, const char *path) {
     cJSON *root = io_json_parse_object((const uint8_t *)text, n, path, NULL);
     if (!root) return -1;
     int rc = io_json_unique_keys(root, path);
     if (rc) goto done;
-    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
-    if (mt && cJSON_IsString(mt) && strcmp(mt->valuestring, "llama") != 0) {
-        rc = err_set("%s: model_type '%.64s%s': only 'llama' is supported", path, mt->valuestring, strlen(mt->valuestring) > 64 ? "..." : "");
-        goto done;
-    }
-    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
-    if (rs && !cJSON_IsNull(rs)) {
-        rc = err_set("%s: field 'rope_scaling' is set: scaled rotary embeddings are not supported", path);
-        goto done;
-    }
     memset(c, 0, sizeof *c);
-    double eps, theta;
-    int tie = 0, hd = 0;
-    const cJSON *tw = cJSON_GetObjectItemCaseSensitive(root, "tie_word_embeddings");
-    if (tw && !cJSON_IsBool(tw)) { rc = err_set("%s: field 'tie_word_embeddings': expected true or false", path); goto done; }
-    tie = tw && cJSON_IsTrue(tw);
+    const ModelArch *a = arch_llama();
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
+    if (mt && !cJSON_IsNull(mt)) {
+        if (!cJSON_IsString(mt)) { rc = err_set("%s: field 'model_type': expected a string", path); goto done; }
+        if (!(a = arch_from_model_type(mt->valuestring))) {
+            rc = err_set("%s: field 'model_type': '%.64s%s' is not supported (expected one of %s)", path, mt->valuestring,
+                         strlen(mt->valuestring) > 64 ? "..." : "", arch_model_types());
+            goto done;
+        }
+    }
+    c->arch = a;
+    const cJSON *act = cJSON_GetObjectItemCaseSensitive(root, "hidden_act");
+    if (act && !cJSON_IsNull(act) && (!cJSON_IsString(act) || strcmp(act->valuestring, "silu") != 0)) {
+        rc = err_set("%s: field 'hidden_act': expected \"silu\"", path);
+        goto done;
+    }
+    double eps, theta, partial;
+    int tie = 0, hd = 0, attn_bias = 0, mlp_bias = 0, window = 0, use_window = 0;
     if (json_int(root, "hidden_size", 0, 1, &c->dim, path) || json_int(root, "intermediate_size", 0, 1, &c->hidden_dim, path) ||
         json_int(root, "num_hidden_layers", 0, 1, &c->n_layers, path) || json_int(root, "num_attention_heads", 0, 1, &c->n_heads, path) ||
         json_int(root, "num_key_value_heads", 0, 0, &c->n_kv_heads, path) || json_int(root, "vocab_size", 0, 1, &c->vocab_size, path) ||
-        json_int(root, "max_position_embeddings", 2048, 0, &c->seq_len, path) || json_int(root, "bos_token_id", 1, 0, &c->bos_id, path) ||
-        json_int(root, "eos_token_id", 2, 0, &c->eos_id, path) || json_int(root, "head_dim", 0, 0, &hd, path) ||
-        json_float(root, "rms_norm_eps", 1e-6, 1, &eps, path) || json_float(root, "rope_theta", 10000.0, 1, &theta, path)) {
+        json_int(root, "max_position_embeddings", a->max_pos_default, 0, &c->seq_len, path) ||
+        json_token_id(root, "bos_token_id", 1, &c->bos_id, path) || json_token_id(root, "eos_token_id", 2, &c->eos_id, path) ||
+        json_int(root, "head_dim", 0, 0, &hd, path) || json_float(root, "rms_norm_eps", 1e-6, 1, &eps, path) ||
+        json_float(root, "rope_theta", 10000.0, 1, &theta, path) ||
+        json_float(root, "partial_rotary_factor", 1.0, 1, &partial, path) ||
+        json_bool(root, "tie_word_embeddings", a->tied_default, &tie, path) ||
+        json_bool(root, "attention_bias", 0, &attn_bias, path) || json_bool(root, "mlp_bias", 0, &mlp_bias, path) ||
+        json_bool(root, "use_sliding_window", 0, &use_window, path) ||
+        json_int(root, "sliding_window", a->window_default, 0, &window, path) || parse_rope_scaling(c, root, path)) {
         rc = -1;
         goto done;
     }
     if (!c->n_kv_heads) c->n_kv_heads = c->n_heads;
-    if (c->n_heads <= 0 || c->dim % c->n_heads) { rc = err_set("%s: hidden_size %d is not a multiple of num_attention_heads %d", path, c->dim, c->n_heads); goto done; }
+    if (c->n_heads <= 0 || (!hd && c->dim % c->n_heads)) { rc = err_set("%s: hidden_size %d is not a multiple of num_attention_heads %d", path, c->dim, c->n_heads); goto done; }
     c->head_dim = c->dim / c->n_heads;
-    if (hd && hd != c->head_dim) { rc = err_set("%s: head_dim %d differs from hidden_size/num_attention_heads (%d): not supported", path, hd, c->head_dim); goto done; }
+    if (hd) c->head_dim = hd; /* its own size (Qwen3, Mistral Nemo): q is [heads*head_dim, hidden] */
+    if (partial > 1) { rc = err_set("%s: field 'partial_rotary_factor' %g: expected at most 1", path, partial); goto done; }
+    c->rope_dims = (int)(c->head_dim * partial);
+    if (partial < 1 && c->head_dim > 0 && (c->rope_dims < 2 || c->rope_dims % 2)) { rc = err_set("%s: field 'partial_rotary_factor' %g leaves %d rotated dimensions of %d: expected an even number >= 2", path, partial, c->rope_dims, c->head_dim); goto done; }
+    c->bias = a->bias | (attn_bias ? a->bias_attention_key : 0) | (mlp_bias && a == arch_llama() ? LIN_MLP : 0);
+    if (attn_bias && !a->bias_attention_key) { rc = err_set("%s: field 'attention_bias': not a %s config key (its biases are fixed)", path, a->model_type); goto done; }
+    c->qk_norm = a->qk_norm;
+    const cJSON *sw = cJSON_GetObjectItemCaseSensitive(root, "sliding_window");
+    if (a->window == ARCH_WINDOW_KEY) c->sliding_window = sw && cJSON_IsNull(sw) ? 0 : window; /* null: no window */
+    if (a->window == ARCH_WINDOW_OPT_IN && use_window) {
+        rc = err_set("%s: field 'use_sliding_window' is true: %s's per-layer sliding window (max_window_layers) is not supported", path, a->model_type);
+        goto done;
+    }
+    if (c->sliding_window >= c->seq_len) c->sliding_window = 0; /* as long as the context: no effect */
     c->norm_eps = (float)eps;
     c->rope_theta = (float)theta;
     c->tied = tie;
@@ -109,89 +192,41 @@ static void set_free(void *p) {
     free(p);
 }
 
-/* Finds a tensor, checks its shape [n, k] (k = 0: a vector of n) and type. */
-static const StTensor *want(const StSet *s, const char *name, int n, int k) {
+/* TensorSource.find over the folder's shards: the name, then without the "model." prefix
+ * (a base-model checkpoint, which transformers loads into the causal LM too). */
+static int st_find(void *ctx, const char *name, SrcTensor *out) {
+    const StSet *s = ctx;
     const StTensor *t = st_set_tensor_find(s, name, NULL);
-    if (!t) { err_set("%s: tensor '%s' is missing", s->path, name); return NULL; }
-    if (!t->supported || (t->dtype != DT_F32 && t->dtype != DT_F16 && t->dtype != DT_BF16)) {
-        err_set("%s: tensor '%s' has type %s: expected F32, F16 or BF16", s->path, name, t->dtype_name);
-        return NULL;
-    }
-    int ok = k ? (t->ndim == 2 && t->shape[0] == n && t->shape[1] == k) : (t->ndim == 1 && t->shape[0] == n);
-    if (!ok) {
-        if (k) err_set("%s: tensor '%s' has shape [%lld%s%lld]: expected [%d, %d]", s->path, name, (long long)(t->ndim ? t->shape[0] : 0),
-                       t->ndim > 1 ? ", " : "", (long long)(t->ndim > 1 ? t->shape[1] : 0), n, k);
-        else err_set("%s: tensor '%s' has %d dimensions / %lld elements: expected a vector of %d", s->path, name, t->ndim,
-                     (long long)t->numel, n);
-        return NULL;
-    }
-    return t;
-}
-
-static int mat(Model *m, const StSet *s, KWeight *w, const char *name, int n, int k) {
-    const StTensor *t = want(s, name, n, k);
-    if (!t) return -1;
-    if (m->stored_type == DT_COUNT) m->stored_type = t->dtype;
-    return model_make_weight(m, w, t->dtype, t->data, n, k);
-}
-
-/* HF row (h, s*hd/2 + i) holds Meta row (h, 2i + s): undo it for a [heads*hd, k] matrix. */
-static int mat_unpermute(Model *m, const StSet *s, KWeight *w, const char *name, int heads, int hd, int k) {
-    int n = heads * hd;
-    const StTensor *t = want(s, name, n, k);
-    if (!t) return -1;
-    if (m->stored_type == DT_COUNT) m->stored_type = t->dtype;
-    size_t es = t->dtype == DT_F32 ? 4 : 2, row = (size_t)k * es;
-    uint8_t *tmp = malloc((size_t)n * row);
-    if (!tmp) return err_set("out of memory");
-    for (int h = 0; h < heads; h++)
-        for (int sidx = 0; sidx < 2; sidx++)
-            for (int i = 0; i < hd / 2; i++)
-                memcpy(tmp + ((size_t)h * hd + 2 * i + sidx) * row, t->data + ((size_t)h * hd + sidx * (hd / 2) + i) * row, row);
-    int rc = model_make_weight_copy(m, w, t->dtype, tmp, n, k, 1);
-    free(tmp);
-    return rc;
-}
-
-static float *vec(Model *m, const StSet *s, const char *name, int n) {
-    const StTensor *t = want(s, name, n, 0);
-    return t ? model_make_vector(m, t->dtype, t->data, (size_t)n) : NULL;
+    if (!t && strncmp(name, "model.", 6) == 0) t = st_set_tensor_find(s, name + 6, NULL);
+    if (!t) return 1;
+    if (!t->supported || (t->dtype != DT_F32 && t->dtype != DT_F16 && t->dtype != DT_BF16))
+        return err_set("%s: tensor '%s' has type %s: expected F32, F16 or BF16", s->path, t->name, t->dtype_name);
+    out->dtype = t->dtype;
+    out->data = t->data;
+    out->ndim = t->ndim;
+    out->shape[0] = t->ndim > 0 ? t->shape[0] : 0;
+    out->shape[1] = t->ndim > 1 ? t->shape[1] : 0;
+    out->row_bytes = (size_t)(t->ndim > 1 ? t->shape[1] : 1) * (t->dtype == DT_F32 ? 4 : 2);
+    return 0;
 }
 
 int model_load_hf(Model *m, const char *dir, const ModelLoadOptions *o) {
     (void)o;
     if (hf_config_read(&m->cfg, dir) != 0) return -1;
     m->format = MODEL_FMT_HF;
-    m->stored_type = DT_COUNT;
     if (model_memory_check(m, dir) != 0) return -1;
     StSet *s = calloc(1, sizeof *s);
     if (!s) return err_set("out of memory");
     if (st_set_open(s, dir) != 0) { free(s); return -1; }
     m->format_ctx = s;
     m->format_free = set_free;
-    const ModelConfig *c = &m->cfg;
-    int d = c->dim, kvd = c->n_kv_heads * c->head_dim, hid = c->hidden_dim;
-    if (!c->tied && !st_set_tensor_find(s, "lm_head.weight", NULL)) m->cfg.tied = 1; /* as transformers does */
-    if (mat(m, s, &m->tok_emb, "model.embed_tokens.weight", c->vocab_size, d)) return -1;
-    m->layers = model_alloc(m, (size_t)c->n_layers * sizeof *m->layers);
-    if (!m->layers) return -1;
-    char nm[160];
-    for (int l = 0; l < c->n_layers; l++) {
-        LayerWeights *w = &m->layers[l];
-#define NAME(suffix) (snprintf(nm, sizeof nm, "model.layers.%d.%s", l, suffix), nm)
-        if (!(w->rms_att = vec(m, s, NAME("input_layernorm.weight"), d))) return -1;
-        if (!(w->rms_ffn = vec(m, s, NAME("post_attention_layernorm.weight"), d))) return -1;
-        if (mat_unpermute(m, s, &w->wq, NAME("self_attn.q_proj.weight"), c->n_heads, c->head_dim, d) ||
-            mat_unpermute(m, s, &w->wk, NAME("self_attn.k_proj.weight"), c->n_kv_heads, c->head_dim, d) ||
-            mat(m, s, &w->wv, NAME("self_attn.v_proj.weight"), kvd, d) ||
-            mat(m, s, &w->wo, NAME("self_attn.o_proj.weight"), d, d) ||
-            mat(m, s, &w->w1, NAME("mlp.gate_proj.weight"), hid, d) ||
-            mat(m, s, &w->w3, NAME("mlp.up_proj.weight"), hid, d) ||
-            mat(m, s, &w->w2, NAME("mlp.down_proj.weight"), d, hid))
-            return -1;
-#undef NAME
-    }
-    if (!(m->rms_final = vec(m, s, "model.norm.weight", d))) return -1;
-    if (!m->cfg.tied && mat(m, s, &m->wcls, "lm_head.weight", c->vocab_size, d)) return -1;
-    return 0;
+    /* no classifier stored: tied, as transformers does */
+    SrcTensor probe;
+    char head[128];
+    snprintf(head, sizeof head, "%s.weight", m->cfg.arch->hf_global[GT_HEAD]);
+    int hr = st_find(s, head, &probe);
+    if (hr < 0) return -1;
+    if (hr > 0) m->cfg.tied = 1;
+    TensorSource src = {s, s->path, 0, 1, st_find};
+    return model_load_tensors(m, &src);
 }

@@ -9,7 +9,7 @@
  *   wcls [vocab, d] when untied.
  * Rotary embeddings rotate interleaved pairs; theta 10000, epsilon 1e-5 (fixed by the format).
  */
-#include "model.h"
+#include "load_internal.h"
 #include "core/error.h"
 
 #include <stdlib.h>
@@ -41,6 +41,7 @@ int model_load_llama2c(Model *m, const char *path, const ModelLoadOptions *o) {
     c->rope = ROPE_INTERLEAVED;
     c->bos_id = 1;
     c->eos_id = 2;
+    model_config_defaults(c);
     m->format = MODEL_FMT_LLAMA2C;
     m->stored_type = DT_F32;
     if (model_config_check(c, path) != 0) return err_prefix("not a valid llama2.c header (nor GGUF/safetensors)");

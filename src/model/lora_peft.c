@@ -11,11 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const MODULE[LORA_N_TARGETS] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
-static const char *const PARENT[LORA_N_TARGETS] = {"self_attn", "self_attn", "self_attn", "self_attn", "mlp", "mlp", "mlp"};
+#include "load_internal.h"
 
-static void tensor_name(char *buf, size_t cap, int layer, int t, char which) {
-    snprintf(buf, cap, "base_model.model.model.layers.%d.%s.%s.lora_%c.weight", layer, PARENT[t], MODULE[t], which);
+/* Module paths come from the family's description (arch.h hf_lin): "self_attn.q_proj". */
+static const ModelArch *arch_of(const ModelConfig *c) { return c && c->arch ? c->arch : arch_llama(); }
+
+static void tensor_name(char *buf, size_t cap, const ModelConfig *c, int layer, int t, char which) {
+    snprintf(buf, cap, "base_model.model.model.layers.%d.%s.lora_%c.weight", layer, arch_of(c)->hf_lin[t], which);
 }
 
 /* Heads whose rows a target's B matrix permutes (q, k), else 0. */
@@ -24,14 +26,8 @@ static int permuted_heads(const ModelConfig *c, int t) {
 }
 
 /* rows [heads*hd, cols]: to_hf: Meta row (h, 2i+s) -> HF row (h, s*hd/2+i); else back. */
-static void permute_rows(float *dst, const float *src, int heads, int hd, int cols, int to_hf) {
-    size_t row = (size_t)cols;
-    for (int h = 0; h < heads; h++)
-        for (int s = 0; s < 2; s++)
-            for (int i = 0; i < hd / 2; i++) {
-                size_t meta = (size_t)h * hd + 2 * i + s, hf = (size_t)h * hd + s * (hd / 2) + i;
-                memcpy(dst + (to_hf ? hf : meta) * row, src + (to_hf ? meta : hf) * row, row * sizeof(float));
-            }
+static void permute_rows(float *dst, const float *src, const ModelConfig *c, int heads, int cols, int to_hf) {
+    model_qk_permute(dst, src, heads, c->head_dim, c->rope_dims ? c->rope_dims : c->head_dim, (size_t)cols * sizeof(float), to_hf);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -50,18 +46,18 @@ int lora_save_peft(const LoraAdapter *a, const ModelConfig *c, const char *dir, 
             const LoraMat *p = lora_mat(a, l, (LoraTarget)t);
             if (!p) continue;
             int64_t sa[2] = {p->rank, p->in}, sb[2] = {p->out, p->rank};
-            tensor_name(nm, sizeof nm, l, t, 'A');
+            tensor_name(nm, sizeof nm, c, l, t, 'A');
             rc = st_writer_add_f32(&w, nm, DT_F32, 2, sa, p->A);
             const float *B = p->B;
             int heads = permuted_heads(c, t);
             if (!rc && heads) {
                 float *q = malloc((size_t)p->out * p->rank * sizeof *q);
                 if (!q) { rc = err_set("out of memory"); break; }
-                permute_rows(q, p->B, heads, c->head_dim, p->rank, 1);
+                permute_rows(q, p->B, c, heads, p->rank, 1);
                 tmp[ntmp++] = q;
                 B = q;
             }
-            tensor_name(nm, sizeof nm, l, t, 'B');
+            tensor_name(nm, sizeof nm, c, l, t, 'B');
             if (!rc) rc = st_writer_add_f32(&w, nm, DT_F32, 2, sb, B);
         }
     for (int i = 0; i < n_meta && !rc; i++) rc = st_writer_meta_set(&w, meta[i].key, meta[i].value);
@@ -81,7 +77,7 @@ int lora_save_peft(const LoraAdapter *a, const ModelConfig *c, const char *dir, 
     cJSON_AddNumberToObject(j, "lora_alpha", a->alpha);
     cJSON *tm = cJSON_AddArrayToObject(j, "target_modules");
     for (int t = 0; t < LORA_N_TARGETS; t++)
-        if (a->targets & LORA_BIT(t)) cJSON_AddItemToArray(tm, cJSON_CreateString(MODULE[t]));
+        if (a->targets & LORA_BIT(t)) cJSON_AddItemToArray(tm, cJSON_CreateString(arch_module_name(arch_of(c), (LinearSlot)t)));
     cJSON_AddNumberToObject(j, "lora_dropout", 0.0);
     cJSON_AddStringToObject(j, "bias", "none");
     cJSON_AddBoolToObject(j, "fan_in_fan_out", 0);
@@ -98,20 +94,26 @@ int lora_save_peft(const LoraAdapter *a, const ModelConfig *c, const char *dir, 
     rc = (text && cpath) ? file_write_all_atomic(cpath, text, strlen(text)) : err_set("out of memory");
     free(text);
     free(cpath);
-    (void)c;
     return rc;
 }
 
 /* ------------------------------------------------------------------------- */
 /* reading                                                                    */
 
-static int module_index(const char *s) {
+static int module_index(const ModelArch *a, const char *s) {
     for (int t = 0; t < LORA_N_TARGETS; t++)
-        if (!strcmp(s, MODULE[t])) return t;
+        if (!strcmp(s, arch_module_name(a, (LinearSlot)t))) return t;
     return -1;
 }
 
+static int peft_config_parse(LoraPeftConfig *pc, const ModelArch *arch, const char *text, size_t n, const char *cpath);
+
 int lora_peft_config_parse(LoraPeftConfig *pc, const char *text, size_t n, const char *cpath) {
+    return peft_config_parse(pc, arch_llama(), text, n, cpath);
+}
+
+/* target_modules are the family's module names (arch.h). */
+static int peft_config_parse(LoraPeftConfig *pc, const ModelArch *arch, const char *text, size_t n, const char *cpath) {
     memset(pc, 0, sizeof *pc);
     cJSON *j = io_json_parse_object((const uint8_t *)text, n, cpath, NULL);
     if (!j) return -1;
@@ -146,10 +148,12 @@ int lora_peft_config_parse(LoraPeftConfig *pc, const char *text, size_t n, const
     if (cJSON_IsArray(v)) {
         const cJSON *e;
         cJSON_ArrayForEach(e, v) {
-            int t = cJSON_IsString(e) ? module_index(e->valuestring) : -1;
+            int t = cJSON_IsString(e) ? module_index(arch, e->valuestring) : -1;
             if (t < 0)
-                FAIL("%s: field 'target_modules': '%.64s' is not one of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj",
-                     cpath, cJSON_IsString(e) ? e->valuestring : "?");
+                FAIL("%s: field 'target_modules': '%.64s' is not one of %s, %s, %s, %s, %s, %s, %s", cpath,
+                     cJSON_IsString(e) ? e->valuestring : "?", arch_module_name(arch, LIN_Q), arch_module_name(arch, LIN_K),
+                     arch_module_name(arch, LIN_V), arch_module_name(arch, LIN_O), arch_module_name(arch, LIN_GATE),
+                     arch_module_name(arch, LIN_UP), arch_module_name(arch, LIN_DOWN));
             targets |= LORA_BIT(t);
         }
     } else if (cJSON_IsString(v) && !strcmp(v->valuestring, "all-linear")) {
@@ -174,7 +178,7 @@ int lora_load_peft(LoraAdapter *a, const ModelConfig *c, const char *dir) {
     char *text = file_read_all(cpath, &n, LORA_PEFT_CONFIG_MAX_BYTES);
     if (!text) { free(cpath); return -1; }
     LoraPeftConfig pc;
-    int rc = lora_peft_config_parse(&pc, text, n, cpath);
+    int rc = peft_config_parse(&pc, arch_of(c), text, n, cpath);
     free(text);
     if (rc) { free(cpath); return -1; }
     if (lora_init(a, c, pc.rank, pc.alpha, pc.rslora, pc.targets) != 0) { rc = -1; goto done; }
@@ -188,7 +192,7 @@ int lora_load_peft(LoraAdapter *a, const ModelConfig *c, const char *dir) {
                 LoraMat *p = lora_mat(a, l, (LoraTarget)t);
                 if (!p) continue;
                 for (int which = 0; which < 2 && !rc; which++) {
-                    tensor_name(nm, sizeof nm, l, t, which ? 'B' : 'A');
+                    tensor_name(nm, sizeof nm, c, l, t, which ? 'B' : 'A');
                     const StTensor *st = st_tensor_find(&f, nm);
                     int64_t r0 = which ? p->out : p->rank, r1 = which ? p->rank : p->in;
                     if (!st) { rc = err_set("%s: tensor '%s' is missing", spath, nm); break; }
@@ -203,7 +207,7 @@ int lora_load_peft(LoraAdapter *a, const ModelConfig *c, const char *dir) {
                     if (which && heads) {
                         float *q = malloc((size_t)p->out * p->rank * sizeof *q);
                         if (!q) { rc = err_set("out of memory"); break; }
-                        permute_rows(q, dst, heads, c->head_dim, p->rank, 0);
+                        permute_rows(q, dst, c, heads, p->rank, 0);
                         memcpy(dst, q, (size_t)p->out * p->rank * sizeof *q);
                         free(q);
                     }

@@ -1,14 +1,20 @@
-/* model/model.h - a Llama-architecture transformer: configuration, weights, loading.
+/* model/model.h - a transformer of the Llama-like families: configuration, weights, loading.
+ *
+ * The family (model/arch.h: llama, mistral, qwen2, qwen3) is a description read once at
+ * load, with its per-model values (biases, q/k norms, window, rotary scaling) resolved
+ * into ModelConfig; forward and backward follow them.
  *
  * Formats, detected from the file's content (never its name):
  *   - llama2.c checkpoints (legacy 7-int header; shared or separate classifier);
  *   - Hugging Face folders: config.json + model.safetensors, or sharded shards with
  *     model.safetensors.index.json (F32, F16, BF16);
  *   - GGUF v2/v3 "llama" models (F32, F16, BF16, Q8_0 tensors).
- * Rotary layout: llama2.c, Meta and GGUF files rotate interleaved pairs (x[2i], x[2i+1]);
- * Hugging Face checkpoints rotate half-split pairs (x[i], x[i + head_dim/2]) and have
- * their q/k rows permuted to match. The engine runs either layout as stored
- * (cfg.rope), so weights can stay memory-mapped.
+ * Rotary layout: llama2.c, Meta and GGUF "llama" files rotate interleaved pairs (x[2i],
+ * x[2i+1]); Hugging Face checkpoints (and GGUF qwen2/qwen3, which llama.cpp leaves in that
+ * order) rotate half-split pairs (x[i], x[i + rope_dims/2]) with their q/k rows permuted
+ * to match. The loaders put the rows of q and k (and of their biases and per-head norms)
+ * back in Meta's order in a copy, so the engine always runs interleaved pairs (cfg.rope);
+ * every other weight stays as stored (memory-mapped where the type allows).
  */
 #ifndef MUSCLE_MODEL_MODEL_H
 #define MUSCLE_MODEL_MODEL_H
@@ -19,9 +25,17 @@
 #include "core/dtype.h"
 #include "core/file.h"
 #include "kernel/matmul.h"
+#include "model/arch.h"
 
 typedef enum { ROPE_INTERLEAVED = 0, ROPE_HALF = 1 } RopeStyle;
 typedef enum { MODEL_FMT_LLAMA2C = 0, MODEL_FMT_HF, MODEL_FMT_GGUF } ModelFormat;
+/* Rotary frequency scaling (config.json rope_scaling; GGUF rope.scaling.* / rope_freqs). */
+typedef enum {
+    ROPE_SCALING_NONE = 0,
+    ROPE_SCALING_LINEAR,  /* every frequency / factor */
+    ROPE_SCALING_LLAMA3,  /* Llama 3.1: long wavelengths / factor, a smooth band between */
+    ROPE_SCALING_TABLE    /* GGUF rope_freqs.weight: a divisor per pair (Model.rope_freq_div) */
+} RopeScaling;
 
 typedef struct {
     int dim;        /* d: residual width */
@@ -29,7 +43,7 @@ typedef struct {
     int n_layers;
     int n_heads;
     int n_kv_heads; /* grouped-query attention: n_heads % n_kv_heads == 0 */
-    int head_dim;   /* dim / n_heads */
+    int head_dim;   /* dim / n_heads, or config head_dim (Qwen3) */
     int vocab_size;
     int seq_len;    /* context length the model was trained for */
     float rope_theta;
@@ -37,6 +51,16 @@ typedef struct {
     int tied;       /* classifier shares the token embedding */
     RopeStyle rope;
     int bos_id, eos_id;
+    /* the family and its per-model values (arch.h) */
+    const ModelArch *arch; /* never NULL once loaded (static table) */
+    unsigned bias;         /* LIN_BIT(slot): that linear adds a bias [out] */
+    int qk_norm;           /* per-head RMSNorm of q and k (weights [head_dim]) before rotary */
+    int sliding_window;    /* > 0: a query at position p sees keys at p - window + 1 .. p */
+    int rope_dims;         /* rotated dimensions of each head (<= head_dim, even) */
+    RopeScaling rope_scaling;
+    float rope_factor;     /* LINEAR, LLAMA3 */
+    float rope_low_freq, rope_high_freq; /* LLAMA3 low_freq_factor, high_freq_factor */
+    int rope_orig_ctx;     /* LLAMA3 original_max_position_embeddings */
 } ModelConfig;
 
 typedef struct {
@@ -47,6 +71,8 @@ typedef struct {
     float *rms_ffn;        /* [d] */
     KWeight w1, w3;        /* gate, up: [hidden, d] */
     KWeight w2;            /* down: [d, hidden] */
+    float *bias[LIN_COUNT];/* [out] of linear LIN_*, NULL unless cfg.bias has it */
+    float *q_norm, *k_norm;/* [hd] (cfg.qk_norm), else NULL */
 } LayerWeights;
 
 typedef struct {
@@ -59,6 +85,7 @@ typedef struct {
     LayerWeights *layers;  /* [n_layers] */
     float *rms_final;      /* [d] */
     KWeight wcls;          /* [vocab, d] (a copy of tok_emb's handle when tied) */
+    float *rope_freq_div;  /* [rope_dims/2] ROPE_SCALING_TABLE divisors, else NULL */
     /* ownership */
     MappedFile *maps; int n_maps;
     void **owned; int n_owned, cap_owned;
@@ -95,6 +122,8 @@ const char *model_format_name(ModelFormat f);
 uint64_t model_param_count(const Model *m);
 /* Validates a config: positive sizes, divisibility, sane limits. `what` names the source. */
 int model_config_check(const ModelConfig *c, const char *what);
+/* Defaults of the Llama family for fields a format does not store (arch, rope_dims). */
+void model_config_defaults(ModelConfig *c);
 
 /* Memory: a model whose weights would not fit in the available memory (MemAvailable),
  * or in the limit set here (bytes; 0 = none), is refused before anything is allocated,
@@ -103,19 +132,9 @@ int model_config_check(const ModelConfig *c, const char *what);
 void model_set_memory_limit(uint64_t bytes);
 int model_memory_check(const Model *m, const char *what);
 
-/* --- helpers for the format loaders (model_load.c) --- */
-void *model_alloc(Model *m, size_t bytes);                  /* owned by the model, zeroed */
-/* Makes a matrix weight of [n, k] from stored data of type t (F32/F16/BF16/Q8_0),
- * mapping it without a copy when the type matches the compute type. */
-int model_make_weight(Model *m, KWeight *w, DType t, const void *data, int n, int k);
-/* The same, always into an owned buffer when copy != 0 (data may then be freed). */
-int model_make_weight_copy(Model *m, KWeight *w, DType t, const void *data, int n, int k, int copy);
-/* An fp32 vector (norm weights) from stored data. */
-float *model_make_vector(Model *m, DType t, const void *data, size_t n);
-int model_finish(Model *m); /* common checks once all tensors are set */
-
-int model_load_llama2c(Model *m, const char *path, const ModelLoadOptions *o);
-int model_load_hf(Model *m, const char *dir, const ModelLoadOptions *o);
-int model_load_gguf(Model *m, const char *path, const ModelLoadOptions *o);
+/* Weight handle of linear `slot` of layer l (wq .. w2). */
+const KWeight *model_linear(const Model *m, int l, LinearSlot slot);
+/* The rotary inverse frequencies [rope_dims/2] of the model (theta, scaling, table). */
+void model_rope_inv_freq(const Model *m, float *inv_freq);
 
 #endif

@@ -1,8 +1,9 @@
 /* model/model_load.c - format detection, weight handles, ownership. */
-#include "model.h"
+#include "load_internal.h"
 #include "core/error.h"
 #include "tokenizer/tokenizer.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +114,17 @@ int model_config_check(const ModelConfig *c, const char *what) {
     CHECK(c->seq_len > 0 && c->seq_len <= (1 << 22), "%s: seq_len %d: expected 1..4194304", what, c->seq_len);
     CHECK(c->rope_theta > 0, "%s: rope theta %g: expected > 0", what, (double)c->rope_theta);
     CHECK(c->norm_eps > 0 && c->norm_eps < 1, "%s: norm epsilon %g: expected in (0, 1)", what, (double)c->norm_eps);
+    CHECK(c->rope_dims == 0 || (c->rope_dims >= 2 && c->rope_dims <= c->head_dim && c->rope_dims % 2 == 0),
+          "%s: rotary dimensions %d: expected an even number from 2 to head_dim %d", what, c->rope_dims, c->head_dim);
+    CHECK(c->rope_dims == 0 || c->rope_dims == c->head_dim, "%s: partial rotary (%d of %d dimensions per head) is not supported yet",
+          what, c->rope_dims, c->head_dim);
+    CHECK(c->sliding_window >= 0, "%s: sliding window %d: expected >= 0", what, c->sliding_window);
+    CHECK(c->bias < (1u << LIN_COUNT), "%s: bias set 0x%x: expected linears 0..%d", what, c->bias, LIN_COUNT - 1);
+    if (c->rope_scaling == ROPE_SCALING_LINEAR || c->rope_scaling == ROPE_SCALING_LLAMA3)
+        CHECK(c->rope_factor >= 1 && isfinite(c->rope_factor), "%s: rope scaling factor %g: expected >= 1", what, (double)c->rope_factor);
+    if (c->rope_scaling == ROPE_SCALING_LLAMA3)
+        CHECK(c->rope_high_freq > c->rope_low_freq && c->rope_low_freq > 0 && c->rope_orig_ctx > 0,
+              "%s: llama3 rope scaling: expected 0 < low_freq_factor < high_freq_factor and original_max_position_embeddings > 0", what);
 #undef CHECK
     return 0;
 }
@@ -120,9 +132,60 @@ int model_config_check(const ModelConfig *c, const char *what) {
 /* ------------------------------------------------------------------------- */
 /* loading                                                                    */
 
+void model_config_defaults(ModelConfig *c) {
+    if (!c->arch) c->arch = arch_llama();
+    if (!c->rope_dims) c->rope_dims = c->head_dim;
+}
+
 int model_finish(Model *m) {
+    model_config_defaults(&m->cfg);
     if (m->cfg.tied) m->wcls = m->tok_emb;
+    if (m->cfg.rope_scaling == ROPE_SCALING_TABLE && !m->rope_freq_div) return err_set("model: a rotary divisor table is expected");
     return 0;
+}
+
+const KWeight *model_linear(const Model *m, int l, LinearSlot slot) {
+    const LayerWeights *w = &m->layers[l];
+    switch (slot) {
+    case LIN_Q: return &w->wq;
+    case LIN_K: return &w->wk;
+    case LIN_V: return &w->wv;
+    case LIN_O: return &w->wo;
+    case LIN_GATE: return &w->w1;
+    case LIN_UP: return &w->w3;
+    case LIN_DOWN: return &w->w2;
+    default: return NULL;
+    }
+}
+
+/* Pair i turns by pos * inv_freq[i]; computed in float as llama2.c and PyTorch do.
+ * Llama 3 (transformers' _compute_llama3_parameters, llama.cpp's rope_freqs): wavelengths
+ * 2 pi / f longer than orig / low_freq_factor are divided by factor, shorter than
+ * orig / high_freq_factor kept, and those between blended:
+ * f' = (1 - s) f / factor + s f, s = (orig / wavelen - low) / (high - low). */
+void model_rope_inv_freq(const Model *m, float *inv) {
+    const ModelConfig *c = &m->cfg;
+    int rd = c->rope_dims ? c->rope_dims : c->head_dim, half = rd / 2;
+    for (int i = 0; i < half; i++) {
+        float f = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)rd);
+        switch (c->rope_scaling) {
+        case ROPE_SCALING_NONE: break;
+        case ROPE_SCALING_LINEAR: f /= c->rope_factor; break;
+        case ROPE_SCALING_TABLE: f /= m->rope_freq_div[i]; break;
+        case ROPE_SCALING_LLAMA3: {
+            float wavelen = 2.0f * (float)M_PI / f;
+            float lo_wl = (float)c->rope_orig_ctx / c->rope_low_freq, hi_wl = (float)c->rope_orig_ctx / c->rope_high_freq;
+            if (wavelen > lo_wl) {
+                f /= c->rope_factor;
+            } else if (wavelen >= hi_wl) {
+                float sm = ((float)c->rope_orig_ctx / wavelen - c->rope_low_freq) / (c->rope_high_freq - c->rope_low_freq);
+                f = (1.0f - sm) * f / c->rope_factor + sm * f;
+            }
+            break;
+        }
+        }
+        inv[i] = f;
+    }
 }
 
 int model_load(Model *m, const char *path, const ModelLoadOptions *opts) {
@@ -197,6 +260,10 @@ uint64_t model_param_count(const Model *m) {
     const ModelConfig *c = &m->cfg;
     uint64_t d = (uint64_t)c->dim, kv = (uint64_t)c->n_kv_heads * c->head_dim, q = (uint64_t)c->n_heads * c->head_dim;
     uint64_t per = 2 * d + q * d * 2 + 2 * kv * d + 3 * (uint64_t)c->hidden_dim * d;
+    uint64_t out[LIN_COUNT] = {q, kv, kv, d, (uint64_t)c->hidden_dim, (uint64_t)c->hidden_dim, d};
+    for (int s = 0; s < LIN_COUNT; s++)
+        if (c->bias & LIN_BIT(s)) per += out[s];
+    if (c->qk_norm) per += 2 * (uint64_t)c->head_dim;
     uint64_t n = (uint64_t)c->vocab_size * d * (c->tied ? 1 : 2) + per * (uint64_t)c->n_layers + d;
     return n;
 }

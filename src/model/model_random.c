@@ -1,7 +1,7 @@
 /* model/model_random.c - a model with random weights, for tests, benchmarks and
  * pretraining from scratch. Matrices ~ N(0, 0.02^2), norm weights 1 (as llama2.c's
  * model.py initialises), everything owned fp32 (or bf16 when asked). */
-#include "model.h"
+#include "load_internal.h"
 #include "core/error.h"
 #include "core/rng.h"
 
@@ -30,6 +30,7 @@ int model_init_random(Model *m, const ModelConfig *cfg, const ModelLoadOptions *
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
     if (m->cfg.head_dim == 0 && m->cfg.n_heads > 0) m->cfg.head_dim = m->cfg.dim / m->cfg.n_heads;
+    model_config_defaults(&m->cfg);
     if (model_config_check(&m->cfg, "random model") != 0) return -1;
     m->wtype = opts->writable ? KW_F32 : opts->wtype;
     m->writable = opts->writable;
@@ -54,6 +55,19 @@ int model_init_random(Model *m, const ModelConfig *cfg, const ModelLoadOptions *
              rand_weight(m, &w->wv, kvd, d, &r, sd) || rand_weight(m, &w->wo, d, qd, &r, sd) ||
              rand_weight(m, &w->w1, hid, d, &r, sd) || rand_weight(m, &w->w3, hid, d, &r, sd) ||
              rand_weight(m, &w->w2, d, hid, &r, sd) ? -1 : 0;
+        /* biases N(0, sd^2) and per-head norms 1 where the configuration has them */
+        const int out[LIN_COUNT] = {qd, kvd, kvd, d, hid, hid, d};
+        for (int s = 0; rc == 0 && s < LIN_COUNT; s++) {
+            if (!(c->bias & LIN_BIT(s))) continue;
+            if (!(w->bias[s] = model_alloc(m, (size_t)out[s] * sizeof(float)))) rc = -1;
+            else for (int i = 0; i < out[s]; i++) w->bias[s][i] = sd * rng_normal(&r);
+        }
+        if (rc == 0 && c->qk_norm) {
+            w->q_norm = model_alloc(m, (size_t)c->head_dim * sizeof(float));
+            w->k_norm = model_alloc(m, (size_t)c->head_dim * sizeof(float));
+            if (!w->q_norm || !w->k_norm) rc = -1;
+            else for (int i = 0; i < c->head_dim; i++) w->q_norm[i] = w->k_norm[i] = 1.0f;
+        }
     }
     if (rc == 0) {
         m->rms_final = model_alloc(m, (size_t)d * sizeof(float));

@@ -1,8 +1,10 @@
-/* model/model_save.c - writing a model as a Hugging Face Llama folder
- * (config.json + model.safetensors), the target of `muscle convert`.
- * q and k rows are permuted to the Hugging Face order (half-split rotary), so that
- * transformers reads the folder as the same model; muscle's loader undoes it. */
-#include "model.h"
+/* model/model_save.c - writing a model as a Hugging Face folder of its family
+ * (config.json with its model_type and keys + model.safetensors with its tensor names,
+ * model/arch.h), the target of `muscle convert`.
+ * q and k rows (and their biases and per-head norms) are permuted to the Hugging Face
+ * order (half-split rotary), so that transformers reads the folder as the same model;
+ * muscle's loader undoes it. */
+#include "load_internal.h"
 #include "core/error.h"
 #include "io/safetensors.h"
 
@@ -11,7 +13,7 @@
 #include <string.h>
 
 /* fp32 copy of a weight (malloc'd), q/k rows permuted Meta -> HF when heads > 0. */
-static float *weight_f32(const KWeight *w, int heads, int hd) {
+static float *weight_f32(const KWeight *w, int heads, int hd, int rd) {
     size_t n = (size_t)w->n * w->k;
     float *f = malloc(n * sizeof *f);
     if (!f) { err_set("out of memory"); return NULL; }
@@ -20,32 +22,60 @@ static float *weight_f32(const KWeight *w, int heads, int hd) {
     if (heads > 0) {
         float *p = malloc(n * sizeof *p);
         if (!p) { free(f); err_set("out of memory"); return NULL; }
-        size_t row = (size_t)w->k;
-        for (int h = 0; h < heads; h++)
-            for (int s = 0; s < 2; s++)
-                for (int i = 0; i < hd / 2; i++)
-                    memcpy(p + ((size_t)h * hd + s * (hd / 2) + i) * row, f + ((size_t)h * hd + 2 * i + s) * row, row * sizeof *f);
+        model_qk_permute(p, f, heads, hd, rd, (size_t)w->k * sizeof *f, 1);
         free(f);
         f = p;
     }
     return f;
 }
 
+/* The family a folder is written as: a GGUF "llama" with a window is a Mistral. */
+static const ModelArch *save_arch(const ModelConfig *c) {
+    const ModelArch *a = c->arch ? c->arch : arch_llama();
+    if (a == arch_llama() && c->sliding_window > 0) a = arch_from_model_type("mistral");
+    return a;
+}
+
 int model_save_hf_config(const ModelConfig *c, const char *dir, DType dtype) {
+    const ModelArch *a = save_arch(c);
+    if (c->rope_scaling == ROPE_SCALING_TABLE)
+        return err_set("convert: the rotary scaling is a GGUF divisor table (rope_freqs.weight): config.json cannot say it yet");
+    if (c->bias & ~(a->bias | a->bias_attention_key | (a == arch_llama() ? LIN_MLP : 0)))
+        return err_set("convert: %s has no config key for the biases of this model", a->model_type);
     cJSON *j = cJSON_CreateObject();
     cJSON *arch = cJSON_AddArrayToObject(j, "architectures");
-    cJSON_AddItemToArray(arch, cJSON_CreateString("LlamaForCausalLM"));
-    cJSON_AddStringToObject(j, "model_type", "llama");
+    cJSON_AddItemToArray(arch, cJSON_CreateString(a->hf_class));
+    cJSON_AddStringToObject(j, "model_type", a->model_type);
     cJSON_AddStringToObject(j, "hidden_act", "silu");
     cJSON_AddNumberToObject(j, "hidden_size", c->dim);
     cJSON_AddNumberToObject(j, "intermediate_size", c->hidden_dim);
     cJSON_AddNumberToObject(j, "num_hidden_layers", c->n_layers);
     cJSON_AddNumberToObject(j, "num_attention_heads", c->n_heads);
     cJSON_AddNumberToObject(j, "num_key_value_heads", c->n_kv_heads);
+    cJSON_AddNumberToObject(j, "head_dim", c->head_dim);
     cJSON_AddNumberToObject(j, "vocab_size", c->vocab_size);
     cJSON_AddNumberToObject(j, "max_position_embeddings", c->seq_len);
     cJSON_AddNumberToObject(j, "rms_norm_eps", (double)c->norm_eps);
     cJSON_AddNumberToObject(j, "rope_theta", (double)c->rope_theta);
+    if (c->rope_scaling == ROPE_SCALING_NONE) {
+        cJSON_AddNullToObject(j, "rope_scaling");
+    } else {
+        cJSON *rs = cJSON_AddObjectToObject(j, "rope_scaling");
+        cJSON_AddStringToObject(rs, "rope_type", c->rope_scaling == ROPE_SCALING_LLAMA3 ? "llama3" : "linear");
+        cJSON_AddNumberToObject(rs, "factor", (double)c->rope_factor);
+        if (c->rope_scaling == ROPE_SCALING_LLAMA3) {
+            cJSON_AddNumberToObject(rs, "low_freq_factor", (double)c->rope_low_freq);
+            cJSON_AddNumberToObject(rs, "high_freq_factor", (double)c->rope_high_freq);
+            cJSON_AddNumberToObject(rs, "original_max_position_embeddings", c->rope_orig_ctx);
+        }
+    }
+    if (a->bias_attention_key) cJSON_AddBoolToObject(j, "attention_bias", (c->bias & a->bias_attention_key) != 0);
+    if (a == arch_llama()) cJSON_AddBoolToObject(j, "mlp_bias", (c->bias & LIN_MLP) != 0);
+    if (a->window == ARCH_WINDOW_KEY) {
+        if (c->sliding_window > 0) cJSON_AddNumberToObject(j, "sliding_window", c->sliding_window);
+        else cJSON_AddNullToObject(j, "sliding_window");
+    }
+    if (a->window == ARCH_WINDOW_OPT_IN) cJSON_AddBoolToObject(j, "use_sliding_window", 0);
     cJSON_AddBoolToObject(j, "tie_word_embeddings", c->tied);
     cJSON_AddNumberToObject(j, "bos_token_id", c->bos_id);
     cJSON_AddNumberToObject(j, "eos_token_id", c->eos_id);
@@ -67,42 +97,56 @@ int model_save_hf(const Model *m, const char *dir, DType dtype) {
     if (c->rope != ROPE_INTERLEAVED) return err_set("convert: model runs half-split rotary internally: not expected");
     StWriter w;
     st_writer_init(&w);
-    int nbuf = 0, cap = 8 + 7 * c->n_layers;
+    const ModelArch *a = save_arch(c);
+    int nbuf = 0, cap = 8 + 13 * c->n_layers;
     float **bufs = calloc((size_t)cap, sizeof *bufs);
     int rc = bufs ? 0 : err_set("out of memory");
     char nm[160];
 #define ADD_MAT(name, kw, heads)                                                              \
     do {                                                                                     \
         if (rc) break;                                                                       \
-        float *f = weight_f32(kw, heads, c->head_dim);                                       \
+        float *f = weight_f32(kw, heads, c->head_dim, c->rope_dims);                         \
         if (!f) { rc = -1; break; }                                                          \
         bufs[nbuf++] = f;                                                                    \
         int64_t shape[2] = {(kw)->n, (kw)->k};                                               \
         rc = st_writer_add_f32(&w, name, dtype, 2, shape, f);                                \
     } while (0)
-#define ADD_VEC(name, v)                                                                     \
+#define ADD_VEC(name, v, n, heads)                                                            \
     do {                                                                                     \
         if (rc) break;                                                                       \
-        int64_t shape[1] = {c->dim};                                                         \
-        rc = st_writer_add_f32(&w, name, dtype, 1, shape, v);                                \
+        const float *src = (v);                                                              \
+        if (heads) { /* q/k elements in the Hugging Face order, like their rows */           \
+            float *f = malloc((size_t)(n) * sizeof *f);                                      \
+            if (!f) { rc = err_set("out of memory"); break; }                                \
+            bufs[nbuf++] = f;                                                                \
+            model_qk_permute(f, src, (n) / c->head_dim, c->head_dim, c->rope_dims, sizeof *f, 1); \
+            src = f;                                                                         \
+        }                                                                                    \
+        int64_t shape[1] = {(n)};                                                            \
+        rc = st_writer_add_f32(&w, name, dtype, 1, shape, src);                              \
     } while (0)
-    ADD_MAT("model.embed_tokens.weight", &m->tok_emb, 0);
+    char gn[GT_COUNT][96];
+    for (int g = 0; g < GT_COUNT; g++) snprintf(gn[g], sizeof gn[g], "%s.weight", a->hf_global[g]);
+    ADD_MAT(gn[GT_EMBED], &m->tok_emb, 0);
+    const int heads[LIN_COUNT] = {c->n_heads, c->n_kv_heads, 0, 0, 0, 0, 0};
     for (int l = 0; l < c->n_layers && !rc; l++) {
         const LayerWeights *L = &m->layers[l];
-#define N(s) (snprintf(nm, sizeof nm, "model.layers.%d.%s", l, s), nm)
-        ADD_VEC(N("input_layernorm.weight"), L->rms_att);
-        ADD_VEC(N("post_attention_layernorm.weight"), L->rms_ffn);
-        ADD_MAT(N("self_attn.q_proj.weight"), &L->wq, c->n_heads);
-        ADD_MAT(N("self_attn.k_proj.weight"), &L->wk, c->n_kv_heads);
-        ADD_MAT(N("self_attn.v_proj.weight"), &L->wv, 0);
-        ADD_MAT(N("self_attn.o_proj.weight"), &L->wo, 0);
-        ADD_MAT(N("mlp.gate_proj.weight"), &L->w1, 0);
-        ADD_MAT(N("mlp.up_proj.weight"), &L->w3, 0);
-        ADD_MAT(N("mlp.down_proj.weight"), &L->w2, 0);
+#define N(part, suffix) (snprintf(nm, sizeof nm, "model.layers.%d.%s.%s", l, part, suffix), nm)
+        ADD_VEC(N(a->hf_norm[NORM_ATTN], "weight"), L->rms_att, c->dim, 0);
+        ADD_VEC(N(a->hf_norm[NORM_FFN], "weight"), L->rms_ffn, c->dim, 0);
+        if (c->qk_norm) {
+            ADD_VEC(N(a->hf_norm[NORM_Q], "weight"), L->q_norm, c->head_dim, 1);
+            ADD_VEC(N(a->hf_norm[NORM_K], "weight"), L->k_norm, c->head_dim, 1);
+        }
+        for (int s = 0; s < LIN_COUNT && !rc; s++) {
+            const KWeight *kw = model_linear(m, l, (LinearSlot)s);
+            ADD_MAT(N(a->hf_lin[s], "weight"), kw, heads[s]);
+            if (L->bias[s]) ADD_VEC(N(a->hf_lin[s], "bias"), L->bias[s], kw->n, heads[s]);
+        }
 #undef N
     }
-    ADD_VEC("model.norm.weight", m->rms_final);
-    if (!c->tied) ADD_MAT("lm_head.weight", &m->wcls, 0);
+    ADD_VEC(gn[GT_NORM], m->rms_final, c->dim, 0);
+    if (!c->tied) ADD_MAT(gn[GT_HEAD], &m->wcls, 0);
 #undef ADD_MAT
 #undef ADD_VEC
     if (!rc) rc = st_writer_meta_set(&w, "format", "pt");

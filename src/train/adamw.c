@@ -141,7 +141,8 @@ double train_weight_sum(const float *weights, size_t n) {
 /* spans                                                                      */
 
 int train_spans_model_count(const Model *m) {
-    return 1 + 9 * m->cfg.n_layers + 1 + (m->cfg.tied ? 0 : 1);
+    int extra = __builtin_popcount(m->cfg.bias) + 2 * (m->cfg.qk_norm != 0); /* per layer: biases, q/k norms */
+    return 1 + (9 + extra) * m->cfg.n_layers + 1 + (m->cfg.tied ? 0 : 1);
 }
 
 int train_spans_model(Model *m, ModelGrads *g, int no_decay_norms, ParamSpan *spans, int cap) {
@@ -171,6 +172,19 @@ int train_spans_model(Model *m, ModelGrads *g, int no_decay_norms, ParamSpan *sp
     }
     SPAN(m->rms_final, g->rms_final, (size_t)c->dim, no_decay_norms);
     if (!c->tied) MAT(m->wcls, g->wcls);
+    /* the families' extra tensors (model/arch.h), after the Llama ones: biases, q/k norms */
+    int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    const int out[LIN_COUNT] = {qd, kvd, kvd, c->dim, c->hidden_dim, c->hidden_dim, c->dim};
+    for (int l = 0; l < c->n_layers; l++) {
+        LayerWeights *w = &m->layers[l];
+        LayerGrads *lg = &g->layers[l];
+        for (int s = 0; s < LIN_COUNT; s++)
+            if (c->bias & LIN_BIT(s)) SPAN(w->bias[s], lg->bias[s], (size_t)out[s], no_decay_norms);
+        if (c->qk_norm) {
+            SPAN(w->q_norm, lg->q_norm, (size_t)c->head_dim, no_decay_norms);
+            SPAN(w->k_norm, lg->k_norm, (size_t)c->head_dim, no_decay_norms);
+        }
+    }
 #undef MAT
 #undef SPAN
     return k;

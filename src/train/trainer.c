@@ -80,6 +80,15 @@ uint64_t train_hash_model(const Model *m) {
     }
     h = hash_bytes(h, m->rms_final, (size_t)c->dim * sizeof(float));
     if (!c->tied) h = hash_weight(h, &m->wcls);
+    int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    const int out[LIN_COUNT] = {qd, kvd, kvd, c->dim, c->hidden_dim, c->hidden_dim, c->dim};
+    for (int l = 0; l < c->n_layers; l++) { /* the families' biases and q/k norms */
+        const LayerWeights *w = &m->layers[l];
+        for (int s = 0; s < LIN_COUNT; s++)
+            if (w->bias[s]) h = hash_bytes(h, w->bias[s], (size_t)out[s] * sizeof(float));
+        if (w->q_norm) h = hash_bytes(h, w->q_norm, (size_t)c->head_dim * sizeof(float));
+        if (w->k_norm) h = hash_bytes(h, w->k_norm, (size_t)c->head_dim * sizeof(float));
+    }
     return h;
 }
 
@@ -163,6 +172,16 @@ static int model_span_names(Trainer *t) {
         }
     t->span_names[k++] = strdup("rms_final");
     if (!c->tied) t->span_names[k++] = strdup("wcls");
+    static const char *const bias_fmt[LIN_COUNT] = {"layers.%d.bq", "layers.%d.bk", "layers.%d.bv", "layers.%d.bo",
+                                                    "layers.%d.b1", "layers.%d.b3", "layers.%d.b2"};
+    for (int l = 0; l < c->n_layers; l++) {
+        for (int s = 0; s < LIN_COUNT; s++)
+            if (c->bias & LIN_BIT(s)) t->span_names[k++] = span_name(bias_fmt[s], l);
+        if (c->qk_norm) {
+            t->span_names[k++] = span_name("layers.%d.q_norm", l);
+            t->span_names[k++] = span_name("layers.%d.k_norm", l);
+        }
+    }
     for (int i = 0; i < k; i++)
         if (!t->span_names[i]) return err_set("out of memory");
     return k == t->n_spans ? 0 : err_set("training: %d span names for %d spans", k, t->n_spans);

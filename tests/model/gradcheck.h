@@ -6,6 +6,7 @@
 
 #include "testutil.h"
 #include "model/backward.h"
+#include "model/load_internal.h"
 #include "model/forward.h"
 #include "model/lora.h"
 #include "model/model.h"
@@ -110,6 +111,14 @@ static inline void d_rope(double *x, int N, int n, int pos0, int nh, int hd, Rop
  * out [B*n, H*hd]; P [B, H, n, n] (optional). seg [B*n] (optional): packed rows, key j
  * visible to query i >= j when seg[j] == 0 or seg[j] == seg[i] */
 static inline int d_visible(const int *seg, int i, int j) { return !seg || seg[j] == 0 || seg[j] == seg[i]; }
+/* sliding window (d_window > 0): key j hidden from query i when pos_i - pos_j >= d_window */
+static int d_window;
+static const int *d_window_pos; /* [B*n] positions of packed rows, else NULL (index = position) */
+static inline int d_in_window(int b, int n, int i, int j) {
+    if (d_window <= 0) return 1;
+    int pi = d_window_pos ? d_window_pos[b * n + i] : i, pj = d_window_pos ? d_window_pos[b * n + j] : j;
+    return pi - pj < d_window;
+}
 static inline void d_attention_seg(double *out, double *P, const double *q, const double *k, const double *v,
                                    const int *seg_ids, int B, int n, int H, int KVH, int hd) {
     int qd = H * hd, kvd = KVH * hd, grp = H / KVH;
@@ -125,10 +134,10 @@ static inline void d_attention_seg(double *out, double *P, const double *q, cons
                     double s = 0;
                     for (int e = 0; e < hd; e++) s += qi[e] * kj[e];
                     row[j] = s / sqrt((double)hd);
-                    if (d_visible(seg, i, j) && row[j] > mx) mx = row[j];
+                    if (d_visible(seg, i, j) && d_in_window(b, n, i, j) && row[j] > mx) mx = row[j];
                 }
                 double sum = 0;
-                for (int j = 0; j <= i; j++) sum += (row[j] = d_visible(seg, i, j) ? exp(row[j] - mx) : 0.0);
+                for (int j = 0; j <= i; j++) sum += (row[j] = d_visible(seg, i, j) && d_in_window(b, n, i, j) ? exp(row[j] - mx) : 0.0);
                 for (int j = 0; j <= i; j++) row[j] /= sum;
                 double *o = out + ((size_t)b * n + i) * qd + h * hd;
                 for (int e = 0; e < hd; e++) o[e] = 0;
@@ -200,7 +209,7 @@ typedef struct {
     ModelConfig c;
     const float *cosT, *sinT; /* rotary tables of a run state */
     double *emb, *rms_final, *wcls;
-    struct { double *rms_att, *wq, *wk, *wv, *wo, *rms_ffn, *w1, *w2, *w3; } L[GC_MAX_LAYERS];
+    struct { double *rms_att, *wq, *wk, *wv, *wo, *rms_ffn, *w1, *w2, *w3, *bias[LIN_COUNT], *q_norm, *k_norm; } L[GC_MAX_LAYERS];
     int rank;
     double scaling;
     double *A[GC_MAX_LAYERS][LORA_N_TARGETS], *Bm[GC_MAX_LAYERS][LORA_N_TARGETS];
@@ -228,6 +237,9 @@ static inline void dmodel_bind(DModel *dm, const ModelGrads *g, double *P, const
         dm->L[l].w1 = OFF(lg->w1);
         dm->L[l].w2 = OFF(lg->w2);
         dm->L[l].w3 = OFF(lg->w3);
+        for (int t = 0; t < LIN_COUNT; t++) dm->L[l].bias[t] = lg->bias[t] ? OFF(lg->bias[t]) : NULL;
+        dm->L[l].q_norm = lg->q_norm ? OFF(lg->q_norm) : NULL;
+        dm->L[l].k_norm = lg->k_norm ? OFF(lg->k_norm) : NULL;
     }
 #undef OFF
     if (a) {
@@ -261,6 +273,11 @@ static inline void dmodel_copy_weights(const Model *m, const ModelGrads *g, doub
         CP(lg->w1, w->w1.f32, hid * d);
         CP(lg->w2, w->w2.f32, d * hid);
         CP(lg->w3, w->w3.f32, hid * d);
+        const size_t out[LIN_COUNT] = {qd, kvd, kvd, d, hid, hid, d};
+        for (int t = 0; t < LIN_COUNT; t++)
+            if (lg->bias[t]) CP(lg->bias[t], w->bias[t], out[t]);
+        if (lg->q_norm) CP(lg->q_norm, w->q_norm, (size_t)c->head_dim);
+        if (lg->k_norm) CP(lg->k_norm, w->k_norm, (size_t)c->head_dim);
     }
     CP(g->rms_final, m->rms_final, d);
     if (!c->tied) CP(g->wcls, m->wcls.f32, (size_t)c->vocab_size * d);
@@ -276,16 +293,32 @@ static inline void dmodel_logits(const DModel *dm, const int *tok, const int *po
     int hid = c->hidden_dim, V = c->vocab_size, r = dm->rank;
     double *x = malloc(sizeof(double) * N * d), *xn = malloc(sizeof(double) * N * d);
     double *q = malloc(sizeof(double) * N * qd), *k = malloc(sizeof(double) * N * kvd), *v = malloc(sizeof(double) * N * kvd);
-    double *ao = malloc(sizeof(double) * N * qd), *tmp = malloc(sizeof(double) * N * (d > hid ? d : hid));
+    size_t wide = (size_t)(d > hid ? d : hid);
+    if ((size_t)qd > wide) wide = (size_t)qd;
+    double *ao = malloc(sizeof(double) * N * qd), *tmp = malloc(sizeof(double) * N * wide);
     double *h1 = malloc(sizeof(double) * N * hid), *h3 = malloc(sizeof(double) * N * hid);
     for (int t = 0; t < N; t++)
         for (int i = 0; i < d; i++) x[t * d + i] = dm->emb[(size_t)tok[t] * d + i];
     for (int l = 0; l < c->n_layers; l++) {
-#define LIN(y, xx, W, in, out, T) d_linear(y, xx, dm->L[l].W, N, in, out, dm->A[l][T], dm->Bm[l][T], r, dm->scaling)
+#define LIN(y, xx, W, in, out, T)                                                                 \
+    do {                                                                                          \
+        d_linear(y, xx, dm->L[l].W, N, in, out, dm->A[l][T], dm->Bm[l][T], r, dm->scaling);       \
+        if (dm->L[l].bias[T])                                                                     \
+            for (int t_ = 0; t_ < N; t_++)                                                        \
+                for (int o_ = 0; o_ < (out); o_++) (y)[(size_t)t_ * (out) + o_] += dm->L[l].bias[T][o_]; \
+    } while (0)
         d_rmsnorm(xn, x, dm->L[l].rms_att, N, d, c->norm_eps);
         LIN(q, xn, wq, d, qd, LORA_Q);
         LIN(k, xn, wk, d, kvd, LORA_K);
         LIN(v, xn, wv, d, kvd, LORA_V);
+        if (dm->L[l].q_norm) { /* per-head RMSNorm (Qwen3), in place through tmp */
+            d_rmsnorm(tmp, q, dm->L[l].q_norm, N * H, hd, c->norm_eps);
+            memcpy(q, tmp, sizeof(double) * N * qd);
+            d_rmsnorm(tmp, k, dm->L[l].k_norm, N * KVH, hd, c->norm_eps);
+            memcpy(k, tmp, sizeof(double) * N * kvd);
+        }
+        d_window = c->sliding_window;
+        d_window_pos = pos;
         d_rope_at(q, N, n, 0, pos, H, hd, c->rope, dm->cosT, dm->sinT);
         d_rope_at(k, N, n, 0, pos, KVH, hd, c->rope, dm->cosT, dm->sinT);
         d_attention_seg(ao, NULL, q, k, v, seg, B, n, H, KVH, hd);
@@ -352,6 +385,13 @@ static inline void tiny_model(Model *m, const ModelConfig *cfg, uint64_t seed, f
         kweight_init_f32(&w->w1, tiny_vec(m, &r, (size_t)hid * d, scale, 0), hid, d);
         kweight_init_f32(&w->w2, tiny_vec(m, &r, (size_t)d * hid, scale, 0), d, hid);
         kweight_init_f32(&w->w3, tiny_vec(m, &r, (size_t)hid * d, scale, 0), hid, d);
+        const int out[LIN_COUNT] = {qd, kvd, kvd, d, hid, hid, d};
+        for (int t = 0; t < LIN_COUNT; t++)
+            if (c->bias & LIN_BIT(t)) w->bias[t] = tiny_vec(m, &r, (size_t)out[t], 0.3f, 0);
+        if (c->qk_norm) {
+            w->q_norm = tiny_vec(m, &r, (size_t)c->head_dim, 0.2f, 1.0f);
+            w->k_norm = tiny_vec(m, &r, (size_t)c->head_dim, 0.2f, 1.0f);
+        }
     }
     m->rms_final = tiny_vec(m, &r, d, 0.2f, 1.0f);
     if (!c->tied) kweight_init_f32(&m->wcls, tiny_vec(m, &r, (size_t)V * d, scale, 0), V, d);
@@ -392,6 +432,11 @@ static inline int model_tensors(const ModelGrads *g, TensorRef *t) {
 #define ADDL(field, cnt) do { snprintf(nm, sizeof nm, "layer %d %s", l, #field); ADD(nm, L->field, cnt); } while (0)
         ADDL(rms_att, d); ADDL(wq, qd * d); ADDL(wk, kvd * d); ADDL(wv, kvd * d); ADDL(wo, d * qd);
         ADDL(rms_ffn, d); ADDL(w1, hid * d); ADDL(w2, d * hid); ADDL(w3, hid * d);
+        const size_t out[LIN_COUNT] = {qd, kvd, kvd, d, hid, hid, d};
+        static const char *const bn[LIN_COUNT] = {"bq", "bk", "bv", "bo", "b_gate", "b_up", "b_down"};
+        for (int tt = 0; tt < LIN_COUNT; tt++)
+            if (L->bias[tt]) { snprintf(nm, sizeof nm, "layer %d %s", l, bn[tt]); ADD(nm, L->bias[tt], out[tt]); }
+        if (L->q_norm) { ADDL(q_norm, (size_t)c->head_dim); ADDL(k_norm, (size_t)c->head_dim); }
 #undef ADDL
     }
     ADD("rms_final", g->rms_final, d);

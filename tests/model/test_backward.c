@@ -391,9 +391,17 @@ static double bench_obj(void *p) {
     return dmodel_loss(&b->dm, b->tok, b->tgt, b->w, MB, MT, NULL);
 }
 
+/* the family features of the next model (biases, q/k norm, window): 0 = plain Llama */
+static unsigned bench_bias;
+static int bench_qk_norm, bench_window;
+
 static void bench_init(Bench *b, RopeStyle rope, int tied, int use_lora, int keep, uint64_t seed) {
     memset(b, 0, sizeof *b);
     ModelConfig cfg = tiny_config(rope, tied);
+    cfg.bias = bench_bias;
+    cfg.qk_norm = bench_qk_norm;
+    cfg.sliding_window = bench_window;
+    if (bench_qk_norm) cfg.head_dim = 6; /* q is [heads * 6, 16]: not dim / heads */
     tiny_model(&b->m, &cfg, seed, 0.4f);
     TRng r = {seed + 1000};
     for (int i = 0; i < MN; i++) {
@@ -489,6 +497,46 @@ static void model_gradcheck(RopeStyle rope, int tied, int use_lora) {
     }
     free(num);
     bench_free(&b);
+}
+
+/* every linear with a bias, per-head q/k norms (head_dim 6 != dim / heads) and a sliding
+ * window of 3 positions: the backward passes of the families' features by finite differences */
+static void family_gradcheck(int use_lora) {
+    bench_bias = (1u << LIN_COUNT) - 1;
+    bench_qk_norm = 1;
+    bench_window = 3;
+    model_gradcheck(ROPE_INTERLEAVED, 0, use_lora);
+    bench_bias = 0;
+    bench_qk_norm = 0;
+    bench_window = 0;
+}
+static void test_model_full_family_features(void **state) { (void)state; family_gradcheck(0); }
+static void test_model_lora_family_features(void **state) { (void)state; family_gradcheck(1); }
+
+/* y = x + b:  db = column sums of dy, by finite differences of sum(dy * y) */
+static double bias_obj(void *p) {
+    double *v = p; /* [3*5 x, 5 b, 3*5 dy] */
+    double acc = 0;
+    for (int r = 0; r < 3; r++)
+        for (int i = 0; i < 5; i++) acc += v[20 + r * 5 + i] * (v[r * 5 + i] + v[15 + i]);
+    return acc;
+}
+static void test_bias_backward(void **state) {
+    (void)state;
+    TRng r = {77};
+    double v[35];
+    for (int i = 0; i < 35; i++) v[i] = trng_sym(&r, 1.0f);
+    float y[15], b[5], dy[15], db[5] = {0};
+    for (int i = 0; i < 15; i++) { y[i] = (float)v[i]; dy[i] = (float)v[20 + i]; }
+    for (int i = 0; i < 5; i++) b[i] = (float)v[15 + i];
+    bias_forward(y, b, 3, 5);
+    for (int i = 0; i < 15; i++) assert_true(fabs(y[i] - (float)(v[i] + v[15 + i % 5])) < 1e-6);
+    bias_backward(db, dy, 3, 5);
+    double num[35];
+    fd_grad(v, 35, 1e-3, bias_obj, v, num);
+    double e = rel_err_fd(db, num + 15, 5);
+    printf("# bias backward vs finite differences: rel err %.2e\n", e);
+    assert_true(e < 1e-5);
 }
 
 static void test_model_full_interleaved_untied(void **state) { (void)state; model_gradcheck(ROPE_INTERLEAVED, 0, 0); }
@@ -599,6 +647,9 @@ static int summary(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rmsnorm_backward),
+        cmocka_unit_test(test_bias_backward),
+        cmocka_unit_test(test_model_full_family_features),
+        cmocka_unit_test(test_model_lora_family_features),
         cmocka_unit_test(test_rope_backward_interleaved),
         cmocka_unit_test(test_rope_backward_half),
         cmocka_unit_test(test_attention_backward_gqa),

@@ -49,6 +49,29 @@ static void test_hf_config(void **state) {
     assert_int_equal(hf_config_parse(&c, ok, strlen(ok), "ok"), 0);
     assert_int_equal(c.head_dim, 8);
     assert_int_equal(c.n_kv_heads, 8);
+    /* the families' own keys, as their real configs write them */
+    const char *l31 = "{" BASE ",\"model_type\":\"llama\",\"eos_token_id\":[5,6,7],\"bos_token_id\":4,\"rope_scaling\":"
+                      "{\"factor\":8.0,\"low_freq_factor\":1.0,\"high_freq_factor\":4.0,\"original_max_position_embeddings\":8192,"
+                      "\"rope_type\":\"llama3\"},\"head_dim\":16,\"attention_bias\":false,\"mlp_bias\":true}";
+    assert_int_equal(hf_config_parse(&c, l31, strlen(l31), "l31"), 0);
+    assert_int_equal(c.eos_id, 5);
+    assert_int_equal(c.head_dim, 16);
+    assert_int_equal(c.rope_scaling, ROPE_SCALING_LLAMA3);
+    assert_int_equal(c.bias, LIN_MLP);
+    const char *mis = "{" BASE ",\"model_type\":\"mistral\",\"sliding_window\":64,\"max_position_embeddings\":256}";
+    assert_int_equal(hf_config_parse(&c, mis, strlen(mis), "mis"), 0);
+    assert_int_equal(c.sliding_window, 64);
+    const char *mis_long = "{" BASE ",\"model_type\":\"mistral\",\"sliding_window\":4096,\"max_position_embeddings\":256}";
+    assert_int_equal(hf_config_parse(&c, mis_long, strlen(mis_long), "mis"), 0);
+    assert_int_equal(c.sliding_window, 0); /* not shorter than the context: no window */
+    const char *q2 = "{" BASE ",\"model_type\":\"qwen2\",\"use_sliding_window\":false,\"sliding_window\":32}";
+    assert_int_equal(hf_config_parse(&c, q2, strlen(q2), "q2"), 0);
+    assert_int_equal(c.bias, LIN_QKV);
+    assert_int_equal(c.sliding_window, 0);
+    const char *q3 = "{" BASE ",\"model_type\":\"qwen3\",\"head_dim\":16}";
+    assert_int_equal(hf_config_parse(&c, q3, strlen(q3), "q3"), 0);
+    assert_int_equal(c.qk_norm, 1);
+    assert_int_equal(c.bias, 0);
     /* the JSON itself */
     hf_refuse("", "not valid JSON");
     hf_refuse("{" BASE, "not valid JSON");
@@ -72,7 +95,8 @@ static void test_hf_config(void **state) {
     hf_with("intermediate_size", "172.5", "field 'intermediate_size': expected a non-negative integer");
     hf_with("num_attention_heads", "\"8\"", "field 'num_attention_heads': expected a non-negative integer");
     hf_with("hidden_size", "null", "field 'hidden_size' is missing");
-    hf_with("eos_token_id", "[2,3]", "field 'eos_token_id'");
+    hf_with("eos_token_id", "[]", "field 'eos_token_id'");      /* a list (Llama 3.1) must hold an id */
+    hf_with("eos_token_id", "[\"2\"]", "field 'eos_token_id'");
     /* zero and out-of-range sizes (the limits of model_config_check) */
     hf_with("hidden_size", "0", "dim 0");
     hf_with("num_attention_heads", "0", "num_attention_heads 0");
@@ -86,7 +110,7 @@ static void test_hf_config(void **state) {
     hf_with("hidden_size", "60", "not a multiple of num_attention_heads");
     hf_with("num_key_value_heads", "3", "not a multiple of n_kv_heads");
     hf_with("num_key_value_heads", "16", "n_kv_heads 16");
-    hf_with("head_dim", "16", "head_dim 16 differs");
+    hf_with("head_dim", "7", "head_dim 7: expected an even number");
     hf_with("hidden_size", "72", "head_dim 9: expected an even number");
     /* floats: overflow a float, zero, negative, a string */
     hf_with("rope_theta", "1e39", "field 'rope_theta': expected a number within the range of a float");
@@ -96,13 +120,30 @@ static void test_hf_config(void **state) {
     hf_with("rms_norm_eps", "2", "norm epsilon 2");
     hf_with("rope_theta", "\"1e4\"", "field 'rope_theta'");
     /* unsupported settings */
-    hf_with("model_type", "\"mistral\"", "model_type 'mistral': only 'llama'");
-    hf_with("rope_scaling", "{\"type\":\"linear\",\"factor\":2}", "rope_scaling");
+    hf_with("model_type", "\"gpt2\"", "field 'model_type': 'gpt2' is not supported (expected one of llama, mistral, qwen2, qwen3)");
+    hf_with("model_type", "7", "field 'model_type': expected a string");
+    hf_with("rope_scaling", "{\"type\":\"yarn\",\"factor\":2}", "field 'rope_scaling.type': 'yarn' is not supported");
+    hf_with("rope_scaling", "{\"rope_type\":\"dynamic\",\"factor\":2}", "field 'rope_scaling.rope_type': 'dynamic' is not supported");
+    hf_with("rope_scaling", "[]", "field 'rope_scaling': expected an object");
+    hf_with("rope_scaling", "{\"factor\":2}", "field 'rope_scaling.rope_type'");
+    hf_with("rope_scaling", "{\"rope_type\":\"linear\"}", "field 'rope_scaling.factor' is missing");
+    hf_with("rope_scaling", "{\"rope_type\":\"linear\",\"factor\":0.5}", "field 'rope_scaling.factor' 0.5: expected >= 1");
+    hf_with("rope_scaling", "{\"rope_type\":\"llama3\",\"factor\":8,\"low_freq_factor\":4,\"high_freq_factor\":1}",
+            "field 'rope_scaling.high_freq_factor'");
+    hf_with("rope_scaling", "{\"rope_type\":\"llama3\",\"factor\":8,\"original_max_position_embeddings\":-3}",
+            "field 'original_max_position_embeddings'");
+    hf_with("hidden_act", "\"gelu\"", "field 'hidden_act': expected \"silu\"");
+    hf_with("attention_bias", "1", "field 'attention_bias': expected true or false");
+    hf_with("sliding_window", "-5", "field 'sliding_window': expected a non-negative integer");
+    hf_with("partial_rotary_factor", "0.5", "partial rotary (4 of 8 dimensions per head) is not supported yet");
+    hf_with("partial_rotary_factor", "2", "field 'partial_rotary_factor' 2: expected at most 1");
+    hf_refuse("{" BASE ",\"model_type\":\"qwen2\",\"attention_bias\":true}", "field 'attention_bias': not a qwen2 config key");
+    hf_refuse("{" BASE ",\"model_type\":\"qwen3\",\"use_sliding_window\":true}", "field 'use_sliding_window' is true");
     hf_with("tie_word_embeddings", "\"yes\"", "tie_word_embeddings");
     /* a hostile model_type is cut in the message */
     char longtype[800];
     sprintf(longtype, "{" BASE ",\"model_type\":\"%0500d\"}", 7);
-    hf_refuse(longtype, "...': only 'llama'");
+    hf_refuse(longtype, "...' is not supported");
     assert_true(strlen(err_msg()) < 200);
 }
 
