@@ -59,10 +59,12 @@ struct TokBpe {
     uint8_t *is_added;   /* [t->n] decoded verbatim */
 };
 
-/* GPT-2's pre-tokenizer regex as transformers.js runs it (JavaScript \s: White_Space minus
- * U+0085, plus U+FEFF; PCRE2's UCP \s is Z + \t\n\v\f\r). */
-static const char GPT2_RE[] = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\x{FEFF}\\p{L}\\p{N}]+"
-                              "|[\\s\\x{FEFF}]+(?![^\\s\\x{FEFF}])|[\\s\\x{FEFF}]+";
+/* GPT-2's pre-tokenizer regex as transformers.js runs it: a native JavaScript RegExp whose \s is
+ * WhiteSpace + LineTerminator (no U+0085, but U+FEFF); PCRE2's UCP \s differs, so the set is
+ * spelled out. */
+#define JS_WS "\\t\\n\\x{0B}\\f\\r \\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}\\x{FEFF}"
+static const char GPT2_RE[] = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^" JS_WS "\\p{L}\\p{N}]+"
+                              "|[" JS_WS "]+(?![^" JS_WS "])|[" JS_WS "]+";
 
 /* ============================================================================================
  * Construction
@@ -343,6 +345,18 @@ static void bpe_word(Enc *e, const BpeStep *s, const char *w, size_t n) {
     if (tok_json_bpe_word(e->t, e->word.p, e->word.n, &e->ids) < 0) e->rc = -1;
 }
 
+/* pcre2_match; when JIT's default 32 KiB stack is too small (long whitespace runs), once more
+ * with a large JIT stack made for this call. */
+static int re_match(Enc *e, const pcre2_code *re, const char *s, size_t n, size_t pos) {
+    int r = pcre2_match(re, (PCRE2_SPTR)s, n, pos, PCRE2_NO_UTF_CHECK, e->md, e->mc);
+    if (r != PCRE2_ERROR_JIT_STACKLIMIT || e->js) return r;
+    if (!e->mc) e->mc = pcre2_match_context_create(NULL);
+    e->js = pcre2_jit_stack_create(64 * 1024, 64 * 1024 * 1024, NULL);
+    if (!e->mc || !e->js) return r;
+    pcre2_jit_stack_assign(e->mc, NULL, e->js);
+    return pcre2_match(re, (PCRE2_SPTR)s, n, pos, PCRE2_NO_UTF_CHECK, e->md, e->mc);
+}
+
 static size_t char_len(const char *s, size_t n) {
     size_t l = tok_utf8_valid_len(s, n);
     return l ? l : 1;
@@ -377,7 +391,7 @@ static void bytelevel(Enc *e, const BpeStep *st, const char *s, size_t n) {
     plain.add_prefix_space = 0;
     size_t pos = 0;
     while (pos < n && e->rc == 0) {
-        int r = pcre2_match(st->re, (PCRE2_SPTR)s, n, pos, PCRE2_NO_UTF_CHECK, e->md, e->mc);
+        int r = re_match(e, st->re, s, n, pos);
         if (r < 0) {
             if (r != PCRE2_ERROR_NOMATCH) e->rc = err_set("tokenizer: regex match failed (PCRE2 error %d)", r);
             break;
@@ -397,7 +411,7 @@ static void pretok(Enc *e, int k, const char *s, size_t n) {
     }
     size_t pos = 0, prev = 0;
     while (pos <= n && e->rc == 0) {
-        int r = pcre2_match(st->re, (PCRE2_SPTR)s, n, pos, PCRE2_NO_UTF_CHECK, e->md, e->mc);
+        int r = re_match(e, st->re, s, n, pos);
         if (r == PCRE2_ERROR_NOMATCH) break;
         if (r < 0) {
             e->rc = err_set("tokenizer: regex match failed (PCRE2 error %d)", r);
@@ -553,10 +567,7 @@ int tok_bpe_encode(const Tokenizer *t, const char *text, size_t len, TokBuf *ids
     }
     Enc e = {.t = t, .ids = *ids};
     e.md = pcre2_match_data_create(8, NULL);
-    e.mc = pcre2_match_context_create(NULL);
-    e.js = pcre2_jit_stack_create(32 * 1024, 8 * 1024 * 1024, NULL);
-    if (!e.md || !e.mc || !e.js) e.rc = err_set("tokenizer: out of memory");
-    else pcre2_jit_stack_assign(e.mc, NULL, e.js);
+    if (!e.md) e.rc = err_set("tokenizer: out of memory");
     Section *v = NULL;
     int nv = 0;
     if (e.rc == 0 && split_added(&b->raw, text, len, &v, &nv) < 0) e.rc = -1;
@@ -568,7 +579,7 @@ int tok_bpe_encode(const Tokenizer *t, const char *text, size_t len, TokBuf *ids
     free(v);
     pcre2_match_data_free(e.md);
     pcre2_match_context_free(e.mc);
-    pcre2_jit_stack_free(e.js);
+    if (e.js) pcre2_jit_stack_free(e.js);
     free(e.word.p);
     free(clean.p);
     *ids = e.ids;

