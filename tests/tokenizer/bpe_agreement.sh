@@ -45,21 +45,29 @@ j.pre_tokenizer = {type: "Sequence", pretokenizers: [{type: "Digits", individual
 fs.writeFileSync(process.argv[2], JSON.stringify(j));' "$N/tokenizer-gpt2/models/tokenizer.json" "$tmp/smollm/tokenizer.json"
 cp "$N/tokenizer-gpt2/models/tokenizer_config.json" "$tmp/smollm/"
 
+# the hand-made tiny-bytelevel.json (added tokens with lstrip/rstrip and normalized true, NFC,
+# ignore_merges) on the assembled corpus only
+mkdir -p "$tmp/tiny"
+cp tests/tokenizer/regress/json/tiny-bytelevel.json "$tmp/tiny/tokenizer.json"
+echo '{"tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": false}' >"$tmp/tiny/tokenizer_config.json"
+
 declare -A dir=([gpt2]="$N/tokenizer-gpt2/models" [llama3]="$N/tokenizer-llama3/models"
-                [qwen2_5]="$N/tokenizer-qwen2_5/models" [qwen3]="$N/tokenizer-qwen3/models" [smollm]="$tmp/smollm")
+                [qwen2_5]="$N/tokenizer-qwen2_5/models" [qwen3]="$N/tokenizer-qwen3/models" [smollm]="$tmp/smollm"
+                [tiny]="$tmp/tiny")
+texts() { if [ "$1" = tiny ]; then echo tests/tokenizer/bpe_corpus.jsonl; else echo "$tmp/texts.jsonl"; fi; }
 declare -A pre=([gpt2]=gpt-2 [llama3]=llama-bpe [qwen2_5]=qwen2 [qwen3]=qwen2)
 ref() {
   [ -s "$tmp/$1.dref" ] && [ -n "${BPE_REF_DIR:-}" ] && return 0
-  ( node tests/node/tok_reference.mjs "${dir[$1]}" "$tmp/texts.jsonl" "$tmp/$1.ref" "$tmp/$1.dids" "$tmp/$1.dref" 2000 \
+  ( node tests/node/tok_reference.mjs "${dir[$1]}" "$(texts "$1")" "$tmp/$1.ref" "$tmp/$1.dids" "$tmp/$1.dref" 2000 \
       2>"$tmp/$1.err" || echo "tok_reference.mjs $1: $(tail -3 "$tmp/$1.err" | tr '\n' ' ')" >"$tmp/$1.failed" ) &
 }
 ref gpt2; ref llama3; wait
 ref qwen2_5; ref qwen3; wait
-ref smollm; wait
+ref smollm; ref tiny; wait
 for f in "$tmp"/*.failed; do [ -e "$f" ] && fail "$(cat "$f")"; done
 {
-  for k in gpt2 llama3 qwen2_5 qwen3 smollm; do
-    [ -f "$tmp/$k.ref" ] && printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$k" "${dir[$k]}/tokenizer.json" "$tmp/texts.jsonl" "$tmp/$k.ref" "$tmp/$k.dids" "$tmp/$k.dref"
+  for k in gpt2 llama3 qwen2_5 qwen3 smollm tiny; do
+    [ -f "$tmp/$k.ref" ] && printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$k" "${dir[$k]}/tokenizer.json" "$(texts "$k")" "$tmp/$k.ref" "$tmp/$k.dids" "$tmp/$k.dref"
   done
   for k in gpt2 llama3 qwen2_5 qwen3; do
     [ -f "$tmp/$k.ref" ] && printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$k-gguf" "gguf:${dir[$k]}/tokenizer.json:${pre[$k]}" "$tmp/texts.jsonl" "$tmp/$k.ref" "$tmp/$k.dids" "$tmp/$k.dref"
