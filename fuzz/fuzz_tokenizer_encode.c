@@ -85,6 +85,16 @@ static size_t sanitize(const uint8_t *d, size_t n, char *out, int spm) {
     return o;
 }
 
+/* the tokenizers load once before fuzzing starts (the big tokenizer.json files take seconds
+ * under ASan, which libFuzzer's -timeout would count against the first input) */
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+    (void)argc;
+    (void)argv;
+    init();
+    return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     init();

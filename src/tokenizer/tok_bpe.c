@@ -546,25 +546,7 @@ int tok_bpe_encode(const Tokenizer *t, const char *text, size_t len, TokBuf *ids
     const TokBpe *b = t->bpe;
     /* tokenizers work on valid UTF-8 strings: malformed bytes become U+FFFD first */
     TokBuf clean = {0};
-    size_t i = 0;
-    while (i < len) {
-        size_t v = tok_utf8_valid_len(text + i, len - i);
-        if (!v) break;
-        i += v;
-    }
-    if (i < len) {
-        for (i = 0; i < len;) {
-            size_t v = tok_utf8_valid_len(text + i, len - i);
-            tok_buf_put(&clean, v ? text + i : "\xEF\xBF\xBD", v ? v : 3);
-            i += v ? v : 1;
-        }
-        if (clean.oom) {
-            free(clean.p);
-            return err_set("tokenizer: out of memory");
-        }
-        text = clean.p;
-        len = clean.n;
-    }
+    if (tok_utf8_clean(&text, &len, &clean) < 0) return -1;
     Enc e = {.t = t, .ids = *ids};
     e.md = pcre2_match_data_create(8, NULL);
     if (!e.md) e.rc = err_set("tokenizer: out of memory");

@@ -63,10 +63,6 @@ Tokenizer *tok_init_bpe_from_vocab(int n, const char *const *pieces, const uint3
         err_set("%s: %d tokens, %d merges: expected 1..%d tokens and the arrays", name, n, n_merges, TOK_MAX_VOCAB);
         return NULL;
     }
-    if (bos_id >= n || eos_id >= n || bos_id < -1 || eos_id < -1) {
-        err_set("%s: special ids bos %d, eos %d: expected -1 or 0..%d", name, bos_id, eos_id, n - 1);
-        return NULL;
-    }
     const PreEntry *pe = pre_find(pre);
     if (!pe) {
         err_set("%s: field 'tokenizer.ggml.pre': '%s' is not supported (expected llama-bpe, qwen2, smollm, gpt-2, "
@@ -74,24 +70,12 @@ Tokenizer *tok_init_bpe_from_vocab(int n, const char *const *pieces, const uint3
                 name, pre);
         return NULL;
     }
-    Tokenizer *t = tok_build_new(TOK_KIND_GGUF, n);
+    int32_t *normal = NULL; /* no token_type: every token normal */
+    if (!types && (normal = malloc(sizeof *normal * (size_t)n)))
+        for (int i = 0; i < n; i++) normal[i] = TOK_NORMAL;
+    Tokenizer *t = tok_init_from_vocab(n, pieces, piece_lens, NULL, types ? types : normal, bos_id, eos_id, -1);
+    free(normal);
     if (!t) return NULL;
-    for (int i = 0; i < n; i++) {
-        const char *p = pieces[i] ? pieces[i] : "";
-        size_t len = piece_lens ? piece_lens[i] : strlen(p);
-        int type = types ? types[i] : TOK_NORMAL;
-        if (type < TOK_NORMAL || type > TOK_BYTE) {
-            err_set("%s: token %d: field 'tokenizer.ggml.token_type': expected 1..6, got %d", name, i, type);
-            goto fail;
-        }
-        if (tok_build_set(t, i, p, len, 0.0f, type) < 0) {
-            err_prefix("%s", name);
-            goto fail;
-        }
-    }
-    t->bos = bos_id;
-    t->eos = eos_id;
-    if (tok_build_finish(t, name, 0) < 0) goto fail;
     t->unk = t->hf_unk = -1;
     t->byte_fallback = 0;
     t->hf_ignore_merges = pe->ignore_merges;

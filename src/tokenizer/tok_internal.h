@@ -156,6 +156,9 @@ void tok_charsmap_free(TokCharsMap *cm);
 size_t tok_charsmap_match(const TokCharsMap *cm, const char *s, size_t n, const char **out,
                           size_t *out_len);
 
+/* Malformed UTF-8 -> U+FFFD per byte (HF works on valid strings): when needed, *text and *len are
+ * pointed at the cleaned copy in `clean` (free clean->p after use). 0 / -1 (OOM). */
+int tok_utf8_clean(const char **text, size_t *len, TokBuf *clean);
 /* tokenizer.json encoding (tok_json.c). */
 int tok_json_encode(const Tokenizer *t, const char *text, size_t len, TokBuf *ids);
 void tok_json_free(Tokenizer *t);

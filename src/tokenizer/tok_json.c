@@ -450,8 +450,9 @@ Tokenizer *tok_load_json_mem(const uint8_t *d, size_t size, const char *name, co
         const char *s = jstr(cJSON_GetObjectItemCaseSensitive(first, "SpecialToken"), "id");
         if (s && strlen(s) < sizeof bos) strcpy(bos, s);
     }
-    t->bos = find_piece(t, *bos ? bos : "<s>");
-    t->eos = find_piece(t, *eos ? eos : "</s>");
+    /* <s> / </s> are Llama-kind defaults; in a byte-level vocabulary "<s>" is plain text */
+    t->bos = find_piece(t, *bos ? bos : t->bpe ? NULL : "<s>");
+    t->eos = find_piece(t, *eos ? eos : t->bpe ? NULL : "</s>");
     cJSON_Delete(root);
     return t;
 fail:
@@ -737,31 +738,36 @@ done:
     return rc;
 }
 
+int tok_utf8_clean(const char **text, size_t *len, TokBuf *clean) {
+    const char *s = *text;
+    size_t n = *len, i = 0;
+    while (i < n) {
+        size_t v = tok_utf8_valid_len(s + i, n - i);
+        if (!v) break;
+        i += v;
+    }
+    if (i == n) return 0;
+    for (i = 0; i < n;) {
+        size_t v = tok_utf8_valid_len(s + i, n - i);
+        tok_buf_put(clean, v ? s + i : "\xEF\xBF\xBD", v ? v : 3);
+        i += v ? v : 1;
+    }
+    if (clean->oom) {
+        free(clean->p);
+        *clean = (TokBuf){0};
+        return err_set("tokenizer: out of memory");
+    }
+    *text = clean->p;
+    *len = clean->n;
+    return 0;
+}
+
 int tok_json_encode(const Tokenizer *t, const char *text, size_t len, TokBuf *ids) {
     /* HF works on valid UTF-8 strings: malformed bytes become U+FFFD first */
     TokBuf clean = {0};
     const char *s = text;
-    size_t n = len, i = 0;
-    while (i < len) {
-        size_t v = tok_utf8_valid_len(text + i, len - i);
-        if (!v) break;
-        i += v;
-    }
-    if (i < len) {
-        i = 0;
-        while (i < len) {
-            size_t v = tok_utf8_valid_len(text + i, len - i);
-            if (v) tok_buf_put(&clean, text + i, v);
-            else tok_buf_put(&clean, "\xEF\xBF\xBD", 3);
-            i += v ? v : 1;
-        }
-        if (clean.oom) {
-            free(clean.p);
-            return err_set("tokenizer.json: out of memory");
-        }
-        s = clean.p;
-        n = clean.n;
-    }
+    size_t n = len;
+    if (tok_utf8_clean(&s, &n, &clean) < 0) return -1;
     int rc = 0;
     size_t seg = 0, pos = 0;
     while (pos < n) {
