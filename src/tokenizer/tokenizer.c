@@ -947,7 +947,9 @@ int tok_encode(const Tokenizer *t, const char *text, size_t len, int add_bos, in
     Emit e = {{0}, 0};
     if (add_bos) emit_id(&e, t->bos);
     int rc;
-    if (t->kind == TOK_KIND_JSON) {
+    if (t->bpe) {
+        rc = tok_bpe_encode(t, text ? text : "", len, &e.ids);
+    } else if (t->kind == TOK_KIND_JSON) {
         rc = tok_json_encode(t, text ? text : "", len, &e.ids);
     } else {
         TokBuf norm = {0};
@@ -996,6 +998,7 @@ char *tok_decode(const Tokenizer *t, const int *ids, int n, size_t *len) {
             err_set("tok_decode: token %d (position %d) is out of range [0, %d)", ids[i], i, t->n);
             return NULL;
         }
+    if (t->bpe) return tok_bpe_decode(t, ids, n, len);
     TokBuf o = {0};
     tok_buf_put(&o, "", 0);
     TokBuf bytes = {0};
@@ -1063,7 +1066,7 @@ const char *tok_decode_piece(const Tokenizer *t, int prev_id, int id, char buf[8
         err_set("tok_decode_piece: token %d is out of range [0, %d)", id, t ? t->n : 0);
         return NULL;
     }
-    if (t->type[id] == TOK_BYTE) {
+    if (t->type[id] == TOK_BYTE && !t->bpe) {
         int b = tok_byte_of_piece(piece_ptr(t, id), t->len[id]);
         if (b >= 0) {
             buf[0] = (char)b;
@@ -1074,7 +1077,7 @@ const char *tok_decode_piece(const Tokenizer *t, int prev_id, int id, char buf[8
     }
     const char *p = t->disp + t->disp_off[id];
     size_t n = t->disp_len[id];
-    if (prev_id >= 0 && prev_id == t->bos && n && p[0] == ' ') {
+    if (prev_id >= 0 && prev_id == t->bos && n && p[0] == ' ' && !t->bpe) {
         p++;
         n--;
     }

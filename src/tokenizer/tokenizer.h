@@ -6,6 +6,8 @@
  *   - llama2.c tokenizer.bin   (int32 max_token_length, then {f32 score, i32 len, bytes}...)
  *   - SentencePiece .model     (ModelProto protobuf, model_type BPE)
  *   - Hugging Face tokenizer.json of the Llama kind (model.type "BPE", merges applied by rank)
+ *   - Hugging Face tokenizer.json of the byte-level kind (GPT-2, Llama 3, Qwen2/3, SmolLM:
+ *     ByteLevel pre-tokenizer, Split regexes), encoding and decoding as transformers.js does
  *   - arrays (GGUF metadata tokenizer.ggml.*): tok_init_from_vocab().
  * A loaded Tokenizer is immutable: any number of threads may encode/decode with it at once.
  * Errors: NULL / -1 and err_set() (core/error.h). See docs/tokenizer.md.
@@ -44,6 +46,14 @@ Tokenizer *tok_load_llama2c(const char *path, int vocab_size);
 Tokenizer *tok_init_from_vocab(int n, const char *const *pieces, const uint32_t *piece_lens,
                                const float *scores, const int32_t *types, int bos_id, int eos_id,
                                int unk_id);
+/* Byte-level BPE from GGUF arrays (tokenizer.ggml.model "gpt2"): tokens (piece_lens may be
+ * NULL), token_type (may be NULL: all normal; CONTROL and USER_DEFINED tokens are matched in
+ * the text before pre-tokenization), merges "left right" in rank order (merge_lens may be
+ * NULL), pre = tokenizer.ggml.pre (NULL or "" = "default"; llama.cpp's names, see
+ * docs/tokenizer.md). bos/eos may be -1. */
+Tokenizer *tok_init_bpe_from_vocab(int n, const char *const *pieces, const uint32_t *piece_lens, const int32_t *types,
+                                   int n_merges, const char *const *merges, const uint32_t *merge_lens, const char *pre,
+                                   int bos_id, int eos_id);
 /* Overrides the normalizer's whitespace rules (e.g. GGUF tokenizer.ggml.add_space_prefix).
  * Call before sharing the tokenizer between threads. */
 void tok_set_whitespace(Tokenizer *t, int add_dummy_prefix, int remove_extra_whitespaces);
@@ -70,7 +80,8 @@ int tok_find(const Tokenizer *t, const char *piece, size_t len);
 /* text[0..len) -> malloc'd *ids (free() it), *n_ids of them. 0 / -1. */
 int tok_encode(const Tokenizer *t, const char *text, size_t len, int add_bos, int add_eos,
                int **ids, int *n_ids);
-/* SentencePiece DecodeIds: malloc'd NUL-terminated text (*len, may be NULL, gets its length).
+/* SentencePiece DecodeIds (byte-level BPE: transformers' decode with special tokens kept and no
+ * clean-up of spaces): malloc'd NUL-terminated text (*len, may be NULL, gets its length).
  * NULL + err_set when an id is out of range. */
 char *tok_decode(const Tokenizer *t, const int *ids, int n, size_t *len);
 /* Streaming decode as llama2.c's run.c prints a generated token: the piece with "▁" shown as a
