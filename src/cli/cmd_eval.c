@@ -34,7 +34,8 @@ static const char *eval_help =
     "  --stop S              extra stop string (repeatable)\n"
     "  --no-repeat-ngram N   generation: never repeat an N-gram\n"
     "  --no-stem             ROUGE without Porter stemming\n"
-    "  --batch N             multiple choice: packed rows per forward pass (default 8)\n"
+    "  --batch N             multiple choice: packed rows per forward pass (default 8);\n"
+    "                        generation: sequences decoded together (default: 16, fewer for large models)\n"
     "  --bf16                compute with bf16 weights\n"
     "  --quiet               no progress\n";
 
@@ -121,7 +122,7 @@ int cmd_eval(int argc, char **argv) {
         case 'x': if (nstops == 16) return cli_usage_error("eval", "at most 16 --stop strings"); stops[nstops++] = optarg; break;
         case 'r': if (cli_parse_int("--no-repeat-ngram", optarg, 0, 64, &lv)) return 2; o.no_repeat_ngram = (int)lv; break;
         case 'N': o.rouge_stem = 0; break;
-        case 'b': if (cli_parse_int("--batch", optarg, 1, 1024, &lv)) return 2; o.max_batch = (int)lv; break;
+        case 'b': if (cli_parse_int("--batch", optarg, 1, 1024, &lv)) return 2; o.max_batch = o.gen_batch = (int)lv; break;
         case 'B': bf16 = 1; break;
         case 'q': o.quiet = 1; break;
         case 'h': fputs(eval_help, stdout); return 0;

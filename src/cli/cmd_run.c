@@ -4,6 +4,7 @@
 #include "model/forward.h"
 #include "model/generate.h"
 #include "update/bundle.h"
+#include "gen_prompts.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -142,6 +143,12 @@ static const char *generate_help =
     "Prints only the generated text. With no prompt, generation starts from BOS.\n"
     "  --tokenizer T        tokenizer file (default: found beside the model)\n"
     "  --prompt S           text to continue\n"
+    "  --prompts FILE       many prompts (one JSON string or {\"prompt\", \"id\"} a line), decoded\n"
+    "                       together; prints one JSON line per prompt (index, id, text, n_tokens,\n"
+    "                       stopped_by); sampling: prompt i from its own stream of --seed\n"
+    "  --batch N            with --prompts: sequences decoded together (default 16, fewer for large models)\n"
+    "  --out FILE           with --prompts: write the JSON lines there (atomically)\n"
+    "  --quiet              with --prompts: no progress on stderr\n"
     "  --max-tokens N       new tokens at most (default 256)\n"
     "  --temperature X      0 = greedy (default 0)\n"
     "  --top-p P            nucleus sampling (default 1 = off)\n"
@@ -164,23 +171,28 @@ int cmd_generate(int argc, char **argv) {
     ModelArgs a = {0};
     GenOptions g;
     gen_options_default(&g);
-    const char *prompt = NULL;
+    const char *prompt = NULL, *prompts = NULL, *out = NULL;
     const char *stops[16];
-    int nstops = 0, stats = 0, c;
+    int nstops = 0, stats = 0, c, width = 0, quiet = 0;
     long lv;
     double dv;
     static struct option opts[] = {
         {"model", 1, 0, 'm'}, {"tokenizer", 1, 0, 't'}, {"prompt", 1, 0, 'p'}, {"max-tokens", 1, 0, 'n'},
         {"temperature", 1, 0, 'T'}, {"top-p", 1, 0, 'P'}, {"seed", 1, 0, 's'}, {"stop", 1, 0, 'S'},
         {"no-repeat-ngram", 1, 0, 'r'}, {"ignore-eos", 0, 0, 'E'}, {"bf16", 0, 0, 'B'}, {"stats", 0, 0, 'x'},
-        {"adapter", 1, 0, 'a'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"adapter", 1, 0, 'a'}, {"help", 0, 0, 'h'}, {"prompts", 1, 0, 'F'}, {"batch", 1, 0, 'b'}, {"out", 1, 0, 'o'},
+        {"quiet", 0, 0, 'q'}, {0, 0, 0, 0}};
     optind = 1;
-    while ((c = getopt_long(argc, argv, "m:t:p:n:T:P:s:S:r:EBxa:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:t:p:n:T:P:s:S:r:EBxa:hF:b:o:q", opts, NULL)) != -1) {
         switch (c) {
         case 'm': a.model = optarg; break;
         case 't': a.tokenizer = optarg; break;
         case 'a': a.adapter = optarg; break;
         case 'p': prompt = optarg; break;
+        case 'F': prompts = optarg; break;
+        case 'b': if (cli_parse_int("--batch", optarg, 1, 4096, &lv)) return 2; width = (int)lv; break;
+        case 'o': out = optarg; break;
+        case 'q': quiet = 1; break;
         case 'n': if (cli_parse_int("--max-tokens", optarg, 0, 1 << 24, &lv)) return 2; g.max_tokens = (int)lv; break;
         case 'T': if (cli_parse_float("--temperature", optarg, &dv) || dv < 0) return 2; g.temperature = (float)dv; break;
         case 'P': if (cli_parse_float("--top-p", optarg, &dv) || dv <= 0 || dv > 1) return 2; g.top_p = (float)dv; break;
@@ -196,6 +208,8 @@ int cmd_generate(int argc, char **argv) {
     }
     if (!a.model) return cli_usage_error("generate", "--model is required");
     if (optind != argc) return cli_usage_error("generate", "unexpected argument '%s'", argv[optind]);
+    if (prompts && prompt) return cli_usage_error("generate", "--prompt and --prompts exclude each other");
+    if (!prompts && (width || out)) return cli_usage_error("generate", "--batch and --out go with --prompts");
     g.stops = stops;
     g.n_stops = nstops;
     ModelBundle b;
@@ -203,6 +217,11 @@ int cmd_generate(int argc, char **argv) {
     Model *mp = &b.model;
     Tokenizer *t = b.tok;
     g.lora = model_bundle_adapter(&b);
+    if (prompts) {
+        int rc = gen_prompts_run(mp, t, &g, prompts, width, out, quiet);
+        model_bundle_free(&b);
+        return rc == 0 ? 0 : cli_fail();
+    }
     int *ids = NULL, n = 0;
     if (prompt) {
         if (tok_encode(t, prompt, strlen(prompt), 1, 0, &ids, &n) != 0) return cli_fail();

@@ -8,7 +8,7 @@
 #include "core/progress.h"
 #include "eval/eval.h"
 #include "metrics/rouge.h"
-#include "model/generate.h"
+#include "model/generate_batch.h"
 #include "model/backward.h"
 #include "model/forward.h"
 
@@ -23,16 +23,28 @@
 /* The task set a training example came from. */
 static const TaskSet *ex_set(const CompatTrainer *ct, const CEx *e) { return e->labelled ? ct->s.train : ct->s.transfer; }
 
-/* Greedy output of m + a for example e, decoded as muscle eval decodes a generation task:
- * the prompt cut to the model's context minus max tokens (BOS and the latest tokens
- * kept), the template's stop strings, EOS, no repeated n-grams as configured. */
-static int seq_generate(CompatTrainer *ct, const Model *m, const LoraAdapter *a, const CEx *e, GenResult *r) {
+/* Greedy outputs of m + a for every training example (res[n]), decoded as muscle eval
+ * decodes a generation task (batched, model/generate_batch.h): the prompt cut to the
+ * model's context minus max tokens (BOS and the latest tokens kept), the template's stop
+ * strings, EOS, no repeated n-grams as configured. */
+static int seq_generate_all(CompatTrainer *ct, const Model *m, const LoraAdapter *a, GenResult *res) {
+    long n = ct->n[DATA_TRAIN];
     int limit = m->cfg.seq_len - ct->cfg.gen_max_tokens;
     if (limit < 2)
         return err_set("compat: --max-tokens %d leaves no room for a prompt in the model's context of %d", ct->cfg.gen_max_tokens,
                        m->cfg.seq_len);
-    int np = e->gn;
-    const int *prompt = eval_prompt_fit(e->gp, &np, limit, ct->gen_buf);
+    GenRequest *req = calloc((size_t)(n ? n : 1), sizeof *req);
+    int **cut = calloc((size_t)(n ? n : 1), sizeof *cut); /* the prompts longer than limit, cut */
+    if (!req || !cut) { free(req); free(cut); return err_set("out of memory"); }
+    int max_len = 1, rc = 0;
+    for (long i = 0; i < n && rc == 0; i++) {
+        CEx *e = &ct->ex[DATA_TRAIN][i];
+        int np = e->gn;
+        if (np > limit && !(cut[i] = malloc((size_t)limit * sizeof **cut))) rc = err_set("out of memory");
+        const int *prompt = rc ? e->gp : eval_prompt_fit(e->gp, &np, limit, cut[i]);
+        req[i] = (GenRequest){prompt, np, 0};
+        if (np + ct->cfg.gen_max_tokens > max_len) max_len = np + ct->cfg.gen_max_tokens;
+    }
     GenOptions g;
     gen_options_default(&g);
     g.max_tokens = ct->cfg.gen_max_tokens;
@@ -40,7 +52,12 @@ static int seq_generate(CompatTrainer *ct, const Model *m, const LoraAdapter *a,
     g.stops = (const char *const *)ct->s.prompt->stops;
     g.n_stops = ct->s.prompt->n_stops;
     g.lora = a;
-    return model_generate(m, ct->s.tok, prompt, np, &g, NULL, NULL, r);
+    if (max_len > m->cfg.seq_len) max_len = m->cfg.seq_len;
+    if (rc == 0) rc = model_generate_batch(m, ct->s.tok, req, (int)n, &g, gen_batch_width_default(m, max_len, (int)n), NULL, NULL, res);
+    for (long i = 0; i < n; i++) free(cut[i]);
+    free(cut);
+    free(req);
+    return rc;
 }
 
 /* ROUGE-1 F of text against example e's reference (as muscle eval scores it: stemmed). */
@@ -59,7 +76,7 @@ static int seq_m1_row(CompatTrainer *ct, CEx *e, const char *prompt_text, const 
     TaskGenTokens tk;
     if (task_gen_tokenize_text(ct->s.tok, &txt, ct->max_len, &tk) != 0) return -1;
     int rc = task_gen_train_seq(&tk, &e->kd_ids, &e->kd_mask, &e->kd_len);
-    if (rc == 0 && r->stopped_by != 1 && r->stopped_by != 2 && tok_eos_id(ct->s.tok) >= 0 && e->kd_len > tk.n_prompt) e->kd_len--;
+    if (rc == 0 && r->stopped_by != GEN_STOP_EOS && r->stopped_by != GEN_STOP_STRING && tok_eos_id(ct->s.tok) >= 0 && e->kd_len > tk.n_prompt) e->kd_len--;
     task_gen_tokens_free(&tk);
     return rc;
 }
@@ -97,10 +114,13 @@ int compat_seq_teachers(CompatTrainer *ct) {
         const LoraAdapter *a = w ? ct->s.new_adapter : ct->s.old_adapter;
         Progress pr;
         progress_init(&pr, w ? "teacher M2 (generating)" : "teacher M1 (generating)", "examples", n, ct->s.quiet);
+        GenResult *all = calloc(nn, sizeof *all);
+        if (!all) return err_set("out of memory");
+        if (seq_generate_all(ct, m, a, all) != 0) { free(all); return err_prefix("teacher %s", w ? "M2" : "M1"); }
         for (long i = 0; i < n; i++) {
             CEx *e = &ct->ex[DATA_TRAIN][i];
-            GenResult r;
-            if (seq_generate(ct, m, a, e, &r) != 0) return err_prefix("teacher %s", w ? "M2" : "M1");
+            GenResult r = all[i];
+            memset(&all[i], 0, sizeof all[i]);
             int rc = 0;
             if (e->labelled) rc = seq_rouge(ct, e, r.text, w ? &ct->r2[i] : &ct->r1[i]);
             if (rc == 0 && w == 0) {
@@ -120,9 +140,14 @@ int compat_seq_teachers(CompatTrainer *ct) {
             }
             if (rc == 0 && w == 1) ct->same2[i] = strcmp(r.text, ct->text1[i]) == 0;
             gen_result_free(&r);
-            if (rc != 0) return -1;
+            if (rc != 0) {
+                for (long k = i + 1; k < n; k++) gen_result_free(&all[k]);
+                free(all);
+                return -1;
+            }
             progress_update(&pr, i + 1, NULL);
         }
+        free(all);
         progress_finish(&pr);
     }
     for (long i = 0; i < n; i++) {
@@ -212,18 +237,24 @@ static int seq_refresh(CompatTrainer *ct, Trainer *t, long ep) {
     progress_init(&pr, "student (generating)", "examples", n, ct->s.quiet);
     double sum_rs = 0.0;
     long masked = 0, n_lab = 0;
+    GenResult *all = calloc((size_t)(n ? n : 1), sizeof *all);
+    if (!all) return err_set("out of memory");
+    if (seq_generate_all(ct, ct->s.model, t->lora, all) != 0) { free(all); return err_prefix("student"); }
     for (long i = 0; i < n; i++) {
         const CEx *e = &ct->ex[DATA_TRAIN][i];
-        GenResult r;
-        if (seq_generate(ct, ct->s.model, t->lora, e, &r) != 0) return err_prefix("student");
+        GenResult r = all[i];
+        memset(&all[i], 0, sizeof all[i]);
         CompatSeqScores sc = {e->labelled, ct->r1[i], ct->r2[i], 0.0, 0};
         int rc = 0;
         if (e->labelled) rc = seq_rouge(ct, e, r.text, &sc.rs);
         else sc.student_same = strcmp(r.text, ct->text1[i]) == 0;
         gen_result_free(&r);
-        if (rc != 0) return -1;
-        int m = compat_seq_mask(ct->cfg.method, &sc);
-        if (m < 0) return -1;
+        int m = rc != 0 ? -1 : compat_seq_mask(ct->cfg.method, &sc);
+        if (m < 0) {
+            for (long k = i + 1; k < n; k++) gen_result_free(&all[k]);
+            free(all);
+            return -1;
+        }
         ct->smask[i] = (uint8_t)m;
         masked += m;
         if (e->labelled) {
@@ -232,6 +263,7 @@ static int seq_refresh(CompatTrainer *ct, Trainer *t, long ep) {
         }
         progress_update(&pr, i + 1, NULL);
     }
+    free(all);
     progress_finish(&pr);
     ct->mask_epoch = ep;
     return masks_save(ct, t, ep, n_lab ? sum_rs / n_lab : 0.0, masked);

@@ -8,7 +8,7 @@
 #include "core/strbuf.h"
 #include "metrics/answer.h"
 #include "metrics/rouge.h"
-#include "model/generate.h"
+#include "model/generate_batch.h"
 
 #include <cJSON.h>
 #include <math.h>
@@ -153,27 +153,25 @@ done:
 /* ------------------------------------------------------------------------- */
 /* generation                                                                 */
 
-/* Generates from one prompt, scores the text against the instance (met: exact match,
- * ROUGE-1, -2, -L) and adds its line to out (when not NULL). */
-static int gen_one(const Model *m, const Tokenizer *t, const TaskSet *ts, int i, const int *prompt, int np,
-                   const GenOptions *g, const EvalOptions *o, StrBuf *out, double *met, EvalSummary *sum) {
-    GenResult r;
-    if (model_generate(m, t, prompt, np, g, NULL, NULL, &r) != 0) return -1;
+/* Scores instance i's generated text against its reference (met: exact match, ROUGE-1,
+ * -2, -L) and adds its line to out (when not NULL). */
+static int gen_score(const TaskSet *ts, int i, int np, const GenResult *r, const EvalOptions *o, StrBuf *out, double *met,
+                     EvalSummary *sum) {
     const TaskGen *inst = &ts->gen[i];
     RougeResult rr;
-    int rc = rouge_compute(inst->target, r.text, o->rouge_stem, &rr);
+    int rc = rouge_compute(inst->target, r->text, o->rouge_stem, &rr);
     if (rc == 0) {
-        int ok = task_format_answer_rule(ts->format) == TASK_ANSWER_GSM8K ? answer_gsm8k_match(r.text, inst->answer)
-                                                                           : answer_exact_match(r.text, inst->answer);
+        int ok = task_format_answer_rule(ts->format) == TASK_ANSWER_GSM8K ? answer_gsm8k_match(r->text, inst->answer)
+                                                                           : answer_exact_match(r->text, inst->answer);
         met[0] = ok;
         met[1] = rr.rouge1.f1;
         met[2] = rr.rouge2.f1;
         met[3] = rr.rougeL.f1;
-        sum->tokens += np + r.n_ids;
+        sum->tokens += np + r->n_ids;
         if (out) {
             cJSON *j = cJSON_CreateObject();
             cJSON_AddItemToObject(j, "id", id_json(inst->id));
-            cJSON_AddStringToObject(j, "prediction", r.text);
+            cJSON_AddStringToObject(j, "prediction", r->text);
             cJSON_AddBoolToObject(j, "correct", ok);
             cJSON_AddNumberToObject(j, "score", rr.rouge1.f1);
             cJSON_AddNumberToObject(j, "rouge1", rr.rouge1.f1);
@@ -184,19 +182,31 @@ static int gen_one(const Model *m, const Tokenizer *t, const TaskSet *ts, int i,
             cJSON_Delete(j);
         }
     }
-    gen_result_free(&r);
     return rc;
 }
 
 const int *eval_prompt_fit(const int *prompt, int *np, int limit, int *buf) {
     if (*np <= limit) return prompt;
     buf[0] = prompt[0]; /* too long for the context: keep BOS and the most recent tokens */
-    memcpy(buf + 1, prompt + *np - (limit - 1), (size_t)(limit - 1) * sizeof *buf);
+    memmove(buf + 1, prompt + *np - (limit - 1), (size_t)(limit - 1) * sizeof *buf);
     *np = limit;
     return buf;
 }
 
-/* MPI ranks: rank r generates the instances of dist_shard's block r; rank 0 gathers the
+typedef struct {
+    Progress *pr;
+    long done;
+} GenProgress;
+
+static void gen_progress_cb(void *ctx, int index, const GenResult *r) {
+    (void)index;
+    (void)r;
+    GenProgress *gp = ctx;
+    progress_update(gp->pr, ++gp->done, NULL);
+}
+
+/* MPI ranks: rank r generates the instances of dist_shard's block r (batched: up to
+ * o->gen_batch at a time, model/generate_batch.h); rank 0 gathers the
  * lines (in input order) and writes them; the metrics are summed in input order. */
 static int eval_gen(const Model *m, const TaskSet *ts, const TaskPrompt *p, const Tokenizer *t, const EvalOptions *o,
                     int want_lines, AtomicFile *af, EvalSummary *sum) {
@@ -205,31 +215,44 @@ static int eval_gen(const Model *m, const TaskSet *ts, const TaskPrompt *p, cons
     int limit = m->cfg.seq_len - o->max_tokens;
     if (limit < 2) return err_set("--max-tokens %d leaves no room for a prompt in the model's context of %d", o->max_tokens, m->cfg.seq_len);
     if (task_gen_tokenize(ts, p, t, 0, &tk) != 0) return -1;
-    int *cut = malloc((size_t)limit * sizeof *cut);
     double *met = calloc((size_t)n * 4, sizeof *met);
-    if (!cut || !met) { free(cut); free(met); task_gen_tokens_free_all(tk, n); return err_set("out of memory"); }
     long lo, hi;
     dist_shard(n, dist_rank(), dist_size(), &lo, &hi);
+    int nmine = (int)(hi - lo);
+    GenRequest *req = calloc((size_t)(nmine ? nmine : 1), sizeof *req);
+    GenResult *res = calloc((size_t)(nmine ? nmine : 1), sizeof *res);
+    if (!met || !req || !res) { free(met); free(req); free(res); task_gen_tokens_free_all(tk, n); return err_set("out of memory"); }
     StrBuf lines = {0};
     GenOptions g;
     gen_options_default(&g);
     g.max_tokens = o->max_tokens;
     g.temperature = o->temperature;
     g.top_p = o->top_p;
-    g.seed = o->seed;
     g.no_repeat_ngram = o->no_repeat_ngram;
     g.stops = (const char *const *)p->stops;
     g.n_stops = p->n_stops;
     g.lora = o->lora;
+    /* the prompts (fitted in place: BOS and the latest tokens), each instance its own
+     * sampling stream (from the seed and its index: the same on any rank and width) */
+    int max_len = 1;
+    for (int i = (int)lo; i < hi; i++) {
+        int np = tk[i].n_prompt;
+        eval_prompt_fit(tk[i].prompt, &np, limit, tk[i].prompt);
+        req[i - lo] = (GenRequest){tk[i].prompt, np, gen_seed(o->seed, i)};
+        if (np + o->max_tokens > max_len) max_len = np + o->max_tokens;
+    }
+    if (max_len > m->cfg.seq_len) max_len = m->cfg.seq_len;
+    int width = o->gen_batch > 0 ? o->gen_batch : gen_batch_width_default(m, max_len, nmine);
     Progress pr;
     progress_init(&pr, "eval", "items", hi - lo, o->quiet);
+    GenProgress gp = {&pr, 0};
     double t0 = progress_now();
-    for (int i = (int)lo; i < hi && rc == 0; i++) {
-        int np = tk[i].n_prompt;
-        const int *prompt = eval_prompt_fit(tk[i].prompt, &np, limit, cut);
-        rc = gen_one(m, t, ts, i, prompt, np, &g, o, want_lines ? &lines : NULL, met + (size_t)i * 4, sum);
-        progress_update(&pr, i + 1 - lo, NULL);
-    }
+    if (nmine) rc = model_generate_batch(m, t, req, nmine, &g, width, gen_progress_cb, &gp, res);
+    for (int i = (int)lo; rc == 0 && i < hi; i++)
+        rc = gen_score(ts, i, req[i - lo].n_prompt, &res[i - lo], o, want_lines ? &lines : NULL, met + (size_t)i * 4, sum);
+    for (int i = 0; i < nmine; i++) gen_result_free(&res[i]);
+    free(res);
+    free(req);
     sum->seconds = progress_now() - t0;
     if (rc == 0) progress_finish(&pr);
     /* an error on one rank stops the job (dist_free aborts it): no collective after it */
@@ -252,7 +275,6 @@ static int eval_gen(const Model *m, const TaskSet *ts, const TaskPrompt *p, cons
     sum->rougeL = tot[3] / n;
     strbuf_free(&lines);
     free(met);
-    free(cut);
     task_gen_tokens_free_all(tk, n);
     return rc;
 }

@@ -3,7 +3,8 @@
  * Multiple choice: each choice's summed log-likelihood as a continuation of the context
  * (lm-evaluation-harness convention; eval/mc.h), prediction = argmax; also the
  * length-normalised prediction, argmax of loglik / (bytes of the continuation), as the
- * harness's acc_norm. Generation: greedy by default (stop strings, no-repeat n-gram,
+ * harness's acc_norm. Generation (batched: model/generate_batch.h; instance i samples
+ * from its own stream, gen_seed(seed, i)): greedy by default (stop strings, no-repeat n-gram,
  * a token limit), exact match after answer extraction (GSM8K: the number after "####",
  * else the last number; other formats: whitespace-normalised text) and ROUGE-1/2/L F1.
  * One JSON line per instance goes to the predictions file (metrics/preds.h describes it),
@@ -34,6 +35,8 @@ typedef struct {
     int rouge_stem;            /* Porter stemming for ROUGE (default 1, as rouge_score use_stemmer=True) */
     /* engine */
     int max_batch;             /* multiple-choice rows per forward call */
+    int gen_batch;             /* generation: sequences decoded together (0: from the model's size,
+                                  gen_batch_width_default) */
     const LoraAdapter *lora;
     int quiet;
 } EvalOptions;
@@ -56,7 +59,7 @@ int eval_run(const Model *m, const Tokenizer *t, const EvalOptions *o, const cha
 
 /* A generation prompt fitted to a context of `limit` tokens (the model's minus the new
  * tokens) as eval_run fits it: when longer, BOS and the most recent limit - 1 tokens,
- * copied into buf (limit ints); *np becomes the fitted length. */
+ * copied into buf (limit ints; buf may be prompt itself); *np becomes the fitted length. */
 const int *eval_prompt_fit(const int *prompt, int *np, int limit, int *buf);
 
 #endif

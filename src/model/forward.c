@@ -275,7 +275,9 @@ static void attention_mask_row(const RunState *s, float *row, int b, int n, int 
             if (seg[j] != 0 && seg[j] != seg[i]) row[j] = -INFINITY;
     int W = s->model->cfg.sliding_window;
     if (W > 0) {
-        const int *ps = s->pos_ids ? s->pos_ids + (size_t)b * n : NULL; /* packed: rotary positions */
+        /* packed: the keys are this call's tokens at their rotary positions; plain rows and
+         * rows calls (s->row_slot): key j is cache position j, the query pos + i */
+        const int *ps = s->pos_ids && !s->row_slot ? s->pos_ids + (size_t)b * n : NULL;
         int pi = ps ? ps[i] : pos + i;
         for (int j = 0; j < len; j++)
             if (pi - (ps ? ps[j] : j) >= W) row[j] = -INFINITY;
@@ -287,23 +289,26 @@ static void attention_mask_row(const RunState *s, float *row, int b, int n, int 
 static void attention_forward(RunState *s, LayerActs *a, int l, int B, int n, int pos) {
     const ModelConfig *c = &s->model->cfg;
     int H = c->n_heads, hd = c->head_dim, qd = H * hd, kvd = c->n_kv_heads * hd, grp = H / c->n_kv_heads;
-    int Tk = pos + n;
+    int Tmax = pos + n; /* rows call: each row its own pos (cache_row_start) */
+    if (s->row_slot) Tmax = s->max_seq;
     float scale = 1.0f / sqrtf((float)hd);
     size_t lstride = (size_t)s->max_batch * s->max_seq * kvd;
-#pragma omp parallel for collapse(2) schedule(static) if (CPU_PAR((size_t)B * H * n * Tk * hd * 2))
+#pragma omp parallel for collapse(2) schedule(static) if (CPU_PAR((size_t)B * H * n * Tmax * hd * 2))
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++) {
-            const float *kc = s->kcache + l * lstride + (size_t)b * s->max_seq * kvd + (size_t)(h / grp) * hd;
-            const float *vc = s->vcache + l * lstride + (size_t)b * s->max_seq * kvd + (size_t)(h / grp) * hd;
+            int slot = s->row_slot ? s->row_slot[b] : b;
+            int p0 = s->row_slot ? s->pos_ids[(size_t)b * n] : pos, Tk = p0 + n;
+            const float *kc = s->kcache + l * lstride + (size_t)slot * s->max_seq * kvd + (size_t)(h / grp) * hd;
+            const float *vc = s->vcache + l * lstride + (size_t)slot * s->max_seq * kvd + (size_t)(h / grp) * hd;
             const float *q = a->q + (size_t)b * n * qd + (size_t)h * hd;
-            float *P = a->att + ((size_t)b * H + h) * n * Tk;
+            float *P = a->att + ((size_t)b * H + h) * n * Tmax;
             float *out = a->att_out + (size_t)b * n * qd + (size_t)h * hd;
             kmm_f32_nt(n, Tk, hd, q, qd, kc, kvd, P, Tk, scale, 0.0f);
             int masked = s->seg_ids || c->sliding_window > 0;
             for (int i = 0; i < n; i++) {
                 float *row = P + (size_t)i * Tk;
-                int len = pos + i + 1;
-                if (masked) attention_mask_row(s, row, b, n, pos, i, len);
+                int len = p0 + i + 1;
+                if (masked) attention_mask_row(s, row, b, n, p0, i, len);
                 float mx = row[0];
                 for (int j = 1; j < len; j++) mx = row[j] > mx ? row[j] : mx;
                 float sum = 0.0f;
@@ -363,6 +368,13 @@ static void qk_linear(RunState *s, LayerActs *a, int l, LoraTarget t, const floa
     rmsnorm_forward(out, isq ? a->q_rstd : a->k_rstd, pre, isq ? w->q_norm : w->k_norm, N * heads, c->head_dim, c->norm_eps);
 }
 
+/* Offset of row b's first key in a layer's cache: slot b at s->pos, or in a rows call
+ * its slot at its own position. */
+static size_t cache_row(const RunState *s, int b, int n, int kvd) {
+    if (s->row_slot) return ((size_t)s->row_slot[b] * s->max_seq + s->pos_ids[(size_t)b * n]) * kvd;
+    return ((size_t)b * s->max_seq + s->pos) * kvd;
+}
+
 void model_layer_forward(RunState *s, int l, float *x_out) {
     const Model *m = s->model;
     const ModelConfig *c = &m->cfg;
@@ -381,17 +393,17 @@ void model_layer_forward(RunState *s, int l, float *x_out) {
         qk_linear(s, a, l, LORA_K, a->xn1, kbuf);
         rope_forward_at(kbuf, N, n, pos, s->pos_ids, c->n_kv_heads, hd, c->rope, s->rope_cos, s->rope_sin);
         for (int b = 0; b < B; b++)
-            memcpy(s->kcache + l * lstride + ((size_t)b * s->max_seq + pos) * kvd, kbuf + (size_t)b * n * kvd, (size_t)n * kvd * sizeof(float));
+            memcpy(s->kcache + l * lstride + cache_row(s, b, n, kvd), kbuf + (size_t)b * n * kvd, (size_t)n * kvd * sizeof(float));
         linear(s, a, l, LORA_V, &w->wv, a->xn1, N, kbuf, 0.0f);
         for (int b = 0; b < B; b++)
-            memcpy(s->vcache + l * lstride + ((size_t)b * s->max_seq + pos) * kvd, kbuf + (size_t)b * n * kvd, (size_t)n * kvd * sizeof(float));
+            memcpy(s->vcache + l * lstride + cache_row(s, b, n, kvd), kbuf + (size_t)b * n * kvd, (size_t)n * kvd * sizeof(float));
     } else {
         qk_linear(s, a, l, LORA_K, a->xn1, kbuf);
         linear(s, a, l, LORA_V, &w->wv, a->xn1, N, vbuf, 0.0f);
         rope_forward_at(kbuf, N, n, pos, s->pos_ids, c->n_kv_heads, hd, c->rope, s->rope_cos, s->rope_sin);
         for (int b = 0; b < B; b++) {
-            memcpy(s->kcache + l * lstride + ((size_t)b * s->max_seq + pos) * kvd, kbuf + (size_t)b * n * kvd, (size_t)n * kvd * sizeof(float));
-            memcpy(s->vcache + l * lstride + ((size_t)b * s->max_seq + pos) * kvd, vbuf + (size_t)b * n * kvd, (size_t)n * kvd * sizeof(float));
+            memcpy(s->kcache + l * lstride + cache_row(s, b, n, kvd), kbuf + (size_t)b * n * kvd, (size_t)n * kvd * sizeof(float));
+            memcpy(s->vcache + l * lstride + cache_row(s, b, n, kvd), vbuf + (size_t)b * n * kvd, (size_t)n * kvd * sizeof(float));
         }
     }
     attention_forward(s, a, l, B, n, pos);
@@ -423,6 +435,7 @@ int model_forward_packed(RunState *s, const int *tokens, const int *pos_ids, con
     s->seg_ids = NULL;
     s->have_loss = RUN_LOSS_NONE;
     if (packed_check(s, pos_ids, seg_ids, B, n) != 0) return -1;
+    s->row_slot = NULL;
     s->pos_ids = pos_ids;
     s->seg_ids = seg_ids;
     int rc = model_forward_run(s, tokens, B, n, 0);
@@ -432,9 +445,35 @@ int model_forward_packed(RunState *s, const int *tokens, const int *pos_ids, con
     return rc;
 }
 
+int model_forward_rows(RunState *s, const int *tokens, const int *pos_ids, const int *row_slot, int B, int n) {
+    s->pos_ids = NULL;
+    s->seg_ids = NULL;
+    s->row_slot = NULL;
+    s->have_loss = RUN_LOSS_NONE;
+    if (s->keep != RS_KEEP_NONE) return err_set("forward: a rows call is for inference (a run state planned with RS_KEEP_NONE)");
+    if (B < 1 || n < 1 || B > s->max_batch || n > s->max_chunk)
+        return err_set("forward: rows %d x %d do not fit the run state (batch %d, chunk %d)", B, n, s->max_batch, s->max_chunk);
+    for (int r = 0; r < B; r++) {
+        if (row_slot[r] < 0 || row_slot[r] >= s->max_batch)
+            return err_set("forward: row %d: cache slot %d is outside 0..%d", r, row_slot[r], s->max_batch - 1);
+        int p0 = pos_ids[(size_t)r * n];
+        if (p0 < 0 || p0 + n > s->max_seq)
+            return err_set("forward: row %d: positions %d..%d are outside 0..%d", r, p0, p0 + n - 1, s->max_seq - 1);
+        for (int i = 1; i < n; i++)
+            if (pos_ids[(size_t)r * n + i] != p0 + i) return err_set("forward: row %d: positions are not consecutive", r);
+    }
+    s->pos_ids = pos_ids;
+    s->row_slot = row_slot;
+    int rc = model_forward_run(s, tokens, B, n, 0);
+    s->pos_ids = NULL;
+    s->row_slot = NULL;
+    return rc;
+}
+
 int model_forward(RunState *s, const int *tokens, int B, int n, int pos) {
     s->pos_ids = NULL;
     s->seg_ids = NULL;
+    s->row_slot = NULL;
     return model_forward_run(s, tokens, B, n, pos);
 }
 

@@ -91,6 +91,8 @@ typedef struct {
                            call; model_forward_train_packed (backward.h): train_pos and
                            train_seg, until the next forward pass (the backward pass and its
                            recomputation of checkpointed layers read them) */
+    const int *row_slot; /* rows call (model_forward_rows): [B] the cache slot of each row
+                            (NULL: row b is slot b), for the duration of the call */
     int *train_pos;  /* [N]  (keep != RS_KEEP_NONE) copies of a packed training call's ... */
     int *train_seg;  /* [N]  ... positions and segments */
     RunLoss have_loss; /* what the last forward pass leaves for the backward pass */
@@ -129,6 +131,15 @@ void model_layer_forward(RunState *s, int l, float *x_out);
  * -1 (err_set) for sizes that do not fit, a position outside 0..max_seq-1 or a negative
  * segment. */
 int model_forward_packed(RunState *s, const int *tokens, const int *pos_ids, const int *seg_ids, int B, int n);
+/* Independent rows (batched decoding, model/generate_batch.h): row r's n tokens
+ * tokens[r*n ..] are positions pos_ids[r*n] + 0..n-1 (consecutive) of the sequence held
+ * in cache slot row_slot[r] (0..max_batch-1; rows of one slot cover different
+ * positions): their keys and values go to that slot at those positions and token i
+ * attends to the slot's positions 0..pos_ids[r*n] + i. Each row thus continues its own
+ * sequence at its own position: a decoding step is n = 1 with one row per live
+ * sequence, a prompt is prefilled as rows of consecutive chunks of one slot. Inference
+ * only (RS_KEEP_NONE). -1 (err_set) for sizes, slots or positions that do not fit. */
+int model_forward_rows(RunState *s, const int *tokens, const int *pos_ids, const int *row_slot, int B, int n);
 /* The checks of model_forward_packed (sizes, positions, segments) without running. */
 int packed_check(const RunState *s, const int *pos_ids, const int *seg_ids, int B, int n);
 /* The forward pass of the positions and segments s->pos_ids / s->seg_ids as they are set

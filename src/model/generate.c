@@ -28,20 +28,119 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* text buffer */
-typedef struct { char *p; size_t n, cap; } Buf;
-static int buf_add(Buf *b, const char *s, size_t n) {
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 256;
-        while (cap < b->n + n + 1) cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) return err_set("out of memory");
-        b->p = p;
-        b->cap = cap;
+int gen_check(const Model *m, int n_prompt, const GenOptions *o) {
+    const ModelConfig *c = &m->cfg;
+    if (n_prompt < 1) return err_set("generate: the prompt needs at least one token (BOS)");
+    if (n_prompt > c->seq_len) return err_set("generate: prompt of %d tokens is longer than the context (%d)", n_prompt, c->seq_len);
+    if (o->max_tokens < 0) return err_set("generate: max tokens %d: expected >= 0", o->max_tokens);
+    return 0;
+}
+
+int gen_seq_init(GenSeq *q, const Model *m, const Tokenizer *t, const GenOptions *o, const int *prompt, int n_prompt) {
+    memset(q, 0, sizeof *q);
+    q->o = o;
+    q->t = t;
+    q->eos = m->cfg.eos_id;
+    q->bos = m->cfg.bos_id;
+    q->hist = malloc(((size_t)n_prompt + (size_t)o->max_tokens + 1) * sizeof *q->hist);
+    if (!q->hist) return err_set("out of memory");
+    memcpy(q->hist, prompt, (size_t)n_prompt * sizeof *q->hist);
+    q->nh = q->n_prompt = n_prompt;
+    for (int i = 0; i < o->n_stops; i++) {
+        size_t l = strlen(o->stops[i]);
+        if (l > q->maxstop) q->maxstop = l;
     }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
+    return 0;
+}
+
+void gen_seq_free(GenSeq *q) {
+    free(q->hist);
+    free(q->text);
+    memset(q, 0, sizeof *q);
+}
+
+static int seq_text_add(GenSeq *q, const char *s, size_t n) {
+    if (q->text_n + n + 1 > q->text_cap) {
+        size_t cap = q->text_cap ? q->text_cap * 2 : 256;
+        while (cap < q->text_n + n + 1) cap *= 2;
+        char *p = realloc(q->text, cap);
+        if (!p) return err_set("out of memory");
+        q->text = p;
+        q->text_cap = cap;
+    }
+    memcpy(q->text + q->text_n, s, n);
+    q->text_n += n;
+    q->text[q->text_n] = 0;
+    return 0;
+}
+
+int gen_seq_push(GenSeq *q, int next, GenEmit emit, void *ctx) {
+    const GenOptions *o = q->o;
+    if (!o->ignore_eos && (next == q->eos || next == q->bos)) {
+        q->stopped_by = GEN_STOP_EOS;
+        return 1;
+    }
+    char bytes[8];
+    size_t plen = 0;
+    const char *piece = tok_decode_piece(q->t, q->hist[q->nh - 1], next, bytes, &plen);
+    q->hist[q->nh++] = next;
+    size_t before = q->text_n;
+    if (piece && plen && seq_text_add(q, piece, plen) != 0) return -1;
+    /* stop strings: search the region the new piece could complete */
+    if (o->n_stops) {
+        size_t from = before > q->maxstop ? before - q->maxstop : 0;
+        size_t cut = (size_t)-1;
+        for (int i = 0; i < o->n_stops; i++) {
+            size_t sl = strlen(o->stops[i]);
+            if (!sl) continue;
+            for (size_t j = from; j + sl <= q->text_n; j++)
+                if (!memcmp(q->text + j, o->stops[i], sl)) {
+                    if (j < cut) cut = j;
+                    break;
+                }
+        }
+        if (cut != (size_t)-1) {
+            q->text_n = cut;
+            if (q->text) q->text[cut] = 0;
+            q->stopped_by = GEN_STOP_STRING;
+            return 1;
+        }
+    }
+    /* emit what can no longer become part of a stop string */
+    size_t hold = q->maxstop ? q->maxstop - 1 : 0;
+    size_t safe = q->text_n > hold ? q->text_n - hold : 0;
+    if (emit && safe > q->emitted) {
+        int stop = emit(ctx, q->text + q->emitted, safe - q->emitted);
+        q->emitted = safe;
+        if (stop) {
+            q->stopped_by = GEN_STOP_EMIT;
+            return 1;
+        }
+    }
+    if (q->nh - q->n_prompt >= o->max_tokens) {
+        q->stopped_by = GEN_STOP_MAX_TOKENS;
+        return 1;
+    }
+    return 0;
+}
+
+int gen_seq_finish(GenSeq *q, GenEmit emit, void *ctx, double seconds, GenResult *res) {
+    memset(res, 0, sizeof *res);
+    if (emit && q->text_n > q->emitted) emit(ctx, q->text + q->emitted, q->text_n - q->emitted);
+    res->seconds = seconds;
+    res->stopped_by = q->stopped_by;
+    res->n_ids = q->nh - q->n_prompt;
+    res->ids = malloc((size_t)(res->n_ids + 1) * sizeof(int));
+    res->text = q->text ? q->text : calloc(1, 1);
+    q->text = NULL;
+    if (!res->ids || !res->text) {
+        gen_result_free(res);
+        gen_seq_free(q);
+        return err_set("out of memory");
+    }
+    memcpy(res->ids, q->hist + q->n_prompt, (size_t)res->n_ids * sizeof(int));
+    res->text_len = q->text_n;
+    gen_seq_free(q);
     return 0;
 }
 
@@ -49,9 +148,7 @@ int model_generate(const Model *m, const Tokenizer *t, const int *prompt, int n_
                    const GenOptions *o, GenEmit emit, void *ctx, GenResult *res) {
     memset(res, 0, sizeof *res);
     const ModelConfig *c = &m->cfg;
-    if (n_prompt < 1) return err_set("generate: the prompt needs at least one token (BOS)");
-    if (n_prompt > c->seq_len) return err_set("generate: prompt of %d tokens is longer than the context (%d)", n_prompt, c->seq_len);
-    if (o->max_tokens < 0) return err_set("generate: max tokens %d: expected >= 0", o->max_tokens);
+    if (gen_check(m, n_prompt, o) != 0) return -1;
     int total = n_prompt + o->max_tokens;
     if (total > c->seq_len) total = c->seq_len;
     RunState s;
@@ -65,83 +162,31 @@ int model_generate(const Model *m, const Tokenizer *t, const int *prompt, int n_
         runstate_free(&s);
         return -1;
     }
-    int *hist = malloc((size_t)(total + 1) * sizeof *hist);
-    if (!hist) {
+    GenSeq q;
+    if (gen_seq_init(&q, m, t, o, prompt, n_prompt) != 0) {
         sampler_free(&sp);
         runstate_free(&s);
-        return err_set("out of memory");
+        return -1;
     }
-    memcpy(hist, prompt, (size_t)n_prompt * sizeof *hist);
-    int nh = n_prompt;
-    size_t maxstop = 0;
-    for (int i = 0; i < o->n_stops; i++) {
-        size_t l = strlen(o->stops[i]);
-        if (l > maxstop) maxstop = l;
-    }
-    Buf text = {0};
-    size_t emitted = 0;
     int rc = 0;
     double t0 = now_s();
     if (model_forward(&s, prompt, 1, n_prompt, 0) != 0) rc = -1;
     float *logits = s.logits + (size_t)(n_prompt - 1) * c->vocab_size;
     int pos = n_prompt;
-    res->stopped_by = GEN_STOP_MAX_TOKENS;
-    while (rc == 0 && nh - n_prompt < o->max_tokens) {
-        int next = sampler_pick(&sp, logits, hist, nh);
-        if (!o->ignore_eos && (next == c->eos_id || next == c->bos_id)) {
-            res->stopped_by = GEN_STOP_EOS;
+    while (rc == 0 && o->max_tokens > 0) {
+        int next = sampler_pick(&sp, logits, q.hist, q.nh);
+        int end = gen_seq_push(&q, next, emit, ctx);
+        if (end) {
+            if (end < 0) rc = -1;
             break;
         }
-        char bytes[8];
-        size_t plen = 0;
-        const char *piece = tok_decode_piece(t, hist[nh - 1], next, bytes, &plen);
-        hist[nh++] = next;
-        size_t before = text.n;
-        if (piece && plen && buf_add(&text, piece, plen) != 0) { rc = -1; break; }
-        /* stop strings: search the region the new piece could complete */
-        if (o->n_stops) {
-            size_t from = before > maxstop ? before - maxstop : 0;
-            size_t cut = (size_t)-1;
-            for (int i = 0; i < o->n_stops; i++) {
-                size_t sl = strlen(o->stops[i]);
-                if (!sl) continue;
-                for (size_t j = from; j + sl <= text.n; j++)
-                    if (!memcmp(text.p + j, o->stops[i], sl)) {
-                        if (j < cut) cut = j;
-                        break;
-                    }
-            }
-            if (cut != (size_t)-1) {
-                text.n = cut;
-                if (text.p) text.p[cut] = 0;
-                res->stopped_by = GEN_STOP_STRING;
-                break;
-            }
-        }
-        /* emit what can no longer become part of a stop string */
-        size_t safe = text.n > (maxstop ? maxstop - 1 : 0) ? text.n - (maxstop ? maxstop - 1 : 0) : 0;
-        if (emit && safe > emitted) {
-            if (emit(ctx, text.p + emitted, safe - emitted)) { emitted = safe; res->stopped_by = GEN_STOP_EMIT; break; }
-            emitted = safe;
-        }
-        if (nh - n_prompt >= o->max_tokens) break;
-        if (pos >= total) { res->stopped_by = GEN_STOP_CONTEXT; break; }
+        if (pos >= total) { q.stopped_by = GEN_STOP_CONTEXT; break; }
         if (model_forward(&s, &next, 1, 1, pos) != 0) { rc = -1; break; }
         logits = s.logits;
         pos++;
     }
-    if (rc == 0 && emit && text.n > emitted) emit(ctx, text.p + emitted, text.n - emitted);
-    res->seconds = now_s() - t0;
-    if (rc == 0) {
-        res->text = text.p ? text.p : calloc(1, 1);
-        res->text_len = text.n;
-        res->n_ids = nh - n_prompt;
-        res->ids = malloc((size_t)(res->n_ids + 1) * sizeof(int));
-        if (res->ids) memcpy(res->ids, hist + n_prompt, (size_t)res->n_ids * sizeof(int));
-    } else {
-        free(text.p);
-    }
-    free(hist);
+    if (rc == 0) rc = gen_seq_finish(&q, emit, ctx, now_s() - t0, res);
+    else gen_seq_free(&q);
     sampler_free(&sp);
     runstate_free(&s);
     return rc;

@@ -44,10 +44,36 @@ typedef struct {
     double seconds;      /* time spent after the prompt was read */
 } GenResult;
 
-/* prompt: token ids, normally starting with BOS (n_prompt >= 1). */
+/* prompt: token ids, normally starting with BOS (n_prompt >= 1). One sequence, decoded
+ * one token at a time (matrix-vector products); many prompts: model_generate_batch
+ * (model/generate_batch.h), which gives the same ids. */
 int model_generate(const Model *m, const Tokenizer *t, const int *prompt, int n_prompt,
                    const GenOptions *o, GenEmit emit, void *ctx, GenResult *res);
 void gen_result_free(GenResult *r);
+
+/* ---- one sequence's bookkeeping, shared by model_generate and model_generate_batch ---- */
+typedef struct {
+    const GenOptions *o;
+    const Tokenizer *t;
+    int eos, bos;
+    int *hist;           /* [n_prompt + max_tokens + 1] prompt then generated ids */
+    int nh, n_prompt;
+    char *text;          /* generated text so far (stops cut) */
+    size_t text_n, text_cap, maxstop, emitted;
+    GenStop stopped_by;  /* as GenResult */
+} GenSeq;
+
+/* Copies the prompt into the history. */
+int gen_seq_init(GenSeq *q, const Model *m, const Tokenizer *t, const GenOptions *o, const int *prompt, int n_prompt);
+/* Takes the next token picked by the sampler (from q->hist, q->nh): 1 when the sequence
+ * ended (EOS/BOS, a stop string, max tokens, emit's request; q->stopped_by), 0 when the
+ * token must be fed to the model, -1 on error. */
+int gen_seq_push(GenSeq *q, int next, GenEmit emit, void *ctx);
+/* The result (text and ids move out of q, which is freed); emits what is left. */
+int gen_seq_finish(GenSeq *q, GenEmit emit, void *ctx, double seconds, GenResult *res);
+void gen_seq_free(GenSeq *q);
+/* The checks of a prompt and options before generating. */
+int gen_check(const Model *m, int n_prompt, const GenOptions *o);
 
 /* Loads the tokenizer for a model: `path` when given, else the one embedded in the
  * model file (GGUF) or found beside it (tokenizer.json, tokenizer.model,

@@ -1,0 +1,201 @@
+/* bench/bench_decode.c - decoding throughput: single-stream greedy decoding (model_generate)
+ * and batched generation (model_generate_batch) at a given width, plus the scoring rate
+ * of the same model (the share batched generation reaches), on a GGUF file; and the
+ * random-weight "15M" / "110M" GGUF files that bench/decode.sh gives both muscle and
+ * llama.cpp (a made-up 32000-entry vocabulary: <unk> <s> </s>, 256 byte pieces, then
+ * "t<id>"). Prints one JSON line per measurement.
+ *   bench_decode --make-gguf PATH --shape 15M|110M --dtype fp32|bf16
+ *   bench_decode --model PATH [--bf16] --task single|batch|score [--width W] [--tokens N] [--iters N]
+ */
+#include "core/cpu.h"
+#include "core/error.h"
+#include "io/gguf.h"
+#include "model/forward.h"
+#include "model/generate_batch.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int die(void) {
+    fprintf(stderr, "bench_decode: %s\n", err_msg());
+    return 1;
+}
+
+/* The random model of a shape as a GGUF file (llama architecture, q/k as stored). */
+static int make_gguf(const char *path, const char *shape, const char *dtype) {
+    ModelConfig c = {0};
+    if (!strcmp(shape, "110M")) {
+        c.dim = 768; c.n_layers = 12; c.n_heads = 12; c.n_kv_heads = 12; c.hidden_dim = 2048;
+    } else {
+        c.dim = 288; c.n_layers = 6; c.n_heads = 6; c.n_kv_heads = 6; c.hidden_dim = 768;
+    }
+    c.vocab_size = 32000; c.seq_len = 1024; c.rope_theta = 10000; c.norm_eps = 1e-5f; c.tied = 0;
+    c.bos_id = 1; c.eos_id = 2;
+    ModelLoadOptions o = {KW_F32, 0};
+    Model m;
+    if (model_init_random(&m, &c, &o, 1234) != 0) return die();
+    uint32_t ty = !strcmp(dtype, "bf16") ? GGML_TYPE_BF16 : GGML_TYPE_F32;
+    GgufWriter w;
+    gguf_writer_init(&w);
+    gguf_writer_set_string(&w, "general.architecture", "llama");
+    gguf_writer_set_string(&w, "general.name", shape);
+    gguf_writer_set_u32(&w, "general.file_type", ty == GGML_TYPE_BF16 ? 32 : 0);
+    gguf_writer_set_u32(&w, "llama.context_length", (uint32_t)c.seq_len);
+    gguf_writer_set_u32(&w, "llama.embedding_length", (uint32_t)c.dim);
+    gguf_writer_set_u32(&w, "llama.block_count", (uint32_t)c.n_layers);
+    gguf_writer_set_u32(&w, "llama.feed_forward_length", (uint32_t)c.hidden_dim);
+    gguf_writer_set_u32(&w, "llama.attention.head_count", (uint32_t)c.n_heads);
+    gguf_writer_set_u32(&w, "llama.attention.head_count_kv", (uint32_t)c.n_kv_heads);
+    gguf_writer_set_u32(&w, "llama.rope.dimension_count", (uint32_t)(c.dim / c.n_heads));
+    gguf_writer_set_f32(&w, "llama.rope.freq_base", c.rope_theta);
+    gguf_writer_set_f32(&w, "llama.attention.layer_norm_rms_epsilon", c.norm_eps);
+    int V = c.vocab_size;
+    char **toks = malloc((size_t)V * sizeof *toks);
+    float *scores = calloc((size_t)V, sizeof *scores);
+    int32_t *types = malloc((size_t)V * sizeof *types);
+    for (int i = 0; i < V; i++) {
+        char b[32];
+        if (i < 3) snprintf(b, sizeof b, "%s", i == 0 ? "<unk>" : i == 1 ? "<s>" : "</s>");
+        else if (i < 259) snprintf(b, sizeof b, "<0x%02X>", i - 3);
+        else snprintf(b, sizeof b, "t%d", i);
+        toks[i] = strdup(b);
+        types[i] = i == 0 ? 2 : i < 3 ? 3 : i < 259 ? 6 : 1;
+        scores[i] = i < 259 ? 0.0f : -(float)i;
+    }
+    gguf_writer_set_string(&w, "tokenizer.ggml.model", "llama");
+    gguf_writer_set_str_array(&w, "tokenizer.ggml.tokens", (const char *const *)toks, NULL, (uint64_t)V);
+    gguf_writer_set_array(&w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, scores, (uint64_t)V);
+    gguf_writer_set_array(&w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, (uint64_t)V);
+    gguf_writer_set_u32(&w, "tokenizer.ggml.bos_token_id", 1);
+    gguf_writer_set_u32(&w, "tokenizer.ggml.eos_token_id", 2);
+    gguf_writer_set_u32(&w, "tokenizer.ggml.unknown_token_id", 0);
+    uint64_t ne[2];
+    ne[0] = (uint64_t)c.dim; ne[1] = (uint64_t)V;
+    gguf_writer_add_tensor_f32(&w, "token_embd.weight", ty, 2, ne, m.tok_emb.f32);
+    gguf_writer_add_tensor_f32(&w, "output.weight", ty, 2, ne, m.wcls.f32);
+    uint64_t nd[1] = {(uint64_t)c.dim};
+    gguf_writer_add_tensor_f32(&w, "output_norm.weight", GGML_TYPE_F32, 1, nd, m.rms_final);
+    char (*names)[64] = malloc((size_t)c.n_layers * 9 * 64);
+    for (int l = 0; l < c.n_layers; l++) {
+        const LayerWeights *L = &m.layers[l];
+        struct { const char *n; const KWeight *w; const float *v; } t[9] = {
+            {"attn_q", &L->wq, NULL}, {"attn_k", &L->wk, NULL}, {"attn_v", &L->wv, NULL}, {"attn_output", &L->wo, NULL},
+            {"ffn_gate", &L->w1, NULL}, {"ffn_up", &L->w3, NULL}, {"ffn_down", &L->w2, NULL},
+            {"attn_norm", NULL, L->rms_att}, {"ffn_norm", NULL, L->rms_ffn}};
+        for (int k = 0; k < 9; k++) {
+            char *nm = names[l * 9 + k];
+            snprintf(nm, 64, "blk.%d.%s.weight", l, t[k].n);
+            if (t[k].w) {
+                uint64_t e2[2] = {(uint64_t)t[k].w->k, (uint64_t)t[k].w->n};
+                gguf_writer_add_tensor_f32(&w, nm, ty, 2, e2, t[k].w->f32);
+            } else {
+                gguf_writer_add_tensor_f32(&w, nm, GGML_TYPE_F32, 1, nd, t[k].v);
+            }
+        }
+    }
+    int rc = gguf_writer_write(&w, path);
+    gguf_writer_free(&w);
+    for (int i = 0; i < V; i++) free(toks[i]);
+    free(toks);
+    free(scores);
+    free(types);
+    free(names);
+    model_free(&m);
+    return rc ? die() : 0;
+}
+
+int main(int argc, char **argv) {
+    const char *shape = "15M", *dtype = "fp32", *task = "single", *model = NULL, *make = NULL;
+    int iters = 2, width = 1, tokens = 128, bf16 = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--bf16")) { bf16 = 1; continue; }
+        if (i + 1 >= argc) { fprintf(stderr, "option %s needs a value\n", argv[i]); return 2; }
+        if (!strcmp(argv[i], "--shape")) shape = argv[++i];
+        else if (!strcmp(argv[i], "--dtype")) dtype = argv[++i];
+        else if (!strcmp(argv[i], "--task")) task = argv[++i];
+        else if (!strcmp(argv[i], "--model")) model = argv[++i];
+        else if (!strcmp(argv[i], "--make-gguf")) make = argv[++i];
+        else if (!strcmp(argv[i], "--width")) width = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--tokens")) tokens = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--iters")) iters = atoi(argv[++i]);
+        else { fprintf(stderr, "unknown option %s\n", argv[i]); return 2; }
+    }
+    cpu_blas_fixup(argv);
+    cpu_flush_denormals();
+    if (make) return make_gguf(make, shape, dtype);
+    if (!model) { fprintf(stderr, "--model or --make-gguf is required\n"); return 2; }
+    ModelLoadOptions o = {bf16 ? KW_BF16 : KW_F32, 0};
+    Model m;
+    if (model_load(&m, model, &o) != 0) return die();
+    Tokenizer *t = model_tokenizer_load(&m, NULL);
+    if (!t) return die();
+    int V = m.cfg.vocab_size;
+    double best = 0;
+    GenOptions g;
+    gen_options_default(&g);
+    g.max_tokens = tokens;
+    g.ignore_eos = 1;
+    if (!strcmp(task, "single")) { /* BOS, then `tokens` greedy tokens: tokens/s after the prompt */
+        int bos = m.cfg.bos_id;
+        for (int it = 0; it <= iters; it++) {
+            GenResult r;
+            if (model_generate(&m, t, &bos, 1, &g, NULL, NULL, &r) != 0) return die();
+            double tps = (r.n_ids - 1) / r.seconds; /* the first token comes from the prompt's pass */
+            if (it && tps > best) best = tps;
+            gen_result_free(&r);
+        }
+    } else if (!strcmp(task, "batch")) { /* `width` prompts of 16 tokens, `tokens` new each, all at once */
+        int n = width, P = 16;
+        int *ids = malloc((size_t)n * P * sizeof *ids);
+        GenRequest *req = malloc((size_t)n * sizeof *req);
+        GenResult *res = malloc((size_t)n * sizeof *res);
+        for (int i = 0; i < n; i++) {
+            ids[i * P] = m.cfg.bos_id;
+            for (int k = 1; k < P; k++) ids[i * P + k] = 259 + (i * 7919 + k * 104729) % (V - 259);
+            req[i] = (GenRequest){ids + i * P, P, (uint64_t)i};
+        }
+        for (int it = 0; it <= iters; it++) {
+            double t0 = now_s();
+            if (model_generate_batch(&m, t, req, n, &g, width, NULL, NULL, res) != 0) return die();
+            double sec = now_s() - t0;
+            long gen = 0;
+            for (int i = 0; i < n; i++) {
+                gen += res[i].n_ids;
+                gen_result_free(&res[i]);
+            }
+            double tps = gen / sec;
+            if (it && tps > best) best = tps;
+        }
+        free(ids);
+        free(req);
+        free(res);
+    } else { /* scoring: 4 x 256 tokens, all positions' log-probabilities */
+        int B = 4, T = 256;
+        RunState s;
+        if (runstate_init(&s, &m, B, T, T, 0) != 0) return die();
+        int *tok = malloc(sizeof(int) * B * T);
+        for (int i = 0; i < B * T; i++) tok[i] = (i * 7919) % V;
+        for (int it = 0; it <= iters; it++) {
+            double t0 = now_s();
+            model_forward(&s, tok, B, T, 0);
+            logsoftmax_rows(s.logits, B * T, V);
+            double tps = B * T / (now_s() - t0);
+            if (it && tps > best) best = tps;
+        }
+        free(tok);
+        runstate_free(&s);
+    }
+    printf("{\"impl\":\"muscle\",\"model\":\"%s\",\"weights\":\"%s\",\"task\":\"%s\",\"width\":%d,\"tokens_per_s\":%.1f,\"threads\":%d}\n",
+           model, bf16 ? "bf16" : "fp32", task, width, best, cpu_threads());
+    model_tokenizer_free(&m, t);
+    model_free(&m);
+    return 0;
+}

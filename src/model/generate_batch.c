@@ -1,0 +1,248 @@
+/* model/generate_batch.c - batched, continuous decoding (see generate_batch.h).
+ *
+ * Slots 0..W-1 each hold one live sequence (or none). A loop of:
+ *   join:    waiting requests take the free slots; their prompts are prefilled as rows
+ *            of `chunk` tokens (the last chunk padded; the padding's keys land past
+ *            the prompt and are overwritten before any query can see them), up to W
+ *            rows per forward call; the logits of each prompt's last token pick its
+ *            first new token;
+ *   step:    one row per live sequence (its last token at its own position), one
+ *            forward call, one pick per row;
+ * until every request has ended. A sequence ends exactly where model_generate would
+ * end it (gen_seq_push; the context is full when the next token's position reaches
+ * min(n_prompt + max_tokens, seq_len)). */
+#include "generate_batch.h"
+#include "forward.h"
+#include "sample.h"
+#include "core/error.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Tokens per prefill call (rows x chunk): about what scoring runs per call. */
+#define GB_PREFILL_TOKENS 512
+
+uint64_t gen_seed(uint64_t seed, long index) {
+    /* splitmix64 of (seed, index): rng_seed mixes again, streams are unrelated */
+    uint64_t z = seed ^ ((uint64_t)index * 0x9e3779b97f4a7c15ull + 0x632be59bd9b4e019ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+int gen_batch_width_default(const Model *m, int max_len, int n) {
+    const ModelConfig *c = &m->cfg;
+    size_t per_slot = (size_t)2 * c->n_layers * (size_t)(max_len > 0 ? max_len : 1) * c->n_kv_heads * c->head_dim * sizeof(float);
+    size_t budget = (size_t)1 << 30;
+    int w = 16;
+    while (w > 1 && (size_t)w * per_slot > budget) w--;
+    if (n > 0 && w > n) w = n;
+    return w < 1 ? 1 : w;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+typedef struct {
+    int req;        /* request index, -1: free */
+    int pos;        /* position the last token is fed at */
+    int total;      /* min(n_prompt + max_tokens, seq_len) */
+    double t0;
+    GenSeq q;
+    Sampler sp;
+} Slot;
+
+typedef struct {
+    const Model *m;
+    const Tokenizer *t;
+    const GenRequest *req;
+    int n;
+    const GenOptions *o;
+    GenDone done;
+    void *ctx;
+    GenResult *res;
+    RunState s;
+    int W, C, V;
+    Slot *slot;
+    int *tok, *pos, *rslot; /* [W * C], [W * C], [W]: a call's rows */
+    float *lg;              /* [W, V] logits of a prefilled prompt's last token */
+} Batch;
+
+/* Ends slot k's sequence: its result goes to res[req], the slot is free. */
+static int slot_finish(Batch *b, int k) {
+    Slot *sl = &b->slot[k];
+    int i = sl->req;
+    sl->req = -1;
+    if (gen_seq_finish(&sl->q, NULL, NULL, now_s() - sl->t0, &b->res[i]) != 0) return -1;
+    if (b->done) b->done(b->ctx, i, &b->res[i]);
+    return 0;
+}
+
+/* Slot k picks its next token from logits [V]: 1 when the sequence ended, 0 when the
+ * token is to be fed at sl->pos, -1 on error. */
+static int slot_pick(Batch *b, int k, float *logits) {
+    Slot *sl = &b->slot[k];
+    int next = sampler_pick(&sl->sp, logits, sl->q.hist, sl->q.nh);
+    int end = gen_seq_push(&sl->q, next, NULL, NULL);
+    if (end < 0) return -1;
+    if (end == 0 && sl->pos >= sl->total) {
+        sl->q.stopped_by = GEN_STOP_CONTEXT;
+        end = 1;
+    }
+    if (end) return slot_finish(b, k) != 0 ? -1 : 1;
+    return 0;
+}
+
+/* Fills the free slots with waiting requests (*next on) and prefills their prompts. */
+static int batch_join(Batch *b, int *next) {
+    const ModelConfig *c = &b->m->cfg;
+    int W = b->W, C = b->C, V = b->V;
+    int joined[W], nj = 0;
+    for (int k = 0; k < W && *next < b->n; k++) {
+        Slot *sl = &b->slot[k];
+        if (sl->req >= 0) continue;
+        int i = (*next)++;
+        const GenRequest *r = &b->req[i];
+        if (gen_seq_init(&sl->q, b->m, b->t, b->o, r->prompt, r->n_prompt) != 0) return -1;
+        sl->req = i;
+        rng_seed(&sl->sp.rng, r->seed);
+        sl->t0 = now_s();
+        sl->pos = r->n_prompt;
+        sl->total = r->n_prompt + b->o->max_tokens;
+        if (sl->total > c->seq_len) sl->total = c->seq_len;
+        if (b->o->max_tokens == 0) { /* nothing to generate (as model_generate) */
+            if (slot_finish(b, k) != 0) return -1;
+            k--; /* the slot is free again */
+            continue;
+        }
+        joined[nj++] = k;
+    }
+    /* rows: chunk j of joined prompt q; calls of up to W rows */
+    int rows = 0;
+    for (int jq = 0; jq < nj; jq++) {
+        int k = joined[jq];
+        const GenRequest *r = &b->req[b->slot[k].req];
+        int nch = (r->n_prompt + C - 1) / C;
+        for (int j = 0; j < nch; j++) {
+            int p0 = j * C;
+            for (int i = 0; i < C; i++) {
+                int p = p0 + i;
+                b->tok[rows * C + i] = p < r->n_prompt ? r->prompt[p] : r->prompt[r->n_prompt - 1];
+                b->pos[rows * C + i] = p;
+            }
+            b->rslot[rows++] = k;
+            int last = j == nch - 1;
+            if (rows == W || (last && jq == nj - 1)) {
+                if (model_forward_rows(&b->s, b->tok, b->pos, b->rslot, rows, C) != 0) return -1;
+                /* the logits of every prompt whose last chunk was in this call */
+                for (int rr = 0; rr < rows; rr++) {
+                    int kk = b->rslot[rr];
+                    const GenRequest *q = &b->req[b->slot[kk].req];
+                    int lastp = q->n_prompt - 1;
+                    if (b->pos[rr * C] == lastp / C * C)
+                        memcpy(b->lg + (size_t)kk * V, b->s.logits + ((size_t)rr * C + lastp % C) * V, (size_t)V * sizeof(float));
+                }
+                rows = 0;
+            }
+        }
+    }
+    for (int jq = 0; jq < nj; jq++) {
+        int k = joined[jq];
+        b->slot[k].t0 = now_s();
+        if (slot_pick(b, k, b->lg + (size_t)k * V) < 0) return -1;
+    }
+    return 0;
+}
+
+/* One decoding step of every live sequence. */
+static int batch_step(Batch *b) {
+    int rows = 0, V = b->V;
+    for (int k = 0; k < b->W; k++) {
+        Slot *sl = &b->slot[k];
+        if (sl->req < 0) continue;
+        b->tok[rows] = sl->q.hist[sl->q.nh - 1];
+        b->pos[rows] = sl->pos;
+        b->rslot[rows++] = k;
+    }
+    if (!rows) return 0;
+    if (model_forward_rows(&b->s, b->tok, b->pos, b->rslot, rows, 1) != 0) return -1;
+    for (int r = 0; r < rows; r++) {
+        int k = b->rslot[r];
+        b->slot[k].pos++;
+        if (slot_pick(b, k, b->s.logits + (size_t)r * V) < 0) return -1;
+    }
+    return 0;
+}
+
+int model_generate_batch(const Model *m, const Tokenizer *t, const GenRequest *req, int n, const GenOptions *o, int width,
+                         GenDone done, void *ctx, GenResult *res) {
+    const ModelConfig *c = &m->cfg;
+    if (n <= 0) return 0;
+    memset(res, 0, (size_t)n * sizeof *res);
+    if (width < 0) return err_set("generate: batch width %d: expected >= 1 (0: default)", width);
+    int max_len = 1, max_prompt = 1;
+    for (int i = 0; i < n; i++) {
+        if (gen_check(m, req[i].n_prompt, o) != 0) return err_prefix("prompt %d", i + 1);
+        int tot = req[i].n_prompt + o->max_tokens;
+        if (tot > c->seq_len) tot = c->seq_len;
+        if (tot > max_len) max_len = tot;
+        if (req[i].n_prompt > max_prompt) max_prompt = req[i].n_prompt;
+    }
+    Batch b;
+    memset(&b, 0, sizeof b);
+    b.m = m;
+    b.t = t;
+    b.req = req;
+    b.n = n;
+    b.o = o;
+    b.done = done;
+    b.ctx = ctx;
+    b.res = res;
+    b.V = c->vocab_size;
+    b.W = width ? width : gen_batch_width_default(m, max_len, n);
+    if (b.W > n) b.W = n;
+    b.C = GB_PREFILL_TOKENS / b.W;
+    if (b.C < 1) b.C = 1;
+    if (b.C > max_prompt) b.C = max_prompt;
+    /* positions up to the last padded chunk of the longest prompt */
+    int S = max_len, padded = (max_prompt + b.C - 1) / b.C * b.C;
+    if (padded > S) S = padded;
+    int rc = 0, live = 0;
+    if (runstate_init(&b.s, m, b.W, S, b.C, RS_KEEP_NONE) != 0) return -1;
+    if (o->lora && runstate_set_lora(&b.s, o->lora) != 0) { runstate_free(&b.s); return -1; }
+    b.slot = calloc((size_t)b.W, sizeof *b.slot);
+    b.tok = malloc((size_t)b.W * b.C * sizeof *b.tok);
+    b.pos = malloc((size_t)b.W * b.C * sizeof *b.pos);
+    b.rslot = malloc((size_t)b.W * sizeof *b.rslot);
+    b.lg = malloc((size_t)b.W * b.V * sizeof *b.lg);
+    if (!b.slot || !b.tok || !b.pos || !b.rslot || !b.lg) rc = err_set("out of memory");
+    for (int k = 0; rc == 0 && k < b.W; k++) {
+        b.slot[k].req = -1;
+        if (sampler_init(&b.slot[k].sp, b.V, o->temperature, o->top_p, o->no_repeat_ngram, 0) != 0) rc = -1;
+    }
+    int next = 0;
+    while (rc == 0) {
+        rc = batch_join(&b, &next);
+        live = 0;
+        for (int k = 0; k < b.W; k++) live += b.slot && b.slot[k].req >= 0;
+        if (rc != 0 || (!live && next >= n)) break;
+        rc = batch_step(&b);
+    }
+    for (int k = 0; b.slot && k < b.W; k++) {
+        if (b.slot[k].req >= 0) gen_seq_free(&b.slot[k].q);
+        sampler_free(&b.slot[k].sp);
+    }
+    if (rc != 0)
+        for (int i = 0; i < n; i++) gen_result_free(&res[i]);
+    free(b.slot);
+    free(b.tok);
+    free(b.pos);
+    free(b.rslot);
+    free(b.lg);
+    runstate_free(&b.s);
+    return rc;
+}

@@ -1,0 +1,50 @@
+/* model/generate_batch.h - many prompts decoded together (batched, continuous).
+ *
+ * Up to `width` sequences are live at once, each in its own slot of one KV cache
+ * [L, width, max_len, kvd]. A step feeds the last token of every live sequence as one
+ * row (model_forward_rows: per-row slot and position), so each weight product is a
+ * matrix product over the live rows instead of a matrix-vector product per sequence.
+ * Prompts of any lengths are prefilled together: each prompt is cut into chunks of
+ * `chunk` tokens, one row per chunk, rows of several prompts in one call. When a
+ * sequence ends (EOS/BOS, a stop string, max tokens, the context) its result is
+ * final, it leaves, and the next waiting prompt is prefilled into its slot
+ * (continuous batching), so the batch stays full until the prompts run out.
+ *
+ * Every sequence keeps its own history (no-repeat n-grams), stop strings, token limit
+ * and sampling stream: request i samples from rng seeded with req[i].seed (use
+ * gen_seed(seed, instance index)), so what a prompt produces does not depend on the
+ * width, on the other prompts or on the order they finish. Greedy ids are those of
+ * model_generate on the same prompt: the arithmetic per row is the same, except that
+ * a weight product over several rows may sum in another order than the
+ * matrix-vector product of one row (kernel/matmul.h: gemv for <= 4 rows, GEMM above;
+ * OpenBLAS or our GEMM) and a prompt's prefill runs in chunks; logits can then differ
+ * in the last bits, which changes an id only at an exact near-tie (tested not to
+ * happen on the shipped models: tests/model/test_generate_batch.c). */
+#ifndef MUSCLE_MODEL_GENERATE_BATCH_H
+#define MUSCLE_MODEL_GENERATE_BATCH_H
+
+#include "generate.h"
+
+typedef struct {
+    const int *prompt;  /* token ids, normally starting with BOS (n_prompt >= 1) */
+    int n_prompt;
+    uint64_t seed;      /* this sequence's sampling stream (GenOptions.seed is not read) */
+} GenRequest;
+
+/* The sampling seed of instance `index` of a run seeded with `seed`. */
+uint64_t gen_seed(uint64_t seed, long index);
+
+/* Called as each request finishes (in the order they finish), e.g. for progress. */
+typedef void (*GenDone)(void *ctx, int index, const GenResult *r);
+
+/* Generates for req[0..n) with options o (the same for all; o->seed unused), at most
+ * `width` at a time (0: gen_batch_width_default). res[0..n) receives the results in
+ * request order (gen_result_free each). On error nothing is left allocated in res. */
+int model_generate_batch(const Model *m, const Tokenizer *t, const GenRequest *req, int n, const GenOptions *o, int width,
+                         GenDone done, void *ctx, GenResult *res);
+
+/* A default width for `n` prompts whose prompt + new tokens reach `max_len` positions:
+ * 16, fewer when the KV cache of 16 slots would pass 1 GiB, never more than n. */
+int gen_batch_width_default(const Model *m, int max_len, int n);
+
+#endif
