@@ -7,6 +7,7 @@
 #include "task/task_internal.h"
 
 #include "core/error.h"
+#include "io/json.h"
 
 #include <cJSON.h>
 #include <math.h>
@@ -33,14 +34,9 @@ void task_json_keys(const cJSON *o, char *buf, size_t cap) {
 
 /* ---- field access ------------------------------------------------------------------------- */
 
+/* io_json_kind, but a boolean by its value ("got true"). */
 static const char *type_name(const cJSON *v) {
-    if (cJSON_IsString(v)) return "a string";
-    if (cJSON_IsNumber(v)) return "a number";
-    if (cJSON_IsBool(v)) return cJSON_IsTrue(v) ? "true" : "false";
-    if (cJSON_IsNull(v)) return "null";
-    if (cJSON_IsArray(v)) return "an array";
-    if (cJSON_IsObject(v)) return "an object";
-    return "an invalid value";
+    return cJSON_IsBool(v) ? (cJSON_IsTrue(v) ? "true" : "false") : io_json_kind(v);
 }
 
 /* The member `k` of o, or NULL (+ error when required). Duplicate keys are an error: Python's
