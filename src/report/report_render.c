@@ -934,18 +934,22 @@ static void html_flips(Buf *b, const RTask *t, const RModel *m, int mi) {
     if (!total) return;
     char id[160];
     snprintf(id, sizeof id, "flips-%s-%d", t->slug, mi);
+    int margins = 0; /* margin columns only when some flip has a margin (choice log-probs and a gold index) */
+    for (const cJSON *e = m->flips->child; e && !margins; e = e->next)
+        margins = jget(jget(e, "old"), "margin") || jget(jget(e, "new"), "margin");
     b_printf(b, "<p class=\"filters\"><input type=\"search\" class=\"flip-filter\" data-table=\"%s\" placeholder=\"filter: any text\" "
                 "aria-label=\"filter the flipped instances\"> <select class=\"flip-kind\" data-table=\"%s\" aria-label=\"kind\">"
                 "<option value=\"\">every kind</option><option value=\"negative\">negative</option>"
                 "<option value=\"positive\">positive</option>%s</select> <span class=\"note flip-count\" data-table=\"%s\"></span></p>\n",
              id, id, t->gen ? "" : "<option value=\"inconsistent\">inconsistent</option>", id);
     b_printf(b, "<table class=\"flips sortable\" id=\"%s\"><colgroup><col class=\"n\"><col class=\"id\"><col class=\"kind\">"
-                "<col class=\"text\"><col><col><col>%s</colgroup>\n", id, t->gen ? "<col class=\"d\">" : "<col class=\"d\"><col class=\"d\">");
+                "<col class=\"text\"><col><col><col>%s</colgroup>\n", id,
+             t->gen ? "<col class=\"d\">" : margins ? "<col class=\"d\"><col class=\"d\">" : "");
     b_puts(b, "<thead><tr><th>#</th><th>id</th><th>kind</th><th>instance</th><th>right answer</th><th>M1</th><th>");
     b_html(b, m->in->name);
     b_puts(b, "</th>");
     if (t->gen) b_puts(b, "<th>score change</th>");
-    else {
+    else if (margins) {
         b_puts(b, "<th>M1 margin</th><th>");
         b_html(b, m->in->name);
         b_puts(b, " margin</th>");
@@ -974,7 +978,7 @@ static void html_flips(Buf *b, const RTask *t, const RModel *m, int mi) {
             const cJSON *d = jget(e, "delta");
             double dv = cJSON_IsNumber(d) ? d->valuedouble : 0.0;
             b_printf(b, "<td class=\"num %s\" data-v=\"%.17g\">%+.3f</td>", cls, dv, dv);
-        } else {
+        } else if (margins) {
             html_margin(b, old);
             html_margin(b, nw);
         }
