@@ -1060,34 +1060,20 @@ static char *render_flips_csv(const Report *r) {
                 b_csv(&b, t->in->name);
                 b_puts(&b, ",");
                 b_csv(&b, rm->in->name);
-                b_puts(&b, ",");
-                b_csv_value(&b, jget(e, "kind"));
-                b_puts(&b, ",");
-                b_csv_value(&b, jget(e, "id"));
-                b_puts(&b, ",");
-                b_csv_value(&b, jget(e, "text"));
-                b_puts(&b, ",");
-                b_csv_value(&b, jget(e, "target"));
-                b_puts(&b, ",");
-                b_csv_value(&b, jget(e, "target_text"));
-                b_puts(&b, ",");
-                b_csv_value(&b, side_answer(old));
-                b_puts(&b, ",");
-                b_csv_value(&b, side_answer(nw));
-                b_puts(&b, ",");
-                b_csv_value(&b, jget(old, "correct"));
-                b_puts(&b, ",");
-                b_csv_value(&b, jget(nw, "correct"));
-                b_puts(&b, ",");
-                b_csv_num(&b, jget(old, "margin"));
-                b_puts(&b, ",");
-                b_csv_num(&b, jget(nw, "margin"));
-                b_puts(&b, ",");
-                b_csv_num(&b, jget(old, "score"));
-                b_puts(&b, ",");
-                b_csv_num(&b, jget(nw, "score"));
-                b_puts(&b, ",");
-                b_csv_num(&b, jget(e, "delta"));
+                /* text cells, then number cells, in the header's order */
+                const cJSON *cells[] = {jget(e, "kind"), jget(e, "id"), jget(e, "text"), jget(e, "target"),
+                                        jget(e, "target_text"), side_answer(old), side_answer(nw), jget(old, "correct"),
+                                        jget(nw, "correct")};
+                const cJSON *nums[] = {jget(old, "margin"), jget(nw, "margin"), jget(old, "score"), jget(nw, "score"),
+                                       jget(e, "delta")};
+                for (size_t k = 0; k < sizeof cells / sizeof cells[0]; k++) {
+                    b_puts(&b, ",");
+                    b_csv_value(&b, cells[k]);
+                }
+                for (size_t k = 0; k < sizeof nums / sizeof nums[0]; k++) {
+                    b_puts(&b, ",");
+                    b_csv_num(&b, nums[k]);
+                }
                 b_puts(&b, "\r\n");
             }
         }
