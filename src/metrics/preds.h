@@ -65,8 +65,10 @@ typedef struct {
 
 /* "auto", "muscle", "jsonl" (= muscle), "lm-eval", "csv"; -1 (err_set) otherwise. */
 int preds_format_parse(const char *s, PredsFormat *out);
-/* preds_read with a format and a metric. */
+/* preds_read with a format and a metric (o may be NULL: auto, default metric). */
 int preds_read_opts(PredFile *f, const char *path, const PredsReadOptions *o);
+/* The same on size bytes in memory (not NUL-terminated); `name` stands for the file in messages. */
+int preds_parse_buffer(PredFile *f, const char *data, size_t size, const char *name, const PredsReadOptions *o);
 
 /* Reads and checks a whole file. Errors name "path:line: field 'x': expected ...";
  * duplicate ids are an error naming the first few and their lines. An empty file

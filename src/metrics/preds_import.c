@@ -491,14 +491,18 @@ static PredsFormat detect(const char *d, size_t n) {
 
 int preds_read_opts(PredFile *f, const char *path, const PredsReadOptions *opt) {
     memset(f, 0, sizeof *f);
-    f->path = strdup(path);
-    if (!f->path) return err_set("%s: out of memory", path);
     size_t size;
     char *data = file_read_all(path, &size, 0);
-    if (!data) {
-        preds_free(f);
-        return -1;
-    }
+    if (!data) return -1;
+    int rc = preds_parse_buffer(f, data, size, path, opt);
+    free(data);
+    return rc;
+}
+
+int preds_parse_buffer(PredFile *f, const char *data, size_t size, const char *path, const PredsReadOptions *opt) {
+    memset(f, 0, sizeof *f);
+    f->path = strdup(path);
+    if (!f->path) return err_set("%s: out of memory", path);
     PredsFormat fmt = opt ? opt->format : PREDS_FMT_AUTO;
     const char *metric = opt ? opt->metric : NULL;
     int rc = check_utf8(path, data, size);
@@ -542,7 +546,6 @@ int preds_read_opts(PredFile *f, const char *path, const PredsReadOptions *opt) 
             break;
         }
     }
-    free(data);
     if (rc == 0) rc = preds_finish(f);
     if (rc != 0) preds_free(f);
     return rc;
