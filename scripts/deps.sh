@@ -3,7 +3,8 @@
 #   scripts/deps.sh build   - to build the library and the program
 #   scripts/deps.sh test    - plus what the tests need (PyTorch, SentencePiece, sanitizers, chromium
 #                             for rendering report.html headless, OpenMPI for the
-#                             data-parallel tests; the build uses MPI whenever mpicc is there)
+#                             data-parallel tests; the build uses MPI whenever mpicc is there;
+#                             nodejs (with npm) for the pinned npm packages the tests install)
 set -euo pipefail
 build=(gcc make pkg-config libopenblas-openmp-dev libcjson-dev libutf8proc-dev libpcre2-dev)
 test=(libcmocka-dev nodejs npm python3 python3-torch python3-numpy python3-sentencepiece clang libclang-rt-14-dev valgrind chromium libopenmpi-dev openmpi-bin)

@@ -14,6 +14,7 @@ int cmd_finetune(int argc, char **argv);
 int cmd_update(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_gate(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 /* Prints "muscle: error: <err_msg()>" and returns 1. */
 int cli_fail(void);

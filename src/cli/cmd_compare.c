@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "metrics/compat.h"
+#include "metrics/mcnemar.h"
 #include "metrics/preds.h"
 
 #include <getopt.h>
@@ -26,6 +27,14 @@ static const char *compare_help =
     "                     report NEW minus PREDS: dNFR, relative dNFR %, dPFR, dacc\n"
     "                     (for a compatibility model NEW), resampled jointly\n"
     "  --bootstrap B      resamples (default 1000; 0 = no intervals)\n"
+    "  --format F         the files' format: auto (default: from the content), muscle,\n"
+    "                     lm-eval (--log_samples files), csv (id plus correct/score)\n"
+    "  --metric NAME[,FILTER]  lm-eval: the per-sample metric that is the outcome\n"
+    "                     (default acc for multiple choice, else exact_match; a metric\n"
+    "                     other than acc/acc_norm/exact_match is a score in [0,1]) and\n"
+    "                     the filter (default: the first line's)\n"
+    "Also prints McNemar's exact test (two-sided, on the discordant pairs) of old vs new\n"
+    "and, with --baseline, of new vs baseline (docs/metrics.md).\n"
     "  --seed N           bootstrap seed (default 42)\n";
 
 typedef struct {
@@ -192,6 +201,22 @@ static void report_table(const CompatReport *r, const char *newname) {
     }
 }
 
+static cJSON *mcnemar_json(const McNemar *m, int discrete) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "test", discrete ? "mcnemar-exact" : "sign-exact");
+    cJSON_AddNumberToObject(o, "b", (double)m->b);
+    cJSON_AddNumberToObject(o, "c", (double)m->c);
+    cJSON_AddItemToObject(o, "p", isnan(m->p) ? cJSON_CreateNull() : cJSON_CreateNumber(m->p));
+    return o;
+}
+
+static void mcnemar_row(const char *what, const McNemar *m, int discrete) {
+    char name[96];
+    snprintf(name, sizeof name, "%s, %s", discrete ? "McNemar" : "sign test", what);
+    if (isnan(m->p)) printf("%-36s %12s\n", name, "n/a");
+    else printf("%-36s %12.4g  %lld / %lld\n", name, m->p, m->b, m->c);
+}
+
 static int outcome_kinds(Ctx *c) {
     const PredFile *f[3] = {c->old, c->new, c->base};
     int nf = c->base ? 3 : 2;
@@ -219,7 +244,8 @@ int cmd_compare(int argc, char **argv) {
     compat_options_default(&ctx.o);
     static struct option opts[] = {{"json", 0, 0, 'j'},      {"flips", 1, 0, 'f'}, {"baseline", 1, 0, 'b'},
                                    {"bootstrap", 1, 0, 'B'}, {"seed", 1, 0, 's'},  {"help", 0, 0, 'h'},
-                                   {0, 0, 0, 0}};
+                                   {"format", 1, 0, 'F'},    {"metric", 1, 0, 'M'}, {0, 0, 0, 0}};
+    PredsReadOptions ro = {PREDS_FMT_AUTO, NULL};
     optind = 1;
     while ((c = getopt_long(argc, argv, "jf:b:B:s:h", opts, NULL)) != -1) {
         switch (c) {
@@ -229,18 +255,20 @@ int cmd_compare(int argc, char **argv) {
         case 'B': if (cli_parse_int("--bootstrap", optarg, 0, 100000, &lv)) return 2; ctx.o.bootstrap = (int)lv; break;
         case 's': if (cli_parse_int("--seed", optarg, 0, 0x7fffffffffffffffL, &lv)) return 2; ctx.o.seed = (uint64_t)lv; break;
         case 'h': fputs(compare_help, stdout); return 0;
+        case 'F': if (preds_format_parse(optarg, &ro.format) != 0) return cli_usage_error("compare", "--%s", err_msg()); break;
+        case 'M': ro.metric = optarg; break;
         default: return cli_usage_error("compare", "bad option");
         }
     }
     if (argc - optind != 2) return cli_usage_error("compare", "expected OLD_PREDS and NEW_PREDS");
     PredFile fo, fn, fb;
     memset(&fb, 0, sizeof fb);
-    if (preds_read(&fo, argv[optind]) != 0) return cli_fail();
-    if (preds_read(&fn, argv[optind + 1]) != 0) {
+    if (preds_read_opts(&fo, argv[optind], &ro) != 0) return cli_fail();
+    if (preds_read_opts(&fn, argv[optind + 1], &ro) != 0) {
         preds_free(&fo);
         return cli_fail();
     }
-    if (baseline && preds_read(&fb, baseline) != 0) {
+    if (baseline && preds_read_opts(&fb, baseline, &ro) != 0) {
         preds_free(&fo);
         preds_free(&fn);
         return cli_fail();
@@ -272,6 +300,17 @@ int cmd_compare(int argc, char **argv) {
         goto done;
     }
     if (flips && write_flips(&ctx, x, flips, counts) != 0) goto done;
+    McNemar mc_new = mcnemar_instances(x, fo.n, ctx.o.tie_eps), mc_vs_base = {0, 0, NAN};
+    if (baseline) {
+        /* new vs baseline: the same instances, first = baseline (M2), second = new */
+        for (size_t i = 0; i < fo.n; i++) {
+            xb[i].correct1 = xb[i].correct2;
+            xb[i].correct2 = x[i].correct2;
+            xb[i].score1 = xb[i].score2;
+            xb[i].score2 = x[i].score2;
+        }
+        mc_vs_base = mcnemar_instances(xb, fo.n, ctx.o.tie_eps);
+    }
     rc = 0;
     if (json) {
         cJSON *o = cJSON_CreateObject();
@@ -285,7 +324,11 @@ int cmd_compare(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "tie_eps", ctx.o.tie_eps);
         cJSON_AddBoolToObject(o, "discrete", ctx.discrete);
         cJSON_AddBoolToObject(o, "continuous", ctx.continuous);
+        cJSON_AddStringToObject(o, "format", fo.format);
+        if (fo.metric) cJSON_AddStringToObject(o, "metric", fo.metric);
         report_json(o, r);
+        cJSON_AddItemToObject(o, "mcnemar", mcnemar_json(&mc_new, ctx.discrete));
+        if (baseline) cJSON_AddItemToObject(o, "mcnemar_vs_baseline", mcnemar_json(&mc_vs_base, ctx.discrete));
         if (baseline) {
             cJSON *b = cJSON_CreateObject(), *dd = cJSON_CreateObject();
             report_json(b, &d.base);
@@ -347,6 +390,10 @@ int cmd_compare(int argc, char **argv) {
                 row("dmean score", &d.dmean, DNUM);
             }
         }
+        printf("\n%-36s %12s  %s\n", "paired exact test, two-sided", "p",
+               ctx.discrete ? "discordant: first right only / second right only" : "score down / score up");
+        mcnemar_row("old vs new", &mc_new, ctx.discrete);
+        if (baseline) mcnemar_row("baseline vs new", &mc_vs_base, ctx.discrete);
         if (flips)
             printf("\nflips written to %s: %zu negative, %zu positive, %zu inconsistent\n", flips, counts[0], counts[1],
                    counts[2]);

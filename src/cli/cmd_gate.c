@@ -13,7 +13,7 @@
 #include <string.h>
 
 static const char *gate_help =
-    "usage: muscle gate --max-nfr X [--min-acc-gain Y] [--task NAME] [--method NAME] REPORT.json\n"
+    "usage: muscle gate --max-nfr X [--min-acc-gain Y] [--max-p P] [--task NAME] [--method NAME] REPORT.json\n"
     "Checks a report of `muscle report`: for every task (or the one named), the chosen method\n"
     "(or the one named; \"M2\" names the plain new model; a task without methods checks M2)\n"
     "must have NFR <= X (score NFR for generation tasks) and, when --min-acc-gain is given, an\n"
@@ -24,7 +24,11 @@ static const char *gate_help =
     "  --max-nfr X          highest negative flip rate allowed (required)\n"
     "  --min-acc-gain Y     lowest accuracy change against M1 allowed (default: not checked)\n"
     "  --task NAME          check this task only\n"
-    "  --method NAME        check this model instead of each task's chosen method\n";
+    "  --method NAME        check this model instead of each task's chosen method\n"
+    "  --max-p P            the change against M1 must also be a significant gain: the\n"
+    "                       model right more often than M1 on the discordant instances\n"
+    "                       (score up more often than down, for generation tasks) with\n"
+    "                       McNemar's exact test (sign test) p <= P, on seed 1\n";
 
 /* Prints "muscle: error: ..." and returns 2 (a bad report is not a failing gate). */
 static int gate_error(void) {
@@ -55,8 +59,8 @@ static int stat_value(const char *file, const char *where, const cJSON *model, c
 }
 
 typedef struct {
-    double max_nfr, min_gain;
-    int check_gain;
+    double max_nfr, min_gain, max_p;
+    int check_gain, check_p;
     const char *method;
 } GateOpts;
 
@@ -122,18 +126,44 @@ static int gate_task(FILE *out, const char *file, int ti, const cJSON *t, const 
         stat_value(file, where, sel, gen ? "score_new" : "acc_new", &acc) != 0 ||
         stat_value(file, where, sel, gen ? "score_old" : "acc_old", &old) != 0)
         return -1;
-    double gain = acc - old;
+    double gain = acc - old, p = NAN;
+    long long mb = 0, mc = 0;
+    if (g->check_p) {
+        const cJSON *s1 = cJSON_GetObjectItemCaseSensitive(sel, "seed1");
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(s1, "mcnemar_vs_m1");
+        const cJSON *pv = cJSON_GetObjectItemCaseSensitive(t, "p"), *bv = cJSON_GetObjectItemCaseSensitive(t, "b"),
+                    *cv = cJSON_GetObjectItemCaseSensitive(t, "c");
+        if (!cJSON_IsNumber(pv) || !cJSON_IsNumber(bv) || !cJSON_IsNumber(cv))
+            return err_set("%s: %s: field 'seed1.mcnemar_vs_m1': expected {\"b\", \"c\", \"p\"} numbers (a report of an "
+                           "older muscle? write it again)", file, where);
+        p = pv->valuedouble;
+        mb = (long long)bv->valuedouble;
+        mc = (long long)cv->valuedouble;
+    }
     int nfr_ok = nfr <= g->max_nfr + 1e-12, gain_ok = !g->check_gain || gain >= g->min_gain - 1e-12;
+    int p_ok = !g->check_p || (mc > mb && p <= g->max_p);
     const char *nfr_name = gen ? "score NFR" : "NFR", *gain_name = gen ? "mean score gain" : "accuracy gain";
-    fprintf(out, "%s  %s: %s %s %.2f%% %s %.2f%%", nfr_ok && gain_ok ? "PASS" : "FAIL", tn, mname, nfr_name, 100 * nfr,
+    fprintf(out, "%s  %s: %s %s %.2f%% %s %.2f%%", nfr_ok && gain_ok && p_ok ? "PASS" : "FAIL", tn, mname, nfr_name, 100 * nfr,
            nfr_ok ? "<=" : ">", 100 * g->max_nfr);
     fprintf(out, "; %s over M1 %+.2f pts", gain_name, 100 * gain);
     if (g->check_gain) fprintf(out, " %s %+.2f pts", gain_ok ? ">=" : "<", 100 * g->min_gain);
-    if (!nfr_ok || !gain_ok)
-        fprintf(out, " (%s%s%s)", nfr_ok ? "" : "too many negative flips", !nfr_ok && !gain_ok ? "; " : "",
-               gain_ok ? "" : "gain too small");
+    if (g->check_p)
+        fprintf(out, "; %s p %.4g (%lld/%lld discordant) %s %g", gen ? "sign test" : "McNemar", p, mb, mc,
+                p_ok ? "<=" : mc > mb ? ">" : "and no gain, not <=", g->max_p);
+    if (!nfr_ok || !gain_ok || !p_ok) {
+        const char *why[3] = {nfr_ok ? NULL : "too many negative flips", gain_ok ? NULL : "gain too small",
+                              p_ok ? NULL : "gain not significant"};
+        int first = 1;
+        fprintf(out, " (");
+        for (int k = 0; k < 3; k++)
+            if (why[k]) {
+                fprintf(out, "%s%s", first ? "" : "; ", why[k]);
+                first = 0;
+            }
+        fprintf(out, ")");
+    }
     fprintf(out, "\n");
-    return nfr_ok && gain_ok;
+    return nfr_ok && gain_ok && p_ok;
 }
 
 int cmd_gate(int argc, char **argv) {
@@ -141,9 +171,10 @@ int cmd_gate(int argc, char **argv) {
     const char *task = NULL;
     int c, have_max = 0;
     static struct option opts[] = {{"max-nfr", 1, 0, 'x'}, {"min-acc-gain", 1, 0, 'y'}, {"task", 1, 0, 't'},
-                                   {"method", 1, 0, 'm'},  {"help", 0, 0, 'h'},         {0, 0, 0, 0}};
+                                   {"method", 1, 0, 'm'},  {"help", 0, 0, 'h'},         {"max-p", 1, 0, 'p'},
+                                   {0, 0, 0, 0}};
     optind = 1;
-    while ((c = getopt_long(argc, argv, "x:y:t:m:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "x:y:t:m:p:h", opts, NULL)) != -1) {
         switch (c) {
         case 'x':
             if (report_parse_fraction(optarg, &g.max_nfr) != 0 || g.max_nfr < 0) {
@@ -161,6 +192,16 @@ int cmd_gate(int argc, char **argv) {
             }
             g.check_gain = 1;
             break;
+        case 'p': {
+            char *e;
+            g.max_p = strtod(optarg, &e);
+            if (!*optarg || *e || !(g.max_p >= 0 && g.max_p <= 1)) {
+                fprintf(stderr, "muscle: error: --max-p '%s': expected a p-value in [0, 1] (e.g. 0.05)\n", optarg);
+                return 2;
+            }
+            g.check_p = 1;
+            break;
+        }
         case 't': task = optarg; break;
         case 'm': g.method = optarg; break;
         case 'h': fputs(gate_help, stdout); return 0;

@@ -65,7 +65,7 @@ int cmd_report(int argc, char **argv) {
     text = report_render(r, json ? REPORT_JSON : REPORT_TEXT);
     if (!text) goto done;
     fputs(text, stdout);
-    if (!json) printf("\nwritten: %s/report.json, report.md, report.html\n", out);
+    if (!json) printf("\nwritten: %s/report.json, report.md, report.html, flips.csv\n", out);
     rc = 0;
 done:
     free(text);

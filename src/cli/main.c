@@ -29,6 +29,7 @@ static const char *usage =
     "                        adapters, evaluation, comparison, report\n"
     "  report MANIFEST       M1, M2 and compatibility methods over seeds: report.json/.md/.html\n"
     "  gate REPORT.json      exit 1 when an update flips more than allowed (release pipelines)\n"
+    "  export WHAT           an adapter or model for other engines: gguf-lora, gguf, merged\n"
     "\n"
     "--max-memory SIZE (e.g. 800M, 2G), on any command, refuses models larger than SIZE.\n"
     "MODEL is a llama2.c checkpoint, a Hugging Face folder (config.json + safetensors)\n"
@@ -117,6 +118,7 @@ int main(int argc, char **argv) {
         {"pretrain", cmd_pretrain}, {"finetune", cmd_finetune},
         {"update", cmd_update},
         {"report", cmd_report}, {"gate", cmd_gate},
+        {"export", cmd_export},
     };
     /* the commands that run distributed when started by an MPI launcher (docs/distributed.md);
      * the others run as one plain process on each rank */

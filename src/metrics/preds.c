@@ -1,5 +1,6 @@
 /* metrics/preds.c - reading PREDS.jsonl files and pairing their instances by id. */
 #include "preds.h"
+#include "preds_internal.h"
 
 #include "core/error.h"
 #include "core/file.h"
@@ -50,12 +51,14 @@ void preds_free(PredFile *f) {
     }
     free(f->rec);
     free(f->path);
+    free(f->metric);
     memset(f, 0, sizeof *f);
 }
 
 /* Checks one parsed line and fills r (r->obj already set). */
 static int check_record(const char *path, size_t line, PredRecord *r) {
-    static const char *known[] = {"id", "correct", "score", "prediction", "choice_logprobs", "target"};
+    static const char *known[] = {"id", "correct", "score", "prediction", "choice_logprobs", "target",
+                                  "text", "choices", "doc_hash", "prompt_hash"};
     const cJSON *o = r->obj;
     if (!cJSON_IsObject(o)) return err_set("%s:%zu: expected a JSON object, got %s", path, line, io_json_kind(o));
     for (size_t k = 0; k < sizeof known / sizeof known[0]; k++) {
@@ -87,8 +90,9 @@ static int check_record(const char *path, size_t line, PredRecord *r) {
     }
     if (!c && !s) return err_set("%s:%zu: expected field 'correct' (true/false) or 'score' (a number in [0, 1])", path, line);
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(o, "prediction");
-    if (!p) return err_set("%s:%zu: field 'prediction' is missing", path, line);
-    if (cJSON_IsNumber(p)) {
+    if (!p) {
+        /* absent: allowed, but every line must agree (check_same_fields) */
+    } else if (cJSON_IsNumber(p)) {
         double v = p->valuedouble;
         if (!(v == floor(v) && fabs(v) < 9007199254740992.0))
             return err_set("%s:%zu: field 'prediction': expected an integer choice index or a text, got %g", path, line, v);
@@ -107,10 +111,72 @@ static int check_record(const char *path, size_t line, PredRecord *r) {
         r->choice_logprobs = lp;
     }
     r->target = cJSON_GetObjectItemCaseSensitive(o, "target");
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "text");
+    if (t && !cJSON_IsString(t)) return err_set("%s:%zu: field 'text': expected a string, got %s", path, line, io_json_kind(t));
+    r->text = t;
+    const cJSON *ch = cJSON_GetObjectItemCaseSensitive(o, "choices");
+    if (ch) {
+        if (!cJSON_IsArray(ch)) return err_set("%s:%zu: field 'choices': expected an array of strings, got %s", path, line, io_json_kind(ch));
+        int i = 0;
+        for (const cJSON *e = ch->child; e; e = e->next, i++)
+            if (!cJSON_IsString(e))
+                return err_set("%s:%zu: field 'choices': element %d: expected a string, got %s", path, line, i, io_json_kind(e));
+        r->choices = ch;
+    }
+    static const char *hashes[] = {"doc_hash", "prompt_hash"};
+    for (int k = 0; k < 2; k++) {
+        const cJSON *h = cJSON_GetObjectItemCaseSensitive(o, hashes[k]);
+        if (h && !cJSON_IsString(h)) return err_set("%s:%zu: field '%s': expected a string, got %s", path, line, hashes[k], io_json_kind(h));
+        if (k == 0) r->doc_hash = h ? h->valuestring : NULL;
+        else r->prompt_hash = h ? h->valuestring : NULL;
+    }
     return 0;
 }
 
-static int read_lines(PredFile *f, const char *data, size_t size) {
+/* Every line must carry the same outcome fields and, likewise, a prediction or none. */
+static int check_same_fields(PredFile *f, const PredRecord *r) {
+    const char *path = f->path;
+    size_t line = r->line;
+    if (f->n == 1) {
+        f->has_correct = r->correct >= 0;
+        f->has_score = !isnan(r->score);
+        f->has_prediction = r->prediction != NULL;
+        return 0;
+    }
+    const PredRecord *first = &f->rec[0];
+    if ((r->correct >= 0) != f->has_correct)
+        return err_set("%s:%zu: field 'correct' is %s, but line %zu %s (every line must carry the same outcome fields)",
+                       path, line, f->has_correct ? "missing" : "present", first->line, f->has_correct ? "has it" : "has none");
+    if ((!isnan(r->score)) != f->has_score)
+        return err_set("%s:%zu: field 'score' is %s, but line %zu %s (every line must carry the same outcome fields)",
+                       path, line, f->has_score ? "missing" : "present", first->line, f->has_score ? "has it" : "has none");
+    if ((r->prediction != NULL) != f->has_prediction)
+        return err_set("%s:%zu: field 'prediction' is %s, but line %zu %s (every line must have one, or none)", path, line,
+                       f->has_prediction ? "missing" : "present", first->line, f->has_prediction ? "has it" : "has none");
+    return 0;
+}
+
+int preds_push(PredFile *f, size_t line, cJSON *obj, size_t *cap) {
+    if (f->n == *cap) {
+        size_t nc = *cap ? 2 * *cap : 256;
+        PredRecord *nr = realloc(f->rec, nc * sizeof *nr);
+        if (!nr) {
+            cJSON_Delete(obj);
+            return err_set("%s:%zu: out of memory", f->path, line);
+        }
+        f->rec = nr;
+        *cap = nc;
+    }
+    PredRecord *r = &f->rec[f->n];
+    memset(r, 0, sizeof *r);
+    r->line = line;
+    r->obj = obj;
+    f->n++; /* owned from here on, freed by preds_free */
+    if (check_record(f->path, line, r) != 0) return -1;
+    return check_same_fields(f, r);
+}
+
+int preds_read_jsonl(PredFile *f, const char *data, size_t size, PredsLineFn fn, void *ctx) {
     size_t cap = 0, line = 0, pos = 0;
     while (pos < size) {
         const char *start = data + pos;
@@ -121,39 +187,26 @@ static int read_lines(PredFile *f, const char *data, size_t size) {
         size_t k = 0;
         while (k < len && (start[k] == ' ' || start[k] == '\t' || start[k] == '\r')) k++;
         if (k == len) continue; /* blank line */
-        if (f->n == cap) {
-            cap = cap ? 2 * cap : 256;
-            PredRecord *nr = realloc(f->rec, cap * sizeof *nr);
-            if (!nr) return err_set("%s:%zu: out of memory", f->path, line);
-            f->rec = nr;
-        }
-        PredRecord *r = &f->rec[f->n];
-        memset(r, 0, sizeof *r);
-        r->line = line;
         const char *end = NULL;
-        r->obj = cJSON_ParseWithLengthOpts(start, len, &end, 0);
-        if (!r->obj) {
+        cJSON *obj = cJSON_ParseWithLengthOpts(start, len, &end, 0);
+        if (!obj) {
             const char *ep = cJSON_GetErrorPtr();
             size_t col = ep && ep >= start && ep <= start + len ? (size_t)(ep - start) + 1 : 1;
             return err_set("%s:%zu: not valid JSON (column %zu)", f->path, line, col);
         }
-        f->n++; /* owned from here on, freed by preds_free */
         while (end && end < start + len && (*end == ' ' || *end == '\t' || *end == '\r')) end++;
-        if (end && end < start + len)
+        if (end && end < start + len) {
+            cJSON_Delete(obj);
             return err_set("%s:%zu: unexpected text after the JSON object (column %zu)", f->path, line, (size_t)(end - start) + 1);
-        if (check_record(f->path, line, r) != 0) return -1;
-        if (f->n == 1) {
-            f->has_correct = r->correct >= 0;
-            f->has_score = !isnan(r->score);
-        } else {
-            const PredRecord *first = &f->rec[0];
-            if ((r->correct >= 0) != f->has_correct)
-                return err_set("%s:%zu: field 'correct' is %s, but line %zu %s (every line must carry the same outcome fields)",
-                               f->path, line, f->has_correct ? "missing" : "present", first->line, f->has_correct ? "has it" : "has none");
-            if ((!isnan(r->score)) != f->has_score)
-                return err_set("%s:%zu: field 'score' is %s, but line %zu %s (every line must carry the same outcome fields)",
-                               f->path, line, f->has_score ? "missing" : "present", first->line, f->has_score ? "has it" : "has none");
         }
+        if (fn) {
+            cJSON *canon = NULL;
+            int rc = fn(ctx, f, line, obj, &canon); /* consumes obj */
+            if (rc != 0) return -1;
+            if (!canon) continue; /* skipped (another filter) */
+            obj = canon;
+        }
+        if (preds_push(f, line, obj, &cap) != 0) return -1;
     }
     return 0;
 }
@@ -177,23 +230,12 @@ static int check_duplicates(PredFile *f) {
     return err_set("%s: duplicate id%s %s", f->path, ndup > 1 ? "s" : "", named);
 }
 
-int preds_read(PredFile *f, const char *path) {
-    memset(f, 0, sizeof *f);
-    f->path = strdup(path);
-    if (!f->path) return err_set("%s: out of memory", path);
-    size_t size;
-    char *data = file_read_all(path, &size, 0);
-    if (!data) {
-        preds_free(f);
-        return -1;
-    }
-    int rc = read_lines(f, data, size);
-    free(data);
-    if (rc == 0 && f->n == 0) rc = err_set("%s: no predictions (the file is empty)", path);
-    if (rc == 0) rc = check_duplicates(f);
-    if (rc != 0) preds_free(f);
-    return rc;
+int preds_finish(PredFile *f) {
+    if (f->n == 0) return err_set("%s: no predictions (the file is empty)", f->path);
+    return check_duplicates(f);
 }
+
+int preds_read(PredFile *f, const char *path) { return preds_read_opts(f, path, NULL); }
 
 /* ================================================================ matching */
 
@@ -245,6 +287,12 @@ int preds_match(const PredFile *a, const PredFile *b, size_t **idx_out) {
         if (x->target && y->target && !cJSON_Compare(x->target, y->target, 1))
             rc = err_set("id %.60s: 'target' differs between %s:%zu and %s:%zu (predictions on different test sets?)", x->key,
                          a->path, x->line, b->path, y->line);
+        else if (x->doc_hash && y->doc_hash && strcmp(x->doc_hash, y->doc_hash) != 0)
+            rc = err_set("id %.60s: 'doc_hash' differs between %s:%zu and %s:%zu (runs on different documents)", x->key,
+                         a->path, x->line, b->path, y->line);
+        else if (x->prompt_hash && y->prompt_hash && strcmp(x->prompt_hash, y->prompt_hash) != 0)
+            rc = err_set("id %.60s: 'prompt_hash' differs between %s:%zu and %s:%zu (runs with different prompts: "
+                         "not comparable instance by instance)", x->key, a->path, x->line, b->path, y->line);
     }
     free(sa.slot);
     free(sb.slot);
@@ -258,7 +306,7 @@ int preds_match(const PredFile *a, const PredFile *b, size_t **idx_out) {
 
 int preds_same_prediction(const PredRecord *a, const PredRecord *b) {
     const cJSON *x = a->prediction, *y = b->prediction;
-    if (!x || !y) return 0;
+    if (!x || !y) return -1;
     if (cJSON_IsNumber(x) && cJSON_IsNumber(y)) return x->valuedouble == y->valuedouble;
     if (cJSON_IsString(x) && cJSON_IsString(y)) return strcmp(x->valuestring, y->valuestring) == 0;
     return 0;

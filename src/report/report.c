@@ -94,7 +94,7 @@ static int load_model(const char *file, const char *where, const cJSON *o, const
 }
 
 static int load_task(const char *file, int ti, const cJSON *o, const char *dir, ReportTask *t) {
-    static const char *const known[] = {"name", "kind", "old", "new", "methods", NULL};
+    static const char *const known[] = {"name", "kind", "old", "new", "methods", "format", "metric", NULL};
     char where[64], w[160];
     snprintf(where, sizeof where, "tasks[%d]", ti);
     if (!cJSON_IsObject(o)) return err_set("%s: %s: expected an object, got %s", file, where, io_json_kind(o));
@@ -104,6 +104,14 @@ static int load_task(const char *file, int ti, const cJSON *o, const char *dir, 
     if (strcmp(t->kind, "mc") && strcmp(t->kind, "gen"))
         return err_set("%s: %s.kind: expected \"mc\" (discrete outcome 'correct') or \"gen\" (score 'score'), got \"%.40s\"",
                        file, where, t->kind);
+    if (get_string(file, where, o, "format", "auto", &t->format) != 0) return -1;
+    PredsFormat pf;
+    if (preds_format_parse(t->format, &pf) != 0) return err_prefix("%s: %s.format", file, where);
+    if (cJSON_GetObjectItemCaseSensitive(o, "metric")) {
+        if (get_string(file, where, o, "metric", NULL, &t->metric) != 0) return -1;
+        if (pf != PREDS_FMT_AUTO && pf != PREDS_FMT_LMEVAL)
+            return err_set("%s: %s.metric: only lm-eval files have metrics (format is \"%s\")", file, where, t->format);
+    }
     const cJSON *old = cJSON_GetObjectItemCaseSensitive(o, "old");
     if (!old) return err_set("%s: %s: missing field 'old' (M1's prediction file)", file, where);
     snprintf(w, sizeof w, "%s.old", where);
@@ -154,6 +162,8 @@ void report_input_free(ReportInput *in) {
         free(t->methods);
         free(t->name);
         free(t->kind);
+        free(t->format);
+        free(t->metric);
         free(t->old_preds);
     }
     free(in->tasks);
@@ -294,7 +304,9 @@ static int check_kind(const PredFile *f, const ReportTask *t) {
 static int files_read(TaskFiles *tf, const ReportTask *t) {
     memset(tf, 0, sizeof *tf);
     tf->n_models = 1 + t->n_methods;
-    if (preds_read(&tf->old, t->old_preds) != 0 || check_kind(&tf->old, t) != 0) return -1;
+    PredsReadOptions ro = {PREDS_FMT_AUTO, t->metric};
+    if (t->format && preds_format_parse(t->format, &ro.format) != 0) return -1;
+    if (preds_read_opts(&tf->old, t->old_preds, &ro) != 0 || check_kind(&tf->old, t) != 0) return -1;
     tf->f = calloc((size_t)tf->n_models, sizeof *tf->f);
     tf->idx = calloc((size_t)tf->n_models, sizeof *tf->idx);
     if (!tf->f || !tf->idx) return err_set("out of memory");
@@ -304,7 +316,7 @@ static int files_read(TaskFiles *tf, const ReportTask *t) {
         tf->idx[m] = calloc((size_t)rm->n_seeds, sizeof **tf->idx);
         if (!tf->f[m] || !tf->idx[m]) return err_set("out of memory");
         for (int s = 0; s < rm->n_seeds; s++) {
-            if (preds_read(&tf->f[m][s], rm->preds[s]) != 0 || check_kind(&tf->f[m][s], t) != 0 ||
+            if (preds_read_opts(&tf->f[m][s], rm->preds[s], &ro) != 0 || check_kind(&tf->f[m][s], t) != 0 ||
                 preds_match(&tf->old, &tf->f[m][s], &tf->idx[m][s]) != 0)
                 return err_prefix("task '%s', model '%s', seed %d", t->name, rm->name, s + 1);
         }
@@ -325,12 +337,40 @@ static void fill(CompatInstance *x, size_t n, const PredFile *a, const size_t *i
     }
 }
 
-static cJSON *side_json(const PredRecord *r) {
+/* The index of the right choice: "target" as an integer (or a string of digits) below n; -1 otherwise. */
+static int gold_index(const cJSON *target, int n) {
+    double v = -1;
+    if (cJSON_IsNumber(target)) v = target->valuedouble;
+    else if (cJSON_IsString(target) && target->valuestring[0]) {
+        char *end;
+        long l = strtol(target->valuestring, &end, 10);
+        if (!*end && isdigit((unsigned char)target->valuestring[0])) v = (double)l;
+    }
+    return v >= 0 && v < n && v == floor(v) ? (int)v : -1;
+}
+
+/* A model's side of a flip: outcome, prediction, the chosen choice's text ("answer") and the
+ * margin: log p(right choice) - max over the other choices' log p (> 0: right by that much). */
+static cJSON *side_json(const PredRecord *r, const cJSON *target, const cJSON *choices) {
     cJSON *o = cJSON_CreateObject();
     if (!o) return NULL;
     if (r->correct >= 0) cJSON_AddBoolToObject(o, "correct", r->correct);
     if (!isnan(r->score)) cJSON_AddNumberToObject(o, "score", r->score);
-    cJSON_AddItemToObject(o, "prediction", cJSON_Duplicate(r->prediction, 1));
+    if (r->prediction) cJSON_AddItemToObject(o, "prediction", cJSON_Duplicate(r->prediction, 1));
+    const cJSON *ch = r->choices ? r->choices : choices;
+    if (ch && cJSON_IsNumber(r->prediction)) {
+        const cJSON *a = cJSON_GetArrayItem(ch, (int)r->prediction->valuedouble);
+        if (cJSON_IsString(a) && r->prediction->valuedouble >= 0) cJSON_AddStringToObject(o, "answer", a->valuestring);
+    }
+    const cJSON *lp = r->choice_logprobs;
+    int n = lp ? cJSON_GetArraySize(lp) : 0, g = gold_index(target, n);
+    if (g >= 0 && n >= 2) {
+        double right = cJSON_GetArrayItem(lp, g)->valuedouble, best = -INFINITY;
+        int j = 0;
+        for (const cJSON *e = lp->child; e; e = e->next, j++)
+            if (j != g && e->valuedouble > best) best = e->valuedouble;
+        cJSON_AddNumberToObject(o, "margin", right - best);
+    }
     return o;
 }
 
@@ -388,9 +428,14 @@ static int seed1_flips(RModel *rm, const RTask *rt, const TaskFiles *tf, int m, 
         cJSON_AddStringToObject(o, "kind", kinds[fr[k].kind]);
         if (rt->gen) cJSON_AddNumberToObject(o, "delta", fr[k].d);
         const cJSON *target = a->target ? a->target : b->target;
+        const cJSON *text = a->text ? a->text : b->text, *choices = a->choices ? a->choices : b->choices;
+        if (text) cJSON_AddItemToObject(o, "text", cJSON_Duplicate(text, 1));
+        if (choices) cJSON_AddItemToObject(o, "choices", cJSON_Duplicate(choices, 1));
         if (target) cJSON_AddItemToObject(o, "target", cJSON_Duplicate(target, 1));
-        cJSON_AddItemToObject(o, "old", side_json(a));
-        cJSON_AddItemToObject(o, "new", side_json(b));
+        int g = gold_index(target, choices ? cJSON_GetArraySize(choices) : 0);
+        if (g >= 0) cJSON_AddStringToObject(o, "target_text", cJSON_GetArrayItem(choices, g)->valuestring);
+        cJSON_AddItemToObject(o, "old", side_json(a, target, choices));
+        cJSON_AddItemToObject(o, "new", side_json(b, target, choices));
         cJSON_AddItemToArray(rm->flips, o);
     }
     free(fr);
@@ -480,6 +525,21 @@ static int task_compute(RTask *rt, const ReportTask *t, const CompatOptions *o, 
         }
         if (per_seed(rm, x[m], in->n_seeds, n, o) != 0) goto fail_model;
         if (seed1_flips(rm, rt, &tf, m, x[m][0], o->tie_eps) != 0) goto fail_model;
+        /* paired exact tests on seed 1: against M1, and a method against M2 (the headline
+         * outcome: 'correct' for mc, the score's sign for gen) */
+        CompatInstance *y = calloc(n ? n : 1, sizeof *y);
+        if (!y) {
+            err_set("out of memory for %zu instances", n);
+            goto fail_model;
+        }
+        fill(y, n, &tf.old, NULL, &tf.f[m][0], tf.idx[m][0], !rt->gen, rt->gen);
+        rm->mc_m1 = mcnemar_instances(y, n, o->tie_eps);
+        rm->mc_m2 = (McNemar){0, 0, NAN};
+        if (m > 0) {
+            fill(y, n, &tf.f[0][0], tf.idx[0][0], &tf.f[m][0], tf.idx[m][0], !rt->gen, rt->gen);
+            rm->mc_m2 = mcnemar_instances(y, n, o->tie_eps);
+        }
+        free(y);
         continue;
     fail_model:
         err_prefix("task '%s', model '%s'", t->name, in->name);
@@ -606,7 +666,7 @@ int report_compute(const ReportInput *in, Report **out) {
 
 int report_write(const char *out_dir, const Report *r) {
     static const struct { const char *name; ReportFormat f; } files[] = {
-        {"report.json", REPORT_JSON}, {"report.md", REPORT_MD}, {"report.html", REPORT_HTML}};
+        {"report.json", REPORT_JSON}, {"report.md", REPORT_MD}, {"report.html", REPORT_HTML}, {"flips.csv", REPORT_FLIPS_CSV}};
     if (file_mkdirs(out_dir) != 0) return -1;
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char *text = report_render(r, files[i].f);

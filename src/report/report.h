@@ -23,6 +23,8 @@ typedef struct {
 typedef struct {
     char *name;
     char *kind;     /* "mc" or "gen" */
+    char *format;   /* the prediction files' format: "auto" (default), "muscle", "lm-eval", "csv" */
+    char *metric;   /* lm-eval: "NAME[,FILTER]"; NULL = the default (metrics/preds.h) */
     char *old_preds;
     ReportModel new_model;
     ReportModel *methods;
@@ -53,12 +55,13 @@ typedef struct Report Report;
 int report_compute(const ReportInput *in, Report **out);
 void report_free(Report *r);
 
-typedef enum { REPORT_JSON, REPORT_MD, REPORT_HTML, REPORT_TEXT } ReportFormat;
+typedef enum { REPORT_JSON, REPORT_MD, REPORT_HTML, REPORT_TEXT, REPORT_FLIPS_CSV } ReportFormat;
 /* The report as text (malloc'd): report.json, report.md, report.html, or the plain-text
  * results tables `muscle report` prints. NULL (with err_set) when out of memory. */
 char *report_render(const Report *r, ReportFormat f);
 
-/* Writes out_dir/report.json, report.md and report.html, each atomically (creates out_dir). */
+/* Writes out_dir/report.json, report.md, report.html and flips.csv (every flipped instance
+ * of seed 1, for spreadsheets), each atomically (creates out_dir). */
 int report_write(const char *out_dir, const Report *r);
 
 /* A rate given as a fraction ("0.05", "-0.01") or in percent ("5%", "-0.5%"): *out = 0.05. */

@@ -4,6 +4,7 @@
 #define MUSCLE_REPORT_INTERNAL_H
 
 #include "metrics/compat.h"
+#include "metrics/mcnemar.h"
 #include "report.h"
 
 #include <cJSON.h>
@@ -22,6 +23,8 @@ typedef struct {
     long long flip_count[3];    /* negative, positive, inconsistent */
     long long matrix[2][2];     /* discrete: [M1 right][model right] */
     long long dsign[3];         /* scores: D < 0, tie, D > 0 */
+    McNemar mc_m1;              /* seed 1 against M1 (exact sign test for scores) */
+    McNemar mc_m2;              /* methods: seed 1 against M2's seed 1 */
 } RModel;
 
 typedef struct {

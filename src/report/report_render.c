@@ -14,6 +14,7 @@
 
 #define HTML_MAX_FLIPS 200  /* rows of flipped instances per list in report.html */
 #define HTML_MAX_TEXT 2000  /* bytes of one prediction or target shown in report.html */
+#define HTML_MAX_CONTEXT 360 /* bytes of an instance's text (its end) shown in a flip table */
 
 /* ================================================================ text buffer */
 
@@ -275,6 +276,24 @@ static void intro_plain(StrBuf *b, const Report *r) {
         strbuf_puts(b, "No intervals (--bootstrap 0); a model with several seeds is the mean over its seeds.");
 }
 
+/* "McNemar's exact test (seed 1), p: M2 vs M1 0.031 (7 / 1); ..." */
+static void mcnemar_text(StrBuf *b, const RTask *t, void (*name_fn)(StrBuf *, const char *)) {
+    strbuf_puts(b, t->gen ? "Exact sign test on the score changes (seed 1, two-sided), p:"
+                     : "McNemar's exact test (seed 1, two-sided, discordant pairs), p:");
+    for (int m = 0; m < t->n_models; m++) {
+        const RModel *rm = &t->models[m];
+        strbuf_puts(b, m ? "; " : " ");
+        name_fn(b, rm->in->name);
+        strbuf_printf(b, " vs M1 %.4g (%lld / %lld)", rm->mc_m1.p, rm->mc_m1.b, rm->mc_m1.c);
+        if (m > 0) {
+            strbuf_puts(b, ", vs ");
+            name_fn(b, t->models[0].in->name);
+            strbuf_printf(b, " %.4g (%lld / %lld)", rm->mc_m2.p, rm->mc_m2.b, rm->mc_m2.c);
+        }
+    }
+    strbuf_puts(b, ".");
+}
+
 static char *render_text(const Report *r) {
     StrBuf b = {0};
     strbuf_printf(&b, "%s\n", r->in->title);
@@ -288,6 +307,8 @@ static char *render_text(const Report *r) {
         noise_text(&b, r, t);
         strbuf_puts(&b, "\n");
         chosen_text(&b, r, t, name_plain);
+        strbuf_puts(&b, "\n");
+        mcnemar_text(&b, t, name_plain);
         strbuf_puts(&b, "\n");
     }
     return b_finish(&b);
@@ -343,6 +364,8 @@ static char *render_md(const Report *r) {
         noise_text(&b, r, t);
         strbuf_puts(&b, "\n- ");
         chosen_text(&b, r, t, name_md);
+        strbuf_puts(&b, "\n- ");
+        mcnemar_text(&b, t, name_md);
         strbuf_puts(&b, "\n- flips of seed 1 against M1:");
         for (int m = 0; m < t->n_models; m++) {
             const RModel *rm = &t->models[m];
@@ -408,6 +431,15 @@ static cJSON *strings_json(char *const *s, int n) {
     return a;
 }
 
+static cJSON *mcnemar_json(const McNemar *m, int gen) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "test", gen ? "sign-exact" : "mcnemar-exact");
+    cJSON_AddNumberToObject(o, "b", (double)m->b);
+    cJSON_AddNumberToObject(o, "c", (double)m->c);
+    cJSON_AddItemToObject(o, "p", num_or_null(m->p));
+    return o;
+}
+
 static cJSON *model_json(const RTask *t, const RModel *m) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "name", m->in->name);
@@ -442,6 +474,8 @@ static cJSON *model_json(const RTask *t, const RModel *m) {
         cJSON_AddNumberToObject(sc, "tie", (double)m->dsign[1]);
         cJSON_AddNumberToObject(sc, "higher", (double)m->dsign[2]);
     }
+    cJSON_AddItemToObject(s1, "mcnemar_vs_m1", mcnemar_json(&m->mc_m1, t->gen));
+    if (!m->is_new) cJSON_AddItemToObject(s1, "mcnemar_vs_m2", mcnemar_json(&m->mc_m2, t->gen));
     cJSON *fl = cJSON_AddObjectToObject(s1, "flips");
     cJSON_AddNumberToObject(fl, "negative", (double)m->flip_count[0]);
     cJSON_AddNumberToObject(fl, "positive", (double)m->flip_count[1]);
@@ -543,8 +577,11 @@ static const char *css =
     ".neg{color:#b3261e}.pos{color:#1e7b34}.inc{color:#8a6100}\n"
     "table.flips{width:100%;table-layout:fixed}table.flips td{text-align:left;white-space:pre-wrap;"
     "overflow-wrap:anywhere;font:13px/1.4 ui-monospace,\"DejaVu Sans Mono\",monospace}\n"
-    "table.flips th{text-align:left}table.flips col.n{width:3em}table.flips col.id{width:9em}"
-    "table.flips col.kind{width:7.5em}table.flips col.d{width:5.5em}\n"
+    "table.flips th{text-align:left}table.flips col.n{width:3em}table.flips col.id{width:7em}"
+    "table.flips col.kind{width:7.5em}table.flips col.d{width:7.5em}table.flips col.text{width:32%}\n"
+    "table.flips td.num{text-align:right}table.sortable th[aria-sort=ascending]::after{content:' \\25B2'}"
+    "table.sortable th[aria-sort=descending]::after{content:' \\25BC'}\n"
+    "p.filters input{font:inherit;padding:.2em .4em;width:18em}p.filters select{font:inherit}\n"
     "dl.settings dt{font-weight:600}dl.settings dd{margin:0 0 .5em 1.2em;font:13px/1.4 ui-monospace,monospace;"
     "white-space:pre-wrap;overflow-wrap:anywhere}\n"
     "svg.nfr-plot{background:#fbfcfe;border:1px solid #e4e8f0;border-radius:6px;max-width:100%;height:auto}\n"
@@ -759,7 +796,37 @@ static void html_value(StrBuf *b, const cJSON *v) {
     free(s);
 }
 
-static void html_flips(StrBuf *b, const RTask *t, const RModel *m) {
+/* The last `max` bytes of a context (the part next to the answer), an ellipsis first when cut. */
+static void b_html_tail(StrBuf *b, const char *s, size_t max) {
+    size_t len = strlen(s);
+    if (len <= max) {
+        b_html(b, s);
+        return;
+    }
+    size_t k = len - max;
+    while (k < len && ((unsigned char)s[k] & 0xC0) == 0x80) k++;
+    strbuf_puts(b, "\xE2\x80\xA6");
+    b_html(b, s + k);
+}
+
+static const cJSON *jget(const cJSON *o, const char *k) { return cJSON_GetObjectItemCaseSensitive(o, k); }
+
+/* A side's answer: the choice text when known ("answer"), else the prediction. */
+static const cJSON *side_answer(const cJSON *side) {
+    const cJSON *a = jget(side, "answer");
+    return a ? a : jget(side, "prediction");
+}
+
+static void html_margin(StrBuf *b, const cJSON *side) {
+    const cJSON *m = jget(side, "margin");
+    if (cJSON_IsNumber(m)) strbuf_printf(b, "<td class=\"num %s\" data-v=\"%.17g\">%+.3f</td>", m->valuedouble >= 0 ? "pos" : "neg",
+                                    m->valuedouble, m->valuedouble);
+    else strbuf_puts(b, "<td class=\"num\" data-v=\"\">\xE2\x80\x94</td>");
+}
+
+/* Flipped instances of seed 1: the instance's text, the right answer, both models' answers
+ * and margins; sortable (click a header) and filterable (text, kind) by the page's script. */
+static void html_flips(StrBuf *b, const RTask *t, const RModel *m, int mi) {
     strbuf_puts(b, "<h3>Flipped instances: ");
     b_html(b, m->in->name);
     strbuf_puts(b, " against M1 (seed 1)</h3>\n<p class=\"note\">");
@@ -768,39 +835,158 @@ static void html_flips(StrBuf *b, const RTask *t, const RModel *m) {
     strbuf_printf(b, " %s), %lld positive", t->gen ? "lower" : "wrong", m->flip_count[1]);
     if (!t->gen) strbuf_printf(b, ", %lld inconsistent (both wrong, with different answers)", m->flip_count[2]);
     strbuf_puts(b, t->gen ? "; negative first, largest changes first." : "; negative first.");
+    strbuf_puts(b, " Margin: log-probability of the right choice minus the best other choice's (negative: wrong by that much).");
     int total = cJSON_GetArraySize(m->flips);
-    if (total > HTML_MAX_FLIPS) strbuf_printf(b, " The first %d are shown; %d more are in report.json.", HTML_MAX_FLIPS, total - HTML_MAX_FLIPS);
+    if (total > HTML_MAX_FLIPS) strbuf_printf(b, " The first %d are shown; %d more are in report.json and flips.csv.", HTML_MAX_FLIPS, total - HTML_MAX_FLIPS);
     strbuf_puts(b, "</p>\n");
     if (!total) return;
-    strbuf_puts(b, "<table class=\"flips\"><colgroup><col class=\"n\"><col class=\"id\"><col class=\"kind\"><col><col><col>");
-    if (t->gen) strbuf_puts(b, "<col class=\"d\">");
-    strbuf_puts(b, "</colgroup>\n<thead><tr><th>#</th><th>id</th><th>kind</th><th>target</th><th>M1</th><th>");
+    char id[160];
+    snprintf(id, sizeof id, "flips-%s-%d", t->slug, mi);
+    int margins = 0; /* margin columns only when some flip has a margin (choice log-probs and a gold index) */
+    for (const cJSON *e = m->flips->child; e && !margins; e = e->next)
+        margins = jget(jget(e, "old"), "margin") || jget(jget(e, "new"), "margin");
+    strbuf_printf(b, "<p class=\"filters\"><input type=\"search\" class=\"flip-filter\" data-table=\"%s\" placeholder=\"filter: any text\" "
+                "aria-label=\"filter the flipped instances\"> <select class=\"flip-kind\" data-table=\"%s\" aria-label=\"kind\">"
+                "<option value=\"\">every kind</option><option value=\"negative\">negative</option>"
+                "<option value=\"positive\">positive</option>%s</select> <span class=\"note flip-count\" data-table=\"%s\"></span></p>\n",
+             id, id, t->gen ? "" : "<option value=\"inconsistent\">inconsistent</option>", id);
+    strbuf_printf(b, "<table class=\"flips sortable\" id=\"%s\"><colgroup><col class=\"n\"><col class=\"id\"><col class=\"kind\">"
+                "<col class=\"text\"><col><col><col>%s</colgroup>\n", id,
+             t->gen ? "<col class=\"d\">" : margins ? "<col class=\"d\"><col class=\"d\">" : "");
+    strbuf_puts(b, "<thead><tr><th>#</th><th>id</th><th>kind</th><th>instance</th><th>right answer</th><th>M1</th><th>");
     b_html(b, m->in->name);
     strbuf_puts(b, "</th>");
     if (t->gen) strbuf_puts(b, "<th>score change</th>");
+    else if (margins) {
+        strbuf_puts(b, "<th>M1 margin</th><th>");
+        b_html(b, m->in->name);
+        strbuf_puts(b, " margin</th>");
+    }
     strbuf_puts(b, "</tr></thead>\n<tbody>\n");
     int k = 0;
     for (const cJSON *e = m->flips->child; e && k < HTML_MAX_FLIPS; e = e->next, k++) {
-        const cJSON *kind = cJSON_GetObjectItemCaseSensitive(e, "kind");
+        const cJSON *kind = jget(e, "kind");
         const char *ks = cJSON_IsString(kind) ? kind->valuestring : "";
         const char *cls = ks[0] == 'n' ? "neg" : ks[0] == 'p' ? "pos" : "inc";
-        const cJSON *old = cJSON_GetObjectItemCaseSensitive(e, "old"), *nw = cJSON_GetObjectItemCaseSensitive(e, "new");
-        strbuf_printf(b, "<tr class=\"%s\"><td>%d</td><td>", cls, k + 1);
-        html_value(b, cJSON_GetObjectItemCaseSensitive(e, "id"));
-        strbuf_printf(b, "</td><td class=\"%s\">%s</td><td>", cls, ks);
-        html_value(b, cJSON_GetObjectItemCaseSensitive(e, "target"));
+        const cJSON *old = jget(e, "old"), *nw = jget(e, "new"), *text = jget(e, "text");
+        strbuf_printf(b, "<tr class=\"%s\" data-kind=\"%s\"><td data-v=\"%d\">%d</td><td>", cls, ks, k + 1, k + 1);
+        html_value(b, jget(e, "id"));
+        strbuf_printf(b, "</td><td class=\"%s\">%s</td><td class=\"text\">", cls, ks);
+        if (cJSON_IsString(text)) b_html_tail(b, text->valuestring, HTML_MAX_CONTEXT);
+        else strbuf_puts(b, "\xE2\x80\x94");
         strbuf_puts(b, "</td><td>");
-        html_value(b, cJSON_GetObjectItemCaseSensitive(old, "prediction"));
+        const cJSON *tt = jget(e, "target_text");
+        html_value(b, tt ? tt : jget(e, "target"));
         strbuf_puts(b, "</td><td>");
-        html_value(b, cJSON_GetObjectItemCaseSensitive(nw, "prediction"));
+        html_value(b, side_answer(old));
+        strbuf_puts(b, "</td><td>");
+        html_value(b, side_answer(nw));
         strbuf_puts(b, "</td>");
         if (t->gen) {
-            const cJSON *d = cJSON_GetObjectItemCaseSensitive(e, "delta");
-            strbuf_printf(b, "<td class=\"%s\">%+.3f</td>", cls, cJSON_IsNumber(d) ? d->valuedouble : 0.0);
+            const cJSON *d = jget(e, "delta");
+            double dv = cJSON_IsNumber(d) ? d->valuedouble : 0.0;
+            strbuf_printf(b, "<td class=\"num %s\" data-v=\"%.17g\">%+.3f</td>", cls, dv, dv);
+        } else if (margins) {
+            html_margin(b, old);
+            html_margin(b, nw);
         }
         strbuf_puts(b, "</tr>\n");
     }
     strbuf_puts(b, "</tbody>\n</table>\n");
+}
+
+/* Sorting and filtering of the flip tables; inline, no network. */
+static const char *flips_js =
+    "(function(){\n"
+    "function val(td){var v=td.getAttribute('data-v');if(v!==null&&v!==''){var x=parseFloat(v);if(!isNaN(x))return x;}"
+    "return td.textContent.toLowerCase();}\n"
+    "function cmp(a,b){if(typeof a==='number'&&typeof b==='number')return a-b;if(typeof a==='number')return -1;"
+    "if(typeof b==='number')return 1;return a<b?-1:a>b?1:0;}\n"
+    "Array.prototype.forEach.call(document.querySelectorAll('table.sortable'),function(t){\n"
+    " var tb=t.tBodies[0];\n"
+    " Array.prototype.forEach.call(t.tHead.rows[0].cells,function(th,i){\n"
+    "  th.title='sort';th.style.cursor='pointer';\n"
+    "  th.addEventListener('click',function(){\n"
+    "   var asc=th.getAttribute('aria-sort')!=='ascending';\n"
+    "   Array.prototype.forEach.call(t.tHead.rows[0].cells,function(h){h.removeAttribute('aria-sort');});\n"
+    "   th.setAttribute('aria-sort',asc?'ascending':'descending');\n"
+    "   var rows=Array.prototype.slice.call(tb.rows);\n"
+    "   rows.sort(function(a,b){var c=cmp(val(a.cells[i]),val(b.cells[i]));return asc?c:-c;});\n"
+    "   rows.forEach(function(r){tb.appendChild(r);});});});});\n"
+    "function apply(id){var t=document.getElementById(id);if(!t)return;\n"
+    " var q=document.querySelector('input.flip-filter[data-table=\"'+id+'\"]').value.toLowerCase();\n"
+    " var k=document.querySelector('select.flip-kind[data-table=\"'+id+'\"]').value;var shown=0;\n"
+    " Array.prototype.forEach.call(t.tBodies[0].rows,function(r){\n"
+    "  var ok=(!k||r.getAttribute('data-kind')===k)&&(!q||r.textContent.toLowerCase().indexOf(q)>=0);\n"
+    "  r.style.display=ok?'':'none';if(ok)shown++;});\n"
+    " var c=document.querySelector('span.flip-count[data-table=\"'+id+'\"]');if(c)c.textContent=shown+' of '+t.tBodies[0].rows.length+' shown';}\n"
+    "Array.prototype.forEach.call(document.querySelectorAll('input.flip-filter,select.flip-kind'),function(el){\n"
+    " var id=el.getAttribute('data-table');el.addEventListener(el.tagName==='SELECT'?'change':'input',function(){apply(id);});apply(id);});\n"
+    "})();\n";
+
+/* ================================================================ flips.csv */
+
+static void b_csv(StrBuf *b, const char *s) {
+    strbuf_puts(b, "\"");
+    for (const char *c = s; *c; c++) {
+        if (*c == '"') strbuf_puts(b, "\"\"");
+        else strbuf_put(b, c, 1);
+    }
+    strbuf_puts(b, "\"");
+}
+
+static void b_csv_value(StrBuf *b, const cJSON *v) {
+    if (!v) return;
+    if (cJSON_IsString(v)) {
+        b_csv(b, v->valuestring);
+        return;
+    }
+    char *s = cJSON_PrintUnformatted(v);
+    if (!s) {
+        b->oom = 1;
+        return;
+    }
+    b_csv(b, s);
+    free(s);
+}
+
+static void b_csv_num(StrBuf *b, const cJSON *v) {
+    if (cJSON_IsNumber(v)) strbuf_printf(b, "%.6g", v->valuedouble);
+}
+
+/* One row per flipped instance of seed 1, every model of every task (RFC 4180, UTF-8). */
+static char *render_flips_csv(const Report *r) {
+    StrBuf b = {0};
+    strbuf_puts(&b, "task,model,kind,id,text,target,right_answer,m1_answer,model_answer,m1_correct,model_correct,m1_margin,"
+               "model_margin,m1_score,model_score,score_change\r\n");
+    for (int i = 0; i < r->n_tasks; i++) {
+        const RTask *t = &r->tasks[i];
+        for (int m = 0; m < t->n_models; m++) {
+            const RModel *rm = &t->models[m];
+            for (const cJSON *e = rm->flips ? rm->flips->child : NULL; e; e = e->next) {
+                const cJSON *old = jget(e, "old"), *nw = jget(e, "new");
+                b_csv(&b, t->in->name);
+                strbuf_puts(&b, ",");
+                b_csv(&b, rm->in->name);
+                /* text cells, then number cells, in the header's order */
+                const cJSON *cells[] = {jget(e, "kind"), jget(e, "id"), jget(e, "text"), jget(e, "target"),
+                                        jget(e, "target_text"), side_answer(old), side_answer(nw), jget(old, "correct"),
+                                        jget(nw, "correct")};
+                const cJSON *nums[] = {jget(old, "margin"), jget(nw, "margin"), jget(old, "score"), jget(nw, "score"),
+                                       jget(e, "delta")};
+                for (size_t k = 0; k < sizeof cells / sizeof cells[0]; k++) {
+                    strbuf_puts(&b, ",");
+                    b_csv_value(&b, cells[k]);
+                }
+                for (size_t k = 0; k < sizeof nums / sizeof nums[0]; k++) {
+                    strbuf_puts(&b, ",");
+                    b_csv_num(&b, nums[k]);
+                }
+                strbuf_puts(&b, "\r\n");
+            }
+        }
+    }
+    return b_finish(&b);
 }
 
 static void name_html(StrBuf *b, const char *s) {
@@ -876,12 +1062,17 @@ static char *render_html(const Report *r) {
             }
             strbuf_puts(&b, "</dl>\n");
         }
-        html_flips(&b, t, &t->models[0]);
-        if (t->chosen >= 0) html_flips(&b, t, &t->models[t->chosen]);
+        strbuf_puts(&b, "<p>");
+        mcnemar_text(&b, t, name_html);
+        strbuf_puts(&b, "</p>\n");
+        html_flips(&b, t, &t->models[0], 0);
+        if (t->chosen >= 0) html_flips(&b, t, &t->models[t->chosen], t->chosen);
         strbuf_puts(&b, "</section>\n");
     }
     strbuf_puts(&b, "<footer>Written by <code>muscle report</code>. Every number, and every flipped instance of every model, "
-               "is in report.json.</footer>\n</body>\n</html>\n");
+               "is in report.json; the flipped instances also in flips.csv.</footer>\n<script>\n");
+    strbuf_puts(&b, flips_js);
+    strbuf_puts(&b, "</script>\n</body>\n</html>\n");
     return b_finish(&b);
 }
 
@@ -891,6 +1082,7 @@ char *report_render(const Report *r, ReportFormat f) {
     case REPORT_MD: return render_md(r);
     case REPORT_HTML: return render_html(r);
     case REPORT_TEXT: return render_text(r);
+    case REPORT_FLIPS_CSV: return render_flips_csv(r);
     }
     err_set("report: unknown format %d", (int)f);
     return NULL;
