@@ -9,12 +9,11 @@
 #include "core/error.h"
 #include "io/gguf.h"
 #include "model/model.h"
+#include "tiny_bytelevel.h"
 #include "tokenizer/tokenizer.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-#define TINY "tests/tokenizer/regress/json/tiny-bytelevel.json"
 
 static void test_gguf_model_tokenizer(void **state) {
     (void)state;
@@ -23,27 +22,17 @@ static void test_gguf_model_tokenizer(void **state) {
     assert_int_equal(gguf_open(&g, src_path), 0);
     Tokenizer *j = tok_load(TINY);
     assert_non_null(j);
-    int n = tok_vocab_size(j);
-    const char **pieces = calloc((size_t)n, sizeof *pieces);
-    uint64_t *lens = calloc((size_t)n, sizeof *lens);
-    int32_t *types = calloc((size_t)n, sizeof *types);
-    for (int i = 0; i < n; i++) {
-        size_t l;
-        pieces[i] = tok_piece(j, i, &l);
-        lens[i] = l;
-        types[i] = tok_type(j, i);
-    }
-    static const char *merges[] = {"h e", "l l", "he ll", "hell o", "\xc4\xa0 w", "\xc4\xa0w o", "r l", "\xc4\xa0wo rl",
-                                   "\xc4\xa0worl d", "\xc4\xa0 \xc4\xa0", "\xc4\xa0 h", "\xc4\xa0h ello"};
+    TinyArrays a;
+    tiny_arrays(j, &a);
     GgufWriter w;
     gguf_writer_init(&w);
     for (size_t i = 0; i < g.n_kvs; i++)
         if (strncmp(g.kvs[i].key, "tokenizer.", 10) != 0) assert_int_equal(gguf_writer_copy_kv(&w, &g.kvs[i]), 0);
     gguf_writer_set_string(&w, "tokenizer.ggml.model", "gpt2");
     gguf_writer_set_string(&w, "tokenizer.ggml.pre", "llama-bpe");
-    gguf_writer_set_str_array(&w, "tokenizer.ggml.tokens", pieces, lens, (uint64_t)n);
-    gguf_writer_set_array(&w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, (uint64_t)n);
-    gguf_writer_set_str_array(&w, "tokenizer.ggml.merges", merges, NULL, sizeof merges / sizeof merges[0]);
+    gguf_writer_set_str_array(&w, "tokenizer.ggml.tokens", a.pieces, a.lens64, (uint64_t)a.n);
+    gguf_writer_set_array(&w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, a.types, (uint64_t)a.n);
+    gguf_writer_set_str_array(&w, "tokenizer.ggml.merges", TINY_MERGES, NULL, TINY_N_MERGES);
     gguf_writer_set_u32(&w, "tokenizer.ggml.bos_token_id", (uint32_t)tok_find(j, "<|x|>", 5));
     for (size_t i = 0; i < g.n_tensors; i++) {
         const GgufTensor *t = &g.tensors[i];
@@ -60,22 +49,20 @@ static void test_gguf_model_tokenizer(void **state) {
     assert_int_equal(tok_bos_id(m.tokenizer), tok_find(j, "<|x|>", 5));
     static const char *texts[] = {"hello world", "  Hello  world\n\n\tHELLO'S it's 12345 <|x|>hello<|x|>", "\xf0\x9f\xa4\xb7"};
     for (size_t k = 0; k < sizeof texts / sizeof texts[0]; k++) {
-        int *a, na, *b, nb;
-        assert_int_equal(tok_encode(j, texts[k], strlen(texts[k]), 0, 0, &a, &na), 0);
-        assert_int_equal(tok_encode(m.tokenizer, texts[k], strlen(texts[k]), 1, 0, &b, &nb), 0);
-        assert_int_equal(nb, na + 1);
-        assert_memory_equal(a, b + 1, sizeof *a * (size_t)na);
-        char *s = tok_decode(m.tokenizer, b + 1, nb - 1, NULL);
+        int *x, nx, *y, ny;
+        assert_int_equal(tok_encode(j, texts[k], strlen(texts[k]), 0, 0, &x, &nx), 0);
+        assert_int_equal(tok_encode(m.tokenizer, texts[k], strlen(texts[k]), 1, 0, &y, &ny), 0);
+        assert_int_equal(ny, nx + 1);
+        assert_memory_equal(x, y + 1, sizeof *x * (size_t)nx);
+        char *s = tok_decode(m.tokenizer, y + 1, ny - 1, NULL);
         assert_string_equal(s, texts[k]);
         free(s);
-        free(a);
-        free(b);
+        free(x);
+        free(y);
     }
     model_free(&m);
     remove(path);
-    free(pieces);
-    free(lens);
-    free(types);
+    tiny_arrays_free(&a);
     tok_free(j);
     gguf_close(&g);
 }
