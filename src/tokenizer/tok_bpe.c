@@ -474,7 +474,8 @@ static int split_added(const TokTrie *tr, const char *s, size_t n, Section **out
     for (;;) {
         int val = -1;
         size_t m = 0;
-        if (i < n && tr->n) m = tok_trie_match(tr, s + i, n - i, &val);
+        if (!tr->n) i = n; /* no added tokens: one section */
+        else if (i < n) m = tok_trie_match(tr, s + i, n - i, &val);
         if (i >= n || m) {
             for (int r = 0; r < 2; r++) {
                 Section sec = r == 0 ? (Section){s + start, i - start, -1} : (Section){s + i, m, val};

@@ -11,12 +11,11 @@
 #include "testutil.h"
 
 #include "core/error.h"
+#include "tiny_bytelevel.h"
 #include "tokenizer/tokenizer.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-#define TINY "tests/tokenizer/regress/json/tiny-bytelevel.json"
 
 static const char *TEXTS[] = {
     "hello world",
@@ -89,41 +88,29 @@ static void test_gguf_same_ids(void **state) {
     (void)state;
     Tokenizer *j = tok_load(TINY);
     assert_non_null(j);
-    int n = tok_vocab_size(j);
-    const char **pieces = calloc((size_t)n, sizeof *pieces);
-    uint32_t *lens = calloc((size_t)n, sizeof *lens);
-    int32_t *types = calloc((size_t)n, sizeof *types);
-    for (int i = 0; i < n; i++) {
-        size_t l;
-        pieces[i] = tok_piece(j, i, &l);
-        lens[i] = (uint32_t)l;
-        types[i] = tok_type(j, i);
-    }
-    /* the merges of tiny-bytelevel.json, "left right" */
-    static const char *merges[] = {"h e", "l l", "he ll", "hell o", "\xc4\xa0 w", "\xc4\xa0w o", "r l", "\xc4\xa0wo rl",
-                                   "\xc4\xa0worl d", "\xc4\xa0 \xc4\xa0", "\xc4\xa0 h", "\xc4\xa0h ello"};
-    int nm = (int)(sizeof merges / sizeof merges[0]);
-    Tokenizer *g = tok_init_bpe_from_vocab(n, pieces, lens, types, nm, merges, NULL, "llama-bpe", -1, -1);
+    TinyArrays a;
+    tiny_arrays(j, &a);
+    Tokenizer *g = tok_init_bpe_from_vocab(a.n, a.pieces, a.lens32, a.types, TINY_N_MERGES, TINY_MERGES, NULL,
+                                           "llama-bpe", -1, -1);
     assert_non_null(g);
     for (size_t i = 0; i < sizeof TEXTS / sizeof TEXTS[0]; i++) {
         if (strstr(TEXTS[i], "word")) continue; /* "word" is a normalized added token only in the json */
-        int *a, na, *b, nb;
-        assert_int_equal(tok_encode(j, TEXTS[i], strlen(TEXTS[i]), 0, 0, &a, &na), 0);
-        assert_int_equal(tok_encode(g, TEXTS[i], strlen(TEXTS[i]), 0, 0, &b, &nb), 0);
-        assert_int_equal(na, nb);
-        assert_memory_equal(a, b, sizeof *a * (size_t)na);
-        free(a);
-        free(b);
+        int *x, nx, *y, ny;
+        assert_int_equal(tok_encode(j, TEXTS[i], strlen(TEXTS[i]), 0, 0, &x, &nx), 0);
+        assert_int_equal(tok_encode(g, TEXTS[i], strlen(TEXTS[i]), 0, 0, &y, &ny), 0);
+        assert_int_equal(nx, ny);
+        assert_memory_equal(x, y, sizeof *x * (size_t)nx);
+        free(x);
+        free(y);
     }
     tok_free(g);
-    assert_null(tok_init_bpe_from_vocab(n, pieces, lens, types, nm, merges, NULL, "no-such-pre", -1, -1));
+    assert_null(tok_init_bpe_from_vocab(a.n, a.pieces, a.lens32, a.types, TINY_N_MERGES, TINY_MERGES, NULL,
+                                        "no-such-pre", -1, -1));
     assert_non_null(strstr(err_msg(), "tokenizer.ggml.pre"));
     static const char *bad_merge[] = {"h e", "x"};
-    assert_null(tok_init_bpe_from_vocab(n, pieces, lens, types, 2, bad_merge, NULL, "gpt-2", -1, -1));
+    assert_null(tok_init_bpe_from_vocab(a.n, a.pieces, a.lens32, a.types, 2, bad_merge, NULL, "gpt-2", -1, -1));
     assert_non_null(strstr(err_msg(), "tokenizer.ggml.merges[1]"));
-    free(pieces);
-    free(lens);
-    free(types);
+    tiny_arrays_free(&a);
     tok_free(j);
 }
 
