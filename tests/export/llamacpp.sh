@@ -4,7 +4,7 @@
 # stories260K (a real llama2.c model) and a PEFT adapter with nonzero random A and B on all
 # seven targets: muscle exports the base as GGUF and the adapter as a GGUF LoRA adapter;
 # llama.cpp loads both and its per-token log-probabilities must equal `muscle score` with the
-# PEFT adapter within 1e-3 (measured: ~1e-5). Also the rsLoRA scale, and the merged folder.
+# PEFT adapter within 1e-3 (measured: at most 1.2e-4). Also the rsLoRA scale, and the merged folder.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/cli/lib.sh
 PY=/usr/bin/python3
