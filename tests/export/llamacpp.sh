@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # `muscle export` against a real llama.cpp: node-llama-cpp 3.21.1 (pinned in tests/export/node,
-# installed by tests/export/install_llamacpp.sh) with its prebuilt linux-x64 llama.cpp.
+# installed by tests/export/node/install) with its prebuilt linux-x64 llama.cpp.
 # stories260K (a real llama2.c model) and a PEFT adapter with nonzero random A and B on all
 # seven targets: muscle exports the base as GGUF and the adapter as a GGUF LoRA adapter;
 # llama.cpp loads both and its per-token log-probabilities must equal `muscle score` with the
-# PEFT adapter within 1e-3 (measured: ~1e-5). Also the rsLoRA scale, and the merged folder.
+# PEFT adapter within 1e-3 (measured: at most 1.2e-4). Also the rsLoRA scale, and the merged folder.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/cli/lib.sh
 PY=/usr/bin/python3
 S="$SHARED/models/stories260K"
 need "$S/stories260K.bin" || { echo "1..$TAP_N"; exit 1; }
-if ! tests/export/install_llamacpp.sh 2>"$TMP/npm.log"; then
+if ! tests/export/node/install 2>"$TMP/npm.log"; then
   sed 's/^/# /' "$TMP/npm.log" | tail -5
   echo "ok 1 # SKIP node-llama-cpp could not be installed (npm registry unreachable?)"; echo "1..1"; exit 0
 fi

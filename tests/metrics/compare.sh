@@ -195,9 +195,9 @@ expect_error "malformed JSON line names file:line" 'bad.jsonl:3: not valid JSON'
 sed '2s/"correct": false/"correct": "no"/' "$TMP/new.jsonl" >"$TMP/bad2.jsonl"
 expect_error "wrong field type names file:line and field" "bad2.jsonl:2: field 'correct': expected true or false, got a string" \
   $MUSCLE compare "$TMP/old.jsonl" "$TMP/bad2.jsonl"
-sed '4s/"score": 1.0/"score": 1.5/' "$TMP/s2.jsonl" >"$TMP/bad3.jsonl"
+sed '4s/"score": 1.0/"score": 1.5/' "$TMP/s1.jsonl" >"$TMP/bad3.jsonl"
 expect_error "score out of range" "bad3.jsonl:4: field 'score': expected a number in \[0, 1\], got 1.5" \
-  $MUSCLE compare "$TMP/s1.jsonl" "$TMP/bad3.jsonl"
+  $MUSCLE compare "$TMP/bad3.jsonl" "$TMP/s2.jsonl"
 sed '2s/, "prediction": "dog"//' "$TMP/s1.jsonl" >"$TMP/bad4.jsonl"
 expect_error "missing prediction" "bad4.jsonl:2: field 'prediction' is missing" $MUSCLE compare "$TMP/bad4.jsonl" "$TMP/s2.jsonl"
 sed '3s/"score": 0.0/"correct": true/' "$TMP/s1.jsonl" >"$TMP/bad5.jsonl"
