@@ -24,6 +24,7 @@ expect_error() {
     ok "$name"
   else
     echo "# exit $rc; stderr:"; sed 's/^/#   /' "$TMP/err" | head -5; echo "# stdout:"; head -c 300 "$TMP/out" | sed 's/^/#   /'
+    echo # the output may end without a newline: the TAP line must start its own line
     not_ok "$name"
   fi
 }
