@@ -132,7 +132,7 @@ int main(int argc, char **argv) {
     cpu_flush_denormals();
     if (make) return make_gguf(make, shape, dtype);
     if (!model) { fprintf(stderr, "--model or --make-gguf is required\n"); return 2; }
-    ModelLoadOptions o = {bf16 ? KW_BF16 : KW_F32, 0};
+    ModelLoadOptions o = {bf16 ? KW_BF16 : KW_F32, 1}; /* weights in memory of their own, not an mmap of the file */
     Model m;
     if (model_load(&m, model, &o) != 0) return die();
     Tokenizer *t = model_tokenizer_load(&m, NULL);

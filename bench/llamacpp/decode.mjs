@@ -8,7 +8,7 @@ import {getLlama, LlamaLogLevel} from "node-llama-cpp";
 const [modelPath, nArg, thArg, itArg] = process.argv.slice(2);
 const N = Number(nArg || 128), threads = Number(thArg || 2), iters = Number(itArg || 2);
 const llama = await getLlama({gpu: false, build: "never", usePrebuiltBinaries: true, logLevel: LlamaLogLevel.error});
-const model = await llama.loadModel({modelPath, gpuLayers: 0, useMmap: true});
+const model = await llama.loadModel({modelPath, gpuLayers: 0, useMmap: false});
 let best = 0;
 for (let it = 0; it <= iters; it++) {
     const ctx = await model.createContext({contextSize: 512, threads, batchSize: 512});

@@ -6,25 +6,12 @@
 #include "gen_prompts.h"
 #include "core/error.h"
 #include "core/file.h"
-#include "core/progress.h"
 #include "model/generate_batch.h"
 
 #include <cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct {
-    Progress pr;
-    long done;
-} GpProgress;
-
-static void gp_done(void *ctx, int index, const GenResult *r) {
-    (void)index;
-    (void)r;
-    GpProgress *p = ctx;
-    progress_update(&p->pr, ++p->done, NULL);
-}
 
 static const char *stop_name(int s) {
     static const char *names[] = {"max_tokens", "eos", "stop", "context", "emit"};
@@ -82,10 +69,11 @@ int gen_prompts_run(const Model *m, const Tokenizer *t, const GenOptions *g, con
     if (rc == 0 && !res) rc = err_set("out of memory");
     if (rc == 0 && n == 0) rc = err_set("%s: no prompts", path);
     if (rc == 0) {
-        GpProgress gp = {.done = 0};
-        progress_init(&gp.pr, "generate", "prompts", n, quiet);
-        rc = model_generate_batch(m, t, req, n, g, width, gp_done, &gp, res);
-        if (rc == 0) progress_finish(&gp.pr);
+        Progress pr;
+        progress_init(&pr, "generate", "prompts", n, quiet);
+        GenProgress gp = {&pr, 0};
+        rc = model_generate_batch(m, t, req, n, g, width, gen_progress_done, &gp, res);
+        if (rc == 0) progress_finish(&pr);
     }
     AtomicFile af;
     int have_af = 0;

@@ -193,18 +193,6 @@ const int *eval_prompt_fit(const int *prompt, int *np, int limit, int *buf) {
     return buf;
 }
 
-typedef struct {
-    Progress *pr;
-    long done;
-} GenProgress;
-
-static void gen_progress_cb(void *ctx, int index, const GenResult *r) {
-    (void)index;
-    (void)r;
-    GenProgress *gp = ctx;
-    progress_update(gp->pr, ++gp->done, NULL);
-}
-
 /* MPI ranks: rank r generates the instances of dist_shard's block r (batched: up to
  * o->gen_batch at a time, model/generate_batch.h); rank 0 gathers the
  * lines (in input order) and writes them; the metrics are summed in input order. */
@@ -247,7 +235,7 @@ static int eval_gen(const Model *m, const TaskSet *ts, const TaskPrompt *p, cons
     progress_init(&pr, "eval", "items", hi - lo, o->quiet);
     GenProgress gp = {&pr, 0};
     double t0 = progress_now();
-    if (nmine) rc = model_generate_batch(m, t, req, nmine, &g, width, gen_progress_cb, &gp, res);
+    if (nmine) rc = model_generate_batch(m, t, req, nmine, &g, width, gen_progress_done, &gp, res);
     for (int i = (int)lo; rc == 0 && i < hi; i++)
         rc = gen_score(ts, i, req[i - lo].n_prompt, &res[i - lo], o, want_lines ? &lines : NULL, met + (size_t)i * 4, sum);
     for (int i = 0; i < nmine; i++) gen_result_free(&res[i]);

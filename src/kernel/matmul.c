@@ -18,6 +18,11 @@
 
 /* Largest m served by the gemv kernels instead of a GEMM (see docs/kernels.md). */
 #define F32_GEMV_MAX_M 4
+/* fp32 weights, m up to 64 (batched decoding steps): still the gemv when the m rows of x
+ * stay in L2 (m k 4 bytes <= 512 KiB) - it reads each 4-row block of W once for all m
+ * rows, where the GEMM would first pack (transpose) all of W, per call. */
+#define F32_GEMV_BATCH_M 64
+#define F32_GEMV_BATCH_X_BYTES (512u << 10)
 #define BF16_GEMV_MAX_M 4
 /* Portable bf16 path: rows of W converted to f32 per sgemm call. */
 #define PORT_NB 256
@@ -559,7 +564,8 @@ void kmm_xwt(const KWeight *w, const float *x, int m, float *y, float beta) {
     const int n = w->n, k = w->k;
     const KmmLevel lvl = kmm_level();
     if (w->type == KW_F32) {
-        if (m <= F32_GEMV_MAX_M && lvl >= KMM_AVX2) {
+        int gemv = m <= F32_GEMV_MAX_M || (m <= F32_GEMV_BATCH_M && (size_t)m * k * sizeof(float) <= F32_GEMV_BATCH_X_BYTES);
+        if (gemv && lvl >= KMM_AVX2) {
             gemv_run(lvl >= KMM_AVX512 ? GV_F32_512 : GV_F32_AVX2, w->f32, n, k, x, m, y, beta);
         } else if (f32_own_gemm(lvl)) {
             gemm_xwt(w, x, m, y, beta, 0);

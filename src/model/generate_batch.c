@@ -31,6 +31,13 @@ uint64_t gen_seed(uint64_t seed, long index) {
     return z ^ (z >> 31);
 }
 
+void gen_progress_done(void *ctx, int index, const GenResult *r) {
+    (void)index;
+    (void)r;
+    GenProgress *gp = ctx;
+    progress_update(gp->pr, ++gp->done, NULL);
+}
+
 int gen_batch_width_default(const Model *m, int max_len, int n) {
     const ModelConfig *c = &m->cfg;
     size_t per_slot = (size_t)2 * c->n_layers * (size_t)(max_len > 0 ? max_len : 1) * c->n_kv_heads * c->head_dim * sizeof(float);

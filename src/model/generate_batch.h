@@ -24,6 +24,7 @@
 #define MUSCLE_MODEL_GENERATE_BATCH_H
 
 #include "generate.h"
+#include "core/progress.h"
 
 typedef struct {
     const int *prompt;  /* token ids, normally starting with BOS (n_prompt >= 1) */
@@ -36,6 +37,13 @@ uint64_t gen_seed(uint64_t seed, long index);
 
 /* Called as each request finishes (in the order they finish), e.g. for progress. */
 typedef void (*GenDone)(void *ctx, int index, const GenResult *r);
+
+/* A GenDone that advances a progress line by one finished sequence: ctx = GenProgress. */
+typedef struct {
+    Progress *pr;
+    long done;
+} GenProgress;
+void gen_progress_done(void *ctx, int index, const GenResult *r);
 
 /* Generates for req[0..n) with options o (the same for all; o->seed unused), at most
  * `width` at a time (0: gen_batch_width_default). res[0..n) receives the results in
