@@ -84,7 +84,9 @@ static int parse_one(UpdateSpec *u, const UpdateOpt *o, const char *v, const cha
     case U_METHODS: *methods = v; return 0;
     case U_SEEDS: if (cli_parse_int(flag, v, o->lo, o->hi, &lv)) return 2; u->seeds = lv; return 0;
     case U_NUM:
-        if (o->hi < o->lo ? cli_parse_float(flag, v, &dv) : (cli_parse_int(flag, v, o->lo, o->hi, &lv) || ((dv = (double)lv), 0))) return 2;
+        if (o->hi < o->lo && cli_parse_float(flag, v, &dv)) return 2;
+        if (o->hi >= o->lo && cli_parse_int(flag, v, o->lo, o->hi, &lv)) return 2;
+        if (o->hi >= o->lo) dv = (double)lv;
         if (!strcmp(o->name, "max-acc-drop") && dv < 0) return cli_usage_fail("update", "--max-acc-drop '%s': expected 0 or more", v);
         *(UpdateNum *)((char *)u + o->off) = (UpdateNum){dv, v};
         return 0;
