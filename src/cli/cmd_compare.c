@@ -108,40 +108,6 @@ static int write_flips(const Ctx *c, const CompatInstance *x, const char *path, 
 
 /* ------------------------------------------------------------------ output */
 
-static cJSON *stat_json(const CompatStat *s) {
-    cJSON *o = cJSON_CreateObject();
-#define NUM(k, v) cJSON_AddItemToObject(o, k, isnan(v) ? cJSON_CreateNull() : cJSON_CreateNumber(v))
-    NUM("value", s->value);
-    NUM("lo", s->lo);
-    NUM("hi", s->hi);
-#undef NUM
-    if (s->den >= 0 && !isnan(s->value)) {
-        cJSON_AddNumberToObject(o, "num", (double)s->num);
-        cJSON_AddNumberToObject(o, "den", (double)s->den);
-    }
-    return o;
-}
-
-static void report_json(cJSON *o, const CompatReport *r) {
-    if (r->discrete) {
-        cJSON_AddItemToObject(o, "acc_old", stat_json(&r->acc1));
-        cJSON_AddItemToObject(o, "acc_new", stat_json(&r->acc2));
-        cJSON_AddItemToObject(o, "nfr", stat_json(&r->nfr));
-        cJSON_AddItemToObject(o, "pfr", stat_json(&r->pfr));
-        cJSON_AddItemToObject(o, "ifr", stat_json(&r->ifr));
-        cJSON_AddItemToObject(o, "nfi", stat_json(&r->nfi));
-        cJSON_AddItemToObject(o, "btc", stat_json(&r->btc));
-    }
-    if (r->continuous) {
-        cJSON_AddItemToObject(o, "score_old", stat_json(&r->mean1));
-        cJSON_AddItemToObject(o, "score_new", stat_json(&r->mean2));
-        cJSON_AddItemToObject(o, "score_nfr", stat_json(&r->cnfr));
-        cJSON_AddItemToObject(o, "score_pfr", stat_json(&r->cpfr));
-        cJSON_AddItemToObject(o, "m_r", stat_json(&r->m_r));
-        cJSON_AddItemToObject(o, "m_g", stat_json(&r->m_g));
-        cJSON_AddItemToObject(o, "score_btc", stat_json(&r->cbtc));
-    }
-}
 
 enum { PCT, NUM, PTS, RELPCT, DNUM };
 
@@ -326,24 +292,14 @@ int cmd_compare(int argc, char **argv) {
         cJSON_AddBoolToObject(o, "continuous", ctx.continuous);
         cJSON_AddStringToObject(o, "format", fo.format);
         if (fo.metric) cJSON_AddStringToObject(o, "metric", fo.metric);
-        report_json(o, r);
+        compat_report_json_add(o, r);
         cJSON_AddItemToObject(o, "mcnemar", mcnemar_json(&mc_new, ctx.discrete));
         if (baseline) cJSON_AddItemToObject(o, "mcnemar_vs_baseline", mcnemar_json(&mc_vs_base, ctx.discrete));
         if (baseline) {
             cJSON *b = cJSON_CreateObject(), *dd = cJSON_CreateObject();
-            report_json(b, &d.base);
+            compat_report_json_add(b, &d.base);
             cJSON_AddItemToObject(o, "baseline_metrics", b);
-            if (d.discrete) {
-                cJSON_AddItemToObject(dd, "dnfr", stat_json(&d.dnfr));
-                cJSON_AddItemToObject(dd, "rel_dnfr_pct", stat_json(&d.rel_dnfr));
-                cJSON_AddItemToObject(dd, "dpfr", stat_json(&d.dpfr));
-                cJSON_AddItemToObject(dd, "dacc", stat_json(&d.dacc));
-            }
-            if (d.continuous) {
-                cJSON_AddItemToObject(dd, "score_dnfr", stat_json(&d.dcnfr));
-                cJSON_AddItemToObject(dd, "score_rel_dnfr_pct", stat_json(&d.rel_dcnfr));
-                cJSON_AddItemToObject(dd, "dscore", stat_json(&d.dmean));
-            }
+            compat_delta_json_add(dd, &d);
             cJSON_AddItemToObject(o, "delta", dd);
         }
         if (flips) {

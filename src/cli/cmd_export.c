@@ -4,7 +4,7 @@
 #include "core/file.h"
 #include "export/export.h"
 #include "model/generate.h"
-#include "model/lora_peft.h"
+#include "update/bundle.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -29,18 +29,6 @@ static const char *export_help =
 typedef enum { EX_GGUF_LORA, EX_GGUF, EX_MERGED } ExportWhat;
 
 /* Copies the tokenizer file muscle found for the model into the merged folder. */
-static int copy_tokenizer(const Tokenizer *t, const char *found, const char *dir) {
-    const char *kind = tok_kind(t);
-    const char *name = !strcmp(kind, "sentencepiece") ? "tokenizer.model" : !strcmp(kind, "tokenizer.json") ? "tokenizer.json" : "tokenizer.bin";
-    size_t n;
-    char *bytes = file_read_all(found, &n, 0);
-    char *dst = file_join(dir, name);
-    int rc = (bytes && dst) ? file_write_all_atomic(dst, bytes, n) : -1;
-    free(bytes);
-    free(dst);
-    return rc;
-}
-
 int cmd_export(int argc, char **argv) {
     const char *model = NULL, *adapter = NULL, *out = NULL, *tokp = NULL, *dt = "f32";
     int force = 0, quiet = 0, c;
@@ -79,51 +67,35 @@ int cmd_export(int argc, char **argv) {
 
     AtomicDir dir;
     if (what == EX_MERGED && file_atomic_dir_open(&dir, out, force) != 0) return cli_fail();
-    Model m;
-    ModelLoadOptions lo = {KW_F32, what == EX_MERGED};
-    LoraAdapter lora;
-    memset(&lora, 0, sizeof lora);
-    Tokenizer *t = NULL;
-    char *found = NULL;
-    int rc = -1, have_model = 0, have_lora = 0;
-    if (model_load(&m, model, &lo) != 0) goto done;
-    have_model = 1;
-    if (adapter) {
-        if (lora_load_peft(&lora, &m.cfg, adapter) != 0) goto done;
-        have_lora = 1;
-        if (lora_check(&lora, &m) != 0) {
-            err_prefix("%s does not fit %s", adapter, model);
-            goto done;
-        }
+    /* the vocabulary: required in a GGUF model, copied into a merged folder when there is
+     * a file of it, not needed by a GGUF adapter */
+    BundleSpec bs = {.model = model, .tokenizer = tokp, .adapter = adapter, .writable = what == EX_MERGED,
+                     .tok = what == EX_GGUF ? BUNDLE_TOK_REQUIRED : what == EX_MERGED ? BUNDLE_TOK_OPTIONAL : BUNDLE_TOK_NONE};
+    ModelBundle b;
+    int rc = model_bundle_load(&b, &bs);
+    if (rc != 0) {
+        if (what == EX_GGUF) err_prefix("%s: llama.cpp needs the vocabulary (name the tokenizer with --tokenizer)", out);
+        if (what == EX_MERGED) file_atomic_dir_abort(&dir);
+        return cli_fail();
     }
     switch (what) {
     case EX_GGUF_LORA:
-        rc = export_lora_gguf(&lora, &m, out, adapter);
+        rc = export_lora_gguf(&b.adapter, &b.model, out, adapter);
         break;
     case EX_GGUF:
-        t = model_tokenizer_load_ex(&m, tokp, &found);
-        if (!t) {
-            err_prefix("%s: llama.cpp needs the vocabulary (name the tokenizer with --tokenizer)", out);
-            break;
-        }
-        rc = export_model_gguf(&m, t, out, dtype, model);
+        rc = export_model_gguf(&b.model, b.tok, out, dtype, model);
         break;
     case EX_MERGED:
-        t = model_tokenizer_load_ex(&m, tokp, &found);
-        rc = export_merged_hf(&m, &lora, dir.tmp, dtype);
-        if (rc == 0 && found) rc = copy_tokenizer(t, found, dir.tmp);
+        rc = export_merged_hf(&b.model, &b.adapter, dir.tmp, dtype);
+        if (rc == 0 && b.tok_path) rc = model_bundle_copy_tokenizer(&b, dir.tmp);
         else if (rc == 0 && !quiet)
             fprintf(stderr, "muscle export: note: no tokenizer file copied into %s (%s)\n", out,
-                    t ? "the tokenizer is embedded in the model file" : err_msg());
+                    b.tok ? "the tokenizer is embedded in the model file" : b.tok_error);
         if (rc == 0) rc = file_atomic_dir_commit(&dir);
+        else file_atomic_dir_abort(&dir);
         break;
     }
     if (rc == 0 && !quiet) fprintf(stderr, "muscle export: wrote %s\n", out);
-done:
-    if (what == EX_MERGED && rc != 0) file_atomic_dir_abort(&dir);
-    free(found);
-    if (t) model_tokenizer_free(&m, t);
-    if (have_lora) lora_free(&lora);
-    if (have_model) model_free(&m);
+    model_bundle_free(&b);
     return rc == 0 ? 0 : cli_fail();
 }

@@ -1,6 +1,7 @@
 /* cli/cmd_gate.c - `muscle gate --max-nfr X REPORT.json`: may this update ship? For a release
  * pipeline: exit 0 when every task passes, 1 when one fails, 2 on a usage error or a bad report. */
 #include "cli.h"
+#include "io/json.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "report/report.h"
@@ -36,16 +37,8 @@ static int gate_error(void) {
     return 2;
 }
 
-static const char *json_kind(const cJSON *v) {
-    if (!v) return "missing";
-    if (cJSON_IsBool(v)) return "a boolean";
-    if (cJSON_IsNull(v)) return "null";
-    if (cJSON_IsNumber(v)) return "a number";
-    if (cJSON_IsString(v)) return "a string";
-    if (cJSON_IsArray(v)) return "an array";
-    if (cJSON_IsObject(v)) return "an object";
-    return "an invalid value";
-}
+/* The JSON kind of v for messages ("missing" when absent). */
+static const char *json_kind(const cJSON *v) { return v ? io_json_kind(v) : "missing"; }
 
 /* o.stats.<key>.value as a number; errors name the file, the task, the model and the field. */
 static int stat_value(const char *file, const char *where, const cJSON *model, const char *key, double *out) {
@@ -121,7 +114,7 @@ static int gate_task(FILE *out, const char *file, int ti, const cJSON *t, const 
     }
     const char *mname = cJSON_GetObjectItemCaseSensitive(sel, "name")->valuestring;
     snprintf(where, sizeof where, "tasks[%d] ('%.60s'): models[%d] ('%.60s')", ti, tn, mi, mname);
-    double nfr, acc, old;
+    double nfr = NAN, acc = NAN, old = NAN;
     if (stat_value(file, where, sel, gen ? "score_nfr" : "nfr", &nfr) != 0 ||
         stat_value(file, where, sel, gen ? "score_new" : "acc_new", &acc) != 0 ||
         stat_value(file, where, sel, gen ? "score_old" : "acc_old", &old) != 0)

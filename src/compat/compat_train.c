@@ -3,6 +3,7 @@
  * step hook that runs a step of the configured level (the sequence level: compat_seq.c,
  * the choice level: compat_choice.c; what they share: compat_impl.h). */
 #include "compat_impl.h"
+#include "core/hash.h"
 #include "core/cpu.h"
 #include "core/error.h"
 #include "core/progress.h"
@@ -246,11 +247,6 @@ static int cx_fill(const TrainData *d, int split, long i, int *tok, int *tgt, fl
     return 0;
 }
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n) {
-    const uint8_t *b = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
-    return h;
-}
 
 /* ------------------------------------------------------------------------- */
 /* set-up                                                                     */
@@ -359,19 +355,19 @@ int compat_trainer_init(CompatTrainer **out, const CompatSetup *s, TrainData *d)
     d->seq_len = T;
     d->n[DATA_TRAIN] = ct->n[DATA_TRAIN];
     d->n[DATA_VAL] = ct->n[DATA_VAL];
-    uint64_t h = 0xcbf29ce484222325ull;
+    uint64_t h = HASH_FNV64_BASIS;
     for (int sp = 0; sp < 2; sp++)
         for (long i = 0; i < ct->n[sp]; i++) {
             const CEx *e = &ct->ex[sp][i];
-            h = fnv(h, e->ids, (size_t)e->len * sizeof(int));
-            h = fnv(h, e->mask, (size_t)e->len);
-            h = fnv(h, &e->labelled, sizeof e->labelled);
+            h = hash_fnv64(h, e->ids, (size_t)e->len * sizeof(int));
+            h = hash_fnv64(h, e->mask, (size_t)e->len);
+            h = hash_fnv64(h, &e->labelled, sizeof e->labelled);
             d->n_tokens[sp] += (size_t)e->len;
         }
     uint64_t tw = train_hash_model(s->old_model) ^ (train_hash_lora(s->old_adapter) * 3) ^ (train_hash_lora(s->new_adapter) * 7);
-    h = fnv(h, &tw, sizeof tw);
+    h = hash_fnv64(h, &tw, sizeof tw);
     char *js = compat_config_json(&s->cfg);
-    if (js) h = fnv(h, js, strlen(js));
+    if (js) h = hash_fnv64(h, js, strlen(js));
     free(js);
     d->hash = h;
     d->n_docs = (size_t)(ct->n[0] + ct->n[1]);

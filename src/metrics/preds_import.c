@@ -18,6 +18,7 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "core/utf8.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -41,31 +42,8 @@ int preds_format_parse(const char *s, PredsFormat *out) {
 
 /* ================================================================ UTF-8 */
 
-/* Length of the longest valid UTF-8 prefix (RFC 3629: no overlongs, no surrogates). */
-static size_t utf8_valid_len(const uint8_t *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        uint8_t c = s[i];
-        size_t k;
-        uint32_t cp;
-        if (c < 0x80) { i++; continue; }
-        if (c >= 0xC2 && c <= 0xDF) { k = 1; cp = c & 0x1F; }
-        else if (c >= 0xE0 && c <= 0xEF) { k = 2; cp = c & 0x0F; }
-        else if (c >= 0xF0 && c <= 0xF4) { k = 3; cp = c & 0x07; }
-        else return i;
-        for (size_t j = 1; j <= k; j++) {
-            if (i + j >= n || (s[i + j] & 0xC0) != 0x80) return i;
-            cp = (cp << 6) | (s[i + j] & 0x3F);
-        }
-        if ((k == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (k == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
-            return i;
-        i += k + 1;
-    }
-    return n;
-}
-
 static int check_utf8(const char *path, const char *data, size_t size) {
-    size_t ok = utf8_valid_len((const uint8_t *)data, size);
+    size_t ok = utf8_valid_prefix(data, size);
     if (ok == size) return 0;
     size_t line = 1, col = 1;
     for (size_t i = 0; i < ok; i++) {

@@ -1,5 +1,6 @@
 /* train/data_task.c - task instances as masked training examples. */
 #include "data_task.h"
+#include "core/hash.h"
 #include "core/error.h"
 
 #include <stdlib.h>
@@ -91,11 +92,6 @@ static int add_split(TrainData *d, TaskData *td, int s, const TaskSet *ts, const
     return rc;
 }
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n) {
-    const uint8_t *b = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
-    return h;
-}
 
 int data_task_open(TrainData *d, const TaskSet *train, const TaskSet *val, const TaskPrompt *p, const Tokenizer *t,
                    TaskDataOptions *o) {
@@ -128,11 +124,11 @@ int data_task_open(TrainData *d, const TaskSet *train, const TaskSet *val, const
     }
     if (rc == 0 && d->n[DATA_TRAIN] == 0) rc = err_set("%s: no labelled instance to train on", train->path);
     if (rc != 0) { data_free(d); return -1; }
-    uint64_t h = 0xcbf29ce484222325ull;
+    uint64_t h = HASH_FNV64_BASIS;
     for (int s = 0; s < 2; s++)
         for (long i = 0; i < d->n[s]; i++) {
-            h = fnv(h, td->ids[s][i], (size_t)td->len[s][i] * sizeof(int));
-            h = fnv(h, td->mask[s][i], (size_t)td->len[s][i]);
+            h = hash_fnv64(h, td->ids[s][i], (size_t)td->len[s][i] * sizeof(int));
+            h = hash_fnv64(h, td->mask[s][i], (size_t)td->len[s][i]);
         }
     d->hash = h;
     d->n_docs = (size_t)(d->n[0] + d->n[1]);

@@ -29,6 +29,11 @@ int model_bundle_load(ModelBundle *b, const BundleSpec *s) {
             return rc;
         }
         b->have_adapter = 1;
+        if (lora_check(&b->adapter, &b->model) != 0) { /* shapes and targets fit this model */
+            err_prefix("%s does not fit %s", s->adapter, s->model);
+            model_bundle_free(b);
+            return -1;
+        }
     }
     return 0;
 }
