@@ -67,17 +67,17 @@ int cmd_info(int argc, char **argv) {
     const ModelConfig *k = &m.cfg;
     uint64_t np = model_param_count(&m);
     if (json) {
-        printf("{\"format\":\"%s\",\"dim\":%d,\"hidden_dim\":%d,\"n_layers\":%d,\"n_heads\":%d,\"n_kv_heads\":%d,"
+        printf("{\"format\":\"%s\",\"family\":\"%s\",\"dim\":%d,\"hidden_dim\":%d,\"n_layers\":%d,\"n_heads\":%d,\"n_kv_heads\":%d,"
                "\"head_dim\":%d,\"vocab_size\":%d,\"seq_len\":%d,\"rope_theta\":%g,\"norm_eps\":%g,\"tied\":%s,"
                "\"rope\":\"%s\",\"params\":%llu,\"stored_type\":\"%s\",\"tokenizer\":%s%s%s}\n",
-               model_format_name(m.format), k->dim, k->hidden_dim, k->n_layers, k->n_heads, k->n_kv_heads, k->head_dim,
+               model_format_name(m.format), k->arch->model_type, k->dim, k->hidden_dim, k->n_layers, k->n_heads, k->n_kv_heads, k->head_dim,
                k->vocab_size, k->seq_len, (double)k->rope_theta, (double)k->norm_eps, k->tied ? "true" : "false",
                k->rope == ROPE_HALF ? "half" : "interleaved", (unsigned long long)np, dtype_name(m.stored_type),
                t ? "\"" : "null", t ? tok_kind(t) : "", t ? "\"" : "");
     } else {
         printf("model:       %s\n", a.model);
         printf("format:      %s\n", model_format_name(m.format));
-        printf("arch:        llama, dim %d, hidden %d, %d layers, %d heads (%d kv heads, head dim %d)\n", k->dim, k->hidden_dim,
+        printf("arch:        %s, dim %d, hidden %d, %d layers, %d heads (%d kv heads, head dim %d)\n", k->arch->model_type, k->dim, k->hidden_dim,
                k->n_layers, k->n_heads, k->n_kv_heads, k->head_dim);
         printf("vocab:       %d, context %d\n", k->vocab_size, k->seq_len);
         printf("rope:        %s pairs, theta %g; rmsnorm eps %g\n", k->rope == ROPE_HALF ? "half-split" : "interleaved",
