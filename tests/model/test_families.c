@@ -345,6 +345,9 @@ static void check_lora_grads(int fi) {
 
 /* ---- GGUF of the same weights, as llama.cpp's converter writes it ------------ */
 
+/* a string key set last (replacing a written one): hostile files from good ones */
+static const char *gguf_override_key, *gguf_override_val;
+
 static void write_gguf(const Model *m, const char *path) {
     const ModelConfig *c = &m->cfg;
     const ModelArch *a = c->arch;
@@ -438,6 +441,7 @@ static void write_gguf(const Model *m, const char *path) {
     }
 #undef ADD
 #undef NAME
+    if (gguf_override_key) gguf_writer_set_string(&w, gguf_override_key, gguf_override_val);
     if (gguf_writer_write(&w, path) != 0) fail_msg("%s", err_msg());
     gguf_writer_free(&w);
     for (int i = 0; i < nb; i++) free(bufs[i]);
@@ -469,6 +473,31 @@ static void check_gguf(int fi) {
     model_free(&hf);
     model_free(&gg);
     cJSON_Delete(e.json);
+}
+
+/* GGUF files llama.cpp could write that muscle does not run: one line naming file and key */
+static void gguf_refused(const char *key, const char *val, const char *want) {
+    Model m, bad;
+    load(&m, FIX "qwen2", 0);
+    char p[600];
+    snprintf(p, sizeof p, "%s/bad.gguf", test_tmpdir());
+    gguf_override_key = key;
+    gguf_override_val = val;
+    write_gguf(&m, p);
+    gguf_override_key = NULL;
+    ModelLoadOptions o = {KW_F32, 0};
+    err_clear();
+    assert_int_equal(model_load(&bad, p, &o), -1);
+    printf("# refused: %s\n", err_msg());
+    if (!strstr(err_msg(), p) || !strstr(err_msg(), want)) fail_msg("message \"%s\": wanted the path and \"%s\"", err_msg(), want);
+    unlink(p);
+    model_free(&m);
+}
+
+static void test_gguf_refused(void **state) {
+    (void)state;
+    gguf_refused("general.architecture", "phi2", "general.architecture is 'phi2': supported are llama, qwen2 and qwen3");
+    gguf_refused("qwen2.rope.scaling.type", "yarn", "metadata key 'qwen2.rope.scaling.type': 'yarn' is not supported");
 }
 
 /* ---- convert round trip ------------------------------------------------------ */
@@ -692,6 +721,7 @@ static void test_summary(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_configs),
+        cmocka_unit_test(test_gguf_refused),
         FAM_UNITS(llama3), FAM_UNITS(smollm2), FAM_UNITS(mistral), FAM_UNITS(qwen2), FAM_UNITS(qwen3),
         cmocka_unit_test(test_summary),
     };
