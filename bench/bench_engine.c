@@ -8,6 +8,7 @@
  */
 #include "core/cpu.h"
 #include "core/error.h"
+#include "bench_family.h"
 #include "model/forward.h"
 #include "eval/mc.h"
 
@@ -24,13 +25,14 @@ static double now_s(void) {
 }
 
 int main(int argc, char **argv) {
-    const char *shape = "15M", *dtype = "fp32", *task = "score";
+    const char *shape = "15M", *dtype = "fp32", *task = "score", *family = "llama";
     int iters = 3, B = 4, T = 256, gen = 128;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--shape")) shape = argv[i + 1];
         else if (!strcmp(argv[i], "--dtype")) dtype = argv[i + 1];
         else if (!strcmp(argv[i], "--task")) task = argv[i + 1];
         else if (!strcmp(argv[i], "--iters")) iters = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--family")) family = argv[i + 1];
         else { fprintf(stderr, "unknown option %s\n", argv[i]); return 2; }
     }
     cpu_blas_fixup(argv);
@@ -43,6 +45,7 @@ int main(int argc, char **argv) {
     }
     c.vocab_size = 32000; c.seq_len = 1024; c.rope_theta = 10000; c.norm_eps = 1e-5f; c.tied = 1;
     c.bos_id = 1; c.eos_id = 2;
+    if (bench_family_apply(&c, family) != 0) { fprintf(stderr, "unknown --family %s\n", family); return 2; }
     ModelLoadOptions o = {!strcmp(dtype, "bf16") ? KW_BF16 : KW_F32, 0};
     Model m;
     if (model_init_random(&m, &c, &o, 1234) != 0) { fprintf(stderr, "%s\n", err_msg()); return 1; }
@@ -105,8 +108,8 @@ int main(int argc, char **argv) {
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("{\"impl\":\"muscle\",\"shape\":\"%s\",\"dtype\":\"%s\",\"task\":\"%s\",\"tokens_per_s\":%.1f,\"peak_rss_mb\":%.0f,\"threads\":%d}\n",
-           shape, dtype, task, best, ru.ru_maxrss / 1024.0, cpu_threads());
+    printf("{\"impl\":\"muscle\",\"family\":\"%s\",\"shape\":\"%s\",\"dtype\":\"%s\",\"task\":\"%s\",\"tokens_per_s\":%.1f,\"peak_rss_mb\":%.0f,\"threads\":%d}\n",
+           family, shape, dtype, task, best, ru.ru_maxrss / 1024.0, cpu_threads());
     model_free(&m);
     return 0;
 }

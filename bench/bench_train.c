@@ -12,6 +12,7 @@
  */
 #include "core/cpu.h"
 #include "core/error.h"
+#include "bench_family.h"
 #include "core/rng.h"
 #include "train/trainer.h"
 
@@ -21,7 +22,7 @@
 #include <sys/resource.h>
 
 int main(int argc, char **argv) {
-    const char *shape = "15M", *dtype = "fp32", *task = "lora8_qkvo";
+    const char *shape = "15M", *dtype = "fp32", *task = "lora8_qkvo", *family = "llama";
     int iters = 3, B = 4, T = 256, recompute = 0;
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -31,6 +32,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--dtype")) dtype = v;
         else if (!strcmp(argv[i], "--task")) task = v;
         else if (!strcmp(argv[i], "--iters")) iters = atoi(v);
+        else if (!strcmp(argv[i], "--family")) family = v;
         else if (!strcmp(argv[i], "--batch")) B = atoi(v);
         else if (!strcmp(argv[i], "--seq")) T = atoi(v);
         else { fprintf(stderr, "unknown option %s\n", argv[i]); return 2; }
@@ -52,6 +54,7 @@ int main(int argc, char **argv) {
     }
     c.vocab_size = 32000; c.seq_len = 1024; c.rope_theta = 10000; c.norm_eps = 1e-5f; c.tied = 1;
     c.bos_id = 1; c.eos_id = 2;
+    if (bench_family_apply(&c, family) != 0) { fprintf(stderr, "unknown --family %s\n", family); return 2; }
     ModelLoadOptions lo = {bf16 ? KW_BF16 : KW_F32, full};
     Model m;
     if (model_init_random(&m, &c, &lo, 1234) != 0) { fprintf(stderr, "%s\n", err_msg()); return 1; }
@@ -94,9 +97,9 @@ int main(int argc, char **argv) {
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("{\"impl\":\"muscle\",\"shape\":\"%s\",\"dtype\":\"%s\",\"task\":\"%s\",\"tokens_per_s\":%.2f,\"peak_rss_mb\":%.1f,"
+    printf("{\"impl\":\"muscle\",\"family\":\"%s\",\"shape\":\"%s\",\"dtype\":\"%s\",\"task\":\"%s\",\"tokens_per_s\":%.2f,\"peak_rss_mb\":%.1f,"
            "\"threads\":%d,\"batch\":%d,\"seq\":%d,\"trainable_params\":%zu,\"recompute\":%s,\"sec_per_iter\":[",
-           shape, dtype, task, (double)B * T * iters / total, ru.ru_maxrss / 1024.0, cpu_threads(), B, T,
+           family, shape, dtype, task, (double)B * T * iters / total, ru.ru_maxrss / 1024.0, cpu_threads(), B, T,
            train_spans_total(t.spans, t.n_spans), recompute ? "true" : "false");
     for (int i = 0; i < iters && i < 64; i++) printf(i ? ",%.4f" : "%.4f", secs[i]);
     printf("],\"loss\":%.6f}\n", t.loss);

@@ -6,6 +6,7 @@
 #include "update/bundle.h"
 #include "gen_prompts.h"
 
+#include <cJSON.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,18 +56,41 @@ int cmd_info(int argc, char **argv) {
     else snprintf(tokinfo, sizeof tokinfo, "none (%s)", b.tok_error);
     const ModelConfig *k = &mp->cfg;
     uint64_t np = model_param_count(mp);
-    if (json) {
-        printf("{\"format\":\"%s\",\"dim\":%d,\"hidden_dim\":%d,\"n_layers\":%d,\"n_heads\":%d,\"n_kv_heads\":%d,"
-               "\"head_dim\":%d,\"vocab_size\":%d,\"seq_len\":%d,\"rope_theta\":%g,\"norm_eps\":%g,\"tied\":%s,"
-               "\"rope\":\"%s\",\"params\":%llu,\"stored_type\":\"%s\",\"tokenizer\":%s%s%s}\n",
-               model_format_name(mp->format), k->dim, k->hidden_dim, k->n_layers, k->n_heads, k->n_kv_heads, k->head_dim,
-               k->vocab_size, k->seq_len, (double)k->rope_theta, (double)k->norm_eps, k->tied ? "true" : "false",
-               k->rope == ROPE_HALF ? "half" : "interleaved", (unsigned long long)np, dtype_name(mp->stored_type),
-               t ? "\"" : "null", t ? tok_kind(t) : "", t ? "\"" : "");
+    if (json) { /* through cJSON: names and kinds come from files */
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "format", model_format_name(mp->format));
+        cJSON_AddStringToObject(o, "family", k->arch->model_type);
+        const struct { const char *key; int v; } ints[] = {{"dim", k->dim}, {"hidden_dim", k->hidden_dim}, {"n_layers", k->n_layers},
+                                                          {"n_heads", k->n_heads}, {"n_kv_heads", k->n_kv_heads},
+                                                          {"head_dim", k->head_dim}, {"vocab_size", k->vocab_size},
+                                                          {"seq_len", k->seq_len}};
+        for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) cJSON_AddNumberToObject(o, ints[i].key, ints[i].v);
+        /* float settings as their shortest spelling (1e-05, not the float's 9.99999974737875e-06) */
+        char num[32];
+        snprintf(num, sizeof num, "%g", (double)k->rope_theta);
+        cJSON_AddNumberToObject(o, "rope_theta", strtod(num, NULL));
+        snprintf(num, sizeof num, "%g", (double)k->norm_eps);
+        cJSON_AddNumberToObject(o, "norm_eps", strtod(num, NULL));
+        cJSON_AddBoolToObject(o, "tied", k->tied);
+        cJSON_AddStringToObject(o, "rope", k->rope == ROPE_HALF ? "half" : "interleaved");
+        cJSON_AddNumberToObject(o, "params", (double)np);
+        cJSON_AddStringToObject(o, "stored_type", dtype_name(mp->stored_type));
+        if (t) cJSON_AddStringToObject(o, "tokenizer", tok_kind(t));
+        else cJSON_AddNullToObject(o, "tokenizer");
+        char *js = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        if (!js) {
+            model_bundle_free(&b);
+            err_set("out of memory");
+            return cli_fail();
+        }
+        puts(js);
+        free(js);
     } else {
         printf("model:       %s\n", a.model);
         printf("format:      %s\n", model_format_name(mp->format));
-        printf("arch:        llama, dim %d, hidden %d, %d layers, %d heads (%d kv heads, head dim %d)\n", k->dim, k->hidden_dim,
+        printf("arch:        %s, dim %d, hidden %d, %d layers, %d heads (%d kv heads, head dim %d)\n", k->arch->model_type, k->dim,
+               k->hidden_dim,
                k->n_layers, k->n_heads, k->n_kv_heads, k->head_dim);
         printf("vocab:       %d, context %d\n", k->vocab_size, k->seq_len);
         printf("rope:        %s pairs, theta %g; rmsnorm eps %g\n", k->rope == ROPE_HALF ? "half-split" : "interleaved",

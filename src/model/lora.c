@@ -160,17 +160,7 @@ LoraMat *lora_mat(const LoraAdapter *a, int layer, LoraTarget t) {
 }
 
 const KWeight *lora_base_weight(const Model *m, int layer, LoraTarget t) {
-    const LayerWeights *w = &m->layers[layer];
-    switch (t) {
-    case LORA_Q: return &w->wq;
-    case LORA_K: return &w->wk;
-    case LORA_V: return &w->wv;
-    case LORA_O: return &w->wo;
-    case LORA_GATE: return &w->w1;
-    case LORA_UP: return &w->w3;
-    case LORA_DOWN: return &w->w2;
-    default: return NULL;
-    }
+    return (unsigned)t < LORA_N_TARGETS ? model_linear(m, layer, (LinearSlot)t) : NULL;
 }
 
 int lora_check(const LoraAdapter *a, const Model *m) {

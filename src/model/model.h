@@ -8,7 +8,7 @@
  *   - llama2.c checkpoints (legacy 7-int header; shared or separate classifier);
  *   - Hugging Face folders: config.json + model.safetensors, or sharded shards with
  *     model.safetensors.index.json (F32, F16, BF16);
- *   - GGUF v2/v3 "llama" models (F32, F16, BF16, Q8_0 tensors).
+ *   - GGUF v2/v3 models of the architectures llama, qwen2, qwen3 (F32, F16, BF16, Q8_0).
  * Rotary layout: llama2.c, Meta and GGUF "llama" files rotate interleaved pairs (x[2i],
  * x[2i+1]); Hugging Face checkpoints (and GGUF qwen2/qwen3, which llama.cpp leaves in that
  * order) rotate half-split pairs (x[i], x[i + rope_dims/2]) with their q/k rows permuted
@@ -101,17 +101,21 @@ typedef struct {
     int writable;          /* own fp32 copies of every weight (for full training) */
 } ModelLoadOptions;
 
-/* A model with random weights (N(0, 0.02^2) matrices, unit norms), owned. cfg.head_dim
+/* A model with random weights (N(0, 0.02^2) matrices and biases, unit norms), owned, of
+ * the family cfg.arch (NULL: Llama) with the biases and q/k norms cfg asks for. cfg.head_dim
  * 0 = dim / n_heads. Format reported as llama2.c (interleaved rotary) unless cfg.rope says. */
 int model_init_random(Model *m, const ModelConfig *cfg, const ModelLoadOptions *opts, uint64_t seed);
 /* Loads a model from a file or a Hugging Face folder. NULL opts = defaults. */
 int model_load(Model *m, const char *path, const ModelLoadOptions *opts);
 void model_free(Model *m);
-/* Writes a Hugging Face folder (config.json + model.safetensors in F32, F16 or BF16),
- * q/k rows in the Hugging Face order. Files are written atomically. */
+/* Writes a Hugging Face folder of the model's family (config.json with its model_type
+ * and keys + model.safetensors in F32, F16 or BF16 with its tensor names), q/k rows in
+ * the Hugging Face order. Files are written atomically. A GGUF "llama" with a sliding
+ * window is written as a Mistral; a GGUF rope_freqs table (Llama 3) is refused. */
 int model_save_hf(const Model *m, const char *dir, DType dtype);
 int model_save_hf_config(const ModelConfig *c, const char *dir, DType dtype);
-/* Reads and checks DIR/config.json (a Hugging Face LlamaConfig) into c (load_hf.c):
+/* Reads and checks DIR/config.json (LlamaConfig, MistralConfig, Qwen2Config, Qwen3Config)
+ * into c (load_hf.c):
  * at most HF_CONFIG_MAX_BYTES, checked like every outside JSON (io/json.h), then each
  * field. hf_config_parse does the same on n bytes of text; `path` names it in messages. */
 #define HF_CONFIG_MAX_BYTES (16u << 20)

@@ -64,4 +64,14 @@ check "... and removes the leftovers of the killed runs into the same folder" ev
 $MUSCLE convert "$S260/stories260K.bin" "$D/new" 2>/dev/null
 check "convert into the new folder: written, its leftover removed, nothing else beside" \
   eval 'diff -r "$D/new" "$TMP/hf" && [ "$(ls -A "$D" | tr "\n" " ")" = "new out " ]'
+
+# --- the model families (model/arch.h): convert writes the family's config.json and names ---
+for fam in llama3 smollm2 mistral qwen2 qwen3; do
+  F=tests/fixtures/model/families/$fam
+  $MUSCLE convert "$F" "$TMP/f1-$fam" 2>/dev/null && $MUSCLE convert "$TMP/f1-$fam" "$TMP/f2-$fam" 2>/dev/null
+  want=$(/usr/bin/python3 -c "import json;print(json.load(open('$F/config.json'))['model_type'])")
+  check "convert $fam -> HF -> HF: bit-identical files, model_type $want, muscle info says $want" eval \
+    'cmp -s "$TMP/f1-$fam/model.safetensors" "$TMP/f2-$fam/model.safetensors" && cmp -s "$TMP/f1-$fam/config.json" "$TMP/f2-$fam/config.json" \
+     && grep -q "\"model_type\":.*\"$want\"" "$TMP/f1-$fam/config.json" && $MUSCLE info "$TMP/f1-$fam" 2>/dev/null | grep -q "^arch: *$want,"'
+done
 echo "1..$TAP_N"

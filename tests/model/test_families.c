@@ -11,7 +11,7 @@
  *   - a bit-identical convert round trip (HF -> HF: same files, same logits),
  *   - a LoRA adapter trained briefly that lowers a held-out loss, and full training (AdamW
  *     over every tensor, the families' biases and q/k norms included) that does too. */
-#include "testutil.h"
+#include "model/gradcheck.h"
 #include "core/error.h"
 #include "io/gguf.h"
 #include "io/safetensors.h"
@@ -85,14 +85,13 @@ static double max_abs_diff(const float *a, const float *b, size_t n) {
     return w;
 }
 
-static double rel_err(const float *a, const float *b, size_t n) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        double e = fabs((double)a[i] - (double)b[i]);
-        if (e > num || isnan(e)) num = isnan(e) ? INFINITY : e;
-        if (fabs((double)b[i]) > den) den = fabs((double)b[i]);
+/* position t of each row of T predicts id t + 1 (weight 1); the last one nothing (weight 0) */
+static void next_targets(const int *ids, int N, int T, int *targets, float *w) {
+    for (int i = 0; i < N; i++) {
+        int last = i % T == T - 1;
+        targets[i] = last ? 0 : ids[i + 1];
+        w[i] = last ? 0.0f : 1.0f;
     }
-    return den > 0 ? num / den : num;
 }
 
 static double worst_lp[N_FAM], worst_grad[N_FAM], worst_lora[N_FAM], worst_gguf[N_FAM], heldout[N_FAM][2];
@@ -211,7 +210,7 @@ static double cmp_grad(const StFile *f, const Model *m, const char *name, const 
     read_f32(f, name, want, n);
     if (heads) model_qk_permute(ours, g, heads, m->cfg.head_dim, m->cfg.rope_dims, row * sizeof(float), 1);
     else memcpy(ours, g, n * sizeof *ours);
-    double e = rel_err(ours, want, n);
+    double e = rel_err_ff(ours, want, n);
     free(want);
     free(ours);
     if (!(e < TOL_GRAD)) fail_msg("%s: gradient relative error %.3e vs PyTorch exceeds %.0e", name, e, TOL_GRAD);
@@ -227,11 +226,7 @@ static void check_grads(int fi, int keep) {
     int N = e.B * e.T;
     int targets[64];
     float w[64];
-    for (int i = 0; i < N; i++) {
-        int last = i % e.T == e.T - 1;
-        targets[i] = last ? 0 : e.ids[i + 1];
-        w[i] = last ? 0.0f : 1.0f;
-    }
+    next_targets(e.ids, N, e.T, targets, w);
     ModelGrads g;
     assert_int_equal(model_grads_init(&g, &m), 0);
     RunState s;
@@ -297,11 +292,7 @@ static void check_lora_grads(int fi) {
     assert_int_equal(lora_init_like(&lg, &ad), 0);
     int N = e.B * e.T, targets[64];
     float w[64];
-    for (int i = 0; i < N; i++) {
-        int last = i % e.T == e.T - 1;
-        targets[i] = last ? 0 : e.ids[i + 1];
-        w[i] = last ? 0.0f : 1.0f;
-    }
+    next_targets(e.ids, N, e.T, targets, w);
     RunState s;
     assert_int_equal(runstate_init(&s, &m, e.B, e.T, e.T, RS_KEEP_ALL), 0);
     assert_int_equal(runstate_set_lora(&s, &ad), 0);
@@ -326,7 +317,7 @@ static void check_lora_grads(int fi) {
         float *a = malloc(t->numel * sizeof *a), *b = malloc(t->numel * sizeof *b);
         read_f32(&ours, t->name, a, t->numel);
         read_f32(&want, t->name, b, t->numel);
-        double er = rel_err(a, b, t->numel);
+        double er = rel_err_ff(a, b, t->numel);
         if (!(er < TOL_GRAD)) fail_msg("%s: LoRA gradient relative error %.3e", t->name, er);
         if (er > worst) worst = er;
         free(a);
@@ -344,6 +335,9 @@ static void check_lora_grads(int fi) {
 }
 
 /* ---- GGUF of the same weights, as llama.cpp's converter writes it ------------ */
+
+/* a string key set last (replacing a written one): hostile files from good ones */
+static const char *gguf_override_key, *gguf_override_val;
 
 static void write_gguf(const Model *m, const char *path) {
     const ModelConfig *c = &m->cfg;
@@ -438,6 +432,7 @@ static void write_gguf(const Model *m, const char *path) {
     }
 #undef ADD
 #undef NAME
+    if (gguf_override_key) gguf_writer_set_string(&w, gguf_override_key, gguf_override_val);
     if (gguf_writer_write(&w, path) != 0) fail_msg("%s", err_msg());
     gguf_writer_free(&w);
     for (int i = 0; i < nb; i++) free(bufs[i]);
@@ -469,6 +464,31 @@ static void check_gguf(int fi) {
     model_free(&hf);
     model_free(&gg);
     cJSON_Delete(e.json);
+}
+
+/* GGUF files llama.cpp could write that muscle does not run: one line naming file and key */
+static void gguf_refused(const char *key, const char *val, const char *want) {
+    Model m, bad;
+    load(&m, FIX "qwen2", 0);
+    char p[600];
+    snprintf(p, sizeof p, "%s/bad.gguf", test_tmpdir());
+    gguf_override_key = key;
+    gguf_override_val = val;
+    write_gguf(&m, p);
+    gguf_override_key = NULL;
+    ModelLoadOptions o = {KW_F32, 0};
+    err_clear();
+    assert_int_equal(model_load(&bad, p, &o), -1);
+    printf("# refused: %s\n", err_msg());
+    if (!strstr(err_msg(), p) || !strstr(err_msg(), want)) fail_msg("message \"%s\": wanted the path and \"%s\"", err_msg(), want);
+    unlink(p);
+    model_free(&m);
+}
+
+static void test_gguf_refused(void **state) {
+    (void)state;
+    gguf_refused("general.architecture", "phi2", "general.architecture is 'phi2': supported are llama, qwen2 and qwen3");
+    gguf_refused("qwen2.rope.scaling.type", "yarn", "metadata key 'qwen2.rope.scaling.type': 'yarn' is not supported");
 }
 
 /* ---- convert round trip ------------------------------------------------------ */
@@ -522,15 +542,21 @@ static void check_convert(int fi) {
 static double rule_loss(RunState *s, const int *ids, int B, int T, int V) {
     int targets[256];
     float w[256];
-    for (int i = 0; i < B * T; i++) {
-        int last = i % T == T - 1;
-        targets[i] = last ? 0 : ids[i + 1];
-        w[i] = last ? 0.0f : 1.0f;
-    }
+    next_targets(ids, B * T, T, targets, w);
     (void)V;
     double loss;
     if (model_loss(s, ids, targets, w, B, T, 0, &loss, NULL) != 0) fail_msg("%s", err_msg());
     return loss;
+}
+
+/* rows of B x T ids following a rule to learn (next = 5 * id + 3 mod V): training rows and
+ * held-out rows from other starting ids */
+static void rule_data(int *train, int *held, int B, int T, int V) {
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            train[b * T + t] = t ? (5 * train[b * T + t - 1] + 3) % V : 7 + 11 * b;
+            held[b * T + t] = t ? (5 * held[b * T + t - 1] + 3) % V : 50 + 13 * b;
+        }
 }
 
 static void check_lora_training(int fi) {
@@ -541,11 +567,7 @@ static void check_lora_training(int fi) {
     int V = m.cfg.vocab_size;
     enum { B = 4, T = 16 };
     int train[B * T], held[B * T];
-    for (int b = 0; b < B; b++) /* a rule to learn: next = 5 * id + 3 mod V */
-        for (int t = 0; t < T; t++) {
-            train[b * T + t] = t ? (5 * train[b * T + t - 1] + 3) % V : 7 + 11 * b;
-            held[b * T + t] = t ? (5 * held[b * T + t - 1] + 3) % V : 50 + 13 * b;
-        }
+    rule_data(train, held, B, T, V);
     LoraAdapter ad, g, mom, var;
     assert_int_equal(lora_init(&ad, &m.cfg, 4, 8.0f, 0, LORA_TARGETS_ALL), 0);
     lora_reset_peft(&ad, 5);
@@ -591,11 +613,7 @@ static void check_full_training(int fi) {
     int V = m.cfg.vocab_size;
     enum { B = 4, T = 16 };
     int train[B * T], held[B * T];
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) {
-            train[b * T + t] = t ? (5 * train[b * T + t - 1] + 3) % V : 7 + 11 * b;
-            held[b * T + t] = t ? (5 * held[b * T + t - 1] + 3) % V : 50 + 13 * b;
-        }
+    rule_data(train, held, B, T, V);
     ModelGrads g;
     assert_int_equal(model_grads_init(&g, &m), 0);
     int ns = train_spans_model_count(&m);
@@ -692,6 +710,7 @@ static void test_summary(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_configs),
+        cmocka_unit_test(test_gguf_refused),
         FAM_UNITS(llama3), FAM_UNITS(smollm2), FAM_UNITS(mistral), FAM_UNITS(qwen2), FAM_UNITS(qwen3),
         cmocka_unit_test(test_summary),
     };
