@@ -32,6 +32,7 @@
 #include "kernel/vmath.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,6 +83,62 @@ static size_t grads_plan(ModelGrads *g, const ModelConfig *c, float *base) {
     }
 #undef TAKE
     return off;
+}
+
+int model_params(const Model *m, ModelGrads *g, ModelParam *out) {
+    const ModelConfig *c = &m->cfg;
+    int k = 0;
+    size_t d = c->dim, hd = c->head_dim, V = c->vocab_size;
+#define PUT(nm_fmt, l_, w_, kw_, g_, cnt, norm)                                         \
+    do {                                                                               \
+        if (out) {                                                                     \
+            ModelParam *p_ = &out[k];                                                  \
+            p_->param = (w_);                                                          \
+            p_->kw = (kw_);                                                            \
+            p_->grad = g ? (g_) : NULL;                                                \
+            p_->n = (cnt);                                                             \
+            p_->is_norm = (norm);                                                      \
+            snprintf(p_->name, sizeof p_->name, nm_fmt, l_);                           \
+        }                                                                              \
+        k++;                                                                           \
+    } while (0)
+#define MATP(nm, l_, kwp, gp) PUT(nm, l_, (kwp)->type == KW_F32 ? (float *)(kwp)->f32 : NULL, kwp, gp, (size_t)(kwp)->n * (kwp)->k, 0)
+    static const char *const lin_names[LIN_COUNT] = {"q", "k", "v", "o", "gate", "up", "down"};
+    MATP("tok_emb%.0d", 0, &m->tok_emb, g ? g->tok_emb : NULL);
+    for (int l = 0; l < c->n_layers; l++) {
+        const LayerWeights *w = &m->layers[l];
+        LayerGrads *lg = g ? &g->layers[l] : NULL;
+        PUT("layers.%d.rms_att", l, w->rms_att, NULL, lg ? lg->rms_att : NULL, d, 1);
+        MATP("layers.%d.wq", l, &w->wq, lg ? lg->wq : NULL);
+        MATP("layers.%d.wk", l, &w->wk, lg ? lg->wk : NULL);
+        MATP("layers.%d.wv", l, &w->wv, lg ? lg->wv : NULL);
+        MATP("layers.%d.wo", l, &w->wo, lg ? lg->wo : NULL);
+        if (model_has_ffn_norm(c)) PUT("layers.%d.rms_ffn", l, w->rms_ffn, NULL, lg ? lg->rms_ffn : NULL, d, 1);
+        if (model_has_linear(c, LIN_GATE)) MATP("layers.%d.w1", l, &w->w1, lg ? lg->w1 : NULL);
+        MATP("layers.%d.w2", l, &w->w2, lg ? lg->w2 : NULL);
+        MATP("layers.%d.w3", l, &w->w3, lg ? lg->w3 : NULL);
+    }
+    PUT("rms_final%.0d", 0, m->rms_final, NULL, g ? g->rms_final : NULL, d, 1);
+    if (!c->tied) MATP("wcls%.0d", 0, &m->wcls, g ? g->wcls : NULL);
+    for (int l = 0; l < c->n_layers; l++) {
+        const LayerWeights *w = &m->layers[l];
+        LayerGrads *lg = g ? &g->layers[l] : NULL;
+        for (int s = 0; s < LIN_COUNT; s++) {
+            if (!w->bias[s]) continue;
+            char fmt[40];
+            snprintf(fmt, sizeof fmt, "layers.%%d.bias_%s", lin_names[s]);
+            PUT(fmt, l, w->bias[s], NULL, lg ? lg->bias[s] : NULL, (size_t)model_linear(m, l, (LinearSlot)s)->n, 1);
+        }
+        if (w->q_norm) PUT("layers.%d.q_norm", l, w->q_norm, NULL, lg ? lg->q_norm : NULL, hd, 1);
+        if (w->k_norm) PUT("layers.%d.k_norm", l, w->k_norm, NULL, lg ? lg->k_norm : NULL, hd, 1);
+        if (w->norm_att_b) PUT("layers.%d.norm_att_b", l, w->norm_att_b, NULL, lg ? lg->norm_att_b : NULL, d, 1);
+        if (w->norm_ffn_b) PUT("layers.%d.norm_ffn_b", l, w->norm_ffn_b, NULL, lg ? lg->norm_ffn_b : NULL, d, 1);
+    }
+    if (m->norm_final_b) PUT("norm_final_b%.0d", 0, m->norm_final_b, NULL, g ? g->norm_final_b : NULL, d, 1);
+    if (m->cls_b) PUT("cls_b%.0d", 0, m->cls_b, NULL, g ? g->cls_b : NULL, V, 1);
+#undef MATP
+#undef PUT
+    return k;
 }
 
 int model_grads_init(ModelGrads *g, const Model *m) {

@@ -52,6 +52,24 @@ typedef struct {
 } ModelGrads;
 
 int model_grads_init(ModelGrads *g, const Model *m);
+
+/* One trainable tensor of a model (full training, checkpoints, hashes): the weight (fp32,
+ * or NULL for a read-only/bf16 model's matrices: see kw), its gradient (NULL without g),
+ * its element count and name, and whether it is a norm weight or a bias (no decay). */
+typedef struct {
+    float *param;
+    const KWeight *kw;  /* the matrix handle (NULL for vectors) */
+    float *grad;
+    size_t n;
+    int is_norm;        /* norm weight or bias */
+    char name[40];      /* "layers.3.wq", "layers.0.bias_q", "norm_final_b" */
+} ModelParam;
+/* The parameters in a fixed order: embedding, per layer rms_att wq wk wv wo rms_ffn w1 w2
+ * w3 (those the family has), final norm, classifier when untied (the Llama order of old
+ * checkpoints), then per layer the biases, q/k norms and LayerNorm biases the configuration
+ * has, the final LayerNorm bias and the classifier bias. g may be NULL (grad NULL). out NULL:
+ * the count only. Returns the count. */
+int model_params(const Model *m, ModelGrads *g, ModelParam *out);
 void model_grads_free(ModelGrads *g);
 void model_grads_zero(ModelGrads *g);
 
