@@ -103,7 +103,7 @@ int model_params(const Model *m, ModelGrads *g, ModelParam *out) {
         k++;                                                                           \
     } while (0)
 #define MATP(nm, l_, kwp, gp) PUT(nm, l_, (kwp)->type == KW_F32 ? (float *)(kwp)->f32 : NULL, kwp, gp, (size_t)(kwp)->n * (kwp)->k, 0)
-    static const char *const lin_names[LIN_COUNT] = {"q", "k", "v", "o", "gate", "up", "down"};
+    static const char *const bias_names[LIN_COUNT] = {"bq", "bk", "bv", "bo", "b1", "b3", "b2"}; /* as w1 w3 w2 */
     MATP("tok_emb%.0d", 0, &m->tok_emb, g ? g->tok_emb : NULL);
     for (int l = 0; l < c->n_layers; l++) {
         const LayerWeights *w = &m->layers[l];
@@ -126,7 +126,7 @@ int model_params(const Model *m, ModelGrads *g, ModelParam *out) {
         for (int s = 0; s < LIN_COUNT; s++) {
             if (!w->bias[s]) continue;
             char fmt[40];
-            snprintf(fmt, sizeof fmt, "layers.%%d.bias_%s", lin_names[s]);
+            snprintf(fmt, sizeof fmt, "layers.%%d.%s", bias_names[s]);
             PUT(fmt, l, w->bias[s], NULL, lg ? lg->bias[s] : NULL, (size_t)model_linear(m, l, (LinearSlot)s)->n, 1);
         }
         if (w->q_norm) PUT("layers.%d.q_norm", l, w->q_norm, NULL, lg ? lg->q_norm : NULL, hd, 1);

@@ -62,7 +62,7 @@ typedef struct {
     float *grad;
     size_t n;
     int is_norm;        /* norm weight or bias */
-    char name[40];      /* "layers.3.wq", "layers.0.bias_q", "norm_final_b" */
+    char name[40];      /* "layers.3.wq", "layers.0.bq", "norm_final_b" */
 } ModelParam;
 /* The parameters in a fixed order: embedding, per layer rms_att wq wk wv wo rms_ffn w1 w2
  * w3 (those the family has), final norm, classifier when untied (the Llama order of old
