@@ -498,6 +498,23 @@ static void check_gguf(int fi) {
            hf.cfg.rope_scaling == ROPE_SCALING_LLAMA3 ? "rope_freqs table" : "same rotary", d);
     worst_gguf[fi] = d;
     assert_true(d < 1e-5);
+    /* GGUF -> HF (convert): the family's config and names again; Gemma's stored 1 + w
+     * written back as w (a llama3 rope_freqs table has no config.json form: refused) */
+    if (gg.cfg.rope_scaling == ROPE_SCALING_TABLE) goto done;
+    char hd[600];
+    snprintf(hd, sizeof hd, "%s/%s-from-gguf", test_tmpdir(), FAMILIES[fi]);
+    assert_int_equal(model_save_hf(&gg, hd, DT_F32), 0);
+    Model back;
+    load(&back, hd, 0);
+    assert_ptr_equal(back.cfg.arch, hf.cfg.arch);
+    assert_true(back.cfg.norm_offset == hf.cfg.norm_offset);
+    float *c2 = logits_of(&back, e.ids, e.B, e.T);
+    double d2 = max_abs_diff(a, c2, (size_t)e.B * e.T * hf.cfg.vocab_size);
+    printf("# %s: GGUF -> HF folder vs HF folder logits max |diff| %.2e\n", FAMILIES[fi], d2);
+    assert_true(d2 < 1e-5);
+    free(c2);
+    model_free(&back);
+done:
     free(a);
     free(b);
     unlink(p);
