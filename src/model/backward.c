@@ -269,11 +269,18 @@ void rope_backward_partial(float *dx, int N, int n, int pos0, const int *positio
 }
 
 void bias_backward(float *db, const float *dy, int N, int out) {
+    /* threads own blocks of 64 columns and walk the rows in order (contiguous reads); each
+     * element is still summed over rows 0..N-1 in order, then added to db */
+    int nblk = (out + 63) / 64;
 #pragma omp parallel for schedule(static) if (CPU_PAR((size_t)N * out))
-    for (int i = 0; i < out; i++) {
-        float acc = 0.0f;
-        for (int r = 0; r < N; r++) acc += dy[(size_t)r * out + i];
-        db[i] += acc;
+    for (int blk = 0; blk < nblk; blk++) {
+        int i0 = blk * 64, i1 = i0 + 64 < out ? i0 + 64 : out;
+        float acc[64] = {0};
+        for (int r = 0; r < N; r++) {
+            const float *y = dy + (size_t)r * out;
+            for (int i = i0; i < i1; i++) acc[i - i0] += y[i];
+        }
+        for (int i = i0; i < i1; i++) db[i] += acc[i - i0];
     }
 }
 

@@ -72,16 +72,23 @@ void layernorm_backward(float *dx, float *dw, float *db, const float *dout, cons
         for (int i = 0; i < d; i++) o[i] += s * (g[i] * w[i] - mg - (xr[i] - mu) * s * mgx);
     }
     if (!dw && !db) return;
+    /* column sums in blocks of 64 columns, rows in order (contiguous reads, fixed order) */
+    int nblk = (d + 63) / 64;
 #pragma omp parallel for schedule(static) if (CPU_PAR((size_t)N * d * 2))
-    for (int i = 0; i < d; i++) {
-        float aw = 0.0f, ab = 0.0f;
+    for (int blk = 0; blk < nblk; blk++) {
+        int i0 = blk * 64, i1 = i0 + 64 < d ? i0 + 64 : d;
+        float aw[64] = {0}, ab[64] = {0};
         for (int r = 0; r < N; r++) {
-            float gr = dout[(size_t)r * d + i];
-            aw += gr * ((x[(size_t)r * d + i] - mean[r]) * rstd[r]);
-            ab += gr;
+            const float *g = dout + (size_t)r * d, *xr = x + (size_t)r * d;
+            for (int i = i0; i < i1; i++) {
+                aw[i - i0] += g[i] * ((xr[i] - mean[r]) * rstd[r]);
+                ab[i - i0] += g[i];
+            }
         }
-        if (dw) dw[i] += aw;
-        if (db) db[i] += ab;
+        for (int i = i0; i < i1; i++) {
+            if (dw) dw[i] += aw[i - i0];
+            if (db) db[i] += ab[i - i0];
+        }
     }
 }
 
