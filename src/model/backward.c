@@ -3,16 +3,21 @@
  * Per layer, in reverse (N = B*n positions, shapes as in forward.h; dx is the
  * gradient of the residual stream, first the layer's output, at the end its input):
  *   dhg = dx W2                  dW2 += dx^T hg                     [N, hidden]
- *   dh1, dh3 = swiglu'(dhg)
+ *   dh1, dh3 = swiglu'(dhg)      (geglu'(dhg), Gemma; dh3 = gelu'(h3) dhg, Phi: no gate)
  *   dxn2 = dh1 W1 + dh3 W3       dW1 += dh1^T xn2, dW3 += dh3^T xn2 [N, d]
- *   dx += rmsnorm'(dxn2)         drms_ffn                            (dx = d x_mid)
+ *   dx += norm'(dxn2)            drms_ffn [dnorm_ffn_b]              (dx = d x_mid)
+ *   (parallel residual, Phi: xn2 is xn1, no norm here: dx is already d x_mid and dxn2
+ *    stays in dxn, to which the attention's dxn1 below adds)
  *   datt_out = dx Wo             dWo += dx^T att_out                 [N, qd]
  *   dq, dk, dv = attention'(datt_out)   (dk, dv summed over each kv group)
  *   dq, dk = rotary^T(dq, dk)
  *   [dq, dk = rmsnorm_head'(dq, dk)     dq_norm, dk_norm]            (cfg.qk_norm)
  *   dxn1 = dq Wq + dk Wk + dv Wv        dWq, dWk, dWv                [N, d]
  * Every linear with a bias adds db += column sums of its output's gradient.
- *   dx += rmsnorm'(dxn1)         drms_att                            (dx = d x_in)
+ *   dx += norm'(dxn1)            drms_att [dnorm_att_b]              (dx = d x_in)
+ * "norm" is the family's (ops.h norm_backward: RMSNorm times (offset + w), LayerNorm).
+ * Final: dbcls = column sums of dlogits (Phi); the embedding scale (Gemma) multiplies dx
+ * by sqrt(d) before the scatter-add.
  * Packed rows (model_forward_train_packed): the forward's probabilities of hidden keys
  * are exactly 0, so the attention backward needs no mask; the rotary backward rotates back
  * at the explicit positions, read from the run state like the forward did.
@@ -21,11 +26,13 @@
  * All reductions run in a fixed order: same inputs and thread count, same bits.
  */
 #include "backward.h"
+#include "ops.h"
 #include "core/cpu.h"
 #include "core/error.h"
 #include "kernel/vmath.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,6 +44,9 @@ static size_t grads_plan(ModelGrads *g, const ModelConfig *c, float *base) {
     size_t kvd = (size_t)c->n_kv_heads * c->head_dim, V = c->vocab_size, off = 0;
 #define TAKE(ptr, n) do { if (base) (ptr) = base + off; off += (n); } while (0)
     TAKE(g->tok_emb, V * d);
+    const ModelArch *a = c->arch ? c->arch : arch_llama();
+    int ffn_norm = !a->parallel_residual, gate = (c->linears ? c->linears : LIN_ALL & ~a->no_linears) & LIN_BIT(LIN_GATE);
+    int layer_norm = a->norm == ARCH_NORM_LAYER;
     for (int l = 0; l < c->n_layers; l++) {
         LayerGrads *lg = g->layers ? &g->layers[l] : &(LayerGrads){0};
         TAKE(lg->rms_att, d);
@@ -44,8 +54,8 @@ static size_t grads_plan(ModelGrads *g, const ModelConfig *c, float *base) {
         TAKE(lg->wk, kvd * d);
         TAKE(lg->wv, kvd * d);
         TAKE(lg->wo, d * qd);
-        TAKE(lg->rms_ffn, d);
-        TAKE(lg->w1, hid * d);
+        if (ffn_norm) TAKE(lg->rms_ffn, d);
+        if (gate) TAKE(lg->w1, hid * d);
         TAKE(lg->w2, d * hid);
         TAKE(lg->w3, hid * d);
     }
@@ -58,8 +68,14 @@ static size_t grads_plan(ModelGrads *g, const ModelConfig *c, float *base) {
             TAKE(lg->q_norm, (size_t)c->head_dim);
             TAKE(lg->k_norm, (size_t)c->head_dim);
         }
+        if (layer_norm) {
+            TAKE(lg->norm_att_b, d);
+            if (ffn_norm) TAKE(lg->norm_ffn_b, d);
+        }
     }
     TAKE(g->rms_final, d);
+    if (layer_norm) TAKE(g->norm_final_b, d);
+    if (a->head_bias) TAKE(g->cls_b, V);
     if (c->tied) {
         if (base) g->wcls = g->tok_emb;
     } else {
@@ -67,6 +83,62 @@ static size_t grads_plan(ModelGrads *g, const ModelConfig *c, float *base) {
     }
 #undef TAKE
     return off;
+}
+
+int model_params(const Model *m, ModelGrads *g, ModelParam *out) {
+    const ModelConfig *c = &m->cfg;
+    int k = 0;
+    size_t d = c->dim, hd = c->head_dim, V = c->vocab_size;
+#define PUT(nm_fmt, l_, w_, kw_, g_, cnt, norm)                                         \
+    do {                                                                               \
+        if (out) {                                                                     \
+            ModelParam *p_ = &out[k];                                                  \
+            p_->param = (w_);                                                          \
+            p_->kw = (kw_);                                                            \
+            p_->grad = g ? (g_) : NULL;                                                \
+            p_->n = (cnt);                                                             \
+            p_->is_norm = (norm);                                                      \
+            snprintf(p_->name, sizeof p_->name, nm_fmt, l_);                           \
+        }                                                                              \
+        k++;                                                                           \
+    } while (0)
+#define MATP(nm, l_, kwp, gp) PUT(nm, l_, (kwp)->type == KW_F32 ? (float *)(kwp)->f32 : NULL, kwp, gp, (size_t)(kwp)->n * (kwp)->k, 0)
+    static const char *const bias_names[LIN_COUNT] = {"bq", "bk", "bv", "bo", "b1", "b3", "b2"}; /* as w1 w3 w2 */
+    MATP("tok_emb%.0d", 0, &m->tok_emb, g ? g->tok_emb : NULL);
+    for (int l = 0; l < c->n_layers; l++) {
+        const LayerWeights *w = &m->layers[l];
+        LayerGrads *lg = g ? &g->layers[l] : NULL;
+        PUT("layers.%d.rms_att", l, w->rms_att, NULL, lg ? lg->rms_att : NULL, d, 1);
+        MATP("layers.%d.wq", l, &w->wq, lg ? lg->wq : NULL);
+        MATP("layers.%d.wk", l, &w->wk, lg ? lg->wk : NULL);
+        MATP("layers.%d.wv", l, &w->wv, lg ? lg->wv : NULL);
+        MATP("layers.%d.wo", l, &w->wo, lg ? lg->wo : NULL);
+        if (model_has_ffn_norm(c)) PUT("layers.%d.rms_ffn", l, w->rms_ffn, NULL, lg ? lg->rms_ffn : NULL, d, 1);
+        if (model_has_linear(c, LIN_GATE)) MATP("layers.%d.w1", l, &w->w1, lg ? lg->w1 : NULL);
+        MATP("layers.%d.w2", l, &w->w2, lg ? lg->w2 : NULL);
+        MATP("layers.%d.w3", l, &w->w3, lg ? lg->w3 : NULL);
+    }
+    PUT("rms_final%.0d", 0, m->rms_final, NULL, g ? g->rms_final : NULL, d, 1);
+    if (!c->tied) MATP("wcls%.0d", 0, &m->wcls, g ? g->wcls : NULL);
+    for (int l = 0; l < c->n_layers; l++) {
+        const LayerWeights *w = &m->layers[l];
+        LayerGrads *lg = g ? &g->layers[l] : NULL;
+        for (int s = 0; s < LIN_COUNT; s++) {
+            if (!w->bias[s]) continue;
+            char fmt[40];
+            snprintf(fmt, sizeof fmt, "layers.%%d.%s", bias_names[s]);
+            PUT(fmt, l, w->bias[s], NULL, lg ? lg->bias[s] : NULL, (size_t)model_linear(m, l, (LinearSlot)s)->n, 1);
+        }
+        if (w->q_norm) PUT("layers.%d.q_norm", l, w->q_norm, NULL, lg ? lg->q_norm : NULL, hd, 1);
+        if (w->k_norm) PUT("layers.%d.k_norm", l, w->k_norm, NULL, lg ? lg->k_norm : NULL, hd, 1);
+        if (w->norm_att_b) PUT("layers.%d.norm_att_b", l, w->norm_att_b, NULL, lg ? lg->norm_att_b : NULL, d, 1);
+        if (w->norm_ffn_b) PUT("layers.%d.norm_ffn_b", l, w->norm_ffn_b, NULL, lg ? lg->norm_ffn_b : NULL, d, 1);
+    }
+    if (m->norm_final_b) PUT("norm_final_b%.0d", 0, m->norm_final_b, NULL, g ? g->norm_final_b : NULL, d, 1);
+    if (m->cls_b) PUT("cls_b%.0d", 0, m->cls_b, NULL, g ? g->cls_b : NULL, V, 1);
+#undef MATP
+#undef PUT
+    return k;
 }
 
 int model_grads_init(ModelGrads *g, const Model *m) {
@@ -155,32 +227,21 @@ void crossentropy_backward(float *dlogits, const float *logits, const int *targe
 
 void rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd,
                       int N, int d) {
-#pragma omp parallel for schedule(static) if (CPU_PAR((size_t)N * d * 2))
-    for (int r = 0; r < N; r++) {
-        const float *g = dout + (size_t)r * d, *xr = x + (size_t)r * d;
-        float *o = dx + (size_t)r * d;
-        float dot = 0.0f;
-        for (int i = 0; i < d; i++) dot += g[i] * w[i] * xr[i];
-        float s = rstd[r];
-        float c = s * s * s * dot / (float)d;
-        for (int i = 0; i < d; i++) o[i] += s * w[i] * g[i] - c * xr[i];
-    }
-    if (!dw) return;
-#pragma omp parallel for schedule(static) if (CPU_PAR((size_t)N * d))
-    for (int i = 0; i < d; i++) {
-        float acc = 0.0f;
-        for (int r = 0; r < N; r++) acc += dout[(size_t)r * d + i] * (x[(size_t)r * d + i] * rstd[r]);
-        dw[i] += acc;
-    }
+    rmsnorm_off_backward(dx, dw, dout, x, w, 0.0f, rstd, N, d);
 }
 
 void rope_backward(float *dx, int N, int n, int pos0, int nh, int hd, RopeStyle style, const float *cosT, const float *sinT) {
-    rope_backward_at(dx, N, n, pos0, NULL, nh, hd, style, cosT, sinT);
+    rope_backward_partial(dx, N, n, pos0, NULL, nh, hd, hd, style, cosT, sinT);
 }
 
 void rope_backward_at(float *dx, int N, int n, int pos0, const int *positions, int nh, int hd, RopeStyle style,
                       const float *cosT, const float *sinT) {
-    int half = hd / 2;
+    rope_backward_partial(dx, N, n, pos0, positions, nh, hd, hd, style, cosT, sinT);
+}
+
+void rope_backward_partial(float *dx, int N, int n, int pos0, const int *positions, int nh, int hd, int rd, RopeStyle style,
+                           const float *cosT, const float *sinT) {
+    int half = rd / 2;
 #pragma omp parallel for schedule(static) if (CPU_PAR((size_t)N * nh * hd))
     for (int r = 0; r < N; r++) {
         int pos = positions ? positions[r] : pos0 + r % n;
@@ -206,11 +267,18 @@ void rope_backward_at(float *dx, int N, int n, int pos0, const int *positions, i
 }
 
 void bias_backward(float *db, const float *dy, int N, int out) {
+    /* threads own blocks of 64 columns and walk the rows in order (contiguous reads); each
+     * element is still summed over rows 0..N-1 in order, then added to db */
+    int nblk = (out + 63) / 64;
 #pragma omp parallel for schedule(static) if (CPU_PAR((size_t)N * out))
-    for (int i = 0; i < out; i++) {
-        float acc = 0.0f;
-        for (int r = 0; r < N; r++) acc += dy[(size_t)r * out + i];
-        db[i] += acc;
+    for (int blk = 0; blk < nblk; blk++) {
+        int i0 = blk * 64, i1 = i0 + 64 < out ? i0 + 64 : out;
+        float acc[64] = {0};
+        for (int r = 0; r < N; r++) {
+            const float *y = dy + (size_t)r * out;
+            for (int i = i0; i < i1; i++) acc[i - i0] += y[i];
+        }
+        for (int i = i0; i < i1; i++) db[i] += acc[i - i0];
     }
 }
 
@@ -353,23 +421,34 @@ static void layer_backward(RunState *s, int l, ModelGrads *g, LoraAdapter *lg) {
     RunGrads *G = &s->g;
     size_t lstride = (size_t)s->max_batch * s->max_seq * kvd;
 
-    /* feed-forward: x_out = x_mid + W2 (silu(W1 xn2) * W3 xn2) */
+    /* feed-forward: x_out = x_mid + W2 (silu(W1 xm) * W3 xm), xm = xn2 (or xn1, parallel) */
+    int ffn_norm = model_has_ffn_norm(c);
+    const float *xm = ffn_norm ? a->xn2 : a->xn1;
+    size_t nh = (size_t)N * hid;
     linear_backward(s, a, l, LORA_DOWN, gw, lg, a->hg, G->dx, N, G->dh1, 0.0f);
-    swiglu_backward(G->dh1, G->dh3, G->dh1, a->h1, a->h3, (size_t)N * hid);
-    linear_backward(s, a, l, LORA_GATE, gw, lg, a->xn2, G->dh1, N, G->dxn, 0.0f);
-    linear_backward(s, a, l, LORA_UP, gw, lg, a->xn2, G->dh3, N, G->dxn, 1.0f);
-    rmsnorm_backward(G->dx, gw ? gw->rms_ffn : NULL, G->dxn, a->x_mid, w->rms_ffn, a->rstd2, N, d);
+    if (c->arch->mlp == ARCH_MLP_GELU) { /* hg = gelu(W3 xm) */
+        gelu_tanh_backward(G->dh3, G->dh1, a->h3, nh);
+        linear_backward(s, a, l, LORA_UP, gw, lg, xm, G->dh3, N, G->dxn, 0.0f);
+    } else {
+        if (c->arch->mlp == ARCH_MLP_GEGLU) geglu_backward(G->dh1, G->dh3, G->dh1, a->h1, a->h3, nh);
+        else swiglu_backward(G->dh1, G->dh3, G->dh1, a->h1, a->h3, nh);
+        linear_backward(s, a, l, LORA_GATE, gw, lg, xm, G->dh1, N, G->dxn, 0.0f);
+        linear_backward(s, a, l, LORA_UP, gw, lg, xm, G->dh3, N, G->dxn, 1.0f);
+    }
+    /* dx becomes d x_mid; a parallel residual keeps the MLP's dxn1 in dxn for the attention's */
+    if (ffn_norm)
+        norm_backward(c, G->dx, gw ? gw->rms_ffn : NULL, gw ? gw->norm_ffn_b : NULL, G->dxn, a->x_mid, w->rms_ffn, a->rstd2, N, d);
 
     /* attention: x_mid = x_in + Wo attention(rotary(Wq xn1), rotary(Wk xn1), Wv xn1) */
     linear_backward(s, a, l, LORA_O, gw, lg, a->att_out, G->dx, N, G->datt_out, 0.0f);
     attention_backward(G->dq, G->dk, G->dv, G->datt, G->datt_out, a->q, s->kcache + l * lstride,
                        s->vcache + l * lstride, (size_t)s->max_seq * kvd, a->att, B, n, c->n_heads, c->n_kv_heads, hd);
-    rope_backward_at(G->dq, N, n, 0, s->pos_ids, c->n_heads, hd, c->rope, s->rope_cos, s->rope_sin);
-    rope_backward_at(G->dk, N, n, 0, s->pos_ids, c->n_kv_heads, hd, c->rope, s->rope_cos, s->rope_sin);
-    qk_backward(s, a, l, LORA_Q, gw, lg, G->dq, 0.0f);
+    rope_backward_partial(G->dq, N, n, 0, s->pos_ids, c->n_heads, hd, c->rope_dims, c->rope, s->rope_cos, s->rope_sin);
+    rope_backward_partial(G->dk, N, n, 0, s->pos_ids, c->n_kv_heads, hd, c->rope_dims, c->rope, s->rope_cos, s->rope_sin);
+    qk_backward(s, a, l, LORA_Q, gw, lg, G->dq, ffn_norm ? 0.0f : 1.0f);
     qk_backward(s, a, l, LORA_K, gw, lg, G->dk, 1.0f);
     linear_backward(s, a, l, LORA_V, gw, lg, a->xn1, G->dv, N, G->dxn, 1.0f);
-    rmsnorm_backward(G->dx, gw ? gw->rms_att : NULL, G->dxn, a->x_in, w->rms_att, a->rstd1, N, d);
+    norm_backward(c, G->dx, gw ? gw->rms_att : NULL, gw ? gw->norm_att_b : NULL, G->dxn, a->x_in, w->rms_att, a->rstd1, N, d);
 }
 
 static int backward_run(RunState *s, ModelGrads *g, LoraAdapter *lg, int with_ce);
@@ -443,13 +522,15 @@ static int backward_run(RunState *s, ModelGrads *g, LoraAdapter *lg, int with_ce
     if (with_ce) crossentropy_backward(dlogits, s->logits, s->targets, s->weights, N, V, s->loss_norm, 1.0f);
     kmm_xw(&m->wcls, dlogits, N, G->dxn, 0.0f);
     if (g) kmm_dw(dlogits, s->xnf, N, V, d, g->wcls, 1.0f);
+    if (g && g->cls_b) bias_backward(g->cls_b, dlogits, N, V);
     memset(G->dx, 0, (size_t)N * d * sizeof(float));
-    rmsnorm_backward(G->dx, g ? g->rms_final : NULL, G->dxn, s->x_final, m->rms_final, s->rstdf, N, d);
+    norm_backward(c, G->dx, g ? g->rms_final : NULL, g ? g->norm_final_b : NULL, G->dxn, s->x_final, m->rms_final, s->rstdf, N, d);
 
     for (int l = c->n_layers - 1; l >= 0; l--) {
         if (s->keep == RS_KEEP_INPUTS) model_layer_forward(s, l, G->dxn); /* recompute; the output is not needed */
         layer_backward(s, l, g, lg);
     }
+    if (g && c->arch->embed_scale_sqrt_d) embed_scale_backward(G->dx, (size_t)N * d, embed_scale_of(c));
     if (g) embedding_backward(g->tok_emb, G->dx, s->tokens, N, d);
     return 0;
 }

@@ -23,8 +23,9 @@
 #include "forward.h"
 #include "lora.h"
 
-/* Gradients, same layout and shapes as the weights (model.h); per layer the seven
- * matrices and two norms, then the biases and q/k norms the configuration has. */
+/* Gradients, same layout and shapes as the weights (model.h); per layer the matrices and
+ * norms the family has (no rms_ffn with a parallel residual, no w1 without a gate: NULL),
+ * then the biases, q/k norms and LayerNorm biases the configuration has. */
 typedef struct {
     float *rms_att;        /* [d] */
     float *wq;             /* [n_heads*hd, d] */
@@ -35,6 +36,7 @@ typedef struct {
     float *w2;             /* [d, hidden] */
     float *bias[LIN_COUNT];/* [out] (cfg.bias), else NULL */
     float *q_norm, *k_norm;/* [hd] (cfg.qk_norm), else NULL */
+    float *norm_att_b, *norm_ffn_b; /* [d] LayerNorm biases (model.h), else NULL */
 } LayerGrads;
 
 typedef struct {
@@ -42,12 +44,32 @@ typedef struct {
     float *tok_emb;        /* [vocab, d]  (lookup and, when tied, classifier) */
     LayerGrads *layers;    /* [n_layers] */
     float *rms_final;      /* [d] */
+    float *norm_final_b;   /* [d] (LayerNorm), else NULL */
+    float *cls_b;          /* [vocab] (classifier bias), else NULL */
     float *wcls;           /* [vocab, d]  (== tok_emb when tied) */
     float *data;           /* all of them, contiguous in this order (wcls last when untied) */
     size_t n_floats;
 } ModelGrads;
 
 int model_grads_init(ModelGrads *g, const Model *m);
+
+/* One trainable tensor of a model (full training, checkpoints, hashes): the weight (fp32,
+ * or NULL for a read-only/bf16 model's matrices: see kw), its gradient (NULL without g),
+ * its element count and name, and whether it is a norm weight or a bias (no decay). */
+typedef struct {
+    float *param;
+    const KWeight *kw;  /* the matrix handle (NULL for vectors) */
+    float *grad;
+    size_t n;
+    int is_norm;        /* norm weight or bias */
+    char name[40];      /* "layers.3.wq", "layers.0.bq", "norm_final_b" */
+} ModelParam;
+/* The parameters in a fixed order: embedding, per layer rms_att wq wk wv wo rms_ffn w1 w2
+ * w3 (those the family has), final norm, classifier when untied (the Llama order of old
+ * checkpoints), then per layer the biases, q/k norms and LayerNorm biases the configuration
+ * has, the final LayerNorm bias and the classifier bias. g may be NULL (grad NULL). out NULL:
+ * the count only. Returns the count. */
+int model_params(const Model *m, ModelGrads *g, ModelParam *out);
 void model_grads_free(ModelGrads *g);
 void model_grads_zero(ModelGrads *g);
 
@@ -101,6 +123,10 @@ void rope_backward(float *dx, int N, int n, int pos0, int nh, int hd, RopeStyle 
 /* Transpose of rope_forward_at: row r at positions[r] when positions [N] is not NULL. */
 void rope_backward_at(float *dx, int N, int n, int pos0, const int *positions, int nh, int hd, RopeStyle style,
                       const float *cosT, const float *sinT);
+/* Transpose of rope_forward_partial: the first rd dimensions of each head turn back, the
+ * rest pass their gradient through unchanged. */
+void rope_backward_partial(float *dx, int N, int n, int pos0, const int *positions, int nh, int hd, int rd, RopeStyle style,
+                           const float *cosT, const float *sinT);
 /* y += b on every row of [N, out]:  db[i] += sum over rows of dy[r, i]. */
 void bias_backward(float *db, const float *dy, int N, int out);
 /* hg = silu(h1) * h3:  dh1 = dhg * h3 * silu'(h1), dh3 = dhg * silu(h1); dh1 may be dhg. */

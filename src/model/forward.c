@@ -2,25 +2,31 @@
  * KV-cached), following the architecture description (model/arch.h, cfg fields).
  *
  * Per layer, for N = B*n positions (shapes as in forward.h); [..] = only when the
- * configuration has it (biases cfg.bias, per-head q/k norm cfg.qk_norm, window):
- *   xn1 = rmsnorm(x_in) * rms_att                      [N, d]
+ * configuration has it (biases cfg.bias, per-head q/k norm cfg.qk_norm, window); "norm"
+ * is the family's (ops.h: RMSNorm times (offset + w), Gemma's offset 1; Phi's LayerNorm
+ * with bias):
+ *   x_in = embed[tokens] [* sqrt(d), Gemma]            (first layer)
+ *   xn1 = norm(x_in) with rms_att                       [N, d]
  *   q = xn1 Wq^T [+ bq], k = xn1 Wk^T [+ bk], v = xn1 Wv^T [+ bv]   [N, qd], [N, kvd]
  *   [q = rmsnorm_head(q) * q_norm, k = rmsnorm_head(k) * k_norm]   per head of hd
- *   rotary(q, k) at positions pos..pos+n-1 (frequencies: model_rope_inv_freq); k, v -> cache
+ *   rotary(q, k) at positions pos..pos+n-1 (frequencies: model_rope_inv_freq) on the first
+ *   rope_dims of each head (Phi: partial rotary); k, v -> cache
  *   att[b,h,i,j] = softmax_j<=pos+i (q_i . k_j / sqrt(hd))  (grouped-query: head h
  *                  reads kv head h / (H / KVH)) [keys with p_i - p_j >= window hidden]
  *   att_out = att . v                                   [N, qd]
  *   x_mid = x_in + att_out Wo^T                         [N, d]
- *   xn2 = rmsnorm(x_mid) * rms_ffn
+ *   xn2 = norm(x_mid) with rms_ffn     (parallel residual, Phi: no second norm, xn2 = xn1)
  *   hg = silu(xn2 W1^T) * (xn2 W3^T)                    [N, hidden]
+ *        (GeGLU, Gemma: gelu_tanh(xn2 W1^T) * (xn2 W3^T); GELU, Phi: gelu_tanh(xn2 W3^T))
  *   x_out = x_mid + hg W2^T
- * then xnf = rmsnorm(x_final) * rms_final and logits = xnf Wcls^T [N, V].
+ * then xnf = norm(x_final) with rms_final and logits = xnf Wcls^T [+ bcls] [N, V].
  * With an adapter attached (runstate_set_lora), each adapted product above becomes
  * x W^T + scaling * (x A^T) B^T, A x kept in acts[l].lora_u for the backward pass.
  * model_layer_forward is one layer of the loop; the backward pass (backward.c) calls it
  * again to recompute checkpointed layers (RS_KEEP_INPUTS).
  */
 #include "forward.h"
+#include "ops.h"
 #include "core/cpu.h"
 #include "core/error.h"
 #include "kernel/vmath.h"
@@ -33,25 +39,21 @@
 /* primitives                                                                 */
 
 void rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int N, int d, float eps) {
-#pragma omp parallel for schedule(static) if (CPU_PAR((size_t)N * d))
-    for (int r = 0; r < N; r++) {
-        const float *xr = x + (size_t)r * d;
-        float *o = out + (size_t)r * d;
-        float ss = 0.0f;
-        for (int i = 0; i < d; i++) ss += xr[i] * xr[i];
-        float s = 1.0f / sqrtf(ss / (float)d + eps);
-        if (rstd) rstd[r] = s;
-        for (int i = 0; i < d; i++) o[i] = w[i] * (s * xr[i]);
-    }
+    rmsnorm_off_forward(out, rstd, x, w, 0.0f, N, d, eps);
 }
 
 void rope_forward(float *x, int N, int n, int pos0, int nh, int hd, RopeStyle style, const float *cosT, const float *sinT) {
-    rope_forward_at(x, N, n, pos0, NULL, nh, hd, style, cosT, sinT);
+    rope_forward_partial(x, N, n, pos0, NULL, nh, hd, hd, style, cosT, sinT);
 }
 
 void rope_forward_at(float *x, int N, int n, int pos0, const int *positions, int nh, int hd, RopeStyle style,
                      const float *cosT, const float *sinT) {
-    int half = hd / 2;
+    rope_forward_partial(x, N, n, pos0, positions, nh, hd, hd, style, cosT, sinT);
+}
+
+void rope_forward_partial(float *x, int N, int n, int pos0, const int *positions, int nh, int hd, int rd, RopeStyle style,
+                          const float *cosT, const float *sinT) {
+    int half = rd / 2;
 #pragma omp parallel for schedule(static) if (CPU_PAR((size_t)N * nh * hd))
     for (int r = 0; r < N; r++) {
         int pos = positions ? positions[r] : pos0 + r % n;
@@ -120,7 +122,7 @@ static size_t plan(RunState *s, const Model *m, int B, int S, int C, int keep, c
         LayerActs *a = s->acts ? &s->acts[l] : &(LayerActs){0};
         a->x_in = take(&p, base, N * d);
         a->xn1 = take(&p, base, N * d);
-        a->rstd1 = take(&p, base, N);
+        a->rstd1 = take(&p, base, 2 * N);
         a->q = take(&p, base, N * qd);
         if (c->qk_norm) {
             a->q_pre = take(&p, base, N * qd);
@@ -132,7 +134,7 @@ static size_t plan(RunState *s, const Model *m, int B, int S, int C, int keep, c
         a->att_out = take(&p, base, N * qd);
         a->x_mid = take(&p, base, N * d);
         a->xn2 = take(&p, base, N * d);
-        a->rstd2 = take(&p, base, N);
+        a->rstd2 = take(&p, base, 2 * N);
         a->h1 = take(&p, base, N * hid);
         a->h3 = take(&p, base, N * hid);
         a->hg = take(&p, base, N * hid);
@@ -144,10 +146,10 @@ static size_t plan(RunState *s, const Model *m, int B, int S, int C, int keep, c
         }
     s->x_final = take(&p, base, N * d);
     s->xnf = take(&p, base, N * d);
-    s->rstdf = take(&p, base, N);
+    s->rstdf = take(&p, base, 2 * N);
     s->logits = take(&p, base, N * (size_t)c->vocab_size);
-    s->rope_cos = take(&p, base, (size_t)S * c->head_dim / 2);
-    s->rope_sin = take(&p, base, (size_t)S * c->head_dim / 2);
+    s->rope_cos = take(&p, base, (size_t)S * c->rope_dims / 2);
+    s->rope_sin = take(&p, base, (size_t)S * c->rope_dims / 2);
     s->scratch = take(&p, base, N * (hid > d ? hid : d));
     if (keep != RS_KEEP_NONE) {
         RunGrads *g = &s->g;
@@ -205,7 +207,7 @@ int runstate_init(RunState *s, const Model *m, int B, int S, int C, int keep) {
             if (keep == RS_KEEP_INPUTS) s->acts[l].x_in = x_in;
         }
     /* rotary tables, computed as llama2.c and PyTorch do: in float */
-    int half = c->head_dim / 2;
+    int half = c->rope_dims / 2;
     float *inv = malloc((size_t)half * sizeof *inv);
     if (!inv) {
         runstate_free(s);
@@ -383,15 +385,16 @@ void model_layer_forward(RunState *s, int l, float *x_out) {
     size_t lstride = (size_t)s->max_batch * s->max_seq * kvd;
     LayerActs *a = &s->acts[l];
     const LayerWeights *w = &m->layers[l];
-    rmsnorm_forward(a->xn1, a->rstd1, a->x_in, w->rms_att, N, d, c->norm_eps);
+    int rd = c->rope_dims;
+    norm_forward(c, a->xn1, a->rstd1, a->x_in, w->rms_att, w->norm_att_b, N, d);
     qk_linear(s, a, l, LORA_Q, a->xn1, a->q);
-    rope_forward_at(a->q, N, n, pos, s->pos_ids, c->n_heads, hd, c->rope, s->rope_cos, s->rope_sin);
+    rope_forward_partial(a->q, N, n, pos, s->pos_ids, c->n_heads, hd, rd, c->rope, s->rope_cos, s->rope_sin);
     /* k and v straight into the cache: rows of sequence b go to cache[l][b][pos..] */
     float *kbuf = s->scratch, *vbuf = s->scratch + (size_t)N * kvd;
     if ((size_t)kvd * 2 > (size_t)(hid > d ? hid : d)) {
         /* scratch row is too narrow for k and v side by side: do them one after the other */
         qk_linear(s, a, l, LORA_K, a->xn1, kbuf);
-        rope_forward_at(kbuf, N, n, pos, s->pos_ids, c->n_kv_heads, hd, c->rope, s->rope_cos, s->rope_sin);
+        rope_forward_partial(kbuf, N, n, pos, s->pos_ids, c->n_kv_heads, hd, rd, c->rope, s->rope_cos, s->rope_sin);
         for (int b = 0; b < B; b++)
             memcpy(s->kcache + l * lstride + cache_row(s, b, n, kvd), kbuf + (size_t)b * n * kvd, (size_t)n * kvd * sizeof(float));
         linear(s, a, l, LORA_V, &w->wv, a->xn1, N, kbuf, 0.0f);
@@ -400,7 +403,7 @@ void model_layer_forward(RunState *s, int l, float *x_out) {
     } else {
         qk_linear(s, a, l, LORA_K, a->xn1, kbuf);
         linear(s, a, l, LORA_V, &w->wv, a->xn1, N, vbuf, 0.0f);
-        rope_forward_at(kbuf, N, n, pos, s->pos_ids, c->n_kv_heads, hd, c->rope, s->rope_cos, s->rope_sin);
+        rope_forward_partial(kbuf, N, n, pos, s->pos_ids, c->n_kv_heads, hd, rd, c->rope, s->rope_cos, s->rope_sin);
         for (int b = 0; b < B; b++) {
             memcpy(s->kcache + l * lstride + cache_row(s, b, n, kvd), kbuf + (size_t)b * n * kvd, (size_t)n * kvd * sizeof(float));
             memcpy(s->vcache + l * lstride + cache_row(s, b, n, kvd), vbuf + (size_t)b * n * kvd, (size_t)n * kvd * sizeof(float));
@@ -409,10 +412,28 @@ void model_layer_forward(RunState *s, int l, float *x_out) {
     attention_forward(s, a, l, B, n, pos);
     memcpy(a->x_mid, a->x_in, (size_t)N * d * sizeof(float));
     linear(s, a, l, LORA_O, &w->wo, a->att_out, N, a->x_mid, 1.0f);
-    rmsnorm_forward(a->xn2, a->rstd2, a->x_mid, w->rms_ffn, N, d, c->norm_eps);
-    linear(s, a, l, LORA_GATE, &w->w1, a->xn2, N, a->h1, 0.0f);
-    linear(s, a, l, LORA_UP, &w->w3, a->xn2, N, a->h3, 0.0f);
-    swiglu_forward(a->hg, a->h1, a->h3, (size_t)N * hid);
+    /* the MLP's input: the same normed input with a parallel residual (Phi), else its own norm */
+    const float *xm = a->xn1;
+    if (model_has_ffn_norm(c)) {
+        norm_forward(c, a->xn2, a->rstd2, a->x_mid, w->rms_ffn, w->norm_ffn_b, N, d);
+        xm = a->xn2;
+    }
+    size_t nh = (size_t)N * hid;
+    switch (c->arch->mlp) {
+    case ARCH_MLP_GELU: /* fc2(gelu(fc1 x)) */
+        linear(s, a, l, LORA_UP, &w->w3, xm, N, a->h3, 0.0f);
+        gelu_tanh_forward(a->hg, a->h3, nh);
+        break;
+    case ARCH_MLP_GEGLU:
+        linear(s, a, l, LORA_GATE, &w->w1, xm, N, a->h1, 0.0f);
+        linear(s, a, l, LORA_UP, &w->w3, xm, N, a->h3, 0.0f);
+        geglu_forward(a->hg, a->h1, a->h3, nh);
+        break;
+    default:
+        linear(s, a, l, LORA_GATE, &w->w1, xm, N, a->h1, 0.0f);
+        linear(s, a, l, LORA_UP, &w->w3, xm, N, a->h3, 0.0f);
+        swiglu_forward(a->hg, a->h1, a->h3, nh);
+    }
     memcpy(x_out, a->x_mid, (size_t)N * d * sizeof(float));
     linear(s, a, l, LORA_DOWN, &w->w2, a->hg, N, x_out, 1.0f);
 }
@@ -496,6 +517,7 @@ int model_forward_run(RunState *s, const int *tokens, int B, int n, int pos) {
 
     float *x = s->acts[0].x_in;
     embed(m, tokens, N, x);
+    if (c->arch->embed_scale_sqrt_d) embed_scale_forward(x, N * d, embed_scale_of(c));
     for (int l = 0; l < c->n_layers; l++) {
         LayerActs *a = &s->acts[l];
         if (a->x_in != x) memcpy(a->x_in, x, N * d * sizeof(float));
@@ -505,7 +527,8 @@ int model_forward_run(RunState *s, const int *tokens, int B, int n, int pos) {
         x = next;
     }
     if (x != s->x_final) memcpy(s->x_final, x, N * d * sizeof(float));
-    rmsnorm_forward(s->xnf, s->rstdf, s->x_final, m->rms_final, (int)N, d, c->norm_eps);
+    norm_forward(c, s->xnf, s->rstdf, s->x_final, m->rms_final, m->norm_final_b, (int)N, d);
     kmm_xwt(&m->wcls, s->xnf, (int)N, s->logits, 0.0f);
+    if (m->cls_b) bias_forward(s->logits, m->cls_b, (int)N, c->vocab_size);
     return 0;
 }

@@ -32,8 +32,8 @@ typedef enum {
 /* Activations of one layer for N = B*n positions. Shapes in comments. */
 typedef struct {
     float *x_in;    /* [N, d]   residual stream entering the layer */
-    float *xn1;     /* [N, d]   rmsnorm(x_in) * rms_att */
-    float *rstd1;   /* [N]      1/sqrt(mean(x_in^2) + eps) */
+    float *xn1;     /* [N, d]   norm(x_in): rmsnorm(x_in) * rms_att (ops.h norm_forward) */
+    float *rstd1;   /* [2N]     its 1/rms (1/std), then (LayerNorm) its mean */
     float *q;       /* [N, qd]  queries after rotary (qd = n_heads*hd) */
     float *q_pre;   /* [N, qd]  queries before the per-head norm (cfg.qk_norm, else NULL) */
     float *q_rstd;  /* [N*H]    its 1/rms per (row, head) */
@@ -42,11 +42,12 @@ typedef struct {
     float *att;     /* [B, H, n, pos+n] attention probabilities */
     float *att_out; /* [N, qd]  attention output before wo */
     float *x_mid;   /* [N, d]   x_in + wo(att_out) */
-    float *xn2;     /* [N, d]   rmsnorm(x_mid) * rms_ffn */
-    float *rstd2;   /* [N] */
-    float *h1;      /* [N, hidden]  w1 xn2 (gate, before silu) */
-    float *h3;      /* [N, hidden]  w3 xn2 (up) */
-    float *hg;      /* [N, hidden]  silu(h1) * h3 */
+    float *xn2;     /* [N, d]   norm(x_mid) with rms_ffn (unused with a parallel residual:
+                                the MLP reads xn1) */
+    float *rstd2;   /* [2N] */
+    float *h1;      /* [N, hidden]  w1 xn2 (gate, before silu / gelu) */
+    float *h3;      /* [N, hidden]  w3 xn2 (up; Phi's fc1) */
+    float *hg;      /* [N, hidden]  silu(h1) * h3, gelu(h1) * h3 (GeGLU) or gelu(h3) (Phi) */
     float *lora_u[LORA_N_TARGETS]; /* [N, r]  A x of each adapted linear (NULL if none) */
 } LayerActs;
 
@@ -75,10 +76,10 @@ typedef struct {
     LayerActs *acts; /* [L] (all alias acts[0]'s buffers unless keep; with RS_KEEP_INPUTS
                         only x_in is per layer) */
     float *x_final;  /* [N, d]  residual after the last layer */
-    float *xnf;      /* [N, d]  final rmsnorm output */
-    float *rstdf;    /* [N] */
+    float *xnf;      /* [N, d]  final norm output */
+    float *rstdf;    /* [2N] */
     float *logits;   /* [N, V]  (model_backward overwrites them with their gradient) */
-    float *rope_cos, *rope_sin; /* [max_seq, hd/2] (model_rope_inv_freq) */
+    float *rope_cos, *rope_sin; /* [max_seq, rope_dims/2] (model_rope_inv_freq) */
     float *scratch;  /* [N, max(d, hidden)] */
     /* training (keep != RS_KEEP_NONE) */
     RunGrads g;
@@ -157,6 +158,11 @@ void rope_forward(float *x, int N, int n, int pos0, int nh, int hd, RopeStyle st
 /* The same with an explicit position per row when `positions` [N] is not NULL. */
 void rope_forward_at(float *x, int N, int n, int pos0, const int *positions, int nh, int hd, RopeStyle style,
                      const float *cosT, const float *sinT);
+/* Partial rotary (Phi: cfg.rope_dims < head_dim): only the first rd (even) dimensions of
+ * each head of hd turn, the rest pass through; tables [positions, rd/2]. rd = hd is
+ * rope_forward_at. */
+void rope_forward_partial(float *x, int N, int n, int pos0, const int *positions, int nh, int hd, int rd, RopeStyle style,
+                          const float *cosT, const float *sinT);
 /* hg = silu(h1) * h3 */
 void swiglu_forward(float *hg, const float *h1, const float *h3, size_t n);
 /* y[N, out] += b[out] on every row. */

@@ -13,6 +13,12 @@
  * permutes the q/k rows of Hugging Face llama checkpoints back to Meta's order (rotary on
  * interleaved pairs) but leaves qwen2/qwen3 in the Hugging Face order (its NEOX rotary):
  * the loader un-permutes those (arch.h gguf_qk_half), so the engine runs interleaved pairs.
+ * phi2 (Phi-1/1.5/2): attention.layernorm_epsilon, rope.dimension_count (the partial
+ * rotary), blk.N.attn_norm.{weight,bias}, attn_{q,k,v,output} and ffn_{up,down} with
+ * biases, output_norm.{weight,bias}, output.{weight,bias}; NEOX rotary like qwen2. The
+ * fused attn_qkv of pre-transformers Phi checkpoints is not read (one line says so).
+ * gemma: the llama names; llama.cpp's converter stores each norm as 1 + w, so those models
+ * run with cfg.norm_offset 0 (the same products as (1 + w) from a Hugging Face folder).
  */
 #include "load_internal.h"
 #include "core/error.h"
@@ -194,7 +200,7 @@ int model_load_gguf(Model *m, const char *path, const ModelLoadOptions *o) {
     if (gguf_get_string(g, "general.architecture", &arch, NULL) != 0) return err_set("%s: metadata key 'general.architecture' is missing or not a string", path);
     ModelConfig *c = &m->cfg;
     if (!(c->arch = arch_from_gguf(arch)))
-        return err_set("%s: general.architecture is '%.64s': supported are llama, qwen2 and qwen3", path, arch);
+        return err_set("%s: general.architecture is '%.64s': supported are llama, qwen2, qwen3, phi2 and gemma", path, arch);
     int rope_dims = 0, key_len = 0, window = 0;
     char k[10][128];
     if (get_int(g, akey(k[0], 128, arch, "embedding_length"), 1, 0, &c->dim) || get_int(g, akey(k[1], 128, arch, "feed_forward_length"), 1, 0, &c->hidden_dim) ||
@@ -203,7 +209,7 @@ int model_load_gguf(Model *m, const char *path, const ModelLoadOptions *o) {
         get_int(g, akey(k[6], 128, arch, "rope.dimension_count"), 0, 0, &rope_dims) ||
         get_int(g, akey(k[7], 128, arch, "attention.key_length"), 0, 0, &key_len) ||
         get_int(g, akey(k[8], 128, arch, "attention.sliding_window"), 0, 0, &window) ||
-        get_float(g, akey(k[9], 128, arch, "attention.layer_norm_rms_epsilon"), 1e-5f, &c->norm_eps) ||
+        get_float(g, akey(k[9], 128, arch, c->arch->gguf_eps_key ? c->arch->gguf_eps_key : "attention.layer_norm_rms_epsilon"), 1e-5f, &c->norm_eps) ||
         get_float(g, akey(k[0], 128, arch, "rope.freq_base"), 10000.0f, &c->rope_theta))
         return -1;
     if (!c->n_kv_heads) c->n_kv_heads = c->n_heads;
@@ -214,6 +220,8 @@ int model_load_gguf(Model *m, const char *path, const ModelLoadOptions *o) {
         return err_set("%s: %s.rope.dimension_count %d: expected an even number up to the head size %d", path, arch, rope_dims, c->head_dim);
     c->rope = ROPE_INTERLEAVED;
     c->qk_norm = c->arch->qk_norm;
+    c->linears = LIN_ALL & ~c->arch->no_linears;
+    c->norm_offset = c->arch->gguf_norm_plus_one ? 0.0f : c->arch->norm_offset; /* the file holds 1 + w */
     c->sliding_window = window < c->seq_len ? window : 0;
     c->bos_id = 1;
     c->eos_id = 2;
@@ -225,10 +233,13 @@ int model_load_gguf(Model *m, const char *path, const ModelLoadOptions *o) {
     /* biases: those the family always has, and any llama.cpp wrote (attention_bias) */
     c->bias = c->arch->bias;
     for (int s = 0; s < LIN_COUNT; s++) {
+        if (!model_has_linear(c, (LinearSlot)s)) continue;
         char nm[96];
         snprintf(nm, sizeof nm, "blk.0.%s.bias", c->arch->gguf_lin[s]);
         if (gguf_tensor_find(g, nm)) c->bias |= LIN_BIT(s);
     }
+    if (gguf_tensor_find(g, "blk.0.attn_qkv.weight") && !gguf_tensor_find(g, "blk.0.attn_q.weight"))
+        return err_set("%s: fused attn_qkv tensors (an older %s conversion) are not supported: convert the Hugging Face checkpoint again", path, arch);
     if (model_config_check(c, path) != 0) return -1;
     if (load_rope_scaling(m, g, arch) != 0) return -1;
     if (model_memory_check(m, path) != 0) return -1;

@@ -8,7 +8,10 @@
  * original_max_position_embeddings), partial_rotary_factor (default 1), attention_bias
  * and mlp_bias (Llama; attention_bias for Qwen3), sliding_window (Mistral; Qwen2/3 only
  * with use_sliding_window, which is refused), tie_word_embeddings (family default),
- * hidden_act (silu), bos_token_id, eos_token_id (a number or a list: the first).
+ * hidden_act (silu; phi: gelu_new; gemma: gelu_pytorch_tanh or gelu, both the tanh
+ * approximation as transformers' Gemma runs them; hidden_activation too), layer_norm_eps
+ * (phi, instead of rms_norm_eps), qk_layernorm (phi: false), bos_token_id, eos_token_id
+ * (a number or a list: the first).
  * Tensors by the family's names (arch.h), with or without the "model." prefix of the
  * base model, as transformers accepts; a tied model may store its embedding only as
  * lm_head.weight. Rotary embeddings rotate half-split pairs there, with the rows of q and
@@ -109,6 +112,30 @@ static int parse_rope_scaling(ModelConfig *c, const cJSON *root, const char *pat
     return 0;
 }
 
+/* hidden_act (and Gemma's hidden_activation, which wins when set): one of the family's
+ * activations (arch.h hidden_act; "silu" for the Llama blocks). */
+static int check_activation(const cJSON *root, const ModelArch *a, const char *path) {
+    const char *keys[2] = {"hidden_activation", "hidden_act"};
+    for (int k = 0; k < 2; k++) {
+        const cJSON *act = cJSON_GetObjectItemCaseSensitive(root, keys[k]);
+        if (!act || cJSON_IsNull(act)) continue;
+        if (k == 0 && a->mlp != ARCH_MLP_GEGLU) continue; /* a Gemma key */
+        int ok = 0;
+        char want[160] = "";
+        for (int i = 0; i < 3; i++) {
+            const char *v = a->hidden_act[i] ? a->hidden_act[i] : (i == 0 ? "silu" : NULL);
+            if (!v) break;
+            ok |= cJSON_IsString(act) && strcmp(act->valuestring, v) == 0;
+            snprintf(want + strlen(want), sizeof want - strlen(want), "%s\"%s\"", i ? " or " : "", v);
+        }
+        if (k == 0 && !(cJSON_IsString(act) && strcmp(act->valuestring, "gelu_pytorch_tanh") == 0))
+            return err_set("%s: field 'hidden_activation': expected \"gelu_pytorch_tanh\"", path);
+        if (!ok) return err_set("%s: field '%s': expected %s", path, keys[k], want);
+        if (k == 0) return 0; /* hidden_activation decides (transformers' Gemma) */
+    }
+    return 0;
+}
+
 int hf_config_parse(ModelConfig *c, const char *text, size_t n, const char *path) {
     cJSON *root = io_json_parse_object((const uint8_t *)text, n, path, NULL);
     if (!root) return -1;
@@ -126,11 +153,7 @@ int hf_config_parse(ModelConfig *c, const char *text, size_t n, const char *path
         }
     }
     c->arch = a;
-    const cJSON *act = cJSON_GetObjectItemCaseSensitive(root, "hidden_act");
-    if (act && !cJSON_IsNull(act) && (!cJSON_IsString(act) || strcmp(act->valuestring, "silu") != 0)) {
-        rc = err_set("%s: field 'hidden_act': expected \"silu\"", path);
-        goto done;
-    }
+    if (check_activation(root, a, path) != 0) { rc = -1; goto done; }
     double eps, theta, partial;
     int tie = 0, hd = 0, attn_bias = 0, mlp_bias = 0, window = 0, use_window = 0;
     if (json_int(root, "hidden_size", 0, 1, &c->dim, path) || json_int(root, "intermediate_size", 0, 1, &c->hidden_dim, path) ||
@@ -138,7 +161,7 @@ int hf_config_parse(ModelConfig *c, const char *text, size_t n, const char *path
         json_int(root, "num_key_value_heads", 0, 0, &c->n_kv_heads, path) || json_int(root, "vocab_size", 0, 1, &c->vocab_size, path) ||
         json_int(root, "max_position_embeddings", a->max_pos_default, 0, &c->seq_len, path) ||
         json_token_id(root, "bos_token_id", 1, &c->bos_id, path) || json_token_id(root, "eos_token_id", 2, &c->eos_id, path) ||
-        json_int(root, "head_dim", 0, 0, &hd, path) || json_float(root, "rms_norm_eps", 1e-6, 1, &eps, path) ||
+        json_int(root, "head_dim", 0, 0, &hd, path) || json_float(root, a->eps_key ? a->eps_key : "rms_norm_eps", 1e-6, 1, &eps, path) ||
         json_float(root, "rope_theta", 10000.0, 1, &theta, path) ||
         json_float(root, "partial_rotary_factor", 1.0, 1, &partial, path) ||
         json_bool(root, "tie_word_embeddings", a->tied_default, &tie, path) ||
@@ -153,11 +176,16 @@ int hf_config_parse(ModelConfig *c, const char *text, size_t n, const char *path
     c->head_dim = c->dim / c->n_heads;
     if (hd) c->head_dim = hd; /* its own size (Qwen3, Mistral Nemo): q is [heads*head_dim, hidden] */
     if (partial > 1) { rc = err_set("%s: field 'partial_rotary_factor' %g: expected at most 1", path, partial); goto done; }
-    c->rope_dims = (int)(c->head_dim * partial);
+    c->rope_dims = (int)(c->head_dim * partial + 1e-9); /* transformers: int(head_dim * factor) */
     if (partial < 1 && c->head_dim > 0 && (c->rope_dims < 2 || c->rope_dims % 2)) { rc = err_set("%s: field 'partial_rotary_factor' %g leaves %d rotated dimensions of %d: expected an even number >= 2", path, partial, c->rope_dims, c->head_dim); goto done; }
     c->bias = a->bias | (attn_bias ? a->bias_attention_key : 0) | (mlp_bias && a == arch_llama() ? LIN_MLP : 0);
     if (attn_bias && !a->bias_attention_key) { rc = err_set("%s: field 'attention_bias': not a %s config key (its biases are fixed)", path, a->model_type); goto done; }
     c->qk_norm = a->qk_norm;
+    c->linears = LIN_ALL & ~a->no_linears;
+    c->norm_offset = a->norm_offset;
+    int qk_ln = 0;
+    if (json_bool(root, "qk_layernorm", 0, &qk_ln, path)) { rc = -1; goto done; }
+    if (qk_ln) { rc = err_set("%s: field 'qk_layernorm' is true: Phi's LayerNorm of q and k is not supported", path); goto done; }
     const cJSON *sw = cJSON_GetObjectItemCaseSensitive(root, "sliding_window");
     if (a->window == ARCH_WINDOW_KEY) c->sliding_window = sw && cJSON_IsNull(sw) ? 0 : window; /* null: no window */
     if (a->window == ARCH_WINDOW_OPT_IN && use_window) {

@@ -74,11 +74,13 @@ static float *vec(Loader *L, int n, int heads) {
     return f;
 }
 
-static const char *global_name(Loader *L, GlobalSlot g) {
+static const char *global_name_of(Loader *L, GlobalSlot g, const char *suffix) {
     const ModelArch *a = L->m->cfg.arch;
-    snprintf(L->name, sizeof L->name, "%s.weight", L->src->gguf ? a->gguf_global[g] : a->hf_global[g]);
+    snprintf(L->name, sizeof L->name, "%s.%s", L->src->gguf ? a->gguf_global[g] : a->hf_global[g], suffix);
     return L->name;
 }
+
+static const char *global_name(Loader *L, GlobalSlot g) { return global_name_of(L, g, "weight"); }
 
 static const char *layer_name(Loader *L, int l, const char *part, const char *suffix) {
     snprintf(L->name, sizeof L->name, L->src->gguf ? "blk.%d.%s.%s" : "model.layers.%d.%s.%s", l, part, suffix);
@@ -88,6 +90,7 @@ static const char *layer_name(Loader *L, int l, const char *part, const char *su
 int model_load_tensors(Model *m, const TensorSource *src) {
     Loader L = {m, src, {0}};
     ModelConfig *c = &m->cfg;
+    model_config_defaults(c);
     const ModelArch *a = c->arch;
     int d = c->dim, hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd, hid = c->hidden_dim;
     m->stored_type = DT_COUNT;
@@ -114,13 +117,19 @@ int model_load_tensors(Model *m, const TensorSource *src) {
         LayerWeights *w = &m->layers[l];
         KWeight *lin[LIN_COUNT] = {&w->wq, &w->wk, &w->wv, &w->wo, &w->w1, &w->w3, &w->w2};
         const char *const *nn = src->gguf ? a->gguf_norm : a->hf_norm, *const *ln = src->gguf ? a->gguf_lin : a->hf_lin;
+        int layer_norm = a->norm == ARCH_NORM_LAYER;
         if (!(w->rms_att = vec(&L, d, (layer_name(&L, l, nn[NORM_ATTN], "weight"), 0)))) return -1;
-        if (!(w->rms_ffn = vec(&L, d, (layer_name(&L, l, nn[NORM_FFN], "weight"), 0)))) return -1;
+        if (layer_norm && !(w->norm_att_b = vec(&L, d, (layer_name(&L, l, nn[NORM_ATTN], "bias"), 0)))) return -1;
+        if (model_has_ffn_norm(c)) {
+            if (!(w->rms_ffn = vec(&L, d, (layer_name(&L, l, nn[NORM_FFN], "weight"), 0)))) return -1;
+            if (layer_norm && !(w->norm_ffn_b = vec(&L, d, (layer_name(&L, l, nn[NORM_FFN], "bias"), 0)))) return -1;
+        }
         if (c->qk_norm) {
             if (!(w->q_norm = vec(&L, hd, (layer_name(&L, l, nn[NORM_Q], "weight"), 1)))) return -1;
             if (!(w->k_norm = vec(&L, hd, (layer_name(&L, l, nn[NORM_K], "weight"), 1)))) return -1;
         }
         for (int s = 0; s < LIN_COUNT; s++) {
+            if (!model_has_linear(c, (LinearSlot)s)) continue;
             layer_name(&L, l, ln[s], "weight");
             if (mat(&L, lin[s], out[s], in[s], heads[s])) return -1;
             if (c->bias & LIN_BIT(s)) {
@@ -131,9 +140,11 @@ int model_load_tensors(Model *m, const TensorSource *src) {
     }
     global_name(&L, GT_NORM);
     if (!(m->rms_final = vec(&L, d, 0))) return -1;
+    if (a->norm == ARCH_NORM_LAYER && !(m->norm_final_b = vec(&L, d, (global_name_of(&L, GT_NORM, "bias"), 0)))) return -1;
     if (!c->tied) {
         global_name(&L, GT_HEAD);
         if (mat(&L, &m->wcls, c->vocab_size, d, 0)) return -1;
     }
+    if (a->head_bias && !(m->cls_b = vec(&L, c->vocab_size, (global_name_of(&L, GT_HEAD, "bias"), 0)))) return -1;
     return 0;
 }

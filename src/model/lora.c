@@ -52,6 +52,12 @@ static void target_shape(const ModelConfig *c, LoraTarget t, int *in, int *out) 
 
 static int layout(LoraAdapter *a, const ModelConfig *c, int rank, float alpha, int rslora, unsigned targets) {
     memset(a, 0, sizeof *a);
+    /* "all" is every linear the family has (Phi: no gate); naming a missing one is an error */
+    unsigned have = c->linears ? c->linears : LIN_ALL & ~(c->arch ? c->arch->no_linears : 0u);
+    if (targets == LORA_TARGETS_ALL) targets &= have;
+    for (int t = 0; t < LORA_N_TARGETS; t++)
+        if ((targets & LORA_BIT(t)) && !(have & LIN_BIT(t)))
+            return err_set("LoRA: target %s: the %s family has no such linear layer", TARGET_NAMES[t], c->arch ? c->arch->model_type : "llama");
     if (rank < 1 || rank > 65536) return err_set("LoRA: rank %d: expected 1..65536", rank);
     if (targets == 0 || (targets & ~LORA_TARGETS_ALL)) return err_set("LoRA: target set 0x%x: expected a non-empty subset of q,k,v,o,gate,up,down", targets);
     if (!isfinite(alpha)) return err_set("LoRA: alpha is not finite");

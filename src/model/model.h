@@ -61,6 +61,9 @@ typedef struct {
     float rope_factor;     /* LINEAR, LLAMA3 */
     float rope_low_freq, rope_high_freq; /* LLAMA3 low_freq_factor, high_freq_factor */
     int rope_orig_ctx;     /* LLAMA3 original_max_position_embeddings */
+    unsigned linears;      /* LIN_BIT set of the linears each layer has (LIN_ALL; Phi: no gate) */
+    float norm_offset;     /* RMSNorm multiplies by (norm_offset + w): arch's value for HF
+                              folders (Gemma 1), 0 where the file stores 1 + w (GGUF gemma) */
 } ModelConfig;
 
 typedef struct {
@@ -68,11 +71,13 @@ typedef struct {
     KWeight wq;            /* [n_heads*hd, d] */
     KWeight wk, wv;        /* [n_kv_heads*hd, d] */
     KWeight wo;            /* [d, n_heads*hd] */
-    float *rms_ffn;        /* [d] */
-    KWeight w1, w3;        /* gate, up: [hidden, d] */
+    float *rms_ffn;        /* [d] (NULL with a parallel residual: one norm per layer) */
+    KWeight w1, w3;        /* gate, up: [hidden, d] (w1 empty without a gate: cfg.linears) */
     KWeight w2;            /* down: [d, hidden] */
     float *bias[LIN_COUNT];/* [out] of linear LIN_*, NULL unless cfg.bias has it */
     float *q_norm, *k_norm;/* [hd] (cfg.qk_norm), else NULL */
+    float *norm_att_b;     /* [d] LayerNorm bias (ARCH_NORM_LAYER), else NULL */
+    float *norm_ffn_b;     /* [d] (ARCH_NORM_LAYER without a parallel residual), else NULL */
 } LayerWeights;
 
 typedef struct {
@@ -84,7 +89,9 @@ typedef struct {
     KWeight tok_emb;       /* [vocab, d]; also the classifier when tied */
     LayerWeights *layers;  /* [n_layers] */
     float *rms_final;      /* [d] */
+    float *norm_final_b;   /* [d] LayerNorm bias (ARCH_NORM_LAYER), else NULL */
     KWeight wcls;          /* [vocab, d] (a copy of tok_emb's handle when tied) */
+    float *cls_b;          /* [vocab] classifier bias (arch head_bias), else NULL */
     float *rope_freq_div;  /* [rope_dims/2] ROPE_SCALING_TABLE divisors, else NULL */
     /* ownership */
     MappedFile *maps; int n_maps;
@@ -135,6 +142,11 @@ void model_config_defaults(ModelConfig *c);
  * configuration is known. */
 void model_set_memory_limit(uint64_t bytes);
 int model_memory_check(const Model *m, const char *what);
+
+/* Whether the layers have linear `slot` (Phi has no gate). */
+static inline int model_has_linear(const ModelConfig *c, LinearSlot slot) { return (c->linears & LIN_BIT(slot)) != 0; }
+/* Whether the layers have a second norm before the MLP (not with a parallel residual). */
+static inline int model_has_ffn_norm(const ModelConfig *c) { return !c->arch->parallel_residual; }
 
 /* Weight handle of linear `slot` of layer l (wq .. w2). */
 const KWeight *model_linear(const Model *m, int l, LinearSlot slot);

@@ -116,8 +116,6 @@ int model_config_check(const ModelConfig *c, const char *what) {
     CHECK(c->norm_eps > 0 && c->norm_eps < 1, "%s: norm epsilon %g: expected in (0, 1)", what, (double)c->norm_eps);
     CHECK(c->rope_dims == 0 || (c->rope_dims >= 2 && c->rope_dims <= c->head_dim && c->rope_dims % 2 == 0),
           "%s: rotary dimensions %d: expected an even number from 2 to head_dim %d", what, c->rope_dims, c->head_dim);
-    CHECK(c->rope_dims == 0 || c->rope_dims == c->head_dim, "%s: partial rotary (%d of %d dimensions per head) is not supported yet",
-          what, c->rope_dims, c->head_dim);
     CHECK(c->sliding_window >= 0, "%s: sliding window %d: expected >= 0", what, c->sliding_window);
     CHECK(c->bias < (1u << LIN_COUNT), "%s: bias set 0x%x: expected linears 0..%d", what, c->bias, LIN_COUNT - 1);
     if (c->rope_scaling == ROPE_SCALING_LINEAR || c->rope_scaling == ROPE_SCALING_LLAMA3)
@@ -135,6 +133,7 @@ int model_config_check(const ModelConfig *c, const char *what) {
 void model_config_defaults(ModelConfig *c) {
     if (!c->arch) c->arch = arch_llama();
     if (!c->rope_dims) c->rope_dims = c->head_dim;
+    if (!c->linears) c->linears = LIN_ALL & ~c->arch->no_linears;
 }
 
 int model_finish(Model *m) {
@@ -259,12 +258,19 @@ const char *model_format_name(ModelFormat f) {
 uint64_t model_param_count(const Model *m) {
     const ModelConfig *c = &m->cfg;
     uint64_t d = (uint64_t)c->dim, kv = (uint64_t)c->n_kv_heads * c->head_dim, q = (uint64_t)c->n_heads * c->head_dim;
-    uint64_t per = 2 * d + q * d * 2 + 2 * kv * d + 3 * (uint64_t)c->hidden_dim * d;
-    uint64_t out[LIN_COUNT] = {q, kv, kv, d, (uint64_t)c->hidden_dim, (uint64_t)c->hidden_dim, d};
-    for (int s = 0; s < LIN_COUNT; s++)
+    uint64_t hid = (uint64_t)c->hidden_dim, per = 0;
+    uint64_t out[LIN_COUNT] = {q, kv, kv, d, hid, hid, d}, in[LIN_COUNT] = {d, d, d, q, d, d, hid};
+    const ModelArch *a = c->arch ? c->arch : arch_llama();
+    unsigned lin = c->linears ? c->linears : LIN_ALL & ~a->no_linears;
+    int layer_norm = a->norm == ARCH_NORM_LAYER, norms = a->parallel_residual ? 1 : 2;
+    per += (uint64_t)norms * d * (layer_norm ? 2 : 1);
+    for (int s = 0; s < LIN_COUNT; s++) {
+        if (lin & LIN_BIT(s)) per += out[s] * in[s];
         if (c->bias & LIN_BIT(s)) per += out[s];
+    }
     if (c->qk_norm) per += 2 * (uint64_t)c->head_dim;
-    uint64_t n = (uint64_t)c->vocab_size * d * (c->tied ? 1 : 2) + per * (uint64_t)c->n_layers + d;
+    uint64_t n = (uint64_t)c->vocab_size * d * (c->tied ? 1 : 2) + per * (uint64_t)c->n_layers + d * (layer_norm ? 2 : 1);
+    if (a->head_bias) n += (uint64_t)c->vocab_size;
     return n;
 }
 

@@ -24,6 +24,15 @@ static int rand_weight(Model *m, KWeight *w, int n, int k, Rng *r, float std) {
     return rc;
 }
 
+/* A norm that multiplies by 1 (w = 1 - cfg.norm_offset: Gemma's 0), its LayerNorm bias 0. */
+static float *unit_norm(Model *m, int d, float **bias) {
+    float *w = model_alloc(m, (size_t)d * sizeof(float));
+    if (!w) return NULL;
+    for (int i = 0; i < d; i++) w[i] = 1.0f - m->cfg.norm_offset;
+    if (m->cfg.arch->norm == ARCH_NORM_LAYER && !(*bias = model_alloc(m, (size_t)d * sizeof(float)))) return NULL;
+    return w;
+}
+
 int model_init_random(Model *m, const ModelConfig *cfg, const ModelLoadOptions *opts, uint64_t seed) {
     ModelLoadOptions def = {KW_F32, 0};
     if (!opts) opts = &def;
@@ -47,13 +56,11 @@ int model_init_random(Model *m, const ModelConfig *cfg, const ModelLoadOptions *
     if (rc == 0 && !(m->layers = model_alloc(m, (size_t)c->n_layers * sizeof *m->layers))) rc = -1;
     for (int l = 0; rc == 0 && l < c->n_layers; l++) {
         LayerWeights *w = &m->layers[l];
-        w->rms_att = model_alloc(m, (size_t)d * sizeof(float));
-        w->rms_ffn = model_alloc(m, (size_t)d * sizeof(float));
-        if (!w->rms_att || !w->rms_ffn) { rc = -1; break; }
-        for (int i = 0; i < d; i++) w->rms_att[i] = w->rms_ffn[i] = 1.0f;
+        if (!(w->rms_att = unit_norm(m, d, &w->norm_att_b)) ||
+            (model_has_ffn_norm(c) && !(w->rms_ffn = unit_norm(m, d, &w->norm_ffn_b)))) { rc = -1; break; }
         rc = rand_weight(m, &w->wq, qd, d, &r, sd) || rand_weight(m, &w->wk, kvd, d, &r, sd) ||
              rand_weight(m, &w->wv, kvd, d, &r, sd) || rand_weight(m, &w->wo, d, qd, &r, sd) ||
-             rand_weight(m, &w->w1, hid, d, &r, sd) || rand_weight(m, &w->w3, hid, d, &r, sd) ||
+             (model_has_linear(c, LIN_GATE) && rand_weight(m, &w->w1, hid, d, &r, sd)) || rand_weight(m, &w->w3, hid, d, &r, sd) ||
              rand_weight(m, &w->w2, d, hid, &r, sd) ? -1 : 0;
         /* biases N(0, sd^2) and per-head norms 1 where the configuration has them */
         const int out[LIN_COUNT] = {qd, kvd, kvd, d, hid, hid, d};
@@ -69,12 +76,9 @@ int model_init_random(Model *m, const ModelConfig *cfg, const ModelLoadOptions *
             else for (int i = 0; i < c->head_dim; i++) w->q_norm[i] = w->k_norm[i] = 1.0f;
         }
     }
-    if (rc == 0) {
-        m->rms_final = model_alloc(m, (size_t)d * sizeof(float));
-        if (!m->rms_final) rc = -1;
-        else for (int i = 0; i < d; i++) m->rms_final[i] = 1.0f;
-    }
+    if (rc == 0 && !(m->rms_final = unit_norm(m, d, &m->norm_final_b))) rc = -1;
     if (rc == 0 && !c->tied) rc = rand_weight(m, &m->wcls, c->vocab_size, d, &r, sd);
+    if (rc == 0 && c->arch->head_bias && !(m->cls_b = model_alloc(m, (size_t)c->vocab_size * sizeof(float)))) rc = -1;
     if (rc == 0) rc = model_finish(m);
     if (rc != 0) model_free(m);
     return rc;

@@ -46,7 +46,8 @@ int model_save_hf_config(const ModelConfig *c, const char *dir, DType dtype) {
     cJSON *arch = cJSON_AddArrayToObject(j, "architectures");
     cJSON_AddItemToArray(arch, cJSON_CreateString(a->hf_class));
     cJSON_AddStringToObject(j, "model_type", a->model_type);
-    cJSON_AddStringToObject(j, "hidden_act", "silu");
+    cJSON_AddStringToObject(j, "hidden_act", a->hidden_act[0] ? a->hidden_act[0] : "silu");
+    if (a->mlp == ARCH_MLP_GEGLU) cJSON_AddStringToObject(j, "hidden_activation", "gelu_pytorch_tanh");
     cJSON_AddNumberToObject(j, "hidden_size", c->dim);
     cJSON_AddNumberToObject(j, "intermediate_size", c->hidden_dim);
     cJSON_AddNumberToObject(j, "num_hidden_layers", c->n_layers);
@@ -55,8 +56,11 @@ int model_save_hf_config(const ModelConfig *c, const char *dir, DType dtype) {
     cJSON_AddNumberToObject(j, "head_dim", c->head_dim);
     cJSON_AddNumberToObject(j, "vocab_size", c->vocab_size);
     cJSON_AddNumberToObject(j, "max_position_embeddings", c->seq_len);
-    cJSON_AddNumberToObject(j, "rms_norm_eps", (double)c->norm_eps);
+    cJSON_AddNumberToObject(j, a->eps_key ? a->eps_key : "rms_norm_eps", (double)c->norm_eps);
     cJSON_AddNumberToObject(j, "rope_theta", (double)c->rope_theta);
+    if (c->rope_dims && c->rope_dims != c->head_dim)
+        cJSON_AddNumberToObject(j, "partial_rotary_factor", (double)c->rope_dims / (double)c->head_dim);
+    if (a->norm == ARCH_NORM_LAYER) cJSON_AddBoolToObject(j, "qk_layernorm", 0);
     if (c->rope_scaling == ROPE_SCALING_NONE) {
         cJSON_AddNullToObject(j, "rope_scaling");
     } else {
@@ -98,7 +102,7 @@ int model_save_hf(const Model *m, const char *dir, DType dtype) {
     StWriter w;
     st_writer_init(&w);
     const ModelArch *a = save_arch(c);
-    int nbuf = 0, cap = 8 + 13 * c->n_layers;
+    int nbuf = 0, cap = 8 + 16 * c->n_layers;
     float **bufs = calloc((size_t)cap, sizeof *bufs);
     int rc = bufs ? 0 : err_set("out of memory");
     char nm[160];
@@ -125,6 +129,19 @@ int model_save_hf(const Model *m, const char *dir, DType dtype) {
         int64_t shape[1] = {(n)};                                                            \
         rc = st_writer_add_f32(&w, name, dtype, 1, shape, src);                              \
     } while (0)
+    /* a norm of a model that holds (1 + w) (GGUF gemma: norm_offset 0) is written as the
+     * family's w (Hugging Face Gemma: the file's w, computed with 1 + w) */
+    float shift = a->norm_offset - c->norm_offset;
+#define ADD_NORM(name, v)                                                                     \
+    do {                                                                                     \
+        if (rc) break;                                                                       \
+        if (shift == 0.0f) { ADD_VEC(name, v, c->dim, 0); break; }                           \
+        float *f = malloc((size_t)c->dim * sizeof *f);                                       \
+        if (!f) { rc = err_set("out of memory"); break; }                                    \
+        bufs[nbuf++] = f;                                                                    \
+        for (int i_ = 0; i_ < c->dim; i_++) f[i_] = (v)[i_] - shift;                         \
+        ADD_VEC(name, f, c->dim, 0);                                                         \
+    } while (0)
     char gn[GT_COUNT][96];
     for (int g = 0; g < GT_COUNT; g++) snprintf(gn[g], sizeof gn[g], "%s.weight", a->hf_global[g]);
     ADD_MAT(gn[GT_EMBED], &m->tok_emb, 0);
@@ -132,21 +149,28 @@ int model_save_hf(const Model *m, const char *dir, DType dtype) {
     for (int l = 0; l < c->n_layers && !rc; l++) {
         const LayerWeights *L = &m->layers[l];
 #define N(part, suffix) (snprintf(nm, sizeof nm, "model.layers.%d.%s.%s", l, part, suffix), nm)
-        ADD_VEC(N(a->hf_norm[NORM_ATTN], "weight"), L->rms_att, c->dim, 0);
-        ADD_VEC(N(a->hf_norm[NORM_FFN], "weight"), L->rms_ffn, c->dim, 0);
+        ADD_NORM(N(a->hf_norm[NORM_ATTN], "weight"), L->rms_att);
+        if (L->norm_att_b) ADD_VEC(N(a->hf_norm[NORM_ATTN], "bias"), L->norm_att_b, c->dim, 0);
+        if (model_has_ffn_norm(c)) ADD_NORM(N(a->hf_norm[NORM_FFN], "weight"), L->rms_ffn);
+        if (L->norm_ffn_b) ADD_VEC(N(a->hf_norm[NORM_FFN], "bias"), L->norm_ffn_b, c->dim, 0);
         if (c->qk_norm) {
             ADD_VEC(N(a->hf_norm[NORM_Q], "weight"), L->q_norm, c->head_dim, 1);
             ADD_VEC(N(a->hf_norm[NORM_K], "weight"), L->k_norm, c->head_dim, 1);
         }
         for (int s = 0; s < LIN_COUNT && !rc; s++) {
+            if (!model_has_linear(c, (LinearSlot)s)) continue;
             const KWeight *kw = model_linear(m, l, (LinearSlot)s);
             ADD_MAT(N(a->hf_lin[s], "weight"), kw, heads[s]);
             if (L->bias[s]) ADD_VEC(N(a->hf_lin[s], "bias"), L->bias[s], kw->n, heads[s]);
         }
 #undef N
     }
-    ADD_VEC(gn[GT_NORM], m->rms_final, c->dim, 0);
+    ADD_NORM(gn[GT_NORM], m->rms_final);
+    char gb[96];
+    if (m->norm_final_b) ADD_VEC((snprintf(gb, sizeof gb, "%s.bias", a->hf_global[GT_NORM]), gb), m->norm_final_b, c->dim, 0);
     if (!c->tied) ADD_MAT(gn[GT_HEAD], &m->wcls, 0);
+    if (m->cls_b) ADD_VEC((snprintf(gb, sizeof gb, "%s.bias", a->hf_global[GT_HEAD]), gb), m->cls_b, c->vocab_size, 0);
+#undef ADD_NORM
 #undef ADD_MAT
 #undef ADD_VEC
     if (!rc) rc = st_writer_meta_set(&w, "format", "pt");

@@ -140,10 +140,7 @@ double train_weight_sum(const float *weights, size_t n) {
 /* ------------------------------------------------------------------------- */
 /* spans                                                                      */
 
-int train_spans_model_count(const Model *m) {
-    int extra = __builtin_popcount(m->cfg.bias) + 2 * (m->cfg.qk_norm != 0); /* per layer: biases, q/k norms */
-    return 1 + (9 + extra) * m->cfg.n_layers + 1 + (m->cfg.tied ? 0 : 1);
-}
+int train_spans_model_count(const Model *m) { return model_params(m, NULL, NULL); }
 
 int train_spans_model(Model *m, ModelGrads *g, int no_decay_norms, ParamSpan *spans, int cap) {
     const ModelConfig *c = &m->cfg;
@@ -153,41 +150,17 @@ int train_spans_model(Model *m, ModelGrads *g, int no_decay_norms, ParamSpan *sp
         return err_set("training: the gradient buffers were made for another model");
     int need = train_spans_model_count(m);
     if (cap < need) return err_set("training: %d spans needed, room for %d", need, cap);
-    int k = 0;
-#define SPAN(w, gp, cnt, nd) do { spans[k].param = (float *)(w); spans[k].grad = (gp); spans[k].n = (cnt); spans[k].no_decay = (nd); k++; } while (0)
-#define MAT(kw, gp) SPAN((kw).f32, gp, (size_t)(kw).n * (kw).k, 0)
-    MAT(m->tok_emb, g->tok_emb);
-    for (int l = 0; l < c->n_layers; l++) {
-        LayerWeights *w = &m->layers[l];
-        LayerGrads *lg = &g->layers[l];
-        SPAN(w->rms_att, lg->rms_att, (size_t)c->dim, no_decay_norms);
-        MAT(w->wq, lg->wq);
-        MAT(w->wk, lg->wk);
-        MAT(w->wv, lg->wv);
-        MAT(w->wo, lg->wo);
-        SPAN(w->rms_ffn, lg->rms_ffn, (size_t)c->dim, no_decay_norms);
-        MAT(w->w1, lg->w1);
-        MAT(w->w2, lg->w2);
-        MAT(w->w3, lg->w3);
+    ModelParam *ps = malloc((size_t)need * sizeof *ps);
+    if (!ps) return err_set("out of memory");
+    model_params(m, g, ps); /* the model's tensors, the family's biases and norms included */
+    for (int k = 0; k < need; k++) {
+        spans[k].param = ps[k].param;
+        spans[k].grad = ps[k].grad;
+        spans[k].n = ps[k].n;
+        spans[k].no_decay = ps[k].is_norm ? no_decay_norms : 0;
     }
-    SPAN(m->rms_final, g->rms_final, (size_t)c->dim, no_decay_norms);
-    if (!c->tied) MAT(m->wcls, g->wcls);
-    /* the families' extra tensors (model/arch.h), after the Llama ones: biases, q/k norms */
-    int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
-    const int out[LIN_COUNT] = {qd, kvd, kvd, c->dim, c->hidden_dim, c->hidden_dim, c->dim};
-    for (int l = 0; l < c->n_layers; l++) {
-        LayerWeights *w = &m->layers[l];
-        LayerGrads *lg = &g->layers[l];
-        for (int s = 0; s < LIN_COUNT; s++)
-            if (c->bias & LIN_BIT(s)) SPAN(w->bias[s], lg->bias[s], (size_t)out[s], no_decay_norms);
-        if (c->qk_norm) {
-            SPAN(w->q_norm, lg->q_norm, (size_t)c->head_dim, no_decay_norms);
-            SPAN(w->k_norm, lg->k_norm, (size_t)c->head_dim, no_decay_norms);
-        }
-    }
-#undef MAT
-#undef SPAN
-    return k;
+    free(ps);
+    return need;
 }
 
 int train_spans_lora(LoraAdapter *a, LoraAdapter *g, ParamSpan *span) {

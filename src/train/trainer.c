@@ -63,32 +63,14 @@ static uint64_t hash_weight(uint64_t h, const KWeight *w) {
 }
 
 uint64_t train_hash_model(const Model *m) {
-    const ModelConfig *c = &m->cfg;
     uint64_t h = 0xcbf29ce484222325ull;
-    h = hash_weight(h, &m->tok_emb);
-    for (int l = 0; l < c->n_layers; l++) {
-        const LayerWeights *w = &m->layers[l];
-        h = hash_bytes(h, w->rms_att, (size_t)c->dim * sizeof(float));
-        h = hash_weight(h, &w->wq);
-        h = hash_weight(h, &w->wk);
-        h = hash_weight(h, &w->wv);
-        h = hash_weight(h, &w->wo);
-        h = hash_bytes(h, w->rms_ffn, (size_t)c->dim * sizeof(float));
-        h = hash_weight(h, &w->w1);
-        h = hash_weight(h, &w->w2);
-        h = hash_weight(h, &w->w3);
-    }
-    h = hash_bytes(h, m->rms_final, (size_t)c->dim * sizeof(float));
-    if (!c->tied) h = hash_weight(h, &m->wcls);
-    int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
-    const int out[LIN_COUNT] = {qd, kvd, kvd, c->dim, c->hidden_dim, c->hidden_dim, c->dim};
-    for (int l = 0; l < c->n_layers; l++) { /* the families' biases and q/k norms */
-        const LayerWeights *w = &m->layers[l];
-        for (int s = 0; s < LIN_COUNT; s++)
-            if (w->bias[s]) h = hash_bytes(h, w->bias[s], (size_t)out[s] * sizeof(float));
-        if (w->q_norm) h = hash_bytes(h, w->q_norm, (size_t)c->head_dim * sizeof(float));
-        if (w->k_norm) h = hash_bytes(h, w->k_norm, (size_t)c->head_dim * sizeof(float));
-    }
+    int n = model_params(m, NULL, NULL);
+    ModelParam *ps = malloc((size_t)n * sizeof *ps);
+    if (!ps) return 0;
+    model_params(m, NULL, ps);
+    for (int k = 0; k < n; k++)
+        h = ps[k].kw ? hash_weight(h, ps[k].kw) : hash_bytes(h, ps[k].param, ps[k].n * sizeof(float));
+    free(ps);
     return h;
 }
 
@@ -152,39 +134,18 @@ static int check_options(const TrainOptions *o, const Model *m, const TrainData 
     return 0;
 }
 
-static char *span_name(const char *fmt, int l) {
-    char buf[64];
-    snprintf(buf, sizeof buf, fmt, l);
-    return strdup(buf);
-}
-
-/* Names of the spans of train_spans_model, in its order. */
+/* Names of the spans of train_spans_model, in its order (model_params). */
 static int model_span_names(Trainer *t) {
-    const ModelConfig *c = &t->model->cfg;
-    static const char *const per[] = {"rms_att", "wq", "wk", "wv", "wo", "rms_ffn", "w1", "w2", "w3"};
-    int k = 0;
-    t->span_names[k++] = strdup("tok_emb");
-    for (int l = 0; l < c->n_layers; l++)
-        for (int i = 0; i < 9; i++) {
-            char fmt[32];
-            snprintf(fmt, sizeof fmt, "layers.%%d.%s", per[i]);
-            t->span_names[k++] = span_name(fmt, l);
-        }
-    t->span_names[k++] = strdup("rms_final");
-    if (!c->tied) t->span_names[k++] = strdup("wcls");
-    static const char *const bias_fmt[LIN_COUNT] = {"layers.%d.bq", "layers.%d.bk", "layers.%d.bv", "layers.%d.bo",
-                                                    "layers.%d.b1", "layers.%d.b3", "layers.%d.b2"};
-    for (int l = 0; l < c->n_layers; l++) {
-        for (int s = 0; s < LIN_COUNT; s++)
-            if (c->bias & LIN_BIT(s)) t->span_names[k++] = span_name(bias_fmt[s], l);
-        if (c->qk_norm) {
-            t->span_names[k++] = span_name("layers.%d.q_norm", l);
-            t->span_names[k++] = span_name("layers.%d.k_norm", l);
-        }
-    }
-    for (int i = 0; i < k; i++)
-        if (!t->span_names[i]) return err_set("out of memory");
-    return k == t->n_spans ? 0 : err_set("training: %d span names for %d spans", k, t->n_spans);
+    int n = model_params(t->model, NULL, NULL);
+    ModelParam *ps = malloc((size_t)n * sizeof *ps);
+    if (!ps) return err_set("out of memory");
+    model_params(t->model, NULL, ps);
+    int k;
+    for (k = 0; k < n && k < t->n_spans; k++)
+        if (!(t->span_names[k] = strdup(ps[k].name))) break;
+    free(ps);
+    if (k < n && k < t->n_spans) return err_set("out of memory");
+    return n == t->n_spans ? 0 : err_set("training: %d span names for %d spans", n, t->n_spans);
 }
 
 /* The shortest text that reads back as the same double. */

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""PyTorch reference of the Llama-like families (Llama 3.x, SmolLM2, Mistral, Qwen2, Qwen3)
-and the fixtures of tests/model/test_families.c.
+"""PyTorch reference of the model families (Llama 3.x, SmolLM2, Mistral, Qwen2, Qwen3, and the
+non-Llama blocks Phi and Gemma) and the fixtures of tests/model/test_families.c.
 
 Written from the published modeling definitions (transformers' modeling_llama.py,
 modeling_mistral.py, modeling_qwen2.py, modeling_qwen3.py and modeling_rope_utils.py:
@@ -14,6 +14,13 @@ _compute_default/linear/llama3_parameters), in float64:
               x = x + (att v) Wo^T
               x = x + down(silu(gate(rmsnorm(x) * post_attention_layernorm)) * up(...))
   logits = (rmsnorm(x) * norm) lm_head^T   (lm_head = embed when tied)
+Phi (modeling_phi.py): h = LayerNorm(x) (weight, bias); x = x + dense(attention(h)) + fc2(gelu_new(fc1(h)))
+  (attention and MLP in parallel on the same h); q, k, v, dense, fc1, fc2 and lm_head with
+  biases; rotary on the first int(partial_rotary_factor * hd) dims of each head (rotate_half
+  within them, frequencies over that dim); logits = final_layernorm(x) lm_head^T + b.
+Gemma (modeling_gemma.py): x = embed[ids] * sqrt(hidden) (in the activations' dtype);
+  rmsnorm(x) * (1 + w) everywhere; MLP down(gelu_tanh(gate h) * up h); head_dim of its own;
+  multi-query attention (one kv head); tied.
 Rotary inverse frequencies: base^(-2i/hd); linear: / factor; llama3: wavelengths longer
 than orig/low_freq_factor / factor, shorter than orig/high_freq_factor kept, blended between.
 
@@ -39,8 +46,14 @@ V, D, HID, L, H, KVH = 128, 32, 48, 2, 4, 2
 B, T = 2, 20
 GREEDY_PROMPT, GREEDY_STEPS = 6, 10
 
-LIN = [("self_attn.q_proj", "q"), ("self_attn.k_proj", "k"), ("self_attn.v_proj", "v"), ("self_attn.o_proj", "o"),
-       ("mlp.gate_proj", "gate"), ("mlp.up_proj", "up"), ("mlp.down_proj", "down")]
+LLAMA_LIN = [("self_attn.q_proj", "q"), ("self_attn.k_proj", "k"), ("self_attn.v_proj", "v"), ("self_attn.o_proj", "o"),
+             ("mlp.gate_proj", "gate"), ("mlp.up_proj", "up"), ("mlp.down_proj", "down")]
+PHI_LIN = [("self_attn.q_proj", "q"), ("self_attn.k_proj", "k"), ("self_attn.v_proj", "v"), ("self_attn.dense", "o"),
+           ("mlp.fc1", "up"), ("mlp.fc2", "down")]
+
+
+def lins(cfg):
+    return PHI_LIN if cfg["model_type"] == "phi" else LLAMA_LIN
 
 FAMILIES = {
     # Llama 3.1/3.2: llama3 rotary scaling, eos list, GQA, untied
@@ -86,6 +99,22 @@ FAMILIES = {
               "rope_theta": 1000000, "sliding_window": None, "tie_word_embeddings": False,
               "torch_dtype": "float32", "transformers_version": "4.51.0", "use_cache": True,
               "use_sliding_window": False, "vocab_size": V},
+    # Phi-2's keys (microsoft/phi-2 config.json): LayerNorm, parallel block, gelu_new, partial rotary
+    "phi": {"architectures": ["PhiForCausalLM"], "attention_dropout": 0.0, "bos_token_id": 1, "embd_pdrop": 0.0,
+            "eos_token_id": 2, "hidden_act": "gelu_new", "hidden_size": D, "initializer_range": 0.02,
+            "intermediate_size": HID, "layer_norm_eps": 1e-05, "max_position_embeddings": 128, "model_type": "phi",
+            "num_attention_heads": H, "num_hidden_layers": L, "num_key_value_heads": H,
+            "partial_rotary_factor": 0.5, "qk_layernorm": False, "resid_pdrop": 0.1, "rope_scaling": None,
+            "rope_theta": 10000.0, "tie_word_embeddings": False, "torch_dtype": "float32",
+            "transformers_version": "4.37.0", "use_cache": True, "vocab_size": V},
+    # Gemma 7B's keys (google/gemma-7b config.json): head_dim 16 != hidden/heads, one kv head, tied
+    "gemma": {"architectures": ["GemmaForCausalLM"], "attention_bias": False, "attention_dropout": 0.0,
+              "bos_token_id": 2, "eos_token_id": 1, "head_dim": 16, "hidden_act": "gelu_pytorch_tanh",
+              "hidden_activation": "gelu_pytorch_tanh", "hidden_size": D, "initializer_range": 0.02,
+              "intermediate_size": HID, "max_position_embeddings": 128, "model_type": "gemma",
+              "num_attention_heads": H, "num_hidden_layers": L, "num_key_value_heads": 1, "pad_token_id": 0,
+              "rms_norm_eps": 1e-06, "rope_scaling": None, "rope_theta": 10000.0, "torch_dtype": "float32",
+              "transformers_version": "4.38.0", "use_cache": True, "vocab_size": V},
 }
 
 
@@ -94,6 +123,8 @@ def head_dim(cfg):
 
 
 def has_bias(cfg):
+    if cfg["model_type"] == "phi":
+        return {"q", "k", "v", "o", "up", "down"}
     if cfg["model_type"] == "qwen2":
         return {"q", "k", "v"}
     return {"q", "k", "v", "o"} if cfg.get("attention_bias") else set()
@@ -105,8 +136,12 @@ def window(cfg):
     return 0
 
 
+def rot_dims(cfg):
+    return int(head_dim(cfg) * cfg.get("partial_rotary_factor", 1.0))
+
+
 def inv_freq(cfg):
-    hd = head_dim(cfg)
+    hd = rot_dims(cfg)
     base = float(cfg["rope_theta"])
     f = 1.0 / (base ** (torch.arange(0, hd, 2).double() / hd))
     rs = cfg.get("rope_scaling")
@@ -137,23 +172,44 @@ def make_params(cfg, g):
     P = {}
     d, hd = cfg["hidden_size"], head_dim(cfg)
     sh = shapes(cfg)
+    mt = cfg["model_type"]
     P["model.embed_tokens.weight"] = torch.randn(V, d, generator=g) * 0.5
+    one = 0.0 if mt == "gemma" else 1.0  # Gemma's norms multiply by (1 + w)
     for l in range(cfg["num_hidden_layers"]):
         p = "model.layers.%d." % l
-        P[p + "input_layernorm.weight"] = 1 + 0.2 * torch.randn(d, generator=g)
-        P[p + "post_attention_layernorm.weight"] = 1 + 0.2 * torch.randn(d, generator=g)
+        P[p + "input_layernorm.weight"] = one + 0.2 * torch.randn(d, generator=g)
+        if mt == "phi":
+            P[p + "input_layernorm.bias"] = 0.2 * torch.randn(d, generator=g)
+        else:
+            P[p + "post_attention_layernorm.weight"] = one + 0.2 * torch.randn(d, generator=g)
         if cfg["model_type"] == "qwen3":
             P[p + "self_attn.q_norm.weight"] = 1 + 0.2 * torch.randn(hd, generator=g)
             P[p + "self_attn.k_norm.weight"] = 1 + 0.2 * torch.randn(hd, generator=g)
-        for mod, t in LIN:
+        for mod, t in lins(cfg):
             o, i = sh[t]
             P[p + mod + ".weight"] = torch.randn(o, i, generator=g) / math.sqrt(i)
             if t in has_bias(cfg):
                 P[p + mod + ".bias"] = 0.3 * torch.randn(o, generator=g)
-    P["model.norm.weight"] = 1 + 0.2 * torch.randn(d, generator=g)
-    if not cfg["tie_word_embeddings"]:
+    if mt == "phi":
+        P["model.final_layernorm.weight"] = 1 + 0.2 * torch.randn(d, generator=g)
+        P["model.final_layernorm.bias"] = 0.2 * torch.randn(d, generator=g)
+    else:
+        P["model.norm.weight"] = one + 0.2 * torch.randn(d, generator=g)
+    if not cfg.get("tie_word_embeddings", mt == "gemma"):
         P["lm_head.weight"] = torch.randn(V, d, generator=g) / math.sqrt(d)
+    if mt == "phi":
+        P["lm_head.bias"] = 0.3 * torch.randn(V, generator=g)
     return P
+
+
+def layernorm(x, w, b, eps):
+    mu = x.mean(-1, keepdim=True)
+    var = ((x - mu) ** 2).mean(-1, keepdim=True)
+    return (x - mu) / torch.sqrt(var + eps) * w + b
+
+
+def gelu_tanh(x):  # transformers' gelu_new / gelu_pytorch_tanh
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
 
 
 def rms(x, w, eps):
@@ -170,11 +226,13 @@ def forward(cfg, P, ids, lora=None, scale=0.0):
     Bn, Tn = ids.shape
     d, hd = cfg["hidden_size"], head_dim(cfg)
     nh, kvh = cfg["num_attention_heads"], cfg["num_key_value_heads"]
-    eps = cfg["rms_norm_eps"]
+    mt = cfg["model_type"]
+    eps = cfg["layer_norm_eps"] if mt == "phi" else cfg["rms_norm_eps"]
+    rd = rot_dims(cfg)
     f = inv_freq(cfg)
     ang = torch.arange(Tn).double()[:, None] * f[None, :]
     emb = torch.cat((ang, ang), dim=-1)
-    cos, sin = emb.cos()[None, None], emb.sin()[None, None]          # [1, 1, T, hd]
+    cos, sin = emb.cos()[None, None], emb.sin()[None, None]          # [1, 1, T, rd]
     i = torch.arange(Tn)[:, None]
     j = torch.arange(Tn)[None, :]
     hidden = j > i
@@ -192,10 +250,23 @@ def forward(cfg, P, ids, lora=None, scale=0.0):
             y = y + scale * ((x @ A.t()) @ Bm.t())
         return y
 
+    def norm(x, name):
+        if mt == "phi":
+            return layernorm(x, P[name + ".weight"], P[name + ".bias"], eps)
+        if mt == "gemma":
+            return rms(x, 1.0 + P[name + ".weight"], eps)
+        return rms(x, P[name + ".weight"], eps)
+
+    def rotary(x):  # the first rd dims of each head, rotate_half within them
+        xr, xp = x[..., :rd], x[..., rd:]
+        return torch.cat((xr * cos + rotate_half(xr) * sin, xp), dim=-1)
+
     x = P["model.embed_tokens.weight"][ids]
+    if mt == "gemma":  # the normalizer in the activations' dtype (float32 in the fixtures)
+        x = x * torch.tensor(d ** 0.5, dtype=torch.float32).double()
     for l in range(cfg["num_hidden_layers"]):
         p = "model.layers.%d." % l
-        h = rms(x, P[p + "input_layernorm.weight"], eps)
+        h = norm(x, p + "input_layernorm")
         q = lin(h, p + "self_attn.q_proj").view(Bn, Tn, nh, hd)
         k = lin(h, p + "self_attn.k_proj").view(Bn, Tn, kvh, hd)
         v = lin(h, p + "self_attn.v_proj").view(Bn, Tn, kvh, hd)
@@ -203,19 +274,23 @@ def forward(cfg, P, ids, lora=None, scale=0.0):
             q = rms(q, P[p + "self_attn.q_norm.weight"], eps)
             k = rms(k, P[p + "self_attn.k_norm.weight"], eps)
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
-        q = q * cos + rotate_half(q) * sin
-        k = k * cos + rotate_half(k) * sin
+        q, k = rotary(q), rotary(k)
         k = k.repeat_interleave(nh // kvh, dim=1)
         v = v.repeat_interleave(nh // kvh, dim=1)
         att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(hd) + mask, dim=-1)
         o = (att @ v).transpose(1, 2).reshape(Bn, Tn, nh * hd)
+        if mt == "phi":  # attention and MLP in parallel on the same h
+            x = x + lin(o, p + "self_attn.dense") + lin(gelu_tanh(lin(h, p + "mlp.fc1")), p + "mlp.fc2")
+            continue
         x = x + lin(o, p + "self_attn.o_proj")
-        h = rms(x, P[p + "post_attention_layernorm.weight"], eps)
+        h = norm(x, p + "post_attention_layernorm")
         g_ = lin(h, p + "mlp.gate_proj")
-        x = x + lin(torch.nn.functional.silu(g_) * lin(h, p + "mlp.up_proj"), p + "mlp.down_proj")
-    x = rms(x, P["model.norm.weight"], eps)
+        act = gelu_tanh if mt == "gemma" else torch.nn.functional.silu
+        x = x + lin(act(g_) * lin(h, p + "mlp.up_proj"), p + "mlp.down_proj")
+    x = norm(x, "model.final_layernorm" if mt == "phi" else "model.norm")
     head = P["lm_head.weight"] if "lm_head.weight" in P else P["model.embed_tokens.weight"]
-    return x @ head.t()
+    y = x @ head.t()
+    return y + P["lm_head.bias"] if "lm_head.bias" in P else y
 
 
 def mean_loss(logits, ids):
@@ -280,7 +355,7 @@ def main():
         sh = shapes(cfg)
         lora, ad_store = {}, {}
         for l in range(cfg["num_hidden_layers"]):
-            for mod, t in LIN:
+            for mod, t in lins(cfg):
                 o, i_ = sh[t]
                 A = (torch.rand(r, i_, generator=g) * 2 - 1) / math.sqrt(i_)
                 Bm = torch.randn(o, r, generator=g) * 0.1
@@ -293,7 +368,7 @@ def main():
         with open(os.path.join(d, "adapter", "adapter_config.json"), "w") as f:
             json.dump({"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": r, "lora_alpha": alpha, "lora_dropout": 0.0,
                        "bias": "none", "fan_in_fan_out": False, "use_rslora": False, "base_model_name_or_path": name,
-                       "target_modules": [m.split(".")[1] for m, _ in LIN]}, f, indent=2)
+                       "target_modules": [m.split(".")[1] for m, _ in lins(cfg)]}, f, indent=2)
             f.write("\n")
         lloss, _ = mean_loss(forward(cfg, P, ids, lora, alpha / r), ids)
         lloss.backward()

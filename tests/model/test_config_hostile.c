@@ -120,7 +120,7 @@ static void test_hf_config(void **state) {
     hf_with("rms_norm_eps", "2", "norm epsilon 2");
     hf_with("rope_theta", "\"1e4\"", "field 'rope_theta'");
     /* unsupported settings */
-    hf_with("model_type", "\"gpt2\"", "field 'model_type': 'gpt2' is not supported (expected one of llama, mistral, qwen2, qwen3)");
+    hf_with("model_type", "\"gpt2\"", "field 'model_type': 'gpt2' is not supported (expected one of llama, mistral, qwen2, qwen3, phi, gemma)");
     hf_with("model_type", "7", "field 'model_type': expected a string");
     hf_with("rope_scaling", "{\"type\":\"yarn\",\"factor\":2}", "field 'rope_scaling.type': 'yarn' is not supported");
     hf_with("rope_scaling", "{\"rope_type\":\"dynamic\",\"factor\":2}", "field 'rope_scaling.rope_type': 'dynamic' is not supported");
@@ -135,11 +135,17 @@ static void test_hf_config(void **state) {
     hf_with("hidden_act", "\"gelu\"", "field 'hidden_act': expected \"silu\"");
     hf_with("attention_bias", "1", "field 'attention_bias': expected true or false");
     hf_with("sliding_window", "-5", "field 'sliding_window': expected a non-negative integer");
-    hf_with("partial_rotary_factor", "0.5", "partial rotary (4 of 8 dimensions per head) is not supported yet");
+    hf_with("partial_rotary_factor", "0.1", "field 'partial_rotary_factor' 0.1 leaves 0 rotated dimensions of 8");
     hf_with("partial_rotary_factor", "2", "field 'partial_rotary_factor' 2: expected at most 1");
     hf_refuse("{" BASE ",\"model_type\":\"qwen2\",\"attention_bias\":true}", "field 'attention_bias': not a qwen2 config key");
     hf_refuse("{" BASE ",\"model_type\":\"qwen3\",\"use_sliding_window\":true}", "field 'use_sliding_window' is true");
     hf_with("tie_word_embeddings", "\"yes\"", "tie_word_embeddings");
+    /* Phi and Gemma: their activations, Phi's q/k LayerNorm */
+    hf_refuse("{" BASE ",\"model_type\":\"phi\",\"hidden_act\":\"silu\"}", "field 'hidden_act': expected \"gelu_new\" or");
+    hf_refuse("{" BASE ",\"model_type\":\"phi\",\"qk_layernorm\":true}", "field 'qk_layernorm' is true");
+    hf_refuse("{" BASE ",\"model_type\":\"phi\",\"attention_bias\":true}", "field 'attention_bias': not a phi config key");
+    hf_refuse("{" BASE ",\"model_type\":\"gemma\",\"hidden_activation\":\"gelu\"}", "field 'hidden_activation': expected \"gelu_pytorch_tanh\"");
+    hf_refuse("{" BASE ",\"model_type\":\"gemma\",\"hidden_act\":\"relu\"}", "field 'hidden_act': expected \"gelu_pytorch_tanh\" or \"gelu\"");
     /* a hostile model_type is cut in the message */
     char longtype[800];
     sprintf(longtype, "{" BASE ",\"model_type\":\"%0500d\"}", 7);

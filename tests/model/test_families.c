@@ -1,4 +1,4 @@
-/* tests/model/test_families.c - Llama 3.x, SmolLM2, Mistral, Qwen2 and Qwen3 against the
+/* tests/model/test_families.c - Llama 3.x, SmolLM2, Mistral, Qwen2, Qwen3, Phi and Gemma against the
  * PyTorch reference (tests/model/make_family_fixtures.py, fixtures in
  * tests/fixtures/model/families/<family>/): the Hugging Face folder of each family (its
  * real config keys) must give
@@ -7,7 +7,8 @@
  *   - every base gradient (biases and q/k norms included) and every LoRA gradient of the
  *     PEFT adapter (the family's module names) within relative error 1e-4,
  *   - the same logits from a GGUF file of the same weights written with llama.cpp's
- *     architecture, keys and tensor names (llama/qwen2/qwen3, rope_freqs, biases, q/k norms),
+ *     architecture, keys and tensor names (llama/qwen2/qwen3/phi2/gemma, rope_freqs, biases,
+ *     q/k norms, LayerNorm biases, lm_head bias, gemma's norms stored as 1 + w),
  *   - a bit-identical convert round trip (HF -> HF: same files, same logits),
  *   - a LoRA adapter trained briefly that lowers a held-out loss, and full training (AdamW
  *     over every tensor, the families' biases and q/k norms included) that does too. */
@@ -28,8 +29,8 @@
 #define TOL_LP 1e-4
 #define TOL_GRAD 1e-4
 
-static const char *const FAMILIES[] = {"llama3", "smollm2", "mistral", "qwen2", "qwen3"};
-#define N_FAM 5
+static const char *const FAMILIES[] = {"llama3", "smollm2", "mistral", "qwen2", "qwen3", "phi", "gemma"};
+#define N_FAM 7
 
 typedef struct {
     cJSON *json;
@@ -256,19 +257,25 @@ static void check_grads(int fi, int keep) {
         int heads[LIN_COUNT] = {c->n_heads, c->n_kv_heads, 0, 0, 0, 0, 0};
 #define NM(part, suf) (snprintf(nm, sizeof nm, "model.layers.%d.%s.%s", l, part, suf), nm)
         CMP(NM(a->hf_norm[NORM_ATTN], "weight"), L->rms_att, d, 0, 0);
-        CMP(NM(a->hf_norm[NORM_FFN], "weight"), L->rms_ffn, d, 0, 0);
+        if (L->norm_att_b) CMP(NM(a->hf_norm[NORM_ATTN], "bias"), L->norm_att_b, d, 0, 0);
+        if (model_has_ffn_norm(c)) CMP(NM(a->hf_norm[NORM_FFN], "weight"), L->rms_ffn, d, 0, 0);
+        if (L->norm_ffn_b) CMP(NM(a->hf_norm[NORM_FFN], "bias"), L->norm_ffn_b, d, 0, 0);
         if (c->qk_norm) {
             CMP(NM(a->hf_norm[NORM_Q], "weight"), L->q_norm, hd, 1, 1);
             CMP(NM(a->hf_norm[NORM_K], "weight"), L->k_norm, hd, 1, 1);
         }
         for (int t = 0; t < LIN_COUNT; t++) {
+            if (!model_has_linear(c, (LinearSlot)t)) continue;
             CMP(NM(a->hf_lin[t], "weight"), lin[t], out[t] * in[t], heads[t], in[t]);
             if (c->bias & LIN_BIT(t)) CMP(NM(a->hf_lin[t], "bias"), L->bias[t], out[t], heads[t], 1);
         }
 #undef NM
     }
-    CMP("model.norm.weight", g.rms_final, d, 0, 0);
+    snprintf(nm, sizeof nm, "%s.weight", a->hf_global[GT_NORM]);
+    CMP(nm, g.rms_final, d, 0, 0);
+    if (g.norm_final_b) CMP((snprintf(nm, sizeof nm, "%s.bias", a->hf_global[GT_NORM]), nm), g.norm_final_b, d, 0, 0);
     if (!c->tied) CMP("lm_head.weight", g.wcls, V * d, 0, 0);
+    if (g.cls_b) CMP("lm_head.bias", g.cls_b, V, 0, 0);
 #undef CMP
     printf("# %s: base gradients (%s), %d tensors, worst relative error %.2e\n", FAMILIES[fi],
            keep == RS_KEEP_ALL ? "kept" : "checkpointed", count, worst);
@@ -288,7 +295,7 @@ static void check_lora_grads(int fi) {
     snprintf(p, sizeof p, "%s/adapter", e.dir);
     LoraAdapter ad, lg;
     if (lora_load_peft(&ad, &m.cfg, p) != 0) fail_msg("%s", err_msg());
-    assert_int_equal(ad.targets, LORA_TARGETS_ALL);
+    assert_int_equal(ad.targets, LORA_TARGETS_ALL & m.cfg.linears);
     assert_int_equal(lora_init_like(&lg, &ad), 0);
     int N = e.B * e.T, targets[64];
     float w[64];
@@ -323,7 +330,7 @@ static void check_lora_grads(int fi) {
         free(a);
         free(b);
     }
-    assert_int_equal(ours.n_tensors, 2 * 7 * m.cfg.n_layers);
+    assert_int_equal(ours.n_tensors, 2 * (size_t)__builtin_popcount(m.cfg.linears) * m.cfg.n_layers);
     printf("# %s: LoRA gradients, %zu tensors (PEFT names), worst relative error %.2e\n", FAMILIES[fi], ours.n_tensors, worst);
     worst_lora[fi] = worst;
     st_close(&ours);
@@ -338,6 +345,12 @@ static void check_lora_grads(int fi) {
 
 /* a string key set last (replacing a written one): hostile files from good ones */
 static const char *gguf_override_key, *gguf_override_val;
+static float *norm_plus_one(const float *v, int d, float **keep, int *nk) {
+    float *f = malloc((size_t)d * sizeof *f);
+    for (int i = 0; i < d; i++) f[i] = 1.0f + v[i];
+    keep[(*nk)++] = f;
+    return f;
+}
 
 static void write_gguf(const Model *m, const char *path) {
     const ModelConfig *c = &m->cfg;
@@ -354,9 +367,9 @@ static void write_gguf(const Model *m, const char *path) {
     gguf_writer_set_u32(&w, KEY("block_count"), (uint32_t)c->n_layers);
     gguf_writer_set_u32(&w, KEY("attention.head_count"), (uint32_t)c->n_heads);
     gguf_writer_set_u32(&w, KEY("attention.head_count_kv"), (uint32_t)c->n_kv_heads);
-    gguf_writer_set_f32(&w, KEY("attention.layer_norm_rms_epsilon"), c->norm_eps);
+    gguf_writer_set_f32(&w, KEY(a->gguf_eps_key ? a->gguf_eps_key : "attention.layer_norm_rms_epsilon"), c->norm_eps);
     gguf_writer_set_f32(&w, KEY("rope.freq_base"), c->rope_theta);
-    gguf_writer_set_u32(&w, KEY("rope.dimension_count"), (uint32_t)c->head_dim);
+    gguf_writer_set_u32(&w, KEY("rope.dimension_count"), (uint32_t)c->rope_dims);
     if (c->head_dim != c->dim / c->n_heads) {
         gguf_writer_set_u32(&w, KEY("attention.key_length"), (uint32_t)c->head_dim);
         gguf_writer_set_u32(&w, KEY("attention.value_length"), (uint32_t)c->head_dim);
@@ -368,7 +381,10 @@ static void write_gguf(const Model *m, const char *path) {
     }
 #undef KEY
     /* tensors; q/k rows: llama keeps the engine's (Meta) order, qwen2/qwen3 the HF order */
-    float *bufs[256];
+    float *bufs[256], *plus1[64];
+    int np1 = 0;
+    /* llama.cpp's gemma converter stores each norm as 1 + w */
+#define NORMV(v) (a->gguf_norm_plus_one ? norm_plus_one(v, c->dim, plus1, &np1) : (v))
     int nb = 0;
     char names[256][96];
     int nn = 0;
@@ -403,9 +419,15 @@ static void write_gguf(const Model *m, const char *path) {
     for (int l = 0; l < c->n_layers; l++) {
         const LayerWeights *L = &m->layers[l];
         NAME("blk.%d.attn_norm.weight", l);
-        ADD(L->rms_att, c->dim, 0, 0, 0);
-        NAME("blk.%d.ffn_norm.weight", l);
-        ADD(L->rms_ffn, c->dim, 0, 0, 0);
+        ADD(NORMV(L->rms_att), c->dim, 0, 0, 0);
+        if (L->norm_att_b) {
+            NAME("blk.%d.attn_norm.bias", l);
+            ADD(L->norm_att_b, c->dim, 0, 0, 0);
+        }
+        if (L->rms_ffn) {
+            NAME("blk.%d.ffn_norm.weight", l);
+            ADD(NORMV(L->rms_ffn), c->dim, 0, 0, 0);
+        }
         if (c->qk_norm) {
             NAME("blk.%d.attn_q_norm.weight", l);
             ADD(L->q_norm, c->head_dim, 0, 1, 1);
@@ -415,6 +437,7 @@ static void write_gguf(const Model *m, const char *path) {
         static const char *const gl[LIN_COUNT] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
         int heads[LIN_COUNT] = {c->n_heads, c->n_kv_heads, 0, 0, 0, 0, 0};
         for (int t = 0; t < LIN_COUNT; t++) {
+            if (!model_has_linear(c, (LinearSlot)t)) continue;
             const KWeight *kw = model_linear(m, l, (LinearSlot)t);
             NAME("blk.%d.%s.weight", l, gl[t]);
             ADD(kw->f32, kw->n, kw->k, heads[t], (size_t)kw->k);
@@ -425,17 +448,27 @@ static void write_gguf(const Model *m, const char *path) {
         }
     }
     NAME("output_norm.weight");
-    ADD(m->rms_final, c->dim, 0, 0, 0);
+    ADD(NORMV(m->rms_final), c->dim, 0, 0, 0);
+    if (m->norm_final_b) {
+        NAME("output_norm.bias");
+        ADD(m->norm_final_b, c->dim, 0, 0, 0);
+    }
     if (!c->tied) {
         NAME("output.weight");
         ADD(m->wcls.f32, c->vocab_size, c->dim, 0, 0);
     }
+    if (m->cls_b) {
+        NAME("output.bias");
+        ADD(m->cls_b, c->vocab_size, 0, 0, 0);
+    }
+#undef NORMV
 #undef ADD
 #undef NAME
     if (gguf_override_key) gguf_writer_set_string(&w, gguf_override_key, gguf_override_val);
     if (gguf_writer_write(&w, path) != 0) fail_msg("%s", err_msg());
     gguf_writer_free(&w);
     for (int i = 0; i < nb; i++) free(bufs[i]);
+    for (int i = 0; i < np1; i++) free(plus1[i]);
 }
 
 static void check_gguf(int fi) {
@@ -452,12 +485,32 @@ static void check_gguf(int fi) {
     assert_int_equal(gg.cfg.qk_norm, hf.cfg.qk_norm);
     assert_int_equal(gg.cfg.sliding_window, hf.cfg.sliding_window);
     assert_int_equal(gg.cfg.head_dim, hf.cfg.head_dim);
+    assert_int_equal(gg.cfg.rope_dims, hf.cfg.rope_dims);
+    assert_int_equal(gg.cfg.linears, hf.cfg.linears);
+    assert_true(gg.cfg.norm_eps == hf.cfg.norm_eps);
     float *a = logits_of(&hf, e.ids, e.B, e.T), *b = logits_of(&gg, e.ids, e.B, e.T);
     double d = max_abs_diff(a, b, (size_t)e.B * e.T * hf.cfg.vocab_size);
     printf("# %s: GGUF (%s, %s) vs HF folder logits max |diff| %.2e\n", FAMILIES[fi], gg.cfg.arch->gguf_arch,
            hf.cfg.rope_scaling == ROPE_SCALING_LLAMA3 ? "rope_freqs table" : "same rotary", d);
     worst_gguf[fi] = d;
     assert_true(d < 1e-5);
+    /* GGUF -> HF (convert): the family's config and names again; Gemma's stored 1 + w
+     * written back as w (a llama3 rope_freqs table has no config.json form: refused) */
+    if (gg.cfg.rope_scaling == ROPE_SCALING_TABLE) goto done;
+    char hd[600];
+    snprintf(hd, sizeof hd, "%s/%s-from-gguf", test_tmpdir(), FAMILIES[fi]);
+    assert_int_equal(model_save_hf(&gg, hd, DT_F32), 0);
+    Model back;
+    load(&back, hd, 0);
+    assert_ptr_equal(back.cfg.arch, hf.cfg.arch);
+    assert_true(back.cfg.norm_offset == hf.cfg.norm_offset);
+    float *c2 = logits_of(&back, e.ids, e.B, e.T);
+    double d2 = max_abs_diff(a, c2, (size_t)e.B * e.T * hf.cfg.vocab_size);
+    printf("# %s: GGUF -> HF folder vs HF folder logits max |diff| %.2e\n", FAMILIES[fi], d2);
+    assert_true(d2 < 1e-5);
+    free(c2);
+    model_free(&back);
+done:
     free(a);
     free(b);
     unlink(p);
@@ -487,7 +540,7 @@ static void gguf_refused(const char *key, const char *val, const char *want) {
 
 static void test_gguf_refused(void **state) {
     (void)state;
-    gguf_refused("general.architecture", "phi2", "general.architecture is 'phi2': supported are llama, qwen2 and qwen3");
+    gguf_refused("general.architecture", "falcon", "general.architecture is 'falcon': supported are llama, qwen2, qwen3, phi2 and gemma");
     gguf_refused("qwen2.rope.scaling.type", "yarn", "metadata key 'qwen2.rope.scaling.type': 'yarn' is not supported");
 }
 
@@ -670,6 +723,18 @@ static void test_configs(void **state) {
     assert_int_equal(hf_config_read(&c, FIX "qwen3"), 0);
     assert_int_equal(c.qk_norm, 1);
     assert_int_equal(c.head_dim, 16);
+    assert_int_equal(hf_config_read(&c, FIX "phi"), 0);
+    assert_string_equal(c.arch->model_type, "phi");
+    assert_int_equal(c.rope_dims, 4); /* partial_rotary_factor 0.5 of head_dim 8 */
+    assert_int_equal(c.bias, LIN_ALL & ~LIN_BIT(LIN_GATE));
+    assert_int_equal(c.linears, LIN_ALL & ~LIN_BIT(LIN_GATE));
+    assert_true(c.norm_eps == 1e-5f);
+    assert_int_equal(hf_config_read(&c, FIX "gemma"), 0);
+    assert_string_equal(c.arch->model_type, "gemma");
+    assert_int_equal(c.head_dim, 16);
+    assert_int_equal(c.n_kv_heads, 1);
+    assert_int_equal(c.tied, 1);
+    assert_true(c.norm_offset == 1.0f);
     /* SmolLM2: tied, stored only as lm_head.weight, as transformers loads it */
     Model m;
     load(&m, FIX "smollm2", 0);
@@ -692,6 +757,8 @@ FAM_TESTS(1, smollm2)
 FAM_TESTS(2, mistral)
 FAM_TESTS(3, qwen2)
 FAM_TESTS(4, qwen3)
+FAM_TESTS(5, phi)
+FAM_TESTS(6, gemma)
 
 static void test_summary(void **state) {
     (void)state;
@@ -712,6 +779,7 @@ int main(void) {
         cmocka_unit_test(test_configs),
         cmocka_unit_test(test_gguf_refused),
         FAM_UNITS(llama3), FAM_UNITS(smollm2), FAM_UNITS(mistral), FAM_UNITS(qwen2), FAM_UNITS(qwen3),
+        FAM_UNITS(phi), FAM_UNITS(gemma),
         cmocka_unit_test(test_summary),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
