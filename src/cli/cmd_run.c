@@ -93,8 +93,8 @@ int cmd_info(int argc, char **argv) {
                k->hidden_dim,
                k->n_layers, k->n_heads, k->n_kv_heads, k->head_dim);
         printf("vocab:       %d, context %d\n", k->vocab_size, k->seq_len);
-        printf("rope:        %s pairs, theta %g; rmsnorm eps %g\n", k->rope == ROPE_HALF ? "half-split" : "interleaved",
-               (double)k->rope_theta, (double)k->norm_eps);
+        printf("rope:        %s pairs, theta %g; %s eps %g\n", k->rope == ROPE_HALF ? "half-split" : "interleaved",
+               (double)k->rope_theta, k->arch->norm == ARCH_NORM_LAYER ? "layernorm" : "rmsnorm", (double)k->norm_eps);
         printf("classifier:  %s\n", k->tied ? "tied to the embedding" : "separate");
         printf("parameters:  %llu (%.2fM)\n", (unsigned long long)np, (double)np / 1e6);
         printf("tensors:     %s\n", dtype_name(mp->stored_type));
