@@ -126,6 +126,10 @@ static int eval_mc(const Model *m, const TaskSet *ts, const TaskPrompt *p, const
                 cJSON_AddBoolToObject(j, "correct_norm", bestn == label);
                 cJSON_AddNumberToObject(j, "target", label);
             }
+            /* the instance's text, so a report shows what flipped (report_render.c) */
+            cJSON_AddStringToObject(j, "text", txt.context);
+            cJSON *chs = cJSON_AddArrayToObject(j, "choices");
+            for (int c = 0; c < tk[i].n_choices; c++) cJSON_AddItemToArray(chs, cJSON_CreateString(txt.conts[c]));
             cJSON *lp = cJSON_AddArrayToObject(j, "choice_logprobs");
             cJSON *ntok = cJSON_AddArrayToObject(j, "choice_tokens");
             for (int c = 0; c < tk[i].n_choices; c++) {
@@ -178,6 +182,7 @@ static int gen_score(const TaskSet *ts, int i, int np, const GenResult *r, const
             cJSON_AddNumberToObject(j, "rouge2", rr.rouge2.f1);
             cJSON_AddNumberToObject(j, "rougeL", rr.rougeL.f1);
             cJSON_AddStringToObject(j, "target", inst->target);
+            cJSON_AddStringToObject(j, "text", inst->prompt); /* the instance's input, for the report */
             rc = buf_line(out, j);
             cJSON_Delete(j);
         }
