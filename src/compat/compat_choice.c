@@ -1,6 +1,7 @@
 /* compat/compat_choice.c - the choice level of compatibility training: the step on
  * packed rows (an example's context once, then each choice in a segment of its own),
  * with plain rows (a row per choice) for the examples whose packed row does not fit. */
+#include "eval/mc.h"
 #include "compat_impl.h"
 #include "core/cpu.h"
 #include "core/error.h"
@@ -16,11 +17,7 @@
  * is predicted at the context's last position (j = 0, shared by every choice) or at its
  * segment's position j - 1. A plain row (the fallback for an example whose packed row is
  * longer than the run state's chunk) is context + choice. */
-int compat_choice_packed_len(const TaskMCTokens *tk) {
-    int n = tk->n_ctx;
-    for (int c = 0; c < tk->n_choices; c++) n += tk->n_cont[c] > 1 ? tk->n_cont[c] - 1 : 0;
-    return n;
-}
+int compat_choice_packed_len(const TaskMCTokens *tk) { return eval_mc_packed_len(tk->n_ctx, tk->n_cont, tk->n_choices, 1); }
 
 /* One forward and backward pass of b examples exs[] (indices into the training
  * examples): the choices' log-likelihoods, the loss of each example, d loss / d logits. */
@@ -43,15 +40,10 @@ static int choice_pass(CompatTrainer *ct, Trainer *t, const long *exs, int b, in
     if (packed) {
         for (int r = 0; r < b; r++) {
             const TaskMCTokens *tk = &ct->mc[E[exs[r]].mc];
-            int *tok = ct->rows_tok + (size_t)r * Tm, *pos = ct->pk_pos + (size_t)r * Tm, *seg = ct->pk_seg + (size_t)r * Tm;
-            int k = 0;
-            for (int i = 0; i < tk->n_ctx; i++, k++) { tok[k] = tk->ctx[i]; pos[k] = i; seg[k] = 0; }
-            for (int c = 0; c < tk->n_choices; c++) {
-                row_start[ex_q0[r] + c] = k;
-                row_base[ex_q0[r] + c] = r * Tm;
-                for (int j = 0; j + 1 < tk->n_cont[c]; j++, k++) { tok[k] = tk->cont[c][j]; pos[k] = tk->n_ctx + j; seg[k] = c + 1; }
-            }
-            for (; k < Tm; k++) { tok[k] = 0; pos[k] = 0; seg[k] = tk->n_choices + 1; } /* padding: a segment of its own */
+            eval_mc_pack_row(tk->ctx, tk->n_ctx, (const int *const *)tk->cont, tk->n_cont, tk->n_choices, 1, Tm,
+                             ct->rows_tok + (size_t)r * Tm, ct->pk_pos + (size_t)r * Tm, ct->pk_seg + (size_t)r * Tm,
+                             row_start + ex_q0[r]);
+            for (int c = 0; c < tk->n_choices; c++) row_base[ex_q0[r] + c] = r * Tm;
         }
         if (model_forward_train_packed(&ct->cs, ct->rows_tok, ct->pk_pos, ct->pk_seg, b, Tm) != 0) return -1;
     } else {
