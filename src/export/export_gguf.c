@@ -96,7 +96,11 @@ static const float *weight_f32(const KWeight *kw, void **owned, size_t *n_owned)
     return f;
 }
 
+/* A SentencePiece-kind vocabulary (tokenizer.ggml.model "llama"). */
 static int add_tokenizer(GgufWriter *w, const Tokenizer *t, const char *path) {
+    if (tok_is_byte_level(t)) /* "gpt2" needs the merges in rank order and llama.cpp's pre name */
+        return err_set("%s: writing a byte-level BPE tokenizer (GPT-2 kind: Llama 3, Qwen, SmolLM) into GGUF is not "
+                       "supported yet; export a SentencePiece or llama2.c tokenizer, or none (gguf-lora needs none)", path);
     int n = tok_vocab_size(t);
     const char **pieces = calloc((size_t)n, sizeof *pieces);
     uint64_t *lens = calloc((size_t)n, sizeof *lens);

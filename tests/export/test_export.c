@@ -240,8 +240,33 @@ static void test_families_roundtrip(void **state) {
     }
 }
 
+/* a byte-level BPE vocabulary is refused with one clear line (not written as SentencePiece) */
+static void test_bytelevel_refused(void **state) {
+    (void)state;
+    ModelConfig c = small_cfg();
+    Model m;
+    assert_int_equal(model_init_random(&m, &c, NULL, 3), 0);
+    const char *pieces[32];
+    char buf[32][2];
+    for (int i = 0; i < 32; i++) {
+        buf[i][0] = (char)('A' + i);
+        buf[i][1] = 0;
+        pieces[i] = buf[i];
+    }
+    Tokenizer *t = tok_init_bpe_from_vocab(32, pieces, NULL, NULL, 0, NULL, NULL, "qwen2", -1, 0);
+    if (!t) fail_msg("%s", err_msg());
+    char path[512];
+    snprintf(path, sizeof path, "%s/bl.gguf", test_tmpdir());
+    assert_int_equal(export_model_gguf(&m, t, path, DT_F32, NULL), -1);
+    assert_non_null(strstr(err_msg(), "byte-level"));
+    assert_false(file_exists(path));
+    tok_free(t);
+    model_free(&m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_gguf_lora), cmocka_unit_test(test_merged_bits),
-                                       cmocka_unit_test(test_families_roundtrip)};
+                                       cmocka_unit_test(test_families_roundtrip),
+                                       cmocka_unit_test(test_bytelevel_refused)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
