@@ -84,6 +84,10 @@ int cmd_export(int argc, char **argv) {
         break;
     case EX_GGUF:
         rc = export_model_gguf(&b.model, b.tok, out, dtype, model);
+        if (rc == 0 && !quiet && b.model.cfg.sliding_window > 0 && !strcmp(export_gguf_arch(&b.model), "llama"))
+            fprintf(stderr, "muscle export: note: %s.attention.sliding_window = %d is written, but llama.cpp's llama "
+                            "graph ignores it: beyond %d tokens llama.cpp attends to the whole context\n",
+                    export_gguf_arch(&b.model), b.model.cfg.sliding_window, b.model.cfg.sliding_window);
         break;
     case EX_MERGED:
         rc = export_merged_hf(&b.model, &b.adapter, dir.tmp, dtype);

@@ -4,7 +4,9 @@
  *                      "adapter", adapter.type "lora", adapter.lora.alpha; tensors
  *                      blk.N.<name>.weight.lora_a / .lora_b, F32), as llama.cpp's
  *                      convert_lora_to_gguf.py writes them and llama-adapter.cpp reads them.
- *   export_model_gguf  a base model (+ its tokenizer) as a llama.cpp GGUF model.
+ *   export_model_gguf  a base model (+ its tokenizer) as a llama.cpp GGUF model of its
+ *                      family (model/arch.h: general.architecture = gguf_arch, its keys,
+ *                      tensor names, biases and q/k norms; docs/export.md).
  *   export_merged_hf   base + adapter folded into the weights, as a Hugging Face folder.
  *
  * Layouts. A ggml tensor's ne[0] is its fastest dimension: a weight W [out, in] (row-major)
@@ -12,7 +14,9 @@
  * (llama.cpp checks W.ne[0] == a.ne[0], W.ne[1] == b.ne[1], a.ne[1] == b.ne[0]). GGUF llama
  * models hold q and k in Meta's interleaved rotary order, the order muscle computes in, so the
  * rows of the q and k B matrices go out as muscle holds them (convert_lora_to_gguf.py permutes
- * PEFT's Hugging Face-order lora_b of q and k into that same order).
+ * PEFT's Hugging Face-order lora_b of q and k into that same order). Families whose GGUF keeps
+ * the Hugging Face order (arch->gguf_qk_half: qwen2, qwen3) get q/k rows, biases, per-head
+ * norms and LoRA B rows permuted back to it (the reverse of load_gguf.c).
  * Scale: llama.cpp applies scale * alpha / r (r = lora_b.ne[0]); the adapter's own scaling
  * (alpha / r, or alpha / sqrt(r) with rsLoRA) is written as alpha = scaling * r.
  */
@@ -24,14 +28,15 @@
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
-/* The GGUF architecture name of a model ("llama"). */
+/* The GGUF architecture name of a model's family ("llama", "qwen2", "qwen3"). */
 const char *export_gguf_arch(const Model *m);
 
 /* Writes the adapter (fitted to m: lora_check) to path, atomically. `name` -> general.name. */
 int export_lora_gguf(const LoraAdapter *a, const Model *m, const char *path, const char *name);
 
 /* Writes the model and its tokenizer (t may be NULL: no vocabulary, llama.cpp will refuse
- * it) as a GGUF file; matrices as `dtype` (DT_F32, DT_F16 or DT_BF16), norms F32. */
+ * it; a byte-level BPE tokenizer is refused: not yet) as a GGUF file; matrices as `dtype`
+ * (DT_F32, DT_F16 or DT_BF16), vectors F32. Families with other norms/MLPs are refused. */
 int export_model_gguf(const Model *m, const Tokenizer *t, const char *path, DType dtype, const char *name);
 
 /* Folds a into m (lora_merge at fp32: W + scaling * B A, then one cast to dtype on writing)

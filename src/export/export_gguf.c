@@ -1,52 +1,82 @@
-/* export/export_gguf.c - GGUF LoRA adapters and GGUF models for llama.cpp (export.h). */
+/* export/export_gguf.c - GGUF LoRA adapters and GGUF models for llama.cpp (export.h).
+ *
+ * Table-driven from the family (model/arch.h): general.architecture and the key prefix
+ * are arch->gguf_arch, tensor names arch->gguf_global / gguf_lin / gguf_norm, biases
+ * "blk.N.<linear>.bias" for every linear cfg.bias has, per-head norms when cfg.qk_norm.
+ * q/k rows (and their biases, per-head norms and the rows of LoRA B) go out in the
+ * Hugging Face half-split order for families whose GGUF keeps it (arch->gguf_qk_half:
+ * qwen2, qwen3), the exact reverse of what load_gguf.c undoes; else interleaved. */
 #include "export.h"
 
 #include "core/error.h"
 #include "io/gguf.h"
+#include "model/load_internal.h" /* model_qk_permute: the loader's own permutation, reversed */
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* llama.cpp's tensor names of the linear layers, in LoraTarget order. */
-static const char *const gguf_linear[LORA_N_TARGETS] = {"attn_q", "attn_k", "attn_v", "attn_output",
-                                                        "ffn_gate", "ffn_up", "ffn_down"};
+const char *export_gguf_arch(const Model *m) { return m->cfg.arch ? m->cfg.arch->gguf_arch : "llama"; }
 
-const char *export_gguf_arch(const Model *m) {
-    (void)m; /* every family muscle loads today runs as llama.cpp's "llama" graph */
-    return "llama";
+static const ModelArch *arch_of(const Model *m) { return m->cfg.arch ? m->cfg.arch : arch_llama(); }
+
+/* Heads whose rows go out permuted to the Hugging Face (half-split) order: q and k of the
+ * families whose GGUF keeps that order (arch.h gguf_qk_half), what load_gguf.c undoes. */
+static int qk_heads(const Model *m, int slot) {
+    if (!arch_of(m)->gguf_qk_half) return 0;
+    return slot == LIN_Q ? m->cfg.n_heads : slot == LIN_K ? m->cfg.n_kv_heads : 0;
+}
+
+/* A copy of rows [heads * hd] of row_bytes each, interleaved -> half-split; kept in owned. */
+static const void *qk_half_copy(const Model *m, const void *src, int heads, size_t row_bytes, void **owned,
+                                size_t *n_owned) {
+    const ModelConfig *c = &m->cfg;
+    void *p = malloc((size_t)heads * c->head_dim * row_bytes);
+    if (!p) return NULL;
+    model_qk_permute(p, src, heads, c->head_dim, c->rope_dims ? c->rope_dims : c->head_dim, row_bytes, 1);
+    owned[(*n_owned)++] = p;
+    return p;
 }
 
 int export_lora_gguf(const LoraAdapter *a, const Model *m, const char *path, const char *name) {
     if (lora_check(a, m) != 0) return err_prefix("%s", path);
     if (a->merged) return err_set("%s: the adapter is merged into the model; export it before merging", path);
+    const ModelArch *ar = arch_of(m);
     GgufWriter w;
     gguf_writer_init(&w);
-    gguf_writer_set_string(&w, "general.architecture", export_gguf_arch(m));
+    gguf_writer_set_string(&w, "general.architecture", ar->gguf_arch);
     gguf_writer_set_string(&w, "general.type", "adapter");
     if (name) gguf_writer_set_string(&w, "general.name", name);
     gguf_writer_set_string(&w, "adapter.type", "lora");
     /* llama.cpp: scale = alpha / r with r = lora_b.ne[0] */
     gguf_writer_set_f32(&w, "adapter.lora.alpha", a->scaling * (float)a->rank);
-    char (*names)[64] = calloc((size_t)m->cfg.n_layers * LORA_N_TARGETS * 2, sizeof *names);
-    if (!names) {
-        gguf_writer_free(&w);
-        return err_set("%s: out of memory", path);
-    }
+    size_t cap = (size_t)m->cfg.n_layers * LORA_N_TARGETS * 2, n_owned = 0;
+    char (*names)[96] = calloc(cap, sizeof *names);
+    void **owned = calloc(cap, sizeof *owned);
+    int rc = names && owned ? 0 : err_set("%s: out of memory", path);
     size_t k = 0;
-    for (int l = 0; l < m->cfg.n_layers; l++)
-        for (int t = 0; t < LORA_N_TARGETS; t++) {
+    for (int l = 0; rc == 0 && l < m->cfg.n_layers; l++)
+        for (int t = 0; rc == 0 && t < LORA_N_TARGETS; t++) {
             const LoraMat *p = lora_mat(a, l, (LoraTarget)t);
             if (!p) continue;
             uint64_t ne_a[2] = {(uint64_t)p->in, (uint64_t)p->rank}, ne_b[2] = {(uint64_t)p->rank, (uint64_t)p->out};
-            snprintf(names[k], sizeof names[k], "blk.%d.%s.weight.lora_a", l, gguf_linear[t]);
+            /* B's rows are the weight's rows: q/k in the order the GGUF base holds them */
+            const void *b = p->B;
+            int heads = qk_heads(m, t);
+            if (heads && !(b = qk_half_copy(m, p->B, heads, (size_t)p->rank * sizeof(float), owned, &n_owned))) {
+                rc = err_set("%s: out of memory", path);
+                break;
+            }
+            snprintf(names[k], sizeof names[k], "blk.%d.%s.weight.lora_a", l, ar->gguf_lin[t]);
             gguf_writer_add_tensor(&w, names[k++], GGML_TYPE_F32, 2, ne_a, p->A);
-            snprintf(names[k], sizeof names[k], "blk.%d.%s.weight.lora_b", l, gguf_linear[t]);
-            gguf_writer_add_tensor(&w, names[k++], GGML_TYPE_F32, 2, ne_b, p->B);
+            snprintf(names[k], sizeof names[k], "blk.%d.%s.weight.lora_b", l, ar->gguf_lin[t]);
+            gguf_writer_add_tensor(&w, names[k++], GGML_TYPE_F32, 2, ne_b, b);
         }
-    int rc = k ? gguf_writer_write(&w, path) : err_set("%s: the adapter adapts no layer", path);
+    if (rc == 0) rc = k ? gguf_writer_write(&w, path) : err_set("%s: the adapter adapts no layer", path);
     gguf_writer_free(&w);
+    for (size_t i = 0; i < n_owned; i++) free(owned[i]);
+    free(owned);
     free(names);
     return rc;
 }
@@ -55,22 +85,22 @@ int export_lora_gguf(const LoraAdapter *a, const Model *m, const char *path, con
 
 static uint32_t ggml_type_of(DType d) { return d == DT_F16 ? GGML_TYPE_F16 : d == DT_BF16 ? GGML_TYPE_BF16 : GGML_TYPE_F32; }
 
-/* A matrix as floats: the weight's own fp32 data, or a widened copy of bf16 (kept in *owned). */
-static const float *weight_f32(const KWeight *kw, float **owned, size_t *n_owned, size_t cap) {
+/* A matrix as floats: the weight's own fp32 data, or a widened copy of bf16 (kept in owned). */
+static const float *weight_f32(const KWeight *kw, void **owned, size_t *n_owned) {
     if (kw->type == KW_F32) return kw->f32;
-    if (*n_owned >= cap) return NULL;
     size_t n = (size_t)kw->n * (size_t)kw->k;
     float *f = malloc(n * sizeof *f);
     if (!f) return NULL;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u = (uint32_t)kw->bf16[i] << 16;
-        memcpy(&f[i], &u, 4);
-    }
+    dtype_to_f32(DT_BF16, kw->bf16, f, n);
     owned[(*n_owned)++] = f;
     return f;
 }
 
+/* A SentencePiece-kind vocabulary (tokenizer.ggml.model "llama"). */
 static int add_tokenizer(GgufWriter *w, const Tokenizer *t, const char *path) {
+    if (tok_is_byte_level(t)) /* "gpt2" needs the merges in rank order and llama.cpp's pre name */
+        return err_set("%s: writing a byte-level BPE tokenizer (GPT-2 kind: Llama 3, Qwen, SmolLM) into GGUF is not "
+                       "supported yet; export a SentencePiece or llama2.c tokenizer, or none (gguf-lora needs none)", path);
     int n = tok_vocab_size(t);
     const char **pieces = calloc((size_t)n, sizeof *pieces);
     uint64_t *lens = calloc((size_t)n, sizeof *lens);
@@ -103,87 +133,161 @@ static int add_tokenizer(GgufWriter *w, const Tokenizer *t, const char *path) {
     return rc;
 }
 
+/* Llama 3 rotary scaling as llama.cpp's converter writes it: rope_freqs.weight, one divisor
+ * per frequency (convert_hf_to_gguf.py LlamaModel.generate_extra_tensors). */
+static void llama3_rope_divisors(const ModelConfig *c, float *div) {
+    int rd = c->rope_dims ? c->rope_dims : c->head_dim;
+    double lo_wl = (double)c->rope_orig_ctx / c->rope_low_freq, hi_wl = (double)c->rope_orig_ctx / c->rope_high_freq;
+    for (int i = 0; i < rd / 2; i++) {
+        float f = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)rd);
+        double wavelen = 2.0 * M_PI / f;
+        if (wavelen < hi_wl) div[i] = 1.0f;
+        else if (wavelen > lo_wl) div[i] = c->rope_factor;
+        else {
+            double sm = ((double)c->rope_orig_ctx / wavelen - c->rope_low_freq) / (c->rope_high_freq - c->rope_low_freq);
+            div[i] = (float)(1.0 / ((1.0 - sm) / c->rope_factor + sm));
+        }
+    }
+}
+
+/* The {arch}.* hyper-parameters, as convert_hf_to_gguf.py writes them. */
+static void add_hparams(GgufWriter *w, const Model *m, char (*keys)[96]) {
+    const ModelConfig *c = &m->cfg;
+    const char *a = arch_of(m)->gguf_arch;
+    int k = 0;
+#define KEY(suffix) (snprintf(keys[k], 96, "%s.%s", a, suffix), keys[k++])
+    gguf_writer_set_u32(w, KEY("context_length"), (uint32_t)c->seq_len);
+    gguf_writer_set_u32(w, KEY("embedding_length"), (uint32_t)c->dim);
+    gguf_writer_set_u32(w, KEY("block_count"), (uint32_t)c->n_layers);
+    gguf_writer_set_u32(w, KEY("feed_forward_length"), (uint32_t)c->hidden_dim);
+    gguf_writer_set_u32(w, KEY("rope.dimension_count"), (uint32_t)(c->rope_dims ? c->rope_dims : c->head_dim));
+    gguf_writer_set_u32(w, KEY("attention.head_count"), (uint32_t)c->n_heads);
+    gguf_writer_set_u32(w, KEY("attention.head_count_kv"), (uint32_t)c->n_kv_heads);
+    if (c->head_dim * c->n_heads != c->dim) { /* a head size of its own (Qwen3) */
+        gguf_writer_set_u32(w, KEY("attention.key_length"), (uint32_t)c->head_dim);
+        gguf_writer_set_u32(w, KEY("attention.value_length"), (uint32_t)c->head_dim);
+    }
+    gguf_writer_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), c->norm_eps);
+    gguf_writer_set_f32(w, KEY("rope.freq_base"), c->rope_theta);
+    if (c->sliding_window > 0) gguf_writer_set_u32(w, KEY("attention.sliding_window"), (uint32_t)c->sliding_window);
+    if (c->rope_scaling == ROPE_SCALING_LINEAR) {
+        gguf_writer_set_string(w, KEY("rope.scaling.type"), "linear");
+        gguf_writer_set_f32(w, KEY("rope.scaling.factor"), c->rope_factor);
+    }
+    gguf_writer_set_u32(w, KEY("vocab_size"), (uint32_t)c->vocab_size);
+#undef KEY
+}
+#define N_HPARAM_KEYS 20
+
 int export_model_gguf(const Model *m, const Tokenizer *t, const char *path, DType dtype, const char *name) {
     const ModelConfig *c = &m->cfg;
+    const ModelArch *ar = arch_of(m);
     if (dtype != DT_F32 && dtype != DT_F16 && dtype != DT_BF16)
         return err_set("%s: type %s: expected f32, f16 or bf16", path, dtype_name(dtype));
     if (c->rope != ROPE_INTERLEAVED)
-        return err_set("%s: the model's rotary layout is not the interleaved one GGUF llama models use", path);
+        return err_set("%s: the model's rotary layout is not the interleaved one muscle's loaders give", path);
+    if (ar->norm != ARCH_NORM_RMS || ar->mlp != ARCH_MLP_SWIGLU || ar->norm_offset != 0.0f || ar->parallel_residual ||
+        ar->embed_scale_sqrt_d)
+        return err_set("%s: GGUF export of the %s family is not supported yet (its norms or MLP)", path, ar->model_type);
     GgufWriter w;
     gguf_writer_init(&w);
-    gguf_writer_set_string(&w, "general.architecture", export_gguf_arch(m));
+    char keys[N_HPARAM_KEYS][96];
+    gguf_writer_set_string(&w, "general.architecture", ar->gguf_arch);
     gguf_writer_set_string(&w, "general.type", "model");
     if (name) gguf_writer_set_string(&w, "general.name", name);
     gguf_writer_set_u32(&w, "general.file_type", dtype == DT_F32 ? 0 : dtype == DT_F16 ? 1 : 32);
-    gguf_writer_set_u32(&w, "llama.context_length", (uint32_t)c->seq_len);
-    gguf_writer_set_u32(&w, "llama.embedding_length", (uint32_t)c->dim);
-    gguf_writer_set_u32(&w, "llama.block_count", (uint32_t)c->n_layers);
-    gguf_writer_set_u32(&w, "llama.feed_forward_length", (uint32_t)c->hidden_dim);
-    gguf_writer_set_u32(&w, "llama.rope.dimension_count", (uint32_t)c->head_dim);
-    gguf_writer_set_u32(&w, "llama.attention.head_count", (uint32_t)c->n_heads);
-    gguf_writer_set_u32(&w, "llama.attention.head_count_kv", (uint32_t)c->n_kv_heads);
-    gguf_writer_set_f32(&w, "llama.attention.layer_norm_rms_epsilon", c->norm_eps);
-    gguf_writer_set_f32(&w, "llama.rope.freq_base", c->rope_theta);
-    gguf_writer_set_u32(&w, "llama.vocab_size", (uint32_t)c->vocab_size);
+    add_hparams(&w, m, keys);
     int rc = 0;
     if (t) {
         if (tok_vocab_size(t) != c->vocab_size)
             rc = err_set("%s: the tokenizer has %d pieces, the model %d", path, tok_vocab_size(t), c->vocab_size);
         else rc = add_tokenizer(&w, t, path);
     }
-    size_t cap = (size_t)c->n_layers * 7 + 2, n_owned = 0;
-    float **owned = calloc(cap, sizeof *owned);
-    char (*names)[64] = calloc(cap, sizeof *names);
-    if (!owned || !names) rc = err_set("%s: out of memory", path);
-    size_t k = 0;
-#define MAT(nm, kw, ty)                                                                                   \
+    /* names and buffers live until the write (the writer keeps the pointers) */
+    const int per_layer = NORM_COUNT + 2 * LIN_COUNT;
+    size_t cap = (size_t)c->n_layers * per_layer + GT_COUNT + 1, n_owned = 0, k = 0;
+    void **owned = calloc(cap, sizeof *owned);
+    char (*names)[96] = calloc(cap, sizeof *names);
+    if (rc == 0 && (!owned || !names)) rc = err_set("%s: out of memory", path);
+    uint32_t ty = ggml_type_of(dtype);
+    /* a matrix [n, k] (heads > 0: q/k rows to the half-split order) */
+#define MAT(kw, heads)                                                                                    \
     do {                                                                                                  \
-        const float *src = weight_f32(&(kw), owned, &n_owned, cap);                                       \
+        const float *src = weight_f32(kw, owned, &n_owned);                                               \
+        if (src && (heads)) src = qk_half_copy(m, src, heads, (size_t)(kw)->k * sizeof(float), owned, &n_owned); \
         if (!src) { rc = err_set("%s: out of memory", path); break; }                                     \
-        uint64_t ne[2] = {(uint64_t)(kw).k, (uint64_t)(kw).n};                                            \
-        snprintf(names[k], sizeof names[k], "%s", nm);                                                    \
+        uint64_t ne[2] = {(uint64_t)(kw)->k, (uint64_t)(kw)->n};                                          \
         gguf_writer_add_tensor_f32(&w, names[k++], ty, 2, ne, src);                                       \
     } while (0)
-#define VEC(nm, ptr, len)                                                                                 \
+#define VEC(ptr, len, heads)                                                                              \
     do {                                                                                                  \
+        const void *src = (ptr);                                                                          \
+        if ((heads) && !(src = qk_half_copy(m, src, heads, sizeof(float), owned, &n_owned))) {            \
+            rc = err_set("%s: out of memory", path);                                                      \
+            break;                                                                                        \
+        }                                                                                                 \
         uint64_t ne[1] = {(uint64_t)(len)};                                                               \
-        gguf_writer_add_tensor(&w, nm, GGML_TYPE_F32, 1, ne, ptr);                                        \
+        gguf_writer_add_tensor(&w, names[k++], GGML_TYPE_F32, 1, ne, src);                                \
     } while (0)
-    uint32_t ty = ggml_type_of(dtype);
+#define GNAME(slot) snprintf(names[k], sizeof names[k], "%s.weight", ar->gguf_global[slot])
+#define LNAME(part, suffix) snprintf(names[k], sizeof names[k], "blk.%d.%s.%s", l, part, suffix)
     if (rc == 0) {
-        MAT("token_embd.weight", m->tok_emb, ty);
-        VEC("output_norm.weight", m->rms_final, c->dim);
-        if (!c->tied) MAT("output.weight", m->wcls, ty);
+        GNAME(GT_EMBED);
+        MAT(&m->tok_emb, 0);
     }
-    /* per layer: the names live in a static-size table (the writer keeps the pointer) */
-    char (*lnames)[64] = rc == 0 ? calloc((size_t)c->n_layers * 9, sizeof *lnames) : NULL;
-    if (rc == 0 && !lnames) rc = err_set("%s: out of memory", path);
+    if (rc == 0) {
+        GNAME(GT_NORM);
+        VEC(m->rms_final, c->dim, 0);
+    }
+    if (rc == 0 && !c->tied) {
+        GNAME(GT_HEAD);
+        MAT(&m->wcls, 0);
+    }
+    if (rc == 0 && (c->rope_scaling == ROPE_SCALING_LLAMA3 || c->rope_scaling == ROPE_SCALING_TABLE)) {
+        int half = (c->rope_dims ? c->rope_dims : c->head_dim) / 2;
+        float *div = malloc((size_t)half * sizeof *div);
+        if (!div) rc = err_set("%s: out of memory", path);
+        else {
+            owned[n_owned++] = div;
+            if (c->rope_scaling == ROPE_SCALING_TABLE) memcpy(div, m->rope_freq_div, (size_t)half * sizeof *div);
+            else llama3_rope_divisors(c, div);
+            snprintf(names[k], sizeof names[k], "rope_freqs.weight");
+            VEC(div, half, 0);
+        }
+    }
+    const int hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
+    const int out[LIN_COUNT] = {qd, kvd, kvd, c->dim, c->hidden_dim, c->hidden_dim, c->dim};
     for (int l = 0; rc == 0 && l < c->n_layers; l++) {
         const LayerWeights *L = &m->layers[l];
-        char (*ln)[64] = &lnames[(size_t)l * 9];
-        snprintf(ln[0], 64, "blk.%d.attn_norm.weight", l);
-        snprintf(ln[1], 64, "blk.%d.ffn_norm.weight", l);
-        VEC(ln[0], L->rms_att, c->dim);
-        VEC(ln[1], L->rms_ffn, c->dim);
-        const KWeight *mats[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w1, &L->w3, &L->w2};
-        for (int t2 = 0; t2 < 7 && rc == 0; t2++) {
-            snprintf(ln[2 + t2], 64, "blk.%d.%s.weight", l, gguf_linear[t2]);
-            const float *src = weight_f32(mats[t2], owned, &n_owned, cap);
-            if (!src) {
-                rc = err_set("%s: out of memory", path);
-                break;
+        LNAME(ar->gguf_norm[NORM_ATTN], "weight");
+        VEC(L->rms_att, c->dim, 0);
+        if (rc) break;
+        LNAME(ar->gguf_norm[NORM_FFN], "weight");
+        VEC(L->rms_ffn, c->dim, 0);
+        if (rc == 0 && c->qk_norm) { /* per-head: the elements of one head, permuted like its rows */
+            LNAME(ar->gguf_norm[NORM_Q], "weight");
+            VEC(L->q_norm, hd, ar->gguf_qk_half);
+            if (rc) break;
+            LNAME(ar->gguf_norm[NORM_K], "weight");
+            VEC(L->k_norm, hd, ar->gguf_qk_half);
+        }
+        for (int s = 0; rc == 0 && s < LIN_COUNT; s++) {
+            LNAME(ar->gguf_lin[s], "weight");
+            MAT(model_linear(m, l, (LinearSlot)s), qk_heads(m, s));
+            if (rc == 0 && (c->bias & LIN_BIT(s))) {
+                LNAME(ar->gguf_lin[s], "bias");
+                VEC(L->bias[s], out[s], qk_heads(m, s));
             }
-            uint64_t ne[2] = {(uint64_t)mats[t2]->k, (uint64_t)mats[t2]->n};
-            gguf_writer_add_tensor_f32(&w, ln[2 + t2], ty, 2, ne, src);
         }
     }
 #undef MAT
 #undef VEC
+#undef GNAME
+#undef LNAME
     if (rc == 0) rc = gguf_writer_write(&w, path);
     gguf_writer_free(&w);
     for (size_t i = 0; i < n_owned; i++) free(owned[i]);
     free(owned);
     free(names);
-    free(lnames);
     return rc;
 }

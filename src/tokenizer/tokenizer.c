@@ -532,6 +532,8 @@ int tok_bos_id(const Tokenizer *t) { return t ? t->bos : -1; }
 int tok_eos_id(const Tokenizer *t) { return t ? t->eos : -1; }
 int tok_unk_id(const Tokenizer *t) { return t ? t->unk : -1; }
 
+int tok_is_byte_level(const Tokenizer *t) { return t && t->bpe; }
+
 const char *tok_kind(const Tokenizer *t) {
     if (!t) return "";
     switch (t->kind) {

@@ -65,6 +65,8 @@ int tok_vocab_size(const Tokenizer *t);
 int tok_bos_id(const Tokenizer *t); /* -1 when none */
 int tok_eos_id(const Tokenizer *t);
 int tok_unk_id(const Tokenizer *t);
+/* 1 for a byte-level BPE tokenizer (GPT-2 kind: tokenizer.json ByteLevel or GGUF "gpt2"). */
+int tok_is_byte_level(const Tokenizer *t);
 /* "llama2.c", "sentencepiece", "tokenizer.json" or "gguf" (tok_init_from_vocab). */
 const char *tok_kind(const Tokenizer *t);
 /* The piece (SentencePiece form, "▁" for spaces; not NUL-terminated when it holds a NUL byte).

@@ -2,14 +2,22 @@
  * the GGUF LoRA file holds exactly the adapter (keys, names, ggml shapes, values, the
  * alpha that makes llama.cpp's alpha / r the adapter's scaling), and the merged folder is
  * bit for bit lora_merge's fp32 weights (f32) or their one cast (bf16). Against a real
- * llama.cpp: tests/export/llamacpp.sh. */
+ * llama.cpp: tests/export/llamacpp.sh.
+ * Every family (tests/fixtures/model/families/<f>, Hugging Face folders checked against
+ * PyTorch by tests/model/test_families.c): the exported GGUF loads back as the same
+ * model (logits within 1e-6), a random adapter gives the same logits on the GGUF base as
+ * on the HF base, the GGUF LoRA's q/k B rows are in the order of the GGUF base (half-split
+ * for qwen2/qwen3), and the merged folder loads as the family with the adapter's logits. */
 #include "testutil.h"
 
 #include "core/dtype.h"
+#include "core/error.h"
 #include "core/file.h"
 #include "core/rng.h"
 #include "export/export.h"
 #include "io/gguf.h"
+#include "model/forward.h"
+#include "model/load_internal.h"
 #include "model/lora.h"
 #include "model/model.h"
 
@@ -128,7 +136,137 @@ static void test_merged_bits(void **state) {
     model_free(&ref);
 }
 
+#define FIX "tests/fixtures/model/families/"
+static const char *const FAMILIES[] = {"llama3", "smollm2", "mistral", "qwen2", "qwen3"};
+#define N_FAM 5
+#define T_FAM 12
+
+static float *logits_with(const Model *m, const LoraAdapter *a, const int *ids) {
+    RunState s;
+    assert_int_equal(runstate_init(&s, m, 1, T_FAM, T_FAM, RS_KEEP_NONE), 0);
+    if (a) assert_int_equal(runstate_set_lora(&s, a), 0);
+    assert_int_equal(model_forward(&s, ids, 1, T_FAM, 0), 0);
+    size_t n = (size_t)T_FAM * m->cfg.vocab_size;
+    float *out = malloc(n * sizeof *out);
+    memcpy(out, s.logits, n * sizeof *out);
+    runstate_free(&s);
+    return out;
+}
+
+static double max_diff(const float *a, const float *b, size_t n) {
+    double w = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (!(d <= w)) w = isnan(d) ? INFINITY : d;
+    }
+    return w;
+}
+
+static void test_families_roundtrip(void **state) {
+    (void)state;
+    for (int f = 0; f < N_FAM; f++) {
+        char dir[256], gpath[512], lpath[512], mdir[512];
+        snprintf(dir, sizeof dir, FIX "%s", FAMILIES[f]);
+        snprintf(gpath, sizeof gpath, "%s/%s.gguf", test_tmpdir(), FAMILIES[f]);
+        snprintf(lpath, sizeof lpath, "%s/%s-lora.gguf", test_tmpdir(), FAMILIES[f]);
+        snprintf(mdir, sizeof mdir, "%s/%s-merged", test_tmpdir(), FAMILIES[f]);
+        ModelLoadOptions wo = {KW_F32, 1};
+        Model hf, gg, merged;
+        if (model_load(&hf, dir, &wo) != 0) fail_msg("%s", err_msg());
+        const ModelConfig *c = &hf.cfg;
+        int V = c->vocab_size, ids[T_FAM];
+        for (int i = 0; i < T_FAM; i++) ids[i] = (i * 37 + 5 + f) % V;
+        if (export_model_gguf(&hf, NULL, gpath, DT_F32, FAMILIES[f]) != 0) fail_msg("%s", err_msg());
+        if (model_load(&gg, gpath, NULL) != 0) fail_msg("%s", err_msg());
+        assert_ptr_equal(gg.cfg.arch, arch_from_gguf(c->arch->gguf_arch));
+        assert_int_equal(gg.cfg.bias, c->bias);
+        assert_int_equal(gg.cfg.qk_norm, c->qk_norm);
+        assert_int_equal(gg.cfg.sliding_window, c->sliding_window);
+        assert_int_equal(gg.cfg.head_dim, c->head_dim);
+        assert_int_equal(gg.cfg.tied, c->tied);
+        size_t n = (size_t)T_FAM * V;
+        float *l0 = logits_with(&hf, NULL, ids), *l1 = logits_with(&gg, NULL, ids);
+        double d_base = max_diff(l0, l1, n);
+        /* a random adapter on every linear: the same logits on either base */
+        LoraAdapter a;
+        assert_int_equal(lora_init(&a, c, 2, 4.0f, 0, LORA_TARGETS_ALL), 0);
+        fill_adapter(&a, 17 + (uint64_t)f);
+        for (size_t i = 0; i < a.n_floats; i++) a.data[i] *= 0.2f;
+        float *la = logits_with(&hf, &a, ids), *lb = logits_with(&gg, &a, ids);
+        double d_lora = max_diff(la, lb, n), moved = max_diff(l0, la, n);
+        /* the GGUF LoRA: B rows of q and k in the GGUF base's order */
+        if (export_lora_gguf(&a, &gg, lpath, "t") != 0) fail_msg("%s", err_msg());
+        GgufFile g;
+        assert_int_equal(gguf_open(&g, lpath), 0);
+        const char *arch;
+        assert_int_equal(gguf_get_string(&g, "general.architecture", &arch, NULL), 0);
+        assert_string_equal(arch, c->arch->gguf_arch);
+        for (int t = 0; t < 2; t++) {
+            const LoraMat *p = lora_mat(&a, 0, (LoraTarget)t);
+            char nm[96];
+            snprintf(nm, sizeof nm, "blk.0.%s.weight.lora_b", c->arch->gguf_lin[t]);
+            const GgufTensor *gt = gguf_tensor_find(&g, nm);
+            assert_non_null(gt);
+            size_t nb = (size_t)p->out * p->rank;
+            float *v = malloc(nb * sizeof *v), *back = malloc(nb * sizeof *back);
+            assert_int_equal(gguf_tensor_to_f32(&g, gt, v), 0);
+            if (c->arch->gguf_qk_half) {
+                assert_memory_not_equal(v, p->B, nb * sizeof *v); /* the permutation is not a no-op */
+                model_qk_permute(back, v, p->out / c->head_dim, c->head_dim, c->rope_dims, (size_t)p->rank * sizeof *v, 0);
+            } else memcpy(back, v, nb * sizeof *v);
+            assert_memory_equal(back, p->B, nb * sizeof *v);
+            free(v);
+            free(back);
+        }
+        gguf_close(&g);
+        /* merged: the family's folder, the adapter's logits */
+        assert_int_equal(file_mkdirs(mdir), 0);
+        if (export_merged_hf(&hf, &a, mdir, DT_F32) != 0) fail_msg("%s", err_msg());
+        if (model_load(&merged, mdir, NULL) != 0) fail_msg("%s", err_msg());
+        assert_ptr_equal(merged.cfg.arch, c->arch);
+        float *lm = logits_with(&merged, NULL, ids);
+        double d_merged = max_diff(la, lm, n);
+        printf("# %s (gguf %s): base %.3g, adapter %.3g (adapter moves logits by %.3g), merged %.3g\n", FAMILIES[f],
+               c->arch->gguf_arch, d_base, d_lora, moved, d_merged);
+        assert_true(d_base <= 1e-6);
+        assert_true(d_lora <= 1e-6);
+        assert_true(moved > 1e-3);
+        assert_true(d_merged <= 1e-4);
+        free(l0); free(l1); free(la); free(lb); free(lm);
+        lora_free(&a);
+        model_free(&merged);
+        model_free(&gg);
+        model_free(&hf);
+    }
+}
+
+/* a byte-level BPE vocabulary is refused with one clear line (not written as SentencePiece) */
+static void test_bytelevel_refused(void **state) {
+    (void)state;
+    ModelConfig c = small_cfg();
+    Model m;
+    assert_int_equal(model_init_random(&m, &c, NULL, 3), 0);
+    const char *pieces[32];
+    char buf[32][2];
+    for (int i = 0; i < 32; i++) {
+        buf[i][0] = (char)('A' + i);
+        buf[i][1] = 0;
+        pieces[i] = buf[i];
+    }
+    Tokenizer *t = tok_init_bpe_from_vocab(32, pieces, NULL, NULL, 0, NULL, NULL, "qwen2", -1, 0);
+    if (!t) fail_msg("%s", err_msg());
+    char path[512];
+    snprintf(path, sizeof path, "%s/bl.gguf", test_tmpdir());
+    assert_int_equal(export_model_gguf(&m, t, path, DT_F32, NULL), -1);
+    assert_non_null(strstr(err_msg(), "byte-level"));
+    assert_false(file_exists(path));
+    tok_free(t);
+    model_free(&m);
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_gguf_lora), cmocka_unit_test(test_merged_bits)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_gguf_lora), cmocka_unit_test(test_merged_bits),
+                                       cmocka_unit_test(test_families_roundtrip),
+                                       cmocka_unit_test(test_bytelevel_refused)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
