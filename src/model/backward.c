@@ -241,29 +241,9 @@ void rope_backward_at(float *dx, int N, int n, int pos0, const int *positions, i
 
 void rope_backward_partial(float *dx, int N, int n, int pos0, const int *positions, int nh, int hd, int rd, RopeStyle style,
                            const float *cosT, const float *sinT) {
-    int half = rd / 2;
-#pragma omp parallel for schedule(static) if (CPU_PAR((size_t)N * nh * hd))
-    for (int r = 0; r < N; r++) {
-        int pos = positions ? positions[r] : pos0 + r % n;
-        const float *c = cosT + (size_t)pos * half, *s = sinT + (size_t)pos * half;
-        for (int h = 0; h < nh; h++) {
-            float *v = dx + (size_t)r * nh * hd + (size_t)h * hd;
-            /* forward: (a, b) -> (a c - b s, a s + b c); its transpose: (ga, gb) -> (ga c + gb s, gb c - ga s) */
-            if (style == ROPE_INTERLEAVED) {
-                for (int i = 0; i < half; i++) {
-                    float ga = v[2 * i], gb = v[2 * i + 1];
-                    v[2 * i] = ga * c[i] + gb * s[i];
-                    v[2 * i + 1] = gb * c[i] - ga * s[i];
-                }
-            } else {
-                for (int i = 0; i < half; i++) {
-                    float ga = v[i], gb = v[i + half];
-                    v[i] = ga * c[i] + gb * s[i];
-                    v[i + half] = gb * c[i] - ga * s[i];
-                }
-            }
-        }
-    }
+    /* forward: (a, b) -> (a c - b s, a s + b c); its transpose (ga, gb) -> (ga c + gb s, gb c - ga s)
+     * is the same turn by the opposite angle */
+    rope_rotate_partial(dx, N, n, pos0, positions, nh, hd, rd, style, cosT, sinT, 1);
 }
 
 void bias_backward(float *db, const float *dy, int N, int out) {

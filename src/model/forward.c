@@ -53,7 +53,13 @@ void rope_forward_at(float *x, int N, int n, int pos0, const int *positions, int
 
 void rope_forward_partial(float *x, int N, int n, int pos0, const int *positions, int nh, int hd, int rd, RopeStyle style,
                           const float *cosT, const float *sinT) {
+    rope_rotate_partial(x, N, n, pos0, positions, nh, hd, rd, style, cosT, sinT, 0);
+}
+
+void rope_rotate_partial(float *x, int N, int n, int pos0, const int *positions, int nh, int hd, int rd, RopeStyle style,
+                         const float *cosT, const float *sinT, int inverse) {
     int half = rd / 2;
+    float sg = inverse ? -1.0f : 1.0f; /* the inverse turn is the turn by -angle (exact: only the sine's sign) */
 #pragma omp parallel for schedule(static) if (CPU_PAR((size_t)N * nh * hd))
     for (int r = 0; r < N; r++) {
         int pos = positions ? positions[r] : pos0 + r % n;
@@ -62,15 +68,15 @@ void rope_forward_partial(float *x, int N, int n, int pos0, const int *positions
             float *v = x + (size_t)r * nh * hd + (size_t)h * hd;
             if (style == ROPE_INTERLEAVED) {
                 for (int i = 0; i < half; i++) {
-                    float a = v[2 * i], b = v[2 * i + 1];
-                    v[2 * i] = a * c[i] - b * s[i];
-                    v[2 * i + 1] = a * s[i] + b * c[i];
+                    float a = v[2 * i], b = v[2 * i + 1], si = sg * s[i];
+                    v[2 * i] = a * c[i] - b * si;
+                    v[2 * i + 1] = a * si + b * c[i];
                 }
             } else {
                 for (int i = 0; i < half; i++) {
-                    float a = v[i], b = v[i + half];
-                    v[i] = a * c[i] - b * s[i];
-                    v[i + half] = b * c[i] + a * s[i];
+                    float a = v[i], b = v[i + half], si = sg * s[i];
+                    v[i] = a * c[i] - b * si;
+                    v[i + half] = b * c[i] + a * si;
                 }
             }
         }

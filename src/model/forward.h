@@ -163,6 +163,10 @@ void rope_forward_at(float *x, int N, int n, int pos0, const int *positions, int
  * rope_forward_at. */
 void rope_forward_partial(float *x, int N, int n, int pos0, const int *positions, int nh, int hd, int rd, RopeStyle style,
                           const float *cosT, const float *sinT);
+/* The turn of rope_forward_partial (inverse 0) or its inverse, the turn by the opposite angle
+ * (inverse 1: the transpose, which rope_backward_partial applies to gradients). */
+void rope_rotate_partial(float *x, int N, int n, int pos0, const int *positions, int nh, int hd, int rd, RopeStyle style,
+                         const float *cosT, const float *sinT, int inverse);
 /* hg = silu(h1) * h3 */
 void swiglu_forward(float *hg, const float *h1, const float *h3, size_t n);
 /* y[N, out] += b[out] on every row. */
