@@ -157,7 +157,7 @@ void compat_vocab_map_free(CompatVocabMap *m) {
     memset(m, 0, sizeof *m);
 }
 
-double compat_vocab_map_logits(const CompatVocabMap *m, const float *zt, float *zs) {
+double compat_vocab_map_logits(const CompatVocabMap *m, const float *zt, double T, float *zs) {
     float mx = -INFINITY;
     for (int t = 0; t < m->vt; t++)
         if (zt[t] > mx) mx = zt[t];
@@ -171,9 +171,10 @@ double compat_vocab_map_logits(const CompatVocabMap *m, const float *zt, float *
         kept += e;
         if (zs[s] == COMPAT_XTOK_NONE) {
             zs[s] = zt[t];
-        } else { /* two teacher pieces with one image: log(exp(a) + exp(b)) */
-            double a = zs[s], b = zt[t], hi = a > b ? a : b;
-            zs[s] = (float)(hi + log(exp(a - hi) + exp(b - hi)));
+        } else { /* two teacher pieces with one image: their masses at temperature T add,
+                  * T log(exp(a / T) + exp(b / T)) */
+            double a = zs[s] / T, b = zt[t] / T, hi = a > b ? a : b;
+            zs[s] = (float)(T * (hi + log(exp(a - hi) + exp(b - hi))));
         }
     }
     return all > 0 ? kept / all : 0.0;

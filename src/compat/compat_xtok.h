@@ -18,7 +18,7 @@
  * and the distillation term is KL(p~ || q), q = softmax(z_s / T) the student's. Its
  * gradient d/dz_s = (q_s - p~_s) / T (the ordinary KL's, with the pushed-forward
  * target). Implemented by writing the teacher's logits into the student's vocabulary
- * (log-sum-exp of the logits mapping to one student piece; COMPAT_XTOK_NONE = -1e30
+ * (T log-sum-exp(z / T) of the logits mapping to one student piece; COMPAT_XTOK_NONE = -1e30
  * elsewhere, which is exp() = 0 exactly) and using the same-tokenizer loss unchanged:
  * with identical vocabularies the mapping is the identity and the loss is bit for bit
  * the same-tokenizer loss. coverage = sum_{t in M} softmax(z_t)_t (temperature 1): the
@@ -67,9 +67,11 @@ typedef struct {
 
 int compat_vocab_map_init(CompatVocabMap *m, const Tokenizer *teacher, const Tokenizer *student);
 void compat_vocab_map_free(CompatVocabMap *m);
-/* Teacher logits zt [vt] -> zs [vs] in the student's vocabulary (above); returns the
- * coverage (mass of the mapped teacher pieces at temperature 1; 0 when none). */
-double compat_vocab_map_logits(const CompatVocabMap *m, const float *zt, float *zs);
+/* Teacher logits zt [vt] -> zs [vs] in the student's vocabulary (above; several teacher
+ * pieces with one image: T log sum exp(z_t / T), so that softmax(zs / T) = p~ at the
+ * distillation temperature T); returns the coverage (mass of the mapped teacher pieces
+ * at temperature 1; 0 when none). */
+double compat_vocab_map_logits(const CompatVocabMap *m, const float *zt, double T, float *zs);
 
 /* ULD at one position: pt [kt] the teacher's probabilities at temperature T sorted in
  * decreasing order (the rest of its N entries 0), z [V] the student's logits. Returns

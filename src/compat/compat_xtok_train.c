@@ -108,7 +108,7 @@ int compat_xtok_token_cache(CompatTrainer *ct, size_t covered_n) {
                 CompatVocabMap vm = ct->vmap;
                 if (vm.vt > Vt) vm.vt = Vt;
                 (void)tv;
-                double cover = compat_vocab_map_logits(&vm, zt, tmp);
+                double cover = compat_vocab_map_logits(&vm, zt, Tt, tmp);
                 ct->cover_sum += cover;
                 ct->cover_n++;
                 compat_teacher_pos(tmp, V, Tt, -1, V, NULL, ct->z_pool[0] + slot * (size_t)V, tp);
