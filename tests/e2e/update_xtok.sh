@@ -38,6 +38,9 @@ def acc(p): L=[json.loads(l) for l in open(p)]; return sum(x['correct'] for x in
 a1,n1=acc('$TMP/mc/preds/old.jsonl'); a2,n2=acc('$TMP/mc/preds/new-s1.jsonl')
 am,nm=acc('$TMP/mc/preds/muscle-s1.jsonl'); ac,nc=acc('$TMP/mc/preds/choice-s1.jsonl')
 print('# acc M1 %.3f M2 %.3f muscle %.3f choice %.3f' % (a1,a2,am,ac)); assert a1 > 0.4 and n1 == n2 == nm == nc == 40"
+check "the report names both models' families and tokenizers" sh -c "
+grep -q 'llama, dim 128, 5 layers; sentencepiece tokenizer, 512 pieces' '$TMP/mc/report.md' &&
+grep -q 'llama, dim 64, 2 layers; tokenizer.json tokenizer, 357 pieces' '$TMP/mc/report.md'"
 $MUSCLE update --old-model $V1 --old-adapter demo/adapters/sum-v1 --new-model "$TMP/v2" --task-train "$TMP/sum.train.jsonl" \
     --task-test "$TMP/sum.test.jsonl" --out "$TMP/gen" --methods muscle,seqkd --max-tokens 16 "${U[@]}" >"$TMP/gen.out" 2>"$TMP/err"; rc=$?
 [ $rc -ne 0 ] && tail -5 "$TMP/err" | sed 's/^/# /'
