@@ -50,6 +50,9 @@ typedef struct {
      * longest packed row allowed (0 = no cap) */
     int choice_rows_plain;
     int pack_max;
+    /* across tokenizers: the least share of M1's mass the exact mapping must cover (0 =
+     * COMPAT_XTOK_MIN_COVERAGE; test knob MUSCLE_XTOK_MIN_COVERAGE) */
+    double min_coverage;
 } CompatSetup;
 
 typedef struct {

@@ -128,9 +128,10 @@ int compat_xtok_token_cache(CompatTrainer *ct, size_t covered_n) {
     if (!uld && !ct->s.quiet)
         fprintf(stderr, "muscle compat: vocabulary mapping (exact pieces): %d of M1's %d pieces mapped; they hold %.1f%% of M1's probability mass at the aligned positions\n",
                 ct->vmap.n_mapped, ct->vmap.vt, 100.0 * ct->st.xtok_coverage);
-    if (!uld && ct->cover_n && ct->st.xtok_coverage < COMPAT_XTOK_MIN_COVERAGE)
+    double least = ct->s.min_coverage > 0 ? ct->s.min_coverage : COMPAT_XTOK_MIN_COVERAGE;
+    if (!uld && ct->cover_n && ct->st.xtok_coverage < least)
         return err_set("compat: the exact vocabulary mapping covers %.1f%% of the old model's probability mass (below %.0f%%): its KL would be taken over too little of it; use --vocab-map uld",
-                       100.0 * ct->st.xtok_coverage, 100.0 * COMPAT_XTOK_MIN_COVERAGE);
+                       100.0 * ct->st.xtok_coverage, 100.0 * least);
     return 0;
 }
 
