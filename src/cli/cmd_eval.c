@@ -56,7 +56,8 @@ static void add_str_or_null(cJSON *j, const char *key, const char *v) {
 }
 
 /* The summary line on stdout: one JSON object (strings escaped by cJSON). */
-static int print_summary(const EvalOptions *o, const EvalSummary *s, const char *model, const char *adapter, const char *out) {
+static int print_summary(const EvalOptions *o, const EvalSummary *s, const char *model, const char *adapter, const char *out,
+                         const ModelBundle *b) {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "task", o->task_path);
     cJSON_AddStringToObject(j, "format", task_format_name(s->format));
@@ -74,6 +75,11 @@ static int print_summary(const EvalOptions *o, const EvalSummary *s, const char 
         add_fixed(j, "rougeL", "%.6f", s->rougeL);
     }
     cJSON_AddStringToObject(j, "model", model);
+    /* the base's family and tokenizer (the report of an update across tokenizers names both) */
+    char base[160];
+    snprintf(base, sizeof base, "%s, dim %d, %d layers; %s tokenizer, %d pieces", b->model.cfg.arch->model_type, b->model.cfg.dim,
+             b->model.cfg.n_layers, tok_kind(b->tok), tok_vocab_size(b->tok));
+    cJSON_AddStringToObject(j, "base", base);
     add_str_or_null(j, "adapter", adapter);
     add_str_or_null(j, "preds", out);
     add_fixed(j, "seconds", "%.3f", s->seconds);
@@ -141,7 +147,7 @@ int cmd_eval(int argc, char **argv) {
     o.lora = model_bundle_adapter(&b);
     EvalSummary s;
     int rc = eval_run(&b.model, b.tok, &o, out, &s);
-    if (rc == 0 && dist_rank() == 0) rc = print_summary(&o, &s, model, adapter, out); /* MPI ranks: rank 0 reports for the job */
+    if (rc == 0 && dist_rank() == 0) rc = print_summary(&o, &s, model, adapter, out, &b); /* MPI ranks: rank 0 reports for the job */
     model_bundle_free(&b);
     return rc == 0 ? 0 : cli_fail();
 }

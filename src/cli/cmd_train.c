@@ -80,7 +80,9 @@ static const char *finetune_help =
     "  --compat METHOD       student-wrong (the paper's best), old-correct, none (plain\n"
     "                        distillation from M1), token-likelihood, sequence-likelihood,\n"
     "                        or the baselines focal and elodi\n"
-    "  --old-model M1, --old-adapter A1   the old task model (same tokenizer)\n"
+    "  --old-model M1, --old-adapter A1   the old task model (its own tokenizer when one is beside it)\n"
+    "  --vocab-map exact|uld  token level when M1's tokenizer differs: pieces with the same bytes\n"
+    "                       (default) or Universal Logit Distillation (docs/compat.md)\n"
     "  --level L             token (default; every position, the paper's), choice\n"
     "                        (multiple choice: KL over the choices' likelihoods) or sequence\n"
     "                        (generation: cross-entropy on M1's greedy outputs, masked per\n"
@@ -164,6 +166,7 @@ static const TrainOpt train_opts[] = {
     {"teacher-topk", T_INT, F(compat.cfg.topk), 1, 1 << 24, FOR_FINE}, {"teacher-cache-mb", T_POS, F(compat.cfg.cache_mb), 0, 0, FOR_FINE},
     {"max-tokens", T_INT, F(compat.cfg.gen_max_tokens), 1, 1 << 20, FOR_FINE},
     {"no-repeat-ngram", T_INT, F(compat.cfg.gen_no_repeat_ngram), 0, 64, FOR_FINE},
+    {"vocab-map", T_SPECIAL, 0, 0, 0, FOR_FINE},
 };
 #undef F
 #define N_OPTS (int)(sizeof train_opts / sizeof train_opts[0])
@@ -211,6 +214,9 @@ static int parse_special(TrainSpec *s, const char *name, const char *v, const ch
     } else if (!strcmp(name, "distill-tokens")) {
         if (strcmp(v, "all") && strcmp(v, "answer")) return cli_usage_fail(cmd, "--distill-tokens '%s': expected all or answer", v);
         s->compat.cfg.answer_only = !strcmp(v, "answer");
+    } else if (!strcmp(name, "vocab-map")) {
+        if (strcmp(v, "exact") && strcmp(v, "uld")) return cli_usage_fail(cmd, "--vocab-map '%s': expected exact or uld", v);
+        s->compat.cfg.vocab_map = !strcmp(v, "uld");
     } else if (!strcmp(name, "ce-weight")) {
         if (parse_pos("--ce-weight", v, &s->compat.cfg.ce_weight, 1)) return 2;
         if (s->compat.cfg.ce_weight > 1) return cli_usage_fail(cmd, "--ce-weight '%s': expected a number in 0..1", v);

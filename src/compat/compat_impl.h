@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "compat/compat_train.h"
+#include "compat/compat_xtok.h"
 #include "model/forward.h"
 
 /* One training or held-out example: a row of ids; mask[j] = 1 when ids[j] is an
@@ -27,6 +28,14 @@ typedef struct {
     int kd_len;
     int *gp;
     int gn;
+    /* across tokenizers (compat_xtok_train.c): M1's row of the same text in its own
+     * tokenization, the teacher position aligned with each student position j (-1: none),
+     * and M1's prompt (sequence level) */
+    int *t_ids;
+    int t_len;
+    int *t_pos;        /* [len - 1]; NULL: the same tokenizer (every position is its own) */
+    int *gp1;
+    int gn1;
 } CEx;
 
 /* What one position of a token-level step was (pos_meta: the bits of the flags that hold),
@@ -81,12 +90,28 @@ struct CompatTrainer {
     uint8_t *same2, *smask;
     long mask_epoch;
     int *gen_buf;              /* a prompt cut to a model's context */
+    /* across tokenizers: M1 has its own tokenizer (s.old_tok differs from s.tok) */
+    int xtok;
+    CompatVocabMap vmap;       /* token level, --vocab-map exact */
+    TaskMCTokens *mc1;         /* [n_mc] the multiple-choice instances in M1's tokenization */
+    float *uld_pool;           /* token level, --vocab-map uld: M1's sorted probabilities per covered position [C x Vt] */
+    int vt;
+    double cover_sum;          /* exact mapping: sum over aligned positions of the mass covered */
+    long cover_n;
     CompatStats st;
 };
 
 /* compat_train.c */
+int compat_covered(const CompatTrainer *ct, const CEx *e, int j); /* distilled at position j */
 int compat_is_answer(const CEx *e, int j);
 void compat_step_scales(const CompatConfig *c, double n_answer, double n_distill, double *ce, double *kd);
+
+/* compat_xtok_train.c: across tokenizers */
+int compat_xtok_rows(CompatTrainer *ct);
+int compat_xtok_token_cache(CompatTrainer *ct, size_t covered_n);
+int compat_xtok_mc_tokens(CompatTrainer *ct, const TaskSet *sub, const int *keep, int n);
+double compat_xtok_step_pos(CompatTrainer *ct, const TeacherPos *t1, const TeacherPos *t2, const float *z, int y, int ans,
+                            int dist, int seq_flag, double ce_s, double kd_s, float *dz, float *scratch, CompatTokenOut *o);
 
 /* compat_seq.c: the sequence level */
 int compat_seq_teachers(CompatTrainer *ct);

@@ -90,6 +90,11 @@ char *compat_config_json(const CompatConfig *c) {
         if (m < 0 || (size_t)(n - 1 + m) >= sizeof buf) return NULL;
         n += m - 1;
     }
+    if (c->vocab_map) { /* only when not the default: same-tokenizer runs keep their JSON */
+        int m = snprintf(buf + n - 1, sizeof buf - (size_t)n + 1, ",\"vocab_map\":\"uld\"}");
+        if (m < 0 || (size_t)(n - 1 + m) >= sizeof buf) return NULL;
+        n += m - 1;
+    }
     char *s = malloc((size_t)n + 1);
     if (s) memcpy(s, buf, (size_t)n + 1);
     return s;

@@ -63,6 +63,8 @@ typedef struct {
      * `muscle eval` decodes (its --max-tokens and --no-repeat-ngram) */
     int gen_max_tokens;  /* default 128 */
     int gen_no_repeat_ngram; /* default 0 */
+    /* token level across tokenizers (compat_xtok.h): 0 exact mapping of pieces, 1 ULD */
+    int vocab_map;
 } CompatConfig;
 
 void compat_config_default(CompatConfig *c);

@@ -27,7 +27,9 @@ static const TaskSet *ex_set(const CompatTrainer *ct, const CEx *e) { return e->
  * decodes a generation task (batched, model/generate_batch.h): the prompt cut to the
  * model's context minus max tokens (BOS and the latest tokens kept), the template's stop
  * strings, EOS, no repeated n-grams as configured. */
-static int seq_generate_all(CompatTrainer *ct, const Model *m, const LoraAdapter *a, GenResult *res) {
+static int seq_generate_all(CompatTrainer *ct, const Model *m, const LoraAdapter *a, int old, GenResult *res) {
+    /* across tokenizers M1 reads its own tokenization of the prompts */
+    const Tokenizer *tok = old && ct->xtok ? ct->s.old_tok : ct->s.tok;
     long n = ct->n[DATA_TRAIN];
     int limit = m->cfg.seq_len - ct->cfg.gen_max_tokens;
     if (limit < 2)
@@ -39,9 +41,10 @@ static int seq_generate_all(CompatTrainer *ct, const Model *m, const LoraAdapter
     int max_len = 1, rc = 0;
     for (long i = 0; i < n && rc == 0; i++) {
         CEx *e = &ct->ex[DATA_TRAIN][i];
-        int np = e->gn;
+        const int *gp = old && ct->xtok ? e->gp1 : e->gp;
+        int np = old && ct->xtok ? e->gn1 : e->gn;
         if (np > limit && !(cut[i] = malloc((size_t)limit * sizeof **cut))) rc = err_set("out of memory");
-        const int *prompt = rc ? e->gp : eval_prompt_fit(e->gp, &np, limit, cut[i]);
+        const int *prompt = rc ? gp : eval_prompt_fit(gp, &np, limit, cut[i]);
         req[i] = (GenRequest){prompt, np, 0};
         if (np + ct->cfg.gen_max_tokens > max_len) max_len = np + ct->cfg.gen_max_tokens;
     }
@@ -53,7 +56,7 @@ static int seq_generate_all(CompatTrainer *ct, const Model *m, const LoraAdapter
     g.n_stops = ct->s.prompt->n_stops;
     g.lora = a;
     if (max_len > m->cfg.seq_len) max_len = m->cfg.seq_len;
-    if (rc == 0) rc = model_generate_batch(m, ct->s.tok, req, (int)n, &g, gen_batch_width_default(m, max_len, (int)n), NULL, NULL, res);
+    if (rc == 0) rc = model_generate_batch(m, tok, req, (int)n, &g, gen_batch_width_default(m, max_len, (int)n), NULL, NULL, res);
     for (long i = 0; i < n; i++) free(cut[i]);
     free(cut);
     free(req);
@@ -99,12 +102,25 @@ int compat_seq_teachers(CompatTrainer *ct) {
         TaskGenTokens tk;
         if (task_gen_format(ex_set(ct, e), e->src, ct->s.prompt, &txt) != 0) return -1;
         int rc = task_gen_tokenize_text(ct->s.tok, &txt, 0, &tk);
-        task_gen_text_free(&txt);
-        if (rc != 0) return -1;
+        if (rc != 0) {
+            task_gen_text_free(&txt);
+            return -1;
+        }
         e->gp = tk.prompt;
         e->gn = tk.n_prompt;
         tk.prompt = NULL;
         task_gen_tokens_free(&tk);
+        if (ct->xtok) { /* M1's own tokenization of the same prompt text */
+            rc = task_gen_tokenize_text(ct->s.old_tok, &txt, 0, &tk);
+            if (rc == 0) {
+                e->gp1 = tk.prompt;
+                e->gn1 = tk.n_prompt;
+                tk.prompt = NULL;
+                task_gen_tokens_free(&tk);
+            }
+        }
+        task_gen_text_free(&txt);
+        if (rc != 0) return -1;
         if (e->gn > maxp) maxp = e->gn;
     }
     ct->gen_buf = malloc((size_t)maxp * sizeof *ct->gen_buf);
@@ -116,7 +132,7 @@ int compat_seq_teachers(CompatTrainer *ct) {
         progress_init(&pr, w ? "teacher M2 (generating)" : "teacher M1 (generating)", "examples", n, ct->s.quiet);
         GenResult *all = calloc(nn, sizeof *all);
         if (!all) return err_set("out of memory");
-        if (seq_generate_all(ct, m, a, all) != 0) { free(all); return err_prefix("teacher %s", w ? "M2" : "M1"); }
+        if (seq_generate_all(ct, m, a, !w, all) != 0) { free(all); return err_prefix("teacher %s", w ? "M2" : "M1"); }
         for (long i = 0; i < n; i++) {
             CEx *e = &ct->ex[DATA_TRAIN][i];
             GenResult r = all[i];
@@ -239,7 +255,7 @@ static int seq_refresh(CompatTrainer *ct, Trainer *t, long ep) {
     long masked = 0, n_lab = 0;
     GenResult *all = calloc((size_t)(n ? n : 1), sizeof *all);
     if (!all) return err_set("out of memory");
-    if (seq_generate_all(ct, ct->s.model, t->lora, all) != 0) { free(all); return err_prefix("student"); }
+    if (seq_generate_all(ct, ct->s.model, t->lora, 0, all) != 0) { free(all); return err_prefix("student"); }
     for (long i = 0; i < n; i++) {
         const CEx *e = &ct->ex[DATA_TRAIN][i];
         GenResult r = all[i];

@@ -20,7 +20,8 @@
 /* ------------------------------------------------------------------------- */
 /* examples                                                                   */
 
-static int covered(const CompatTrainer *ct, const CEx *e, int j) {
+int compat_covered(const CompatTrainer *ct, const CEx *e, int j) {
+    if (e->t_pos && e->t_pos[j] < 0) return 0; /* across tokenizers: no M1 position here */
     return ct->cfg.answer_only ? (e->labelled || ct->kind == TASK_MC) && e->mask[j + 1] : 1;
 }
 
@@ -34,6 +35,9 @@ static void ex_free(CEx *e, long n) {
         free(e[i].kd_ids);
         free(e[i].kd_mask);
         free(e[i].gp);
+        free(e[i].t_ids);
+        free(e[i].t_pos);
+        free(e[i].gp1);
     }
     free(e);
 }
@@ -51,8 +55,11 @@ static int add_examples(CompatTrainer *ct, int split, const TaskSet *ts, const i
     ct->ex[split] = grown;
     int rc = 0;
     if (sub.kind == TASK_MC) {
-        TaskMCTokens *tk = NULL;
+        TaskMCTokens *tk = NULL, *tk1 = NULL;
         rc = task_mc_tokenize(&sub, ct->s.prompt, ct->s.tok, ct->max_len, &tk);
+        /* across tokenizers: the same instances in M1's tokenization (its choice scores) */
+        if (rc == 0 && ct->xtok && split == DATA_TRAIN)
+            rc = task_mc_tokenize(&sub, ct->s.prompt, ct->s.old_tok, ct->s.old_model->cfg.seq_len, &tk1);
         for (int i = 0; rc == 0 && i < sub.n; i++) {
             if (labelled && tk[i].label < 0) continue;
             CEx *e = &ct->ex[split][ct->n[split]];
@@ -67,6 +74,13 @@ static int add_examples(CompatTrainer *ct, int split, const TaskSet *ts, const i
                 ct->mc = g;
                 ct->mc[ct->n_mc] = tk[i];
                 memset(&tk[i], 0, sizeof tk[i]);
+                if (tk1) {
+                    TaskMCTokens *g1 = realloc(ct->mc1, (size_t)(ct->n_mc + 1) * sizeof *g1);
+                    if (!g1) { rc = err_set("out of memory"); break; }
+                    ct->mc1 = g1;
+                    ct->mc1[ct->n_mc] = tk1[i];
+                    memset(&tk1[i], 0, sizeof tk1[i]);
+                }
                 e->mc = ct->n_mc++;
                 if (ct->mc[e->mc].n_choices > ct->max_choices) ct->max_choices = ct->mc[e->mc].n_choices;
                 if (labelled) rc = task_mc_train_seq(&ct->mc[e->mc], e->label, &e->ids, &e->mask, &e->len);
@@ -76,6 +90,7 @@ static int add_examples(CompatTrainer *ct, int split, const TaskSet *ts, const i
             if (rc == 0) ct->n[split]++;
         }
         if (tk) task_mc_tokens_free_all(tk, sub.n);
+        if (tk1) task_mc_tokens_free_all(tk1, sub.n);
     } else {
         TaskGenTokens *tk = NULL;
         rc = task_gen_tokenize(&sub, ct->s.prompt, ct->s.tok, ct->max_len, &tk);
@@ -125,7 +140,7 @@ static int all_examples(CompatTrainer *ct, const TaskSet *ts, int split, int lab
 /* ------------------------------------------------------------------------- */
 /* teachers                                                                   */
 
-static int mc_scores(CompatTrainer *ct, const Model *m, const LoraAdapter *a, double *ll, const char *who) {
+static int mc_scores(CompatTrainer *ct, const TaskMCTokens *mc, const Model *m, const LoraAdapter *a, double *ll, const char *who) {
     McItem *items = calloc((size_t)ct->n_mc, sizeof *items);
     McResult *res = calloc((size_t)ct->n_mc, sizeof *res);
     int *ntok = malloc((size_t)ct->n_mc * ct->max_choices * sizeof *ntok);
@@ -133,7 +148,7 @@ static int mc_scores(CompatTrainer *ct, const Model *m, const LoraAdapter *a, do
     int rc = 0;
     if (!items || !res || !ntok || !greedy) rc = err_set("out of memory");
     for (int i = 0; rc == 0 && i < ct->n_mc; i++) {
-        const TaskMCTokens *t = &ct->mc[i];
+        const TaskMCTokens *t = &mc[i];
         items[i] = (McItem){t->ctx, t->n_ctx, t->n_choices, (const int *const *)t->cont, t->n_cont};
         res[i] = (McResult){ll + (size_t)i * ct->max_choices, ntok + (size_t)i * ct->max_choices,
                             greedy + (size_t)i * ct->max_choices};
@@ -188,7 +203,7 @@ static int token_cache(CompatTrainer *ct, int which, const Model *m, const LoraA
     size_t c = 0;
     for (long e = 0; e < n; e++)
         for (int j = 0; j + 1 < ct->ex[DATA_TRAIN][e].len; j++)
-            slot[ct->pos_off[e] + j] = covered(ct, &ct->ex[DATA_TRAIN][e], j) ? c++ : (size_t)-1;
+            slot[ct->pos_off[e] + j] = compat_covered(ct, &ct->ex[DATA_TRAIN][e], j) ? c++ : (size_t)-1;
     Progress pr;
     progress_init(&pr, which ? "teacher M2" : "teacher M1", "examples", n, ct->s.quiet);
     int rc = 0;
@@ -255,9 +270,16 @@ int compat_trainer_init(CompatTrainer **out, const CompatSetup *s, TrainData *d)
     *out = NULL;
     memset(d, 0, sizeof *d);
     if (compat_config_check(&s->cfg) != 0) return -1;
-    if (s->old_model->cfg.vocab_size != s->model->cfg.vocab_size)
-        return err_set("compat: the old model has %d tokens in its vocabulary, the new one %d: compatibility training needs one tokenizer",
+    /* across tokenizers (compat_xtok.h): M1 reads the text with its own tokenizer */
+    int xtok = s->old_tok && !compat_tok_same(s->old_tok, s->tok);
+    if (!xtok && s->old_model->cfg.vocab_size != s->model->cfg.vocab_size)
+        return err_set("compat: the old model has %d tokens in its vocabulary, the new one %d, and no tokenizer of its own was found beside it",
                        s->old_model->cfg.vocab_size, s->model->cfg.vocab_size);
+    if (xtok && s->cfg.level == COMPAT_LEVEL_TOKEN &&
+        (s->cfg.method == COMPAT_ELODI || s->cfg.method == COMPAT_SEQ_LIKELIHOOD || s->cfg.method == COMPAT_FOCAL ||
+         (s->cfg.vocab_map && s->cfg.method == COMPAT_TOKEN_LIKELIHOOD)))
+        return err_set("compat: --compat %s at the token level is not defined across tokenizers (the old model's tokenizer differs): use student-wrong, old-correct, none%s, or --level choice / sequence",
+                       compat_method_name(s->cfg.method), s->cfg.vocab_map ? "" : ", token-likelihood");
     if (s->transfer && s->transfer->kind != s->train->kind)
         return err_set("compat: %s and %s: one is multiple choice, the other generation", s->train->path, s->transfer->path);
     if (s->val && s->val->kind != s->train->kind)
@@ -272,6 +294,8 @@ int compat_trainer_init(CompatTrainer **out, const CompatSetup *s, TrainData *d)
     ct->s = *s;
     ct->kind = s->train->kind;
     ct->V = s->model->cfg.vocab_size;
+    ct->xtok = xtok;
+    ct->st.xtok = xtok;
     ct->max_len = s->max_len > 1 ? s->max_len : s->model->cfg.seq_len;
     double t0 = progress_now();
     int rc;
@@ -297,9 +321,9 @@ int compat_trainer_init(CompatTrainer **out, const CompatSetup *s, TrainData *d)
         ct->ll1 = calloc((size_t)ct->n_mc * ct->max_choices, sizeof(double));
         ct->ll2 = calloc((size_t)ct->n_mc * ct->max_choices, sizeof(double));
         if (!ct->ll1 || !ct->ll2) rc = err_set("out of memory");
-        if (rc == 0) rc = mc_scores(ct, s->old_model, s->old_adapter, ct->ll1, "M1");
+        if (rc == 0) rc = mc_scores(ct, ct->xtok ? ct->mc1 : ct->mc, s->old_model, s->old_adapter, ct->ll1, "M1");
         if (rc == 0 && s->cfg.level == COMPAT_LEVEL_CHOICE && needs_m2(&s->cfg))
-            rc = mc_scores(ct, s->model, s->new_adapter, ct->ll2, "M2");
+            rc = mc_scores(ct, ct->mc, s->model, s->new_adapter, ct->ll2, "M2");
         for (long e = n_lab; rc == 0 && e < ct->n[DATA_TRAIN]; e++) {
             CEx *x = &ct->ex[DATA_TRAIN][e];
             const TaskMCTokens *t = &ct->mc[x->mc];
@@ -323,18 +347,25 @@ int compat_trainer_init(CompatTrainer **out, const CompatSetup *s, TrainData *d)
     /* token level: the teacher cache */
     if (rc == 0 && s->cfg.level == COMPAT_LEVEL_TOKEN) {
         long n = ct->n[DATA_TRAIN];
+        if (xtok) { /* M1's rows of the same texts, aligned with the student's */
+            rc = compat_xtok_rows(ct);
+            if (rc == 0 && !s->quiet)
+                fprintf(stderr, "muscle compat: across tokenizers: %ld of %ld positions aligned by byte offset with the old model's\n",
+                        ct->st.xtok_aligned, ct->st.xtok_positions);
+        }
         ct->pos_off = malloc((size_t)(n + 1) * sizeof *ct->pos_off);
         if (!ct->pos_off) rc = err_set("out of memory");
         size_t P = 0, C = 0;
         for (long e = 0; rc == 0 && e < n; e++) {
             ct->pos_off[e] = P;
-            for (int j = 0; j + 1 < ct->ex[DATA_TRAIN][e].len; j++) C += (size_t)covered(ct, &ct->ex[DATA_TRAIN][e], j);
+            for (int j = 0; j + 1 < ct->ex[DATA_TRAIN][e].len; j++) C += (size_t)compat_covered(ct, &ct->ex[DATA_TRAIN][e], j);
             P += (size_t)ct->ex[DATA_TRAIN][e].len - 1;
         }
         if (rc == 0) ct->pos_off[n] = P;
         int teachers = needs_m2(&s->cfg) ? 2 : 1;
         double exact_mb = (double)C * ct->V * 4.0 * teachers / 1048576.0;
-        if (s->cfg.topk > 0) ct->k = s->cfg.topk < ct->V ? s->cfg.topk : ct->V;
+        if (xtok) ct->k = ct->V; /* across tokenizers: M1's cache is exact (compat_xtok_train.c) */
+        else if (s->cfg.topk > 0) ct->k = s->cfg.topk < ct->V ? s->cfg.topk : ct->V;
         else ct->k = exact_mb <= s->cfg.cache_mb ? ct->V : (64 < ct->V ? 64 : ct->V);
         ct->st.exact = ct->k >= ct->V;
         ct->st.topk = ct->k;
@@ -343,7 +374,7 @@ int compat_trainer_init(CompatTrainer **out, const CompatSetup *s, TrainData *d)
         if (rc == 0 && !s->quiet)
             fprintf(stderr, "muscle compat: teacher cache: %zu positions distilled, %s, %.0f MB\n", C,
                     ct->st.exact ? "every logit (exact)" : "top-k logits + the rest as one bucket", ct->st.cache_mb);
-        if (rc == 0) rc = token_cache(ct, 0, s->old_model, s->old_adapter, C);
+        if (rc == 0) rc = xtok ? compat_xtok_token_cache(ct, C) : token_cache(ct, 0, s->old_model, s->old_adapter, C);
         if (rc == 0 && teachers == 2) rc = token_cache(ct, 1, s->model, s->new_adapter, C);
     }
     ct->st.teacher_seconds = progress_now() - t0;
@@ -383,6 +414,9 @@ void compat_trainer_free(CompatTrainer *ct) {
     ex_free(ct->ex[0], ct->n[0]);
     ex_free(ct->ex[1], ct->n[1]);
     if (ct->mc) task_mc_tokens_free_all(ct->mc, ct->n_mc);
+    if (ct->mc1) task_mc_tokens_free_all(ct->mc1, ct->n_mc);
+    compat_vocab_map_free(&ct->vmap);
+    free(ct->uld_pool);
     free(ct->ll1);
     free(ct->ll2);
     free(ct->pos_off);
@@ -435,7 +469,7 @@ static int step_token(CompatTrainer *ct, Trainer *t, const long *ex, int n, doub
     for (int i = 0; i < n; i++)
         for (int j = 0; j + 1 < E[ex[i]].len; j++) {
             Na += compat_is_answer(&E[ex[i]], j);
-            Nd += covered(ct, &E[ex[i]], j);
+            Nd += compat_covered(ct, &E[ex[i]], j);
         }
     double ce_s, kd_s;
     compat_step_scales(&ct->cfg, Na, Nd, &ce_s, &kd_s);
@@ -475,12 +509,15 @@ static int step_token(CompatTrainer *ct, Trainer *t, const long *ex, int n, doub
             if (j + 1 >= x->len) {
                 memset(z, 0, (size_t)V * sizeof(float));
             } else {
-                int ans = compat_is_answer(x, j), dist = covered(ct, x, j);
+                int ans = compat_is_answer(x, j), dist = compat_covered(ct, x, j);
                 size_t p = ct->pos_off[ex[i0 + r]] + j;
                 const TeacherPos *t1 = dist ? &ct->tp[0][p] : NULL, *t2 = dist && ct->tp[1] ? &ct->tp[1][p] : NULL;
                 CompatTokenOut o;
-                l = compat_token_loss(&ct->cfg, z, V, x->ids[j + 1], ans, dist, seq_flag[r], t1, t2, ce_s, kd_s, z,
-                                      ct->scratch + (size_t)omp_get_thread_num() * 3 * V, &o);
+                float *scr = ct->scratch + (size_t)omp_get_thread_num() * (ct->xtok ? 7 : 3) * V;
+                if (ct->xtok && ct->cfg.vocab_map == COMPAT_XTOK_ULD)
+                    l = compat_xtok_step_pos(ct, t1, t2, z, x->ids[j + 1], ans, dist, seq_flag[r], ce_s, kd_s, z, scr, &o);
+                else
+                    l = compat_token_loss(&ct->cfg, z, V, x->ids[j + 1], ans, dist, seq_flag[r], t1, t2, ce_s, kd_s, z, scr, &o);
                 meta = (o.masked && dist ? COMPAT_POS_MASKED : 0) | (dist ? COMPAT_POS_DISTILLED : 0) | (ans ? COMPAT_POS_ANSWER : 0) |
                        (o.student_correct && ans ? COMPAT_POS_STUDENT_RIGHT : 0);
             }
@@ -514,7 +551,7 @@ int compat_trainer_attach(CompatTrainer *ct, Trainer *t) {
     int rows = ct->cfg.level == COMPAT_LEVEL_CHOICE ? B * ct->max_choices : B;
     int lists = ct->cfg.level == COMPAT_LEVEL_SEQUENCE ? 2 * B * t->opt.grad_accum : rows; /* sequence level: 2 rows an example */
     ct->rows_tok = calloc((size_t)rows * T, sizeof *ct->rows_tok);
-    ct->scratch = malloc((size_t)cpu_threads() * 3 * V * sizeof(float));
+    ct->scratch = malloc((size_t)cpu_threads() * (ct->xtok ? 7 : 3) * V * sizeof(float));
     ct->pos_loss = malloc((size_t)B * T * sizeof(double));
     ct->pos_meta = malloc((size_t)B * T * sizeof(int));
     ct->row_ex = malloc((size_t)lists * sizeof(int));

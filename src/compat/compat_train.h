@@ -39,6 +39,7 @@ typedef struct {
     const TaskSet *transfer;          /* may be NULL */
     const TaskPrompt *prompt;
     const Tokenizer *tok;
+    const Tokenizer *old_tok;         /* M1's tokenizer; NULL or the same pieces: tok (one tokenizer) */
     int max_len;                      /* tokens per sequence */
     double val_frac;
     uint64_t seed;                    /* of the held-out split */
@@ -49,6 +50,9 @@ typedef struct {
      * longest packed row allowed (0 = no cap) */
     int choice_rows_plain;
     int pack_max;
+    /* across tokenizers: the least share of M1's mass the exact mapping must cover (0 =
+     * COMPAT_XTOK_MIN_COVERAGE; test knob MUSCLE_XTOK_MIN_COVERAGE) */
+    double min_coverage;
 } CompatSetup;
 
 typedef struct {
@@ -60,6 +64,9 @@ typedef struct {
     long distilled, masked;    /* positions (token level) or instances (choice level) seen in steps so far, and mask = 1 among them */
     long answers, answers_correct; /* answer positions seen and the student's argmax right on them */
     long unpacked;             /* choice level: instances seen whose choices went as plain rows (packed row too long) */
+    int xtok;                  /* M1 has another tokenizer (compat_xtok.h) */
+    long xtok_positions, xtok_aligned; /* token level: student positions, and those aligned with one of M1's */
+    double xtok_coverage;      /* exact mapping: mean share of M1's mass on mapped pieces (aligned positions) */
 } CompatStats;
 
 typedef struct CompatTrainer CompatTrainer;

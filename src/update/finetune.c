@@ -114,7 +114,8 @@ static void compat_run_free(CompatRun *c) {
 
 static int open_compat_data(const TrainSpec *s, const Model *m, const Tokenizer *tok, const LoraAdapter *a2, CompatRun *c, TrainData *d) {
     const CompatRunSpec *cs = &s->compat;
-    BundleSpec old = {.model = cs->old_model, .adapter = cs->old_adapter, .bf16 = s->adapter.bf16, .tok = BUNDLE_TOK_NONE,
+    /* M1's own tokenizer when it has one (across tokenizers: compat/compat_xtok.h) */
+    BundleSpec old = {.model = cs->old_model, .adapter = cs->old_adapter, .bf16 = s->adapter.bf16, .tok = BUNDLE_TOK_OPTIONAL,
                       .model_label = "--old-model", .adapter_label = "--old-adapter"};
     if (model_bundle_load(&c->m1, &old) != 0) return -1;
     if (task_load_all(s, &c->tr, &c->va, &c->tf, &c->p) != 0) return -1;
@@ -130,6 +131,7 @@ static int open_compat_data(const TrainSpec *s, const Model *m, const Tokenizer 
     su.transfer = cs->transfer ? &c->tf : NULL;
     su.prompt = &c->p;
     su.tok = tok;
+    su.old_tok = c->m1.tok;
     su.max_len = max_len(s, m);
     su.val_frac = s->data.val_frac >= 0 ? s->data.val_frac : 0.2;
     su.seed = s->t.seed;
@@ -137,6 +139,7 @@ static int open_compat_data(const TrainSpec *s, const Model *m, const Tokenizer 
     su.quiet = train_run_quiet(s);
     su.choice_rows_plain = cs->choice_rows_plain;
     su.pack_max = cs->pack_max;
+    su.min_coverage = getenv("MUSCLE_XTOK_MIN_COVERAGE") ? strtod(getenv("MUSCLE_XTOK_MIN_COVERAGE"), NULL) : 0.0; /* test knob */
     if (compat_trainer_init(&c->ct, &su, d) != 0) return -1;
     const CompatStats *st = compat_trainer_stats(c->ct);
     if (!train_run_quiet(s))

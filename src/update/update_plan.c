@@ -211,9 +211,27 @@ static void add_seed_paths(cJSON *arr, const char *name, long seeds) {
     }
 }
 
+/* The base's family and tokenizer as its eval step recorded them ("base" of the summary
+ * JSON; "" when absent): the title names both, as an update may change the tokenizer. */
+static char *eval_base(const UpdateSpec *u, const char *name) {
+    char *p = update_pathf("%s/preds/%s.eval.json", u->out, name), *txt = NULL, *r = NULL;
+    size_t n = 0;
+    if (p && file_exists(p)) txt = file_read_all(p, &n, 1u << 20);
+    cJSON *j = txt ? cJSON_ParseWithLength(txt, n) : NULL;
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(j, "base");
+    r = update_pathf(cJSON_IsString(b) ? " (%s)" : "%s", cJSON_IsString(b) ? b->valuestring : "");
+    cJSON_Delete(j);
+    free(txt);
+    free(p);
+    return r;
+}
+
 int update_write_manifest(const UpdateSpec *u) {
     cJSON *j = cJSON_CreateObject(), *tasks = cJSON_AddArrayToObject(j, "tasks"), *t = cJSON_CreateObject();
-    char *title = update_pathf("muscle update: %s \u2192 %s on %s", u->old_model, u->new_model, u->test);
+    char *b1 = eval_base(u, "old"), *b2 = eval_base(u, "new-s1");
+    char *title = update_pathf("muscle update: %s%s \u2192 %s%s on %s", u->old_model, b1 ? b1 : "", u->new_model, b2 ? b2 : "", u->test);
+    free(b1);
+    free(b2);
     cJSON_AddStringToObject(j, "title", title ? title : "muscle update");
     free(title);
     const char *base = strrchr(u->test, '/');

@@ -128,6 +128,7 @@ static void train_spec_argv(const TrainSpec *s, Argv *a) {
         if (c->ce_weight != dc->ce_weight) av_num(a, "--ce-weight", "%.17g", c->ce_weight);
         if (c->temperature != dc->temperature) av_num(a, "--temperature", "%.17g", c->temperature);
         if (c->kd_weight != dc->kd_weight) av_num(a, "--kd-weight", "%.17g", c->kd_weight);
+        if (c->vocab_map) av_opt(a, "--vocab-map", "uld");
     }
     if (c->gen_max_tokens != dc->gen_max_tokens) av_num(a, "--max-tokens", "%d", c->gen_max_tokens);
     if (c->gen_no_repeat_ngram != dc->gen_no_repeat_ngram) av_num(a, "--no-repeat-ngram", "%d", c->gen_no_repeat_ngram);
