@@ -268,6 +268,8 @@ static int check_spec(TrainSpec *s, const unsigned char *seen, const char *cmd) 
     const char *plain = getenv("MUSCLE_COMPAT_UNPACKED"), *cap = getenv("MUSCLE_COMPAT_PACK_MAX");
     s->compat.choice_rows_plain = plain && !strcmp(plain, "1");
     s->compat.pack_max = cap && *cap ? (int)strtol(cap, NULL, 10) : 0;
+    const char *cov = getenv("MUSCLE_XTOK_MIN_COVERAGE");
+    s->compat.min_coverage = cov && *cov ? strtod(cov, NULL) : 0.0;
     return 0;
 #undef SEEN
 }

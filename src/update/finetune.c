@@ -139,7 +139,7 @@ static int open_compat_data(const TrainSpec *s, const Model *m, const Tokenizer 
     su.quiet = train_run_quiet(s);
     su.choice_rows_plain = cs->choice_rows_plain;
     su.pack_max = cs->pack_max;
-    su.min_coverage = getenv("MUSCLE_XTOK_MIN_COVERAGE") ? strtod(getenv("MUSCLE_XTOK_MIN_COVERAGE"), NULL) : 0.0; /* test knob */
+    su.min_coverage = cs->min_coverage;
     if (compat_trainer_init(&c->ct, &su, d) != 0) return -1;
     const CompatStats *st = compat_trainer_stats(c->ct);
     if (!train_run_quiet(s))

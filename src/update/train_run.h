@@ -60,6 +60,8 @@ typedef struct {
     const char *transfer;    /* unlabelled task inputs, or NULL */
     int choice_rows_plain;   /* choice level: every choice as its own row, never packed (a test knob) */
     int pack_max;            /* choice level: the longest packed row allowed; 0 = no cap (a test knob) */
+    double min_coverage;     /* across tokenizers: the share of M1's mass the vocabulary mapping must
+                                cover; 0 = the default (a test knob) */
 } CompatRunSpec;
 
 typedef struct {
