@@ -7,6 +7,7 @@
 #include "core/dist.h"
 #include "core/error.h"
 #include "core/file.h"
+#include "core/lock.h"
 #include "update/bundle.h"
 
 #include <cJSON.h>
@@ -234,5 +235,11 @@ static int pretrain_run(const TrainSpec *s) {
 }
 
 int train_run(const TrainSpec *s) {
-    return s->kind == TRAIN_RUN_FINETUNE ? finetune_run(s) : pretrain_run(s);
+    /* one run per --out (core/lock.h): a second finetune into the same folder fails at
+     * once instead of interleaving train_log.jsonl; rank 0 holds it for every rank */
+    DirLock lk = {-1, NULL};
+    if (dist_rank() == 0 && s->out && dir_lock_acquire(&lk, s->out, train_run_cmd(s), DIR_LOCK_PRIVATE) != 0) return -1;
+    int rc = s->kind == TRAIN_RUN_FINETUNE ? finetune_run(s) : pretrain_run(s);
+    dir_lock_release(&lk);
+    return rc;
 }
