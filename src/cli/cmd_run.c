@@ -194,8 +194,16 @@ int cmd_generate(int argc, char **argv) {
         case 'o': out = optarg; break;
         case 'q': quiet = 1; break;
         case 'n': if (cli_parse_int("--max-tokens", optarg, 0, 1 << 24, &lv)) return 2; g.max_tokens = (int)lv; break;
-        case 'T': if (cli_parse_float("--temperature", optarg, &dv) || dv < 0) return 2; g.temperature = (float)dv; break;
-        case 'P': if (cli_parse_float("--top-p", optarg, &dv) || dv <= 0 || dv > 1) return 2; g.top_p = (float)dv; break;
+        case 'T':
+            if (cli_parse_float("--temperature", optarg, &dv)) return 2;
+            if (dv < 0) return cli_usage_fail("generate", "--temperature '%s': expected 0 (greedy) or more", optarg);
+            g.temperature = (float)dv;
+            break;
+        case 'P':
+            if (cli_parse_float("--top-p", optarg, &dv)) return 2;
+            if (dv <= 0 || dv > 1) return cli_usage_fail("generate", "--top-p '%s': expected a number in (0, 1]", optarg);
+            g.top_p = (float)dv;
+            break;
         case 's': if (cli_parse_int("--seed", optarg, 0, 0x7fffffffL, &lv)) return 2; g.seed = (uint64_t)lv; break;
         case 'S': if (nstops == 16) return cli_usage_error("generate", "at most 16 --stop strings"); stops[nstops++] = optarg; break;
         case 'r': if (cli_parse_int("--no-repeat-ngram", optarg, 0, 64, &lv)) return 2; g.no_repeat_ngram = (int)lv; break;

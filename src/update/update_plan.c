@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "core/hash.h"
 
 #include <cJSON.h>
 #include <stdio.h>
@@ -88,6 +89,64 @@ int update_read_kind(UpdateSpec *u) {
     u->kind = ts.kind;
     task_set_free(&ts);
     return 0;
+}
+
+/* The first id of ts given twice: -1 with err_set naming both lines. */
+static int ids_unique(const TaskSet *ts) {
+    int n = ts->n;
+    const char **ids = malloc((size_t)(n ? n : 1) * sizeof *ids);
+    int *lines = malloc((size_t)(n ? n : 1) * sizeof *lines);
+    int rc = ids && lines ? 0 : err_set("out of memory");
+    for (int i = 0; rc == 0 && i < n; i++) {
+        ids[i] = ts->kind == TASK_MC ? ts->mc[i].id : ts->gen[i].id;
+        lines[i] = ts->kind == TASK_MC ? ts->mc[i].line : ts->gen[i].line;
+    }
+    /* n log n would need a sort with the lines; task files are small: a hash set of indices */
+    size_t cap = 16;
+    while (cap < (size_t)n * 2) cap *= 2;
+    int *slot = rc == 0 ? malloc(cap * sizeof *slot) : NULL;
+    if (rc == 0 && !slot) rc = err_set("out of memory");
+    for (size_t i = 0; rc == 0 && i < cap; i++) slot[i] = -1;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        if (!ids[i]) continue;
+        size_t h = (size_t)hash_fnv64_str(ids[i]);
+        for (size_t k = h & (cap - 1);; k = (k + 1) & (cap - 1)) {
+            if (slot[k] < 0) { slot[k] = i; break; }
+            if (!strcmp(ids[slot[k]], ids[i])) {
+                rc = err_set("%s: id \"%.80s\" appears twice (lines %d and %d): ids must be unique (predictions are paired by id)",
+                             ts->path, ids[i], lines[slot[k]], lines[i]);
+                break;
+            }
+        }
+    }
+    free(slot);
+    free(ids);
+    free(lines);
+    return rc;
+}
+
+int update_check_inputs(const UpdateSpec *u) {
+    TaskLoadOptions lo;
+    task_load_options_default(&lo);
+    if (u->format && task_format_from_name(u->format, &lo.format) != 0) return -1;
+    const char *files[4] = {u->train, u->val, u->test, u->transfer};
+    const char *what[4] = {"--task-train", "--task-val", "--task-test", "--transfer"};
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < 4; i++) {
+        if (!files[i]) continue;
+        TaskSet ts;
+        TaskPrompt p;
+        memset(&p, 0, sizeof p);
+        if (task_set_load(&ts, files[i], &lo) != 0) return err_prefix("%s", what[i]);
+        if (i < 3 && ts.kind != u->kind)
+            rc = err_set("%s %s is a %s task, --task-train a %s one", what[i], files[i], ts.kind == TASK_MC ? "multiple-choice" : "generation",
+                         u->kind == TASK_MC ? "multiple-choice" : "generation");
+        if (rc == 0 && i < 3) rc = ids_unique(&ts);
+        if (rc == 0 && i < 3 && task_prompt_setup(&p, &ts, u->prompt_file, u->prompt, u->answer, NULL, 0) != 0) rc = err_prefix("%s", what[i]);
+        task_prompt_free(&p);
+        task_set_free(&ts);
+    }
+    return rc;
 }
 
 int update_methods_parse(UpdateSpec *u, const char *list) {
