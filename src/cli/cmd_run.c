@@ -7,6 +7,7 @@
 #include "gen_prompts.h"
 
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -300,9 +301,11 @@ int cmd_score(int argc, char **argv) {
     for (int i = 1; i < n; i++) {
         float lp = s.logits[(size_t)(i - 1) * V + ids[i]];
         total += lp;
-        printf(",%.9g", (double)lp);
+        if (isfinite(lp)) printf(",%.9g", (double)lp);
+        else printf(",null"); /* JSON has no NaN or infinity */
     }
-    printf("],\"total_logprob\":%.9g,\"n_tokens\":%d}\n", total, n);
+    if (isfinite(total)) printf("],\"total_logprob\":%.9g,\"n_tokens\":%d}\n", total, n);
+    else printf("],\"total_logprob\":null,\"n_tokens\":%d}\n", n);
     runstate_free(&s);
     free(ids);
     model_bundle_free(&b);
