@@ -119,8 +119,9 @@ int cmd_update(int argc, char **argv) {
     TaskFormat f;
     if (u.format && task_format_from_name(u.format, &f) != 0) return cli_usage_fail("update", "--format %s", err_msg());
     if (update_read_kind(&u) != 0) return cli_fail(); /* the task's kind decides the defaults */
-    if (update_check_inputs(&u) != 0) return cli_fail(); /* every input file, before the first step */
-    int rc = update_methods_parse(&u, methods) != 0 ? cli_usage_fail("update", "%s", err_msg()) : update_run(&u);
+    int rc = update_methods_parse(&u, methods) != 0 ? cli_usage_fail("update", "%s", err_msg())
+           : update_check_inputs(&u) != 0         ? cli_fail() /* every input file, before the first step */
+                                                  : update_run(&u);
     update_spec_free(&u);
     return rc;
 }

@@ -166,3 +166,24 @@ int io_json_refuse_nul(const char *text, size_t n, const char *name) {
     }
     return 0;
 }
+
+static int has_control(const char *s, unsigned char *c) {
+    for (; s && *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) {
+            *c = (unsigned char)*s;
+            return 1;
+        }
+    return 0;
+}
+
+int io_json_refuse_controls(const cJSON *root, const char *name) {
+    unsigned char c = 0;
+    for (const cJSON *v = root ? root->child : NULL; v; v = v->next) {
+        const char *key = v->string ? v->string : "(array element)";
+        if (has_control(v->string, &c) || (cJSON_IsString(v) && has_control(v->valuestring, &c)))
+            return err_set("%s: field '%.40s': a control character (0x%02x): names must be printable", name,
+                           has_control(key, &c) ? "(key)" : key, c);
+        if ((cJSON_IsObject(v) || cJSON_IsArray(v)) && io_json_refuse_controls(v, name) != 0) return -1;
+    }
+    return 0;
+}

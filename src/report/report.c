@@ -221,6 +221,7 @@ int report_load_manifest(ReportInput *in, const char *path) {
         err_set("%s: expected a JSON object ({\"title\": ..., \"tasks\": [...]}), got %s", path, io_json_kind(root));
         goto done;
     }
+    if (io_json_refuse_controls(root, path) != 0) goto done; /* names reach the terminal */
     if (check_keys(path, "manifest", root, known) != 0) goto done;
     if (get_string(path, "manifest", root, "title", "muscle report", &in->title) != 0) goto done;
     const cJSON *ts = cJSON_GetObjectItemCaseSensitive(root, "tasks");

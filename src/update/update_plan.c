@@ -129,6 +129,16 @@ int update_check_inputs(const UpdateSpec *u) {
     TaskLoadOptions lo;
     task_load_options_default(&lo);
     if (u->format && task_format_from_name(u->format, &lo.format) != 0) return -1;
+    /* the test file's name is the report's task name: printable (it reaches the terminal) */
+    for (const char *c = u->test; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            return err_set("--task-test: the file name holds a control character (0x%02x): rename it", (unsigned)*c);
+    for (int i = 0; i < u->n_methods; i++) { /* a user's method trains into RUN_DIR/adapters/NAME-sK, never elsewhere */
+        const char *a = u->methods[i].preset ? NULL : u->methods[i].args;
+        for (const char *w = a; w && (w = strstr(w, "--out")); w += 5)
+            if ((w == a || w[-1] == ' ') && (w[5] == 0 || w[5] == ' ' || w[5] == '='))
+                return err_set("--methods: '%s' gives --out: a method's adapter is written inside RUN_DIR", u->methods[i].name);
+    }
     const char *files[4] = {u->train, u->val, u->test, u->transfer};
     const char *what[4] = {"--task-train", "--task-val", "--task-test", "--transfer"};
     int rc = 0;

@@ -42,4 +42,22 @@ expect_error "finetune --epochs 1e9 names the range" 'expected a number in \(0, 
   --task "$TMP/tr.jsonl" --out "$TMP/f1" --epochs 1e9 --quiet
 expect_error "finetune --seq-len 1 names --seq-len" '--seq-len 1' $MUSCLE finetune --model "$S260" --task "$TMP/tr.jsonl" \
   --out "$TMP/f2" --seq-len 1 --quiet
+# 8. outputs that are inputs, escapes from RUN_DIR, control characters in names
+expect_error "eval --out equal to --task is refused" "is an input of this run" $MUSCLE eval --model "$S260" --task "$TMP/te.jsonl" --out "$TMP/te.jsonl"
+check "the task file is untouched" cmp -s "$TMP/te.jsonl" <(head -n 4 "$D/debian-section.test.jsonl")
+ln -s "$TMP/p1.jsonl" "$TMP/link.jsonl"
+cp "$TMP/te.jsonl" "$TMP/c1.jsonl"
+printf '{"id":"x","correct":true}\n' >"$TMP/q1.jsonl"
+expect_error "compare --flips equal to an input (another spelling) is refused" "is an input of this run" \
+  $MUSCLE compare "$TMP/q1.jsonl" "$TMP/q1.jsonl" --flips "$TMP/./q1.jsonl"
+expect_error "a method's --out is refused (it would escape RUN_DIR)" "gives --out" \
+  $MUSCLE "${U[@]}" --task-test "$TMP/te.jsonl" --out "$TMP/r2" --methods "x=--compat none --out /tmp/elsewhere"
+expect_error "a method named with '..' is refused" "use letters, digits" \
+  $MUSCLE "${U[@]}" --task-test "$TMP/te.jsonl" --out "$TMP/r2" --methods "../x=--compat none"
+cp "$TMP/te.jsonl" "$TMP/te"$'\e'"[2J.jsonl"
+expect_error "a test file name with ESC is refused before any step" "control character \(0x1b\)" \
+  $MUSCLE "${U[@]}" --task-test "$TMP/te"$'\e'"[2J.jsonl" --out "$TMP/r3"
+printf '{"tasks":[{"name":"t\\u001b[31mx","old":"q1.jsonl","new":{"preds":["q1.jsonl"]}}]}\n' >"$TMP/man2.json"
+expect_error "a manifest name with ESC is refused" "control character \(0x1b\)" $MUSCLE report "$TMP/man2.json" --out "$TMP/rep2"
+check "report --quiet is accepted" bash -c "$MUSCLE report --help | grep -q -- --quiet"
 echo "1..$TAP_N"
