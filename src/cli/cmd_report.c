@@ -56,20 +56,16 @@ int cmd_report(int argc, char **argv) {
     }
     if (argc - optind != 1) return cli_usage_error("report", "expected one MANIFEST.json");
     if (!out) return cli_usage_error("report", "--out DIR is required");
-    DirLock lk; /* one run per folder (core/lock.h) */
-    if (dir_lock_acquire(&lk, out, "muscle report", DIR_LOCK_PRIVATE) != 0) return cli_fail();
+    DirLock lk = {-1, NULL}; /* one run per folder (core/lock.h); taken once the inputs are read: no folder on an error */
     ReportInput in;
-    if (report_load_manifest(&in, argv[optind]) != 0) {
-        dir_lock_release(&lk);
-        return cli_fail();
-    }
+    if (report_load_manifest(&in, argv[optind]) != 0) return cli_fail();
     if (bootstrap >= 0) in.bootstrap = bootstrap;
     if (seed >= 0) in.seed = (uint64_t)seed;
     if (drop >= 0) in.max_acc_drop = drop;
     Report *r = NULL;
     char *text = NULL;
     int rc = -1;
-    if (report_compute(&in, &r) != 0 || report_write(out, r) != 0) goto done;
+    if (report_compute(&in, &r) != 0 || dir_lock_acquire(&lk, out, "muscle report", DIR_LOCK_PRIVATE) != 0 || report_write(out, r) != 0) goto done;
     text = report_render(r, json ? REPORT_JSON : REPORT_TEXT);
     if (!text) goto done;
     fputs(text, stdout);

@@ -31,7 +31,8 @@ check "after the first run ended, the folder can be used again (resume)" $MUSCLE
 
 # report --out: locked for the run
 mkdir -p "$TMP/rep"; exec 9>"$TMP/rep/.muscle.lock"; flock 9; echo "4242 test" >&9
-echo '{"tasks":[]}' >"$TMP/m.json"
+printf '{"id":"a","correct":true}\n{"id":"b","correct":false}\n' >"$TMP/p.jsonl"
+printf '{"tasks":[{"name":"t","kind":"mc","old":"p.jsonl","new":{"preds":["p.jsonl"]}}]}\n' >"$TMP/m.json"
 expect_error "report --out a folder in use is refused naming the pid" "in use by another muscle run \\(pid 4242" \
   $MUSCLE report "$TMP/m.json" --out "$TMP/rep"
 exec 9>&-
