@@ -78,7 +78,7 @@ int cli_parse_float(const char *opt, const char *s, double *out) {
     double v;
     size_t n = num_parse_decimal(s, &v);
     if (n == 0 || s[n]) {
-        fprintf(stderr, "muscle: error: %s '%s': expected a decimal number (like 0.5 or 1e-3)\n", opt, s);
+        fprintf(stderr, "muscle: error: %s '%s': expected a number (decimal, like 0.5 or 1e-3)\n", opt, s);
         return -1;
     }
     *out = v;
