@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer harnesses of the other files muscle reads and runs each for SECONDS
 # (default 60): config.json, adapter_config.json and task files.
-#   fuzz/run_files.sh [SECONDS] [HARNESS...]     (harnesses: hf_config adapter_config task preds)
+#   fuzz/run_files.sh [SECONDS] [HARNESS...]     (harnesses: hf_config adapter_config task preds manifest)
 # The library is built once by the project's Makefile with clang, libFuzzer's coverage
 # instrumentation, ASan and UBSan into build-fuzz/lib/ (incremental afterwards); each
 # harness links against it. Seeds: the committed fuzz/corpus/NAME/ and the inputs that once
@@ -13,7 +13,7 @@ set -u
 cd "$(dirname "$0")/.."
 . fuzz/lib.sh
 secs="${1:-60}"; shift || true
-harnesses=("$@"); [ ${#harnesses[@]} -eq 0 ] && harnesses=(hf_config adapter_config task preds)
+harnesses=("$@"); [ ${#harnesses[@]} -eq 0 ] && harnesses=(hf_config adapter_config task preds manifest)
 out=build-fuzz
 mkdir -p "$out/artifacts"
 CC="${FUZZ_CC:-clang}"
@@ -30,7 +30,7 @@ cflags=(-g -O1 -std=c11 -D_GNU_SOURCE -Isrc $(pkg-config --cflags libcjson openb
 libs=("$out/lib/libmuscle.a" $(pkg-config --libs openblas libcjson) -lutf8proc -lpcre2-8 -lm)
 
 regress_dir() { # harness -> its folder of past crash inputs
-  case "$1" in task) echo tests/task/regress/task ;; preds) echo tests/metrics/regress/preds ;; *) echo "tests/model/regress/$1" ;; esac
+  case "$1" in task) echo tests/task/regress/task ;; preds) echo tests/metrics/regress/preds ;; manifest) echo tests/report/regress/manifest ;; *) echo "tests/model/regress/$1" ;; esac
 }
 
 cat >"$out/config.dict" <<'DICT'

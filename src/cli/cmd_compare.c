@@ -227,6 +227,8 @@ int cmd_compare(int argc, char **argv) {
         }
     }
     if (argc - optind != 2) return cli_usage_error("compare", "expected OLD_PREDS and NEW_PREDS");
+    if (flips && (file_same(flips, argv[optind]) || file_same(flips, argv[optind + 1]) || file_same(flips, baseline)))
+        return cli_usage_fail("compare", "--flips %s is an input of this run: give another file", flips);
     PredFile fo, fn, fb;
     memset(&fb, 0, sizeof fb);
     if (preds_read_opts(&fo, argv[optind], &ro) != 0) return cli_fail();

@@ -1,5 +1,6 @@
 /* cli/cmd_eval.c - `muscle eval`: a model (and adapter) on a task file -> predictions + summary. */
 #include "cli.h"
+#include "core/file.h"
 #include "core/dist.h"
 #include "core/error.h"
 #include "eval/eval.h"
@@ -138,6 +139,8 @@ int cmd_eval(int argc, char **argv) {
     if (!model) return cli_usage_error("eval", "--model is required");
     if (!o.task_path) return cli_usage_error("eval", "--task is required");
     if (optind != argc) return cli_usage_error("eval", "unexpected argument '%s'", argv[optind]);
+    if (out && (file_same(out, o.task_path) || (o.prompt_file && file_same(out, o.prompt_file))))
+        return cli_usage_fail("eval", "--out %s is an input of this run: give another file", out);
     if (fmt && task_format_from_name(fmt, &o.format) != 0) return cli_fail();
     o.stops = stops;
     o.n_stops = nstops;

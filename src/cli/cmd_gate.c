@@ -4,6 +4,7 @@
 #include "io/json.h"
 #include "core/error.h"
 #include "core/file.h"
+#include "io/json.h"
 #include "report/report.h"
 
 #include <cJSON.h>
@@ -45,8 +46,12 @@ static int stat_value(const char *file, const char *where, const cJSON *model, c
     const cJSON *stats = cJSON_GetObjectItemCaseSensitive(model, "stats");
     const cJSON *st = cJSON_GetObjectItemCaseSensitive(stats, key);
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(st, "value");
-    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+    if (!cJSON_IsNumber(v))
         return err_set("%s: %s: field 'stats.%s.value': expected a number, got %s", file, where, key, json_kind(v));
+    if (!isfinite(v->valuedouble))
+        return err_set("%s: %s: field 'stats.%s.value': expected a finite number, got %g", file, where, key, v->valuedouble);
+    if (strstr(key, "nfr") && !(v->valuedouble >= 0 && v->valuedouble <= 1)) /* a rate: a negative one would pass any gate */
+        return err_set("%s: %s: field 'stats.%s.value': expected a rate in [0, 1], got %g", file, where, key, v->valuedouble);
     *out = v->valuedouble;
     return 0;
 }
@@ -207,6 +212,10 @@ int cmd_gate(int argc, char **argv) {
     size_t size;
     char *text = file_read_all(file, &size, 1u << 30);
     if (!text) return gate_error();
+    if (io_json_refuse_nul(text, size, file) != 0) { /* "muscle\u0000evil" must not match --method muscle */
+        free(text);
+        return gate_error();
+    }
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(text, size, &end, 0);
     if (!root) {

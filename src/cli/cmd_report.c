@@ -2,6 +2,7 @@
  * methods of an update, over seeds, as report.json, report.md and report.html. */
 #include "cli.h"
 #include "core/error.h"
+#include "core/lock.h"
 #include "report/report.h"
 
 #include <getopt.h>
@@ -22,7 +23,8 @@ static const char *report_help =
     "  --json               print report.json instead of the tables\n"
     "  --bootstrap B        resamples (default 1000; 0 = no intervals)\n"
     "  --seed N             bootstrap seed (default 42)\n"
-    "  --max-acc-drop X     fraction (0.005) or percent (0.5%) (default 0.005)\n";
+    "  --max-acc-drop X     fraction (0.005) or percent (0.5%) (default 0.005)\n"
+    "  --quiet              no progress messages (the report prints none; accepted)\n";
 
 int cmd_report(int argc, char **argv) {
     const char *out = NULL;
@@ -32,12 +34,13 @@ int cmd_report(int argc, char **argv) {
     double drop = -1;
     static struct option opts[] = {{"out", 1, 0, 'o'},  {"json", 0, 0, 'j'}, {"bootstrap", 1, 0, 'B'},
                                    {"seed", 1, 0, 's'}, {"max-acc-drop", 1, 0, 'd'}, {"help", 0, 0, 'h'},
-                                   {0, 0, 0, 0}};
+                                   {"quiet", 0, 0, 'q'}, {0, 0, 0, 0}};
     optind = 1;
-    while ((c = getopt_long(argc, argv, "o:jB:s:d:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "o:jB:s:d:hq", opts, NULL)) != -1) {
         switch (c) {
         case 'o': out = optarg; break;
         case 'j': json = 1; break;
+        case 'q': break; /* the report shows no progress: accepted as every long command takes it */
         case 'B': if (cli_parse_int("--bootstrap", optarg, 0, 100000, &lv)) return 2; bootstrap = (int)lv; break;
         case 's': if (cli_parse_int("--seed", optarg, 0, 0x7fffffffffffffffL, &lv)) return 2; seed = lv; break;
         case 'd':
@@ -53,6 +56,7 @@ int cmd_report(int argc, char **argv) {
     }
     if (argc - optind != 1) return cli_usage_error("report", "expected one MANIFEST.json");
     if (!out) return cli_usage_error("report", "--out DIR is required");
+    DirLock lk = {-1, NULL}; /* one run per folder (core/lock.h); taken once the inputs are read: no folder on an error */
     ReportInput in;
     if (report_load_manifest(&in, argv[optind]) != 0) return cli_fail();
     if (bootstrap >= 0) in.bootstrap = bootstrap;
@@ -61,7 +65,7 @@ int cmd_report(int argc, char **argv) {
     Report *r = NULL;
     char *text = NULL;
     int rc = -1;
-    if (report_compute(&in, &r) != 0 || report_write(out, r) != 0) goto done;
+    if (report_compute(&in, &r) != 0 || dir_lock_acquire(&lk, out, "muscle report", DIR_LOCK_PRIVATE) != 0 || report_write(out, r) != 0) goto done;
     text = report_render(r, json ? REPORT_JSON : REPORT_TEXT);
     if (!text) goto done;
     fputs(text, stdout);
@@ -71,5 +75,6 @@ done:
     free(text);
     report_free(r);
     report_input_free(&in);
+    dir_lock_release(&lk);
     return rc == 0 ? 0 : cli_fail();
 }

@@ -8,6 +8,7 @@
 
 #include <cJSON.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,8 +219,16 @@ int cmd_generate(int argc, char **argv) {
         case 'o': out = optarg; break;
         case 'q': quiet = 1; break;
         case 'n': if (cli_parse_int("--max-tokens", optarg, 0, 1 << 24, &lv)) return 2; g.max_tokens = (int)lv; break;
-        case 'T': if (cli_parse_float("--temperature", optarg, &dv) || dv < 0) return 2; g.temperature = (float)dv; break;
-        case 'P': if (cli_parse_float("--top-p", optarg, &dv) || dv <= 0 || dv > 1) return 2; g.top_p = (float)dv; break;
+        case 'T':
+            if (cli_parse_float("--temperature", optarg, &dv)) return 2;
+            if (dv < 0) return cli_usage_fail("generate", "--temperature '%s': expected 0 (greedy) or more", optarg);
+            g.temperature = (float)dv;
+            break;
+        case 'P':
+            if (cli_parse_float("--top-p", optarg, &dv)) return 2;
+            if (dv <= 0 || dv > 1) return cli_usage_fail("generate", "--top-p '%s': expected a number in (0, 1]", optarg);
+            g.top_p = (float)dv;
+            break;
         case 's': if (cli_parse_int("--seed", optarg, 0, 0x7fffffffL, &lv)) return 2; g.seed = (uint64_t)lv; break;
         case 'S': if (nstops == 16) return cli_usage_error("generate", "at most 16 --stop strings"); stops[nstops++] = optarg; break;
         case 'r': if (cli_parse_int("--no-repeat-ngram", optarg, 0, 64, &lv)) return 2; g.no_repeat_ngram = (int)lv; break;
@@ -316,9 +325,11 @@ int cmd_score(int argc, char **argv) {
     for (int i = 1; i < n; i++) {
         float lp = s.logits[(size_t)(i - 1) * V + ids[i]];
         total += lp;
-        printf(",%.9g", (double)lp);
+        if (isfinite(lp)) printf(",%.9g", (double)lp);
+        else printf(",null"); /* JSON has no NaN or infinity */
     }
-    printf("],\"total_logprob\":%.9g,\"n_tokens\":%d}\n", total, n);
+    if (isfinite(total)) printf("],\"total_logprob\":%.9g,\"n_tokens\":%d}\n", total, n);
+    else printf("],\"total_logprob\":null,\"n_tokens\":%d}\n", n);
     runstate_free(&s);
     free(ids);
     model_bundle_free(&b);

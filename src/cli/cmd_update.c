@@ -84,10 +84,11 @@ static int parse_one(UpdateSpec *u, const UpdateOpt *o, const char *v, const cha
     case U_METHODS: *methods = v; return 0;
     case U_SEEDS: if (cli_parse_int(flag, v, o->lo, o->hi, &lv)) return 2; u->seeds = lv; return 0;
     case U_NUM:
-        if (o->hi < o->lo && cli_parse_float(flag, v, &dv)) return 2;
-        if (o->hi >= o->lo && cli_parse_int(flag, v, o->lo, o->hi, &lv)) return 2;
-        if (o->hi >= o->lo) dv = (double)lv;
-        if (!strcmp(o->name, "max-acc-drop") && dv < 0) return cli_usage_fail("update", "--max-acc-drop '%s': expected 0 or more", v);
+        if (o->hi < o->lo ? cli_parse_float(flag, v, &dv) : (cli_parse_int(flag, v, o->lo, o->hi, &lv) || ((dv = (double)lv), 0))) return 2;
+        if (!strcmp(o->name, "max-acc-drop") && !(dv >= 0 && dv <= 1)) return cli_usage_fail("update", "--max-acc-drop '%s': expected a fraction in [0, 1]", v);
+        /* every step's own checks, here: a bad value is refused before the first step, not after training */
+        if (strstr(o->name, "epochs") && !(dv > 0 && dv <= 1e6)) return cli_usage_fail("update", "--%s '%s': expected a number in (0, 1e6]", o->name, v);
+        if (strstr(o->name, "lr") && !(dv > 0 && dv <= 10)) return cli_usage_fail("update", "--%s '%s': expected a number in (0, 10]", o->name, v);
         *(UpdateNum *)((char *)u + o->off) = (UpdateNum){dv, v};
         return 0;
     }
@@ -118,7 +119,9 @@ int cmd_update(int argc, char **argv) {
     TaskFormat f;
     if (u.format && task_format_from_name(u.format, &f) != 0) return cli_usage_fail("update", "--format %s", err_msg());
     if (update_read_kind(&u) != 0) return cli_fail(); /* the task's kind decides the defaults */
-    int rc = update_methods_parse(&u, methods) != 0 ? cli_usage_fail("update", "%s", err_msg()) : update_run(&u);
+    int rc = update_methods_parse(&u, methods) != 0 ? cli_usage_fail("update", "%s", err_msg())
+           : update_check_inputs(&u) != 0         ? cli_fail() /* every input file, before the first step */
+                                                  : update_run(&u);
     update_spec_free(&u);
     return rc;
 }

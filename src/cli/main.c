@@ -1,5 +1,6 @@
 /* cli/main.c - `muscle COMMAND ...`: dispatch, shared option helpers. */
 #include "cli.h"
+#include "core/num.h"
 #include "core/cpu.h"
 #include "core/dist.h"
 #include "core/error.h"
@@ -74,11 +75,10 @@ int cli_parse_int(const char *opt, const char *s, long lo, long hi, long *out) {
 }
 
 int cli_parse_float(const char *opt, const char *s, double *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end) {
-        fprintf(stderr, "muscle: error: %s '%s': expected a number\n", opt, s);
+    double v;
+    size_t n = num_parse_decimal(s, &v);
+    if (n == 0 || s[n]) {
+        fprintf(stderr, "muscle: error: %s '%s': expected a number (decimal, like 0.5 or 1e-3)\n", opt, s);
         return -1;
     }
     *out = v;

@@ -461,3 +461,8 @@ int file_atomic_dir_commit(AtomicDir *d) {
     atomic_dir_free(d);
     return 0;
 }
+
+int file_same(const char *a, const char *b) {
+    struct stat sa, sb;
+    return a && b && stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}

@@ -100,4 +100,8 @@ void file_atomic_dir_abort(AtomicDir *d);
  * Best effort: returns -1 when something could not be removed. */
 int file_remove_tree(const char *path);
 
+/* 1 when both paths exist and are the same file (device and inode: another spelling, a
+ * link), else 0. An output must never be one of the command's inputs. */
+int file_same(const char *a, const char *b);
+
 #endif

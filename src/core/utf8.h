@@ -17,4 +17,12 @@ size_t utf8_valid_prefix(const void *s, size_t n);
  * character (s is assumed valid; a prefix of len when len <= max). */
 size_t utf8_cut(const void *s, size_t len, size_t max);
 
+/* Decodes as Hugging Face (Python's bytes.decode(errors="replace"), Rust's
+ * String::from_utf8_lossy) do: each maximal subpart of an invalid sequence (WHATWG) becomes
+ * U+FFFD. Writes to out (room for 3 * n bytes; no terminator) and returns its length. */
+size_t utf8_sanitize(const void *s, size_t n, char *out);
+/* Bytes at the end of s[0..n) that start a character not finished yet (a valid prefix of
+ * one, 1..3), else 0: a stream holds them back until the next bytes come. */
+size_t utf8_incomplete_tail(const void *s, size_t n);
+
 #endif

@@ -1,6 +1,7 @@
 /* io/io_util.c - helpers shared by the safetensors and GGUF code. */
 #include "io_internal.h"
 #include "json.h"
+#include "core/error.h"
 
 #include <cJSON.h>
 
@@ -146,4 +147,43 @@ long io_sorted_find(const void *records, size_t n, size_t stride, const char *na
         else hi = mid;
     }
     return -1;
+}
+
+int io_json_refuse_nul(const char *text, size_t n, const char *name) {
+    size_t line = 1;
+    for (size_t i = 0; i < n; i++) {
+        if (text[i] == '\n') line++;
+        int raw = text[i] == 0;
+        int esc = 0;
+        if (text[i] == '\\' && i + 5 < n && !memcmp(text + i + 1, "u0000", 5)) {
+            size_t k = i; /* an escape only when the backslash is not itself escaped */
+            while (k > 0 && text[k - 1] == '\\') k--;
+            esc = (i - k) % 2 == 0;
+        }
+        if (raw || esc)
+            return err_set("%s:%zu: a NUL character (%s): ids, names and texts must not contain one", name, line,
+                           raw ? "a 0 byte" : "\\u0000");
+    }
+    return 0;
+}
+
+static int has_control(const char *s, unsigned char *c) {
+    for (; s && *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) {
+            *c = (unsigned char)*s;
+            return 1;
+        }
+    return 0;
+}
+
+int io_json_refuse_controls(const cJSON *root, const char *name) {
+    unsigned char c = 0;
+    for (const cJSON *v = root ? root->child : NULL; v; v = v->next) {
+        const char *key = v->string ? v->string : "(array element)";
+        if (has_control(v->string, &c) || (cJSON_IsString(v) && has_control(v->valuestring, &c)))
+            return err_set("%s: field '%.40s': a control character (0x%02x): names must be printable", name,
+                           has_control(key, &c) ? "(key)" : key, c);
+        if ((cJSON_IsObject(v) || cJSON_IsArray(v)) && io_json_refuse_controls(v, name) != 0) return -1;
+    }
+    return 0;
 }

@@ -25,4 +25,13 @@ int io_json_unique_keys(const struct cJSON *obj, const char *name);
  * for a cJSON node of no type). */
 const char *io_json_kind(const struct cJSON *v);
 
+/* Refuses a NUL character anywhere in n bytes of JSON (or CSV) text: a raw 0 byte or an
+ * escaped \u0000 (which cJSON turns into a NUL that cuts the C string: "a\u0000XYZ" and
+ * "a\u0000QQQ" would both read as the id "a"). Message "NAME:LINE: ...". */
+int io_json_refuse_nul(const char *text, size_t n, const char *name);
+/* Refuses terminal control characters (U+0000..U+001F, U+007F: ESC, BEL, CR...) in every
+ * key and string of a tree whose names reach the terminal (a manifest, a report): they
+ * could forge a line. Message "NAME: field 'KEY': a control character (0xNN) ...". */
+int io_json_refuse_controls(const struct cJSON *root, const char *name);
+
 #endif

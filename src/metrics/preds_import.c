@@ -485,6 +485,7 @@ int preds_parse_buffer(PredFile *f, const char *data, size_t size, const char *p
     PredsFormat fmt = opt ? opt->format : PREDS_FMT_AUTO;
     const char *metric = opt ? opt->metric : NULL;
     int rc = check_utf8(path, data, size);
+    if (rc == 0) rc = io_json_refuse_nul(data, size, path); /* ids are C strings: "a\u0000X" must not read as "a" */
     if (rc == 0 && fmt == PREDS_FMT_AUTO) fmt = detect(data, size);
     if (rc == 0 && metric && fmt != PREDS_FMT_LMEVAL)
         rc = err_set("%s: a metric ('%.60s') only applies to lm-eval sample files", path, metric);

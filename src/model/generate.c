@@ -3,6 +3,7 @@
 #include "forward.h"
 #include "sample.h"
 #include "core/error.h"
+#include "core/utf8.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +75,16 @@ static int seq_text_add(GenSeq *q, const char *s, size_t n) {
     return 0;
 }
 
+/* Emits text[from..to) as valid UTF-8 (invalid bytes as U+FFFD, utf8_sanitize). */
+static int emit_clean(GenEmit emit, void *ctx, const char *text, size_t n) {
+    char small[256], *buf = n * 3 <= sizeof small ? small : malloc(n * 3);
+    if (!buf) return 0;
+    size_t m = utf8_sanitize(text, n, buf);
+    int stop = m ? emit(ctx, buf, m) : 0;
+    if (buf != small) free(buf);
+    return stop;
+}
+
 int gen_seq_push(GenSeq *q, int next, GenEmit emit, void *ctx) {
     const GenOptions *o = q->o;
     if (!o->ignore_eos && (next == q->eos || next == q->bos)) {
@@ -109,8 +120,9 @@ int gen_seq_push(GenSeq *q, int next, GenEmit emit, void *ctx) {
     /* emit what can no longer become part of a stop string */
     size_t hold = q->maxstop ? q->maxstop - 1 : 0;
     size_t safe = q->text_n > hold ? q->text_n - hold : 0;
+    if (safe > q->emitted) safe -= utf8_incomplete_tail(q->text + q->emitted, safe - q->emitted); /* a character still coming */
     if (emit && safe > q->emitted) {
-        int stop = emit(ctx, q->text + q->emitted, safe - q->emitted);
+        int stop = emit_clean(emit, ctx, q->text + q->emitted, safe - q->emitted);
         q->emitted = safe;
         if (stop) {
             q->stopped_by = GEN_STOP_EMIT;
@@ -126,7 +138,18 @@ int gen_seq_push(GenSeq *q, int next, GenEmit emit, void *ctx) {
 
 int gen_seq_finish(GenSeq *q, GenEmit emit, void *ctx, double seconds, GenResult *res) {
     memset(res, 0, sizeof *res);
-    if (emit && q->text_n > q->emitted) emit(ctx, q->text + q->emitted, q->text_n - q->emitted);
+    if (emit && q->text_n > q->emitted) emit_clean(emit, ctx, q->text + q->emitted, q->text_n - q->emitted);
+    /* the text as Hugging Face decodes it: a sequence cut by max_tokens or invalid bytes
+     * from byte-fallback tokens become U+FFFD (res->ids keeps the exact tokens) */
+    if (q->text && utf8_valid_prefix(q->text, q->text_n) != q->text_n) {
+        char *clean = malloc(q->text_n * 3 + 1);
+        if (!clean) return err_set("out of memory");
+        size_t m = utf8_sanitize(q->text, q->text_n, clean);
+        clean[m] = 0;
+        free(q->text);
+        q->text = clean;
+        q->text_n = m;
+    }
     res->seconds = seconds;
     res->stopped_by = q->stopped_by;
     res->n_ids = q->nh - q->n_prompt;

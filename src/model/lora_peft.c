@@ -131,6 +131,8 @@ static int peft_config_parse(LoraPeftConfig *pc, const ModelArch *arch, const ch
     v = cJSON_GetObjectItemCaseSensitive(j, "lora_alpha");
     if (!cJSON_IsNumber(v) || !(v->valuedouble > 0) || v->valuedouble > FLT_MAX || !((float)v->valuedouble > 0))
         FAIL("%s: field 'lora_alpha': expected a positive number within the range of a float", cpath);
+    if (v->valuedouble > LORA_PEFT_MAX_ALPHA)
+        FAIL("%s: field 'lora_alpha': %g is beyond %g: no trained adapter scales its update that much", cpath, v->valuedouble, LORA_PEFT_MAX_ALPHA);
     pc->alpha = (float)v->valuedouble;
     v = cJSON_GetObjectItemCaseSensitive(j, "use_rslora");
     if (v && !cJSON_IsBool(v)) FAIL("%s: field 'use_rslora': expected true or false", cpath);
@@ -139,6 +141,15 @@ static int peft_config_parse(LoraPeftConfig *pc, const ModelArch *arch, const ch
     if (v && cJSON_IsTrue(v)) FAIL("%s: field 'fan_in_fan_out' is true: only Llama (nn.Linear) adapters are supported", cpath);
     v = cJSON_GetObjectItemCaseSensitive(j, "bias");
     if (v && (!cJSON_IsString(v) || strcmp(v->valuestring, "none"))) FAIL("%s: field 'bias': only \"none\" is supported", cpath);
+    /* what would make PEFT compute another model than muscle's: refused by name */
+    v = cJSON_GetObjectItemCaseSensitive(j, "use_dora");
+    if (v && !cJSON_IsFalse(v) && !cJSON_IsNull(v)) FAIL("%s: field 'use_dora': DoRA adapters are not supported (expected false)", cpath);
+    const char *unsup[] = {"modules_to_save", "layers_to_transform", "layers_pattern", "layer_replication"};
+    for (int i = 0; i < 4; i++) {
+        v = cJSON_GetObjectItemCaseSensitive(j, unsup[i]);
+        if (v && !cJSON_IsNull(v) && !(cJSON_IsArray(v) && !v->child) && !(cJSON_IsString(v) && !v->valuestring[0]))
+            FAIL("%s: field '%s' is not supported (expected null): muscle applies LoRA to every layer and saves no other module", cpath, unsup[i]);
+    }
     const char *pats[] = {"rank_pattern", "alpha_pattern"};
     for (int i = 0; i < 2; i++) {
         v = cJSON_GetObjectItemCaseSensitive(j, pats[i]);
@@ -187,6 +198,7 @@ int lora_load_peft(LoraAdapter *a, const ModelConfig *c, const char *dir) {
         StFile f;
         if (!spath || st_open(&f, spath) != 0) { free(spath); rc = -1; goto done; }
         char nm[192];
+        size_t n_used = 0;
         for (int l = 0; l < a->n_layers && !rc; l++)
             for (int t = 0; t < LORA_N_TARGETS && !rc; t++) {
                 LoraMat *p = lora_mat(a, l, (LoraTarget)t);
@@ -201,8 +213,20 @@ int lora_load_peft(LoraAdapter *a, const ModelConfig *c, const char *dir) {
                                      (long long)st->shape[0], (long long)(st->ndim > 1 ? st->shape[1] : 0), (long long)r0, (long long)r1);
                         break;
                     }
+                    if (!st->supported || (st->dtype != DT_F32 && st->dtype != DT_F16 && st->dtype != DT_BF16)) {
+                        rc = err_set("%s: tensor '%s' has dtype %s: expected F32, F16 or BF16", spath, nm, st->dtype_name);
+                        break;
+                    }
                     float *dst = which ? p->B : p->A;
                     if (st_tensor_to_f32(&f, st, dst) != 0) { rc = -1; break; }
+                    for (uint64_t i = 0; i < st->numel; i++)
+                        if (!isfinite(dst[i])) {
+                            rc = err_set("%s: tensor '%s' holds %s at element %llu: weights must be finite", spath, nm,
+                                         isnan(dst[i]) ? "NaN" : "an infinity", (unsigned long long)i);
+                            break;
+                        }
+                    if (rc) break;
+                    n_used++;
                     int heads = permuted_heads(c, t);
                     if (which && heads) {
                         float *q = malloc((size_t)p->out * p->rank * sizeof *q);
@@ -213,6 +237,19 @@ int lora_load_peft(LoraAdapter *a, const ModelConfig *c, const char *dir) {
                     }
                 }
             }
+        /* every tensor is one muscle applies: a DoRA magnitude vector, a saved lm_head or a
+         * layer's LoRA outside target_modules would change PEFT's model, not muscle's */
+        for (size_t i = 0; rc == 0 && n_used != f.n_tensors && i < f.n_tensors; i++) {
+            const char *tn = f.tensors[i].name;
+            int known = 0;
+            for (int l = 0; l < a->n_layers && !known; l++)
+                for (int t = 0; t < LORA_N_TARGETS && !known; t++)
+                    for (int w = 0; w < 2 && !known && lora_mat(a, l, (LoraTarget)t); w++) {
+                        tensor_name(nm, sizeof nm, c, l, t, w ? 'B' : 'A');
+                        known = !strcmp(nm, tn);
+                    }
+            if (!known) rc = err_set("%s: tensor '%.100s' is not a LoRA weight of target_modules: not supported", spath, tn);
+        }
         st_close(&f);
         free(spath);
     }
@@ -220,6 +257,19 @@ done:
     if (rc && a->data) lora_free(a);
     free(cpath);
     return rc;
+}
+
+char *lora_peft_base_name(const char *dir) {
+    char *cpath = file_join(dir, "adapter_config.json"), *out = NULL;
+    size_t n;
+    char *text = cpath ? file_read_all(cpath, &n, LORA_PEFT_CONFIG_MAX_BYTES) : NULL;
+    cJSON *j = text ? cJSON_ParseWithLength(text, n) : NULL;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "base_model_name_or_path");
+    if (cJSON_IsString(v) && v->valuestring[0]) out = strdup(v->valuestring);
+    cJSON_Delete(j);
+    free(text);
+    free(cpath);
+    return out;
 }
 
 char *lora_peft_meta(const char *dir, const char *key) {

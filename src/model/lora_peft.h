@@ -35,12 +35,17 @@ typedef struct {
 } LoraPeftConfig;
 #define LORA_PEFT_MAX_RANK 65536
 #define LORA_PEFT_CONFIG_MAX_BYTES (1u << 20)
+/* lora_alpha above this is refused: alpha/r scales the update, and no trained adapter
+ * scales it by a million (1e30 turns every logit into inf/NaN) */
+#define LORA_PEFT_MAX_ALPHA 1e6
 
 /* Checks n bytes of adapter_config.json (io/json.h's checks, then every field muscle
  * uses); `path` names it in messages. On error pc is zeroed. */
 int lora_peft_config_parse(LoraPeftConfig *pc, const char *text, size_t n, const char *path);
 /* Reads a PEFT LoRA folder for a model of config c (shapes checked). */
 int lora_load_peft(LoraAdapter *a, const ModelConfig *c, const char *dir);
+/* adapter_config.json's base_model_name_or_path (malloc'd), NULL when absent or empty. */
+char *lora_peft_base_name(const char *dir);
 /* A __metadata__ value of a saved adapter (malloc'd), NULL when absent. */
 char *lora_peft_meta(const char *dir, const char *key);
 

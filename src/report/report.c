@@ -7,6 +7,8 @@
 #include "metrics/compat.h"
 #include "metrics/preds.h"
 #include "report_internal.h"
+#include "core/num.h"
+#include "core/utf8.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -181,6 +183,13 @@ int report_load_manifest(ReportInput *in, const char *path) {
     size_t size;
     char *text = file_read_all(path, &size, MANIFEST_MAX);
     if (!text) return -1;
+    /* names and the title reach report.* and the terminal: valid UTF-8 without NUL */
+    size_t bad = utf8_valid_prefix(text, size);
+    if (bad != size || io_json_refuse_nul(text, size, path) != 0) {
+        if (bad != size) err_set("%s: byte %zu: not valid UTF-8", path, bad + 1);
+        free(text);
+        return -1;
+    }
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(text, size, &end, 0);
     if (!root) {
@@ -212,6 +221,7 @@ int report_load_manifest(ReportInput *in, const char *path) {
         err_set("%s: expected a JSON object ({\"title\": ..., \"tasks\": [...]}), got %s", path, io_json_kind(root));
         goto done;
     }
+    if (io_json_refuse_controls(root, path) != 0) goto done; /* names reach the terminal */
     if (check_keys(path, "manifest", root, known) != 0) goto done;
     if (get_string(path, "manifest", root, "title", "muscle report", &in->title) != 0) goto done;
     const cJSON *ts = cJSON_GetObjectItemCaseSensitive(root, "tasks");
@@ -247,11 +257,10 @@ done:
 }
 
 int report_parse_fraction(const char *s, double *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || errno || !isfinite(v) || isspace((unsigned char)s[0]))
-        return err_set("'%s': expected a fraction (0.05) or a percentage (5%%)", s);
+    double v;
+    size_t n = num_parse_decimal(s, &v); /* strict decimal: "0x10" is not 16 */
+    const char *end = s + n;
+    if (n == 0) return err_set("'%s': expected a fraction (0.05) or a percentage (5%%)", s);
     if (*end == '%') {
         v /= 100;
         end++;

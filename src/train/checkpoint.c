@@ -1,6 +1,7 @@
 /* train/checkpoint.c - the training state as a safetensors file with metadata. */
 #include "checkpoint.h"
 #include "core/error.h"
+#include "core/hash.h"
 #include "core/file.h"
 #include "io/safetensors.h"
 
@@ -89,6 +90,9 @@ int ckpt_save(const char *dir, const CkptTensor *t, int n, const CkptPos *pos, c
         int64_t shape[1] = {(int64_t)t[i].n};
         rc = st_writer_add(&w, t[i].name, DT_F32, 1, shape, t[i].data);
     }
+    /* FNV-1a 64 over every tensor's bytes, in order: a flipped byte is refused on resume */
+    uint64_t sum = HASH_FNV64_BASIS;
+    for (int i = 0; i < n; i++) sum = hash_fnv64(sum, t[i].data, t[i].n * sizeof(float));
     char buf[64];
 #define META(k, ...) do { if (!rc) { snprintf(buf, sizeof buf, __VA_ARGS__); rc = st_writer_meta_set(&w, k, buf); } } while (0)
     META("muscle.checkpoint", "%s", CKPT_VERSION);
@@ -100,6 +104,7 @@ int ckpt_save(const char *dir, const CkptTensor *t, int n, const CkptPos *pos, c
     META("threads", "%d", pos->threads);
     META("val_loss", "%.17g", pos->val_loss);
     META("start_val_loss", "%.17g", pos->start_val_loss);
+    META("checksum.fnv64", "%016" PRIx64, sum);
 #undef META
     char key[64];
     for (int i = 0; s && i < s->n && !rc; i++) {
@@ -170,14 +175,23 @@ int ckpt_load(const char *dir, CkptTensor *t, int n, CkptPos *pos, const CkptSet
         v = st_meta_get(&f, "start_val_loss");
         p.start_val_loss = v ? strtod(v, NULL) : NAN;
     }
+    uint64_t sum = HASH_FNV64_BASIS;
     for (int i = 0; i < n && !rc; i++) {
         const StTensor *st = st_tensor_find(&f, t[i].name);
         if (!st) rc = err_set("%s: tensor '%s' is missing", path, t[i].name);
         else if (!st->supported || st->dtype != DT_F32 || st->numel != t[i].n)
             rc = err_set("%s: tensor '%s' is %s with %llu values: expected F32 with %zu", path, t[i].name, st->dtype_name,
                          (unsigned long long)st->numel, t[i].n);
-        else rc = st_tensor_to_f32(&f, st, t[i].data);
+        else {
+            sum = hash_fnv64(sum, st->data, st->nbytes);
+            rc = st_tensor_to_f32(&f, st, t[i].data);
+        }
     }
+    const char *want = st_meta_get(&f, "checksum.fnv64"); /* absent: a checkpoint of an earlier muscle */
+    char got[20];
+    snprintf(got, sizeof got, "%016" PRIx64, sum);
+    if (!rc && want && strcmp(want, got))
+        rc = err_set("%s: checksum mismatch (%s recorded, %s read): the file is damaged; train into a new --out folder", path, want, got);
     if (!rc) *pos = p;
     st_close(&f);
     free(path);

@@ -114,7 +114,7 @@ static int check_options(const TrainOptions *o, const Model *m, const TrainData 
     if (o->batch < 1 || o->batch > 65536) return err_set("--batch %d: expected 1..65536", o->batch);
     if (o->grad_accum < 1 || o->grad_accum > 65536) return err_set("--grad-accum %d: expected 1..65536", o->grad_accum);
     if (o->steps < 0) return err_set("--steps %ld: expected a count >= 1", o->steps);
-    if (o->steps == 0 && !(o->epochs > 0 && o->epochs <= 1e6)) return err_set("--epochs %g: expected a number > 0", o->epochs);
+    if (o->steps == 0 && !(o->epochs > 0 && o->epochs <= 1e6)) return err_set("--epochs %g: expected a number in (0, 1e6]", o->epochs);
     if (!(o->lr > 0) || !isfinite(o->lr) || o->lr > 10) return err_set("--lr %g: expected a number in (0, 10]", o->lr);
     if (!(o->min_lr >= 0) || o->min_lr > o->lr) return err_set("--min-lr %g: expected a number in [0, --lr %g]", o->min_lr, o->lr);
     if (o->warmup < -1) return err_set("--warmup %ld: expected a step count >= 0", o->warmup);

@@ -9,6 +9,34 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The last component of a path or hub name ("a/b/" -> "b"), into buf. */
+static const char *last_component(const char *p, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s", p);
+    size_t n = strlen(buf);
+    while (n > 1 && buf[n - 1] == '/') buf[--n] = 0;
+    const char *s = strrchr(buf, '/');
+    return s ? s + 1 : buf;
+}
+
+/* Does the adapter's base_model_name_or_path name this model? The same path (or file),
+ * or the same last component (a hub name "org/Llama-2-7b" against a folder Llama-2-7b;
+ * a folder against the model file inside it). */
+static int base_matches(const char *base, const char *model) {
+    if (!strcmp(base, model)) return 1;
+    char *rb = realpath(base, NULL), *rm = realpath(model, NULL);
+    int same = rb && rm && !strcmp(rb, rm);
+    free(rb);
+    free(rm);
+    if (same) return 1;
+    char b1[4096], m1[4096], m2[4096];
+    const char *lb = last_component(base, b1, sizeof b1), *lm = last_component(model, m1, sizeof m1);
+    char *dir = file_dirname(model);
+    const char *ld = dir ? last_component(dir, m2, sizeof m2) : "";
+    same = !strcmp(lb, lm) || !strcmp(lb, ld);
+    free(dir);
+    return same;
+}
+
 int model_bundle_load(ModelBundle *b, const BundleSpec *s) {
     memset(b, 0, sizeof *b);
     ModelLoadOptions lo = {s->bf16 ? KW_BF16 : KW_F32, s->writable};
@@ -34,6 +62,10 @@ int model_bundle_load(ModelBundle *b, const BundleSpec *s) {
             model_bundle_free(b);
             return -1;
         }
+        char *base = lora_peft_base_name(s->adapter);
+        if (base && !base_matches(base, s->model)) /* one line, not an error: a copied or renamed model is fine */
+            fprintf(stderr, "muscle: warning: %s was trained on '%.200s' (base_model_name_or_path), not on %.200s\n", s->adapter, base, s->model);
+        free(base);
     }
     return 0;
 }

@@ -84,6 +84,8 @@ static int open_task_data(const TrainSpec *s, const Model *m, const Tokenizer *t
     if (s->data.val_frac >= 0) o.val_frac = s->data.val_frac;
     o.seed = s->t.seed;
     if (!rc) rc = data_task_open(d, &tr, s->data.val ? &va : NULL, &p, tok, &o);
+    if (rc && s->data.seq_len && strstr(err_msg(), "max_len")) /* max_len is --seq-len + 1 (the next-token target): say so */
+        err_prefix("--seq-len %ld (examples of up to %d tokens)", s->data.seq_len, o.max_len);
     if (!rc && !train_run_quiet(s))
         fprintf(stderr, "muscle finetune: %s: %ld training and %ld held-out examples of up to %d tokens%s\n", s->data.task,
                 d->n[DATA_TRAIN], d->n[DATA_VAL], d->seq_len + 1, o.n_unlabeled ? " (unlabelled instances skipped)" : "");

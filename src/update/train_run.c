@@ -7,6 +7,7 @@
 #include "core/dist.h"
 #include "core/error.h"
 #include "core/file.h"
+#include "core/lock.h"
 #include "update/bundle.h"
 
 #include <cJSON.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void train_spec_default(TrainSpec *s, TrainRunKind kind) {
     memset(s, 0, sizeof *s);
@@ -234,5 +236,16 @@ static int pretrain_run(const TrainSpec *s) {
 }
 
 int train_run(const TrainSpec *s) {
-    return s->kind == TRAIN_RUN_FINETUNE ? finetune_run(s) : pretrain_run(s);
+    /* one run per --out (core/lock.h): a second finetune into the same folder fails at
+     * once instead of interleaving train_log.jsonl; rank 0 holds it for every rank */
+    DirLock lk = {-1, NULL};
+    int made = s->out && !file_is_dir(s->out); /* a failed run leaves no folder it made */
+    if (dist_rank() == 0 && s->out && dir_lock_acquire(&lk, s->out, train_run_cmd(s), DIR_LOCK_PRIVATE) != 0) return -1;
+    int rc = s->kind == TRAIN_RUN_FINETUNE ? finetune_run(s) : pretrain_run(s);
+    if (rc != 0 && made && lk.path) { /* still holding the lock: nobody else can be using the folder */
+        unlink(lk.path);
+        rmdir(s->out); /* only when empty */
+    }
+    dir_lock_release(&lk);
+    return rc;
 }

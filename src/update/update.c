@@ -5,6 +5,7 @@
 #include "core/dist.h"
 #include "core/error.h"
 #include "core/file.h"
+#include "core/lock.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,6 +169,8 @@ static int evaluate(UpdateRun *r) {
     return phase_end(rc);
 }
 
+static int update_run_locked(const UpdateSpec *u);
+
 int update_run(const UpdateSpec *u) {
     const char *sub[3] = {"adapters", "preds", "logs"};
     int rc = file_mkdirs(u->out) != 0 ? update_fail() : 0;
@@ -177,6 +180,18 @@ int update_run(const UpdateSpec *u) {
         free(d);
     }
     if (rc) return rc;
+    /* one run per RUN_DIR (core/lock.h), inherited by the steps: a step left running
+     * after this process died keeps the folder locked, so a rerun refuses it */
+    DirLock lk = {-1, NULL};
+    if (dist_rank() == 0 && dir_lock_acquire(&lk, u->out, "muscle update", DIR_LOCK_INHERIT) != 0) rc = update_fail();
+    if ((rc = phase_end(rc)) != 0) return rc;
+    rc = update_run_locked(u);
+    dir_lock_release(&lk);
+    return rc;
+}
+
+static int update_run_locked(const UpdateSpec *u) {
+    int rc = 0;
     if (dist_rank() == 0 && update_check_settings(u) != 0) rc = update_fail(); /* only rank 0 writes files */
     if ((rc = phase_end(rc)) != 0) return rc;
     /* MUSCLE_NO_MPI (core/dist.h): the steps' children run as plain single processes,

@@ -68,6 +68,9 @@ typedef struct {
 void update_spec_default(UpdateSpec *u);
 /* Reads the training set's kind into u->kind (the methods and defaults depend on it). */
 int update_read_kind(UpdateSpec *u);
+/* Reads every input task file (training, validation, test, transfer) before the first
+ * step: formats, kinds, unique ids, and the templates fit each set. -1 with err_set(). */
+int update_check_inputs(const UpdateSpec *u);
 /* Turns the comma-separated list (NULL: muscle,choice
  * for multiple choice, muscle for generation) into u->methods: presets by name, or
  * NAME=FINETUNE-ARGS. -1 with err_set() on a bad list (methods for the other kind are

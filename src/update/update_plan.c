@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "core/hash.h"
 
 #include <cJSON.h>
 #include <stdio.h>
@@ -88,6 +89,74 @@ int update_read_kind(UpdateSpec *u) {
     u->kind = ts.kind;
     task_set_free(&ts);
     return 0;
+}
+
+/* The first id of ts given twice: -1 with err_set naming both lines. */
+static int ids_unique(const TaskSet *ts) {
+    int n = ts->n;
+    const char **ids = malloc((size_t)(n ? n : 1) * sizeof *ids);
+    int *lines = malloc((size_t)(n ? n : 1) * sizeof *lines);
+    int rc = ids && lines ? 0 : err_set("out of memory");
+    for (int i = 0; rc == 0 && i < n; i++) {
+        ids[i] = ts->kind == TASK_MC ? ts->mc[i].id : ts->gen[i].id;
+        lines[i] = ts->kind == TASK_MC ? ts->mc[i].line : ts->gen[i].line;
+    }
+    /* n log n would need a sort with the lines; task files are small: a hash set of indices */
+    size_t cap = 16;
+    while (cap < (size_t)n * 2) cap *= 2;
+    int *slot = rc == 0 ? malloc(cap * sizeof *slot) : NULL;
+    if (rc == 0 && !slot) rc = err_set("out of memory");
+    for (size_t i = 0; rc == 0 && i < cap; i++) slot[i] = -1;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        if (!ids[i]) continue;
+        size_t h = (size_t)hash_fnv64_str(ids[i]);
+        for (size_t k = h & (cap - 1);; k = (k + 1) & (cap - 1)) {
+            if (slot[k] < 0) { slot[k] = i; break; }
+            if (!strcmp(ids[slot[k]], ids[i])) {
+                rc = err_set("%s: id \"%.80s\" appears twice (lines %d and %d): ids must be unique (predictions are paired by id)",
+                             ts->path, ids[i], lines[slot[k]], lines[i]);
+                break;
+            }
+        }
+    }
+    free(slot);
+    free(ids);
+    free(lines);
+    return rc;
+}
+
+int update_check_inputs(const UpdateSpec *u) {
+    TaskLoadOptions lo;
+    task_load_options_default(&lo);
+    if (u->format && task_format_from_name(u->format, &lo.format) != 0) return -1;
+    /* the test file's name is the report's task name: printable (it reaches the terminal) */
+    for (const char *c = u->test; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            return err_set("--task-test: the file name holds a control character (0x%02x): rename it", (unsigned)*c);
+    for (int i = 0; i < u->n_methods; i++) { /* a user's method trains into RUN_DIR/adapters/NAME-sK, never elsewhere */
+        const char *a = u->methods[i].preset ? NULL : u->methods[i].args;
+        for (const char *w = a; w && (w = strstr(w, "--out")); w += 5)
+            if ((w == a || w[-1] == ' ') && (w[5] == 0 || w[5] == ' ' || w[5] == '='))
+                return err_set("--methods: '%s' gives --out: a method's adapter is written inside RUN_DIR", u->methods[i].name);
+    }
+    const char *files[4] = {u->train, u->val, u->test, u->transfer};
+    const char *what[4] = {"--task-train", "--task-val", "--task-test", "--transfer"};
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < 4; i++) {
+        if (!files[i]) continue;
+        TaskSet ts;
+        TaskPrompt p;
+        memset(&p, 0, sizeof p);
+        if (task_set_load(&ts, files[i], &lo) != 0) return err_prefix("%s", what[i]);
+        if (i < 3 && ts.kind != u->kind)
+            rc = err_set("%s %s is a %s task, --task-train a %s one", what[i], files[i], ts.kind == TASK_MC ? "multiple-choice" : "generation",
+                         u->kind == TASK_MC ? "multiple-choice" : "generation");
+        if (rc == 0 && i < 3) rc = ids_unique(&ts);
+        if (rc == 0 && i < 3 && task_prompt_setup(&p, &ts, u->prompt_file, u->prompt, u->answer, NULL, 0) != 0) rc = err_prefix("%s", what[i]);
+        task_prompt_free(&p);
+        task_set_free(&ts);
+    }
+    return rc;
 }
 
 int update_methods_parse(UpdateSpec *u, const char *list) {

@@ -19,10 +19,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -165,12 +167,50 @@ static void step_begin(UpdateRun *r, const char *what) {
     fflush(stderr);
 }
 
+/* The running step's process group (0: none) and the first stop signal received. A step
+ * runs in its own group; SIGINT/SIGTERM/SIGHUP of update are forwarded to the whole group
+ * (the trainer saves its checkpoint and exits 130/143), and the group is killed when update
+ * exits while a step runs (run_child_kill_group, atexit). A SIGKILLed update cannot forward
+ * anything: the step gets SIGTERM from the kernel then (PR_SET_PDEATHSIG), and until it has
+ * stopped it keeps RUN_DIR locked (core/lock.h), so a rerun refuses it instead of racing it. */
+static volatile sig_atomic_t child_pgid, stop_signal;
+
+static void forward_signal(int sig) {
+    if (!stop_signal) stop_signal = sig;
+    if (child_pgid > 0) {
+        kill(-(pid_t)child_pgid, sig);
+        return;
+    }
+    signal(sig, SIG_DFL); /* no step running: stop now, as before (every output is atomic) */
+    raise(sig);
+}
+
+static void run_child_kill_group(void) {
+    if (child_pgid > 0) kill(-(pid_t)child_pgid, SIGKILL);
+}
+
+static void run_child_signals(void) {
+    static int installed;
+    if (installed) return;
+    installed = 1;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = forward_signal;
+    sigemptyset(&sa.sa_mask);
+    int sigs[3] = {SIGINT, SIGTERM, SIGHUP};
+    for (int i = 0; i < 3; i++) sigaction(sigs[i], &sa, NULL);
+    atexit(run_child_kill_group);
+}
+
 /* Runs `muscle argv...` in a child; stdout to out_path when given; stderr to the log
  * log_name when quiet (and log_name is not NULL). Returns 0, or the exit code to stop with (after printing why). */
 static int run_child(UpdateRun *r, const char *what, Argv *a, const char *out_path, const char *log_name) {
+    if (stop_signal) return 128 + stop_signal; /* stopped between two steps */
+    run_child_signals();
     step_begin(r, what);
     fflush(stdout); /* the child must not print what the parent buffered */
     char *log = r->u->quiet && log_name ? update_pathf("%s/logs/%s.log", r->u->out, log_name) : NULL;
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         free(log);
@@ -178,6 +218,12 @@ static int run_child(UpdateRun *r, const char *what, Argv *a, const char *out_pa
         return update_fail();
     }
     if (pid == 0) {
+        setpgid(0, 0);
+        /* update gone (even by SIGKILL): the step stops as on SIGTERM */
+        if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent) _exit(143);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGHUP, SIG_DFL);
         if (out_path) {
             int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
             if (fd < 0 || dup2(fd, 1) < 0) _exit(126);
@@ -191,12 +237,18 @@ static int run_child(UpdateRun *r, const char *what, Argv *a, const char *out_pa
         execv("/proc/self/exe", a->v);
         _exit(127);
     }
+    setpgid(pid, pid); /* also here: the group exists before any signal is forwarded */
+    child_pgid = pid;
+    if (stop_signal) kill(-pid, stop_signal); /* a signal that came before child_pgid was set */
     int st = 0;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
     }
+    kill(-pid, SIGKILL); /* anything the step left in its group */
+    child_pgid = 0;
     int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+    if (code == 0 && stop_signal) code = 128 + stop_signal; /* the step finished, but update was told to stop */
     if (code != 0) {
-        if (code == 130 || code == 143)
+        if (code == 130 || code == 143 || code == 129)
             fprintf(stderr, "muscle update: stopped during step %d (%s); run the same command again to resume\n", r->step, what);
         else
             fprintf(stderr, "muscle: error: update step %d (%s) failed with exit code %d%s%s\n", r->step, what, code,
@@ -220,9 +272,13 @@ static void done_before(UpdateRun *r, const char *what) {
 
 int update_train_step(UpdateRun *r, const char *what, const TrainSpec *spec, const char *extra_args, const char *log_name) {
     if (update_other_ranks_step(r)) return 0;
+    /* done only when every output is there: the adapter's two files and training.json,
+     * which finetune writes last (the step's completion marker); a step killed between
+     * two of them resumes from its checkpoint */
     char *done = update_pathf("%s/adapter_model.safetensors", spec->out), *ck = update_pathf("%s/checkpoint/state.safetensors", spec->out);
+    char *cfg = update_pathf("%s/adapter_config.json", spec->out), *mark = update_pathf("%s/training.json", spec->out);
     int rc = 0;
-    if (update_exists(done)) {
+    if (update_exists(done) && update_exists(cfg) && update_exists(mark)) {
         done_before(r, what);
     } else {
         TrainSpec s = *spec;
@@ -239,6 +295,8 @@ int update_train_step(UpdateRun *r, const char *what, const TrainSpec *spec, con
     }
     free(done);
     free(ck);
+    free(cfg);
+    free(mark);
     return rc;
 }
 
@@ -250,7 +308,7 @@ int update_eval_step(UpdateRun *r, const char *what, const EvalStepSpec *e, cons
     }
     Argv a = {0};
     eval_spec_argv(e, &a);
-    char *tmp = update_pathf("%s.tmp", summary);
+    char *tmp = update_pathf("%s.tmp-%ld", summary, (long)getpid()); /* unique: never shared with another run */
     int rc = run_child(r, what, &a, tmp, log_name);
     if (rc == 0 && rename(tmp, summary) != 0) {
         err_set("%s: cannot rename into place: %s", summary, strerror(errno));

@@ -117,12 +117,44 @@ static void test_strbuf(void **state) {
     strbuf_free(&c);
 }
 
+/* utf8_sanitize against Python's bytes.decode("utf-8", "replace") (the WHATWG maximal
+ * subpart rule; expected outputs computed with python3). */
+static void test_utf8_sanitize(void **st) {
+    (void)st;
+    static const struct { const char *in; size_t n; const char *out; } v[] = {
+        {"abc", 3, "abc"},
+        {"a\xe2\x82", 3, "a\xef\xbf\xbd"},                      /* cut: one U+FFFD */
+        {"\xe2\x82\xac", 3, "\xe2\x82\xac"},                     /* the euro sign */
+        {"\xf0\x9f\x98", 3, "\xef\xbf\xbd"},                     /* cut 4-byte: one */
+        {"\x80\x80", 2, "\xef\xbf\xbd\xef\xbf\xbd"},             /* lone continuations: one each */
+        {"\xed\xa0\x80", 3, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"}, /* a surrogate: three */
+        {"\xe0\x80\x80", 3, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"}, /* overlong: three */
+        {"\xf4\x90\x80\x80", 4, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"}, /* > U+10FFFF */
+        {"\xe2\x82x", 3, "\xef\xbf\xbdx"},
+        {"\xc0\xaf", 2, "\xef\xbf\xbd\xef\xbf\xbd"},
+        {"\xff", 1, "\xef\xbf\xbd"},
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        char out[64];
+        size_t m = utf8_sanitize(v[i].in, v[i].n, out);
+        assert_int_equal(m, strlen(v[i].out));
+        assert_memory_equal(out, v[i].out, m);
+        assert_int_equal(utf8_valid_prefix(out, m), m);
+    }
+    assert_int_equal(utf8_incomplete_tail("a\xe2\x82", 3), 2);
+    assert_int_equal(utf8_incomplete_tail("a\xf0\x9f", 3), 2);
+    assert_int_equal(utf8_incomplete_tail("a\xe2\x82\xac", 4), 0);
+    assert_int_equal(utf8_incomplete_tail("a\xed\xa0", 3), 0); /* can never become valid */
+    assert_int_equal(utf8_incomplete_tail("\x80", 1), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fnv_vectors),
         cmocka_unit_test(test_utf8_against_utf8proc),
         cmocka_unit_test(test_utf8_prefix_and_cut),
         cmocka_unit_test(test_strbuf),
+        cmocka_unit_test(test_utf8_sanitize),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -118,11 +118,114 @@ static void test_bad_folders(void **st) {
     model_free(&m);
 }
 
+/* ---- adapters that cannot be what they claim (issue 17, defect 4) ---- */
+
+static void write_text(const char *dir, const char *name, const char *text) {
+    char p[600];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* adapter_model.safetensors by hand: q_proj LoRA of every layer (zeros), layer 0's A of
+ * dtype a0_dtype, and one extra tensor when `extra` is given. */
+static void write_raw_st(const char *dir, const Model *m, const char *a0_dtype, const char *extra) {
+    char hdr[16384], p[600];
+    size_t off = 0, n = 0;
+    n += (size_t)snprintf(hdr + n, sizeof hdr - n, "{");
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        for (int w = 0; w < 2; w++) {
+            long r0 = w ? (long)m->cfg.n_heads * m->cfg.head_dim : 4, r1 = w ? 4 : m->cfg.dim;
+            size_t bytes = (size_t)(r0 * r1) * (l == 0 && !w && !strcmp(a0_dtype, "F16") ? 2 : 4);
+            n += (size_t)snprintf(hdr + n, sizeof hdr - n, "%s\"base_model.model.model.layers.%d.self_attn.q_proj.lora_%c.weight\":"
+                                  "{\"dtype\":\"%s\",\"shape\":[%ld,%ld],\"data_offsets\":[%zu,%zu]}", off ? "," : "", l, w ? 'B' : 'A',
+                                  l == 0 && !w ? a0_dtype : "F32", r0, r1, off, off + bytes);
+            off += bytes;
+        }
+    if (extra) {
+        n += (size_t)snprintf(hdr + n, sizeof hdr - n, ",\"%s\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[%zu,%zu]}", extra, off, off + 16);
+        off += 16;
+    }
+    n += (size_t)snprintf(hdr + n, sizeof hdr - n, "}");
+    while (n % 8) hdr[n++] = ' ';
+    snprintf(p, sizeof p, "%s/adapter_model.safetensors", dir);
+    FILE *f = fopen(p, "wb");
+    assert_non_null(f);
+    uint64_t len = n;
+    fwrite(&len, 8, 1, f);
+    fwrite(hdr, 1, n, f);
+    for (size_t i = 0; i < off; i++) fputc(0, f);
+    fclose(f);
+}
+
+static void expect_refused(const Model *m, const char *dir, const char *what) {
+    LoraAdapter a;
+    if (lora_load_peft(&a, &m->cfg, dir) == 0) {
+        lora_free(&a);
+        fail_msg("accepted; expected an error naming '%s'", what);
+    }
+    if (!strstr(err_msg(), what)) fail_msg("'%s' does not name '%s'", err_msg(), what);
+}
+
+#define CFG_HEAD "{\"peft_type\":\"LORA\",\"r\":4,\"target_modules\":[\"q_proj\"],"
+
+static void test_hostile_adapters(void **st) {
+    (void)st;
+    Model m;
+    if (model_load(&m, shared_path("models/stories260K/stories260K.bin"), NULL) != 0) fail_msg("%s", err_msg());
+    const char *dir = test_tmpdir();
+    LoraAdapter r, a;
+    random_adapter(&r, &m, LORA_BIT(LORA_Q), 0);
+    /* non-finite weights: refused at load, naming the tensor */
+    r.data[3] = NAN;
+    assert_int_equal(lora_save_peft(&r, &m.cfg, dir, "x", NULL, 0), 0);
+    expect_refused(&m, dir, "layers.0.self_attn.q_proj.lora_A.weight' holds NaN");
+    r.data[3] = 0.01f;
+    r.data[r.n_floats - 1] = INFINITY;
+    assert_int_equal(lora_save_peft(&r, &m.cfg, dir, "x", NULL, 0), 0);
+    expect_refused(&m, dir, "lora_B.weight' holds an infinity");
+    r.data[r.n_floats - 1] = 0.01f;
+    assert_int_equal(lora_save_peft(&r, &m.cfg, dir, "x", NULL, 0), 0);
+    assert_int_equal(lora_load_peft(&a, &m.cfg, dir), 0); /* the same folder, finite: read */
+    lora_free(&a);
+    /* fields that would make PEFT's model another one */
+    write_text(dir, "adapter_config.json", CFG_HEAD "\"lora_alpha\":1e30}");
+    expect_refused(&m, dir, "lora_alpha");
+    write_text(dir, "adapter_config.json", CFG_HEAD "\"lora_alpha\":8,\"use_dora\":true}");
+    expect_refused(&m, dir, "use_dora");
+    write_text(dir, "adapter_config.json", CFG_HEAD "\"lora_alpha\":8,\"modules_to_save\":[\"lm_head\"]}");
+    expect_refused(&m, dir, "modules_to_save");
+    write_text(dir, "adapter_config.json", CFG_HEAD "\"lora_alpha\":8,\"layers_to_transform\":[0,1]}");
+    expect_refused(&m, dir, "layers_to_transform");
+    write_text(dir, "adapter_config.json", CFG_HEAD "\"lora_alpha\":8,\"layers_to_transform\":1}");
+    expect_refused(&m, dir, "layers_to_transform");
+    write_text(dir, "adapter_config.json", CFG_HEAD "\"lora_alpha\":8,\"layers_pattern\":\"layers\"}");
+    expect_refused(&m, dir, "layers_pattern");
+    /* PEFT's own defaults are read */
+    write_text(dir, "adapter_config.json", CFG_HEAD "\"lora_alpha\":8,\"use_dora\":false,\"modules_to_save\":null,"
+                                          "\"layers_to_transform\":null,\"layers_pattern\":null}");
+    assert_int_equal(lora_load_peft(&a, &m.cfg, dir), 0);
+    lora_free(&a);
+    /* tensors: an integer dtype, and a tensor muscle would not apply (a DoRA magnitude) */
+    write_raw_st(dir, &m, "I32", NULL);
+    expect_refused(&m, dir, "has dtype I32");
+    write_raw_st(dir, &m, "F32", "base_model.model.model.layers.0.self_attn.q_proj.lora_magnitude_vector");
+    expect_refused(&m, dir, "lora_magnitude_vector");
+    write_raw_st(dir, &m, "F16", NULL); /* F16 is a float: read */
+    assert_int_equal(lora_load_peft(&a, &m.cfg, dir), 0);
+    lora_free(&a);
+    lora_free(&r);
+    model_free(&m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_all_targets),
         cmocka_unit_test(test_qkvo_rslora),
         cmocka_unit_test(test_bad_folders),
+        cmocka_unit_test(test_hostile_adapters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
