@@ -28,4 +28,7 @@ int cli_usage_fail(const char *cmd, const char *fmt, ...) __attribute__((format(
 int cli_parse_int(const char *opt, const char *s, long lo, long hi, long *out);
 int cli_parse_float(const char *opt, const char *s, double *out);
 
+/* help texts of pretrain and finetune (train_help.c) */
+extern const char *const pretrain_help, *const finetune_help;
+
 #endif
