@@ -61,7 +61,7 @@ const char *const finetune_help =
     "data: as for muscle pretrain (--data, --data-format, --val, --val-frac, --seq-len), or\n"
     "  --task TRAIN          labelled task file (any format muscle eval reads): the loss is on\n"
     "                        the answer tokens only (the correct choice's continuation, or the\n"
-    "                        target); --val VAL, else a seeded 20%% of TRAIN (--val-frac) is held out\n"
+    "                        target); --val VAL, else a seeded 20% of TRAIN (--val-frac) is held out\n"
     "  --format NAME, --prompt T, --answer T, --prompt-file F, --skip-bad: as for muscle eval\n"
     "compatibility training (--compat; docs/compat.md): the adapter of --adapter-init A2 on\n"
     "M is the new task model M2 and the student's start; M1 = --old-model + --old-adapter:\n"
