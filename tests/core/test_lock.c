@@ -6,6 +6,7 @@
 #include "core/file.h"
 #include "core/lock.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -90,12 +91,18 @@ static void check_inherit(DirLockMode mode, int want_locked) {
     if (holder == 0) {
         DirLock l;
         if (dir_lock_acquire(&l, root, "parent", mode) != 0) _exit(1);
+        int sync[2]; /* close-on-exec: its read end sees EOF once the child has exec'd */
+        if (pipe2(sync, O_CLOEXEC) != 0) _exit(2);
         pid_t c = fork();
         if (c == 0) {
             execl("/bin/sleep", "sleep", "3", (char *)NULL);
             _exit(127);
         }
-        _exit(0); /* the parent dies; the sleeping child may hold the lock */
+        close(sync[1]);
+        char b;
+        while (read(sync[0], &b, 1) > 0) {
+        }
+        _exit(0); /* the parent dies after the child's exec; the sleeping child may hold the lock */
     }
     int st = 0;
     assert_int_equal(waitpid(holder, &st, 0), holder);
