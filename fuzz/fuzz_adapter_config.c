@@ -77,6 +77,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_CHECK(rc == -1 && strstr(err_msg(), "shape") != NULL);
         return 0;
     }
+    if (pc.targets != LORA_TARGETS_ALL) { /* the folder's weights cover all seven: the others are refused */
+        FUZZ_CHECK(rc == -1 && strstr(err_msg(), "not a LoRA weight of target_modules") != NULL);
+        return 0;
+    }
     FUZZ_CHECK(rc == 0);
     FUZZ_CHECK(a.rank == 2 && a.targets == pc.targets && a.alpha == pc.alpha && a.rslora == pc.rslora);
     FUZZ_CHECK(isfinite(a.scaling));

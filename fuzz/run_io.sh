@@ -16,7 +16,7 @@ mkdir -p "$out/artifacts"
 CC="${FUZZ_CC:-clang}"
 cflags=(-g -O1 -std=c11 -D_GNU_SOURCE -Isrc $(pkg-config --cflags libcjson) -fno-omit-frame-pointer
         -fsanitize=address,undefined -fno-sanitize-recover=undefined)
-lib=(src/io/*.c src/core/error.c src/core/file.c src/core/dtype.c)
+lib=(src/io/*.c src/core/error.c src/core/file.c src/core/dtype.c src/core/hash.c src/core/strbuf.c src/core/utf8.c)
 libs=($(pkg-config --libs libcjson) -lm)
 
 build() { # name -> $out/fuzz_name

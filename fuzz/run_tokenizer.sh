@@ -17,7 +17,7 @@ mkdir -p "$W"
 S="$(cd "$S" && pwd)"; W="$(cd "$W" && pwd)"; R="$(pwd)/tests/tokenizer/regress"
 CFLAGS="-g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Isrc -Ifuzz $(pkg-config --cflags libcjson)"
 LIBS="$(pkg-config --libs libcjson) -lutf8proc -lpcre2-8 -lm"
-SRC="src/tokenizer/*.c src/core/error.c src/core/file.c"
+SRC="src/tokenizer/*.c src/core/error.c src/core/file.c src/core/hash.c src/core/strbuf.c src/core/utf8.c"
 
 # --- seeds -------------------------------------------------------------------------------
 if [ ! -f "$W/seeds.done" ]; then
