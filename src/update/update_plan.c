@@ -151,7 +151,8 @@ int update_check_inputs(const UpdateSpec *u) {
         if (i < 3 && ts.kind != u->kind)
             rc = err_set("%s %s is a %s task, --task-train a %s one", what[i], files[i], ts.kind == TASK_MC ? "multiple-choice" : "generation",
                          u->kind == TASK_MC ? "multiple-choice" : "generation");
-        if (rc == 0 && i < 3) rc = ids_unique(&ts);
+        if (rc == 0 && i == 2) rc = ids_unique(&ts); /* the test set's predictions are paired by id; training
+                                                        * files may repeat an id (a package in two sections) */
         if (rc == 0 && i < 3 && task_prompt_setup(&p, &ts, u->prompt_file, u->prompt, u->answer, NULL, 0) != 0) rc = err_prefix("%s", what[i]);
         task_prompt_free(&p);
         task_set_free(&ts);
