@@ -1,5 +1,5 @@
 /* io/st_internal.h - what the safetensors reader (safetensors.c) shares with its writer
- * (safetensors_write.c). */
+ * (safetensors_write.c) and its sharded sets (safetensors_set.c). */
 #ifndef MUSCLE_IO_ST_INTERNAL_H
 #define MUSCLE_IO_ST_INTERNAL_H
 
@@ -20,6 +20,8 @@ typedef struct {
 const StDtypeInfo *st_dtype_by_core(DType t);
 /* qsort order of metadata entries: by key. */
 int meta_cmp(const void *a, const void *b);
+/* Sorts n metadata entries and refuses a key given twice (naming `name` and `field`). */
+int meta_finish(StMeta *m, size_t n, const char *name, const char *field);
 /* Frees n metadata entries and the array. */
 void meta_free(StMeta *m, size_t n);
 
