@@ -96,4 +96,17 @@ void task_json_keys(const struct cJSON *o, char *buf, size_t cap);
 int task_record_convert(TaskFormat f, const TaskRec *r, const struct cJSON *o, TaskKind *kind,
                         TaskMC *mc, TaskGen *gen);
 
+/* The converters (task_convert.c): one per format, from a record to an instance; the table
+ * of task_formats.c names them. */
+int conv_native_mc(const TaskRec *r, const struct cJSON *o, TaskMC *m);
+int conv_native_gen(const TaskRec *r, const struct cJSON *o, TaskGen *g);
+int conv_hellaswag(const TaskRec *r, const struct cJSON *o, TaskMC *m);
+int conv_piqa(const TaskRec *r, const struct cJSON *o, TaskMC *m);
+int conv_arc(const TaskRec *r, const struct cJSON *o, TaskMC *m);
+int conv_boolq(const TaskRec *r, const struct cJSON *o, TaskMC *m);
+int conv_race(const TaskRec *r, const struct cJSON *o, TaskMC *m);
+int conv_gsm8k(const TaskRec *r, const struct cJSON *o, TaskGen *g);
+int conv_dialogsum(const TaskRec *r, const struct cJSON *o, TaskGen *g);
+int conv_llm_adapters(const TaskRec *r, const struct cJSON *o, TaskKind *kind, TaskMC *m, TaskGen *g);
+
 #endif
