@@ -5,9 +5,14 @@
 # learns its merges from War and Peace): v1 pretrained from random weights on one part of the
 # text, v2 = v1 pretrained further on another part; an old task adapter (PEFT names of the
 # Llama projections) on v1; `muscle update` to v2 on a small multiple-choice task
-# (debian-section) writes its report with NFR. Families (FAMILIES, default both):
-#   smollm  SmolLM/SmolLM2: model_type llama, tied embeddings, GQA, rope_theta 1e5
-#   qwen2   Qwen2/2.5: model_type qwen2, biases on q, k, v (trained: checked non-zero)
+# (debian-section) writes its report with NFR. Families (FAMILIES, default all six; configs
+# from the PyTorch fixtures' config.json, resized):
+#   smollm2  SmolLM/SmolLM2: model_type llama, tied embeddings, GQA, rope_theta 1e5
+#   llama3   Llama 3.x: rope_scaling llama3, eos_token_id list, untied
+#   mistral  sliding_window 48 < the 128-token rows (honoured in training and scoring)
+#   qwen2    Qwen2/2.5: biases on q, k, v (trained: checked non-zero), linear rope scaling, tied
+#   qwen3    per-head q/k RMSNorm (trained: checked != 1), head_dim 32 != 64/4
+#   gemma    (1 + w) RMSNorm, GeGLU, multi-query, head_dim 32, tied (not Llama-like, same path)
 cd "$(dirname "$0")/../.." || exit 1
 . tests/cli/lib.sh
 WP="$SHARED/corpora/war-and-peace.txt"; D="$SHARED/data/debian"
@@ -23,30 +28,22 @@ head -n 32 "$D/debian-section.test.jsonl" >"$TMP/sec.test.jsonl"
 PRE=(--steps 40 --seq-len 128 --batch 8 --grad-accum 1 --lr 3e-3 --quiet)
 TR=(--epochs 1 --batch 8 --grad-accum 1 --lr 3e-3 --seq-len 128 --quiet)
 
-config() { # config FAMILY: its config.json (the keys the published configs carry)
-  case "$1" in
-  smollm) cat <<JSON
-{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_act": "silu", "hidden_size": 64,
- "intermediate_size": 176, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
- "max_position_embeddings": 256, "rms_norm_eps": 1e-05, "rope_theta": 100000.0, "rope_scaling": null,
- "attention_bias": false, "attention_dropout": 0.0, "mlp_bias": false, "pretraining_tp": 1,
- "tie_word_embeddings": true, "vocab_size": $NV, "bos_token_id": $BOS, "eos_token_id": $BOS,
- "initializer_range": 0.02, "use_cache": true, "torch_dtype": "float32"}
-JSON
-  ;;
-  qwen2) cat <<JSON
-{"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_act": "silu", "hidden_size": 64,
- "intermediate_size": 176, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
- "max_position_embeddings": 256, "rms_norm_eps": 1e-06, "rope_theta": 1000000.0, "rope_scaling": null,
- "use_sliding_window": false, "sliding_window": 256, "max_window_layers": 2, "attention_dropout": 0.0,
- "tie_word_embeddings": true, "vocab_size": $NV, "bos_token_id": $BOS, "eos_token_id": $BOS,
- "initializer_range": 0.02, "use_cache": true, "torch_dtype": "float32"}
-JSON
-  ;;
-  esac
+config() { # config FAMILY: the family's config.json of the PyTorch fixtures (its real keys,
+  # tests/fixtures/model/families/), resized: 64 wide, 2 layers, the BPE vocabulary
+  python3 - "$1" "$NV" "$BOS" <<'PY'
+import json, sys
+f, nv, bos = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+c = json.load(open('tests/fixtures/model/families/%s/config.json' % f))
+c.update(hidden_size=64, intermediate_size=176, num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=256,
+         vocab_size=nv, bos_token_id=bos, eos_token_id=[bos] if isinstance(c['eos_token_id'], list) else bos)
+if 'head_dim' in c: c['head_dim'] = 16 if f == 'llama3' else 32  # qwen3, gemma: head_dim != hidden / heads
+if f == 'mistral': c['sliding_window'] = 48                      # shorter than --seq-len 128: honoured
+c.pop('pad_token_id', None)
+json.dump(c, sys.stdout, indent=1)
+PY
 }
 
-for F in ${FAMILIES:-smollm qwen2}; do
+for F in ${FAMILIES:-smollm2 llama3 mistral qwen2 qwen3 gemma}; do
   W="$TMP/$F"; mkdir -p "$W/cfg"
   config "$F" >"$W/cfg/config.json"
   mt=$(python3 -c "import json; print(json.load(open('$W/cfg/config.json'))['model_type'])")
@@ -56,8 +53,8 @@ for F in ${FAMILIES:-smollm qwen2}; do
   $MUSCLE pretrain --model "$W/v1" --data "$TMP/wp2.txt" --out "$W/v2" --seed 2 "${PRE[@]}" 2>"$W/e2"; rc=$?
   [ $rc -ne 0 ] && sed 's/^/# /' "$W/e2" | tail -3
   check "$F: pretrain --model v1 continues it into v2" test $rc -eq 0 -a -s "$W/v2/model.safetensors"
-  check "$F: v1 and v2 are $mt folders with the tokenizer.json, tied embeddings, held-out loss lowered" /usr/bin/python3 -c "
-import json, struct, array, sys
+  check "$F: v1 and v2 are $mt folders with the tokenizer.json, the family's tensors, held-out loss lowered" /usr/bin/python3 -c "
+import json, struct, array
 for v in ('v1', 'v2'):
     d = '$W/' + v
     c = json.load(open(d + '/config.json')); assert c['model_type'] == '$mt' and c['vocab_size'] == $NV, c
@@ -65,16 +62,24 @@ for v in ('v1', 'v2'):
     L = [json.loads(l) for l in open(d + '/train_log.jsonl')]; x = [r['val_loss'] for r in L if 'val_loss' in r]
     print('# $F %s held-out loss %.3f -> %.3f' % (v, x[0], x[-1])); assert x[-1] < x[0]
     b = open(d + '/model.safetensors', 'rb').read(); n = struct.unpack('<Q', b[:8])[0]; h = json.loads(b[8:8 + n])
-    assert 'lm_head.weight' not in h, 'tied: no lm_head'
+    def vals(k): s, e = h[k]['data_offsets']; return array.array('f', b[8 + n + s:8 + n + e])
+    tied = c.get('tie_word_embeddings', '$mt' == 'gemma')
+    assert ('lm_head.weight' in h) != tied, 'lm_head present iff untied'
+    biases = sorted(k for k in h if k.endswith('.bias'))
     if '$F' == 'qwen2':
-        for k in ('model.layers.0.self_attn.q_proj.bias', 'model.layers.1.self_attn.k_proj.bias', 'model.layers.1.self_attn.v_proj.bias'):
-            s, e = h[k]['data_offsets']; assert max(abs(q) for q in array.array('f', b[8 + n + s:8 + n + e])) > 0, k
+        assert len(biases) == 6 and all(max(abs(q) for q in vals(k)) > 0 for k in biases), biases
     else:
-        assert not any(k.endswith('.bias') for k in h), 'llama: no biases'
+        assert not biases, biases
+    if '$F' == 'qwen3':
+        assert any(q != 1 for q in vals('model.layers.1.self_attn.k_norm.weight')), 'k_norm trained'
 "
   $MUSCLE info "$W/v2" >"$W/info" 2>&1
-  check "$F: muscle info reads v2 as $mt with the tied classifier and the $NV-piece tokenizer.json" bash -c "
-grep -q '^arch: *$mt, dim 64' '$W/info' && grep -q '^classifier: *tied' '$W/info' && grep -q '^tokenizer: *tokenizer.json, $NV pieces' '$W/info'"
+  read -r tied hd < <(python3 -c "
+import json; c = json.load(open('$W/v2/config.json'))
+print(int(c.get('tie_word_embeddings', c['model_type'] == 'gemma')), c.get('head_dim', 16))")
+  check "$F: muscle info reads v2 as $mt (head dim $hd, tied $tied) with the $NV-piece tokenizer.json" bash -c "
+grep -q '^arch: *$mt, dim 64, .*head dim $hd)' '$W/info' && grep -q '^tokenizer: *tokenizer.json, $NV pieces' '$W/info' &&
+if [ $tied = 1 ]; then grep -q '^classifier: *tied' '$W/info'; else ! grep -q '^classifier: *tied' '$W/info'; fi"
   $MUSCLE finetune --model "$W/v1" --task "$TMP/sec.train.jsonl" --out "$W/a1" --seed 1 "${TR[@]}" 2>"$W/e3"; rc=$?
   [ $rc -ne 0 ] && sed 's/^/# /' "$W/e3" | tail -3
   check "$F: the old task adapter trains on v1, with the Llama projections' PEFT names" /usr/bin/python3 -c "
