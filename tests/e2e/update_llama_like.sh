@@ -15,6 +15,7 @@
 #   gemma    (1 + w) RMSNorm, GeGLU, multi-query, head_dim 32, tied (not Llama-like, same path)
 cd "$(dirname "$0")/../.." || exit 1
 . tests/cli/lib.sh
+. tests/e2e/lib.sh
 WP="$SHARED/corpora/war-and-peace.txt"; D="$SHARED/data/debian"
 need "$WP" && need "$D/debian-section.train.jsonl" || { echo "1..$TAP_N"; exit 0; }
 head -c 400000 "$WP" | tail -c 300000 >"$TMP/wp1.txt"
@@ -90,16 +91,6 @@ print('# $F target_modules', t); assert set(t) <= {'q_proj', 'k_proj', 'v_proj',
       --bootstrap 200 --quiet >"$W/u.out" 2>"$W/u.err"; rc=$?
   [ $rc -ne 0 ] && tail -5 "$W/u.err" | sed 's/^/# /'
   check "$F: muscle update runs end to end on the pair" test $rc -eq 0 -a -s "$W/run/report.json" -a -s "$W/run/report.html"
-  check "$F: report.json: M2 and both methods with accuracy and NFR on the 32 test instances" /usr/bin/python3 -c "
-import json; r = json.load(open('$W/run/report.json')); t = r['tasks'][0]
-names = [m['name'] for m in t['models']]; assert names == ['M2', 'muscle', 'choice'], names
-for m in t['models']:
-    s = m['stats']; print('# $F %-7s acc old %.3f new %.3f NFR %.3f [%.3f, %.3f]' % (m['name'], s['acc_old']['value'], s['acc_new']['value'], s['nfr']['value'], s['nfr']['lo'], s['nfr']['hi']))
-    assert s['acc_old']['den'] == 32 and 0 <= s['nfr']['lo'] <= s['nfr']['value'] <= s['nfr']['hi'] <= 1"
-  check "$F: every prediction file has the 32 instances" /usr/bin/python3 -c "
-import json, glob
-fs = sorted(glob.glob('$W/run/preds/*.jsonl')); assert len(fs) >= 4, fs
-for f in fs:
-    L = [json.loads(l) for l in open(f)]; assert len(L) == 32 and all(isinstance(x['correct'], bool) for x in L), f"
+  check_update_report "$F" "$W/run" 32
 done
 echo "1..$TAP_N"

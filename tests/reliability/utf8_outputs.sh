@@ -7,15 +7,7 @@ cd "$(dirname "$0")/../.." || exit 1
 . tests/cli/lib.sh
 S260="$SHARED/models/stories260K/stories260K.bin"
 D="$SHARED/data/debian"
-need "$S260" && need "$D/debian-sum.test.jsonl" || { # eval's summary names its paths through cJSON: a '"' and a '\' in a path stay valid JSON
-Q="$TMP/q\"x\\é"; mkdir -p "$Q"
-head -n 2 "$TMP/sec.jsonl" >"$Q/t.jsonl"
-$MUSCLE eval --model "$S260" --task "$Q/t.jsonl" --out "$Q/p.jsonl" >"$TMP/q.json" 2>/dev/null
-check "eval's summary with '\"' and '\\' in the paths parses and names them exactly" python3 -c "
-import json, sys
-d = json.load(open(sys.argv[1], encoding='utf-8'))
-sys.exit(0 if d['task'] == sys.argv[2] + '/t.jsonl' and d['preds'] == sys.argv[2] + '/p.jsonl' else 1)" "$TMP/q.json" "$Q"
-echo "1..$TAP_N"; exit 0; }
+need "$S260" && need "$D/debian-sum.test.jsonl" || { echo "1..$TAP_N"; exit 0; }
 O="$TMP/out"; mkdir -p "$O"
 head -n 6 "$D/debian-sum.test.jsonl" >"$TMP/sum.jsonl"
 head -n 6 "$D/debian-section.test.jsonl" >"$TMP/sec.jsonl"
