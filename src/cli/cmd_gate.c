@@ -1,9 +1,9 @@
 /* cli/cmd_gate.c - `muscle gate --max-nfr X REPORT.json`: may this update ship? For a release
  * pipeline: exit 0 when every task passes, 1 when one fails, 2 on a usage error or a bad report. */
 #include "cli.h"
-#include "io/json.h"
 #include "core/error.h"
 #include "core/file.h"
+#include "core/utf8.h"
 #include "io/json.h"
 #include "report/report.h"
 
@@ -32,14 +32,71 @@ static const char *gate_help =
     "                       (score up more often than down, for generation tasks) with\n"
     "                       McNemar's exact test (sign test) p <= P, on seed 1\n";
 
-/* Prints "muscle: error: ..." and returns 2 (a bad report is not a failing gate). */
+/* Prints "muscle: error: ..." and returns 2 (a bad report is not a failing gate). The line is
+ * valid UTF-8 whatever the path holds: a character cut by the message buffer's end is dropped,
+ * invalid bytes become U+FFFD. */
 static int gate_error(void) {
-    fprintf(stderr, "muscle: error: %s\n", err_msg());
+    const char *m = err_msg();
+    size_t n = strlen(m);
+    n -= utf8_incomplete_tail(m, n);
+    char *clean = malloc(3 * n + 1);
+    if (!clean) {
+        fprintf(stderr, "muscle: error: %.*s\n", (int)utf8_valid_prefix(m, n), m);
+        return 2;
+    }
+    size_t k = utf8_sanitize(m, n, clean);
+    fprintf(stderr, "muscle: error: %.*s\n", (int)k, clean);
+    free(clean);
     return 2;
 }
 
 /* The JSON kind of v for messages ("missing" when absent). */
 static const char *json_kind(const cJSON *v) { return v ? io_json_kind(v) : "missing"; }
+
+/* Longest name gate prints (task, model, role, chosen, --task, --method), in bytes. */
+#define GATE_NAME_MAX 256
+
+/* Why s (len bytes) cannot be printed as a name, or NULL when it can: it must be valid UTF-8
+ * (core/utf8.h), at most GATE_NAME_MAX bytes and free of characters that act on a terminal or
+ * reorder a line: C0 controls and DEL (ESC, BEL, CR could forge a verdict line), C1 controls
+ * (U+0080..U+009F: 0x9B is a CSI on some terminals) and the bidirectional overrides and
+ * isolates (U+202A..U+202E, U+2066..U+2069). why has room for 96 bytes. */
+static const char *gate_name_problem(const char *s, size_t len, char *why, size_t cap) {
+    if (len == 0) return "an empty string";
+    if (len > GATE_NAME_MAX) {
+        snprintf(why, cap, "%zu bytes (at most %d)", len, GATE_NAME_MAX);
+        return why;
+    }
+    size_t ok = utf8_valid_prefix(s, len);
+    if (ok != len) {
+        snprintf(why, cap, "invalid UTF-8 at byte %zu", ok + 1);
+        return why;
+    }
+    for (size_t i = 0; i < len;) {
+        const unsigned char *u = (const unsigned char *)s + i;
+        size_t n = utf8_char_len(u, len - i);
+        unsigned cp = n == 1 ? u[0] : n == 2 ? (u[0] & 0x1fu) << 6 | (u[1] & 0x3fu)
+                    : n == 3 ? (u[0] & 0x0fu) << 12 | (u[1] & 0x3fu) << 6 | (u[2] & 0x3fu) : 0x10000;
+        if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069)) {
+            snprintf(why, cap, "a control character (U+%04X) at byte %zu", cp, i + 1);
+            return why;
+        }
+        i += n;
+    }
+    return NULL;
+}
+
+/* v as a name gate may print (see gate_name_problem); else a message naming the file, where
+ * and the field. */
+static int gate_name(const char *file, const char *where, const char *field, const cJSON *v, const char **out) {
+    char why[96];
+    if (!cJSON_IsString(v))
+        return err_set("%s: %s: field '%s': expected a string, got %s", file, where, field, json_kind(v));
+    const char *p = gate_name_problem(v->valuestring, strlen(v->valuestring), why, sizeof why);
+    if (p) return err_set("%s: %s: field '%s': expected a printable UTF-8 name, got %s", file, where, field, p);
+    *out = v->valuestring;
+    return 0;
+}
 
 /* o.stats.<key>.value as a number; errors name the file, the task, the model and the field. */
 static int stat_value(const char *file, const char *where, const cJSON *model, const char *key, double *out) {
@@ -62,31 +119,38 @@ typedef struct {
     const char *method;
 } GateOpts;
 
-/* Checks one task: 1 pass, 0 fail, -1 bad report (or no such --method). */
+/* Checks one task: 1 pass, 0 fail, -1 bad report (or no such --method). Every string it
+ * prints or matches is checked by gate_name first. */
 static int gate_task(FILE *out, const char *file, int ti, const cJSON *t, const GateOpts *g) {
-    char where[256];
-    const cJSON *name = cJSON_GetObjectItemCaseSensitive(t, "name");
-    if (!cJSON_IsString(name)) return err_set("%s: tasks[%d]: field 'name': expected a string, got %s", file, ti, json_kind(name));
-    const char *tn = name->valuestring;
+    char where[2 * GATE_NAME_MAX + 64];
+    const char *tn, *mn, *role;
+    snprintf(where, sizeof where, "tasks[%d]", ti);
+    if (gate_name(file, where, "name", cJSON_GetObjectItemCaseSensitive(t, "name"), &tn) != 0) return -1;
+    snprintf(where, sizeof where, "tasks[%d] ('%s')", ti, tn);
     const cJSON *kind = cJSON_GetObjectItemCaseSensitive(t, "kind");
     if (!cJSON_IsString(kind) || (strcmp(kind->valuestring, "mc") && strcmp(kind->valuestring, "gen")))
-        return err_set("%s: tasks[%d] ('%.60s'): field 'kind': expected \"mc\" or \"gen\", got %s", file, ti, tn,
-                       cJSON_IsString(kind) ? kind->valuestring : json_kind(kind));
+        return err_set("%s: %s: field 'kind': expected \"mc\" or \"gen\", got %s", file, where,
+                       cJSON_IsString(kind) ? "another string" : json_kind(kind));
     int gen = !strcmp(kind->valuestring, "gen");
     const cJSON *models = cJSON_GetObjectItemCaseSensitive(t, "models");
     if (!cJSON_IsArray(models) || cJSON_GetArraySize(models) == 0)
-        return err_set("%s: tasks[%d] ('%.60s'): field 'models': expected a non-empty array, got %s", file, ti, tn,
+        return err_set("%s: %s: field 'models': expected a non-empty array, got %s", file, where,
                        cJSON_IsArray(models) ? "an empty array" : json_kind(models));
     int mi = 0;
     for (const cJSON *m = models->child; m; m = m->next, mi++) {
-        const cJSON *mn = cJSON_GetObjectItemCaseSensitive(m, "name"), *role = cJSON_GetObjectItemCaseSensitive(m, "role");
-        if (!cJSON_IsString(mn) || !cJSON_IsString(role))
-            return err_set("%s: tasks[%d] ('%.60s'): models[%d]: fields 'name' and 'role': expected strings", file, ti, tn, mi);
+        char mw[sizeof where + 32];
+        snprintf(mw, sizeof mw, "%s: models[%d]", where, mi);
+        if (!cJSON_IsObject(m)) return err_set("%s: %s: expected an object, got %s", file, mw, json_kind(m));
+        if (gate_name(file, mw, "name", cJSON_GetObjectItemCaseSensitive(m, "name"), &mn) != 0 ||
+            gate_name(file, mw, "role", cJSON_GetObjectItemCaseSensitive(m, "role"), &role) != 0)
+            return -1;
     }
     const cJSON *chosen = cJSON_GetObjectItemCaseSensitive(t, "chosen");
-    if (!cJSON_IsString(chosen) && !cJSON_IsNull(chosen))
-        return err_set("%s: tasks[%d] ('%.60s'): field 'chosen': expected a model name or null, got %s", file, ti, tn,
-                       json_kind(chosen));
+    if (!cJSON_IsNull(chosen) && gate_name(file, where, "chosen", chosen, &mn) != 0) {
+        if (!cJSON_IsString(chosen))
+            err_set("%s: %s: field 'chosen': expected a model name or null, got %s", file, where, json_kind(chosen));
+        return -1;
+    }
     /* which model */
     const char *want = g->method;
     const cJSON *sel = NULL;
@@ -109,16 +173,15 @@ static int gate_task(FILE *out, const char *file, int ti, const cJSON *t, const 
         char list[512] = "";
         size_t used = 0;
         for (const cJSON *m = models->child; m && used < sizeof list; m = m->next)
-            used += (size_t)snprintf(list + used, sizeof list - used, "%s%.60s", m == models->child ? "" : ", ",
+            used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", m == models->child ? "" : ", ",
                                      cJSON_GetObjectItemCaseSensitive(m, "name")->valuestring);
-        if (g->method) return err_set("%s: task '%.60s' has no model '%.60s' (models: %s)", file, tn, want, list);
-        if (want)
-            return err_set("%s: tasks[%d] ('%.60s'): field 'chosen': \"%.60s\" is not one of the models (%s)", file, ti, tn,
-                           want, list);
-        return err_set("%s: tasks[%d] ('%.60s'): field 'models': no model with role \"new\"", file, ti, tn);
+        list[utf8_cut(list, strlen(list), sizeof list - 1)] = 0; /* a cut list ends on a character */
+        if (g->method) return err_set("%s: task '%s' has no model '%s' (models: %s)", file, tn, want, list);
+        if (want) return err_set("%s: %s: field 'chosen': \"%s\" is not one of the models (%s)", file, where, want, list);
+        return err_set("%s: %s: field 'models': no model with role \"new\"", file, where);
     }
     const char *mname = cJSON_GetObjectItemCaseSensitive(sel, "name")->valuestring;
-    snprintf(where, sizeof where, "tasks[%d] ('%.60s'): models[%d] ('%.60s')", ti, tn, mi, mname);
+    snprintf(where, sizeof where, "tasks[%d] ('%s'): models[%d] ('%s')", ti, tn, mi, mname);
     double nfr = NAN, acc = NAN, old = NAN;
     if (stat_value(file, where, sel, gen ? "score_nfr" : "nfr", &nfr) != 0 ||
         stat_value(file, where, sel, gen ? "score_new" : "acc_new", &acc) != 0 ||
@@ -200,8 +263,17 @@ int cmd_gate(int argc, char **argv) {
             g.check_p = 1;
             break;
         }
-        case 't': task = optarg; break;
-        case 'm': g.method = optarg; break;
+        case 't':
+        case 'm': {
+            char why[96];
+            const char *p = gate_name_problem(optarg, strlen(optarg), why, sizeof why);
+            if (p) {
+                fprintf(stderr, "muscle: error: --%s: expected a printable UTF-8 name, got %s\n", c == 't' ? "task" : "method", p);
+                return 2;
+            }
+            *(c == 't' ? &task : &g.method) = optarg;
+            break;
+        }
         case 'h': fputs(gate_help, stdout); return 0;
         default: return cli_usage_error("gate", "bad option");
         }
@@ -267,7 +339,7 @@ int cmd_gate(int argc, char **argv) {
         checked++;
     }
     if (task && !checked) {
-        err_set("%s: no task named '%.80s'", file, task);
+        err_set("%s: no task named '%s'", file, task);
         goto done;
     }
     rc = failed ? 1 : 0;

@@ -19,7 +19,9 @@ size_t utf8_cut(const void *s, size_t len, size_t max);
 
 /* Decodes as Hugging Face (Python's bytes.decode(errors="replace"), Rust's
  * String::from_utf8_lossy) do: each maximal subpart of an invalid sequence (WHATWG) becomes
- * U+FFFD. Writes to out (room for 3 * n bytes; no terminator) and returns its length. */
+ * U+FFFD. Writes to out (room for 3 * n bytes; no terminator) and returns its length.
+ * The tokenizer.json / byte-level BPE encoders clean their input with it (tok_utf8_clean);
+ * SentencePiece models keep sentencepiece's own rule, one U+FFFD per invalid byte. */
 size_t utf8_sanitize(const void *s, size_t n, char *out);
 /* Bytes at the end of s[0..n) that start a character not finished yet (a valid prefix of
  * one, 1..3), else 0: a stream holds them back until the next bytes come. */

@@ -4,10 +4,10 @@
  * Converters write messages without the "file:line: " prefix (the loader adds it), naming
  * the field and what was expected: "field 'label': expected 0 or 1, got 3".
  */
+#include "task/task_field.h"
 #include "task/task_internal.h"
 
 #include "core/error.h"
-#include "io/json.h"
 
 #include <cJSON.h>
 #include <math.h>
@@ -15,179 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
-
-/* ---- field access ------------------------------------------------------------------------- */
-
-/* io_json_kind, but a boolean by its value ("got true"). */
-static const char *type_name(const cJSON *v) {
-    return cJSON_IsBool(v) ? (cJSON_IsTrue(v) ? "true" : "false") : io_json_kind(v);
-}
-
-/* The member `k` of o, or NULL (+ error when required). Duplicate keys are an error: Python's
- * json keeps the last one, cJSON the first; refusing keeps both readers in agreement. */
-static int get(const cJSON *o, const char *k, int required, const cJSON **out) {
-    const cJSON *found = NULL;
-    *out = NULL;
-    for (const cJSON *c = o->child; c; c = c->next) {
-        if (c->string && strcmp(c->string, k) == 0) {
-            if (found) return err_set("field '%s': appears twice in the record", k);
-            found = c;
-        }
-    }
-    if (!found && required) {
-        char keys[256];
-        task_json_keys(o, keys, sizeof keys);
-        return err_set("field '%s': missing (the record has: %s)", k, keys);
-    }
-    *out = found;
-    return 0;
-}
-
-static int check_text(const TaskRec *r, const char *what, const char *s) {
-    size_t n = strlen(s);
-    if (n > r->opt->max_text_bytes)
-        return err_set("%s: text of %zu bytes is longer than the limit of %zu", what, n,
-                       r->opt->max_text_bytes);
-    return 0;
-}
-
-static int copy_str(const TaskRec *r, const char *what, const char *s, const char **out) {
-    if (check_text(r, what, s) != 0) return -1;
-    *out = task_arena_strdup(r->arena, s);
-    return *out ? 0 : -1;
-}
-
-/* Required string field. */
-static int get_str(const TaskRec *r, const cJSON *o, const char *k, const char **out) {
-    const cJSON *v;
-    if (get(o, k, 1, &v) != 0) return -1;
-    if (!cJSON_IsString(v)) return err_set("field '%s': expected a string, got %s", k, type_name(v));
-    char what[96];
-    snprintf(what, sizeof what, "field '%s'", k);
-    return copy_str(r, what, v->valuestring, out);
-}
-
-/* Optional string field (absent or null -> dflt). */
-static int get_str_opt(const TaskRec *r, const cJSON *o, const char *k, const char *dflt,
-                       const char **out) {
-    const cJSON *v;
-    if (get(o, k, 0, &v) != 0) return -1;
-    if (!v || cJSON_IsNull(v)) {
-        *out = dflt;
-        return 0;
-    }
-    if (!cJSON_IsString(v)) return err_set("field '%s': expected a string, got %s", k, type_name(v));
-    char what[96];
-    snprintf(what, sizeof what, "field '%s'", k);
-    return copy_str(r, what, v->valuestring, out);
-}
-
-/* A JSON number that is an integer -> its decimal text (so ids and answers read the same). */
-static int number_text(const cJSON *v, char *buf, size_t cap) {
-    double d = v->valuedouble;
-    if (!isfinite(d)) return -1;
-    if (d == floor(d) && fabs(d) < 1e15) snprintf(buf, cap, "%.0f", d);
-    else snprintf(buf, cap, "%.17g", d);
-    return 0;
-}
-
-/* The instance id: the first present of keys[] (string or number), else the record index. */
-static int get_id(const TaskRec *r, const cJSON *o, const char *const *keys, int nk,
-                  const char **out) {
-    char buf[64];
-    for (int i = 0; i < nk; i++) {
-        const cJSON *v;
-        if (get(o, keys[i], 0, &v) != 0) return -1;
-        if (!v || cJSON_IsNull(v)) continue;
-        if (cJSON_IsString(v)) {
-            char what[96];
-            snprintf(what, sizeof what, "field '%s'", keys[i]);
-            return copy_str(r, what, v->valuestring, out);
-        }
-        if (cJSON_IsNumber(v) && number_text(v, buf, sizeof buf) == 0) {
-            *out = task_arena_strdup(r->arena, buf);
-            return *out ? 0 : -1;
-        }
-        return err_set("field '%s': expected a string or a number, got %s", keys[i], type_name(v));
-    }
-    snprintf(buf, sizeof buf, "%d", r->index);
-    *out = task_arena_strdup(r->arena, buf);
-    return *out ? 0 : -1;
-}
-
-/* "0 or 1" / "0 to 3" for messages. */
-static void range_text(int n, char *buf, size_t cap) {
-    if (n == 2) snprintf(buf, cap, "0 or 1");
-    else snprintf(buf, cap, "0 to %d", n - 1);
-}
-
-/* An integer label in [0, n) or -1 / null (unknown). allow_str: "2" and "" (unknown) too. */
-static int get_label(const cJSON *o, const char *k, int n, int allow_str, int *label) {
-    const cJSON *v;
-    if (get(o, k, 1, &v) != 0) return -1;
-    char range[32];
-    range_text(n, range, sizeof range);
-    if (cJSON_IsNull(v)) {
-        *label = -1;
-        return 0;
-    }
-    if (cJSON_IsNumber(v)) {
-        double d = v->valuedouble;
-        char buf[64];
-        if (d != floor(d) || d < -1 || d >= n) {
-            if (number_text(v, buf, sizeof buf) != 0) snprintf(buf, sizeof buf, "%g", d);
-            return err_set("field '%s': expected %s, got %s", k, range, buf);
-        }
-        *label = (int)d;
-        return 0;
-    }
-    if (allow_str && cJSON_IsString(v)) {
-        const char *s = v->valuestring;
-        if (!*s) {
-            *label = -1;
-            return 0;
-        }
-        size_t len = strlen(s);
-        int ok = len <= 9, x = 0;
-        for (size_t i = 0; ok && i < len; i++) {
-            if (s[i] < '0' || s[i] > '9') ok = 0;
-            else x = x * 10 + (s[i] - '0');
-        }
-        if (!ok || x >= n)
-            return err_set("field '%s': expected %s, got \"%.40s\"", k, range, s);
-        *label = x;
-        return 0;
-    }
-    return err_set("field '%s': expected %s, got %s", k, range, type_name(v));
-}
-
-/* An array of 2..max_choices strings -> arena copies. */
-static int get_str_array(const TaskRec *r, const cJSON *o, const char *k, const char ***out,
-                         int *n_out) {
-    const cJSON *v;
-    if (get(o, k, 1, &v) != 0) return -1;
-    if (!cJSON_IsArray(v)) return err_set("field '%s': expected an array of strings, got %s", k, type_name(v));
-    int n = cJSON_GetArraySize(v);
-    if (n < 2 || n > r->opt->max_choices)
-        return err_set("field '%s': expected 2 to %d choices, got %d", k, r->opt->max_choices, n);
-    const char **a = task_arena_alloc(r->arena, (size_t)n * sizeof *a);
-    if (!a) return -1;
-    int i = 0;
-    for (const cJSON *c = v->child; c; c = c->next, i++) {
-        if (!cJSON_IsString(c))
-            return err_set("field '%s': item %d: expected a string, got %s", k, i, type_name(c));
-        char what[96];
-        snprintf(what, sizeof what, "field '%s': item %d", k, i);
-        if (copy_str(r, what, c->valuestring, &a[i]) != 0) return -1;
-    }
-    *out = a;
-    *n_out = n;
-    return 0;
-}
-
-static const char **fields_new(const TaskRec *r, int n) {
-    return task_arena_alloc(r->arena, (size_t)(n ? n : 1) * sizeof(const char *));
-}
 
 /* ---- text helpers (HellaSwag) -------------------------------------------------------------- */
 
@@ -259,30 +86,30 @@ static int py_capitalize(StrBuf *b, const char *s) {
 static const char *const ID_KEYS[] = {"id"};
 
 int conv_native_mc(const TaskRec *r, const cJSON *o, TaskMC *m) {
-    if (get_id(r, o, ID_KEYS, 1, &m->id) || get_str(r, o, "context", &m->context) ||
-        get_str_array(r, o, "choices", &m->choices, &m->n_choices) ||
-        get_label(o, "label", m->n_choices, 0, &m->label))
+    if (task_field_id(r, o, ID_KEYS, 1, &m->id) || task_field_str(r, o, "context", &m->context) ||
+        task_field_str_array(r, o, "choices", &m->choices, &m->n_choices) ||
+        task_field_label(o, "label", m->n_choices, 0, &m->label))
         return -1;
-    m->fields = fields_new(r, 0);
+    m->fields = task_field_list_new(r, 0);
     return m->fields ? 0 : -1;
 }
 
 int conv_native_gen(const TaskRec *r, const cJSON *o, TaskGen *g) {
-    if (get_id(r, o, ID_KEYS, 1, &g->id) || get_str(r, o, "prompt", &g->prompt) ||
-        get_str(r, o, "target", &g->target) || get_str_opt(r, o, "answer", NULL, &g->answer))
+    if (task_field_id(r, o, ID_KEYS, 1, &g->id) || task_field_str(r, o, "prompt", &g->prompt) ||
+        task_field_str(r, o, "target", &g->target) || task_field_str_opt(r, o, "answer", NULL, &g->answer))
         return -1;
     if (!g->answer) g->answer = g->target;
-    g->fields = fields_new(r, 0);
+    g->fields = task_field_list_new(r, 0);
     return g->fields ? 0 : -1;
 }
 
 int conv_hellaswag(const TaskRec *r, const cJSON *o, TaskMC *m) {
     static const char *const keys[] = {"id", "ind"};
     const char *act, *ca, *cb;
-    if (get_id(r, o, keys, 2, &m->id) || get_str(r, o, "activity_label", &act) ||
-        get_str(r, o, "ctx_a", &ca) || get_str(r, o, "ctx_b", &cb) ||
-        get_str_array(r, o, "endings", &m->choices, &m->n_choices) ||
-        get_label(o, "label", m->n_choices, 1, &m->label))
+    if (task_field_id(r, o, keys, 2, &m->id) || task_field_str(r, o, "activity_label", &act) ||
+        task_field_str(r, o, "ctx_a", &ca) || task_field_str(r, o, "ctx_b", &cb) ||
+        task_field_str_array(r, o, "endings", &m->choices, &m->n_choices) ||
+        task_field_label(o, "label", m->n_choices, 1, &m->label))
         return -1;
     /* query = preprocess(activity_label + ": " + ctx_a + " " + ctx_b.capitalize()) */
     StrBuf b = {0};
@@ -305,7 +132,7 @@ int conv_hellaswag(const TaskRec *r, const cJSON *o, TaskMC *m) {
         m->choices[i] = hellaswag_preprocess(r->arena, m->choices[i]);
         if (!m->choices[i]) return -1;
     }
-    m->fields = fields_new(r, 4);
+    m->fields = task_field_list_new(r, 4);
     if (!m->fields) return -1;
     m->fields[0] = m->context;
     m->fields[1] = act;
@@ -316,13 +143,13 @@ int conv_hellaswag(const TaskRec *r, const cJSON *o, TaskMC *m) {
 
 int conv_piqa(const TaskRec *r, const cJSON *o, TaskMC *m) {
     const char **ch = task_arena_alloc(r->arena, 2 * sizeof *ch);
-    if (!ch || get_id(r, o, ID_KEYS, 1, &m->id) || get_str(r, o, "goal", &m->context) ||
-        get_str(r, o, "sol1", &ch[0]) || get_str(r, o, "sol2", &ch[1]) ||
-        get_label(o, "label", 2, 0, &m->label))
+    if (!ch || task_field_id(r, o, ID_KEYS, 1, &m->id) || task_field_str(r, o, "goal", &m->context) ||
+        task_field_str(r, o, "sol1", &ch[0]) || task_field_str(r, o, "sol2", &ch[1]) ||
+        task_field_label(o, "label", 2, 0, &m->label))
         return -1;
     m->choices = ch;
     m->n_choices = 2;
-    m->fields = fields_new(r, 1);
+    m->fields = task_field_list_new(r, 1);
     if (!m->fields) return -1;
     m->fields[0] = m->context;
     return 0;
@@ -334,23 +161,23 @@ static int arc_label_text(const cJSON *v, char *buf, size_t cap) {
         snprintf(buf, cap, "%s", v->valuestring);
         return 0;
     }
-    if (cJSON_IsNumber(v)) return number_text(v, buf, cap);
+    if (cJSON_IsNumber(v)) return task_field_number_text(v, buf, cap);
     return -1;
 }
 
 int conv_arc(const TaskRec *r, const cJSON *o, TaskMC *m) {
-    if (get_id(r, o, ID_KEYS, 1, &m->id)) return -1;
+    if (task_field_id(r, o, ID_KEYS, 1, &m->id)) return -1;
     const cJSON *q, *ch = NULL, *key;
-    if (get(o, "question", 1, &q) || get(o, "answerKey", 1, &key)) return -1;
+    if (task_field_get(o, "question", 1, &q) || task_field_get(o, "answerKey", 1, &key)) return -1;
     int n = 0;
     const char **texts = NULL, **labels = NULL;
     if (cJSON_IsObject(q)) {
         /* original AI2 layout: question {stem, choices [{text, label}]} */
-        if (get_str(r, q, "stem", &m->context) != 0) return err_prefix("field 'question'");
-        if (get(q, "choices", 1, &ch) != 0) return err_prefix("field 'question'");
+        if (task_field_str(r, q, "stem", &m->context) != 0) return err_prefix("field 'question'");
+        if (task_field_get(q, "choices", 1, &ch) != 0) return err_prefix("field 'question'");
         if (!cJSON_IsArray(ch))
             return err_set("field 'question.choices': expected an array of {text, label}, got %s",
-                           type_name(ch));
+                           task_field_kind(ch));
         n = cJSON_GetArraySize(ch);
         if (n < 2 || n > r->opt->max_choices)
             return err_set("field 'question.choices': expected 2 to %d choices, got %d",
@@ -362,28 +189,28 @@ int conv_arc(const TaskRec *r, const cJSON *o, TaskMC *m) {
         for (const cJSON *c = ch->child; c; c = c->next, i++) {
             if (!cJSON_IsObject(c))
                 return err_set("field 'question.choices': item %d: expected an object, got %s", i,
-                               type_name(c));
-            if (get_str(r, c, "text", &texts[i]) != 0)
+                               task_field_kind(c));
+            if (task_field_str(r, c, "text", &texts[i]) != 0)
                 return err_prefix("field 'question.choices': item %d", i);
             const cJSON *lv;
             char buf[64];
-            if (get(c, "label", 1, &lv) != 0) return err_prefix("field 'question.choices': item %d", i);
+            if (task_field_get(c, "label", 1, &lv) != 0) return err_prefix("field 'question.choices': item %d", i);
             if (arc_label_text(lv, buf, sizeof buf) != 0)
                 return err_set("field 'question.choices': item %d: field 'label': expected a string, got %s",
-                               i, type_name(lv));
+                               i, task_field_kind(lv));
             if (!(labels[i] = task_arena_strdup(r->arena, buf))) return -1;
         }
     } else if (cJSON_IsString(q)) {
         /* Hugging Face ai2_arc layout: question "...", choices {text: [...], label: [...]} */
-        if (copy_str(r, "field 'question'", q->valuestring, &m->context) != 0) return -1;
-        if (get(o, "choices", 1, &ch) != 0) return -1;
+        if (task_field_copy(r, "field 'question'", q->valuestring, &m->context) != 0) return -1;
+        if (task_field_get(o, "choices", 1, &ch) != 0) return -1;
         if (!cJSON_IsObject(ch))
             return err_set("field 'choices': expected an object {text: [...], label: [...]}, got %s",
-                           type_name(ch));
+                           task_field_kind(ch));
         int nl;
-        if (get_str_array(r, ch, "text", &texts, &n) != 0) return err_prefix("field 'choices'");
+        if (task_field_str_array(r, ch, "text", &texts, &n) != 0) return err_prefix("field 'choices'");
         const cJSON *lv;
-        if (get(ch, "label", 1, &lv) != 0) return err_prefix("field 'choices'");
+        if (task_field_get(ch, "label", 1, &lv) != 0) return err_prefix("field 'choices'");
         if (!cJSON_IsArray(lv) || (nl = cJSON_GetArraySize(lv)) != n)
             return err_set("field 'choices.label': expected an array of %d labels (one per text)", n);
         labels = task_arena_alloc(r->arena, (size_t)n * sizeof *labels);
@@ -393,12 +220,12 @@ int conv_arc(const TaskRec *r, const cJSON *o, TaskMC *m) {
             char buf[64];
             if (arc_label_text(c, buf, sizeof buf) != 0)
                 return err_set("field 'choices.label': item %d: expected a string, got %s", i,
-                               type_name(c));
+                               task_field_kind(c));
             if (!(labels[i] = task_arena_strdup(r->arena, buf))) return -1;
         }
     } else {
         return err_set("field 'question': expected a string or an object {stem, choices}, got %s",
-                       type_name(q));
+                       task_field_kind(q));
     }
     for (int i = 0; i < n; i++)
         for (int j = 0; j < i; j++)
@@ -422,9 +249,9 @@ int conv_arc(const TaskRec *r, const cJSON *o, TaskMC *m) {
                            all, kb);
         }
     } else {
-        return err_set("field 'answerKey': expected a string, got %s", type_name(key));
+        return err_set("field 'answerKey': expected a string, got %s", task_field_kind(key));
     }
-    m->fields = fields_new(r, 1);
+    m->fields = task_field_list_new(r, 1);
     if (!m->fields) return -1;
     m->fields[0] = m->context;
     return 0;
@@ -433,23 +260,23 @@ int conv_arc(const TaskRec *r, const cJSON *o, TaskMC *m) {
 int conv_boolq(const TaskRec *r, const cJSON *o, TaskMC *m) {
     static const char *const keys[] = {"id", "idx"};
     const char *passage;
-    if (get_id(r, o, keys, 2, &m->id) || get_str(r, o, "question", &m->context) ||
-        get_str(r, o, "passage", &passage))
+    if (task_field_id(r, o, keys, 2, &m->id) || task_field_str(r, o, "question", &m->context) ||
+        task_field_str(r, o, "passage", &passage))
         return -1;
     const cJSON *ans;
-    if (get(o, "answer", 0, &ans) != 0) return -1;
+    if (task_field_get(o, "answer", 0, &ans) != 0) return -1;
     if (ans) {
-        if (!cJSON_IsBool(ans)) return err_set("field 'answer': expected true or false, got %s", type_name(ans));
+        if (!cJSON_IsBool(ans)) return err_set("field 'answer': expected true or false, got %s", task_field_kind(ans));
         m->label = cJSON_IsTrue(ans) ? 1 : 0;
     } else {
         const cJSON *lab;
-        if (get(o, "label", 0, &lab) != 0) return -1;
+        if (task_field_get(o, "label", 0, &lab) != 0) return -1;
         if (!lab) {
             char keysb[256];
             task_json_keys(o, keysb, sizeof keysb);
             return err_set("field 'answer': missing, and no 'label' either (the record has: %s)", keysb);
         }
-        if (get_label(o, "label", 2, 0, &m->label) != 0) return -1;
+        if (task_field_label(o, "label", 2, 0, &m->label) != 0) return -1;
     }
     const char **ch = task_arena_alloc(r->arena, 2 * sizeof *ch);
     if (!ch) return -1;
@@ -457,7 +284,7 @@ int conv_boolq(const TaskRec *r, const cJSON *o, TaskMC *m) {
     ch[1] = "yes";
     m->choices = ch;
     m->n_choices = 2;
-    m->fields = fields_new(r, 2);
+    m->fields = task_field_list_new(r, 2);
     if (!m->fields) return -1;
     m->fields[0] = m->context;
     m->fields[1] = passage;
@@ -467,12 +294,12 @@ int conv_boolq(const TaskRec *r, const cJSON *o, TaskMC *m) {
 int conv_race(const TaskRec *r, const cJSON *o, TaskMC *m) {
     static const char *const keys[] = {"id", "example_id"};
     const char *article;
-    if (get_id(r, o, keys, 2, &m->id) || get_str(r, o, "article", &article) ||
-        get_str(r, o, "question", &m->context) ||
-        get_str_array(r, o, "options", &m->choices, &m->n_choices))
+    if (task_field_id(r, o, keys, 2, &m->id) || task_field_str(r, o, "article", &article) ||
+        task_field_str(r, o, "question", &m->context) ||
+        task_field_str_array(r, o, "options", &m->choices, &m->n_choices))
         return -1;
     const cJSON *a;
-    if (get(o, "answer", 1, &a) != 0) return -1;
+    if (task_field_get(o, "answer", 1, &a) != 0) return -1;
     char last = (char)('A' + m->n_choices - 1);
     if (cJSON_IsNull(a) || (cJSON_IsString(a) && !a->valuestring[0])) {
         m->label = -1;
@@ -482,9 +309,9 @@ int conv_race(const TaskRec *r, const cJSON *o, TaskMC *m) {
     } else if (cJSON_IsString(a)) {
         return err_set("field 'answer': expected a letter A to %c, got \"%.20s\"", last, a->valuestring);
     } else {
-        return err_set("field 'answer': expected a letter A to %c, got %s", last, type_name(a));
+        return err_set("field 'answer': expected a letter A to %c, got %s", last, task_field_kind(a));
     }
-    m->fields = fields_new(r, 2);
+    m->fields = task_field_list_new(r, 2);
     if (!m->fields) return -1;
     m->fields[0] = article;
     m->fields[1] = m->context;
@@ -492,8 +319,8 @@ int conv_race(const TaskRec *r, const cJSON *o, TaskMC *m) {
 }
 
 int conv_gsm8k(const TaskRec *r, const cJSON *o, TaskGen *g) {
-    if (get_id(r, o, ID_KEYS, 1, &g->id) || get_str(r, o, "question", &g->prompt) ||
-        get_str(r, o, "answer", &g->target))
+    if (task_field_id(r, o, ID_KEYS, 1, &g->id) || task_field_str(r, o, "question", &g->prompt) ||
+        task_field_str(r, o, "answer", &g->target))
         return -1;
     /* the reference is what follows the last "####", stripped */
     const char *h = NULL;
@@ -505,7 +332,7 @@ int conv_gsm8k(const TaskRec *r, const cJSON *o, TaskGen *g) {
     if (e == b) return err_set("field 'answer': nothing after '####'");
     g->answer = task_arena_strndup(r->arena, s + b, e - b);
     if (!g->answer) return -1;
-    g->fields = fields_new(r, 1);
+    g->fields = task_field_list_new(r, 1);
     if (!g->fields) return -1;
     g->fields[0] = g->prompt;
     return 0;
@@ -529,14 +356,14 @@ static const char *crlf_to_lf(TaskArena *a, const char *s) {
 int conv_dialogsum(const TaskRec *r, const cJSON *o, TaskGen *g) {
     static const char *const keys[] = {"id", "fname"};
     const char *dlg;
-    if (get_id(r, o, keys, 2, &g->id) || get_str(r, o, "dialogue", &dlg)) return -1;
+    if (task_field_id(r, o, keys, 2, &g->id) || task_field_str(r, o, "dialogue", &dlg)) return -1;
     const cJSON *s;
-    if (get(o, "summary", 0, &s) != 0) return -1;
+    if (task_field_get(o, "summary", 0, &s) != 0) return -1;
     /* DialogSum's test split has summary1..3 instead of summary: the first is the target */
-    if (get_str(r, o, s ? "summary" : "summary1", &g->target) != 0) return -1;
+    if (task_field_str(r, o, s ? "summary" : "summary1", &g->target) != 0) return -1;
     if (!(g->prompt = crlf_to_lf(r->arena, dlg))) return -1;
     g->answer = g->target;
-    g->fields = fields_new(r, 1);
+    g->fields = task_field_list_new(r, 1);
     if (!g->fields) return -1;
     g->fields[0] = g->prompt;
     return 0;
@@ -648,8 +475,8 @@ static int llma_texts(const TaskRec *r, const char *ins, const char *const *opts
 
 int conv_llm_adapters(const TaskRec *r, const cJSON *o, TaskKind *kind, TaskMC *m, TaskGen *g) {
     const char *id, *ins, *input, *out, *question = NULL;
-    if (get_id(r, o, ID_KEYS, 1, &id) || get_str(r, o, "instruction", &ins) ||
-        get_str_opt(r, o, "input", "", &input) || get_str(r, o, "output", &out))
+    if (task_field_id(r, o, ID_KEYS, 1, &id) || task_field_str(r, o, "instruction", &ins) ||
+        task_field_str_opt(r, o, "input", "", &input) || task_field_str(r, o, "output", &out))
         return -1;
     const char **opts = NULL, **texts = NULL;
     int n = llma_options(r, ins, &opts);
@@ -662,14 +489,14 @@ int conv_llm_adapters(const TaskRec *r, const cJSON *o, TaskKind *kind, TaskMC *
                                       "records before are multiple choice");
     if (llma_texts(r, ins, opts, n, &question, &texts) != 0) return -1;
     const cJSON *a;
-    if (get(o, "answer", k == TASK_MC, &a) != 0) return -1;
+    if (task_field_get(o, "answer", k == TASK_MC, &a) != 0) return -1;
     char buf[64];
     const char *ans = NULL;
     if (a && cJSON_IsString(a)) ans = a->valuestring;
-    else if (a && cJSON_IsNumber(a) && number_text(a, buf, sizeof buf) == 0) ans = buf;
+    else if (a && cJSON_IsNumber(a) && task_field_number_text(a, buf, sizeof buf) == 0) ans = buf;
     else if (a && !cJSON_IsNull(a))
-        return err_set("field 'answer': expected a string, got %s", type_name(a));
-    const char **f = fields_new(r, 3);
+        return err_set("field 'answer': expected a string, got %s", task_field_kind(a));
+    const char **f = task_field_list_new(r, 3);
     if (!f) return -1;
     f[0] = ins;
     f[1] = input;
@@ -701,7 +528,7 @@ int conv_llm_adapters(const TaskRec *r, const cJSON *o, TaskKind *kind, TaskMC *
         g->target = out;
         g->fields = f;
         g->answer = out;
-        if (ans && copy_str(r, "field 'answer'", ans, &g->answer) != 0) return -1;
+        if (ans && task_field_copy(r, "field 'answer'", ans, &g->answer) != 0) return -1;
     }
     *kind = k;
     return 0;

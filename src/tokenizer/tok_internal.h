@@ -154,8 +154,14 @@ void tok_charsmap_free(TokCharsMap *cm);
 size_t tok_charsmap_match(const TokCharsMap *cm, const char *s, size_t n, const char **out,
                           size_t *out_len);
 
-/* Malformed UTF-8 -> U+FFFD per byte (HF works on valid strings): when needed, *text and *len are
- * pointed at the cleaned copy in `clean` (free clean->p after use). 0 / -1 (OOM). */
+/* Malformed UTF-8 -> U+FFFD before a Hugging Face pipeline (tokenizer.json, byte-level BPE),
+ * which works on valid strings: core's utf8_sanitize (core/utf8.h), one U+FFFD per maximal
+ * invalid subpart, the string Python's decode(errors="replace") and Node's Buffer.toString /
+ * TextDecoder give transformers.js for the same bytes, and the rule of decoding. (SentencePiece
+ * models replace one byte at a time, as sentencepiece's normalizer and decoder do: the loops
+ * of tokenizer.c, nfkc_text and flush_bytes, keep that rule.) When
+ * needed, *text and *len are pointed at the cleaned copy in `clean` (free clean->p after use).
+ * 0 / -1 (OOM). */
 int tok_utf8_clean(const char **text, size_t *len, TokBuf *clean);
 /* tokenizer.json encoding (tok_json.c). */
 int tok_json_encode(const Tokenizer *t, const char *text, size_t len, TokBuf *ids);

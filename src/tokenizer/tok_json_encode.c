@@ -8,6 +8,7 @@
 
 #include <cJSON.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
@@ -242,23 +243,17 @@ done:
 
 int tok_utf8_clean(const char **text, size_t *len, TokBuf *clean) {
     const char *s = *text;
-    size_t n = *len, i = 0;
-    while (i < n) {
-        size_t v = tok_utf8_valid_len(s + i, n - i);
-        if (!v) break;
-        i += v;
-    }
-    if (i == n) return 0;
-    for (i = 0; i < n;) {
-        size_t v = tok_utf8_valid_len(s + i, n - i);
-        tok_buf_put(clean, v ? s + i : "\xEF\xBF\xBD", v ? v : 3);
-        i += v ? v : 1;
-    }
-    if (clean->oom) {
+    size_t n = *len;
+    if (utf8_valid_prefix(s, n) == n) return 0;
+    /* core's rule (utf8_sanitize): what Python's decode(errors="replace") and Node's
+     * Buffer.toString / TextDecoder make of these bytes before a tokenizer sees a string */
+    if (n > (SIZE_MAX - 1) / 3 || strbuf_reserve(clean, 3 * n) != 0) {
         free(clean->p);
         *clean = (TokBuf){0};
         return err_set("tokenizer: out of memory");
     }
+    clean->n = utf8_sanitize(s, n, clean->p);
+    clean->p[clean->n] = 0;
     *text = clean->p;
     *len = clean->n;
     return 0;

@@ -43,4 +43,28 @@ for b in bad: print('#', b)
 sys.exit(1 if bad else 0)"
 check "the sampled texts reached U+FFFD at least once (byte-fallback cut mid-character)" \
   bash -c "cat '$O'/gen.*.txt '$O/gen.jsonl' '$O/sum.preds.jsonl' | grep -q \$'\\xef\\xbf\\xbd'"
+# eval's summary names its paths through cJSON: a '"' and a '\' in a path stay valid JSON
+Q="$TMP/q\"x\\é"; mkdir -p "$Q"
+head -n 2 "$TMP/sec.jsonl" >"$Q/t.jsonl"
+$MUSCLE eval --model "$S260" --task "$Q/t.jsonl" --out "$Q/p.jsonl" >"$TMP/q.json" 2>/dev/null
+check "eval's summary with '\"' and '\\' in the paths parses and names them exactly" python3 -c "
+import json, sys
+d = json.load(open(sys.argv[1], encoding='utf-8'))
+sys.exit(0 if d['task'] == sys.argv[2] + '/t.jsonl' and d['preds'] == sys.argv[2] + '/p.jsonl' else 1)" "$TMP/q.json" "$Q"
+# score: a log-prob that is not finite (a model whose lm_head is 1e38 everywhere) is null, never
+# nan/inf, so strict JSON readers parse the line
+cp -r tests/fixtures/model/tiny_hf "$TMP/huge"
+python3 - "$TMP/huge/model.safetensors" <<'PY'
+import json, struct, sys
+p = sys.argv[1]; b = bytearray(open(p, 'rb').read()); n = struct.unpack('<Q', b[:8])[0]; h = json.loads(b[8:8 + n])
+s, e = h['lm_head.weight']['data_offsets']
+for i in range(8 + n + s, 8 + n + e, 4): b[i:i + 4] = struct.pack('<f', 1e38)
+open(p, 'wb').write(b)
+PY
+$MUSCLE score --model "$TMP/huge" --text "hello world" >"$TMP/score.json" 2>/dev/null
+check "score of a model with non-finite log-probs prints strict JSON (null, not nan)" python3 -c "
+import json, sys
+def bad(c): raise ValueError('non-standard constant ' + c)
+d = json.loads(open(sys.argv[1], encoding='utf-8').read(), parse_constant=bad)
+sys.exit(0 if None in d['logprobs'][1:] and d['total_logprob'] is None else 1)" "$TMP/score.json"
 echo "1..$TAP_N"

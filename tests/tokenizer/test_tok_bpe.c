@@ -84,6 +84,33 @@ static void test_whatwg_decode(void **state) {
     tok_free(t);
 }
 
+/* Encoding malformed bytes: they become U+FFFD first by the same rule (tok_utf8_clean ->
+ * utf8_sanitize), so decode(encode(x)) is what Python's bytes.decode("utf-8", "replace") and
+ * Node's Buffer.toString() give for x (checked by hand: b"a\xe2\x82A\xc0\x80\xed\xa0\x80"
+ * -> "a\ufffdA" + 5 x "\ufffd" in both). */
+static void check_encode_clean(const Tokenizer *t, const char *bytes, const char *want) {
+    int *ids, n;
+    assert_int_equal(tok_encode(t, bytes, strlen(bytes), 0, 0, &ids, &n), 0);
+    size_t len;
+    char *s = tok_decode(t, ids, n, &len);
+    assert_non_null(s);
+    assert_string_equal(s, want);
+    free(s);
+    free(ids);
+}
+
+static void test_encode_malformed(void **state) {
+    (void)state;
+    Tokenizer *t = tok_load(TINY);
+    assert_non_null(t);
+    check_encode_clean(t, "a\xe2\x82" "A\xc0\x80\xed\xa0\x80", "a" FFFD "A" FFFD FFFD FFFD FFFD FFFD);
+    check_encode_clean(t, "a\xe2\x82", "a" FFFD);                 /* truncated: one, not two */
+    check_encode_clean(t, "\xf0\x9f\x98" "a", FFFD "a");
+    check_encode_clean(t, "\x61\xf1\x80\x80\xe1\x80\xc2\x62", "a" FFFD FFFD FFFD "b");
+    check_encode_clean(t, "ok \xe2\x82\xac", "ok \xe2\x82\xac");   /* valid text untouched */
+    tok_free(t);
+}
+
 static void test_gguf_same_ids(void **state) {
     (void)state;
     Tokenizer *j = tok_load(TINY);
@@ -141,7 +168,7 @@ static void test_refusals(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip),
-        cmocka_unit_test(test_whatwg_decode),
+        cmocka_unit_test(test_whatwg_decode), cmocka_unit_test(test_encode_malformed),
         cmocka_unit_test(test_gguf_same_ids),
         cmocka_unit_test(test_refusals),
     };
