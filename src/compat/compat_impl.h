@@ -112,6 +112,7 @@ void compat_step_scales(const CompatConfig *c, double n_answer, double n_distill
 int compat_xtok_rows(CompatTrainer *ct);
 int compat_xtok_token_cache(CompatTrainer *ct, size_t covered_n);
 int compat_xtok_mc_tokens(CompatTrainer *ct, const TaskSet *sub, const int *keep, int n);
+int compat_xtok_gen_prompts(CompatTrainer *ct, const TaskGenText *txt, CEx *e);
 int compat_xtok_step_masks(CompatTrainer *ct, const long *ex, int b, int Tm, const float *logits);
 double compat_xtok_step_pos(const CompatTrainer *ct, int q, const TeacherPos *t1, const TeacherPos *t2, const float *z, int y,
                             int ans, int dist, double ce_s, double kd_s, float *dz, float *scratch, CompatTokenOut *o);

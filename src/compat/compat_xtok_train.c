@@ -164,3 +164,26 @@ double compat_xtok_step_pos(const CompatTrainer *ct, int q, const TeacherPos *t1
     return compat_xtok_pos_loss(&ct->cfg, ct->cfg.vocab_map == COMPAT_XTOK_ULD, m > 0, z, ct->V, y, ans,
                                 dist, t1, t2, ce_s, kd_s, dz, scratch, o);
 }
+
+/* Sequence level: example e's prompt in the student's (gp) and M1's (gp1) tokenizations,
+ * cut in text to fit both models' contexts less the new tokens (task_prompt_cut_text), so
+ * both read the same text (a cut in each model's tokens would keep different texts). */
+int compat_xtok_gen_prompts(CompatTrainer *ct, const TaskGenText *txt, CEx *e) {
+    const Tokenizer *toks[2] = {ct->s.tok, ct->s.old_tok};
+    int limits[2] = {ct->s.model->cfg.seq_len - ct->cfg.gen_max_tokens, ct->s.old_model->cfg.seq_len - ct->cfg.gen_max_tokens};
+    size_t start = 0;
+    if (limits[0] < 2 || limits[1] < 2)
+        return err_set("compat: --max-tokens %d leaves no room for a prompt in a model's context (%d and %d)", ct->cfg.gen_max_tokens,
+                       ct->s.model->cfg.seq_len, ct->s.old_model->cfg.seq_len);
+    if (task_prompt_cut_text(txt->prompt, toks, limits, 2, &start) != 0) return -1;
+    TaskGenText cut = {txt->prompt + start, txt->target};
+    for (int w = 0; w < 2; w++) {
+        TaskGenTokens tk;
+        if (task_gen_tokenize_text(toks[w], &cut, 0, &tk) != 0) return -1;
+        *(w ? &e->gp1 : &e->gp) = tk.prompt;
+        *(w ? &e->gn1 : &e->gn) = tk.n_prompt;
+        tk.prompt = NULL;
+        task_gen_tokens_free(&tk);
+    }
+    return 0;
+}

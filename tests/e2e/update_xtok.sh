@@ -4,8 +4,9 @@
 # scratch with ANOTHER tokenizer of another size (a byte-level BPE tokenizer.json of 357
 # pieces that tests/e2e/xtok_bpe.py writes). `muscle update` runs a multiple-choice task
 # (token level with the exact piece mapping, choice level) and a generation task (token
-# level, sequence level); finetune --compat runs the ULD mapping; the report compares
-# per instance. Needs nothing from ../shared.
+# level, sequence level; prompts too long for v2's context cut in text, the same for both
+# models); finetune --compat runs the ULD mapping; the report compares per instance.
+# Needs nothing from ../shared.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/cli/lib.sh
 V1=demo/models/v1
@@ -48,6 +49,12 @@ check "generation: muscle update across tokenizers (token and sequence levels) r
 check "generation: M1's outputs are text of its own tokenizer, scored per instance" /usr/bin/python3 -c "
 import json; L=[json.loads(l) for l in open('$TMP/gen/preds/old.jsonl')]; assert len(L) == 16
 print('# M1 mean ROUGE-1 %.3f' % (sum(x['score'] for x in L)/16)); assert sum(x['score'] for x in L) > 0"
+check "generation: a prompt too long for v2's context is cut in text, the same bytes for M1 and every v2 model" /usr/bin/python3 -c "
+import json
+def cuts(n): return {x['id']: x.get('prompt_cut_bytes', 0) for x in map(json.loads, open('$TMP/gen/preds/%s.jsonl' % n))}
+c = cuts('old'); n_cut = sum(v > 0 for v in c.values())
+print('# %d of %d prompts cut in text to fit both contexts' % (n_cut, len(c))); assert n_cut > 0
+for n in ('new-s1', 'muscle-s1', 'seqkd-s1'): assert cuts(n) == c, n"
 
 # finetune --compat directly: the exact mapping's coverage and alignment are reported; ULD trains
 C=(--model "$TMP/v2" --adapter-init "$TMP/mc/adapters/new-s1" --old-model $V1 --old-adapter demo/adapters/section-v1
