@@ -157,12 +157,12 @@ int cmd_eval(int argc, char **argv) {
     ModelBundle fb; /* --fit-with: the other model's tokenizer and context */
     memset(&fb, 0, sizeof fb);
     if (fit_with) {
-        BundleSpec fs = {.model = fit_with, .model_label = "--fit-with"};
+        BundleSpec fs = {.model = fit_with, .model_label = "--fit-with", .tok = BUNDLE_TOK_OPTIONAL};
         if (model_bundle_load(&fb, &fs) != 0) {
             model_bundle_free(&b);
             return cli_fail();
         }
-        if (!compat_tok_same(b.tok, fb.tok)) { /* one tokenizer: the token cut, as without it */
+        if (fb.tok && !compat_tok_same(b.tok, fb.tok)) { /* one tokenizer (or none beside it): the token cut */
             o.fit_tok = fb.tok;
             o.fit_context = fb.model.cfg.seq_len;
         }
