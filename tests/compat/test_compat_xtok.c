@@ -13,7 +13,8 @@
  *  6. Span masks: a hand case where the tokens split differently (hand values from
  *     hand_values_xtok.py; the span masks differ from the per-position ones there), a row
  *     of M1 cut short (its last span dropped), and one-token spans (identical
- *     tokenizations): compat_xtok_pos_loss is compat_token_loss bit for bit for every mask. */
+ *     tokenizations): compat_xtok_pos_loss is compat_token_loss bit for bit for every mask;
+ *     its gradient (both mappings, both mask values) by central differences. */
 #include "testutil.h"
 #include "compat/compat_loss.h"
 #include "compat/compat_xtok.h"
@@ -295,11 +296,54 @@ static void test_span_identity(void **st) {
     assert_true(seen[0] > 0 && seen[1] > 0); /* both teachers were exercised */
 }
 
+/* compat_xtok_pos_loss (CE + the span-masked term: ULD or the mapped KL for M1, the KL for
+ * M2) against central differences, for both mappings and both mask values */
+static double pos_loss(int uld, int m, const float *z, const TeacherPos *t1, const TeacherPos *t2, float *dz) {
+    enum { V = 7 };
+    float g[V], scr[7 * V], zc[V];
+    memcpy(zc, z, sizeof zc);
+    CompatConfig c;
+    compat_config_default(&c);
+    c.method = COMPAT_STUDENT_WRONG;
+    CompatTokenOut o;
+    double l = compat_xtok_pos_loss(&c, uld, m, zc, V, 3, 1, 1, t1, t2, 0.4, 0.6, dz ? dz : g, scr, &o);
+    assert_int_equal(o.masked, m);
+    return l;
+}
+
+static void test_pos_loss_fd(void **st) {
+    (void)st;
+    enum { V = 7, VT = 9 };
+    float z[V], zt[VT], z2[V], p[VT], k1[V], k2[V];
+    unsigned s = 5;
+    for (int i = 0; i < V; i++) z[i] = (float)((s = s * 1103515245u + 12345u) % 1000) / 250.0f - 2.0f;
+    for (int i = 0; i < V; i++) z2[i] = (float)((s = s * 1103515245u + 12345u) % 1000) / 250.0f - 2.0f;
+    for (int i = 0; i < VT; i++) zt[i] = (float)((s = s * 1103515245u + 12345u) % 1000) / 250.0f - 2.0f;
+    TeacherPos tu = {VT, NULL, p, 0.0f, 0.0f, 0.0f, -1}, tk, t2;
+    compat_uld_teacher(zt, VT, 2.0, p);
+    compat_teacher_pos(zt, V, 2.0, 3, V, NULL, k1, &tk); /* the mapped teacher: its first V logits */
+    compat_teacher_pos(z2, V, 2.0, 3, V, NULL, k2, &t2);
+    for (int uld = 0; uld < 2; uld++)
+        for (int m = 0; m < 2; m++) {
+            float dz[V];
+            pos_loss(uld, m, z, uld ? &tu : &tk, &t2, dz);
+            for (int j = 0; j < V; j++) {
+                float zp[V], zq[V];
+                memcpy(zp, z, sizeof zp);
+                memcpy(zq, z, sizeof zq);
+                zp[j] += 1e-3f;
+                zq[j] -= 1e-3f;
+                double fd = (pos_loss(uld, m, zp, uld ? &tu : &tk, &t2, NULL) - pos_loss(uld, m, zq, uld ? &tu : &tk, &t2, NULL)) / 2e-3;
+                near(uld ? "ULD position loss d/dz by central differences" : "mapped position loss d/dz by central differences", dz[j], fd, 3e-4);
+            }
+        }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_uld_hand), cmocka_unit_test(test_uld_fd), cmocka_unit_test(test_mapped_hand),
         cmocka_unit_test(test_identity), cmocka_unit_test(test_real_pair), cmocka_unit_test(test_align),
-        cmocka_unit_test(test_span_hand), cmocka_unit_test(test_span_identity),
+        cmocka_unit_test(test_span_hand), cmocka_unit_test(test_span_identity), cmocka_unit_test(test_pos_loss_fd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
