@@ -29,6 +29,14 @@ static void near(const char *what, double got, double want, double tol) {
     if (!(fabs(got - want) <= tol)) fail_msg("%s: got %.15g, expected %.15g", what, got, want);
 }
 
+/* z with z[j] moved by +h (zp) and -h (zm), for central differences */
+static void shifted(const float *z, int n, int j, float h, float *zp, float *zm) {
+    memcpy(zp, z, (size_t)n * sizeof *z);
+    memcpy(zm, z, (size_t)n * sizeof *z);
+    zp[j] += h;
+    zm[j] -= h;
+}
+
 static double uld_value(const float *pt, int kt, const float *z, int V, double T) {
     float *dz = calloc((size_t)V, sizeof *dz), *scr = malloc((size_t)3 * V * sizeof *scr);
     double l = compat_uld_loss(pt, kt, z, V, T, 1.0, dz, scr);
@@ -64,10 +72,7 @@ static void test_uld_fd(void **st) {
     compat_uld_loss(p, VT, z, VS, 1.5, 0.5, dz, scr);
     for (int j = 0; j < VS; j++) {
         float zp[VS], zm[VS];
-        memcpy(zp, z, sizeof z);
-        memcpy(zm, z, sizeof z);
-        zp[j] += 1e-3f;
-        zm[j] -= 1e-3f;
+        shifted(z, VS, j, 1e-3f, zp, zm);
         double fd = 0.5 * (uld_value(p, VT, zp, VS, 1.5) - uld_value(p, VT, zm, VS, 1.5)) / 2e-3;
         near("uld d/dz by central differences", dz[j], fd, 2e-4);
     }
@@ -101,10 +106,7 @@ static void test_mapped_hand(void **st) {
     for (int j = 0; j < 3; j++) near("mapped KL dz", dz[j], want[j], 1e-6);
     for (int j = 0; j < 3; j++) {
         float zp[3], zq[3];
-        memcpy(zp, zs, sizeof zp);
-        memcpy(zq, zs, sizeof zq);
-        zp[j] += 1e-3f;
-        zq[j] -= 1e-3f;
+        shifted(zs, 3, j, 1e-3f, zp, zq);
         near("mapped KL d/dz by central differences", dz[j], (mapped_loss(zt, zp, 2.0, NULL) - mapped_loss(zt, zq, 2.0, NULL)) / 2e-3, 2e-4);
     }
 }
@@ -329,10 +331,7 @@ static void test_pos_loss_fd(void **st) {
             pos_loss(uld, m, z, uld ? &tu : &tk, &t2, dz);
             for (int j = 0; j < V; j++) {
                 float zp[V], zq[V];
-                memcpy(zp, z, sizeof zp);
-                memcpy(zq, z, sizeof zq);
-                zp[j] += 1e-3f;
-                zq[j] -= 1e-3f;
+                shifted(z, V, j, 1e-3f, zp, zq);
                 double fd = (pos_loss(uld, m, zp, uld ? &tu : &tk, &t2, NULL) - pos_loss(uld, m, zq, uld ? &tu : &tk, &t2, NULL)) / 2e-3;
                 near(uld ? "ULD position loss d/dz by central differences" : "mapped position loss d/dz by central differences", dz[j], fd, 3e-4);
             }
