@@ -8,7 +8,8 @@
 # ce, muscle, muscle-uld, seqkd (sequence level) on debian-sum.
 #   scripts/experiments/xtok_update.sh ROOT [SEEDS]
 # Sizes: NTRAIN/NTEST (section 240/200, sum 120/60), V2STEPS (200), COMPAT_EPOCHS (1);
-# TASKS (default "section sum").
+# TASKS (default "section sum"); METHODS_SECTION, METHODS_SUM replace the method lists (e.g.
+# to rerun only the methods a change touches: M1 and M2 are evaluated every time).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT="${1:?usage: xtok_update.sh ROOT [SEEDS]}"; SEEDS="${2:-3}"
@@ -32,10 +33,10 @@ U=(--epochs 2 --compat-epochs "${COMPAT_EPOCHS:-1}" --lr 3e-3 --batch 8 --seq-le
 TASKS="${TASKS:-section sum}"
 [[ " $TASKS " == *" section "* ]] && $MUSCLE update --old-model demo/models/v1 --old-adapter demo/adapters/section-v1 --new-model "$ROOT/v2" \
     --task-train "$ROOT/section.train.jsonl" --task-test "$ROOT/section.test.jsonl" --out "$ROOT/section" \
-    --methods "ce,muscle,muscle-uld=--compat student-wrong --vocab-map uld,choice" "${U[@]}" >"$ROOT/section.txt"
+    --methods "${METHODS_SECTION:-ce,muscle,muscle-uld=--compat student-wrong --vocab-map uld,choice}" "${U[@]}" >"$ROOT/section.txt"
 [[ " $TASKS " == *" sum "* ]] && $MUSCLE update --old-model demo/models/v1 --old-adapter demo/adapters/sum-v1 --new-model "$ROOT/v2" \
     --task-train "$ROOT/sum.train.jsonl" --task-test "$ROOT/sum.test.jsonl" --out "$ROOT/sum" --max-tokens 16 \
-    --methods "ce,muscle,muscle-uld=--compat student-wrong --vocab-map uld,seqkd" "${U[@]}" >"$ROOT/sum.txt"
+    --methods "${METHODS_SUM:-ce,muscle,muscle-uld=--compat student-wrong --vocab-map uld,seqkd}" "${U[@]}" >"$ROOT/sum.txt"
 cat "$ROOT"/section.txt "$ROOT"/sum.txt 2>/dev/null || true
 # length normalisation across tokenizers: acc (summed log-likelihood) and acc_norm (divided
 # by the choice's bytes, lm-eval's) per model, and the NFR against M1 under each rule
@@ -50,6 +51,7 @@ def row(name, runs):
         nfr = sum(sum(old[i][key] and not r[i][key] for i in r) / len(r) for r in runs) / len(runs)
         print(f'{name:12s} {key:13s} acc {100*acc:6.2f}  NFR vs M1 (same rule) {100*nfr:6.2f}')
 row('M1', [old])
+import os
 for n in ['new', 'ce', 'muscle', 'muscle-uld', 'choice']:
-    row(n, [load(f'{n}-s{k}') for k in range(1, S + 1)])
+    if os.path.exists(f'{d}/{n}-s1.jsonl'): row(n, [load(f'{n}-s{k}') for k in range(1, S + 1)])
 PY

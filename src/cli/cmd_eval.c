@@ -3,6 +3,7 @@
 #include "core/file.h"
 #include "core/dist.h"
 #include "core/error.h"
+#include "compat/compat_xtok.h"
 #include "eval/eval.h"
 #include "model/generate.h"
 #include "update/bundle.h"
@@ -35,6 +36,9 @@ static const char *eval_help =
     "  --stop S              extra stop string (repeatable)\n"
     "  --no-repeat-ngram N   generation: never repeat an N-gram\n"
     "  --no-stem             ROUGE without Porter stemming\n"
+    "  --fit-with M2         generation across tokenizers: when M2's tokenizer differs, a prompt\n"
+    "                        too long for either model is cut in text (at a word start) to fit\n"
+    "                        both contexts, so both read the same text (loads M2)\n"
     "  --batch N             multiple choice: packed rows per forward pass (default 8);\n"
     "                        generation: sequences decoded together (default: 16, fewer for large models)\n"
     "  --bf16                compute with bf16 weights\n"
@@ -94,7 +98,7 @@ static int print_summary(const EvalOptions *o, const EvalSummary *s, const char 
 }
 
 int cmd_eval(int argc, char **argv) {
-    const char *model = NULL, *adapter = NULL, *tokp = NULL, *out = NULL, *fmt = NULL;
+    const char *model = NULL, *adapter = NULL, *tokp = NULL, *out = NULL, *fmt = NULL, *fit_with = NULL;
     EvalOptions o;
     eval_options_default(&o);
     const char *stops[16];
@@ -107,9 +111,10 @@ int cmd_eval(int argc, char **argv) {
         {"limit", 1, 0, 'l'}, {"skip-bad", 0, 0, 'S'}, {"max-tokens", 1, 0, 'n'}, {"temperature", 1, 0, 'T'},
         {"top-p", 1, 0, 'P'}, {"seed", 1, 0, 's'}, {"stop", 1, 0, 'x'}, {"no-repeat-ngram", 1, 0, 'r'},
         {"no-stem", 0, 0, 'N'}, {"batch", 1, 0, 'b'}, {"bf16", 0, 0, 'B'}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'},
+        {"fit-with", 1, 0, 'W'},
         {0, 0, 0, 0}};
     optind = 1;
-    while ((c = getopt_long(argc, argv, "m:a:t:k:o:f:p:A:F:l:Sn:T:P:s:x:r:Nb:Bqh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:a:t:k:o:f:p:A:F:l:Sn:T:P:s:x:r:Nb:BqhW:", opts, NULL)) != -1) {
         switch (c) {
         case 'm': model = optarg; break;
         case 'a': adapter = optarg; break;
@@ -132,6 +137,7 @@ int cmd_eval(int argc, char **argv) {
         case 'b': if (cli_parse_int("--batch", optarg, 1, 1024, &lv)) return 2; o.max_batch = o.gen_batch = (int)lv; break;
         case 'B': bf16 = 1; break;
         case 'q': o.quiet = 1; break;
+        case 'W': fit_with = optarg; break;
         case 'h': fputs(eval_help, stdout); return 0;
         default: return cli_usage_error("eval", "bad option");
         }
@@ -148,8 +154,22 @@ int cmd_eval(int argc, char **argv) {
     BundleSpec bs = {.model = model, .tokenizer = tokp, .adapter = adapter, .bf16 = bf16};
     if (model_bundle_load(&b, &bs) != 0) return cli_fail();
     o.lora = model_bundle_adapter(&b);
+    ModelBundle fb; /* --fit-with: the other model's tokenizer and context */
+    memset(&fb, 0, sizeof fb);
+    if (fit_with) {
+        BundleSpec fs = {.model = fit_with, .model_label = "--fit-with", .tok = BUNDLE_TOK_OPTIONAL};
+        if (model_bundle_load(&fb, &fs) != 0) {
+            model_bundle_free(&b);
+            return cli_fail();
+        }
+        if (fb.tok && !compat_tok_same(b.tok, fb.tok)) { /* one tokenizer (or none beside it): the token cut */
+            o.fit_tok = fb.tok;
+            o.fit_context = fb.model.cfg.seq_len;
+        }
+    }
     EvalSummary s;
     int rc = eval_run(&b.model, b.tok, &o, out, &s);
+    if (fit_with) model_bundle_free(&fb);
     if (rc == 0 && dist_rank() == 0) rc = print_summary(&o, &s, model, adapter, out, &b); /* MPI ranks: rank 0 reports for the job */
     model_bundle_free(&b);
     return rc == 0 ? 0 : cli_fail();

@@ -96,6 +96,8 @@ struct CompatTrainer {
     TaskMCTokens *mc1;         /* [n_mc] the multiple-choice instances in M1's tokenization */
     float *uld_pool;           /* token level, --vocab-map uld: M1's sorted probabilities per covered position [C x Vt] */
     int vt;
+    int *span_m;               /* token level: the span mask of each position of a micro-batch [b x Tm] */
+    size_t span_cap;
     double cover_sum;          /* exact mapping: sum over aligned positions of the mass covered */
     long cover_n;
     CompatStats st;
@@ -110,8 +112,10 @@ void compat_step_scales(const CompatConfig *c, double n_answer, double n_distill
 int compat_xtok_rows(CompatTrainer *ct);
 int compat_xtok_token_cache(CompatTrainer *ct, size_t covered_n);
 int compat_xtok_mc_tokens(CompatTrainer *ct, const TaskSet *sub, const int *keep, int n);
-double compat_xtok_step_pos(CompatTrainer *ct, const TeacherPos *t1, const TeacherPos *t2, const float *z, int y, int ans,
-                            int dist, int seq_flag, double ce_s, double kd_s, float *dz, float *scratch, CompatTokenOut *o);
+int compat_xtok_gen_prompts(CompatTrainer *ct, const TaskGenText *txt, CEx *e);
+int compat_xtok_step_masks(CompatTrainer *ct, const long *ex, int b, int Tm, const float *logits);
+double compat_xtok_step_pos(const CompatTrainer *ct, int q, const TeacherPos *t1, const TeacherPos *t2, const float *z, int y,
+                            int ans, int dist, double ce_s, double kd_s, float *dz, float *scratch, CompatTokenOut *o);
 
 /* compat_seq.c: the sequence level */
 int compat_seq_teachers(CompatTrainer *ct);

@@ -101,23 +101,14 @@ int compat_seq_teachers(CompatTrainer *ct) {
         TaskGenText txt;
         TaskGenTokens tk;
         if (task_gen_format(ex_set(ct, e), e->src, ct->s.prompt, &txt) != 0) return -1;
-        int rc = task_gen_tokenize_text(ct->s.tok, &txt, 0, &tk);
-        if (rc != 0) {
-            task_gen_text_free(&txt);
-            return -1;
-        }
-        e->gp = tk.prompt;
-        e->gn = tk.n_prompt;
-        tk.prompt = NULL;
-        task_gen_tokens_free(&tk);
-        if (ct->xtok) { /* M1's own tokenization of the same prompt text */
-            rc = task_gen_tokenize_text(ct->s.old_tok, &txt, 0, &tk);
-            if (rc == 0) {
-                e->gp1 = tk.prompt;
-                e->gn1 = tk.n_prompt;
-                tk.prompt = NULL;
-                task_gen_tokens_free(&tk);
-            }
+        int rc = 0;
+        if (ct->xtok) { /* M1's own tokenization of the same prompt text, cut in text for both */
+            rc = compat_xtok_gen_prompts(ct, &txt, e);
+        } else if ((rc = task_gen_tokenize_text(ct->s.tok, &txt, 0, &tk)) == 0) {
+            e->gp = tk.prompt;
+            e->gn = tk.n_prompt;
+            tk.prompt = NULL;
+            task_gen_tokens_free(&tk);
         }
         task_gen_text_free(&txt);
         if (rc != 0) return -1;

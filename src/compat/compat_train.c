@@ -276,10 +276,9 @@ int compat_trainer_init(CompatTrainer **out, const CompatSetup *s, TrainData *d)
         return err_set("compat: the old model has %d tokens in its vocabulary, the new one %d, and no tokenizer of its own was found beside it",
                        s->old_model->cfg.vocab_size, s->model->cfg.vocab_size);
     if (xtok && s->cfg.level == COMPAT_LEVEL_TOKEN &&
-        (s->cfg.method == COMPAT_ELODI || s->cfg.method == COMPAT_SEQ_LIKELIHOOD || s->cfg.method == COMPAT_FOCAL ||
-         (s->cfg.vocab_map && s->cfg.method == COMPAT_TOKEN_LIKELIHOOD)))
-        return err_set("compat: --compat %s at the token level is not defined across tokenizers (the old model's tokenizer differs): use student-wrong, old-correct, none%s, or --level choice / sequence",
-                       compat_method_name(s->cfg.method), s->cfg.vocab_map ? "" : ", token-likelihood");
+        (s->cfg.method == COMPAT_ELODI || s->cfg.method == COMPAT_SEQ_LIKELIHOOD || s->cfg.method == COMPAT_FOCAL))
+        return err_set("compat: --compat %s at the token level is not defined across tokenizers (the old model's tokenizer differs): use student-wrong, old-correct, none, token-likelihood, or --level choice / sequence",
+                       compat_method_name(s->cfg.method));
     if (s->transfer && s->transfer->kind != s->train->kind)
         return err_set("compat: %s and %s: one is multiple choice, the other generation", s->train->path, s->transfer->path);
     if (s->val && s->val->kind != s->train->kind)
@@ -417,6 +416,7 @@ void compat_trainer_free(CompatTrainer *ct) {
     if (ct->mc1) task_mc_tokens_free_all(ct->mc1, ct->n_mc);
     compat_vocab_map_free(&ct->vmap);
     free(ct->uld_pool);
+    free(ct->span_m);
     free(ct->ll1);
     free(ct->ll2);
     free(ct->pos_off);
@@ -499,6 +499,7 @@ static int step_token(CompatTrainer *ct, Trainer *t, const long *ex, int n, doub
             }
         else
             for (int r = 0; r < b; r++) seq_flag[r] = 0;
+        if (ct->xtok && compat_xtok_step_masks(ct, ex + i0, b, Tm, logits) != 0) return -1; /* across tokenizers: span masks */
 #pragma omp parallel for schedule(dynamic, 4) if (CPU_PAR((size_t)b * Tm * V * 8))
         for (int q = 0; q < b * Tm; q++) {
             int r = q / Tm, j = q % Tm;
@@ -514,8 +515,8 @@ static int step_token(CompatTrainer *ct, Trainer *t, const long *ex, int n, doub
                 const TeacherPos *t1 = dist ? &ct->tp[0][p] : NULL, *t2 = dist && ct->tp[1] ? &ct->tp[1][p] : NULL;
                 CompatTokenOut o;
                 float *scr = ct->scratch + (size_t)omp_get_thread_num() * (ct->xtok ? 7 : 3) * V;
-                if (ct->xtok && ct->cfg.vocab_map == COMPAT_XTOK_ULD)
-                    l = compat_xtok_step_pos(ct, t1, t2, z, x->ids[j + 1], ans, dist, seq_flag[r], ce_s, kd_s, z, scr, &o);
+                if (ct->xtok)
+                    l = compat_xtok_step_pos(ct, q, t1, t2, z, x->ids[j + 1], ans, dist, ce_s, kd_s, z, scr, &o);
                 else
                     l = compat_token_loss(&ct->cfg, z, V, x->ids[j + 1], ans, dist, seq_flag[r], t1, t2, ce_s, kd_s, z, scr, &o);
                 meta = (o.masked && dist ? COMPAT_POS_MASKED : 0) | (dist ? COMPAT_POS_DISTILLED : 0) | (ans ? COMPAT_POS_ANSWER : 0) |

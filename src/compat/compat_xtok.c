@@ -68,7 +68,82 @@ int compat_xtok_align(const int *off_s, int ns, const int *off_t, int nt, int *t
             }
         }
     }
+    /* the last pair's span runs to the rows' ends: complete only when both end at one byte */
+    if (ns > 0 && nt > 0 && off_s[ns] != off_t[nt])
+        for (int j = ns - 2; j >= 0; j--)
+            if (t_of_s[j] >= 0) {
+                t_of_s[j] = -1;
+                n--;
+                break;
+            }
     return n;
+}
+
+int compat_xtok_span_end(const int *t_of_s, int ns, int nt, int j, int *t_end) {
+    int k = j + 1;
+    while (k + 1 < ns && t_of_s[k] < 0) k++;
+    if (k + 1 >= ns) k = ns - 1; /* no later aligned position: the row's end */
+    if (t_end) *t_end = k < ns - 1 ? t_of_s[k] : nt - 1;
+    return k;
+}
+
+void compat_xtok_span_side(const float *z, int V, const int *y, int n, CompatSpanSide *out) {
+    out->wrong = 0;
+    out->ll = 0.0;
+    for (int k = 0; k < n; k++) {
+        const float *zk = z + (size_t)k * V;
+        int am = 0;
+        for (int v = 1; v < V; v++)
+            if (zk[v] > zk[am]) am = v;
+        double mx = zk[am], s = 0.0;
+        for (int v = 0; v < V; v++) s += exp((double)zk[v] - mx);
+        out->wrong |= am != y[k];
+        out->ll += (double)zk[y[k]] - mx - log(s);
+    }
+}
+
+int compat_xtok_span_mask(CompatMethod method, const CompatSpanSide *student, const CompatSpanSide *old) {
+    switch (method) {
+    case COMPAT_STUDENT_WRONG: return student->wrong;
+    case COMPAT_OLD_CORRECT: return !old->wrong;
+    case COMPAT_TOKEN_LIKELIHOOD: return student->ll < old->ll;
+    default: return 1;
+    }
+}
+
+void compat_xtok_row_masks(CompatMethod method, const int *t_of_s, int ns, int nt, const int *ids, const float *z, int V,
+                           const TeacherPos *t1, int *m) {
+    int j = 0;
+    for (; j + 1 < ns && t_of_s[j] < 0; j++) m[j] = -1; /* before the first span */
+    while (j + 1 < ns) {
+        int e = compat_xtok_span_end(t_of_s, ns, nt, j, NULL);
+        CompatSpanSide st = {0, 0.0}, old = {t1[j].argmax != ids[j + 1], (double)t1[j].logp_y};
+        if (method == COMPAT_STUDENT_WRONG || method == COMPAT_TOKEN_LIKELIHOOD)
+            compat_xtok_span_side(z + (size_t)j * V, V, ids + j + 1, e - j, &st);
+        int mk = compat_xtok_span_mask(method, &st, &old);
+        for (int k = j; k < e; k++) m[k] = mk;
+        j = e;
+    }
+}
+
+double compat_xtok_pos_loss(const CompatConfig *c, int uld, int m, const float *z, int V, int y, int ans, int dist,
+                            const TeacherPos *t1, const TeacherPos *t2, double ce_s, double kd_s, float *dz, float *scratch,
+                            CompatTokenOut *out) {
+    CompatConfig one = *c;
+    one.method = COMPAT_NONE; /* the mask is m: one teacher, plain KL */
+    int use1 = dist && m, use2 = dist && !m && t2 && c->method != COMPAT_NONE;
+    double l = 0.0;
+    if (use1 && uld) {
+        float *g = scratch + 3 * (size_t)V;
+        memset(g, 0, (size_t)V * sizeof *g);
+        l = compat_uld_loss(t1->z, t1->k, z, V, c->temperature, kd_s, g, scratch + 4 * (size_t)V);
+        l += compat_token_loss(&one, z, V, y, ans, 0, 0, NULL, NULL, ce_s, kd_s, dz, scratch, out);
+        for (int v = 0; v < V; v++) dz[v] += g[v];
+    } else {
+        l = compat_token_loss(&one, z, V, y, ans, use1 || use2, 0, use1 ? t1 : use2 ? t2 : NULL, NULL, ce_s, kd_s, dz, scratch, out);
+    }
+    out->masked = m;
+    return l;
 }
 
 /* A student piece by its decoded bytes; sorted on (bytes, rank: normal pieces before

@@ -4,6 +4,7 @@
  * (exact mapping: its logits written into the student's vocabulary; ULD: its sorted
  * probabilities), and one position of a ULD step. */
 #include "compat_impl.h"
+#include "core/cpu.h"
 #include "core/error.h"
 #include "core/progress.h"
 #include "model/forward.h"
@@ -94,11 +95,6 @@ int compat_xtok_token_cache(CompatTrainer *ct, size_t covered_n) {
             if (!compat_covered(ct, x, j)) continue;
             int i = x->t_pos[j];
             const float *zt = rs.logits + (size_t)i * Vt;
-            int y1 = x->t_ids[i + 1], am = 0;
-            for (int v = 1; v < Vt; v++)
-                if (zt[v] > zt[am]) am = v;
-            double mx = zt[am], s = 0.0;
-            for (int v = 0; v < Vt; v++) s += exp((double)zt[v] - mx);
             TeacherPos *tp = &ct->tp[0][ct->pos_off[e] + j];
             if (uld) {
                 float *p = ct->uld_pool + slot * (size_t)Vt;
@@ -113,9 +109,13 @@ int compat_xtok_token_cache(CompatTrainer *ct, size_t covered_n) {
                 ct->cover_n++;
                 compat_teacher_pos(tmp, V, Tt, -1, V, NULL, ct->z_pool[0] + slot * (size_t)V, tp);
             }
-            /* the masks: M1 against its own next token (compat_xtok.h) */
-            tp->logp_y = (float)((double)zt[y1] - mx - log(s));
-            tp->argmax = am == y1 ? x->ids[j + 1] : -1;
+            /* M1's side of the span j opens (compat_xtok.h): right on all of it, its log-likelihood */
+            int te = 0;
+            compat_xtok_span_end(x->t_pos, x->len, x->t_len, j, &te);
+            CompatSpanSide side;
+            compat_xtok_span_side(zt, Vt, x->t_ids + i + 1, te - i, &side);
+            tp->logp_y = (float)side.ll;
+            tp->argmax = side.wrong ? -1 : x->ids[j + 1];
             slot++;
         }
         progress_update(&pr, e + 1, NULL);
@@ -135,28 +135,55 @@ int compat_xtok_token_cache(CompatTrainer *ct, size_t covered_n) {
     return 0;
 }
 
-/* One position of a ULD step: ce_s * CE + kd_s * [dist] (m ULD(p1, q) + (1 - m) KL(p2 || q)),
- * m the method's mask (none: 1; student-wrong: the student's argmax is not y; old-correct:
- * M1 was right on its own next token). dz may be z. scratch: [7 V] floats. */
-double compat_xtok_step_pos(CompatTrainer *ct, const TeacherPos *t1, const TeacherPos *t2, const float *z, int y, int ans,
-                            int dist, int seq_flag, double ce_s, double kd_s, float *dz, float *scratch, CompatTokenOut *o) {
-    int V = ct->V, am = 0;
-    (void)seq_flag;
-    for (int v = 1; v < V; v++)
-        if (z[v] > z[am]) am = v;
-    int m = 1;
-    if (ct->cfg.method == COMPAT_STUDENT_WRONG) m = am != y;
-    else if (ct->cfg.method == COMPAT_OLD_CORRECT) m = t1 && t1->argmax == y;
-    float *g = scratch + 3 * (size_t)V;
-    memset(g, 0, (size_t)V * sizeof *g);
-    double l = 0.0;
-    if (dist && m) l += compat_uld_loss(t1->z, t1->k, z, V, ct->cfg.temperature, kd_s, g, scratch + 4 * (size_t)V);
-    int kl2 = dist && !m && t2 && ct->cfg.method != COMPAT_NONE;
-    CompatConfig c = ct->cfg;
-    c.method = COMPAT_NONE;
-    l += compat_token_loss(&c, z, V, y, ans, kl2, 0, kl2 ? t2 : NULL, NULL, ce_s, kd_s, dz, scratch, o);
-    if (!ans && !kl2) memset(dz, 0, (size_t)V * sizeof *dz);
-    for (int v = 0; v < V; v++) dz[v] += g[v];
-    o->masked = m;
-    return l;
+/* The span masks of a micro-batch's rows (compat_xtok.h) from their logits [b x Tm x V],
+ * before the loss overwrites them: ct->span_m [b x Tm]. */
+int compat_xtok_step_masks(CompatTrainer *ct, const long *ex, int b, int Tm, const float *logits) {
+    size_t need = (size_t)b * Tm;
+    if (need > ct->span_cap) {
+        int *p = realloc(ct->span_m, need * sizeof *p);
+        if (!p) return err_set("out of memory");
+        ct->span_m = p;
+        ct->span_cap = need;
+    }
+    int V = ct->V;
+#pragma omp parallel for schedule(dynamic, 1) if (CPU_PAR(need * V * 4))
+    for (int r = 0; r < b; r++) {
+        const CEx *x = &ct->ex[DATA_TRAIN][ex[r]];
+        if (x->len > 1)
+            compat_xtok_row_masks(ct->cfg.method, x->t_pos, x->len, x->t_len, x->ids, logits + (size_t)r * Tm * V, V,
+                                  ct->tp[0] + ct->pos_off[ex[r]], ct->span_m + (size_t)r * Tm);
+    }
+    return 0;
+}
+
+/* Position q (row r = q / Tm, j = q % Tm) of a step across tokenizers: the loss with its
+ * span's mask (compat_xtok_pos_loss). */
+double compat_xtok_step_pos(const CompatTrainer *ct, int q, const TeacherPos *t1, const TeacherPos *t2, const float *z, int y,
+                            int ans, int dist, double ce_s, double kd_s, float *dz, float *scratch, CompatTokenOut *o) {
+    int m = dist ? ct->span_m[q] : 0;
+    return compat_xtok_pos_loss(&ct->cfg, ct->cfg.vocab_map == COMPAT_XTOK_ULD, m > 0, z, ct->V, y, ans,
+                                dist, t1, t2, ce_s, kd_s, dz, scratch, o);
+}
+
+/* Sequence level: example e's prompt in the student's (gp) and M1's (gp1) tokenizations,
+ * cut in text to fit both models' contexts less the new tokens (task_prompt_cut_text), so
+ * both read the same text (a cut in each model's tokens would keep different texts). */
+int compat_xtok_gen_prompts(CompatTrainer *ct, const TaskGenText *txt, CEx *e) {
+    const Tokenizer *toks[2] = {ct->s.tok, ct->s.old_tok};
+    int limits[2] = {ct->s.model->cfg.seq_len - ct->cfg.gen_max_tokens, ct->s.old_model->cfg.seq_len - ct->cfg.gen_max_tokens};
+    size_t start = 0;
+    if (limits[0] < 2 || limits[1] < 2)
+        return err_set("compat: --max-tokens %d leaves no room for a prompt in a model's context (%d and %d)", ct->cfg.gen_max_tokens,
+                       ct->s.model->cfg.seq_len, ct->s.old_model->cfg.seq_len);
+    if (task_prompt_cut_text(txt->prompt, toks, limits, 2, &start) != 0) return -1;
+    TaskGenText cut = {txt->prompt + start, txt->target};
+    for (int w = 0; w < 2; w++) {
+        TaskGenTokens tk;
+        if (task_gen_tokenize_text(toks[w], &cut, 0, &tk) != 0) return -1;
+        *(w ? &e->gp1 : &e->gp) = tk.prompt;
+        *(w ? &e->gn1 : &e->gn) = tk.n_prompt;
+        tk.prompt = NULL;
+        task_gen_tokens_free(&tk);
+    }
+    return 0;
 }

@@ -159,7 +159,7 @@ done:
 
 /* Scores instance i's generated text against its reference (met: exact match, ROUGE-1,
  * -2, -L) and adds its line to out (when not NULL). */
-static int gen_score(const TaskSet *ts, int i, int np, const GenResult *r, const EvalOptions *o, StrBuf *out, double *met,
+static int gen_score(const TaskSet *ts, int i, int np, long cut, const GenResult *r, const EvalOptions *o, StrBuf *out, double *met,
                      EvalSummary *sum) {
     const TaskGen *inst = &ts->gen[i];
     RougeResult rr;
@@ -183,6 +183,7 @@ static int gen_score(const TaskSet *ts, int i, int np, const GenResult *r, const
             cJSON_AddNumberToObject(j, "rougeL", rr.rougeL.f1);
             cJSON_AddStringToObject(j, "target", inst->target);
             cJSON_AddStringToObject(j, "text", inst->prompt); /* the instance's input, for the report */
+            if (cut > 0) cJSON_AddNumberToObject(j, "prompt_cut_bytes", (double)cut); /* --fit-with: its first bytes not read */
             rc = buf_line(out, j);
             cJSON_Delete(j);
         }
@@ -198,6 +199,37 @@ const int *eval_prompt_fit(const int *prompt, int *np, int limit, int *buf) {
     return buf;
 }
 
+/* Across tokenizers (o->fit_tok): instances lo..hi's prompts cut in text to fit this
+ * model's limit and the other model's, re-tokenized from the cut text. */
+static int fit_prompts_text(const TaskSet *ts, const TaskPrompt *p, const Tokenizer *t, int limit, const EvalOptions *o, long lo,
+                            long hi, TaskGenTokens *tk, long *cutb) {
+    const Tokenizer *toks[2] = {t, o->fit_tok};
+    int limits[2] = {limit, o->fit_context - o->max_tokens};
+    if (limits[1] < 2) return err_set("--max-tokens %d leaves no room for a prompt in the other model's context of %d", o->max_tokens, o->fit_context);
+    for (long i = lo; i < hi; i++) {
+        TaskGenText txt;
+        TaskGenTokens cut;
+        size_t start = 0;
+        if (task_gen_format(ts, (int)i, p, &txt) != 0) return -1;
+        int rc = task_prompt_cut_text(txt.prompt, toks, limits, 2, &start);
+        cutb[i - lo] = (long)start;
+        if (rc == 0 && start > 0) {
+            TaskGenText c = {txt.prompt + start, txt.target};
+            rc = task_gen_tokenize_text(t, &c, 0, &cut);
+            if (rc == 0) {
+                free(tk[i].prompt);
+                tk[i].prompt = cut.prompt;
+                tk[i].n_prompt = cut.n_prompt;
+                cut.prompt = NULL;
+                task_gen_tokens_free(&cut);
+            }
+        }
+        task_gen_text_free(&txt);
+        if (rc != 0) return err_prefix("%s:%d: instance '%s'", ts->path, ts->gen[i].line, ts->gen[i].id);
+    }
+    return 0;
+}
+
 /* MPI ranks: rank r generates the instances of dist_shard's block r (batched: up to
  * o->gen_batch at a time, model/generate_batch.h); rank 0 gathers the
  * lines (in input order) and writes them; the metrics are summed in input order. */
@@ -211,10 +243,18 @@ static int eval_gen(const Model *m, const TaskSet *ts, const TaskPrompt *p, cons
     double *met = calloc((size_t)n * 4, sizeof *met);
     long lo, hi;
     dist_shard(n, dist_rank(), dist_size(), &lo, &hi);
+    long *cutb = calloc((size_t)(hi > lo ? hi - lo : 1), sizeof *cutb); /* bytes cut in text (--fit-with) */
+    if (!cutb || (o->fit_tok && fit_prompts_text(ts, p, t, limit, o, lo, hi, tk, cutb) != 0)) {
+        if (!cutb) err_set("out of memory");
+        free(cutb);
+        free(met);
+        task_gen_tokens_free_all(tk, n);
+        return -1;
+    }
     int nmine = (int)(hi - lo);
     GenRequest *req = calloc((size_t)(nmine ? nmine : 1), sizeof *req);
     GenResult *res = calloc((size_t)(nmine ? nmine : 1), sizeof *res);
-    if (!met || !req || !res) { free(met); free(req); free(res); task_gen_tokens_free_all(tk, n); return err_set("out of memory"); }
+    if (!met || !req || !res) { free(cutb); free(met); free(req); free(res); task_gen_tokens_free_all(tk, n); return err_set("out of memory"); }
     StrBuf lines = {0};
     GenOptions g;
     gen_options_default(&g);
@@ -242,10 +282,11 @@ static int eval_gen(const Model *m, const TaskSet *ts, const TaskPrompt *p, cons
     double t0 = progress_now();
     if (nmine) rc = model_generate_batch(m, t, req, nmine, &g, width, gen_progress_done, &gp, res);
     for (int i = (int)lo; rc == 0 && i < hi; i++)
-        rc = gen_score(ts, i, req[i - lo].n_prompt, &res[i - lo], o, want_lines ? &lines : NULL, met + (size_t)i * 4, sum);
+        rc = gen_score(ts, i, req[i - lo].n_prompt, cutb[i - lo], &res[i - lo], o, want_lines ? &lines : NULL, met + (size_t)i * 4, sum);
     for (int i = 0; i < nmine; i++) gen_result_free(&res[i]);
     free(res);
     free(req);
+    free(cutb);
     sum->seconds = progress_now() - t0;
     if (rc == 0) progress_finish(&pr);
     /* an error on one rank stops the job (dist_free aborts it): no collective after it */

@@ -38,6 +38,12 @@ typedef struct {
     int gen_batch;             /* generation: sequences decoded together (0: from the model's size,
                                   gen_batch_width_default) */
     const LoraAdapter *lora;
+    /* generation across tokenizers: another model's tokenizer and context (0: none). A
+     * prompt too long for either model (its context less max_tokens) is cut in TEXT to fit
+     * both (task_prompt_cut_text: at a word start), so both models read the same text;
+     * without it a prompt is cut in this model's tokens (eval_prompt_fit). */
+    const Tokenizer *fit_tok;
+    int fit_context;
     int quiet;
 } EvalOptions;
 

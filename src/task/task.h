@@ -223,6 +223,15 @@ void task_gen_tokens_free(TaskGenTokens *t);
 void task_mc_tokens_free_all(TaskMCTokens *t, int n);
 void task_gen_tokens_free_all(TaskGenTokens *t, int n);
 
+/* A generation prompt cut in TEXT so that several models with different tokenizers read
+ * the same instance: *start = the first byte kept of prompt (0 when it fits whole), the
+ * smallest cut at which the prompt as task_gen_tokenize_text encodes it (trailing
+ * whitespace off, BOS) takes at most limits[k] tokens under every toks[k] (n of them). The
+ * cut is at the start of a word (after whitespace); when a word alone is too long, at a
+ * UTF-8 character. Token counts are taken to shrink as the cut moves right (binary search;
+ * the cut found always fits). -1 (err_set) when even the last character does not fit. */
+int task_prompt_cut_text(const char *prompt, const Tokenizer *const *toks, const int *limits, int n, size_t *start);
+
 /* Training sequences: ids = ctx + cont[choice] (MC) or prompt + target (generation); mask[i]
  * = 1 when ids[i] is an answer token (the loss goes on predicting it from position i - 1),
  * 0 for context tokens. malloc'd ids and mask of *n entries. */

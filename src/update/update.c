@@ -137,6 +137,7 @@ static int eval_one(UpdateRun *r, const char *what, const char *model, const cha
     if (u->kind == TASK_GEN) {
         e.max_tokens = gen_max_tokens(u);
         e.no_repeat_ngram = GEN_NO_REPEAT_NGRAM;
+        e.fit_with = model == u->old_model ? u->new_model : u->old_model; /* across tokenizers: one text for both */
     }
     int rc = update_eval_step(r, what, &e, sum, name);
     free(preds);

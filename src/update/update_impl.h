@@ -20,6 +20,7 @@ typedef struct {
     long limit;               /* first N instances; 0 = all */
     long max_tokens;          /* generation; 0 = eval's default */
     long no_repeat_ngram;     /* generation; 0 = off */
+    const char *fit_with;     /* generation: the other base (eval --fit-with), or NULL */
     int bf16, quiet;
 } EvalStepSpec;
 

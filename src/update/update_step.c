@@ -155,6 +155,7 @@ static void eval_spec_argv(const EvalStepSpec *e, Argv *a) {
     if (e->limit) av_num(a, "--limit", "%ld", e->limit);
     if (e->max_tokens) av_num(a, "--max-tokens", "%ld", e->max_tokens);
     if (e->no_repeat_ngram) av_num(a, "--no-repeat-ngram", "%ld", e->no_repeat_ngram);
+    av_opt(a, "--fit-with", e->fit_with);
     if (e->bf16) av_add(a, "--bf16");
     if (e->quiet) av_add(a, "--quiet");
 }

@@ -42,3 +42,19 @@ for t in range(5):
 kl = sum(pt[s] * (math.log(pt[s]) - math.log(q[s])) for s in range(3) if pt[s] > 0)
 print("mapped_kl = %.17g" % kl)
 print("mapped_kl_dz = {%s}" % ", ".join("%.17g" % ((q[s] - pt[s]) / T) for s in range(3)))
+
+# 3. span masks (compat_xtok.h "Spans"): student BOS "abc" "de" "fghi" (ids 0 1 2 3),
+# M1 BOS "abcde" "fghi" (ids 0 1 2); span A = student positions 0, 1 / M1 position 0,
+# span B = student position 2 / M1 position 1
+zs_rows = [[0.1, 2.0, 0.5, -1.0], [0.3, 0.2, 1.5, 1.7], [-0.5, 0.0, 0.4, 2.2]]; ys = [1, 2, 3]
+zt_rows = [[0.0, 1.2, 0.9], [0.2, 1.0, 0.8]]; yt = [1, 2]
+def side(rows, ys):
+    wrong = any(max(range(len(z)), key=lambda v: z[v]) != y for z, y in zip(rows, ys))
+    return wrong, sum(math.log(softmax(z, 1.0)[y]) for z, y in zip(rows, ys))
+for name, s_, t_ in (("A", side(zs_rows[0:2], ys[0:2]), side(zt_rows[0:1], yt[0:1])),
+                     ("B", side(zs_rows[2:3], ys[2:3]), side(zt_rows[1:2], yt[1:2]))):
+    print("span %s: student wrong %d ll %.17g; M1 wrong %d ll %.17g" % (name, s_[0], s_[1], t_[0], t_[1]))
+    print("  masks: student-wrong %d old-correct %d token-likelihood %d" % (s_[0], not t_[0], s_[1] < t_[1]))
+# per position (the old definition, at the aligned position only): span A
+print("per position at A: student-wrong %d token-likelihood %d" % (
+    max(range(4), key=lambda v: zs_rows[0][v]) != 1, math.log(softmax(zs_rows[0], 1.0)[1]) < math.log(softmax(zt_rows[0], 1.0)[1])))

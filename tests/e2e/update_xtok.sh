@@ -4,8 +4,9 @@
 # scratch with ANOTHER tokenizer of another size (a byte-level BPE tokenizer.json of 357
 # pieces that tests/e2e/xtok_bpe.py writes). `muscle update` runs a multiple-choice task
 # (token level with the exact piece mapping, choice level) and a generation task (token
-# level, sequence level); finetune --compat runs the ULD mapping; the report compares
-# per instance. Needs nothing from ../shared.
+# level, sequence level; prompts too long for v2's context cut in text, the same for both
+# models); finetune --compat runs the ULD mapping; the report compares per instance.
+# Needs nothing from ../shared.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/cli/lib.sh
 V1=demo/models/v1
@@ -48,6 +49,23 @@ check "generation: muscle update across tokenizers (token and sequence levels) r
 check "generation: M1's outputs are text of its own tokenizer, scored per instance" /usr/bin/python3 -c "
 import json; L=[json.loads(l) for l in open('$TMP/gen/preds/old.jsonl')]; assert len(L) == 16
 print('# M1 mean ROUGE-1 %.3f' % (sum(x['score'] for x in L)/16)); assert sum(x['score'] for x in L) > 0"
+check "generation: a prompt too long for v2's context is cut in text, the same bytes for M1 and every v2 model" /usr/bin/python3 -c "
+import json
+def cuts(n): return {x['id']: x.get('prompt_cut_bytes', 0) for x in map(json.loads, open('$TMP/gen/preds/%s.jsonl' % n))}
+c = cuts('old'); n_cut = sum(v > 0 for v in c.values())
+print('# %d of %d prompts cut in text to fit both contexts' % (n_cut, len(c))); assert n_cut > 0
+for n in ('new-s1', 'muscle-s1', 'seqkd-s1'): assert cuts(n) == c, n"
+
+# eval --fit-with: one tokenizer keeps the token cut (the same bytes as without it); another
+# tokenizer cuts in text; a missing model is named
+E=(--task "$TMP/sum.test.jsonl" --max-tokens 16 --quiet)
+$MUSCLE eval --model "$TMP/v2" "${E[@]}" --out "$TMP/e-plain.jsonl" >/dev/null 2>"$TMP/err"
+$MUSCLE eval --model "$TMP/v2" "${E[@]}" --fit-with "$TMP/v2" --out "$TMP/e-same.jsonl" >/dev/null 2>>"$TMP/err"
+$MUSCLE eval --model "$TMP/v2" "${E[@]}" --fit-with $V1 --out "$TMP/e-v1.jsonl" >/dev/null 2>>"$TMP/err"
+check "eval --fit-with a model of the same tokenizer: the same predictions, byte for byte" cmp -s "$TMP/e-plain.jsonl" "$TMP/e-same.jsonl"
+check "eval --fit-with a model of another tokenizer: the cut prompts are marked" sh -c "
+grep -q prompt_cut_bytes '$TMP/e-v1.jsonl' && ! grep -q prompt_cut_bytes '$TMP/e-plain.jsonl'"
+expect_error "eval --fit-with a missing model" "--fit-with $TMP/nope" $MUSCLE eval --model "$TMP/v2" "${E[@]}" --fit-with "$TMP/nope"
 
 # finetune --compat directly: the exact mapping's coverage and alignment are reported; ULD trains
 C=(--model "$TMP/v2" --adapter-init "$TMP/mc/adapters/new-s1" --old-model $V1 --old-adapter demo/adapters/section-v1
@@ -61,6 +79,10 @@ check "ULD mapping trains and records it" /usr/bin/python3 -c "
 import json, struct
 b = open('$TMP/c-uld/adapter_model.safetensors', 'rb').read(); n = struct.unpack('<Q', b[:8])[0]
 c = json.loads(json.loads(b[8:8 + n])['__metadata__']['muscle.compat']); assert c['vocab_map'] == 'uld', c"
+$MUSCLE finetune "${C[@]}" --compat token-likelihood --vocab-map uld --out "$TMP/c-tl" 2>"$TMP/err"
+grep -h "mask chose" "$TMP/err" | sed 's/^/# /'
+check "token-likelihood with ULD (the span log-likelihoods compared) trains" sh -c "
+grep -q 'the mask chose M1 on [0-9.]*% of' '$TMP/err' && test -s '$TMP/c-tl/adapter_model.safetensors'"
 expect_error "a token-level method without a cross-tokenizer definition is refused" "not defined across tokenizers" \
     $MUSCLE finetune "${C[@]}" --compat elodi --out "$TMP/c-x"
 MUSCLE_XTOK_MIN_COVERAGE=0.999 expect_error "a mapping below the least coverage is refused with the figure" \
