@@ -141,7 +141,8 @@ int compat_mixture_choose(CompatTrainer *ct) {
         if (!s->quiet) {
             fprintf(stderr, "muscle compat: mixture weight on %d held-out instances (M2 accuracy %.4f, %d adapter%s; tolerance %g):", n,
                     acc_m2, K, K == 1 ? "" : "s", ct->cfg.mixture_tol);
-            for (int g = 0; g < MIX_GRID_N; g++) fprintf(stderr, " a %.1f acc %.4f NFR %.4f%s", mix_grid[g], accs[g], nfrs[g], g == bi ? " (chosen)" : ";");
+            for (int g = 0; g < MIX_GRID_N; g++)
+                fprintf(stderr, "%s a %.1f acc %.4f NFR %.4f%s", g ? ";" : "", mix_grid[g], accs[g], nfrs[g], g == bi ? " (chosen)" : "");
             fprintf(stderr, "\n");
         }
     }

@@ -1540,6 +1540,130 @@ static void test_seq_config(void **state) {
     free(js);
 }
 
+
+/* ------------------------------------------------------------------------- */
+/* the methods of issue 18: ensemble and mixture teachers, instance weighting, flips   */
+/* (hand values: tests/compat/hand_values_methods.py)                                   */
+
+static double tok_new(CompatMethod m, const float *z, int y, const TeacherPos *t1, const TeacherPos *t2, float *dz) {
+    CompatConfig c = cfg_of(m);
+    float scratch[12];
+    return compat_token_loss(&c, z, 4, y, 1, 1, 0, t1, t2, 0.3, 0.7, dz, scratch, NULL);
+}
+
+static void test_new_methods_token(void **state) {
+    (void)state;
+    const float z[4] = {2, 1, 0, -1}, z1[4] = {0.5f, 2.5f, -0.5f, 0}, za[4] = {3, -0.5f, 1, -1}, zb[4] = {1, 0.5f, 2, -0.5f};
+    double acc[4] = {0}, accm[4] = {0};
+    float ze[4], zm[4], k1[4], ke[4], km[4];
+    compat_teacher_acc(za, 4, 2.0, 0.5, acc);
+    compat_teacher_acc(zb, 4, 2.0, 0.5, acc);
+    compat_teacher_logits(acc, 4, 2.0, ze);
+    compat_teacher_acc(za, 4, 2.0, 0.35, accm);
+    compat_teacher_acc(zb, 4, 2.0, 0.35, accm);
+    compat_teacher_acc(z1, 4, 2.0, 0.3, accm);
+    compat_teacher_logits(accm, 4, 2.0, zm);
+    TeacherPos t1, te, tm;
+    compat_teacher_pos(z1, 4, 2.0, 0, 4, NULL, k1, &t1);
+    struct { CompatMethod m; int y; const TeacherPos *t2; double loss; double dz[4]; } cases[] = {
+        {COMPAT_ENSEMBLE, 0, &te, 0.194977293180948, {-0.0967835332048581, 0.114585222085724, -0.027637703035529, 0.00983601415466275}},
+        {COMPAT_ENSEMBLE, 1, &te, 0.576598243008506, {0.283864395925245, -0.318750313520436, 0.0431398960977573, -0.00825397850256681}},
+        {COMPAT_MIXTURE, 1, &tm, 0.45630227917591, {0.227410845534173, -0.225415438596124, -0.00640442329554309, 0.00440901635749388}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        compat_teacher_pos(z1, 4, 2.0, cases[i].y, 4, NULL, k1, &t1);
+        compat_teacher_pos(ze, 4, 2.0, cases[i].y, 4, NULL, ke, &te);
+        compat_teacher_pos(zm, 4, 2.0, cases[i].y, 4, NULL, km, &tm);
+        float dz[4];
+        double l = tok_new(cases[i].m, z, cases[i].y, &t1, cases[i].t2, dz);
+        char what[64];
+        snprintf(what, sizeof what, "token %s y %d", compat_method_name(cases[i].m), cases[i].y);
+        expect_near(what, l, cases[i].loss, 2e-6);
+        for (int j = 0; j < 4; j++) expect_near(what, dz[j], cases[i].dz[j], 2e-6);
+        /* and the gradient against central differences of the loss itself */
+        for (int j = 0; j < 4; j++) {
+            float zp[4], zn[4], g[4];
+            memcpy(zp, z, sizeof zp);
+            memcpy(zn, z, sizeof zn);
+            zp[j] += 4e-3f;
+            zn[j] -= 4e-3f;
+            double num = (tok_new(cases[i].m, zp, cases[i].y, &t1, cases[i].t2, g) - tok_new(cases[i].m, zn, cases[i].y, &t1, cases[i].t2, g)) / 8e-3;
+            expect_near(what, num, dz[j], 2e-4);
+        }
+    }
+}
+
+static void test_new_methods_choice(void **state) {
+    (void)state;
+    const double ll[3] = {-4, -2.5, -3}, l1[3] = {-3.5, -3.2, -1}, la[3] = {-2, -2.6, -4}, lb[3] = {-3, -2, -3.5};
+    double acc[3] = {0}, accm[3] = {0}, le[3], lm[3];
+    compat_teacher_acc_d(la, 3, 2.0, 0.5, acc);
+    compat_teacher_acc_d(lb, 3, 2.0, 0.5, acc);
+    compat_teacher_logits_d(acc, 3, 2.0, le);
+    const double le_hand[3] = {-1.91948675273625, -1.75332341172036, -3.21050387950498};
+    for (int j = 0; j < 3; j++) expect_near("ensemble logits T log mean", le[j], le_hand[j], 1e-12);
+    compat_teacher_acc_d(la, 3, 2.0, 0.4, accm);
+    compat_teacher_acc_d(lb, 3, 2.0, 0.4, accm);
+    compat_teacher_acc_d(l1, 3, 2.0, 0.2, accm);
+    compat_teacher_logits_d(accm, 3, 2.0, lm);
+    struct { CompatMethod m; int label; const double *l2; double loss; int masked; double dll[3]; } cases[] = {
+        {COMPAT_ENSEMBLE, 1, le, 1.05645487319227, 0, {-0.0519477995793244, -0.391586774101221, 0.0435345736805457}},
+        {COMPAT_ENSEMBLE, 2, le, 1.30152982324649, 1, {0.00987265559590599, 0.0715976428826208, -0.481470298478527}},
+        {COMPAT_MIXTURE, 0, lm, 1.62791678496105, 0, {-0.439583708544278, 0.0210501092955471, 0.0185335992487312}},
+        {COMPAT_WEIGHTED, 2, la, 1.28511260896663, 1, {0.00827626256333093, 0.0600204155463395, -0.46829667810967}},
+        {COMPAT_WEIGHTED, 1, la, 1.11088592552195, 0, {-0.0793183578447833, -0.372130462974931, 0.0514488208197146}},
+        {COMPAT_FLIP, 2, la, 1.30152982324649, 1, {0.00987265559590599, 0.0715976428826208, -0.481470298478527}},
+        {COMPAT_FLIP, 0, la, 1.6, 0, {-0.4, 0, 0}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        CompatConfig c = cfg_of(cases[i].m);
+        c.level = COMPAT_LEVEL_CHOICE;
+        assert_int_equal(compat_config_check(&c), 0);
+        double dll[3];
+        CompatTokenOut o;
+        double l = compat_choice_loss(&c, ll, l1, cases[i].l2, 3, cases[i].label, 1, 0.4, 0.6, dll, &o);
+        char what[64];
+        snprintf(what, sizeof what, "choice %s label %d", compat_method_name(cases[i].m), cases[i].label);
+        expect_near(what, l, cases[i].loss, 1e-12);
+        assert_int_equal(o.masked, cases[i].masked);
+        for (int j = 0; j < 3; j++) expect_near(what, dll[j], cases[i].dll[j], 1e-12);
+    }
+}
+
+static void test_new_methods_seq_and_levels(void **state) {
+    (void)state;
+    CompatSeqScores lab = {1, 0.6, 0.4, 0.2, 0}, lab2 = {1, 0.3, 0.5, 0.9, 0}, tr = {0, 0, 0, 0, 1};
+    /* instance weighting: M1's ROUGE-1 F against the reference; 1 without one; mask student-wrong */
+    expect_near("weighted r1", compat_seq_weight(COMPAT_WEIGHTED, &lab), 0.6, 0);
+    expect_near("weighted transfer", compat_seq_weight(COMPAT_WEIGHTED, &tr), 1.0, 0);
+    expect_near("student-wrong unweighted", compat_seq_weight(COMPAT_STUDENT_WRONG, &lab), 1.0, 0);
+    assert_int_equal(compat_seq_mask(COMPAT_WEIGHTED, &lab), 1);  /* rs 0.2 < r1 0.6 */
+    assert_int_equal(compat_seq_mask(COMPAT_WEIGHTED, &lab2), 0); /* rs 0.9 >= r1 */
+    /* flips: M1's output better than M2's, labelled only */
+    assert_int_equal(compat_seq_mask(COMPAT_FLIP, &lab), 1);
+    assert_int_equal(compat_seq_mask(COMPAT_FLIP, &lab2), 0);
+    assert_int_equal(compat_seq_mask(COMPAT_FLIP, &tr), 0);
+    assert_int_equal(compat_seq_method_check(COMPAT_ENSEMBLE), -1);
+    /* the levels each method has, refused with the list generated from the table */
+    CompatConfig c = cfg_of(COMPAT_FLIP);
+    expect_bad(c, "has no token level");
+    c = cfg_of(COMPAT_WEIGHTED);
+    expect_bad(c, "weighted has no token level");
+    assert_non_null(strstr(err_msg(), "ensemble or mixture with --level token"));
+    c = cfg_of(COMPAT_MIXTURE);
+    c.level = COMPAT_LEVEL_SEQUENCE;
+    expect_bad(c, "has no sequence level");
+    assert_non_null(strstr(err_msg(), "weighted or flip"));
+    c = cfg_of(COMPAT_MIXTURE);
+    c.mixture_a = 1.0;
+    expect_bad(c, "mixture weight 1");
+    c.mixture_a = 0.3;
+    assert_int_equal(compat_config_check(&c), 0);
+    CompatMethod m;
+    assert_int_equal(compat_method_parse("nope", &m), -1);
+    assert_non_null(strstr(err_msg(), "elodi, ensemble, mixture, weighted or flip"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_teacher_pos),
@@ -1567,6 +1691,9 @@ int main(void) {
         cmocka_unit_test(test_seq_hand_values),
         cmocka_unit_test(test_seq_fd),
         cmocka_unit_test(test_seq_config),
+        cmocka_unit_test(test_new_methods_token),
+        cmocka_unit_test(test_new_methods_choice),
+        cmocka_unit_test(test_new_methods_seq_and_levels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
