@@ -67,13 +67,6 @@ int compat_new_choice_scores(CompatTrainer *ct, double *ll) {
     return rc;
 }
 
-static int argmax_n(const double *v, int n) {
-    int a = 0;
-    for (int i = 1; i < n; i++)
-        if (v[i] > v[a]) a = i;
-    return a;
-}
-
 /* The grid of a and the rule (docs/compat.md): among the a whose mixture keeps the held-out
  * accuracy >= M2's (the mean of the K new adapters' accuracies) - tolerance, the one with
  * the lowest NFR against M1 (ties: the smaller a); when none does, the most accurate (ties:
@@ -110,7 +103,7 @@ int compat_mixture_choose(CompatTrainer *ct) {
     if (rc == 0) {
         long right2 = 0;
         for (int k = 0; k < K; k++)
-            for (int i = 0; i < n; i++) right2 += argmax_n(l2 + N * k + (size_t)i * C, ct->mcv[i].n_choices) == ct->mcv[i].label;
+            for (int i = 0; i < n; i++) right2 += compat_argmax_row(l2 + N * k + (size_t)i * C, ct->mcv[i].n_choices) == ct->mcv[i].label;
         acc_m2 = (double)right2 / ((double)n * K);
         double p1[64], pm[64];
         for (int g = 0; g < MIX_GRID_N; g++) {
@@ -122,7 +115,7 @@ int compat_mixture_choose(CompatTrainer *ct) {
                 memset(p1, 0, sizeof p1);
                 for (int k = 0; k < K; k++) compat_teacher_acc_d(l2 + N * k + (size_t)i * C, nc, 1.0, (1.0 - a) / K, pm);
                 compat_teacher_acc_d(l1 + (size_t)i * C, nc, 1.0, a, pm);
-                int pred = argmax_n(pm, nc), r1 = argmax_n(l1 + (size_t)i * C, nc) == y;
+                int pred = compat_argmax_row(pm, nc), r1 = compat_argmax_row(l1 + (size_t)i * C, nc) == y;
                 right += pred == y;
                 nf += r1 && pred != y;
             }

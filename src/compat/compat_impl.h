@@ -131,6 +131,7 @@ struct CompatTrainer {
 /* compat_train.c */
 int compat_covered(const CompatTrainer *ct, const CEx *e, int j); /* distilled at position j */
 int compat_is_answer(const CEx *e, int j);
+int compat_argmax_row(const double *v, int n); /* the first largest */
 void compat_step_scales(const CompatConfig *c, double n_answer, double n_distill, double *ce, double *kd);
 /* Summed log-likelihoods of every choice of mc[0..n) under m + a into ll [n x max_choices]. */
 int compat_mc_scores(CompatTrainer *ct, const TaskMCTokens *mc, int n, const Model *m, const LoraAdapter *a, double *ll,

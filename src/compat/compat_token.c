@@ -31,7 +31,7 @@ static int token_cache(CompatTrainer *ct, int which, const CompatMember *mem, in
     if (!ct->tp[which] || (!exact && !ct->ids_pool[which]) || !ct->z_pool[which])
         return err_set("out of memory: the teacher cache needs %.0f MB (lower --teacher-topk or --teacher-cache-mb)",
                        (double)covered_n * k * (exact ? 4 : 8) / 1048576.0);
-    int B = 8, T = ct->max_len;
+    int B = mixed ? 2 : 8, T = ct->max_len; /* mixed: [B * T, V] doubles of distribution at once */
     RunState rs, rs1; /* rs1: a member on another base (M1 in a mixture) */
     int have1 = 0;
     if (runstate_init(&rs, m, B, T, T, RS_KEEP_NONE) != 0) return -1;
@@ -51,22 +51,13 @@ static int token_cache(CompatTrainer *ct, int which, const CompatMember *mem, in
     size_t *slot = malloc((P ? P : 1) * sizeof *slot); /* covered position -> pool slot */
     double *acc = mixed ? malloc((size_t)B * T * V * sizeof *acc) : NULL; /* [B * Tm, V] the mixed distribution */
     float *zmix = mixed ? malloc((size_t)B * T * V * sizeof *zmix) : NULL;
-    if (!tok || !slot || (mixed && (!acc || !zmix))) {
-        free(tok);
-        free(slot);
-        free(acc);
-        free(zmix);
-        runstate_free(&rs);
-        if (have1) runstate_free(&rs1);
-        return err_set("out of memory");
-    }
+    int rc = !tok || !slot || (mixed && (!acc || !zmix)) ? err_set("out of memory") : 0;
     size_t c = 0;
-    for (long e = 0; e < n; e++)
+    for (long e = 0; rc == 0 && e < n; e++)
         for (int j = 0; j + 1 < ct->ex[DATA_TRAIN][e].len; j++)
             slot[ct->pos_off[e] + j] = compat_covered(ct, &ct->ex[DATA_TRAIN][e], j) ? c++ : (size_t)-1;
     Progress pr;
     progress_init(&pr, which ? (mixed ? "teacher (new, mixed)" : "teacher M2") : "teacher M1", "examples", n, ct->s.quiet);
-    int rc = 0;
     for (long e0 = 0; rc == 0 && e0 < n; e0 += B) {
         int b = (int)(n - e0 < B ? n - e0 : B), Tm = 1;
         for (int r = 0; r < b; r++)

@@ -177,7 +177,7 @@ int compat_mc_scores(CompatTrainer *ct, const TaskMCTokens *mc, int n, const Mod
     return rc;
 }
 
-static int argmax_row(const double *v, int n) {
+int compat_argmax_row(const double *v, int n) {
     int a = 0;
     for (int i = 1; i < n; i++)
         if (v[i] > v[a]) a = i;
@@ -270,7 +270,7 @@ int compat_trainer_init(CompatTrainer **out, const CompatSetup *s, TrainData *d)
         for (long e = n_lab; rc == 0 && e < ct->n[DATA_TRAIN]; e++) {
             CEx *x = &ct->ex[DATA_TRAIN][e];
             const TaskMCTokens *t = &ct->mc[x->mc];
-            x->label = argmax_row(ct->ll1 + (size_t)x->mc * ct->max_choices, t->n_choices);
+            x->label = compat_argmax_row(ct->ll1 + (size_t)x->mc * ct->max_choices, t->n_choices);
             rc = task_mc_train_seq(t, x->label, &x->ids, &x->mask, &x->len);
         }
     }
