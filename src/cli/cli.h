@@ -30,5 +30,7 @@ int cli_parse_float(const char *opt, const char *s, double *out);
 
 /* help texts of pretrain and finetune (train_help.c) */
 extern const char *const pretrain_help, *const finetune_help;
+/* The help of pretrain (0) or finetune (1): finetune's lists the compatibility methods from their table. */
+void train_help_print(int finetune);
 
 #endif

@@ -1,6 +1,7 @@
 /* cli/cmd_train.c - `muscle pretrain` (full-parameter training) and `muscle finetune`
  * (LoRA adapters): the options into a TrainSpec, then the run (update/train_run.h). */
 #include "cli.h"
+#include "compat/compat_method.h"
 #include "core/error.h"
 #include "model/lora.h"
 #include "update/train_run.h"
@@ -64,6 +65,8 @@ static const TrainOpt train_opts[] = {
     {"teacher-topk", T_INT, F(compat.cfg.topk), 1, 1 << 24, FOR_FINE}, {"teacher-cache-mb", T_POS, F(compat.cfg.cache_mb), 0, 0, FOR_FINE},
     {"max-tokens", T_INT, F(compat.cfg.gen_max_tokens), 1, 1 << 20, FOR_FINE},
     {"no-repeat-ngram", T_INT, F(compat.cfg.gen_no_repeat_ngram), 0, 64, FOR_FINE},
+    {"ensemble-adapters", T_STR, F(compat.ensemble), 0, 0, FOR_FINE}, {"mixture-weight", T_SPECIAL, 0, 0, 0, FOR_FINE},
+    {"mixture-tol", T_NONNEG, F(compat.cfg.mixture_tol), 0, 0, FOR_FINE},
     {"vocab-map", T_SPECIAL, 0, 0, 0, FOR_FINE},
 };
 #undef F
@@ -115,6 +118,10 @@ static int parse_special(TrainSpec *s, const char *name, const char *v, const ch
     } else if (!strcmp(name, "vocab-map")) {
         if (strcmp(v, "exact") && strcmp(v, "uld")) return cli_usage_fail(cmd, "--vocab-map '%s': expected exact or uld", v);
         s->compat.cfg.vocab_map = !strcmp(v, "uld");
+    } else if (!strcmp(name, "mixture-weight")) {
+        if (parse_pos("--mixture-weight", v, &s->compat.cfg.mixture_a, 0)) return 2;
+        if (!(s->compat.cfg.mixture_a > 0 && s->compat.cfg.mixture_a < 1))
+            return cli_usage_fail(cmd, "--mixture-weight '%s': expected a number in (0, 1)", v);
     } else if (!strcmp(name, "ce-weight")) {
         if (parse_pos("--ce-weight", v, &s->compat.cfg.ce_weight, 1)) return 2;
         if (s->compat.cfg.ce_weight > 1) return cli_usage_fail(cmd, "--ce-weight '%s': expected a number in 0..1", v);
@@ -140,7 +147,7 @@ static int parse_one(TrainSpec *s, const TrainOpt *o, const char *v, const char 
         else *(uint64_t *)at = (uint64_t)lv;
         return 0;
     case T_SPECIAL: return parse_special(s, o->name, v, cmd);
-    case T_HELP: return fputs(s->kind == TRAIN_RUN_FINETUNE ? finetune_help : pretrain_help, stdout), -1;
+    case T_HELP: return train_help_print(s->kind == TRAIN_RUN_FINETUNE), -1;
     }
     return 0;
 }
@@ -158,6 +165,9 @@ static int check_spec(TrainSpec *s, const unsigned char *seen, const char *cmd) 
     }
     if (s->adapter.init && (SEEN("rank") || SEEN("alpha") || SEEN("targets") || s->adapter.rslora))
         return cli_usage_fail(cmd, "--adapter-init brings its own rank, alpha and targets: drop --rank, --alpha, --targets and --rslora");
+    if ((SEEN("ensemble-adapters") || SEEN("mixture-weight") || SEEN("mixture-tol")) &&
+        !(s->compat.on && (compat_method_def(s->compat.cfg.method)->teachers & (COMPAT_TEACH_ENSEMBLE | COMPAT_TEACH_MIXTURE))))
+        return cli_usage_fail(cmd, "--ensemble-adapters, --mixture-weight and --mixture-tol go with --compat ensemble or mixture");
     if ((SEEN("max-tokens") || SEEN("no-repeat-ngram")) && !s->compat.on)
         return cli_usage_fail(cmd, "--old-model, --old-adapter, --transfer, --max-tokens and --no-repeat-ngram go with --compat");
     if ((SEEN("max-tokens") || SEEN("no-repeat-ngram")) && s->compat.cfg.level != COMPAT_LEVEL_SEQUENCE)

@@ -22,17 +22,14 @@ static const char *update_help =
     "  --task-val VAL        held-out set for keeping the best epoch (default: 20% of TRAIN)\n"
     "  --new-adapter A2      the new task adapter of seed 1, already trained\n"
     "  --methods LIST        comma-separated (default: muscle,choice for multiple choice,\n"
-    "                        muscle for generation); each a preset or NAME=FINETUNE-ARGS:\n"
-    "                          muscle            --compat student-wrong (the paper's)\n"
-    "                          muscle-answer     the same on answer tokens only\n"
-    "                          choice            student-wrong over the choices, + 50% CE\n"
-    "                          seqkd             generation: student-wrong over M1's greedy\n"
-    "                                            outputs (--level sequence), + 0.5 x CE\n"
-    "                          old-correct, distill (mask none), token-likelihood,\n"
-    "                          sequence-likelihood, focal, elodi, focal-choice, elodi-choice\n"
-    "                          ce                more cross-entropy training only (a control)\n"
+    "                        muscle for generation); each a preset, all (every preset for\n"
+    "                        the task's kind) or NAME=FINETUNE-ARGS; the presets:\n";
+
+/* after the presets' lines (update_presets_help, generated from the presets' table) */
+static const char *update_help_tail =
     "  --seeds K             adapters and compatibility adapters for seeds 1..K (default 1);\n"
-    "                        K >= 2 also gives the noise floor (NFR between two M2 seeds)\n"
+    "                        K >= 2 also gives the noise floor (NFR between two M2 seeds);\n"
+    "                        the ensemble and mixture presets' teacher is the K new adapters\n"
     "  --transfer FILE       unlabelled task inputs for the distillation terms\n"
     "training (every adapter): --epochs E (default 3), --lr X (default 1e-3), --batch B\n"
     "  (default 8), --grad-accum G (default 1), --seq-len T, --rank R (default 8), --bf16\n"
@@ -80,7 +77,14 @@ static int parse_one(UpdateSpec *u, const UpdateOpt *o, const char *v, const cha
     switch (o->type) {
     case U_STR: *(const char **)((char *)u + o->off) = v; return 0;
     case U_FLAG: *(int *)((char *)u + o->off) = 1; return 0;
-    case U_HELP: fputs(update_help, stdout); return -1;
+    case U_HELP: {
+        char *ph = update_presets_help();
+        fputs(update_help, stdout);
+        fputs(ph ? ph : "", stdout);
+        fputs(update_help_tail, stdout);
+        free(ph);
+        return -1;
+    }
     case U_METHODS: *methods = v; return 0;
     case U_SEEDS: if (cli_parse_int(flag, v, o->lo, o->hi, &lv)) return 2; u->seeds = lv; return 0;
     case U_NUM:

@@ -1,5 +1,8 @@
 /* cli/train_help.c - the help texts of `muscle pretrain` and `muscle finetune` (cmd_train.c). */
 #include "cli.h"
+#include "compat/compat_method.h"
+
+#include <stdio.h>
 
 const char *const pretrain_help =
     "usage: muscle pretrain --data FILE --out DIR (--model M | --config CONFIG.json |\n"
@@ -65,9 +68,10 @@ const char *const finetune_help =
     "  --format NAME, --prompt T, --answer T, --prompt-file F, --skip-bad: as for muscle eval\n"
     "compatibility training (--compat; docs/compat.md): the adapter of --adapter-init A2 on\n"
     "M is the new task model M2 and the student's start; M1 = --old-model + --old-adapter:\n"
-    "  --compat METHOD       student-wrong (the paper's best), old-correct, none (plain\n"
-    "                        distillation from M1), token-likelihood, sequence-likelihood,\n"
-    "                        or the baselines focal and elodi\n"
+    "  --compat METHOD       one of (its levels: t token, c choice, s sequence):\n";
+
+/* after the methods' lines (compat_methods_help, generated from the methods' table) */
+static const char *const finetune_help_tail =
     "  --old-model M1, --old-adapter A1   the old task model (its own tokenizer when one is beside it)\n"
     "  --vocab-map exact|uld  token level when M1's tokenizer differs: pieces with the same bytes\n"
     "                       (default) or Universal Logit Distillation (docs/compat.md)\n"
@@ -81,6 +85,10 @@ const char *const finetune_help =
     "  --temperature T       of the distilled distributions (default 2)\n"
     "  --ce-weight W         MUSCLE masks: (1-W) * distillation + W * cross-entropy (default 0)\n"
     "  --kd-weight L         focal, elodi: cross-entropy + L * their term (default 1)\n"
+    "  --ensemble-adapters LIST   ensemble, mixture: the K new adapters (comma-separated) whose\n"
+    "                        mean distribution is the new teacher (default: --adapter-init alone)\n"
+    "  --mixture-weight A    mixture: (1-A) mean(K new) + A M1, A in (0, 1) (default: chosen on the\n"
+    "                        held-out split, multiple choice; --mixture-tol X, default 0.005)\n"
     "  --focal-alpha A, --focal-beta B    default 1, 5\n"
     "  --elodi-margin X, --elodi-p P      default 0.5 (nats), 2\n"
     "  --transfer FILE       unlabelled task inputs: distillation terms only\n"
@@ -103,3 +111,13 @@ const char *const finetune_help =
     "  --eval-every N, --val-max N, --save-every N, --resume, --recompute, --quiet:\n"
     "                        as for muscle pretrain\n"
     "SIGINT/SIGTERM: the current step finishes, a checkpoint is saved, exit 130/143.\n";
+
+void train_help_print(int finetune) {
+    if (!finetune) {
+        fputs(pretrain_help, stdout);
+        return;
+    }
+    fputs(finetune_help, stdout);
+    fputs(compat_methods_help(), stdout);
+    fputs(finetune_help_tail, stdout);
+}

@@ -3,12 +3,15 @@
  * with plain rows (a row per choice) for the examples whose packed row does not fit. */
 #include "eval/mc.h"
 #include "compat_impl.h"
+#include "compat_method.h"
 #include "core/cpu.h"
 #include "core/error.h"
 #include "kernel/vmath.h"
 #include "model/backward.h"
 #include "model/forward.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Choice level. A packed row (model_forward_train_packed) holds one example: its
@@ -145,7 +148,7 @@ static int choice_pass(CompatTrainer *ct, Trainer *t, const long *exs, int b, in
 /* Choice level: per micro-batch, the examples whose packed row fits go through one
  * packed pass (a row each), the others (if any) through one pass of plain rows (a row
  * per choice). The loss is a sum over examples: the split does not change it. */
-int compat_choice_step(CompatTrainer *ct, Trainer *t, const long *ex, int n, double *loss) {
+static int choice_step(CompatTrainer *ct, Trainer *t, const long *ex, int n, double *loss) {
     const CEx *E = ct->ex[DATA_TRAIN];
     double Na = 0;
     for (int i = 0; i < n; i++)
@@ -174,3 +177,69 @@ int compat_choice_step(CompatTrainer *ct, Trainer *t, const long *ex, int n, dou
     *loss = total;
     return 0;
 }
+
+/* Before the first step: the new-side teacher's choice scores (M1's are computed for
+ * every level that reads them: compat_train.c). */
+static int choice_teachers(CompatTrainer *ct) {
+    if (!compat_needs_new_teacher(&ct->cfg)) return 0;
+    return compat_new_choice_scores(ct, ct->ll2);
+}
+
+/* The student's run state for the choice level: one packed row per example. A packed row
+ * may be longer than T (its positions are not): its chunk is the longest packed row when
+ * that run state takes no more memory than the old one of plain rows (a row per choice,
+ * B x choices rows of T); else the chunk is T and the examples whose packed row is longer
+ * go as plain rows. */
+static int choice_attach(CompatTrainer *ct, Trainer *t) {
+    int B = t->opt.batch, T = t->data->seq_len;
+    int rows = B * ct->max_choices;
+    ct->unpacked = ct->s.choice_rows_plain;
+    long cap = ct->s.pack_max; /* test knob: the longest packed row allowed */
+    int keep = t->opt.recompute ? RS_KEEP_INPUTS : RS_KEEP_ALL, longest = 1;
+    for (long i = 0; i < ct->n[DATA_TRAIN]; i++)
+        if (ct->ex[DATA_TRAIN][i].mc >= 0 && compat_choice_packed_len(&ct->mc[ct->ex[DATA_TRAIN][i].mc]) > longest)
+            longest = compat_choice_packed_len(&ct->mc[ct->ex[DATA_TRAIN][i].mc]);
+    int chunk = T, prows = rows;
+    if (!ct->unpacked) {
+        if (longest <= T) prows = B;
+        else if ((cap <= 0 || longest <= cap) &&
+                 runstate_bytes(ct->s.model, B, longest, longest, keep) <= runstate_bytes(ct->s.model, rows, T, T, keep)) {
+            prows = B;
+            chunk = longest;
+        }
+    }
+    long too_long = 0;
+    for (long i = 0; i < ct->n[DATA_TRAIN]; i++)
+        if (ct->ex[DATA_TRAIN][i].mc >= 0 && compat_choice_packed_len(&ct->mc[ct->ex[DATA_TRAIN][i].mc]) > chunk) too_long++;
+    if (too_long && !ct->unpacked && !ct->s.quiet)
+        fprintf(stderr, "compat: %ld of %ld examples do not fit a packed row of %d tokens: their choices go as separate rows\n",
+                too_long, ct->n[DATA_TRAIN], chunk);
+    ct->row_cap = rows;
+    ct->row_at = malloc((size_t)3 * rows * sizeof(int));
+    ct->pk_pos = malloc((size_t)B * chunk * sizeof(int));
+    ct->pk_seg = malloc((size_t)B * chunk * sizeof(int));
+    ct->mb_ex = malloc((size_t)2 * B * sizeof(long));
+    if ((size_t)B * chunk > (size_t)rows * T) { /* the tokens of the packed rows */
+        free(ct->rows_tok);
+        ct->rows_tok = calloc((size_t)B * chunk, sizeof *ct->rows_tok);
+    }
+    if (!ct->row_at || !ct->pk_pos || !ct->pk_seg || !ct->mb_ex || !ct->rows_tok) return err_set("out of memory");
+    if (runstate_init(&ct->cs, ct->s.model, prows, chunk, chunk, keep) != 0) return -1;
+    ct->have_cs = 1;
+    if (runstate_set_lora(&ct->cs, t->lora) != 0) return -1;
+
+    return 0;
+}
+
+static void choice_free(CompatTrainer *ct) {
+    if (ct->have_cs) runstate_free(&ct->cs);
+    ct->have_cs = 0;
+    free(ct->row_at);
+    free(ct->pk_pos);
+    free(ct->pk_seg);
+    free(ct->mb_ex);
+    ct->row_at = ct->pk_pos = ct->pk_seg = NULL;
+    ct->mb_ex = NULL;
+}
+
+const CompatLevelOps compat_level_choice = {COMPAT_LEVEL_CHOICE, choice_teachers, choice_attach, choice_step, choice_free};

@@ -47,8 +47,30 @@ typedef enum {
     COMPAT_POS_STUDENT_RIGHT = 1 << 3, /* an answer token the student's argmax got right */
 } CompatPosFlag;
 
+/* A level of compatibility training (token: compat_token.c, choice: compat_choice.c,
+ * sequence: compat_seq.c): what it computes of the teachers before the first step, what
+ * it sets up when attached to the trainer (beyond the rows every level has; NULL: nothing),
+ * its step (the trainer's step hook) and what it frees. */
+typedef struct {
+    CompatLevel level;
+    int (*teachers)(CompatTrainer *ct);
+    int (*attach)(CompatTrainer *ct, Trainer *t);
+    int (*step)(CompatTrainer *ct, Trainer *t, const long *ex, int n, double *loss);
+    void (*free)(CompatTrainer *ct);
+} CompatLevelOps;
+extern const CompatLevelOps compat_level_token, compat_level_choice, compat_level_seq;
+
+/* One member of a teacher: a model + adapter, weighted in a mixed distribution. */
+typedef struct {
+    const Model *model;
+    const LoraAdapter *adapter;
+    double w;
+    const char *who;
+} CompatMember;
+
 struct CompatTrainer {
     CompatConfig cfg;
+    const CompatLevelOps *lv;
     CompatSetup s;
     TaskKind kind;
     int V;
@@ -100,13 +122,33 @@ struct CompatTrainer {
     size_t span_cap;
     double cover_sum;          /* exact mapping: sum over aligned positions of the mass covered */
     long cover_n;
+    /* mixture teacher: the a in use (given, or chosen on the validation split) and, for the
+     * choice, the held-out multiple-choice instances */
+    double mix_a;
+    TaskMCTokens *mcv;
+    int n_mcv;
     CompatStats st;
 };
 
 /* compat_train.c */
 int compat_covered(const CompatTrainer *ct, const CEx *e, int j); /* distilled at position j */
 int compat_is_answer(const CEx *e, int j);
+int compat_argmax_row(const double *v, int n); /* the first largest */
 void compat_step_scales(const CompatConfig *c, double n_answer, double n_distill, double *ce, double *kd);
+/* Summed log-likelihoods of every choice of mc[0..n) under m + a into ll [n x max_choices]. */
+int compat_mc_scores(CompatTrainer *ct, const TaskMCTokens *mc, int n, const Model *m, const LoraAdapter *a, double *ll,
+                     const char *who);
+
+/* compat_ensemble.c: the new-side teacher (M2, the ensemble of K, or the mixture) */
+int compat_needs_new_teacher(const CompatConfig *c);
+/* The members of the new-side teacher (malloc'd): M2; the K new adapters, 1/K each; or
+ * those at (1 - a)/K and M1 at a. */
+int compat_new_members(const CompatTrainer *ct, CompatMember **mem, int *n);
+/* Choice level: the new-side teacher's scores into ll [n_mc x max_choices] (as logits
+ * T log p for an ensemble or mixture). */
+int compat_new_choice_scores(CompatTrainer *ct, double *ll);
+/* Mixture: ct->mix_a, given or chosen on the held-out split (compat_loss.h: mixture_a). */
+int compat_mixture_choose(CompatTrainer *ct);
 
 /* compat_xtok_train.c: across tokenizers */
 int compat_xtok_rows(CompatTrainer *ct);
@@ -117,13 +159,7 @@ int compat_xtok_step_masks(CompatTrainer *ct, const long *ex, int b, int Tm, con
 double compat_xtok_step_pos(const CompatTrainer *ct, int q, const TeacherPos *t1, const TeacherPos *t2, const float *z, int y,
                             int ans, int dist, double ce_s, double kd_s, float *dz, float *scratch, CompatTokenOut *o);
 
-/* compat_seq.c: the sequence level */
-int compat_seq_teachers(CompatTrainer *ct);
-char *compat_seq_masks_path(const Trainer *t);
-int compat_seq_step(CompatTrainer *ct, Trainer *t, const long *ex, int n, double *loss);
-
 /* compat_choice.c: the choice level */
 int compat_choice_packed_len(const TaskMCTokens *tk);
-int compat_choice_step(CompatTrainer *ct, Trainer *t, const long *ex, int n, double *loss);
 
 #endif

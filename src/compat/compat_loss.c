@@ -1,5 +1,6 @@
 /* compat/compat_loss.c - token- and choice-level compatibility losses (compat_loss.h). */
 #include "compat_loss.h"
+#include "compat_method.h"
 #include "core/error.h"
 #include "kernel/vmath.h"
 
@@ -10,9 +11,6 @@
 
 /* ------------------------------------------------------------------------- */
 /* settings                                                                   */
-
-static const char *const method_names[COMPAT_N_METHODS] = {
-    "student-wrong", "old-correct", "none", "token-likelihood", "sequence-likelihood", "focal", "elodi"};
 
 void compat_config_default(CompatConfig *c) {
     memset(c, 0, sizeof *c);
@@ -29,17 +27,8 @@ void compat_config_default(CompatConfig *c) {
     c->cache_mb = 1024.0;
     c->gen_max_tokens = 128;
     c->gen_no_repeat_ngram = 0;
-}
-
-const char *compat_method_name(CompatMethod m) { return m >= 0 && m < COMPAT_N_METHODS ? method_names[m] : "?"; }
-
-int compat_method_parse(const char *s, CompatMethod *m) {
-    for (int i = 0; i < COMPAT_N_METHODS; i++)
-        if (strcmp(s, method_names[i]) == 0) {
-            *m = (CompatMethod)i;
-            return 0;
-        }
-    return err_set("'%s': expected student-wrong, old-correct, none, token-likelihood, sequence-likelihood, focal or elodi", s);
+    c->mixture_a = -1.0;
+    c->mixture_tol = 0.005;
 }
 
 const char *compat_level_name(CompatLevel l) {
@@ -65,8 +54,15 @@ int compat_config_check(const CompatConfig *c) {
     if (c->elodi_p != 1 && c->elodi_p != 2) return err_set("compat: elodi p %d: expected 1 or 2", c->elodi_p);
     if (c->topk < 0) return err_set("compat: teacher top-k %d: expected >= 0 (0 = automatic)", c->topk);
     if (!(c->cache_mb > 0)) return err_set("compat: teacher cache %g MB: expected a number > 0", c->cache_mb);
+    if (c->level < COMPAT_LEVEL_TOKEN || c->level > COMPAT_LEVEL_SEQUENCE) return err_set("compat: unknown level %d", (int)c->level);
+    if (c->level == COMPAT_LEVEL_SEQUENCE && compat_seq_method_check(c->method) != 0) return -1;
+    if (!compat_method_has_level(c->method, c->level))
+        return err_set("compat: --compat %s has no %s level: use %s with --level %s", compat_method_name(c->method),
+                       compat_level_name(c->level), compat_methods_list(COMPAT_LEVEL_BIT(c->level), 0), compat_level_name(c->level));
+    if (c->method == COMPAT_MIXTURE && !(c->mixture_a < 0 || (c->mixture_a > 0 && c->mixture_a < 1)))
+        return err_set("compat: mixture weight %g: expected a number in (0, 1), or none to choose it on the validation split", c->mixture_a);
+    if (!(c->mixture_tol >= 0 && c->mixture_tol <= 1)) return err_set("compat: mixture tolerance %g: expected a number in 0..1", c->mixture_tol);
     if (c->level == COMPAT_LEVEL_SEQUENCE) {
-        if (compat_seq_method_check(c->method) != 0) return -1;
         if (c->answer_only) return err_set("compat: --distill-tokens answer goes with the token level (the sequence level trains on M1's output tokens)");
         if (c->gen_max_tokens < 1) return err_set("compat: max tokens %d: expected >= 1", c->gen_max_tokens);
         if (c->gen_no_repeat_ngram < 0) return err_set("compat: no-repeat n-gram %d: expected >= 0", c->gen_no_repeat_ngram);
@@ -87,6 +83,12 @@ char *compat_config_json(const CompatConfig *c) {
     if (c->level == COMPAT_LEVEL_SEQUENCE) { /* the decoding of the outputs (only here: other levels keep their JSON) */
         int m = snprintf(buf + n - 1, sizeof buf - (size_t)n + 1, ",\"max_tokens\":%d,\"no_repeat_ngram\":%d}", c->gen_max_tokens,
                          c->gen_no_repeat_ngram);
+        if (m < 0 || (size_t)(n - 1 + m) >= sizeof buf) return NULL;
+        n += m - 1;
+    }
+    if (c->method == COMPAT_MIXTURE) { /* only for the mixture: other methods keep their JSON */
+        int m = snprintf(buf + n - 1, sizeof buf - (size_t)n + 1, ",\"mixture_a\":%.17g,\"mixture_tol\":%.17g}", c->mixture_a,
+                         c->mixture_tol);
         if (m < 0 || (size_t)(n - 1 + m) >= sizeof buf) return NULL;
         n += m - 1;
     }
@@ -134,6 +136,31 @@ void compat_teacher_pos(const float *z, int V, double T, int y, int k, int *ids_
     tp->k = n;
     tp->ids = ids_out;
     tp->z = z_out;
+}
+
+/* ------------------------------------------------------------------------- */
+/* ensemble and mixture teachers                                              */
+
+void compat_teacher_acc(const float *z, int V, double T, double w, double *acc) {
+    double mx = z[0], s = 0.0;
+    for (int j = 1; j < V; j++) mx = z[j] > mx ? z[j] : mx;
+    for (int j = 0; j < V; j++) s += exp(((double)z[j] - mx) / T);
+    for (int j = 0; j < V; j++) acc[j] += w * exp(((double)z[j] - mx) / T) / s;
+}
+
+void compat_teacher_acc_d(const double *z, int V, double T, double w, double *acc) {
+    double mx = z[0], s = 0.0;
+    for (int j = 1; j < V; j++) mx = z[j] > mx ? z[j] : mx;
+    for (int j = 0; j < V; j++) s += exp((z[j] - mx) / T);
+    for (int j = 0; j < V; j++) acc[j] += w * exp((z[j] - mx) / T) / s;
+}
+
+void compat_teacher_logits(const double *acc, int V, double T, float *out) {
+    for (int j = 0; j < V; j++) out[j] = (float)(T * log(acc[j] > 1e-300 ? acc[j] : 1e-300));
+}
+
+void compat_teacher_logits_d(const double *acc, int V, double T, double *out) {
+    for (int j = 0; j < V; j++) out[j] = T * log(acc[j] > 1e-300 ? acc[j] : 1e-300);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -228,13 +255,8 @@ double compat_token_loss(const CompatConfig *c, const float *z, int V, int y, in
     double c1 = 0.0, c2 = 0.0, qr1 = 1, r1 = 0, qr2 = 1, r2 = 0, gsum = 0.0, cel = 0.0;
     int use1 = 0, use2 = 0, use_elodi = 0;
     if (distill) {
-        if (c->method == COMPAT_FOCAL) {
-            o.masked = t1->argmax == y;
-            double w = c->focal_alpha + c->focal_beta * o.masked;
-            o.kd = w * kl_teacher(t1, z, V, mx, lsT, qT, invT, &qr1, &r1);
-            c1 = kd_scale * w;
-            use1 = 1;
-        } else if (c->method == COMPAT_ELODI) {
+        const CompatMethodDef *def = compat_method_def(c->method);
+        if (def->kd == COMPAT_KD_LOGIT_DIFF) {
             /* D_j = log q1_j - log p1_j over the kept classes */
             double kd = 0.0;
             for (int j = 0; j < t1->k; j++) {
@@ -252,22 +274,17 @@ double compat_token_loss(const CompatConfig *c, const float *z, int V, int y, in
             cel = kd_scale;
             use_elodi = 1;
         } else {
-            int m;
-            switch (c->method) {
-            case COMPAT_STUDENT_WRONG: m = am != y; break;
-            case COMPAT_OLD_CORRECT: m = t1->argmax == y; break;
-            case COMPAT_NONE: m = 1; break;
-            case COMPAT_TOKEN_LIKELIHOOD: m = logq1_y < (double)t1->logp_y; break;
-            default: m = seq_flag != 0; break;
-            }
-            o.masked = m;
-            if (m) {
-                o.kd = kl_teacher(t1, z, V, mx, lsT, qT, invT, &qr1, &r1);
-                c1 = kd_scale;
+            CompatPickIn in = {y, am, t1 ? t1->argmax : -1, t2 ? t2->argmax : -1, logq1_y, t1 ? (double)t1->logp_y : 0.0,
+                               t1 ? exp((double)t1->logp_y) : 0.0, seq_flag};
+            CompatPick pk = def->pick(c, &in);
+            o.masked = pk.masked;
+            if (pk.teacher == 1) {
+                o.kd = pk.w * kl_teacher(t1, z, V, mx, lsT, qT, invT, &qr1, &r1);
+                c1 = kd_scale * pk.w;
                 use1 = 1;
-            } else {
-                o.kd = kl_teacher(t2, z, V, mx, lsT, qT, invT, &qr2, &r2);
-                c2 = kd_scale;
+            } else if (pk.teacher == 2) {
+                o.kd = pk.w * kl_teacher(t2, z, V, mx, lsT, qT, invT, &qr2, &r2);
+                c2 = kd_scale * pk.w;
                 use2 = 1;
             }
         }
@@ -320,9 +337,8 @@ double compat_choice_loss(const CompatConfig *c, const double *ll, const double 
     int am = argmax_d(ll, n), am1 = argmax_d(ll1, n);
     o.student_correct = am == label;
     log_softmax_d(ll, n, T, lq);
-    const double *teacher = NULL;
-    double w = 1.0;
-    if (c->method == COMPAT_ELODI) {
+    const CompatMethodDef *def = compat_method_def(c->method);
+    if (def->kd == COMPAT_KD_LOGIT_DIFF) {
         log_softmax_d(ll, n, 1.0, lq1);
         log_softmax_d(ll1, n, 1.0, lp1);
         double kd = 0.0, gsum = 0.0, gv[MAXC];
@@ -338,29 +354,23 @@ double compat_choice_loss(const CompatConfig *c, const double *ll, const double 
         o.kd = kd / n;
         for (int i = 0; i < n; i++) dll[i] += kd_scale * (gv[i] - exp(lq1[i]) * gsum);
     } else {
-        if (c->method == COMPAT_FOCAL) {
-            o.masked = am1 == label;
-            w = c->focal_alpha + c->focal_beta * o.masked;
-            teacher = ll1;
-        } else {
-            int m;
-            switch (c->method) {
-            case COMPAT_STUDENT_WRONG: m = am != label; break;
-            case COMPAT_OLD_CORRECT: m = am1 == label; break;
-            case COMPAT_NONE: m = 1; break;
-            default: m = ll[label] < ll1[label]; break; /* token- and sequence-likelihood */
+        log_softmax_d(ll1, n, 1.0, lp1);
+        CompatPickIn in = {label, am, am1, ll2 ? argmax_d(ll2, n) : -1, ll[label], ll1[label], exp(lp1[label]),
+                           ll[label] < ll1[label]};
+        CompatPick pk = def->pick(c, &in);
+        o.masked = pk.masked;
+        const double *teacher = pk.teacher == 1 ? ll1 : pk.teacher == 2 ? ll2 : NULL;
+        double w = pk.w;
+        if (teacher) {
+            log_softmax_d(teacher, n, T, lp);
+            double kl = 0.0;
+            for (int i = 0; i < n; i++) {
+                double p = exp(lp[i]);
+                kl += p * (lp[i] - lq[i]);
+                dll[i] += kd_scale * w * (exp(lq[i]) - p) / T;
             }
-            o.masked = m;
-            teacher = m ? ll1 : ll2;
+            o.kd = w * kl;
         }
-        log_softmax_d(teacher, n, T, lp);
-        double kl = 0.0;
-        for (int i = 0; i < n; i++) {
-            double p = exp(lp[i]);
-            kl += p * (lp[i] - lq[i]);
-            dll[i] += kd_scale * w * (exp(lq[i]) - p) / T;
-        }
-        o.kd = w * kl;
     }
     if (with_ce) {
         o.ce = -ll[label];
@@ -374,18 +384,19 @@ double compat_choice_loss(const CompatConfig *c, const double *ll, const double 
 /* sequence level                                                             */
 
 int compat_seq_method_check(CompatMethod m) {
-    if (m == COMPAT_STUDENT_WRONG || m == COMPAT_OLD_CORRECT || m == COMPAT_NONE) return 0;
-    return err_set("compat: --compat %s has no sequence level: use student-wrong, old-correct or none with --level sequence",
-                   compat_method_name(m));
+    if (compat_method_has_level(m, COMPAT_LEVEL_SEQUENCE)) return 0;
+    return err_set("compat: --compat %s has no sequence level: use %s with --level sequence", compat_method_name(m),
+                   compat_methods_list(COMPAT_LEVEL_BIT(COMPAT_LEVEL_SEQUENCE), 0));
 }
 
 int compat_seq_mask(CompatMethod m, const CompatSeqScores *s) {
-    switch (m) {
-    case COMPAT_NONE: return 1;
-    case COMPAT_OLD_CORRECT: return s->labelled ? (s->r1 >= s->r2 && s->r1 > 0) : 1;
-    case COMPAT_STUDENT_WRONG: return s->labelled ? s->rs < s->r1 : !s->student_same;
-    default: return compat_seq_method_check(m);
-    }
+    if (compat_seq_method_check(m) != 0) return -1;
+    return compat_method_def(m)->seq_mask(s);
+}
+
+double compat_seq_weight(CompatMethod m, const CompatSeqScores *s) {
+    const CompatMethodDef *d = compat_method_def(m);
+    return d && d->seq_weight ? d->seq_weight(s) : 1.0;
 }
 
 void compat_seq_scales(const CompatConfig *c, double n_ref, double n_m1, double *ce, double *kd) {

@@ -42,6 +42,10 @@ typedef enum {
     COMPAT_SEQ_LIKELIHOOD,
     COMPAT_FOCAL,             /* baseline: focal distillation */
     COMPAT_ELODI,             /* baseline: logit-difference inhibition */
+    COMPAT_ENSEMBLE,          /* student-wrong, the new teacher the mean of K new adapters */
+    COMPAT_MIXTURE,           /* the mixture (1 - a) mean(K new) + a M1 distilled */
+    COMPAT_WEIGHTED,          /* student-wrong, M1's term weighted by M1's confidence */
+    COMPAT_FLIP,              /* M1's term only where M2 is wrong and M1 right */
     COMPAT_N_METHODS
 } CompatMethod;
 
@@ -65,11 +69,14 @@ typedef struct {
     int gen_no_repeat_ngram; /* default 0 */
     /* token level across tokenizers (compat_xtok.h): 0 exact mapping of pieces, 1 ULD */
     int vocab_map;
+    /* mixture teacher: a in (1 - a) mean(K new) + a M1; < 0: chosen on the validation split
+     * (multiple choice; compat_mixture_choose) with the accuracy tolerance mixture_tol */
+    double mixture_a;    /* default -1 (chosen) */
+    double mixture_tol;  /* default 0.005 */
 } CompatConfig;
 
 void compat_config_default(CompatConfig *c);
-/* "student-wrong", "old-correct", "none", "token-likelihood", "sequence-likelihood",
- * "focal", "elodi". */
+/* The method's name (compat_method.h: the table); "?" for an unknown value. */
 const char *compat_method_name(CompatMethod m);
 int compat_method_parse(const char *s, CompatMethod *m); /* -1 with err_set otherwise */
 const char *compat_level_name(CompatLevel l);
@@ -109,6 +116,16 @@ double compat_token_loss(const CompatConfig *c, const float *z, int V, int y, in
                          int seq_flag, const TeacherPos *t1, const TeacherPos *t2, double ce_scale, double kd_scale,
                          float *dz, float *scratch, CompatTokenOut *out);
 
+/* Ensemble and mixture teachers (compat_method.h), a distribution over V classes built as
+ *   acc = sum_k w_k softmax(z_k / T)   (compat_teacher_acc, once per teacher, acc zeroed first)
+ *   out = T log acc                    (compat_teacher_logits: softmax(out / T) = acc)
+ * with w_k = (1 - a) / K for the K new adapters and a for M1 (a = 0: the ensemble). A
+ * class of probability 0 gets T log 1e-300. */
+void compat_teacher_acc(const float *z, int V, double T, double w, double *acc);
+void compat_teacher_acc_d(const double *z, int V, double T, double w, double *acc);
+void compat_teacher_logits(const double *acc, int V, double T, float *out);
+void compat_teacher_logits_d(const double *acc, int V, double T, double *out);
+
 /* log q1(y) = z_y - logsumexp(z) (for the sequence-likelihood mask). */
 double compat_logprob(const float *z, int V, int y);
 
@@ -138,6 +155,8 @@ typedef struct {
     int student_same; /* transfer instances: the student's output text equals M1's */
 } CompatSeqScores;
 int compat_seq_mask(CompatMethod m, const CompatSeqScores *s);
+/* The weight of M1's row of one instance (compat_method.h: the method's seq_weight; 1 without one). */
+double compat_seq_weight(CompatMethod m, const CompatSeqScores *s);
 /* Checks that the method has a sequence level (-1 with a message naming the others). */
 int compat_seq_method_check(CompatMethod m);
 

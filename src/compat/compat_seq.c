@@ -2,6 +2,7 @@
  * of the teachers and of the student, their masks (kept in the run folder for a resumed
  * run), and the step on the reference rows and M1's output rows. */
 #include "compat_impl.h"
+#include "compat_method.h"
 #include "core/cpu.h"
 #include "core/error.h"
 #include "core/file.h"
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------------------- */
 /* sequence level: greedy outputs of the teachers and of the student          */
@@ -86,7 +88,7 @@ static int seq_m1_row(CompatTrainer *ct, CEx *e, const char *prompt_text, const 
 
 /* Before the first step: M1's and M2's outputs of every training and transfer instance,
  * their scores, M1's rows, and the first epoch's mask (the student starts as M2). */
-int compat_seq_teachers(CompatTrainer *ct) {
+static int seq_teachers(CompatTrainer *ct) {
     long n = ct->n[DATA_TRAIN];
     size_t nn = (size_t)(n ? n : 1);
     ct->r1 = calloc(nn, sizeof *ct->r1);
@@ -170,11 +172,11 @@ int compat_seq_teachers(CompatTrainer *ct) {
 
 /* The masks file of a run (OUT/seqkd_masks.jsonl): one line per epoch whose student
  * outputs were generated, so a resumed run uses the very masks of the uninterrupted one. */
-char *compat_seq_masks_path(const Trainer *t) { return t->opt.out_dir ? file_join(t->opt.out_dir, "seqkd_masks.jsonl") : NULL; }
+static char *seq_masks_path(const Trainer *t) { return t->opt.out_dir ? file_join(t->opt.out_dir, "seqkd_masks.jsonl") : NULL; }
 
 /* Reads the mask of epoch `ep` from the file into smask; 1 when found. */
 static int masks_load(CompatTrainer *ct, const Trainer *t, long ep) {
-    char *path = compat_seq_masks_path(t);
+    char *path = seq_masks_path(t);
     size_t sz = 0;
     char *text = path ? file_read_all(path, &sz, 0) : NULL;
     free(path);
@@ -201,7 +203,7 @@ static int masks_load(CompatTrainer *ct, const Trainer *t, long ep) {
 
 /* Appends the mask of epoch `ep` to the file (rewritten atomically). */
 static int masks_save(const CompatTrainer *ct, const Trainer *t, long ep, double mean_rs, long masked) {
-    char *path = compat_seq_masks_path(t);
+    char *path = seq_masks_path(t);
     if (!path) return 0;
     size_t sz = 0;
     char *old = file_read_all(path, &sz, 0);
@@ -236,7 +238,7 @@ static int seq_refresh(CompatTrainer *ct, Trainer *t, long ep) {
         ct->mask_epoch = ep;
         return 0;
     }
-    if (ct->cfg.method == COMPAT_NONE || ct->cfg.method == COMPAT_OLD_CORRECT) { /* the masks do not read the student */
+    if (!compat_method_def(ct->cfg.method)->seq_reads_student) { /* the masks do not read the student */
         ct->mask_epoch = ep;
         return 0;
     }
@@ -281,7 +283,7 @@ static int seq_refresh(CompatTrainer *ct, Trainer *t, long ep) {
 
 /* Sequence level: per example, the reference row (labelled; with a CE weight) and M1's
  * output row (when its mask is set); rows go through the model B at a time. */
-int compat_seq_step(CompatTrainer *ct, Trainer *t, const long *ex, int n, double *loss) {
+static int seq_step(CompatTrainer *ct, Trainer *t, const long *ex, int n, double *loss) {
     const CEx *E = ct->ex[DATA_TRAIN];
     long N = ct->n[DATA_TRAIN];
     /* the epoch of the step's last example: a new one refreshes the student's outputs */
@@ -309,6 +311,8 @@ int compat_seq_step(CompatTrainer *ct, Trainer *t, const long *ex, int n, double
     double ce_s, kd_s;
     compat_seq_scales(&ct->cfg, Na, Nd, &ce_s, &kd_s);
     int B = t->opt.batch, V = ct->V;
+    const CompatMethodDef *wdef = compat_method_def(ct->cfg.method);
+    if (!wdef->seq_weight) wdef = NULL;
     double total = 0.0;
     for (int q0 = 0; q0 < rows; q0 += B) {
         int b = rows - q0 < B ? rows - q0 : B, Tm = 1;
@@ -332,7 +336,15 @@ int compat_seq_step(CompatTrainer *ct, Trainer *t, const long *ex, int n, double
             const CEx *x = &E[ex[row_ex[q0 + r]]];
             int kd = row_kd[q0 + r], len = kd ? x->kd_len : x->len;
             float *z = logits + (size_t)r * Tm * V;
-            if (kd) rl[r] = compat_seq_row_loss(z, V, x->kd_ids, x->kd_mask, len, kd_s, z, &rc_[r]);
+            if (kd) { /* M1's row, weighted per instance where the method says (compat_method.h: seq_weight) */
+                double w = 1.0;
+                if (wdef) {
+                    long e = ex[row_ex[q0 + r]];
+                    CompatSeqScores sc = {x->labelled, ct->r1[e], ct->r2[e], 0.0, 0};
+                    w = wdef->seq_weight(&sc);
+                }
+                rl[r] = compat_seq_row_loss(z, V, x->kd_ids, x->kd_mask, len, wdef ? kd_s * w : kd_s, z, &rc_[r]);
+            }
             else rl[r] = compat_seq_row_loss(z, V, x->ids, x->mask, len, ce_s, z, &rc_[r]);
             if (len - 1 < Tm) memset(z + (size_t)(len - 1) * V, 0, (size_t)(Tm - len + 1) * V * sizeof(float));
         }
@@ -349,3 +361,30 @@ int compat_seq_step(CompatTrainer *ct, Trainer *t, const long *ex, int n, double
     *loss = total;
     return 0;
 }
+
+static int seq_attach(CompatTrainer *ct, Trainer *t) {
+    (void)ct;
+    if (!t->opt.resume) { /* a new run: no masks of an earlier one */
+        char *mp = seq_masks_path(t);
+        if (mp) unlink(mp);
+        free(mp);
+    }
+    return 0;
+}
+
+static void seq_free(CompatTrainer *ct) {
+    free(ct->r1);
+    free(ct->r2);
+    if (ct->text1)
+        for (long i = 0; i < ct->n[DATA_TRAIN]; i++) free(ct->text1[i]);
+    free(ct->text1);
+    free(ct->same2);
+    free(ct->smask);
+    free(ct->gen_buf);
+    ct->r1 = ct->r2 = NULL;
+    ct->text1 = NULL;
+    ct->same2 = ct->smask = NULL;
+    ct->gen_buf = NULL;
+}
+
+const CompatLevelOps compat_level_seq = {COMPAT_LEVEL_SEQUENCE, seq_teachers, seq_attach, seq_step, seq_free};

@@ -1,8 +1,9 @@
-/* compat/compat_train.c - compatibility training (compat_train.h): the examples, the
- * teachers' choice scores, the token level (its teacher cache and step), set-up, and the
- * step hook that runs a step of the configured level (the sequence level: compat_seq.c,
- * the choice level: compat_choice.c; what they share: compat_impl.h). */
+/* compat/compat_train.c - compatibility training (compat_train.h): the examples, M1's
+ * choice scores, set-up, and the step hook that runs a step of the configured level
+ * (compat_impl.h: CompatLevelOps; the token level: compat_token.c, the choice level:
+ * compat_choice.c, the sequence level: compat_seq.c). */
 #include "compat_impl.h"
+#include "compat_method.h"
 #include "core/hash.h"
 #include "core/cpu.h"
 #include "core/error.h"
@@ -54,6 +55,7 @@ static int add_examples(CompatTrainer *ct, int split, const TaskSet *ts, const i
     }
     ct->ex[split] = grown;
     int rc = 0;
+    int keep_val = split == DATA_VAL && labelled && ct->cfg.method == COMPAT_MIXTURE && !(ct->cfg.mixture_a > 0);
     if (sub.kind == TASK_MC) {
         TaskMCTokens *tk = NULL, *tk1 = NULL;
         rc = task_mc_tokenize(&sub, ct->s.prompt, ct->s.tok, ct->max_len, &tk);
@@ -86,6 +88,13 @@ static int add_examples(CompatTrainer *ct, int split, const TaskSet *ts, const i
                 if (labelled) rc = task_mc_train_seq(&ct->mc[e->mc], e->label, &e->ids, &e->mask, &e->len);
             } else {
                 rc = task_mc_train_seq(&tk[i], e->label, &e->ids, &e->mask, &e->len);
+                if (rc == 0 && keep_val) { /* the mixture's a is chosen on them */
+                    TaskMCTokens *g = realloc(ct->mcv, (size_t)(ct->n_mcv + 1) * sizeof *g);
+                    if (!g) { rc = err_set("out of memory"); break; }
+                    ct->mcv = g;
+                    ct->mcv[ct->n_mcv++] = tk[i];
+                    memset(&tk[i], 0, sizeof tk[i]);
+                }
             }
             if (rc == 0) ct->n[split]++;
         }
@@ -140,14 +149,15 @@ static int all_examples(CompatTrainer *ct, const TaskSet *ts, int split, int lab
 /* ------------------------------------------------------------------------- */
 /* teachers                                                                   */
 
-static int mc_scores(CompatTrainer *ct, const TaskMCTokens *mc, const Model *m, const LoraAdapter *a, double *ll, const char *who) {
-    McItem *items = calloc((size_t)ct->n_mc, sizeof *items);
-    McResult *res = calloc((size_t)ct->n_mc, sizeof *res);
-    int *ntok = malloc((size_t)ct->n_mc * ct->max_choices * sizeof *ntok);
-    int *greedy = malloc((size_t)ct->n_mc * ct->max_choices * sizeof *greedy);
+int compat_mc_scores(CompatTrainer *ct, const TaskMCTokens *mc, int n, const Model *m, const LoraAdapter *a, double *ll,
+                     const char *who) {
+    McItem *items = calloc((size_t)(n ? n : 1), sizeof *items);
+    McResult *res = calloc((size_t)(n ? n : 1), sizeof *res);
+    int *ntok = malloc((size_t)(n ? n : 1) * ct->max_choices * sizeof *ntok);
+    int *greedy = malloc((size_t)(n ? n : 1) * ct->max_choices * sizeof *greedy);
     int rc = 0;
     if (!items || !res || !ntok || !greedy) rc = err_set("out of memory");
-    for (int i = 0; rc == 0 && i < ct->n_mc; i++) {
+    for (int i = 0; rc == 0 && i < n; i++) {
         const TaskMCTokens *t = &mc[i];
         items[i] = (McItem){t->ctx, t->n_ctx, t->n_choices, (const int *const *)t->cont, t->n_cont};
         res[i] = (McResult){ll + (size_t)i * ct->max_choices, ntok + (size_t)i * ct->max_choices,
@@ -158,7 +168,7 @@ static int mc_scores(CompatTrainer *ct, const TaskMCTokens *mc, const Model *m, 
         memset(&mo, 0, sizeof mo);
         mo.max_batch = 8;
         mo.lora = a;
-        if (eval_mc_score(m, items, ct->n_mc, res, &mo) != 0) rc = err_prefix("teacher %s", who);
+        if (eval_mc_score(m, items, n, res, &mo) != 0) rc = err_prefix("teacher %s", who);
     }
     free(items);
     free(res);
@@ -167,80 +177,11 @@ static int mc_scores(CompatTrainer *ct, const TaskMCTokens *mc, const Model *m, 
     return rc;
 }
 
-static int argmax_row(const double *v, int n) {
+int compat_argmax_row(const double *v, int n) {
     int a = 0;
     for (int i = 1; i < n; i++)
         if (v[i] > v[a]) a = i;
     return a;
-}
-
-/* Token-level cache of one teacher over the training examples. */
-static int token_cache(CompatTrainer *ct, int which, const Model *m, const LoraAdapter *a, size_t covered_n) {
-    long n = ct->n[DATA_TRAIN];
-    size_t P = ct->pos_off[n];
-    int V = ct->V, k = ct->k, exact = k >= V;
-    ct->tp[which] = calloc(P ? P : 1, sizeof(TeacherPos));
-    if (!exact) ct->ids_pool[which] = malloc((covered_n ? covered_n : 1) * (size_t)k * sizeof(int));
-    ct->z_pool[which] = malloc((covered_n ? covered_n : 1) * (size_t)k * sizeof(float));
-    if (!ct->tp[which] || (!exact && !ct->ids_pool[which]) || !ct->z_pool[which])
-        return err_set("out of memory: the teacher cache needs %.0f MB (lower --teacher-topk or --teacher-cache-mb)",
-                       (double)covered_n * k * (exact ? 4 : 8) / 1048576.0);
-    int B = 8, T = ct->max_len;
-    RunState rs;
-    if (runstate_init(&rs, m, B, T, T, RS_KEEP_NONE) != 0) return -1;
-    if (a && runstate_set_lora(&rs, a) != 0) {
-        runstate_free(&rs);
-        return -1;
-    }
-    int *tok = calloc((size_t)B * T, sizeof *tok);
-    size_t *slot = malloc((P ? P : 1) * sizeof *slot); /* covered position -> pool slot */
-    if (!tok || !slot) {
-        free(tok);
-        free(slot);
-        runstate_free(&rs);
-        return err_set("out of memory");
-    }
-    size_t c = 0;
-    for (long e = 0; e < n; e++)
-        for (int j = 0; j + 1 < ct->ex[DATA_TRAIN][e].len; j++)
-            slot[ct->pos_off[e] + j] = compat_covered(ct, &ct->ex[DATA_TRAIN][e], j) ? c++ : (size_t)-1;
-    Progress pr;
-    progress_init(&pr, which ? "teacher M2" : "teacher M1", "examples", n, ct->s.quiet);
-    int rc = 0;
-    for (long e0 = 0; rc == 0 && e0 < n; e0 += B) {
-        int b = (int)(n - e0 < B ? n - e0 : B), Tm = 1;
-        for (int r = 0; r < b; r++)
-            if (ct->ex[DATA_TRAIN][e0 + r].len - 1 > Tm) Tm = ct->ex[DATA_TRAIN][e0 + r].len - 1;
-        for (int r = 0; r < b; r++) {
-            const CEx *x = &ct->ex[DATA_TRAIN][e0 + r];
-            for (int j = 0; j < Tm; j++) tok[(size_t)r * Tm + j] = j < x->len - 1 ? x->ids[j] : 0;
-        }
-        if (model_forward(&rs, tok, b, Tm, 0) != 0) {
-            rc = err_prefix("teacher %s", which ? "M2" : "M1");
-            break;
-        }
-        double T_ = ct->cfg.temperature;
-#pragma omp parallel for schedule(dynamic, 8) if (CPU_PAR((size_t)b * Tm * V * 4))
-        for (int q = 0; q < b * Tm; q++) {
-            int r = q / Tm, j = q % Tm;
-            const CEx *x = &ct->ex[DATA_TRAIN][e0 + r];
-            if (j >= x->len - 1) continue;
-            size_t p = ct->pos_off[e0 + r] + j, sl = slot[p];
-            if (sl == (size_t)-1) continue;
-            compat_teacher_pos(rs.logits + (size_t)q * V, V, T_, x->ids[j + 1], k,
-                               exact ? NULL : ct->ids_pool[which] + sl * k, ct->z_pool[which] + sl * k, &ct->tp[which][p]);
-        }
-        progress_update(&pr, e0 + b, NULL);
-    }
-    if (rc == 0) progress_finish(&pr);
-    free(tok);
-    free(slot);
-    runstate_free(&rs);
-    return rc;
-}
-
-static int needs_m2(const CompatConfig *c) {
-    return c->method != COMPAT_NONE && c->method != COMPAT_FOCAL && c->method != COMPAT_ELODI;
 }
 
 /* ------------------------------------------------------------------------- */
@@ -275,10 +216,13 @@ int compat_trainer_init(CompatTrainer **out, const CompatSetup *s, TrainData *d)
     if (!xtok && s->old_model->cfg.vocab_size != s->model->cfg.vocab_size)
         return err_set("compat: the old model has %d tokens in its vocabulary, the new one %d, and no tokenizer of its own was found beside it",
                        s->old_model->cfg.vocab_size, s->model->cfg.vocab_size);
+    const CompatMethodDef *def = compat_method_def(s->cfg.method);
     if (xtok && s->cfg.level == COMPAT_LEVEL_TOKEN &&
-        (s->cfg.method == COMPAT_ELODI || s->cfg.method == COMPAT_SEQ_LIKELIHOOD || s->cfg.method == COMPAT_FOCAL))
-        return err_set("compat: --compat %s at the token level is not defined across tokenizers (the old model's tokenizer differs): use student-wrong, old-correct, none, token-likelihood, or --level choice / sequence",
-                       compat_method_name(s->cfg.method));
+        !(def->xtok_token == COMPAT_XTOK_TOKEN_YES || (def->xtok_token == COMPAT_XTOK_TOKEN_EXACT && !s->cfg.vocab_map)))
+        return err_set("compat: --compat %s at the token level is not defined across tokenizers (the old model's tokenizer differs): use %s, or --level choice / sequence",
+                       compat_method_name(s->cfg.method), compat_methods_list(COMPAT_LEVEL_BIT(COMPAT_LEVEL_TOKEN), s->cfg.vocab_map ? 2 : 1));
+    if (xtok && (def->teachers & (COMPAT_TEACH_ENSEMBLE | COMPAT_TEACH_MIXTURE)) && s->cfg.level != COMPAT_LEVEL_CHOICE)
+        return err_set("compat: --compat %s across tokenizers: only at the choice level", compat_method_name(s->cfg.method));
     if (s->transfer && s->transfer->kind != s->train->kind)
         return err_set("compat: %s and %s: one is multiple choice, the other generation", s->train->path, s->transfer->path);
     if (s->val && s->val->kind != s->train->kind)
@@ -291,6 +235,8 @@ int compat_trainer_init(CompatTrainer **out, const CompatSetup *s, TrainData *d)
     if (!ct) return err_set("out of memory");
     ct->cfg = s->cfg;
     ct->s = *s;
+    ct->lv = s->cfg.level == COMPAT_LEVEL_SEQUENCE ? &compat_level_seq : s->cfg.level == COMPAT_LEVEL_CHOICE ? &compat_level_choice : &compat_level_token;
+    ct->mix_a = s->cfg.mixture_a;
     ct->kind = s->train->kind;
     ct->V = s->model->cfg.vocab_size;
     ct->xtok = xtok;
@@ -320,18 +266,17 @@ int compat_trainer_init(CompatTrainer **out, const CompatSetup *s, TrainData *d)
         ct->ll1 = calloc((size_t)ct->n_mc * ct->max_choices, sizeof(double));
         ct->ll2 = calloc((size_t)ct->n_mc * ct->max_choices, sizeof(double));
         if (!ct->ll1 || !ct->ll2) rc = err_set("out of memory");
-        if (rc == 0) rc = mc_scores(ct, ct->xtok ? ct->mc1 : ct->mc, s->old_model, s->old_adapter, ct->ll1, "M1");
-        if (rc == 0 && s->cfg.level == COMPAT_LEVEL_CHOICE && needs_m2(&s->cfg))
-            rc = mc_scores(ct, ct->mc, s->model, s->new_adapter, ct->ll2, "M2");
+        if (rc == 0) rc = compat_mc_scores(ct, ct->xtok ? ct->mc1 : ct->mc, ct->n_mc, s->old_model, s->old_adapter, ct->ll1, "M1");
         for (long e = n_lab; rc == 0 && e < ct->n[DATA_TRAIN]; e++) {
             CEx *x = &ct->ex[DATA_TRAIN][e];
             const TaskMCTokens *t = &ct->mc[x->mc];
-            x->label = argmax_row(ct->ll1 + (size_t)x->mc * ct->max_choices, t->n_choices);
+            x->label = compat_argmax_row(ct->ll1 + (size_t)x->mc * ct->max_choices, t->n_choices);
             rc = task_mc_train_seq(t, x->label, &x->ids, &x->mask, &x->len);
         }
     }
-    /* sequence level: the teachers' outputs */
-    if (rc == 0 && s->cfg.level == COMPAT_LEVEL_SEQUENCE) rc = compat_seq_teachers(ct);
+    /* the mixture's a (chosen on the held-out split unless given), then the level's teachers */
+    if (rc == 0 && (def->teachers & COMPAT_TEACH_MIXTURE)) rc = compat_mixture_choose(ct);
+    if (rc == 0) rc = ct->lv->teachers(ct);
     /* the longest row */
     int T = 1;
     for (int sp = 0; sp < 2; sp++)
@@ -343,39 +288,6 @@ int compat_trainer_init(CompatTrainer **out, const CompatSetup *s, TrainData *d)
         for (int i = 0; i < ct->n_mc; i++)
             for (int c = 0; c < ct->mc[i].n_choices; c++)
                 if (ct->mc[i].n_ctx + ct->mc[i].n_cont[c] - 1 > T) T = ct->mc[i].n_ctx + ct->mc[i].n_cont[c] - 1;
-    /* token level: the teacher cache */
-    if (rc == 0 && s->cfg.level == COMPAT_LEVEL_TOKEN) {
-        long n = ct->n[DATA_TRAIN];
-        if (xtok) { /* M1's rows of the same texts, aligned with the student's */
-            rc = compat_xtok_rows(ct);
-            if (rc == 0 && !s->quiet)
-                fprintf(stderr, "muscle compat: across tokenizers: %ld of %ld positions aligned by byte offset with the old model's\n",
-                        ct->st.xtok_aligned, ct->st.xtok_positions);
-        }
-        ct->pos_off = malloc((size_t)(n + 1) * sizeof *ct->pos_off);
-        if (!ct->pos_off) rc = err_set("out of memory");
-        size_t P = 0, C = 0;
-        for (long e = 0; rc == 0 && e < n; e++) {
-            ct->pos_off[e] = P;
-            for (int j = 0; j + 1 < ct->ex[DATA_TRAIN][e].len; j++) C += (size_t)compat_covered(ct, &ct->ex[DATA_TRAIN][e], j);
-            P += (size_t)ct->ex[DATA_TRAIN][e].len - 1;
-        }
-        if (rc == 0) ct->pos_off[n] = P;
-        int teachers = needs_m2(&s->cfg) ? 2 : 1;
-        double exact_mb = (double)C * ct->V * 4.0 * teachers / 1048576.0;
-        if (xtok) ct->k = ct->V; /* across tokenizers: M1's cache is exact (compat_xtok_train.c) */
-        else if (s->cfg.topk > 0) ct->k = s->cfg.topk < ct->V ? s->cfg.topk : ct->V;
-        else ct->k = exact_mb <= s->cfg.cache_mb ? ct->V : (64 < ct->V ? 64 : ct->V);
-        ct->st.exact = ct->k >= ct->V;
-        ct->st.topk = ct->k;
-        ct->st.cache_mb = (double)C * ct->k * (ct->st.exact ? 4.0 : 8.0) * teachers / 1048576.0 +
-                          (double)P * sizeof(TeacherPos) * teachers / 1048576.0;
-        if (rc == 0 && !s->quiet)
-            fprintf(stderr, "muscle compat: teacher cache: %zu positions distilled, %s, %.0f MB\n", C,
-                    ct->st.exact ? "every logit (exact)" : "top-k logits + the rest as one bucket", ct->st.cache_mb);
-        if (rc == 0) rc = xtok ? compat_xtok_token_cache(ct, C) : token_cache(ct, 0, s->old_model, s->old_adapter, C);
-        if (rc == 0 && teachers == 2) rc = token_cache(ct, 1, s->model, s->new_adapter, C);
-    }
     ct->st.teacher_seconds = progress_now() - t0;
     if (rc != 0) {
         compat_trainer_free(ct);
@@ -419,13 +331,10 @@ void compat_trainer_free(CompatTrainer *ct) {
     free(ct->span_m);
     free(ct->ll1);
     free(ct->ll2);
-    free(ct->pos_off);
-    for (int i = 0; i < 2; i++) {
-        free(ct->tp[i]);
-        free(ct->ids_pool[i]);
-        free(ct->z_pool[i]);
-    }
-    if (ct->have_cs) runstate_free(&ct->cs);
+    if (ct->mcv) task_mc_tokens_free_all(ct->mcv, ct->n_mcv);
+    compat_level_token.free(ct);
+    compat_level_choice.free(ct);
+    compat_level_seq.free(ct);
     free(ct->rows_tok);
     free(ct->scratch);
     free(ct->pos_loss);
@@ -435,114 +344,26 @@ void compat_trainer_free(CompatTrainer *ct) {
     free(ct->seq_flag);
     free(ct->row_ll);
     free(ct->row_dll);
-    free(ct->row_at);
-    free(ct->pk_pos);
-    free(ct->pk_seg);
-    free(ct->mb_ex);
-    free(ct->r1);
-    free(ct->r2);
-    if (ct->text1)
-        for (long i = 0; i < ct->n[DATA_TRAIN]; i++) free(ct->text1[i]);
-    free(ct->text1);
-    free(ct->same2);
-    free(ct->smask);
-    free(ct->gen_buf);
     free(ct);
 }
 
 const CompatStats *compat_trainer_stats(const CompatTrainer *ct) { return &ct->st; }
 
+const CompatConfig *compat_trainer_config(const CompatTrainer *ct) { return &ct->cfg; }
+
 /* ------------------------------------------------------------------------- */
 /* the step                                                                   */
 
 void compat_step_scales(const CompatConfig *c, double n_answer, double n_distill, double *ce, double *kd) {
-    int baseline = c->method == COMPAT_FOCAL || c->method == COMPAT_ELODI;
+    int baseline = compat_method_def(c->method)->scales == COMPAT_SCALES_ADD;
     double wce = baseline ? 1.0 : c->ce_weight, wkd = baseline ? c->kd_weight : 1.0 - c->ce_weight;
     *ce = n_answer > 0 ? wce / n_answer : 0.0;
     *kd = n_distill > 0 ? wkd / n_distill : 0.0;
 }
 
-/* Token level: every example is one row. */
-static int step_token(CompatTrainer *ct, Trainer *t, const long *ex, int n, double *loss) {
-    const CEx *E = ct->ex[DATA_TRAIN];
-    double Na = 0, Nd = 0;
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j + 1 < E[ex[i]].len; j++) {
-            Na += compat_is_answer(&E[ex[i]], j);
-            Nd += compat_covered(ct, &E[ex[i]], j);
-        }
-    double ce_s, kd_s;
-    compat_step_scales(&ct->cfg, Na, Nd, &ce_s, &kd_s);
-    int B = t->opt.batch, V = ct->V;
-    double total = 0.0;
-    int lo = (int)t->shard_lo, hi = (int)t->shard_hi; /* this rank's rows (data parallel; 0..n on one rank) */
-    for (int i0 = lo; i0 < hi; i0 += B) {
-        int b = hi - i0 < B ? hi - i0 : B, Tm = 1;
-        for (int r = 0; r < b; r++)
-            if (E[ex[i0 + r]].len - 1 > Tm) Tm = E[ex[i0 + r]].len - 1;
-        for (int r = 0; r < b; r++)
-            for (int j = 0; j < Tm; j++) ct->rows_tok[(size_t)r * Tm + j] = j < E[ex[i0 + r]].len - 1 ? E[ex[i0 + r]].ids[j] : 0;
-        if (model_forward_train(&t->rs, ct->rows_tok, b, Tm) != 0) return -1;
-        float *logits = t->rs.logits;
-        /* sequence-likelihood mask: the student's answer log-likelihood against M1's */
-        int *seq_flag = ct->seq_flag;
-        if (ct->cfg.method == COMPAT_SEQ_LIKELIHOOD)
-            for (int r = 0; r < b; r++) {
-                const CEx *x = &E[ex[i0 + r]];
-                double lc = 0.0, l1 = 0.0;
-                for (int j = 0; j + 1 < x->len; j++)
-                    if (x->mask[j + 1]) {
-                        lc += compat_logprob(logits + ((size_t)r * Tm + j) * V, V, x->ids[j + 1]);
-                        l1 += ct->tp[0][ct->pos_off[ex[i0 + r]] + j].logp_y; /* answer positions are always cached */
-                    }
-                seq_flag[r] = lc < l1;
-            }
-        else
-            for (int r = 0; r < b; r++) seq_flag[r] = 0;
-        if (ct->xtok && compat_xtok_step_masks(ct, ex + i0, b, Tm, logits) != 0) return -1; /* across tokenizers: span masks */
-#pragma omp parallel for schedule(dynamic, 4) if (CPU_PAR((size_t)b * Tm * V * 8))
-        for (int q = 0; q < b * Tm; q++) {
-            int r = q / Tm, j = q % Tm;
-            const CEx *x = &E[ex[i0 + r]];
-            float *z = logits + (size_t)q * V;
-            int meta = 0;
-            double l = 0.0;
-            if (j + 1 >= x->len) {
-                memset(z, 0, (size_t)V * sizeof(float));
-            } else {
-                int ans = compat_is_answer(x, j), dist = compat_covered(ct, x, j);
-                size_t p = ct->pos_off[ex[i0 + r]] + j;
-                const TeacherPos *t1 = dist ? &ct->tp[0][p] : NULL, *t2 = dist && ct->tp[1] ? &ct->tp[1][p] : NULL;
-                CompatTokenOut o;
-                float *scr = ct->scratch + (size_t)omp_get_thread_num() * (ct->xtok ? 7 : 3) * V;
-                if (ct->xtok)
-                    l = compat_xtok_step_pos(ct, q, t1, t2, z, x->ids[j + 1], ans, dist, ce_s, kd_s, z, scr, &o);
-                else
-                    l = compat_token_loss(&ct->cfg, z, V, x->ids[j + 1], ans, dist, seq_flag[r], t1, t2, ce_s, kd_s, z, scr, &o);
-                meta = (o.masked && dist ? COMPAT_POS_MASKED : 0) | (dist ? COMPAT_POS_DISTILLED : 0) | (ans ? COMPAT_POS_ANSWER : 0) |
-                       (o.student_correct && ans ? COMPAT_POS_STUDENT_RIGHT : 0);
-            }
-            ct->pos_loss[q] = l;
-            ct->pos_meta[q] = meta;
-        }
-        for (int q = 0; q < b * Tm; q++) {
-            total += ct->pos_loss[q];
-            int m = ct->pos_meta[q];
-            ct->st.masked += (m & COMPAT_POS_MASKED) != 0;
-            ct->st.distilled += (m & COMPAT_POS_DISTILLED) != 0;
-            ct->st.answers += (m & COMPAT_POS_ANSWER) != 0;
-            ct->st.answers_correct += (m & COMPAT_POS_STUDENT_RIGHT) != 0;
-        }
-        if (model_backward_logits(&t->rs, NULL, &t->lora_grad) != 0) return -1;
-    }
-    *loss = total;
-    return 0;
-}
-
 static int compat_step(Trainer *t, void *ctx, const long *ex, int n, double *loss) {
     CompatTrainer *ct = ctx;
-    if (ct->cfg.level == COMPAT_LEVEL_SEQUENCE) return compat_seq_step(ct, t, ex, n, loss);
-    return ct->cfg.level == COMPAT_LEVEL_CHOICE ? compat_choice_step(ct, t, ex, n, loss) : step_token(ct, t, ex, n, loss);
+    return ct->lv->step(ct, t, ex, n, loss);
 }
 
 int compat_trainer_attach(CompatTrainer *ct, Trainer *t) {
@@ -563,51 +384,7 @@ int compat_trainer_attach(CompatTrainer *ct, Trainer *t) {
     if (!ct->rows_tok || !ct->scratch || !ct->pos_loss || !ct->pos_meta || !ct->row_ex || !ct->row_c || !ct->seq_flag ||
         !ct->row_ll || !ct->row_dll)
         return err_set("out of memory");
-    if (ct->cfg.level == COMPAT_LEVEL_CHOICE) {
-        /* one packed row per example. A packed row may be longer than T (its positions are
-         * not): its chunk is the longest packed row when that run state takes no more memory
-         * than the old one of plain rows (a row per choice, B x choices rows of T); else the
-         * chunk is T and the examples whose packed row is longer go as plain rows. */
-        ct->unpacked = ct->s.choice_rows_plain;
-        long cap = ct->s.pack_max; /* test knob: the longest packed row allowed */
-        int keep = t->opt.recompute ? RS_KEEP_INPUTS : RS_KEEP_ALL, longest = 1;
-        for (long i = 0; i < ct->n[DATA_TRAIN]; i++)
-            if (ct->ex[DATA_TRAIN][i].mc >= 0 && compat_choice_packed_len(&ct->mc[ct->ex[DATA_TRAIN][i].mc]) > longest)
-                longest = compat_choice_packed_len(&ct->mc[ct->ex[DATA_TRAIN][i].mc]);
-        int chunk = T, prows = rows;
-        if (!ct->unpacked) {
-            if (longest <= T) prows = B;
-            else if ((cap <= 0 || longest <= cap) &&
-                     runstate_bytes(ct->s.model, B, longest, longest, keep) <= runstate_bytes(ct->s.model, rows, T, T, keep)) {
-                prows = B;
-                chunk = longest;
-            }
-        }
-        long too_long = 0;
-        for (long i = 0; i < ct->n[DATA_TRAIN]; i++)
-            if (ct->ex[DATA_TRAIN][i].mc >= 0 && compat_choice_packed_len(&ct->mc[ct->ex[DATA_TRAIN][i].mc]) > chunk) too_long++;
-        if (too_long && !ct->unpacked && !ct->s.quiet)
-            fprintf(stderr, "compat: %ld of %ld examples do not fit a packed row of %d tokens: their choices go as separate rows\n",
-                    too_long, ct->n[DATA_TRAIN], chunk);
-        ct->row_cap = rows;
-        ct->row_at = malloc((size_t)3 * rows * sizeof(int));
-        ct->pk_pos = malloc((size_t)B * chunk * sizeof(int));
-        ct->pk_seg = malloc((size_t)B * chunk * sizeof(int));
-        ct->mb_ex = malloc((size_t)2 * B * sizeof(long));
-        if ((size_t)B * chunk > (size_t)rows * T) { /* the tokens of the packed rows */
-            free(ct->rows_tok);
-            ct->rows_tok = calloc((size_t)B * chunk, sizeof *ct->rows_tok);
-        }
-        if (!ct->row_at || !ct->pk_pos || !ct->pk_seg || !ct->mb_ex || !ct->rows_tok) return err_set("out of memory");
-        if (runstate_init(&ct->cs, ct->s.model, prows, chunk, chunk, keep) != 0) return -1;
-        ct->have_cs = 1;
-        if (runstate_set_lora(&ct->cs, t->lora) != 0) return -1;
-    }
-    if (ct->cfg.level == COMPAT_LEVEL_SEQUENCE && !t->opt.resume) { /* a new run: no masks of an earlier one */
-        char *mp = compat_seq_masks_path(t);
-        if (mp) unlink(mp);
-        free(mp);
-    }
+    if (ct->lv->attach && ct->lv->attach(ct, t) != 0) return -1;
     ct->t = t;
     t->step_fn = compat_step;
     t->step_ctx = ct;

@@ -35,6 +35,9 @@ typedef struct {
     const LoraAdapter *old_adapter;   /* M1's adapter */
     const Model *model;               /* the student's base = M2's */
     const LoraAdapter *new_adapter;   /* M2's adapter (copied: the student may start from the same values) */
+    const LoraAdapter *const *ensemble; /* ensemble and mixture teachers: the K new adapters on model
+                                           (NULL / 0: new_adapter alone) */
+    int n_ensemble;
     const TaskSet *train, *val;       /* val may be NULL: val_frac of train is held out */
     const TaskSet *transfer;          /* may be NULL */
     const TaskPrompt *prompt;
@@ -67,6 +70,11 @@ typedef struct {
     int xtok;                  /* M1 has another tokenizer (compat_xtok.h) */
     long xtok_positions, xtok_aligned; /* token level: student positions, and those aligned with one of M1's */
     double xtok_coverage;      /* exact mapping: mean share of M1's mass on mapped pieces (aligned positions) */
+    int n_new_teachers;        /* ensemble and mixture: K */
+    double mixture_a;          /* mixture: the a in use; */
+    int mixture_chosen;        /* 1: chosen on the held-out split, with there: */
+    long mixture_n_val;        /* instances, */
+    double mixture_acc, mixture_nfr, mixture_acc_m2; /* the mixture's accuracy and NFR against M1, M2's mean accuracy */
 } CompatStats;
 
 typedef struct CompatTrainer CompatTrainer;
@@ -78,6 +86,8 @@ int compat_trainer_init(CompatTrainer **ct, const CompatSetup *s, TrainData *d);
  * adapter) and plans the student's run state for the choice level. */
 int compat_trainer_attach(CompatTrainer *ct, Trainer *t);
 const CompatStats *compat_trainer_stats(const CompatTrainer *ct);
+/* The settings in use (the mixture's chosen a in mixture_a): for the adapter's metadata. */
+const CompatConfig *compat_trainer_config(const CompatTrainer *ct);
 void compat_trainer_free(CompatTrainer *ct);
 
 #endif

@@ -99,6 +99,9 @@ static int open_task_data(const TrainSpec *s, const Model *m, const Tokenizer *t
 
 typedef struct {
     ModelBundle m1;        /* the old task model: M1's base + adapter */
+    LoraAdapter *ens;      /* ensemble and mixture teachers: the K new adapters */
+    const LoraAdapter **ens_p;
+    int n_ens;
     CompatTrainer *ct;
     TaskSet tr, va, tf;
     TaskPrompt p;
@@ -106,6 +109,9 @@ typedef struct {
 
 static void compat_run_free(CompatRun *c) {
     compat_trainer_free(c->ct);
+    for (int i = 0; i < c->n_ens; i++) lora_free(&c->ens[i]);
+    free(c->ens);
+    free(c->ens_p);
     model_bundle_free(&c->m1);
     task_prompt_free(&c->p);
     task_set_free(&c->tr);
@@ -121,6 +127,28 @@ static int open_compat_data(const TrainSpec *s, const Model *m, const Tokenizer 
                       .model_label = "--old-model", .adapter_label = "--old-adapter"};
     if (model_bundle_load(&c->m1, &old) != 0) return -1;
     if (task_load_all(s, &c->tr, &c->va, &c->tf, &c->p) != 0) return -1;
+    if (cs->ensemble) { /* the K new adapters of an ensemble or mixture teacher, on the new base */
+        char *list = strdup(cs->ensemble), *save = NULL;
+        int cap = 1;
+        for (const char *q = cs->ensemble; *q; q++) cap += *q == ',';
+        c->ens = calloc((size_t)cap, sizeof *c->ens);
+        c->ens_p = calloc((size_t)cap, sizeof *c->ens_p);
+        if (!list || !c->ens || !c->ens_p) {
+            free(list);
+            return err_set("out of memory");
+        }
+        for (char *w = strtok_r(list, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
+            if (!*w) continue;
+            if (lora_load_peft(&c->ens[c->n_ens], &m->cfg, w) != 0) {
+                free(list);
+                return err_prefix("--ensemble-adapters %s", w);
+            }
+            c->ens_p[c->n_ens] = &c->ens[c->n_ens];
+            c->n_ens++;
+        }
+        free(list);
+        if (c->n_ens == 0) return err_set("--ensemble-adapters '%s': no adapter in the list", cs->ensemble);
+    }
     CompatSetup su;
     memset(&su, 0, sizeof su);
     su.cfg = cs->cfg;
@@ -128,6 +156,8 @@ static int open_compat_data(const TrainSpec *s, const Model *m, const Tokenizer 
     su.old_adapter = model_bundle_adapter(&c->m1);
     su.model = m;
     su.new_adapter = a2;
+    su.ensemble = c->ens_p;
+    su.n_ensemble = c->n_ens;
     su.train = &c->tr;
     su.val = s->data.val ? &c->va : NULL;
     su.transfer = cs->transfer ? &c->tf : NULL;
@@ -148,13 +178,18 @@ static int open_compat_data(const TrainSpec *s, const Model *m, const Tokenizer 
         fprintf(stderr, "muscle finetune --compat %s (%s level, %s tokens, T %g): %ld training, %ld transfer and %ld held-out examples; teachers computed in %.1f s\n",
                 compat_method_name(cs->cfg.method), compat_level_name(cs->cfg.level), cs->cfg.answer_only ? "answer" : "all",
                 cs->cfg.temperature, st->n_train, st->n_transfer, st->n_val, st->teacher_seconds);
+    if (!train_run_quiet(s) && st->mixture_chosen)
+        fprintf(stderr, "muscle finetune --compat mixture: a = %g chosen on %ld held-out instances (the mixture's accuracy %.4f, NFR %.4f; M2's accuracy %.4f)\n",
+                st->mixture_a, st->mixture_n_val, st->mixture_acc, st->mixture_nfr, st->mixture_acc_m2);
     return 0;
 }
 
 /* The settings a resumed compatibility run must share (beyond the trainer's). */
-static int compat_settings(const CompatConfig *cc, CkptSettings *extra) {
+static int compat_settings(const TrainSpec *s, const CompatConfig *cc, CkptSettings *extra) {
     int rc = ckpt_settings_set(extra, "compat", "%s/%s/%s/T%g/ce%g/kd%g", compat_method_name(cc->method), compat_level_name(cc->level),
                                cc->answer_only ? "answer" : "all", cc->temperature, cc->ce_weight, cc->kd_weight);
+    if (rc == 0 && cc->method == COMPAT_MIXTURE) rc = ckpt_settings_set(extra, "compat_mixture", "a%g/tol%g", cc->mixture_a, cc->mixture_tol);
+    if (rc == 0 && s->compat.ensemble) rc = ckpt_settings_set(extra, "compat_ensemble", "%s", s->compat.ensemble);
     if (rc == 0 && cc->level == COMPAT_LEVEL_SEQUENCE) /* the decoding of the outputs */
         rc = ckpt_settings_set(extra, "compat_decoding", "max%d/nr%d", cc->gen_max_tokens, cc->gen_no_repeat_ngram);
     return rc;
@@ -242,8 +277,8 @@ int finetune_run(const TrainSpec *s) {
     char *cjs = NULL;
     if (s->compat.on) {
         rc = open_compat_data(s, &b.model, b.tok, &ad, &cr, &d);
-        cjs = rc == 0 ? compat_config_json(&s->compat.cfg) : NULL;
-        if (rc == 0) rc = compat_settings(&s->compat.cfg, &extra);
+        cjs = rc == 0 ? compat_config_json(compat_trainer_config(cr.ct)) : NULL; /* the mixture's chosen a */
+        if (rc == 0) rc = compat_settings(s, &s->compat.cfg, &extra);
     } else if (s->data.task) {
         rc = open_task_data(s, &b.model, b.tok, &d);
     } else {

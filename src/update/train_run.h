@@ -58,6 +58,8 @@ typedef struct {
     CompatConfig cfg;
     const char *old_model, *old_adapter; /* M1 */
     const char *transfer;    /* unlabelled task inputs, or NULL */
+    const char *ensemble;    /* ensemble and mixture teachers: the K new adapters, comma-separated
+                                (NULL: adapter.init alone) */
     int choice_rows_plain;   /* choice level: every choice as its own row, never packed (a test knob) */
     int pack_max;            /* choice level: the longest packed row allowed; 0 = no cap (a test knob) */
     double min_coverage;     /* across tokenizers: the share of M1's mass the vocabulary mapping must

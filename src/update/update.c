@@ -2,6 +2,7 @@
  * the MPI ranks, and the report. */
 #include "update/update_impl.h"
 
+#include "compat/compat_method.h"
 #include "core/dist.h"
 #include "core/error.h"
 #include "core/file.h"
@@ -85,6 +86,19 @@ static int train_new(UpdateRun *r) {
     return phase_end(rc);
 }
 
+/* "A,B,...": the new task adapters of seeds 1..K (malloc'd). */
+static char *new_adapters_list(const UpdateSpec *u) {
+    char *list = NULL;
+    for (long k = 1; k <= u->seeds; k++) {
+        char *ad = k == 1 && u->new_adapter ? strdup(u->new_adapter) : update_pathf("%s/adapters/new-s%ld", u->out, k);
+        char *next = update_pathf("%s%s%s", list ? list : "", list ? "," : "", ad ? ad : "");
+        free(ad);
+        free(list);
+        list = next;
+    }
+    return list;
+}
+
 /* Phase 2: a compatibility adapter per method and seed, from that seed's A2. */
 static int train_compat(UpdateRun *r) {
     const UpdateSpec *u = r->u;
@@ -103,6 +117,10 @@ static int train_compat(UpdateRun *r) {
             const UpdatePreset *p = m->preset;
             int teacher = m->args != NULL; /* every method but cross-entropy only */
             int sequence = p ? p->level == COMPAT_LEVEL_SEQUENCE : m->args && strstr(m->args, "--level sequence") != NULL;
+            char *ens = NULL;
+            if (p && !p->ce_only && (compat_method_def(p->method)->teachers & (COMPAT_TEACH_ENSEMBLE | COMPAT_TEACH_MIXTURE)))
+                ens = new_adapters_list(u); /* the teacher: the K new adapters of the run */
+            s.compat.ensemble = ens;
             if (p && !p->ce_only) {
                 s.compat.on = 1;
                 s.compat.cfg.method = p->method;
@@ -120,6 +138,7 @@ static int train_compat(UpdateRun *r) {
                 s.compat.transfer = u->transfer;
             }
             rc = update_train_step(r, what, &s, p ? NULL : m->args, log);
+            free(ens);
             free(what);
             free(dir);
             free(log);

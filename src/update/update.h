@@ -35,6 +35,8 @@ typedef struct {
 
 /* The presets, in the order of `muscle update --help`. */
 const UpdatePreset *update_presets(int *n);
+/* Their lines for --help (malloc'd), generated from the table: name, settings, task kind. */
+char *update_presets_help(void);
 
 typedef struct {
     char *name;
@@ -72,8 +74,8 @@ int update_read_kind(UpdateSpec *u);
  * step: formats, kinds, unique ids, and the templates fit each set. -1 with err_set(). */
 int update_check_inputs(const UpdateSpec *u);
 /* Turns the comma-separated list (NULL: muscle,choice
- * for multiple choice, muscle for generation) into u->methods: presets by name, or
- * NAME=FINETUNE-ARGS. -1 with err_set() on a bad list (methods for the other kind are
+ * for multiple choice, muscle for generation) into u->methods: presets by name, `all`
+ * (every preset for the task's kind), or NAME=FINETUNE-ARGS. -1 with err_set() on a bad list (methods for the other kind are
  * skipped with a message). */
 int update_methods_parse(UpdateSpec *u, const char *list);
 /* Runs (or resumes) the update. Returns 0, or the exit code to stop with: 1 after

@@ -27,6 +27,14 @@ static const UpdatePreset presets[] = {
     {"focal-choice",         0, COMPAT_FOCAL,                COMPAT_LEVEL_CHOICE,   0, 0,   UPDATE_FOR_MC},
     {"elodi-choice",         0, COMPAT_ELODI,                COMPAT_LEVEL_CHOICE,   0, 0,   UPDATE_FOR_MC},
     {"seqkd",                0, COMPAT_STUDENT_WRONG,        COMPAT_LEVEL_SEQUENCE, 0, 0.5, UPDATE_FOR_GEN},
+    {"ensemble",             0, COMPAT_ENSEMBLE,             COMPAT_LEVEL_TOKEN,    0, 0,   BOTH},
+    {"ensemble-choice",      0, COMPAT_ENSEMBLE,             COMPAT_LEVEL_CHOICE,   0, 0.5, UPDATE_FOR_MC},
+    {"mixture",              0, COMPAT_MIXTURE,              COMPAT_LEVEL_TOKEN,    0, 0,   UPDATE_FOR_MC},
+    {"mixture-choice",       0, COMPAT_MIXTURE,              COMPAT_LEVEL_CHOICE,   0, 0.5, UPDATE_FOR_MC},
+    {"weighted-choice",      0, COMPAT_WEIGHTED,             COMPAT_LEVEL_CHOICE,   0, 0.5, UPDATE_FOR_MC},
+    {"weighted-seqkd",       0, COMPAT_WEIGHTED,             COMPAT_LEVEL_SEQUENCE, 0, 0.5, UPDATE_FOR_GEN},
+    {"flip-choice",          0, COMPAT_FLIP,                 COMPAT_LEVEL_CHOICE,   0, 0.5, UPDATE_FOR_MC},
+    {"flip-seqkd",           0, COMPAT_FLIP,                 COMPAT_LEVEL_SEQUENCE, 0, 0.5, UPDATE_FOR_GEN},
     {"ce",                   1, COMPAT_STUDENT_WRONG,        COMPAT_LEVEL_TOKEN,    0, 0,   BOTH},
 };
 #undef BOTH
@@ -46,6 +54,34 @@ static char *preset_args(const UpdatePreset *p) {
     if (p->level != COMPAT_LEVEL_TOKEN) n += snprintf(buf + n, sizeof buf - (size_t)n, " --level %s", compat_level_name(p->level));
     if (p->ce_weight != 0) snprintf(buf + n, sizeof buf - (size_t)n, " --ce-weight %g", p->ce_weight);
     return strdup(buf);
+}
+
+/* "a, b, c": every preset's name (static storage). */
+static const char *preset_names(void) {
+    static char buf[1024];
+    size_t k = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < sizeof presets / sizeof presets[0] && k < sizeof buf; i++)
+        k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%s", i ? ", " : "", presets[i].name);
+    return buf;
+}
+
+char *update_presets_help(void) {
+    size_t cap = 4096, k = 0;
+    char *buf = malloc(cap);
+    if (!buf) return NULL;
+    buf[0] = 0;
+    for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++) {
+        const UpdatePreset *p = &presets[i];
+        char *args = preset_args(p);
+        const char *kind = p->kinds == UPDATE_FOR_MC ? " (multiple choice)" : p->kinds == UPDATE_FOR_GEN ? " (generation)" : "";
+        int n = snprintf(buf + k, cap - k, "                          %-19s %s%s\n", p->name,
+                         args ? args : "more cross-entropy training only (a control)", kind);
+        free(args);
+        if (n < 0 || (size_t)n >= cap - k) break;
+        k += (size_t)n;
+    }
+    return buf;
 }
 
 static int method_name_ok(const char *s) {
@@ -76,8 +112,7 @@ static int method_parse(const UpdateSpec *u, char *w, UpdateMethod *m) {
         m->args = preset_args(p);
         return 0;
     }
-    return err_set("--methods: unknown method '%s' (presets: muscle, muscle-answer, choice, old-correct, distill, "
-                   "token-likelihood, sequence-likelihood, focal, elodi, focal-choice, elodi-choice, seqkd, ce; or NAME=ARGS)", w);
+    return err_set("--methods: unknown method '%s' (presets: %s; all; or NAME=ARGS)", w, preset_names());
 }
 
 int update_read_kind(UpdateSpec *u) {
@@ -167,6 +202,20 @@ int update_methods_parse(UpdateSpec *u, const char *list) {
     for (char *w = strtok_r(c, ",", &save); w && rc == 0; w = strtok_r(NULL, ",", &save)) {
         while (*w == ' ') w++;
         if (!*w) continue;
+        if (!strcmp(w, "all")) { /* every preset for this task kind */
+            for (size_t i = 0; rc == 0 && i < sizeof presets / sizeof presets[0]; i++) {
+                const UpdatePreset *p = &presets[i];
+                int dup = 0;
+                if (!(p->kinds & (u->kind == TASK_MC ? UPDATE_FOR_MC : UPDATE_FOR_GEN))) continue;
+                for (int j = 0; j < u->n_methods; j++) dup |= !strcmp(u->methods[j].name, p->name);
+                if (dup) continue;
+                UpdateMethod *g = realloc(u->methods, (size_t)(u->n_methods + 1) * sizeof *g);
+                if (!g) abort();
+                u->methods = g;
+                u->methods[u->n_methods++] = (UpdateMethod){strdup(p->name), p, preset_args(p)};
+            }
+            continue;
+        }
         UpdateMethod m = {0};
         int r = method_parse(u, w, &m);
         if (r == 1) continue;

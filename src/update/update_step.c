@@ -131,6 +131,9 @@ static void train_spec_argv(const TrainSpec *s, Argv *a) {
         if (c->temperature != dc->temperature) av_num(a, "--temperature", "%.17g", c->temperature);
         if (c->kd_weight != dc->kd_weight) av_num(a, "--kd-weight", "%.17g", c->kd_weight);
         if (c->vocab_map) av_opt(a, "--vocab-map", "uld");
+        if (c->mixture_a != dc->mixture_a) av_num(a, "--mixture-weight", "%.17g", c->mixture_a);
+        if (c->mixture_tol != dc->mixture_tol) av_num(a, "--mixture-tol", "%.17g", c->mixture_tol);
+        av_opt(a, "--ensemble-adapters", s->compat.ensemble);
     }
     if (c->gen_max_tokens != dc->gen_max_tokens) av_num(a, "--max-tokens", "%d", c->gen_max_tokens);
     if (c->gen_no_repeat_ngram != dc->gen_no_repeat_ngram) av_num(a, "--no-repeat-ngram", "%d", c->gen_no_repeat_ngram);

@@ -62,6 +62,9 @@ static CompatConfig cfg_of(CompatMethod m) {
 }
 
 /* what each method reads: t2 only for the MUSCLE masks other than none */
+/* the paper's masks and the two baselines (the methods of issue 18 have tests of their own) */
+#define N_PAPER_METHODS (COMPAT_ELODI + 1)
+
 static int reads_t2(CompatMethod m) { return m != COMPAT_NONE && m != COMPAT_FOCAL && m != COMPAT_ELODI; }
 
 /* ------------------------------------------------------------------------- */
@@ -701,7 +704,7 @@ static void test_topk_large_vocab(void **state) {
         z1[j] = z[j] + trng_sym(&r, 1.0f);
     }
     for (int j = 0; j < K; j++) z1[(j * 37) % V] += 8.0f; /* a peaked teacher: most mass on 8 classes */
-    for (int meth = 0; meth < COMPAT_N_METHODS; meth++) {
+    for (int meth = 0; meth < N_PAPER_METHODS; meth++) {
         CompatConfig c = cfg_of((CompatMethod)meth);
         TeacherPos tp;
         compat_teacher_pos(z1, V, c.temperature, 5, K, ids, kz, &tp);
@@ -911,7 +914,7 @@ static const ChoiceCase choice_cases[] = {
 
 static void test_choice_hand_values(void **state) {
     (void)state;
-    int seen[COMPAT_N_METHODS][2] = {{0}};
+    int seen[N_PAPER_METHODS][2] = {{0}};
     for (size_t i = 0; i < sizeof choice_cases / sizeof *choice_cases; i++) {
         const ChoiceCase *cc = &choice_cases[i];
         CompatConfig c = cfg_of(cc->m);
@@ -937,7 +940,7 @@ static void test_choice_hand_values(void **state) {
         }
     }
     /* both branches of every mask and of focal's weight were hand-checked */
-    for (int m = 0; m < COMPAT_N_METHODS; m++)
+    for (int m = 0; m < N_PAPER_METHODS; m++)
         if (m != COMPAT_NONE && m != COMPAT_ELODI) assert_true(seen[m][0] && seen[m][1]);
     /* gradients by hand: n = 4, label 1, student-wrong (the student picks 2: a_1), with CE:
      * dll = 0.6 (softmax(ll/2) - softmax(ll1/2)) / 2 - 0.4 e_1 */
@@ -1022,12 +1025,12 @@ static void choice_fd_method(CompatMethod meth, int elodi_p) {
         }
     printf("# choice %-20s %-3s: dll vs central differences: worst rel err %.1e (m = 0: %d, m = 1: %d)\n",
            compat_method_name(meth), meth == COMPAT_ELODI ? (elodi_p == 1 ? "p 1" : "p 2") : "", worst, masked[0], masked[1]);
-    if (meth != COMPAT_NONE && meth != COMPAT_ELODI) assert_true(masked[0] > 0 && masked[1] > 0);
+    if (meth != COMPAT_NONE && meth != COMPAT_ELODI && meth != COMPAT_MIXTURE) assert_true(masked[0] > 0 && masked[1] > 0);
 }
 
 static void test_choice_fd(void **state) {
     (void)state;
-    for (int m = 0; m < COMPAT_N_METHODS; m++) choice_fd_method((CompatMethod)m, 2);
+    for (int m = 0; m < COMPAT_N_METHODS; m++) choice_fd_method((CompatMethod)m, 2); /* the new methods too: their masks and weights are constants */
     choice_fd_method(COMPAT_ELODI, 1);
 }
 
@@ -1084,7 +1087,8 @@ static void test_config(void **state) {
 
 static void test_parse_names(void **state) {
     (void)state;
-    const char *names[] = {"student-wrong", "old-correct", "none", "token-likelihood", "sequence-likelihood", "focal", "elodi"};
+    const char *names[] = {"student-wrong", "old-correct", "none", "token-likelihood", "sequence-likelihood", "focal", "elodi",
+                           "ensemble", "mixture", "weighted", "flip"};
     for (int i = 0; i < COMPAT_N_METHODS; i++) {
         CompatMethod m = COMPAT_N_METHODS;
         assert_int_equal(compat_method_parse(names[i], &m), 0);
@@ -1130,7 +1134,7 @@ static void json_expect_str(const cJSON *o, const char *key, const char *want) {
 
 static void test_config_json(void **state) {
     (void)state;
-    for (int m = 0; m < COMPAT_N_METHODS; m++) {
+    for (int m = 0; m < N_PAPER_METHODS; m++) {
         CompatConfig c = cfg_of((CompatMethod)m);
         c.level = m % 2 ? COMPAT_LEVEL_CHOICE : COMPAT_LEVEL_TOKEN;
         c.answer_only = m % 3 == 0;
@@ -1290,10 +1294,10 @@ static void test_compat_through_model(void **state) {
     memset(&cx, 0, sizeof cx);
     cx.t = &t;
     TRng r = {4242};
-    int per_method[COMPAT_N_METHODS] = {0};
+    int per_method[N_PAPER_METHODS] = {0};
     for (int q = 0; q < MN_; q++) {
         TokInst *I = &cx.pos[q];
-        I->cfg = cfg_of((CompatMethod)(q % COMPAT_N_METHODS));
+        I->cfg = cfg_of((CompatMethod)(q % N_PAPER_METHODS));
         I->cfg.focal_alpha = 0.5;
         I->cfg.focal_beta = 2.0;
         I->V = V;
@@ -1317,7 +1321,7 @@ static void test_compat_through_model(void **state) {
         per_method[I->cfg.method]++;
     }
     int kinds = 0;
-    for (int m = 0; m < COMPAT_N_METHODS; m++) kinds += per_method[m] > 0;
+    for (int m = 0; m < N_PAPER_METHODS; m++) kinds += per_method[m] > 0;
     printf("# compat through the model: %d of the 7 methods among %d positions\n", kinds, MN_);
     assert_true(kinds >= 5);
     /* the engine: forward, the losses written over the logits in place, backward */
@@ -1536,6 +1540,130 @@ static void test_seq_config(void **state) {
     free(js);
 }
 
+
+/* ------------------------------------------------------------------------- */
+/* the methods of issue 18: ensemble and mixture teachers, instance weighting, flips   */
+/* (hand values: tests/compat/hand_values_methods.py)                                   */
+
+static double tok_new(CompatMethod m, const float *z, int y, const TeacherPos *t1, const TeacherPos *t2, float *dz) {
+    CompatConfig c = cfg_of(m);
+    float scratch[12];
+    return compat_token_loss(&c, z, 4, y, 1, 1, 0, t1, t2, 0.3, 0.7, dz, scratch, NULL);
+}
+
+static void test_new_methods_token(void **state) {
+    (void)state;
+    const float z[4] = {2, 1, 0, -1}, z1[4] = {0.5f, 2.5f, -0.5f, 0}, za[4] = {3, -0.5f, 1, -1}, zb[4] = {1, 0.5f, 2, -0.5f};
+    double acc[4] = {0}, accm[4] = {0};
+    float ze[4], zm[4], k1[4], ke[4], km[4];
+    compat_teacher_acc(za, 4, 2.0, 0.5, acc);
+    compat_teacher_acc(zb, 4, 2.0, 0.5, acc);
+    compat_teacher_logits(acc, 4, 2.0, ze);
+    compat_teacher_acc(za, 4, 2.0, 0.35, accm);
+    compat_teacher_acc(zb, 4, 2.0, 0.35, accm);
+    compat_teacher_acc(z1, 4, 2.0, 0.3, accm);
+    compat_teacher_logits(accm, 4, 2.0, zm);
+    TeacherPos t1, te, tm;
+    compat_teacher_pos(z1, 4, 2.0, 0, 4, NULL, k1, &t1);
+    struct { CompatMethod m; int y; const TeacherPos *t2; double loss; double dz[4]; } cases[] = {
+        {COMPAT_ENSEMBLE, 0, &te, 0.194977293180948, {-0.0967835332048581, 0.114585222085724, -0.027637703035529, 0.00983601415466275}},
+        {COMPAT_ENSEMBLE, 1, &te, 0.576598243008506, {0.283864395925245, -0.318750313520436, 0.0431398960977573, -0.00825397850256681}},
+        {COMPAT_MIXTURE, 1, &tm, 0.45630227917591, {0.227410845534173, -0.225415438596124, -0.00640442329554309, 0.00440901635749388}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        compat_teacher_pos(z1, 4, 2.0, cases[i].y, 4, NULL, k1, &t1);
+        compat_teacher_pos(ze, 4, 2.0, cases[i].y, 4, NULL, ke, &te);
+        compat_teacher_pos(zm, 4, 2.0, cases[i].y, 4, NULL, km, &tm);
+        float dz[4];
+        double l = tok_new(cases[i].m, z, cases[i].y, &t1, cases[i].t2, dz);
+        char what[64];
+        snprintf(what, sizeof what, "token %s y %d", compat_method_name(cases[i].m), cases[i].y);
+        expect_near(what, l, cases[i].loss, 2e-6);
+        for (int j = 0; j < 4; j++) expect_near(what, dz[j], cases[i].dz[j], 2e-6);
+        /* and the gradient against central differences of the loss itself */
+        for (int j = 0; j < 4; j++) {
+            float zp[4], zn[4], g[4];
+            memcpy(zp, z, sizeof zp);
+            memcpy(zn, z, sizeof zn);
+            zp[j] += 4e-3f;
+            zn[j] -= 4e-3f;
+            double num = (tok_new(cases[i].m, zp, cases[i].y, &t1, cases[i].t2, g) - tok_new(cases[i].m, zn, cases[i].y, &t1, cases[i].t2, g)) / 8e-3;
+            expect_near(what, num, dz[j], 2e-4);
+        }
+    }
+}
+
+static void test_new_methods_choice(void **state) {
+    (void)state;
+    const double ll[3] = {-4, -2.5, -3}, l1[3] = {-3.5, -3.2, -1}, la[3] = {-2, -2.6, -4}, lb[3] = {-3, -2, -3.5};
+    double acc[3] = {0}, accm[3] = {0}, le[3], lm[3];
+    compat_teacher_acc_d(la, 3, 2.0, 0.5, acc);
+    compat_teacher_acc_d(lb, 3, 2.0, 0.5, acc);
+    compat_teacher_logits_d(acc, 3, 2.0, le);
+    const double le_hand[3] = {-1.91948675273625, -1.75332341172036, -3.21050387950498};
+    for (int j = 0; j < 3; j++) expect_near("ensemble logits T log mean", le[j], le_hand[j], 1e-12);
+    compat_teacher_acc_d(la, 3, 2.0, 0.4, accm);
+    compat_teacher_acc_d(lb, 3, 2.0, 0.4, accm);
+    compat_teacher_acc_d(l1, 3, 2.0, 0.2, accm);
+    compat_teacher_logits_d(accm, 3, 2.0, lm);
+    struct { CompatMethod m; int label; const double *l2; double loss; int masked; double dll[3]; } cases[] = {
+        {COMPAT_ENSEMBLE, 1, le, 1.05645487319227, 0, {-0.0519477995793244, -0.391586774101221, 0.0435345736805457}},
+        {COMPAT_ENSEMBLE, 2, le, 1.30152982324649, 1, {0.00987265559590599, 0.0715976428826208, -0.481470298478527}},
+        {COMPAT_MIXTURE, 0, lm, 1.62791678496105, 0, {-0.439583708544278, 0.0210501092955471, 0.0185335992487312}},
+        {COMPAT_WEIGHTED, 2, la, 1.28511260896663, 1, {0.00827626256333093, 0.0600204155463395, -0.46829667810967}},
+        {COMPAT_WEIGHTED, 1, la, 1.11088592552195, 0, {-0.0793183578447833, -0.372130462974931, 0.0514488208197146}},
+        {COMPAT_FLIP, 2, la, 1.30152982324649, 1, {0.00987265559590599, 0.0715976428826208, -0.481470298478527}},
+        {COMPAT_FLIP, 0, la, 1.6, 0, {-0.4, 0, 0}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        CompatConfig c = cfg_of(cases[i].m);
+        c.level = COMPAT_LEVEL_CHOICE;
+        assert_int_equal(compat_config_check(&c), 0);
+        double dll[3];
+        CompatTokenOut o;
+        double l = compat_choice_loss(&c, ll, l1, cases[i].l2, 3, cases[i].label, 1, 0.4, 0.6, dll, &o);
+        char what[64];
+        snprintf(what, sizeof what, "choice %s label %d", compat_method_name(cases[i].m), cases[i].label);
+        expect_near(what, l, cases[i].loss, 1e-12);
+        assert_int_equal(o.masked, cases[i].masked);
+        for (int j = 0; j < 3; j++) expect_near(what, dll[j], cases[i].dll[j], 1e-12);
+    }
+}
+
+static void test_new_methods_seq_and_levels(void **state) {
+    (void)state;
+    CompatSeqScores lab = {1, 0.6, 0.4, 0.2, 0}, lab2 = {1, 0.3, 0.5, 0.9, 0}, tr = {0, 0, 0, 0, 1};
+    /* instance weighting: M1's ROUGE-1 F against the reference; 1 without one; mask student-wrong */
+    expect_near("weighted r1", compat_seq_weight(COMPAT_WEIGHTED, &lab), 0.6, 0);
+    expect_near("weighted transfer", compat_seq_weight(COMPAT_WEIGHTED, &tr), 1.0, 0);
+    expect_near("student-wrong unweighted", compat_seq_weight(COMPAT_STUDENT_WRONG, &lab), 1.0, 0);
+    assert_int_equal(compat_seq_mask(COMPAT_WEIGHTED, &lab), 1);  /* rs 0.2 < r1 0.6 */
+    assert_int_equal(compat_seq_mask(COMPAT_WEIGHTED, &lab2), 0); /* rs 0.9 >= r1 */
+    /* flips: M1's output better than M2's, labelled only */
+    assert_int_equal(compat_seq_mask(COMPAT_FLIP, &lab), 1);
+    assert_int_equal(compat_seq_mask(COMPAT_FLIP, &lab2), 0);
+    assert_int_equal(compat_seq_mask(COMPAT_FLIP, &tr), 0);
+    assert_int_equal(compat_seq_method_check(COMPAT_ENSEMBLE), -1);
+    /* the levels each method has, refused with the list generated from the table */
+    CompatConfig c = cfg_of(COMPAT_FLIP);
+    expect_bad(c, "has no token level");
+    c = cfg_of(COMPAT_WEIGHTED);
+    expect_bad(c, "weighted has no token level");
+    assert_non_null(strstr(err_msg(), "ensemble or mixture with --level token"));
+    c = cfg_of(COMPAT_MIXTURE);
+    c.level = COMPAT_LEVEL_SEQUENCE;
+    expect_bad(c, "has no sequence level");
+    assert_non_null(strstr(err_msg(), "weighted or flip"));
+    c = cfg_of(COMPAT_MIXTURE);
+    c.mixture_a = 1.0;
+    expect_bad(c, "mixture weight 1");
+    c.mixture_a = 0.3;
+    assert_int_equal(compat_config_check(&c), 0);
+    CompatMethod m;
+    assert_int_equal(compat_method_parse("nope", &m), -1);
+    assert_non_null(strstr(err_msg(), "elodi, ensemble, mixture, weighted or flip"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_teacher_pos),
@@ -1563,6 +1691,9 @@ int main(void) {
         cmocka_unit_test(test_seq_hand_values),
         cmocka_unit_test(test_seq_fd),
         cmocka_unit_test(test_seq_config),
+        cmocka_unit_test(test_new_methods_token),
+        cmocka_unit_test(test_new_methods_choice),
+        cmocka_unit_test(test_new_methods_seq_and_levels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,6 +22,15 @@ static const struct { const char *name, *args; TaskKind kind; } expected[] = {
     {"focal-choice", "--compat focal --level choice", TASK_MC},
     {"elodi-choice", "--compat elodi --level choice", TASK_MC},
     {"seqkd", "--compat student-wrong --level sequence --ce-weight 0.5", TASK_GEN},
+    /* issue 18 */
+    {"ensemble", "--compat ensemble", TASK_MC},
+    {"ensemble-choice", "--compat ensemble --level choice --ce-weight 0.5", TASK_MC},
+    {"mixture", "--compat mixture", TASK_MC},
+    {"mixture-choice", "--compat mixture --level choice --ce-weight 0.5", TASK_MC},
+    {"weighted-choice", "--compat weighted --level choice --ce-weight 0.5", TASK_MC},
+    {"weighted-seqkd", "--compat weighted --level sequence --ce-weight 0.5", TASK_GEN},
+    {"flip-choice", "--compat flip --level choice --ce-weight 0.5", TASK_MC},
+    {"flip-seqkd", "--compat flip --level sequence --ce-weight 0.5", TASK_GEN},
     {"ce", NULL, TASK_MC},
 };
 
@@ -57,6 +66,17 @@ static void test_methods_list(void **state) {
     assert_string_equal(u.methods[1].name, "mine");
     assert_null(u.methods[1].preset);
     assert_string_equal(u.methods[1].args, "--compat focal --kd-weight 2");
+    update_spec_free(&u);
+    /* all: every preset for the task's kind, once (a name given before is not repeated) */
+    assert_int_equal(update_methods_parse(&u, "choice,all"), 0);
+    int n_all = 0, n_presets;
+    const UpdatePreset *ps = update_presets(&n_presets);
+    for (int i = 0; i < n_presets; i++) n_all += (ps[i].kinds & UPDATE_FOR_MC) != 0;
+    assert_int_equal(u.n_methods, n_all);
+    for (int i = 0; i < u.n_methods; i++) {
+        assert_non_null(u.methods[i].preset);
+        assert_true(u.methods[i].preset->kinds & UPDATE_FOR_MC);
+    }
     update_spec_free(&u);
     /* the default list depends on the kind */
     assert_int_equal(update_methods_parse(&u, NULL), 0);
