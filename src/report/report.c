@@ -56,6 +56,17 @@ static int get_string(const char *file, const char *where, const cJSON *o, const
     return *out ? 0 : err_set("out of memory");
 }
 
+/* Names (tasks, models) reach report.json and `muscle gate`, which refuses names longer than
+ * 256 bytes (cmd_gate.c, GATE_NAME_MAX): the manifest refuses them first, so gate never meets a
+ * report muscle wrote that it cannot read. */
+#define REPORT_NAME_MAX 256
+static int check_name(const char *file, const char *where, const char *name) {
+    size_t n = strlen(name);
+    if (n > REPORT_NAME_MAX)
+        return err_set("%s: %s.name: %zu bytes long, expected at most %d", file, where, n, REPORT_NAME_MAX);
+    return 0;
+}
+
 /* A path relative to dir (absolute paths stay as they are). */
 static char *resolve(const char *dir, const char *path) {
     if (path[0] == '/' || !strcmp(dir, ".")) return strdup(path);
@@ -76,6 +87,7 @@ static int load_model(const char *file, const char *where, const cJSON *o, const
     if (check_keys(file, where, o, known) != 0) return -1;
     if (get_string(file, where, o, "name", def_name, &m->name) != 0) return -1;
     if (!m->name[0]) return err_set("%s: %s.name: expected a non-empty string", file, where);
+    if (check_name(file, where, m->name) != 0) return -1;
     if (get_string(file, where, o, "settings", "", &m->settings) != 0) return -1;
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(o, "preds");
     if (!p) return err_set("%s: %s: missing field 'preds' (the prediction files, one per seed)", file, where);
@@ -102,6 +114,7 @@ static int load_task(const char *file, int ti, const cJSON *o, const char *dir, 
     if (!cJSON_IsObject(o)) return err_set("%s: %s: expected an object, got %s", file, where, io_json_kind(o));
     if (check_keys(file, where, o, known) != 0) return -1;
     if (get_string(file, where, o, "name", NULL, &t->name) != 0) return -1;
+    if (check_name(file, where, t->name) != 0) return -1;
     if (get_string(file, where, o, "kind", NULL, &t->kind) != 0) return -1;
     if (strcmp(t->kind, "mc") && strcmp(t->kind, "gen"))
         return err_set("%s: %s.kind: expected \"mc\" (discrete outcome 'correct') or \"gen\" (score 'score'), got \"%.40s\"",

@@ -59,5 +59,9 @@ expect_error "a test file name with ESC is refused before any step" "control cha
   $MUSCLE "${U[@]}" --task-test "$TMP/te"$'\e'"[2J.jsonl" --out "$TMP/r3"
 printf '{"tasks":[{"name":"t\\u001b[31mx","old":"q1.jsonl","new":{"preds":["q1.jsonl"]}}]}\n' >"$TMP/man2.json"
 expect_error "a manifest name with ESC is refused" "control character \(0x1b\)" $MUSCLE report "$TMP/man2.json" --out "$TMP/rep2"
+long=$(printf 'n%.0s' $(seq 300))
+printf '{"tasks":[{"name":"%s","old":"q1.jsonl","new":{"preds":["q1.jsonl"]}}]}\n' "$long" >"$TMP/man3.json"
+expect_error "a manifest name over 256 bytes is refused (gate could not read the report)" "300 bytes long, expected at most 256" \
+  $MUSCLE report "$TMP/man3.json" --out "$TMP/rep3"
 check "report --quiet is accepted" bash -c "$MUSCLE report --help | grep -q -- --quiet"
 echo "1..$TAP_N"
