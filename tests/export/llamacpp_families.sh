@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `muscle export` of the non-llama families against a real llama.cpp (node-llama-cpp 3.21.1, as
+# `muscle export` of the non-llama families against a real llama.cpp (node-llama-cpp 3.22.1, as
 # tests/export/llamacpp.sh): the qwen2 fixture (tests/fixtures/model/families/qwen2: q/k/v
 # biases, linear rope scaling, GQA, tied embeddings; checked against PyTorch by
 # tests/model/test_families.c) with its PEFT adapter (all seven targets). GGUF qwen2 keeps
