@@ -167,7 +167,9 @@ static void add_hparams(GgufWriter *w, const Model *m, char (*keys)[96]) {
         gguf_writer_set_u32(w, KEY("attention.key_length"), (uint32_t)c->head_dim);
         gguf_writer_set_u32(w, KEY("attention.value_length"), (uint32_t)c->head_dim);
     }
-    gguf_writer_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), c->norm_eps);
+    /* LayerNorm families (phi2) keep it under attention.layer_norm_epsilon */
+    gguf_writer_set_f32(w, KEY(arch_of(m)->gguf_eps_key ? arch_of(m)->gguf_eps_key : "attention.layer_norm_rms_epsilon"),
+                        c->norm_eps);
     gguf_writer_set_f32(w, KEY("rope.freq_base"), c->rope_theta);
     if (c->sliding_window > 0) gguf_writer_set_u32(w, KEY("attention.sliding_window"), (uint32_t)c->sliding_window);
     if (c->rope_scaling == ROPE_SCALING_LINEAR) {
@@ -186,9 +188,9 @@ int export_model_gguf(const Model *m, const Tokenizer *t, const char *path, DTyp
         return err_set("%s: type %s: expected f32, f16 or bf16", path, dtype_name(dtype));
     if (c->rope != ROPE_INTERLEAVED)
         return err_set("%s: the model's rotary layout is not the interleaved one muscle's loaders give", path);
-    if (ar->norm != ARCH_NORM_RMS || ar->mlp != ARCH_MLP_SWIGLU || ar->norm_offset != 0.0f || ar->parallel_residual ||
-        ar->embed_scale_sqrt_d)
-        return err_set("%s: GGUF export of the %s family is not supported yet (its norms or MLP)", path, ar->model_type);
+    if (c->norm_offset != 0.0f && !ar->gguf_norm_plus_one)
+        return err_set("%s: the %s family's norms multiply by (%g + w), which its GGUF form cannot hold", path,
+                       ar->model_type, (double)c->norm_offset);
     GgufWriter w;
     gguf_writer_init(&w);
     char keys[N_HPARAM_KEYS][96];
@@ -204,8 +206,10 @@ int export_model_gguf(const Model *m, const Tokenizer *t, const char *path, DTyp
         else rc = add_tokenizer(&w, t, path);
     }
     /* names and buffers live until the write (the writer keeps the pointers) */
-    const int per_layer = NORM_COUNT + 2 * LIN_COUNT;
-    size_t cap = (size_t)c->n_layers * per_layer + GT_COUNT + 1, n_owned = 0, k = 0;
+    /* tensors: per layer every norm (+ 2 LayerNorm biases), every linear and its bias; the
+     * global weights and biases, rope_freqs. Each may own two copies (widened, permuted) */
+    const int per_layer = NORM_COUNT + 2 + 2 * LIN_COUNT;
+    size_t cap = 2 * ((size_t)c->n_layers * per_layer + 2 * GT_COUNT + 1), n_owned = 0, k = 0;
     void **owned = calloc(cap, sizeof *owned);
     char (*names)[96] = calloc(cap, sizeof *names);
     if (rc == 0 && (!owned || !names)) rc = err_set("%s: out of memory", path);
@@ -229,19 +233,44 @@ int export_model_gguf(const Model *m, const Tokenizer *t, const char *path, DTyp
         uint64_t ne[1] = {(uint64_t)(len)};                                                               \
         gguf_writer_add_tensor(&w, names[k++], GGML_TYPE_F32, 1, ne, src);                                \
     } while (0)
-#define GNAME(slot) snprintf(names[k], sizeof names[k], "%s.weight", ar->gguf_global[slot])
+    /* a norm vector: the (norm_offset + w) it multiplies by, what llama.cpp's converter stores
+     * for gemma (gguf_norm_plus_one, checked above); else the weight as it is */
+#define NORM(ptr, len, heads)                                                                             \
+    do {                                                                                                  \
+        const float *nsrc = (ptr);                                                                        \
+        if (c->norm_offset != 0.0f) {                                                                     \
+            float *p1 = malloc((size_t)(len) * sizeof *p1);                                               \
+            if (!p1) { rc = err_set("%s: out of memory", path); break; }                                  \
+            owned[n_owned++] = p1;                                                                        \
+            for (int i_ = 0; i_ < (len); i_++) p1[i_] = c->norm_offset + nsrc[i_];                        \
+            nsrc = p1;                                                                                    \
+        }                                                                                                 \
+        VEC(nsrc, len, heads);                                                                            \
+    } while (0)
+#define GNAME(slot, suffix) snprintf(names[k], sizeof names[k], "%s.%s", ar->gguf_global[slot], suffix)
 #define LNAME(part, suffix) snprintf(names[k], sizeof names[k], "blk.%d.%s.%s", l, part, suffix)
+    const int layer_norm = ar->norm == ARCH_NORM_LAYER; /* + a bias per norm (phi2) */
     if (rc == 0) {
-        GNAME(GT_EMBED);
+        GNAME(GT_EMBED, "weight");
         MAT(&m->tok_emb, 0);
     }
     if (rc == 0) {
-        GNAME(GT_NORM);
-        VEC(m->rms_final, c->dim, 0);
+        GNAME(GT_NORM, "weight");
+        NORM(m->rms_final, c->dim, 0);
     }
-    if (rc == 0 && !c->tied) {
-        GNAME(GT_HEAD);
-        MAT(&m->wcls, 0);
+    if (rc == 0 && layer_norm) {
+        GNAME(GT_NORM, "bias");
+        VEC(m->norm_final_b, c->dim, 0);
+    }
+    /* llama.cpp's phi2 requires output.weight beside output.bias: a tied classifier with a
+     * bias of its own goes out as a copy of the embedding (muscle reads it back untied) */
+    if (rc == 0 && (!c->tied || ar->head_bias)) {
+        GNAME(GT_HEAD, "weight");
+        MAT(c->tied ? &m->tok_emb : &m->wcls, 0);
+    }
+    if (rc == 0 && ar->head_bias) {
+        GNAME(GT_HEAD, "bias");
+        VEC(m->cls_b, c->vocab_size, 0);
     }
     if (rc == 0 && (c->rope_scaling == ROPE_SCALING_LLAMA3 || c->rope_scaling == ROPE_SCALING_TABLE)) {
         int half = (c->rope_dims ? c->rope_dims : c->head_dim) / 2;
@@ -260,18 +289,28 @@ int export_model_gguf(const Model *m, const Tokenizer *t, const char *path, DTyp
     for (int l = 0; rc == 0 && l < c->n_layers; l++) {
         const LayerWeights *L = &m->layers[l];
         LNAME(ar->gguf_norm[NORM_ATTN], "weight");
-        VEC(L->rms_att, c->dim, 0);
-        if (rc) break;
-        LNAME(ar->gguf_norm[NORM_FFN], "weight");
-        VEC(L->rms_ffn, c->dim, 0);
+        NORM(L->rms_att, c->dim, 0);
+        if (rc == 0 && layer_norm) {
+            LNAME(ar->gguf_norm[NORM_ATTN], "bias");
+            VEC(L->norm_att_b, c->dim, 0);
+        }
+        if (rc == 0 && model_has_ffn_norm(c)) { /* none with a parallel residual (phi2) */
+            LNAME(ar->gguf_norm[NORM_FFN], "weight");
+            NORM(L->rms_ffn, c->dim, 0);
+            if (rc == 0 && layer_norm) {
+                LNAME(ar->gguf_norm[NORM_FFN], "bias");
+                VEC(L->norm_ffn_b, c->dim, 0);
+            }
+        }
         if (rc == 0 && c->qk_norm) { /* per-head: the elements of one head, permuted like its rows */
             LNAME(ar->gguf_norm[NORM_Q], "weight");
-            VEC(L->q_norm, hd, ar->gguf_qk_half);
+            NORM(L->q_norm, hd, ar->gguf_qk_half);
             if (rc) break;
             LNAME(ar->gguf_norm[NORM_K], "weight");
-            VEC(L->k_norm, hd, ar->gguf_qk_half);
+            NORM(L->k_norm, hd, ar->gguf_qk_half);
         }
         for (int s = 0; rc == 0 && s < LIN_COUNT; s++) {
+            if (!model_has_linear(c, (LinearSlot)s)) continue; /* phi2: no ffn_gate */
             LNAME(ar->gguf_lin[s], "weight");
             MAT(model_linear(m, l, (LinearSlot)s), qk_heads(m, s));
             if (rc == 0 && (c->bias & LIN_BIT(s))) {
@@ -282,6 +321,7 @@ int export_model_gguf(const Model *m, const Tokenizer *t, const char *path, DTyp
     }
 #undef MAT
 #undef VEC
+#undef NORM
 #undef GNAME
 #undef LNAME
     if (rc == 0) rc = gguf_writer_write(&w, path);

@@ -137,8 +137,8 @@ static void test_merged_bits(void **state) {
 }
 
 #define FIX "tests/fixtures/model/families/"
-static const char *const FAMILIES[] = {"llama3", "smollm2", "mistral", "qwen2", "qwen3"};
-#define N_FAM 5
+static const char *const FAMILIES[] = {"llama3", "smollm2", "mistral", "qwen2", "qwen3", "phi", "gemma"};
+#define N_FAM 7
 #define T_FAM 12
 
 static float *logits_with(const Model *m, const LoraAdapter *a, const int *ids) {
