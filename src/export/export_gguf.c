@@ -7,6 +7,7 @@
  * Hugging Face half-split order for families whose GGUF keeps it (arch->gguf_qk_half:
  * qwen2, qwen3), the exact reverse of what load_gguf.c undoes; else interleaved. */
 #include "export.h"
+#include "export_internal.h"
 
 #include "core/error.h"
 #include "io/gguf.h"
@@ -96,43 +97,6 @@ static const float *weight_f32(const KWeight *kw, void **owned, size_t *n_owned)
     return f;
 }
 
-/* A SentencePiece-kind vocabulary (tokenizer.ggml.model "llama"). */
-static int add_tokenizer(GgufWriter *w, const Tokenizer *t, const char *path) {
-    if (tok_is_byte_level(t)) /* "gpt2" needs the merges in rank order and llama.cpp's pre name */
-        return err_set("%s: writing a byte-level BPE tokenizer (GPT-2 kind: Llama 3, Qwen, SmolLM) into GGUF is not "
-                       "supported yet; export a SentencePiece or llama2.c tokenizer, or none (gguf-lora needs none)", path);
-    int n = tok_vocab_size(t);
-    const char **pieces = calloc((size_t)n, sizeof *pieces);
-    uint64_t *lens = calloc((size_t)n, sizeof *lens);
-    float *scores = calloc((size_t)n, sizeof *scores);
-    int32_t *types = calloc((size_t)n, sizeof *types);
-    int rc = 0;
-    if (!pieces || !lens || !scores || !types) rc = err_set("%s: out of memory", path);
-    for (int i = 0; rc == 0 && i < n; i++) {
-        size_t len;
-        pieces[i] = tok_piece(t, i, &len);
-        lens[i] = len;
-        scores[i] = tok_score(t, i);
-        types[i] = tok_type(t, i) ? tok_type(t, i) : TOK_NORMAL;
-    }
-    if (rc == 0) {
-        gguf_writer_set_string(w, "tokenizer.ggml.model", "llama");
-        gguf_writer_set_str_array(w, "tokenizer.ggml.tokens", pieces, lens, (uint64_t)n);
-        gguf_writer_set_array(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, scores, (uint64_t)n);
-        gguf_writer_set_array(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, (uint64_t)n);
-        if (tok_bos_id(t) >= 0) gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)tok_bos_id(t));
-        if (tok_eos_id(t) >= 0) gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)tok_eos_id(t));
-        if (tok_unk_id(t) >= 0) gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)tok_unk_id(t));
-        gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", 1);
-        gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", 0);
-    }
-    free(pieces);
-    free(lens);
-    free(scores);
-    free(types);
-    return rc;
-}
-
 /* Llama 3 rotary scaling as llama.cpp's converter writes it: rope_freqs.weight, one divisor
  * per frequency (convert_hf_to_gguf.py LlamaModel.generate_extra_tensors). */
 static void llama3_rope_divisors(const ModelConfig *c, float *div) {
@@ -200,11 +164,7 @@ int export_model_gguf(const Model *m, const Tokenizer *t, const char *path, DTyp
     gguf_writer_set_u32(&w, "general.file_type", dtype == DT_F32 ? 0 : dtype == DT_F16 ? 1 : 32);
     add_hparams(&w, m, keys);
     int rc = 0;
-    if (t) {
-        if (tok_vocab_size(t) != c->vocab_size)
-            rc = err_set("%s: the tokenizer has %d pieces, the model %d", path, tok_vocab_size(t), c->vocab_size);
-        else rc = add_tokenizer(&w, t, path);
-    }
+    if (t) rc = export_gguf_vocab(&w, t, c->vocab_size, path);
     /* names and buffers live until the write (the writer keeps the pointers) */
     /* tensors: per layer every norm (+ 2 LayerNorm biases), every linear and its bias; the
      * global weights and biases, rope_freqs. Each may own two copies (widened, permuted) */
