@@ -240,33 +240,91 @@ static void test_families_roundtrip(void **state) {
     }
 }
 
-/* a byte-level BPE vocabulary is refused with one clear line (not written as SentencePiece) */
-static void test_bytelevel_refused(void **state) {
+/* a byte-level BPE vocabulary goes out as tokenizer.ggml.model "gpt2" with its merges in rank
+ * order and the pre-tokenizer's llama.cpp name, and loads back encoding the same ids (the real
+ * tokenizers against llama.cpp: tests/export/llamacpp_tokenizer.sh); a pre-tokenizer llama.cpp
+ * has no name for is refused with one line and no file */
+static void test_bytelevel(void **state) {
     (void)state;
     ModelConfig c = small_cfg();
-    Model m;
+    c.vocab_size = 34; /* two more than the tokenizer: padded with [PADi] */
+    Model m, back;
     assert_int_equal(model_init_random(&m, &c, NULL, 3), 0);
     const char *pieces[32];
-    char buf[32][2];
-    for (int i = 0; i < 32; i++) {
+    int32_t types[32];
+    char buf[29][2];
+    for (int i = 0; i < 29; i++) {
         buf[i][0] = (char)('A' + i);
         buf[i][1] = 0;
         pieces[i] = buf[i];
+        types[i] = TOK_NORMAL;
     }
-    Tokenizer *t = tok_init_bpe_from_vocab(32, pieces, NULL, NULL, 0, NULL, NULL, "qwen2", -1, 0);
+    pieces[29] = "AB", pieces[30] = "ABC", pieces[31] = "<|end|>";
+    types[29] = types[30] = TOK_NORMAL;
+    types[31] = TOK_CONTROL;
+    const char *merges[] = {"A B", "AB C"};
+    Tokenizer *t = tok_init_bpe_from_vocab(32, pieces, NULL, types, 2, merges, NULL, "qwen2.5", -1, 31);
     if (!t) fail_msg("%s", err_msg());
-    char path[512];
+    char path[512], pre[64];
     snprintf(path, sizeof path, "%s/bl.gguf", test_tmpdir());
-    assert_int_equal(export_model_gguf(&m, t, path, DT_F32, NULL), -1);
-    assert_non_null(strstr(err_msg(), "byte-level"));
-    assert_false(file_exists(path));
+    assert_int_equal(tok_gguf_pre(t, pre, sizeof pre), 0);
+    assert_string_equal(pre, "qwen2"); /* the converter's name of the same regexes */
+    if (export_model_gguf(&m, t, path, DT_F32, NULL) != 0) fail_msg("%s", err_msg());
+    GgufFile g;
+    assert_int_equal(gguf_open(&g, path), 0);
+    const char *s;
+    assert_int_equal(gguf_get_string(&g, "tokenizer.ggml.model", &s, NULL), 0);
+    assert_string_equal(s, "gpt2");
+    assert_int_equal(gguf_get_string(&g, "tokenizer.ggml.pre", &s, NULL), 0);
+    assert_string_equal(s, "qwen2");
+    const GgufStr *ms, *ts;
+    uint64_t nm, nt;
+    assert_int_equal(gguf_get_str_array(&g, "tokenizer.ggml.merges", &ms, &nm), 0);
+    assert_int_equal((int)nm, 2);
+    assert_true(ms[0].len == 3 && !memcmp(ms[0].ptr, "A B", 3) && ms[1].len == 4 && !memcmp(ms[1].ptr, "AB C", 4));
+    assert_int_equal(gguf_get_str_array(&g, "tokenizer.ggml.tokens", &ts, &nt), 0);
+    assert_int_equal((int)nt, 34);
+    assert_true(ts[33].len == 7 && !memcmp(ts[33].ptr, "[PAD33]", 7));
+    gguf_close(&g);
+    if (model_load(&back, path, NULL) != 0) fail_msg("%s", err_msg());
+    assert_non_null(back.tokenizer);
+    assert_true(tok_is_byte_level(back.tokenizer));
+    assert_int_equal(tok_eos_id(back.tokenizer), 31);
+    int *i1, *i2, n1, n2;
+    const char *text = "ABCAB<|end|>CBA";
+    assert_int_equal(tok_encode(t, text, strlen(text), 0, 0, &i1, &n1), 0);
+    assert_int_equal(tok_encode(back.tokenizer, text, strlen(text), 0, 0, &i2, &n2), 0);
+    assert_int_equal(n1, 6); /* ABC AB <|end|> C B A */
+    assert_int_equal(n1, n2);
+    assert_memory_equal(i1, i2, (size_t)n1 * sizeof *i1);
+    free(i1);
+    free(i2);
+    model_free(&back);
     tok_free(t);
+    /* a Split regex llama.cpp knows under no name */
+    static const char json[] =
+        "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2}, \"merges\": [\"a b\"]},"
+        " \"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": {\"Regex\": \"[a-z]+\"},"
+        " \"behavior\": \"Isolated\", \"invert\": false}, {\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"use_regex\": false}]},"
+        " \"decoder\": {\"type\": \"ByteLevel\"}}";
+    Tokenizer *odd = tok_load_mem(json, sizeof json - 1, "odd.json");
+    if (!odd) fail_msg("%s", err_msg());
+    ModelConfig c3 = small_cfg();
+    c3.vocab_size = 3;
+    Model m3;
+    assert_int_equal(model_init_random(&m3, &c3, NULL, 3), 0);
+    snprintf(path, sizeof path, "%s/odd.gguf", test_tmpdir());
+    assert_int_equal(export_model_gguf(&m3, odd, path, DT_F32, NULL), -1);
+    assert_non_null(strstr(err_msg(), "pre-tokenizer"));
+    assert_false(file_exists(path));
+    tok_free(odd);
+    model_free(&m3);
     model_free(&m);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_gguf_lora), cmocka_unit_test(test_merged_bits),
                                        cmocka_unit_test(test_families_roundtrip),
-                                       cmocka_unit_test(test_bytelevel_refused)};
+                                       cmocka_unit_test(test_bytelevel)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
