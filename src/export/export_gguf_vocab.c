@@ -109,6 +109,7 @@ int export_gguf_vocab(GgufWriter *w, const Tokenizer *t, int n_vocab, const char
     if (rc == 0) {
         if (tok_bos_id(t) >= 0) gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)tok_bos_id(t));
         if (tok_eos_id(t) >= 0) gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)tok_eos_id(t));
+        if (tok_pad_id(t) >= 0) gguf_writer_set_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)tok_pad_id(t));
         if (tok_unk_id(t) >= 0) gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)tok_unk_id(t));
         gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", tok_bos_id(t) >= 0);
         gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", 0);

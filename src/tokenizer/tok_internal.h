@@ -87,6 +87,7 @@ struct Tokenizer {
     int32_t *canon;      /* PieceToId(piece(i)): the reserved map wins, then the first duplicate */
 
     int bos, eos, unk;
+    int pad;             /* tokenizer_config.json pad_token (tok_json.c), else -1 */
     int byte_id[256];    /* id of "<0xXX>" or -1 */
     int byte_fallback;
 

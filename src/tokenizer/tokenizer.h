@@ -65,6 +65,8 @@ int tok_vocab_size(const Tokenizer *t);
 int tok_bos_id(const Tokenizer *t); /* -1 when none */
 int tok_eos_id(const Tokenizer *t);
 int tok_unk_id(const Tokenizer *t);
+/* tokenizer_config.json's pad_token beside a tokenizer.json; -1 when none (or another kind) */
+int tok_pad_id(const Tokenizer *t);
 /* 1 for a byte-level BPE tokenizer (GPT-2 kind: tokenizer.json ByteLevel or GGUF "gpt2"). */
 int tok_is_byte_level(const Tokenizer *t);
 /* Byte-level BPE as GGUF metadata (tokenizer.ggml.model "gpt2"): the tokenizer.ggml.pre name

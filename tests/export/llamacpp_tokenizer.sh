@@ -60,9 +60,14 @@ for text, lc in zip(texts, l["ids"]):
 print(f"# {len(texts)} texts, {n} tokens, {bad} differ")
 assert bad == 0 and len(l["ids"]) == len(texts)
 PYEOF
-check "$FAM: BOS / EOS ids and add_bos as muscle's" $PY - "$TMP/l.json" "$MUSCLE" "$TMP/$FAM.gguf" <<'PYEOF'
-import json, subprocess, sys
-l = json.load(open(sys.argv[1])); muscle, gguf = sys.argv[2:4]
+check "$FAM: BOS / EOS ids and add_bos as muscle's, PAD as tokenizer_config.json's" $PY - "$TMP/l.json" "$MUSCLE" "$TMP/$FAM.gguf" "$TOK" <<'PYEOF'
+import json, os, subprocess, sys
+l = json.load(open(sys.argv[1])); muscle, gguf, tok = sys.argv[2:5]
+t = json.load(open(tok)); cfg = json.load(open(os.path.join(os.path.dirname(tok), "tokenizer_config.json")))
+pieces = {**t["model"]["vocab"], **{a["content"]: a["id"] for a in t["added_tokens"]}}
+pad = cfg.get("pad_token"); pad = pad.get("content") if isinstance(pad, dict) else pad
+print(f"# vocabulary type {l['vocabularyType']}, pad {l['pad']} (tokenizer_config.json: {pad})")
+assert l["vocabularyType"] == "bpe" and l["pad"] == (pieces[pad] if pad else None)
 def ids(*a):  # None: muscle refuses --bos / --eos without such a token
     r = subprocess.run([muscle, "tokenize", "--tokenizer", gguf, *a, "--text", "a"], capture_output=True, text=True)
     return [int(x) for x in r.stdout.split()] if r.returncode == 0 else None
