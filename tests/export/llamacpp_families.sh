@@ -8,7 +8,8 @@
 # tokenizer; llama.cpp needs one, so the test writes a 128-piece SentencePiece-style
 # vocabulary (<unk>, <s>, </s>, U+2581, the printable ASCII characters, bytes 0x00..0x1D;
 # llama.cpp aborts on a SentencePiece vocabulary without U+2581) in llama2.c's
-# tokenizer.bin format; token ids go to llama.cpp directly. Also qwen3 (per-head q/k
+# tokenizer.bin format; token ids go to llama.cpp directly. Also llama3 (its rope_freqs table),
+# smollm2 (tied), qwen3 (per-head q/k
 # norms, a head size of its own), mistral (sliding window), phi (llama.cpp's phi2: LayerNorm
 # with biases, attention and MLP in parallel, GELU MLP without a gate, partial rotary,
 # biases everywhere and on the classifier) and gemma (norms stored as 1 + w, embeddings
@@ -36,7 +37,7 @@ PYEOF
 # window (its converter writes none for Mistral; muscle writes llama.attention.sliding_window,
 # which that graph ignores): a Mistral agrees only while the context fits the window (the
 # fixture's is 6 tokens), so only those positions are compared there.
-for FA in qwen2:qwen2:0 qwen3:qwen3:0 mistral:llama:6 phi:phi2:0 gemma:gemma:0; do
+for FA in llama3:llama:0 smollm2:llama:0 qwen2:qwen2:0 qwen3:qwen3:0 mistral:llama:6 phi:phi2:0 gemma:gemma:0; do
 IFS=: read -r FAM ARCH NPOS <<<"$FA"
 F=tests/fixtures/model/families/$FAM
 MODEL=(--model "$F" --tokenizer "$TMP/tok128.bin")
