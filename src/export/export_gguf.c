@@ -2,10 +2,15 @@
  *
  * Table-driven from the family (model/arch.h): general.architecture and the key prefix
  * are arch->gguf_arch, tensor names arch->gguf_global / gguf_lin / gguf_norm, biases
- * "blk.N.<linear>.bias" for every linear cfg.bias has, per-head norms when cfg.qk_norm.
+ * "blk.N.<linear>.bias" for every linear cfg.bias has, per-head norms when cfg.qk_norm,
+ * LayerNorm biases (ARCH_NORM_LAYER), only the linears and norms the family has (phi2: no
+ * ffn_gate, no ffn_norm), the classifier bias (head_bias), norms as (norm_offset + w)
+ * (gemma's 1 + w, gguf_norm_plus_one), the epsilon under gguf_eps_key. The vocabulary:
+ * export_gguf_vocab.c.
  * q/k rows (and their biases, per-head norms and the rows of LoRA B) go out in the
  * Hugging Face half-split order for families whose GGUF keeps it (arch->gguf_qk_half:
- * qwen2, qwen3), the exact reverse of what load_gguf.c undoes; else interleaved. */
+ * qwen2, qwen3, phi2, gemma; partial rotary: within the rotated dims), the exact reverse
+ * of what load_gguf.c undoes; else interleaved. */
 #include "export.h"
 #include "export_internal.h"
 
