@@ -35,6 +35,12 @@ static void fill_adapter(LoraAdapter *a, uint64_t seed) {
     for (size_t i = 0; i < a->n_floats; i++) a->data[i] = (float)((double)((seed * 2654435761u + i * 40503u) % 1000) / 1000.0 - 0.5);
 }
 
+static void assert_gguf_string(const GgufFile *g, const char *key, const char *want) {
+    const char *s;
+    assert_int_equal(gguf_get_string(g, key, &s, NULL), 0);
+    assert_string_equal(s, want);
+}
+
 static void test_gguf_lora(void **state) {
     (void)state;
     ModelConfig c = small_cfg();
@@ -48,13 +54,9 @@ static void test_gguf_lora(void **state) {
     assert_int_equal(export_lora_gguf(&a, &m, path, "test"), 0);
     GgufFile g;
     assert_int_equal(gguf_open(&g, path), 0);
-    const char *s;
-    assert_int_equal(gguf_get_string(&g, "general.type", &s, NULL), 0);
-    assert_string_equal(s, "adapter");
-    assert_int_equal(gguf_get_string(&g, "adapter.type", &s, NULL), 0);
-    assert_string_equal(s, "lora");
-    assert_int_equal(gguf_get_string(&g, "general.architecture", &s, NULL), 0);
-    assert_string_equal(s, "llama");
+    assert_gguf_string(&g, "general.type", "adapter");
+    assert_gguf_string(&g, "adapter.type", "lora");
+    assert_gguf_string(&g, "general.architecture", "llama");
     float alpha;
     assert_int_equal(gguf_get_f32(&g, "adapter.lora.alpha", &alpha), 0);
     /* rsLoRA: scaling = 6 / sqrt(3); llama.cpp applies alpha / r */
@@ -272,11 +274,8 @@ static void test_bytelevel(void **state) {
     if (export_model_gguf(&m, t, path, DT_F32, NULL) != 0) fail_msg("%s", err_msg());
     GgufFile g;
     assert_int_equal(gguf_open(&g, path), 0);
-    const char *s;
-    assert_int_equal(gguf_get_string(&g, "tokenizer.ggml.model", &s, NULL), 0);
-    assert_string_equal(s, "gpt2");
-    assert_int_equal(gguf_get_string(&g, "tokenizer.ggml.pre", &s, NULL), 0);
-    assert_string_equal(s, "qwen2");
+    assert_gguf_string(&g, "tokenizer.ggml.model", "gpt2");
+    assert_gguf_string(&g, "tokenizer.ggml.pre", "qwen2");
     const GgufStr *ms, *ts;
     uint64_t nm, nt;
     assert_int_equal(gguf_get_str_array(&g, "tokenizer.ggml.merges", &ms, &nm), 0);
