@@ -16,7 +16,9 @@
 # times sqrt(d), GeGLU, a head size of its own, one kv head, tied). Few tokens: fast.
 # phi and gemma come closest to the tolerance (measured 4.8e-4 and 7.3e-4): ggml's CPU GELU
 # rounds its input to f16 and reads a table of f16 results (GGML_GELU_FP16), muscle
-# computes it in fp32.
+# computes it in fp32. For those two llama.cpp must also equal the PyTorch reference run
+# with ggml's GELU table (ggml_gelu_reference.py) within 5e-5: the exported layout is exact
+# and the table is all that separates the two engines.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/cli/lib.sh
 PY=/usr/bin/python3
@@ -33,12 +35,12 @@ with open(sys.argv[1], "wb") as f:
     for p in pieces:
         f.write(struct.pack("<fi", 0.0, len(p)) + p)
 PYEOF
-# FAMILY:GGUF_ARCH:POSITIONS compared (0 = all). llama.cpp's "llama" graph has no sliding
+# FAMILY:GGUF_ARCH:POSITIONS compared (0 = all):GELU (1: also against ggml's GELU table). llama.cpp's "llama" graph has no sliding
 # window (its converter writes none for Mistral; muscle writes llama.attention.sliding_window,
 # which that graph ignores): a Mistral agrees only while the context fits the window (the
 # fixture's is 6 tokens), so only those positions are compared there.
-for FA in llama3:llama:0 smollm2:llama:0 qwen2:qwen2:0 qwen3:qwen3:0 mistral:llama:6 phi:phi2:0 gemma:gemma:0; do
-IFS=: read -r FAM ARCH NPOS <<<"$FA"
+for FA in llama3:llama:0:0 smollm2:llama:0:0 qwen2:qwen2:0:0 qwen3:qwen3:0:0 mistral:llama:6:0 phi:phi2:0:1 gemma:gemma:0:1; do
+IFS=: read -r FAM ARCH NPOS GELU <<<"$FA"
 F=tests/fixtures/model/families/$FAM
 MODEL=(--model "$F" --tokenizer "$TMP/tok128.bin")
 check "export gguf: the $FAM fixture" $MUSCLE export gguf "${MODEL[@]}" --out "$TMP/q.gguf" --quiet
@@ -64,6 +66,18 @@ if npos:
 d = max(abs(a - b) for a, b in zip(m, l))
 print(f"# {len(m)} positions, max |muscle - llama.cpp| = {d:.2e} (log-probs from {min(m):.3f} to {max(m):.3f})")
 assert d < 1e-3, d
+PYEOF
+  [ "$GELU" = 1 ] || return
+  local adflag=(); [ "$lora" != - ] && adflag=(--adapter)
+  $PY tests/export/ggml_gelu_reference.py "$F" "$ids" "${adflag[@]}" >"$TMP/r.json" \
+    || { not_ok "$name: the PyTorch reference failed"; return; }
+  check "$name: llama.cpp = PyTorch with ggml's f16 GELU table within 5e-5" $PY - "$TMP/m.json" "$TMP/l.json" "$TMP/r.json" <<'PYEOF'
+import json, sys
+m = json.load(open(sys.argv[1]))["logprobs"][1:]; l = json.load(open(sys.argv[2]))["logprobs"][1:]; r = json.load(open(sys.argv[3]))
+d = lambda a, b: max(abs(x - y) for x, y in zip(a, b))
+g, e = r["ggml"][1:], r["exact"][1:]
+print(f"# llama.cpp - torch(ggml GELU) {d(l, g):.2e}; muscle - torch(exact GELU) {d(m, e):.2e}; llama.cpp - torch(exact) {d(l, e):.2e}")
+assert d(l, g) < 5e-5 and d(m, e) < 5e-5, (d(l, g), d(m, e))
 PYEOF
 }
 compare "llama.cpp $FAM: the base model, the same log-probs" -
