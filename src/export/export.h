@@ -15,7 +15,7 @@
  * models hold q and k in Meta's interleaved rotary order, the order muscle computes in, so the
  * rows of the q and k B matrices go out as muscle holds them (convert_lora_to_gguf.py permutes
  * PEFT's Hugging Face-order lora_b of q and k into that same order). Families whose GGUF keeps
- * the Hugging Face order (arch->gguf_qk_half: qwen2, qwen3) get q/k rows, biases, per-head
+ * the Hugging Face order (arch->gguf_qk_half: qwen2, qwen3, phi2, gemma) get q/k rows, biases, per-head
  * norms and LoRA B rows permuted back to it (the reverse of load_gguf.c).
  * Scale: llama.cpp applies scale * alpha / r (r = lora_b.ne[0]); the adapter's own scaling
  * (alpha / r, or alpha / sqrt(r) with rsLoRA) is written as alpha = scaling * r.
@@ -28,15 +28,17 @@
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
-/* The GGUF architecture name of a model's family ("llama", "qwen2", "qwen3"). */
+/* The GGUF architecture name of a model's family ("llama", "qwen2", "qwen3", "phi2", "gemma"). */
 const char *export_gguf_arch(const Model *m);
 
 /* Writes the adapter (fitted to m: lora_check) to path, atomically. `name` -> general.name. */
 int export_lora_gguf(const LoraAdapter *a, const Model *m, const char *path, const char *name);
 
 /* Writes the model and its tokenizer (t may be NULL: no vocabulary, llama.cpp will refuse
- * it; a byte-level BPE tokenizer is refused: not yet) as a GGUF file; matrices as `dtype`
- * (DT_F32, DT_F16 or DT_BF16), vectors F32. Families with other norms/MLPs are refused. */
+ * it) as a GGUF file of its family (phi2 and gemma included: LayerNorm biases, (1 + w) norms);
+ * the vocabulary as llama.cpp's converter writes it, SentencePiece kind or byte-level BPE
+ * ("gpt2", refused when llama.cpp has no name for its pre-tokenizer); matrices as `dtype`
+ * (DT_F32, DT_F16 or DT_BF16), vectors F32. */
 int export_model_gguf(const Model *m, const Tokenizer *t, const char *path, DType dtype, const char *name);
 
 /* Folds a into m (lora_merge at fp32: W + scaling * B A, then one cast to dtype on writing)

@@ -2,11 +2,17 @@
  *
  * Table-driven from the family (model/arch.h): general.architecture and the key prefix
  * are arch->gguf_arch, tensor names arch->gguf_global / gguf_lin / gguf_norm, biases
- * "blk.N.<linear>.bias" for every linear cfg.bias has, per-head norms when cfg.qk_norm.
+ * "blk.N.<linear>.bias" for every linear cfg.bias has, per-head norms when cfg.qk_norm,
+ * LayerNorm biases (ARCH_NORM_LAYER), only the linears and norms the family has (phi2: no
+ * ffn_gate, no ffn_norm), the classifier bias (head_bias), norms as (norm_offset + w)
+ * (gemma's 1 + w, gguf_norm_plus_one), the epsilon under gguf_eps_key. The vocabulary:
+ * export_gguf_vocab.c.
  * q/k rows (and their biases, per-head norms and the rows of LoRA B) go out in the
  * Hugging Face half-split order for families whose GGUF keeps it (arch->gguf_qk_half:
- * qwen2, qwen3), the exact reverse of what load_gguf.c undoes; else interleaved. */
+ * qwen2, qwen3, phi2, gemma; partial rotary: within the rotated dims), the exact reverse
+ * of what load_gguf.c undoes; else interleaved. */
 #include "export.h"
+#include "export_internal.h"
 
 #include "core/error.h"
 #include "io/gguf.h"
@@ -96,43 +102,6 @@ static const float *weight_f32(const KWeight *kw, void **owned, size_t *n_owned)
     return f;
 }
 
-/* A SentencePiece-kind vocabulary (tokenizer.ggml.model "llama"). */
-static int add_tokenizer(GgufWriter *w, const Tokenizer *t, const char *path) {
-    if (tok_is_byte_level(t)) /* "gpt2" needs the merges in rank order and llama.cpp's pre name */
-        return err_set("%s: writing a byte-level BPE tokenizer (GPT-2 kind: Llama 3, Qwen, SmolLM) into GGUF is not "
-                       "supported yet; export a SentencePiece or llama2.c tokenizer, or none (gguf-lora needs none)", path);
-    int n = tok_vocab_size(t);
-    const char **pieces = calloc((size_t)n, sizeof *pieces);
-    uint64_t *lens = calloc((size_t)n, sizeof *lens);
-    float *scores = calloc((size_t)n, sizeof *scores);
-    int32_t *types = calloc((size_t)n, sizeof *types);
-    int rc = 0;
-    if (!pieces || !lens || !scores || !types) rc = err_set("%s: out of memory", path);
-    for (int i = 0; rc == 0 && i < n; i++) {
-        size_t len;
-        pieces[i] = tok_piece(t, i, &len);
-        lens[i] = len;
-        scores[i] = tok_score(t, i);
-        types[i] = tok_type(t, i) ? tok_type(t, i) : TOK_NORMAL;
-    }
-    if (rc == 0) {
-        gguf_writer_set_string(w, "tokenizer.ggml.model", "llama");
-        gguf_writer_set_str_array(w, "tokenizer.ggml.tokens", pieces, lens, (uint64_t)n);
-        gguf_writer_set_array(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, scores, (uint64_t)n);
-        gguf_writer_set_array(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, (uint64_t)n);
-        if (tok_bos_id(t) >= 0) gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)tok_bos_id(t));
-        if (tok_eos_id(t) >= 0) gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)tok_eos_id(t));
-        if (tok_unk_id(t) >= 0) gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)tok_unk_id(t));
-        gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", 1);
-        gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", 0);
-    }
-    free(pieces);
-    free(lens);
-    free(scores);
-    free(types);
-    return rc;
-}
-
 /* Llama 3 rotary scaling as llama.cpp's converter writes it: rope_freqs.weight, one divisor
  * per frequency (convert_hf_to_gguf.py LlamaModel.generate_extra_tensors). */
 static void llama3_rope_divisors(const ModelConfig *c, float *div) {
@@ -167,7 +136,9 @@ static void add_hparams(GgufWriter *w, const Model *m, char (*keys)[96]) {
         gguf_writer_set_u32(w, KEY("attention.key_length"), (uint32_t)c->head_dim);
         gguf_writer_set_u32(w, KEY("attention.value_length"), (uint32_t)c->head_dim);
     }
-    gguf_writer_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), c->norm_eps);
+    /* LayerNorm families (phi2) keep it under attention.layer_norm_epsilon */
+    gguf_writer_set_f32(w, KEY(arch_of(m)->gguf_eps_key ? arch_of(m)->gguf_eps_key : "attention.layer_norm_rms_epsilon"),
+                        c->norm_eps);
     gguf_writer_set_f32(w, KEY("rope.freq_base"), c->rope_theta);
     if (c->sliding_window > 0) gguf_writer_set_u32(w, KEY("attention.sliding_window"), (uint32_t)c->sliding_window);
     if (c->rope_scaling == ROPE_SCALING_LINEAR) {
@@ -186,9 +157,9 @@ int export_model_gguf(const Model *m, const Tokenizer *t, const char *path, DTyp
         return err_set("%s: type %s: expected f32, f16 or bf16", path, dtype_name(dtype));
     if (c->rope != ROPE_INTERLEAVED)
         return err_set("%s: the model's rotary layout is not the interleaved one muscle's loaders give", path);
-    if (ar->norm != ARCH_NORM_RMS || ar->mlp != ARCH_MLP_SWIGLU || ar->norm_offset != 0.0f || ar->parallel_residual ||
-        ar->embed_scale_sqrt_d)
-        return err_set("%s: GGUF export of the %s family is not supported yet (its norms or MLP)", path, ar->model_type);
+    if (c->norm_offset != 0.0f && !ar->gguf_norm_plus_one)
+        return err_set("%s: the %s family's norms multiply by (%g + w), which its GGUF form cannot hold", path,
+                       ar->model_type, (double)c->norm_offset);
     GgufWriter w;
     gguf_writer_init(&w);
     char keys[N_HPARAM_KEYS][96];
@@ -198,14 +169,12 @@ int export_model_gguf(const Model *m, const Tokenizer *t, const char *path, DTyp
     gguf_writer_set_u32(&w, "general.file_type", dtype == DT_F32 ? 0 : dtype == DT_F16 ? 1 : 32);
     add_hparams(&w, m, keys);
     int rc = 0;
-    if (t) {
-        if (tok_vocab_size(t) != c->vocab_size)
-            rc = err_set("%s: the tokenizer has %d pieces, the model %d", path, tok_vocab_size(t), c->vocab_size);
-        else rc = add_tokenizer(&w, t, path);
-    }
+    if (t) rc = export_gguf_vocab(&w, t, c->vocab_size, path);
     /* names and buffers live until the write (the writer keeps the pointers) */
-    const int per_layer = NORM_COUNT + 2 * LIN_COUNT;
-    size_t cap = (size_t)c->n_layers * per_layer + GT_COUNT + 1, n_owned = 0, k = 0;
+    /* tensors: per layer every norm (+ 2 LayerNorm biases), every linear and its bias; the
+     * global weights and biases, rope_freqs. Each may own two copies (widened, permuted) */
+    const int per_layer = NORM_COUNT + 2 + 2 * LIN_COUNT;
+    size_t cap = 2 * ((size_t)c->n_layers * per_layer + 2 * GT_COUNT + 1), n_owned = 0, k = 0;
     void **owned = calloc(cap, sizeof *owned);
     char (*names)[96] = calloc(cap, sizeof *names);
     if (rc == 0 && (!owned || !names)) rc = err_set("%s: out of memory", path);
@@ -229,19 +198,44 @@ int export_model_gguf(const Model *m, const Tokenizer *t, const char *path, DTyp
         uint64_t ne[1] = {(uint64_t)(len)};                                                               \
         gguf_writer_add_tensor(&w, names[k++], GGML_TYPE_F32, 1, ne, src);                                \
     } while (0)
-#define GNAME(slot) snprintf(names[k], sizeof names[k], "%s.weight", ar->gguf_global[slot])
+    /* a norm vector: the (norm_offset + w) it multiplies by, what llama.cpp's converter stores
+     * for gemma (gguf_norm_plus_one, checked above); else the weight as it is */
+#define NORM(ptr, len, heads)                                                                             \
+    do {                                                                                                  \
+        const float *nsrc = (ptr);                                                                        \
+        if (c->norm_offset != 0.0f) {                                                                     \
+            float *p1 = malloc((size_t)(len) * sizeof *p1);                                               \
+            if (!p1) { rc = err_set("%s: out of memory", path); break; }                                  \
+            owned[n_owned++] = p1;                                                                        \
+            for (int i_ = 0; i_ < (len); i_++) p1[i_] = c->norm_offset + nsrc[i_];                        \
+            nsrc = p1;                                                                                    \
+        }                                                                                                 \
+        VEC(nsrc, len, heads);                                                                            \
+    } while (0)
+#define GNAME(slot, suffix) snprintf(names[k], sizeof names[k], "%s.%s", ar->gguf_global[slot], suffix)
 #define LNAME(part, suffix) snprintf(names[k], sizeof names[k], "blk.%d.%s.%s", l, part, suffix)
+    const int layer_norm = ar->norm == ARCH_NORM_LAYER; /* + a bias per norm (phi2) */
     if (rc == 0) {
-        GNAME(GT_EMBED);
+        GNAME(GT_EMBED, "weight");
         MAT(&m->tok_emb, 0);
     }
     if (rc == 0) {
-        GNAME(GT_NORM);
-        VEC(m->rms_final, c->dim, 0);
+        GNAME(GT_NORM, "weight");
+        NORM(m->rms_final, c->dim, 0);
     }
-    if (rc == 0 && !c->tied) {
-        GNAME(GT_HEAD);
-        MAT(&m->wcls, 0);
+    if (rc == 0 && layer_norm) {
+        GNAME(GT_NORM, "bias");
+        VEC(m->norm_final_b, c->dim, 0);
+    }
+    /* llama.cpp's phi2 requires output.weight beside output.bias: a tied classifier with a
+     * bias of its own goes out as a copy of the embedding (muscle reads it back untied) */
+    if (rc == 0 && (!c->tied || ar->head_bias)) {
+        GNAME(GT_HEAD, "weight");
+        MAT(c->tied ? &m->tok_emb : &m->wcls, 0);
+    }
+    if (rc == 0 && ar->head_bias) {
+        GNAME(GT_HEAD, "bias");
+        VEC(m->cls_b, c->vocab_size, 0);
     }
     if (rc == 0 && (c->rope_scaling == ROPE_SCALING_LLAMA3 || c->rope_scaling == ROPE_SCALING_TABLE)) {
         int half = (c->rope_dims ? c->rope_dims : c->head_dim) / 2;
@@ -260,18 +254,28 @@ int export_model_gguf(const Model *m, const Tokenizer *t, const char *path, DTyp
     for (int l = 0; rc == 0 && l < c->n_layers; l++) {
         const LayerWeights *L = &m->layers[l];
         LNAME(ar->gguf_norm[NORM_ATTN], "weight");
-        VEC(L->rms_att, c->dim, 0);
-        if (rc) break;
-        LNAME(ar->gguf_norm[NORM_FFN], "weight");
-        VEC(L->rms_ffn, c->dim, 0);
+        NORM(L->rms_att, c->dim, 0);
+        if (rc == 0 && layer_norm) {
+            LNAME(ar->gguf_norm[NORM_ATTN], "bias");
+            VEC(L->norm_att_b, c->dim, 0);
+        }
+        if (rc == 0 && model_has_ffn_norm(c)) { /* none with a parallel residual (phi2) */
+            LNAME(ar->gguf_norm[NORM_FFN], "weight");
+            NORM(L->rms_ffn, c->dim, 0);
+            if (rc == 0 && layer_norm) {
+                LNAME(ar->gguf_norm[NORM_FFN], "bias");
+                VEC(L->norm_ffn_b, c->dim, 0);
+            }
+        }
         if (rc == 0 && c->qk_norm) { /* per-head: the elements of one head, permuted like its rows */
             LNAME(ar->gguf_norm[NORM_Q], "weight");
-            VEC(L->q_norm, hd, ar->gguf_qk_half);
+            NORM(L->q_norm, hd, ar->gguf_qk_half);
             if (rc) break;
             LNAME(ar->gguf_norm[NORM_K], "weight");
-            VEC(L->k_norm, hd, ar->gguf_qk_half);
+            NORM(L->k_norm, hd, ar->gguf_qk_half);
         }
         for (int s = 0; rc == 0 && s < LIN_COUNT; s++) {
+            if (!model_has_linear(c, (LinearSlot)s)) continue; /* phi2: no ffn_gate */
             LNAME(ar->gguf_lin[s], "weight");
             MAT(model_linear(m, l, (LinearSlot)s), qk_heads(m, s));
             if (rc == 0 && (c->bias & LIN_BIT(s))) {
@@ -282,6 +286,7 @@ int export_model_gguf(const Model *m, const Tokenizer *t, const char *path, DTyp
     }
 #undef MAT
 #undef VEC
+#undef NORM
 #undef GNAME
 #undef LNAME
     if (rc == 0) rc = gguf_writer_write(&w, path);

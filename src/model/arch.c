@@ -33,7 +33,7 @@ static const ModelArch ARCHS[] = {
      .norm = ARCH_NORM_LAYER, .mlp = ARCH_MLP_GELU, .parallel_residual = 1,
      .bias = LIN_ALL & ~LIN_BIT(LIN_GATE), .no_linears = LIN_BIT(LIN_GATE), .head_bias = 1,
      .max_pos_default = 2048, .gguf_qk_half = 1, .eps_key = "layer_norm_eps",
-     .gguf_eps_key = "attention.layernorm_epsilon", .hidden_act = {"gelu_new", "gelu_pytorch_tanh", "gelu_fast"},
+     .gguf_eps_key = "attention.layer_norm_epsilon", .hidden_act = {"gelu_new", "gelu_pytorch_tanh", "gelu_fast"},
      .hf_global = {"model.embed_tokens", "model.final_layernorm", "lm_head"},
      .hf_lin = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.dense", NULL, "mlp.fc1", "mlp.fc2"},
      .hf_norm = {"input_layernorm", NULL, NULL, NULL},

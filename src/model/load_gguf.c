@@ -13,7 +13,7 @@
  * permutes the q/k rows of Hugging Face llama checkpoints back to Meta's order (rotary on
  * interleaved pairs) but leaves qwen2/qwen3 in the Hugging Face order (its NEOX rotary):
  * the loader un-permutes those (arch.h gguf_qk_half), so the engine runs interleaved pairs.
- * phi2 (Phi-1/1.5/2): attention.layernorm_epsilon, rope.dimension_count (the partial
+ * phi2 (Phi-1/1.5/2): attention.layer_norm_epsilon, rope.dimension_count (the partial
  * rotary), blk.N.attn_norm.{weight,bias}, attn_{q,k,v,output} and ffn_{up,down} with
  * biases, output_norm.{weight,bias}, output.{weight,bias}; NEOX rotary like qwen2. The
  * fused attn_qkv of pre-transformers Phi checkpoints is not read (one line says so).

@@ -36,6 +36,8 @@ typedef struct {
     int removed;          /* Split behavior Removed: matches dropped */
     int invert;           /* Split invert (transformers.js: keep only the matches) */
     int add_prefix_space; /* ByteLevel */
+    char *src;            /* Split: the pattern as the loader gave it (tok_bpe_step_info) */
+    int is_regex;         /* Split: src is a regex, not a literal */
 } BpeStep;
 
 typedef struct {
@@ -94,7 +96,10 @@ TokBpe *tok_bpe_new(void) {
 
 void tok_bpe_free(TokBpe *b) {
     if (!b) return;
-    for (int i = 0; i < b->n_step; i++) pcre2_code_free(b->step[i].re);
+    for (int i = 0; i < b->n_step; i++) {
+        pcre2_code_free(b->step[i].re);
+        free(b->step[i].src);
+    }
     for (int i = 0; i < b->n_added; i++) {
         free(b->added[i].content);
         free(b->added[i].norm);
@@ -219,6 +224,10 @@ int tok_bpe_add_split(TokBpe *b, const char *pattern, size_t len, int is_regex, 
         s->re = compile(pattern, len, 1, name, field);
     }
     if (!s->re) return -1;
+    if (!(s->src = malloc(len + 1))) return err_set("%s: out of memory", name);
+    memcpy(s->src, pattern, len);
+    s->src[len] = 0;
+    s->is_regex = is_regex != 0;
     s->kind = BPE_STEP_SPLIT;
     s->removed = behavior == TOK_BPE_REMOVED;
     s->invert = invert;
@@ -233,6 +242,20 @@ int tok_bpe_add_bytelevel(TokBpe *b, int add_prefix_space, int use_regex, const 
     s->kind = BPE_STEP_BYTELEVEL;
     s->add_prefix_space = add_prefix_space;
     b->n_step++;
+    return 0;
+}
+
+int tok_bpe_step_info(const TokBpe *b, int i, TokBpeStepInfo *info) {
+    if (!b || i < 0 || i >= b->n_step) return -1;
+    const BpeStep *s = &b->step[i];
+    memset(info, 0, sizeof *info);
+    info->bytelevel = s->kind == BPE_STEP_BYTELEVEL;
+    info->pattern = s->src;
+    info->is_regex = s->is_regex;
+    info->removed = s->removed;
+    info->invert = s->invert;
+    info->add_prefix_space = s->add_prefix_space;
+    info->use_regex = info->bytelevel && s->re != NULL;
     return 0;
 }
 

@@ -87,6 +87,7 @@ struct Tokenizer {
     int32_t *canon;      /* PieceToId(piece(i)): the reserved map wins, then the first duplicate */
 
     int bos, eos, unk;
+    int pad;             /* tokenizer_config.json pad_token (tok_json.c), else -1 */
     int byte_id[256];    /* id of "<0xXX>" or -1 */
     int byte_fallback;
 
@@ -186,6 +187,15 @@ int tok_bpe_add_bytelevel(TokBpe *b, int add_prefix_space, int use_regex, const 
 int tok_bpe_add_token(TokBpe *b, int id, const char *content, size_t len, int special, int normalized, int lstrip,
                       int rstrip);
 int tok_bpe_finish(Tokenizer *t, const char *name);
+/* Step i of the pre-tokenizer as it was added (tok_bpe_gguf.c names it for GGUF): 0, or -1
+ * past the last step. */
+typedef struct {
+    int bytelevel;           /* ByteLevel (last) rather than Split */
+    const char *pattern;     /* Split: the pattern as given (a Digits step: its regex) */
+    int is_regex, removed, invert;
+    int add_prefix_space, use_regex; /* ByteLevel */
+} TokBpeStepInfo;
+int tok_bpe_step_info(const TokBpe *b, int i, TokBpeStepInfo *info);
 int tok_bpe_encode(const Tokenizer *t, const char *text, size_t len, TokBuf *ids);
 char *tok_bpe_decode(const Tokenizer *t, const int *ids, int n, size_t *len);
 

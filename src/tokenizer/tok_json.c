@@ -161,7 +161,7 @@ static int parse_pretok(Tokenizer *t, const cJSON *p, const char *name, int dept
     return 0;
 }
 
-/* bos_token / eos_token of a tokenizer_config.json beside the file (string or {"content"}). */
+/* bos_token / eos_token / pad_token of a tokenizer_config.json beside the file (string or {"content"}). */
 static void config_token(const cJSON *cfg, const char *key, char *out, size_t cap) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, key);
     const char *s = cJSON_IsString(v) ? v->valuestring : jstr(v, "content");
@@ -428,7 +428,7 @@ Tokenizer *tok_load_json_mem(const uint8_t *d, size_t size, const char *name, co
 
     /* BOS / EOS: tokenizer_config.json beside the file, else the post-processor's first
      * special token, else <s> and </s> */
-    char bos[256] = "", eos[256] = "";
+    char bos[256] = "", eos[256] = "", pad[256] = "";
     if (path) {
         char *dir = file_dirname(path);
         char *cfg_path = dir ? file_join(dir, "tokenizer_config.json") : NULL;
@@ -438,6 +438,7 @@ Tokenizer *tok_load_json_mem(const uint8_t *d, size_t size, const char *name, co
         if (cfg) {
             config_token(cfg, "bos_token", bos, sizeof bos);
             config_token(cfg, "eos_token", eos, sizeof eos);
+            config_token(cfg, "pad_token", pad, sizeof pad);
         }
         cJSON_Delete(cfg);
         free(txt);
@@ -454,6 +455,7 @@ Tokenizer *tok_load_json_mem(const uint8_t *d, size_t size, const char *name, co
     /* <s> / </s> are Llama-kind defaults; in a byte-level vocabulary "<s>" is plain text */
     t->bos = find_piece(t, *bos ? bos : t->bpe ? NULL : "<s>");
     t->eos = find_piece(t, *eos ? eos : t->bpe ? NULL : "</s>");
+    t->pad = find_piece(t, *pad ? pad : NULL);
     cJSON_Delete(root);
     return t;
 fail:

@@ -215,7 +215,7 @@ Tokenizer *tok_build_new(TokKind kind, int n) {
     t->disp_len = calloc(m, sizeof *t->disp_len);
     if (!t->off || !t->len || !t->score || !t->type || !t->canon || !t->disp_off || !t->disp_len)
         goto oom;
-    t->bos = t->eos = t->unk = -1;
+    t->bos = t->eos = t->unk = t->pad = -1;
     t->hf_unk = -1;
     for (int i = 0; i < 256; i++) t->byte_id[i] = -1;
     t->add_dummy_prefix = 1;
@@ -531,6 +531,7 @@ int tok_vocab_size(const Tokenizer *t) { return t ? t->n : 0; }
 int tok_bos_id(const Tokenizer *t) { return t ? t->bos : -1; }
 int tok_eos_id(const Tokenizer *t) { return t ? t->eos : -1; }
 int tok_unk_id(const Tokenizer *t) { return t ? t->unk : -1; }
+int tok_pad_id(const Tokenizer *t) { return t ? t->pad : -1; }
 
 int tok_is_byte_level(const Tokenizer *t) { return t && t->bpe; }
 

@@ -65,8 +65,17 @@ int tok_vocab_size(const Tokenizer *t);
 int tok_bos_id(const Tokenizer *t); /* -1 when none */
 int tok_eos_id(const Tokenizer *t);
 int tok_unk_id(const Tokenizer *t);
+/* tokenizer_config.json's pad_token beside a tokenizer.json; -1 when none (or another kind) */
+int tok_pad_id(const Tokenizer *t);
 /* 1 for a byte-level BPE tokenizer (GPT-2 kind: tokenizer.json ByteLevel or GGUF "gpt2"). */
 int tok_is_byte_level(const Tokenizer *t);
+/* Byte-level BPE as GGUF metadata (tokenizer.ggml.model "gpt2"): the tokenizer.ggml.pre name
+ * whose regexes llama.cpp applies are this tokenizer's pre-tokenizer ("llama-bpe", "qwen2",
+ * "gpt-2", "smollm", ...), into name[cap]; -1 + err_set when llama.cpp has none for it. */
+int tok_gguf_pre(const Tokenizer *t, char *name, size_t cap);
+/* The BPE merges in rank order as pairs of piece ids (left, right): malloc'd *pairs (free() it)
+ * of 2 * n ids, n returned (0: none); -1 + err_set. */
+int tok_merges(const Tokenizer *t, int32_t **pairs);
 /* "llama2.c", "sentencepiece", "tokenizer.json" or "gguf" (tok_init_from_vocab). */
 const char *tok_kind(const Tokenizer *t);
 /* The piece (SentencePiece form, "▁" for spaces; not NUL-terminated when it holds a NUL byte).

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `muscle export` against a real llama.cpp: node-llama-cpp 3.21.1 (pinned in tests/export/node,
+# `muscle export` against a real llama.cpp: node-llama-cpp 3.22.1 (pinned in tests/export/node,
 # installed by tests/export/node/install) with its prebuilt linux-x64 llama.cpp.
 # stories260K (a real llama2.c model) and a PEFT adapter with nonzero random A and B on all
 # seven targets: muscle exports the base as GGUF and the adapter as a GGUF LoRA adapter;

@@ -35,6 +35,12 @@ static void fill_adapter(LoraAdapter *a, uint64_t seed) {
     for (size_t i = 0; i < a->n_floats; i++) a->data[i] = (float)((double)((seed * 2654435761u + i * 40503u) % 1000) / 1000.0 - 0.5);
 }
 
+static void assert_gguf_string(const GgufFile *g, const char *key, const char *want) {
+    const char *s;
+    assert_int_equal(gguf_get_string(g, key, &s, NULL), 0);
+    assert_string_equal(s, want);
+}
+
 static void test_gguf_lora(void **state) {
     (void)state;
     ModelConfig c = small_cfg();
@@ -48,13 +54,9 @@ static void test_gguf_lora(void **state) {
     assert_int_equal(export_lora_gguf(&a, &m, path, "test"), 0);
     GgufFile g;
     assert_int_equal(gguf_open(&g, path), 0);
-    const char *s;
-    assert_int_equal(gguf_get_string(&g, "general.type", &s, NULL), 0);
-    assert_string_equal(s, "adapter");
-    assert_int_equal(gguf_get_string(&g, "adapter.type", &s, NULL), 0);
-    assert_string_equal(s, "lora");
-    assert_int_equal(gguf_get_string(&g, "general.architecture", &s, NULL), 0);
-    assert_string_equal(s, "llama");
+    assert_gguf_string(&g, "general.type", "adapter");
+    assert_gguf_string(&g, "adapter.type", "lora");
+    assert_gguf_string(&g, "general.architecture", "llama");
     float alpha;
     assert_int_equal(gguf_get_f32(&g, "adapter.lora.alpha", &alpha), 0);
     /* rsLoRA: scaling = 6 / sqrt(3); llama.cpp applies alpha / r */
@@ -137,8 +139,8 @@ static void test_merged_bits(void **state) {
 }
 
 #define FIX "tests/fixtures/model/families/"
-static const char *const FAMILIES[] = {"llama3", "smollm2", "mistral", "qwen2", "qwen3"};
-#define N_FAM 5
+static const char *const FAMILIES[] = {"llama3", "smollm2", "mistral", "qwen2", "qwen3", "phi", "gemma"};
+#define N_FAM 7
 #define T_FAM 12
 
 static float *logits_with(const Model *m, const LoraAdapter *a, const int *ids) {
@@ -240,33 +242,88 @@ static void test_families_roundtrip(void **state) {
     }
 }
 
-/* a byte-level BPE vocabulary is refused with one clear line (not written as SentencePiece) */
-static void test_bytelevel_refused(void **state) {
+/* a byte-level BPE vocabulary goes out as tokenizer.ggml.model "gpt2" with its merges in rank
+ * order and the pre-tokenizer's llama.cpp name, and loads back encoding the same ids (the real
+ * tokenizers against llama.cpp: tests/export/llamacpp_tokenizer.sh); a pre-tokenizer llama.cpp
+ * has no name for is refused with one line and no file */
+static void test_bytelevel(void **state) {
     (void)state;
     ModelConfig c = small_cfg();
-    Model m;
+    c.vocab_size = 34; /* two more than the tokenizer: padded with [PADi] */
+    Model m, back;
     assert_int_equal(model_init_random(&m, &c, NULL, 3), 0);
     const char *pieces[32];
-    char buf[32][2];
-    for (int i = 0; i < 32; i++) {
+    int32_t types[32];
+    char buf[29][2];
+    for (int i = 0; i < 29; i++) {
         buf[i][0] = (char)('A' + i);
         buf[i][1] = 0;
         pieces[i] = buf[i];
+        types[i] = TOK_NORMAL;
     }
-    Tokenizer *t = tok_init_bpe_from_vocab(32, pieces, NULL, NULL, 0, NULL, NULL, "qwen2", -1, 0);
+    pieces[29] = "AB", pieces[30] = "ABC", pieces[31] = "<|end|>";
+    types[29] = types[30] = TOK_NORMAL;
+    types[31] = TOK_CONTROL;
+    const char *merges[] = {"A B", "AB C"};
+    Tokenizer *t = tok_init_bpe_from_vocab(32, pieces, NULL, types, 2, merges, NULL, "qwen2.5", -1, 31);
     if (!t) fail_msg("%s", err_msg());
-    char path[512];
+    char path[512], pre[64];
     snprintf(path, sizeof path, "%s/bl.gguf", test_tmpdir());
-    assert_int_equal(export_model_gguf(&m, t, path, DT_F32, NULL), -1);
-    assert_non_null(strstr(err_msg(), "byte-level"));
-    assert_false(file_exists(path));
+    assert_int_equal(tok_gguf_pre(t, pre, sizeof pre), 0);
+    assert_string_equal(pre, "qwen2"); /* the converter's name of the same regexes */
+    if (export_model_gguf(&m, t, path, DT_F32, NULL) != 0) fail_msg("%s", err_msg());
+    GgufFile g;
+    assert_int_equal(gguf_open(&g, path), 0);
+    assert_gguf_string(&g, "tokenizer.ggml.model", "gpt2");
+    assert_gguf_string(&g, "tokenizer.ggml.pre", "qwen2");
+    const GgufStr *ms, *ts;
+    uint64_t nm, nt;
+    assert_int_equal(gguf_get_str_array(&g, "tokenizer.ggml.merges", &ms, &nm), 0);
+    assert_int_equal((int)nm, 2);
+    assert_true(ms[0].len == 3 && !memcmp(ms[0].ptr, "A B", 3) && ms[1].len == 4 && !memcmp(ms[1].ptr, "AB C", 4));
+    assert_int_equal(gguf_get_str_array(&g, "tokenizer.ggml.tokens", &ts, &nt), 0);
+    assert_int_equal((int)nt, 34);
+    assert_true(ts[33].len == 7 && !memcmp(ts[33].ptr, "[PAD33]", 7));
+    gguf_close(&g);
+    if (model_load(&back, path, NULL) != 0) fail_msg("%s", err_msg());
+    assert_non_null(back.tokenizer);
+    assert_true(tok_is_byte_level(back.tokenizer));
+    assert_int_equal(tok_eos_id(back.tokenizer), 31);
+    int *i1, *i2, n1, n2;
+    const char *text = "ABCAB<|end|>CBA";
+    assert_int_equal(tok_encode(t, text, strlen(text), 0, 0, &i1, &n1), 0);
+    assert_int_equal(tok_encode(back.tokenizer, text, strlen(text), 0, 0, &i2, &n2), 0);
+    assert_int_equal(n1, 6); /* ABC AB <|end|> C B A */
+    assert_int_equal(n1, n2);
+    assert_memory_equal(i1, i2, (size_t)n1 * sizeof *i1);
+    free(i1);
+    free(i2);
+    model_free(&back);
     tok_free(t);
+    /* a Split regex llama.cpp knows under no name */
+    static const char json[] =
+        "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2}, \"merges\": [\"a b\"]},"
+        " \"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": {\"Regex\": \"[a-z]+\"},"
+        " \"behavior\": \"Isolated\", \"invert\": false}, {\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"use_regex\": false}]},"
+        " \"decoder\": {\"type\": \"ByteLevel\"}}";
+    Tokenizer *odd = tok_load_mem(json, sizeof json - 1, "odd.json");
+    if (!odd) fail_msg("%s", err_msg());
+    ModelConfig c3 = small_cfg();
+    c3.vocab_size = 3;
+    Model m3;
+    assert_int_equal(model_init_random(&m3, &c3, NULL, 3), 0);
+    snprintf(path, sizeof path, "%s/odd.gguf", test_tmpdir());
+    assert_int_equal(export_model_gguf(&m3, odd, path, DT_F32, NULL), -1);
+    assert_non_null(strstr(err_msg(), "pre-tokenizer"));
+    assert_false(file_exists(path));
+    tok_free(odd);
+    model_free(&m3);
     model_free(&m);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_gguf_lora), cmocka_unit_test(test_merged_bits),
                                        cmocka_unit_test(test_families_roundtrip),
-                                       cmocka_unit_test(test_bytelevel_refused)};
+                                       cmocka_unit_test(test_bytelevel)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
