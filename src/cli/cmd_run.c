@@ -257,8 +257,13 @@ int cmd_generate(int argc, char **argv) {
     }
     int *ids = NULL, n = 0;
     if (prompt) {
-        if (tok_encode(t, prompt, strlen(prompt), 1, 0, &ids, &n) != 0) return cli_fail();
+        if (tok_encode(t, prompt, strlen(prompt), tok_bos_id(t) >= 0, 0, &ids, &n) != 0) return cli_fail();
     } else {
+        if (mp->cfg.bos_id < 0) {
+            err_set("generate: no --prompt, and the model has no BOS token to start from: give a --prompt");
+            model_bundle_free(&b);
+            return cli_fail();
+        }
         ids = malloc(sizeof *ids);
         ids[0] = mp->cfg.bos_id;
         n = 1;
@@ -307,7 +312,7 @@ int cmd_score(int argc, char **argv) {
     Model *mp = &b.model;
     Tokenizer *t = b.tok;
     int *ids = NULL, n = 0;
-    if (tok_encode(t, text, strlen(text), 1, 0, &ids, &n) != 0) return cli_fail();
+    if (tok_encode(t, text, strlen(text), tok_bos_id(t) >= 0, 0, &ids, &n) != 0) return cli_fail();
     if (n > mp->cfg.seq_len) {
         err_set("--text: %d tokens are more than the model's context of %d", n, mp->cfg.seq_len);
         return cli_fail();

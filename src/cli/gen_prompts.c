@@ -53,7 +53,7 @@ int gen_prompts_run(const Model *m, const Tokenizer *t, const GenOptions *g, con
             if (!r2 || !i2) { cJSON_Delete(j); rc = err_set("out of memory"); break; }
         }
         int *tok = NULL, nt = 0;
-        if (tok_encode(t, s->valuestring, strlen(s->valuestring), 1, 0, &tok, &nt) != 0) {
+        if (tok_encode(t, s->valuestring, strlen(s->valuestring), tok_bos_id(t) >= 0, 0, &tok, &nt) != 0) {
             cJSON_Delete(j);
             rc = err_prefix("%s:%d", path, line);
             break;
