@@ -355,6 +355,14 @@ int update_write_manifest(const UpdateSpec *u) {
         cJSON_AddStringToObject(m, "name", u->methods[i].name);
         cJSON_AddStringToObject(m, "settings", u->methods[i].args ? u->methods[i].args : "cross-entropy only");
         add_seed_paths(cJSON_AddArrayToObject(m, "preds"), u->methods[i].name, u->seeds);
+        if (u->methods[i].preset && u->methods[i].preset->weight == UPDATE_WEIGHT_INTERP) { /* update_weight.c's sweeps */
+            cJSON *sw = cJSON_AddArrayToObject(m, "sweeps");
+            for (long k = 1; k <= u->seeds; k++) {
+                char *p = update_pathf("preds/%s-s%ld.sweep.json", u->methods[i].name, k);
+                cJSON_AddItemToArray(sw, cJSON_CreateString(p));
+                free(p);
+            }
+        }
         cJSON_AddItemToArray(ms, m);
     }
     cJSON_AddItemToArray(tasks, t);
