@@ -104,7 +104,7 @@ static int train_compat(UpdateRun *r) {
             s.t.epochs = u->compat_epochs.text ? u->compat_epochs.v : 1;
             if (u->compat_lr.text) s.t.lr = u->compat_lr.v;
             const UpdatePreset *p = m->preset;
-            int teacher = m->args != NULL; /* every method but cross-entropy only */
+            int teacher = p ? !p->ce_only : m->args != NULL; /* every method but cross-entropy only */
             int sequence = p ? p->level == COMPAT_LEVEL_SEQUENCE : m->args && strstr(m->args, "--level sequence") != NULL;
             if (p && !p->ce_only) {
                 s.compat.on = 1;
