@@ -78,8 +78,8 @@ int update_weight_steps(const UpdateSpec *u) {
     for (int i = 0; i < u->n_methods; i++) w += u->methods[i].preset && u->methods[i].preset->weight != UPDATE_WEIGHT_NONE;
     int ni = n_interp(u);
     /* no training steps for the weight-space methods; per interpolation and seed 2 x 11 evaluations,
-     * plus M1 and each M2 on the validation split; one step for the soup */
-    return (int)(-K * w + (ni ? 1 + K + K * ni * 2 * GRID_N : 0) + (needs_soup(u) ? 1 : 0));
+     * plus M1 and each M2 on both splits; one step for the soup */
+    return (int)(-K * w + (ni ? 2 * (1 + K) + K * ni * 2 * GRID_N : 0) + (needs_soup(u) ? 1 : 0));
 }
 
 /* A2 of seed k (malloc'd). */
@@ -191,13 +191,24 @@ static char *sweep_name(const UpdateMethod *m, long k, int g) { return update_pa
 int update_weight_sweeps(UpdateRun *r) {
     const UpdateSpec *u = r->u;
     if (!n_interp(u)) return 0;
-    int rc = update_eval_model(r, "eval of M1 on the validation split", u->old_model, u->old_adapter, "old.val", u->val);
-    for (long k = 1; rc == 0 && k <= u->seeds; k++) {
-        char *ad = new_adapter_path(u, k), *name = update_pathf("new-s%ld.val", k), *what = update_pathf("eval of M2 seed %ld on the validation split", k);
-        rc = update_eval_model(r, what, u->new_model, ad, name, u->val);
-        free(ad);
+    /* M1 and M2 on both splits (the test split's under the names of the evaluation phase, which
+     * then finds them done): the choice of a needs the validation split's, the sweep files the test split's */
+    int rc = 0;
+    for (int split = 0; rc == 0 && split < 2; split++) {
+        const char *task = split ? u->test : u->val, *sfx = split ? "" : ".val", *sname = split ? "test" : "validation";
+        char *name = update_pathf("old%s", sfx), *what = update_pathf("eval of M1 on the %s split", sname);
+        rc = update_eval_model(r, what, u->old_model, u->old_adapter, name, task);
         free(name);
         free(what);
+        for (long k = 1; rc == 0 && k <= u->seeds; k++) {
+            char *ad = new_adapter_path(u, k);
+            name = update_pathf("new-s%ld%s", k, sfx);
+            what = update_pathf("eval of M2 seed %ld on the %s split", k, sname);
+            rc = update_eval_model(r, what, u->new_model, ad, name, task);
+            free(ad);
+            free(name);
+            free(what);
+        }
     }
     Model m1, m2;
     int have1 = 0, have2 = 0;
@@ -295,17 +306,15 @@ static int choose_one(const UpdateSpec *u, const UpdateMethod *m, long k, double
     const char *p = u->out;
     char *old_val = update_pathf("%s/preds/old.val.jsonl", p), *old_test = update_pathf("%s/preds/old.jsonl", p);
     char *m2_val = update_pathf("%s/preds/new-s%ld.val.jsonl", p, k), *m2_test = update_pathf("%s/preds/new-s%ld.jsonl", p, k);
-    double m2va, m2vn, m2ta = NAN, m2tn = NAN, va[GRID_N], vn[GRID_N], ta[GRID_N], tn[GRID_N];
+    double m2va, m2vn, m2ta, m2tn, va[GRID_N], vn[GRID_N], ta[GRID_N], tn[GRID_N];
     int rc = pair_stats(u, old_val, m2_val, &m2va, &m2vn);
-    /* M2's test predictions come in the evaluation phase, after this one: when there already (a resumed run), recorded */
-    if (rc == 0 && update_exists(m2_test) && update_exists(old_test)) rc = pair_stats(u, old_test, m2_test, &m2ta, &m2tn);
+    if (rc == 0) rc = pair_stats(u, old_test, m2_test, &m2ta, &m2tn);
     int best = -1;
     for (int g = 0; rc == 0 && g < GRID_N; g++) {
         char *name = sweep_name(m, k, g);
         char *pv = update_pathf("%s/preds/%s.val.jsonl", p, name), *pt = update_pathf("%s/preds/%s.jsonl", p, name);
         rc = pair_stats(u, old_val, pv, &va[g], &vn[g]);
-        ta[g] = tn[g] = NAN;
-        if (rc == 0 && update_exists(old_test)) rc = pair_stats(u, old_test, pt, &ta[g], &tn[g]);
+        if (rc == 0) rc = pair_stats(u, old_test, pt, &ta[g], &tn[g]);
         if (rc == 0 && va[g] >= m2va - tol - 1e-12 && (best < 0 || vn[g] < vn[best] - 1e-12)) best = g;
         free(name);
         free(pv);
