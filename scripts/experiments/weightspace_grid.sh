@@ -49,12 +49,13 @@ task_data() { # TASK -> ROOT/data/TASK.{train,val,test}.jsonl
 import json, sys
 src, dd, ntr, nva, nte = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:])
 tr = json.load(open(src + "/train.json")); te = json.load(open(src + "/test.json"))
-def put(name, recs):
-    with open(f"{dd}/arc.{name}.jsonl", "w") as f:
+def put(path, name, recs):
+    with open(path, "w") as f:
         for i, r in enumerate(recs): f.write(json.dumps(dict(r, id=f"{name}-{i}")) + "\n")
-put("train", tr[:ntr]); put("val", tr[ntr:ntr + nva]); put("test.jsonl.tmp".replace(".jsonl.tmp", ""), te[:nte])
+put(dd + "/arc.train.jsonl", "train", tr[:ntr]); put(dd + "/arc.val.jsonl", "val", tr[ntr:ntr + nva])
+put(dd + "/arc.test.jsonl.tmp", "test", te[:nte])
 PYEOF
-      mv "$dd/arc.test.jsonl" "$dd/arc.test.jsonl.tmp" ;;
+      ;;
     *) echo "weightspace_grid.sh: TASK is section or arc" >&2; exit 2 ;;
   esac
   mv "$dd/$t.test.jsonl.tmp" "$dd/$t.test.jsonl"
