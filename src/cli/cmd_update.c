@@ -27,6 +27,10 @@ static const char *update_help =
 
 /* after the presets' lines (update_presets_help, generated from the presets' table) */
 static const char *update_help_tail =
+    "                          interp-NAME         (1-a) A2 + a X, X = method NAME's adapter (a on --task-val)\n"
+    "                          soup-NAME           preset NAME trained from the seed soup\n"
+    "                        (all: every preset for the task's kind; interp only with --task-val\n"
+    "                        and --old-adapter)\n"
     "  --seeds K             adapters and compatibility adapters for seeds 1..K (default 1);\n"
     "                        K >= 2 also gives the noise floor (NFR between two M2 seeds);\n"
     "                        the ensemble and mixture presets' teacher is the K new adapters\n"

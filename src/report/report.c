@@ -5,6 +5,7 @@
 #include "core/file.h"
 #include "io/json.h"
 #include "metrics/compat.h"
+#include "metrics/mixture.h"
 #include "metrics/preds.h"
 #include "report_internal.h"
 #include "core/num.h"
@@ -82,7 +83,7 @@ static int get_path(const char *file, const char *where, const cJSON *v, const c
 
 static int load_model(const char *file, const char *where, const cJSON *o, const char *dir, const char *def_name,
                       ReportModel *m) {
-    static const char *const known[] = {"name", "settings", "preds", NULL};
+    static const char *const known[] = {"name", "settings", "preds", "sweeps", NULL};
     if (!cJSON_IsObject(o)) return err_set("%s: %s: expected an object, got %s", file, where, io_json_kind(o));
     if (check_keys(file, where, o, known) != 0) return -1;
     if (get_string(file, where, o, "name", def_name, &m->name) != 0) return -1;
@@ -103,6 +104,20 @@ static int load_model(const char *file, const char *where, const cJSON *o, const
         snprintf(w, sizeof w, "%s.preds[%d]", where, i);
         if (get_path(file, w, e, dir, &m->preds[i]) != 0) return -1;
         m->n_seeds = i + 1;
+    }
+    const cJSON *sw = cJSON_GetObjectItemCaseSensitive(o, "sweeps"); /* optional: an interpolation's sweep files */
+    if (sw && !cJSON_IsArray(sw)) return err_set("%s: %s.sweeps: expected an array of file paths, got %s", file, where, io_json_kind(sw));
+    int ns = sw ? cJSON_GetArraySize(sw) : 0;
+    if (ns) {
+        m->sweeps = calloc((size_t)ns, sizeof *m->sweeps);
+        if (!m->sweeps) return err_set("out of memory");
+    }
+    i = 0;
+    for (const cJSON *e = sw ? sw->child : NULL; e; e = e->next, i++) {
+        char w[256];
+        snprintf(w, sizeof w, "%s.sweeps[%d]", where, i);
+        if (get_path(file, w, e, dir, &m->sweeps[i]) != 0) return -1;
+        m->n_sweeps = i + 1;
     }
     return 0;
 }
@@ -171,6 +186,8 @@ void report_input_free(ReportInput *in) {
             ReportModel *m = j < 0 ? all[0] : &t->methods[j];
             for (int k = 0; k < m->n_seeds; k++) free(m->preds[k]);
             free(m->preds);
+            for (int k = 0; k < m->n_sweeps; k++) free(m->sweeps[k]);
+            free(m->sweeps);
             free(m->name);
             free(m->settings);
         }
@@ -359,17 +376,8 @@ static void fill(CompatInstance *x, size_t n, const PredFile *a, const size_t *i
     }
 }
 
-/* The index of the right choice: "target" as an integer (or a string of digits) below n; -1 otherwise. */
-static int gold_index(const cJSON *target, int n) {
-    double v = -1;
-    if (cJSON_IsNumber(target)) v = target->valuedouble;
-    else if (cJSON_IsString(target) && target->valuestring[0]) {
-        char *end;
-        long l = strtol(target->valuestring, &end, 10);
-        if (!*end && isdigit((unsigned char)target->valuestring[0])) v = (double)l;
-    }
-    return v >= 0 && v < n && v == floor(v) ? (int)v : -1;
-}
+/* The index of the right choice (metrics/mixture.h). */
+static int gold_index(const cJSON *target, int n) { return mixture_gold_index(target, n); }
 
 /* A model's side of a flip: outcome, prediction, the chosen choice's text ("answer") and the
  * margin: log p(right choice) - max over the other choices' log p (> 0: right by that much). */
@@ -598,6 +606,12 @@ static int task_compute(RTask *rt, const ReportTask *t, const CompatOptions *o, 
         rt->has_noise = 1;
     }
     choose(rt, max_drop);
+    /* against the ce control, the interpolation sweeps, the inference-time mixture (report_versus.c) */
+    if (rr_versus_ce(rt, (const CompatInstance *const *const *)x, o) != 0 || rr_sweeps_read(rt) != 0 ||
+        rr_mixture(rt, &tf.old, tf.f[0], tf.idx[0], t->new_model.n_seeds, o) != 0) {
+        err_prefix("task '%s'", t->name);
+        goto done;
+    }
     rc = 0;
     goto done;
 noise_fail:

@@ -18,6 +18,8 @@ typedef struct {
     char *settings; /* free text (e.g. the command-line choices); "" when not given */
     int n_seeds;
     char **preds;   /* n_seeds prediction files, seed 1 first */
+    char **sweeps;  /* an interpolation's sweep files (update/update_weight.c), one per seed; NULL: none */
+    int n_sweeps;
 } ReportModel;
 
 typedef struct {

@@ -60,6 +60,10 @@ static const char *css =
     "svg.nfr-plot .method circle{fill:#8a6100}svg.nfr-plot .method .err{stroke:#8a6100}\n"
     "svg.nfr-plot .chosen circle{fill:#1e7b34}svg.nfr-plot .chosen .err{stroke:#1e7b34}\n"
     "svg.nfr-plot circle{stroke:#fff;stroke-width:1.5}\n"
+    "svg.nfr-plot .sweep polyline{fill:none;stroke:#8a6100;stroke-width:1.6;opacity:.8}svg.nfr-plot .sweep circle{fill:#8a6100;stroke-width:1}\n"
+    "svg.nfr-plot .mixture polyline{fill:none;stroke:#7a3fb8;stroke-width:1.6;stroke-dasharray:6 3}"
+    "svg.nfr-plot .mixture circle{fill:#7a3fb8;stroke-width:1}\n"
+    "table.mixture td{min-width:6em}\n"
     "footer{margin:3em 0 1em;color:#5a6376;font-size:.88em}\n";
 
 static void html_results(StrBuf *b, const Report *r, const RTask *t) {
@@ -138,6 +142,15 @@ static void html_plot(StrBuf *b, const Report *r, const RTask *t) {
         GROW(a->lo, y0, y1);
         GROW(a->hi, y0, y1);
     }
+    for (int m = 1; m < t->n_models; m++)
+        for (int g = 0; g < t->models[m].n_sweep; g++) {
+            GROW(t->models[m].sweep_nfr[g], dummy, x1);
+            GROW(t->models[m].sweep_acc[g], y0, y1);
+        }
+    for (int g = 0; g < t->n_mix; g++) {
+        GROW(t->mix[g].nfr.value, dummy, x1);
+        GROW(t->mix[g].acc2.value, y0, y1);
+    }
     const CompatStat *m1 = rt_acc_old(t, &t->models[0].stats);
     GROW(m1->value, y0, y1);
     double noise = t->has_noise ? rt_nfr(t, &t->noise)->value : NAN;
@@ -180,6 +193,26 @@ static void html_plot(StrBuf *b, const Report *r, const RTask *t) {
     if (!isnan(noise))
         strbuf_printf(b, "<line class=\"ref\" x1=\"%.1f\" y1=\"%g\" x2=\"%.1f\" y2=\"%g\"/><text class=\"ref-label\" x=\"%.1f\" "
                     "y=\"%g\">noise floor %.2f</text>\n", PX(noise), mt, PX(noise), mt + ph, PX(noise) + 4, mt + 12, 100 * noise);
+    /* curves: each interpolation sweep (test split, a = 0 at A2's end), the inference-time mixture */
+    for (int m = 1; m <= t->n_models; m++) {
+        int mix = m == t->n_models, n = mix ? t->n_mix : t->models[m].n_sweep;
+        if (n < 2) continue;
+        strbuf_printf(b, "<g class=\"%s\"><polyline points=\"", mix ? "mixture" : "sweep");
+        for (int g = 0; g < n; g++) {
+            double f = mix ? t->mix[g].nfr.value : t->models[m].sweep_nfr[g], a = mix ? t->mix[g].acc2.value : t->models[m].sweep_acc[g];
+            strbuf_printf(b, "%s%.1f,%.1f", g ? " " : "", PX(f), PY(a));
+        }
+        strbuf_puts(b, "\"/>");
+        for (int g = 0; g < n; g++) {
+            double f = mix ? t->mix[g].nfr.value : t->models[m].sweep_nfr[g], a = mix ? t->mix[g].acc2.value : t->models[m].sweep_acc[g];
+            double w = mix ? t->mix_a[g] : t->models[m].sweep_a[g];
+            strbuf_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\"><title>", PX(f), PY(a));
+            if (mix) strbuf_printf(b, "mixture (1-a) mean(M2) + a M1");
+            else rr_b_html(b, t->models[m].in->name);
+            strbuf_printf(b, " at a = %.1f: %s %.2f, %s %.2f</title></circle>", w, xl, 100 * f, yl, 100 * a);
+        }
+        strbuf_puts(b, "</g>\n");
+    }
     /* points */
     Box placed[128];
     int np = 0;
@@ -218,6 +251,30 @@ static void html_plot(StrBuf *b, const Report *r, const RTask *t) {
 #undef PX
 #undef PY
     strbuf_puts(b, "</svg>\n");
+}
+
+/* The inference-time mixture (1 - a) mean(M2 seeds) + a M1 over the choices: what a deployment
+ * of both models would get, the reference every method is read beside. */
+static void html_mixture(StrBuf *b, const Report *r, const RTask *t) {
+    if (!t->n_mix) return;
+    strbuf_printf(b, "<h3>Inference-time mixture (two models deployed)</h3>\n<p>(1 &minus; a) &times; mean of the %d M2 seeds' "
+                  "distributions over the choices + a &times; M1's, from the prediction files; the reference a one-adapter "
+                  "method is distilled towards.</p>\n<table class=\"mixture results\"><thead><tr><th>a</th><th>accuracy %%</th>"
+                  "<th>NFR %%</th><th>rel. NFR change %%</th></tr></thead>\n<tbody>\n", t->models[0].in->n_seeds);
+    for (int g = 0; g < t->n_mix; g++) {
+        char a[96], n[96], rel[32];
+        rr_mix_cell(a, sizeof a, r, t, g, 0);
+        rr_mix_cell(n, sizeof n, r, t, g, 1);
+        rr_mix_cell(rel, sizeof rel, r, t, g, 2);
+        strbuf_printf(b, "<tr><td>%.1f</td><td>", t->mix_a[g]);
+        rr_b_html(b, a);
+        strbuf_puts(b, "</td><td>");
+        rr_b_html(b, n);
+        strbuf_puts(b, "</td><td>");
+        rr_b_html(b, rel);
+        strbuf_puts(b, "</td></tr>\n");
+    }
+    strbuf_puts(b, "</tbody>\n</table>\n");
 }
 
 static void html_matrix(StrBuf *b, const RTask *t, const RModel *m) {
@@ -509,12 +566,18 @@ char *rr_render_html(const Report *r) {
         }
         strbuf_puts(&b, "</p>\n<p>");
         rr_chosen_text(&b, r, t, name_html);
+        strbuf_puts(&b, "</p>\n<p class=\"vs-ce\">");
+        rr_ce_text(&b, r, t, name_html);
         strbuf_puts(&b, "</p>\n<div class=\"grid\">\n");
         html_plot(&b, r, t);
         strbuf_puts(&b, "<div>\n");
         html_matrix(&b, t, &t->models[0]);
         if (t->chosen >= 0) html_matrix(&b, t, &t->models[t->chosen]);
         strbuf_puts(&b, "</div>\n</div>\n");
+        if (t->n_mix || t->n_models > 1) strbuf_puts(&b, "<p class=\"note\">Plot: points are models (intervals as bars); solid curves "
+                                                     "are interpolation sweeps on the test split (a from 0, the new adapter, to 1); the dashed "
+                                                     "curve is the inference-time mixture of M1 and M2 (below).</p>\n");
+        html_mixture(&b, r, t);
         int any = 0;
         for (int m = 0; m < t->n_models; m++) any |= t->models[m].in->settings[0] != 0;
         if (any) {

@@ -5,10 +5,13 @@
 
 #include "metrics/compat.h"
 #include "metrics/mcnemar.h"
+#include "metrics/preds.h"
 #include "report.h"
 
 #include <cJSON.h>
 #include <stddef.h>
+
+#define RR_SWEEP_MAX 11     /* a = 0, 0.1, ..., 1 */
 
 typedef struct {
     const ReportModel *in;      /* name, settings, files */
@@ -25,6 +28,15 @@ typedef struct {
     long long dsign[3];         /* scores: D < 0, tie, D > 0 */
     McNemar mc_m1;              /* seed 1 against M1 (exact sign test for scores) */
     McNemar mc_m2;              /* methods: seed 1 against M2's seed 1 */
+    /* against the ce control (report_versus.c): base = (M1, ce), cand = (M1, this method),
+     * seed k with seed k; dnfr < 0 with its interval below 0: fewer flips than ce */
+    int has_vs_ce;
+    CompatDelta vs_ce;
+    int beats_ce;               /* qualifies, and vs_ce's dNFR interval (the value without intervals) is below 0 */
+    /* an interpolation's sweep (means over its seeds' sweep files); n_sweep 0: none */
+    int n_sweep;
+    double sweep_a[RR_SWEEP_MAX], sweep_acc[RR_SWEEP_MAX], sweep_nfr[RR_SWEEP_MAX];
+    double chosen_a_mean;       /* mean over the seeds of the a chosen on validation */
 } RModel;
 
 typedef struct {
@@ -44,6 +56,13 @@ typedef struct {
     CompatReport noise;         /* M2 seed i -> seed j over every ordered pair i != j: means, intervals */
     RPair *pairs;
     int n_pairs;
+    int ce;                     /* index of the method named "ce" (the control), -1 none */
+    int beats_ce;               /* a qualifying method beats ce: the first in the order of choose() (-1 none) */
+    /* the inference-time mixture (1 - a) mean(M2 seeds) + a M1 over the choices (metrics/mixture.h):
+     * n_mix points (0 when the files have no choice log-likelihoods) */
+    int n_mix;
+    double mix_a[RR_SWEEP_MAX];
+    CompatReport mix[RR_SWEEP_MAX];
 } RTask;
 
 struct Report {
@@ -52,6 +71,11 @@ struct Report {
     RTask *tasks;
     int n_tasks;
 };
+
+/* report_versus.c: every method against ce; the sweep files; the mixture (after choose()). */
+int rr_versus_ce(RTask *rt, const CompatInstance *const *const *x, const CompatOptions *o);
+int rr_sweeps_read(RTask *rt);
+int rr_mixture(RTask *rt, const PredFile *old, const PredFile *news, size_t *const *idx, int k, const CompatOptions *o);
 
 /* The headline numbers of a model in a task: accuracy or mean score, NFR or score NFR, ... */
 static inline const CompatStat *rt_acc_old(const RTask *t, const CompatReport *r) { return t->gen ? &r->mean1 : &r->acc1; }

@@ -112,9 +112,10 @@ const char *rr_kind_label(const RTask *t) {
 /* ================================================================ the results table */
 
 const char *rr_col_header(const RTask *t, int c) {
-    static const char *mc[NCOL] = {"model", "seeds", "accuracy %", "NFR %", "PFR %", "rel. NFR change %", "dacc pts"};
+    static const char *mc[NCOL] = {"model", "seeds", "accuracy %", "NFR %", "PFR %", "rel. NFR change %", "dacc pts",
+                                   "dNFR vs ce pts"};
     static const char *gen[NCOL] = {"model", "seeds", "ROUGE-1", "score NFR %", "score PFR %", "rel. score NFR change %",
-                                    "dROUGE-1"};
+                                    "dROUGE-1", "dscore NFR vs ce pts"};
     return t->gen ? gen[c] : mc[c];
 }
 
@@ -142,6 +143,7 @@ Row *rr_results_rows(const Report *r, const RTask *t, const char *none, int *nro
             fmt_stat(w->cell[COL_REL], sizeof w->cell[0], rt_rel(t, &m->delta), 1, 1, 1, B);
             fmt_stat(w->cell[COL_DACC], sizeof w->cell[0], rt_dacc(t, &m->delta), 100, 2, 1, B);
         }
+        if (m->has_vs_ce) fmt_stat(w->cell[COL_VSCE], sizeof w->cell[0], rt_dnfr(t, &m->vs_ce), 100, 2, 1, B);
     }
     *nrows = n;
     return rows;
@@ -185,6 +187,67 @@ void rr_chosen_text(StrBuf *b, const Report *r, const RTask *t, void (*name_fn)(
         name_fn(b, t->models[t->chosen].in->name);
         strbuf_printf(b, ", the lowest %s among the methods whose %s is at most %.2f pts below M2's (%d of %d qualify)", nfr, acc,
                  drop, q, t->n_models - 1);
+    }
+}
+
+void rr_ce_text(StrBuf *b, const Report *r, const RTask *t, void (*name_fn)(StrBuf *, const char *)) {
+    const char *nfr = t->gen ? "score NFR" : "NFR";
+    if (t->ce < 0) {
+        strbuf_puts(b, "against the ce control: no method named ce in this run (add ce to --methods: more cross-entropy training "
+                    "from the same new adapter, the control every method must beat)");
+        return;
+    }
+    char v[128];
+    if (t->beats_ce >= 0) {
+        const RModel *m = &t->models[t->beats_ce];
+        fmt_stat(v, sizeof v, rt_dnfr(t, &m->vs_ce), 100, 2, 1, r->o.bootstrap);
+        strbuf_puts(b, "against the ce control: ");
+        name_fn(b, m->in->name);
+        strbuf_printf(b, " beats ce (paired %s difference %s pts, interval below 0, accuracy kept)%s", nfr, v,
+                      t->beats_ce == t->chosen ? ", and it is the chosen method" : "; the chosen method does not");
+        return;
+    }
+    strbuf_printf(b, "against the ce control: none beats ce (no method keeps accuracy within %.2f pts of M2's with its paired %s "
+                  "difference against ce below 0 over the whole interval)", 100 * r->in->max_acc_drop, nfr);
+}
+
+void rr_mix_cell(char *out, size_t sz, const Report *r, const RTask *t, int g, int what) {
+    const CompatReport *m = &t->mix[g];
+    if (what == 0) fmt_stat(out, sz, &m->acc2, 100, 2, 0, r->o.bootstrap);
+    else if (what == 1) fmt_stat(out, sz, &m->nfr, 100, 2, 0, r->o.bootstrap);
+    else {
+        double base = rt_nfr(t, &t->models[0].stats)->value;
+        if (base > 0) snprintf(out, sz, "%+.1f", 100 * (m->nfr.value - base) / base);
+        else snprintf(out, sz, "n/a");
+    }
+}
+
+/* The mixture's lines (text and Markdown). */
+static void mix_plain(StrBuf *b, const Report *r, const RTask *t, const char *bullet) {
+    if (!t->n_mix) return;
+    strbuf_printf(b, "%sinference-time mixture (1-a) x mean(%d M2 seeds) + a x M1 over the choices (a two-model deployment; "
+                  "accuracy %%, NFR %%, rel. NFR change %% vs M2):\n", bullet, t->models[0].in->n_seeds);
+    for (int g = 0; g < t->n_mix; g++) {
+        char a[96], n[96], rel[32];
+        rr_mix_cell(a, sizeof a, r, t, g, 0);
+        rr_mix_cell(n, sizeof n, r, t, g, 1);
+        rr_mix_cell(rel, sizeof rel, r, t, g, 2);
+        strbuf_printf(b, "%s  a=%.1f: accuracy %s, NFR %s, rel. %s\n", *bullet ? "  " : "", t->mix_a[g], a, n, rel);
+    }
+}
+
+/* The interpolation sweeps' lines (text and Markdown). */
+static void sweep_plain(StrBuf *b, const RTask *t, const char *bullet, void (*name_fn)(StrBuf *, const char *)) {
+    for (int m = 1; m < t->n_models; m++) {
+        const RModel *rm = &t->models[m];
+        if (!rm->n_sweep) continue;
+        strbuf_puts(b, bullet);
+        strbuf_puts(b, "sweep of ");
+        name_fn(b, rm->in->name);
+        strbuf_printf(b, " on the test split (a chosen on validation: mean %.2f; accuracy %% / NFR %%, means over its seeds):", rm->chosen_a_mean);
+        for (int g = 0; g < rm->n_sweep; g++)
+            strbuf_printf(b, "%s a=%.1f %.2f/%.2f", g ? "," : "", rm->sweep_a[g], 100 * rm->sweep_acc[g], 100 * rm->sweep_nfr[g]);
+        strbuf_puts(b, "\n");
     }
 }
 
@@ -283,8 +346,12 @@ static char *render_text(const Report *r) {
         strbuf_puts(&b, "\n");
         rr_chosen_text(&b, r, t, name_plain);
         strbuf_puts(&b, "\n");
+        rr_ce_text(&b, r, t, name_plain);
+        strbuf_puts(&b, "\n");
         rr_mcnemar_text(&b, t, name_plain);
         strbuf_puts(&b, "\n");
+        sweep_plain(&b, t, "", name_plain);
+        mix_plain(&b, r, t, "");
     }
     return rr_b_finish(&b);
 }
@@ -340,6 +407,8 @@ static char *render_md(const Report *r) {
         strbuf_puts(&b, "\n- ");
         rr_chosen_text(&b, r, t, name_md);
         strbuf_puts(&b, "\n- ");
+        rr_ce_text(&b, r, t, name_md);
+        strbuf_puts(&b, "\n- ");
         rr_mcnemar_text(&b, t, name_md);
         strbuf_puts(&b, "\n- flips of seed 1 against M1:");
         for (int m = 0; m < t->n_models; m++) {
@@ -350,6 +419,8 @@ static char *render_md(const Report *r) {
             if (!t->gen) strbuf_printf(&b, ", %lld inconsistent", rm->flip_count[2]);
         }
         strbuf_puts(&b, " (every one listed in report.json and report.html)\n");
+        sweep_plain(&b, t, "- ", name_md);
+        mix_plain(&b, r, t, "- ");
         int any = 0;
         for (int m = 0; m < t->n_models; m++) any |= t->models[m].in->settings[0] != 0;
         if (any) {
@@ -428,6 +499,24 @@ static cJSON *model_json(const RTask *t, const RModel *m) {
     }
     cJSON_AddItemToObject(o, "stats", stats_json(&m->stats));
     if (!m->is_new) cJSON_AddItemToObject(o, "delta", delta_json(&m->delta));
+    if (m->has_vs_ce) {
+        cJSON *vc = delta_json(&m->vs_ce);
+        cJSON_AddBoolToObject(vc, "beats_ce", m->beats_ce);
+        cJSON_AddItemToObject(o, "vs_ce", vc);
+    }
+    if (m->n_sweep) {
+        cJSON *sw = cJSON_AddObjectToObject(o, "sweep");
+        cJSON_AddNumberToObject(sw, "chosen_a_mean", m->chosen_a_mean);
+        cJSON_AddItemToObject(sw, "files", strings_json(m->in->sweeps, m->in->n_sweeps));
+        cJSON *pts = cJSON_AddArrayToObject(sw, "points");
+        for (int g = 0; g < m->n_sweep; g++) {
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddNumberToObject(e, "a", m->sweep_a[g]);
+            cJSON_AddNumberToObject(e, "test_acc", m->sweep_acc[g]);
+            cJSON_AddNumberToObject(e, "test_nfr", m->sweep_nfr[g]);
+            cJSON_AddItemToArray(pts, e);
+        }
+    }
     cJSON *ps = cJSON_AddArrayToObject(o, "per_seed");
     for (int s = 0; s < m->in->n_seeds; s++) {
         cJSON *e = cJSON_CreateObject();
@@ -509,6 +598,16 @@ static char *render_json(const Report *r) {
             }
         } else {
             cJSON_AddNullToObject(tj, "noise_floor");
+        }
+        cJSON_AddItemToObject(tj, "beats_ce", t->beats_ce >= 0 ? cJSON_CreateString(t->models[t->beats_ce].in->name) : cJSON_CreateNull());
+        if (t->n_mix) {
+            cJSON *mx = cJSON_AddArrayToObject(tj, "mixture");
+            for (int g = 0; g < t->n_mix; g++) {
+                cJSON *e = cJSON_CreateObject();
+                cJSON_AddNumberToObject(e, "a", t->mix_a[g]);
+                cJSON_AddItemToObject(e, "stats", stats_json(&t->mix[g]));
+                cJSON_AddItemToArray(mx, e);
+            }
         }
         cJSON *ms = cJSON_AddArrayToObject(tj, "models");
         for (int m = 0; m < t->n_models; m++) cJSON_AddItemToArray(ms, model_json(t, &t->models[m]));

@@ -13,7 +13,7 @@
 #define HTML_MAX_CONTEXT 360 /* bytes of an instance's text (its end) shown in a flip table */
 
 /* the columns of the results table */
-enum { COL_MODEL, COL_SEEDS, COL_ACC, COL_NFR, COL_PFR, COL_REL, COL_DACC, NCOL };
+enum { COL_MODEL, COL_SEEDS, COL_ACC, COL_NFR, COL_PFR, COL_REL, COL_DACC, COL_VSCE, NCOL };
 
 /* cells[row][col] for M1, M2 and each method (row 0 M1, row 1 M2, row 1 + m method m);
  * `none` for empty cells. Names are raw (escape them where they go). */
@@ -36,6 +36,10 @@ int rr_fewer_seeds(const RTask *t);
 void rr_noise_text(StrBuf *b, const Report *r, const RTask *t);
 void rr_chosen_text(StrBuf *b, const Report *r, const RTask *t, void (*name_fn)(StrBuf *, const char *));
 void rr_intro_plain(StrBuf *b, const Report *r);
+/* "against the ce control: ..." sentence (issue 18): the chosen method beats ce, or which does, or none does */
+void rr_ce_text(StrBuf *b, const Report *r, const RTask *t, void (*name_fn)(StrBuf *, const char *));
+/* "a=0.0 acc [..] NFR [..]" of the inference-time mixture at grid point g (plain text, no outside strings) */
+void rr_mix_cell(char *out, size_t sz, const Report *r, const RTask *t, int g, int what);
 void rr_mcnemar_text(StrBuf *b, const RTask *t, void (*name_fn)(StrBuf *, const char *));
 /* report_html.c */
 char *rr_render_html(const Report *r);

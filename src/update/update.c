@@ -26,6 +26,7 @@ void update_spec_free(UpdateSpec *u) {
     for (int i = 0; i < u->n_methods; i++) {
         free(u->methods[i].name);
         free(u->methods[i].args);
+        free(u->methods[i].interp_with);
     }
     free(u->methods);
     u->methods = NULL;
@@ -106,8 +107,10 @@ static int train_compat(UpdateRun *r) {
     for (int i = 0; rc == 0 && i < u->n_methods; i++)
         for (long k = 1; rc == 0 && k <= u->seeds; k++) {
             const UpdateMethod *m = &u->methods[i];
+            if (m->preset && m->preset->weight != UPDATE_WEIGHT_NONE) break; /* update_weight.c makes it */
             char *dir = update_pathf("%s/adapters/%s-s%ld", u->out, m->name, k), *log = update_pathf("train-%s-s%ld", m->name, k);
-            char *init = k == 1 && u->new_adapter ? strdup(u->new_adapter) : update_pathf("%s/adapters/new-s%ld", u->out, k);
+            char *init = m->soup_init ? update_pathf("%s/adapters/soup-all", u->out)
+                         : k == 1 && u->new_adapter ? strdup(u->new_adapter) : update_pathf("%s/adapters/new-s%ld", u->out, k);
             char *what = update_pathf("compatibility adapter '%s', seed %ld", m->name, k);
             TrainSpec s;
             train_common(u, &s, u->new_model, dir, k);
@@ -115,7 +118,7 @@ static int train_compat(UpdateRun *r) {
             s.t.epochs = u->compat_epochs.text ? u->compat_epochs.v : 1;
             if (u->compat_lr.text) s.t.lr = u->compat_lr.v;
             const UpdatePreset *p = m->preset;
-            int teacher = m->args != NULL; /* every method but cross-entropy only */
+            int teacher = p ? !p->ce_only : m->args != NULL; /* every method but cross-entropy only */
             int sequence = p ? p->level == COMPAT_LEVEL_SEQUENCE : m->args && strstr(m->args, "--level sequence") != NULL;
             char *ens = NULL;
             if (p && !p->ce_only && (compat_method_def(p->method)->teachers & (COMPAT_TEACH_ENSEMBLE | COMPAT_TEACH_MIXTURE)))
@@ -147,10 +150,10 @@ static int train_compat(UpdateRun *r) {
     return phase_end(rc);
 }
 
-static int eval_one(UpdateRun *r, const char *what, const char *model, const char *adapter, const char *name) {
+int update_eval_model(UpdateRun *r, const char *what, const char *model, const char *adapter, const char *name, const char *task) {
     const UpdateSpec *u = r->u;
     char *preds = update_pathf("%s/preds/%s.jsonl", u->out, name), *sum = update_pathf("%s/preds/%s.eval.json", u->out, name);
-    EvalStepSpec e = {.model = model, .adapter = adapter, .task = u->test, .preds = preds, .format = u->format,
+    EvalStepSpec e = {.model = model, .adapter = adapter, .task = task, .preds = preds, .format = u->format,
                       .prompt = u->prompt, .answer = u->answer, .prompt_file = u->prompt_file,
                       .limit = u->limit.text ? (long)u->limit.v : 0, .bf16 = u->bf16, .quiet = u->quiet};
     if (u->kind == TASK_GEN) {
@@ -162,6 +165,10 @@ static int eval_one(UpdateRun *r, const char *what, const char *model, const cha
     free(preds);
     free(sum);
     return rc;
+}
+
+static int eval_one(UpdateRun *r, const char *what, const char *model, const char *adapter, const char *name) {
+    return update_eval_model(r, what, model, adapter, name, r->u->test);
 }
 
 /* Phase 3: M1, M2 per seed, every method per seed on the test set. */
@@ -219,8 +226,12 @@ static int update_run_locked(const UpdateSpec *u) {
     setenv("MUSCLE_NO_MPI", "1", 1);
     long K = u->seeds;
     UpdateRun r = {u, 0, (int)(K - (u->new_adapter ? 1 : 0) + K * u->n_methods + 1 + K + K * u->n_methods + 1)};
+    r.n_steps += update_weight_steps(u);
     rc = train_new(&r);
+    if (rc == 0) rc = phase_end(dist_rank() == 0 ? update_weight_soups(&r) : 0);
     if (rc == 0) rc = train_compat(&r);
+    if (rc == 0) rc = phase_end(update_weight_sweeps(&r));
+    if (rc == 0) rc = phase_end(dist_rank() == 0 ? update_weight_choose(&r) : 0);
     if (rc == 0) rc = evaluate(&r);
     /* 4. the report (rank 0) */
     if (dist_rank() > 0) return rc;

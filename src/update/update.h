@@ -20,6 +20,15 @@
 #include "compat/compat_loss.h"
 #include "task/task.h"
 
+/* Weight-space methods (update_weight.c): no training of their own, an adapter combined
+ * exactly from others (model/lora_combine.h). */
+typedef enum {
+    UPDATE_WEIGHT_NONE = 0,   /* a trained method */
+    UPDATE_WEIGHT_INTERP,     /* (1 - a) A2 + a X, X = A1 moved to v2 (or the adapter of the method named in
+                               * interp-NAME); a in 0, 0.1, ..., 1 chosen on --task-val */
+    UPDATE_WEIGHT_SOUP,       /* (1/K) sum_k A2_k: the seed soup (the same adapter for every seed) */
+} UpdateWeightOp;
+
 /* A method preset: one typed entry per compatibility method `muscle update` knows. */
 typedef struct {
     const char *name;
@@ -29,6 +38,7 @@ typedef struct {
     int answer_only;          /* distil on the answer tokens only */
     double ce_weight;
     unsigned kinds;           /* UPDATE_FOR_MC | UPDATE_FOR_GEN: the task kinds it applies to */
+    UpdateWeightOp weight;    /* a weight-space method (then method, level, ... are unused) */
 } UpdatePreset;
 #define UPDATE_FOR_MC 1u
 #define UPDATE_FOR_GEN 2u
@@ -42,6 +52,8 @@ typedef struct {
     char *name;
     const UpdatePreset *preset; /* NULL: a user's method NAME=ARGS */
     char *args;               /* its settings as finetune options (a preset's rendered, a user's as given); NULL: cross-entropy only */
+    char *interp_with;        /* interp-NAME: X = method NAME's adapter (NULL: interp with A1) */
+    int soup_init;            /* soup-NAME: preset NAME trained from the seed soup instead of A2 seed k */
 } UpdateMethod;
 
 /* A number option and its spelling as given (update.json records the spelling, so a

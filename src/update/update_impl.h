@@ -37,6 +37,24 @@ int update_other_ranks_step(UpdateRun *r);
 int update_train_step(UpdateRun *r, const char *what, const TrainSpec *spec, const char *extra_args, const char *log_name);
 /* Evaluates into e->preds and the summary beside it (<name>.eval.json) unless both are there. */
 int update_eval_step(UpdateRun *r, const char *what, const EvalStepSpec *e, const char *summary, const char *log_name);
+/* Evaluates model + adapter on `task` into preds/NAME.jsonl and preds/NAME.eval.json. */
+int update_eval_model(UpdateRun *r, const char *what, const char *model, const char *adapter, const char *name, const char *task);
+
+/* ---- weight-space methods (update_weight.c): interp, interp-NAME, soup, soup-NAME ----
+ * Checks what they need (--task-val, --old-adapter, NAME in the list): -1 with err_set(). */
+int update_weight_check(const UpdateSpec *u);
+/* The steps they add to a run (evaluations on the validation and test splits). */
+int update_weight_steps(const UpdateSpec *u);
+/* After phase 1 (rank 0): the seed soup adapters/soup-all and adapters/soup-sK, when a method needs them. */
+int update_weight_soups(UpdateRun *r);
+/* After phase 2: every interpolation's sweep: the combined adapter at each a, evaluated on
+ * the validation and the test split (M1 and M2 on the validation split too). */
+int update_weight_sweeps(UpdateRun *r);
+/* Then (rank 0): a chosen per interpolation and seed on the validation split; its adapter
+ * becomes adapters/NAME-sK, its test predictions preds/NAME-sK.jsonl, and the whole sweep
+ * preds/NAME-sK.sweep.json (the report's curve). */
+int update_weight_choose(UpdateRun *r);
+
 /* The report of the manifest into out (in this process). */
 int update_report_step(UpdateRun *r);
 

@@ -14,28 +14,30 @@
 
 #define BOTH (UPDATE_FOR_MC | UPDATE_FOR_GEN)
 static const UpdatePreset presets[] = {
-    /* name                  ce only  method                        level                    answer ce     kinds */
-    {"muscle",               0, COMPAT_STUDENT_WRONG,        COMPAT_LEVEL_TOKEN,    0, 0,   BOTH},
-    {"muscle-answer",        0, COMPAT_STUDENT_WRONG,        COMPAT_LEVEL_TOKEN,    1, 0,   BOTH},
-    {"choice",               0, COMPAT_STUDENT_WRONG,        COMPAT_LEVEL_CHOICE,   0, 0.5, UPDATE_FOR_MC},
-    {"old-correct",          0, COMPAT_OLD_CORRECT,          COMPAT_LEVEL_TOKEN,    0, 0,   BOTH},
-    {"distill",              0, COMPAT_NONE,                 COMPAT_LEVEL_TOKEN,    0, 0,   BOTH},
-    {"token-likelihood",     0, COMPAT_TOKEN_LIKELIHOOD,     COMPAT_LEVEL_TOKEN,    0, 0.5, BOTH},
-    {"sequence-likelihood",  0, COMPAT_SEQ_LIKELIHOOD,       COMPAT_LEVEL_TOKEN,    0, 0.5, BOTH},
-    {"focal",                0, COMPAT_FOCAL,                COMPAT_LEVEL_TOKEN,    0, 0,   BOTH},
-    {"elodi",                0, COMPAT_ELODI,                COMPAT_LEVEL_TOKEN,    0, 0,   BOTH},
-    {"focal-choice",         0, COMPAT_FOCAL,                COMPAT_LEVEL_CHOICE,   0, 0,   UPDATE_FOR_MC},
-    {"elodi-choice",         0, COMPAT_ELODI,                COMPAT_LEVEL_CHOICE,   0, 0,   UPDATE_FOR_MC},
-    {"seqkd",                0, COMPAT_STUDENT_WRONG,        COMPAT_LEVEL_SEQUENCE, 0, 0.5, UPDATE_FOR_GEN},
-    {"ensemble",             0, COMPAT_ENSEMBLE,             COMPAT_LEVEL_TOKEN,    0, 0,   BOTH},
-    {"ensemble-choice",      0, COMPAT_ENSEMBLE,             COMPAT_LEVEL_CHOICE,   0, 0.5, UPDATE_FOR_MC},
-    {"mixture",              0, COMPAT_MIXTURE,              COMPAT_LEVEL_TOKEN,    0, 0,   UPDATE_FOR_MC},
-    {"mixture-choice",       0, COMPAT_MIXTURE,              COMPAT_LEVEL_CHOICE,   0, 0.5, UPDATE_FOR_MC},
-    {"weighted-choice",      0, COMPAT_WEIGHTED,             COMPAT_LEVEL_CHOICE,   0, 0.5, UPDATE_FOR_MC},
-    {"weighted-seqkd",       0, COMPAT_WEIGHTED,             COMPAT_LEVEL_SEQUENCE, 0, 0.5, UPDATE_FOR_GEN},
-    {"flip-choice",          0, COMPAT_FLIP,                 COMPAT_LEVEL_CHOICE,   0, 0.5, UPDATE_FOR_MC},
-    {"flip-seqkd",           0, COMPAT_FLIP,                 COMPAT_LEVEL_SEQUENCE, 0, 0.5, UPDATE_FOR_GEN},
-    {"ce",                   1, COMPAT_STUDENT_WRONG,        COMPAT_LEVEL_TOKEN,    0, 0,   BOTH},
+    /* name                  ce only  method                        level                    answer ce     kinds  weight-space */
+    {"muscle",               0, COMPAT_STUDENT_WRONG,        COMPAT_LEVEL_TOKEN,    0, 0,   BOTH, UPDATE_WEIGHT_NONE},
+    {"muscle-answer",        0, COMPAT_STUDENT_WRONG,        COMPAT_LEVEL_TOKEN,    1, 0,   BOTH, UPDATE_WEIGHT_NONE},
+    {"choice",               0, COMPAT_STUDENT_WRONG,        COMPAT_LEVEL_CHOICE,   0, 0.5, UPDATE_FOR_MC, UPDATE_WEIGHT_NONE},
+    {"old-correct",          0, COMPAT_OLD_CORRECT,          COMPAT_LEVEL_TOKEN,    0, 0,   BOTH, UPDATE_WEIGHT_NONE},
+    {"distill",              0, COMPAT_NONE,                 COMPAT_LEVEL_TOKEN,    0, 0,   BOTH, UPDATE_WEIGHT_NONE},
+    {"token-likelihood",     0, COMPAT_TOKEN_LIKELIHOOD,     COMPAT_LEVEL_TOKEN,    0, 0.5, BOTH, UPDATE_WEIGHT_NONE},
+    {"sequence-likelihood",  0, COMPAT_SEQ_LIKELIHOOD,       COMPAT_LEVEL_TOKEN,    0, 0.5, BOTH, UPDATE_WEIGHT_NONE},
+    {"focal",                0, COMPAT_FOCAL,                COMPAT_LEVEL_TOKEN,    0, 0,   BOTH, UPDATE_WEIGHT_NONE},
+    {"elodi",                0, COMPAT_ELODI,                COMPAT_LEVEL_TOKEN,    0, 0,   BOTH, UPDATE_WEIGHT_NONE},
+    {"focal-choice",         0, COMPAT_FOCAL,                COMPAT_LEVEL_CHOICE,   0, 0,   UPDATE_FOR_MC, UPDATE_WEIGHT_NONE},
+    {"elodi-choice",         0, COMPAT_ELODI,                COMPAT_LEVEL_CHOICE,   0, 0,   UPDATE_FOR_MC, UPDATE_WEIGHT_NONE},
+    {"seqkd",                0, COMPAT_STUDENT_WRONG,        COMPAT_LEVEL_SEQUENCE, 0, 0.5, UPDATE_FOR_GEN, UPDATE_WEIGHT_NONE},
+    {"ensemble",             0, COMPAT_ENSEMBLE,             COMPAT_LEVEL_TOKEN,    0, 0,   BOTH, UPDATE_WEIGHT_NONE},
+    {"ensemble-choice",      0, COMPAT_ENSEMBLE,             COMPAT_LEVEL_CHOICE,   0, 0.5, UPDATE_FOR_MC, UPDATE_WEIGHT_NONE},
+    {"mixture",              0, COMPAT_MIXTURE,              COMPAT_LEVEL_TOKEN,    0, 0,   UPDATE_FOR_MC, UPDATE_WEIGHT_NONE},
+    {"mixture-choice",       0, COMPAT_MIXTURE,              COMPAT_LEVEL_CHOICE,   0, 0.5, UPDATE_FOR_MC, UPDATE_WEIGHT_NONE},
+    {"weighted-choice",      0, COMPAT_WEIGHTED,             COMPAT_LEVEL_CHOICE,   0, 0.5, UPDATE_FOR_MC, UPDATE_WEIGHT_NONE},
+    {"weighted-seqkd",       0, COMPAT_WEIGHTED,             COMPAT_LEVEL_SEQUENCE, 0, 0.5, UPDATE_FOR_GEN, UPDATE_WEIGHT_NONE},
+    {"flip-choice",          0, COMPAT_FLIP,                 COMPAT_LEVEL_CHOICE,   0, 0.5, UPDATE_FOR_MC, UPDATE_WEIGHT_NONE},
+    {"flip-seqkd",           0, COMPAT_FLIP,                 COMPAT_LEVEL_SEQUENCE, 0, 0.5, UPDATE_FOR_GEN, UPDATE_WEIGHT_NONE},
+    {"ce",                   1, COMPAT_STUDENT_WRONG,        COMPAT_LEVEL_TOKEN,    0, 0,   BOTH, UPDATE_WEIGHT_NONE},
+    {"interp",               0, COMPAT_NONE,                 COMPAT_LEVEL_TOKEN,    0, 0,   BOTH, UPDATE_WEIGHT_INTERP},
+    {"soup",                 0, COMPAT_NONE,                 COMPAT_LEVEL_TOKEN,    0, 0,   BOTH, UPDATE_WEIGHT_SOUP},
 };
 #undef BOTH
 
@@ -47,6 +49,9 @@ const UpdatePreset *update_presets(int *n) {
 /* A preset's settings as the finetune options they amount to (recorded in update.json
  * and the manifest); NULL for cross-entropy only. */
 static char *preset_args(const UpdatePreset *p) {
+    if (p->weight == UPDATE_WEIGHT_SOUP) return strdup("seed soup: (1/K) sum of the K new adapters, exact as one rank-K*r adapter");
+    if (p->weight == UPDATE_WEIGHT_INTERP)
+        return strdup("interpolation: (1-a) A2 + a A1 moved to v2 (exact rank-2r adapter), a in 0..1 step 0.1 chosen on --task-val");
     if (p->ce_only) return NULL;
     char buf[160];
     int n = snprintf(buf, sizeof buf, "--compat %s", compat_method_name(p->method));
@@ -99,6 +104,36 @@ static int method_parse(const UpdateSpec *u, char *w, UpdateMethod *m) {
         m->args = strdup(eq + 1);
         return 0;
     }
+    /* interp-NAME: (1 - a) A2 + a (method NAME's adapter); soup-NAME: preset NAME trained from the soup */
+    int interp = !strncmp(w, "interp-", 7), soup = !strncmp(w, "soup-", 5);
+    if (interp || soup) {
+        const char *rest = w + (interp ? 7 : 5);
+        const UpdatePreset *base = NULL;
+        for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++)
+            if (!strcmp(presets[i].name, rest)) base = &presets[i];
+        if (soup && (!base || base->weight != UPDATE_WEIGHT_NONE))
+            return err_set("--methods: '%s': soup-NAME needs NAME a trained preset (e.g. soup-choice, soup-ce)", w);
+        if (interp && !*rest) return err_set("--methods: '%s': interp-NAME needs the name of another method of the list", w);
+        if (base && !(base->kinds & (u->kind == TASK_MC ? UPDATE_FOR_MC : UPDATE_FOR_GEN))) {
+            fprintf(stderr, "muscle update: method '%s' is for %s: skipped\n", w, u->kind == TASK_MC ? "generation" : "multiple choice");
+            return 1;
+        }
+        m->name = strdup(w);
+        if (interp) {
+            for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++)
+                if (presets[i].weight == UPDATE_WEIGHT_INTERP) m->preset = &presets[i];
+            m->interp_with = strdup(rest);
+            m->args = update_pathf("interpolation: (1-a) A2 + a X, X = the adapter of '%s' (exact rank-sum adapter), a in 0..1 "
+                                   "step 0.1 chosen on --task-val", rest);
+        } else {
+            char *pa = preset_args(base);
+            m->preset = base;
+            m->soup_init = 1;
+            m->args = update_pathf("%s, trained from the seed soup", pa ? pa : "cross-entropy only");
+            free(pa);
+        }
+        return 0;
+    }
     for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++) {
         const UpdatePreset *p = &presets[i];
         if (strcmp(p->name, w)) continue;
@@ -112,7 +147,7 @@ static int method_parse(const UpdateSpec *u, char *w, UpdateMethod *m) {
         m->args = preset_args(p);
         return 0;
     }
-    return err_set("--methods: unknown method '%s' (presets: %s; all; or NAME=ARGS)", w, preset_names());
+    return err_set("--methods: unknown method '%s' (presets: %s; interp-METHOD, soup-METHOD; all; or NAME=ARGS)", w, preset_names());
 }
 
 int update_read_kind(UpdateSpec *u) {
@@ -174,6 +209,7 @@ int update_check_inputs(const UpdateSpec *u) {
             if ((w == a || w[-1] == ' ') && (w[5] == 0 || w[5] == ' ' || w[5] == '='))
                 return err_set("--methods: '%s' gives --out: a method's adapter is written inside RUN_DIR", u->methods[i].name);
     }
+    if (update_weight_check(u) != 0) return -1;
     const char *files[4] = {u->train, u->val, u->test, u->transfer};
     const char *what[4] = {"--task-train", "--task-val", "--task-test", "--transfer"};
     int rc = 0;
@@ -207,12 +243,14 @@ int update_methods_parse(UpdateSpec *u, const char *list) {
                 const UpdatePreset *p = &presets[i];
                 int dup = 0;
                 if (!(p->kinds & (u->kind == TASK_MC ? UPDATE_FOR_MC : UPDATE_FOR_GEN))) continue;
+                /* interp needs a validation split and the old adapter (update_weight.c): in `all` only when given */
+                if (p->weight == UPDATE_WEIGHT_INTERP && (!u->val || !u->old_adapter)) continue;
                 for (int j = 0; j < u->n_methods; j++) dup |= !strcmp(u->methods[j].name, p->name);
                 if (dup) continue;
                 UpdateMethod *g = realloc(u->methods, (size_t)(u->n_methods + 1) * sizeof *g);
                 if (!g) abort();
                 u->methods = g;
-                u->methods[u->n_methods++] = (UpdateMethod){strdup(p->name), p, preset_args(p)};
+                u->methods[u->n_methods++] = (UpdateMethod){.name = strdup(p->name), .preset = p, .args = preset_args(p)};
             }
             continue;
         }
@@ -231,6 +269,7 @@ int update_methods_parse(UpdateSpec *u, const char *list) {
         } else {
             free(m.name);
             free(m.args);
+            free(m.interp_with);
         }
     }
     free(c);
@@ -366,6 +405,14 @@ int update_write_manifest(const UpdateSpec *u) {
         cJSON_AddStringToObject(m, "name", u->methods[i].name);
         cJSON_AddStringToObject(m, "settings", u->methods[i].args ? u->methods[i].args : "cross-entropy only");
         add_seed_paths(cJSON_AddArrayToObject(m, "preds"), u->methods[i].name, u->seeds);
+        if (u->methods[i].preset && u->methods[i].preset->weight == UPDATE_WEIGHT_INTERP) { /* update_weight.c's sweeps */
+            cJSON *sw = cJSON_AddArrayToObject(m, "sweeps");
+            for (long k = 1; k <= u->seeds; k++) {
+                char *p = update_pathf("preds/%s-s%ld.sweep.json", u->methods[i].name, k);
+                cJSON_AddItemToArray(sw, cJSON_CreateString(p));
+                free(p);
+            }
+        }
         cJSON_AddItemToArray(ms, m);
     }
     cJSON_AddItemToArray(tasks, t);

@@ -398,6 +398,16 @@ static inline void tiny_model(Model *m, const ModelConfig *cfg, uint64_t seed, f
     assert_int_equal(model_finish(m), 0);
 }
 
+/* out [B*T, vocab] = the logits of tok [B, T] through m with adapter a (NULL: none). */
+static inline void tiny_lora_logits(Model *m, const LoraAdapter *a, const int *tok, int B, int T, float *out) {
+    RunState s;
+    assert_int_equal(runstate_init(&s, m, B, T, T, RS_KEEP_NONE), 0);
+    if (a) assert_int_equal(runstate_set_lora(&s, a), 0);
+    assert_int_equal(model_forward(&s, tok, B, T, 0), 0);
+    memcpy(out, s.logits, (size_t)B * T * m->cfg.vocab_size * sizeof(float));
+    runstate_free(&s);
+}
+
 static inline ModelConfig tiny_config(RopeStyle rope, int tied) {
     ModelConfig c = {0};
     c.dim = 16;

@@ -6,14 +6,7 @@
 
 enum { B_ = 2, T_ = 5, N_ = B_ * T_ };
 
-static void logits_of(Model *m, const LoraAdapter *a, const int *tok, float *out) {
-    RunState s;
-    assert_int_equal(runstate_init(&s, m, B_, T_, T_, RS_KEEP_NONE), 0);
-    if (a) assert_int_equal(runstate_set_lora(&s, a), 0);
-    assert_int_equal(model_forward(&s, tok, B_, T_, 0), 0);
-    memcpy(out, s.logits, (size_t)N_ * m->cfg.vocab_size * sizeof(float));
-    runstate_free(&s);
-}
+static void logits_of(Model *m, const LoraAdapter *a, const int *tok, float *out) { tiny_lora_logits(m, a, tok, B_, T_, out); }
 
 static void test_layout_and_scaling(void **state) {
     (void)state;

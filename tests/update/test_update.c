@@ -32,6 +32,8 @@ static const struct { const char *name, *args; TaskKind kind; } expected[] = {
     {"flip-choice", "--compat flip --level choice --ce-weight 0.5", TASK_MC},
     {"flip-seqkd", "--compat flip --level sequence --ce-weight 0.5", TASK_GEN},
     {"ce", NULL, TASK_MC},
+    {"interp", "interpolation: (1-a) A2 + a A1 moved to v2 (exact rank-2r adapter), a in 0..1 step 0.1 chosen on --task-val", TASK_MC},
+    {"soup", "seed soup: (1/K) sum of the K new adapters, exact as one rank-K*r adapter", TASK_GEN},
 };
 
 static void test_presets_render_the_old_flags(void **state) {
@@ -96,6 +98,40 @@ static void test_methods_list(void **state) {
     }
 }
 
+/* interp-NAME and soup-NAME, and what the weight-space methods need (update_weight_check
+ * through update_check_inputs' first lines) */
+static void test_weight_methods(void **state) {
+    (void)state;
+    UpdateSpec u;
+    update_spec_default(&u);
+    u.train = "train.jsonl";
+    u.test = "test.jsonl";
+    u.kind = TASK_MC;
+    assert_int_equal(update_methods_parse(&u, "choice,interp-choice,soup-ce,interp,soup"), 0);
+    assert_int_equal(u.n_methods, 5);
+    assert_string_equal(u.methods[1].interp_with, "choice");
+    assert_int_equal(u.methods[1].preset->weight, UPDATE_WEIGHT_INTERP);
+    assert_int_equal(u.methods[2].soup_init, 1);
+    assert_true(u.methods[2].preset->ce_only);
+    assert_non_null(strstr(u.methods[2].args, "trained from the seed soup"));
+    assert_null(u.methods[3].interp_with);
+    assert_int_equal(u.methods[4].preset->weight, UPDATE_WEIGHT_SOUP);
+    /* interp needs --task-val, then --old-adapter */
+    assert_int_equal(update_check_inputs(&u), -1);
+    assert_non_null(strstr(err_msg(), "--task-val"));
+    u.val = "val.jsonl";
+    assert_int_equal(update_check_inputs(&u), -1);
+    assert_non_null(strstr(err_msg(), "--old-adapter"));
+    update_spec_free(&u);
+    assert_int_equal(update_methods_parse(&u, "interp-focal"), 0);
+    assert_int_equal(update_check_inputs(&u), -1);
+    assert_non_null(strstr(err_msg(), "add it to --methods"));
+    update_spec_free(&u);
+    assert_int_equal(update_methods_parse(&u, "soup-interp"), -1);
+    assert_non_null(strstr(err_msg(), "a trained preset"));
+    update_spec_free(&u);
+}
+
 static void test_train_spec_check(void **state) {
     (void)state;
     TrainSpec s;
@@ -152,6 +188,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_presets_render_the_old_flags),
         cmocka_unit_test(test_methods_list),
+        cmocka_unit_test(test_weight_methods),
         cmocka_unit_test(test_train_spec_check),
         cmocka_unit_test(test_bundle),
     };

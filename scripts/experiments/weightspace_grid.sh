@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Issue 18's experiment grid: weight-space methods (adapter interpolation, seed soups) against
+# the ce control and the paper-style methods, on three update pairs x two multiple-choice
+# tasks x K seeds, through `muscle update`, in resumable pieces.
+#
+#   scripts/experiments/weightspace_grid.sh ROOT [PAIRS] [TASKS] [SEEDS] [METHODS]
+#     PAIRS    comma list (default stories,demo,scratch)
+#              stories  v1 = stories260K (../shared); v2 = v1 continued on War and Peace + Debian
+#                       descriptions (built once in ROOT/pairs/stories-v2, as compat_table.sh does)
+#              demo     the shipped demo pair (demo/models/v1, v2; the old adapters are trained here)
+#              scratch  v1 = stories260K; v2 = a model of the same shape (dim 64, 5 layers, 8 heads,
+#                       4 kv heads, hidden 172) and the same tokenizer trained FROM SCRATCH with
+#                       `muscle pretrain` on War and Peace + Debian descriptions (not continued from
+#                       v1: independent weights, a large accuracy gap on the Debian tasks); the old
+#                       adapter still moves to v2 (same shapes), so `interp` applies
+#     TASKS    comma list (default section,arc)
+#              section  debian-section (4-way multiple choice)
+#              arc      ARC-Easy (LLM-Adapters format, 3-5 choices; train split sliced into
+#                       train and validation)
+#     SEEDS    K (default 3)
+#     METHODS  default interp,soup,ce,choice,interp-choice,soup-choice
+# Every piece is one `muscle update` run folder, ROOT/runs/PAIR-TASK; run the script again
+# (with the same arguments, or more seeds / methods) to resume: finished steps are skipped.
+# Sizes (environment): NTRAIN (600), NVAL (200), NTEST (400), EPOCHS (2), SEQ (192),
+# SCRATCH_STEPS (3000), STORIES_STEPS (400).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT="${1:?usage: weightspace_grid.sh ROOT [PAIRS] [TASKS] [SEEDS] [METHODS]}"
+PAIRS="${2:-stories,demo,scratch}"; TASKS="${3:-section,arc}"; SEEDS="${4:-3}"
+METHODS="${5:-interp,soup,ce,choice,interp-choice,soup-choice}"
+MUSCLE="${MUSCLE:-build/muscle}"; S="${MUSCLE_SHARED:-../shared}"; D="$S/data/debian"
+NTRAIN="${NTRAIN:-600}"; NVAL="${NVAL:-200}"; NTEST="${NTEST:-400}"; EPOCHS="${EPOCHS:-2}"; SEQ="${SEQ:-192}"
+SCRATCH_STEPS="${SCRATCH_STEPS:-3000}"; STORIES_STEPS="${STORIES_STEPS:-400}"
+PY=/usr/bin/python3
+mkdir -p "$ROOT/data" "$ROOT/pairs" "$ROOT/runs"
+V1_STORIES="$S/models/stories260K/stories260K.bin"
+
+# ---- task slices (written once) ----
+task_data() { # TASK -> ROOT/data/TASK.{train,val,test}.jsonl
+  local t=$1 dd="$ROOT/data"
+  [ -s "$dd/$t.test.jsonl" ] && return 0
+  case "$t" in
+    section)
+      head -n "$NTRAIN" "$D/debian-section.train.jsonl" >"$dd/$t.train.jsonl"
+      head -n "$NVAL" "$D/debian-section.validation.jsonl" >"$dd/$t.val.jsonl"
+      head -n "$NTEST" "$D/debian-section.test.jsonl" >"$dd/$t.test.jsonl.tmp" ;;
+    arc)
+      $PY - "$S/data/commonsense/ARC-Easy" "$dd" "$NTRAIN" "$NVAL" "$NTEST" <<'PYEOF'
+import json, sys
+src, dd, ntr, nva, nte = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:])
+tr = json.load(open(src + "/train.json")); te = json.load(open(src + "/test.json"))
+def put(path, name, recs):
+    with open(path, "w") as f:
+        for i, r in enumerate(recs): f.write(json.dumps(dict(r, id=f"{name}-{i}")) + "\n")
+put(dd + "/arc.train.jsonl", "train", tr[:ntr]); put(dd + "/arc.val.jsonl", "val", tr[ntr:ntr + nva])
+put(dd + "/arc.test.jsonl.tmp", "test", te[:nte])
+PYEOF
+      ;;
+    *) echo "weightspace_grid.sh: TASK is section or arc" >&2; exit 2 ;;
+  esac
+  mv "$dd/$t.test.jsonl.tmp" "$dd/$t.test.jsonl"
+}
+
+# ---- the new text both built v2s learn from (written once) ----
+corpus() {
+  local c="$ROOT/pairs/corpus.txt"
+  [ -s "$c" ] && return 0
+  { head -c 1500000 "$S/corpora/war-and-peace.txt"; echo
+    $PY -c "
+import json
+for i,l in enumerate(open('$D/debian-section.train.jsonl')):
+    if i < 2000: continue          # not the task's training lines
+    if i >= 6000: break
+    print(json.loads(l)['context'].strip()); print()"
+  } >"$c.tmp" && mv "$c.tmp" "$c"
+}
+
+# ---- pairs: sets V1, V2 ----
+pair() {
+  case "$1" in
+    stories)
+      V1="$V1_STORIES"; V2="$ROOT/pairs/stories-v2"; corpus
+      [ -s "$V2/model.safetensors" ] || $MUSCLE pretrain --model "$V1" --data "$ROOT/pairs/corpus.txt" --out "$V2" \
+          --steps "$STORIES_STEPS" --seq-len 256 --batch 8 --grad-accum 1 --lr 1e-3 --seed 1 --quiet ;;
+    demo)
+      V1=demo/models/v1; V2=demo/models/v2 ;;
+    scratch)
+      V1="$V1_STORIES"; V2="$ROOT/pairs/scratch-v2"; corpus
+      # the same shape and tokenizer as stories260K, random initial weights (seed 7), no v1 weights
+      [ -s "$V2/model.safetensors" ] || $MUSCLE pretrain --tokenizer "$S/models/stories260K/tok512.bin" \
+          --dim 64 --layers 5 --heads 8 --kv-heads 4 --hidden 172 --vocab 512 --data "$ROOT/pairs/corpus.txt" \
+          --out "$V2" --steps "$SCRATCH_STEPS" --seq-len 256 --batch 8 --grad-accum 1 --lr 3e-3 --seed 7 --quiet ;;
+    *) echo "weightspace_grid.sh: PAIR is stories, demo or scratch" >&2; exit 2 ;;
+  esac
+}
+
+for P in ${PAIRS//,/ }; do
+  pair "$P"
+  for T in ${TASKS//,/ }; do
+    task_data "$T"
+    A1="$ROOT/pairs/$P-$T-a1" # the old task adapter, trained on v1 with the run's recipe
+    [ -s "$A1/adapter_model.safetensors" ] || $MUSCLE finetune --model "$V1" --task "$ROOT/data/$T.train.jsonl" \
+        --val "$ROOT/data/$T.val.jsonl" --out "$A1" --epochs "$EPOCHS" --batch 8 --grad-accum 1 --lr 1e-3 \
+        --seq-len "$SEQ" --seed 1 --quiet
+    echo "== $P $T: $SEEDS seeds, methods $METHODS" >&2
+    $MUSCLE update --old-model "$V1" --old-adapter "$A1" --new-model "$V2" --task-train "$ROOT/data/$T.train.jsonl" \
+        --task-val "$ROOT/data/$T.val.jsonl" --task-test "$ROOT/data/$T.test.jsonl" --out "$ROOT/runs/$P-$T" \
+        --methods "$METHODS" --seeds "$SEEDS" --epochs "$EPOCHS" --seq-len "$SEQ" --quiet
+  done
+done
