@@ -69,12 +69,21 @@ static void test_methods_list(void **state) {
     assert_null(u.methods[1].preset);
     assert_string_equal(u.methods[1].args, "--compat focal --kd-weight 2");
     update_spec_free(&u);
-    /* all: every preset for the task's kind, once (a name given before is not repeated) */
+    /* all: every preset for the task's kind, once (a name given before is not repeated);
+     * interp only when --task-val and --old-adapter are given (it needs both) */
     assert_int_equal(update_methods_parse(&u, "choice,all"), 0);
     int n_all = 0, n_presets;
     const UpdatePreset *ps = update_presets(&n_presets);
     for (int i = 0; i < n_presets; i++) n_all += (ps[i].kinds & UPDATE_FOR_MC) != 0;
+    assert_int_equal(u.n_methods, n_all - 1);
+    for (int i = 0; i < u.n_methods; i++) assert_string_not_equal(u.methods[i].name, "interp");
+    update_spec_free(&u);
+    u.val = "val.jsonl";
+    u.old_adapter = "a1";
+    assert_int_equal(update_methods_parse(&u, "choice,all"), 0);
     assert_int_equal(u.n_methods, n_all);
+    u.val = NULL;
+    u.old_adapter = NULL;
     for (int i = 0; i < u.n_methods; i++) {
         assert_non_null(u.methods[i].preset);
         assert_true(u.methods[i].preset->kinds & UPDATE_FOR_MC);
