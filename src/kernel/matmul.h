@@ -76,6 +76,16 @@ void kmm_bf16_tn(int m, int n, int k, const float *a, int lda, const float *b, i
                  float *c, int ldc, float alpha, float beta);
 void kmm_xw_bf16(const KWeight *w, const float *dy, int m, float *dx, float beta);
 
+/* The products of the transformer's activations, by precision: exact fp32 (kmm_f32_*,
+ * kmm_xw) or mixed (kmm_bf16_*, kmm_xw_bf16). The model picks one table per pass. */
+typedef void (*KmmGemmFn)(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+                          float alpha, float beta);
+typedef struct {
+    KmmGemmFn nt, nn, tn;
+    void (*xw)(const KWeight *w, const float *dy, int m, float *dx, float beta);
+} KmmProducts;
+extern const KmmProducts kmm_products_f32, kmm_products_bf16;
+
 /* Which implementation runs the bf16 GEMMs (m > 4; the small-m gemv paths are ours):
  * KMM_ENGINE_OWN, this file's AVX-512 GEMM (or portable), or KMM_ENGINE_DNNL, oneDNN's
  * matmul primitive (matmul_dnnl.c; AMX tiles when the CPU has them). Default: oneDNN

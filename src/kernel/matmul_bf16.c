@@ -146,6 +146,9 @@ void kmm_xw_bf16(const KWeight *w, const float *dy, int m, float *dx, float beta
     free(dr);
 }
 
+const KmmProducts kmm_products_f32 = {kmm_f32_nt, kmm_f32_nn, kmm_f32_tn, kmm_xw};
+const KmmProducts kmm_products_bf16 = {kmm_bf16_nt, kmm_bf16_nn, kmm_bf16_tn, kmm_xw_bf16};
+
 /* ---------------------------------------------------------------- report */
 
 typedef struct {
