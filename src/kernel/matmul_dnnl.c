@@ -5,8 +5,9 @@
  * kmm_bf16_engine in matmul.h); this file only runs products and names what ran.
  *
  * Primitives are created once per shape (sizes, strides, alpha, beta) and kept in a
- * small table under a mutex for the life of the process; executing a primitive is
- * thread-safe (oneDNN's scratchpad is per thread), each thread has its own stream.
+ * table of 128 under a mutex (an idle one is replaced when it is full); each execution
+ * brings its own scratchpad (user scratchpad mode: oneDNN's shared one made concurrent
+ * products from the attention's threads race) and each thread has its own stream.
  * Numerics: the exact products of the bf16 inputs summed in fp32 (oneDNN's bf16
  * matmul accumulates in fp32), in an order oneDNN chooses; the same shape and thread
  * count run the same kernel, so the same bits. */
@@ -16,6 +17,7 @@
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct {
@@ -80,6 +82,9 @@ static int entry_make(DnnlEntry *e) {
     dnnl_post_ops_t po = NULL;
     int rc = -1;
     if (dnnl_primitive_attr_create(&attr) != dnnl_success) goto out;
+    /* our own scratchpad per execution: the library's shared one is not safe when two
+     * threads run primitives at once (the attention runs one product per head in parallel) */
+    if (dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) != dnnl_success) goto out;
     if (e->alpha != 1.0f && dnnl_primitive_attr_set_output_scales(attr, 1, 0, &e->alpha) != dnnl_success) goto out;
     if (e->beta != 0.0f) {
         if (dnnl_post_ops_create(&po) != dnnl_success || dnnl_post_ops_append_sum(po, e->beta) != dnnl_success ||
@@ -159,25 +164,33 @@ int kdnnl_gemm_bf16(int m, int n, int k, const uint16_t *a, long sam, long sak, 
     DnnlEntry *e = lookup(&key, NULL, 0);
     if (!e) return -1;
     dnnl_primitive_t p = e->prim;
-    dnnl_memory_t ma = NULL, mb = NULL, mc = NULL;
+    dnnl_memory_t ma = NULL, mb = NULL, mc = NULL, ms = NULL;
+    void *scratch = NULL;
     int rc = -1;
     const_dnnl_primitive_desc_t pd;
     if (dnnl_primitive_get_primitive_desc(p, &pd) != dnnl_success) goto out;
     const dnnl_memory_desc_t *da = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
     const dnnl_memory_desc_t *db = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     const dnnl_memory_desc_t *dc = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+    const dnnl_memory_desc_t *dsp = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    size_t sbytes = dsp ? dnnl_memory_desc_get_size(dsp) : 0;
+    if (sbytes && (!(scratch = aligned_alloc(64, (sbytes + 63) & ~(size_t)63)) ||
+                   dnnl_memory_create(&ms, dsp, g_engine, scratch) != dnnl_success))
+        goto out;
     if (dnnl_memory_create(&ma, da, g_engine, (void *)a) != dnnl_success ||
         dnnl_memory_create(&mb, db, g_engine, (void *)b) != dnnl_success ||
         dnnl_memory_create(&mc, dc, g_engine, c) != dnnl_success)
         goto out;
-    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}};
-    if (dnnl_primitive_execute(p, t_stream, 3, args) == dnnl_success && dnnl_stream_wait(t_stream) == dnnl_success)
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}, {DNNL_ARG_SCRATCHPAD, ms}};
+    if (dnnl_primitive_execute(p, t_stream, ms ? 4 : 3, args) == dnnl_success && dnnl_stream_wait(t_stream) == dnnl_success)
         rc = 0;
 out:
     unuse(e);
     if (ma) dnnl_memory_destroy(ma);
     if (mb) dnnl_memory_destroy(mb);
     if (mc) dnnl_memory_destroy(mc);
+    if (ms) dnnl_memory_destroy(ms);
+    free(scratch);
     if (rc) err_set("oneDNN: a %d x %d x %d bf16 product failed", m, n, k);
     return rc;
 }

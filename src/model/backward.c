@@ -507,7 +507,7 @@ static int backward_run(RunState *s, ModelGrads *g, LoraAdapter *lg, int with_ce
     /* loss and classifier: logits = xnf Wcls^T; the logits' buffer becomes their gradient */
     float *dlogits = s->logits;
     if (with_ce) crossentropy_backward(dlogits, s->logits, s->targets, s->weights, N, V, s->loss_norm, 1.0f);
-    kmm_xw(&m->wcls, dlogits, N, G->dxn, 0.0f);
+    model_products(m, N)->xw(&m->wcls, dlogits, N, G->dxn, 0.0f);
     if (g) kmm_dw(dlogits, s->xnf, N, V, d, g->wcls, 1.0f);
     if (g && g->cls_b) bias_backward(g->cls_b, dlogits, N, V);
     memset(G->dx, 0, (size_t)N * d * sizeof(float));

@@ -173,6 +173,26 @@ static void test_mixed_products(void **st) {
     kmm_bf16_engine_set(-1);
 }
 
+/* Products run from several threads at once (the attention runs one per head inside a
+ * parallel loop): the same bits as one at a time (oneDNN's shared scratchpad raced). */
+static void test_dnnl_concurrent(void **st) {
+    (void)st;
+    enum { JOBS = 16, M = 40, N = 48, K = 72 };
+    float *a = rand_f32((size_t)JOBS * M * K), *b = rand_f32((size_t)JOBS * N * K);
+    float *c1 = malloc((size_t)JOBS * M * N * sizeof(float)), *c2 = malloc((size_t)JOBS * M * N * sizeof(float));
+    kmm_bf16_engine_set(1);
+    for (int j = 0; j < JOBS; j++)
+        kmm_bf16_nt(M, N, K, a + (size_t)j * M * K, K, b + (size_t)j * N * K, K, c1 + (size_t)j * M * N, N, 1.0f, 0.0f);
+    for (int rep = 0; rep < 4; rep++) {
+#pragma omp parallel for schedule(dynamic) num_threads(4)
+        for (int j = 0; j < JOBS; j++)
+            kmm_bf16_nt(M, N, K, a + (size_t)j * M * K, K, b + (size_t)j * N * K, K, c2 + (size_t)j * M * N, N, 1.0f, 0.0f);
+        assert_memory_equal(c1, c2, (size_t)JOBS * M * N * sizeof(float));
+    }
+    kmm_bf16_engine_set(-1);
+    free(a), free(b), free(c1), free(c2);
+}
+
 /* MUSCLE_DNNL=0 and kmm_bf16_engine_set(0) give ours; set(1) oneDNN. */
 static void test_engine_switch(void **st) {
     (void)st;
@@ -190,7 +210,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_engine_present), cmocka_unit_test(test_dnnl_gemm_random),
         cmocka_unit_test(test_xwt_engines),    cmocka_unit_test(test_mixed_products),
-        cmocka_unit_test(test_engine_switch),
+        cmocka_unit_test(test_dnnl_concurrent), cmocka_unit_test(test_engine_switch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
