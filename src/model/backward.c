@@ -24,6 +24,10 @@
  * Each adapted linear adds its low-rank path (lora.h). Before the layers: the loss,
  * the classifier and the final norm; after them: the embedding (scatter-add).
  * All reductions run in a fixed order: same inputs and thread count, same bits.
+ * Precision: with a bf16 model the products above take bf16 operands (the incoming
+ * gradient rounded too: dx = bf16(dy) W, LoRA's dA, dB from bf16 operands) and sum in
+ * fp32 into fp32 gradients (ops.h model_products); the softmax and norm backward, the
+ * loss and the gradients themselves stay fp32.
  */
 #include "backward.h"
 #include "ops.h"

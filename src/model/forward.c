@@ -24,6 +24,9 @@
  * x W^T + scaling * (x A^T) B^T, A x kept in acts[l].lora_u for the backward pass.
  * model_layer_forward is one layer of the loop; the backward pass (backward.c) calls it
  * again to recompute checkpointed layers (RS_KEEP_INPUTS).
+ * Precision: a bf16 model (--bf16) computes every product of a pass of more than 4 rows
+ * in mixed precision - q k^T, P v and the LoRA paths too - operands rounded to bf16, sums
+ * in fp32 (ops.h model_products); norms, softmax and the residual stream stay fp32.
  */
 #include "forward.h"
 #include "ops.h"
