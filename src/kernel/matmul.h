@@ -88,9 +88,10 @@ extern const KmmProducts kmm_products_f32, kmm_products_bf16;
 
 /* Which implementation runs the bf16 GEMMs (m > 4; the small-m gemv paths are ours):
  * KMM_ENGINE_OWN, this file's AVX-512 GEMM (or portable), or KMM_ENGINE_DNNL, oneDNN's
- * matmul primitive (matmul_dnnl.c; AMX tiles when the CPU has them). Default: oneDNN
- * when it runs AMX on this CPU and the level is not capped below avx512bf16, else ours
- * (on AVX512-BF16 without AMX our fp32-FMA GEMM is faster: docs/kernels.md). The
+ * matmul primitive (matmul_dnnl.c; AMX tiles when the CPU has them). Default, when the
+ * level is not capped below avx512bf16: oneDNN when it runs AMX, or vdpbf16ps on a CPU
+ * that issues it at full rate (AMD, the same test as MUSCLE_BF16_GEMM's); else ours (on
+ * Intel without AMX our fp32-FMA GEMM is faster: docs/kernels.md). The
  * environment variable MUSCLE_DNNL=0 forces ours, MUSCLE_DNNL=1 oneDNN (read at
  * first use); kmm_bf16_engine_set(-1 auto, 0, 1) overrides (tests, benchmarks). */
 typedef enum { KMM_ENGINE_OWN = 0, KMM_ENGINE_DNNL = 1 } KmmEngine;

@@ -41,8 +41,13 @@ KmmEngine kmm_bf16_engine(void) {
     if (f == 0) return KMM_ENGINE_OWN;
     if (!kdnnl_ready()) return KMM_ENGINE_OWN;
     if (f == 1) return KMM_ENGINE_DNNL;
-    /* automatic: oneDNN where it runs AMX, and only when the level is not capped */
-    return kmm_level() >= KMM_AVX512BF16 && kdnnl_has_amx() ? KMM_ENGINE_DNNL : KMM_ENGINE_OWN;
+    /* automatic, only when the level is not capped: oneDNN where it runs AMX, and where
+     * it runs vdpbf16ps on a CPU that issues it at full rate (AMD: measured 1.03-1.54x
+     * our GEMM forward, 2x backward on Zen 5); on Intel without AMX vdpbf16ps is
+     * half-rate and our fp32-FMA GEMM is the faster one (docs/kernels.md) */
+    if (kmm_level() < KMM_AVX512BF16) return KMM_ENGINE_OWN;
+    if (kdnnl_has_amx()) return KMM_ENGINE_DNNL;
+    return strcmp(kdnnl_isa(), "avx512_core_bf16") == 0 && kmm_bf16_gemm_uses_dp() ? KMM_ENGINE_DNNL : KMM_ENGINE_OWN;
 }
 
 /* ---------------------------------------------------------------- operands */
@@ -176,8 +181,9 @@ size_t kmm_dispatch_report(char *buf, size_t cap) {
     const char *why = __atomic_load_n(&g_engine_force, __ATOMIC_RELAXED) >= 0 ? "forced by the caller"
                       : engine_env() == 0                                    ? "MUSCLE_DNNL=0"
                       : engine_env() == 1                                    ? "MUSCLE_DNNL=1"
-                      : eng == KMM_ENGINE_DNNL                               ? "automatic: oneDNN runs AMX here"
-                                                                             : "automatic: no AMX (or level capped), ours is faster";
+                      : eng == KMM_ENGINE_DNNL && kdnnl_has_amx()            ? "automatic: oneDNN runs AMX here"
+                      : eng == KMM_ENGINE_DNNL ? "automatic: oneDNN's vdpbf16ps kernels outrun ours on this CPU"
+                                               : "automatic: ours is faster here (no AMX, half-rate vdpbf16ps, or level capped)";
     say(&o, "kernel level: %s (CPU supports %s; MUSCLE_KERNEL caps it)\n", kmm_level_name(lvl), kmm_level_name(cpu));
     say(&o, "oneDNN: %s, version %d.%d.%d, ISA %s, AMX %s\n", ready ? "loaded" : "no CPU engine", v->major, v->minor,
         v->patch, ready ? kdnnl_isa() : "-", ready && kdnnl_has_amx() ? "yes" : "no");

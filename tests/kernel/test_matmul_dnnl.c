@@ -201,9 +201,18 @@ static void test_engine_switch(void **st) {
     kmm_bf16_engine_set(1);
     assert_int_equal(kmm_bf16_engine(), KMM_ENGINE_DNNL);
     kmm_bf16_engine_set(-1);
-    /* automatic (MUSCLE_DNNL unset): oneDNN exactly when it runs AMX, level not capped */
+    /* automatic (MUSCLE_DNNL unset, level not capped): oneDNN exactly when it runs AMX, or
+     * full-rate vdpbf16ps */
     const char *env = getenv("MUSCLE_DNNL");
-    if ((!env || !*env) && kmm_level() >= KMM_AVX512BF16) assert_int_equal(kmm_bf16_engine() == KMM_ENGINE_DNNL, kdnnl_has_amx());
+    int want = kdnnl_has_amx() || (strcmp(kdnnl_isa(), "avx512_core_bf16") == 0 && kmm_bf16_gemm_uses_dp());
+    if ((!env || !*env) && kmm_level() >= KMM_AVX512BF16) assert_int_equal(kmm_bf16_engine() == KMM_ENGINE_DNNL, want);
+    /* a level capped below avx512bf16 keeps ours */
+    KmmLevel saved = kmm_level();
+    if ((!env || !*env) && kmm_level_cpu() >= KMM_AVX512) {
+        assert_int_equal(kmm_level_set(KMM_AVX512), 0);
+        assert_int_equal(kmm_bf16_engine(), KMM_ENGINE_OWN);
+    }
+    assert_int_equal(kmm_level_set(saved), 0);
 }
 
 int main(void) {
