@@ -68,20 +68,15 @@ void kmm_f32_tn(int m, int n, int k, const float *a, int lda, const float *b, in
  * rounded to bf16 too (W must be a bf16 weight, or fp32 values that are bf16). They
  * run on the bf16 engine (kmm_bf16_engine), or round copies of the operands and run
  * the fp32 products (exact products of bf16 values are exact in fp32). */
-void kmm_bf16_nt(int m, int n, int k, const float *a, int lda, const float *b, int ldb,
-                 float *c, int ldc, float alpha, float beta);
-void kmm_bf16_nn(int m, int n, int k, const float *a, int lda, const float *b, int ldb,
-                 float *c, int ldc, float alpha, float beta);
-void kmm_bf16_tn(int m, int n, int k, const float *a, int lda, const float *b, int ldb,
-                 float *c, int ldc, float alpha, float beta);
+typedef void KmmGemm(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+                     float alpha, float beta);
+KmmGemm kmm_bf16_nt, kmm_bf16_nn, kmm_bf16_tn;
 void kmm_xw_bf16(const KWeight *w, const float *dy, int m, float *dx, float beta);
 
 /* The products of the transformer's activations, by precision: exact fp32 (kmm_f32_*,
  * kmm_xw) or mixed (kmm_bf16_*, kmm_xw_bf16). The model picks one table per pass. */
-typedef void (*KmmGemmFn)(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
-                          float alpha, float beta);
 typedef struct {
-    KmmGemmFn nt, nn, tn;
+    KmmGemm *nt, *nn, *tn;
     void (*xw)(const KWeight *w, const float *dy, int m, float *dx, float beta);
 } KmmProducts;
 extern const KmmProducts kmm_products_f32, kmm_products_bf16;
