@@ -6,7 +6,7 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 OPT     ?= -O3
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -g -march=x86-64 -mtune=znver3 -fno-math-errno -Wall -Wextra -Werror -fopenmp -Isrc $(PKG_CFLAGS)
-LDLIBS  += $(PKG_LIBS) -lutf8proc -lpcre2-8 -lm
+LDLIBS  += $(PKG_LIBS) -ldnnl -lutf8proc -lpcre2-8 -lm
 # MPI (data-parallel training, sharded evaluation: docs/distributed.md): used when mpicc is
 # found (Debian: libopenmpi-dev); MPI=0 builds without it. The same binary runs as one
 # process when not started by an MPI launcher.

@@ -1,6 +1,8 @@
 /* bench/bench_gemm.c - GFLOP/s of the matmul layer against OpenBLAS at the
  * transformer shapes. Built and run by bench/gemm.sh (OMP_NUM_THREADS=2).
- * Usage: bench_gemm [seconds-per-measurement]   (default 0.3) */
+ * Usage: bench_gemm [seconds-per-measurement [engine]]   (default 0.3)
+ * "engine": only the bf16 engine table (issue 20): our bf16 GEMM against oneDNN's
+ * bf16 matmul (AMX where the CPU has it) and our fp32, at the shapes of a 110M model. */
 #include "core/dtype.h"
 #include "kernel/matmul.h"
 #include "kernel/matmul_impl.h"
@@ -81,6 +83,73 @@ static void run_dw(void *p) {
     kmm_dw(c->dy, c->x, c->m, c->n, c->k, c->dw, 0.0f);
 }
 
+static void run_xw_mixed(void *p) {
+    Ctx *c = p;
+    kmm_xw_bf16(c->kw, c->dy, c->m, c->dx, 0.0f);
+}
+/* attention-sized products: [m, k] . [n, k]^T, both rounded to bf16 */
+static void run_att_bf16(void *p) {
+    Ctx *c = p;
+    kmm_bf16_nt(c->m, c->n, c->k, c->x, c->k, c->wf, c->k, c->y, c->n, 1.0f, 0.0f);
+}
+static void run_att_f32(void *p) {
+    Ctx *c = p;
+    kmm_f32_nt(c->m, c->n, c->k, c->x, c->k, c->wf, c->k, c->y, c->n, 1.0f, 0.0f);
+}
+
+/* Seconds per call of fn on the bf16 engine e (KMM_ENGINE_OWN / _DNNL). */
+static double on_engine(int e, RunFn fn, Ctx *c) {
+    kmm_bf16_engine_set(e);
+    double t = timeit(fn, c);
+    kmm_bf16_engine_set(-1);
+    return t;
+}
+
+static int engine_table(const float *wf, const uint16_t *wb, const float *x, const float *dy, float *y, float *dx) {
+    char rep[2048];
+    kmm_dispatch_report(rep, sizeof rep);
+    printf("%s", rep);
+    printf("\n== bf16 engine: GFLOP/s (ratio oneDNN / ours bf16); ours bf16 = the default GEMM of this level\n");
+    printf("%-22s %5s %6s %6s | %9s | %9s | %9s (%5s)\n", "product", "M", "N", "K", "ours f32", "ours bf16", "oneDNN",
+           "ratio");
+    static const int sh[][3] = {{1024, 768, 768}, {1024, 2048, 768}, {1024, 768, 2048}, {1024, 32000, 768},
+                                {256, 768, 768},  {64, 768, 768},    {16, 768, 768}};
+    for (int i = 0; i < 7; i++) {
+        int m = sh[i][0], n = sh[i][1], k = sh[i][2];
+        KWeight kf, kb;
+        kweight_init_f32(&kf, wf, n, k);
+        kweight_init_bf16(&kb, wb, n, k);
+        Ctx c = {m, n, k, x, dy, wf, y, dx, NULL, &kf};
+        double fl = 2.0 * m * n * k / 1e9;
+        double tf = timeit(run_xwt, &c);
+        c.kw = &kb;
+        double to = on_engine(KMM_ENGINE_OWN, run_xwt, &c), td = on_engine(KMM_ENGINE_DNNL, run_xwt, &c);
+        printf("%-22s %5d %6d %6d | %9.1f | %9.1f | %9.1f (%5.2fx)\n", "forward x.W^T", m, n, k, fl / tf, fl / to,
+               fl / td, to / td);
+        fflush(stdout);
+        if (i < 3) {
+            c.kw = &kf;
+            tf = timeit(run_xw, &c);
+            c.kw = &kb;
+            to = on_engine(KMM_ENGINE_OWN, run_xw_mixed, &c);
+            td = on_engine(KMM_ENGINE_DNNL, run_xw_mixed, &c);
+            printf("%-22s %5d %6d %6d | %9.1f | %9.1f | %9.1f (%5.2fx)\n", "backward bf16(dy).W", m, n, k, fl / tf,
+                   fl / to, fl / td, to / td);
+            fflush(stdout);
+        }
+        kweight_free(&kf);
+        kweight_free(&kb);
+    }
+    /* one head of attention at T = 256, hd = 64: scores Q K^T */
+    Ctx c = {256, 256, 64, x, dy, wf, y, dx, NULL, NULL};
+    double fl = 2.0 * 256 * 256 * 64 / 1e9;
+    double tf = timeit(run_att_f32, &c), to = on_engine(KMM_ENGINE_OWN, run_att_bf16, &c),
+           td = on_engine(KMM_ENGINE_DNNL, run_att_bf16, &c);
+    printf("%-22s %5d %6d %6d | %9.1f | %9.1f | %9.1f (%5.2fx)\n", "attention Q.K^T", 256, 256, 64, fl / tf, fl / to,
+           fl / td, to / td);
+    return 0;
+}
+
 static float *rand_f32(size_t cnt, unsigned seed) {
     float *p = malloc(cnt * sizeof *p);
     if (!p) abort();
@@ -121,6 +190,7 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < maxnk; i++) wb[i] = f32_to_bf16(wf[i]);
     float *y = malloc((size_t)M * 32000 * sizeof(float)), *dx = malloc((size_t)M * 2048 * sizeof(float));
     float *dw = malloc(maxnk * sizeof(float));
+    if (argc > 2 && strcmp(argv[2], "engine") == 0) return engine_table(wf, wb, x, dy, y, dx);
 
     printf("\n== forward y = x . W^T, M = %d: GFLOP/s (ratio to OpenBLAS sgemm)\n", M);
     printf("%6s %6s | %8s | %16s | %16s %16s %16s\n", "N", "K", "sgemm", "xwt f32 own", "xwt bf16 avx512",

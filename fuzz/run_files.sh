@@ -27,7 +27,7 @@ if ! CFLAGS="-fsanitize=fuzzer-no-link" make --no-print-directory -s -j"${FUZZ_J
 fi
 cflags=(-g -O1 -std=c11 -D_GNU_SOURCE -Isrc $(pkg-config --cflags libcjson openblas) -fno-omit-frame-pointer
         -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fopenmp)
-libs=("$out/lib/libmuscle.a" $(pkg-config --libs openblas libcjson) -lutf8proc -lpcre2-8 -lm)
+libs=("$out/lib/libmuscle.a" $(pkg-config --libs openblas libcjson) -ldnnl -lutf8proc -lpcre2-8 -lm)
 
 regress_dir() { # harness -> its folder of past crash inputs
   case "$1" in task) echo tests/task/regress/task ;; preds) echo tests/metrics/regress/preds ;; manifest) echo tests/report/regress/manifest ;; *) echo "tests/model/regress/$1" ;; esac

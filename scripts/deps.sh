@@ -6,7 +6,7 @@
 #                             data-parallel tests; the build uses MPI whenever mpicc is there;
 #                             nodejs (with npm) for the pinned npm packages the tests install)
 set -euo pipefail
-build=(gcc make pkg-config libopenblas-openmp-dev libcjson-dev libutf8proc-dev libpcre2-dev)
+build=(gcc make pkg-config libopenblas-openmp-dev libcjson-dev libutf8proc-dev libpcre2-dev libdnnl-dev)
 test=(libcmocka-dev nodejs python3 python3-torch python3-numpy python3-sentencepiece clang libclang-rt-14-dev valgrind chromium libopenmpi-dev openmpi-bin)
 want=("${build[@]}")
 [ "${1:-build}" = test ] && want+=("${test[@]}")

@@ -1,6 +1,7 @@
 /* cli/cmd_run.c - commands that run a model: info, tokenize, generate, score. */
 #include "cli.h"
 #include "core/error.h"
+#include "kernel/matmul.h"
 #include "model/forward.h"
 #include "model/generate.h"
 #include "update/bundle.h"
@@ -31,19 +32,30 @@ static int load_model(const ModelArgs *a, ModelBundle *b) {
 
 static const char *info_help =
     "usage: muscle info MODEL [--tokenizer T] [--json]\n"
-    "Prints the architecture, parameter count, tensor types and tokenizer of MODEL.\n";
+    "       muscle info --cpu\n"
+    "Prints the architecture, parameter count, tensor types and tokenizer of MODEL.\n"
+    "--cpu: which instruction set and implementation each kind of matrix product uses\n"
+    "on this CPU (MUSCLE_KERNEL caps the level; MUSCLE_DNNL=0|1 forces the bf16 engine).\n";
 
 int cmd_info(int argc, char **argv) {
     ModelArgs a = {0};
-    int json = 0;
-    static struct option opts[] = {{"tokenizer", 1, 0, 't'}, {"json", 0, 0, 'j'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    int json = 0, cpu = 0;
+    static struct option opts[] = {{"tokenizer", 1, 0, 't'}, {"json", 0, 0, 'j'}, {"cpu", 0, 0, 'c'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "t:jh", opts, NULL)) != -1) {
         if (c == 't') a.tokenizer = optarg;
         else if (c == 'j') json = 1;
+        else if (c == 'c') cpu = 1;
         else if (c == 'h') { fputs(info_help, stdout); return 0; }
         else return cli_usage_error("info", "bad option");
+    }
+    if (cpu) {
+        if (optind != argc) return cli_usage_error("info", "--cpu takes no MODEL");
+        char rep[2048];
+        kmm_dispatch_report(rep, sizeof rep);
+        fputs(rep, stdout);
+        return 0;
     }
     if (optind != argc - 1) return cli_usage_error("info", "expected one MODEL");
     a.model = argv[optind];

@@ -81,6 +81,8 @@ static int bf16_gemm_dp(void) {
     return v;
 }
 
+int kmm_bf16_gemm_uses_dp(void) { return bf16_gemm_dp(); }
+
 const char *kmm_level_name(KmmLevel l) {
     switch (l) {
     case KMM_PORTABLE: return "portable";
@@ -174,6 +176,8 @@ static int f32_own_gemm(KmmLevel lvl) {
     }
     return v;
 }
+
+int kmm_f32_uses_own(void) { return f32_own_gemm(kmm_level()); }
 
 /* ---------------------------------------------------------------- weights */
 
@@ -577,6 +581,8 @@ void kmm_xwt(const KWeight *w, const float *x, int m, float *y, float beta) {
         }
         return;
     }
+    /* the matrix engine (matmul_bf16.c decides: oneDNN on AMX, MUSCLE_DNNL) */
+    if (m > BF16_GEMV_MAX_M && kmm_bf16_engine() == KMM_ENGINE_DNNL && kmm_dnnl_xwt(w, x, m, y, beta) == 0) return;
     if (m > BF16_GEMV_MAX_M && lvl >= KMM_AVX512 && w->packed) {
         gemm_xwt(w, x, m, y, beta, lvl >= KMM_AVX512BF16 && bf16_gemm_dp());
         return;

@@ -62,6 +62,41 @@ void kmm_f32_nn(int m, int n, int k, const float *a, int lda, const float *b, in
 void kmm_f32_tn(int m, int n, int k, const float *a, int lda, const float *b, int ldb,
                 float *c, int ldc, float alpha, float beta);
 
+/* Mixed precision (matmul_bf16.c): both operands rounded to bf16 (nearest-even), the
+ * exact products summed in fp32 - what PyTorch autocast does for a bf16 matmul. Same
+ * argument conventions as the fp32 products above; kmm_xw_bf16 is kmm_xw with dy
+ * rounded to bf16 too (W must be a bf16 weight, or fp32 values that are bf16). They
+ * run on the bf16 engine (kmm_bf16_engine), or round copies of the operands and run
+ * the fp32 products (exact products of bf16 values are exact in fp32). */
+typedef void KmmGemm(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+                     float alpha, float beta);
+KmmGemm kmm_bf16_nt, kmm_bf16_nn, kmm_bf16_tn;
+void kmm_xw_bf16(const KWeight *w, const float *dy, int m, float *dx, float beta);
+
+/* The products of the transformer's activations, by precision: exact fp32 (kmm_f32_*,
+ * kmm_xw) or mixed (kmm_bf16_*, kmm_xw_bf16). The model picks one table per pass. */
+typedef struct {
+    KmmGemm *nt, *nn, *tn;
+    void (*xw)(const KWeight *w, const float *dy, int m, float *dx, float beta);
+} KmmProducts;
+extern const KmmProducts kmm_products_f32, kmm_products_bf16;
+
+/* Which implementation runs the bf16 GEMMs (m > 4; the small-m gemv paths are ours):
+ * KMM_ENGINE_OWN, this file's AVX-512 GEMM (or portable), or KMM_ENGINE_DNNL, oneDNN's
+ * matmul primitive (matmul_dnnl.c; AMX tiles when the CPU has them). Default, when the
+ * level is not capped below avx512bf16: oneDNN when it runs AMX, or vdpbf16ps on a CPU
+ * that issues it at full rate (AMD, the same test as MUSCLE_BF16_GEMM's); else ours (on
+ * Intel without AMX our fp32-FMA GEMM is faster: docs/kernels.md). The
+ * environment variable MUSCLE_DNNL=0 forces ours, MUSCLE_DNNL=1 oneDNN (read at
+ * first use); kmm_bf16_engine_set(-1 auto, 0, 1) overrides (tests, benchmarks). */
+typedef enum { KMM_ENGINE_OWN = 0, KMM_ENGINE_DNNL = 1 } KmmEngine;
+KmmEngine kmm_bf16_engine(void);
+void kmm_bf16_engine_set(int v);
+/* Writes a report of which implementation each product kind uses on this CPU (one
+ * "kind: implementation" line each, oneDNN's own implementation name included) into
+ * buf (NUL-terminated, cut at cap). Returns the length it wanted. */
+size_t kmm_dispatch_report(char *buf, size_t cap);
+
 /* Code paths, lowest to highest. */
 typedef enum { KMM_PORTABLE = 0, KMM_AVX2, KMM_AVX512, KMM_AVX512BF16 } KmmLevel;
 

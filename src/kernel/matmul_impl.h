@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kernel/matmul.h"
+
 /* GEMM blocking for bf16 weights (AVX-512 micro-kernels). */
 #define KMM_MR 12  /* rows of x per micro-tile */
 #define KMM_NR 32  /* output columns per micro-tile = one packed panel */
@@ -59,5 +61,27 @@ void kmm_bf16_gemm_dp_force(int v);
 /* Tests: force fp32 products through our AVX-512 GEMM (1) or sgemm (0) at
  * level avx512 and up; -1 restores the automatic choice (by OpenBLAS core). */
 void kmm_f32_own_gemm_force(int v);
+
+/* oneDNN (matmul_dnnl.c). kdnnl_ready: its CPU engine exists. kdnnl_isa: the ISA it
+ * runs ("avx512_core_amx", "avx512_core_bf16", ...). kdnnl_gemm_bf16:
+ * C[m,n] = alpha A . B + beta C with A(i,p) = a[i*sam + p*sak], B(p,j) = b[p*sbk +
+ * j*sbn] in bf16, C fp32 with row stride ldc (beta 0: C not read); -1 with err_set
+ * when oneDNN has no primitive for it. kdnnl_impl: the implementation name oneDNN
+ * chooses for a forward product x[m,k] W[n,k]^T, written to buf; NULL without one. */
+int kdnnl_ready(void);
+const char *kdnnl_isa(void);
+int kdnnl_has_amx(void);
+int kdnnl_gemm_bf16(int m, int n, int k, const uint16_t *a, long sam, long sak, const uint16_t *b, long sbk, long sbn,
+                    float *c, long ldc, float alpha, float beta);
+const char *kdnnl_impl(int m, int n, int k, char *buf, size_t cap);
+
+/* For the report: whether the bf16 GEMM of our own (level avx512bf16) uses vdpbf16ps,
+ * whether fp32 products run our GEMM (else OpenBLAS). */
+int kmm_bf16_gemm_uses_dp(void);
+int kmm_f32_uses_own(void);
+
+/* matmul_bf16.c: y = bf16(x) . W^T + beta y on oneDNN (w bf16); -1 if it failed (the
+ * caller falls back). */
+int kmm_dnnl_xwt(const KWeight *w, const float *x, int m, float *y, float beta);
 
 #endif

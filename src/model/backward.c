@@ -24,6 +24,10 @@
  * Each adapted linear adds its low-rank path (lora.h). Before the layers: the loss,
  * the classifier and the final norm; after them: the embedding (scatter-add).
  * All reductions run in a fixed order: same inputs and thread count, same bits.
+ * Precision: with a bf16 model the products above take bf16 operands (the incoming
+ * gradient rounded too: dx = bf16(dy) W, LoRA's dA, dB from bf16 operands) and sum in
+ * fp32 into fp32 gradients (ops.h model_products); the softmax and norm backward, the
+ * loss and the gradients themselves stay fp32.
  */
 #include "backward.h"
 #include "ops.h"
@@ -276,6 +280,12 @@ void swiglu_backward(float *dh1, float *dh3, const float *dhg, const float *h1, 
 void attention_backward(float *dq, float *dk, float *dv, float *datt, const float *datt_out, const float *q,
                         const float *k, const float *v, size_t kv_bstride, const float *att, int B, int n, int H,
                         int KVH, int hd) {
+    attention_backward_with(&kmm_products_f32, dq, dk, dv, datt, datt_out, q, k, v, kv_bstride, att, B, n, H, KVH, hd);
+}
+
+void attention_backward_with(const KmmProducts *pp, float *dq, float *dk, float *dv, float *datt, const float *datt_out,
+                             const float *q, const float *k, const float *v, size_t kv_bstride, const float *att, int B,
+                             int n, int H, int KVH, int hd) {
     int grp = H / KVH, qd = H * hd, kvd = KVH * hd;
     float scale = 1.0f / sqrtf((float)hd);
     /* one task per (sequence, kv head): the heads of a group add into the same dk, dv */
@@ -295,8 +305,8 @@ void attention_backward(float *dq, float *dk, float *dv, float *datt, const floa
                 float *dQ = dq + (size_t)b * n * qd + (size_t)h * hd;
                 float beta = hh ? 1.0f : 0.0f;
                 /* dP[n, n] = dO V^T;  dV[n, hd] (+)= P^T dO */
-                kmm_f32_nt(n, n, hd, dO, qd, Vv, kvd, dS, n, 1.0f, 0.0f);
-                kmm_f32_tn(n, hd, n, P, n, dO, qd, dV, kvd, 1.0f, beta);
+                pp->nt(n, n, hd, dO, qd, Vv, kvd, dS, n, 1.0f, 0.0f);
+                pp->tn(n, hd, n, P, n, dO, qd, dV, kvd, 1.0f, beta);
                 /* softmax backward along each causal row: dS = P * (dP - sum_j P dP) */
                 for (int i = 0; i < n; i++) {
                     const float *p = P + (size_t)i * n;
@@ -307,8 +317,8 @@ void attention_backward(float *dq, float *dk, float *dv, float *datt, const floa
                     for (int j = i + 1; j < n; j++) ds[j] = 0.0f;
                 }
                 /* scores = scale * Q K^T:  dQ = scale * dS K;  dK (+)= scale * dS^T Q */
-                kmm_f32_nn(n, hd, n, dS, n, K, kvd, dQ, qd, scale, 0.0f);
-                kmm_f32_tn(n, hd, n, dS, n, Q, qd, dK, kvd, scale, beta);
+                pp->nn(n, hd, n, dS, n, K, kvd, dQ, qd, scale, 0.0f);
+                pp->tn(n, hd, n, dS, n, Q, qd, dK, kvd, scale, beta);
             }
         }
 }
@@ -363,13 +373,14 @@ static void linear_backward(RunState *s, LayerActs *a, int l, LoraTarget t, Laye
                             const float *x, const float *dy, int N, float *dx, float beta) {
     const KWeight *w = model_linear(s->model, l, (LinearSlot)t);
     float *wgrad = grad_of(gw, t);
-    kmm_xw(w, dy, N, dx, beta);
+    const KmmProducts *pp = model_products(s->model, N);
+    pp->xw(w, dy, N, dx, beta);
     if (wgrad) kmm_dw(dy, x, N, w->n, w->k, wgrad, 1.0f);
     if (gw && gw->bias[t]) bias_backward(gw->bias[t], dy, N, w->n);
     const LoraAdapter *ad = s->lora;
     if (ad && !ad->merged) {
         const LoraMat *p = lora_mat(ad, l, t);
-        if (p) lora_linear_backward(p, ad->scaling, x, a->lora_u[t], dy, N, lg ? lora_mat(lg, l, t) : NULL, s->g.lora_du, dx);
+        if (p) lora_linear_backward_with(pp, p, ad->scaling, x, a->lora_u[t], dy, N, lg ? lora_mat(lg, l, t) : NULL, s->g.lora_du, dx);
     }
 }
 
@@ -421,7 +432,7 @@ static void layer_backward(RunState *s, int l, ModelGrads *g, LoraAdapter *lg) {
 
     /* attention: x_mid = x_in + Wo attention(rotary(Wq xn1), rotary(Wk xn1), Wv xn1) */
     linear_backward(s, a, l, LORA_O, gw, lg, a->att_out, G->dx, N, G->datt_out, 0.0f);
-    attention_backward(G->dq, G->dk, G->dv, G->datt, G->datt_out, a->q, s->kcache + l * lstride,
+    attention_backward_with(model_products(m, N), G->dq, G->dk, G->dv, G->datt, G->datt_out, a->q, s->kcache + l * lstride,
                        s->vcache + l * lstride, (size_t)s->max_seq * kvd, a->att, B, n, c->n_heads, c->n_kv_heads, hd);
     rope_backward_partial(G->dq, N, n, 0, s->pos_ids, c->n_heads, hd, c->rope_dims, c->rope, s->rope_cos, s->rope_sin);
     rope_backward_partial(G->dk, N, n, 0, s->pos_ids, c->n_kv_heads, hd, c->rope_dims, c->rope, s->rope_cos, s->rope_sin);
@@ -500,7 +511,7 @@ static int backward_run(RunState *s, ModelGrads *g, LoraAdapter *lg, int with_ce
     /* loss and classifier: logits = xnf Wcls^T; the logits' buffer becomes their gradient */
     float *dlogits = s->logits;
     if (with_ce) crossentropy_backward(dlogits, s->logits, s->targets, s->weights, N, V, s->loss_norm, 1.0f);
-    kmm_xw(&m->wcls, dlogits, N, G->dxn, 0.0f);
+    model_products(m, N)->xw(&m->wcls, dlogits, N, G->dxn, 0.0f);
     if (g) kmm_dw(dlogits, s->xnf, N, V, d, g->wcls, 1.0f);
     if (g && g->cls_b) bias_backward(g->cls_b, dlogits, N, V);
     memset(G->dx, 0, (size_t)N * d * sizeof(float));

@@ -142,6 +142,11 @@ void swiglu_backward(float *dh1, float *dh3, const float *dhg, const float *h1, 
 void attention_backward(float *dq, float *dk, float *dv, float *datt, const float *datt_out, const float *q,
                         const float *k, const float *v, size_t kv_bstride, const float *att, int B, int n, int H,
                         int KVH, int hd);
+/* The same with the products of pp (kmm_products_bf16: --bf16, operands in bf16, fp32
+ * sums; the softmax backward stays fp32). */
+void attention_backward_with(const KmmProducts *pp, float *dq, float *dk, float *dv, float *datt, const float *datt_out,
+                             const float *q, const float *k, const float *v, size_t kv_bstride, const float *att, int B,
+                             int n, int H, int KVH, int hd);
 /* Embedding lookup x[r] = emb[tokens[r]]:  demb[tokens[r]] += dx[r] (rows in order). */
 void embedding_backward(float *demb, const float *dx, const int *tokens, int N, int d);
 

@@ -24,6 +24,9 @@
  * x W^T + scaling * (x A^T) B^T, A x kept in acts[l].lora_u for the backward pass.
  * model_layer_forward is one layer of the loop; the backward pass (backward.c) calls it
  * again to recompute checkpointed layers (RS_KEEP_INPUTS).
+ * Precision: a bf16 model (--bf16) computes every product of a pass of more than 4 rows
+ * in mixed precision - q k^T, P v and the LoRA paths too - operands rounded to bf16, sums
+ * in fp32 (ops.h model_products); norms, softmax and the residual stream stay fp32.
  */
 #include "forward.h"
 #include "ops.h"
@@ -301,6 +304,7 @@ static void attention_forward(RunState *s, LayerActs *a, int l, int B, int n, in
     if (s->row_slot) Tmax = s->max_seq;
     float scale = 1.0f / sqrtf((float)hd);
     size_t lstride = (size_t)s->max_batch * s->max_seq * kvd;
+    const KmmProducts *pp = model_products(s->model, n); /* --bf16: bf16 operands (P too), fp32 sums */
 #pragma omp parallel for collapse(2) schedule(static) if (CPU_PAR((size_t)B * H * n * Tmax * hd * 2))
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++) {
@@ -311,7 +315,7 @@ static void attention_forward(RunState *s, LayerActs *a, int l, int B, int n, in
             const float *q = a->q + (size_t)b * n * qd + (size_t)h * hd;
             float *P = a->att + ((size_t)b * H + h) * n * Tmax;
             float *out = a->att_out + (size_t)b * n * qd + (size_t)h * hd;
-            kmm_f32_nt(n, Tk, hd, q, qd, kc, kvd, P, Tk, scale, 0.0f);
+            pp->nt(n, Tk, hd, q, qd, kc, kvd, P, Tk, scale, 0.0f);
             int masked = s->seg_ids || c->sliding_window > 0;
             for (int i = 0; i < n; i++) {
                 float *row = P + (size_t)i * Tk;
@@ -328,7 +332,7 @@ static void attention_forward(RunState *s, LayerActs *a, int l, int B, int n, in
                 for (int j = 0; j < len; j++) row[j] *= inv;
                 for (int j = len; j < Tk; j++) row[j] = 0.0f;
             }
-            kmm_f32_nn(n, hd, Tk, P, Tk, vc, kvd, out, qd, 1.0f, 0.0f);
+            pp->nn(n, hd, Tk, P, Tk, vc, kvd, out, qd, 1.0f, 0.0f);
         }
 }
 
@@ -356,7 +360,7 @@ static void linear(RunState *s, LayerActs *a, int l, LoraTarget t, const KWeight
     const LoraAdapter *ad = s->lora;
     if (ad && !ad->merged) {
         const LoraMat *p = lora_mat(ad, l, t);
-        if (p) lora_linear_forward(p, ad->scaling, x, N, a->lora_u[t], y);
+        if (p) lora_linear_forward_with(model_products(s->model, N), p, ad->scaling, x, N, a->lora_u[t], y);
     }
 }
 

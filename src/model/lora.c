@@ -209,21 +209,31 @@ int lora_unmerge(LoraAdapter *a, Model *m) { return merge(a, m, -1.0f); }
 /* the adapted linear                                                         */
 
 void lora_linear_forward(const LoraMat *p, float scaling, const float *x, int N, float *u, float *y) {
+    lora_linear_forward_with(&kmm_products_f32, p, scaling, x, N, u, y);
+}
+
+void lora_linear_forward_with(const KmmProducts *pp, const LoraMat *p, float scaling, const float *x, int N, float *u,
+                              float *y) {
     /* u[N, r] = x[N, in] A[r, in]^T;  y[N, out] += scaling * u[N, r] B[out, r]^T */
-    kmm_f32_nt(N, p->rank, p->in, x, p->in, p->A, p->in, u, p->rank, 1.0f, 0.0f);
-    kmm_f32_nt(N, p->out, p->rank, u, p->rank, p->B, p->rank, y, p->out, scaling, 1.0f);
+    pp->nt(N, p->rank, p->in, x, p->in, p->A, p->in, u, p->rank, 1.0f, 0.0f);
+    pp->nt(N, p->out, p->rank, u, p->rank, p->B, p->rank, y, p->out, scaling, 1.0f);
 }
 
 void lora_linear_backward(const LoraMat *p, float scaling, const float *x, const float *u, const float *dy, int N,
                           LoraMat *g, float *du, float *dx) {
+    lora_linear_backward_with(&kmm_products_f32, p, scaling, x, u, dy, N, g, du, dx);
+}
+
+void lora_linear_backward_with(const KmmProducts *pp, const LoraMat *p, float scaling, const float *x, const float *u,
+                               const float *dy, int N, LoraMat *g, float *du, float *dx) {
     int r = p->rank;
     /* du[N, r] = scaling * dy[N, out] B[out, r] */
-    kmm_f32_nn(N, r, p->out, dy, p->out, p->B, r, du, r, scaling, 0.0f);
+    pp->nn(N, r, p->out, dy, p->out, p->B, r, du, r, scaling, 0.0f);
     if (g) {
-        /* gB[out, r] += scaling * dy^T u;  gA[r, in] += du^T x */
-        kmm_f32_tn(p->out, r, N, dy, p->out, u, r, g->B, r, scaling, 1.0f);
-        kmm_f32_tn(r, p->in, N, du, r, x, p->in, g->A, p->in, 1.0f, 1.0f);
+        /* gB[out, r] += scaling * dy^T u;  gA[r, in] += du^T x  (fp32 sums into fp32 grads) */
+        pp->tn(p->out, r, N, dy, p->out, u, r, g->B, r, scaling, 1.0f);
+        pp->tn(r, p->in, N, du, r, x, p->in, g->A, p->in, 1.0f, 1.0f);
     }
     /* dx[N, in] += du[N, r] A[r, in] */
-    if (dx) kmm_f32_nn(N, p->in, r, du, r, p->A, p->in, dx, p->in, 1.0f, 1.0f);
+    if (dx) pp->nn(N, p->in, r, du, r, p->A, p->in, dx, p->in, 1.0f, 1.0f);
 }

@@ -82,5 +82,11 @@ void lora_linear_forward(const LoraMat *p, float scaling, const float *x, int N,
  *   dx += du A                       [N, in]  (when dx)                                   */
 void lora_linear_backward(const LoraMat *p, float scaling, const float *x, const float *u, const float *dy, int N,
                           LoraMat *g, float *du, float *dx);
+/* The same with the products of pp (kmm_products_f32 above, or kmm_products_bf16: the
+ * operands rounded to bf16, fp32 sums; the adapter and its gradients stay fp32). */
+void lora_linear_forward_with(const KmmProducts *pp, const LoraMat *p, float scaling, const float *x, int N, float *u,
+                              float *y);
+void lora_linear_backward_with(const KmmProducts *pp, const LoraMat *p, float scaling, const float *x, const float *u,
+                               const float *dy, int N, LoraMat *g, float *du, float *dx);
 
 #endif

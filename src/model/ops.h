@@ -14,6 +14,20 @@
 #include <stddef.h>
 
 #include "model.h"
+#include "kernel/matmul.h"
+
+/* ---- precision of the products ---- */
+
+/* Mixed precision (--bf16, a bf16 model): the activations entering the products of
+ * attention, of the LoRA paths and of the backward pass through the frozen weights are
+ * rounded to bf16 and accumulated in fp32 (PyTorch autocast); norms, softmax, losses,
+ * LoRA master weights and optimizer state stay fp32. rows: the rows of the pass; steps of
+ * at most 4 rows (decoding) keep fp32 products (the rounding copies would cost as much
+ * as those memory-bound products). An fp32 model: always the exact fp32 products. */
+#define MODEL_MIXED_MIN_ROWS 5
+static inline const KmmProducts *model_products(const Model *m, int rows) {
+    return m->wtype == KW_BF16 && rows >= MODEL_MIXED_MIN_ROWS ? &kmm_products_bf16 : &kmm_products_f32;
+}
 
 /* ---- norms ---- */
 

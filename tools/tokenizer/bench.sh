@@ -7,7 +7,7 @@ S="${MUSCLE_SHARED:-../shared}"
 B="${BUILD:-build}"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 gcc -std=c11 -D_GNU_SOURCE -O3 -march=x86-64 -mtune=znver3 -Isrc $(pkg-config --cflags libcjson) \
-  tools/tokenizer/tok_bench.c "$B/libmuscle.a" $(pkg-config --libs libcjson openblas) -lutf8proc -lpcre2-8 -lm -fopenmp \
+  tools/tokenizer/tok_bench.c "$B/libmuscle.a" $(pkg-config --libs libcjson openblas) -ldnnl -lutf8proc -lpcre2-8 -lm -fopenmp \
   -o "$tmp/tok_bench"
 /usr/bin/python3 tools/tokenizer/make_llama_json.py "$S/models/llama2-tokenizer/llama2_tokenizer.model" "$tmp/tokenizer.json"
 /usr/bin/python3 - "$S" <<'PY'

@@ -1,0 +1,205 @@
+/* kernel/matmul_bf16.c - the bf16 engine choice (ours or oneDNN), the mixed-precision
+ * products (both operands rounded to bf16, fp32 accumulation) and the dispatch report.
+ * Design and measurements: docs/kernels.md ("Matrix engine"). */
+#include "kernel/matmul.h"
+#include "kernel/matmul_impl.h"
+#include "core/cpu.h"
+#include "core/dtype.h"
+#include "core/error.h"
+
+#include <cblas.h>
+#include <oneapi/dnnl/dnnl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- engine choice */
+
+static int g_engine_force = -1; /* kmm_bf16_engine_set */
+static int g_engine_env = -2;   /* MUSCLE_DNNL: -1 unset, 0, 1 */
+
+void kmm_bf16_engine_set(int v) { __atomic_store_n(&g_engine_force, v < 0 ? -1 : !!v, __ATOMIC_RELAXED); }
+
+static int engine_env(void) {
+    int e = __atomic_load_n(&g_engine_env, __ATOMIC_RELAXED);
+    if (e != -2) return e;
+    const char *s = getenv("MUSCLE_DNNL");
+    e = -1;
+    if (s && *s) {
+        if (strcmp(s, "0") == 0) e = 0;
+        else if (strcmp(s, "1") == 0) e = 1;
+        else fprintf(stderr, "muscle: warning: MUSCLE_DNNL=%s ignored (0: ours, 1: oneDNN)\n", s);
+    }
+    __atomic_store_n(&g_engine_env, e, __ATOMIC_RELAXED);
+    return e;
+}
+
+KmmEngine kmm_bf16_engine(void) {
+    int f = __atomic_load_n(&g_engine_force, __ATOMIC_RELAXED);
+    if (f < 0) f = engine_env();
+    if (f == 0) return KMM_ENGINE_OWN;
+    if (!kdnnl_ready()) return KMM_ENGINE_OWN;
+    if (f == 1) return KMM_ENGINE_DNNL;
+    /* automatic, only when the level is not capped: oneDNN where it runs AMX, and where
+     * it runs vdpbf16ps on a CPU that issues it at full rate (AMD: measured 1.03-1.54x
+     * our GEMM forward, 2x backward on Zen 5); on Intel without AMX vdpbf16ps is
+     * half-rate and our fp32-FMA GEMM is the faster one (docs/kernels.md) */
+    if (kmm_level() < KMM_AVX512BF16) return KMM_ENGINE_OWN;
+    if (kdnnl_has_amx()) return KMM_ENGINE_DNNL;
+    return strcmp(kdnnl_isa(), "avx512_core_bf16") == 0 && kmm_bf16_gemm_uses_dp() ? KMM_ENGINE_DNNL : KMM_ENGINE_OWN;
+}
+
+/* ---------------------------------------------------------------- operands */
+
+static void *xalloc(size_t bytes) {
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p) {
+        fprintf(stderr, "muscle: fatal: out of memory (%zu bytes) in a matrix product\n", bytes);
+        abort();
+    }
+    return p;
+}
+
+/* dst[r*cols + c] = bf16(src[r*ld + c]) as bf16 bits (b16) or as the rounded fp32 (f32). */
+static void round_rows(const float *src, int rows, int cols, int ld, uint16_t *b16, float *f32) {
+#pragma omp parallel for schedule(static) if (CPU_PAR((size_t)rows * cols))
+    for (int r = 0; r < rows; r++) {
+        const float *s = src + (size_t)r * ld;
+        if (b16) {
+            uint16_t *d = b16 + (size_t)r * cols;
+            for (int c = 0; c < cols; c++) d[c] = f32_to_bf16(s[c]);
+        } else {
+            float *d = f32 + (size_t)r * cols;
+            for (int c = 0; c < cols; c++) d[c] = bf16_to_f32(f32_to_bf16(s[c]));
+        }
+    }
+}
+
+static void dnnl_or_die(int rc) {
+    if (rc == 0) return;
+    /* the primitive existed for the report's shape; a failure here is a oneDNN bug or
+     * out of memory: the operations return void, so say it and stop */
+    fprintf(stderr, "muscle: fatal: %s\n", err_msg());
+    abort();
+}
+
+int kmm_dnnl_xwt(const KWeight *w, const float *x, int m, float *y, float beta) {
+    if (w->type != KW_BF16) return -1;
+    uint16_t *xb = xalloc((size_t)m * w->k * sizeof(uint16_t));
+    round_rows(x, m, w->k, w->k, xb, NULL);
+    int rc = kdnnl_gemm_bf16(m, w->n, w->k, xb, w->k, 1, w->bf16, 1, w->k, y, w->n, 1.0f, beta);
+    free(xb);
+    return rc;
+}
+
+/* The three layouts of kmm_bf16_*: A is [m, k] (or stored [k, m] when ta), B is [n, k]
+ * (tb) or [k, n]. */
+static void mixed(int ta, int tb, int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c,
+                  int ldc, float alpha, float beta) {
+    if (m <= 0 || n <= 0 || k <= 0) return;
+    const int ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
+    if (kmm_bf16_engine() == KMM_ENGINE_DNNL) {
+        uint16_t *ab = xalloc((size_t)ar * ac * sizeof(uint16_t)), *bb = xalloc((size_t)br * bc * sizeof(uint16_t));
+        round_rows(a, ar, ac, lda, ab, NULL);
+        round_rows(b, br, bc, ldb, bb, NULL);
+        int rc = kdnnl_gemm_bf16(m, n, k, ab, ta ? 1 : k, ta ? m : 1, bb, tb ? 1 : n, tb ? k : 1, c, ldc, alpha, beta);
+        free(ab);
+        free(bb);
+        dnnl_or_die(rc);
+        return;
+    }
+    float *af = xalloc((size_t)ar * ac * sizeof(float)), *bf = xalloc((size_t)br * bc * sizeof(float));
+    round_rows(a, ar, ac, lda, NULL, af);
+    round_rows(b, br, bc, ldb, NULL, bf);
+    if (ta) kmm_f32_tn(m, n, k, af, ac, bf, bc, c, ldc, alpha, beta);
+    else if (tb) kmm_f32_nt(m, n, k, af, ac, bf, bc, c, ldc, alpha, beta);
+    else kmm_f32_nn(m, n, k, af, ac, bf, bc, c, ldc, alpha, beta);
+    free(af);
+    free(bf);
+}
+
+void kmm_bf16_nt(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+                 float alpha, float beta) {
+    mixed(0, 1, m, n, k, a, lda, b, ldb, c, ldc, alpha, beta);
+}
+
+void kmm_bf16_nn(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+                 float alpha, float beta) {
+    mixed(0, 0, m, n, k, a, lda, b, ldb, c, ldc, alpha, beta);
+}
+
+void kmm_bf16_tn(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+                 float alpha, float beta) {
+    mixed(1, 0, m, n, k, a, lda, b, ldb, c, ldc, alpha, beta);
+}
+
+void kmm_xw_bf16(const KWeight *w, const float *dy, int m, float *dx, float beta) {
+    if (m <= 0) return;
+    const int n = w->n, k = w->k;
+    if (w->type == KW_BF16 && m > 4 && kmm_bf16_engine() == KMM_ENGINE_DNNL) {
+        uint16_t *db = xalloc((size_t)m * n * sizeof(uint16_t));
+        round_rows(dy, m, n, n, db, NULL);
+        int rc = kdnnl_gemm_bf16(m, k, n, db, n, 1, w->bf16, k, 1, dx, k, 1.0f, beta);
+        free(db);
+        dnnl_or_die(rc);
+        return;
+    }
+    float *dr = xalloc((size_t)m * n * sizeof(float));
+    round_rows(dy, m, n, n, NULL, dr);
+    kmm_xw(w, dr, m, dx, beta);
+    free(dr);
+}
+
+const KmmProducts kmm_products_f32 = {kmm_f32_nt, kmm_f32_nn, kmm_f32_tn, kmm_xw};
+const KmmProducts kmm_products_bf16 = {kmm_bf16_nt, kmm_bf16_nn, kmm_bf16_tn, kmm_xw_bf16};
+
+/* ---------------------------------------------------------------- report */
+
+typedef struct {
+    char *buf;
+    size_t cap, len;
+} Out;
+
+static void say(Out *o, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    size_t room = o->len < o->cap ? o->cap - o->len : 0;
+    int n = vsnprintf(room ? o->buf + o->len : NULL, room, fmt, ap);
+    va_end(ap);
+    if (n > 0) o->len += (size_t)n;
+}
+
+size_t kmm_dispatch_report(char *buf, size_t cap) {
+    Out o = {buf, cap, 0};
+    if (cap) buf[0] = 0;
+    const KmmLevel lvl = kmm_level(), cpu = kmm_level_cpu();
+    const int ready = kdnnl_ready(), eng = kmm_bf16_engine();
+    const dnnl_version_t *v = dnnl_version();
+    char impl[64] = "none";
+    if (ready && !kdnnl_impl(256, 768, 768, impl, sizeof impl)) snprintf(impl, sizeof impl, "none");
+    const char *why = __atomic_load_n(&g_engine_force, __ATOMIC_RELAXED) >= 0 ? "forced by the caller"
+                      : engine_env() == 0                                    ? "MUSCLE_DNNL=0"
+                      : engine_env() == 1                                    ? "MUSCLE_DNNL=1"
+                      : eng == KMM_ENGINE_DNNL && kdnnl_has_amx()            ? "automatic: oneDNN runs AMX here"
+                      : eng == KMM_ENGINE_DNNL ? "automatic: oneDNN's vdpbf16ps kernels outrun ours on this CPU"
+                                               : "automatic: ours is faster here (no AMX, half-rate vdpbf16ps, or level capped)";
+    say(&o, "kernel level: %s (CPU supports %s; MUSCLE_KERNEL caps it)\n", kmm_level_name(lvl), kmm_level_name(cpu));
+    say(&o, "oneDNN: %s, version %d.%d.%d, ISA %s, AMX %s\n", ready ? "loaded" : "no CPU engine", v->major, v->minor,
+        v->patch, ready ? kdnnl_isa() : "-", ready && kdnnl_has_amx() ? "yes" : "no");
+    say(&o, "bf16 engine: %s (%s)\n", eng == KMM_ENGINE_DNNL ? "oneDNN" : "ours", why);
+    const char *own_gemm = lvl < KMM_AVX512 ? "bf16->fp32 blocks + sgemm (portable)"
+                           : lvl >= KMM_AVX512BF16 && kmm_bf16_gemm_uses_dp() ? "our GEMM, vdpbf16ps"
+                                                                              : "our GEMM, fp32 FMA on packed bf16";
+    say(&o, "bf16 forward x.W^T, m > 4: %s\n", eng == KMM_ENGINE_DNNL ? impl : own_gemm);
+    say(&o, "bf16 forward x.W^T, m <= 4: %s\n", lvl >= KMM_AVX512BF16 ? "our gemv, vdpbf16ps"
+                                                : lvl >= KMM_AVX512   ? "our gemv, fp32 FMA (shift/and)"
+                                                : lvl >= KMM_AVX2     ? "our gemv, AVX2"
+                                                                      : "scalar gemv");
+    say(&o, "bf16 backward dy.W (exact dy): %s\n", lvl >= KMM_AVX512 ? "our GEMM, fp32 FMA on bf16 W" : "bf16->fp32 blocks + sgemm");
+    say(&o, "bf16 mixed products (--bf16 attention, backward through frozen weights): %s\n",
+        eng == KMM_ENGINE_DNNL ? impl : "operands rounded to bf16, then the fp32 products below");
+    say(&o, "fp32 products: %s (OpenBLAS core %s)\n", kmm_f32_uses_own() ? "our AVX-512 GEMM" : "OpenBLAS sgemm",
+        openblas_get_corename());
+    return o.len;
+}

@@ -1,0 +1,206 @@
+/* kernel/matmul_dnnl.c - bf16 x bf16 -> fp32 matrix products through oneDNN's matmul
+ * primitive (Debian libdnnl 2.6). oneDNN picks its implementation from the CPU at run
+ * time: AMX tiles (brg:avx512_core_amx) where the CPU and the kernel allow them, else
+ * AVX512-BF16 (vdpbf16ps) or an emulation. matmul.c decides when to call it (see
+ * kmm_bf16_engine in matmul.h); this file only runs products and names what ran.
+ *
+ * Primitives are created once per shape (sizes, strides, alpha, beta) and kept in a
+ * table of 128 under a mutex (an idle one is replaced when it is full); each execution
+ * brings its own scratchpad (user scratchpad mode: oneDNN's shared one made concurrent
+ * products from the attention's threads race) and each thread has its own stream.
+ * Numerics: the exact products of the bf16 inputs summed in fp32 (oneDNN's bf16
+ * matmul accumulates in fp32), in an order oneDNN chooses; the same shape and thread
+ * count run the same kernel, so the same bits. */
+#include "kernel/matmul_impl.h"
+#include "core/error.h"
+
+#include <oneapi/dnnl/dnnl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    int m, n, k;
+    long sam, sak, sbk, sbn, ldc;
+    float alpha, beta;
+    dnnl_primitive_t prim;
+    int busy; /* executions under way */
+    char impl[48];
+} DnnlEntry;
+
+#define DNNL_CACHE 128
+
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static dnnl_engine_t g_engine;
+static int g_state; /* 0 not tried, 1 ready, -1 failed */
+static DnnlEntry g_cache[DNNL_CACHE];
+static int g_ncache, g_next; /* entries used; next to evict when full (round robin) */
+static _Thread_local dnnl_stream_t t_stream;
+
+static int engine_get(void) {
+    int st = __atomic_load_n(&g_state, __ATOMIC_ACQUIRE);
+    if (st) return st;
+    pthread_mutex_lock(&g_lock);
+    if (!g_state) g_state = dnnl_engine_create(&g_engine, dnnl_cpu, 0) == dnnl_success ? 1 : -1;
+    st = g_state;
+    pthread_mutex_unlock(&g_lock);
+    return st;
+}
+
+int kdnnl_ready(void) { return engine_get() == 1; }
+
+const char *kdnnl_isa(void) {
+    switch (dnnl_get_effective_cpu_isa()) {
+    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
+    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl_cpu_isa_avx512_core: return "avx512_core";
+    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
+    case dnnl_cpu_isa_avx2: return "avx2";
+    default: return "older than avx2";
+    }
+}
+
+int kdnnl_has_amx(void) { return kdnnl_ready() && dnnl_get_effective_cpu_isa() == dnnl_cpu_isa_avx512_core_amx; }
+
+static int md2(dnnl_memory_desc_t *md, long r, long c, long sr, long sc, dnnl_data_type_t t) {
+    dnnl_dims_t dims = {r, c}, strides = {sr, sc};
+    return dnnl_memory_desc_init_by_strides(md, 2, dims, t, strides) == dnnl_success ? 0 : -1;
+}
+
+/* Creates the primitive of e's shape (e->prim, e->impl). */
+static int entry_make(DnnlEntry *e) {
+    dnnl_memory_desc_t a, b, c;
+    if (md2(&a, e->m, e->k, e->sam, e->sak, dnnl_bf16) || md2(&b, e->k, e->n, e->sbk, e->sbn, dnnl_bf16) ||
+        md2(&c, e->m, e->n, e->ldc, 1, dnnl_f32))
+        return err_set("oneDNN: cannot describe a %d x %d x %d bf16 product", e->m, e->n, e->k);
+    dnnl_matmul_desc_t d;
+    if (dnnl_matmul_desc_init(&d, &a, &b, NULL, &c) != dnnl_success)
+        return err_set("oneDNN: no matmul descriptor for %d x %d x %d bf16", e->m, e->n, e->k);
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t po = NULL;
+    int rc = -1;
+    if (dnnl_primitive_attr_create(&attr) != dnnl_success) goto out;
+    /* our own scratchpad per execution: the library's shared one is not safe when two
+     * threads run primitives at once (the attention runs one product per head in parallel) */
+    if (dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) != dnnl_success) goto out;
+    if (e->alpha != 1.0f && dnnl_primitive_attr_set_output_scales(attr, 1, 0, &e->alpha) != dnnl_success) goto out;
+    if (e->beta != 0.0f) {
+        if (dnnl_post_ops_create(&po) != dnnl_success || dnnl_post_ops_append_sum(po, e->beta) != dnnl_success ||
+            dnnl_primitive_attr_set_post_ops(attr, po) != dnnl_success)
+            goto out;
+    }
+    dnnl_primitive_desc_t pd;
+    if (dnnl_primitive_desc_create(&pd, &d, attr, g_engine, NULL) != dnnl_success) goto out;
+    const char *impl = NULL;
+    if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success || !impl) impl = "?";
+    snprintf(e->impl, sizeof e->impl, "%s", impl);
+    rc = dnnl_primitive_create(&e->prim, pd) == dnnl_success ? 0 : -1;
+    dnnl_primitive_desc_destroy(pd);
+out:
+    if (po) dnnl_post_ops_destroy(po);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (rc) err_set("oneDNN: no bf16 matmul primitive for %d x %d x %d", e->m, e->n, e->k);
+    return rc;
+}
+
+static int same(const DnnlEntry *x, const DnnlEntry *y) {
+    return x->m == y->m && x->n == y->n && x->k == y->k && x->sam == y->sam && x->sak == y->sak && x->sbk == y->sbk &&
+           x->sbn == y->sbn && x->ldc == y->ldc && x->alpha == y->alpha && x->beta == y->beta;
+}
+
+/* The cached primitive for key (made on first use), its use count raised (release
+ * with unuse); copies its name to impl. When the table is full, the next idle entry
+ * (round robin) is destroyed and replaced: an entry in use is never destroyed. */
+static DnnlEntry *lookup(const DnnlEntry *key, char *impl, size_t cap) {
+    DnnlEntry *hit = NULL;
+    pthread_mutex_lock(&g_lock);
+    for (int i = 0; i < g_ncache && !hit; i++)
+        if (same(&g_cache[i], key)) hit = &g_cache[i];
+    if (!hit) {
+        DnnlEntry e = *key;
+        e.busy = 0;
+        int slot = -1;
+        if (g_ncache < DNNL_CACHE) {
+            slot = g_ncache;
+        } else {
+            for (int t = 0; t < DNNL_CACHE && slot < 0; t++, g_next = (g_next + 1) % DNNL_CACHE)
+                if (!g_cache[g_next].busy) slot = g_next;
+        }
+        if (slot >= 0 && entry_make(&e) == 0) {
+            if (slot < g_ncache) dnnl_primitive_destroy(g_cache[slot].prim);
+            else g_ncache++;
+            g_cache[slot] = e;
+            hit = &g_cache[slot];
+        } else if (slot < 0) {
+            err_set("oneDNN: all %d cached primitives are in use", DNNL_CACHE);
+        }
+    }
+    if (hit) {
+        hit->busy++;
+        if (impl) snprintf(impl, cap, "%s", hit->impl);
+    }
+    pthread_mutex_unlock(&g_lock);
+    return hit;
+}
+
+static void unuse(DnnlEntry *e) {
+    pthread_mutex_lock(&g_lock);
+    e->busy--;
+    pthread_mutex_unlock(&g_lock);
+}
+
+int kdnnl_gemm_bf16(int m, int n, int k, const uint16_t *a, long sam, long sak, const uint16_t *b, long sbk, long sbn,
+                    float *c, long ldc, float alpha, float beta) {
+    if (m <= 0 || n <= 0 || k <= 0) return 0;
+    if (engine_get() != 1) return err_set("oneDNN: no CPU engine");
+    DnnlEntry key = {.m = m, .n = n, .k = k, .sam = sam, .sak = sak, .sbk = sbk, .sbn = sbn, .ldc = ldc,
+                     .alpha = alpha, .beta = beta};
+    if (!t_stream && dnnl_stream_create(&t_stream, g_engine, dnnl_stream_default_flags) != dnnl_success) {
+        t_stream = NULL;
+        return err_set("oneDNN: cannot create a stream");
+    }
+    DnnlEntry *e = lookup(&key, NULL, 0);
+    if (!e) return -1;
+    dnnl_primitive_t p = e->prim;
+    dnnl_memory_t ma = NULL, mb = NULL, mc = NULL, ms = NULL;
+    void *scratch = NULL;
+    int rc = -1;
+    const_dnnl_primitive_desc_t pd;
+    if (dnnl_primitive_get_primitive_desc(p, &pd) != dnnl_success) goto out;
+    const dnnl_memory_desc_t *da = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+    const dnnl_memory_desc_t *db = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    const dnnl_memory_desc_t *dc = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+    const dnnl_memory_desc_t *dsp = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    size_t sbytes = dsp ? dnnl_memory_desc_get_size(dsp) : 0;
+    if (sbytes && (!(scratch = aligned_alloc(64, (sbytes + 63) & ~(size_t)63)) ||
+                   dnnl_memory_create(&ms, dsp, g_engine, scratch) != dnnl_success))
+        goto out;
+    if (dnnl_memory_create(&ma, da, g_engine, (void *)a) != dnnl_success ||
+        dnnl_memory_create(&mb, db, g_engine, (void *)b) != dnnl_success ||
+        dnnl_memory_create(&mc, dc, g_engine, c) != dnnl_success)
+        goto out;
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}, {DNNL_ARG_SCRATCHPAD, ms}};
+    if (dnnl_primitive_execute(p, t_stream, ms ? 4 : 3, args) == dnnl_success && dnnl_stream_wait(t_stream) == dnnl_success)
+        rc = 0;
+out:
+    unuse(e);
+    if (ma) dnnl_memory_destroy(ma);
+    if (mb) dnnl_memory_destroy(mb);
+    if (mc) dnnl_memory_destroy(mc);
+    if (ms) dnnl_memory_destroy(ms);
+    free(scratch);
+    if (rc) err_set("oneDNN: a %d x %d x %d bf16 product failed", m, n, k);
+    return rc;
+}
+
+const char *kdnnl_impl(int m, int n, int k, char *buf, size_t cap) {
+    if (engine_get() != 1) return NULL;
+    /* the layout of the forward product x W^T: x [m, k] rows, W [n, k] rows */
+    DnnlEntry key = {.m = m, .n = n, .k = k, .sam = k, .sak = 1, .sbk = 1, .sbn = k, .ldc = n, .alpha = 1.0f};
+    DnnlEntry *e = lookup(&key, buf, cap);
+    if (!e) return NULL;
+    unuse(e);
+    return buf;
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# tests/kernel/info_cpu.sh - `muscle info --cpu`: the dispatch report (issue 20) names the
+# level, oneDNN's ISA, the bf16 engine and each product's implementation; MUSCLE_DNNL
+# switches the engine; MUSCLE_KERNEL caps the level; bad use is one error line.
+cd "$(dirname "$0")/../.."
+. tests/cli/lib.sh
+out=$("$MUSCLE" info --cpu 2>"$TMP/err"); rc=$?
+echo "$out" | sed 's/^/# /'
+good=0; [ "$rc" -eq 0 ] && [ ! -s "$TMP/err" ] && good=1
+check "info --cpu exits 0 with nothing on stderr" [ "$good" = 1 ]
+for line in "kernel level: " "oneDNN: loaded, version " "bf16 engine: " "bf16 forward x.W^T, m > 4: " \
+            "bf16 forward x.W^T, m <= 4: " "bf16 backward dy.W (exact dy): " "bf16 mixed products" "fp32 products: "; do
+  check "report has '$line'" grep -qF -- "$line" <<<"$out"
+done
+check "MUSCLE_DNNL=0: our engine" grep -q '^bf16 engine: ours (MUSCLE_DNNL=0)' <<<"$(MUSCLE_DNNL=0 "$MUSCLE" info --cpu)"
+dn=$(MUSCLE_DNNL=1 "$MUSCLE" info --cpu)
+check "MUSCLE_DNNL=1: oneDNN, its implementation named" grep -qE '^bf16 forward x.W\^T, m > 4: (brg|gemm|ref)[^ ]*:' <<<"$dn"
+check "MUSCLE_DNNL=1: the engine line says so" grep -q '^bf16 engine: oneDNN (MUSCLE_DNNL=1)' <<<"$dn"
+check "MUSCLE_KERNEL=portable caps the level" grep -q '^kernel level: portable' <<<"$(MUSCLE_KERNEL=portable "$MUSCLE" info --cpu)"
+check "MUSCLE_KERNEL=portable: our engine" grep -q '^bf16 engine: ours' <<<"$(MUSCLE_KERNEL=portable "$MUSCLE" info --cpu)"
+"$MUSCLE" info --cpu some/model >"$TMP/out" 2>"$TMP/err"; rc=$?
+good=0; [ "$rc" -eq 2 ] && [ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q -- "--cpu takes no MODEL" "$TMP/err" && [ ! -s "$TMP/out" ] && good=1
+check "info --cpu with a MODEL is a usage error (exit 2, one line, nothing on stdout)" [ "$good" = 1 ]
+echo "1..$TAP_N"
