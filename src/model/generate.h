@@ -7,6 +7,7 @@
 
 #include "model.h"
 #include "lora.h"
+#include "core/strbuf.h"
 #include "tokenizer/tokenizer.h"
 
 typedef struct {
@@ -19,6 +20,9 @@ typedef struct {
     int n_stops;
     int ignore_eos;          /* by default BOS or EOS ends the text (as llama2.c's run.c) */
     const LoraAdapter *lora; /* optional adapter applied to the base */
+    int kv_bf16;             /* keys and values cached in bf16 (half the memory;
+                                model/forward.h RS_KV_BF16): ids may differ from an fp32
+                                cache at near-ties */
 } GenOptions;
 
 void gen_options_default(GenOptions *o);
@@ -58,8 +62,8 @@ typedef struct {
     int eos, bos;
     int *hist;           /* [n_prompt + max_tokens + 1] prompt then generated ids */
     int nh, n_prompt;
-    char *text;          /* generated text so far (stops cut) */
-    size_t text_n, text_cap, maxstop, emitted;
+    StrBuf text;         /* generated text so far (stops cut) */
+    size_t maxstop, emitted;
     GenStop stopped_by;  /* as GenResult */
 } GenSeq;
 
