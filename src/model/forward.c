@@ -306,6 +306,32 @@ static void attention_mask_row(const RunState *s, float *row, int b, int n, int 
     }
 }
 
+/* Decoding (one query row): P[j] = scale q . k_j for j < Tk (keys of stride ld), and
+ * out = sum_j P[j] v_j - plain loops instead of two GEMM calls per head and row, whose
+ * fixed cost passes the arithmetic at these sizes (a 64-wide dot per cached position).
+ * Each dot sums 16 interleaved partial sums, then those in a fixed order. */
+static void attention_scores_row(const float *q, const float *kc, size_t ld, int hd, int Tk, float scale, float *P) {
+    for (int j = 0; j < Tk; j++) {
+        const float *k = kc + (size_t)j * ld;
+        float acc[16] = {0};
+        int d = 0;
+        for (; d + 16 <= hd; d += 16)
+            for (int l = 0; l < 16; l++) acc[l] += q[d + l] * k[d + l];
+        for (; d < hd; d++) acc[d & 15] += q[d] * k[d];
+        for (int w = 8; w >= 1; w /= 2)
+            for (int l = 0; l < w; l++) acc[l] += acc[l + w];
+        P[j] = acc[0] * scale;
+    }
+}
+
+static void attention_pv_row(const float *P, const float *vc, size_t ld, int hd, int Tk, float *out) {
+    for (int d = 0; d < hd; d++) out[d] = 0.0f;
+    for (int j = 0; j < Tk; j++) {
+        const float p = P[j], *v = vc + (size_t)j * ld;
+        for (int d = 0; d < hd; d++) out[d] += p * v[d];
+    }
+}
+
 /* For each (b, h): scores = q k^T / sqrt(hd) over cached positions 0..pos+i,
  * causal softmax (attention_mask_row), att_out = P v. */
 static void attention_forward(RunState *s, LayerActs *a, int l, int B, int n, int pos) {
@@ -342,7 +368,10 @@ static void attention_forward(RunState *s, LayerActs *a, int l, int B, int n, in
             const float *q = a->q + (size_t)b * n * qd + (size_t)h * hd;
             float *P = a->att + ((size_t)b * H + h) * n * Tmax;
             float *out = a->att_out + (size_t)b * n * qd + (size_t)h * hd;
-            kmm_f32_nt(n, Tk, hd, q, qd, kc, ldkv, P, Tk, scale, 0.0f);
+            if (n == 1)
+                attention_scores_row(q, kc, (size_t)ldkv, hd, Tk, scale, P);
+            else
+                kmm_f32_nt(n, Tk, hd, q, qd, kc, ldkv, P, Tk, scale, 0.0f);
             int masked = s->seg_ids || c->sliding_window > 0;
             for (int i = 0; i < n; i++) {
                 float *row = P + (size_t)i * Tk;
@@ -359,7 +388,10 @@ static void attention_forward(RunState *s, LayerActs *a, int l, int B, int n, in
                 for (int j = 0; j < len; j++) row[j] *= inv;
                 for (int j = len; j < Tk; j++) row[j] = 0.0f;
             }
-            kmm_f32_nn(n, hd, Tk, P, Tk, vc, ldkv, out, qd, 1.0f, 0.0f);
+            if (n == 1)
+                attention_pv_row(P, vc, (size_t)ldkv, hd, Tk, out);
+            else
+                kmm_f32_nn(n, hd, Tk, P, Tk, vc, ldkv, out, qd, 1.0f, 0.0f);
             if (tmp && omp_get_thread_num() >= s->kv_threads) free(tmp);
         }
 }

@@ -1,4 +1,4 @@
-/* model/generate.c - prefill the prompt in one chunk, then one token at a time. */
+/* model/generate.c - prefill the prompt in chunks of GEN_PREFILL_TOKENS, then one token at a time. */
 #include "generate.h"
 #include "forward.h"
 #include "sample.h"
@@ -163,7 +163,8 @@ int model_generate(const Model *m, const Tokenizer *t, const int *prompt, int n_
     int total = n_prompt + o->max_tokens;
     if (total > c->seq_len) total = c->seq_len;
     RunState s;
-    if (runstate_init(&s, m, 1, total, n_prompt, RS_KEEP_NONE | (o->kv_bf16 ? RS_KV_BF16 : 0)) != 0) return -1;
+    int chunk = n_prompt < GEN_PREFILL_TOKENS ? n_prompt : GEN_PREFILL_TOKENS;
+    if (runstate_init(&s, m, 1, total, chunk, RS_KEEP_NONE | (o->kv_bf16 ? RS_KV_BF16 : 0)) != 0) return -1;
     if (o->lora && runstate_set_lora(&s, o->lora) != 0) {
         runstate_free(&s);
         return -1;
@@ -181,8 +182,12 @@ int model_generate(const Model *m, const Tokenizer *t, const int *prompt, int n_
     }
     int rc = 0;
     double t0 = now_s();
-    if (model_forward(&s, prompt, 1, n_prompt, 0) != 0) rc = -1;
-    float *logits = s.logits + (size_t)(n_prompt - 1) * c->vocab_size;
+    int last = 1; /* tokens in the last prefill call */
+    for (int p = 0; rc == 0 && p < n_prompt; p += chunk) {
+        last = n_prompt - p < chunk ? n_prompt - p : chunk;
+        if (model_forward(&s, prompt + p, 1, last, p) != 0) rc = -1;
+    }
+    float *logits = s.logits + (size_t)(last - 1) * c->vocab_size;
     int pos = n_prompt;
     while (rc == 0 && o->max_tokens > 0) {
         int next = sampler_pick(&sp, logits, q.hist, q.nh);

@@ -48,6 +48,12 @@ typedef struct {
     double seconds;      /* time spent after the prompt was read */
 } GenResult;
 
+/* Prompt tokens per forward call when prefilling, in both generators: the rows of every
+ * weight product then stay on the small-m kernels (kernel/matmul.c, up to 64 rows), which
+ * give a row the same bits whatever the number of rows - so a prompt's keys and values,
+ * and so the greedy ids, do not depend on how prompts are grouped. */
+#define GEN_PREFILL_TOKENS 64
+
 /* prompt: token ids, normally starting with BOS (n_prompt >= 1). One sequence, decoded
  * one token at a time (matrix-vector products); many prompts: model_generate_batch
  * (model/generate_batch.h), which gives the same ids. */
