@@ -5,13 +5,15 @@
  * llama.cpp (a made-up 32000-entry vocabulary: <unk> <s> </s>, 256 byte pieces, then
  * "t<id>"). Prints one JSON line per measurement.
  *   bench_decode --make-gguf PATH --shape 15M|110M --dtype fp32|bf16
- *   bench_decode --model PATH [--bf16] --task single|batch|score [--width W] [--tokens N] [--iters N]
+ *   bench_decode --model PATH [--bf16] --task single|batch|score|kernels [--width W] [--tokens N] [--iters N]
  */
 #include "core/cpu.h"
 #include "core/error.h"
 #include "io/gguf.h"
 #include "model/forward.h"
 #include "model/generate_batch.h"
+#include "kernel/matmul_impl.h"
+#include "core/dtype.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +24,52 @@ static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* --task kernels: one thread's CPU time per product of the model's weights (layer 0's
+ * wq, w1, w2 and the classifier) at m rows on the small-m kernels (kernel/matmul_impl.h;
+ * fp32, or bf16 with avx512bf16), as GB/s of weights read and GFLOP/s. */
+static void kernels(const Model *md) {
+    const KWeight *ws[4] = {&md->layers[0].wq, &md->layers[0].w1, &md->layers[0].w2, &md->wcls};
+    const char *names[4] = {"wq", "w1", "w2", "wcls"};
+    int ms[5] = {1, 4, 16, 64, 0};
+    for (int wi = 0; wi < 4; wi++) {
+        const KWeight *w = ws[wi];
+        int n = w->n, k = w->k;
+        float *x = malloc(sizeof(float) * 64 * k), *y = malloc(sizeof(float) * 64 * n);
+        uint16_t *xb = malloc(2 * 64 * (size_t)k);
+        for (int i = 0; i < 64 * k; i++) { x[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f; xb[i] = f32_to_bf16(x[i]); }
+        for (int mi = 0; ms[mi]; mi++) {
+            int m = ms[mi];
+            {
+                double best = 1e30;
+                for (int rep = 0; rep < 5; rep++) {
+                    double t0 = cpu_s();
+                    int it = 0;
+                    do {
+                        if (w->type == KW_F32) kmm_small_f32_avx512(w->f32, k, x, m, y, n, 0.0f, 0, n);
+                        else kmm_small_bf16_avx512bf16(w->bf16, k, xb, m, y, n, 0.0f, 0, n);
+                        it++;
+                    } while (cpu_s() - t0 < 0.05);
+                    double t = (cpu_s() - t0) / it;
+                    if (t < best) best = t;
+                }
+                double bytes = (double)n * k * (w->type == KW_F32 ? 4 : 2);
+                printf("{\"task\":\"kernel\",\"w\":\"%s\",\"type\":\"%s\",\"m\":%d,\"n\":%d,\"k\":%d,\"us\":%.1f,\"GBps\":%.1f,\"GFLOPs\":%.1f}\n",
+                       names[wi], w->type == KW_F32 ? "fp32" : "bf16", m, n, k, best * 1e6,
+                       bytes / best * 1e-9, 2.0 * m * n * k / best * 1e-9);
+            }
+        }
+        free(x);
+        free(y);
+        free(xb);
+    }
 }
 
 static int die(void) {
@@ -132,11 +180,23 @@ int main(int argc, char **argv) {
     cpu_flush_denormals();
     if (make) return make_gguf(make, shape, dtype);
     if (!model) { fprintf(stderr, "--model or --make-gguf is required\n"); return 2; }
-    ModelLoadOptions o = {bf16 ? KW_BF16 : KW_F32, 1}; /* weights in memory of their own, not an mmap of the file */
+    /* fp32: weights in memory of their own, not an mmap of the file; bf16: not writable
+     * (a writable model is fp32 whatever wtype says) */
+    ModelLoadOptions o = {bf16 ? KW_BF16 : KW_F32, !bf16};
     Model m;
     if (model_load(&m, model, &o) != 0) return die();
     Tokenizer *t = model_tokenizer_load(&m, NULL);
     if (!t) return die();
+    if (!strcmp(task, "kernels")) {
+        if (kmm_level_cpu() < (bf16 ? KMM_AVX512BF16 : KMM_AVX512)) {
+            fprintf(stderr, "bench_decode: --task kernels needs %s on this CPU\n", bf16 ? "avx512bf16" : "avx512");
+            return 1;
+        }
+        kernels(&m);
+        model_tokenizer_free(&m, t);
+        model_free(&m);
+        return 0;
+    }
     int V = m.cfg.vocab_size;
     double best = 0;
     GenOptions g;

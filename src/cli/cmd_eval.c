@@ -35,6 +35,8 @@ static const char *eval_help =
     "  --temperature X --top-p P --seed N   sampling (default greedy)\n"
     "  --stop S              extra stop string (repeatable)\n"
     "  --no-repeat-ngram N   generation: never repeat an N-gram\n"
+    "  --kv-bf16             generation: KV cache in bf16 (half its memory; ids may differ\n"
+    "                        from the fp32 cache at near-ties)\n"
     "  --no-stem             ROUGE without Porter stemming\n"
     "  --fit-with M2         generation across tokenizers: when M2's tokenizer differs, a prompt\n"
     "                        too long for either model is cut in text (at a word start) to fit\n"
@@ -111,10 +113,10 @@ int cmd_eval(int argc, char **argv) {
         {"limit", 1, 0, 'l'}, {"skip-bad", 0, 0, 'S'}, {"max-tokens", 1, 0, 'n'}, {"temperature", 1, 0, 'T'},
         {"top-p", 1, 0, 'P'}, {"seed", 1, 0, 's'}, {"stop", 1, 0, 'x'}, {"no-repeat-ngram", 1, 0, 'r'},
         {"no-stem", 0, 0, 'N'}, {"batch", 1, 0, 'b'}, {"bf16", 0, 0, 'B'}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'},
-        {"fit-with", 1, 0, 'W'},
+        {"fit-with", 1, 0, 'W'}, {"kv-bf16", 0, 0, 'K'},
         {0, 0, 0, 0}};
     optind = 1;
-    while ((c = getopt_long(argc, argv, "m:a:t:k:o:f:p:A:F:l:Sn:T:P:s:x:r:Nb:BqhW:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:a:t:k:o:f:p:A:F:l:Sn:T:P:s:x:r:Nb:BqhW:K", opts, NULL)) != -1) {
         switch (c) {
         case 'm': model = optarg; break;
         case 'a': adapter = optarg; break;
@@ -136,6 +138,7 @@ int cmd_eval(int argc, char **argv) {
         case 'N': o.rouge_stem = 0; break;
         case 'b': if (cli_parse_int("--batch", optarg, 1, 1024, &lv)) return 2; o.max_batch = o.gen_batch = (int)lv; break;
         case 'B': bf16 = 1; break;
+        case 'K': o.kv_bf16 = 1; break;
         case 'q': o.quiet = 1; break;
         case 'W': fit_with = optarg; break;
         case 'h': fputs(eval_help, stdout); return 0;

@@ -192,6 +192,8 @@ static const char *generate_help =
     "  --seed N             sampling seed (default 42)\n"
     "  --stop S             stop before the first occurrence of S (repeatable)\n"
     "  --no-repeat-ngram N  never repeat an N-gram\n"
+    "  --kv-bf16            keep the KV cache in bf16 (half its memory; ids may differ\n"
+    "                       from the fp32 cache at near-ties)\n"
     "  --ignore-eos         keep going past EOS/BOS\n"
     "  --adapter DIR        apply a PEFT LoRA adapter folder\n"
     "  --bf16               compute with bf16 weights\n"
@@ -218,9 +220,9 @@ int cmd_generate(int argc, char **argv) {
         {"temperature", 1, 0, 'T'}, {"top-p", 1, 0, 'P'}, {"seed", 1, 0, 's'}, {"stop", 1, 0, 'S'},
         {"no-repeat-ngram", 1, 0, 'r'}, {"ignore-eos", 0, 0, 'E'}, {"bf16", 0, 0, 'B'}, {"stats", 0, 0, 'x'},
         {"adapter", 1, 0, 'a'}, {"help", 0, 0, 'h'}, {"prompts", 1, 0, 'F'}, {"batch", 1, 0, 'b'}, {"out", 1, 0, 'o'},
-        {"quiet", 0, 0, 'q'}, {0, 0, 0, 0}};
+        {"quiet", 0, 0, 'q'}, {"kv-bf16", 0, 0, 'K'}, {0, 0, 0, 0}};
     optind = 1;
-    while ((c = getopt_long(argc, argv, "m:t:p:n:T:P:s:S:r:EBxa:hF:b:o:q", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:t:p:n:T:P:s:S:r:EBxa:hF:b:o:qK", opts, NULL)) != -1) {
         switch (c) {
         case 'm': a.model = optarg; break;
         case 't': a.tokenizer = optarg; break;
@@ -246,6 +248,7 @@ int cmd_generate(int argc, char **argv) {
         case 'r': if (cli_parse_int("--no-repeat-ngram", optarg, 0, 64, &lv)) return 2; g.no_repeat_ngram = (int)lv; break;
         case 'E': g.ignore_eos = 1; break;
         case 'B': a.bf16 = 1; break;
+        case 'K': g.kv_bf16 = 1; break;
         case 'x': stats = 1; break;
         case 'h': fputs(generate_help, stdout); return 0;
         default: return cli_usage_error("generate", "bad option");

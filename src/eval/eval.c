@@ -265,6 +265,7 @@ static int eval_gen(const Model *m, const TaskSet *ts, const TaskPrompt *p, cons
     g.stops = (const char *const *)p->stops;
     g.n_stops = p->n_stops;
     g.lora = o->lora;
+    g.kv_bf16 = o->kv_bf16;
     /* the prompts (fitted in place: BOS and the latest tokens), each instance its own
      * sampling stream (from the seed and its index: the same on any rank and width) */
     int max_len = 1;

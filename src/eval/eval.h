@@ -37,6 +37,7 @@ typedef struct {
     int max_batch;             /* multiple-choice rows per forward call */
     int gen_batch;             /* generation: sequences decoded together (0: from the model's size,
                                   gen_batch_width_default) */
+    int kv_bf16;               /* generation: KV cache in bf16 (GenOptions.kv_bf16) */
     const LoraAdapter *lora;
     /* generation across tokenizers: another model's tokenizer and context (0: none). A
      * prompt too long for either model (its context less max_tokens) is cut in TEXT to fit

@@ -24,6 +24,10 @@
 #define F32_GEMV_BATCH_M 64
 #define F32_GEMV_BATCH_X_BYTES (512u << 10)
 #define BF16_GEMV_MAX_M 4
+/* bf16 weights at level avx512bf16: up to 64 rows (batched decoding steps) on the
+ * small-m vdpbf16ps kernel, which reads W once for all rows and gives every row the
+ * bits it would get alone (matmul_impl.h); the packed GEMM above that. */
+#define BF16_SMALL_M 64
 /* Portable bf16 path: rows of W converted to f32 per sgemm call. */
 #define PORT_NB 256
 
@@ -540,23 +544,25 @@ void kmm_f32_tn(int m, int n, int k, const float *a, int lda, const float *b, in
 /* ---------------------------------------------------------------- small-m gemv */
 
 enum { GV_F32_512, GV_F32_AVX2, GV_BF16_PORT, GV_BF16_AVX2, GV_BF16_512, GV_BF16_DP };
+/* Rows of W per unit of the threads' split: the small-m kernels work in blocks of 16. */
+static int gemv_rows_unit(int kind) { return kind == GV_F32_512 || kind == GV_BF16_DP ? 16 : 4; }
 
 static void gemv_run(int kind, const void *w, int n, int k, const void *x, int m, float *y, float beta) {
 #pragma omp parallel if (CPU_PAR((size_t)n * k * m))
     {
-        int nt = omp_get_num_threads(), t = omp_get_thread_num(), r0, r1;
-        /* split in groups of 4 rows so every thread gets whole row blocks */
+        int nt = omp_get_num_threads(), t = omp_get_thread_num(), r0, r1, u = gemv_rows_unit(kind);
+        /* split in groups of u rows so every thread gets whole row blocks */
         int g0, g1;
-        split((n + 3) / 4, nt, t, &g0, &g1);
-        r0 = g0 * 4;
-        r1 = g1 * 4 < n ? g1 * 4 : n;
+        split((n + u - 1) / u, nt, t, &g0, &g1);
+        r0 = g0 * u;
+        r1 = g1 * u < n ? g1 * u : n;
         if (r0 < r1) switch (kind) {
-            case GV_F32_512: kmm_gemv_f32_avx512(w, k, x, m, y, n, beta, r0, r1); break;
+            case GV_F32_512: kmm_small_f32_avx512(w, k, x, m, y, n, beta, r0, r1); break;
             case GV_F32_AVX2: kmm_gemv_f32_avx2(w, k, x, m, y, n, beta, r0, r1); break;
             case GV_BF16_PORT: gemv_bf16_portable(w, k, x, m, y, n, beta, r0, r1); break;
             case GV_BF16_AVX2: kmm_gemv_bf16_avx2(w, k, x, m, y, n, beta, r0, r1); break;
             case GV_BF16_512: kmm_gemv_bf16_avx512(w, k, x, m, y, n, beta, r0, r1); break;
-            case GV_BF16_DP: kmm_gemv_bf16_avx512bf16(w, k, x, m, y, n, beta, r0, r1); break;
+            case GV_BF16_DP: kmm_small_bf16_avx512bf16(w, k, x, m, y, n, beta, r0, r1); break;
             }
     }
 }
@@ -581,14 +587,18 @@ void kmm_xwt(const KWeight *w, const float *x, int m, float *y, float beta) {
         }
         return;
     }
-    /* the matrix engine (matmul_bf16.c decides: oneDNN on AMX, MUSCLE_DNNL) */
-    if (m > BF16_GEMV_MAX_M && kmm_bf16_engine() == KMM_ENGINE_DNNL && kmm_dnnl_xwt(w, x, m, y, beta) == 0) return;
-    if (m > BF16_GEMV_MAX_M && lvl >= KMM_AVX512 && w->packed) {
+    /* up to BF16_SMALL_M rows at avx512bf16: the small-m kernel (batched decoding; a row gets the
+     * same bits whatever m, which the generators rely on); above: the matrix engine
+     * (matmul_bf16.c decides: oneDNN on AMX or where it wins, MUSCLE_DNNL), else our GEMM */
+    const int small_bf16 = lvl >= KMM_AVX512BF16 && m <= BF16_SMALL_M;
+    if (m > BF16_GEMV_MAX_M && !small_bf16 && kmm_bf16_engine() == KMM_ENGINE_DNNL && kmm_dnnl_xwt(w, x, m, y, beta) == 0)
+        return;
+    if (m > BF16_GEMV_MAX_M && lvl >= KMM_AVX512 && w->packed && !small_bf16) {
         gemm_xwt(w, x, m, y, beta, lvl >= KMM_AVX512BF16 && bf16_gemm_dp());
         return;
     }
     size_t cnt = (size_t)m * k;
-    if (m <= BF16_GEMV_MAX_M && lvl >= KMM_AVX512BF16) {
+    if (small_bf16) {
         uint16_t *xb = xalloc(cnt * sizeof(uint16_t));
         for (size_t i = 0; i < cnt; i++) xb[i] = f32_to_bf16(x[i]);
         gemv_run(GV_BF16_DP, w->bf16, n, k, xb, m, y, beta);

@@ -3,6 +3,8 @@
 #include "kernel/matmul_impl.h"
 
 #include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
 
 #define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
 #define TBF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma")))
@@ -132,51 +134,6 @@ TBF16 void kmm_ukr_dp_avx512bf16(int kq, const uint32_t *ap, const uint32_t *bp,
 
 static inline void put(float *yo, float v, float beta) { *yo = beta == 0.0f ? v : v + beta * *yo; }
 
-/* fp32 gemv: 4 rows of W at a time, two 16-wide accumulators a row. */
-#define GEMV_BODY(LOADW)                                                                    \
-    for (int r = r0; r < r1; r += 4) {                                                      \
-        int nrow = r1 - r < 4 ? r1 - r : 4;                                                 \
-        const size_t o0 = (size_t)r * k, o1 = (size_t)(r + (nrow > 1)) * k,                 \
-                     o2 = (size_t)(r + (nrow > 2) * 2) * k, o3 = (size_t)(r + (nrow > 3) * 3) * k; \
-        for (int i = 0; i < m; i++) {                                                       \
-            const float *xi = x + (size_t)i * k;                                            \
-            __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;                     \
-            __m512 t0 = s0, t1 = s0, t2 = s0, t3 = s0;                                      \
-            int kk = 0;                                                                     \
-            for (; kk + 32 <= k; kk += 32) {                                                \
-                __m512 xa = _mm512_loadu_ps(xi + kk), xb = _mm512_loadu_ps(xi + kk + 16);   \
-                s0 = _mm512_fmadd_ps(LOADW(o0 + kk, 0xffff), xa, s0);                       \
-                t0 = _mm512_fmadd_ps(LOADW(o0 + kk + 16, 0xffff), xb, t0);                  \
-                s1 = _mm512_fmadd_ps(LOADW(o1 + kk, 0xffff), xa, s1);                       \
-                t1 = _mm512_fmadd_ps(LOADW(o1 + kk + 16, 0xffff), xb, t1);                  \
-                s2 = _mm512_fmadd_ps(LOADW(o2 + kk, 0xffff), xa, s2);                       \
-                t2 = _mm512_fmadd_ps(LOADW(o2 + kk + 16, 0xffff), xb, t2);                  \
-                s3 = _mm512_fmadd_ps(LOADW(o3 + kk, 0xffff), xa, s3);                       \
-                t3 = _mm512_fmadd_ps(LOADW(o3 + kk + 16, 0xffff), xb, t3);                  \
-            }                                                                               \
-            for (; kk < k; kk += 16) {                                                      \
-                __mmask16 msk = k - kk >= 16 ? 0xffff : (__mmask16)((1u << (k - kk)) - 1);  \
-                __m512 xa = _mm512_maskz_loadu_ps(msk, xi + kk);                            \
-                s0 = _mm512_fmadd_ps(LOADW(o0 + kk, msk), xa, s0);                          \
-                s1 = _mm512_fmadd_ps(LOADW(o1 + kk, msk), xa, s1);                          \
-                s2 = _mm512_fmadd_ps(LOADW(o2 + kk, msk), xa, s2);                          \
-                s3 = _mm512_fmadd_ps(LOADW(o3 + kk, msk), xa, s3);                          \
-            }                                                                               \
-            float *yo = y + (size_t)i * ldy + r;                                            \
-            put(yo, _mm512_reduce_add_ps(_mm512_add_ps(s0, t0)), beta);                     \
-            if (nrow > 1) put(yo + 1, _mm512_reduce_add_ps(_mm512_add_ps(s1, t1)), beta);   \
-            if (nrow > 2) put(yo + 2, _mm512_reduce_add_ps(_mm512_add_ps(s2, t2)), beta);   \
-            if (nrow > 3) put(yo + 3, _mm512_reduce_add_ps(_mm512_add_ps(s3, t3)), beta);   \
-        }                                                                                   \
-    }
-
-#define LOAD_F32(off, msk) _mm512_maskz_loadu_ps((msk), w + (off))
-
-T512 void kmm_gemv_f32_avx512(const float *w, int k, const float *x, int m, float *y, size_t ldy,
-                              float beta, int r0, int r1) {
-    GEMV_BODY(LOAD_F32)
-}
-
 /* bf16 gemv with fp32 FMA: a 32-element chunk of a W row loads as 16 pairs;
  * v << 16 holds its even elements, v & 0xffff0000 its odd ones, matched by x
  * pre-split per chunk into 16 even then 16 odd values (xp, rows of kp). */
@@ -216,42 +173,129 @@ T512 void kmm_gemv_bf16_avx512(const uint16_t *w, int k, const float *xp, int m,
     }
 }
 
-/* vdpbf16ps gemv: x given in bf16; 32 elements (16 pairs) per instruction. */
-TBF16 void kmm_gemv_bf16_avx512bf16(const uint16_t *w, int k, const uint16_t *xb, int m, float *y,
-                                    size_t ldy, float beta, int r0, int r1) {
-    for (int r = r0; r < r1; r += 4) {
-        int nrow = r1 - r < 4 ? r1 - r : 4;
-        const uint16_t *w0 = w + (size_t)r * k, *w1 = w + (size_t)(r + (nrow > 1)) * k,
-                       *w2 = w + (size_t)(r + (nrow > 2) * 2) * k, *w3 = w + (size_t)(r + (nrow > 3) * 3) * k;
-        for (int i = 0; i < m; i++) {
-            const uint16_t *xi = xb + (size_t)i * k;
-            __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-            __m512 t0 = s0, t1 = s0, t2 = s0, t3 = s0;
-            int kk = 0;
-#define DP(acc, p, msk) acc = _mm512_dpbf16_ps(acc, (__m512bh)_mm512_maskz_loadu_epi16(msk, p), xv)
-            for (; kk + 64 <= k; kk += 64) {
-                __m512bh xv = (__m512bh)_mm512_loadu_si512(xi + kk);
-                DP(s0, w0 + kk, 0xffffffffu); DP(s1, w1 + kk, 0xffffffffu);
-                DP(s2, w2 + kk, 0xffffffffu); DP(s3, w3 + kk, 0xffffffffu);
-                xv = (__m512bh)_mm512_loadu_si512(xi + kk + 32);
-                DP(t0, w0 + kk + 32, 0xffffffffu); DP(t1, w1 + kk + 32, 0xffffffffu);
-                DP(t2, w2 + kk + 32, 0xffffffffu); DP(t3, w3 + kk + 32, 0xffffffffu);
-            }
-            for (; kk < k; kk += 32) {
-                __mmask32 msk = k - kk >= 32 ? 0xffffffffu : (__mmask32)((1u << (k - kk)) - 1);
-                __m512bh xv = (__m512bh)_mm512_maskz_loadu_epi16(msk, xi + kk);
-                DP(s0, w0 + kk, msk); DP(s1, w1 + kk, msk);
-                DP(s2, w2 + kk, msk); DP(s3, w3 + kk, msk);
-            }
-#undef DP
-            float *yo = y + (size_t)i * ldy + r;
-            put(yo, _mm512_reduce_add_ps(_mm512_add_ps(s0, t0)), beta);
-            if (nrow > 1) put(yo + 1, _mm512_reduce_add_ps(_mm512_add_ps(s1, t1)), beta);
-            if (nrow > 2) put(yo + 2, _mm512_reduce_add_ps(_mm512_add_ps(s2, t2)), beta);
-            if (nrow > 3) put(yo + 3, _mm512_reduce_add_ps(_mm512_add_ps(s3, t3)), beta);
-        }
+/* ------------------------------------------------------------------ small-m products */
+
+/* Batched decoding (m = 1..64 rows of x against W [n, k]): tiles of RW rows of W x MX
+ * rows of x (RW * MX = 16 accumulators), one accumulator per (x row, W row) summing its
+ * products chunk by chunk along k (16 fp32 or 32 bf16 elements, the tail masked), then
+ * one fixed tree across the 16 lanes (hsum16). The order of every sum depends on k
+ * only, not on m or on the tile shape, so a row of x gets the same bits alone (m = 1,
+ * single-stream decoding) as among 64 (a batched step). Each tile loads RW + MX vectors
+ * per RW * MX FMAs, and a 4-row block of W stays in L1 while every row of x passes. */
+
+/* Element e of the result = the sum of the 16 lanes of v[e] (the same tree for every e:
+ * lanes (0+2)+(1+3) per 128-bit block, then blocks (0+1)+(2+3)). */
+T512 static inline __m512 hsum16(const __m512 *v) {
+    __m512 u[8], w[4];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++)
+        u[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]), _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        __m512d a = _mm512_castps_pd(u[2 * i]), b = _mm512_castps_pd(u[2 * i + 1]);
+        w[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(a, b)), _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
     }
+    __m512 x = _mm512_add_ps(_mm512_shuffle_f32x4(w[0], w[1], 0x88), _mm512_shuffle_f32x4(w[0], w[1], 0xdd));
+    __m512 y = _mm512_add_ps(_mm512_shuffle_f32x4(w[2], w[3], 0x88), _mm512_shuffle_f32x4(w[2], w[3], 0xdd));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(x, y, 0x88), _mm512_shuffle_f32x4(x, y, 0xdd));
 }
+
+/* y[i*ldy + r] = tot[i*RW + r] (+ beta y) for r < nrow, i < nx. */
+T512 static inline void small_store(__m512 tot, int RW, int nrow, int nx, float *y, size_t ldy, float beta) {
+    float t[16] __attribute__((aligned(64)));
+    memcpy(t, &tot, sizeof t);
+    for (int i = 0; i < nx; i++)
+        for (int r = 0; r < nrow; r++) put(y + (size_t)i * ldy + r, t[i * RW + r], beta);
+}
+
+/* One tile: W rows w.. (nrow <= RW valid, the others repeat the last), x rows x..
+ * (nx <= MX valid), outputs y[i*ldy + r]. */
+#define SMALL_TILE(NAME, ATTR, TW, TX, CH, MASKT, FULL, TAILMASK, MAC)            \
+    ATTR static inline __attribute__((always_inline)) void NAME(const TW *w, size_t k, int nrow, \
+        const TX *x, int nx, float *y, size_t ldy, float beta, const int RW, const int MX, int pf) { \
+        const TW *wp[16];                                                                       \
+        const TX *xp[16];                                                                       \
+        __m512 acc[16];                                                                         \
+        _Pragma("GCC unroll 16") for (int r = 0; r < RW; r++) wp[r] = w + (size_t)(r < nrow ? r : nrow - 1) * k; \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MX; i++) xp[i] = x + (size_t)(i < nx ? i : nx - 1) * k;    \
+        _Pragma("GCC unroll 16") for (int e = 0; e < 16; e++) acc[e] = _mm512_setzero_ps();     \
+        size_t kk = 0;                                                                          \
+        for (; kk + CH <= k; kk += CH) {                                                        \
+            const MASKT msk = FULL;                                                             \
+            if (pf) /* the next RW rows of W, while these are used (one line a row) */          \
+                _Pragma("GCC unroll 16") for (int r = 0; r < RW; r++)                           \
+                    _mm_prefetch((const char *)((uintptr_t)(wp[r] + kk) + (uintptr_t)RW * k * sizeof(TW)), _MM_HINT_T0); \
+            MAC(msk);                                                                           \
+        }                                                                                       \
+        if (kk < k) {                                                                           \
+            const MASKT msk = TAILMASK;                                                         \
+            MAC(msk);                                                                           \
+        }                                                                                       \
+        small_store(hsum16(acc), RW, nrow, nx, y, ldy, beta);                                   \
+    }
+
+#define MAC_F32(msk)                                                                            \
+    do {                                                                                        \
+        __m512 xv[16];                                                                          \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MX; i++) {                                 \
+            xv[i] = _mm512_maskz_loadu_ps(msk, xp[i] + kk);                                     \
+            __asm__("" : "+v"(xv[i]));                                                          \
+        }                                                                                       \
+        _Pragma("GCC unroll 16") for (int r = 0; r < RW; r++) {                                 \
+            __m512 wv = _mm512_maskz_loadu_ps(msk, wp[r] + kk);                                 \
+            __asm__("" : "+v"(wv)); /* in a register: one load, not one per FMA */               \
+            _Pragma("GCC unroll 16") for (int i = 0; i < MX; i++)                               \
+                acc[i * RW + r] = _mm512_fmadd_ps(wv, xv[i], acc[i * RW + r]);                  \
+        }                                                                                       \
+    } while (0)
+
+#define MAC_BF16(msk)                                                                           \
+    do {                                                                                        \
+        __m512bh xv[16];                                                                        \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MX; i++) {                                 \
+            xv[i] = (__m512bh)_mm512_maskz_loadu_epi16(msk, xp[i] + kk);                        \
+            __asm__("" : "+v"(xv[i]));                                                          \
+        }                                                                                       \
+        _Pragma("GCC unroll 16") for (int r = 0; r < RW; r++) {                                 \
+            __m512bh wv = (__m512bh)_mm512_maskz_loadu_epi16(msk, wp[r] + kk);                  \
+            __asm__("" : "+v"(wv));                                                             \
+            _Pragma("GCC unroll 16") for (int i = 0; i < MX; i++)                               \
+                acc[i * RW + r] = _mm512_dpbf16_ps(acc[i * RW + r], wv, xv[i]);                 \
+        }                                                                                       \
+    } while (0)
+
+SMALL_TILE(tile_f32, T512, float, float, 16, __mmask16, (__mmask16)0xffff,
+           (__mmask16)((1u << (k - kk)) - 1), MAC_F32)
+SMALL_TILE(tile_bf16, TBF16, uint16_t, uint16_t, 32, __mmask32, (__mmask32)0xffffffffu,
+           (__mmask32)((1u << (k - kk)) - 1), MAC_BF16)
+
+/* Rows [r0, r1) of W (r0 a multiple of 16 or r1 = n) against all m rows of x: blocks of
+ * 16 rows of W; 4x4 tiles over the x rows in fours, then 8x2 and 16x1 for the rest. */
+#define SMALL_DRIVER(NAME, ATTR, TW, TX, TILE)                                                  \
+    ATTR void NAME(const TW *w, int k, const TX *x, int m, float *y, size_t ldy, float beta, int r0, int r1) { \
+        const size_t K = (size_t)k;                                                             \
+        for (int rb = r0; rb < r1; rb += 16) {                                                  \
+            const int nb = r1 - rb < 16 ? r1 - rb : 16;                                         \
+            int i = 0;                                                                          \
+            for (int s = 0; s < nb; s += 4) {                                                   \
+                const int ns = nb - s < 4 ? nb - s : 4;                                         \
+                for (i = 0; i + 4 <= m; i += 4)                                                 \
+                    TILE(w + (size_t)(rb + s) * K, K, ns, x + (size_t)i * K, 4, y + (size_t)i * ldy + rb + s, ldy, beta, 4, 4, i == 0); \
+            }                                                                                   \
+            i = m & ~3;                                                                         \
+            if (m - i >= 2) {                                                                   \
+                for (int s = 0; s < nb; s += 8)                                                 \
+                    TILE(w + (size_t)(rb + s) * K, K, nb - s < 8 ? nb - s : 8, x + (size_t)i * K, 2, \
+                         y + (size_t)i * ldy + rb + s, ldy, beta, 8, 2, 0);                     \
+                i += 2;                                                                         \
+            }                                                                                   \
+            if (i < m)                                                                          \
+                TILE(w + (size_t)rb * K, K, nb, x + (size_t)i * K, 1, y + (size_t)i * ldy + rb, ldy, beta, 16, 1, 0); \
+        }                                                                                       \
+    }
+
+SMALL_DRIVER(kmm_small_f32_avx512, T512, float, float, tile_f32)
+SMALL_DRIVER(kmm_small_bf16_avx512bf16, TBF16, uint16_t, uint16_t, tile_bf16)
 
 /* ------------------------------------------------------------------ packing */
 

@@ -191,11 +191,15 @@ size_t kmm_dispatch_report(char *buf, size_t cap) {
     const char *own_gemm = lvl < KMM_AVX512 ? "bf16->fp32 blocks + sgemm (portable)"
                            : lvl >= KMM_AVX512BF16 && kmm_bf16_gemm_uses_dp() ? "our GEMM, vdpbf16ps"
                                                                               : "our GEMM, fp32 FMA on packed bf16";
-    say(&o, "bf16 forward x.W^T, m > 4: %s\n", eng == KMM_ENGINE_DNNL ? impl : own_gemm);
-    say(&o, "bf16 forward x.W^T, m <= 4: %s\n", lvl >= KMM_AVX512BF16 ? "our gemv, vdpbf16ps"
-                                                : lvl >= KMM_AVX512   ? "our gemv, fp32 FMA (shift/and)"
-                                                : lvl >= KMM_AVX2     ? "our gemv, AVX2"
+    if (lvl >= KMM_AVX512BF16) { /* matmul.c: up to 64 rows on the small-m kernel (same bits whatever m) */
+        say(&o, "bf16 forward x.W^T, m > 64: %s\n", eng == KMM_ENGINE_DNNL ? impl : own_gemm);
+        say(&o, "bf16 forward x.W^T, m <= 64: our small-m kernel, vdpbf16ps\n");
+    } else {
+        say(&o, "bf16 forward x.W^T, m > 4: %s\n", eng == KMM_ENGINE_DNNL ? impl : own_gemm);
+        say(&o, "bf16 forward x.W^T, m <= 4: %s\n", lvl >= KMM_AVX512 ? "our gemv, fp32 FMA (shift/and)"
+                                                    : lvl >= KMM_AVX2 ? "our gemv, AVX2"
                                                                       : "scalar gemv");
+    }
     say(&o, "bf16 backward dy.W (exact dy): %s\n", lvl >= KMM_AVX512 ? "our GEMM, fp32 FMA on bf16 W" : "bf16->fp32 blocks + sgemm");
     say(&o, "bf16 mixed products (--bf16 attention, backward through frozen weights): %s\n",
         eng == KMM_ENGINE_DNNL ? impl : "operands rounded to bf16, then the fp32 products below");

@@ -36,17 +36,23 @@ void kmm_ukr_dp_avx512bf16(int kq, const uint32_t *ap, const uint32_t *bp, float
  * r in [r0, r1), i < m. x rows have stride k, except for
  * kmm_gemv_bf16_avx512: x rounded to bf16, rows of kp = k rounded up to 32,
  * each 32-chunk split into its 16 even then 16 odd elements (zero-padded).
- * The avx2 bf16 variant takes x rounded to bf16, the dp one x in bf16. */
-void kmm_gemv_f32_avx512(const float *w, int k, const float *x, int m, float *y, size_t ldy,
-                         float beta, int r0, int r1);
+ * The avx2 bf16 variant takes x rounded to bf16. (At avx512 and up, fp32 weights and,
+ * with avx512bf16, bf16 weights go to the small-m kernels below.) */
 void kmm_gemv_bf16_avx512(const uint16_t *w, int k, const float *x, int m, float *y,
                           size_t ldy, float beta, int r0, int r1);
-void kmm_gemv_bf16_avx512bf16(const uint16_t *w, int k, const uint16_t *xb, int m, float *y,
-                              size_t ldy, float beta, int r0, int r1);
 void kmm_gemv_f32_avx2(const float *w, int k, const float *x, int m, float *y, size_t ldy,
                        float beta, int r0, int r1);
 void kmm_gemv_bf16_avx2(const uint16_t *w, int k, const float *x, int m, float *y, size_t ldy,
                         float beta, int r0, int r1);
+
+/* Small-m products (batched decoding, m <= 64): the same contract as the gemv above
+ * (rows [r0, r1) of W, all m rows of x, row stride k), x in fp32 (f32) or rounded to
+ * bf16 (bf16, vdpbf16ps). Every y[i][r] sums in an order fixed by k alone: the same
+ * bits for a row of x whatever m is (see matmul_avx512.c). r0 a multiple of 16. */
+void kmm_small_f32_avx512(const float *w, int k, const float *x, int m, float *y, size_t ldy,
+                          float beta, int r0, int r1);
+void kmm_small_bf16_avx512bf16(const uint16_t *w, int k, const uint16_t *xb, int m, float *y,
+                               size_t ldy, float beta, int r0, int r1);
 
 /* dst[j*ldd + i] = src[i*lds + j] for i < rows, j < cols (AVX-512). */
 void kmm_transpose_avx512(const float *src, size_t lds, int rows, int cols, float *dst, size_t ldd);

@@ -31,10 +31,12 @@
 #include "forward.h"
 #include "ops.h"
 #include "core/cpu.h"
+#include "core/dtype.h"
 #include "core/error.h"
 #include "kernel/vmath.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -124,8 +126,14 @@ static size_t plan(RunState *s, const Model *m, int B, int S, int C, int keep, c
     size_t N = (size_t)B * C, d = c->dim, hid = c->hidden_dim, qd = (size_t)c->n_heads * c->head_dim;
     size_t kvd = (size_t)c->n_kv_heads * c->head_dim, L = c->n_layers;
     Plan p = {0};
-    s->kcache = take(&p, base, L * B * S * kvd);
-    s->vcache = take(&p, base, L * B * S * kvd);
+    if (s->kv_threads) { /* RS_KV_BF16 */
+        s->kcache16 = (uint16_t *)take(&p, base, (L * B * S * kvd + 1) / 2);
+        s->vcache16 = (uint16_t *)take(&p, base, (L * B * S * kvd + 1) / 2);
+        s->kvtmp = take(&p, base, (size_t)s->kv_threads * 2 * S * c->head_dim);
+    } else {
+        s->kcache = take(&p, base, L * B * S * kvd);
+        s->vcache = take(&p, base, L * B * S * kvd);
+    }
     int nsets = keep == RS_KEEP_ALL ? c->n_layers : 1;
     for (int l = 0; l < nsets; l++) {
         LayerActs *a = s->acts ? &s->acts[l] : &(LayerActs){0};
@@ -183,12 +191,18 @@ static size_t plan(RunState *s, const Model *m, int B, int S, int C, int keep, c
 
 size_t runstate_bytes(const Model *m, int B, int S, int C, int keep) {
     RunState s = {0};
-    return plan(&s, m, B, S, C, keep, NULL);
+    if (keep & RS_KV_BF16) s.kv_threads = cpu_threads();
+    return plan(&s, m, B, S, C, keep & ~RS_KV_BF16, NULL);
 }
 
 int runstate_init(RunState *s, const Model *m, int B, int S, int C, int keep) {
     memset(s, 0, sizeof *s);
     if (B < 1 || S < 1 || C < 1 || C > S) return err_set("run state: bad sizes (batch %d, seq %d, chunk %d)", B, S, C);
+    if (keep & RS_KV_BF16) {
+        keep &= ~RS_KV_BF16;
+        if (keep != RS_KEEP_NONE) return err_set("run state: a bf16 KV cache is for inference (RS_KEEP_NONE)");
+        s->kv_threads = cpu_threads();
+    }
     if (keep < RS_KEEP_NONE || keep > RS_KEEP_INPUTS)
         return err_set("run state: keep %d: expected RS_KEEP_NONE, RS_KEEP_ALL or RS_KEEP_INPUTS", keep);
     const ModelConfig *c = &m->cfg;
@@ -295,6 +309,32 @@ static void attention_mask_row(const RunState *s, float *row, int b, int n, int 
     }
 }
 
+/* Decoding (one query row): P[j] = scale q . k_j for j < Tk (keys of stride ld), and
+ * out = sum_j P[j] v_j - plain loops instead of two GEMM calls per head and row, whose
+ * fixed cost passes the arithmetic at these sizes (a 64-wide dot per cached position).
+ * Each dot sums 16 interleaved partial sums, then those in a fixed order. */
+static void attention_scores_row(const float *q, const float *kc, size_t ld, int hd, int Tk, float scale, float *P) {
+    for (int j = 0; j < Tk; j++) {
+        const float *k = kc + (size_t)j * ld;
+        float acc[16] = {0};
+        int d = 0;
+        for (; d + 16 <= hd; d += 16)
+            for (int l = 0; l < 16; l++) acc[l] += q[d + l] * k[d + l];
+        for (; d < hd; d++) acc[d & 15] += q[d] * k[d];
+        for (int w = 8; w >= 1; w /= 2)
+            for (int l = 0; l < w; l++) acc[l] += acc[l + w];
+        P[j] = acc[0] * scale;
+    }
+}
+
+static void attention_pv_row(const float *P, const float *vc, size_t ld, int hd, int Tk, float *out) {
+    for (int d = 0; d < hd; d++) out[d] = 0.0f;
+    for (int j = 0; j < Tk; j++) {
+        const float p = P[j], *v = vc + (size_t)j * ld;
+        for (int d = 0; d < hd; d++) out[d] += p * v[d];
+    }
+}
+
 /* For each (b, h): scores = q k^T / sqrt(hd) over cached positions 0..pos+i,
  * causal softmax (attention_mask_row), att_out = P v. */
 static void attention_forward(RunState *s, LayerActs *a, int l, int B, int n, int pos) {
@@ -310,12 +350,32 @@ static void attention_forward(RunState *s, LayerActs *a, int l, int B, int n, in
         for (int h = 0; h < H; h++) {
             int slot = s->row_slot ? s->row_slot[b] : b;
             int p0 = s->row_slot ? s->pos_ids[(size_t)b * n] : pos, Tk = p0 + n;
-            const float *kc = s->kcache + l * lstride + (size_t)slot * s->max_seq * kvd + (size_t)(h / grp) * hd;
-            const float *vc = s->vcache + l * lstride + (size_t)slot * s->max_seq * kvd + (size_t)(h / grp) * hd;
+            size_t coff = l * lstride + (size_t)slot * s->max_seq * kvd + (size_t)(h / grp) * hd;
+            const float *kc, *vc;
+            int ldkv = kvd;
+            float *tmp = NULL;
+            if (s->kcache16) { /* this head's keys and values widened to fp32, rows of hd */
+                int tid = omp_get_thread_num();
+                tmp = tid < s->kv_threads ? s->kvtmp + (size_t)tid * 2 * s->max_seq * hd : malloc((size_t)2 * Tk * hd * sizeof(float));
+                if (!tmp) abort();
+                for (int j = 0; j < Tk; j++) {
+                    dtype_to_f32(DT_BF16, s->kcache16 + coff + (size_t)j * kvd, tmp + (size_t)j * hd, (size_t)hd);
+                    dtype_to_f32(DT_BF16, s->vcache16 + coff + (size_t)j * kvd, tmp + (size_t)(Tk + j) * hd, (size_t)hd);
+                }
+                kc = tmp;
+                vc = tmp + (size_t)Tk * hd;
+                ldkv = hd;
+            } else {
+                kc = s->kcache + coff;
+                vc = s->vcache + coff;
+            }
             const float *q = a->q + (size_t)b * n * qd + (size_t)h * hd;
             float *P = a->att + ((size_t)b * H + h) * n * Tmax;
             float *out = a->att_out + (size_t)b * n * qd + (size_t)h * hd;
-            pp->nt(n, Tk, hd, q, qd, kc, kvd, P, Tk, scale, 0.0f);
+            if (n == 1)
+                attention_scores_row(q, kc, (size_t)ldkv, hd, Tk, scale, P);
+            else
+                pp->nt(n, Tk, hd, q, qd, kc, ldkv, P, Tk, scale, 0.0f);
             int masked = s->seg_ids || c->sliding_window > 0;
             for (int i = 0; i < n; i++) {
                 float *row = P + (size_t)i * Tk;
@@ -332,7 +392,11 @@ static void attention_forward(RunState *s, LayerActs *a, int l, int B, int n, in
                 for (int j = 0; j < len; j++) row[j] *= inv;
                 for (int j = len; j < Tk; j++) row[j] = 0.0f;
             }
-            pp->nn(n, hd, Tk, P, Tk, vc, kvd, out, qd, 1.0f, 0.0f);
+            if (n == 1)
+                attention_pv_row(P, vc, (size_t)ldkv, hd, Tk, out);
+            else
+                pp->nn(n, hd, Tk, P, Tk, vc, ldkv, out, qd, 1.0f, 0.0f);
+            if (tmp && omp_get_thread_num() >= s->kv_threads) free(tmp);
         }
 }
 
@@ -387,12 +451,26 @@ static size_t cache_row(const RunState *s, int b, int n, int kvd) {
     return ((size_t)b * s->max_seq + s->pos) * kvd;
 }
 
+/* Layer l's keys (v = 0) or values (v = 1) of the call, src [B*n, kvd], into the cache
+ * (rounded to bf16 with RS_KV_BF16). */
+static void cache_put(RunState *s, int l, int v, const float *src) {
+    const ModelConfig *c = &s->model->cfg;
+    int B = s->batch, n = s->n, kvd = c->n_kv_heads * c->head_dim;
+    size_t lstride = (size_t)s->max_batch * s->max_seq * kvd, cnt = (size_t)n * kvd;
+    for (int b = 0; b < B; b++) {
+        size_t off = l * lstride + cache_row(s, b, n, kvd);
+        if (s->kcache16)
+            dtype_from_f32(DT_BF16, src + (size_t)b * cnt, (v ? s->vcache16 : s->kcache16) + off, cnt);
+        else
+            memcpy((v ? s->vcache : s->kcache) + off, src + (size_t)b * cnt, cnt * sizeof(float));
+    }
+}
+
 void model_layer_forward(RunState *s, int l, float *x_out) {
     const Model *m = s->model;
     const ModelConfig *c = &m->cfg;
     int B = s->batch, n = s->n, pos = s->pos, N = B * n;
     int d = c->dim, hd = c->head_dim, kvd = c->n_kv_heads * hd, hid = c->hidden_dim;
-    size_t lstride = (size_t)s->max_batch * s->max_seq * kvd;
     LayerActs *a = &s->acts[l];
     const LayerWeights *w = &m->layers[l];
     int rd = c->rope_dims;
@@ -405,19 +483,15 @@ void model_layer_forward(RunState *s, int l, float *x_out) {
         /* scratch row is too narrow for k and v side by side: do them one after the other */
         qk_linear(s, a, l, LORA_K, a->xn1, kbuf);
         rope_forward_partial(kbuf, N, n, pos, s->pos_ids, c->n_kv_heads, hd, rd, c->rope, s->rope_cos, s->rope_sin);
-        for (int b = 0; b < B; b++)
-            memcpy(s->kcache + l * lstride + cache_row(s, b, n, kvd), kbuf + (size_t)b * n * kvd, (size_t)n * kvd * sizeof(float));
+        cache_put(s, l, 0, kbuf);
         linear(s, a, l, LORA_V, &w->wv, a->xn1, N, kbuf, 0.0f);
-        for (int b = 0; b < B; b++)
-            memcpy(s->vcache + l * lstride + cache_row(s, b, n, kvd), kbuf + (size_t)b * n * kvd, (size_t)n * kvd * sizeof(float));
+        cache_put(s, l, 1, kbuf);
     } else {
         qk_linear(s, a, l, LORA_K, a->xn1, kbuf);
         linear(s, a, l, LORA_V, &w->wv, a->xn1, N, vbuf, 0.0f);
         rope_forward_partial(kbuf, N, n, pos, s->pos_ids, c->n_kv_heads, hd, rd, c->rope, s->rope_cos, s->rope_sin);
-        for (int b = 0; b < B; b++) {
-            memcpy(s->kcache + l * lstride + cache_row(s, b, n, kvd), kbuf + (size_t)b * n * kvd, (size_t)n * kvd * sizeof(float));
-            memcpy(s->vcache + l * lstride + cache_row(s, b, n, kvd), vbuf + (size_t)b * n * kvd, (size_t)n * kvd * sizeof(float));
-        }
+        cache_put(s, l, 0, kbuf);
+        cache_put(s, l, 1, vbuf);
     }
     attention_forward(s, a, l, B, n, pos);
     memcpy(a->x_mid, a->x_in, (size_t)N * d * sizeof(float));

@@ -21,6 +21,11 @@
 #include "lora.h"
 
 enum { RS_KEEP_NONE = 0, RS_KEEP_ALL = 1, RS_KEEP_INPUTS = 2 };
+/* Inference only, OR'ed into keep (RS_KEEP_NONE | RS_KV_BF16): keys and values cached in
+ * bf16 (rounded to nearest even), half the cache's memory; attention reads them widened
+ * back to fp32, so it sees the rounded keys and values (logits move by about bf16's
+ * relative precision, 2^-8, of the attention output; ids may differ at near-ties). */
+enum { RS_KV_BF16 = 8 };
 
 /* What the last forward pass left for a backward pass (RunState.have_loss). */
 typedef enum {
@@ -73,6 +78,10 @@ typedef struct {
     int pos, n, batch; /* of the last call */
     float *kcache;   /* [L, B, max_seq, kvd] keys after rotary */
     float *vcache;   /* [L, B, max_seq, kvd] */
+    uint16_t *kcache16, *vcache16; /* RS_KV_BF16: the caches in bf16 (kcache, vcache NULL) */
+    float *kvtmp;    /* RS_KV_BF16: [kv_threads, 2, max_seq, head_dim] one head's keys and
+                        values widened, per thread */
+    int kv_threads;
     LayerActs *acts; /* [L] (all alias acts[0]'s buffers unless keep; with RS_KEEP_INPUTS
                         only x_in is per layer) */
     float *x_final;  /* [N, d]  residual after the last layer */

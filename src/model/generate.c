@@ -1,4 +1,4 @@
-/* model/generate.c - prefill the prompt in one chunk, then one token at a time. */
+/* model/generate.c - prefill the prompt in chunks of GEN_PREFILL_TOKENS, then one token at a time. */
 #include "generate.h"
 #include "forward.h"
 #include "sample.h"
@@ -56,23 +56,8 @@ int gen_seq_init(GenSeq *q, const Model *m, const Tokenizer *t, const GenOptions
 
 void gen_seq_free(GenSeq *q) {
     free(q->hist);
-    free(q->text);
+    strbuf_free(&q->text);
     memset(q, 0, sizeof *q);
-}
-
-static int seq_text_add(GenSeq *q, const char *s, size_t n) {
-    if (q->text_n + n + 1 > q->text_cap) {
-        size_t cap = q->text_cap ? q->text_cap * 2 : 256;
-        while (cap < q->text_n + n + 1) cap *= 2;
-        char *p = realloc(q->text, cap);
-        if (!p) return err_set("out of memory");
-        q->text = p;
-        q->text_cap = cap;
-    }
-    memcpy(q->text + q->text_n, s, n);
-    q->text_n += n;
-    q->text[q->text_n] = 0;
-    return 0;
 }
 
 /* Emits text[from..to) as valid UTF-8 (invalid bytes as U+FFFD, utf8_sanitize). */
@@ -95,8 +80,9 @@ int gen_seq_push(GenSeq *q, int next, GenEmit emit, void *ctx) {
     size_t plen = 0;
     const char *piece = tok_decode_piece(q->t, q->hist[q->nh - 1], next, bytes, &plen);
     q->hist[q->nh++] = next;
-    size_t before = q->text_n;
-    if (piece && plen && seq_text_add(q, piece, plen) != 0) return -1;
+    StrBuf *tb = &q->text;
+    size_t before = tb->n;
+    if (piece && plen && strbuf_put(tb, piece, plen) != 0) return err_set("out of memory");
     /* stop strings: search the region the new piece could complete */
     if (o->n_stops) {
         size_t from = before > q->maxstop ? before - q->maxstop : 0;
@@ -104,25 +90,25 @@ int gen_seq_push(GenSeq *q, int next, GenEmit emit, void *ctx) {
         for (int i = 0; i < o->n_stops; i++) {
             size_t sl = strlen(o->stops[i]);
             if (!sl) continue;
-            for (size_t j = from; j + sl <= q->text_n; j++)
-                if (!memcmp(q->text + j, o->stops[i], sl)) {
+            for (size_t j = from; j + sl <= tb->n; j++)
+                if (!memcmp(tb->p + j, o->stops[i], sl)) {
                     if (j < cut) cut = j;
                     break;
                 }
         }
         if (cut != (size_t)-1) {
-            q->text_n = cut;
-            if (q->text) q->text[cut] = 0;
+            tb->n = cut;
+            if (tb->p) tb->p[cut] = 0;
             q->stopped_by = GEN_STOP_STRING;
             return 1;
         }
     }
     /* emit what can no longer become part of a stop string */
     size_t hold = q->maxstop ? q->maxstop - 1 : 0;
-    size_t safe = q->text_n > hold ? q->text_n - hold : 0;
-    if (safe > q->emitted) safe -= utf8_incomplete_tail(q->text + q->emitted, safe - q->emitted); /* a character still coming */
+    size_t safe = tb->n > hold ? tb->n - hold : 0;
+    if (safe > q->emitted) safe -= utf8_incomplete_tail(tb->p + q->emitted, safe - q->emitted); /* a character still coming */
     if (emit && safe > q->emitted) {
-        int stop = emit_clean(emit, ctx, q->text + q->emitted, safe - q->emitted);
+        int stop = emit_clean(emit, ctx, tb->p + q->emitted, safe - q->emitted);
         q->emitted = safe;
         if (stop) {
             q->stopped_by = GEN_STOP_EMIT;
@@ -138,31 +124,33 @@ int gen_seq_push(GenSeq *q, int next, GenEmit emit, void *ctx) {
 
 int gen_seq_finish(GenSeq *q, GenEmit emit, void *ctx, double seconds, GenResult *res) {
     memset(res, 0, sizeof *res);
-    if (emit && q->text_n > q->emitted) emit_clean(emit, ctx, q->text + q->emitted, q->text_n - q->emitted);
+    StrBuf *tb = &q->text;
+    if (emit && tb->n > q->emitted) emit_clean(emit, ctx, tb->p + q->emitted, tb->n - q->emitted);
     /* the text as Hugging Face decodes it: a sequence cut by max_tokens or invalid bytes
      * from byte-fallback tokens become U+FFFD (res->ids keeps the exact tokens) */
-    if (q->text && utf8_valid_prefix(q->text, q->text_n) != q->text_n) {
-        char *clean = malloc(q->text_n * 3 + 1);
-        if (!clean) return err_set("out of memory");
-        size_t m = utf8_sanitize(q->text, q->text_n, clean);
-        clean[m] = 0;
-        free(q->text);
-        q->text = clean;
-        q->text_n = m;
+    size_t n = tb->n;
+    char *text = strbuf_take(tb);
+    if (text && utf8_valid_prefix(text, n) != n) {
+        char *clean = malloc(n * 3 + 1);
+        if (clean) {
+            n = utf8_sanitize(text, n, clean);
+            clean[n] = 0;
+        }
+        free(text);
+        text = clean;
     }
     res->seconds = seconds;
     res->stopped_by = q->stopped_by;
     res->n_ids = q->nh - q->n_prompt;
     res->ids = malloc((size_t)(res->n_ids + 1) * sizeof(int));
-    res->text = q->text ? q->text : calloc(1, 1);
-    q->text = NULL;
+    res->text = text;
     if (!res->ids || !res->text) {
         gen_result_free(res);
         gen_seq_free(q);
         return err_set("out of memory");
     }
     memcpy(res->ids, q->hist + q->n_prompt, (size_t)res->n_ids * sizeof(int));
-    res->text_len = q->text_n;
+    res->text_len = n;
     gen_seq_free(q);
     return 0;
 }
@@ -175,7 +163,8 @@ int model_generate(const Model *m, const Tokenizer *t, const int *prompt, int n_
     int total = n_prompt + o->max_tokens;
     if (total > c->seq_len) total = c->seq_len;
     RunState s;
-    if (runstate_init(&s, m, 1, total, n_prompt, 0) != 0) return -1;
+    int chunk = n_prompt < GEN_PREFILL_TOKENS ? n_prompt : GEN_PREFILL_TOKENS;
+    if (runstate_init(&s, m, 1, total, chunk, RS_KEEP_NONE | (o->kv_bf16 ? RS_KV_BF16 : 0)) != 0) return -1;
     if (o->lora && runstate_set_lora(&s, o->lora) != 0) {
         runstate_free(&s);
         return -1;
@@ -193,8 +182,12 @@ int model_generate(const Model *m, const Tokenizer *t, const int *prompt, int n_
     }
     int rc = 0;
     double t0 = now_s();
-    if (model_forward(&s, prompt, 1, n_prompt, 0) != 0) rc = -1;
-    float *logits = s.logits + (size_t)(n_prompt - 1) * c->vocab_size;
+    int last = 1; /* tokens in the last prefill call */
+    for (int p = 0; rc == 0 && p < n_prompt; p += chunk) {
+        last = n_prompt - p < chunk ? n_prompt - p : chunk;
+        if (model_forward(&s, prompt + p, 1, last, p) != 0) rc = -1;
+    }
+    float *logits = s.logits + (size_t)(last - 1) * c->vocab_size;
     int pos = n_prompt;
     while (rc == 0 && o->max_tokens > 0) {
         int next = sampler_pick(&sp, logits, q.hist, q.nh);

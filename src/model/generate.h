@@ -7,6 +7,7 @@
 
 #include "model.h"
 #include "lora.h"
+#include "core/strbuf.h"
 #include "tokenizer/tokenizer.h"
 
 typedef struct {
@@ -19,6 +20,9 @@ typedef struct {
     int n_stops;
     int ignore_eos;          /* by default BOS or EOS ends the text (as llama2.c's run.c) */
     const LoraAdapter *lora; /* optional adapter applied to the base */
+    int kv_bf16;             /* keys and values cached in bf16 (half the memory;
+                                model/forward.h RS_KV_BF16): ids may differ from an fp32
+                                cache at near-ties */
 } GenOptions;
 
 void gen_options_default(GenOptions *o);
@@ -44,6 +48,12 @@ typedef struct {
     double seconds;      /* time spent after the prompt was read */
 } GenResult;
 
+/* Prompt tokens per forward call when prefilling, in both generators: the rows of every
+ * weight product then stay on the small-m kernels (kernel/matmul.c, up to 64 rows), which
+ * give a row the same bits whatever the number of rows - so a prompt's keys and values,
+ * and so the greedy ids, do not depend on how prompts are grouped. */
+#define GEN_PREFILL_TOKENS 64
+
 /* prompt: token ids, normally starting with BOS (n_prompt >= 1). One sequence, decoded
  * one token at a time (matrix-vector products); many prompts: model_generate_batch
  * (model/generate_batch.h), which gives the same ids. */
@@ -58,8 +68,8 @@ typedef struct {
     int eos, bos;
     int *hist;           /* [n_prompt + max_tokens + 1] prompt then generated ids */
     int nh, n_prompt;
-    char *text;          /* generated text so far (stops cut) */
-    size_t text_n, text_cap, maxstop, emitted;
+    StrBuf text;         /* generated text so far (stops cut) */
+    size_t maxstop, emitted;
     GenStop stopped_by;  /* as GenResult */
 } GenSeq;
 

@@ -3,8 +3,8 @@
  * Slots 0..W-1 each hold one live sequence (or none). A loop of:
  *   join:    waiting requests take the free slots; their prompts are prefilled as rows
  *            of `chunk` tokens (the last chunk padded; the padding's keys land past
- *            the prompt and are overwritten before any query can see them), up to W
- *            rows per forward call; the logits of each prompt's last token pick its
+ *            the prompt and are overwritten before any query can see them), calls of at
+ *            most GEN_PREFILL_TOKENS tokens; the logits of each prompt's last token pick its
  *            first new token;
  *   step:    one row per live sequence (its last token at its own position), one
  *            forward call, one pick per row;
@@ -20,8 +20,6 @@
 #include <string.h>
 #include <time.h>
 
-/* Tokens per prefill call (rows x chunk): about what scoring runs per call. */
-#define GB_PREFILL_TOKENS 512
 
 uint64_t gen_seed(uint64_t seed, long index) {
     /* splitmix64 of (seed, index): rng_seed mixes again, streams are unrelated */
@@ -128,8 +126,11 @@ static int batch_join(Batch *b, int *next) {
         }
         joined[nj++] = k;
     }
-    /* rows: chunk j of joined prompt q; calls of up to W rows */
-    int rows = 0;
+    /* rows: chunk j of joined prompt q; calls of up to R rows (at most GEN_PREFILL_TOKENS
+     * tokens, one row at least) */
+    int rows = 0, R = GEN_PREFILL_TOKENS / C;
+    if (R < 1) R = 1;
+    if (R > W) R = W;
     for (int jq = 0; jq < nj; jq++) {
         int k = joined[jq];
         const GenRequest *r = &b->req[b->slot[k].req];
@@ -143,7 +144,7 @@ static int batch_join(Batch *b, int *next) {
             }
             b->rslot[rows++] = k;
             int last = j == nch - 1;
-            if (rows == W || (last && jq == nj - 1)) {
+            if (rows == R || (last && jq == nj - 1)) {
                 if (model_forward_rows(&b->s, b->tok, b->pos, b->rslot, rows, C) != 0) return -1;
                 /* the logits of every prompt whose last chunk was in this call */
                 for (int rr = 0; rr < rows; rr++) {
@@ -212,14 +213,14 @@ int model_generate_batch(const Model *m, const Tokenizer *t, const GenRequest *r
     b.V = c->vocab_size;
     b.W = width ? width : gen_batch_width_default(m, max_len, n);
     if (b.W > n) b.W = n;
-    b.C = GB_PREFILL_TOKENS / b.W;
+    b.C = GEN_PREFILL_TOKENS / b.W;
     if (b.C < 1) b.C = 1;
     if (b.C > max_prompt) b.C = max_prompt;
     /* positions up to the last padded chunk of the longest prompt */
     int S = max_len, padded = (max_prompt + b.C - 1) / b.C * b.C;
     if (padded > S) S = padded;
     int rc = 0, live = 0;
-    if (runstate_init(&b.s, m, b.W, S, b.C, RS_KEEP_NONE) != 0) return -1;
+    if (runstate_init(&b.s, m, b.W, S, b.C, RS_KEEP_NONE | (o->kv_bf16 ? RS_KV_BF16 : 0)) != 0) return -1;
     if (o->lora && runstate_set_lora(&b.s, o->lora) != 0) { runstate_free(&b.s); return -1; }
     b.slot = calloc((size_t)b.W, sizeof *b.slot);
     b.tok = malloc((size_t)b.W * b.C * sizeof *b.tok);

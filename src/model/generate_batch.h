@@ -14,12 +14,14 @@
  * and sampling stream: request i samples from rng seeded with req[i].seed (use
  * gen_seed(seed, instance index)), so what a prompt produces does not depend on the
  * width, on the other prompts or on the order they finish. Greedy ids are those of
- * model_generate on the same prompt: the arithmetic per row is the same, except that
- * a weight product over several rows may sum in another order than the
- * matrix-vector product of one row (kernel/matmul.h: gemv for <= 4 rows, GEMM above;
- * OpenBLAS or our GEMM) and a prompt's prefill runs in chunks; logits can then differ
- * in the last bits, which changes an id only at an exact near-tie (tested not to
- * happen on the shipped models: tests/model/test_generate_batch.c). */
+ * model_generate on the same prompt: the weight products of every call (steps of up to
+ * 64 rows, prefill calls of GEN_PREFILL_TOKENS tokens in both generators) run on the
+ * small-m kernels, which give a row the same bits whatever the number of rows (fp32
+ * weights while 64 rows of x fit 512 KiB, bf16 weights with avx512bf16; elsewhere a GEMM
+ * may sum in another order); a prompt's prefill runs in other chunks, so the attention
+ * products of the prompt have other shapes. Logits can then differ in the last bits,
+ * which changes an id only at an exact near-tie (tested not to happen on the shipped
+ * models: tests/model/test_generate_batch.c). */
 #ifndef MUSCLE_MODEL_GENERATE_BATCH_H
 #define MUSCLE_MODEL_GENERATE_BATCH_H
 

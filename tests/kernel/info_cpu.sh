@@ -8,13 +8,15 @@ out=$("$MUSCLE" info --cpu 2>"$TMP/err"); rc=$?
 echo "$out" | sed 's/^/# /'
 good=0; [ "$rc" -eq 0 ] && [ ! -s "$TMP/err" ] && good=1
 check "info --cpu exits 0 with nothing on stderr" [ "$good" = 1 ]
-for line in "kernel level: " "oneDNN: loaded, version " "bf16 engine: " "bf16 forward x.W^T, m > 4: " \
-            "bf16 forward x.W^T, m <= 4: " "bf16 backward dy.W (exact dy): " "bf16 mixed products" "fp32 products: "; do
+# the small-product bound: 64 rows at avx512bf16 (the small-m kernel), 4 below it
+if grep -q '^kernel level: avx512bf16' <<<"$out"; then SM=64; else SM=4; fi
+for line in "kernel level: " "oneDNN: loaded, version " "bf16 engine: " "bf16 forward x.W^T, m > $SM: " \
+            "bf16 forward x.W^T, m <= $SM: " "bf16 backward dy.W (exact dy): " "bf16 mixed products" "fp32 products: "; do
   check "report has '$line'" grep -qF -- "$line" <<<"$out"
 done
 check "MUSCLE_DNNL=0: our engine" grep -q '^bf16 engine: ours (MUSCLE_DNNL=0)' <<<"$(MUSCLE_DNNL=0 "$MUSCLE" info --cpu)"
 dn=$(MUSCLE_DNNL=1 "$MUSCLE" info --cpu)
-check "MUSCLE_DNNL=1: oneDNN, its implementation named" grep -qE '^bf16 forward x.W\^T, m > 4: (brg|gemm|ref)[^ ]*:' <<<"$dn"
+check "MUSCLE_DNNL=1: oneDNN, its implementation named" grep -qE "^bf16 forward x.W\\^T, m > $SM: (brg|gemm|ref)[^ ]*:" <<<"$dn"
 check "MUSCLE_DNNL=1: the engine line says so" grep -q '^bf16 engine: oneDNN (MUSCLE_DNNL=1)' <<<"$dn"
 check "MUSCLE_KERNEL=portable caps the level" grep -q '^kernel level: portable' <<<"$(MUSCLE_KERNEL=portable "$MUSCLE" info --cpu)"
 check "MUSCLE_KERNEL=portable: our engine" grep -q '^bf16 engine: ours' <<<"$(MUSCLE_KERNEL=portable "$MUSCLE" info --cpu)"

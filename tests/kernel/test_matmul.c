@@ -285,6 +285,43 @@ static void test_deterministic(void **state) {
     free(wf); free(x); free(dy); free(wb); free(y1); free(y2); free(d1); free(d2);
 }
 
+/* Batched decoding's promise (matmul_impl.h, small-m products): a row of x gets the same
+ * bits in a product of m <= 64 rows as alone, fp32 weights at avx2 and up, bf16 weights
+ * at avx512bf16 - so greedy ids of a batch equal single-stream ones. */
+static void test_row_bits_independent_of_m(void **state) {
+    (void)state;
+    const int shapes[][2] = {{300, 515}, {33, 64}, {70, 31}, {1, 768}};
+    const int ms[] = {2, 3, 4, 5, 8, 16, 37, 64};
+    for (int si = 0; si < 4; si++) {
+        int n = shapes[si][0], k = shapes[si][1];
+        float *wf = rand_f32((size_t)n * k), *x = rand_f32((size_t)64 * k);
+        uint16_t *wb = rand_bf16((size_t)n * k);
+        float *y1 = malloc((size_t)64 * n * 4), *ym = malloc((size_t)64 * n * 4);
+        KWeight kf, kb;
+        assert_int_equal(kweight_init_f32(&kf, wf, n, k), 0);
+        assert_int_equal(kweight_init_bf16(&kb, wb, n, k), 0);
+        for (int lvl = KMM_AVX2; lvl <= (int)kmm_level_cpu(); lvl++) {
+            assert_int_equal(kmm_level_set((KmmLevel)lvl), 0);
+            for (int wi = 0; wi < 2; wi++) {
+                const KWeight *w = wi ? &kb : &kf;
+                if (wi && lvl < KMM_AVX512BF16) continue;
+                for (int i = 0; i < 64; i++) kmm_xwt(w, x + (size_t)i * k, 1, y1 + (size_t)i * n, 0.0f);
+                for (int mi = 0; mi < 8; mi++) {
+                    int m = ms[mi];
+                    kmm_xwt(w, x, m, ym, 0.0f);
+                    for (int i = 0; i < m; i++)
+                        if (memcmp(y1 + (size_t)i * n, ym + (size_t)i * n, (size_t)n * 4) != 0)
+                            fail_msg("level %s %s n=%d k=%d: row %d of m=%d differs from the row alone",
+                                     kmm_level_name((KmmLevel)lvl), wi ? "bf16" : "f32", n, k, i, m);
+                }
+            }
+        }
+        kweight_free(&kf);
+        kweight_free(&kb);
+        free(wf); free(x); free(wb); free(y1); free(ym);
+    }
+}
+
 static void test_levels_and_errors(void **state) {
     (void)state;
     KmmLevel l;
@@ -337,6 +374,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_xwt_and_xw, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bf16_rounding_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deterministic, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_row_bits_independent_of_m, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dw, setup, teardown),
         cmocka_unit_test_setup_teardown(test_f32_wrappers, setup, teardown),
         cmocka_unit_test(test_transpose),

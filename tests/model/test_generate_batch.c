@@ -291,6 +291,70 @@ static void test_forward_rows(void **st) {
     model_free(&m);
 }
 
+/* KV cache in bf16 (GenOptions.kv_bf16, RS_KV_BF16): batched ids still equal single-stream
+ * ones (both read the same rounded cache); against the fp32 cache the log-probabilities
+ * move, but little (bf16's 2^-8 relative rounding of keys and values). */
+static void kv_model(const char *path, KWeightType wt, double tol, int *same, int *total) {
+    Fix f;
+    fix_load(&f, path, wt);
+    GenOptions g;
+    gen_options_default(&g);
+    g.max_tokens = SANITIZED ? 6 : 24;
+    g.kv_bf16 = 1;
+    check_same(&f, &g, SANITIZED ? widths + 1 : widths, SANITIZED ? 2 : 3, NULL);
+    /* against the fp32 cache: greedy ids (counted), then the log-prob distance of a
+     * prompt and its continuation scored in one pass */
+    GenOptions g32 = g;
+    g32.kv_bf16 = 0;
+    int V = f.m.cfg.vocab_size;
+    for (int i = 0; i < N_TEXTS; i++) {
+        GenResult a, b;
+        if (model_generate(&f.m, f.t, f.req[i].prompt, f.req[i].n_prompt, &g, NULL, NULL, &a) != 0) fail_msg("%s", err_msg());
+        if (model_generate(&f.m, f.t, f.req[i].prompt, f.req[i].n_prompt, &g32, NULL, NULL, &b) != 0) fail_msg("%s", err_msg());
+        *same += a.n_ids == b.n_ids && !memcmp(a.ids, b.ids, (size_t)a.n_ids * sizeof(int));
+        (*total)++;
+        int n = f.req[i].n_prompt + b.n_ids;
+        int *seq = malloc((size_t)n * sizeof *seq);
+        memcpy(seq, f.req[i].prompt, (size_t)f.req[i].n_prompt * sizeof *seq);
+        memcpy(seq + f.req[i].n_prompt, b.ids, (size_t)b.n_ids * sizeof *seq);
+        RunState r32, r16;
+        assert_int_equal(runstate_init(&r32, &f.m, 1, n, n, RS_KEEP_NONE), 0);
+        assert_int_equal(runstate_init(&r16, &f.m, 1, n, n, RS_KEEP_NONE | RS_KV_BF16), 0);
+        assert_null(r16.kcache);
+        assert_int_equal(model_forward(&r32, seq, 1, n, 0), 0);
+        assert_int_equal(model_forward(&r16, seq, 1, n, 0), 0);
+        logsoftmax_rows(r32.logits, n, V);
+        logsoftmax_rows(r16.logits, n, V);
+        /* the log-prob of each next token (what scoring reads), and the whole distribution */
+        double worst = 0, all = 0;
+        for (int j = 0; j + 1 < n; j++) worst = fmax(worst, fabs(r32.logits[(size_t)j * V + seq[j + 1]] - r16.logits[(size_t)j * V + seq[j + 1]]));
+        for (size_t j = 0; j < (size_t)n * V; j++) all = fmax(all, fabs(r32.logits[j] - r16.logits[j]));
+        if (!(worst <= tol) || !(all <= 3 * tol))
+            fail_msg("%s prompt %d: log-probs of the bf16 cache %.4g (next token), %.4g (any) from the fp32 cache's (tolerance %g, %g)",
+                     path, i, worst, all, tol, 3 * tol);
+        worst = all;
+        if (n > 1 && worst == 0) fail_msg("%s prompt %d: the bf16 cache changed nothing (is it used?)", path, i);
+        runstate_free(&r32);
+        runstate_free(&r16);
+        free(seq);
+        gen_result_free(&a);
+        gen_result_free(&b);
+    }
+    /* training run states refuse it */
+    RunState rt;
+    assert_int_equal(runstate_init(&rt, &f.m, 1, 8, 8, RS_KEEP_ALL | RS_KV_BF16), -1);
+    fix_free(&f);
+}
+
+static void test_kv_bf16(void **st) {
+    (void)st;
+    int same = 0, total = 0;
+    kv_model(shared_path("models/stories260K/stories260K.bin"), KW_F32, 0.1, &same, &total);
+    kv_model("demo/models/v1", KW_F32, 0.1, &same, &total);
+    kv_model("demo/models/v2", KW_BF16, 0.1, &same, &total);
+    print_message("# bf16 KV cache: greedy ids equal to the fp32 cache's for %d of %d prompts\n", same, total);
+}
+
 int main(void) {
     /* one thread: the test compares the batched and single-stream paths, both at the same
      * thread count; at 2 threads on a shared machine thousands of tiny parallel regions a
@@ -302,6 +366,7 @@ int main(void) {
         cmocka_unit_test(test_greedy_demo_v1),    cmocka_unit_test(test_greedy_demo_v2_bf16),
         cmocka_unit_test(test_stops_ngram),       cmocka_unit_test(test_adapters),
         cmocka_unit_test(test_sampling_width),    cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_kv_bf16),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
