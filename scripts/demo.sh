@@ -43,5 +43,23 @@ cat >"$OUT/manifest.json.tmp" <<'EOF'
 EOF
 mv "$OUT/manifest.json.tmp" "$OUT/manifest.json"
 $M report "$OUT/manifest.json" --out "$OUT"
+# every file the demo wrote decodes as strict UTF-8, and every JSON / JSONL file parses
+# (NaN and Infinity refused): the guarantee of docs/reliability.md, checked on the real outputs
+/usr/bin/python3 - "$OUT" <<'PY' || { echo "demo: an output is not valid UTF-8 or JSON (above)" >&2; exit 1; }
+import json, os, sys
+def bad_const(c): raise ValueError(f"{c} is not JSON")
+n = 0
+for root, _, files in os.walk(sys.argv[1]):
+    for f in files:
+        p = os.path.join(root, f)
+        if not f.endswith((".json", ".jsonl", ".html", ".md", ".csv", ".txt")): continue
+        text = open(p, "rb").read().decode("utf-8")  # strict: raises on any invalid sequence
+        if f.endswith(".json"): json.loads(text, parse_constant=bad_const)
+        if f.endswith(".jsonl"):
+            for line in text.splitlines():
+                if line.strip(): json.loads(line, parse_constant=bad_const)
+        n += 1
+print(f"demo: {n} output files decode as strict UTF-8 (JSON parsed, no NaN)", file=sys.stderr)
+PY
 echo
 echo "demo: report: $OUT/report.html (also report.md, report.json); $(( $(date +%s) - t0 )) s"
