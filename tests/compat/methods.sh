@@ -66,7 +66,7 @@ import json; e = json.load(open('$TMP/run/adapters/mixture-choice-s1/training.js
 assert len(e) == 2 and e[0].endswith('adapters/new-s1') and e[1].endswith('adapters/new-s2'), e"
 $MUSCLE update --help >"$TMP/h"
 check "update --help lists every preset from the table" grep -q "flip-seqkd .*--compat flip --level sequence --ce-weight 0.5 (generation)" "$TMP/h"
-expect_error "update: an unknown preset, the table's names" "presets: muscle, .*flip-seqkd, ce; all" \
+expect_error "update: an unknown preset, the table's names" "presets: muscle, .*flip-seqkd, ce, interp, soup; interp-METHOD, soup-METHOD; all" \
     $MUSCLE update --old-model "$V1" --old-adapter "$TMP/a1" --new-model "$V1" --task-train "$TMP/sec.train.jsonl" \
     --task-test "$TMP/sec.test.jsonl" --out "$TMP/run2" --methods nope
 echo "1..$TAP_N"

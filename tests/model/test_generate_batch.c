@@ -332,8 +332,13 @@ static void kv_model(const char *path, KWeightType wt, double tol, int *same, in
         if (!(worst <= tol) || !(all <= 3 * tol))
             fail_msg("%s prompt %d: log-probs of the bf16 cache %.4g (next token), %.4g (any) from the fp32 cache's (tolerance %g, %g)",
                      path, i, worst, all, tol, 3 * tol);
-        worst = all;
-        if (n > 1 && worst == 0) fail_msg("%s prompt %d: the bf16 cache changed nothing (is it used?)", path, i);
+        /* fp32 weights: the bf16 cache must change something. bf16 weights: a pass of more than
+         * 4 rows runs attention in mixed precision (model_products: keys, values and P rounded to
+         * bf16, fp32 sums), so the fp32 cache's keys and values are rounded to what the bf16
+         * cache holds: the same log-probs, exactly */
+        if (wt == KW_F32 && n > 1 && all == 0) fail_msg("%s prompt %d: the bf16 cache changed nothing (is it used?)", path, i);
+        if (wt == KW_BF16 && n > 4 && all != 0)
+            fail_msg("%s prompt %d: bf16 weights: the bf16 cache moved the log-probs by %.3g; mixed-precision attention rounds keys and values the same way", path, i, all);
         runstate_free(&r32);
         runstate_free(&r16);
         free(seq);
