@@ -68,6 +68,7 @@ typedef struct {
 typedef enum { HF_PREPEND_ALWAYS = 0, HF_PREPEND_FIRST, HF_PREPEND_NEVER } HfPrepend;
 
 /* ---- growable byte buffer ------------------------------------------------------------------ */
+#include "core/hash.h"
 #include "core/strbuf.h"
 typedef StrBuf TokBuf;
 static inline int tok_buf_put(TokBuf *b, const void *s, size_t n) { return strbuf_put(b, s, n); }
@@ -197,6 +198,23 @@ typedef struct {
 } TokBpeStepInfo;
 int tok_bpe_step_info(const TokBpe *b, int i, TokBpeStepInfo *info);
 int tok_bpe_encode(const Tokenizer *t, const char *text, size_t len, TokBuf *ids);
+/* tok_spm_encode.c: SentencePiece normalization and BPE of text, ids (int) appended to ids. */
+int tok_spm_encode(const Tokenizer *t, const char *text, size_t len, TokBuf *ids);
+
+/* The vocabulary tables' hash (FNV-1a, folded). */
+static inline uint32_t tok_hash_bytes(const char *s, size_t n) {
+    uint32_t h = hash_fnv32(s, n);
+    return h ^ (h >> 15);
+}
+/* sentencepiece PieceToId without the unk fallback. */
+static inline int tok_piece_to_id(const Tokenizer *t, const char *s, size_t len) {
+    int id = tok_idmap_find(t, &t->reserved, s, len);
+    if (id < 0) id = tok_idmap_find(t, &t->pieces, s, len);
+    return id;
+}
+/* U+FFFD in UTF-8 (3 bytes). */
+#define TOK_REPLACEMENT_CHAR "\xEF\xBF\xBD"
+
 char *tok_bpe_decode(const Tokenizer *t, const int *ids, int n, size_t *len);
 
 #endif
