@@ -54,7 +54,7 @@ static int gate_error(void) {
 static const char *json_kind(const cJSON *v) { return v ? io_json_kind(v) : "missing"; }
 
 /* Longest name gate prints (task, model, role, chosen, --task, --method), in bytes. */
-#define GATE_NAME_MAX 256
+#define GATE_NAME_MAX REPORT_NAME_MAX /* report.h: the manifest refuses longer names too */
 
 /* Why s (len bytes) cannot be printed as a name, or NULL when it can: it must be valid UTF-8
  * (core/utf8.h), at most GATE_NAME_MAX bytes and free of characters that act on a terminal or

@@ -13,6 +13,10 @@
 
 #include <stdint.h>
 
+/* The longest task or model name, in bytes: the manifest refuses longer ones and `muscle gate`
+ * refuses them in a report.json, so gate can read every report muscle writes. */
+#define REPORT_NAME_MAX 256
+
 typedef struct {
     char *name;
     char *settings; /* free text (e.g. the command-line choices); "" when not given */

@@ -55,10 +55,7 @@ static int get_string(const char *file, const char *where, const cJSON *o, const
     return *out ? 0 : err_set("out of memory");
 }
 
-/* Names (tasks, models) reach report.json and `muscle gate`, which refuses names longer than
- * 256 bytes (cmd_gate.c, GATE_NAME_MAX): the manifest refuses them first, so gate never meets a
- * report muscle wrote that it cannot read. */
-#define REPORT_NAME_MAX 256
+/* Names reach report.json and `muscle gate`: at most REPORT_NAME_MAX bytes (report.h). */
 static int check_name(const char *file, const char *where, const char *name) {
     size_t n = strlen(name);
     if (n > REPORT_NAME_MAX)
