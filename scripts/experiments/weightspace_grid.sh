@@ -23,6 +23,9 @@
 # (with the same arguments, or more seeds / methods) to resume: finished steps are skipped.
 # Sizes (environment): NTRAIN (600), NVAL (200), NTEST (400), EPOCHS (2), SEQ (192),
 # SCRATCH_STEPS (3000), STORIES_STEPS (400).
+# TRANSFER=N (default 0): N more unlabelled task inputs for the distillation terms (`update
+# --transfer`; the training split's lines after the training and validation slices, labels
+# never read); the run folder is then ROOT/runs/PAIR-TASK-trN.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT="${1:?usage: weightspace_grid.sh ROOT [PAIRS] [TASKS] [SEEDS] [METHODS]}"
@@ -30,7 +33,7 @@ PAIRS="${2:-stories,demo,scratch}"; TASKS="${3:-section,arc}"; SEEDS="${4:-3}"
 METHODS="${5:-interp,soup,ce,choice,interp-choice,soup-choice}"
 MUSCLE="${MUSCLE:-build/muscle}"; S="${MUSCLE_SHARED:-../shared}"; D="$S/data/debian"
 NTRAIN="${NTRAIN:-600}"; NVAL="${NVAL:-200}"; NTEST="${NTEST:-400}"; EPOCHS="${EPOCHS:-2}"; SEQ="${SEQ:-192}"
-SCRATCH_STEPS="${SCRATCH_STEPS:-3000}"; STORIES_STEPS="${STORIES_STEPS:-400}"
+SCRATCH_STEPS="${SCRATCH_STEPS:-3000}"; STORIES_STEPS="${STORIES_STEPS:-400}"; TRANSFER="${TRANSFER:-0}"
 PY=/usr/bin/python3
 mkdir -p "$ROOT/data" "$ROOT/pairs" "$ROOT/runs"
 V1_STORIES="$S/models/stories260K/stories260K.bin"
@@ -59,6 +62,19 @@ PYEOF
     *) echo "weightspace_grid.sh: TASK is section or arc" >&2; exit 2 ;;
   esac
   mv "$dd/$t.test.jsonl.tmp" "$dd/$t.test.jsonl"
+}
+
+transfer_data() { # TASK N -> ROOT/data/TASK.transferN.jsonl: unlabelled inputs (labels never read)
+  local t=$1 n=$2 out="$ROOT/data/$1.transfer$2.jsonl"
+  [ -s "$out" ] && return 0
+  case "$t" in # the training split's lines after the training slice (v2's corpus starts at 2000)
+    section) tail -n +"$((NTRAIN + 1))" "$D/debian-section.train.jsonl" | head -n "$n" >"$out.tmp" ;;
+    arc) $PY -c "
+import json, sys
+tr = json.load(open('$S/data/commonsense/ARC-Easy/train.json'))[$NTRAIN + $NVAL:][:$n]
+for i, r in enumerate(tr): print(json.dumps(dict(r, id=f'transfer-{i}')))" >"$out.tmp" ;;
+  esac
+  mv "$out.tmp" "$out"
 }
 
 # ---- the new text both built v2s learn from (written once) ----
@@ -102,9 +118,14 @@ for P in ${PAIRS//,/ }; do
     [ -s "$A1/adapter_model.safetensors" ] || $MUSCLE finetune --model "$V1" --task "$ROOT/data/$T.train.jsonl" \
         --val "$ROOT/data/$T.val.jsonl" --out "$A1" --epochs "$EPOCHS" --batch 8 --grad-accum 1 --lr 1e-3 \
         --seq-len "$SEQ" --seed 1 --quiet
-    echo "== $P $T: $SEEDS seeds, methods $METHODS" >&2
+    RUN="$ROOT/runs/$P-$T"; TF=()
+    if [ "$TRANSFER" -gt 0 ]; then
+      transfer_data "$T" "$TRANSFER"
+      RUN="$RUN-tr$TRANSFER"; TF=(--transfer "$ROOT/data/$T.transfer$TRANSFER.jsonl")
+    fi
+    echo "== $P $T: $SEEDS seeds, methods $METHODS${TF:+, $TRANSFER transfer inputs}" >&2
     $MUSCLE update --old-model "$V1" --old-adapter "$A1" --new-model "$V2" --task-train "$ROOT/data/$T.train.jsonl" \
-        --task-val "$ROOT/data/$T.val.jsonl" --task-test "$ROOT/data/$T.test.jsonl" --out "$ROOT/runs/$P-$T" \
+        --task-val "$ROOT/data/$T.val.jsonl" --task-test "$ROOT/data/$T.test.jsonl" --out "$RUN" "${TF[@]}" \
         --methods "$METHODS" --seeds "$SEEDS" --epochs "$EPOCHS" --seq-len "$SEQ" --quiet
   done
 done
