@@ -75,6 +75,10 @@ typedef struct {
     int max_seq;     /* positions each sequence can hold (cache length) */
     int max_chunk;   /* n per call */
     int keep;        /* RS_KEEP_* */
+    int attn_rows;   /* inference: attention one query row at a time in fp32 (kmm_row_nt/nn)
+                        and LoRA paths in fp32 products, whatever the call's rows - so a row
+                        gets the same bits however its sequence's tokens are grouped into
+                        calls (the generators set it: greedy ids batched = single-stream) */
     int pos, n, batch; /* of the last call */
     float *kcache;   /* [L, B, max_seq, kvd] keys after rotary */
     float *vcache;   /* [L, B, max_seq, kvd] */
