@@ -579,6 +579,9 @@ int model_forward_run(RunState *s, const int *tokens, int B, int n, int pos) {
     for (size_t i = 0; i < N; i++)
         if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
             return err_set("forward: token id %d at index %zu is outside the vocabulary (0..%d)", tokens[i], i, c->vocab_size - 1);
+    for (int i = 0; s->logit_rows && i < s->n_logit_rows; i++)
+        if (s->logit_rows[i] < (i ? s->logit_rows[i - 1] + 1 : 0) || (size_t)s->logit_rows[i] >= N)
+            return err_set("forward: logit row %d at index %d: expected ascending rows in 0..%zu", s->logit_rows[i], i, N - 1);
     s->pos = pos;
     s->n = n;
     s->batch = B;
@@ -597,6 +600,13 @@ int model_forward_run(RunState *s, const int *tokens, int B, int n, int pos) {
         x = next;
     }
     if (x != s->x_final) memcpy(s->x_final, x, N * d * sizeof(float));
+    if (s->logit_rows && s->keep == RS_KEEP_NONE) { /* only the rows asked for, gathered in front */
+        for (int i = 0; i < s->n_logit_rows; i++)
+            if ((size_t)s->logit_rows[i] != (size_t)i)
+                memmove(s->x_final + (size_t)i * d, s->x_final + (size_t)s->logit_rows[i] * d, (size_t)d * sizeof(float));
+        N = (size_t)s->n_logit_rows;
+        if (!N) return 0;
+    }
     norm_forward(c, s->xnf, s->rstdf, s->x_final, m->rms_final, m->norm_final_b, (int)N, d);
     kmm_xwt(&m->wcls, s->xnf, (int)N, s->logits, 0.0f);
     if (m->cls_b) bias_forward(s->logits, m->cls_b, (int)N, c->vocab_size);
