@@ -5,7 +5,11 @@
  * llama.cpp (a made-up 32000-entry vocabulary: <unk> <s> </s>, 256 byte pieces, then
  * "t<id>"). Prints one JSON line per measurement.
  *   bench_decode --make-gguf PATH --shape 15M|110M --dtype fp32|bf16
- *   bench_decode --model PATH [--bf16] --task single|batch|score|kernels [--width W] [--tokens N] [--iters N]
+ *   bench_decode --model PATH [--bf16] --task single|batch|score|kernels|step [--width W] [--tokens N] [--iters N]
+ * --task step: one decoding step of `width` rows (model_forward_rows, n = 1) at positions
+ * 32.., milliseconds a step (best of --iters runs of --tokens steps), and the same step's
+ * weight products alone (the layers' and the classifier's kmm_xwt at m = width, in the
+ * step's order) for the share of a step the rest takes.
  */
 #include "core/cpu.h"
 #include "core/error.h"
@@ -25,6 +29,8 @@ static double now_s(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+
+static double wall_s(void) { return now_s(); }
 
 static double cpu_s(void) {
     struct timespec ts;
@@ -70,6 +76,60 @@ static void kernels(const Model *md) {
         free(y);
         free(xb);
     }
+}
+
+static double wall_s(void);
+
+/* --task step (see the top). */
+static int step_bench(const Model *md, int W, int steps, int iters) {
+    const ModelConfig *c = &md->cfg;
+    const int P = 32, V = c->vocab_size;
+    RunState s;
+    if (runstate_init(&s, md, W, P + steps + 1, 1, RS_KEEP_NONE) != 0) return -1;
+    int *tok = malloc(sizeof(int) * W), *pos = malloc(sizeof(int) * W), *slot = malloc(sizeof(int) * W);
+    for (int r = 0; r < W; r++) slot[r] = r;
+    double best = 1e30, bestp = 1e30, bestc = 1e30;
+    for (int it = 0; it <= iters; it++) {
+        for (int p = 0; p < P; p++) { /* fill the caches to position P */
+            for (int r = 0; r < W; r++) { tok[r] = 259 + (r * 7919 + p * 104729) % (V - 259); pos[r] = p; }
+            if (model_forward_rows(&s, tok, pos, slot, W, 1) != 0) return -1;
+        }
+        double t0 = wall_s();
+        for (int p = P; p < P + steps; p++) {
+            for (int r = 0; r < W; r++) { tok[r] = 259 + (r * 7919 + p * 104729) % (V - 259); pos[r] = p; }
+            if (model_forward_rows(&s, tok, pos, slot, W, 1) != 0) return -1;
+        }
+        double t = (wall_s() - t0) / steps;
+        if (it && t < best) best = t;
+        /* the products alone, in the step's order */
+        int d = c->dim, hid = c->hidden_dim, big = hid > V ? hid : V;
+        float *x = calloc((size_t)W * (hid > d ? hid : d), sizeof(float)), *y = calloc((size_t)W * big, sizeof(float));
+        for (int i = 0; i < W * d; i++) x[i] = 0.01f * (float)(i % 97);
+        t0 = wall_s();
+        double tc = 0;
+        for (int k = 0; k < steps; k++) {
+            for (int l = 0; l < c->n_layers; l++) {
+                const LayerWeights *L = &md->layers[l];
+                const KWeight *ws[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w1, &L->w3, &L->w2};
+                for (int j = 0; j < 7; j++) kmm_xwt(ws[j], x, W, y, 0.0f);
+            }
+            double t1 = wall_s();
+            kmm_xwt(&md->wcls, x, W, y, 0.0f);
+            tc += wall_s() - t1;
+        }
+        t = (wall_s() - t0) / steps;
+        if (it && t < bestp) bestp = t;
+        if (it && tc / steps < bestc) bestc = tc / steps;
+        free(x);
+        free(y);
+    }
+    printf("{\"task\":\"step\",\"width\":%d,\"ms_step\":%.2f,\"ms_products\":%.2f,\"ms_classifier\":%.2f,\"ms_rest\":%.2f,\"tokens_per_s\":%.1f,\"threads\":%d}\n",
+           W, best * 1e3, bestp * 1e3, bestc * 1e3, (best - bestp) * 1e3, W / best, cpu_threads());
+    free(tok);
+    free(pos);
+    free(slot);
+    runstate_free(&s);
+    return 0;
 }
 
 static int die(void) {
@@ -197,8 +257,14 @@ int main(int argc, char **argv) {
         model_free(&m);
         return 0;
     }
+    if (!strcmp(task, "step")) {
+        if (step_bench(&m, width, tokens, iters) != 0) return die();
+        model_tokenizer_free(&m, t);
+        model_free(&m);
+        return 0;
+    }
     int V = m.cfg.vocab_size;
-    double best = 0;
+    double best = 0, best_decode = 0; /* batch: tokens/s over the whole run, and after the prompts */
     GenOptions g;
     gen_options_default(&g);
     g.max_tokens = tokens;
@@ -212,7 +278,11 @@ int main(int argc, char **argv) {
             if (it && tps > best) best = tps;
             gen_result_free(&r);
         }
-    } else if (!strcmp(task, "batch")) { /* `width` prompts of 16 tokens, `tokens` new each, all at once */
+    } else if (!strcmp(task, "batch")) {
+        /* `width` prompts of 16 tokens, `tokens` new each, all at once: tokens/s over the whole
+         * run (prefill included), and the decoding rate after the prompts (the whole run less
+         * a run of 1 new token each: the prefill and the first picks), the single stream's
+         * measure */
         int n = width, P = 16;
         int *ids = malloc((size_t)n * P * sizeof *ids);
         GenRequest *req = malloc((size_t)n * sizeof *req);
@@ -222,17 +292,23 @@ int main(int argc, char **argv) {
             for (int k = 1; k < P; k++) ids[i * P + k] = 259 + (i * 7919 + k * 104729) % (V - 259);
             req[i] = (GenRequest){ids + i * P, P, (uint64_t)i};
         }
+        GenOptions g1 = g;
+        g1.max_tokens = 1;
         for (int it = 0; it <= iters; it++) {
-            double t0 = now_s();
-            if (model_generate_batch(&m, t, req, n, &g, width, NULL, NULL, res) != 0) return die();
-            double sec = now_s() - t0;
-            long gen = 0;
-            for (int i = 0; i < n; i++) {
-                gen += res[i].n_ids;
-                gen_result_free(&res[i]);
+            double sec[2];
+            long gen[2] = {0, 0};
+            for (int pass = 0; pass < 2; pass++) { /* the prompts and first tokens alone, then the whole run */
+                double t0 = now_s();
+                if (model_generate_batch(&m, t, req, n, pass ? &g : &g1, width, NULL, NULL, res) != 0) return die();
+                sec[pass] = now_s() - t0;
+                for (int i = 0; i < n; i++) {
+                    gen[pass] += res[i].n_ids;
+                    gen_result_free(&res[i]);
+                }
             }
-            double tps = gen / sec;
+            double tps = gen[1] / sec[1], dtps = (gen[1] - gen[0]) / (sec[1] - sec[0]);
             if (it && tps > best) best = tps;
+            if (it && dtps > best_decode) best_decode = dtps;
         }
         free(ids);
         free(req);
@@ -253,8 +329,10 @@ int main(int argc, char **argv) {
         free(tok);
         runstate_free(&s);
     }
-    printf("{\"impl\":\"muscle\",\"model\":\"%s\",\"weights\":\"%s\",\"task\":\"%s\",\"width\":%d,\"tokens_per_s\":%.1f,\"threads\":%d}\n",
-           model, bf16 ? "bf16" : "fp32", task, width, best, cpu_threads());
+    printf("{\"impl\":\"muscle\",\"model\":\"%s\",\"weights\":\"%s\",\"task\":\"%s\",\"width\":%d,\"tokens_per_s\":%.1f,",
+           model, bf16 ? "bf16" : "fp32", task, width, best);
+    if (!strcmp(task, "batch")) printf("\"decode_tokens_per_s\":%.1f,", best_decode);
+    printf("\"threads\":%d}\n", cpu_threads());
     model_tokenizer_free(&m, t);
     model_free(&m);
     return 0;

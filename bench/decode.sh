@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Decoding benchmarks (issue 19): single-stream greedy decoding, muscle against llama.cpp on
 # the same random-weight GGUF files, fp32 and bf16, "15M" and "110M" shapes; batched
-# generation throughput at widths 1, 4, 16, 64 and the scoring rate of the same model.
+# generation throughput at widths 1, 4, 16, 64 (fp32 and bf16 weights; the whole run with
+# 16-token prompts, and the decoding rate after the prompts against the single stream's) and
+# the scoring rate of the same model.
 #   bench/decode.sh [SHAPES] [DTYPES] [WIDTHS]     e.g. bench/decode.sh "15M 110M" "fp32 bf16" "1 4 16 64"
 # llama.cpp: node-llama-cpp 3.22.1's prebuilt CPU binaries, installed here into
 # bench/llamacpp/node_modules (git-ignored) with `npm i -E --ignore-scripts`; never a
@@ -40,8 +42,12 @@ for shape in $shapes; do
   done
   f="$dir/$shape-fp32.gguf"
   build/bench_decode --model "$f" --task score --iters "$ITERS" | sed "s/}\$/,\"shape\":\"$shape\"}/" | tee -a "$out"
-  for w in $widths; do
-    build/bench_decode --model "$f" --task batch --width "$w" --tokens "$BTOKENS" --iters "$ITERS" | sed "s/}\$/,\"shape\":\"$shape\"}/" | tee -a "$out"
+  for dtype in $dtypes; do
+    f="$dir/$shape-$dtype.gguf"
+    bf=(); [ "$dtype" = bf16 ] && bf=(--bf16)
+    for w in $widths; do
+      build/bench_decode --model "$f" "${bf[@]}" --task batch --width "$w" --tokens "$BTOKENS" --iters "$ITERS" | sed "s/}\$/,\"shape\":\"$shape\"}/" | tee -a "$out"
+    done
   done
 done
 flock -u 9
@@ -58,12 +64,15 @@ for (shape, w), v in single.items():
     m, l = v.get("muscle"), v.get("llama.cpp")
     print(f"| {shape} | {w} | {m:.1f} | {l if l else '-'} | {f'{m/l:.2f}x' if l else '-'} |")
 score = {r["shape"]: r["tokens_per_s"] for r in rows if r["task"] == "score"}
-b1 = {r["shape"]: r["tokens_per_s"] for r in rows if r["task"] == "batch" and r["width"] == 1}
-print("\n| batched generation (fp32) | width | tok/s | x width 1 | share of scoring rate |")
-print("|---|---:|---:|---:|---:|")
+b1 = {(r["shape"], r["weights"]): r["tokens_per_s"] for r in rows if r["task"] == "batch" and r["width"] == 1}
+print("\n| batched generation | weights | width | tok/s (whole run) | x width 1 | share of fp32 scoring | decode tok/s (after the prompts) | x single stream |")
+print("|---|---|---:|---:|---:|---:|---:|---:|")
 for r in rows:
     if r["task"] != "batch": continue
-    s, one = score.get(r["shape"]), b1.get(r["shape"])
-    print(f"| {r['shape']} | {r['width']} | {r['tokens_per_s']:.1f} | {r['tokens_per_s']/one:.1f}x | {100*r['tokens_per_s']/s:.0f}% of {s:.0f} |" if s and one else f"| {r['shape']} | {r['width']} | {r['tokens_per_s']:.1f} | - | - |")
+    k = (r["shape"], r["weights"])
+    s, one, ss = score.get(r["shape"]), b1.get(k), single.get(k, {}).get("muscle")
+    t, dt = r["tokens_per_s"], r.get("decode_tokens_per_s")
+    print(f"| {r['shape']} | {r['weights']} | {r['width']} | {t:.1f} | {f'{t/one:.1f}x' if one else '-'} | {f'{100*t/s:.0f}% of {s:.0f}' if s else '-'} | "
+          f"{f'{dt:.1f}' if dt else '-'} | {f'{dt/ss:.1f}x' if dt and ss else '-'} |")
 PY
 rm -f "$out"

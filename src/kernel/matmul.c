@@ -541,6 +541,35 @@ void kmm_f32_tn(int m, int n, int k, const float *a, int lda, const float *b, in
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
+/* ---------------------------------------------------------------- one-row products */
+
+void kmm_row_nt(int n, int k, const float *a, const float *b, size_t ldb, float *c, float alpha) {
+    if (kmm_level() >= KMM_AVX512) {
+        kmm_row_nt_avx512(n, k, a, b, ldb, c, alpha);
+        return;
+    }
+    for (int j = 0; j < n; j++) { /* 16 interleaved partial sums, then a fixed tree */
+        const float *bj = b + (size_t)j * ldb;
+        float acc[16] = {0};
+        for (int p = 0; p < k; p++) acc[p & 15] += a[p] * bj[p];
+        for (int w = 8; w >= 1; w /= 2)
+            for (int l = 0; l < w; l++) acc[l] += acc[l + w];
+        c[j] = acc[0] * alpha;
+    }
+}
+
+void kmm_row_nn(int n, int k, const float *a, const float *b, size_t ldb, float *c) {
+    if (kmm_level() >= KMM_AVX512) {
+        kmm_row_nn_avx512(n, k, a, b, ldb, c);
+        return;
+    }
+    for (int p = 0; p < n; p++) c[p] = 0.0f;
+    for (int j = 0; j < k; j++) {
+        const float aj = a[j], *bj = b + (size_t)j * ldb;
+        for (int p = 0; p < n; p++) c[p] += aj * bj[p];
+    }
+}
+
 /* ---------------------------------------------------------------- small-m gemv */
 
 enum { GV_F32_512, GV_F32_AVX2, GV_BF16_PORT, GV_BF16_AVX2, GV_BF16_512, GV_BF16_DP };

@@ -62,6 +62,15 @@ void kmm_f32_nn(int m, int n, int k, const float *a, int lda, const float *b, in
 void kmm_f32_tn(int m, int n, int k, const float *a, int lda, const float *b, int ldb,
                 float *c, int ldc, float alpha, float beta);
 
+/* One-row products for decoding attention (one query row against a sequence's cache):
+ *   kmm_row_nt: c[j] = alpha a[0..k) . b[j*ldb ..+k)   for j < n   (scores)
+ *   kmm_row_nn: c[p] = sum_{j<k} a[j] b[j*ldb + p]      for p < n   (output)
+ * Each sum runs in an order fixed by k alone (AVX-512: chunks of 16 and one lane tree;
+ * portable: plain loops), so a query row gets the same bits whatever else is in the call;
+ * single-threaded (the caller splits heads and rows). */
+void kmm_row_nt(int n, int k, const float *a, const float *b, size_t ldb, float *c, float alpha);
+void kmm_row_nn(int n, int k, const float *a, const float *b, size_t ldb, float *c);
+
 /* Mixed precision (matmul_bf16.c): both operands rounded to bf16 (nearest-even), the
  * exact products summed in fp32 - what PyTorch autocast does for a bf16 matmul. Same
  * argument conventions as the fp32 products above; kmm_xw_bf16 is kmm_xw with dy

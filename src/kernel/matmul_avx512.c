@@ -297,6 +297,68 @@ SMALL_TILE(tile_bf16, TBF16, uint16_t, uint16_t, 32, __mmask32, (__mmask32)0xfff
 SMALL_DRIVER(kmm_small_f32_avx512, T512, float, float, tile_f32)
 SMALL_DRIVER(kmm_small_bf16_avx512bf16, TBF16, uint16_t, uint16_t, tile_bf16)
 
+/* ------------------------------------------------------------------ one-row products */
+
+/* c[j] = alpha * a . b_j for j < n (decoding attention's scores: a query against its
+ * cached keys): 16 rows of b at a time, one accumulator each summing its 16-element
+ * chunks along k (the tail masked), then hsum16 - the order depends on k alone. */
+T512 void kmm_row_nt_avx512(int n, int k, const float *a, const float *b, size_t ldb, float *c, float alpha) {
+    const __m512 va = _mm512_set1_ps(alpha);
+    for (int j0 = 0; j0 < n; j0 += 16) {
+        const int nj = n - j0 < 16 ? n - j0 : 16;
+        const float *bp[16];
+        __m512 acc[16];
+#pragma GCC unroll 16
+        for (int e = 0; e < 16; e++) {
+            bp[e] = b + (size_t)(j0 + (e < nj ? e : nj - 1)) * ldb;
+            acc[e] = _mm512_setzero_ps();
+        }
+        for (int p = 0; p < k; p += 16) {
+            const __mmask16 msk = k - p >= 16 ? 0xffff : (__mmask16)((1u << (k - p)) - 1);
+            const __m512 av = _mm512_maskz_loadu_ps(msk, a + p);
+#pragma GCC unroll 16
+            for (int e = 0; e < 16; e++) acc[e] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(msk, bp[e] + p), av, acc[e]);
+        }
+        const __mmask16 mo = nj == 16 ? 0xffff : (__mmask16)((1u << nj) - 1);
+        _mm512_mask_storeu_ps(c + j0, mo, _mm512_mul_ps(hsum16(acc), va));
+    }
+}
+
+/* c[p] = sum_j a[j] b_j[p] for p < n, j < k (decoding attention's output: the
+ * probabilities against the cached values): columns in blocks of 64, two accumulator
+ * sets (even and odd j, each summed in j order, then added) to hide the FMA latency. */
+T512 void kmm_row_nn_avx512(int n, int k, const float *a, const float *b, size_t ldb, float *c) {
+    for (int p0 = 0; p0 < n; p0 += 64) {
+        __mmask16 msk[4];
+        __m512 s0[4], s1[4];
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++) {
+            int left = n - p0 - 16 * q;
+            msk[q] = left >= 16 ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
+            s0[q] = s1[q] = _mm512_setzero_ps();
+        }
+        const float *bc = b + p0;
+        int j = 0;
+        for (; j + 2 <= k; j += 2) {
+            const __m512 a0 = _mm512_set1_ps(a[j]), a1 = _mm512_set1_ps(a[j + 1]);
+            const float *b0 = bc + (size_t)j * ldb, *b1 = b0 + ldb;
+#pragma GCC unroll 4
+            for (int q = 0; q < 4; q++) {
+                s0[q] = _mm512_fmadd_ps(a0, _mm512_maskz_loadu_ps(msk[q], b0 + 16 * q), s0[q]);
+                s1[q] = _mm512_fmadd_ps(a1, _mm512_maskz_loadu_ps(msk[q], b1 + 16 * q), s1[q]);
+            }
+        }
+        if (j < k) {
+            const __m512 a0 = _mm512_set1_ps(a[j]);
+            const float *b0 = bc + (size_t)j * ldb;
+#pragma GCC unroll 4
+            for (int q = 0; q < 4; q++) s0[q] = _mm512_fmadd_ps(a0, _mm512_maskz_loadu_ps(msk[q], b0 + 16 * q), s0[q]);
+        }
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++) _mm512_mask_storeu_ps(c + p0 + 16 * q, msk[q], _mm512_add_ps(s0[q], s1[q]));
+    }
+}
+
 /* ------------------------------------------------------------------ packing */
 
 /* dst[j*ldd + i] = src[i*lds + j] for i < rows, j < cols, by 16x16 blocks

@@ -54,6 +54,10 @@ void kmm_small_f32_avx512(const float *w, int k, const float *x, int m, float *y
 void kmm_small_bf16_avx512bf16(const uint16_t *w, int k, const uint16_t *xb, int m, float *y,
                                size_t ldy, float beta, int r0, int r1);
 
+/* One-row products (kmm_row_nt / kmm_row_nn in matmul.h) on AVX-512. */
+void kmm_row_nt_avx512(int n, int k, const float *a, const float *b, size_t ldb, float *c, float alpha);
+void kmm_row_nn_avx512(int n, int k, const float *a, const float *b, size_t ldb, float *c);
+
 /* dst[j*ldd + i] = src[i*lds + j] for i < rows, j < cols (AVX-512). */
 void kmm_transpose_avx512(const float *src, size_t lds, int rows, int cols, float *dst, size_t ldd);
 

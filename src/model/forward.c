@@ -309,34 +309,25 @@ static void attention_mask_row(const RunState *s, float *row, int b, int n, int 
     }
 }
 
-/* Decoding (one query row): P[j] = scale q . k_j for j < Tk (keys of stride ld), and
- * out = sum_j P[j] v_j - plain loops instead of two GEMM calls per head and row, whose
- * fixed cost passes the arithmetic at these sizes (a 64-wide dot per cached position).
- * Each dot sums 16 interleaved partial sums, then those in a fixed order. */
-static void attention_scores_row(const float *q, const float *kc, size_t ld, int hd, int Tk, float scale, float *P) {
-    for (int j = 0; j < Tk; j++) {
-        const float *k = kc + (size_t)j * ld;
-        float acc[16] = {0};
-        int d = 0;
-        for (; d + 16 <= hd; d += 16)
-            for (int l = 0; l < 16; l++) acc[l] += q[d + l] * k[d + l];
-        for (; d < hd; d++) acc[d & 15] += q[d] * k[d];
-        for (int w = 8; w >= 1; w /= 2)
-            for (int l = 0; l < w; l++) acc[l] += acc[l + w];
-        P[j] = acc[0] * scale;
+/* row[0..len) = softmax(row[0..len)), row[len..Tk) = 0 (the keys a causal query cannot see). */
+static void softmax_causal_row(float *row, int len, int Tk) {
+    float mx = row[0];
+    for (int j = 1; j < len; j++) mx = row[j] > mx ? row[j] : mx;
+    float sum = 0.0f;
+    for (int j = 0; j < len; j++) {
+        row[j] = expf(row[j] - mx);
+        sum += row[j];
     }
-}
-
-static void attention_pv_row(const float *P, const float *vc, size_t ld, int hd, int Tk, float *out) {
-    for (int d = 0; d < hd; d++) out[d] = 0.0f;
-    for (int j = 0; j < Tk; j++) {
-        const float p = P[j], *v = vc + (size_t)j * ld;
-        for (int d = 0; d < hd; d++) out[d] += p * v[d];
-    }
+    float inv = 1.0f / sum;
+    for (int j = 0; j < len; j++) row[j] *= inv;
+    for (int j = len; j < Tk; j++) row[j] = 0.0f;
 }
 
 /* For each (b, h): scores = q k^T / sqrt(hd) over cached positions 0..pos+i,
- * causal softmax (attention_mask_row), att_out = P v. */
+ * causal softmax (attention_mask_row), att_out = P v. One query row at a time in fp32
+ * (kmm_row_nt / kmm_row_nn) when decoding (n = 1) or with s->attn_rows (generation:
+ * a row's bits then do not depend on how the prompt was cut into calls); else two
+ * products per (b, h) over the call's rows, in the pass's precision. */
 static void attention_forward(RunState *s, LayerActs *a, int l, int B, int n, int pos) {
     const ModelConfig *c = &s->model->cfg;
     int H = c->n_heads, hd = c->head_dim, qd = H * hd, kvd = c->n_kv_heads * hd, grp = H / c->n_kv_heads;
@@ -372,30 +363,25 @@ static void attention_forward(RunState *s, LayerActs *a, int l, int B, int n, in
             const float *q = a->q + (size_t)b * n * qd + (size_t)h * hd;
             float *P = a->att + ((size_t)b * H + h) * n * Tmax;
             float *out = a->att_out + (size_t)b * n * qd + (size_t)h * hd;
-            if (n == 1)
-                attention_scores_row(q, kc, (size_t)ldkv, hd, Tk, scale, P);
-            else
-                pp->nt(n, Tk, hd, q, qd, kc, ldkv, P, Tk, scale, 0.0f);
-            int masked = s->seg_ids || c->sliding_window > 0;
-            for (int i = 0; i < n; i++) {
-                float *row = P + (size_t)i * Tk;
-                int len = p0 + i + 1;
-                if (masked) attention_mask_row(s, row, b, n, p0, i, len);
-                float mx = row[0];
-                for (int j = 1; j < len; j++) mx = row[j] > mx ? row[j] : mx;
-                float sum = 0.0f;
-                for (int j = 0; j < len; j++) {
-                    row[j] = expf(row[j] - mx);
-                    sum += row[j];
+            const int masked = s->seg_ids || c->sliding_window > 0;
+            if (n == 1 || s->attn_rows) { /* one query row at a time, over its own keys only */
+                for (int i = 0; i < n; i++) {
+                    float *row = P + (size_t)i * Tk;
+                    const int len = p0 + i + 1;
+                    kmm_row_nt(len, hd, q + (size_t)i * qd, kc, (size_t)ldkv, row, scale);
+                    if (masked) attention_mask_row(s, row, b, n, p0, i, len);
+                    softmax_causal_row(row, len, Tk);
+                    kmm_row_nn(hd, len, row, vc, (size_t)ldkv, out + (size_t)i * qd);
                 }
-                float inv = 1.0f / sum;
-                for (int j = 0; j < len; j++) row[j] *= inv;
-                for (int j = len; j < Tk; j++) row[j] = 0.0f;
-            }
-            if (n == 1)
-                attention_pv_row(P, vc, (size_t)ldkv, hd, Tk, out);
-            else
+            } else {
+                pp->nt(n, Tk, hd, q, qd, kc, ldkv, P, Tk, scale, 0.0f);
+                for (int i = 0; i < n; i++) {
+                    float *row = P + (size_t)i * Tk;
+                    if (masked) attention_mask_row(s, row, b, n, p0, i, p0 + i + 1);
+                    softmax_causal_row(row, p0 + i + 1, Tk);
+                }
                 pp->nn(n, hd, Tk, P, Tk, vc, ldkv, out, qd, 1.0f, 0.0f);
+            }
             if (tmp && omp_get_thread_num() >= s->kv_threads) free(tmp);
         }
 }
@@ -424,7 +410,7 @@ static void linear(RunState *s, LayerActs *a, int l, LoraTarget t, const KWeight
     const LoraAdapter *ad = s->lora;
     if (ad && !ad->merged) {
         const LoraMat *p = lora_mat(ad, l, t);
-        if (p) lora_linear_forward_with(model_products(s->model, N), p, ad->scaling, x, N, a->lora_u[t], y);
+        if (p) lora_linear_forward_with(model_products(s->model, s->attn_rows ? 1 : N), p, ad->scaling, x, N, a->lora_u[t], y);
     }
 }
 
@@ -593,6 +579,9 @@ int model_forward_run(RunState *s, const int *tokens, int B, int n, int pos) {
     for (size_t i = 0; i < N; i++)
         if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
             return err_set("forward: token id %d at index %zu is outside the vocabulary (0..%d)", tokens[i], i, c->vocab_size - 1);
+    for (int i = 0; s->logit_rows && i < s->n_logit_rows; i++)
+        if (s->logit_rows[i] < (i ? s->logit_rows[i - 1] + 1 : 0) || (size_t)s->logit_rows[i] >= N)
+            return err_set("forward: logit row %d at index %d: expected ascending rows in 0..%zu", s->logit_rows[i], i, N - 1);
     s->pos = pos;
     s->n = n;
     s->batch = B;
@@ -611,6 +600,13 @@ int model_forward_run(RunState *s, const int *tokens, int B, int n, int pos) {
         x = next;
     }
     if (x != s->x_final) memcpy(s->x_final, x, N * d * sizeof(float));
+    if (s->logit_rows && s->keep == RS_KEEP_NONE) { /* only the rows asked for, gathered in front */
+        for (int i = 0; i < s->n_logit_rows; i++)
+            if ((size_t)s->logit_rows[i] != (size_t)i)
+                memmove(s->x_final + (size_t)i * d, s->x_final + (size_t)s->logit_rows[i] * d, (size_t)d * sizeof(float));
+        N = (size_t)s->n_logit_rows;
+        if (!N) return 0;
+    }
     norm_forward(c, s->xnf, s->rstdf, s->x_final, m->rms_final, m->norm_final_b, (int)N, d);
     kmm_xwt(&m->wcls, s->xnf, (int)N, s->logits, 0.0f);
     if (m->cls_b) bias_forward(s->logits, m->cls_b, (int)N, c->vocab_size);

@@ -75,6 +75,16 @@ typedef struct {
     int max_seq;     /* positions each sequence can hold (cache length) */
     int max_chunk;   /* n per call */
     int keep;        /* RS_KEEP_* */
+    const int *logit_rows; /* inference: when not NULL, the next forward call computes the
+                        logits of these n_logit_rows rows only (ascending indices into the
+                        call's B*n rows; 0 rows: none), into s->logits rows 0..n_logit_rows-1
+                        (a prefill needs only its prompts' last tokens); the caller owns the
+                        array and clears the field */
+    int n_logit_rows;
+    int attn_rows;   /* inference: attention one query row at a time in fp32 (kmm_row_nt/nn)
+                        and LoRA paths in fp32 products, whatever the call's rows - so a row
+                        gets the same bits however its sequence's tokens are grouped into
+                        calls (the generators set it: greedy ids batched = single-stream) */
     int pos, n, batch; /* of the last call */
     float *kcache;   /* [L, B, max_seq, kvd] keys after rotary */
     float *vcache;   /* [L, B, max_seq, kvd] */

@@ -165,6 +165,7 @@ int model_generate(const Model *m, const Tokenizer *t, const int *prompt, int n_
     RunState s;
     int chunk = n_prompt < GEN_PREFILL_TOKENS ? n_prompt : GEN_PREFILL_TOKENS;
     if (runstate_init(&s, m, 1, total, chunk, RS_KEEP_NONE | (o->kv_bf16 ? RS_KV_BF16 : 0)) != 0) return -1;
+    s.attn_rows = 1; /* the bits of model_generate_batch's rows */
     if (o->lora && runstate_set_lora(&s, o->lora) != 0) {
         runstate_free(&s);
         return -1;
@@ -185,9 +186,13 @@ int model_generate(const Model *m, const Tokenizer *t, const int *prompt, int n_
     int last = 1; /* tokens in the last prefill call */
     for (int p = 0; rc == 0 && p < n_prompt; p += chunk) {
         last = n_prompt - p < chunk ? n_prompt - p : chunk;
+        int lrow = last - 1; /* the logits of the prompt's last token only */
+        s.logit_rows = &lrow;
+        s.n_logit_rows = p + last == n_prompt;
         if (model_forward(&s, prompt + p, 1, last, p) != 0) rc = -1;
+        s.logit_rows = NULL;
     }
-    float *logits = s.logits + (size_t)(last - 1) * c->vocab_size;
+    float *logits = s.logits;
     int pos = n_prompt;
     while (rc == 0 && o->max_tokens > 0) {
         int next = sampler_pick(&sp, logits, q.hist, q.nh);

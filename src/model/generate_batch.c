@@ -74,6 +74,7 @@ typedef struct {
     int W, C, V;
     Slot *slot;
     int *tok, *pos, *rslot; /* [W * C], [W * C], [W]: a call's rows */
+    int *lrow;              /* [W] the rows of a prefill call whose logits are needed */
     float *lg;              /* [W, V] logits of a prefilled prompt's last token */
 } Batch;
 
@@ -145,15 +146,22 @@ static int batch_join(Batch *b, int *next) {
             b->rslot[rows++] = k;
             int last = j == nch - 1;
             if (rows == R || (last && jq == nj - 1)) {
-                if (model_forward_rows(&b->s, b->tok, b->pos, b->rslot, rows, C) != 0) return -1;
-                /* the logits of every prompt whose last chunk was in this call */
+                /* logits only for the prompts whose last chunk is in this call, at their last token */
+                int nl = 0, lk[R];
                 for (int rr = 0; rr < rows; rr++) {
-                    int kk = b->rslot[rr];
-                    const GenRequest *q = &b->req[b->slot[kk].req];
-                    int lastp = q->n_prompt - 1;
-                    if (b->pos[rr * C] == lastp / C * C)
-                        memcpy(b->lg + (size_t)kk * V, b->s.logits + ((size_t)rr * C + lastp % C) * V, (size_t)V * sizeof(float));
+                    int kk = b->rslot[rr], lastp = b->req[b->slot[kk].req].n_prompt - 1;
+                    if (b->pos[rr * C] == lastp / C * C) {
+                        lk[nl] = kk;
+                        b->lrow[nl++] = rr * C + lastp % C;
+                    }
                 }
+                b->s.logit_rows = b->lrow;
+                b->s.n_logit_rows = nl;
+                int rc = model_forward_rows(&b->s, b->tok, b->pos, b->rslot, rows, C);
+                b->s.logit_rows = NULL;
+                if (rc != 0) return -1;
+                for (int i = 0; i < nl; i++)
+                    memcpy(b->lg + (size_t)lk[i] * V, b->s.logits + (size_t)i * V, (size_t)V * sizeof(float));
                 rows = 0;
             }
         }
@@ -221,13 +229,15 @@ int model_generate_batch(const Model *m, const Tokenizer *t, const GenRequest *r
     if (padded > S) S = padded;
     int rc = 0, live = 0;
     if (runstate_init(&b.s, m, b.W, S, b.C, RS_KEEP_NONE | (o->kv_bf16 ? RS_KV_BF16 : 0)) != 0) return -1;
+    b.s.attn_rows = 1; /* a row's bits whatever the call (forward.h): the ids of model_generate */
     if (o->lora && runstate_set_lora(&b.s, o->lora) != 0) { runstate_free(&b.s); return -1; }
     b.slot = calloc((size_t)b.W, sizeof *b.slot);
     b.tok = malloc((size_t)b.W * b.C * sizeof *b.tok);
     b.pos = malloc((size_t)b.W * b.C * sizeof *b.pos);
     b.rslot = malloc((size_t)b.W * sizeof *b.rslot);
+    b.lrow = malloc((size_t)b.W * sizeof *b.lrow);
     b.lg = malloc((size_t)b.W * b.V * sizeof *b.lg);
-    if (!b.slot || !b.tok || !b.pos || !b.rslot || !b.lg) rc = err_set("out of memory");
+    if (!b.slot || !b.tok || !b.pos || !b.rslot || !b.lrow || !b.lg) rc = err_set("out of memory");
     for (int k = 0; rc == 0 && k < b.W; k++) {
         b.slot[k].req = -1;
         if (sampler_init(&b.slot[k].sp, b.V, o->temperature, o->top_p, o->no_repeat_ngram, 0) != 0) rc = -1;
@@ -250,6 +260,7 @@ int model_generate_batch(const Model *m, const Tokenizer *t, const GenRequest *r
     free(b.tok);
     free(b.pos);
     free(b.rslot);
+    free(b.lrow);
     free(b.lg);
     runstate_free(&b.s);
     return rc;

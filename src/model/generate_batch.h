@@ -18,10 +18,11 @@
  * 64 rows, prefill calls of GEN_PREFILL_TOKENS tokens in both generators) run on the
  * small-m kernels, which give a row the same bits whatever the number of rows (fp32
  * weights while 64 rows of x fit 512 KiB, bf16 weights with avx512bf16; elsewhere a GEMM
- * may sum in another order); a prompt's prefill runs in other chunks, so the attention
- * products of the prompt have other shapes. Logits can then differ in the last bits,
- * which changes an id only at an exact near-tie (tested not to happen on the shipped
- * models: tests/model/test_generate_batch.c). */
+ * may sum in another order), and both generators run attention one query row at a time
+ * (RunState.attn_rows), so a prompt's keys and values do not depend on how it was cut into
+ * calls. The LoRA products (fp32 GEMM) may still sum a row in an order that depends on the
+ * call's rows; that changes an id only at an exact near-tie (tested not to happen on the
+ * shipped models and adapters: tests/model/test_generate_batch.c). */
 #ifndef MUSCLE_MODEL_GENERATE_BATCH_H
 #define MUSCLE_MODEL_GENERATE_BATCH_H
 

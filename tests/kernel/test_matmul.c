@@ -322,6 +322,51 @@ static void test_row_bits_independent_of_m(void **state) {
     }
 }
 
+/* Decoding attention's one-row products (kmm_row_nt / kmm_row_nn) against a double
+ * reference, head sizes with and without a 16-tail, at every level; the score of key j
+ * (and an output column) has the same bits whatever n is (a query row's attention does not
+ * depend on how many keys share its call). */
+static void test_row_products(void **state) {
+    (void)state;
+    const int hds[] = {64, 80, 24, 7, 128, 200};
+    const int keys[] = {1, 2, 15, 16, 17, 33, 100};
+    for (int lvl = KMM_PORTABLE; lvl <= (int)kmm_level_cpu(); lvl++) {
+        assert_int_equal(kmm_level_set((KmmLevel)lvl), 0);
+        for (int hi = 0; hi < 6; hi++)
+            for (int ki = 0; ki < 7; ki++) {
+                int hd = hds[hi], T = keys[ki];
+                size_t ld = (size_t)hd + 13; /* a stride wider than a row, like a cache's kvd */
+                float *q = rand_f32((size_t)hd), *kv = rand_f32((size_t)T * ld), *p = rand_f32((size_t)T);
+                float *s = malloc((size_t)T * 4), *s1 = malloc(4), *o = malloc((size_t)hd * 4), *o1 = malloc((size_t)hd * 4);
+                kmm_row_nt(T, hd, q, kv, ld, s, 0.125f);
+                for (int j = 0; j < T; j++) {
+                    double ref = 0, mag = 0;
+                    for (int d = 0; d < hd; d++) {
+                        ref += (double)q[d] * kv[(size_t)j * ld + d];
+                        mag += fabs((double)q[d] * kv[(size_t)j * ld + d]);
+                    }
+                    assert_true(fabs(s[j] - 0.125 * ref) <= 1e-6 * 0.125 * mag + 1e-30);
+                    kmm_row_nt(1, hd, q, kv + (size_t)j * ld, ld, s1, 0.125f);
+                    assert_memory_equal(s1, s + j, 4);
+                }
+                kmm_row_nn(hd, T, p, kv, ld, o);
+                for (int d = 0; d < hd; d++) {
+                    double ref = 0, mag = 0;
+                    for (int j = 0; j < T; j++) {
+                        ref += (double)p[j] * kv[(size_t)j * ld + d];
+                        mag += fabs((double)p[j] * kv[(size_t)j * ld + d]);
+                    }
+                    assert_true(fabs(o[d] - ref) <= 1e-6 * mag + 1e-30);
+                }
+                if (hd > 16) { /* the first 16 columns alone: the same bits */
+                    kmm_row_nn(16, T, p, kv, ld, o1);
+                    assert_memory_equal(o1, o, 16 * 4);
+                }
+                free(q); free(kv); free(p); free(s); free(s1); free(o); free(o1);
+            }
+    }
+}
+
 static void test_levels_and_errors(void **state) {
     (void)state;
     KmmLevel l;
@@ -375,6 +420,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_bf16_rounding_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deterministic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_row_bits_independent_of_m, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_row_products, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dw, setup, teardown),
         cmocka_unit_test_setup_teardown(test_f32_wrappers, setup, teardown),
         cmocka_unit_test(test_transpose),

@@ -291,6 +291,51 @@ static void test_forward_rows(void **st) {
     model_free(&m);
 }
 
+/* Generation's run states (attn_rows): a prompt cut into calls of 12, of 4 and 4 x 3 rows,
+ * or fed one token at a time gives bit-identical logits for its last token, computed alone
+ * (logit_rows) or among all rows; a logit row list that is not ascending or leaves the
+ * call is refused. */
+static void test_rows_bits(void **st) {
+    (void)st;
+    Model m;
+    if (model_load(&m, shared_path("models/stories260K/stories260K.bin"), NULL) != 0) fail_msg("%s", err_msg());
+    int V = m.cfg.vocab_size;
+    int seq[12] = {1, 403, 407, 261, 378, 1186 % V, 290, 350, 267, 343, 271, 360};
+    RunState a, b, c;
+    assert_int_equal(runstate_init(&a, &m, 1, 16, 12, 0), 0);
+    assert_int_equal(runstate_init(&b, &m, 3, 16, 4, 0), 0);
+    assert_int_equal(runstate_init(&c, &m, 1, 16, 1, 0), 0);
+    a.attn_rows = b.attn_rows = c.attn_rows = 1;
+    assert_int_equal(model_forward(&a, seq, 1, 12, 0), 0);
+    float *full = malloc((size_t)V * sizeof(float));
+    memcpy(full, a.logits + (size_t)11 * V, (size_t)V * sizeof(float));
+    int last = 11;
+    a.logit_rows = &last;
+    a.n_logit_rows = 1;
+    assert_int_equal(model_forward(&a, seq, 1, 12, 0), 0);
+    assert_memory_equal(a.logits, full, (size_t)V * sizeof(float));
+    int pos[12], slot[3] = {1, 1, 1}, lr = 2 * 4 + 3;
+    for (int i = 0; i < 12; i++) pos[i] = i;
+    b.logit_rows = &lr;
+    b.n_logit_rows = 1;
+    assert_int_equal(model_forward_rows(&b, seq, pos, slot, 3, 4), 0);
+    assert_memory_equal(b.logits, full, (size_t)V * sizeof(float));
+    for (int i = 0; i < 12; i++) assert_int_equal(model_forward(&c, seq + i, 1, 1, i), 0);
+    assert_memory_equal(c.logits, full, (size_t)V * sizeof(float));
+    int bad1[2] = {3, 3}, bad2[1] = {12};
+    b.logit_rows = bad1;
+    b.n_logit_rows = 2;
+    assert_int_equal(model_forward_rows(&b, seq, pos, slot, 3, 4), -1);
+    b.logit_rows = bad2;
+    b.n_logit_rows = 1;
+    assert_int_equal(model_forward_rows(&b, seq, pos, slot, 3, 4), -1);
+    free(full);
+    runstate_free(&a);
+    runstate_free(&b);
+    runstate_free(&c);
+    model_free(&m);
+}
+
 /* KV cache in bf16 (GenOptions.kv_bf16, RS_KV_BF16): batched ids still equal single-stream
  * ones (both read the same rounded cache); against the fp32 cache the log-probabilities
  * move, but little (bf16's 2^-8 relative rounding of keys and values). */
@@ -366,7 +411,8 @@ int main(void) {
      * decoding run cost minutes in barriers */
     omp_set_num_threads(1);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_forward_rows),      cmocka_unit_test(test_greedy_stories260K),
+        cmocka_unit_test(test_forward_rows),      cmocka_unit_test(test_rows_bits),
+        cmocka_unit_test(test_greedy_stories260K),
         cmocka_unit_test(test_greedy_stories260K_bf16), cmocka_unit_test(test_greedy_babyllama105),
         cmocka_unit_test(test_greedy_demo_v1),    cmocka_unit_test(test_greedy_demo_v2_bf16),
         cmocka_unit_test(test_stops_ngram),       cmocka_unit_test(test_adapters),
