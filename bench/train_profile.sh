@@ -21,7 +21,7 @@ flock 9
 for shape in $shapes; do for dtype in $dtypes; do
   perf record -q -F 499 -o "$tmp/perf.data" -- build/bench_train --shape "$shape" --dtype "$dtype" --task "$task" \
       --iters "$iters" >"$tmp/run.json" 2>/dev/null
-  perf report -i "$tmp/perf.data" --no-children --sort dso,symbol --stdio --percent-limit 0.05 2>/dev/null >"$tmp/report.txt"
+  perf report -i "$tmp/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null >"$tmp/report.txt"
   /usr/bin/python3 - "$tmp/report.txt" "$tmp/run.json" "$shape" "$dtype" "$task" "$flags" <<'PY'
 import json, re, sys
 rep, run, shape, dtype, task, flags = sys.argv[1:7]
@@ -45,7 +45,7 @@ GROUPS = [
 tot = {}
 top = []
 for line in open(rep):
-    m = re.match(r"\s*([\d.]+)%\s+(\S+)\s+\[[.k]\]\s+(.*\S)", line)
+    m = re.match(r"\s*([\d.]+)%\s+(.*?)\s+\[[.k]\]\s+(\S+)", line)  # dso may hold spaces ("[JIT] tid 7")
     if not m:
         continue
     pct, dso, sym = float(m.group(1)), m.group(2), m.group(3)
@@ -57,13 +57,14 @@ tot.pop("set-up", None)  # random weights and planning: not the step
 s = sum(tot.values()) or 1
 prod = 100 * tot.get("products", 0) / s
 cols = ["bf16 operand copies", "attention softmax/mask", "norms", "loss (log-softmax over the vocabulary)", "rotary",
-        "activations", "optimizer (AdamW, clipping)", "memcpy/memset", "OpenMP waits"]
+        "activations", "optimizer (AdamW, clipping)", "embedding", "memcpy/memset", "OpenMP waits",
+        "kernel (page faults, scheduling)"]
 print("| %s | %s | %s | %.0f | %.0f%% | %.0f%% | %s | %.0f%% | %s |" % (
     task, shape, dtype, r["tokens_per_s"], prod, 100 - prod,
     ", ".join("%s %.0f%%" % (c.split(" (")[0], 100 * tot.get(c, 0) / s) for c in cols if tot.get(c, 0) >= 0.5),
     100 * tot.get("other", 0) / s, flags))
-print("#   largest outside the products: " + "; ".join(
-    "%s %.1f%%" % (sym[:40], 100 * p / s) for p, g, sym, dso in sorted(top, reverse=True) if g not in ("products", "set-up")][:8]))
+print("#   largest outside the products: " + "; ".join([
+    "%s %.1f%%" % (sym[:40] if not sym.startswith("0x") else dso, 100 * p / s) for p, g, sym, dso in sorted(top, reverse=True) if g not in ("products", "set-up")][:8]))
 PY
 done; done
 flock -u 9
