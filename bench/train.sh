@@ -21,6 +21,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tasks="${1:-lora8_qkvo lora16_all full}"; shapes="${2:-15M 110M}"; dtypes="${3:-fp32 bf16}"; repeats="${4:-1}"
+# TORCH_DTYPES: which PyTorch peers run (default "fp32 bf16 amp"); TORCH_ITERS: its timed steps (3)
+torch_dtypes="${TORCH_DTYPES:-fp32 bf16 amp}"; torch_iters="${TORCH_ITERS:-3}"
 make --no-print-directory -s all build/bench_train >/dev/null
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 # Debian's OpenBLAS 0.3.21 does not know this CPU and would use SSE3 kernels: give PyTorch
@@ -32,12 +34,15 @@ flock 9
 for shape in $shapes; do for dtype in $dtypes; do for task in $tasks; do
   for r in $(seq "$repeats"); do
     build/bench_train --shape "$shape" --dtype "$dtype" --task "$task" | tee -a "$out"
-    /usr/bin/python3 bench/torch/bench_torch.py --json --shape "$shape" --dtype "$dtype" --task "$task" --threads "$OMP_NUM_THREADS" | tee -a "$out"
-    if [ "$dtype" = bf16 ]; then
+    case " $torch_dtypes " in *" $dtype "*)
+      /usr/bin/python3 bench/torch/bench_torch.py --json --shape "$shape" --dtype "$dtype" --task "$task" --threads "$OMP_NUM_THREADS" \
+          --iters "$torch_iters" | tee -a "$out" ;; esac
+    if [ "$dtype" = bf16 ] && [[ " $torch_dtypes " == *" amp "* ]]; then
       /usr/bin/python3 bench/torch/bench_torch.py --json --shape "$shape" --dtype amp --task "$task" --threads "$OMP_NUM_THREADS" \
+          --iters "$torch_iters" \
           | sed 's/"impl": *"pytorch"/"impl": "pytorch-amp"/; s/"dtype": *"amp"/"dtype": "bf16"/' | tee -a "$out"
     fi
-    if [ "${TORCH_SHIPPED:-1}" = 1 ]; then
+    if [ "${TORCH_SHIPPED:-1}" = 1 ] && [[ " $torch_dtypes " == *" $dtype "* ]]; then
       env -u OPENBLAS_CORETYPE /usr/bin/python3 bench/torch/bench_torch.py --json --shape "$shape" --dtype "$dtype" --task "$task" \
           --threads "$OMP_NUM_THREADS" | sed 's/"impl": *"pytorch"/"impl": "pytorch-shipped"/' | tee -a "$out"
     fi

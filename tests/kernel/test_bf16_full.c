@@ -22,30 +22,13 @@
  * each step is what makes it train like autocast: a view left stale fails the curve.
  * On both bf16 engines (ours, oneDNN), whatever ISA the CPU has (printed). The fp32 path is
  * untouched by all of this: the view is only made with --bf16. */
-#include "model/torch_fixture.h"
+#include "bf16_fixture.h"
 #include "kernel/matmul_impl.h"
 #include "train/adamw.h"
 #include "train/mixed.h"
 #include "core/dtype.h"
 
-#define KF_DIR "tests/fixtures/kernel/"
 #define STEPS 20
-
-static cJSON *kf_load(void) {
-    size_t n;
-    char *text = file_read_all(KF_DIR "bf16_full.json", &n, 0);
-    if (!text) fail_msg("%s (make it with tests/kernel/make_bf16_full_fixture.py)", err_msg());
-    cJSON *j = cJSON_Parse(text);
-    free(text);
-    assert_non_null(j);
-    return j;
-}
-
-static const cJSON *kf_get(const cJSON *j, const char *kind, const char *key) {
-    const cJSON *o = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, kind), key);
-    if (!o) fail_msg("bf16_full.json: no %s.%s", kind, key);
-    return o;
-}
 
 static void load(Model *m) {
     ModelLoadOptions o = {KW_F32, 1};
@@ -115,7 +98,7 @@ static void engine_case(int engine) {
                   kmm_level_name(kmm_level()), kdnnl_isa());
     TorchFixture f;
     tf_load(&f);
-    cJSON *kf = kf_load();
+    cJSON *kf = kf_load("bf16_full.json", "make_bf16_full_fixture.py");
     Model m;
     load(&m);
     MixedModel mx;
