@@ -3,8 +3,10 @@
  * backward + AdamW on a batch of 4 x 256 random tokens, as bench/torch/bench_torch.py
  * measures PyTorch (AdamW lr 1e-4, weight decay 0.01, no clipping, mean cross-entropy).
  * Tasks: lora8_qkvo (rank 8, alpha 16 on q,k,v,o), lora16_all (rank 16, alpha 32 on every
- * linear layer), full (every weight; fp32 only). dtype: the base weights (fp32 or bf16;
- * the adapter and its optimizer state stay fp32).
+ * linear layer), full (every weight). dtype: LoRA: the base weights (fp32 or bf16; the
+ * adapter and its optimizer state stay fp32); full: fp32, or bf16 = mixed precision
+ * (`pretrain --bf16`, train/mixed.h: fp32 masters and AdamW state, bf16 copies for the
+ * products).
  * Prints one JSON line per measurement with bench_torch.py's fields: tokens_per_s is
  * tokens / mean time of the timed steps (after one warm-up step), peak_rss_mb from getrusage.
  *   bench_train --shape 15M|110M --dtype fp32|bf16 --task lora8_qkvo|lora16_all|full
@@ -43,7 +45,6 @@ int main(int argc, char **argv) {
                                                    : LORA_BIT(LORA_Q) | LORA_BIT(LORA_K) | LORA_BIT(LORA_V) | LORA_BIT(LORA_O);
     if (!full && strcmp(task, "lora8_qkvo") && strcmp(task, "lora16_all")) { fprintf(stderr, "unknown task %s\n", task); return 2; }
     int bf16 = !strcmp(dtype, "bf16");
-    if (full && bf16) { fprintf(stderr, "full training runs fp32 weights only\n"); return 2; }
     cpu_blas_fixup(argv);
     cpu_flush_denormals();
     ModelConfig c = {0};
@@ -55,7 +56,7 @@ int main(int argc, char **argv) {
     c.vocab_size = 32000; c.seq_len = 1024; c.rope_theta = 10000; c.norm_eps = 1e-5f; c.tied = 1;
     c.bos_id = 1; c.eos_id = 2;
     if (bench_family_apply(&c, family) != 0) { fprintf(stderr, "unknown --family %s\n", family); return 2; }
-    ModelLoadOptions lo = {bf16 ? KW_BF16 : KW_F32, full};
+    ModelLoadOptions lo = {bf16 && !full ? KW_BF16 : KW_F32, full};
     Model m;
     if (model_init_random(&m, &c, &lo, 1234) != 0) { fprintf(stderr, "%s\n", err_msg()); return 1; }
     LoraAdapter a, *ap = NULL;
@@ -84,6 +85,7 @@ int main(int argc, char **argv) {
     o.no_decay_norms = 0;
     o.clip = 0;
     o.recompute = recompute;
+    o.bf16 = full && bf16;
     o.quiet = 1;
     Trainer t;
     if (trainer_init(&t, &m, ap, &d, &o, NULL) != 0) { fprintf(stderr, "%s\n", err_msg()); return 1; }

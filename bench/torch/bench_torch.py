@@ -18,7 +18,8 @@ Tasks (torch.set_num_threads(2) unless --threads):
   lora16_all LoRA rank 16 (alpha 32) on q,k,v,o,gate,up,down; same
   full       full-parameter training, same
 dtypes: fp32, bf16 (model.to(torch.bfloat16): weights, activations, LoRA params and
-optimizer state all bf16).
+optimizer state all bf16), amp (mixed precision: the fp32 model, its forward under
+torch.autocast("cpu", torch.bfloat16); fp32 master weights, gradients and optimizer state).
 Each measurement runs in its own subprocess so that peak_rss_mb (getrusage ru_maxrss) is
 per measurement.  Output: one JSON line per measurement with --json
 ({"impl":"pytorch","shape","dtype","task","tokens_per_s","peak_rss_mb", ...extra fields:
@@ -40,7 +41,7 @@ SHAPES = {
     "110M": dict(dim=768, n_layers=12, n_heads=12, hidden=2048, vocab=32000, seq_len=1024),
 }
 TASKS = ["score", "decode", "lora8_qkvo", "lora16_all", "full"]
-DTYPES = ["fp32", "bf16"]
+DTYPES = ["fp32", "bf16", "amp"]
 
 
 def build(torch, shape, seed=0):
@@ -197,7 +198,11 @@ def run_child(a):
 
         def step():
             opt.zero_grad(set_to_none=True)
-            logits = m(ids[:, :-1])
+            if a.dtype == "amp":
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    logits = m(ids[:, :-1]).float()
+            else:
+                logits = m(ids[:, :-1])
             loss = F.cross_entropy(logits.reshape(-1, V), ids[:, 1:].reshape(-1))
             loss.backward()
             opt.step()
@@ -241,7 +246,7 @@ def main():
     if a.child:
         return run_child(a)
     shapes = list(SHAPES) if a.shape == "all" else [a.shape]
-    dtypes = DTYPES if a.dtype == "all" else [a.dtype]
+    dtypes = ["fp32", "bf16"] if a.dtype == "all" else [a.dtype]
     tasks = TASKS if a.task == "all" else [a.task]
     if not a.json:
         print("%-5s %-5s %-11s %12s %12s" % ("shape", "dtype", "task", "tokens/s", "peak RSS MB"))

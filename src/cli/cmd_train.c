@@ -47,7 +47,7 @@ static const TrainOpt train_opts[] = {
     {"layers", T_LONG, F(shape.layers), 1, 1024, FOR_PRE}, {"heads", T_LONG, F(shape.heads), 1, 1024, FOR_PRE},
     {"kv-heads", T_LONG, F(shape.kv_heads), 1, 1024, FOR_PRE}, {"hidden", T_LONG, F(shape.hidden), 1, 1 << 20, FOR_PRE},
     {"vocab", T_LONG, F(shape.vocab), 1, 1 << 24, FOR_PRE}, {"untied", T_SET1, F(shape.untied), 0, 0, FOR_PRE},
-    {"dtype", T_SPECIAL, 0, 0, 0, FOR_PRE},
+    {"dtype", T_SPECIAL, 0, 0, 0, FOR_PRE}, {"bf16", T_SET1, F(t.bf16), 0, 0, FOR_PRE},
     /* finetune */
     {"adapter-init", T_STR, F(adapter.init), 0, 0, FOR_FINE}, {"rank", T_LONG, F(adapter.rank), 1, 65536, FOR_FINE},
     {"alpha", T_POS, F(adapter.alpha), 0, 0, FOR_FINE}, {"rslora", T_SET1, F(adapter.rslora), 0, 0, FOR_FINE},

@@ -201,18 +201,12 @@ int kweight_init_f32(KWeight *w, const float *data, int n, int k) {
     return 0;
 }
 
-int kweight_init_bf16(KWeight *w, const uint16_t *data, int n, int k) {
-    memset(w, 0, sizeof *w);
-    if (check_dims("kweight_init_bf16", data, n, k)) return -1;
-    w->type = KW_BF16;
-    w->n = n;
-    w->k = k;
-    w->bf16 = data;
-    if (kmm_level_cpu() < KMM_AVX512) return 0;
+/* Fills the packed copy p of w (panels of KMM_NR output rows, k-pairs interleaved) from
+ * w->bf16. */
+static void pack_bf16(const KWeight *w, uint32_t *p) {
+    const int n = w->n, k = w->k;
+    const uint16_t *data = w->bf16;
     size_t kq = (size_t)(k + 1) / 2, npan = (size_t)(n + KMM_NR - 1) / KMM_NR;
-    size_t bytes = npan * kq * KMM_NR * sizeof(uint32_t);
-    uint32_t *p = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
-    if (!p) return err_set("kweight_init_bf16: [%d, %d]: out of memory for the packed copy (%zu bytes)", n, k, bytes);
 #pragma omp parallel for schedule(static)
     for (long long pan = 0; pan < (long long)npan; pan++) {
         uint32_t *dst = p + (size_t)pan * kq * KMM_NR;
@@ -229,9 +223,28 @@ int kweight_init_bf16(KWeight *w, const uint16_t *data, int n, int k) {
             }
         }
     }
+}
+
+int kweight_init_bf16(KWeight *w, const uint16_t *data, int n, int k) {
+    memset(w, 0, sizeof *w);
+    if (check_dims("kweight_init_bf16", data, n, k)) return -1;
+    w->type = KW_BF16;
+    w->n = n;
+    w->k = k;
+    w->bf16 = data;
+    if (kmm_level_cpu() < KMM_AVX512) return 0;
+    size_t kq = (size_t)(k + 1) / 2, npan = (size_t)(n + KMM_NR - 1) / KMM_NR;
+    size_t bytes = npan * kq * KMM_NR * sizeof(uint32_t);
+    uint32_t *p = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+    if (!p) return err_set("kweight_init_bf16: [%d, %d]: out of memory for the packed copy (%zu bytes)", n, k, bytes);
+    pack_bf16(w, p);
     w->packed = p;
     w->packed_bytes = bytes;
     return 0;
+}
+
+void kweight_repack_bf16(KWeight *w) {
+    if (w->type == KW_BF16 && w->packed) pack_bf16(w, w->packed);
 }
 
 void kweight_free(KWeight *w) {

@@ -42,6 +42,9 @@ int kweight_init_f32(KWeight *w, const float *data, int n, int k);
  * (panels of 32 output rows, k-pairs interleaved). */
 int kweight_init_bf16(KWeight *w, const uint16_t *data, int n, int k);
 void kweight_free(KWeight *w);
+/* The values behind w->bf16 changed (mixed-precision training refreshes its bf16 copies
+ * after every optimizer step): rebuilds the kernel-friendly copies in place, no allocation. */
+void kweight_repack_bf16(KWeight *w);
 
 /* y[m,n] = x[m,k] . W^T + beta*y   (forward; beta == 0 never reads y) */
 void kmm_xwt(const KWeight *w, const float *x, int m, float *y, float beta);

@@ -25,9 +25,10 @@
  * the classifier and the final norm; after them: the embedding (scatter-add).
  * All reductions run in a fixed order: same inputs and thread count, same bits.
  * Precision: with a bf16 model the products above take bf16 operands (the incoming
- * gradient rounded too: dx = bf16(dy) W, LoRA's dA, dB from bf16 operands) and sum in
- * fp32 into fp32 gradients (ops.h model_products); the softmax and norm backward, the
- * loss and the gradients themselves stay fp32.
+ * gradient rounded too: dx = bf16(dy) W, LoRA's dA, dB from bf16 operands, and in full
+ * training - the bf16 view of fp32 masters, train/mixed.h - dW = bf16(dy)^T bf16(x)) and
+ * sum in fp32 into fp32 gradients (ops.h model_products); the softmax and norm backward,
+ * the loss, the embedding's scatter-add and the gradients themselves stay fp32.
  */
 #include "backward.h"
 #include "ops.h"
@@ -360,6 +361,13 @@ int model_loss(RunState *s, const int *tokens, const int *targets, const float *
     return 0;
 }
 
+/* dw[out, in] += dy[N, out]^T x[N, in] with the products of pp: exact fp32 (kmm_dw), or
+ * mixed (both operands rounded to bf16, fp32 sums: kmm_bf16_tn). */
+static void weight_grad(const KmmProducts *pp, const float *dy, const float *x, int N, int out, int in, float *dw) {
+    if (pp == &kmm_products_bf16) kmm_bf16_tn(out, in, N, dy, out, x, in, dw, in, 1.0f, 1.0f);
+    else kmm_dw(dy, x, N, out, in, dw, 1.0f);
+}
+
 static float *grad_of(LayerGrads *gw, LoraTarget t) {
     if (!gw) return NULL;
     float *const g[LIN_COUNT] = {gw->wq, gw->wk, gw->wv, gw->wo, gw->w1, gw->w3, gw->w2};
@@ -375,7 +383,7 @@ static void linear_backward(RunState *s, LayerActs *a, int l, LoraTarget t, Laye
     float *wgrad = grad_of(gw, t);
     const KmmProducts *pp = model_products(s->model, N);
     pp->xw(w, dy, N, dx, beta);
-    if (wgrad) kmm_dw(dy, x, N, w->n, w->k, wgrad, 1.0f);
+    if (wgrad) weight_grad(pp, dy, x, N, w->n, w->k, wgrad);
     if (gw && gw->bias[t]) bias_backward(gw->bias[t], dy, N, w->n);
     const LoraAdapter *ad = s->lora;
     if (ad && !ad->merged) {
@@ -511,8 +519,9 @@ static int backward_run(RunState *s, ModelGrads *g, LoraAdapter *lg, int with_ce
     /* loss and classifier: logits = xnf Wcls^T; the logits' buffer becomes their gradient */
     float *dlogits = s->logits;
     if (with_ce) crossentropy_backward(dlogits, s->logits, s->targets, s->weights, N, V, s->loss_norm, 1.0f);
-    model_products(m, N)->xw(&m->wcls, dlogits, N, G->dxn, 0.0f);
-    if (g) kmm_dw(dlogits, s->xnf, N, V, d, g->wcls, 1.0f);
+    const KmmProducts *pp = model_products(m, N);
+    pp->xw(&m->wcls, dlogits, N, G->dxn, 0.0f);
+    if (g) weight_grad(pp, dlogits, s->xnf, N, V, d, g->wcls);
     if (g && g->cls_b) bias_backward(g->cls_b, dlogits, N, V);
     memset(G->dx, 0, (size_t)N * d * sizeof(float));
     norm_backward(c, G->dx, g ? g->rms_final : NULL, g ? g->norm_final_b : NULL, G->dxn, s->x_final, m->rms_final, s->rstdf, N, d);

@@ -20,6 +20,21 @@
 /* ------------------------------------------------------------------------- */
 /* settings                                                                   */
 
+/* Settings recorded since a later version of format 1, and the value every checkpoint
+ * made before them had. */
+static const struct {
+    const char *key, *value;
+} late_settings[] = {
+    {"precision", "fp32"}, /* full training: --bf16 mixed precision */
+};
+
+/* The value of a setting in a checkpoint that predates it, NULL when it always existed. */
+static const char *ckpt_setting_before(const char *key) {
+    for (size_t i = 0; i < sizeof late_settings / sizeof late_settings[0]; i++)
+        if (!strcmp(late_settings[i].key, key)) return late_settings[i].value;
+    return NULL;
+}
+
 int ckpt_settings_set(CkptSettings *s, const char *key, const char *fmt, ...) {
     if (strlen(key) >= sizeof s->v[0].key) return err_set("checkpoint: setting name '%s' is too long", key);
     CkptSetting *e = NULL;
@@ -151,6 +166,7 @@ int ckpt_load(const char *dir, CkptTensor *t, int n, CkptPos *pos, const CkptSet
     for (int i = 0; s && i < s->n && !rc; i++) {
         snprintf(key, sizeof key, "setting.%s", s->v[i].key);
         const char *v = st_meta_get(&f, key);
+        if (!v) v = ckpt_setting_before(s->v[i].key);
         if (!v) rc = err_set("%s: cannot resume: setting '%s' is not recorded in the checkpoint (made by another kind of run)", path, s->v[i].key);
         else if (strcmp(v, s->v[i].value))
             rc = err_set("%s: cannot resume: setting '%s' is %s now, %s in the checkpoint (resume with the same settings, or train into a new --out folder)",

@@ -10,7 +10,9 @@
  *             "val_loss", "start_val_loss") and
  *             every setting that must not change on resume as "setting.<name>".
  * Loading checks the settings one by one before anything else, so that a changed
- * setting is reported by name ("setting 'lr' is 0.001 now, 0.0003 in the checkpoint").
+ * setting is reported by name ("setting 'lr' is 0.001 now, 0.0003 in the checkpoint");
+ * a setting recorded only since a later version (full training's "precision") reads as
+ * its old implicit value ("fp32") in a checkpoint made before it.
  */
 #ifndef MUSCLE_TRAIN_CHECKPOINT_H
 #define MUSCLE_TRAIN_CHECKPOINT_H

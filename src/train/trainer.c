@@ -6,6 +6,9 @@
 #include "core/file.h"
 
 #include <errno.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -128,6 +131,8 @@ static int check_options(const TrainOptions *o, const Model *m, const TrainData 
     if (o->val_max < 0) return err_set("--val-max %ld: expected a count >= 0", o->val_max);
     if (o->save_every < 0) return err_set("--save-every %ld: expected a step count >= 0", o->save_every);
     if (o->resume && !o->out_dir) return err_set("resuming needs an output folder");
+    if (o->bf16 && o->mode != TRAIN_FULL)
+        return err_set("training: mixed precision (bf16) of the trainer is for full training; LoRA gets it from a bf16 base model");
     if (d->seq_len < 1 || d->seq_len > m->cfg.seq_len)
         return err_set("--seq-len %d: expected 1..%d (the model's context)", d->seq_len, m->cfg.seq_len);
     if (d->n[DATA_TRAIN] < 1) return err_set("training data: no training example");
@@ -168,6 +173,7 @@ static int add_settings(Trainer *t, const CkptSettings *extra) {
                             c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, c->seq_len,
                             c->tied ? ", tied" : "");
     rc |= ckpt_settings_set(s, "weights", "%s", t->model->wtype == KW_BF16 ? "bf16" : "f32");
+    if (o->mode == TRAIN_FULL) rc |= ckpt_settings_set(s, "precision", "%s", o->bf16 ? "bf16 mixed (--bf16)" : "fp32");
     rc |= ckpt_settings_set(s, "seq-len", "%d", t->data->seq_len);
     rc |= ckpt_settings_set(s, "batch", "%d", o->batch);
     rc |= ckpt_settings_set(s, "grad-accum", "%d", o->grad_accum);
@@ -245,8 +251,25 @@ int trainer_init(Trainer *t, Model *m, LoraAdapter *lora, TrainData *d, const Tr
         if (rc) return -1;
     }
 
-    int rc = runstate_init(&t->rs, m, B, T, T, o->recompute ? RS_KEEP_INPUTS : RS_KEEP_ALL);
-    if (rc) return -1;
+    /* mixed precision: the run state computes with the bf16 view; the gradients, the
+     * optimizer and the checkpoints see the fp32 masters */
+    if (o->bf16 && mixed_init(&t->mixed, m) != 0) return -1;
+#if defined(__GLIBC__)
+    /* The mixed products round their operands into buffers allocated per call (the
+     * classifier's gradient alone: 65 MB at 4 x 256 tokens and a 32000 vocabulary); above
+     * glibc's mmap threshold every call maps, faults in and unmaps them again, which
+     * measured a quarter of a 15M step (bench/train_profile.sh). Keep such blocks in the
+     * heap for reuse instead; memory use is what the step's peak needs anyway. */
+    if (o->bf16) {
+        mallopt(M_MMAP_THRESHOLD, 1 << 30);
+        mallopt(M_TRIM_THRESHOLD, 1 << 30);
+    }
+#endif
+    int rc = runstate_init(&t->rs, o->bf16 ? &t->mixed.view : m, B, T, T, o->recompute ? RS_KEEP_INPUTS : RS_KEEP_ALL);
+    if (rc) {
+        mixed_free(&t->mixed);
+        return -1;
+    }
     if (o->mode == TRAIN_LORA) {
         t->n_spans = 1;
         t->spans = calloc(1, sizeof *t->spans);
@@ -285,6 +308,7 @@ int trainer_init(Trainer *t, Model *m, LoraAdapter *lora, TrainData *d, const Tr
 void trainer_free(Trainer *t) {
     if (t->log) fclose(t->log);
     runstate_free(&t->rs);
+    mixed_free(&t->mixed);
     if (t->grads.data) model_grads_free(&t->grads);
     if (t->lora_grad.data) lora_free(&t->lora_grad);
     for (int i = 0; t->span_names && i < t->n_spans; i++) free(t->span_names[i]);
@@ -382,6 +406,7 @@ static int step_finish(Trainer *t, double loss, long positions, double t0, long 
     if (!isfinite(gn)) return err_set("step %ld: the gradient norm is %g: training diverged (try a lower --lr)", step, gn);
     double lr = lr_schedule_at(&t->sched, t->adam.step);
     if (adamw_step(&t->adam, t->spans, t->n_spans, lr) != 0) return -1;
+    if (o->bf16) mixed_refresh(&t->mixed); /* the next products see the updated masters */
     t->loss = loss;
     t->grad_norm = gn;
     t->lr = lr;
@@ -535,6 +560,7 @@ int trainer_resume(Trainer *t) {
         t->index = p.index;
         t->rng.s = p.rng;
         draw_order(t); /* the epoch's order, and the generator where the run left it */
+        if (t->opt.bf16) mixed_refresh(&t->mixed); /* the bf16 copies of the restored masters */
         t->val_loss = p.val_loss;
         t->start_val_loss = p.start_val_loss;
         if (p.threads != cpu_threads() && !t->opt.quiet)

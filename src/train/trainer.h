@@ -3,8 +3,10 @@
  * checkpoints that a killed run resumes from bit for bit.
  *
  * Modes: TRAIN_FULL trains every weight of a writable model (model loaded with
- * ModelLoadOptions.writable = 1, or model_init_random); TRAIN_LORA trains an adapter
- * attached to a frozen base (fp32 or bf16 weights).
+ * ModelLoadOptions.writable = 1, or model_init_random), in fp32 or, with opt.bf16, in
+ * mixed precision (train/mixed.h: fp32 masters and AdamW state, bf16 copies of the
+ * matrices refreshed after every step for the products); TRAIN_LORA trains an adapter
+ * attached to a frozen base (fp32 or bf16 weights: a bf16 base runs the mixed products).
  *
  * One optimizer step takes the next batch * grad_accum examples of the training split
  * in a seeded order (a new permutation every epoch, drawn from core/rng.h; a step may
@@ -49,6 +51,7 @@
 #include "train/adamw.h"
 #include "train/checkpoint.h"
 #include "train/data.h"
+#include "train/mixed.h"
 
 typedef enum { TRAIN_FULL = 0, TRAIN_LORA = 1 } TrainMode;
 
@@ -70,6 +73,7 @@ typedef struct {
     long val_max;         /* validate on the first N held-out examples; 0 = all */
     long save_every;      /* checkpoint every N steps (and at the end); 0 = at the end only */
     int recompute;        /* keep only each layer's input and recompute it in the backward pass */
+    int bf16;             /* TRAIN_FULL: mixed precision (train/mixed.h); recorded in the checkpoint */
     const char *out_dir;  /* log and checkpoint folder; NULL = no files (benchmarks) */
     int resume;           /* continue from out_dir/checkpoint */
     int quiet;            /* no progress on stderr */
@@ -87,6 +91,7 @@ typedef struct Trainer {
     TrainData *data;
     TrainOptions opt;
     /* run state and gradients */
+    MixedModel mixed;     /* opt.bf16: the bf16 view of the model the run state computes with */
     RunState rs;
     ModelGrads grads;     /* TRAIN_FULL */
     LoraAdapter lora_grad;/* TRAIN_LORA */

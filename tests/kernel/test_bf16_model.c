@@ -17,28 +17,11 @@
  * 0.05, gradients 0.045 and 0.023, curves 7.7e-3 and 3.7e-3): nll < 0.25 (the bf16 bound
  * of tests/model/test_forward_ref), gradients < 0.1, curves < 2e-2. And it trains: the
  * 20th loss is below 0.4 of the first. */
-#include "model/torch_fixture.h"
+#include "bf16_fixture.h"
 #include "kernel/matmul_impl.h"
 #include "train/adamw.h"
 
-#define KF_DIR "tests/fixtures/kernel/"
 #define STEPS 20
-
-static cJSON *kf_load(void) {
-    size_t n;
-    char *text = file_read_all(KF_DIR "bf16_fixture.json", &n, 0);
-    if (!text) fail_msg("%s (make it with tests/kernel/make_bf16_fixture.py)", err_msg());
-    cJSON *j = cJSON_Parse(text);
-    free(text);
-    assert_non_null(j);
-    return j;
-}
-
-static const cJSON *kf_get(const cJSON *j, const char *kind, const char *key) {
-    const cJSON *o = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, kind), key);
-    if (!o) fail_msg("bf16_fixture.json: no %s.%s", kind, key);
-    return o;
-}
 
 /* Loss, per-position nll [TF_N] and LoRA gradients of the fixture's batch and adapter. */
 static double loss_grads(Model *m, const TorchFixture *f, LoraAdapter *ad, LoraAdapter *lg, float *nll) {
@@ -78,7 +61,7 @@ static void engine_case(int engine) {
                   kmm_level_name(kmm_level()), kdnnl_isa());
     TorchFixture f;
     tf_load(&f);
-    cJSON *kf = kf_load();
+    cJSON *kf = kf_load("bf16_fixture.json", "make_bf16_fixture.py");
     Model m16, m32;
     load(&m16, KW_BF16);
     load(&m32, KW_F32);

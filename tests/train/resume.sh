@@ -55,6 +55,31 @@ $MUSCLE pretrain $PRE --out "$TMP/pb" --resume
 check "full training: SIGKILL, --resume: bit-identical model.safetensors and checkpoint" \
   same "$TMP/pa" "$TMP/pb" model.safetensors config.json training.json checkpoint/state.safetensors
 
+# full training in mixed precision (--bf16): the same kill and resume, bit for bit; the
+# checkpoint records the precision and a resume with the other one is refused in one line
+$MUSCLE pretrain $PRE --bf16 --out "$TMP/qa"
+run_and_signal KILL $((4 + RANDOM % 5)) "$TMP/qb" $MUSCLE pretrain $PRE --bf16 --out "$TMP/qb"
+echo "# pretrain --bf16: killed (exit $RC) after step $STOPPED_AT"
+$MUSCLE pretrain $PRE --bf16 --out "$TMP/qb" --resume
+check "full training --bf16: SIGKILL, --resume: bit-identical model.safetensors and checkpoint" \
+  same "$TMP/qa" "$TMP/qb" model.safetensors config.json training.json checkpoint/state.safetensors
+check "full training --bf16 differs from fp32 (the flag reaches the trainer)" bash -c "! cmp -s '$TMP/pa/model.safetensors' '$TMP/qa/model.safetensors'"
+expect_error "--resume of an fp32 run with --bf16: refused, naming the precision" \
+  "setting 'precision' is bf16 mixed \(--bf16\) now, fp32 in the checkpoint" $MUSCLE pretrain $PRE --bf16 --out "$TMP/pa" --resume
+expect_error "--resume of a --bf16 run without it: refused" \
+  "setting 'precision' is fp32 now, bf16 mixed \(--bf16\) in the checkpoint" $MUSCLE pretrain $PRE --out "$TMP/qa" --resume
+# a checkpoint made before the precision was recorded reads as fp32
+cp -r "$TMP/pa" "$TMP/pold"
+/usr/bin/python3 - "$TMP/pold/checkpoint/state.safetensors" <<'PY'
+import json, struct, sys
+p = sys.argv[1]; b = open(p, "rb").read(); n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n]); del h["__metadata__"]["setting.precision"]
+t = json.dumps(h, separators=(",", ":")).encode(); t += b" " * ((8 - len(t) % 8) % 8)
+open(p, "wb").write(struct.pack("<Q", len(t)) + t + b[8 + n:])
+PY
+check "a checkpoint without the precision setting resumes as fp32" $MUSCLE pretrain $PRE --out "$TMP/pold" --resume
+expect_error "... and not as --bf16" "setting 'precision' is bf16 mixed" $MUSCLE pretrain $PRE --bf16 --out "$TMP/pold" --resume
+
 # SIGINT: finish the step, save, exit 130 with a message; then resume
 run_and_signal INT 4 "$TMP/c1" $MUSCLE finetune $RUN --seed 1 --out "$TMP/c1"
 check "SIGINT: exit 130" test "$RC" -eq 130
