@@ -21,19 +21,21 @@ static int g_engine_env = -2;   /* MUSCLE_DNNL: -1 unset, 0, 1 */
 
 void kmm_bf16_engine_set(int v) { __atomic_store_n(&g_engine_force, v < 0 ? -1 : !!v, __ATOMIC_RELAXED); }
 
-static int engine_env(void) {
-    int e = __atomic_load_n(&g_engine_env, __ATOMIC_RELAXED);
+int kmm_env_switch(int *cache, const char *name, const char *meaning) {
+    int e = __atomic_load_n(cache, __ATOMIC_RELAXED);
     if (e != -2) return e;
-    const char *s = getenv("MUSCLE_DNNL");
+    const char *s = getenv(name);
     e = -1;
     if (s && *s) {
         if (strcmp(s, "0") == 0) e = 0;
         else if (strcmp(s, "1") == 0) e = 1;
-        else fprintf(stderr, "muscle: warning: MUSCLE_DNNL=%s ignored (0: ours, 1: oneDNN)\n", s);
+        else fprintf(stderr, "muscle: warning: %s=%s ignored (%s)\n", name, s, meaning);
     }
-    __atomic_store_n(&g_engine_env, e, __ATOMIC_RELAXED);
+    __atomic_store_n(cache, e, __ATOMIC_RELAXED);
     return e;
 }
+
+static int engine_env(void) { return kmm_env_switch(&g_engine_env, "MUSCLE_DNNL", "0: ours, 1: oneDNN"); }
 
 KmmEngine kmm_bf16_engine(void) {
     int f = __atomic_load_n(&g_engine_force, __ATOMIC_RELAXED);

@@ -234,17 +234,7 @@ void kdnnl_pack_force(int v) { __atomic_store_n(&g_pack_force, v < 0 ? -1 : !!v,
 int kdnnl_pack_on(void) {
     int f = __atomic_load_n(&g_pack_force, __ATOMIC_RELAXED);
     if (f >= 0) return f;
-    int e = __atomic_load_n(&g_pack_env, __ATOMIC_RELAXED);
-    if (e == -2) {
-        const char *s = getenv("MUSCLE_DNNL_PACK");
-        e = -1;
-        if (s && *s) {
-            if (strcmp(s, "0") == 0) e = 0;
-            else if (strcmp(s, "1") == 0) e = 1;
-            else fprintf(stderr, "muscle: warning: MUSCLE_DNNL_PACK=%s ignored (0: plain weights every call, 1: reordered once)\n", s);
-        }
-        __atomic_store_n(&g_pack_env, e, __ATOMIC_RELAXED);
-    }
+    int e = kmm_env_switch(&g_pack_env, "MUSCLE_DNNL_PACK", "0: plain weights every call, 1: reordered once");
     return e != 0;
 }
 

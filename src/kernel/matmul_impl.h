@@ -113,6 +113,10 @@ int kdnnl_pack_on(void);
  * format string, e.g. "BA16a64b2a"), written to buf; NULL without one. */
 const char *kdnnl_weights_layout(int m, int n, int k, char *buf, size_t cap);
 
+/* A 0/1 switch from the environment variable name, read once into *cache (which starts
+ * at -2): -1 unset, 0 or 1; another value is ignored with a warning naming meaning. */
+int kmm_env_switch(int *cache, const char *name, const char *meaning);
+
 /* matmul_bf16.c: y = bf16(x) . W^T + beta y on oneDNN (w bf16); -1 if it failed (the
  * caller falls back). */
 int kmm_dnnl_xwt(const KWeight *w, const float *x, int m, float *y, float beta);

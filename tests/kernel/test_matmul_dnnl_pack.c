@@ -18,18 +18,7 @@
 #include "kernel/matmul_impl.h"
 #include <math.h>
 
-static uint64_t rng_state = 0x13198a2e03707344ull;
-static uint32_t urand(void) {
-    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
-    return (uint32_t)(rng_state >> 33);
-}
-static float frand(void) { return (float)((double)(urand() >> 8) / (double)(1u << 23) - 1.0); }
-static float *rand_f32(size_t cnt) {
-    float *p = malloc((cnt ? cnt : 1) * sizeof *p);
-    assert_non_null(p);
-    for (size_t i = 0; i < cnt; i++) p[i] = frand();
-    return p;
-}
+#include "rand_bf16.h"
 static uint16_t *to_bf16(const float *f, size_t cnt) {
     uint16_t *h = malloc((cnt ? cnt : 1) * sizeof *h);
     assert_non_null(h);
