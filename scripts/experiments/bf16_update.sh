@@ -7,7 +7,7 @@
 # tables: per model accuracy, NFR, PFR and relative NFR change, each bf16 value against
 # the fp32 run's 95% interval.
 #
-#   scripts/experiments/bf16_update.sh ROOT [SEEDS] [METHODS]     (default 2, ce,choice)
+#   scripts/experiments/bf16_update.sh ROOT [SEEDS] [METHODS]     (default 2, ce,choice,muscle)
 #   scripts/experiments/bf16_update.sh ROOT --compare             (the table only)
 # Writes ROOT/fp32/ and ROOT/bf16/ (update runs; resumable) and prints a markdown table.
 set -euo pipefail
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/../.."
 ROOT="${1:?usage: bf16_update.sh ROOT [SEEDS] [METHODS] | ROOT --compare}"
 MUSCLE="${MUSCLE:-build/muscle}"
 if [ "${2:-}" != --compare ]; then
-  SEEDS="${2:-2}"; METHODS="${3:-ce,choice}"
+  SEEDS="${2:-2}"; METHODS="${3:-ce,choice,muscle}"
   mkdir -p "$ROOT"
   pids=()
   for p in fp32 bf16; do
