@@ -2,7 +2,9 @@
 # Matrix engine (issue 20): bf16 scoring (4 x 256) and a LoRA r8 q,k,v,o training step
 # (4 x 256, forward + backward + AdamW) on the random-weight "110M" Llama shape, in one run:
 #   muscle fp32, muscle bf16 on our kernels (MUSCLE_DNNL=0), muscle bf16 on oneDNN
-#   (MUSCLE_DNNL=1; AMX where the CPU has it), muscle bf16 as it was before (PREV=a build
+#   (MUSCLE_DNNL=1; AMX where the CPU has it; frozen weights reordered once into oneDNN's
+#   layout), the same with the plain weights oneDNN re-packs every call (MUSCLE_DNNL=1
+#   MUSCLE_DNNL_PACK=0), muscle bf16 as it was before (PREV=a build
 #   folder of an older checkout with bench_engine/bench_train, optional), PyTorch bf16.
 # Every row records the CPU's AMX / AVX512-BF16 flags and oneDNN's implementation.
 #   bench/engine.sh [TASKS] [SHAPE] [ITERS]      e.g. bench/engine.sh "score lora8_qkvo" 110M 2
@@ -16,7 +18,7 @@ make --no-print-directory -s all build/bench_engine build/bench_train >/dev/null
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 export OPENBLAS_CORETYPE="${OPENBLAS_CORETYPE:-SkylakeX}"
 flags=$(grep -o 'amx_bf16\|amx_tile\|avx512_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ' | sed 's/ $//')
-impl=$(MUSCLE_DNNL=1 build/muscle info --cpu | sed -n 's/^bf16 forward x.W^T, m > 4: //p')
+impl=$(MUSCLE_DNNL=1 build/muscle info --cpu | sed -n 's/^bf16 forward x.W^T, m > [0-9]*: //p')
 out=$(mktemp)
 exec 9>/tmp/muscle-bench.lock
 flock 9
@@ -30,6 +32,7 @@ for task in $tasks; do
   run_muscle "muscle fp32" "MUSCLE_DNNL=0" build "$task" fp32
   run_muscle "muscle bf16 ours" "MUSCLE_DNNL=0" build "$task" bf16
   run_muscle "muscle bf16 oneDNN" "MUSCLE_DNNL=1" build "$task" bf16
+  run_muscle "muscle bf16 oneDNN plain" "MUSCLE_DNNL=1 MUSCLE_DNNL_PACK=0" build "$task" bf16
   [ -n "${PREV:-}" ] && run_muscle "muscle bf16 before" "" "$PREV" "$task" bf16
   /usr/bin/python3 bench/torch/bench_torch.py --json --shape "$shape" --dtype bf16 --task "$task" \
       --threads "$OMP_NUM_THREADS" | grep '^{' | sed 's/^{/{"variant":"PyTorch bf16",/' | tee -a "$out"

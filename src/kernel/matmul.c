@@ -201,8 +201,22 @@ int kweight_init_f32(KWeight *w, const float *data, int n, int k) {
     return 0;
 }
 
-/* Fills the packed copy p of w (panels of KMM_NR output rows, k-pairs interleaved) from
- * w->bf16. */
+int kweight_init_bf16(KWeight *w, const uint16_t *data, int n, int k) {
+    memset(w, 0, sizeof *w);
+    if (check_dims("kweight_init_bf16", data, n, k)) return -1;
+    KWeightCache *c = calloc(1, sizeof *c);
+    if (!c) return err_set("kweight_init_bf16: [%d, %d]: out of memory", n, k);
+    pthread_mutex_init(&c->lock, NULL);
+    w->type = KW_BF16;
+    w->n = n;
+    w->k = k;
+    w->bf16 = data;
+    w->cache = c;
+    return 0;
+}
+
+/* Fills p with our GEMM's panels of w (matmul_impl.h: KMM_NR output rows a panel, k-pairs
+ * interleaved) from w->bf16. */
 static void pack_bf16(const KWeight *w, uint32_t *p) {
     const int n = w->n, k = w->k;
     const uint16_t *data = w->bf16;
@@ -210,8 +224,8 @@ static void pack_bf16(const KWeight *w, uint32_t *p) {
 #pragma omp parallel for schedule(static)
     for (long long pan = 0; pan < (long long)npan; pan++) {
         uint32_t *dst = p + (size_t)pan * kq * KMM_NR;
-        for (int c = 0; c < KMM_NR; c++) {
-            size_t row = (size_t)pan * KMM_NR + c;
+        for (int col = 0; col < KMM_NR; col++) {
+            size_t row = (size_t)pan * KMM_NR + col;
             const uint16_t *src = row < (size_t)n ? data + row * k : NULL;
             for (size_t q = 0; q < kq; q++) {
                 uint32_t lo = 0, hi = 0;
@@ -219,37 +233,80 @@ static void pack_bf16(const KWeight *w, uint32_t *p) {
                     lo = src[2 * q];
                     if (2 * q + 1 < (size_t)k) hi = src[2 * q + 1];
                 }
-                dst[q * KMM_NR + c] = lo | hi << 16;
+                dst[q * KMM_NR + col] = lo | hi << 16;
             }
         }
     }
 }
 
-int kweight_init_bf16(KWeight *w, const uint16_t *data, int n, int k) {
-    memset(w, 0, sizeof *w);
-    if (check_dims("kweight_init_bf16", data, n, k)) return -1;
-    w->type = KW_BF16;
-    w->n = n;
-    w->k = k;
-    w->bf16 = data;
-    if (kmm_level_cpu() < KMM_AVX512) return 0;
-    size_t kq = (size_t)(k + 1) / 2, npan = (size_t)(n + KMM_NR - 1) / KMM_NR;
-    size_t bytes = npan * kq * KMM_NR * sizeof(uint32_t);
-    uint32_t *p = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
-    if (!p) return err_set("kweight_init_bf16: [%d, %d]: out of memory for the packed copy (%zu bytes)", n, k, bytes);
-    pack_bf16(w, p);
-    w->packed = p;
-    w->packed_bytes = bytes;
-    return 0;
+/* Our GEMM's panels of w, built on the first call (out of memory aborts, as in any
+ * product). */
+static const uint32_t *kweight_packed(const KWeight *w) {
+    KWeightCache *c = w->cache;
+    uint32_t *p = __atomic_load_n(&c->packed, __ATOMIC_ACQUIRE);
+    if (p) return p;
+    pthread_mutex_lock(&c->lock);
+    p = c->packed;
+    if (!p) {
+        size_t kq = (size_t)(w->k + 1) / 2, npan = (size_t)(w->n + KMM_NR - 1) / KMM_NR;
+        size_t bytes = npan * kq * KMM_NR * sizeof(uint32_t);
+        p = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+        if (!p) {
+            fprintf(stderr, "muscle: fatal: out of memory (%zu bytes) packing a [%d, %d] bf16 weight\n", bytes, w->n, w->k);
+            abort();
+        }
+        pack_bf16(w, p);
+        c->packed_bytes = bytes;
+        __atomic_store_n(&c->packed, p, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return p;
+}
+
+size_t kweight_cache_bytes(const KWeight *w) {
+    if (!w || !w->cache) return 0;
+    KWeightCache *c = w->cache;
+    pthread_mutex_lock(&c->lock);
+    size_t b = (c->packed ? c->packed_bytes : 0) + (c->dnnl ? c->dnnl_bytes : 0);
+    pthread_mutex_unlock(&c->lock);
+    return b;
+}
+
+static void cache_drop(KWeightCache *c) {
+    free(c->packed);
+    kdnnl_weight_free(c->dnnl);
+    c->packed = NULL;
+    c->dnnl = NULL;
+    c->packed_bytes = c->dnnl_bytes = 0;
+}
+
+void kweight_bf16_changed(KWeight *w) {
+    if (!w || !w->cache) return;
+    pthread_mutex_lock(&w->cache->lock);
+    cache_drop(w->cache);
+    pthread_mutex_unlock(&w->cache->lock);
 }
 
 void kweight_repack_bf16(KWeight *w) {
-    if (w->type == KW_BF16 && w->packed) pack_bf16(w, w->packed);
+    if (!w || w->type != KW_BF16 || !w->cache) return;
+    KWeightCache *c = w->cache;
+    pthread_mutex_lock(&c->lock);
+    if (c->packed) pack_bf16(w, c->packed);
+    if (c->dnnl && kdnnl_weight_refresh(w, c->dnnl) != 0) { /* rebuilt at the next product */
+        kdnnl_weight_free(c->dnnl);
+        c->dnnl = NULL;
+        c->dnnl_bytes = 0;
+    }
+    pthread_mutex_unlock(&c->lock);
 }
 
 void kweight_free(KWeight *w) {
     if (!w) return;
-    free(w->packed);
+    if (w->cache) {
+        cache_drop(w->cache);
+        pthread_mutex_destroy(&w->cache->lock);
+        free(w->cache);
+    }
     memset(w, 0, sizeof *w);
 }
 
@@ -496,7 +553,7 @@ static void gemm_xwt(const KWeight *w, const float *x, int m, float *y, float be
     } else {
         g.kt = dp ? KT_DP : KT_FMA;
         g.bs = BS_PRE;
-        g.b = w->packed;
+        g.b = kweight_packed(w);
     }
     gemm_run(&g);
 }
@@ -635,7 +692,7 @@ void kmm_xwt(const KWeight *w, const float *x, int m, float *y, float beta) {
     const int small_bf16 = lvl >= KMM_AVX512BF16 && m <= BF16_SMALL_M;
     if (m > BF16_GEMV_MAX_M && !small_bf16 && kmm_bf16_engine() == KMM_ENGINE_DNNL && kmm_dnnl_xwt(w, x, m, y, beta) == 0)
         return;
-    if (m > BF16_GEMV_MAX_M && lvl >= KMM_AVX512 && w->packed && !small_bf16) {
+    if (m > BF16_GEMV_MAX_M && lvl >= KMM_AVX512 && w->cache && !small_bf16) {
         gemm_xwt(w, x, m, y, beta, lvl >= KMM_AVX512BF16 && bf16_gemm_dp());
         return;
     }

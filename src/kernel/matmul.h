@@ -27,20 +27,34 @@
 
 typedef enum { KW_F32, KW_BF16 } KWeightType;
 
+/* The layouts of a frozen bf16 weight that the engine builds once, on first use
+ * (matmul_impl.h): our GEMM's packed panels, oneDNN's reordered copy. */
+typedef struct KWeightCache KWeightCache;
+
 typedef struct {
     KWeightType type;
     int n, k;              /* out, in */
     const float *f32;      /* [n, k] when KW_F32 (not owned) */
     const uint16_t *bf16;  /* [n, k] when KW_BF16 (not owned) */
-    void *packed;          /* kernel-friendly copy (owned), or NULL */
-    size_t packed_bytes;
+    KWeightCache *cache;   /* KW_BF16: owned by the handle kweight_init_bf16 filled; a
+                              struct copy (a tied classifier) shares it and is not freed */
 } KWeight;
 
 /* No copy: data may be a read-only mmap and must outlive the handle. */
 int kweight_init_f32(KWeight *w, const float *data, int n, int k);
-/* Keeps a pointer to data and, on AVX-512 CPUs, builds a packed bf16 copy
- * (panels of 32 output rows, k-pairs interleaved). */
+/* Keeps a pointer to data (the plain layout, which the small-m kernels and the
+ * backward product read). The engine's own layout of the forward GEMM (m > 64 at
+ * avx512bf16, m > 4 below) is built once, on the first product that runs there, and
+ * only the one that engine reads: our packed panels (32 output rows, k-pairs
+ * interleaved; the same size as W) on our engine, oneDNN's reordered copy (its
+ * format_tag::any choice for the weights) on oneDNN. A weight used only by small
+ * products (decoding) keeps no second copy. */
 int kweight_init_bf16(KWeight *w, const uint16_t *data, int n, int k);
+/* Bytes of the layouts built so far (0 for fp32 weights). */
+size_t kweight_cache_bytes(const KWeight *w);
+/* Drops the built layouts after the bf16 values behind w changed (they are rebuilt at
+ * the next product). Not concurrently with a product on w. */
+void kweight_bf16_changed(KWeight *w);
 void kweight_free(KWeight *w);
 /* The values behind w->bf16 changed (mixed-precision training refreshes its bf16 copies
  * after every optimizer step): rebuilds the kernel-friendly copies in place, no allocation. */

@@ -21,19 +21,21 @@ static int g_engine_env = -2;   /* MUSCLE_DNNL: -1 unset, 0, 1 */
 
 void kmm_bf16_engine_set(int v) { __atomic_store_n(&g_engine_force, v < 0 ? -1 : !!v, __ATOMIC_RELAXED); }
 
-static int engine_env(void) {
-    int e = __atomic_load_n(&g_engine_env, __ATOMIC_RELAXED);
+int kmm_env_switch(int *cache, const char *name, const char *meaning) {
+    int e = __atomic_load_n(cache, __ATOMIC_RELAXED);
     if (e != -2) return e;
-    const char *s = getenv("MUSCLE_DNNL");
+    const char *s = getenv(name);
     e = -1;
     if (s && *s) {
         if (strcmp(s, "0") == 0) e = 0;
         else if (strcmp(s, "1") == 0) e = 1;
-        else fprintf(stderr, "muscle: warning: MUSCLE_DNNL=%s ignored (0: ours, 1: oneDNN)\n", s);
+        else fprintf(stderr, "muscle: warning: %s=%s ignored (%s)\n", name, s, meaning);
     }
-    __atomic_store_n(&g_engine_env, e, __ATOMIC_RELAXED);
+    __atomic_store_n(cache, e, __ATOMIC_RELAXED);
     return e;
 }
+
+static int engine_env(void) { return kmm_env_switch(&g_engine_env, "MUSCLE_DNNL", "0: ours, 1: oneDNN"); }
 
 KmmEngine kmm_bf16_engine(void) {
     int f = __atomic_load_n(&g_engine_force, __ATOMIC_RELAXED);
@@ -88,7 +90,7 @@ int kmm_dnnl_xwt(const KWeight *w, const float *x, int m, float *y, float beta) 
     if (w->type != KW_BF16) return -1;
     uint16_t *xb = xalloc((size_t)m * w->k * sizeof(uint16_t));
     round_rows(x, m, w->k, w->k, xb, NULL);
-    int rc = kdnnl_gemm_bf16(m, w->n, w->k, xb, w->k, 1, w->bf16, 1, w->k, y, w->n, 1.0f, beta);
+    int rc = kdnnl_xwt_bf16(w, xb, m, y, beta);
     free(xb);
     return rc;
 }
@@ -191,11 +193,18 @@ size_t kmm_dispatch_report(char *buf, size_t cap) {
     const char *own_gemm = lvl < KMM_AVX512 ? "bf16->fp32 blocks + sgemm (portable)"
                            : lvl >= KMM_AVX512BF16 && kmm_bf16_gemm_uses_dp() ? "our GEMM, vdpbf16ps"
                                                                               : "our GEMM, fp32 FMA on packed bf16";
+    char fwd[160], lay[32];
+    if (eng == KMM_ENGINE_DNNL && kdnnl_pack_on() && kdnnl_weights_layout(256, 768, 768, lay, sizeof lay))
+        snprintf(fwd, sizeof fwd, "%s, weights reordered once per weight into %s", impl, lay);
+    else if (eng == KMM_ENGINE_DNNL)
+        snprintf(fwd, sizeof fwd, "%s, plain weights re-packed by oneDNN every call (MUSCLE_DNNL_PACK=0)", impl);
+    else
+        snprintf(fwd, sizeof fwd, "%s, weights packed once per weight into 32-row panels", own_gemm);
     if (lvl >= KMM_AVX512BF16) { /* matmul.c: up to 64 rows on the small-m kernel (same bits whatever m) */
-        say(&o, "bf16 forward x.W^T, m > 64: %s\n", eng == KMM_ENGINE_DNNL ? impl : own_gemm);
+        say(&o, "bf16 forward x.W^T, m > 64: %s\n", fwd);
         say(&o, "bf16 forward x.W^T, m <= 64: our small-m kernel, vdpbf16ps\n");
     } else {
-        say(&o, "bf16 forward x.W^T, m > 4: %s\n", eng == KMM_ENGINE_DNNL ? impl : own_gemm);
+        say(&o, "bf16 forward x.W^T, m > 4: %s\n", lvl >= KMM_AVX512 || eng == KMM_ENGINE_DNNL ? fwd : own_gemm);
         say(&o, "bf16 forward x.W^T, m <= 4: %s\n", lvl >= KMM_AVX512 ? "our gemv, fp32 FMA (shift/and)"
                                                     : lvl >= KMM_AVX2 ? "our gemv, AVX2"
                                                                       : "scalar gemv");

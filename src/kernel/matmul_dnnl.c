@@ -8,6 +8,14 @@
  * table of 128 under a mutex (an idle one is replaced when it is full); each execution
  * brings its own scratchpad (user scratchpad mode: oneDNN's shared one made concurrent
  * products from the attention's threads race) and each thread has its own stream.
+ * Frozen weights (kdnnl_xwt_bf16): the forward product's primitive is made with the
+ * weights' layout left to oneDNN (format_tag::any: on AVX512-BF16 and AMX a blocked
+ * VNNI layout such as BA16a64b2a); each weight is reordered into it once, on its first
+ * such product, and the copy is kept in the weight's cache (KWeightCache, freed with the
+ * weight). With the plain layout oneDNN's brgemm copies B into that layout on every
+ * call. The layout depends on n and k, not on m (checked: 65..4096 rows give the same
+ * one), so one copy serves every m; should a primitive ask for another, that call
+ * reorders into a temporary copy.
  * Numerics: the exact products of the bf16 inputs summed in fp32 (oneDNN's bf16
  * matmul accumulates in fp32), in an order oneDNN chooses; the same shape and thread
  * count run the same kernel, so the same bits. */
@@ -24,6 +32,7 @@ typedef struct {
     int m, n, k;
     long sam, sak, sbk, sbn, ldc;
     float alpha, beta;
+    int wany; /* weights in the layout oneDNN chooses (sbk, sbn unused) */
     dnnl_primitive_t prim;
     int busy; /* executions under way */
     char impl[48];
@@ -72,7 +81,10 @@ static int md2(dnnl_memory_desc_t *md, long r, long c, long sr, long sc, dnnl_da
 /* Creates the primitive of e's shape (e->prim, e->impl). */
 static int entry_make(DnnlEntry *e) {
     dnnl_memory_desc_t a, b, c;
-    if (md2(&a, e->m, e->k, e->sam, e->sak, dnnl_bf16) || md2(&b, e->k, e->n, e->sbk, e->sbn, dnnl_bf16) ||
+    dnnl_dims_t bdims = {e->k, e->n};
+    if (md2(&a, e->m, e->k, e->sam, e->sak, dnnl_bf16) ||
+        (e->wany ? dnnl_memory_desc_init_by_tag(&b, 2, bdims, dnnl_bf16, dnnl_format_tag_any) != dnnl_success
+                 : md2(&b, e->k, e->n, e->sbk, e->sbn, dnnl_bf16)) ||
         md2(&c, e->m, e->n, e->ldc, 1, dnnl_f32))
         return err_set("oneDNN: cannot describe a %d x %d x %d bf16 product", e->m, e->n, e->k);
     dnnl_matmul_desc_t d;
@@ -107,7 +119,7 @@ out:
 
 static int same(const DnnlEntry *x, const DnnlEntry *y) {
     return x->m == y->m && x->n == y->n && x->k == y->k && x->sam == y->sam && x->sak == y->sak && x->sbk == y->sbk &&
-           x->sbn == y->sbn && x->ldc == y->ldc && x->alpha == y->alpha && x->beta == y->beta;
+           x->sbn == y->sbn && x->ldc == y->ldc && x->alpha == y->alpha && x->beta == y->beta && x->wany == y->wany;
 }
 
 /* The cached primitive for key (made on first use), its use count raised (release
@@ -151,18 +163,17 @@ static void unuse(DnnlEntry *e) {
     pthread_mutex_unlock(&g_lock);
 }
 
-int kdnnl_gemm_bf16(int m, int n, int k, const uint16_t *a, long sam, long sak, const uint16_t *b, long sbk, long sbn,
-                    float *c, long ldc, float alpha, float beta) {
-    if (m <= 0 || n <= 0 || k <= 0) return 0;
-    if (engine_get() != 1) return err_set("oneDNN: no CPU engine");
-    DnnlEntry key = {.m = m, .n = n, .k = k, .sam = sam, .sak = sak, .sbk = sbk, .sbn = sbn, .ldc = ldc,
-                     .alpha = alpha, .beta = beta};
+static int stream_get(void) {
     if (!t_stream && dnnl_stream_create(&t_stream, g_engine, dnnl_stream_default_flags) != dnnl_success) {
         t_stream = NULL;
         return err_set("oneDNN: cannot create a stream");
     }
-    DnnlEntry *e = lookup(&key, NULL, 0);
-    if (!e) return -1;
+    return 0;
+}
+
+/* Runs e's primitive on a, b (in the layout e's weights descriptor names), c, with a
+ * scratchpad of its own; releases e. */
+static int entry_run(DnnlEntry *e, const void *a, const void *b, float *c) {
     dnnl_primitive_t p = e->prim;
     dnnl_memory_t ma = NULL, mb = NULL, mc = NULL, ms = NULL;
     void *scratch = NULL;
@@ -191,14 +202,187 @@ out:
     if (mc) dnnl_memory_destroy(mc);
     if (ms) dnnl_memory_destroy(ms);
     free(scratch);
-    if (rc) err_set("oneDNN: a %d x %d x %d bf16 product failed", m, n, k);
+    if (rc) err_set("oneDNN: a %d x %d x %d bf16 product failed", e->m, e->n, e->k);
     return rc;
+}
+
+int kdnnl_gemm_bf16(int m, int n, int k, const uint16_t *a, long sam, long sak, const uint16_t *b, long sbk, long sbn,
+                    float *c, long ldc, float alpha, float beta) {
+    if (m <= 0 || n <= 0 || k <= 0) return 0;
+    if (engine_get() != 1) return err_set("oneDNN: no CPU engine");
+    DnnlEntry key = {.m = m, .n = n, .k = k, .sam = sam, .sak = sak, .sbk = sbk, .sbn = sbn, .ldc = ldc,
+                     .alpha = alpha, .beta = beta};
+    if (stream_get()) return -1;
+    DnnlEntry *e = lookup(&key, NULL, 0);
+    if (!e) return -1;
+    return entry_run(e, a, b, c);
+}
+
+/* ---------------------------------------------------------------- frozen weights */
+
+typedef struct {
+    dnnl_memory_desc_t md; /* the layout the forward primitive asked for */
+    void *data;
+    size_t bytes;
+} DnnlWeight;
+
+static int g_pack_force = -1; /* kdnnl_pack_force */
+static int g_pack_env = -2;   /* MUSCLE_DNNL_PACK: -1 unset, 0, 1 */
+
+void kdnnl_pack_force(int v) { __atomic_store_n(&g_pack_force, v < 0 ? -1 : !!v, __ATOMIC_RELAXED); }
+
+int kdnnl_pack_on(void) {
+    int f = __atomic_load_n(&g_pack_force, __ATOMIC_RELAXED);
+    if (f >= 0) return f;
+    int e = kmm_env_switch(&g_pack_env, "MUSCLE_DNNL_PACK", "0: plain weights every call, 1: reordered once");
+    return e != 0;
+}
+
+void kdnnl_weight_free(void *p) {
+    DnnlWeight *d = p;
+    if (!d) return;
+    free(d->data);
+    free(d);
+}
+
+/* Reorders the plain W [n, k] (as B [k, n]: strides 1, k) into dst laid out as md. */
+static int reorder_weight(const KWeight *w, const dnnl_memory_desc_t *md, void *dst) {
+    dnnl_memory_desc_t src;
+    if (md2(&src, w->k, w->n, 1, w->k, dnnl_bf16)) return err_set("oneDNN: cannot describe a [%d, %d] weight", w->n, w->k);
+    dnnl_primitive_desc_t rpd = NULL;
+    dnnl_primitive_t r = NULL;
+    dnnl_memory_t ms = NULL, md_ = NULL;
+    int rc = -1;
+    if (dnnl_reorder_primitive_desc_create(&rpd, &src, g_engine, md, g_engine, NULL) != dnnl_success) goto out;
+    if (dnnl_primitive_create(&r, rpd) != dnnl_success) goto out;
+    if (dnnl_memory_create(&ms, &src, g_engine, (void *)w->bf16) != dnnl_success ||
+        dnnl_memory_create(&md_, md, g_engine, dst) != dnnl_success)
+        goto out;
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, ms}, {DNNL_ARG_TO, md_}};
+    if (dnnl_primitive_execute(r, t_stream, 2, args) == dnnl_success && dnnl_stream_wait(t_stream) == dnnl_success) rc = 0;
+out:
+    if (ms) dnnl_memory_destroy(ms);
+    if (md_) dnnl_memory_destroy(md_);
+    if (r) dnnl_primitive_destroy(r);
+    if (rpd) dnnl_primitive_desc_destroy(rpd);
+    if (rc) err_set("oneDNN: cannot reorder a [%d, %d] bf16 weight", w->n, w->k);
+    return rc;
+}
+
+int kdnnl_weight_refresh(const KWeight *w, void *p) {
+    DnnlWeight *d = p;
+    if (!d || engine_get() != 1 || stream_get()) return -1;
+    return reorder_weight(w, &d->md, d->data);
+}
+
+/* w's copy in layout md: the cached one (made now if there is none), or NULL when the
+ * cached copy has another layout (the caller reorders into a temporary). */
+static const DnnlWeight *weight_get(const KWeight *w, const dnnl_memory_desc_t *md, int *failed) {
+    KWeightCache *c = w->cache;
+    DnnlWeight *d = __atomic_load_n((DnnlWeight **)&c->dnnl, __ATOMIC_ACQUIRE);
+    if (!d) {
+        pthread_mutex_lock(&c->lock);
+        d = c->dnnl;
+        if (!d) {
+            size_t bytes = dnnl_memory_desc_get_size(md);
+            d = calloc(1, sizeof *d);
+            void *data = d ? aligned_alloc(64, (bytes + 63) & ~(size_t)63) : NULL;
+            if (!data || reorder_weight(w, md, data)) {
+                if (!data) err_set("oneDNN: out of memory (%zu bytes) for a reordered [%d, %d] weight", bytes, w->n, w->k);
+                free(data);
+                free(d);
+                d = NULL;
+                *failed = 1;
+            } else {
+                d->md = *md;
+                d->data = data;
+                d->bytes = bytes;
+                c->dnnl_bytes = bytes;
+                __atomic_store_n((DnnlWeight **)&c->dnnl, d, __ATOMIC_RELEASE);
+            }
+        }
+        pthread_mutex_unlock(&c->lock);
+        if (!d) return NULL;
+    }
+    return dnnl_memory_desc_equal(&d->md, md) ? d : NULL;
+}
+
+int kdnnl_xwt_bf16(const KWeight *w, const uint16_t *xb, int m, float *y, float beta) {
+    const int n = w->n, k = w->k;
+    if (m <= 0) return 0;
+    if (w->type != KW_BF16) return err_set("kdnnl_xwt_bf16: a bf16 weight is expected");
+    if (engine_get() != 1) return err_set("oneDNN: no CPU engine");
+    if (!w->cache || !kdnnl_pack_on()) return kdnnl_gemm_bf16(m, n, k, xb, k, 1, w->bf16, 1, k, y, n, 1.0f, beta);
+    if (stream_get()) return -1;
+    DnnlEntry key = {.m = m, .n = n, .k = k, .sam = k, .sak = 1, .ldc = n, .alpha = 1.0f, .beta = beta, .wany = 1};
+    DnnlEntry *e = lookup(&key, NULL, 0);
+    if (!e) return -1;
+    const_dnnl_primitive_desc_t pd;
+    if (dnnl_primitive_get_primitive_desc(e->prim, &pd) != dnnl_success) {
+        unuse(e);
+        return err_set("oneDNN: no primitive descriptor");
+    }
+    const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    int failed = 0;
+    const DnnlWeight *d = weight_get(w, wmd, &failed);
+    if (d) return entry_run(e, xb, d->data, y);
+    void *tmp = NULL;
+    size_t bytes = dnnl_memory_desc_get_size(wmd);
+    if (failed || !(tmp = aligned_alloc(64, (bytes + 63) & ~(size_t)63)) || reorder_weight(w, wmd, tmp)) {
+        unuse(e);
+        free(tmp);
+        return -1;
+    }
+    int rc = entry_run(e, xb, tmp, y);
+    free(tmp);
+    return rc;
+}
+
+/* "BA16a64b2a"-style name of a blocked 2-D layout: outer dimensions by decreasing
+ * stride (capitals when blocked), then the inner blocks. */
+static void layout_name(const dnnl_memory_desc_t *md, char *buf, size_t cap) {
+    if (md->format_kind != dnnl_blocked || md->ndims != 2) {
+        snprintf(buf, cap, "%s", md->format_kind == dnnl_format_kind_any ? "any" : "opaque");
+        return;
+    }
+    const dnnl_blocking_desc_t *b = &md->format_desc.blocking;
+    int blocked[2] = {0, 0};
+    for (int i = 0; i < b->inner_nblks; i++) blocked[b->inner_idxs[i]] = 1;
+    int first = b->strides[0] >= b->strides[1] ? 0 : 1;
+    size_t len = 0;
+    for (int j = 0; j < 2; j++) {
+        int d = j ? 1 - first : first;
+        if (len + 1 < cap) buf[len++] = (char)((blocked[d] ? 'A' : 'a') + d);
+    }
+    for (int i = 0; i < b->inner_nblks && len < cap; i++) {
+        int w = snprintf(buf + len, cap - len, "%ld%c", (long)b->inner_blks[i], (char)('a' + b->inner_idxs[i]));
+        if (w < 0) break;
+        len += (size_t)w;
+    }
+    if (len >= cap) len = cap ? cap - 1 : 0;
+    if (cap) buf[len] = 0;
+}
+
+const char *kdnnl_weights_layout(int m, int n, int k, char *buf, size_t cap) {
+    if (engine_get() != 1) return NULL;
+    DnnlEntry key = {.m = m, .n = n, .k = k, .sam = k, .sak = 1, .ldc = n, .alpha = 1.0f, .wany = 1};
+    DnnlEntry *e = lookup(&key, NULL, 0);
+    if (!e) return NULL;
+    const_dnnl_primitive_desc_t pd;
+    const char *r = NULL;
+    if (dnnl_primitive_get_primitive_desc(e->prim, &pd) == dnnl_success) {
+        layout_name(dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), buf, cap);
+        r = buf;
+    }
+    unuse(e);
+    return r;
 }
 
 const char *kdnnl_impl(int m, int n, int k, char *buf, size_t cap) {
     if (engine_get() != 1) return NULL;
     /* the layout of the forward product x W^T: x [m, k] rows, W [n, k] rows */
-    DnnlEntry key = {.m = m, .n = n, .k = k, .sam = k, .sak = 1, .sbk = 1, .sbn = k, .ldc = n, .alpha = 1.0f};
+    DnnlEntry key = {.m = m, .n = n, .k = k, .sam = k, .sak = 1, .sbk = 1, .sbn = k, .ldc = n, .alpha = 1.0f,
+                     .wany = kdnnl_pack_on()};
     DnnlEntry *e = lookup(&key, buf, cap);
     if (!e) return NULL;
     unuse(e);

@@ -2,10 +2,22 @@
 #ifndef MUSCLE_KERNEL_MATMUL_IMPL_H
 #define MUSCLE_KERNEL_MATMUL_IMPL_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "kernel/matmul.h"
+
+/* The layouts of a bf16 weight built on first use (matmul.h, kweight_init_bf16).
+ * Readers load the pointers with acquire; a builder takes lock, checks again, builds,
+ * and stores with release, so a layout is built once however many threads ask. */
+struct KWeightCache {
+    pthread_mutex_t lock;
+    uint32_t *packed;    /* our GEMM's panels (layout below), or NULL */
+    size_t packed_bytes;
+    void *dnnl;          /* oneDNN's reordered copy (matmul_dnnl.c), or NULL */
+    size_t dnnl_bytes;
+};
 
 /* GEMM blocking for bf16 weights (AVX-512 micro-kernels). */
 #define KMM_MR 12  /* rows of x per micro-tile */
@@ -89,6 +101,28 @@ const char *kdnnl_impl(int m, int n, int k, char *buf, size_t cap);
  * whether fp32 products run our GEMM (else OpenBLAS). */
 int kmm_bf16_gemm_uses_dp(void);
 int kmm_f32_uses_own(void);
+
+/* y[m, n] = xb[m, k] . W^T + beta y on oneDNN with W reordered once into the layout
+ * the primitive asks for (format_tag::any), cached in w->cache (built on first use;
+ * MUSCLE_DNNL_PACK=0 or kdnnl_pack_force(0) runs the plain layout instead, which
+ * oneDNN re-packs every call). xb: x rounded to bf16. -1 with err_set on failure. */
+int kdnnl_xwt_bf16(const KWeight *w, const uint16_t *xb, int m, float *y, float beta);
+/* Frees a reordered copy (kweight_free, kweight_bf16_changed). */
+void kdnnl_weight_free(void *p);
+/* Reorders w's current values into the copy p in place (kweight_repack_bf16); -1 if it
+ * cannot (the caller then drops the copy). */
+int kdnnl_weight_refresh(const KWeight *w, void *p);
+/* Tests and benchmarks: 1 reorder once (the default), 0 the plain layout every call,
+ * -1 back to MUSCLE_DNNL_PACK / the default. */
+void kdnnl_pack_force(int v);
+int kdnnl_pack_on(void);
+/* The weights layout oneDNN chooses for the forward product x[m,k] W[n,k]^T (its
+ * format string, e.g. "BA16a64b2a"), written to buf; NULL without one. */
+const char *kdnnl_weights_layout(int m, int n, int k, char *buf, size_t cap);
+
+/* A 0/1 switch from the environment variable name, read once into *cache (which starts
+ * at -2): -1 unset, 0 or 1; another value is ignored with a warning naming meaning. */
+int kmm_env_switch(int *cache, const char *name, const char *meaning);
 
 /* matmul_bf16.c: y = bf16(x) . W^T + beta y on oneDNN (w bf16); -1 if it failed (the
  * caller falls back). */

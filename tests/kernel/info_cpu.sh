@@ -18,6 +18,13 @@ check "MUSCLE_DNNL=0: our engine" grep -q '^bf16 engine: ours (MUSCLE_DNNL=0)' <
 dn=$(MUSCLE_DNNL=1 "$MUSCLE" info --cpu)
 check "MUSCLE_DNNL=1: oneDNN, its implementation named" grep -qE "^bf16 forward x.W\\^T, m > $SM: (brg|gemm|ref)[^ ]*:" <<<"$dn"
 check "MUSCLE_DNNL=1: the engine line says so" grep -q '^bf16 engine: oneDNN (MUSCLE_DNNL=1)' <<<"$dn"
+# frozen weights: reordered once into the layout oneDNN names, or (MUSCLE_DNNL_PACK=0) plain
+check "MUSCLE_DNNL=1: weights reordered once, layout named" grep -qE "^bf16 forward x.W\\^T, m > $SM: .*, weights reordered once per weight into [A-Za-z0-9]+$" <<<"$dn"
+check "MUSCLE_DNNL_PACK=0: plain weights" grep -qE "^bf16 forward x.W\\^T, m > $SM: .*plain weights re-packed by oneDNN every call" \
+  <<<"$(MUSCLE_DNNL=1 MUSCLE_DNNL_PACK=0 "$MUSCLE" info --cpu)"
+MUSCLE_DNNL=1 MUSCLE_DNNL_PACK=2 "$MUSCLE" info --cpu >"$TMP/out" 2>"$TMP/err"; rc=$?
+good=0; [ "$rc" -eq 0 ] && [ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q "MUSCLE_DNNL_PACK=2 ignored" "$TMP/err" && good=1
+check "MUSCLE_DNNL_PACK=2: one warning line, the default kept" [ "$good" = 1 ]
 check "MUSCLE_KERNEL=portable caps the level" grep -q '^kernel level: portable' <<<"$(MUSCLE_KERNEL=portable "$MUSCLE" info --cpu)"
 check "MUSCLE_KERNEL=portable: our engine" grep -q '^bf16 engine: ours' <<<"$(MUSCLE_KERNEL=portable "$MUSCLE" info --cpu)"
 "$MUSCLE" info --cpu some/model >"$TMP/out" 2>"$TMP/err"; rc=$?

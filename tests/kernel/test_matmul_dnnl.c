@@ -18,18 +18,7 @@
 #include "kernel/matmul_impl.h"
 #include <math.h>
 
-static uint64_t rng_state = 0x243f6a8885a308d3ull;
-static uint32_t urand(void) {
-    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
-    return (uint32_t)(rng_state >> 33);
-}
-static float frand(void) { return (float)((double)(urand() >> 8) / (double)(1u << 23) - 1.0); }
-static float *rand_f32(size_t cnt) {
-    float *p = malloc((cnt ? cnt : 1) * sizeof *p);
-    assert_non_null(p);
-    for (size_t i = 0; i < cnt; i++) p[i] = frand();
-    return p;
-}
+#include "rand_bf16.h"
 static double bf(float f) { return (double)bf16_to_f32(f32_to_bf16(f)); }
 
 /* got[i*ldc + j] against alpha sum_p A(i,p) B(p,j) + beta y0 with A, B rounded to bf16;
