@@ -31,6 +31,10 @@ static const struct { const char *name, *args; TaskKind kind; } expected[] = {
     {"weighted-seqkd", "--compat weighted --level sequence --ce-weight 0.5", TASK_GEN},
     {"flip-choice", "--compat flip --level choice --ce-weight 0.5", TASK_MC},
     {"flip-seqkd", "--compat flip --level sequence --ce-weight 0.5", TASK_GEN},
+    /* issue 18, sequence level and generation: ensemble decoding of the K new adapters (and M1) */
+    {"ensemble-seqkd", "--compat ensemble --level sequence --ce-weight 0.5", TASK_GEN},
+    {"mixture-gen", "--compat mixture --mixture-weight 0.3", TASK_GEN},
+    {"mixture-seqkd", "--compat mixture --level sequence --ce-weight 0.5 --mixture-weight 0.3", TASK_GEN},
     {"ce", NULL, TASK_MC},
     {"interp", "interpolation: (1-a) A2 + a A1 moved to v2 (exact rank-2r adapter), a in 0..1 step 0.1 chosen on --task-val", TASK_MC},
     {"soup", "seed soup: (1/K) sum of the K new adapters, exact as one rank-K*r adapter", TASK_GEN},
