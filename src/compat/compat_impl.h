@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "compat/compat_train.h"
+#include "compat/compat_mixgen.h"
 #include "compat/compat_xtok.h"
 #include "model/forward.h"
 
@@ -60,13 +61,6 @@ typedef struct {
 } CompatLevelOps;
 extern const CompatLevelOps compat_level_token, compat_level_choice, compat_level_seq;
 
-/* One member of a teacher: a model + adapter, weighted in a mixed distribution. */
-typedef struct {
-    const Model *model;
-    const LoraAdapter *adapter;
-    double w;
-    const char *who;
-} CompatMember;
 
 struct CompatTrainer {
     CompatConfig cfg;

@@ -34,18 +34,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "compat/compat_method_list.h"
+
+/* The methods: COMPAT_<ID> for each entry of compat_method_list.h, in its order. */
+#define COMPAT_METHOD_ENUM_(id, ...) COMPAT_##id,
 typedef enum {
-    COMPAT_STUDENT_WRONG = 0, /* the paper's best */
-    COMPAT_OLD_CORRECT,
-    COMPAT_NONE,
-    COMPAT_TOKEN_LIKELIHOOD,
-    COMPAT_SEQ_LIKELIHOOD,
-    COMPAT_FOCAL,             /* baseline: focal distillation */
-    COMPAT_ELODI,             /* baseline: logit-difference inhibition */
-    COMPAT_ENSEMBLE,          /* student-wrong, the new teacher the mean of K new adapters */
-    COMPAT_MIXTURE,           /* the mixture (1 - a) mean(K new) + a M1 distilled */
-    COMPAT_WEIGHTED,          /* student-wrong, M1's term weighted by M1's confidence */
-    COMPAT_FLIP,              /* M1's term only where M2 is wrong and M1 right */
+    COMPAT_METHOD_LIST(COMPAT_METHOD_ENUM_)
     COMPAT_N_METHODS
 } CompatMethod;
 

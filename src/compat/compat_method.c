@@ -71,40 +71,34 @@ static int seq_flip(const CompatSeqScores *s) { return s->labelled && s->r1 > s-
 /* ------------------------------------------------------------------------- */
 /* the table                                                                  */
 
+/* The shorthands of compat_method_list.h's entries. */
 #define TOK COMPAT_LEVEL_BIT(COMPAT_LEVEL_TOKEN)
 #define CHO COMPAT_LEVEL_BIT(COMPAT_LEVEL_CHOICE)
 #define SEQ COMPAT_LEVEL_BIT(COMPAT_LEVEL_SEQUENCE)
 #define M1 COMPAT_TEACH_M1
 #define M2 COMPAT_TEACH_M2
-static const CompatMethodDef methods[COMPAT_N_METHODS] = {
-    {COMPAT_STUDENT_WRONG, "student-wrong", TOK | CHO | SEQ, M1 | M2, COMPAT_KD_KL, COMPAT_SCALES_MIX, pick_student_wrong,
-     seq_student_wrong, NULL, 1, 0, COMPAT_XTOK_TOKEN_YES, "M1 where the student is wrong, M2 where right (the paper's best)"},
-    {COMPAT_OLD_CORRECT, "old-correct", TOK | CHO | SEQ, M1 | M2, COMPAT_KD_KL, COMPAT_SCALES_MIX, pick_old_correct,
-     seq_old_correct, NULL, 0, 0, COMPAT_XTOK_TOKEN_YES, "M1 where M1 is right, else M2"},
-    {COMPAT_NONE, "none", TOK | CHO | SEQ, M1, COMPAT_KD_KL, COMPAT_SCALES_MIX, pick_none, seq_none, NULL, 0, 0,
-     COMPAT_XTOK_TOKEN_YES, "plain distillation from M1"},
-    {COMPAT_TOKEN_LIKELIHOOD, "token-likelihood", TOK | CHO, M1 | M2, COMPAT_KD_KL, COMPAT_SCALES_MIX,
-     pick_token_likelihood, NULL, NULL, 0, 0, COMPAT_XTOK_TOKEN_YES, "M1 where the student's q(y) < M1's"},
-    {COMPAT_SEQ_LIKELIHOOD, "sequence-likelihood", TOK | CHO, M1 | M2, COMPAT_KD_KL, COMPAT_SCALES_MIX,
-     pick_seq_likelihood, NULL, NULL, 0, 1, COMPAT_XTOK_TOKEN_NO, "M1 on the sequences the student finds less likely than M1"},
-    {COMPAT_FOCAL, "focal", TOK | CHO, M1, COMPAT_KD_KL, COMPAT_SCALES_ADD, pick_focal, NULL, NULL, 0, 0,
-     COMPAT_XTOK_TOKEN_NO, "baseline: CE + L (alpha + beta [M1 correct]) KL(M1 || student)"},
-    {COMPAT_ELODI, "elodi", TOK | CHO, M1, COMPAT_KD_LOGIT_DIFF, COMPAT_SCALES_ADD, NULL, NULL, NULL, 0, 0,
-     COMPAT_XTOK_TOKEN_NO, "baseline: CE + L |log q - log p1|^p beyond a margin"},
-    {COMPAT_ENSEMBLE, "ensemble", TOK | CHO, M1 | COMPAT_TEACH_ENSEMBLE, COMPAT_KD_KL, COMPAT_SCALES_MIX, pick_student_wrong,
-     NULL, NULL, 0, 0, COMPAT_XTOK_TOKEN_NO, "student-wrong with the mean of K new adapters as the new teacher"},
-    {COMPAT_MIXTURE, "mixture", TOK | CHO, M1 | COMPAT_TEACH_MIXTURE, COMPAT_KD_KL, COMPAT_SCALES_MIX, pick_mixture, NULL,
-     NULL, 0, 0, COMPAT_XTOK_TOKEN_NO, "distil (1-a) mean(K new) + a M1 (a: --mixture-weight, or chosen on validation)"},
-    {COMPAT_WEIGHTED, "weighted", CHO | SEQ, M1 | M2, COMPAT_KD_KL, COMPAT_SCALES_MIX, pick_weighted, seq_student_wrong,
-     seq_weight_old_score, 1, 0, COMPAT_XTOK_TOKEN_NO, "student-wrong, M1's term weighted by M1's confidence in the gold answer"},
-    {COMPAT_FLIP, "flip", CHO | SEQ, M1 | M2, COMPAT_KD_KL, COMPAT_SCALES_MIX, pick_flip, seq_flip, NULL, 0, 0,
-     COMPAT_XTOK_TOKEN_NO, "M1's term only where M2 is wrong and M1 right"},
-};
+#define ENS COMPAT_TEACH_ENSEMBLE
+#define MIX COMPAT_TEACH_MIXTURE
+#define P_LV_TOK COMPAT_LEVEL_TOKEN
+#define P_LV_CHO COMPAT_LEVEL_CHOICE
+#define P_LV_SEQ COMPAT_LEVEL_SEQUENCE
+#define P(n, lv, ...) {.name = n, .level = P_LV_##lv, __VA_ARGS__}
+#define METHOD_ENTRY_(ID, ...) [COMPAT_##ID] = {.id = COMPAT_##ID, __VA_ARGS__},
+static const CompatMethodDef methods[COMPAT_N_METHODS] = {COMPAT_METHOD_LIST(METHOD_ENTRY_)};
+#undef METHOD_ENTRY_
+#undef P
 #undef TOK
 #undef CHO
 #undef SEQ
 #undef M1
 #undef M2
+#undef ENS
+#undef MIX
+
+unsigned compat_preset_kinds(const CompatPresetDef *p) {
+    if (p->kinds) return p->kinds;
+    return p->level == COMPAT_LEVEL_CHOICE ? COMPAT_FOR_MC : p->level == COMPAT_LEVEL_SEQUENCE ? COMPAT_FOR_GEN : COMPAT_FOR_MC | COMPAT_FOR_GEN;
+}
 
 const CompatMethodDef *compat_method_def(CompatMethod m) { return m >= 0 && m < COMPAT_N_METHODS ? &methods[m] : NULL; }
 

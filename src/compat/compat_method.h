@@ -4,7 +4,9 @@
  * how the step mixes cross-entropy and distillation, and its help line. The method list
  * of --compat's error and of `muscle finetune --help` is generated from the table.
  *
- * A method is the table entry plus its function(s); the levels (compat_impl.h:
+ * A method is the table entry plus its function(s): the entry is one X() line of
+ * compat_method_list.h (which also makes the CompatMethod enum and the method's `muscle
+ * update` presets), the functions are in compat_method.c. The levels (compat_impl.h:
  * CompatLevelOps; compat_token.c, compat_choice.c, compat_seq.c) and the losses
  * (compat_loss.c) read only the entry.
  *
@@ -65,6 +67,25 @@ typedef enum {
     COMPAT_XTOK_TOKEN_YES,
 } CompatXtokToken;
 
+/* The task kinds a preset applies to (update.h: UPDATE_FOR_MC, UPDATE_FOR_GEN). */
+#define COMPAT_FOR_MC 1u
+#define COMPAT_FOR_GEN 2u
+/* The mixture's weight a of the generation presets (mixture-gen, mixture-seqkd): a fixed
+ * default, as a is chosen on the held-out split for multiple choice only (docs/compat.md). */
+#define COMPAT_MIXTURE_A_GEN 0.3
+
+/* One `muscle update` preset of a method: `--compat METHOD --level L [--ce-weight W]
+ * [--distill-tokens answer] [--mixture-weight A]`. */
+typedef struct {
+    const char *name;         /* NULL: the end of the method's presets */
+    CompatLevel level;
+    double ce_weight;
+    int answer_only;
+    unsigned kinds;           /* COMPAT_FOR_*; 0: from the level (token: both, choice: MC, sequence: generation) */
+    double mixture_a;         /* > 0: passed as --mixture-weight */
+} CompatPresetDef;
+#define COMPAT_MAX_PRESETS 4
+
 typedef struct {
     CompatMethod id;
     const char *name;
@@ -79,7 +100,11 @@ typedef struct {
     int token_seq_flag;       /* token level: reads the example's sequence-likelihood flag */
     CompatXtokToken xtok_token;
     const char *help;         /* one line for --help */
+    CompatPresetDef presets[COMPAT_MAX_PRESETS]; /* its `muscle update` presets */
 } CompatMethodDef;
+
+/* The task kinds preset p applies to (its kinds, or from its level). */
+unsigned compat_preset_kinds(const CompatPresetDef *p);
 
 /* The entry of m (NULL for an unknown value). */
 const CompatMethodDef *compat_method_def(CompatMethod m);

@@ -9,7 +9,6 @@
 #include "core/progress.h"
 #include "eval/eval.h"
 #include "metrics/rouge.h"
-#include "model/generate_batch.h"
 #include "model/backward.h"
 #include "model/forward.h"
 
@@ -25,18 +24,22 @@
 /* The task set a training example came from. */
 static const TaskSet *ex_set(const CompatTrainer *ct, const CEx *e) { return e->labelled ? ct->s.train : ct->s.transfer; }
 
-/* Greedy outputs of m + a for every training example (res[n]), decoded as muscle eval
- * decodes a generation task (batched, model/generate_batch.h): the prompt cut to the
- * model's context minus max tokens (BOS and the latest tokens kept), the template's stop
- * strings, EOS, no repeated n-grams as configured. */
-static int seq_generate_all(CompatTrainer *ct, const Model *m, const LoraAdapter *a, int old, GenResult *res) {
+/* Greedy outputs of the members mem[0..nm) (one model + adapter, or an ensemble or
+ * mixture of several: compat_mixgen.h) for every training example (res[n]), decoded as
+ * muscle eval decodes a generation task (batched, model/generate_batch.h): the prompt cut
+ * to the context minus max tokens (the smallest member's; BOS and the latest tokens kept),
+ * the template's stop strings, EOS, no repeated n-grams as configured. old: M1 alone. */
+static int seq_generate_all(CompatTrainer *ct, const CompatMember *mem, int nm, int old, GenResult *res) {
     /* across tokenizers M1 reads its own tokenization of the prompts */
     const Tokenizer *tok = old && ct->xtok ? ct->s.old_tok : ct->s.tok;
     long n = ct->n[DATA_TRAIN];
-    int limit = m->cfg.seq_len - ct->cfg.gen_max_tokens;
+    const Model *m = mem[0].model;
+    int ctx = m->cfg.seq_len;
+    for (int k = 1; k < nm; k++)
+        if (mem[k].model->cfg.seq_len < ctx) ctx = mem[k].model->cfg.seq_len;
+    int limit = ctx - ct->cfg.gen_max_tokens;
     if (limit < 2)
-        return err_set("compat: --max-tokens %d leaves no room for a prompt in the model's context of %d", ct->cfg.gen_max_tokens,
-                       m->cfg.seq_len);
+        return err_set("compat: --max-tokens %d leaves no room for a prompt in the model's context of %d", ct->cfg.gen_max_tokens, ctx);
     GenRequest *req = calloc((size_t)(n ? n : 1), sizeof *req);
     int **cut = calloc((size_t)(n ? n : 1), sizeof *cut); /* the prompts longer than limit, cut */
     if (!req || !cut) { free(req); free(cut); return err_set("out of memory"); }
@@ -56,9 +59,12 @@ static int seq_generate_all(CompatTrainer *ct, const Model *m, const LoraAdapter
     g.no_repeat_ngram = ct->cfg.gen_no_repeat_ngram;
     g.stops = (const char *const *)ct->s.prompt->stops;
     g.n_stops = ct->s.prompt->n_stops;
-    g.lora = a;
-    if (max_len > m->cfg.seq_len) max_len = m->cfg.seq_len;
-    if (rc == 0) rc = model_generate_batch(m, tok, req, (int)n, &g, gen_batch_width_default(m, max_len, (int)n), NULL, NULL, res);
+    g.lora = mem[0].adapter;
+    if (max_len > ctx) max_len = ctx;
+    if (rc == 0 && nm == 1 && mem[0].w == 1.0) /* one model: as muscle eval decodes */
+        rc = model_generate_batch(m, tok, req, (int)n, &g, gen_batch_width_default(m, max_len, (int)n), NULL, NULL, res);
+    else if (rc == 0)
+        rc = compat_mix_generate(mem, nm, tok, req, (int)n, &g, 0, NULL, NULL, res);
     for (long i = 0; i < n; i++) free(cut[i]);
     free(cut);
     free(req);
@@ -118,14 +124,26 @@ static int seq_teachers(CompatTrainer *ct) {
     }
     ct->gen_buf = malloc((size_t)maxp * sizeof *ct->gen_buf);
     if (!ct->gen_buf) return err_set("out of memory");
-    for (int w = 0; w < 2; w++) {
-        const Model *m = w ? ct->s.model : ct->s.old_model;
-        const LoraAdapter *a = w ? ct->s.new_adapter : ct->s.old_adapter;
+    /* the teacher whose outputs are distilled (r1, text1, M1's rows): M1, or for an ensemble
+     * or mixture method its members decoded together (compat_mixgen.h) */
+    CompatMember m1 = {ct->s.old_model, ct->s.old_adapter, 1.0, "M1"}, m2 = {ct->s.model, ct->s.new_adapter, 1.0, "M2"}, *tm = &m1;
+    int ntm = 1, mixed = (compat_method_def(ct->cfg.method)->teachers & (COMPAT_TEACH_ENSEMBLE | COMPAT_TEACH_MIXTURE)) != 0;
+    if (mixed && compat_new_members(ct, &tm, &ntm) != 0) return -1;
+    if (mixed) ct->st.n_new_teachers = ntm - ((compat_method_def(ct->cfg.method)->teachers & COMPAT_TEACH_MIXTURE) != 0);
+    const char *tname = !mixed ? "M1" : (compat_method_def(ct->cfg.method)->teachers & COMPAT_TEACH_MIXTURE) ? "mixture" : "ensemble";
+    int rc_t = 0;
+    for (int w = 0; w < 2 && rc_t == 0; w++) {
+        char label[64];
+        snprintf(label, sizeof label, "teacher %s (generating)", w ? "M2" : tname);
         Progress pr;
-        progress_init(&pr, w ? "teacher M2 (generating)" : "teacher M1 (generating)", "examples", n, ct->s.quiet);
+        progress_init(&pr, label, "examples", n, ct->s.quiet);
         GenResult *all = calloc(nn, sizeof *all);
-        if (!all) return err_set("out of memory");
-        if (seq_generate_all(ct, m, a, !w, all) != 0) { free(all); return err_prefix("teacher %s", w ? "M2" : "M1"); }
+        if (!all) { rc_t = err_set("out of memory"); break; }
+        if (seq_generate_all(ct, w ? &m2 : tm, w ? 1 : ntm, !w && !mixed, all) != 0) {
+            free(all);
+            rc_t = err_prefix("teacher %s", w ? "M2" : tname);
+            break;
+        }
         for (long i = 0; i < n; i++) {
             CEx *e = &ct->ex[DATA_TRAIN][i];
             GenResult r = all[i];
@@ -152,13 +170,18 @@ static int seq_teachers(CompatTrainer *ct) {
             if (rc != 0) {
                 for (long k = i + 1; k < n; k++) gen_result_free(&all[k]);
                 free(all);
-                return -1;
+                all = NULL;
+                rc_t = -1;
+                break;
             }
             progress_update(&pr, i + 1, NULL);
         }
+        if (rc_t != 0) break;
         free(all);
         progress_finish(&pr);
     }
+    if (mixed) free(tm);
+    if (rc_t != 0) return -1;
     for (long i = 0; i < n; i++) {
         const CEx *e = &ct->ex[DATA_TRAIN][i];
         CompatSeqScores sc = {e->labelled, ct->r1[i], ct->r2[i], ct->r2[i], ct->same2[i]};
@@ -248,7 +271,8 @@ static int seq_refresh(CompatTrainer *ct, Trainer *t, long ep) {
     long masked = 0, n_lab = 0;
     GenResult *all = calloc((size_t)(n ? n : 1), sizeof *all);
     if (!all) return err_set("out of memory");
-    if (seq_generate_all(ct, ct->s.model, t->lora, 0, all) != 0) { free(all); return err_prefix("student"); }
+    CompatMember st = {ct->s.model, t->lora, 1.0, "student"};
+    if (seq_generate_all(ct, &st, 1, 0, all) != 0) { free(all); return err_prefix("student"); }
     for (long i = 0; i < n; i++) {
         const CEx *e = &ct->ex[DATA_TRAIN][i];
         GenResult r = all[i];

@@ -130,6 +130,7 @@ static int train_compat(UpdateRun *r) {
                 s.compat.cfg.level = p->level;
                 s.compat.cfg.answer_only = p->answer_only;
                 s.compat.cfg.ce_weight = p->ce_weight;
+                if (p->mixture_a > 0) s.compat.cfg.mixture_a = p->mixture_a;
             }
             if (teacher && u->kind == TASK_GEN && sequence) { /* the outputs decoded as the evaluation decodes */
                 s.compat.cfg.gen_max_tokens = (int)gen_max_tokens(u);

@@ -17,7 +17,7 @@
 #ifndef MUSCLE_UPDATE_UPDATE_H
 #define MUSCLE_UPDATE_UPDATE_H
 
-#include "compat/compat_loss.h"
+#include "compat/compat_method.h"
 #include "task/task.h"
 
 /* Weight-space methods (update_weight.c): no training of their own, an adapter combined
@@ -29,7 +29,8 @@ typedef enum {
     UPDATE_WEIGHT_SOUP,       /* (1/K) sum_k A2_k: the seed soup (the same adapter for every seed) */
 } UpdateWeightOp;
 
-/* A method preset: one typed entry per compatibility method `muscle update` knows. */
+/* A method preset (update_plan.c): a compatibility method's presets come from its entry
+ * (compat/compat_method_list.h); ce, interp and soup are update_plan.c's own. */
 typedef struct {
     const char *name;
     int ce_only;              /* 1: more cross-entropy training only (no teacher, a control) */
@@ -39,9 +40,10 @@ typedef struct {
     double ce_weight;
     unsigned kinds;           /* UPDATE_FOR_MC | UPDATE_FOR_GEN: the task kinds it applies to */
     UpdateWeightOp weight;    /* a weight-space method (then method, level, ... are unused) */
+    double mixture_a;         /* > 0: --mixture-weight */
 } UpdatePreset;
-#define UPDATE_FOR_MC 1u
-#define UPDATE_FOR_GEN 2u
+#define UPDATE_FOR_MC COMPAT_FOR_MC
+#define UPDATE_FOR_GEN COMPAT_FOR_GEN
 
 /* The presets, in the order of `muscle update --help`. */
 const UpdatePreset *update_presets(int *n);

@@ -12,38 +12,42 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The presets: every compatibility method's own (its entry in compat/compat_method_list.h
+ * names them), then the ones that are no loss of compatibility training. */
 #define BOTH (UPDATE_FOR_MC | UPDATE_FOR_GEN)
-static const UpdatePreset presets[] = {
-    /* name                  ce only  method                        level                    answer ce     kinds  weight-space */
-    {"muscle",               0, COMPAT_STUDENT_WRONG,        COMPAT_LEVEL_TOKEN,    0, 0,   BOTH, UPDATE_WEIGHT_NONE},
-    {"muscle-answer",        0, COMPAT_STUDENT_WRONG,        COMPAT_LEVEL_TOKEN,    1, 0,   BOTH, UPDATE_WEIGHT_NONE},
-    {"choice",               0, COMPAT_STUDENT_WRONG,        COMPAT_LEVEL_CHOICE,   0, 0.5, UPDATE_FOR_MC, UPDATE_WEIGHT_NONE},
-    {"old-correct",          0, COMPAT_OLD_CORRECT,          COMPAT_LEVEL_TOKEN,    0, 0,   BOTH, UPDATE_WEIGHT_NONE},
-    {"distill",              0, COMPAT_NONE,                 COMPAT_LEVEL_TOKEN,    0, 0,   BOTH, UPDATE_WEIGHT_NONE},
-    {"token-likelihood",     0, COMPAT_TOKEN_LIKELIHOOD,     COMPAT_LEVEL_TOKEN,    0, 0.5, BOTH, UPDATE_WEIGHT_NONE},
-    {"sequence-likelihood",  0, COMPAT_SEQ_LIKELIHOOD,       COMPAT_LEVEL_TOKEN,    0, 0.5, BOTH, UPDATE_WEIGHT_NONE},
-    {"focal",                0, COMPAT_FOCAL,                COMPAT_LEVEL_TOKEN,    0, 0,   BOTH, UPDATE_WEIGHT_NONE},
-    {"elodi",                0, COMPAT_ELODI,                COMPAT_LEVEL_TOKEN,    0, 0,   BOTH, UPDATE_WEIGHT_NONE},
-    {"focal-choice",         0, COMPAT_FOCAL,                COMPAT_LEVEL_CHOICE,   0, 0,   UPDATE_FOR_MC, UPDATE_WEIGHT_NONE},
-    {"elodi-choice",         0, COMPAT_ELODI,                COMPAT_LEVEL_CHOICE,   0, 0,   UPDATE_FOR_MC, UPDATE_WEIGHT_NONE},
-    {"seqkd",                0, COMPAT_STUDENT_WRONG,        COMPAT_LEVEL_SEQUENCE, 0, 0.5, UPDATE_FOR_GEN, UPDATE_WEIGHT_NONE},
-    {"ensemble",             0, COMPAT_ENSEMBLE,             COMPAT_LEVEL_TOKEN,    0, 0,   BOTH, UPDATE_WEIGHT_NONE},
-    {"ensemble-choice",      0, COMPAT_ENSEMBLE,             COMPAT_LEVEL_CHOICE,   0, 0.5, UPDATE_FOR_MC, UPDATE_WEIGHT_NONE},
-    {"mixture",              0, COMPAT_MIXTURE,              COMPAT_LEVEL_TOKEN,    0, 0,   UPDATE_FOR_MC, UPDATE_WEIGHT_NONE},
-    {"mixture-choice",       0, COMPAT_MIXTURE,              COMPAT_LEVEL_CHOICE,   0, 0.5, UPDATE_FOR_MC, UPDATE_WEIGHT_NONE},
-    {"weighted-choice",      0, COMPAT_WEIGHTED,             COMPAT_LEVEL_CHOICE,   0, 0.5, UPDATE_FOR_MC, UPDATE_WEIGHT_NONE},
-    {"weighted-seqkd",       0, COMPAT_WEIGHTED,             COMPAT_LEVEL_SEQUENCE, 0, 0.5, UPDATE_FOR_GEN, UPDATE_WEIGHT_NONE},
-    {"flip-choice",          0, COMPAT_FLIP,                 COMPAT_LEVEL_CHOICE,   0, 0.5, UPDATE_FOR_MC, UPDATE_WEIGHT_NONE},
-    {"flip-seqkd",           0, COMPAT_FLIP,                 COMPAT_LEVEL_SEQUENCE, 0, 0.5, UPDATE_FOR_GEN, UPDATE_WEIGHT_NONE},
-    {"ce",                   1, COMPAT_STUDENT_WRONG,        COMPAT_LEVEL_TOKEN,    0, 0,   BOTH, UPDATE_WEIGHT_NONE},
-    {"interp",               0, COMPAT_NONE,                 COMPAT_LEVEL_TOKEN,    0, 0,   BOTH, UPDATE_WEIGHT_INTERP},
-    {"soup",                 0, COMPAT_NONE,                 COMPAT_LEVEL_TOKEN,    0, 0,   BOTH, UPDATE_WEIGHT_SOUP},
+static const UpdatePreset other_presets[] = {
+    /* name   ce only  method        level               answer ce  kinds weight-space */
+    {"ce",     1, COMPAT_STUDENT_WRONG, COMPAT_LEVEL_TOKEN, 0, 0, BOTH, UPDATE_WEIGHT_NONE, 0},
+    {"interp", 0, COMPAT_NONE,          COMPAT_LEVEL_TOKEN, 0, 0, BOTH, UPDATE_WEIGHT_INTERP, 0},
+    {"soup",   0, COMPAT_NONE,          COMPAT_LEVEL_TOKEN, 0, 0, BOTH, UPDATE_WEIGHT_SOUP, 0},
 };
 #undef BOTH
+#define N_OTHER (sizeof other_presets / sizeof other_presets[0])
+static UpdatePreset presets_all[COMPAT_N_METHODS * COMPAT_MAX_PRESETS + N_OTHER];
+static size_t n_presets;
+
+/* The table, made once from the methods' entries (static storage). */
+static const UpdatePreset *presets_table(size_t *n) {
+    if (!n_presets) {
+        int nm;
+        const CompatMethodDef *ms = compat_methods(&nm);
+        for (int i = 0; i < nm; i++)
+            for (int j = 0; j < COMPAT_MAX_PRESETS && ms[i].presets[j].name; j++) {
+                const CompatPresetDef *d = &ms[i].presets[j];
+                presets_all[n_presets++] = (UpdatePreset){d->name, 0, ms[i].id, d->level, d->answer_only, d->ce_weight,
+                                                          compat_preset_kinds(d), UPDATE_WEIGHT_NONE, d->mixture_a};
+            }
+        for (size_t i = 0; i < N_OTHER; i++) presets_all[n_presets++] = other_presets[i];
+    }
+    *n = n_presets;
+    return presets_all;
+}
 
 const UpdatePreset *update_presets(int *n) {
-    *n = (int)(sizeof presets / sizeof presets[0]);
-    return presets;
+    size_t k;
+    const UpdatePreset *p = presets_table(&k);
+    *n = (int)k;
+    return p;
 }
 
 /* A preset's settings as the finetune options they amount to (recorded in update.json
@@ -57,7 +61,8 @@ static char *preset_args(const UpdatePreset *p) {
     int n = snprintf(buf, sizeof buf, "--compat %s", compat_method_name(p->method));
     if (p->answer_only) n += snprintf(buf + n, sizeof buf - (size_t)n, " --distill-tokens answer");
     if (p->level != COMPAT_LEVEL_TOKEN) n += snprintf(buf + n, sizeof buf - (size_t)n, " --level %s", compat_level_name(p->level));
-    if (p->ce_weight != 0) snprintf(buf + n, sizeof buf - (size_t)n, " --ce-weight %g", p->ce_weight);
+    if (p->ce_weight != 0) n += snprintf(buf + n, sizeof buf - (size_t)n, " --ce-weight %g", p->ce_weight);
+    if (p->mixture_a > 0) snprintf(buf + n, sizeof buf - (size_t)n, " --mixture-weight %g", p->mixture_a);
     return strdup(buf);
 }
 
@@ -66,7 +71,9 @@ static const char *preset_names(void) {
     static char buf[1024];
     size_t k = 0;
     buf[0] = 0;
-    for (size_t i = 0; i < sizeof presets / sizeof presets[0] && k < sizeof buf; i++)
+    size_t np;
+    const UpdatePreset *presets = presets_table(&np);
+    for (size_t i = 0; i < np && k < sizeof buf; i++)
         k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%s", i ? ", " : "", presets[i].name);
     return buf;
 }
@@ -76,7 +83,9 @@ char *update_presets_help(void) {
     char *buf = malloc(cap);
     if (!buf) return NULL;
     buf[0] = 0;
-    for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++) {
+    size_t np;
+    const UpdatePreset *presets = presets_table(&np);
+    for (size_t i = 0; i < np; i++) {
         const UpdatePreset *p = &presets[i];
         char *args = preset_args(p);
         const char *kind = p->kinds == UPDATE_FOR_MC ? " (multiple choice)" : p->kinds == UPDATE_FOR_GEN ? " (generation)" : "";
@@ -105,11 +114,13 @@ static int method_parse(const UpdateSpec *u, char *w, UpdateMethod *m) {
         return 0;
     }
     /* interp-NAME: (1 - a) A2 + a (method NAME's adapter); soup-NAME: preset NAME trained from the soup */
+    size_t np;
+    const UpdatePreset *presets = presets_table(&np);
     int interp = !strncmp(w, "interp-", 7), soup = !strncmp(w, "soup-", 5);
     if (interp || soup) {
         const char *rest = w + (interp ? 7 : 5);
         const UpdatePreset *base = NULL;
-        for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++)
+        for (size_t i = 0; i < np; i++)
             if (!strcmp(presets[i].name, rest)) base = &presets[i];
         if (soup && (!base || base->weight != UPDATE_WEIGHT_NONE))
             return err_set("--methods: '%s': soup-NAME needs NAME a trained preset (e.g. soup-choice, soup-ce)", w);
@@ -120,7 +131,7 @@ static int method_parse(const UpdateSpec *u, char *w, UpdateMethod *m) {
         }
         m->name = strdup(w);
         if (interp) {
-            for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++)
+            for (size_t i = 0; i < np; i++)
                 if (presets[i].weight == UPDATE_WEIGHT_INTERP) m->preset = &presets[i];
             m->interp_with = strdup(rest);
             m->args = update_pathf("interpolation: (1-a) A2 + a X, X = the adapter of '%s' (exact rank-sum adapter), a in 0..1 "
@@ -134,7 +145,7 @@ static int method_parse(const UpdateSpec *u, char *w, UpdateMethod *m) {
         }
         return 0;
     }
-    for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++) {
+    for (size_t i = 0; i < np; i++) {
         const UpdatePreset *p = &presets[i];
         if (strcmp(p->name, w)) continue;
         if (!(p->kinds & (u->kind == TASK_MC ? UPDATE_FOR_MC : UPDATE_FOR_GEN))) {
@@ -235,11 +246,13 @@ int update_methods_parse(UpdateSpec *u, const char *list) {
     if (!list) list = u->kind == TASK_MC ? "muscle,choice" : "muscle";
     char *c = strdup(list), *save = NULL;
     int rc = 0;
+    size_t np;
+    const UpdatePreset *presets = presets_table(&np);
     for (char *w = strtok_r(c, ",", &save); w && rc == 0; w = strtok_r(NULL, ",", &save)) {
         while (*w == ' ') w++;
         if (!*w) continue;
         if (!strcmp(w, "all")) { /* every preset for this task kind */
-            for (size_t i = 0; rc == 0 && i < sizeof presets / sizeof presets[0]; i++) {
+            for (size_t i = 0; rc == 0 && i < np; i++) {
                 const UpdatePreset *p = &presets[i];
                 int dup = 0;
                 if (!(p->kinds & (u->kind == TASK_MC ? UPDATE_FOR_MC : UPDATE_FOR_GEN))) continue;

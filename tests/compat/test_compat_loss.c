@@ -1643,17 +1643,22 @@ static void test_new_methods_seq_and_levels(void **state) {
     assert_int_equal(compat_seq_mask(COMPAT_FLIP, &lab), 1);
     assert_int_equal(compat_seq_mask(COMPAT_FLIP, &lab2), 0);
     assert_int_equal(compat_seq_mask(COMPAT_FLIP, &tr), 0);
-    assert_int_equal(compat_seq_method_check(COMPAT_ENSEMBLE), -1);
+    assert_int_equal(compat_seq_method_check(COMPAT_ENSEMBLE), 0); /* ensemble decoding (compat_mixgen.h) */
+    assert_int_equal(compat_seq_method_check(COMPAT_MIXTURE), 0);
+    assert_int_equal(compat_seq_method_check(COMPAT_FOCAL), -1);
+    /* ensemble and mixture at the sequence level: student-wrong against their own outputs' score (r1) */
+    assert_int_equal(compat_seq_mask(COMPAT_ENSEMBLE, &lab), 1);
+    assert_int_equal(compat_seq_mask(COMPAT_MIXTURE, &lab2), 0);
     /* the levels each method has, refused with the list generated from the table */
     CompatConfig c = cfg_of(COMPAT_FLIP);
     expect_bad(c, "has no token level");
     c = cfg_of(COMPAT_WEIGHTED);
     expect_bad(c, "weighted has no token level");
     assert_non_null(strstr(err_msg(), "ensemble or mixture with --level token"));
-    c = cfg_of(COMPAT_MIXTURE);
+    c = cfg_of(COMPAT_FOCAL);
     c.level = COMPAT_LEVEL_SEQUENCE;
     expect_bad(c, "has no sequence level");
-    assert_non_null(strstr(err_msg(), "weighted or flip"));
+    assert_non_null(strstr(err_msg(), "ensemble, mixture, weighted or flip"));
     c = cfg_of(COMPAT_MIXTURE);
     c.mixture_a = 1.0;
     expect_bad(c, "mixture weight 1");

@@ -31,6 +31,10 @@ static const struct { const char *name, *args; TaskKind kind; } expected[] = {
     {"weighted-seqkd", "--compat weighted --level sequence --ce-weight 0.5", TASK_GEN},
     {"flip-choice", "--compat flip --level choice --ce-weight 0.5", TASK_MC},
     {"flip-seqkd", "--compat flip --level sequence --ce-weight 0.5", TASK_GEN},
+    /* issue 18, sequence level and generation: ensemble decoding of the K new adapters (and M1) */
+    {"ensemble-seqkd", "--compat ensemble --level sequence --ce-weight 0.5", TASK_GEN},
+    {"mixture-gen", "--compat mixture --mixture-weight 0.3", TASK_GEN},
+    {"mixture-seqkd", "--compat mixture --level sequence --ce-weight 0.5 --mixture-weight 0.3", TASK_GEN},
     {"ce", NULL, TASK_MC},
     {"interp", "interpolation: (1-a) A2 + a A1 moved to v2 (exact rank-2r adapter), a in 0..1 step 0.1 chosen on --task-val", TASK_MC},
     {"soup", "seed soup: (1/K) sum of the K new adapters, exact as one rank-K*r adapter", TASK_GEN},
@@ -193,9 +197,52 @@ static void test_bundle(void **state) {
     model_bundle_free(&b);
 }
 
+/* The presets come from the methods' entries (compat/compat_method_list.h), in the
+ * entries' order, then ce, interp, soup; each one's method, level, weights and kinds are
+ * its entry's; --help lists every one, and an unknown name's error names every one. */
+static void test_presets_from_the_method_table(void **state) {
+    (void)state;
+    int nm, np, k = 0;
+    const CompatMethodDef *ms = compat_methods(&nm);
+    const UpdatePreset *ps = update_presets(&np);
+    char *help = update_presets_help();
+    for (int i = 0; i < nm; i++)
+        for (int j = 0; j < COMPAT_MAX_PRESETS && ms[i].presets[j].name; j++, k++) {
+            const CompatPresetDef *d = &ms[i].presets[j];
+            assert_true(k < np);
+            assert_string_equal(ps[k].name, d->name);
+            assert_int_equal(ps[k].method, ms[i].id);
+            assert_int_equal(ps[k].level, d->level);
+            assert_true(ps[k].ce_weight == d->ce_weight && ps[k].mixture_a == d->mixture_a);
+            assert_int_equal(ps[k].kinds, compat_preset_kinds(d));
+            assert_int_equal(ps[k].weight, UPDATE_WEIGHT_NONE);
+            assert_false(ps[k].ce_only);
+            char line[64];
+            snprintf(line, sizeof line, " %s ", d->name);
+            if (!strstr(help, line)) fail_msg("update --help lacks preset %s", d->name);
+        }
+    assert_int_equal(np, k + 3);
+    assert_string_equal(ps[k].name, "ce");
+    assert_string_equal(ps[k + 1].name, "interp");
+    assert_string_equal(ps[k + 2].name, "soup");
+    free(help);
+    /* kinds from the level unless the entry says: a sequence preset is for generation only */
+    UpdateSpec u;
+    update_spec_default(&u);
+    u.train = "train.jsonl";
+    u.kind = TASK_MC;
+    assert_int_equal(update_methods_parse(&u, "mixture-seqkd,ensemble-seqkd,mixture-gen,ce"), 0);
+    assert_int_equal(u.n_methods, 1);
+    update_spec_free(&u);
+    assert_int_equal(update_methods_parse(&u, "nope"), -1);
+    for (int i = 0; i < np; i++) assert_non_null(strstr(err_msg(), ps[i].name));
+    assert_null(strchr(err_msg(), '\n'));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_presets_render_the_old_flags),
+        cmocka_unit_test(test_presets_from_the_method_table),
         cmocka_unit_test(test_methods_list),
         cmocka_unit_test(test_weight_methods),
         cmocka_unit_test(test_train_spec_check),
