@@ -68,7 +68,7 @@ transfer_data() { # TASK N -> ROOT/data/TASK.transferN.jsonl: unlabelled inputs 
   local t=$1 n=$2 out="$ROOT/data/$1.transfer$2.jsonl"
   [ -s "$out" ] && return 0
   case "$t" in # the training split's lines after the training slice (v2's corpus starts at 2000)
-    section) tail -n +"$((NTRAIN + 1))" "$D/debian-section.train.jsonl" | head -n "$n" >"$out.tmp" ;;
+    section) sed -n "$((NTRAIN + 1)),$((NTRAIN + n))p" "$D/debian-section.train.jsonl" >"$out.tmp" ;;
     arc) $PY -c "
 import json, sys
 tr = json.load(open('$S/data/commonsense/ARC-Easy/train.json'))[$NTRAIN + $NVAL:][:$n]
