@@ -108,6 +108,9 @@ int kmm_f32_uses_own(void);
  * oneDNN re-packs every call). xb: x rounded to bf16. -1 with err_set on failure. */
 int kdnnl_xwt_bf16(const KWeight *w, const uint16_t *xb, int m, float *y, float beta);
 /* Frees a reordered copy (kweight_free, kweight_bf16_changed). */
+/* Our GEMM's panels of a bf16 weight (KMM_NR output rows a panel, k-pairs interleaved),
+ * built on the first call (kweight.c). */
+const uint32_t *kweight_packed(const KWeight *w);
 void kdnnl_weight_free(void *p);
 /* Reorders w's current values into the copy p in place (kweight_repack_bf16); -1 if it
  * cannot (the caller then drops the copy). */

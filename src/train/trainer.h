@@ -180,6 +180,8 @@ int trainer_run(Trainer *t);
 void trainer_request_stop(int signo);
 
 /* Hash of a model's weights (every tensor's bytes) and of an adapter's values. */
+/* FNV-style running hash of n bytes (train_hash.c). */
+uint64_t train_hash_bytes(uint64_t h, const void *p, size_t n);
 uint64_t train_hash_model(const Model *m);
 uint64_t train_hash_lora(const LoraAdapter *a);
 
