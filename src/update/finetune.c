@@ -198,8 +198,12 @@ static int compat_settings(const TrainSpec *s, const CompatConfig *cc, CkptSetti
 static void compat_report(const TrainSpec *s, const CompatTrainer *ct) {
     const CompatStats *st = compat_trainer_stats(ct);
     CompatLevel level = s->compat.cfg.level;
-    fprintf(stderr, "muscle finetune --compat: the mask chose M1 on %.1f%% of %ld distilled %s; the student's answer was right on %.1f%% of %ld answer %s\n",
-            st->distilled ? 100.0 * st->masked / st->distilled : 0.0, st->distilled, level != COMPAT_LEVEL_TOKEN ? "instances" : "positions",
+    /* at the sequence level the ensemble and mixture methods distil their own teacher, not M1 */
+    const char *teacher = level == COMPAT_LEVEL_SEQUENCE && s->compat.cfg.method == COMPAT_ENSEMBLE   ? "the ensemble"
+                          : level == COMPAT_LEVEL_SEQUENCE && s->compat.cfg.method == COMPAT_MIXTURE ? "the mixture"
+                                                                                                       : "M1";
+    fprintf(stderr, "muscle finetune --compat: the mask chose %s on %.1f%% of %ld distilled %s; the student's answer was right on %.1f%% of %ld answer %s\n",
+            teacher, st->distilled ? 100.0 * st->masked / st->distilled : 0.0, st->distilled, level != COMPAT_LEVEL_TOKEN ? "instances" : "positions",
             st->answers ? 100.0 * st->answers_correct / st->answers : 0.0, st->answers, level == COMPAT_LEVEL_CHOICE ? "instances" : "tokens");
 }
 

@@ -39,7 +39,7 @@ G=(finetune --model "$V1" --adapter-init "$TMP/g2" --task "$TMP/sum.train.jsonl"
 $MUSCLE "${G[@]}" --old-model "$V1" --old-adapter "$TMP/g1" --compat ensemble --ensemble-adapters "$TMP/g3" --out "$TMP/ens1" 2>"$TMP/err_e1"
 $MUSCLE "${G[@]}" --old-model "$V1" --old-adapter "$TMP/g3" --compat student-wrong --out "$TMP/sk3" --quiet 2>"$TMP/err"
 grep "the mask chose" "$TMP/err_e1" | sed 's/^/# /'
-check "... the teacher's outputs were distilled on some instances" grep -q "the mask chose M1 on [1-9][0-9.]*% of" "$TMP/err_e1"
+check "... the teacher's outputs were distilled on some instances" grep -q "the mask chose the ensemble on [1-9][0-9.]*% of" "$TMP/err_e1"
 t1=$(tensors "$TMP/ens1"); t2=$(tensors "$TMP/sk3"); t0=$(tensors "$TMP/g2")
 echo "# ensemble of g3: $t1; seqkd taught by g3: $t2; the start g2: $t0"
 check "ensemble of one adapter = seqkd with that teacher (identical tensors)" test -n "$t1" -a "$t1" = "$t2"
