@@ -256,7 +256,10 @@ int compat_mix_generate(const CompatMember *mem, int nm, const Tokenizer *tok, c
     for (int k = 0; b.slot && k < b.W; k++) b.slot[k].req = -1;
     for (int m = 0; rc == 0 && m < nm; m++) {
         if (runstate_init(&b.rs[m], mem[m].model, b.W, S, b.C, RS_KEEP_NONE | (o->kv_bf16 ? RS_KV_BF16 : 0)) != 0) rc = -1;
-        else n_rs++;
+        else {
+            n_rs++;
+            b.rs[m].attn_rows = 1; /* a row's bits whatever the call, as model_generate_batch (forward.h) */
+        }
         if (rc == 0 && mem[m].adapter && runstate_set_lora(&b.rs[m], mem[m].adapter) != 0) rc = -1;
     }
     int n_sp = 0;
