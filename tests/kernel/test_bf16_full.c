@@ -35,27 +35,6 @@ static void load(Model *m) {
     if (model_load(m, shared_path("models/stories260K/stories260K.bin"), &o) != 0) fail_msg("%s", err_msg());
 }
 
-/* Loss, nll [TF_N] and full gradients of the fixture's batch with the products of model mc
- * (the master itself: fp32; its bf16 view: mixed). */
-static double loss_grads(const Model *mc, const TorchFixture *f, ModelGrads *g, float *nll) {
-    RunState s;
-    assert_int_equal(runstate_init(&s, mc, TF_B, TF_T, TF_T, RS_KEEP_ALL), 0);
-    double loss;
-    model_grads_zero(g);
-    if (model_loss(&s, f->ids, f->targets, f->w_mean, TF_B, TF_T, 0, &loss, nll) != 0) fail_msg("%s", err_msg());
-    if (model_backward(&s, g, NULL) != 0) fail_msg("%s", err_msg());
-    runstate_free(&s);
-    return loss;
-}
-
-static double nll_diff(const float *nll, const cJSON *ref) {
-    double worst = 0;
-    for (int b = 0; b < TF_B; b++)
-        for (int t = 0; t < TF_T - 1; t++)
-            worst = fmax(worst, fabs(nll[b * TF_T + t] - cJSON_GetArrayItem(ref, b * (TF_T - 1) + t)->valuedouble));
-    return worst;
-}
-
 /* 20 AdamW steps from the fixture's weights; mixed: on the bf16 view, refreshed after each
  * step unless stale. */
 static void curve(const TorchFixture *f, int mixed, int stale, double *out) {
@@ -107,13 +86,13 @@ static void engine_case(int engine) {
     assert_int_equal(model_grads_init(&g16, &m), 0);
     assert_int_equal(model_grads_init(&g32, &m), 0);
     float nll16[TF_N], nll32[TF_N];
-    double l16 = loss_grads(&mx.view, &f, &g16, nll16), l32 = loss_grads(&m, &f, &g32, nll32);
+    double l16 = kf_loss_grads(&mx.view, &f, &g16, NULL, NULL, nll16), l32 = kf_loss_grads(&m, &f, &g32, NULL, NULL, nll32);
 
     /* forward */
     const cJSON *nc = kf_get(kf, "contract", "nll");
     double lc = kf_get(kf, "contract", "loss_mean")->valuedouble, la = kf_get(kf, "autocast", "loss_mean")->valuedouble;
     double floor_loss = kf_get(kf, "floor", "loss")->valuedouble, floor_nll = kf_get(kf, "floor", "nll")->valuedouble;
-    double dc = nll_diff(nll16, nc), da = nll_diff(nll16, kf_get(kf, "autocast", "nll")), df = 0;
+    double dc = kf_nll_diff(nll16, nc), da = kf_nll_diff(nll16, kf_get(kf, "autocast", "nll")), df = 0;
     for (int i = 0; i < TF_N; i++) df = fmax(df, fabs(nll16[i] - nll32[i]));
     print_message("# forward: loss bf16 %.7f, contract %.7f, autocast %.7f, fp32 %.7f; max |d nll|: contract %.2e "
                   "(floor %.2e), autocast %.2e, fp32 %.2e\n", l16, lc, la, l32, dc, floor_nll, da, df);

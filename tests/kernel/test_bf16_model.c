@@ -23,30 +23,6 @@
 
 #define STEPS 20
 
-/* Loss, per-position nll [TF_N] and LoRA gradients of the fixture's batch and adapter. */
-static double loss_grads(Model *m, const TorchFixture *f, LoraAdapter *ad, LoraAdapter *lg, float *nll) {
-    RunState s;
-    assert_int_equal(runstate_init(&s, m, TF_B, TF_T, TF_T, RS_KEEP_ALL), 0);
-    assert_int_equal(runstate_set_lora(&s, ad), 0);
-    double loss;
-    lora_zero(lg);
-    if (model_loss(&s, f->ids, f->targets, f->w_mean, TF_B, TF_T, 0, &loss, nll) != 0) fail_msg("%s", err_msg());
-    if (model_backward(&s, NULL, lg) != 0) fail_msg("%s", err_msg());
-    runstate_free(&s);
-    return loss;
-}
-
-/* max over positions of |nll - ref| (ref [B, T-1], ours [B*T] with the last 0) */
-static double nll_diff(const float *nll, const cJSON *ref) {
-    double worst = 0;
-    for (int b = 0; b < TF_B; b++)
-        for (int t = 0; t < TF_T - 1; t++) {
-            double r = cJSON_GetArrayItem(ref, b * (TF_T - 1) + t)->valuedouble;
-            worst = fmax(worst, fabs(nll[b * TF_T + t] - r));
-        }
-    return worst;
-}
-
 static void load(Model *m, KWeightType wt) {
     ModelLoadOptions o = {wt, 0};
     if (model_load(m, shared_path("models/stories260K/stories260K.bin"), &o) != 0) fail_msg("%s", err_msg());
@@ -71,10 +47,10 @@ static void engine_case(int engine) {
     assert_int_equal(lora_init_like(&g32, &ad), 0);
     assert_int_equal(lora_init_like(&want, &ad), 0);
     float nll16[TF_N], nll32[TF_N];
-    double l16 = loss_grads(&m16, &f, &ad, &g16, nll16), l32 = loss_grads(&m32, &f, &ad, &g32, nll32);
+    double l16 = kf_loss_grads(&m16, &f, NULL, &ad, &g16, nll16), l32 = kf_loss_grads(&m32, &f, NULL, &ad, &g32, nll32);
 
     /* forward */
-    double dc = nll_diff(nll16, kf_get(kf, "contract", "nll")), da = nll_diff(nll16, kf_get(kf, "autocast", "nll"));
+    double dc = kf_nll_diff(nll16, kf_get(kf, "contract", "nll")), da = kf_nll_diff(nll16, kf_get(kf, "autocast", "nll"));
     double df = 0;
     for (int i = 0; i < TF_N; i++) df = fmax(df, fabs(nll16[i] - nll32[i]));
     /* the contract's noise floor: its fp32 sums against float64 sums */
