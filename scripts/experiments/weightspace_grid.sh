@@ -17,6 +17,9 @@
 #              section  debian-section (4-way multiple choice)
 #              arc      ARC-Easy (LLM-Adapters format, 3-5 choices; train split sliced into
 #                       train and validation)
+#              synopsis a package's long description -> its one-line synopsis among 4 (built
+#                       from debian-sum: the 3 distractors are other packages' synopses of the
+#                       same split, drawn with a fixed seed; the gold's position is drawn too)
 #     SEEDS    K (default 3)
 #     METHODS  default interp,soup,ce,choice,interp-choice,soup-choice
 # Every piece is one `muscle update` run folder, ROOT/runs/PAIR-TASK; run the script again
@@ -59,9 +62,31 @@ put(dd + "/arc.train.jsonl", "train", tr[:ntr]); put(dd + "/arc.val.jsonl", "val
 put(dd + "/arc.test.jsonl.tmp", "test", te[:nte])
 PYEOF
       ;;
-    *) echo "weightspace_grid.sh: TASK is section or arc" >&2; exit 2 ;;
+    synopsis)
+      synopsis_mc "$D/debian-sum.train.jsonl" 0 "$NTRAIN" >"$dd/$t.train.jsonl"
+      synopsis_mc "$D/debian-sum.validation.jsonl" 0 "$NVAL" >"$dd/$t.val.jsonl"
+      synopsis_mc "$D/debian-sum.test.jsonl" 0 "$NTEST" >"$dd/$t.test.jsonl.tmp" ;;
+    *) echo "weightspace_grid.sh: TASK is section, arc or synopsis" >&2; exit 2 ;;
   esac
   mv "$dd/$t.test.jsonl.tmp" "$dd/$t.test.jsonl"
+}
+
+synopsis_mc() { # SUMFILE FIRST N -> stdout: N multiple-choice lines from lines FIRST.. of a debian-sum split
+  $PY - "$1" "$2" "$3" <<'PYEOF'
+import json, random, sys
+path, first, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+recs = [json.loads(l) for l in open(path)]
+rng = random.Random(20261206)
+for i in range(first, min(first + n, len(recs))):
+    r = recs[i]
+    others = set()
+    while len(others) < 3:  # other packages' synopses, distinct from the gold and each other
+        j = rng.randrange(len(recs))
+        if j != i and recs[j]["target"] != r["target"]: others.add(recs[j]["target"])
+    choices = sorted(others); rng.shuffle(choices)
+    label = rng.randrange(4); choices.insert(label, r["target"])
+    print(json.dumps({"id": r["id"], "context": r["prompt"], "choices": choices, "label": label}))
+PYEOF
 }
 
 transfer_data() { # TASK N -> ROOT/data/TASK.transferN.jsonl: unlabelled inputs (labels never read)
@@ -69,6 +94,7 @@ transfer_data() { # TASK N -> ROOT/data/TASK.transferN.jsonl: unlabelled inputs 
   [ -s "$out" ] && return 0
   case "$t" in # the training split's lines after the training slice (v2's corpus starts at 2000)
     section) sed -n "$((NTRAIN + 1)),$((NTRAIN + n))p" "$D/debian-section.train.jsonl" >"$out.tmp" ;;
+    synopsis) synopsis_mc "$D/debian-sum.train.jsonl" "$NTRAIN" "$n" >"$out.tmp" ;;
     arc) $PY -c "
 import json, sys
 tr = json.load(open('$S/data/commonsense/ARC-Easy/train.json'))[$NTRAIN + $NVAL:][:$n]
