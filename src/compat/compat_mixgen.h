@@ -6,10 +6,10 @@
  * distribution is
  *     p = sum_k w_k softmax(z_k)           (temperature 1; z_k member k's logits)
  * and the next token is argmax log p after the no-repeat n-gram block (the first on a
- * tie), as muscle eval's greedy decoding picks from one model's logits. Each member runs
- * its own forward passes with its own KV cache; up to `width` sequences are decoded
- * together (rows of model_forward_rows, one call per member per step) and a finished
- * sequence's slot takes the next prompt, as model_generate_batch does. Stops, EOS, the
+ * tie), as muscle eval's greedy decoding picks from one model's logits. The loop is
+ * model_generate_batch's (model_generate_batch_hook, every member a GenModel with its own
+ * KV cache; this file gives the pick): up to `width` sequences decoded together, one call
+ * per member per step, a finished sequence's slot taking the next prompt. Stops, EOS, the
  * token limit and the context (the smallest member's) end a sequence as there.
  *
  * One member of weight 1 picks from its raw logits: the ids of model_generate_batch with
