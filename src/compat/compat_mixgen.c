@@ -15,21 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    const CompatMember *mem;
-    int nm;
-    int no_repeat_ngram;
-    double *acc; /* [V] the mixed distribution */
-    float *ban;  /* [V] 0, or -inf where the n-gram rule forbids the token */
-} MixPick;
-
 /* GenPick: the next token from every member's logits. */
 static int mix_pick(void *ctx, int index, float *const *logits, int V, const int *hist, int nh) {
     (void)index;
-    MixPick *mp = ctx;
+    CompatMixHook *mp = ctx;
     memset(mp->acc, 0, (size_t)V * sizeof *mp->acc);
-    for (int m = 0; m < mp->nm; m++)
-        if (mp->mem[m].w > 0) compat_teacher_acc(logits[m], V, 1.0, mp->mem[m].w, mp->acc);
+    for (int m = 0; m < mp->nm; m++) compat_teacher_acc(logits[m], V, 1.0, mp->mem[m].w, mp->acc);
     memset(mp->ban, 0, (size_t)V * sizeof *mp->ban);
     if (mp->no_repeat_ngram > 0) ngram_block(mp->ban, V, hist, nh, mp->no_repeat_ngram);
     int best = -1;
@@ -41,12 +32,15 @@ static int mix_pick(void *ctx, int index, float *const *logits, int V, const int
     return best;
 }
 
-/* The members' checks: weights >= 0 summing to more than 0 (the vocabulary is checked by
- * model_generate_batch_hook). */
+/* The members' checks: one vocabulary, weights >= 0 summing to more than 0. */
 static int members_check(const CompatMember *mem, int nm) {
     if (nm < 1) return err_set("compat: mixture decoding: no model to decode with");
     double sum = 0.0;
     for (int m = 0; m < nm; m++) {
+        if (mem[m].model->cfg.vocab_size != mem[0].model->cfg.vocab_size)
+            return err_set("compat: mixture decoding: %s has %d tokens in its vocabulary, %s %d: the members must share a tokenizer",
+                           mem[m].who ? mem[m].who : "a member", mem[m].model->cfg.vocab_size, mem[0].who ? mem[0].who : "the first",
+                           mem[0].model->cfg.vocab_size);
         if (!(mem[m].w >= 0) || !isfinite(mem[m].w))
             return err_set("compat: mixture decoding: weight %g of %s: expected a number >= 0", mem[m].w, mem[m].who ? mem[m].who : "a member");
         sum += mem[m].w;
@@ -55,24 +49,48 @@ static int members_check(const CompatMember *mem, int nm) {
     return 0;
 }
 
+void compat_mix_hook_free(CompatMixHook *h) {
+    free(h->models);
+    free(h->mem);
+    free(h->acc);
+    free(h->ban);
+    memset(h, 0, sizeof *h);
+}
+
+int compat_mix_hook_init(CompatMixHook *h, const CompatMember *mem, int nm, int no_repeat_ngram) {
+    memset(h, 0, sizeof *h);
+    if (members_check(mem, nm) != 0) return -1;
+    int V = mem[0].model->cfg.vocab_size;
+    h->models = calloc((size_t)nm, sizeof *h->models);
+    h->mem = calloc((size_t)nm, sizeof *h->mem);
+    h->acc = malloc((size_t)V * sizeof *h->acc);
+    h->ban = malloc((size_t)V * sizeof *h->ban);
+    if (!h->models || !h->mem || !h->acc || !h->ban) {
+        compat_mix_hook_free(h);
+        return err_set("out of memory");
+    }
+    for (int m = 0; m < nm; m++) {
+        if (mem[m].w == 0) continue;
+        h->mem[h->nm] = mem[m];
+        h->models[h->nm++] = (GenModel){mem[m].model, mem[m].adapter, mem[m].who ? mem[m].who : "member"};
+    }
+    h->no_repeat_ngram = no_repeat_ngram;
+    int one = h->nm == 1 && h->mem[0].w == 1.0; /* one model: its own sampler (greedy) */
+    h->hook = (GenHook){h->models, h->nm, one ? NULL : mix_pick, h};
+    return 0;
+}
+
 int compat_mix_generate(const CompatMember *mem, int nm, const Tokenizer *tok, const GenRequest *req, int n, const GenOptions *o,
                         int width, GenDone done, void *ctx, GenResult *res) {
     if (n <= 0) return 0;
     memset(res, 0, (size_t)n * sizeof *res);
     if (members_check(mem, nm) != 0) return -1;
-    if (o->temperature != 0) return err_set("compat: mixture decoding is greedy (temperature 0), not %g", (double)o->temperature);
+    if (o->temperature != 0)
+        return err_set("compat: mixture decoding is greedy (temperature 0), not %g", (double)o->temperature);
     if (width < 0) return err_set("compat: mixture decoding: batch width %d: expected >= 1 (0: default)", width);
-    int V = mem[0].model->cfg.vocab_size;
-    GenModel *gm = calloc((size_t)nm, sizeof *gm);
-    MixPick mp = {mem, nm, o->no_repeat_ngram, malloc((size_t)V * sizeof(double)), malloc((size_t)V * sizeof(float))};
-    int rc = 0;
-    if (!gm || !mp.acc || !mp.ban) rc = err_set("out of memory");
-    for (int m = 0; rc == 0 && m < nm; m++) gm[m] = (GenModel){mem[m].model, mem[m].adapter, mem[m].who ? mem[m].who : "member"};
-    int one = nm == 1 && mem[0].w == 1.0; /* one model: its own sampler (greedy) */
-    GenHook h = {gm, nm, one ? NULL : mix_pick, &mp};
-    if (rc == 0) rc = model_generate_batch_hook(&h, tok, req, n, o, width, done, ctx, res);
-    free(gm);
-    free(mp.acc);
-    free(mp.ban);
+    CompatMixHook h;
+    if (compat_mix_hook_init(&h, mem, nm, o->no_repeat_ngram) != 0) return -1;
+    int rc = model_generate_batch_hook(&h.hook, tok, req, n, o, width, done, ctx, res);
+    compat_mix_hook_free(&h);
     return rc;
 }

@@ -74,7 +74,7 @@ typedef struct {
 
 typedef int (*GenPick)(void *ctx, int index, float *const *logits, int V, const int *hist, int nh);
 
-typedef struct {
+typedef struct GenHook {
     const GenModel *models;
     int n_models; /* >= 1 */
     GenPick pick; /* NULL: the sampler on models[0]'s logits */

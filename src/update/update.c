@@ -64,9 +64,11 @@ static void train_common(const UpdateSpec *u, TrainSpec *s, const char *model, c
     s->t.quiet = u->quiet;
 }
 
-/* Generation: the decoding of the evaluation (and of a sequence-level teacher's outputs). */
-static long gen_max_tokens(const UpdateSpec *u) { return u->max_tokens.text ? (long)u->max_tokens.v : 32; }
-#define GEN_NO_REPEAT_NGRAM 2 /* the paper's decoding */
+long update_gen_max_tokens(const UpdateSpec *u) { return u->max_tokens.text ? (long)u->max_tokens.v : 32; }
+
+char *update_new_adapter(const UpdateSpec *u, long k) {
+    return k == 1 && u->new_adapter ? strdup(u->new_adapter) : update_pathf("%s/adapters/new-s%ld", u->out, k);
+}
 
 /* Phase 1: the new task adapters A2, one per seed. */
 static int train_new(UpdateRun *r) {
@@ -91,7 +93,7 @@ static int train_new(UpdateRun *r) {
 static char *new_adapters_list(const UpdateSpec *u) {
     char *list = NULL;
     for (long k = 1; k <= u->seeds; k++) {
-        char *ad = k == 1 && u->new_adapter ? strdup(u->new_adapter) : update_pathf("%s/adapters/new-s%ld", u->out, k);
+        char *ad = update_new_adapter(u, k);
         char *next = update_pathf("%s%s%s", list ? list : "", list ? "," : "", ad ? ad : "");
         free(ad);
         free(list);
@@ -110,7 +112,7 @@ static int train_compat(UpdateRun *r) {
             if (m->preset && m->preset->weight != UPDATE_WEIGHT_NONE) break; /* update_weight.c makes it */
             char *dir = update_pathf("%s/adapters/%s-s%ld", u->out, m->name, k), *log = update_pathf("train-%s-s%ld", m->name, k);
             char *init = m->soup_init ? update_pathf("%s/adapters/soup-all", u->out)
-                         : k == 1 && u->new_adapter ? strdup(u->new_adapter) : update_pathf("%s/adapters/new-s%ld", u->out, k);
+                         : update_new_adapter(u, k);
             char *what = update_pathf("compatibility adapter '%s', seed %ld", m->name, k);
             TrainSpec s;
             train_common(u, &s, u->new_model, dir, k);
@@ -133,8 +135,8 @@ static int train_compat(UpdateRun *r) {
                 if (p->mixture_a > 0) s.compat.cfg.mixture_a = p->mixture_a;
             }
             if (teacher && u->kind == TASK_GEN && sequence) { /* the outputs decoded as the evaluation decodes */
-                s.compat.cfg.gen_max_tokens = (int)gen_max_tokens(u);
-                s.compat.cfg.gen_no_repeat_ngram = GEN_NO_REPEAT_NGRAM;
+                s.compat.cfg.gen_max_tokens = (int)update_gen_max_tokens(u);
+                s.compat.cfg.gen_no_repeat_ngram = UPDATE_GEN_NO_REPEAT_NGRAM;
             }
             if (teacher) {
                 s.compat.old_model = u->old_model;
@@ -158,8 +160,8 @@ int update_eval_model(UpdateRun *r, const char *what, const char *model, const c
                       .prompt = u->prompt, .answer = u->answer, .prompt_file = u->prompt_file,
                       .limit = u->limit.text ? (long)u->limit.v : 0, .bf16 = u->bf16, .quiet = u->quiet};
     if (u->kind == TASK_GEN) {
-        e.max_tokens = gen_max_tokens(u);
-        e.no_repeat_ngram = GEN_NO_REPEAT_NGRAM;
+        e.max_tokens = update_gen_max_tokens(u);
+        e.no_repeat_ngram = UPDATE_GEN_NO_REPEAT_NGRAM;
         e.fit_with = model == u->old_model ? u->new_model : u->old_model; /* across tokenizers: one text for both */
     }
     int rc = update_eval_step(r, what, &e, sum, name);
@@ -177,7 +179,7 @@ static int evaluate(UpdateRun *r) {
     const UpdateSpec *u = r->u;
     int rc = eval_one(r, "eval of the old task model M1", u->old_model, u->old_adapter, "old");
     for (long k = 1; rc == 0 && k <= u->seeds; k++) {
-        char *ad = k == 1 && u->new_adapter ? strdup(u->new_adapter) : update_pathf("%s/adapters/new-s%ld", u->out, k);
+        char *ad = update_new_adapter(u, k);
         char *name = update_pathf("new-s%ld", k), *what = update_pathf("eval of the new task model M2, seed %ld", k);
         rc = eval_one(r, what, u->new_model, ad, name);
         free(what);
@@ -227,13 +229,14 @@ static int update_run_locked(const UpdateSpec *u) {
     setenv("MUSCLE_NO_MPI", "1", 1);
     long K = u->seeds;
     UpdateRun r = {u, 0, (int)(K - (u->new_adapter ? 1 : 0) + K * u->n_methods + 1 + K + K * u->n_methods + 1)};
-    r.n_steps += update_weight_steps(u);
+    r.n_steps += update_weight_steps(u) + update_mixgen_steps(u);
     rc = train_new(&r);
     if (rc == 0) rc = phase_end(dist_rank() == 0 ? update_weight_soups(&r) : 0);
     if (rc == 0) rc = train_compat(&r);
     if (rc == 0) rc = phase_end(update_weight_sweeps(&r));
     if (rc == 0) rc = phase_end(dist_rank() == 0 ? update_weight_choose(&r) : 0);
     if (rc == 0) rc = evaluate(&r);
+    if (rc == 0) rc = phase_end(dist_rank() == 0 ? update_mixgen(&r) : 0);
     /* 4. the report (rank 0) */
     if (dist_rank() > 0) return rc;
     if (rc == 0 && update_write_manifest(u) != 0) rc = update_fail();

@@ -55,6 +55,21 @@ int update_weight_sweeps(UpdateRun *r);
  * preds/NAME-sK.sweep.json (the report's curve). */
 int update_weight_choose(UpdateRun *r);
 
+/* Generation: the decoding of the evaluation (and of a sequence-level teacher's outputs). */
+long update_gen_max_tokens(const UpdateSpec *u); /* --max-tokens, default 32 */
+#define UPDATE_GEN_NO_REPEAT_NGRAM 2 /* the paper's decoding */
+/* The new task adapter of seed k (1-based): --new-adapter for seed 1 when given (malloc'd). */
+char *update_new_adapter(const UpdateSpec *u, long k);
+
+/* ---- the inference-time mixture of generators (update_mixgen.c) ----
+ * On a generation task: the test set decoded greedily from (1 - a) mean(M2 seeds) + a M1
+ * for a in update_mixgen_grid, into preds/mixgen-aA.jsonl (rank 0, after the evaluations). */
+#define UPDATE_MIXGEN_N 3
+extern const double update_mixgen_grid[UPDATE_MIXGEN_N];
+char *update_mixgen_preds(double a); /* "preds/mixgen-a0.3.jsonl" (relative to the run folder; malloc'd) */
+int update_mixgen_steps(const UpdateSpec *u);
+int update_mixgen(UpdateRun *r);
+
 /* The report of the manifest into out (in this process). */
 int update_report_step(UpdateRun *r);
 

@@ -428,6 +428,20 @@ int update_write_manifest(const UpdateSpec *u) {
         }
         cJSON_AddItemToArray(ms, m);
     }
+    /* the inference-time mixture of generators (update_mixgen.c): the files it wrote */
+    cJSON *mx = NULL;
+    for (int g = 0; g < update_mixgen_steps(u); g++) {
+        char *rel = update_mixgen_preds(update_mixgen_grid[g]), *abs = rel ? update_pathf("%s/%s", u->out, rel) : NULL;
+        if (abs && update_exists(abs)) {
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddNumberToObject(e, "a", update_mixgen_grid[g]);
+            cJSON_AddStringToObject(e, "preds", rel);
+            if (!mx) mx = cJSON_AddArrayToObject(t, "mixture");
+            cJSON_AddItemToArray(mx, e);
+        }
+        free(rel);
+        free(abs);
+    }
     cJSON_AddItemToArray(tasks, t);
     char *path = update_pathf("%s/manifest.json", u->out);
     int rc = path ? write_json(path, j) : err_set("out of memory");

@@ -82,11 +82,6 @@ int update_weight_steps(const UpdateSpec *u) {
     return (int)(-K * w + (ni ? 2 * (1 + K) + K * ni * 2 * GRID_N : 0) + (needs_soup(u) ? 1 : 0));
 }
 
-/* A2 of seed k (malloc'd). */
-static char *new_adapter_path(const UpdateSpec *u, long k) {
-    return k == 1 && u->new_adapter ? strdup(u->new_adapter) : update_pathf("%s/adapters/new-s%ld", u->out, k);
-}
-
 /* A done adapter folder (both files). */
 static int adapter_done(const char *dir) {
     char *a = update_pathf("%s/adapter_model.safetensors", dir), *c = update_pathf("%s/adapter_config.json", dir);
@@ -151,7 +146,7 @@ int update_weight_soups(UpdateRun *r) {
         double *w = calloc((size_t)u->seeds, sizeof *w);
         if (!dirs || !cfgs || !w) rc = err_set("out of memory");
         for (long k = 1; rc == 0 && k <= u->seeds; k++) {
-            dirs[k - 1] = new_adapter_path(u, k);
+            dirs[k - 1] = update_new_adapter(u, k);
             cfgs[k - 1] = &m2.cfg;
             w[k - 1] = 1.0 / (double)u->seeds;
         }
@@ -201,7 +196,7 @@ int update_weight_sweeps(UpdateRun *r) {
         free(name);
         free(what);
         for (long k = 1; rc == 0 && k <= u->seeds; k++) {
-            char *ad = new_adapter_path(u, k);
+            char *ad = update_new_adapter(u, k);
             name = update_pathf("new-s%ld%s", k, sfx);
             what = update_pathf("eval of M2 seed %ld on the %s split", k, sname);
             rc = update_eval_model(r, what, u->new_model, ad, name, task);
@@ -224,7 +219,7 @@ int update_weight_sweeps(UpdateRun *r) {
                     if (mine && !adapter_done(dir)) {
                         if (!have2 && (rc = load_config(&m2, u->new_model, "--new-model")) == 0) have2 = 1;
                         if (rc == 0 && !m->interp_with && !have1 && (rc = load_config(&m1, u->old_model, "--old-model")) == 0) have1 = 1;
-                        char *a2 = new_adapter_path(u, k);
+                        char *a2 = update_new_adapter(u, k);
                         char *x = m->interp_with ? update_pathf("%s/adapters/%s-s%ld", u->out, m->interp_with, k) : strdup(u->old_adapter);
                         const char *dirs[2] = {a2, x};
                         const ModelConfig *cfgs[2] = {&m2.cfg, m->interp_with ? &m2.cfg : &m1.cfg};
