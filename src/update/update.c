@@ -33,8 +33,7 @@ void update_spec_free(UpdateSpec *u) {
     u->n_methods = 0;
 }
 
-/* MPI ranks: the end of a phase; every rank goes on with the worst exit code of them all. */
-static int phase_end(int rc) {
+int update_phase_end(int rc) {
     if (!dist_active()) return rc;
     int worst = rc;
     if (dist_allreduce_max_int(&worst) != 0) return update_fail();
@@ -86,7 +85,7 @@ static int train_new(UpdateRun *r) {
         free(dir);
         free(log);
     }
-    return phase_end(rc);
+    return update_phase_end(rc);
 }
 
 /* "A,B,...": the new task adapters of seeds 1..K (malloc'd). */
@@ -133,6 +132,8 @@ static int train_compat(UpdateRun *r) {
                 s.compat.cfg.answer_only = p->answer_only;
                 s.compat.cfg.ce_weight = p->ce_weight;
                 if (p->mixture_a > 0) s.compat.cfg.mixture_a = p->mixture_a;
+                if (p->method == COMPAT_MIXTURE && u->kind == TASK_GEN && r->mix_a_val > 0) /* chosen on validation (update_mixgen.c) */
+                    s.compat.cfg.mixture_a = r->mix_a_val;
             }
             if (teacher && u->kind == TASK_GEN && sequence) { /* the outputs decoded as the evaluation decodes */
                 s.compat.cfg.gen_max_tokens = (int)update_gen_max_tokens(u);
@@ -150,7 +151,7 @@ static int train_compat(UpdateRun *r) {
             free(log);
             free(init);
         }
-    return phase_end(rc);
+    return update_phase_end(rc);
 }
 
 int update_eval_model(UpdateRun *r, const char *what, const char *model, const char *adapter, const char *name, const char *task) {
@@ -196,7 +197,7 @@ static int evaluate(UpdateRun *r) {
             free(ad);
             free(name);
         }
-    return phase_end(rc);
+    return update_phase_end(rc);
 }
 
 static int update_run_locked(const UpdateSpec *u);
@@ -214,7 +215,7 @@ int update_run(const UpdateSpec *u) {
      * after this process died keeps the folder locked, so a rerun refuses it */
     DirLock lk = {-1, NULL};
     if (dist_rank() == 0 && dir_lock_acquire(&lk, u->out, "muscle update", DIR_LOCK_INHERIT) != 0) rc = update_fail();
-    if ((rc = phase_end(rc)) != 0) return rc;
+    if ((rc = update_phase_end(rc)) != 0) return rc;
     rc = update_run_locked(u);
     dir_lock_release(&lk);
     return rc;
@@ -223,20 +224,24 @@ int update_run(const UpdateSpec *u) {
 static int update_run_locked(const UpdateSpec *u) {
     int rc = 0;
     if (dist_rank() == 0 && update_check_settings(u) != 0) rc = update_fail(); /* only rank 0 writes files */
-    if ((rc = phase_end(rc)) != 0) return rc;
+    if ((rc = update_phase_end(rc)) != 0) return rc;
     /* MUSCLE_NO_MPI (core/dist.h): the steps' children run as plain single processes,
      * never joining this MPI job */
     setenv("MUSCLE_NO_MPI", "1", 1);
     long K = u->seeds;
-    UpdateRun r = {u, 0, (int)(K - (u->new_adapter ? 1 : 0) + K * u->n_methods + 1 + K + K * u->n_methods + 1)};
-    r.n_steps += update_weight_steps(u) + update_mixgen_steps(u);
+    UpdateRun r = {u, 0, (int)(K - (u->new_adapter ? 1 : 0) + K * u->n_methods + 1 + K + K * u->n_methods + 1), -1.0};
+    r.n_steps += update_weight_steps(u) + update_mixgen_steps(u) + update_mixval_steps(u);
     rc = train_new(&r);
-    if (rc == 0) rc = phase_end(dist_rank() == 0 ? update_weight_soups(&r) : 0);
+    if (rc == 0) rc = update_mixval(&r);
+    double mix_a = -1.0;
+    if (rc == 0 && update_mixval_read(u, &mix_a, NULL) != 0) rc = update_fail();
+    r.mix_a_val = mix_a;
+    if (rc == 0) rc = update_phase_end(dist_rank() == 0 ? update_weight_soups(&r) : 0);
     if (rc == 0) rc = train_compat(&r);
-    if (rc == 0) rc = phase_end(update_weight_sweeps(&r));
-    if (rc == 0) rc = phase_end(dist_rank() == 0 ? update_weight_choose(&r) : 0);
+    if (rc == 0) rc = update_phase_end(update_weight_sweeps(&r));
+    if (rc == 0) rc = update_phase_end(dist_rank() == 0 ? update_weight_choose(&r) : 0);
     if (rc == 0) rc = evaluate(&r);
-    if (rc == 0) rc = phase_end(dist_rank() == 0 ? update_mixgen(&r) : 0);
+    if (rc == 0) rc = update_phase_end(dist_rank() == 0 ? update_mixgen(&r) : 0);
     /* 4. the report (rank 0) */
     if (dist_rank() > 0) return rc;
     if (rc == 0 && update_write_manifest(u) != 0) rc = update_fail();

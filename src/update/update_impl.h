@@ -10,6 +10,7 @@
 typedef struct {
     const UpdateSpec *u;
     int step, n_steps;
+    double mix_a_val; /* generation mixture presets: a chosen on validation (update_mixgen.c); < 0: none */
 } UpdateRun;
 
 /* An evaluation of a model (+ adapter) on the test set: `muscle eval` with these inputs. */
@@ -66,9 +67,22 @@ char *update_new_adapter(const UpdateSpec *u, long k);
  * for a in update_mixgen_grid, into preds/mixgen-aA.jsonl (rank 0, after the evaluations). */
 #define UPDATE_MIXGEN_N 3
 extern const double update_mixgen_grid[UPDATE_MIXGEN_N];
-char *update_mixgen_preds(double a); /* "preds/mixgen-a0.3.jsonl" (relative to the run folder; malloc'd) */
+char *update_mixgen_preds(double a, const char *sfx); /* "preds/mixgen-a0.3<sfx>.jsonl" (relative to the run folder; malloc'd) */
 int update_mixgen_steps(const UpdateSpec *u);
 int update_mixgen(UpdateRun *r);
+/* On a generation task with --task-val and a mixture preset: M1 and M2 on the validation
+ * split, the mixture there at a = 0.1, ..., 0.5 and the choice of a (preds/mixgen.val.json),
+ * after the new adapters (every rank: the steps are counted everywhere). */
+int update_mixval_steps(const UpdateSpec *u);
+int update_mixval(UpdateRun *r);
+/* The a chosen on validation (*a < 0: none chosen, the file is not there) and, when sweep is
+ * not NULL, the sweep as one line of text (malloc'd; NULL when none). */
+int update_mixval_read(const UpdateSpec *u, double *a, char **sweep);
+
+/* Mean score (accuracy) of `new` and its (score) NFR against `old`, two prediction files. */
+int update_pair_stats(const UpdateSpec *u, const char *old, const char *new, double *acc, double *nfr);
+/* MPI ranks: the end of a phase; every rank goes on with the worst exit code of them all. */
+int update_phase_end(int rc);
 
 /* The report of the manifest into out (in this process). */
 int update_report_step(UpdateRun *r);

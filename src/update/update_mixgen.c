@@ -2,36 +2,61 @@
  * deployment running the old and the new task models side by side would get on a
  * generation task, the reference the sequence-level mixture methods are distilled from.
  *
- * For every a of UPDATE_MIXGEN_GRID, the test inputs are decoded greedily from
+ * For a weight a, the inputs are decoded greedily from
  *     p = (1 - a) * mean_k softmax(M2 seed k) + a * softmax(M1)
  * at every step (compat/compat_mixgen.h, one KV cache per model: model_generate_batch's
  * loop), as `muscle eval` decodes and scores M1 and M2 (the same prompts, token limit,
- * no-repeat n-grams, ROUGE/EM), into preds/mixgen-aA.jsonl; the report reads them beside
- * the methods (report_versus.c). A member of weight 0 is not run: at a = 0 with one seed
- * the file is M2's own predictions. In this process (rank 0), after the evaluations; a file
- * already there is kept (resumed runs). Not run across tokenizers (the models must share the
- * vocabulary to mix distributions over it): the report then has no mixture for the task. */
+ * no-repeat n-grams, ROUGE/EM), in this process (rank 0; the other ranks count the steps):
+ *   - test split, a in update_mixgen_grid, after the evaluations: preds/mixgen-aA.jsonl,
+ *     read by the report beside the methods (report_versus.c);
+ *   - validation split (--task-val given and a mixture preset in the run), a in
+ *     update_mixval_grid, after the new adapters: preds/mixgen-aA.val.jsonl, and the choice
+ *     of a for the mixture presets: among the a whose mean score on validation is at least
+ *     M2's (mean over the seeds) - tolerance (0.005, finetune's --mixture-tol default), the
+ *     lowest score NFR against M1 (ties: the smaller a); none: the best score. The sweep and
+ *     the choice go to preds/mixgen.val.json (the report shows them in the method's settings).
+ * A member of weight 0 is not run: at a = 0 with one seed the file is M2's own predictions.
+ * A file already there is kept (resumed runs). Not run across tokenizers (the models must
+ * share the vocabulary to mix distributions over it). */
 #include "update/update_impl.h"
 
+#include "compat/compat_loss.h"
 #include "compat/compat_mixgen.h"
 #include "compat/compat_xtok.h"
+#include "core/dist.h"
 #include "core/error.h"
+#include "core/file.h"
 #include "eval/eval.h"
 #include "model/lora_peft.h"
 #include "update/bundle.h"
 
+#include <cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 const double update_mixgen_grid[UPDATE_MIXGEN_N] = {0.0, 0.3, 0.5};
+#define MIXVAL_N 5
+static const double update_mixval_grid[MIXVAL_N] = {0.1, 0.2, 0.3, 0.4, 0.5}; /* the choice level's (compat_ensemble.c) */
 
-char *update_mixgen_preds(double a) { return update_pathf("preds/mixgen-a%.1f.jsonl", a); }
+char *update_mixgen_preds(double a, const char *sfx) { return update_pathf("preds/mixgen-a%.1f%s.jsonl", a, sfx); }
 
 int update_mixgen_steps(const UpdateSpec *u) { return u->kind == TASK_GEN ? UPDATE_MIXGEN_N : 0; }
 
-/* Decodes and scores the test set at weight a into path (rank 0). */
-static int mixgen_eval(const UpdateSpec *u, ModelBundle *b1, ModelBundle *b2, LoraAdapter *ad, double a, const char *path) {
+/* A mixture preset of a generation task whose a is chosen here. */
+static int is_mix_preset(const UpdateMethod *m) { return m->preset && !m->preset->ce_only && m->preset->weight == UPDATE_WEIGHT_NONE && m->preset->method == COMPAT_MIXTURE; }
+
+static int mixval_needed(const UpdateSpec *u) {
+    if (u->kind != TASK_GEN || !u->val) return 0;
+    for (int i = 0; i < u->n_methods; i++)
+        if (is_mix_preset(&u->methods[i])) return 1;
+    return 0;
+}
+
+int update_mixval_steps(const UpdateSpec *u) { return mixval_needed(u) ? (int)(1 + u->seeds) + MIXVAL_N : 0; }
+
+/* Decodes and scores `task` at weight a into path. */
+static int mixgen_eval(const UpdateSpec *u, const char *task, ModelBundle *b1, ModelBundle *b2, LoraAdapter *ad, double a, const char *path) {
     long K = u->seeds;
     CompatMember *mem = calloc((size_t)K + 1, sizeof *mem);
     if (!mem) return err_set("out of memory");
@@ -39,7 +64,7 @@ static int mixgen_eval(const UpdateSpec *u, ModelBundle *b1, ModelBundle *b2, Lo
     mem[K] = (CompatMember){&b1->model, model_bundle_adapter(b1), a, "M1"};
     EvalOptions o;
     eval_options_default(&o);
-    o.task_path = u->test;
+    o.task_path = task;
     int rc = u->format ? task_format_from_name(u->format, &o.format) : 0;
     o.prompt_file = u->prompt_file;
     o.prompt_tmpl = u->prompt;
@@ -62,16 +87,19 @@ static int mixgen_eval(const UpdateSpec *u, ModelBundle *b1, ModelBundle *b2, Lo
     return rc;
 }
 
-int update_mixgen(UpdateRun *r) {
+/* The mixture on `task` at grid[0..n) into preds/mixgen-aA<sfx>.jsonl (rank 0). */
+static int mixgen_split(UpdateRun *r, const char *task, const char *sfx, const char *sname, const double *grid, int n) {
     const UpdateSpec *u = r->u;
-    int n = update_mixgen_steps(u), todo = 0;
-    if (!n) return 0;
-    char *path[UPDATE_MIXGEN_N] = {0}, *what[UPDATE_MIXGEN_N] = {0};
-    int rc = 0;
+    if (dist_rank() != 0) { /* the other ranks count the steps */
+        r->step += n;
+        return 0;
+    }
+    char *path[MIXVAL_N] = {0}, *what[MIXVAL_N] = {0};
+    int rc = 0, todo = 0;
     for (int g = 0; g < n && rc == 0; g++) {
-        char *rel = update_mixgen_preds(update_mixgen_grid[g]);
+        char *rel = update_mixgen_preds(grid[g], sfx);
         path[g] = rel ? update_pathf("%s/%s", u->out, rel) : NULL;
-        what[g] = update_pathf("the inference-time mixture (1-a) mean(M2 seeds) + a M1 at a = %.1f (decoding the test set)", update_mixgen_grid[g]);
+        what[g] = update_pathf("the inference-time mixture (1-a) mean(M2 seeds) + a M1 at a = %.1f (decoding the %s split)", grid[g], sname);
         free(rel);
         if (!path[g] || !what[g]) rc = err_set("out of memory");
         else todo += !update_exists(path[g]);
@@ -100,18 +128,14 @@ int update_mixgen(UpdateRun *r) {
             fprintf(stderr, "muscle update: no inference-time mixture of generators: M1 and M2 do not share a tokenizer\n");
     }
     for (int g = 0; g < n; g++) {
-        if (rc != 0 || !same) {
-            r->step++;
-            continue;
-        }
+        r->step++;
+        if (rc != 0 || !same) continue;
         if (!update_exists(path[g])) {
-            r->step++;
             fprintf(stderr, "muscle update: [%d/%d] %s\n", r->step, r->n_steps, what[g]);
-            rc = mixgen_eval(u, &b1, &b2, ad, update_mixgen_grid[g], path[g]);
-            if (rc != 0) err_prefix("the inference-time mixture at a = %.1f", update_mixgen_grid[g]);
-        } else {
-            r->step++;
-            if (!u->quiet) fprintf(stderr, "muscle update: [%d/%d] %s: done before\n", r->step, r->n_steps, what[g]);
+            rc = mixgen_eval(u, task, &b1, &b2, ad, grid[g], path[g]);
+            if (rc != 0) err_prefix("the inference-time mixture at a = %.1f", grid[g]);
+        } else if (!u->quiet) {
+            fprintf(stderr, "muscle update: [%d/%d] %s: done before\n", r->step, r->n_steps, what[g]);
         }
     }
     for (long k = 0; k < n_ad; k++) lora_free(&ad[k]);
@@ -125,4 +149,123 @@ int update_mixgen(UpdateRun *r) {
         free(what[g]);
     }
     return rc != 0 ? update_fail() : 0;
+}
+
+int update_mixgen(UpdateRun *r) {
+    if (!update_mixgen_steps(r->u)) return 0;
+    return mixgen_split(r, r->u->test, "", "test", update_mixgen_grid, UPDATE_MIXGEN_N);
+}
+
+/* Rank 0: the choice of a from the validation files, into preds/mixgen.val.json. */
+static int mixval_choose(const UpdateSpec *u) {
+    char *old = update_pathf("%s/preds/old.val.jsonl", u->out), *out = update_pathf("%s/preds/mixgen.val.json", u->out);
+    double acc[MIXVAL_N], nfr[MIXVAL_N], m2 = 0.0, a2, n2;
+    int rc = old && out ? 0 : err_set("out of memory");
+    char *first = update_pathf("%s/preds/mixgen-a%.1f.val.jsonl", u->out, update_mixval_grid[0]);
+    int none = first && !update_exists(first); /* across tokenizers: no mixture, the presets' own a */
+    free(first);
+    if (none) {
+        free(old);
+        free(out);
+        return 0;
+    }
+    for (long k = 1; rc == 0 && k <= u->seeds; k++) {
+        char *p = update_pathf("%s/preds/new-s%ld.val.jsonl", u->out, k);
+        rc = update_pair_stats(u, old, p, &a2, &n2);
+        m2 += a2 / (double)u->seeds;
+        free(p);
+    }
+    for (int g = 0; rc == 0 && g < MIXVAL_N; g++) {
+        char *rel = update_mixgen_preds(update_mixval_grid[g], ".val"), *p = rel ? update_pathf("%s/%s", u->out, rel) : NULL;
+        rc = p ? update_pair_stats(u, old, p, &acc[g], &nfr[g]) : err_set("out of memory");
+        free(rel);
+        free(p);
+    }
+    CompatConfig cc;
+    compat_config_default(&cc);
+    int bi = -1;
+    for (int g = 0; rc == 0 && g < MIXVAL_N; g++)
+        if (acc[g] >= m2 - cc.mixture_tol && (bi < 0 || nfr[g] < nfr[bi])) bi = g;
+    for (int g = 0; rc == 0 && bi < 0 && g < MIXVAL_N; g++)
+        if (bi < 0 || acc[g] > acc[bi]) bi = g;
+    if (rc == 0 && bi < 0) bi = 0;
+    cJSON *j = rc == 0 ? cJSON_CreateObject() : NULL;
+    if (j) {
+        cJSON_AddNumberToObject(j, "chosen_a", update_mixval_grid[bi]);
+        cJSON_AddNumberToObject(j, "tolerance", cc.mixture_tol);
+        cJSON_AddNumberToObject(j, "m2_val_score", m2);
+        cJSON *pts = cJSON_AddArrayToObject(j, "points");
+        for (int g = 0; g < MIXVAL_N; g++) {
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddNumberToObject(e, "a", update_mixval_grid[g]);
+            cJSON_AddNumberToObject(e, "val_score", acc[g]);
+            cJSON_AddNumberToObject(e, "val_nfr", nfr[g]);
+            cJSON_AddItemToArray(pts, e);
+        }
+        char *txt = cJSON_Print(j);
+        rc = txt ? file_write_all_atomic(out, txt, strlen(txt)) : err_set("out of memory");
+        free(txt);
+        cJSON_Delete(j);
+        if (rc == 0 && !u->quiet) {
+            fprintf(stderr, "muscle update: mixture weight on the validation split (M2's score %.4f, tolerance %g):", m2, cc.mixture_tol);
+            for (int g = 0; g < MIXVAL_N; g++)
+                fprintf(stderr, "%s a %.1f score %.4f NFR %.4f%s", g ? ";" : "", update_mixval_grid[g], acc[g], nfr[g], g == bi ? " (chosen)" : "");
+            fprintf(stderr, "\n");
+        }
+    } else if (rc == 0) {
+        rc = err_set("out of memory");
+    }
+    free(old);
+    free(out);
+    return rc;
+}
+
+int update_mixval_read(const UpdateSpec *u, double *a, char **sweep) {
+    *a = -1.0;
+    if (sweep) *sweep = NULL;
+    char *p = update_pathf("%s/preds/mixgen.val.json", u->out), *txt = NULL;
+    size_t n = 0;
+    if (p && update_exists(p)) txt = file_read_all(p, &n, 1u << 20);
+    cJSON *j = txt ? cJSON_ParseWithLength(txt, n) : NULL;
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(j, "chosen_a"), *pts = cJSON_GetObjectItemCaseSensitive(j, "points");
+    int rc = 0;
+    if (txt && !cJSON_IsNumber(c)) rc = err_set("%s: expected \"chosen_a\" (a file of muscle update)", p);
+    else if (cJSON_IsNumber(c)) *a = c->valuedouble;
+    if (rc == 0 && sweep && cJSON_IsNumber(c)) {
+        const cJSON *m2 = cJSON_GetObjectItemCaseSensitive(j, "m2_val_score");
+        char *s = update_pathf("a = %.1f chosen on validation (score / score NFR %%: M2 %.2f;", c->valuedouble, cJSON_IsNumber(m2) ? 100 * m2->valuedouble : 0.0);
+        for (const cJSON *e = pts ? pts->child : NULL; s && e; e = e->next) {
+            const cJSON *ea = cJSON_GetObjectItemCaseSensitive(e, "a"), *es = cJSON_GetObjectItemCaseSensitive(e, "val_score"),
+                        *en = cJSON_GetObjectItemCaseSensitive(e, "val_nfr");
+            if (!cJSON_IsNumber(ea) || !cJSON_IsNumber(es) || !cJSON_IsNumber(en)) continue;
+            char *t = update_pathf("%s a=%.1f %.2f/%.2f", s, ea->valuedouble, 100 * es->valuedouble, 100 * en->valuedouble);
+            free(s);
+            s = t;
+        }
+        *sweep = s ? update_pathf("%s)", s) : NULL;
+        free(s);
+    }
+    cJSON_Delete(j);
+    free(txt);
+    free(p);
+    return rc;
+}
+
+int update_mixval(UpdateRun *r) {
+    const UpdateSpec *u = r->u;
+    if (!mixval_needed(u)) return 0;
+    /* M1 and M2 on the validation split, under the names the interpolation sweeps use */
+    int rc = update_eval_model(r, "eval of M1 on the validation split", u->old_model, u->old_adapter, "old.val", u->val);
+    for (long k = 1; rc == 0 && k <= u->seeds; k++) {
+        char *ad = update_new_adapter(u, k), *name = update_pathf("new-s%ld.val", k);
+        char *what = update_pathf("eval of M2 seed %ld on the validation split", k);
+        rc = update_eval_model(r, what, u->new_model, ad, name, u->val);
+        free(ad);
+        free(name);
+        free(what);
+    }
+    if ((rc = update_phase_end(rc)) != 0) return rc;
+    rc = update_phase_end(mixgen_split(r, u->val, ".val", "validation", update_mixval_grid, MIXVAL_N));
+    if (rc == 0 && dist_rank() == 0 && mixval_choose(u) != 0) rc = update_fail();
+    return update_phase_end(rc);
 }

@@ -416,7 +416,15 @@ int update_write_manifest(const UpdateSpec *u) {
     for (int i = 0; i < u->n_methods; i++) {
         cJSON *m = cJSON_CreateObject();
         cJSON_AddStringToObject(m, "name", u->methods[i].name);
-        cJSON_AddStringToObject(m, "settings", u->methods[i].args ? u->methods[i].args : "cross-entropy only");
+        const UpdatePreset *pr = u->methods[i].preset;
+        char *sweep = NULL, *set = NULL;
+        double mix_a;
+        if (pr && !pr->ce_only && pr->weight == UPDATE_WEIGHT_NONE && pr->method == COMPAT_MIXTURE && u->kind == TASK_GEN &&
+            update_mixval_read(u, &mix_a, &sweep) == 0 && sweep) /* its a chosen on validation (update_mixgen.c), and the sweep */
+            set = update_pathf("%s; %s", u->methods[i].args ? u->methods[i].args : "", sweep);
+        cJSON_AddStringToObject(m, "settings", set ? set : u->methods[i].args ? u->methods[i].args : "cross-entropy only");
+        free(set);
+        free(sweep);
         add_seed_paths(cJSON_AddArrayToObject(m, "preds"), u->methods[i].name, u->seeds);
         if (u->methods[i].preset && u->methods[i].preset->weight == UPDATE_WEIGHT_INTERP) { /* update_weight.c's sweeps */
             cJSON *sw = cJSON_AddArrayToObject(m, "sweeps");
@@ -431,7 +439,7 @@ int update_write_manifest(const UpdateSpec *u) {
     /* the inference-time mixture of generators (update_mixgen.c): the files it wrote */
     cJSON *mx = NULL;
     for (int g = 0; g < update_mixgen_steps(u); g++) {
-        char *rel = update_mixgen_preds(update_mixgen_grid[g]), *abs = rel ? update_pathf("%s/%s", u->out, rel) : NULL;
+        char *rel = update_mixgen_preds(update_mixgen_grid[g], ""), *abs = rel ? update_pathf("%s/%s", u->out, rel) : NULL;
         if (abs && update_exists(abs)) {
             cJSON *e = cJSON_CreateObject();
             cJSON_AddNumberToObject(e, "a", update_mixgen_grid[g]);

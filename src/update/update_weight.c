@@ -248,7 +248,7 @@ int update_weight_sweeps(UpdateRun *r) {
 }
 
 /* Accuracy (mean score) of `new` and its NFR against `old`, from two prediction files. */
-static int pair_stats(const UpdateSpec *u, const char *old, const char *new, double *acc, double *nfr) {
+int update_pair_stats(const UpdateSpec *u, const char *old, const char *new, double *acc, double *nfr) {
     PredFile a, b;
     memset(&a, 0, sizeof a);
     memset(&b, 0, sizeof b);
@@ -302,14 +302,14 @@ static int choose_one(const UpdateSpec *u, const UpdateMethod *m, long k, double
     char *old_val = update_pathf("%s/preds/old.val.jsonl", p), *old_test = update_pathf("%s/preds/old.jsonl", p);
     char *m2_val = update_pathf("%s/preds/new-s%ld.val.jsonl", p, k), *m2_test = update_pathf("%s/preds/new-s%ld.jsonl", p, k);
     double m2va, m2vn, m2ta, m2tn, va[GRID_N], vn[GRID_N], ta[GRID_N], tn[GRID_N];
-    int rc = pair_stats(u, old_val, m2_val, &m2va, &m2vn);
-    if (rc == 0) rc = pair_stats(u, old_test, m2_test, &m2ta, &m2tn);
+    int rc = update_pair_stats(u, old_val, m2_val, &m2va, &m2vn);
+    if (rc == 0) rc = update_pair_stats(u, old_test, m2_test, &m2ta, &m2tn);
     int best = -1;
     for (int g = 0; rc == 0 && g < GRID_N; g++) {
         char *name = sweep_name(m, k, g);
         char *pv = update_pathf("%s/preds/%s.val.jsonl", p, name), *pt = update_pathf("%s/preds/%s.jsonl", p, name);
-        rc = pair_stats(u, old_val, pv, &va[g], &vn[g]);
-        if (rc == 0) rc = pair_stats(u, old_test, pt, &ta[g], &tn[g]);
+        rc = update_pair_stats(u, old_val, pv, &va[g], &vn[g]);
+        if (rc == 0) rc = update_pair_stats(u, old_test, pt, &ta[g], &tn[g]);
         if (rc == 0 && va[g] >= m2va - tol - 1e-12 && (best < 0 || vn[g] < vn[best] - 1e-12)) best = g;
         free(name);
         free(pv);

@@ -5,6 +5,7 @@
 # (text, Markdown, HTML, JSON). At a = 0 with one seed, M1 is not run and the file is M2's own
 # predictions, record for record; at a = 0.5 M1 changes some output. A resumed run keeps the
 # files; the manifest's "mixture" field is checked (generation only, a in [0, 1], increasing).
+# With --task-val, a mixture preset's a is chosen on the validation split (update_mixgen.c).
 cd "$(dirname "$0")/../.." || exit 1
 . tests/cli/lib.sh
 V1="$SHARED/models/stories260K/stories260K.bin"
@@ -47,7 +48,29 @@ check "report.md shows it" grep -q "inference-time mixture of the generators" "$
 check "report.html: its table and its curve in the plot" grep -q "Inference-time mixture of the generators (two models deployed)" "$TMP/run/report.html"
 check "... the curve" grep -q '<g class="mixture"><polyline' "$TMP/run/report.html"
 $MUSCLE "${U[@]}" >"$TMP/out2" 2>"$TMP/err2"
-check "a resumed run keeps the mixture's files" grep -q "a = 0.5 (decoding the test set): done before" "$TMP/err2"
+check "a resumed run keeps the mixture's files" grep -q "a = 0.5 (decoding the test split): done before" "$TMP/err2"
+# the mixture presets' a chosen on the validation split (the rule of the choice level), the sweep in the report
+sed -n 9,14p "$D/debian-sum.test.jsonl" >"$TMP/va.jsonl"
+$MUSCLE update --old-model "$V1" --old-adapter "$TMP/m1" --new-model "$V1" --task-train "$TMP/tr.jsonl" --task-val "$TMP/va.jsonl" \
+    --task-test "$TMP/te.jsonl" --out "$TMP/run2" --seeds 2 --epochs 1 --seq-len 96 --max-tokens 16 --methods mixture-seqkd \
+    >"$TMP/out3" 2>"$TMP/err3"
+rc=$?; [ $rc -ne 0 ] && tail -5 "$TMP/err3" | sed 's/^/# /'
+check "update with --task-val and mixture-seqkd runs" test $rc -eq 0 -a -s "$TMP/run2/report.json"
+check "the mixture decoded on the validation split at a = 0.1 ... 0.5" test -s "$TMP/run2/preds/mixgen-a0.1.val.jsonl" -a -s "$TMP/run2/preds/mixgen-a0.5.val.jsonl"
+check "a chosen by the rule, its adapters trained with it, the sweep in the report" /usr/bin/python3 -c "
+import json, struct
+v = json.load(open('$TMP/run2/preds/mixgen.val.json')); pts = v['points']
+assert [p['a'] for p in pts] == [0.1, 0.2, 0.3, 0.4, 0.5], pts
+ok = [p for p in pts if p['val_score'] >= v['m2_val_score'] - v['tolerance']]
+want = min(ok, key=lambda p: (p['val_nfr'], p['a'])) if ok else max(pts, key=lambda p: (p['val_score'], -p['a']))
+assert v['chosen_a'] == want['a'], (v, want)
+for s in (1, 2):
+    b = open('$TMP/run2/adapters/mixture-seqkd-s%d/adapter_model.safetensors' % s, 'rb').read(); n = struct.unpack('<Q', b[:8])[0]
+    c = json.loads(json.loads(b[8:8 + n])['__metadata__']['muscle.compat'])
+    assert c['mixture_a'] == v['chosen_a'], (c, v)
+t = json.load(open('$TMP/run2/report.json'))['tasks'][0]
+m = [m for m in t['models'] if m['name'] == 'mixture-seqkd'][0]
+assert 'a = %.1f chosen on validation' % v['chosen_a'] in m['settings'] and 'a=0.4 ' in m['settings'], m['settings']"
 # the manifest's field, by hand
 M="$TMP/run/manifest.json"
 bad() { # bad NAME PATTERN PYTHON-EDIT: the manifest edited, refused in one line
