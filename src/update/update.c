@@ -132,7 +132,7 @@ static int train_compat(UpdateRun *r) {
                 s.compat.cfg.answer_only = p->answer_only;
                 s.compat.cfg.ce_weight = p->ce_weight;
                 if (p->mixture_a > 0) s.compat.cfg.mixture_a = p->mixture_a;
-                if (p->method == COMPAT_MIXTURE && u->kind == TASK_GEN && r->mix_a_val > 0) /* chosen on validation (update_mixgen.c) */
+                if (update_mixval_applies(u, m) && r->mix_a_val > 0) /* chosen on validation (update_mixgen.c) */
                     s.compat.cfg.mixture_a = r->mix_a_val;
             }
             if (teacher && u->kind == TASK_GEN && sequence) { /* the outputs decoded as the evaluation decodes */

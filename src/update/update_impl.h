@@ -74,6 +74,8 @@ int update_mixgen(UpdateRun *r);
  * split, the mixture there at a = 0.1, ..., 0.5 and the choice of a (preds/mixgen.val.json),
  * after the new adapters (every rank: the steps are counted everywhere). */
 int update_mixval_steps(const UpdateSpec *u);
+/* 1 for a method whose a update chooses there: a mixture preset on a generation task. */
+int update_mixval_applies(const UpdateSpec *u, const UpdateMethod *m);
 int update_mixval(UpdateRun *r);
 /* The a chosen on validation (*a < 0: none chosen, the file is not there) and, when sweep is
  * not NULL, the sweep as one line of text (malloc'd; NULL when none). */

@@ -43,13 +43,15 @@ char *update_mixgen_preds(double a, const char *sfx) { return update_pathf("pred
 
 int update_mixgen_steps(const UpdateSpec *u) { return u->kind == TASK_GEN ? UPDATE_MIXGEN_N : 0; }
 
-/* A mixture preset of a generation task whose a is chosen here. */
-static int is_mix_preset(const UpdateMethod *m) { return m->preset && !m->preset->ce_only && m->preset->weight == UPDATE_WEIGHT_NONE && m->preset->method == COMPAT_MIXTURE; }
+int update_mixval_applies(const UpdateSpec *u, const UpdateMethod *m) {
+    const UpdatePreset *p = m->preset;
+    return u->kind == TASK_GEN && p && !p->ce_only && p->weight == UPDATE_WEIGHT_NONE && p->method == COMPAT_MIXTURE;
+}
 
 static int mixval_needed(const UpdateSpec *u) {
     if (u->kind != TASK_GEN || !u->val) return 0;
     for (int i = 0; i < u->n_methods; i++)
-        if (is_mix_preset(&u->methods[i])) return 1;
+        if (update_mixval_applies(u, &u->methods[i])) return 1;
     return 0;
 }
 

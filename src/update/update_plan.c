@@ -416,11 +416,9 @@ int update_write_manifest(const UpdateSpec *u) {
     for (int i = 0; i < u->n_methods; i++) {
         cJSON *m = cJSON_CreateObject();
         cJSON_AddStringToObject(m, "name", u->methods[i].name);
-        const UpdatePreset *pr = u->methods[i].preset;
         char *sweep = NULL, *set = NULL;
         double mix_a;
-        if (pr && !pr->ce_only && pr->weight == UPDATE_WEIGHT_NONE && pr->method == COMPAT_MIXTURE && u->kind == TASK_GEN &&
-            update_mixval_read(u, &mix_a, &sweep) == 0 && sweep) /* its a chosen on validation (update_mixgen.c), and the sweep */
+        if (update_mixval_applies(u, &u->methods[i]) && update_mixval_read(u, &mix_a, &sweep) == 0 && sweep) /* its a chosen on validation (update_mixgen.c), and the sweep */
             set = update_pathf("%s; %s", u->methods[i].args ? u->methods[i].args : "", sweep);
         cJSON_AddStringToObject(m, "settings", set ? set : u->methods[i].args ? u->methods[i].args : "cross-entropy only");
         free(set);
