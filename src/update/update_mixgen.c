@@ -235,7 +235,7 @@ int update_mixval_read(const UpdateSpec *u, double *a, char **sweep) {
     else if (cJSON_IsNumber(c)) *a = c->valuedouble;
     if (rc == 0 && sweep && cJSON_IsNumber(c)) {
         const cJSON *m2 = cJSON_GetObjectItemCaseSensitive(j, "m2_val_score");
-        char *s = update_pathf("a = %.1f chosen on validation (score / score NFR %%: M2 %.2f;", c->valuedouble, cJSON_IsNumber(m2) ? 100 * m2->valuedouble : 0.0);
+        char *s = update_pathf("a = %.1f chosen on validation, used instead of --mixture-weight (score / score NFR %%: M2 %.2f;", c->valuedouble, cJSON_IsNumber(m2) ? 100 * m2->valuedouble : 0.0);
         for (const cJSON *e = pts ? pts->child : NULL; s && e; e = e->next) {
             const cJSON *ea = cJSON_GetObjectItemCaseSensitive(e, "a"), *es = cJSON_GetObjectItemCaseSensitive(e, "val_score"),
                         *en = cJSON_GetObjectItemCaseSensitive(e, "val_nfr");
