@@ -41,6 +41,10 @@ int update_eval_step(UpdateRun *r, const char *what, const EvalStepSpec *e, cons
 /* Evaluates model + adapter on `task` into preds/NAME.jsonl and preds/NAME.eval.json. */
 int update_eval_model(UpdateRun *r, const char *what, const char *model, const char *adapter, const char *name, const char *task);
 
+/* M1 and every seed's M2 on the validation split (test 0: preds/old.val, new-sK.val) or the
+ * test split (test 1: preds/old, new-sK), each unless done (update_weight.c). */
+int update_eval_m1_m2(UpdateRun *r, int test);
+
 /* ---- weight-space methods (update_weight.c): interp, interp-NAME, soup, soup-NAME ----
  * Checks what they need (--task-val, --old-adapter, NAME in the list): -1 with err_set(). */
 int update_weight_check(const UpdateSpec *u);

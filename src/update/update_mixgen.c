@@ -257,16 +257,8 @@ int update_mixval(UpdateRun *r) {
     const UpdateSpec *u = r->u;
     if (!mixval_needed(u)) return 0;
     /* M1 and M2 on the validation split, under the names the interpolation sweeps use */
-    int rc = update_eval_model(r, "eval of M1 on the validation split", u->old_model, u->old_adapter, "old.val", u->val);
-    for (long k = 1; rc == 0 && k <= u->seeds; k++) {
-        char *ad = update_new_adapter(u, k), *name = update_pathf("new-s%ld.val", k);
-        char *what = update_pathf("eval of M2 seed %ld on the validation split", k);
-        rc = update_eval_model(r, what, u->new_model, ad, name, u->val);
-        free(ad);
-        free(name);
-        free(what);
-    }
-    if ((rc = update_phase_end(rc)) != 0) return rc;
+    int rc = update_phase_end(update_eval_m1_m2(r, 0));
+    if (rc != 0) return rc;
     rc = update_phase_end(mixgen_split(r, u->val, ".val", "validation", update_mixval_grid, MIXVAL_N));
     if (rc == 0 && dist_rank() == 0 && mixval_choose(u) != 0) rc = update_fail();
     return update_phase_end(rc);

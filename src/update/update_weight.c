@@ -183,28 +183,32 @@ int update_weight_soups(UpdateRun *r) {
 /* The adapter folder and preds name of interpolation m, seed k, grid point g. */
 static char *sweep_name(const UpdateMethod *m, long k, int g) { return update_pathf("%s-s%ld-a%02d", m->name, k, g); }
 
+int update_eval_m1_m2(UpdateRun *r, int test) {
+    const UpdateSpec *u = r->u;
+    const char *task = test ? u->test : u->val, *sfx = test ? "" : ".val", *sname = test ? "test" : "validation";
+    char *name = update_pathf("old%s", sfx), *what = update_pathf("eval of M1 on the %s split", sname);
+    int rc = update_eval_model(r, what, u->old_model, u->old_adapter, name, task);
+    free(name);
+    free(what);
+    for (long k = 1; rc == 0 && k <= u->seeds; k++) {
+        char *ad = update_new_adapter(u, k);
+        name = update_pathf("new-s%ld%s", k, sfx);
+        what = update_pathf("eval of M2 seed %ld on the %s split", k, sname);
+        rc = update_eval_model(r, what, u->new_model, ad, name, task);
+        free(ad);
+        free(name);
+        free(what);
+    }
+    return rc;
+}
+
 int update_weight_sweeps(UpdateRun *r) {
     const UpdateSpec *u = r->u;
     if (!n_interp(u)) return 0;
     /* M1 and M2 on both splits (the test split's under the names of the evaluation phase, which
      * then finds them done): the choice of a needs the validation split's, the sweep files the test split's */
     int rc = 0;
-    for (int split = 0; rc == 0 && split < 2; split++) {
-        const char *task = split ? u->test : u->val, *sfx = split ? "" : ".val", *sname = split ? "test" : "validation";
-        char *name = update_pathf("old%s", sfx), *what = update_pathf("eval of M1 on the %s split", sname);
-        rc = update_eval_model(r, what, u->old_model, u->old_adapter, name, task);
-        free(name);
-        free(what);
-        for (long k = 1; rc == 0 && k <= u->seeds; k++) {
-            char *ad = update_new_adapter(u, k);
-            name = update_pathf("new-s%ld%s", k, sfx);
-            what = update_pathf("eval of M2 seed %ld on the %s split", k, sname);
-            rc = update_eval_model(r, what, u->new_model, ad, name, task);
-            free(ad);
-            free(name);
-            free(what);
-        }
-    }
+    for (int split = 0; rc == 0 && split < 2; split++) rc = update_eval_m1_m2(r, split);
     Model m1, m2;
     int have1 = 0, have2 = 0;
     for (int i = 0; rc == 0 && i < u->n_methods; i++) {
