@@ -237,8 +237,11 @@ static int eval_gen(const Model *m, const TaskSet *ts, const TaskPrompt *p, cons
                     int want_lines, AtomicFile *af, EvalSummary *sum) {
     int n = ts->n, rc = 0;
     TaskGenTokens *tk = NULL;
-    int limit = m->cfg.seq_len - o->max_tokens;
-    if (limit < 2) return err_set("--max-tokens %d leaves no room for a prompt in the model's context of %d", o->max_tokens, m->cfg.seq_len);
+    int ctx = m->cfg.seq_len;
+    for (int j = 0; o->gen_hook && j < o->gen_hook->n_models; j++)
+        if (o->gen_hook->models[j].model->cfg.seq_len < ctx) ctx = o->gen_hook->models[j].model->cfg.seq_len;
+    int limit = ctx - o->max_tokens;
+    if (limit < 2) return err_set("--max-tokens %d leaves no room for a prompt in the model's context of %d", o->max_tokens, ctx);
     if (task_gen_tokenize(ts, p, t, 0, &tk) != 0) return -1;
     double *met = calloc((size_t)n * 4, sizeof *met);
     long lo, hi;
@@ -275,13 +278,14 @@ static int eval_gen(const Model *m, const TaskSet *ts, const TaskPrompt *p, cons
         req[i - lo] = (GenRequest){tk[i].prompt, np, gen_seed(o->seed, i)};
         if (np + o->max_tokens > max_len) max_len = np + o->max_tokens;
     }
-    if (max_len > m->cfg.seq_len) max_len = m->cfg.seq_len;
-    int width = o->gen_batch > 0 ? o->gen_batch : gen_batch_width_default(m, max_len, nmine);
+    if (max_len > ctx) max_len = ctx;
+    int width = o->gen_batch > 0 ? o->gen_batch : o->gen_hook ? 0 : gen_batch_width_default(m, max_len, nmine);
     Progress pr;
     progress_init(&pr, "eval", "items", hi - lo, o->quiet);
     GenProgress gp = {&pr, 0};
     double t0 = progress_now();
-    if (nmine) rc = model_generate_batch(m, t, req, nmine, &g, width, gen_progress_done, &gp, res);
+    if (nmine) rc = o->gen_hook ? model_generate_batch_hook(o->gen_hook, t, req, nmine, &g, width, gen_progress_done, &gp, res)
+                                : model_generate_batch(m, t, req, nmine, &g, width, gen_progress_done, &gp, res);
     for (int i = (int)lo; rc == 0 && i < hi; i++)
         rc = gen_score(ts, i, req[i - lo].n_prompt, cutb[i - lo], &res[i - lo], o, want_lines ? &lines : NULL, met + (size_t)i * 4, sum);
     for (int i = 0; i < nmine; i++) gen_result_free(&res[i]);

@@ -39,6 +39,10 @@ typedef struct {
                                   gen_batch_width_default) */
     int kv_bf16;               /* generation: KV cache in bf16 (GenOptions.kv_bf16) */
     const LoraAdapter *lora;
+    /* generation: decode through this hook (model/generate_batch.h: several models, one pick
+     * from all their logits, e.g. the inference-time mixture of compat/compat_mixgen.h)
+     * instead of the model + lora; the context is the smallest of its models'. NULL: none */
+    const struct GenHook *gen_hook;
     /* generation across tokenizers: another model's tokenizer and context (0: none). A
      * prompt too long for either model (its context less max_tokens) is cut in TEXT to fit
      * both (task_prompt_cut_text: at a word start), so both models read the same text;

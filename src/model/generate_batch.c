@@ -62,7 +62,7 @@ typedef struct {
 } Slot;
 
 typedef struct {
-    const Model *m;
+    const GenHook *h;
     const Tokenizer *t;
     const GenRequest *req;
     int n;
@@ -70,12 +70,13 @@ typedef struct {
     GenDone done;
     void *ctx;
     GenResult *res;
-    RunState s;
-    int W, C, V;
+    RunState *rs;           /* [n_models] */
+    int nm, W, C, V, seq_len;
     Slot *slot;
     int *tok, *pos, *rslot; /* [W * C], [W * C], [W]: a call's rows */
     int *lrow;              /* [W] the rows of a prefill call whose logits are needed */
-    float *lg;              /* [W, V] logits of a prefilled prompt's last token */
+    float *lg;              /* [nm, W, V] logits of a prefilled prompt's last token, per model */
+    float **lp;             /* [nm] the logits a pick sees */
 } Batch;
 
 /* Ends slot k's sequence: its result goes to res[req], the slot is free. */
@@ -88,11 +89,13 @@ static int slot_finish(Batch *b, int k) {
     return 0;
 }
 
-/* Slot k picks its next token from logits [V]: 1 when the sequence ended, 0 when the
- * token is to be fed at sl->pos, -1 on error. */
-static int slot_pick(Batch *b, int k, float *logits) {
+/* Slot k picks its next token from b->lp (every model's logits [V] of it): 1 when the
+ * sequence ended, 0 when the token is to be fed at sl->pos, -1 on error. */
+static int slot_pick(Batch *b, int k) {
     Slot *sl = &b->slot[k];
-    int next = sampler_pick(&sl->sp, logits, sl->q.hist, sl->q.nh);
+    int next = b->h->pick ? b->h->pick(b->h->ctx, sl->req, b->lp, b->V, sl->q.hist, sl->q.nh)
+                          : sampler_pick(&sl->sp, b->lp[0], sl->q.hist, sl->q.nh);
+    if (next < 0 || next >= b->V) return next < 0 ? -1 : err_set("generate: a pick chose token %d of a vocabulary of %d", next, b->V);
     int end = gen_seq_push(&sl->q, next, NULL, NULL);
     if (end < 0) return -1;
     if (end == 0 && sl->pos >= sl->total) {
@@ -103,9 +106,22 @@ static int slot_pick(Batch *b, int k, float *logits) {
     return 0;
 }
 
+/* One forward call of rows x n tokens in every model; nl >= 0: the logits of the nl
+ * rows b->lrow only, < 0: of every row. */
+static int batch_forward(Batch *b, int rows, int n, int nl) {
+    for (int j = 0; j < b->nm; j++) {
+        b->rs[j].logit_rows = nl >= 0 ? b->lrow : NULL;
+        b->rs[j].n_logit_rows = nl >= 0 ? nl : 0;
+        int rc = model_forward_rows(&b->rs[j], b->tok, b->pos, b->rslot, rows, n);
+        b->rs[j].logit_rows = NULL;
+        const char *who = b->h->models[j].who;
+        if (rc != 0) return who ? err_prefix("%s", who) : -1;
+    }
+    return 0;
+}
+
 /* Fills the free slots with waiting requests (*next on) and prefills their prompts. */
 static int batch_join(Batch *b, int *next) {
-    const ModelConfig *c = &b->m->cfg;
     int W = b->W, C = b->C, V = b->V;
     int joined[W], nj = 0;
     for (int k = 0; k < W && *next < b->n; k++) {
@@ -113,13 +129,13 @@ static int batch_join(Batch *b, int *next) {
         if (sl->req >= 0) continue;
         int i = (*next)++;
         const GenRequest *r = &b->req[i];
-        if (gen_seq_init(&sl->q, b->m, b->t, b->o, r->prompt, r->n_prompt) != 0) return -1;
+        if (gen_seq_init(&sl->q, b->h->models[0].model, b->t, b->o, r->prompt, r->n_prompt) != 0) return -1;
         sl->req = i;
         rng_seed(&sl->sp.rng, r->seed);
         sl->t0 = now_s();
         sl->pos = r->n_prompt;
         sl->total = r->n_prompt + b->o->max_tokens;
-        if (sl->total > c->seq_len) sl->total = c->seq_len;
+        if (sl->total > b->seq_len) sl->total = b->seq_len;
         if (b->o->max_tokens == 0) { /* nothing to generate (as model_generate) */
             if (slot_finish(b, k) != 0) return -1;
             k--; /* the slot is free again */
@@ -155,13 +171,10 @@ static int batch_join(Batch *b, int *next) {
                         b->lrow[nl++] = rr * C + lastp % C;
                     }
                 }
-                b->s.logit_rows = b->lrow;
-                b->s.n_logit_rows = nl;
-                int rc = model_forward_rows(&b->s, b->tok, b->pos, b->rslot, rows, C);
-                b->s.logit_rows = NULL;
-                if (rc != 0) return -1;
-                for (int i = 0; i < nl; i++)
-                    memcpy(b->lg + (size_t)lk[i] * V, b->s.logits + (size_t)i * V, (size_t)V * sizeof(float));
+                if (batch_forward(b, rows, C, nl) != 0) return -1;
+                for (int m = 0; m < b->nm; m++)
+                    for (int i = 0; i < nl; i++)
+                        memcpy(b->lg + ((size_t)m * W + lk[i]) * V, b->rs[m].logits + (size_t)i * V, (size_t)V * sizeof(float));
                 rows = 0;
             }
         }
@@ -169,7 +182,8 @@ static int batch_join(Batch *b, int *next) {
     for (int jq = 0; jq < nj; jq++) {
         int k = joined[jq];
         b->slot[k].t0 = now_s();
-        if (slot_pick(b, k, b->lg + (size_t)k * V) < 0) return -1;
+        for (int m = 0; m < b->nm; m++) b->lp[m] = b->lg + ((size_t)m * W + k) * V;
+        if (slot_pick(b, k) < 0) return -1;
     }
     return 0;
 }
@@ -185,32 +199,51 @@ static int batch_step(Batch *b) {
         b->rslot[rows++] = k;
     }
     if (!rows) return 0;
-    if (model_forward_rows(&b->s, b->tok, b->pos, b->rslot, rows, 1) != 0) return -1;
+    if (batch_forward(b, rows, 1, -1) != 0) return -1;
     for (int r = 0; r < rows; r++) {
         int k = b->rslot[r];
         b->slot[k].pos++;
-        if (slot_pick(b, k, b->s.logits + (size_t)r * V) < 0) return -1;
+        for (int m = 0; m < b->nm; m++) b->lp[m] = b->rs[m].logits + (size_t)r * V;
+        if (slot_pick(b, k) < 0) return -1;
     }
     return 0;
 }
 
 int model_generate_batch(const Model *m, const Tokenizer *t, const GenRequest *req, int n, const GenOptions *o, int width,
                          GenDone done, void *ctx, GenResult *res) {
-    const ModelConfig *c = &m->cfg;
+    GenModel gm = {m, o->lora, NULL};
+    GenHook h = {&gm, 1, NULL, NULL};
+    return model_generate_batch_hook(&h, t, req, n, o, width, done, ctx, res);
+}
+
+int model_generate_batch_hook(const GenHook *h, const Tokenizer *t, const GenRequest *req, int n, const GenOptions *o, int width,
+                              GenDone done, void *ctx, GenResult *res) {
     if (n <= 0) return 0;
     memset(res, 0, (size_t)n * sizeof *res);
     if (width < 0) return err_set("generate: batch width %d: expected >= 1 (0: default)", width);
+    if (h->n_models < 1) return err_set("generate: no model to decode with");
+    int nm = h->n_models, seq_len = h->models[0].model->cfg.seq_len, V = h->models[0].model->cfg.vocab_size;
+    for (int j = 1; j < nm; j++) {
+        const Model *mj = h->models[j].model;
+        if (mj->cfg.vocab_size != V)
+            return err_set("generate: %s has %d tokens in its vocabulary, %s %d: the members must share a tokenizer",
+                           h->models[j].who ? h->models[j].who : "a model", mj->cfg.vocab_size, h->models[0].who ? h->models[0].who : "the first",
+                           V);
+        if (mj->cfg.seq_len < seq_len) seq_len = mj->cfg.seq_len;
+    }
     int max_len = 1, max_prompt = 1;
     for (int i = 0; i < n; i++) {
-        if (gen_check(m, req[i].n_prompt, o) != 0) return err_prefix("prompt %d", i + 1);
+        for (int j = 0; j < nm; j++)
+            if (gen_check(h->models[j].model, req[i].n_prompt, o) != 0)
+                return h->models[j].who ? err_prefix("prompt %d (%s)", i + 1, h->models[j].who) : err_prefix("prompt %d", i + 1);
         int tot = req[i].n_prompt + o->max_tokens;
-        if (tot > c->seq_len) tot = c->seq_len;
+        if (tot > seq_len) tot = seq_len;
         if (tot > max_len) max_len = tot;
         if (req[i].n_prompt > max_prompt) max_prompt = req[i].n_prompt;
     }
     Batch b;
     memset(&b, 0, sizeof b);
-    b.m = m;
+    b.h = h;
     b.t = t;
     b.req = req;
     b.n = n;
@@ -218,8 +251,17 @@ int model_generate_batch(const Model *m, const Tokenizer *t, const GenRequest *r
     b.done = done;
     b.ctx = ctx;
     b.res = res;
-    b.V = c->vocab_size;
-    b.W = width ? width : gen_batch_width_default(m, max_len, n);
+    b.nm = nm;
+    b.V = V;
+    b.seq_len = seq_len;
+    b.W = width;
+    if (!b.W) {
+        b.W = n;
+        for (int j = 0; j < nm; j++) {
+            int w = gen_batch_width_default(h->models[j].model, max_len, n);
+            if (w < b.W) b.W = w;
+        }
+    }
     if (b.W > n) b.W = n;
     b.C = GEN_PREFILL_TOKENS / b.W;
     if (b.C < 1) b.C = 1;
@@ -227,41 +269,51 @@ int model_generate_batch(const Model *m, const Tokenizer *t, const GenRequest *r
     /* positions up to the last padded chunk of the longest prompt */
     int S = max_len, padded = (max_prompt + b.C - 1) / b.C * b.C;
     if (padded > S) S = padded;
-    int rc = 0, live = 0;
-    if (runstate_init(&b.s, m, b.W, S, b.C, RS_KEEP_NONE | (o->kv_bf16 ? RS_KV_BF16 : 0)) != 0) return -1;
-    b.s.attn_rows = 1; /* a row's bits whatever the call (forward.h): the ids of model_generate */
-    if (o->lora && runstate_set_lora(&b.s, o->lora) != 0) { runstate_free(&b.s); return -1; }
+    int rc = 0, n_rs = 0, n_sp = 0;
+    b.rs = calloc((size_t)nm, sizeof *b.rs);
+    b.lp = calloc((size_t)nm, sizeof *b.lp);
     b.slot = calloc((size_t)b.W, sizeof *b.slot);
     b.tok = malloc((size_t)b.W * b.C * sizeof *b.tok);
     b.pos = malloc((size_t)b.W * b.C * sizeof *b.pos);
     b.rslot = malloc((size_t)b.W * sizeof *b.rslot);
     b.lrow = malloc((size_t)b.W * sizeof *b.lrow);
-    b.lg = malloc((size_t)b.W * b.V * sizeof *b.lg);
-    if (!b.slot || !b.tok || !b.pos || !b.rslot || !b.lrow || !b.lg) rc = err_set("out of memory");
+    b.lg = malloc((size_t)nm * b.W * b.V * sizeof *b.lg);
+    if (!b.rs || !b.lp || !b.slot || !b.tok || !b.pos || !b.rslot || !b.lrow || !b.lg) rc = err_set("out of memory");
+    for (int j = 0; rc == 0 && j < nm; j++) {
+        if (runstate_init(&b.rs[j], h->models[j].model, b.W, S, b.C, RS_KEEP_NONE | (o->kv_bf16 ? RS_KV_BF16 : 0)) != 0) {
+            rc = h->models[j].who ? err_prefix("%s", h->models[j].who) : -1;
+            break;
+        }
+        n_rs++;
+        b.rs[j].attn_rows = 1; /* a row's bits whatever the call (forward.h): the ids of model_generate */
+        if (h->models[j].lora && runstate_set_lora(&b.rs[j], h->models[j].lora) != 0) rc = -1;
+    }
+    for (int k = 0; b.slot && k < b.W; k++) b.slot[k].req = -1;
     for (int k = 0; rc == 0 && k < b.W; k++) {
-        b.slot[k].req = -1;
         if (sampler_init(&b.slot[k].sp, b.V, o->temperature, o->top_p, o->no_repeat_ngram, 0) != 0) rc = -1;
+        else n_sp++;
     }
     int next = 0;
     while (rc == 0) {
         rc = batch_join(&b, &next);
-        live = 0;
-        for (int k = 0; k < b.W; k++) live += b.slot && b.slot[k].req >= 0;
+        int live = 0;
+        for (int k = 0; k < b.W; k++) live += b.slot[k].req >= 0;
         if (rc != 0 || (!live && next >= n)) break;
         rc = batch_step(&b);
     }
-    for (int k = 0; b.slot && k < b.W; k++) {
+    for (int k = 0; b.slot && k < b.W; k++)
         if (b.slot[k].req >= 0) gen_seq_free(&b.slot[k].q);
-        sampler_free(&b.slot[k].sp);
-    }
+    for (int k = 0; k < n_sp; k++) sampler_free(&b.slot[k].sp);
     if (rc != 0)
         for (int i = 0; i < n; i++) gen_result_free(&res[i]);
+    for (int j = 0; j < n_rs; j++) runstate_free(&b.rs[j]);
+    free(b.rs);
+    free(b.lp);
     free(b.slot);
     free(b.tok);
     free(b.pos);
     free(b.rslot);
     free(b.lrow);
     free(b.lg);
-    runstate_free(&b.s);
     return rc;
 }

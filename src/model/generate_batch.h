@@ -54,6 +54,38 @@ void gen_progress_done(void *ctx, int index, const GenResult *r);
 int model_generate_batch(const Model *m, const Tokenizer *t, const GenRequest *req, int n, const GenOptions *o, int width,
                          GenDone done, void *ctx, GenResult *res);
 
+/* The per-step hook: several models decoded together, one pick from all their logits.
+ *
+ * A GenModel is one model the batch runs: a base and its adapter. Every model of a run
+ * keeps its own KV cache (RunState) with the same slots, joins, prefills and steps of the
+ * same schedule (the one of model_generate_batch), so the ids of models[0] alone with no
+ * pick are model_generate_batch's. At every pick (the first new token after the prefill,
+ * then one per step) `pick` receives logits[j] [V] = model j's logits at the sequence's
+ * last token (j = 0..n_models-1; the arrays may be modified), the sequence's request index
+ * and its history hist[0..nh) (prompt + generated so far), and returns the next id in
+ * [0, V) or -1 with err_set. pick NULL: the GenOptions sampler on logits[0]. The models
+ * share a vocabulary (and a tokenizer t); EOS/BOS are models[0]'s; the context is the
+ * smallest model's; width 0 is the smallest of the models' default widths. */
+typedef struct {
+    const Model *model;
+    const LoraAdapter *lora; /* NULL: the base alone (GenOptions.lora is not read) */
+    const char *who;         /* names the model in messages; NULL: none */
+} GenModel;
+
+typedef int (*GenPick)(void *ctx, int index, float *const *logits, int V, const int *hist, int nh);
+
+typedef struct GenHook {
+    const GenModel *models;
+    int n_models; /* >= 1 */
+    GenPick pick; /* NULL: the sampler on models[0]'s logits */
+    void *ctx;
+} GenHook;
+
+/* model_generate_batch through the hook h (above); o->lora is not read (each GenModel has
+ * its own). Same results, errors and cleanup as model_generate_batch. */
+int model_generate_batch_hook(const GenHook *h, const Tokenizer *t, const GenRequest *req, int n, const GenOptions *o, int width,
+                              GenDone done, void *ctx, GenResult *res);
+
 /* A default width for `n` prompts whose prompt + new tokens reach `max_len` positions:
  * 16, fewer when the KV cache of 16 slots would pass 1 GiB, never more than n. */
 int gen_batch_width_default(const Model *m, int max_len, int n);

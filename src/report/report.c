@@ -79,8 +79,7 @@ static int files_read(TaskFiles *tf, const ReportTask *t) {
     return 0;
 }
 
-/* Instances of the comparison a -> b (both in M1's order through their index maps). */
-static void fill(CompatInstance *x, size_t n, const PredFile *a, const size_t *ia, const PredFile *b, const size_t *ib,
+void rr_fill(CompatInstance *x, size_t n, const PredFile *a, const size_t *ia, const PredFile *b, const size_t *ib,
                  int discrete, int continuous) {
     for (size_t i = 0; i < n; i++) {
         const PredRecord *ra = &a->rec[ia ? ia[i] : i], *rb = &b->rec[ib[i]];
@@ -252,7 +251,7 @@ static int task_compute(RTask *rt, const ReportTask *t, const CompatOptions *o, 
                 err_set("out of memory for %zu instances", n);
                 goto done;
             }
-            fill(x[m][s], n, &tf.old, NULL, &tf.f[m][s], tf.idx[m][s], discrete, continuous);
+            rr_fill(x[m][s], n, &tf.old, NULL, &tf.f[m][s], tf.idx[m][s], discrete, continuous);
         }
     }
     for (int m = 0; m < rt->n_models; m++) {
@@ -278,11 +277,11 @@ static int task_compute(RTask *rt, const ReportTask *t, const CompatOptions *o, 
             err_set("out of memory for %zu instances", n);
             goto fail_model;
         }
-        fill(y, n, &tf.old, NULL, &tf.f[m][0], tf.idx[m][0], !rt->gen, rt->gen);
+        rr_fill(y, n, &tf.old, NULL, &tf.f[m][0], tf.idx[m][0], !rt->gen, rt->gen);
         rm->mc_m1 = mcnemar_instances(y, n, o->tie_eps);
         rm->mc_m2 = (McNemar){0, 0, NAN};
         if (m > 0) {
-            fill(y, n, &tf.f[0][0], tf.idx[0][0], &tf.f[m][0], tf.idx[m][0], !rt->gen, rt->gen);
+            rr_fill(y, n, &tf.f[0][0], tf.idx[0][0], &tf.f[m][0], tf.idx[m][0], !rt->gen, rt->gen);
             rm->mc_m2 = mcnemar_instances(y, n, o->tie_eps);
         }
         free(y);
@@ -312,7 +311,7 @@ static int task_compute(RTask *rt, const ReportTask *t, const CompatOptions *o, 
                     err_set("out of memory for %zu instances", n);
                     goto done;
                 }
-                fill(nx[p], n, &tf.f[0][i], tf.idx[0][i], &tf.f[0][j], tf.idx[0][j], discrete, continuous);
+                rr_fill(nx[p], n, &tf.f[0][i], tf.idx[0][i], &tf.f[0][j], tf.idx[0][j], discrete, continuous);
                 rt->pairs[p].from = i + 1;
                 rt->pairs[p].to = j + 1;
                 if (compat_compute(nx[p], n, &p0, &rt->pairs[p].r) != 0) goto noise_fail;

@@ -16,6 +16,7 @@
 /* The longest task or model name, in bytes: the manifest refuses longer ones and `muscle gate`
  * refuses them in a report.json, so gate can read every report muscle writes. */
 #define REPORT_NAME_MAX 256
+#define REPORT_MIX_MAX 11 /* a generation task's mixture files */
 
 typedef struct {
     char *name;
@@ -35,6 +36,11 @@ typedef struct {
     ReportModel new_model;
     ReportModel *methods;
     int n_methods;
+    /* generation: the inference-time mixture's prediction files (update/update_mixgen.c),
+     * one per weight a of (1 - a) mean(M2 seeds) + a M1; n_mix 0: none */
+    double *mix_a;
+    char **mix_preds;
+    int n_mix;
 } ReportTask;
 
 typedef struct {

@@ -148,8 +148,8 @@ static void html_plot(StrBuf *b, const Report *r, const RTask *t) {
             GROW(t->models[m].sweep_acc[g], y0, y1);
         }
     for (int g = 0; g < t->n_mix; g++) {
-        GROW(t->mix[g].nfr.value, dummy, x1);
-        GROW(t->mix[g].acc2.value, y0, y1);
+        GROW(rt_nfr(t, &t->mix[g])->value, dummy, x1);
+        GROW(rt_acc(t, &t->mix[g])->value, y0, y1);
     }
     const CompatStat *m1 = rt_acc_old(t, &t->models[0].stats);
     GROW(m1->value, y0, y1);
@@ -199,12 +199,12 @@ static void html_plot(StrBuf *b, const Report *r, const RTask *t) {
         if (n < 2) continue;
         strbuf_printf(b, "<g class=\"%s\"><polyline points=\"", mix ? "mixture" : "sweep");
         for (int g = 0; g < n; g++) {
-            double f = mix ? t->mix[g].nfr.value : t->models[m].sweep_nfr[g], a = mix ? t->mix[g].acc2.value : t->models[m].sweep_acc[g];
+            double f = mix ? rt_nfr(t, &t->mix[g])->value : t->models[m].sweep_nfr[g], a = mix ? rt_acc(t, &t->mix[g])->value : t->models[m].sweep_acc[g];
             strbuf_printf(b, "%s%.1f,%.1f", g ? " " : "", PX(f), PY(a));
         }
         strbuf_puts(b, "\"/>");
         for (int g = 0; g < n; g++) {
-            double f = mix ? t->mix[g].nfr.value : t->models[m].sweep_nfr[g], a = mix ? t->mix[g].acc2.value : t->models[m].sweep_acc[g];
+            double f = mix ? rt_nfr(t, &t->mix[g])->value : t->models[m].sweep_nfr[g], a = mix ? rt_acc(t, &t->mix[g])->value : t->models[m].sweep_acc[g];
             double w = mix ? t->mix_a[g] : t->models[m].sweep_a[g];
             strbuf_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\"><title>", PX(f), PY(a));
             if (mix) strbuf_printf(b, "mixture (1-a) mean(M2) + a M1");
@@ -257,10 +257,17 @@ static void html_plot(StrBuf *b, const Report *r, const RTask *t) {
  * of both models would get, the reference every method is read beside. */
 static void html_mixture(StrBuf *b, const Report *r, const RTask *t) {
     if (!t->n_mix) return;
-    strbuf_printf(b, "<h3>Inference-time mixture (two models deployed)</h3>\n<p>(1 &minus; a) &times; mean of the %d M2 seeds' "
-                  "distributions over the choices + a &times; M1's, from the prediction files; the reference a one-adapter "
-                  "method is distilled towards.</p>\n<table class=\"mixture results\"><thead><tr><th>a</th><th>accuracy %%</th>"
-                  "<th>NFR %%</th><th>rel. NFR change %%</th></tr></thead>\n<tbody>\n", t->models[0].in->n_seeds);
+    if (t->gen)
+        strbuf_printf(b, "<h3>Inference-time mixture of the generators (two models deployed)</h3>\n<p>Greedy decoding of the test "
+                      "inputs from (1 &minus; a) &times; the mean of the %d M2 seeds' next-token distributions + a &times; M1's, "
+                      "scored with the task's metric: what a two-model deployment would get, the reference a one-adapter "
+                      "method is distilled towards.</p>\n<table class=\"mixture results\"><thead><tr><th>a</th><th>score</th>"
+                      "<th>score NFR %%</th><th>rel. score NFR change %%</th></tr></thead>\n<tbody>\n", t->models[0].in->n_seeds);
+    else
+        strbuf_printf(b, "<h3>Inference-time mixture (two models deployed)</h3>\n<p>(1 &minus; a) &times; mean of the %d M2 seeds' "
+                      "distributions over the choices + a &times; M1's, from the prediction files; the reference a one-adapter "
+                      "method is distilled towards.</p>\n<table class=\"mixture results\"><thead><tr><th>a</th><th>accuracy %%</th>"
+                      "<th>NFR %%</th><th>rel. NFR change %%</th></tr></thead>\n<tbody>\n", t->models[0].in->n_seeds);
     for (int g = 0; g < t->n_mix; g++) {
         char a[96], n[96], rel[32];
         rr_mix_cell(a, sizeof a, r, t, g, 0);

@@ -58,8 +58,9 @@ typedef struct {
     int n_pairs;
     int ce;                     /* index of the method named "ce" (the control), -1 none */
     int beats_ce;               /* a qualifying method beats ce: the first in the order of choose() (-1 none) */
-    /* the inference-time mixture (1 - a) mean(M2 seeds) + a M1 over the choices (metrics/mixture.h):
-     * n_mix points (0 when the files have no choice log-likelihoods) */
+    /* the inference-time mixture (1 - a) mean(M2 seeds) + a M1: over the choices (multiple choice,
+     * metrics/mixture.h: n_mix points, 0 when the files have no choice log-likelihoods), or of
+     * the generators (generation: the manifest's mixture files, update/update_mixgen.c) */
     int n_mix;
     double mix_a[RR_SWEEP_MAX];
     CompatReport mix[RR_SWEEP_MAX];
@@ -71,6 +72,11 @@ struct Report {
     RTask *tasks;
     int n_tasks;
 };
+
+/* Instances of the comparison a -> b (both in M1's order through their index maps; ia NULL:
+ * a is M1's file itself); discrete: the 'correct' outcomes, continuous: the scores. */
+void rr_fill(CompatInstance *x, size_t n, const PredFile *a, const size_t *ia, const PredFile *b, const size_t *ib, int discrete,
+             int continuous);
 
 /* report_versus.c: every method against ce; the sweep files; the mixture (after choose()). */
 int rr_versus_ce(RTask *rt, const CompatInstance *const *const *x, const CompatOptions *o);

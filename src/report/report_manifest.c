@@ -117,8 +117,42 @@ static int load_model(const char *file, const char *where, const cJSON *o, const
     return 0;
 }
 
+/* "mixture": [{"a": A, "preds": FILE}, ...] (optional; generation tasks): the inference-time
+ * mixture's predictions at each weight a in [0, 1], at most RR_MIX_MAX of them. */
+static int load_mixture(const char *file, const char *where, const cJSON *mx, const char *dir, ReportTask *t) {
+    if (!mx) return 0;
+    int n = cJSON_IsArray(mx) ? cJSON_GetArraySize(mx) : -1;
+    if (n < 0 || n > REPORT_MIX_MAX)
+        return err_set("%s: %s.mixture: expected an array of at most %d objects {\"a\": weight, \"preds\": file}, got %s", file, where,
+                       REPORT_MIX_MAX, n < 0 ? io_json_kind(mx) : "more");
+    if (strcmp(t->kind, "gen"))
+        return err_set("%s: %s.mixture: only a generation task (kind \"gen\") has mixture files (multiple choice mixes the choices' log-likelihoods)", file, where);
+    t->mix_a = calloc((size_t)(n ? n : 1), sizeof *t->mix_a);
+    t->mix_preds = calloc((size_t)(n ? n : 1), sizeof *t->mix_preds);
+    if (!t->mix_a || !t->mix_preds) return err_set("out of memory");
+    int i = 0;
+    for (const cJSON *e = mx->child; e; e = e->next, i++) {
+        static const char *const known[] = {"a", "preds", NULL};
+        char w[160];
+        snprintf(w, sizeof w, "%s.mixture[%d]", where, i);
+        if (!cJSON_IsObject(e)) return err_set("%s: %s: expected an object, got %s", file, w, io_json_kind(e));
+        if (check_keys(file, w, e, known) != 0) return -1;
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(e, "a");
+        if (!cJSON_IsNumber(a) || !(a->valuedouble >= 0 && a->valuedouble <= 1))
+            return err_set("%s: %s.a: expected a number in [0, 1] (M1's weight)", file, w);
+        if (i > 0 && !(a->valuedouble > t->mix_a[i - 1])) return err_set("%s: %s.a: expected the weights in increasing order", file, w);
+        snprintf(w + strlen(w), sizeof w - strlen(w), ".preds");
+        const cJSON *p = cJSON_GetObjectItemCaseSensitive(e, "preds");
+        if (!p) return err_set("%s: %s: missing field (the mixture's prediction file)", file, w);
+        if (get_path(file, w, p, dir, &t->mix_preds[i]) != 0) return -1;
+        t->mix_a[i] = a->valuedouble;
+        t->n_mix = i + 1;
+    }
+    return 0;
+}
+
 static int load_task(const char *file, int ti, const cJSON *o, const char *dir, ReportTask *t) {
-    static const char *const known[] = {"name", "kind", "old", "new", "methods", "format", "metric", NULL};
+    static const char *const known[] = {"name", "kind", "old", "new", "methods", "format", "metric", "mixture", NULL};
     char where[64], w[160];
     snprintf(where, sizeof where, "tasks[%d]", ti);
     if (!cJSON_IsObject(o)) return err_set("%s: %s: expected an object, got %s", file, where, io_json_kind(o));
@@ -169,7 +203,7 @@ static int load_task(const char *file, int ti, const cJSON *o, const char *dir, 
             return err_set("%s: %s.preds: %d files, but the new model has %d (seed k of a method pairs with seed k of "
                            "the new model)", file, w, m->n_seeds, t->new_model.n_seeds);
     }
-    return 0;
+    return load_mixture(file, where, cJSON_GetObjectItemCaseSensitive(o, "mixture"), dir, t);
 }
 
 void report_input_free(ReportInput *in) {
@@ -192,6 +226,9 @@ void report_input_free(ReportInput *in) {
         free(t->format);
         free(t->metric);
         free(t->old_preds);
+        for (int k = 0; k < t->n_mix; k++) free(t->mix_preds[k]);
+        free(t->mix_preds);
+        free(t->mix_a);
     }
     free(in->tasks);
     free(in->title);

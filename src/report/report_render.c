@@ -213,11 +213,11 @@ void rr_ce_text(StrBuf *b, const Report *r, const RTask *t, void (*name_fn)(StrB
 
 void rr_mix_cell(char *out, size_t sz, const Report *r, const RTask *t, int g, int what) {
     const CompatReport *m = &t->mix[g];
-    if (what == 0) fmt_stat(out, sz, &m->acc2, 100, 2, 0, r->o.bootstrap);
-    else if (what == 1) fmt_stat(out, sz, &m->nfr, 100, 2, 0, r->o.bootstrap);
+    if (what == 0) fmt_stat(out, sz, rt_acc(t, m), 100, 2, 0, r->o.bootstrap);
+    else if (what == 1) fmt_stat(out, sz, rt_nfr(t, m), 100, 2, 0, r->o.bootstrap);
     else {
         double base = rt_nfr(t, &t->models[0].stats)->value;
-        if (base > 0) snprintf(out, sz, "%+.1f", 100 * (m->nfr.value - base) / base);
+        if (base > 0) snprintf(out, sz, "%+.1f", 100 * (rt_nfr(t, m)->value - base) / base);
         else snprintf(out, sz, "n/a");
     }
 }
@@ -225,14 +225,20 @@ void rr_mix_cell(char *out, size_t sz, const Report *r, const RTask *t, int g, i
 /* The mixture's lines (text and Markdown). */
 static void mix_plain(StrBuf *b, const Report *r, const RTask *t, const char *bullet) {
     if (!t->n_mix) return;
-    strbuf_printf(b, "%sinference-time mixture (1-a) x mean(%d M2 seeds) + a x M1 over the choices (a two-model deployment; "
-                  "accuracy %%, NFR %%, rel. NFR change %% vs M2):\n", bullet, t->models[0].in->n_seeds);
+    if (t->gen)
+        strbuf_printf(b, "%sinference-time mixture of the generators: greedy decoding from (1-a) x mean(%d M2 seeds) + a x M1 "
+                      "(what a two-model deployment would get; score, score NFR %%, rel. score NFR change %% vs M2):\n", bullet,
+                      t->models[0].in->n_seeds);
+    else
+        strbuf_printf(b, "%sinference-time mixture (1-a) x mean(%d M2 seeds) + a x M1 over the choices (a two-model deployment; "
+                      "accuracy %%, NFR %%, rel. NFR change %% vs M2):\n", bullet, t->models[0].in->n_seeds);
     for (int g = 0; g < t->n_mix; g++) {
         char a[96], n[96], rel[32];
         rr_mix_cell(a, sizeof a, r, t, g, 0);
         rr_mix_cell(n, sizeof n, r, t, g, 1);
         rr_mix_cell(rel, sizeof rel, r, t, g, 2);
-        strbuf_printf(b, "%s  a=%.1f: accuracy %s, NFR %s, rel. %s\n", *bullet ? "  " : "", t->mix_a[g], a, n, rel);
+        strbuf_printf(b, "%s  a=%.1f: %s %s, %s %s, rel. %s\n", *bullet ? "  " : "", t->mix_a[g], t->gen ? "score" : "accuracy", a,
+                      t->gen ? "score NFR" : "NFR", n, rel);
     }
 }
 
@@ -601,6 +607,7 @@ static char *render_json(const Report *r) {
         }
         cJSON_AddItemToObject(tj, "beats_ce", t->beats_ce >= 0 ? cJSON_CreateString(t->models[t->beats_ce].in->name) : cJSON_CreateNull());
         if (t->n_mix) {
+            cJSON_AddStringToObject(tj, "mixture_of", t->gen ? "generators" : "choices");
             cJSON *mx = cJSON_AddArrayToObject(tj, "mixture");
             for (int g = 0; g < t->n_mix; g++) {
                 cJSON *e = cJSON_CreateObject();

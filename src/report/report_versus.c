@@ -97,9 +97,39 @@ int rr_sweeps_read(RTask *rt) {
     return 0;
 }
 
+/* Generation: the manifest's mixture files (update/update_mixgen.c), each against M1. */
+static int mixture_gen(RTask *rt, const PredFile *old, const CompatOptions *o) {
+    const ReportTask *t = rt->in;
+    CompatInstance *x = calloc(old->n ? old->n : 1, sizeof *x);
+    if (!x) return err_set("out of memory");
+    int rc = 0;
+    for (int g = 0; g < t->n_mix && g < RR_SWEEP_MAX && rc == 0; g++) {
+        PredsReadOptions ro = {PREDS_FMT_AUTO, t->metric};
+        PredFile f;
+        size_t *idx = NULL;
+        memset(&f, 0, sizeof f);
+        if (preds_read_opts(&f, t->mix_preds[g], &ro) != 0 || preds_match(old, &f, &idx) != 0)
+            rc = -1;
+        else if (!f.has_score)
+            rc = err_set("%s: expected the scores of a generation task (field 'score')", t->mix_preds[g]);
+        if (rc == 0) {
+            rr_fill(x, old->n, old, NULL, &f, idx, old->has_correct && f.has_correct, 1);
+            rt->mix_a[g] = t->mix_a[g];
+            rc = compat_compute(x, old->n, o, &rt->mix[g]);
+        }
+        if (rc != 0) err_prefix("the inference-time mixture at a = %.1f", t->mix_a[g]);
+        else rt->n_mix = g + 1;
+        free(idx);
+        preds_free(&f);
+    }
+    free(x);
+    return rc;
+}
+
 int rr_mixture(RTask *rt, const PredFile *old, const PredFile *news, size_t *const *idx, int k, const CompatOptions *o) {
     rt->n_mix = 0;
-    if (rt->gen || old->n == 0 || !old->rec[0].choice_logprobs) return 0; /* multiple choice with log-likelihoods only */
+    if (rt->gen) return mixture_gen(rt, old, o);
+    if ( old->n == 0 || !old->rec[0].choice_logprobs) return 0; /* multiple choice with log-likelihoods only */
     for (int s = 0; s < k; s++)
         if (!news[s].rec[0].choice_logprobs) return 0;
     CompatInstance *x = calloc(old->n, sizeof *x);

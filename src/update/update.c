@@ -33,8 +33,7 @@ void update_spec_free(UpdateSpec *u) {
     u->n_methods = 0;
 }
 
-/* MPI ranks: the end of a phase; every rank goes on with the worst exit code of them all. */
-static int phase_end(int rc) {
+int update_phase_end(int rc) {
     if (!dist_active()) return rc;
     int worst = rc;
     if (dist_allreduce_max_int(&worst) != 0) return update_fail();
@@ -64,9 +63,11 @@ static void train_common(const UpdateSpec *u, TrainSpec *s, const char *model, c
     s->t.quiet = u->quiet;
 }
 
-/* Generation: the decoding of the evaluation (and of a sequence-level teacher's outputs). */
-static long gen_max_tokens(const UpdateSpec *u) { return u->max_tokens.text ? (long)u->max_tokens.v : 32; }
-#define GEN_NO_REPEAT_NGRAM 2 /* the paper's decoding */
+long update_gen_max_tokens(const UpdateSpec *u) { return u->max_tokens.text ? (long)u->max_tokens.v : 32; }
+
+char *update_new_adapter(const UpdateSpec *u, long k) {
+    return k == 1 && u->new_adapter ? strdup(u->new_adapter) : update_pathf("%s/adapters/new-s%ld", u->out, k);
+}
 
 /* Phase 1: the new task adapters A2, one per seed. */
 static int train_new(UpdateRun *r) {
@@ -84,14 +85,14 @@ static int train_new(UpdateRun *r) {
         free(dir);
         free(log);
     }
-    return phase_end(rc);
+    return update_phase_end(rc);
 }
 
 /* "A,B,...": the new task adapters of seeds 1..K (malloc'd). */
 static char *new_adapters_list(const UpdateSpec *u) {
     char *list = NULL;
     for (long k = 1; k <= u->seeds; k++) {
-        char *ad = k == 1 && u->new_adapter ? strdup(u->new_adapter) : update_pathf("%s/adapters/new-s%ld", u->out, k);
+        char *ad = update_new_adapter(u, k);
         char *next = update_pathf("%s%s%s", list ? list : "", list ? "," : "", ad ? ad : "");
         free(ad);
         free(list);
@@ -110,7 +111,7 @@ static int train_compat(UpdateRun *r) {
             if (m->preset && m->preset->weight != UPDATE_WEIGHT_NONE) break; /* update_weight.c makes it */
             char *dir = update_pathf("%s/adapters/%s-s%ld", u->out, m->name, k), *log = update_pathf("train-%s-s%ld", m->name, k);
             char *init = m->soup_init ? update_pathf("%s/adapters/soup-all", u->out)
-                         : k == 1 && u->new_adapter ? strdup(u->new_adapter) : update_pathf("%s/adapters/new-s%ld", u->out, k);
+                         : update_new_adapter(u, k);
             char *what = update_pathf("compatibility adapter '%s', seed %ld", m->name, k);
             TrainSpec s;
             train_common(u, &s, u->new_model, dir, k);
@@ -131,10 +132,12 @@ static int train_compat(UpdateRun *r) {
                 s.compat.cfg.answer_only = p->answer_only;
                 s.compat.cfg.ce_weight = p->ce_weight;
                 if (p->mixture_a > 0) s.compat.cfg.mixture_a = p->mixture_a;
+                if (update_mixval_applies(u, m) && r->mix_a_val > 0) /* chosen on validation (update_mixgen.c) */
+                    s.compat.cfg.mixture_a = r->mix_a_val;
             }
             if (teacher && u->kind == TASK_GEN && sequence) { /* the outputs decoded as the evaluation decodes */
-                s.compat.cfg.gen_max_tokens = (int)gen_max_tokens(u);
-                s.compat.cfg.gen_no_repeat_ngram = GEN_NO_REPEAT_NGRAM;
+                s.compat.cfg.gen_max_tokens = (int)update_gen_max_tokens(u);
+                s.compat.cfg.gen_no_repeat_ngram = UPDATE_GEN_NO_REPEAT_NGRAM;
             }
             if (teacher) {
                 s.compat.old_model = u->old_model;
@@ -148,7 +151,7 @@ static int train_compat(UpdateRun *r) {
             free(log);
             free(init);
         }
-    return phase_end(rc);
+    return update_phase_end(rc);
 }
 
 int update_eval_model(UpdateRun *r, const char *what, const char *model, const char *adapter, const char *name, const char *task) {
@@ -158,8 +161,8 @@ int update_eval_model(UpdateRun *r, const char *what, const char *model, const c
                       .prompt = u->prompt, .answer = u->answer, .prompt_file = u->prompt_file,
                       .limit = u->limit.text ? (long)u->limit.v : 0, .bf16 = u->bf16, .quiet = u->quiet};
     if (u->kind == TASK_GEN) {
-        e.max_tokens = gen_max_tokens(u);
-        e.no_repeat_ngram = GEN_NO_REPEAT_NGRAM;
+        e.max_tokens = update_gen_max_tokens(u);
+        e.no_repeat_ngram = UPDATE_GEN_NO_REPEAT_NGRAM;
         e.fit_with = model == u->old_model ? u->new_model : u->old_model; /* across tokenizers: one text for both */
     }
     int rc = update_eval_step(r, what, &e, sum, name);
@@ -177,7 +180,7 @@ static int evaluate(UpdateRun *r) {
     const UpdateSpec *u = r->u;
     int rc = eval_one(r, "eval of the old task model M1", u->old_model, u->old_adapter, "old");
     for (long k = 1; rc == 0 && k <= u->seeds; k++) {
-        char *ad = k == 1 && u->new_adapter ? strdup(u->new_adapter) : update_pathf("%s/adapters/new-s%ld", u->out, k);
+        char *ad = update_new_adapter(u, k);
         char *name = update_pathf("new-s%ld", k), *what = update_pathf("eval of the new task model M2, seed %ld", k);
         rc = eval_one(r, what, u->new_model, ad, name);
         free(what);
@@ -194,7 +197,7 @@ static int evaluate(UpdateRun *r) {
             free(ad);
             free(name);
         }
-    return phase_end(rc);
+    return update_phase_end(rc);
 }
 
 static int update_run_locked(const UpdateSpec *u);
@@ -212,7 +215,7 @@ int update_run(const UpdateSpec *u) {
      * after this process died keeps the folder locked, so a rerun refuses it */
     DirLock lk = {-1, NULL};
     if (dist_rank() == 0 && dir_lock_acquire(&lk, u->out, "muscle update", DIR_LOCK_INHERIT) != 0) rc = update_fail();
-    if ((rc = phase_end(rc)) != 0) return rc;
+    if ((rc = update_phase_end(rc)) != 0) return rc;
     rc = update_run_locked(u);
     dir_lock_release(&lk);
     return rc;
@@ -221,19 +224,24 @@ int update_run(const UpdateSpec *u) {
 static int update_run_locked(const UpdateSpec *u) {
     int rc = 0;
     if (dist_rank() == 0 && update_check_settings(u) != 0) rc = update_fail(); /* only rank 0 writes files */
-    if ((rc = phase_end(rc)) != 0) return rc;
+    if ((rc = update_phase_end(rc)) != 0) return rc;
     /* MUSCLE_NO_MPI (core/dist.h): the steps' children run as plain single processes,
      * never joining this MPI job */
     setenv("MUSCLE_NO_MPI", "1", 1);
     long K = u->seeds;
-    UpdateRun r = {u, 0, (int)(K - (u->new_adapter ? 1 : 0) + K * u->n_methods + 1 + K + K * u->n_methods + 1)};
-    r.n_steps += update_weight_steps(u);
+    UpdateRun r = {u, 0, (int)(K - (u->new_adapter ? 1 : 0) + K * u->n_methods + 1 + K + K * u->n_methods + 1), -1.0};
+    r.n_steps += update_weight_steps(u) + update_mixgen_steps(u) + update_mixval_steps(u);
     rc = train_new(&r);
-    if (rc == 0) rc = phase_end(dist_rank() == 0 ? update_weight_soups(&r) : 0);
+    if (rc == 0) rc = update_mixval(&r);
+    double mix_a = -1.0;
+    if (rc == 0 && update_mixval_read(u, &mix_a, NULL) != 0) rc = update_fail();
+    r.mix_a_val = mix_a;
+    if (rc == 0) rc = update_phase_end(dist_rank() == 0 ? update_weight_soups(&r) : 0);
     if (rc == 0) rc = train_compat(&r);
-    if (rc == 0) rc = phase_end(update_weight_sweeps(&r));
-    if (rc == 0) rc = phase_end(dist_rank() == 0 ? update_weight_choose(&r) : 0);
+    if (rc == 0) rc = update_phase_end(update_weight_sweeps(&r));
+    if (rc == 0) rc = update_phase_end(dist_rank() == 0 ? update_weight_choose(&r) : 0);
     if (rc == 0) rc = evaluate(&r);
+    if (rc == 0) rc = update_phase_end(dist_rank() == 0 ? update_mixgen(&r) : 0);
     /* 4. the report (rank 0) */
     if (dist_rank() > 0) return rc;
     if (rc == 0 && update_write_manifest(u) != 0) rc = update_fail();

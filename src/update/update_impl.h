@@ -10,6 +10,7 @@
 typedef struct {
     const UpdateSpec *u;
     int step, n_steps;
+    double mix_a_val; /* generation mixture presets: a chosen on validation (update_mixgen.c); < 0: none */
 } UpdateRun;
 
 /* An evaluation of a model (+ adapter) on the test set: `muscle eval` with these inputs. */
@@ -40,6 +41,10 @@ int update_eval_step(UpdateRun *r, const char *what, const EvalStepSpec *e, cons
 /* Evaluates model + adapter on `task` into preds/NAME.jsonl and preds/NAME.eval.json. */
 int update_eval_model(UpdateRun *r, const char *what, const char *model, const char *adapter, const char *name, const char *task);
 
+/* M1 and every seed's M2 on the validation split (test 0: preds/old.val, new-sK.val) or the
+ * test split (test 1: preds/old, new-sK), each unless done (update_weight.c). */
+int update_eval_m1_m2(UpdateRun *r, int test);
+
 /* ---- weight-space methods (update_weight.c): interp, interp-NAME, soup, soup-NAME ----
  * Checks what they need (--task-val, --old-adapter, NAME in the list): -1 with err_set(). */
 int update_weight_check(const UpdateSpec *u);
@@ -54,6 +59,36 @@ int update_weight_sweeps(UpdateRun *r);
  * becomes adapters/NAME-sK, its test predictions preds/NAME-sK.jsonl, and the whole sweep
  * preds/NAME-sK.sweep.json (the report's curve). */
 int update_weight_choose(UpdateRun *r);
+
+/* Generation: the decoding of the evaluation (and of a sequence-level teacher's outputs). */
+long update_gen_max_tokens(const UpdateSpec *u); /* --max-tokens, default 32 */
+#define UPDATE_GEN_NO_REPEAT_NGRAM 2 /* the paper's decoding */
+/* The new task adapter of seed k (1-based): --new-adapter for seed 1 when given (malloc'd). */
+char *update_new_adapter(const UpdateSpec *u, long k);
+
+/* ---- the inference-time mixture of generators (update_mixgen.c) ----
+ * On a generation task: the test set decoded greedily from (1 - a) mean(M2 seeds) + a M1
+ * for a in update_mixgen_grid, into preds/mixgen-aA.jsonl (rank 0, after the evaluations). */
+#define UPDATE_MIXGEN_N 3
+extern const double update_mixgen_grid[UPDATE_MIXGEN_N];
+char *update_mixgen_preds(double a, const char *sfx); /* "preds/mixgen-a0.3<sfx>.jsonl" (relative to the run folder; malloc'd) */
+int update_mixgen_steps(const UpdateSpec *u);
+int update_mixgen(UpdateRun *r);
+/* On a generation task with --task-val and a mixture preset: M1 and M2 on the validation
+ * split, the mixture there at a = 0.1, ..., 0.5 and the choice of a (preds/mixgen.val.json),
+ * after the new adapters (every rank: the steps are counted everywhere). */
+int update_mixval_steps(const UpdateSpec *u);
+/* 1 for a method whose a update chooses there: a mixture preset on a generation task. */
+int update_mixval_applies(const UpdateSpec *u, const UpdateMethod *m);
+int update_mixval(UpdateRun *r);
+/* The a chosen on validation (*a < 0: none chosen, the file is not there) and, when sweep is
+ * not NULL, the sweep as one line of text (malloc'd; NULL when none). */
+int update_mixval_read(const UpdateSpec *u, double *a, char **sweep);
+
+/* Mean score (accuracy) of `new` and its (score) NFR against `old`, two prediction files. */
+int update_pair_stats(const UpdateSpec *u, const char *old, const char *new, double *acc, double *nfr);
+/* MPI ranks: the end of a phase; every rank goes on with the worst exit code of them all. */
+int update_phase_end(int rc);
 
 /* The report of the manifest into out (in this process). */
 int update_report_step(UpdateRun *r);

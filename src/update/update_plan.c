@@ -416,7 +416,13 @@ int update_write_manifest(const UpdateSpec *u) {
     for (int i = 0; i < u->n_methods; i++) {
         cJSON *m = cJSON_CreateObject();
         cJSON_AddStringToObject(m, "name", u->methods[i].name);
-        cJSON_AddStringToObject(m, "settings", u->methods[i].args ? u->methods[i].args : "cross-entropy only");
+        char *sweep = NULL, *set = NULL;
+        double mix_a;
+        if (update_mixval_applies(u, &u->methods[i]) && update_mixval_read(u, &mix_a, &sweep) == 0 && sweep) /* its a chosen on validation (update_mixgen.c), and the sweep */
+            set = update_pathf("%s; %s", u->methods[i].args ? u->methods[i].args : "", sweep);
+        cJSON_AddStringToObject(m, "settings", set ? set : u->methods[i].args ? u->methods[i].args : "cross-entropy only");
+        free(set);
+        free(sweep);
         add_seed_paths(cJSON_AddArrayToObject(m, "preds"), u->methods[i].name, u->seeds);
         if (u->methods[i].preset && u->methods[i].preset->weight == UPDATE_WEIGHT_INTERP) { /* update_weight.c's sweeps */
             cJSON *sw = cJSON_AddArrayToObject(m, "sweeps");
@@ -427,6 +433,20 @@ int update_write_manifest(const UpdateSpec *u) {
             }
         }
         cJSON_AddItemToArray(ms, m);
+    }
+    /* the inference-time mixture of generators (update_mixgen.c): the files it wrote */
+    cJSON *mx = NULL;
+    for (int g = 0; g < update_mixgen_steps(u); g++) {
+        char *rel = update_mixgen_preds(update_mixgen_grid[g], ""), *abs = rel ? update_pathf("%s/%s", u->out, rel) : NULL;
+        if (abs && update_exists(abs)) {
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddNumberToObject(e, "a", update_mixgen_grid[g]);
+            cJSON_AddStringToObject(e, "preds", rel);
+            if (!mx) mx = cJSON_AddArrayToObject(t, "mixture");
+            cJSON_AddItemToArray(mx, e);
+        }
+        free(rel);
+        free(abs);
     }
     cJSON_AddItemToArray(tasks, t);
     char *path = update_pathf("%s/manifest.json", u->out);

@@ -82,11 +82,6 @@ int update_weight_steps(const UpdateSpec *u) {
     return (int)(-K * w + (ni ? 2 * (1 + K) + K * ni * 2 * GRID_N : 0) + (needs_soup(u) ? 1 : 0));
 }
 
-/* A2 of seed k (malloc'd). */
-static char *new_adapter_path(const UpdateSpec *u, long k) {
-    return k == 1 && u->new_adapter ? strdup(u->new_adapter) : update_pathf("%s/adapters/new-s%ld", u->out, k);
-}
-
 /* A done adapter folder (both files). */
 static int adapter_done(const char *dir) {
     char *a = update_pathf("%s/adapter_model.safetensors", dir), *c = update_pathf("%s/adapter_config.json", dir);
@@ -151,7 +146,7 @@ int update_weight_soups(UpdateRun *r) {
         double *w = calloc((size_t)u->seeds, sizeof *w);
         if (!dirs || !cfgs || !w) rc = err_set("out of memory");
         for (long k = 1; rc == 0 && k <= u->seeds; k++) {
-            dirs[k - 1] = new_adapter_path(u, k);
+            dirs[k - 1] = update_new_adapter(u, k);
             cfgs[k - 1] = &m2.cfg;
             w[k - 1] = 1.0 / (double)u->seeds;
         }
@@ -188,28 +183,32 @@ int update_weight_soups(UpdateRun *r) {
 /* The adapter folder and preds name of interpolation m, seed k, grid point g. */
 static char *sweep_name(const UpdateMethod *m, long k, int g) { return update_pathf("%s-s%ld-a%02d", m->name, k, g); }
 
+int update_eval_m1_m2(UpdateRun *r, int test) {
+    const UpdateSpec *u = r->u;
+    const char *task = test ? u->test : u->val, *sfx = test ? "" : ".val", *sname = test ? "test" : "validation";
+    char *name = update_pathf("old%s", sfx), *what = update_pathf("eval of M1 on the %s split", sname);
+    int rc = update_eval_model(r, what, u->old_model, u->old_adapter, name, task);
+    free(name);
+    free(what);
+    for (long k = 1; rc == 0 && k <= u->seeds; k++) {
+        char *ad = update_new_adapter(u, k);
+        name = update_pathf("new-s%ld%s", k, sfx);
+        what = update_pathf("eval of M2 seed %ld on the %s split", k, sname);
+        rc = update_eval_model(r, what, u->new_model, ad, name, task);
+        free(ad);
+        free(name);
+        free(what);
+    }
+    return rc;
+}
+
 int update_weight_sweeps(UpdateRun *r) {
     const UpdateSpec *u = r->u;
     if (!n_interp(u)) return 0;
     /* M1 and M2 on both splits (the test split's under the names of the evaluation phase, which
      * then finds them done): the choice of a needs the validation split's, the sweep files the test split's */
     int rc = 0;
-    for (int split = 0; rc == 0 && split < 2; split++) {
-        const char *task = split ? u->test : u->val, *sfx = split ? "" : ".val", *sname = split ? "test" : "validation";
-        char *name = update_pathf("old%s", sfx), *what = update_pathf("eval of M1 on the %s split", sname);
-        rc = update_eval_model(r, what, u->old_model, u->old_adapter, name, task);
-        free(name);
-        free(what);
-        for (long k = 1; rc == 0 && k <= u->seeds; k++) {
-            char *ad = new_adapter_path(u, k);
-            name = update_pathf("new-s%ld%s", k, sfx);
-            what = update_pathf("eval of M2 seed %ld on the %s split", k, sname);
-            rc = update_eval_model(r, what, u->new_model, ad, name, task);
-            free(ad);
-            free(name);
-            free(what);
-        }
-    }
+    for (int split = 0; rc == 0 && split < 2; split++) rc = update_eval_m1_m2(r, split);
     Model m1, m2;
     int have1 = 0, have2 = 0;
     for (int i = 0; rc == 0 && i < u->n_methods; i++) {
@@ -224,7 +223,7 @@ int update_weight_sweeps(UpdateRun *r) {
                     if (mine && !adapter_done(dir)) {
                         if (!have2 && (rc = load_config(&m2, u->new_model, "--new-model")) == 0) have2 = 1;
                         if (rc == 0 && !m->interp_with && !have1 && (rc = load_config(&m1, u->old_model, "--old-model")) == 0) have1 = 1;
-                        char *a2 = new_adapter_path(u, k);
+                        char *a2 = update_new_adapter(u, k);
                         char *x = m->interp_with ? update_pathf("%s/adapters/%s-s%ld", u->out, m->interp_with, k) : strdup(u->old_adapter);
                         const char *dirs[2] = {a2, x};
                         const ModelConfig *cfgs[2] = {&m2.cfg, m->interp_with ? &m2.cfg : &m1.cfg};
@@ -253,7 +252,7 @@ int update_weight_sweeps(UpdateRun *r) {
 }
 
 /* Accuracy (mean score) of `new` and its NFR against `old`, from two prediction files. */
-static int pair_stats(const UpdateSpec *u, const char *old, const char *new, double *acc, double *nfr) {
+int update_pair_stats(const UpdateSpec *u, const char *old, const char *new, double *acc, double *nfr) {
     PredFile a, b;
     memset(&a, 0, sizeof a);
     memset(&b, 0, sizeof b);
@@ -307,14 +306,14 @@ static int choose_one(const UpdateSpec *u, const UpdateMethod *m, long k, double
     char *old_val = update_pathf("%s/preds/old.val.jsonl", p), *old_test = update_pathf("%s/preds/old.jsonl", p);
     char *m2_val = update_pathf("%s/preds/new-s%ld.val.jsonl", p, k), *m2_test = update_pathf("%s/preds/new-s%ld.jsonl", p, k);
     double m2va, m2vn, m2ta, m2tn, va[GRID_N], vn[GRID_N], ta[GRID_N], tn[GRID_N];
-    int rc = pair_stats(u, old_val, m2_val, &m2va, &m2vn);
-    if (rc == 0) rc = pair_stats(u, old_test, m2_test, &m2ta, &m2tn);
+    int rc = update_pair_stats(u, old_val, m2_val, &m2va, &m2vn);
+    if (rc == 0) rc = update_pair_stats(u, old_test, m2_test, &m2ta, &m2tn);
     int best = -1;
     for (int g = 0; rc == 0 && g < GRID_N; g++) {
         char *name = sweep_name(m, k, g);
         char *pv = update_pathf("%s/preds/%s.val.jsonl", p, name), *pt = update_pathf("%s/preds/%s.jsonl", p, name);
-        rc = pair_stats(u, old_val, pv, &va[g], &vn[g]);
-        if (rc == 0) rc = pair_stats(u, old_test, pt, &ta[g], &tn[g]);
+        rc = update_pair_stats(u, old_val, pv, &va[g], &vn[g]);
+        if (rc == 0) rc = update_pair_stats(u, old_test, pt, &ta[g], &tn[g]);
         if (rc == 0 && va[g] >= m2va - tol - 1e-12 && (best < 0 || vn[g] < vn[best] - 1e-12)) best = g;
         free(name);
         free(pv);

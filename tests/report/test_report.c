@@ -116,7 +116,7 @@ static void test_manifest_errors(void **state) {
         {"{\"title\": \"x\"}", "manifest.json: missing field 'tasks'"},
         {"{\"tasks\": []}", "manifest.json: tasks: expected a non-empty array of tasks, got an empty array"},
         {"{\"tasks\": [{\"name\": \"t\", \"kind\": \"mc\", \"old\": \"a\",\n \"new\": {\"preds\": [\"b\"]},\n \"method\": []}]}",
-         "manifest.json: tasks[0]: unknown field 'method' (known: name, kind, old, new, methods, format, metric)"},
+         "manifest.json: tasks[0]: unknown field 'method' (known: name, kind, old, new, methods, format, metric, mixture)"},
         {"{\"tasks\": [{\"name\": \"t\", \"kind\": \"cls\", \"old\": \"a\", \"new\": {\"preds\": [\"b\"]}}]}",
          "manifest.json: tasks[0].kind: expected \"mc\""},
         {"{\"tasks\": [{\"name\": \"t\", \"kind\": \"mc\", \"new\": {\"preds\": [\"b\"]}}]}",
