@@ -118,6 +118,13 @@ extern const KmmProducts kmm_products_f32, kmm_products_bf16;
 typedef enum { KMM_ENGINE_OWN = 0, KMM_ENGINE_DNNL = 1 } KmmEngine;
 KmmEngine kmm_bf16_engine(void);
 void kmm_bf16_engine_set(int v);
+/* The products' working memory (the bf16 copies of their operands, oneDNN's scratchpad)
+ * is kept per thread, grown once to the largest product (kernel/kscratch.c), instead of
+ * allocated every call. kmm_scratch_release frees it (the buffers of threads inside a
+ * product are left for the next release); the trainer calls it in trainer_free.
+ * kmm_scratch_bytes: what is held now, every thread. */
+void kmm_scratch_release(void);
+size_t kmm_scratch_bytes(void);
 /* Writes a report of which implementation each product kind uses on this CPU (one
  * "kind: implementation" line each, oneDNN's own implementation name included) into
  * buf (NUL-terminated, cut at cap). Returns the length it wanted. */
