@@ -9,7 +9,12 @@
  * - a layout is built only when a product needs it (a weight used by small products
  *   only keeps no copy), once (the same copy on later calls and from many threads at
  *   once), shared by a struct copy (a tied classifier), dropped by
- *   kweight_bf16_changed (the next product sees the new values).
+ *   kweight_bf16_changed (the next product sees the new values);
+ * - the backward product dx = dy W through a frozen weight (kmm_xw_bf16) on oneDNN runs
+ *   on a second cached copy in the layout oneDNN prefers for that use: within the same
+ *   bound as the plain layout (the two compared bit for bit), built on the first such
+ *   product only, stale until kweight_repack_bf16 refreshes it (checked both ways);
+ * - the products' per-thread buffers (kscratch.c) are freed by kmm_scratch_release.
  * Runs on whatever ISA this CPU has and prints the layout oneDNN chose. */
 #include "testutil.h"
 #include "core/dtype.h"
@@ -216,12 +221,87 @@ static void test_pack_concurrent(void **st) {
     free(x), free(wf), free(c1), free(c2), free(wb);
 }
 
+/* dx[m, k] against bf16(dy) . W within (n + 2) 2^-24 sum |terms|. Returns worst err / bound. */
+static double check_xw(const char *what, int m, int n, int k, const float *dy, const uint16_t *wb, const float *dx) {
+    double worst = 0;
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < k; j++) {
+            double s = 0, mag = 0;
+            for (int p = 0; p < n; p++) {
+                double t = (double)bf16_to_f32(f32_to_bf16(dy[(size_t)i * n + p])) * bf16_to_f32(wb[(size_t)p * k + j]);
+                s += t;
+                mag += fabs(t);
+            }
+            double bound = (n + 2) * ldexp(1.0, -24) * mag + 1e-30, err = fabs((double)dx[(size_t)i * k + j] - s);
+            if (!(err <= bound))
+                fail_msg("%s m=%d n=%d k=%d: dx[%d,%d] = %.9g, want %.9g (err %.3g > bound %.3g)", what, m, n, k, i, j,
+                         dx[(size_t)i * k + j], s, err, bound);
+            if (err / bound > worst) worst = err / bound;
+        }
+    return worst;
+}
+
+static void test_pack_dx(void **st) {
+    (void)st;
+    if (!kdnnl_ready()) {
+        printf("# no oneDNN CPU engine: dx layout not tested\n");
+        return;
+    }
+    const int n = 70, k = 90, m = 80; /* ragged against every block size */
+    float *dy = rand_f32((size_t)m * n), *wf = rand_f32((size_t)n * k);
+    float *dx = malloc((size_t)m * k * sizeof(float)), *dxp = malloc((size_t)m * k * sizeof(float));
+    float *dxold = malloc((size_t)m * k * sizeof(float)), *x = rand_f32((size_t)m * k), *y = malloc((size_t)m * n * sizeof(float));
+    uint16_t *wb = to_bf16(wf, (size_t)n * k), *old = to_bf16(wf, (size_t)n * k);
+    kmm_bf16_engine_set(1);
+    char lay[32] = "?";
+    kdnnl_weights_layout(m, k, n, lay, sizeof lay); /* the layout of W for dy W: B [n, k] */
+    printf("# oneDNN ISA %s, dy.W weights layout %s\n", kdnnl_isa(), lay);
+    KWeight w;
+    assert_int_equal(kweight_init_bf16(&w, wb, n, k), 0);
+    /* the plain layout (oneDNN re-packs it every call) */
+    kdnnl_pack_force(0);
+    kmm_xw_bf16(&w, dy, m, dxp, 0.0f);
+    assert_int_equal(kweight_cache_bytes(&w), 0);
+    kdnnl_pack_force(-1);
+    /* the forward product builds only its own copy */
+    kmm_xwt(&w, x, m, y, 0.0f);
+    size_t fwd = kweight_cache_bytes(&w);
+    kmm_xw_bf16(&w, dy, m, dx, 0.0f);
+    size_t both = kweight_cache_bytes(&w);
+    assert_true(both > fwd);
+    double e1 = check_xw("dy.W cached layout", m, n, k, dy, wb, dx), e2 = check_xw("dy.W plain layout", m, n, k, dy, wb, dxp);
+    printf("# dy.W: worst err/bound cached %.3f, plain %.3f, bit-identical: %s\n", e1, e2,
+           memcmp(dx, dxp, (size_t)m * k * sizeof(float)) ? "no" : "yes");
+    memcpy(dxold, dx, (size_t)m * k * sizeof(float));
+    /* new values, no refresh: the cached copy is stale (the old product) */
+    for (size_t i = 0; i < (size_t)n * k; i++) wb[i] = f32_to_bf16(-2.0f * bf16_to_f32(old[i]) + 0.25f);
+    kmm_xw_bf16(&w, dy, m, dx, 0.0f);
+    assert_memory_equal(dx, dxold, (size_t)m * k * sizeof(float));
+    /* kweight_repack_bf16 refreshes dy W's copy in place too: the new values, same bytes */
+    kweight_repack_bf16(&w);
+    assert_int_equal(kweight_cache_bytes(&w), both);
+    kmm_xw_bf16(&w, dy, m, dx, 0.0f);
+    check_xw("dy.W after kweight_repack_bf16", m, n, k, dy, wb, dx);
+    /* beta: dx = dy W + beta dx */
+    memcpy(dxp, dx, (size_t)m * k * sizeof(float));
+    kmm_xw_bf16(&w, dy, m, dxp, 1.0f);
+    for (size_t i = 0; i < (size_t)m * k; i++) assert_true(fabsf(dxp[i] - 2.0f * dx[i]) <= 1e-5f * (1.0f + fabsf(dx[i])));
+    kweight_free(&w);
+    /* the per-thread buffers: held after the products, freed by the release */
+    assert_true(kmm_scratch_bytes() > 0);
+    kmm_scratch_release();
+    assert_int_equal(kmm_scratch_bytes(), 0);
+    kmm_bf16_engine_set(-1);
+    free(dy), free(wf), free(dx), free(dxp), free(dxold), free(x), free(y), free(wb), free(old);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pack_once_same_product),
         cmocka_unit_test(test_pack_lazy),
         cmocka_unit_test(test_pack_changed),
         cmocka_unit_test(test_pack_concurrent),
+        cmocka_unit_test(test_pack_dx),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
