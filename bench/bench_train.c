@@ -14,6 +14,8 @@
  * MUSCLE_PERF_CTL=FIFO (bench/train_profile.sh: perf record --control fifo:FIFO -D -1):
  * writes "enable" to FIFO after the warm-up step and "disable" after the timed steps, so a
  * profile holds the timed steps only (not the random initialisation, not the planning).
+ * MUSCLE_KMM_TIMES=1: adds "bf16_secs_per_step", the bf16 products' time by kind per timed
+ * step (kernel/matmul.h, kmm_times_get).
  *   bench_train --shape 15M|110M --dtype fp32|bf16 --task lora8_qkvo|lora16_all|full
  *               [--iters N] [--batch B] [--seq T] [--recompute]
  */
@@ -22,6 +24,7 @@
 #include "bench_family.h"
 #include "core/rng.h"
 #include "train/trainer.h"
+#include "kernel/matmul.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,10 +102,12 @@ int main(int argc, char **argv) {
     FILE *perf = ctl && *ctl ? fopen(ctl, "w") : NULL;
     struct rusage ru;
     long flt0 = 0;
+    double kt0[KMM_TIME_COUNT] = {0}, kt1[KMM_TIME_COUNT];
     for (int it = 0; it <= iters; it++) {
         if (it == 1) {
             getrusage(RUSAGE_SELF, &ru);
             flt0 = ru.ru_minflt;
+            kmm_times_get(kt0);
             if (perf) fputs("enable\n", perf), fflush(perf);
         }
         if (trainer_step(&t) != 0) { fprintf(stderr, "%s\n", err_msg()); return 1; }
@@ -119,7 +124,15 @@ int main(int argc, char **argv) {
            family, shape, dtype, task, (double)B * T * iters / total, ru.ru_maxrss / 1024.0, cpu_threads(), B, T,
            train_spans_total(t.spans, t.n_spans), recompute ? "true" : "false");
     for (int i = 0; i < iters && i < 64; i++) printf(i ? ",%.4f" : "%.4f", secs[i]);
-    printf("],\"minflt_per_step\":%.0f,\"loss\":%.6f}\n", flt, t.loss);
+    printf("],\"minflt_per_step\":%.0f,", flt);
+    const char *kt = getenv("MUSCLE_KMM_TIMES");
+    if (kt && !strcmp(kt, "1") && iters > 0) {
+        kmm_times_get(kt1);
+        printf("\"bf16_secs_per_step\":{");
+        for (int i = 0; i < KMM_TIME_COUNT; i++) printf("%s\"%s\":%.4f", i ? "," : "", kmm_time_name(i), (kt1[i] - kt0[i]) / iters);
+        printf("},");
+    }
+    printf("\"loss\":%.6f}\n", t.loss);
     trainer_free(&t);
     data_free(&d);
     free(ids);

@@ -9,6 +9,8 @@
 
 #include <cblas.h>
 #include <immintrin.h>
+#include <omp.h>
+#include <time.h>
 #include <oneapi/dnnl/dnnl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -53,6 +55,35 @@ KmmEngine kmm_bf16_engine(void) {
     return strcmp(kdnnl_isa(), "avx512_core_bf16") == 0 && kmm_bf16_gemm_uses_dp() ? KMM_ENGINE_DNNL : KMM_ENGINE_OWN;
 }
 
+/* ---------------------------------------------------------------- time per kind */
+
+/* MUSCLE_KMM_TIMES=1: each bf16 product adds its wall time (ns) to its kind's counter
+ * (thread-seconds when products run on several threads at once). */
+static int g_times_env = -2;
+static long long g_times[KMM_TIME_COUNT];
+
+static long long times_now(void) {
+    if (kmm_env_switch(&g_times_env, "MUSCLE_KMM_TIMES", "1: time the bf16 products by kind") != 1) return -1;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void times_add(KmmTimeKind kind, long long t0) {
+    if (t0 < 0) return;
+    __atomic_fetch_add(&g_times[kind], times_now() - t0, __ATOMIC_RELAXED);
+}
+
+void kmm_times_get(double secs[KMM_TIME_COUNT]) {
+    for (int i = 0; i < KMM_TIME_COUNT; i++) secs[i] = 1e-9 * (double)__atomic_load_n(&g_times[i], __ATOMIC_RELAXED);
+}
+
+const char *kmm_time_name(KmmTimeKind kind) {
+    static const char *const names[KMM_TIME_COUNT] = {"forward_xWt", "backward_dyW", "dW_tn", "other_mixed", "attention",
+                                                      "round_bf16"};
+    return kind >= 0 && kind < KMM_TIME_COUNT ? names[kind] : "?";
+}
+
 /* ---------------------------------------------------------------- operands */
 
 /* The operands' bf16 copies live in the calling thread's grown-once buffers (kscratch.c:
@@ -91,6 +122,7 @@ T512 static void round_row_avx512(const float *s, int cols, uint16_t *d, float *
 /* dst[r*cols + c] = bf16(src[r*ld + c]) as bf16 bits (b16) or as the rounded fp32 (f32). */
 static void round_rows(const float *src, int rows, int cols, int ld, uint16_t *b16, float *f32) {
     const int v512 = kmm_level() >= KMM_AVX512;
+    const long long t0 = times_now();
 #pragma omp parallel for schedule(static) if (CPU_PAR((size_t)rows * cols))
     for (int r = 0; r < rows; r++) {
         const float *s = src + (size_t)r * ld;
@@ -104,6 +136,7 @@ static void round_rows(const float *src, int rows, int cols, int ld, uint16_t *b
             for (int c = 0; c < cols; c++) d[c] = bf16_to_f32(f32_to_bf16(s[c]));
         }
     }
+    times_add(KMM_TIME_ROUND, t0);
 }
 
 static void dnnl_or_die(int rc) {
@@ -116,11 +149,13 @@ static void dnnl_or_die(int rc) {
 
 int kmm_dnnl_xwt(const KWeight *w, const float *x, int m, float *y, float beta) {
     if (w->type != KW_BF16) return -1;
+    const long long t0 = times_now();
     kscratch_enter();
     uint16_t *xb = kscratch_get(KSCR_A, (size_t)m * w->k * sizeof(uint16_t));
     round_rows(x, m, w->k, w->k, xb, NULL);
     int rc = kdnnl_xwt_bf16(w, xb, m, y, beta);
     kscratch_leave();
+    times_add(KMM_TIME_XWT, t0);
     return rc;
 }
 
@@ -130,6 +165,9 @@ static void mixed(int ta, int tb, int m, int n, int k, const float *a, int lda, 
                   int ldc, float alpha, float beta) {
     if (m <= 0 || n <= 0 || k <= 0) return;
     const int ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
+    const long long t0 = times_now();
+    /* the attention runs its products one head per thread; the weight gradients are tn */
+    const KmmTimeKind kind = omp_in_parallel() ? KMM_TIME_ATTN : ta ? KMM_TIME_DW : KMM_TIME_MIXED;
     kscratch_enter();
     if (kmm_bf16_engine() == KMM_ENGINE_DNNL) {
         uint16_t *ab = kscratch_get(KSCR_A, (size_t)ar * ac * sizeof(uint16_t));
@@ -138,6 +176,7 @@ static void mixed(int ta, int tb, int m, int n, int k, const float *a, int lda, 
         round_rows(b, br, bc, ldb, bb, NULL);
         int rc = kdnnl_gemm_bf16(m, n, k, ab, ta ? 1 : k, ta ? m : 1, bb, tb ? 1 : n, tb ? k : 1, c, ldc, alpha, beta);
         kscratch_leave();
+        times_add(kind, t0);
         dnnl_or_die(rc);
         return;
     }
@@ -149,6 +188,7 @@ static void mixed(int ta, int tb, int m, int n, int k, const float *a, int lda, 
     else if (tb) kmm_f32_nt(m, n, k, af, ac, bf, bc, c, ldc, alpha, beta);
     else kmm_f32_nn(m, n, k, af, ac, bf, bc, c, ldc, alpha, beta);
     kscratch_leave();
+    times_add(kind, t0);
 }
 
 void kmm_bf16_nt(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
@@ -169,12 +209,14 @@ void kmm_bf16_tn(int m, int n, int k, const float *a, int lda, const float *b, i
 void kmm_xw_bf16(const KWeight *w, const float *dy, int m, float *dx, float beta) {
     if (m <= 0) return;
     const int n = w->n;
+    const long long t0 = times_now();
     kscratch_enter();
     if (w->type == KW_BF16 && m > 4 && kmm_bf16_engine() == KMM_ENGINE_DNNL) {
         uint16_t *db = kscratch_get(KSCR_A, (size_t)m * n * sizeof(uint16_t));
         round_rows(dy, m, n, n, db, NULL);
         int rc = kdnnl_xw_bf16(w, db, m, dx, beta); /* W in its cached layout for this use */
         kscratch_leave();
+        times_add(KMM_TIME_XW, t0);
         dnnl_or_die(rc);
         return;
     }
@@ -182,6 +224,7 @@ void kmm_xw_bf16(const KWeight *w, const float *dy, int m, float *dx, float beta
     round_rows(dy, m, n, n, NULL, dr);
     kmm_xw(w, dr, m, dx, beta);
     kscratch_leave();
+    times_add(KMM_TIME_XW, t0);
 }
 
 const KmmProducts kmm_products_f32 = {kmm_f32_nt, kmm_f32_nn, kmm_f32_tn, kmm_xw};
@@ -243,6 +286,12 @@ size_t kmm_dispatch_report(char *buf, size_t cap) {
     say(&o, "bf16 backward dy.W (exact dy): %s\n", lvl >= KMM_AVX512 ? "our GEMM, fp32 FMA on bf16 W" : "bf16->fp32 blocks + sgemm");
     say(&o, "bf16 mixed products (--bf16 attention, backward through frozen weights): %s\n",
         eng == KMM_ENGINE_DNNL ? impl : "operands rounded to bf16, then the fp32 products below");
+    if (eng == KMM_ENGINE_DNNL) { /* training: dx = bf16(dy) . W on its own cached copy of W */
+        if (kdnnl_pack_on() && kdnnl_weights_layout(256, 768, 768, lay, sizeof lay))
+            say(&o, "bf16 backward bf16(dy).W, m > 4: weights reordered once per weight into %s (a second copy, built in training)\n", lay);
+        else
+            say(&o, "bf16 backward bf16(dy).W, m > 4: plain weights re-packed by oneDNN every call (MUSCLE_DNNL_PACK=0)\n");
+    }
     say(&o, "fp32 products: %s (OpenBLAS core %s)\n", kmm_f32_uses_own() ? "our AVX-512 GEMM" : "OpenBLAS sgemm",
         openblas_get_corename());
     return o.len;
