@@ -31,28 +31,34 @@ static uint16_t *to_bf16(const float *f, size_t cnt) {
     return h;
 }
 
-/* y[m, n] against bf16(x) . W^T + beta y0 (W given as bf16), within (k + 2) 2^-24 (sum
- * |terms| + |beta y0|). Returns the worst err / bound. */
-static double check_xwt(const char *what, int m, int n, int k, const float *x, const uint16_t *wb, const float *y,
-                        const float *y0, float beta) {
+/* y[m, nout] against bf16(x[m, red]) . B + beta y0, B(p, j) = wb[j*sj + p*sp] in bf16,
+ * within (red + 2) 2^-24 (sum |terms| + |beta y0|). Returns the worst err / bound. */
+static double check_prod(const char *what, int m, int nout, int red, const float *x, const uint16_t *wb, size_t sj,
+                         size_t sp, const float *y, const float *y0, float beta) {
     double worst = 0;
     for (int i = 0; i < m; i++)
-        for (int j = 0; j < n; j++) {
+        for (int j = 0; j < nout; j++) {
             double s = 0, mag = 0;
-            for (int p = 0; p < k; p++) {
-                double t = (double)bf16_to_f32(f32_to_bf16(x[(size_t)i * k + p])) * bf16_to_f32(wb[(size_t)j * k + p]);
+            for (int p = 0; p < red; p++) {
+                double t = (double)bf16_to_f32(f32_to_bf16(x[(size_t)i * red + p])) * bf16_to_f32(wb[j * sj + p * sp]);
                 s += t;
                 mag += fabs(t);
             }
-            double yb = beta != 0.0f ? (double)beta * y0[(size_t)i * n + j] : 0.0;
-            double want = s + yb, bound = (k + 2) * ldexp(1.0, -24) * (mag + fabs(yb)) + 1e-30;
-            double err = fabs((double)y[(size_t)i * n + j] - want);
+            double yb = beta != 0.0f ? (double)beta * y0[(size_t)i * nout + j] : 0.0;
+            double want = s + yb, bound = (red + 2) * ldexp(1.0, -24) * (mag + fabs(yb)) + 1e-30;
+            double err = fabs((double)y[(size_t)i * nout + j] - want);
             if (!(err <= bound))
-                fail_msg("%s m=%d n=%d k=%d beta=%g: [%d,%d] = %.9g, want %.9g (err %.3g > bound %.3g)", what, m, n, k,
-                         beta, i, j, y[(size_t)i * n + j], want, err, bound);
+                fail_msg("%s m=%d out=%d red=%d beta=%g: [%d,%d] = %.9g, want %.9g (err %.3g > bound %.3g)", what, m, nout,
+                         red, beta, i, j, y[(size_t)i * nout + j], want, err, bound);
             if (err / bound > worst) worst = err / bound;
         }
     return worst;
+}
+
+/* y[m, n] against bf16(x) . W^T + beta y0 (W [n, k] given as bf16). */
+static double check_xwt(const char *what, int m, int n, int k, const float *x, const uint16_t *wb, const float *y,
+                        const float *y0, float beta) {
+    return check_prod(what, m, n, k, x, wb, (size_t)k, 1, y, y0, beta);
 }
 
 static void run(const KWeight *w, const float *x, int m, const float *y0, float *y, float beta) {
@@ -221,24 +227,9 @@ static void test_pack_concurrent(void **st) {
     free(x), free(wf), free(c1), free(c2), free(wb);
 }
 
-/* dx[m, k] against bf16(dy) . W within (n + 2) 2^-24 sum |terms|. Returns worst err / bound. */
+/* dx[m, k] against bf16(dy[m, n]) . W (W [n, k] given as bf16). */
 static double check_xw(const char *what, int m, int n, int k, const float *dy, const uint16_t *wb, const float *dx) {
-    double worst = 0;
-    for (int i = 0; i < m; i++)
-        for (int j = 0; j < k; j++) {
-            double s = 0, mag = 0;
-            for (int p = 0; p < n; p++) {
-                double t = (double)bf16_to_f32(f32_to_bf16(dy[(size_t)i * n + p])) * bf16_to_f32(wb[(size_t)p * k + j]);
-                s += t;
-                mag += fabs(t);
-            }
-            double bound = (n + 2) * ldexp(1.0, -24) * mag + 1e-30, err = fabs((double)dx[(size_t)i * k + j] - s);
-            if (!(err <= bound))
-                fail_msg("%s m=%d n=%d k=%d: dx[%d,%d] = %.9g, want %.9g (err %.3g > bound %.3g)", what, m, n, k, i, j,
-                         dx[(size_t)i * k + j], s, err, bound);
-            if (err / bound > worst) worst = err / bound;
-        }
-    return worst;
+    return check_prod(what, m, k, n, dy, wb, 1, (size_t)k, dx, NULL, 0.0f);
 }
 
 static void test_pack_dx(void **st) {
