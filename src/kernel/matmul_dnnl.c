@@ -167,11 +167,24 @@ static void unuse(DnnlEntry *e) {
     pthread_mutex_unlock(&g_lock);
 }
 
+/* A thread's stream is destroyed when the thread exits (OpenMP ends the surplus threads
+ * of a larger team when a smaller one follows: their streams leaked before). */
+static pthread_once_t g_stream_once = PTHREAD_ONCE_INIT;
+static pthread_key_t g_stream_key;
+static int g_stream_key_ok;
+
+static void stream_on_exit(void *p) { dnnl_stream_destroy(p); }
+
+static void stream_key_make(void) { g_stream_key_ok = pthread_key_create(&g_stream_key, stream_on_exit) == 0; }
+
 static int stream_get(void) {
-    if (!t_stream && dnnl_stream_create(&t_stream, g_engine, dnnl_stream_default_flags) != dnnl_success) {
+    if (t_stream) return 0;
+    if (dnnl_stream_create(&t_stream, g_engine, dnnl_stream_default_flags) != dnnl_success) {
         t_stream = NULL;
         return err_set("oneDNN: cannot create a stream");
     }
+    pthread_once(&g_stream_once, stream_key_make);
+    if (g_stream_key_ok) pthread_setspecific(g_stream_key, t_stream);
     return 0;
 }
 
