@@ -8,7 +8,14 @@
  * (`pretrain --bf16`, train/mixed.h: fp32 masters and AdamW state, bf16 copies for the
  * products).
  * Prints one JSON line per measurement with bench_torch.py's fields: tokens_per_s is
- * tokens / mean time of the timed steps (after one warm-up step), peak_rss_mb from getrusage.
+ * tokens / mean time of the timed steps (after one warm-up step), peak_rss_mb from getrusage,
+ * minflt_per_step the minor page faults per timed step (memory touched fresh every step:
+ * per-call buffers the allocator maps and unmaps).
+ * MUSCLE_PERF_CTL=FIFO (bench/train_profile.sh: perf record --control fifo:FIFO -D -1):
+ * writes "enable" to FIFO after the warm-up step and "disable" after the timed steps, so a
+ * profile holds the timed steps only (not the random initialisation, not the planning).
+ * MUSCLE_KMM_TIMES=1: adds "bf16_secs_per_step", the bf16 products' time by kind per timed
+ * step (kernel/matmul.h, kmm_times_get).
  *   bench_train --shape 15M|110M --dtype fp32|bf16 --task lora8_qkvo|lora16_all|full
  *               [--iters N] [--batch B] [--seq T] [--recompute]
  */
@@ -17,6 +24,7 @@
 #include "bench_family.h"
 #include "core/rng.h"
 #include "train/trainer.h"
+#include "kernel/matmul.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,21 +98,41 @@ int main(int argc, char **argv) {
     Trainer t;
     if (trainer_init(&t, &m, ap, &d, &o, NULL) != 0) { fprintf(stderr, "%s\n", err_msg()); return 1; }
     double total = 0, secs[64];
+    const char *ctl = getenv("MUSCLE_PERF_CTL");
+    FILE *perf = ctl && *ctl ? fopen(ctl, "w") : NULL;
+    struct rusage ru;
+    long flt0 = 0;
+    double kt0[KMM_TIME_COUNT] = {0}, kt1[KMM_TIME_COUNT];
     for (int it = 0; it <= iters; it++) {
+        if (it == 1) {
+            getrusage(RUSAGE_SELF, &ru);
+            flt0 = ru.ru_minflt;
+            kmm_times_get(kt0);
+            if (perf) fputs("enable\n", perf), fflush(perf);
+        }
         if (trainer_step(&t) != 0) { fprintf(stderr, "%s\n", err_msg()); return 1; }
         if (it) {
             total += t.step_seconds;
             if (it - 1 < 64) secs[it - 1] = t.step_seconds;
         }
     }
-    struct rusage ru;
+    if (perf) fputs("disable\n", perf), fclose(perf);
     getrusage(RUSAGE_SELF, &ru);
+    const double flt = iters > 0 ? (double)(ru.ru_minflt - flt0) / iters : 0;
     printf("{\"impl\":\"muscle\",\"family\":\"%s\",\"shape\":\"%s\",\"dtype\":\"%s\",\"task\":\"%s\",\"tokens_per_s\":%.2f,\"peak_rss_mb\":%.1f,"
            "\"threads\":%d,\"batch\":%d,\"seq\":%d,\"trainable_params\":%zu,\"recompute\":%s,\"sec_per_iter\":[",
            family, shape, dtype, task, (double)B * T * iters / total, ru.ru_maxrss / 1024.0, cpu_threads(), B, T,
            train_spans_total(t.spans, t.n_spans), recompute ? "true" : "false");
     for (int i = 0; i < iters && i < 64; i++) printf(i ? ",%.4f" : "%.4f", secs[i]);
-    printf("],\"loss\":%.6f}\n", t.loss);
+    printf("],\"minflt_per_step\":%.0f,", flt);
+    const char *kt = getenv("MUSCLE_KMM_TIMES");
+    if (kt && !strcmp(kt, "1") && iters > 0) {
+        kmm_times_get(kt1);
+        printf("\"bf16_secs_per_step\":{");
+        for (int i = 0; i < KMM_TIME_COUNT; i++) printf("%s\"%s\":%.4f", i ? "," : "", kmm_time_name(i), (kt1[i] - kt0[i]) / iters);
+        printf("},");
+    }
+    printf("\"loss\":%.6f}\n", t.loss);
     trainer_free(&t);
     data_free(&d);
     free(ids);

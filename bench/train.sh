@@ -13,6 +13,7 @@
 # (OPENBLAS_CORETYPE=SkylakeX, "PyTorch tuned"), and as Debian ships it (no
 # OPENBLAS_CORETYPE: OpenBLAS 0.3.21 falls back to its SSE3 kernels on this CPU, "PyTorch as
 # shipped"; TORCH_SHIPPED=0 skips it).
+# Rows print minflt_per_step (minor page faults per timed step) in the JSON lines.
 # PyTorch's bf16 runs are all-bf16 (weights, activations, adapter, optimizer state); muscle's
 # keep the adapter, activations and optimizer state in fp32 (bf16 base weights only). For bf16
 # rows PyTorch also runs its mixed precision, torch.autocast bf16 on an fp32 model ("PyTorch
@@ -31,6 +32,10 @@ export OPENBLAS_CORETYPE="${OPENBLAS_CORETYPE:-SkylakeX}"
 out=$(mktemp)
 exec 9>/tmp/muscle-bench.lock
 flock 9
+# the lead's background experiment (if any) is paused while we measure, resumed on exit
+grid=0
+if [ -x /work/grid/pause ]; then /work/grid/pause >/dev/null && grid=1; fi
+trap '[ "$grid" = 1 ] && /work/grid/resume >/dev/null' EXIT
 for shape in $shapes; do for dtype in $dtypes; do for task in $tasks; do
   for r in $(seq "$repeats"); do
     build/bench_train --shape "$shape" --dtype "$dtype" --task "$task" | tee -a "$out"
@@ -48,6 +53,7 @@ for shape in $shapes; do for dtype in $dtypes; do for task in $tasks; do
     fi
   done
 done; done; done
+[ "$grid" = 1 ] && /work/grid/resume >/dev/null && grid=0
 flock -u 9
 flags=$(grep -o 'amx_bf16\|avx512_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')
 /usr/bin/python3 - "$out" "${flags:-none}" <<'PY'

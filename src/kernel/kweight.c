@@ -95,7 +95,7 @@ size_t kweight_cache_bytes(const KWeight *w) {
     if (!w || !w->cache) return 0;
     KWeightCache *c = w->cache;
     pthread_mutex_lock(&c->lock);
-    size_t b = (c->packed ? c->packed_bytes : 0) + (c->dnnl ? c->dnnl_bytes : 0);
+    size_t b = (c->packed ? c->packed_bytes : 0) + (c->dnnl ? c->dnnl_bytes : 0) + (c->dnnl_t ? c->dnnl_t_bytes : 0);
     pthread_mutex_unlock(&c->lock);
     return b;
 }
@@ -103,9 +103,10 @@ size_t kweight_cache_bytes(const KWeight *w) {
 static void cache_drop(KWeightCache *c) {
     free(c->packed);
     kdnnl_weight_free(c->dnnl);
+    kdnnl_weight_free(c->dnnl_t);
     c->packed = NULL;
-    c->dnnl = NULL;
-    c->packed_bytes = c->dnnl_bytes = 0;
+    c->dnnl = c->dnnl_t = NULL;
+    c->packed_bytes = c->dnnl_bytes = c->dnnl_t_bytes = 0;
 }
 
 void kweight_bf16_changed(KWeight *w) {
@@ -124,6 +125,11 @@ void kweight_repack_bf16(KWeight *w) {
         kdnnl_weight_free(c->dnnl);
         c->dnnl = NULL;
         c->dnnl_bytes = 0;
+    }
+    if (c->dnnl_t && kdnnl_weight_refresh(w, c->dnnl_t) != 0) { /* dy W's copy: the same rule */
+        kdnnl_weight_free(c->dnnl_t);
+        c->dnnl_t = NULL;
+        c->dnnl_t_bytes = 0;
     }
     pthread_mutex_unlock(&c->lock);
 }

@@ -118,6 +118,22 @@ extern const KmmProducts kmm_products_f32, kmm_products_bf16;
 typedef enum { KMM_ENGINE_OWN = 0, KMM_ENGINE_DNNL = 1 } KmmEngine;
 KmmEngine kmm_bf16_engine(void);
 void kmm_bf16_engine_set(int v);
+/* The products' working memory (the bf16 copies of their operands, oneDNN's scratchpad)
+ * is kept per thread, grown once to the largest product (kernel/kscratch.c), instead of
+ * allocated every call. kmm_scratch_release frees it (the buffers of threads inside a
+ * product are left for the next release); the trainer calls it in trainer_free.
+ * kmm_scratch_bytes: what is held now, every thread. */
+void kmm_scratch_release(void);
+size_t kmm_scratch_bytes(void);
+/* Diagnostics (bench/bench_train.c): with MUSCLE_KMM_TIMES=1 the bf16 products add their
+ * wall time by kind: the forward product through frozen weights on oneDNN (kmm_xwt's
+ * matrix-engine path, its rounding of x included), dy.W (kmm_xw_bf16), the mixed
+ * products (kmm_bf16_*) outside parallel regions by layout (tn: weight gradients, LoRA's
+ * too; nt/nn: LoRA's products, ...) and inside them (the attention, one head a thread:
+ * thread-seconds), and the rounding to bf16 within all of them. Seconds since start. */
+typedef enum { KMM_TIME_XWT, KMM_TIME_XW, KMM_TIME_DW, KMM_TIME_MIXED, KMM_TIME_ATTN, KMM_TIME_ROUND, KMM_TIME_COUNT } KmmTimeKind;
+void kmm_times_get(double secs[KMM_TIME_COUNT]);
+const char *kmm_time_name(KmmTimeKind kind);
 /* Writes a report of which implementation each product kind uses on this CPU (one
  * "kind: implementation" line each, oneDNN's own implementation name included) into
  * buf (NUL-terminated, cut at cap). Returns the length it wanted. */

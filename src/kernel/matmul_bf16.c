@@ -8,6 +8,9 @@
 #include "core/error.h"
 
 #include <cblas.h>
+#include <immintrin.h>
+#include <omp.h>
+#include <time.h>
 #include <oneapi/dnnl/dnnl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -52,23 +55,80 @@ KmmEngine kmm_bf16_engine(void) {
     return strcmp(kdnnl_isa(), "avx512_core_bf16") == 0 && kmm_bf16_gemm_uses_dp() ? KMM_ENGINE_DNNL : KMM_ENGINE_OWN;
 }
 
+/* ---------------------------------------------------------------- time per kind */
+
+/* MUSCLE_KMM_TIMES=1: each bf16 product adds its wall time (ns) to its kind's counter
+ * (thread-seconds when products run on several threads at once). */
+static int g_times_env = -2;
+static long long g_times[KMM_TIME_COUNT];
+
+static long long times_now(void) {
+    if (kmm_env_switch(&g_times_env, "MUSCLE_KMM_TIMES", "1: time the bf16 products by kind") != 1) return -1;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void times_add(KmmTimeKind kind, long long t0) {
+    if (t0 < 0) return;
+    __atomic_fetch_add(&g_times[kind], times_now() - t0, __ATOMIC_RELAXED);
+}
+
+void kmm_times_get(double secs[KMM_TIME_COUNT]) {
+    for (int i = 0; i < KMM_TIME_COUNT; i++) secs[i] = 1e-9 * (double)__atomic_load_n(&g_times[i], __ATOMIC_RELAXED);
+}
+
+const char *kmm_time_name(KmmTimeKind kind) {
+    static const char *const names[KMM_TIME_COUNT] = {"forward_xWt", "backward_dyW", "dW_tn", "other_mixed", "attention",
+                                                      "round_bf16"};
+    return kind >= 0 && kind < KMM_TIME_COUNT ? names[kind] : "?";
+}
+
 /* ---------------------------------------------------------------- operands */
 
-static void *xalloc(size_t bytes) {
-    void *p = malloc(bytes ? bytes : 1);
-    if (!p) {
-        fprintf(stderr, "muscle: fatal: out of memory (%zu bytes) in a matrix product\n", bytes);
-        abort();
+/* The operands' bf16 copies live in the calling thread's grown-once buffers (kscratch.c:
+ * KSCR_A, KSCR_B), not in a malloc per call. */
+
+#define T512 __attribute__((target("avx512f,avx512bw,avx512vl")))
+
+/* f32_to_bf16 (core/dtype.h) on 16 lanes, the same bits: round to nearest even, NaN kept
+ * quiet (the top half with the quiet bit set); denormals are not flushed (vcvtneps2bf16
+ * would flush them, so it is not used). */
+T512 static inline __m256i bf16x16(__m512i u) {
+    const __m512i abs = _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff));
+    const __mmask16 nan = _mm512_cmpgt_epu32_mask(abs, _mm512_set1_epi32(0x7f800000));
+    const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff))), 16);
+    r = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+    return _mm512_cvtepi32_epi16(r);
+}
+
+/* One row: d (b16) = bf16(s), or f (f32) = the rounded value as fp32. */
+T512 static void round_row_avx512(const float *s, int cols, uint16_t *d, float *f) {
+    int c = 0;
+    for (; c + 16 <= cols; c += 16) {
+        __m256i h = bf16x16(_mm512_castps_si512(_mm512_loadu_ps(s + c)));
+        if (d) _mm256_storeu_si256((__m256i *)(d + c), h);
+        else _mm512_storeu_si512(f + c, _mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
     }
-    return p;
+    if (c < cols) {
+        const __mmask16 m = (__mmask16)((1u << (cols - c)) - 1);
+        __m256i h = bf16x16(_mm512_castps_si512(_mm512_maskz_loadu_ps(m, s + c)));
+        if (d) _mm256_mask_storeu_epi16(d + c, m, h);
+        else _mm512_mask_storeu_epi32(f + c, m, _mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    }
 }
 
 /* dst[r*cols + c] = bf16(src[r*ld + c]) as bf16 bits (b16) or as the rounded fp32 (f32). */
 static void round_rows(const float *src, int rows, int cols, int ld, uint16_t *b16, float *f32) {
+    const int v512 = kmm_level() >= KMM_AVX512;
+    const long long t0 = times_now();
 #pragma omp parallel for schedule(static) if (CPU_PAR((size_t)rows * cols))
     for (int r = 0; r < rows; r++) {
         const float *s = src + (size_t)r * ld;
-        if (b16) {
+        if (v512) {
+            round_row_avx512(s, cols, b16 ? b16 + (size_t)r * cols : NULL, b16 ? NULL : f32 + (size_t)r * cols);
+        } else if (b16) {
             uint16_t *d = b16 + (size_t)r * cols;
             for (int c = 0; c < cols; c++) d[c] = f32_to_bf16(s[c]);
         } else {
@@ -76,6 +136,7 @@ static void round_rows(const float *src, int rows, int cols, int ld, uint16_t *b
             for (int c = 0; c < cols; c++) d[c] = bf16_to_f32(f32_to_bf16(s[c]));
         }
     }
+    times_add(KMM_TIME_ROUND, t0);
 }
 
 static void dnnl_or_die(int rc) {
@@ -88,10 +149,13 @@ static void dnnl_or_die(int rc) {
 
 int kmm_dnnl_xwt(const KWeight *w, const float *x, int m, float *y, float beta) {
     if (w->type != KW_BF16) return -1;
-    uint16_t *xb = xalloc((size_t)m * w->k * sizeof(uint16_t));
+    const long long t0 = times_now();
+    kscratch_enter();
+    uint16_t *xb = kscratch_get(KSCR_A, (size_t)m * w->k * sizeof(uint16_t));
     round_rows(x, m, w->k, w->k, xb, NULL);
     int rc = kdnnl_xwt_bf16(w, xb, m, y, beta);
-    free(xb);
+    kscratch_leave();
+    times_add(KMM_TIME_XWT, t0);
     return rc;
 }
 
@@ -101,24 +165,30 @@ static void mixed(int ta, int tb, int m, int n, int k, const float *a, int lda, 
                   int ldc, float alpha, float beta) {
     if (m <= 0 || n <= 0 || k <= 0) return;
     const int ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
+    const long long t0 = times_now();
+    /* the attention runs its products one head per thread; the weight gradients are tn */
+    const KmmTimeKind kind = omp_in_parallel() ? KMM_TIME_ATTN : ta ? KMM_TIME_DW : KMM_TIME_MIXED;
+    kscratch_enter();
     if (kmm_bf16_engine() == KMM_ENGINE_DNNL) {
-        uint16_t *ab = xalloc((size_t)ar * ac * sizeof(uint16_t)), *bb = xalloc((size_t)br * bc * sizeof(uint16_t));
+        uint16_t *ab = kscratch_get(KSCR_A, (size_t)ar * ac * sizeof(uint16_t));
+        uint16_t *bb = kscratch_get(KSCR_B, (size_t)br * bc * sizeof(uint16_t));
         round_rows(a, ar, ac, lda, ab, NULL);
         round_rows(b, br, bc, ldb, bb, NULL);
         int rc = kdnnl_gemm_bf16(m, n, k, ab, ta ? 1 : k, ta ? m : 1, bb, tb ? 1 : n, tb ? k : 1, c, ldc, alpha, beta);
-        free(ab);
-        free(bb);
+        kscratch_leave();
+        times_add(kind, t0);
         dnnl_or_die(rc);
         return;
     }
-    float *af = xalloc((size_t)ar * ac * sizeof(float)), *bf = xalloc((size_t)br * bc * sizeof(float));
+    float *af = kscratch_get(KSCR_A, (size_t)ar * ac * sizeof(float));
+    float *bf = kscratch_get(KSCR_B, (size_t)br * bc * sizeof(float));
     round_rows(a, ar, ac, lda, NULL, af);
     round_rows(b, br, bc, ldb, NULL, bf);
     if (ta) kmm_f32_tn(m, n, k, af, ac, bf, bc, c, ldc, alpha, beta);
     else if (tb) kmm_f32_nt(m, n, k, af, ac, bf, bc, c, ldc, alpha, beta);
     else kmm_f32_nn(m, n, k, af, ac, bf, bc, c, ldc, alpha, beta);
-    free(af);
-    free(bf);
+    kscratch_leave();
+    times_add(kind, t0);
 }
 
 void kmm_bf16_nt(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
@@ -138,19 +208,23 @@ void kmm_bf16_tn(int m, int n, int k, const float *a, int lda, const float *b, i
 
 void kmm_xw_bf16(const KWeight *w, const float *dy, int m, float *dx, float beta) {
     if (m <= 0) return;
-    const int n = w->n, k = w->k;
+    const int n = w->n;
+    const long long t0 = times_now();
+    kscratch_enter();
     if (w->type == KW_BF16 && m > 4 && kmm_bf16_engine() == KMM_ENGINE_DNNL) {
-        uint16_t *db = xalloc((size_t)m * n * sizeof(uint16_t));
+        uint16_t *db = kscratch_get(KSCR_A, (size_t)m * n * sizeof(uint16_t));
         round_rows(dy, m, n, n, db, NULL);
-        int rc = kdnnl_gemm_bf16(m, k, n, db, n, 1, w->bf16, k, 1, dx, k, 1.0f, beta);
-        free(db);
+        int rc = kdnnl_xw_bf16(w, db, m, dx, beta); /* W in its cached layout for this use */
+        kscratch_leave();
+        times_add(KMM_TIME_XW, t0);
         dnnl_or_die(rc);
         return;
     }
-    float *dr = xalloc((size_t)m * n * sizeof(float));
+    float *dr = kscratch_get(KSCR_A, (size_t)m * n * sizeof(float));
     round_rows(dy, m, n, n, NULL, dr);
     kmm_xw(w, dr, m, dx, beta);
-    free(dr);
+    kscratch_leave();
+    times_add(KMM_TIME_XW, t0);
 }
 
 const KmmProducts kmm_products_f32 = {kmm_f32_nt, kmm_f32_nn, kmm_f32_tn, kmm_xw};
@@ -212,6 +286,12 @@ size_t kmm_dispatch_report(char *buf, size_t cap) {
     say(&o, "bf16 backward dy.W (exact dy): %s\n", lvl >= KMM_AVX512 ? "our GEMM, fp32 FMA on bf16 W" : "bf16->fp32 blocks + sgemm");
     say(&o, "bf16 mixed products (--bf16 attention, backward through frozen weights): %s\n",
         eng == KMM_ENGINE_DNNL ? impl : "operands rounded to bf16, then the fp32 products below");
+    if (eng == KMM_ENGINE_DNNL) { /* training: dx = bf16(dy) . W on its own cached copy of W */
+        if (kdnnl_pack_on() && kdnnl_weights_layout(256, 768, 768, lay, sizeof lay))
+            say(&o, "bf16 backward bf16(dy).W, m > 4: weights reordered once per weight into %s (a second copy, built in training)\n", lay);
+        else
+            say(&o, "bf16 backward bf16(dy).W, m > 4: plain weights re-packed by oneDNN every call (MUSCLE_DNNL_PACK=0)\n");
+    }
     say(&o, "fp32 products: %s (OpenBLAS core %s)\n", kmm_f32_uses_own() ? "our AVX-512 GEMM" : "OpenBLAS sgemm",
         openblas_get_corename());
     return o.len;

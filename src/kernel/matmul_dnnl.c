@@ -7,7 +7,8 @@
  * Primitives are created once per shape (sizes, strides, alpha, beta) and kept in a
  * table of 128 under a mutex (an idle one is replaced when it is full); each execution
  * brings its own scratchpad (user scratchpad mode: oneDNN's shared one made concurrent
- * products from the attention's threads race) and each thread has its own stream.
+ * products from the attention's threads race), the calling thread's grown-once KSCR_DNNL
+ * buffer (kscratch.c; it was allocated every call), and each thread has its own stream.
  * Frozen weights (kdnnl_xwt_bf16): the forward product's primitive is made with the
  * weights' layout left to oneDNN (format_tag::any: on AVX512-BF16 and AMX a blocked
  * VNNI layout such as BA16a64b2a); each weight is reordered into it once, on its first
@@ -15,7 +16,10 @@
  * weight). With the plain layout oneDNN's brgemm copies B into that layout on every
  * call. The layout depends on n and k, not on m (checked: 65..4096 rows give the same
  * one), so one copy serves every m; should a primitive ask for another, that call
- * reorders into a temporary copy.
+ * reorders into a temporary copy. The backward product through the same frozen weight,
+ * dx = dy W (kdnnl_xw_bf16), reads W the other way round (reduction over n, VNNI pairs
+ * along n), so the forward copy cannot serve it: it gets a second cached copy in its own
+ * preferred layout (KWeightCache.dnnl_t), made on its first use, i.e. only when training.
  * Numerics: the exact products of the bf16 inputs summed in fp32 (oneDNN's bf16
  * matmul accumulates in fp32), in an order oneDNN chooses; the same shape and thread
  * count run the same kernel, so the same bits. */
@@ -163,21 +167,34 @@ static void unuse(DnnlEntry *e) {
     pthread_mutex_unlock(&g_lock);
 }
 
+/* A thread's stream is destroyed when the thread exits (OpenMP ends the surplus threads
+ * of a larger team when a smaller one follows: their streams leaked before). */
+static pthread_once_t g_stream_once = PTHREAD_ONCE_INIT;
+static pthread_key_t g_stream_key;
+static int g_stream_key_ok;
+
+static void stream_on_exit(void *p) { dnnl_stream_destroy(p); }
+
+static void stream_key_make(void) { g_stream_key_ok = pthread_key_create(&g_stream_key, stream_on_exit) == 0; }
+
 static int stream_get(void) {
-    if (!t_stream && dnnl_stream_create(&t_stream, g_engine, dnnl_stream_default_flags) != dnnl_success) {
+    if (t_stream) return 0;
+    if (dnnl_stream_create(&t_stream, g_engine, dnnl_stream_default_flags) != dnnl_success) {
         t_stream = NULL;
         return err_set("oneDNN: cannot create a stream");
     }
+    pthread_once(&g_stream_once, stream_key_make);
+    if (g_stream_key_ok) pthread_setspecific(g_stream_key, t_stream);
     return 0;
 }
 
 /* Runs e's primitive on a, b (in the layout e's weights descriptor names), c, with a
- * scratchpad of its own; releases e. */
+ * scratchpad of its own (this thread's KSCR_DNNL buffer); releases e. */
 static int entry_run(DnnlEntry *e, const void *a, const void *b, float *c) {
     dnnl_primitive_t p = e->prim;
     dnnl_memory_t ma = NULL, mb = NULL, mc = NULL, ms = NULL;
-    void *scratch = NULL;
     int rc = -1;
+    kscratch_enter();
     const_dnnl_primitive_desc_t pd;
     if (dnnl_primitive_get_primitive_desc(p, &pd) != dnnl_success) goto out;
     const dnnl_memory_desc_t *da = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
@@ -185,9 +202,7 @@ static int entry_run(DnnlEntry *e, const void *a, const void *b, float *c) {
     const dnnl_memory_desc_t *dc = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
     const dnnl_memory_desc_t *dsp = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     size_t sbytes = dsp ? dnnl_memory_desc_get_size(dsp) : 0;
-    if (sbytes && (!(scratch = aligned_alloc(64, (sbytes + 63) & ~(size_t)63)) ||
-                   dnnl_memory_create(&ms, dsp, g_engine, scratch) != dnnl_success))
-        goto out;
+    if (sbytes && dnnl_memory_create(&ms, dsp, g_engine, kscratch_get(KSCR_DNNL, sbytes)) != dnnl_success) goto out;
     if (dnnl_memory_create(&ma, da, g_engine, (void *)a) != dnnl_success ||
         dnnl_memory_create(&mb, db, g_engine, (void *)b) != dnnl_success ||
         dnnl_memory_create(&mc, dc, g_engine, c) != dnnl_success)
@@ -201,7 +216,7 @@ out:
     if (mb) dnnl_memory_destroy(mb);
     if (mc) dnnl_memory_destroy(mc);
     if (ms) dnnl_memory_destroy(ms);
-    free(scratch);
+    kscratch_leave();
     if (rc) err_set("oneDNN: a %d x %d x %d bf16 product failed", e->m, e->n, e->k);
     return rc;
 }
@@ -220,10 +235,13 @@ int kdnnl_gemm_bf16(int m, int n, int k, const uint16_t *a, long sam, long sak, 
 
 /* ---------------------------------------------------------------- frozen weights */
 
+/* A weight's copy in the layout a primitive asked for, for one of two uses: the
+ * forward product x W^T (B = W^T, [k, n]) or the backward product dy W (B = W, [n, k]). */
 typedef struct {
-    dnnl_memory_desc_t md; /* the layout the forward primitive asked for */
+    dnnl_memory_desc_t md; /* the layout the primitive asked for */
     void *data;
     size_t bytes;
+    int trans; /* 0: B = W^T (forward), 1: B = W (dy W) */
 } DnnlWeight;
 
 static int g_pack_force = -1; /* kdnnl_pack_force */
@@ -245,10 +263,12 @@ void kdnnl_weight_free(void *p) {
     free(d);
 }
 
-/* Reorders the plain W [n, k] (as B [k, n]: strides 1, k) into dst laid out as md. */
-static int reorder_weight(const KWeight *w, const dnnl_memory_desc_t *md, void *dst) {
+/* Reorders the plain W [n, k] into dst laid out as md: as B [k, n] (strides 1, k) for
+ * the forward use, as B [n, k] (strides k, 1) for dy W (trans). */
+static int reorder_weight(const KWeight *w, int trans, const dnnl_memory_desc_t *md, void *dst) {
     dnnl_memory_desc_t src;
-    if (md2(&src, w->k, w->n, 1, w->k, dnnl_bf16)) return err_set("oneDNN: cannot describe a [%d, %d] weight", w->n, w->k);
+    if (trans ? md2(&src, w->n, w->k, w->k, 1, dnnl_bf16) : md2(&src, w->k, w->n, 1, w->k, dnnl_bf16))
+        return err_set("oneDNN: cannot describe a [%d, %d] weight", w->n, w->k);
     dnnl_primitive_desc_t rpd = NULL;
     dnnl_primitive_t r = NULL;
     dnnl_memory_t ms = NULL, md_ = NULL;
@@ -272,22 +292,23 @@ out:
 int kdnnl_weight_refresh(const KWeight *w, void *p) {
     DnnlWeight *d = p;
     if (!d || engine_get() != 1 || stream_get()) return -1;
-    return reorder_weight(w, &d->md, d->data);
+    return reorder_weight(w, d->trans, &d->md, d->data);
 }
 
-/* w's copy in layout md: the cached one (made now if there is none), or NULL when the
- * cached copy has another layout (the caller reorders into a temporary). */
-static const DnnlWeight *weight_get(const KWeight *w, const dnnl_memory_desc_t *md, int *failed) {
+/* w's copy for the use trans in layout md: the cached one (made now if there is none),
+ * or NULL when the cached copy has another layout (the caller reorders into a temporary). */
+static const DnnlWeight *weight_get(const KWeight *w, int trans, const dnnl_memory_desc_t *md, int *failed) {
     KWeightCache *c = w->cache;
-    DnnlWeight *d = __atomic_load_n((DnnlWeight **)&c->dnnl, __ATOMIC_ACQUIRE);
+    void **slot = trans ? &c->dnnl_t : &c->dnnl;
+    DnnlWeight *d = __atomic_load_n((DnnlWeight **)slot, __ATOMIC_ACQUIRE);
     if (!d) {
         pthread_mutex_lock(&c->lock);
-        d = c->dnnl;
+        d = *slot;
         if (!d) {
             size_t bytes = dnnl_memory_desc_get_size(md);
             d = calloc(1, sizeof *d);
             void *data = d ? aligned_alloc(64, (bytes + 63) & ~(size_t)63) : NULL;
-            if (!data || reorder_weight(w, md, data)) {
+            if (!data || reorder_weight(w, trans, md, data)) {
                 if (!data) err_set("oneDNN: out of memory (%zu bytes) for a reordered [%d, %d] weight", bytes, w->n, w->k);
                 free(data);
                 free(d);
@@ -297,8 +318,10 @@ static const DnnlWeight *weight_get(const KWeight *w, const dnnl_memory_desc_t *
                 d->md = *md;
                 d->data = data;
                 d->bytes = bytes;
-                c->dnnl_bytes = bytes;
-                __atomic_store_n((DnnlWeight **)&c->dnnl, d, __ATOMIC_RELEASE);
+                d->trans = trans;
+                if (trans) c->dnnl_t_bytes = bytes;
+                else c->dnnl_bytes = bytes;
+                __atomic_store_n((DnnlWeight **)slot, d, __ATOMIC_RELEASE);
             }
         }
         pthread_mutex_unlock(&c->lock);
@@ -307,15 +330,11 @@ static const DnnlWeight *weight_get(const KWeight *w, const dnnl_memory_desc_t *
     return dnnl_memory_desc_equal(&d->md, md) ? d : NULL;
 }
 
-int kdnnl_xwt_bf16(const KWeight *w, const uint16_t *xb, int m, float *y, float beta) {
-    const int n = w->n, k = w->k;
-    if (m <= 0) return 0;
-    if (w->type != KW_BF16) return err_set("kdnnl_xwt_bf16: a bf16 weight is expected");
-    if (engine_get() != 1) return err_set("oneDNN: no CPU engine");
-    if (!w->cache || !kdnnl_pack_on()) return kdnnl_gemm_bf16(m, n, k, xb, k, 1, w->bf16, 1, k, y, n, 1.0f, beta);
+/* Runs key's primitive (weights format_tag::any) on a and w's copy for the use trans
+ * (cached, or reordered for this call into this thread's KSCR_WEIGHT buffer). */
+static int run_cached(const DnnlEntry *key, const KWeight *w, int trans, const uint16_t *a, float *c) {
     if (stream_get()) return -1;
-    DnnlEntry key = {.m = m, .n = n, .k = k, .sam = k, .sak = 1, .ldc = n, .alpha = 1.0f, .beta = beta, .wany = 1};
-    DnnlEntry *e = lookup(&key, NULL, 0);
+    DnnlEntry *e = lookup(key, NULL, 0);
     if (!e) return -1;
     const_dnnl_primitive_desc_t pd;
     if (dnnl_primitive_get_primitive_desc(e->prim, &pd) != dnnl_success) {
@@ -324,18 +343,40 @@ int kdnnl_xwt_bf16(const KWeight *w, const uint16_t *xb, int m, float *y, float 
     }
     const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     int failed = 0;
-    const DnnlWeight *d = weight_get(w, wmd, &failed);
-    if (d) return entry_run(e, xb, d->data, y);
-    void *tmp = NULL;
-    size_t bytes = dnnl_memory_desc_get_size(wmd);
-    if (failed || !(tmp = aligned_alloc(64, (bytes + 63) & ~(size_t)63)) || reorder_weight(w, wmd, tmp)) {
+    const DnnlWeight *d = weight_get(w, trans, wmd, &failed);
+    if (d) return entry_run(e, a, d->data, c);
+    if (failed) {
         unuse(e);
-        free(tmp);
         return -1;
     }
-    int rc = entry_run(e, xb, tmp, y);
-    free(tmp);
+    kscratch_enter();
+    void *tmp = kscratch_get(KSCR_WEIGHT, dnnl_memory_desc_get_size(wmd));
+    int rc = reorder_weight(w, trans, wmd, tmp);
+    if (rc) unuse(e);
+    else rc = entry_run(e, a, tmp, c);
+    kscratch_leave();
     return rc;
+}
+
+int kdnnl_xwt_bf16(const KWeight *w, const uint16_t *xb, int m, float *y, float beta) {
+    const int n = w->n, k = w->k;
+    if (m <= 0) return 0;
+    if (w->type != KW_BF16) return err_set("kdnnl_xwt_bf16: a bf16 weight is expected");
+    if (engine_get() != 1) return err_set("oneDNN: no CPU engine");
+    if (!w->cache || !kdnnl_pack_on()) return kdnnl_gemm_bf16(m, n, k, xb, k, 1, w->bf16, 1, k, y, n, 1.0f, beta);
+    DnnlEntry key = {.m = m, .n = n, .k = k, .sam = k, .sak = 1, .ldc = n, .alpha = 1.0f, .beta = beta, .wany = 1};
+    return run_cached(&key, w, 0, xb, y);
+}
+
+int kdnnl_xw_bf16(const KWeight *w, const uint16_t *db, int m, float *dx, float beta) {
+    const int n = w->n, k = w->k;
+    if (m <= 0) return 0;
+    if (w->type != KW_BF16) return err_set("kdnnl_xw_bf16: a bf16 weight is expected");
+    if (engine_get() != 1) return err_set("oneDNN: no CPU engine");
+    if (!w->cache || !kdnnl_pack_on()) return kdnnl_gemm_bf16(m, k, n, db, n, 1, w->bf16, k, 1, dx, k, 1.0f, beta);
+    /* the product dx[m, k] = db[m, n] . W[n, k]: reduction over n, outputs k */
+    DnnlEntry key = {.m = m, .n = k, .k = n, .sam = n, .sak = 1, .ldc = k, .alpha = 1.0f, .beta = beta, .wany = 1};
+    return run_cached(&key, w, 1, db, dx);
 }
 
 /* "BA16a64b2a"-style name of a blocked 2-D layout: outer dimensions by decreasing

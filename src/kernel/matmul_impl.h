@@ -17,6 +17,8 @@ struct KWeightCache {
     size_t packed_bytes;
     void *dnnl;          /* oneDNN's reordered copy (matmul_dnnl.c), or NULL */
     size_t dnnl_bytes;
+    void *dnnl_t;        /* oneDNN's copy for the backward product dy.W (kdnnl_xw_bf16), or NULL */
+    size_t dnnl_t_bytes;
 };
 
 /* GEMM blocking for bf16 weights (AVX-512 micro-kernels). */
@@ -122,6 +124,29 @@ int kdnnl_pack_on(void);
 /* The weights layout oneDNN chooses for the forward product x[m,k] W[n,k]^T (its
  * format string, e.g. "BA16a64b2a"), written to buf; NULL without one. */
 const char *kdnnl_weights_layout(int m, int n, int k, char *buf, size_t cap);
+
+/* The products' working memory (kscratch.c): per thread, one grown-once buffer per
+ * slot. A product brackets its use with kscratch_enter / kscratch_leave (they nest);
+ * kscratch_get returns this thread's buffer of the slot with at least bytes (64-byte
+ * aligned, contents undefined), valid until the next kscratch_get of that slot on this
+ * thread or the outermost kscratch_leave. Out of memory aborts, as in any product. */
+typedef enum {
+    KSCR_A,       /* the first operand's bf16 (or rounded fp32) copy */
+    KSCR_B,       /* the second operand's copy */
+    KSCR_DNNL,    /* oneDNN's scratchpad (user scratchpad mode) */
+    KSCR_WEIGHT,  /* a weight reordered for one call (a layout the cached copy does not have) */
+    KSCR_COUNT
+} KScratchSlot;
+void kscratch_enter(void);
+void kscratch_leave(void);
+void *kscratch_get(KScratchSlot slot, size_t bytes);
+
+/* dx[m, k] = db[m, n] . W + beta dx on oneDNN with W reordered once into the layout the
+ * primitive asks for this use (format_tag::any over W as [n, k]: not the forward's
+ * layout, whose pairs run along k), cached in w->cache->dnnl_t and refreshed by
+ * kweight_repack_bf16 like the forward copy; MUSCLE_DNNL_PACK=0 runs the plain layout.
+ * db: dy rounded to bf16. -1 with err_set on failure. */
+int kdnnl_xw_bf16(const KWeight *w, const uint16_t *db, int m, float *dx, float beta);
 
 /* A 0/1 switch from the environment variable name, read once into *cache (which starts
  * at -2): -1 unset, 0 or 1; another value is ignored with a warning naming meaning. */

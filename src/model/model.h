@@ -139,7 +139,10 @@ void model_config_defaults(ModelConfig *c);
 /* Memory: a model whose weights would not fit in the available memory (MemAvailable),
  * or in the limit set here (bytes; 0 = none), is refused before anything is allocated,
  * with the numbers in the message. The loaders call model_memory_check once the
- * configuration is known. */
+ * configuration is known. bf16 weights count twice: the matrix engine's copy in its own
+ * layout (oneDNN's reordered weights or our panels) is as large. (LoRA training adds a
+ * third, oneDNN's copy for the backward product dy.W, and full training with --bf16 the
+ * bf16 view; neither is known when a model is loaded.) */
 void model_set_memory_limit(uint64_t bytes);
 int model_memory_check(const Model *m, const char *what);
 

@@ -85,16 +85,20 @@ static uint64_t mem_available(void) {
 
 int model_memory_check(const Model *m, const char *what) {
     uint64_t per = m->wtype == KW_BF16 ? 2 : 4;
-    uint64_t need = model_param_count(m) * per;
+    /* bf16 weights: the matrix engine keeps a second copy in its own layout, built on the
+     * first large product (oneDNN's reordered weights or our GEMM's panels, the same size:
+     * kernel/matmul.h, kweight_init_bf16), so count them twice */
+    uint64_t copies = m->wtype == KW_BF16 ? 2 : 1;
+    uint64_t need = model_param_count(m) * per * copies;
     if (m->writable) need *= 4; /* weights, gradients and two AdamW moments */
     uint64_t avail = mem_available();
     uint64_t limit = memory_limit ? memory_limit : avail;
     if (memory_limit && avail && avail < limit) limit = avail;
     if (limit && need > limit)
-        return err_set("%s: the model needs about %.1f MB (%llu parameters x %llu bytes%s) but only %.1f MB %s: refused before loading",
+        return err_set("%s: the model needs about %.1f MB (%llu parameters x %llu bytes%s%s) but only %.1f MB %s: refused before loading",
                        what, (double)need / 1e6, (unsigned long long)model_param_count(m), (unsigned long long)per,
-                       m->writable ? " x 4 for training" : "", (double)limit / 1e6,
-                       memory_limit ? "are allowed (--max-memory)" : "are available");
+                       copies > 1 ? " x 2 for the matrix engine's copy" : "", m->writable ? " x 4 for training" : "",
+                       (double)limit / 1e6, memory_limit ? "are allowed (--max-memory)" : "are available");
     return 0;
 }
 

@@ -279,6 +279,7 @@ void trainer_free(Trainer *t) {
     train_batch_free(&t->batch);
     train_batch_free(&t->vbatch);
     ckpt_settings_free(&t->settings);
+    kmm_scratch_release(); /* the products' per-thread buffers (the training's operand copies are the large ones) */
     memset(t, 0, sizeof *t);
 }
 

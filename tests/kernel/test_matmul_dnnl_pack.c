@@ -9,7 +9,12 @@
  * - a layout is built only when a product needs it (a weight used by small products
  *   only keeps no copy), once (the same copy on later calls and from many threads at
  *   once), shared by a struct copy (a tied classifier), dropped by
- *   kweight_bf16_changed (the next product sees the new values).
+ *   kweight_bf16_changed (the next product sees the new values);
+ * - the backward product dx = dy W through a frozen weight (kmm_xw_bf16) on oneDNN runs
+ *   on a second cached copy in the layout oneDNN prefers for that use: within the same
+ *   bound as the plain layout (the two compared bit for bit), built on the first such
+ *   product only, stale until kweight_repack_bf16 refreshes it (checked both ways);
+ * - the products' per-thread buffers (kscratch.c) are freed by kmm_scratch_release.
  * Runs on whatever ISA this CPU has and prints the layout oneDNN chose. */
 #include "testutil.h"
 #include "core/dtype.h"
@@ -26,28 +31,34 @@ static uint16_t *to_bf16(const float *f, size_t cnt) {
     return h;
 }
 
-/* y[m, n] against bf16(x) . W^T + beta y0 (W given as bf16), within (k + 2) 2^-24 (sum
- * |terms| + |beta y0|). Returns the worst err / bound. */
-static double check_xwt(const char *what, int m, int n, int k, const float *x, const uint16_t *wb, const float *y,
-                        const float *y0, float beta) {
+/* y[m, nout] against bf16(x[m, red]) . B + beta y0, B(p, j) = wb[j*sj + p*sp] in bf16,
+ * within (red + 2) 2^-24 (sum |terms| + |beta y0|). Returns the worst err / bound. */
+static double check_prod(const char *what, int m, int nout, int red, const float *x, const uint16_t *wb, size_t sj,
+                         size_t sp, const float *y, const float *y0, float beta) {
     double worst = 0;
     for (int i = 0; i < m; i++)
-        for (int j = 0; j < n; j++) {
+        for (int j = 0; j < nout; j++) {
             double s = 0, mag = 0;
-            for (int p = 0; p < k; p++) {
-                double t = (double)bf16_to_f32(f32_to_bf16(x[(size_t)i * k + p])) * bf16_to_f32(wb[(size_t)j * k + p]);
+            for (int p = 0; p < red; p++) {
+                double t = (double)bf16_to_f32(f32_to_bf16(x[(size_t)i * red + p])) * bf16_to_f32(wb[j * sj + p * sp]);
                 s += t;
                 mag += fabs(t);
             }
-            double yb = beta != 0.0f ? (double)beta * y0[(size_t)i * n + j] : 0.0;
-            double want = s + yb, bound = (k + 2) * ldexp(1.0, -24) * (mag + fabs(yb)) + 1e-30;
-            double err = fabs((double)y[(size_t)i * n + j] - want);
+            double yb = beta != 0.0f ? (double)beta * y0[(size_t)i * nout + j] : 0.0;
+            double want = s + yb, bound = (red + 2) * ldexp(1.0, -24) * (mag + fabs(yb)) + 1e-30;
+            double err = fabs((double)y[(size_t)i * nout + j] - want);
             if (!(err <= bound))
-                fail_msg("%s m=%d n=%d k=%d beta=%g: [%d,%d] = %.9g, want %.9g (err %.3g > bound %.3g)", what, m, n, k,
-                         beta, i, j, y[(size_t)i * n + j], want, err, bound);
+                fail_msg("%s m=%d out=%d red=%d beta=%g: [%d,%d] = %.9g, want %.9g (err %.3g > bound %.3g)", what, m, nout,
+                         red, beta, i, j, y[(size_t)i * nout + j], want, err, bound);
             if (err / bound > worst) worst = err / bound;
         }
     return worst;
+}
+
+/* y[m, n] against bf16(x) . W^T + beta y0 (W [n, k] given as bf16). */
+static double check_xwt(const char *what, int m, int n, int k, const float *x, const uint16_t *wb, const float *y,
+                        const float *y0, float beta) {
+    return check_prod(what, m, n, k, x, wb, (size_t)k, 1, y, y0, beta);
 }
 
 static void run(const KWeight *w, const float *x, int m, const float *y0, float *y, float beta) {
@@ -216,12 +227,72 @@ static void test_pack_concurrent(void **st) {
     free(x), free(wf), free(c1), free(c2), free(wb);
 }
 
+/* dx[m, k] against bf16(dy[m, n]) . W (W [n, k] given as bf16). */
+static double check_xw(const char *what, int m, int n, int k, const float *dy, const uint16_t *wb, const float *dx) {
+    return check_prod(what, m, k, n, dy, wb, 1, (size_t)k, dx, NULL, 0.0f);
+}
+
+static void test_pack_dx(void **st) {
+    (void)st;
+    if (!kdnnl_ready()) {
+        printf("# no oneDNN CPU engine: dx layout not tested\n");
+        return;
+    }
+    const int n = 70, k = 90, m = 80; /* ragged against every block size */
+    float *dy = rand_f32((size_t)m * n), *wf = rand_f32((size_t)n * k);
+    float *dx = malloc((size_t)m * k * sizeof(float)), *dxp = malloc((size_t)m * k * sizeof(float));
+    float *dxold = malloc((size_t)m * k * sizeof(float)), *x = rand_f32((size_t)m * k), *y = malloc((size_t)m * n * sizeof(float));
+    uint16_t *wb = to_bf16(wf, (size_t)n * k), *old = to_bf16(wf, (size_t)n * k);
+    kmm_bf16_engine_set(1);
+    char lay[32] = "?";
+    kdnnl_weights_layout(m, k, n, lay, sizeof lay); /* the layout of W for dy W: B [n, k] */
+    printf("# oneDNN ISA %s, dy.W weights layout %s\n", kdnnl_isa(), lay);
+    KWeight w;
+    assert_int_equal(kweight_init_bf16(&w, wb, n, k), 0);
+    /* the plain layout (oneDNN re-packs it every call) */
+    kdnnl_pack_force(0);
+    kmm_xw_bf16(&w, dy, m, dxp, 0.0f);
+    assert_int_equal(kweight_cache_bytes(&w), 0);
+    kdnnl_pack_force(-1);
+    /* the forward product builds only its own copy */
+    kmm_xwt(&w, x, m, y, 0.0f);
+    size_t fwd = kweight_cache_bytes(&w);
+    kmm_xw_bf16(&w, dy, m, dx, 0.0f);
+    size_t both = kweight_cache_bytes(&w);
+    assert_true(both > fwd);
+    double e1 = check_xw("dy.W cached layout", m, n, k, dy, wb, dx), e2 = check_xw("dy.W plain layout", m, n, k, dy, wb, dxp);
+    printf("# dy.W: worst err/bound cached %.3f, plain %.3f, bit-identical: %s\n", e1, e2,
+           memcmp(dx, dxp, (size_t)m * k * sizeof(float)) ? "no" : "yes");
+    memcpy(dxold, dx, (size_t)m * k * sizeof(float));
+    /* new values, no refresh: the cached copy is stale (the old product) */
+    for (size_t i = 0; i < (size_t)n * k; i++) wb[i] = f32_to_bf16(-2.0f * bf16_to_f32(old[i]) + 0.25f);
+    kmm_xw_bf16(&w, dy, m, dx, 0.0f);
+    assert_memory_equal(dx, dxold, (size_t)m * k * sizeof(float));
+    /* kweight_repack_bf16 refreshes dy W's copy in place too: the new values, same bytes */
+    kweight_repack_bf16(&w);
+    assert_int_equal(kweight_cache_bytes(&w), both);
+    kmm_xw_bf16(&w, dy, m, dx, 0.0f);
+    check_xw("dy.W after kweight_repack_bf16", m, n, k, dy, wb, dx);
+    /* beta: dx = dy W + beta dx */
+    memcpy(dxp, dx, (size_t)m * k * sizeof(float));
+    kmm_xw_bf16(&w, dy, m, dxp, 1.0f);
+    for (size_t i = 0; i < (size_t)m * k; i++) assert_true(fabsf(dxp[i] - 2.0f * dx[i]) <= 1e-5f * (1.0f + fabsf(dx[i])));
+    kweight_free(&w);
+    /* the per-thread buffers: held after the products, freed by the release */
+    assert_true(kmm_scratch_bytes() > 0);
+    kmm_scratch_release();
+    assert_int_equal(kmm_scratch_bytes(), 0);
+    kmm_bf16_engine_set(-1);
+    free(dy), free(wf), free(dx), free(dxp), free(dxold), free(x), free(y), free(wb), free(old);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pack_once_same_product),
         cmocka_unit_test(test_pack_lazy),
         cmocka_unit_test(test_pack_changed),
         cmocka_unit_test(test_pack_concurrent),
+        cmocka_unit_test(test_pack_dx),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
