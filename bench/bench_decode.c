@@ -19,6 +19,8 @@
 #include "kernel/matmul_impl.h"
 #include "core/dtype.h"
 
+#include <cblas.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,23 +55,28 @@ static void kernels(const Model *md) {
         for (int i = 0; i < 64 * k; i++) { x[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f; xb[i] = f32_to_bf16(x[i]); }
         for (int mi = 0; ms[mi]; mi++) {
             int m = ms[mi];
-            {
+            /* fp32: the broadcast kernel over x transposed (m >= 12), the dot-product kernel, and
+             * OpenBLAS sgemm at the same shape (one thread each) */
+            for (int impl = 0; impl < (w->type == KW_F32 ? 3 : 1); impl++) {
                 double best = 1e30;
                 for (int rep = 0; rep < 5; rep++) {
                     double t0 = cpu_s();
                     int it = 0;
                     do {
-                        if (w->type == KW_F32) kmm_small_f32_avx512(w->f32, k, x, m, y, n, 0.0f, 0, n);
-                        else kmm_small_bf16_avx512bf16(w->bf16, k, xb, m, y, n, 0.0f, 0, n);
+                        if (w->type != KW_F32) kmm_small_bf16_avx512bf16(w->bf16, k, xb, m, y, n, 0.0f, 0, n);
+                        else if (impl == 0) kmm_small_xt_f32_avx512(w->f32, k, x, m, y, n, 0.0f, 0, n);
+                        else if (impl == 1) kmm_small_f32_avx512(w->f32, k, x, m, y, n, 0.0f, 0, n);
+                        else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, x, k, w->f32, k, 0.0f, y, n);
                         it++;
                     } while (cpu_s() - t0 < 0.05);
                     double t = (cpu_s() - t0) / it;
                     if (t < best) best = t;
                 }
+                static const char *impls[3] = {"xt", "dot", "sgemm"};
                 double bytes = (double)n * k * (w->type == KW_F32 ? 4 : 2);
-                printf("{\"task\":\"kernel\",\"w\":\"%s\",\"type\":\"%s\",\"m\":%d,\"n\":%d,\"k\":%d,\"us\":%.1f,\"GBps\":%.1f,\"GFLOPs\":%.1f}\n",
-                       names[wi], w->type == KW_F32 ? "fp32" : "bf16", m, n, k, best * 1e6,
-                       bytes / best * 1e-9, 2.0 * m * n * k / best * 1e-9);
+                printf("{\"task\":\"kernel\",\"w\":\"%s\",\"type\":\"%s\",\"impl\":\"%s\",\"m\":%d,\"n\":%d,\"k\":%d,\"us\":%.1f,\"GBps\":%.1f,\"GFLOPs\":%.1f}\n",
+                       names[wi], w->type == KW_F32 ? "fp32" : "bf16", w->type == KW_F32 ? impls[impl] : "small", m, n, k,
+                       best * 1e6, bytes / best * 1e-9, 2.0 * m * n * k / best * 1e-9);
             }
         }
         free(x);

@@ -23,6 +23,10 @@
  * rows, where the GEMM would first pack (transpose) all of W, per call. */
 #define F32_GEMV_BATCH_M 64
 #define F32_GEMV_BATCH_X_BYTES (512u << 10)
+/* From this many rows on, those fp32 products run the broadcast form over x transposed
+ * (kmm_small_xt_f32_avx512, the same bits): a batched decoding step of 16 rows and
+ * prefill chunks of 64. Below, the dot-product form (single-stream decoding). */
+#define F32_XT_MIN_M 12
 #define BF16_GEMV_MAX_M 4
 /* bf16 weights at level avx512bf16: up to 64 rows (batched decoding steps) on the
  * small-m vdpbf16ps kernel, which reads W once for all rows and gives every row the
@@ -529,7 +533,10 @@ static void gemv_run(int kind, const void *w, int n, int k, const void *x, int m
         r0 = g0 * u;
         r1 = g1 * u < n ? g1 * u : n;
         if (r0 < r1) switch (kind) {
-            case GV_F32_512: kmm_small_f32_avx512(w, k, x, m, y, n, beta, r0, r1); break;
+            case GV_F32_512:
+                if (m >= F32_XT_MIN_M) kmm_small_xt_f32_avx512(w, k, x, m, y, n, beta, r0, r1);
+                else kmm_small_f32_avx512(w, k, x, m, y, n, beta, r0, r1);
+                break;
             case GV_F32_AVX2: kmm_gemv_f32_avx2(w, k, x, m, y, n, beta, r0, r1); break;
             case GV_BF16_PORT: gemv_bf16_portable(w, k, x, m, y, n, beta, r0, r1); break;
             case GV_BF16_AVX2: kmm_gemv_bf16_avx2(w, k, x, m, y, n, beta, r0, r1); break;
