@@ -1,7 +1,6 @@
 /* kernel/matmul_avx512.c - AVX-512 micro-kernels and gemv (chosen at run time;
  * the rest of the library is built for plain x86-64). */
 #include "kernel/matmul_impl.h"
-#include "kernel/transpose_avx512.h"
 
 #include <immintrin.h>
 #include <stdint.h>
@@ -363,7 +362,7 @@ T512 void kmm_row_nn_avx512(int n, int k, const float *a, const float *b, size_t
 /* ------------------------------------------------------------------ packing */
 
 /* dst[j*ldd + i] = src[i*lds + j] for i < rows, j < cols, by 16x16 blocks
- * transposed in registers (kmm_tr16_avx512). */
+ * transposed in registers (unpack 32, unpack 64, then two 128-bit lane shuffles). */
 T512 void kmm_transpose_avx512(const float *src, size_t lds, int rows, int cols, float *dst, size_t ldd) {
     for (int i0 = 0; i0 < rows; i0 += 16) {
         const int ni = rows - i0 < 16 ? rows - i0 : 16;
@@ -371,12 +370,36 @@ T512 void kmm_transpose_avx512(const float *src, size_t lds, int rows, int cols,
         for (int j0 = 0; j0 < cols; j0 += 16) {
             const int nj = cols - j0 < 16 ? cols - j0 : 16;
             const __mmask16 mj = nj == 16 ? 0xffff : (__mmask16)((1u << nj) - 1);
-            __m512 r[16], c[16];
+            __m512 r[16], a[16], b[16];
 #pragma GCC unroll 16
             for (int i = 0; i < 16; i++)
                 r[i] = i < ni ? _mm512_maskz_loadu_ps(mj, src + (size_t)(i0 + i) * lds + j0) : _mm512_setzero_ps();
-            kmm_tr16_avx512(r, c);
-            for (int j = 0; j < nj; j++) _mm512_mask_storeu_ps(dst + (size_t)(j0 + j) * ldd + i0, mi, c[j]);
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; i++) {
+                a[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+                a[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+            }
+#pragma GCC unroll 4
+            for (int g = 0; g < 4; g++) {
+                __m512d x0 = _mm512_castps_pd(a[4 * g]), x1 = _mm512_castps_pd(a[4 * g + 1]);
+                __m512d x2 = _mm512_castps_pd(a[4 * g + 2]), x3 = _mm512_castps_pd(a[4 * g + 3]);
+                b[4 * g + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(x0, x2));
+                b[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(x0, x2));
+                b[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(x1, x3));
+                b[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(x1, x3));
+            }
+            /* b[4g+j] lane L = rows 4g..4g+3 of column 4L+j */
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) {
+                __m512 p = _mm512_shuffle_f32x4(b[j], b[4 + j], 0x44), q = _mm512_shuffle_f32x4(b[j], b[4 + j], 0xee);
+                __m512 p2 = _mm512_shuffle_f32x4(b[8 + j], b[12 + j], 0x44);
+                __m512 q2 = _mm512_shuffle_f32x4(b[8 + j], b[12 + j], 0xee);
+                __m512 o[4] = {_mm512_shuffle_f32x4(p, p2, 0x88), _mm512_shuffle_f32x4(p, p2, 0xdd),
+                               _mm512_shuffle_f32x4(q, q2, 0x88), _mm512_shuffle_f32x4(q, q2, 0xdd)};
+#pragma GCC unroll 4
+                for (int l = 0; l < 4; l++)
+                    if (4 * l + j < nj) _mm512_mask_storeu_ps(dst + (size_t)(j0 + 4 * l + j) * ldd + i0, mi, o[l]);
+            }
         }
     }
 }

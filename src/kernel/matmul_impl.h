@@ -65,7 +65,8 @@ void kmm_small_f32_avx512(const float *w, int k, const float *x, int m, float *y
                           float beta, int r0, int r1);
 /* The same fp32 products with the same bits (every y[i][r] of kmm_small_f32_avx512), in
  * broadcast form over x transposed (matmul_xt_avx512.c): W read once in row order, every
- * FMA 16 rows of x wide; faster from about 12 rows of x (F32_XT_MIN_M in matmul.c). Any r0. */
+ * FMA 16 rows of x wide. Not faster on Zen 5 (docs/kernels.md): only with MUSCLE_F32_XT=1.
+ * Any r0. */
 void kmm_small_xt_f32_avx512(const float *w, int k, const float *x, int m, float *y, size_t ldy,
                              float beta, int r0, int r1);
 void kmm_small_bf16_avx512bf16(const uint16_t *w, int k, const uint16_t *xb, int m, float *y,

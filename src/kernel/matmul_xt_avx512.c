@@ -1,7 +1,8 @@
 /* kernel/matmul_xt_avx512.c - fp32 small-m products (batched decoding steps, prefill
- * chunks: m = 12..64 rows of x against W [n, k]) in broadcast form, with the bits of the
- * dot-product kernel kmm_small_f32_avx512 (matmul_avx512.c), which serves m < 12 and
- * single-stream decoding.
+ * chunks: up to 64 rows of x against W [n, k]) in broadcast form, with the bits of the
+ * dot-product kernel kmm_small_f32_avx512 (matmul_avx512.c), which serves them by
+ * default: this form measured no faster (m = 16: 0.87-1.05x; m = 64: 0.5-0.95x, one
+ * thread, docs/kernels.md), so it runs only with MUSCLE_F32_XT=1.
  *
  * The dot-product kernel gives y[i][r] = hsum16(s), s[l] = the fma chain from +0 over
  * x[i][p] W[r][p] for p = l, l + 16, ... (a masked tail chunk adds +0 to the lanes past
@@ -17,8 +18,10 @@
  *
  * So a row of x gets the same bits here as alone (m = 1) - the generators rely on it
  * (greedy ids batched = single-stream) - while W is read once per call, from memory, in
- * row order, and every FMA does 16 useful lanes: at m = 16 the dot form reloads the m rows
- * of x for every 4 rows of W. Measurements: docs/kernels.md. */
+ * row order (the next rows prefetched to L2 evenly over the passes), and every FMA does 16
+ * useful lanes, where the dot form reloads the m rows of x for every 4 rows of W. The cost
+ * that keeps it from winning: one broadcast load per FMA at m = 16 (the dot form's 4 x 4
+ * tile: 0.5), and the 16 passes' accumulator reloads. */
 #include "kernel/matmul_impl.h"
 
 #include <immintrin.h>
