@@ -11,19 +11,8 @@
 #include "testutil.h"
 #include "kernel/matmul.h"
 #include "kernel/matmul_impl.h"
+#include "rand_bf16.h"
 #include <math.h>
-
-static uint64_t rng_state = 0x2545f4914f6cdd1dull;
-static float frand(void) { /* uniform in [-1, 1) */
-    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
-    return (float)((double)(rng_state >> 40) / (double)(1ull << 23) - 1.0);
-}
-static float *rand_f32(size_t cnt) {
-    float *p = malloc(cnt * sizeof *p);
-    assert_non_null(p);
-    for (size_t i = 0; i < cnt; i++) p[i] = frand();
-    return p;
-}
 
 /* The promised order, one rounding per step. */
 static float ref_dot(const float *x, const float *w, int k) {
