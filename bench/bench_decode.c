@@ -52,10 +52,12 @@ static void kernels(const Model *md) {
         int n = w->n, k = w->k;
         float *x = malloc(sizeof(float) * 64 * k), *y = malloc(sizeof(float) * 64 * n);
         uint16_t *xb = malloc(2 * 64 * (size_t)k);
+        KPanel kp = {0};
+        if (w->type == KW_F32 && kpanel_init(&kp, w) != 0) { fprintf(stderr, "bench_decode: no panel copy\n"); exit(1); }
         for (int i = 0; i < 64 * k; i++) { x[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f; xb[i] = f32_to_bf16(x[i]); }
         for (int mi = 0; ms[mi]; mi++) {
             int m = ms[mi];
-            /* fp32: the broadcast kernel over x transposed (m >= 12), the dot-product kernel, and
+            /* fp32: the panel kernel (kpanel_avx512.c, one thread's share = all panels), the dot-product kernel, and
              * OpenBLAS sgemm at the same shape (one thread each) */
             for (int impl = 0; impl < (w->type == KW_F32 ? 3 : 1); impl++) {
                 double best = 1e30;
@@ -64,7 +66,7 @@ static void kernels(const Model *md) {
                     int it = 0;
                     do {
                         if (w->type != KW_F32) kmm_small_bf16_avx512bf16(w->bf16, k, xb, m, y, n, 0.0f, 0, n);
-                        else if (impl == 0) kmm_small_xt_f32_avx512(w->f32, k, x, m, y, n, 0.0f, 0, n);
+                        else if (impl == 0) kmm_panel_f32_avx512(kp.p, n, k, x, m, y, n, 0.0f, 0, (n + 15) / 16);
                         else if (impl == 1) kmm_small_f32_avx512(w->f32, k, x, m, y, n, 0.0f, 0, n);
                         else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, x, k, w->f32, k, 0.0f, y, n);
                         it++;
@@ -72,7 +74,7 @@ static void kernels(const Model *md) {
                     double t = (cpu_s() - t0) / it;
                     if (t < best) best = t;
                 }
-                static const char *impls[3] = {"xt", "dot", "sgemm"};
+                static const char *impls[3] = {"panel", "dot", "sgemm"};
                 double bytes = (double)n * k * (w->type == KW_F32 ? 4 : 2);
                 printf("{\"task\":\"kernel\",\"w\":\"%s\",\"type\":\"%s\",\"impl\":\"%s\",\"m\":%d,\"n\":%d,\"k\":%d,\"us\":%.1f,\"GBps\":%.1f,\"GFLOPs\":%.1f}\n",
                        names[wi], w->type == KW_F32 ? "fp32" : "bf16", w->type == KW_F32 ? impls[impl] : "small", m, n, k,
@@ -82,6 +84,7 @@ static void kernels(const Model *md) {
         free(x);
         free(y);
         free(xb);
+        kpanel_free(&kp);
     }
 }
 
