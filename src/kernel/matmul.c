@@ -519,18 +519,7 @@ enum { GV_F32_512, GV_F32_AVX2, GV_BF16_PORT, GV_BF16_AVX2, GV_BF16_512, GV_BF16
 /* Rows of W per unit of the threads' split: the small-m kernels work in blocks of 16. */
 static int gemv_rows_unit(int kind) { return kind == GV_F32_512 || kind == GV_BF16_DP ? 16 : 4; }
 
-/* Whether fp32 products of up to F32_GEMV_BATCH_M rows (level avx512) run the broadcast
- * form over x transposed (kmm_small_xt_f32_avx512) instead of the dot-product form. The
- * bits are the same either way (matmul_impl.h), so it is a speed choice only; measured
- * slower (docs/kernels.md, "fp32 batched decoding"), so off unless MUSCLE_F32_XT=1 (read
- * once; bench_decode compares the two). */
-static int f32_small_xt(void) {
-    static int env = -2;
-    return kmm_env_switch(&env, "MUSCLE_F32_XT", "0: the dot-product form, 1: the broadcast form") == 1;
-}
-
 static void gemv_run(int kind, const void *w, int n, int k, const void *x, int m, float *y, float beta) {
-    const int xt = kind == GV_F32_512 && f32_small_xt();
 #pragma omp parallel if (CPU_PAR((size_t)n * k * m))
     {
         int nt = omp_get_num_threads(), t = omp_get_thread_num(), r0, r1, u = gemv_rows_unit(kind);
@@ -540,10 +529,7 @@ static void gemv_run(int kind, const void *w, int n, int k, const void *x, int m
         r0 = g0 * u;
         r1 = g1 * u < n ? g1 * u : n;
         if (r0 < r1) switch (kind) {
-            case GV_F32_512:
-                if (xt) kmm_small_xt_f32_avx512(w, k, x, m, y, n, beta, r0, r1);
-                else kmm_small_f32_avx512(w, k, x, m, y, n, beta, r0, r1);
-                break;
+            case GV_F32_512: kmm_small_f32_avx512(w, k, x, m, y, n, beta, r0, r1); break;
             case GV_F32_AVX2: kmm_gemv_f32_avx2(w, k, x, m, y, n, beta, r0, r1); break;
             case GV_BF16_PORT: gemv_bf16_portable(w, k, x, m, y, n, beta, r0, r1); break;
             case GV_BF16_AVX2: kmm_gemv_bf16_avx2(w, k, x, m, y, n, beta, r0, r1); break;

@@ -63,12 +63,6 @@ void kmm_gemv_bf16_avx2(const uint16_t *w, int k, const float *x, int m, float *
  * bits for a row of x whatever m is (see matmul_avx512.c). r0 a multiple of 16. */
 void kmm_small_f32_avx512(const float *w, int k, const float *x, int m, float *y, size_t ldy,
                           float beta, int r0, int r1);
-/* The same fp32 products with the same bits (every y[i][r] of kmm_small_f32_avx512), in
- * broadcast form over x transposed (matmul_xt_avx512.c): W read once in row order, every
- * FMA 16 rows of x wide. Not faster on Zen 5 (docs/kernels.md): only with MUSCLE_F32_XT=1.
- * Any r0. */
-void kmm_small_xt_f32_avx512(const float *w, int k, const float *x, int m, float *y, size_t ldy,
-                             float beta, int r0, int r1);
 void kmm_small_bf16_avx512bf16(const uint16_t *w, int k, const uint16_t *xb, int m, float *y,
                                size_t ldy, float beta, int r0, int r1);
 

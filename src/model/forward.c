@@ -248,6 +248,9 @@ int runstate_init(RunState *s, const Model *m, int B, int S, int C, int keep) {
 }
 
 void runstate_free(RunState *s) {
+    if (s->panels)
+        for (int i = 0; i < s->model->cfg.n_layers * LORA_N_TARGETS + 1; i++) kpanel_free(&s->panels[i]);
+    free(s->panels);
     free(s->mem);
     free(s->lora_mem);
     free(s->acts);
@@ -401,10 +404,31 @@ static void embed(const Model *m, const int *tokens, size_t N, float *x) {
     }
 }
 
+/* y[N, out] = x W^T + beta y for weight w in slot i of the run state's panel copies
+ * (forward.h): on the copy in generation (attn_rows, no training), built here on first
+ * use; else (or when declined or out of memory: the dot-product kernels from then on)
+ * kmm_xwt. */
+static void weight_product(RunState *s, int i, const KWeight *w, const float *x, int N, float *y, float beta) {
+    if (s->attn_rows && s->keep == RS_KEEP_NONE && w->type == KW_F32 && !s->panels_off) {
+        int slots = s->model->cfg.n_layers * LORA_N_TARGETS + 1;
+        if (!s->panels && !(s->panels = calloc((size_t)slots, sizeof *s->panels))) s->panels_off = 1;
+        if (s->panels && !s->panels[i].p) {
+            int rc = kpanel_init(&s->panels[i], w);
+            if (rc < 0) err_clear();
+            if (rc != 0) s->panels_off = 1;
+        }
+        if (!s->panels_off) {
+            kmm_xwt_panel(&s->panels[i], x, N, y, beta);
+            return;
+        }
+    }
+    kmm_xwt(w, x, N, y, beta);
+}
+
 /* y[N, out] = x W^T (+ beta y) (+ its bias), plus the adapter's low-rank term when (l, t)
  * is adapted */
 static void linear(RunState *s, LayerActs *a, int l, LoraTarget t, const KWeight *w, const float *x, int N, float *y, float beta) {
-    kmm_xwt(w, x, N, y, beta);
+    weight_product(s, l * LORA_N_TARGETS + (int)t, w, x, N, y, beta);
     const float *bias = s->model->layers[l].bias[t];
     if (bias) bias_forward(y, bias, N, w->n);
     const LoraAdapter *ad = s->lora;
@@ -608,7 +632,7 @@ int model_forward_run(RunState *s, const int *tokens, int B, int n, int pos) {
         if (!N) return 0;
     }
     norm_forward(c, s->xnf, s->rstdf, s->x_final, m->rms_final, m->norm_final_b, (int)N, d);
-    kmm_xwt(&m->wcls, s->xnf, (int)N, s->logits, 0.0f);
+    weight_product(s, c->n_layers * LORA_N_TARGETS, &m->wcls, s->xnf, (int)N, s->logits, 0.0f);
     if (m->cls_b) bias_forward(s->logits, m->cls_b, (int)N, c->vocab_size);
     return 0;
 }

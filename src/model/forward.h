@@ -84,7 +84,16 @@ typedef struct {
     int attn_rows;   /* inference: attention one query row at a time in fp32 (kmm_row_nt/nn)
                         and LoRA paths in fp32 products, whatever the call's rows - so a row
                         gets the same bits however its sequence's tokens are grouped into
-                        calls (the generators set it: greedy ids batched = single-stream) */
+                        calls (the generators set it: greedy ids batched = single-stream);
+                        with keep RS_KEEP_NONE it also runs the fp32 weights' products on
+                        panel copies (below) */
+    KPanel *panels;  /* attn_rows inference: [L * LORA_N_TARGETS + 1] panel copies of the fp32
+                        weights (matmul.h; by layer and target, the classifier last), each
+                        built on its first product and freed by runstate_free - so a copy
+                        lives no longer than the generation call that owns the run state,
+                        and the weights must not change meanwhile. Off (the dot-product
+                        kernels) with MUSCLE_F32_PANELS=0 or below level avx512. */
+    int panels_off;  /* no panel copies for this run state (declined or out of memory) */
     int pos, n, batch; /* of the last call */
     float *kcache;   /* [L, B, max_seq, kvd] keys after rotary */
     float *vcache;   /* [L, B, max_seq, kvd] */

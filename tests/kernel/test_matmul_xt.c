@@ -1,7 +1,7 @@
-/* tests/kernel/test_matmul_xt.c - the fp32 small-m kernels (kernel/matmul_impl.h): the
- * dot-product form kmm_small_f32_avx512 and the broadcast form over x transposed
- * kmm_small_xt_f32_avx512 (src/kernel/matmul_xt_avx512.c) against a scalar reference of
- * the summation order both promise - per output, 16 fma chains from +0 over the columns
+/* tests/kernel/test_matmul_xt.c - the fp32 small-m kernel (kernel/matmul_impl.h) of
+ * products outside generation (and of generation with MUSCLE_F32_PANELS=0): the
+ * dot-product form kmm_small_f32_avx512 against a scalar reference of the summation order
+ * it promises - per output, 16 fma chains from +0 over the columns
  * p = l mod 16 (a tail chunk adds +0 to the classes past k), then the fixed tree
  * T_j = (s[4j] + s[4j+2]) + (s[4j+1] + s[4j+3]), y = (T0 + T1) + (T2 + T3). Exact bits on
  * ragged shapes (m 1..17 and up to 64, n not a multiple of the kernels' row blocks, k not
@@ -64,9 +64,9 @@ static void test_small_f32_exact_ragged(void **state) {
     if (!have_avx512()) return;
     const int ns[] = {1, 5, 13, 16, 33, 70};
     const int ks[] = {1, 7, 16, 17, 255, 256, 300, 531};
-    for (int fi = 0; fi < 2; fi++) {
-        SmallF32 *f = fi ? kmm_small_xt_f32_avx512 : kmm_small_f32_avx512;
-        const char *name = fi ? "xt" : "dot";
+    {
+        SmallF32 *f = kmm_small_f32_avx512;
+        const char *name = "dot";
         for (int m = 1; m <= 17; m++)
             for (int ni = 0; ni < 6; ni++)
                 for (int ki = 0; ki < 8; ki++) {
