@@ -40,6 +40,8 @@ static double cpu_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+static double wall_s(void);
+
 /* --task kernels: one thread's CPU time per product of the model's weights (layer 0's
  * wq, w1, w2 and the classifier) at m rows on the small-m kernels (kernel/matmul_impl.h;
  * fp32, or bf16 with avx512bf16), as GB/s of weights read and GFLOP/s. */
@@ -53,7 +55,11 @@ static void kernels(const Model *md) {
         float *x = malloc(sizeof(float) * 64 * k), *y = malloc(sizeof(float) * 64 * n);
         uint16_t *xb = malloc(2 * 64 * (size_t)k);
         KPanel kp = {0};
+        double tp = wall_s();
         if (w->type == KW_F32 && kpanel_init(&kp, w) != 0) { fprintf(stderr, "bench_decode: no panel copy\n"); exit(1); }
+        if (w->type == KW_F32)
+            printf("{\"task\":\"kernel\",\"w\":\"%s\",\"impl\":\"panel copy\",\"n\":%d,\"k\":%d,\"ms\":%.2f}\n", names[wi], n, k,
+                   (wall_s() - tp) * 1e3);
         for (int i = 0; i < 64 * k; i++) { x[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f; xb[i] = f32_to_bf16(x[i]); }
         for (int mi = 0; ms[mi]; mi++) {
             int m = ms[mi];
@@ -87,8 +93,6 @@ static void kernels(const Model *md) {
         kpanel_free(&kp);
     }
 }
-
-static double wall_s(void);
 
 /* --task step (see the top). */
 static int step_bench(const Model *md, int W, int steps, int iters) {

@@ -26,12 +26,18 @@ int kpanel_init(KPanel *p, const KWeight *w) {
     size_t bytes = (size_t)np * k * 16 * sizeof(float);
     p->p = aligned_alloc(64, bytes);
     if (!p->p) return err_set("out of memory: a panel copy of a %d x %d weight needs %zu MB", n, k, bytes >> 20);
+    /* row by row: W read in order, each panel's stores within its k * 64 bytes (in cache) */
 #pragma omp parallel for if (CPU_PAR((size_t)n * k))
     for (int g = 0; g < np; g++) {
         float *dst = p->p + (size_t)g * k * 16;
         int c = n - g * 16 < 16 ? n - g * 16 : 16;
-        for (int q = 0; q < k; q++)
-            for (int j = 0; j < 16; j++) dst[(size_t)q * 16 + j] = j < c ? w->f32[(size_t)(g * 16 + j) * k + q] : 0.0f;
+        for (int j = 0; j < 16; j++) {
+            const float *src = w->f32 + (size_t)(g * 16 + j) * k;
+            if (j < c)
+                for (int q = 0; q < k; q++) dst[(size_t)q * 16 + j] = src[q];
+            else
+                for (int q = 0; q < k; q++) dst[(size_t)q * 16 + j] = 0.0f;
+        }
     }
     return 0;
 }

@@ -93,7 +93,7 @@ typedef struct {
                         lives no longer than the generation call that owns the run state,
                         and the weights must not change meanwhile. Off (the dot-product
                         kernels) with MUSCLE_F32_PANELS=0 or below level avx512. */
-    int panels_off;  /* no panel copies for this run state (declined or out of memory) */
+    int panels_off;  /* no panel copies for this run state: 1 declined, 2 out of memory */
     int pos, n, batch; /* of the last call */
     float *kcache;   /* [L, B, max_seq, kvd] keys after rotary */
     float *vcache;   /* [L, B, max_seq, kvd] */
@@ -135,6 +135,10 @@ typedef struct {
 /* Plans and allocates all buffers up front. keep: RS_KEEP_*. */
 int runstate_init(RunState *s, const Model *m, int max_batch, int max_seq, int max_chunk, int keep);
 void runstate_free(RunState *s);
+/* Builds the panel copies of all fp32 weights now (else each is built by its first
+ * product) for a generation run state (attn_rows set, RS_KEEP_NONE); 0 also when there
+ * are none to build (forward.h, panels), -1 with err_set when out of memory. */
+int runstate_panels_build(RunState *s);
 /* Bytes runstate_init would allocate. */
 size_t runstate_bytes(const Model *m, int max_batch, int max_seq, int max_chunk, int keep);
 /* Applies adapter `a` in every later forward pass (NULL detaches it). Allocates the

@@ -230,7 +230,7 @@ int model_generate_batch(const Model *m, const Tokenizer *t, const GenRequest *r
     int rc = 0, live = 0;
     if (runstate_init(&b.s, m, b.W, S, b.C, RS_KEEP_NONE | (o->kv_bf16 ? RS_KV_BF16 : 0)) != 0) return -1;
     b.s.attn_rows = 1; /* a row's bits whatever the call (forward.h): the ids of model_generate */
-    if (o->lora && runstate_set_lora(&b.s, o->lora) != 0) { runstate_free(&b.s); return -1; }
+    if (runstate_panels_build(&b.s) != 0 || (o->lora && runstate_set_lora(&b.s, o->lora) != 0)) { runstate_free(&b.s); return -1; }
     b.slot = calloc((size_t)b.W, sizeof *b.slot);
     b.tok = malloc((size_t)b.W * b.C * sizeof *b.tok);
     b.pos = malloc((size_t)b.W * b.C * sizeof *b.pos);
