@@ -19,6 +19,8 @@
 #include "kernel/matmul_impl.h"
 #include "core/dtype.h"
 
+#include <cblas.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +40,8 @@ static double cpu_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+static double wall_s(void);
+
 /* --task kernels: one thread's CPU time per product of the model's weights (layer 0's
  * wq, w1, w2 and the classifier) at m rows on the small-m kernels (kernel/matmul_impl.h;
  * fp32, or bf16 with avx512bf16), as GB/s of weights read and GFLOP/s. */
@@ -50,35 +54,45 @@ static void kernels(const Model *md) {
         int n = w->n, k = w->k;
         float *x = malloc(sizeof(float) * 64 * k), *y = malloc(sizeof(float) * 64 * n);
         uint16_t *xb = malloc(2 * 64 * (size_t)k);
+        KPanel kp = {0};
+        double tp = wall_s();
+        if (w->type == KW_F32 && kpanel_init(&kp, w) != 0) { fprintf(stderr, "bench_decode: no panel copy\n"); exit(1); }
+        if (w->type == KW_F32)
+            printf("{\"task\":\"kernel\",\"w\":\"%s\",\"impl\":\"panel copy\",\"n\":%d,\"k\":%d,\"ms\":%.2f}\n", names[wi], n, k,
+                   (wall_s() - tp) * 1e3);
         for (int i = 0; i < 64 * k; i++) { x[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f; xb[i] = f32_to_bf16(x[i]); }
         for (int mi = 0; ms[mi]; mi++) {
             int m = ms[mi];
-            {
+            /* fp32: the panel kernel (kpanel_avx512.c, one thread's share = all panels), the dot-product kernel, and
+             * OpenBLAS sgemm at the same shape (one thread each) */
+            for (int impl = 0; impl < (w->type == KW_F32 ? 3 : 1); impl++) {
                 double best = 1e30;
                 for (int rep = 0; rep < 5; rep++) {
                     double t0 = cpu_s();
                     int it = 0;
                     do {
-                        if (w->type == KW_F32) kmm_small_f32_avx512(w->f32, k, x, m, y, n, 0.0f, 0, n);
-                        else kmm_small_bf16_avx512bf16(w->bf16, k, xb, m, y, n, 0.0f, 0, n);
+                        if (w->type != KW_F32) kmm_small_bf16_avx512bf16(w->bf16, k, xb, m, y, n, 0.0f, 0, n);
+                        else if (impl == 0) kmm_panel_f32_avx512(kp.p, n, k, x, m, y, n, 0.0f, 0, (n + 15) / 16);
+                        else if (impl == 1) kmm_small_f32_avx512(w->f32, k, x, m, y, n, 0.0f, 0, n);
+                        else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, x, k, w->f32, k, 0.0f, y, n);
                         it++;
                     } while (cpu_s() - t0 < 0.05);
                     double t = (cpu_s() - t0) / it;
                     if (t < best) best = t;
                 }
+                static const char *impls[3] = {"panel", "dot", "sgemm"};
                 double bytes = (double)n * k * (w->type == KW_F32 ? 4 : 2);
-                printf("{\"task\":\"kernel\",\"w\":\"%s\",\"type\":\"%s\",\"m\":%d,\"n\":%d,\"k\":%d,\"us\":%.1f,\"GBps\":%.1f,\"GFLOPs\":%.1f}\n",
-                       names[wi], w->type == KW_F32 ? "fp32" : "bf16", m, n, k, best * 1e6,
-                       bytes / best * 1e-9, 2.0 * m * n * k / best * 1e-9);
+                printf("{\"task\":\"kernel\",\"w\":\"%s\",\"type\":\"%s\",\"impl\":\"%s\",\"m\":%d,\"n\":%d,\"k\":%d,\"us\":%.1f,\"GBps\":%.1f,\"GFLOPs\":%.1f}\n",
+                       names[wi], w->type == KW_F32 ? "fp32" : "bf16", w->type == KW_F32 ? impls[impl] : "small", m, n, k,
+                       best * 1e6, bytes / best * 1e-9, 2.0 * m * n * k / best * 1e-9);
             }
         }
         free(x);
         free(y);
         free(xb);
+        kpanel_free(&kp);
     }
 }
-
-static double wall_s(void);
 
 /* --task step (see the top). */
 static int step_bench(const Model *md, int W, int steps, int iters) {

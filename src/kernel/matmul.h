@@ -60,6 +60,25 @@ void kweight_free(KWeight *w);
  * after every optimizer step): rebuilds the kernel-friendly copies in place, no allocation. */
 void kweight_repack_bf16(KWeight *w);
 
+/* A panel copy of an fp32 weight W [n, k] for the forward product: ceil(n/16) panels of
+ * [k][16] (16 outputs contiguous per column of the reduction; zero past n). With it,
+ * kmm_xwt_panel sums every output as one fma chain in k order (from +0, then + beta y),
+ * so a row of x gets the same bits at every m (generation's single stream = its batches).
+ * It is a COPY: built from W's values at kpanel_init and not updated when they change, so
+ * only a holder that outlives no change of W may keep one (the generators' run states,
+ * model/forward.h). Level avx512 only: kpanel_init returns 1 (nothing built) below it or
+ * with MUSCLE_F32_PANELS=0, -1 with err_set when out of memory, 0 when built. */
+typedef struct {
+    int n, k;
+    float *p; /* [ceil(n/16)][k][16], 64-byte aligned (owned) */
+} KPanel;
+int kpanel_init(KPanel *p, const KWeight *w);
+void kpanel_free(KPanel *p);
+/* Bytes of the copy. */
+size_t kpanel_bytes(const KPanel *p);
+/* y[m,n] = x[m,k] . W^T + beta*y from the panel copy (beta == 0 never reads y). */
+void kmm_xwt_panel(const KPanel *p, const float *x, int m, float *y, float beta);
+
 /* y[m,n] = x[m,k] . W^T + beta*y   (forward; beta == 0 never reads y) */
 void kmm_xwt(const KWeight *w, const float *x, int m, float *y, float beta);
 /* dx[m,k] = dy[m,n] . W + beta*dx   (backward through the weight) */

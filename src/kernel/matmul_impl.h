@@ -68,6 +68,10 @@ void kmm_small_f32_avx512(const float *w, int k, const float *x, int m, float *y
 void kmm_small_bf16_avx512bf16(const uint16_t *w, int k, const uint16_t *xb, int m, float *y,
                                size_t ldy, float beta, int r0, int r1);
 
+/* kpanel_avx512.c: y (ldy) = x[m, k] . W^T + beta y for the outputs of panels [p0, p1) of a
+ * KPanel's copy pw (n outputs in all), each a single fma chain in k order (matmul.h). */
+void kmm_panel_f32_avx512(const float *pw, int n, int k, const float *x, int m, float *y, size_t ldy, float beta,
+                          int p0, int p1);
 /* One-row products (kmm_row_nt / kmm_row_nn in matmul.h) on AVX-512. */
 void kmm_row_nt_avx512(int n, int k, const float *a, const float *b, size_t ldb, float *c, float alpha);
 void kmm_row_nn_avx512(int n, int k, const float *a, const float *b, size_t ldb, float *c);

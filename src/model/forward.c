@@ -248,6 +248,9 @@ int runstate_init(RunState *s, const Model *m, int B, int S, int C, int keep) {
 }
 
 void runstate_free(RunState *s) {
+    if (s->panels)
+        for (int i = 0; i < s->model->cfg.n_layers * LORA_N_TARGETS + 1; i++) kpanel_free(&s->panels[i]);
+    free(s->panels);
     free(s->mem);
     free(s->lora_mem);
     free(s->acts);
@@ -401,10 +404,48 @@ static void embed(const Model *m, const int *tokens, size_t N, float *x) {
     }
 }
 
+/* The panel copy of weight w in slot i of the run state's table (forward.h), built on
+ * first use; NULL where there is none (not a generation run state, a bf16 weight, below
+ * level avx512, MUSCLE_F32_PANELS=0, or out of memory: then none for this run state, and
+ * err_set). */
+static const KPanel *panel_get(RunState *s, int i, const KWeight *w) {
+    if (!s->attn_rows || s->keep != RS_KEEP_NONE || w->type != KW_F32 || s->panels_off) return NULL;
+    if (!s->panels && !(s->panels = calloc((size_t)s->model->cfg.n_layers * LORA_N_TARGETS + 1, sizeof *s->panels))) {
+        s->panels_off = 2;
+        err_set("out of memory: the panel copies' table");
+        return NULL;
+    }
+    int rc = s->panels[i].p ? 0 : kpanel_init(&s->panels[i], w);
+    if (rc != 0) s->panels_off = rc < 0 ? 2 : 1;
+    return s->panels_off ? NULL : &s->panels[i];
+}
+
+int runstate_panels_build(RunState *s) {
+    const Model *m = s->model;
+    const int L = m->cfg.n_layers;
+    for (int l = 0; l < L; l++)
+        for (int t = 0; t < LORA_N_TARGETS; t++) {
+            const KWeight *w = lora_base_weight(m, l, (LoraTarget)t);
+            if (w && w->f32) panel_get(s, l * LORA_N_TARGETS + t, w);
+        }
+    panel_get(s, L * LORA_N_TARGETS, &m->wcls);
+    if (!s->panels_off) return 0;
+    for (int i = 0; s->panels && i < L * LORA_N_TARGETS + 1; i++) kpanel_free(&s->panels[i]);
+    return s->panels_off == 2 ? -1 : 0; /* declined: the dot-product kernels, no error */
+}
+
+/* y[N, out] = x W^T + beta y for weight w in slot i: on its panel copy in generation, else
+ * kmm_xwt (the dot-product kernels). */
+static void weight_product(RunState *s, int i, const KWeight *w, const float *x, int N, float *y, float beta) {
+    const KPanel *p = panel_get(s, i, w);
+    if (p) kmm_xwt_panel(p, x, N, y, beta);
+    else kmm_xwt(w, x, N, y, beta);
+}
+
 /* y[N, out] = x W^T (+ beta y) (+ its bias), plus the adapter's low-rank term when (l, t)
  * is adapted */
 static void linear(RunState *s, LayerActs *a, int l, LoraTarget t, const KWeight *w, const float *x, int N, float *y, float beta) {
-    kmm_xwt(w, x, N, y, beta);
+    weight_product(s, l * LORA_N_TARGETS + (int)t, w, x, N, y, beta);
     const float *bias = s->model->layers[l].bias[t];
     if (bias) bias_forward(y, bias, N, w->n);
     const LoraAdapter *ad = s->lora;
@@ -608,7 +649,7 @@ int model_forward_run(RunState *s, const int *tokens, int B, int n, int pos) {
         if (!N) return 0;
     }
     norm_forward(c, s->xnf, s->rstdf, s->x_final, m->rms_final, m->norm_final_b, (int)N, d);
-    kmm_xwt(&m->wcls, s->xnf, (int)N, s->logits, 0.0f);
+    weight_product(s, c->n_layers * LORA_N_TARGETS, &m->wcls, s->xnf, (int)N, s->logits, 0.0f);
     if (m->cls_b) bias_forward(s->logits, m->cls_b, (int)N, c->vocab_size);
     return 0;
 }

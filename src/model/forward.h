@@ -84,7 +84,16 @@ typedef struct {
     int attn_rows;   /* inference: attention one query row at a time in fp32 (kmm_row_nt/nn)
                         and LoRA paths in fp32 products, whatever the call's rows - so a row
                         gets the same bits however its sequence's tokens are grouped into
-                        calls (the generators set it: greedy ids batched = single-stream) */
+                        calls (the generators set it: greedy ids batched = single-stream);
+                        with keep RS_KEEP_NONE it also runs the fp32 weights' products on
+                        panel copies (below) */
+    KPanel *panels;  /* attn_rows inference: [L * LORA_N_TARGETS + 1] panel copies of the fp32
+                        weights (matmul.h; by layer and target, the classifier last), each
+                        built on its first product and freed by runstate_free - so a copy
+                        lives no longer than the generation call that owns the run state,
+                        and the weights must not change meanwhile. Off (the dot-product
+                        kernels) with MUSCLE_F32_PANELS=0 or below level avx512. */
+    int panels_off;  /* no panel copies for this run state: 1 declined, 2 out of memory */
     int pos, n, batch; /* of the last call */
     float *kcache;   /* [L, B, max_seq, kvd] keys after rotary */
     float *vcache;   /* [L, B, max_seq, kvd] */
@@ -126,6 +135,10 @@ typedef struct {
 /* Plans and allocates all buffers up front. keep: RS_KEEP_*. */
 int runstate_init(RunState *s, const Model *m, int max_batch, int max_seq, int max_chunk, int keep);
 void runstate_free(RunState *s);
+/* Builds the panel copies of all fp32 weights now (else each is built by its first
+ * product) for a generation run state (attn_rows set, RS_KEEP_NONE); 0 also when there
+ * are none to build (forward.h, panels), -1 with err_set when out of memory. */
+int runstate_panels_build(RunState *s);
 /* Bytes runstate_init would allocate. */
 size_t runstate_bytes(const Model *m, int max_batch, int max_seq, int max_chunk, int keep);
 /* Applies adapter `a` in every later forward pass (NULL detaches it). Allocates the

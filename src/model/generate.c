@@ -166,7 +166,7 @@ int model_generate(const Model *m, const Tokenizer *t, const int *prompt, int n_
     int chunk = n_prompt < GEN_PREFILL_TOKENS ? n_prompt : GEN_PREFILL_TOKENS;
     if (runstate_init(&s, m, 1, total, chunk, RS_KEEP_NONE | (o->kv_bf16 ? RS_KV_BF16 : 0)) != 0) return -1;
     s.attn_rows = 1; /* the bits of model_generate_batch's rows */
-    if (o->lora && runstate_set_lora(&s, o->lora) != 0) {
+    if (runstate_panels_build(&s) != 0 || (o->lora && runstate_set_lora(&s, o->lora) != 0)) {
         runstate_free(&s);
         return -1;
     }

@@ -286,7 +286,7 @@ int model_generate_batch_hook(const GenHook *h, const Tokenizer *t, const GenReq
         }
         n_rs++;
         b.rs[j].attn_rows = 1; /* a row's bits whatever the call (forward.h): the ids of model_generate */
-        if (h->models[j].lora && runstate_set_lora(&b.rs[j], h->models[j].lora) != 0) rc = -1;
+        if (runstate_panels_build(&b.rs[j]) != 0 || (h->models[j].lora && runstate_set_lora(&b.rs[j], h->models[j].lora) != 0)) rc = -1;
     }
     for (int k = 0; b.slot && k < b.W; k++) b.slot[k].req = -1;
     for (int k = 0; rc == 0 && k < b.W; k++) {

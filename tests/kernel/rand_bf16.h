@@ -1,5 +1,6 @@
 /* tests/kernel/rand_bf16.h - the random operands of the bf16 engine's tests
- * (test_matmul_dnnl.c, test_matmul_dnnl_pack.c): a fixed-seed LCG, uniform in [-1, 1). */
+ * (test_matmul_dnnl.c, test_matmul_dnnl_pack.c) and of test_matmul_xt.c, test_kpanel.c: a fixed-seed LCG,
+ * uniform in [-1, 1). */
 #ifndef MUSCLE_TESTS_RAND_BF16_H
 #define MUSCLE_TESTS_RAND_BF16_H
 

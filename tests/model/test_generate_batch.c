@@ -282,6 +282,8 @@ static void test_forward_rows(void **st) {
     worst = 0;
     for (int i = 0; i < V; i++) worst = fmax(worst, fabs(a.logits[i] - b.logits[V + i]));
     assert_true(worst < 1e-4);
+    assert_null(a.panels); /* no panel copies outside generation's run states */
+    assert_null(b.panels);
     int bad_slot[1] = {3}, bad_pos[2] = {4, 6}, p15[2] = {15, 16};
     assert_int_equal(model_forward_rows(&b, t2, p2, bad_slot, 1, 1), -1);
     assert_int_equal(model_forward_rows(&b, t2, bad_pos, s2, 1, 2), -1);
@@ -293,7 +295,7 @@ static void test_forward_rows(void **st) {
 
 /* Generation's run states (attn_rows): a prompt cut into calls of 12, of 4 and 4 x 3 rows,
  * or fed one token at a time gives bit-identical logits for its last token, computed alone
- * (logit_rows) or among all rows; a logit row list that is not ascending or leaves the
+ * (logit_rows) or among all rows (at level avx512 on the fp32 weights' panel copies); a logit row list that is not ascending or leaves the
  * call is refused. */
 static void test_rows_bits(void **st) {
     (void)st;
@@ -322,6 +324,13 @@ static void test_rows_bits(void **st) {
     assert_memory_equal(b.logits, full, (size_t)V * sizeof(float));
     for (int i = 0; i < 12; i++) assert_int_equal(model_forward(&c, seq + i, 1, 1, i), 0);
     assert_memory_equal(c.logits, full, (size_t)V * sizeof(float));
+    if (kmm_level() >= KMM_AVX512 && !getenv("MUSCLE_F32_PANELS")) { /* on the panel copies (forward.h) */
+        int cls = m.cfg.n_layers * LORA_N_TARGETS;
+        assert_non_null(a.panels);
+        assert_non_null(a.panels[cls].p);
+        assert_non_null(b.panels[LORA_DOWN].p);
+        assert_non_null(c.panels[0].p);
+    }
     int bad1[2] = {3, 3}, bad2[1] = {12};
     b.logit_rows = bad1;
     b.n_logit_rows = 2;
