@@ -37,7 +37,9 @@ cat >"$OUT/manifest.json.tmp" <<'EOF'
    "new": {"name": "M2", "preds": ["sum/preds/new-s1.jsonl"]},
    "methods": [
     {"name": "muscle", "settings": "--compat student-wrong", "preds": ["sum/preds/muscle-s1.jsonl"]},
-    {"name": "seqkd", "settings": "--compat student-wrong --level sequence --ce-weight 0.5", "preds": ["sum/preds/seqkd-s1.jsonl"]}]}
+    {"name": "seqkd", "settings": "--compat student-wrong --level sequence --ce-weight 0.5", "preds": ["sum/preds/seqkd-s1.jsonl"]}],
+   "mixture": [{"a": 0, "preds": "sum/preds/mixgen-a0.0.jsonl"}, {"a": 0.3, "preds": "sum/preds/mixgen-a0.3.jsonl"},
+    {"a": 0.5, "preds": "sum/preds/mixgen-a0.5.jsonl"}]}
  ]
 }
 EOF
