@@ -16,7 +16,10 @@ static int panels_on(void) {
     return kmm_env_switch(&env, "MUSCLE_F32_PANELS", "0: no panel copies (the dot-product kernels), 1: panel copies") != 0;
 }
 
-size_t kpanel_bytes(const KPanel *p) { return p->p ? (size_t)(p->n + 15) / 16 * (size_t)p->k * 16 * sizeof(float) : 0; }
+/* Bytes of the panel copy of an n x k weight: ceil(n / 16) panels of k x 16 floats. */
+static size_t panel_bytes(int n, int k) { return (size_t)(n + 15) / 16 * (size_t)k * 16 * sizeof(float); }
+
+size_t kpanel_bytes(const KPanel *p) { return p->p ? panel_bytes(p->n, p->k) : 0; }
 
 int kpanel_init(KPanel *p, const KWeight *w) {
     memset(p, 0, sizeof *p);
@@ -24,7 +27,7 @@ int kpanel_init(KPanel *p, const KWeight *w) {
     const int n = w->n, k = w->k, np = (n + 15) / 16;
     p->n = n;
     p->k = k;
-    size_t bytes = (size_t)np * k * 16 * sizeof(float);
+    const size_t bytes = panel_bytes(n, k);
     /* a copy of 2 MB or more starts on a 2 MB boundary and is marked for transparent huge
      * pages: building it is mostly the first touch of fresh pages (512 times fewer faults),
      * and its stream then misses the TLB far less; only 2 MB ranges wholly inside the copy

@@ -116,21 +116,23 @@ void kweight_bf16_changed(KWeight *w) {
     pthread_mutex_unlock(&w->cache->lock);
 }
 
+/* Refreshes w's oneDNN copy *slot in place from w->bf16; one that cannot be refreshed is
+ * dropped (rebuilt at the next product). Under the cache's lock. */
+static void dnnl_refresh(const KWeight *w, void **slot, size_t *bytes) {
+    if (*slot && kdnnl_weight_refresh(w, *slot) != 0) {
+        kdnnl_weight_free(*slot);
+        *slot = NULL;
+        *bytes = 0;
+    }
+}
+
 void kweight_repack_bf16(KWeight *w) {
     if (!w || w->type != KW_BF16 || !w->cache) return;
     KWeightCache *c = w->cache;
     pthread_mutex_lock(&c->lock);
     if (c->packed) pack_bf16(w, c->packed);
-    if (c->dnnl && kdnnl_weight_refresh(w, c->dnnl) != 0) { /* rebuilt at the next product */
-        kdnnl_weight_free(c->dnnl);
-        c->dnnl = NULL;
-        c->dnnl_bytes = 0;
-    }
-    if (c->dnnl_t && kdnnl_weight_refresh(w, c->dnnl_t) != 0) { /* dy W's copy: the same rule */
-        kdnnl_weight_free(c->dnnl_t);
-        c->dnnl_t = NULL;
-        c->dnnl_t_bytes = 0;
-    }
+    dnnl_refresh(w, &c->dnnl, &c->dnnl_bytes);     /* x W^T's copy */
+    dnnl_refresh(w, &c->dnnl_t, &c->dnnl_t_bytes); /* dy W's copy: the same rule */
     pthread_mutex_unlock(&c->lock);
 }
 
