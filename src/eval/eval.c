@@ -238,8 +238,7 @@ static int eval_gen(const Model *m, const TaskSet *ts, const TaskPrompt *p, cons
     int n = ts->n, rc = 0;
     TaskGenTokens *tk = NULL;
     int ctx = m->cfg.seq_len;
-    for (int j = 0; o->gen_hook && j < o->gen_hook->n_models; j++)
-        if (o->gen_hook->models[j].model->cfg.seq_len < ctx) ctx = o->gen_hook->models[j].model->cfg.seq_len;
+    if (o->gen_hook && model_generate_hook_ctx(o->gen_hook) < ctx) ctx = model_generate_hook_ctx(o->gen_hook);
     int limit = ctx - o->max_tokens;
     if (limit < 2) return err_set("--max-tokens %d leaves no room for a prompt in the model's context of %d", o->max_tokens, ctx);
     if (task_gen_tokenize(ts, p, t, 0, &tk) != 0) return -1;

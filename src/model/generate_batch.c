@@ -16,6 +16,7 @@
 #include "sample.h"
 #include "core/error.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -216,20 +217,26 @@ int model_generate_batch(const Model *m, const Tokenizer *t, const GenRequest *r
     return model_generate_batch_hook(&h, t, req, n, o, width, done, ctx, res);
 }
 
+int model_generate_hook_ctx(const GenHook *h) {
+    int ctx = INT_MAX;
+    for (int j = 0; j < h->n_models; j++)
+        if (h->models[j].model->cfg.seq_len < ctx) ctx = h->models[j].model->cfg.seq_len;
+    return ctx;
+}
+
 int model_generate_batch_hook(const GenHook *h, const Tokenizer *t, const GenRequest *req, int n, const GenOptions *o, int width,
                               GenDone done, void *ctx, GenResult *res) {
     if (n <= 0) return 0;
     memset(res, 0, (size_t)n * sizeof *res);
     if (width < 0) return err_set("generate: batch width %d: expected >= 1 (0: default)", width);
     if (h->n_models < 1) return err_set("generate: no model to decode with");
-    int nm = h->n_models, seq_len = h->models[0].model->cfg.seq_len, V = h->models[0].model->cfg.vocab_size;
+    int nm = h->n_models, seq_len = model_generate_hook_ctx(h), V = h->models[0].model->cfg.vocab_size;
     for (int j = 1; j < nm; j++) {
         const Model *mj = h->models[j].model;
         if (mj->cfg.vocab_size != V)
             return err_set("generate: %s has %d tokens in its vocabulary, %s %d: the members must share a tokenizer",
                            h->models[j].who ? h->models[j].who : "a model", mj->cfg.vocab_size, h->models[0].who ? h->models[0].who : "the first",
                            V);
-        if (mj->cfg.seq_len < seq_len) seq_len = mj->cfg.seq_len;
     }
     int max_len = 1, max_prompt = 1;
     for (int i = 0; i < n; i++) {

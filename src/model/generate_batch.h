@@ -85,6 +85,8 @@ typedef struct GenHook {
  * its own). Same results, errors and cleanup as model_generate_batch. */
 int model_generate_batch_hook(const GenHook *h, const Tokenizer *t, const GenRequest *req, int n, const GenOptions *o, int width,
                               GenDone done, void *ctx, GenResult *res);
+/* The context the hook's models share: the smallest seq_len among them (INT_MAX with none). */
+int model_generate_hook_ctx(const GenHook *h);
 
 /* A default width for `n` prompts whose prompt + new tokens reach `max_len` positions:
  * 16, fewer when the KV cache of 16 slots would pass 1 GiB, never more than n. */
