@@ -94,12 +94,28 @@ static void kernels(const Model *md) {
     }
 }
 
+/* y = x W^T as the step computes it: on the run state's panel copy in slot i where it has
+ * one, else kmm_xwt. */
+static void step_product(const RunState *s, int i, const KWeight *w, const float *x, int W, float *y) {
+    if (s->panels && s->panels[i].p) kmm_xwt_panel(&s->panels[i], x, W, y, 0.0f);
+    else kmm_xwt(w, x, W, y, 0.0f);
+}
+
+/* The slot of layer l's weight w among the LoRA targets. */
+static int lora_target_of(const Model *md, int l, const KWeight *w) {
+    for (int t = 0; t < LORA_N_TARGETS; t++)
+        if (lora_base_weight(md, l, (LoraTarget)t) == w) return t;
+    return 0;
+}
+
 /* --task step (see the top). */
 static int step_bench(const Model *md, int W, int steps, int iters) {
     const ModelConfig *c = &md->cfg;
     const int P = 32, V = c->vocab_size;
     RunState s;
     if (runstate_init(&s, md, W, P + steps + 1, 1, RS_KEEP_NONE) != 0) return -1;
+    s.attn_rows = 1; /* generation's run state: its attention, and its panel copies where built */
+    if (runstate_panels_build(&s) != 0) return -1;
     int *tok = malloc(sizeof(int) * W), *pos = malloc(sizeof(int) * W), *slot = malloc(sizeof(int) * W);
     for (int r = 0; r < W; r++) slot[r] = r;
     double best = 1e30, bestp = 1e30, bestc = 1e30;
@@ -125,10 +141,10 @@ static int step_bench(const Model *md, int W, int steps, int iters) {
             for (int l = 0; l < c->n_layers; l++) {
                 const LayerWeights *L = &md->layers[l];
                 const KWeight *ws[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w1, &L->w3, &L->w2};
-                for (int j = 0; j < 7; j++) kmm_xwt(ws[j], x, W, y, 0.0f);
+                for (int j = 0; j < 7; j++) step_product(&s, l * LORA_N_TARGETS + lora_target_of(md, l, ws[j]), ws[j], x, W, y);
             }
             double t1 = wall_s();
-            kmm_xwt(&md->wcls, x, W, y, 0.0f);
+            step_product(&s, c->n_layers * LORA_N_TARGETS, &md->wcls, x, W, y);
             tc += wall_s() - t1;
         }
         t = (wall_s() - t0) / steps;

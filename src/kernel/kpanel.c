@@ -61,7 +61,7 @@ void kpanel_free(KPanel *p) {
 
 void kmm_xwt_panel(const KPanel *p, const float *x, int m, float *y, float beta) {
     if (m <= 0) return;
-    const int n = p->n, k = p->k, np = (n + 15) / 16, unit = m == 1 ? 8 : 4;
+    const int n = p->n, k = p->k, np = (n + 15) / 16, unit = kmm_panel_group(m);
 #pragma omp parallel if (CPU_PAR((size_t)n * k * m))
     {
         int nt = omp_get_num_threads(), t = omp_get_thread_num(), ng = (np + unit - 1) / unit;

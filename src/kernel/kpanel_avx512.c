@@ -6,9 +6,13 @@
  * single stream) as in a batch (kmm_xwt_panel in matmul.h; tests/kernel/test_kpanel.c).
  *
  * Tiles: m = 1 runs 8 panels at once (8 independent chains, 8 streams of W, so the
- * product is bound by memory, not by the FMA latency); m > 1 runs row blocks of 6 rows
- * against groups of 4 panels (24 accumulators, 4 loads and 6 broadcasts per 24 FMAs), the
- * group's panels staying in L2 across the row blocks. */
+ * product is bound by memory, not by the FMA latency); m = 2, 3 run groups of 4 panels
+ * (8 and 12 chains); m >= 4 runs row blocks of at most 8 rows against groups of 3 panels
+ * (24 accumulators, 3 loads and 8 broadcasts per 24 FMAs), the group's panels staying in
+ * cache across the row blocks while the next group's are prefetched: without that the
+ * first row block of every group waited on memory (2.7 times as long as the others at
+ * m = 16). Measured at m = 16 on a 110M step's weights, 2 threads (bench/bench_decode
+ * --task step): 8 x 3 with the prefetch 10.95 ms, the former 6 x 4 12.80 ms. */
 #include "kernel/matmul_impl.h"
 
 #include <immintrin.h>
@@ -18,11 +22,12 @@
 
 /* Rows x[0..mr) (MR >= mr; the others repeat row mr-1, not stored) against panels
  * pw + j*ps (j < np <= NP; the others repeat the last, not stored); outputs y[i*ldy + 16j + c]
- * for c < lc in the last panel (16 in the others). MR and NP are literals (the
+ * for c < lc in the last panel (16 in the others). Meanwhile panels j = pb, pb + nb, ..
+ * below nnp of the next group nx are prefetched, line p at step p (nnp = 0: none). MR and NP are literals (the
  * accumulators must be registers, not a variable-length array). */
 #define TILE(NAME, MR, NP, PF) \
     static T512 void NAME(const float *pw, size_t ps, int k, const float *x, size_t ldx, int mr, int np, int lc, \
-                          float *y, size_t ldy, float beta) { \
+                          float *y, size_t ldy, float beta, const float *nx, int nnp, int pb, int nb) { \
         __m512 acc[MR][NP]; \
         const float *xr[MR], *wp[NP]; \
         for (int i = 0; i < MR; i++) xr[i] = x + (size_t)(i < mr ? i : mr - 1) * ldx; \
@@ -34,6 +39,7 @@
             for (int j = 0; j < NP; j++) w[j] = _mm512_load_ps(wp[j] + (size_t)p * 16); \
             if (PF) \
                 for (int j = 0; j < NP; j++) _mm_prefetch((const char *)(wp[j] + (size_t)(p + PF) * 16), _MM_HINT_T0); \
+            for (int j = pb; j < nnp; j += nb) _mm_prefetch((const char *)(nx + j * ps + (size_t)p * 16), _MM_HINT_T0); \
             for (int i = 0; i < MR; i++) { \
                 __m512 xb = _mm512_set1_ps(xr[i][p]); \
                 for (int j = 0; j < NP; j++) acc[i][j] = _mm512_fmadd_ps(xb, w[j], acc[i][j]); \
@@ -52,21 +58,26 @@
     }
 
 TILE(tile_m1, 1, 8, 16)
-TILE(tile_r1, 1, 4, 0)
 TILE(tile_r2, 2, 4, 0)
 TILE(tile_r3, 3, 4, 0)
-TILE(tile_r4, 4, 4, 0)
-TILE(tile_r5, 5, 4, 0)
-TILE(tile_r6, 6, 4, 0)
+TILE(tile_r4, 4, 3, 0)
+TILE(tile_r5, 5, 3, 0)
+TILE(tile_r6, 6, 3, 0)
+TILE(tile_r7, 7, 3, 0)
+TILE(tile_r8, 8, 3, 0)
 
-typedef void Tile(const float *, size_t, int, const float *, size_t, int, int, int, float *, size_t, float);
-static Tile *const tiles[7] = {NULL, tile_r1, tile_r2, tile_r3, tile_r4, tile_r5, tile_r6};
+typedef void Tile(const float *, size_t, int, const float *, size_t, int, int, int, float *, size_t, float,
+                  const float *, int, int, int);
+/* by rows: m = 2, 3 alone; m >= 4 in blocks of 4..8 rows */
+static Tile *const tiles[9] = {NULL, NULL, tile_r2, tile_r3, tile_r4, tile_r5, tile_r6, tile_r7, tile_r8};
+
+int kmm_panel_group(int m) { return m == 1 ? 8 : m <= 3 ? 4 : 3; }
 
 /* Panels [p0, p1) of pw (panels of ps = 16 k floats; n outputs in all) against all m rows. */
 T512 void kmm_panel_f32_avx512(const float *pw, int n, int k, const float *x, int m, float *y, size_t ldy, float beta,
                                int p0, int p1) {
     const size_t ps = (size_t)k * 16;
-    const int NP = m == 1 ? 8 : 4;
+    const int NP = kmm_panel_group(m);
     for (int g = p0; g < p1; g += NP) {
         int np = p1 - g < NP ? p1 - g : NP;
         int lc = n - (g + np - 1) * 16;
@@ -74,14 +85,18 @@ T512 void kmm_panel_f32_avx512(const float *pw, int n, int k, const float *x, in
         const float *pg = pw + (size_t)g * ps;
         float *yg = y + (size_t)g * 16;
         if (m == 1) {
-            tile_m1(pg, ps, k, x, 0, 1, np, lc, yg, 0, beta);
+            tile_m1(pg, ps, k, x, 0, 1, np, lc, yg, 0, beta, NULL, 0, 0, 1);
             continue;
         }
-        /* row blocks of at most 6, as even as they come (m = 16: 6, 5, 5) */
-        const int nb = (m + 5) / 6;
+        /* row blocks of at most 8, as even as they come (m = 16: 8, 8; m = 17: 6, 6, 5), m >= 4 */
+        const int nb = (m + 7) / 8;
+        /* the next group in [p0, p1), its panel j prefetched by row block j mod nb */
+        const int nnp = p1 - (g + NP) < NP ? p1 - (g + NP) : NP;
+        const float *nx = nnp > 0 ? pg + NP * ps : NULL;
         for (int b = 0, i = 0; b < nb; b++) {
             int mr = (m - i) / (nb - b) + ((m - i) % (nb - b) != 0);
-            tiles[mr](pg, ps, k, x + (size_t)i * k, (size_t)k, mr, np, lc, yg + (size_t)i * ldy, ldy, beta);
+            tiles[mr](pg, ps, k, x + (size_t)i * k, (size_t)k, mr, np, lc, yg + (size_t)i * ldy, ldy, beta, nx,
+                      nnp > 0 ? nnp : 0, b, nb);
             i += mr;
         }
     }

@@ -69,7 +69,9 @@ void kmm_small_bf16_avx512bf16(const uint16_t *w, int k, const uint16_t *xb, int
                                size_t ldy, float beta, int r0, int r1);
 
 /* kpanel_avx512.c: y (ldy) = x[m, k] . W^T + beta y for the outputs of panels [p0, p1) of a
- * KPanel's copy pw (n outputs in all), each a single fma chain in k order (matmul.h). */
+ * KPanel's copy pw (n outputs in all), each a single fma chain in k order (matmul.h);
+ * kmm_panel_group: its panels per group at m rows (the threads split whole groups). */
+int kmm_panel_group(int m);
 void kmm_panel_f32_avx512(const float *pw, int n, int k, const float *x, int m, float *y, size_t ldy, float beta,
                           int p0, int p1);
 /* One-row products (kmm_row_nt / kmm_row_nn in matmul.h) on AVX-512. */
