@@ -20,6 +20,10 @@
 #              synopsis a package's long description -> its one-line synopsis among 4 (built
 #                       from debian-sum: the 3 distractors are other packages' synopses of the
 #                       same split, drawn with a fixed seed; the gold's position is drawn too)
+#              kind     a package's description -> what the package is, among "a library",
+#                       "development files", "documentation", "a program" (the label from the
+#                       package name: -dev, -doc/-docs, lib*/python3-*/ruby-*/golang-*/node-*/
+#                       r-cran-*/php-*/perl-*, else a program; same lines as section)
 #     SEEDS    K (default 3)
 #     METHODS  default interp,soup,ce,choice,interp-choice,soup-choice
 # Every piece is one `muscle update` run folder, ROOT/runs/PAIR-TASK; run the script again
@@ -66,9 +70,24 @@ PYEOF
       synopsis_mc "$D/debian-sum.train.jsonl" 0 "$NTRAIN" >"$dd/$t.train.jsonl"
       synopsis_mc "$D/debian-sum.validation.jsonl" 0 "$NVAL" >"$dd/$t.val.jsonl"
       synopsis_mc "$D/debian-sum.test.jsonl" 0 "$NTEST" >"$dd/$t.test.jsonl.tmp" ;;
-    *) echo "weightspace_grid.sh: TASK is section, arc or synopsis" >&2; exit 2 ;;
+    kind)
+      head -n "$NTRAIN" "$D/debian-section.train.jsonl" | kind_mc >"$dd/$t.train.jsonl"
+      head -n "$NVAL" "$D/debian-section.validation.jsonl" | kind_mc >"$dd/$t.val.jsonl"
+      head -n "$NTEST" "$D/debian-section.test.jsonl" | kind_mc >"$dd/$t.test.jsonl.tmp" ;;
+    *) echo "weightspace_grid.sh: TASK is section, arc, synopsis or kind" >&2; exit 2 ;;
   esac
   mv "$dd/$t.test.jsonl.tmp" "$dd/$t.test.jsonl"
+}
+
+kind_mc() { # debian-section lines on stdin -> the same contexts, labelled with the package's kind
+  $PY -c '
+import json, sys
+KINDS = ["a library", "development files", "documentation", "a program"]
+LIB = ("lib", "python3-", "ruby-", "golang-", "node-", "r-cran-", "php-", "perl-")
+for l in sys.stdin:
+    r = json.loads(l); i = r["id"]
+    k = 1 if i.endswith("-dev") else 2 if i.endswith(("-doc", "-docs")) else 0 if i.startswith(LIB) else 3
+    print(json.dumps({"id": i, "context": r["context"], "choices": KINDS, "label": k}))'
 }
 
 synopsis_mc() { # SUMFILE FIRST N -> stdout: N multiple-choice lines from lines FIRST.. of a debian-sum split
@@ -94,6 +113,7 @@ transfer_data() { # TASK N -> ROOT/data/TASK.transferN.jsonl: unlabelled inputs 
   [ -s "$out" ] && return 0
   case "$t" in # the training split's lines after the training slice (v2's corpus starts at 2000)
     section) sed -n "$((NTRAIN + 1)),$((NTRAIN + n))p" "$D/debian-section.train.jsonl" >"$out.tmp" ;;
+    kind) sed -n "$((NTRAIN + 1)),$((NTRAIN + n))p" "$D/debian-section.train.jsonl" | kind_mc >"$out.tmp" ;;
     synopsis) synopsis_mc "$D/debian-sum.train.jsonl" "$NTRAIN" "$n" >"$out.tmp" ;;
     arc) $PY -c "
 import json, sys

@@ -8,6 +8,7 @@
 float kvec_max_avx512(const float *x, int n);
 double kvec_sum_exp_avx512(const float *x, float shift, float xscale, int n);
 void kvec_exp_scale_avx512(float *out, const float *x, float shift, float xscale, float scale, int n);
+void kvec_silu_mul_avx512(float *out, const float *g, const float *u, size_t n);
 
 float kvec_max(const float *x, int n) {
     if (kmm_level() >= KMM_AVX512) return kvec_max_avx512(x, n);
@@ -32,6 +33,14 @@ void kvec_exp_affine(float *out, const float *x, float shift, float xscale, floa
         return;
     }
     for (int i = 0; i < n; i++) out[i] = expf((x[i] - shift) * xscale) * scale;
+}
+
+void kvec_silu_mul(float *out, const float *g, const float *u, size_t n) {
+    if (kmm_level() >= KMM_AVX512) {
+        kvec_silu_mul_avx512(out, g, u, n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
 void kvec_exp_scale(float *out, const float *x, float shift, float scale, int n) {

@@ -8,6 +8,8 @@
 #ifndef MUSCLE_KERNEL_VMATH_H
 #define MUSCLE_KERNEL_VMATH_H
 
+#include <stddef.h>
+
 /* max_i x[i] (n >= 1; NaN anywhere: the result is unspecified, not a crash). */
 float kvec_max(const float *x, int n);
 /* sum_i exp(x[i] - shift), summed in float lanes, then combined in double. */
@@ -18,6 +20,8 @@ double kvec_sum_exp_scaled(const float *x, float shift, double xscale, int n);
 void kvec_exp_scale(float *out, const float *x, float shift, float scale, int n);
 /* out[i] = exp((x[i] - shift) * xscale) * scale (out may be x; xscale 1: kvec_exp_scale). */
 void kvec_exp_affine(float *out, const float *x, float shift, float xscale, float scale, int n);
+/* out[i] = g[i] / (1 + exp(-g[i])) * u[i]: SwiGLU's gate (out may be g or u). */
+void kvec_silu_mul(float *out, const float *g, const float *u, size_t n);
 /* The index of the first maximum of x (n >= 1; 0 when x holds NaN and no maximum is found). */
 int kvec_argmax(const float *x, int n);
 

@@ -89,10 +89,12 @@ void rope_rotate_partial(float *x, int N, int n, int pos0, const int *positions,
 }
 
 void swiglu_forward(float *hg, const float *h1, const float *h3, size_t n) {
-#pragma omp parallel for schedule(static) if (CPU_PAR(n * 8))
-    for (size_t i = 0; i < n; i++) {
-        float g = h1[i];
-        hg[i] = g / (1.0f + expf(-g)) * h3[i];
+#pragma omp parallel if (CPU_PAR(n * 8))
+    { /* a share of whole 16-lane blocks per thread: the same bits at any thread count */
+        size_t nb = (n + 15) / 16, t = (size_t)omp_get_thread_num(), nt = (size_t)omp_get_num_threads();
+        size_t i0 = nb * t / nt * 16, i1 = nb * (t + 1) / nt * 16;
+        if (i1 > n) i1 = n;
+        if (i0 < i1) kvec_silu_mul(hg + i0, h1 + i0, h3 + i0, i1 - i0);
     }
 }
 
@@ -326,6 +328,24 @@ static void softmax_causal_row(float *row, int len, int Tk) {
     for (int j = len; j < Tk; j++) row[j] = 0.0f;
 }
 
+/* Prefetches cnt elements of the key and value caches from offset off: a slot's rows for
+ * the heads to come, requested at its first head (the rows of one head are 64-float
+ * pieces a whole row apart, a pattern the hardware prefetchers follow slowly; measured
+ * at width 16 on the 110M shape: attention 1.72-1.77 against 1.91-2.09 ms a step). */
+static void cache_prefetch(const RunState *s, size_t off, size_t cnt) {
+    if (s->kcache16) {
+        for (size_t o = 0; o < cnt; o += 32) {
+            __builtin_prefetch(s->kcache16 + off + o, 0, 3);
+            __builtin_prefetch(s->vcache16 + off + o, 0, 3);
+        }
+    } else {
+        for (size_t o = 0; o < cnt; o += 16) {
+            __builtin_prefetch(s->kcache + off + o, 0, 3);
+            __builtin_prefetch(s->vcache + off + o, 0, 3);
+        }
+    }
+}
+
 /* For each (b, h): scores = q k^T / sqrt(hd) over cached positions 0..pos+i,
  * causal softmax (attention_mask_row), att_out = P v. One query row at a time in fp32
  * (kmm_row_nt / kmm_row_nn) when decoding (n = 1) or with s->attn_rows (generation:
@@ -368,6 +388,7 @@ static void attention_forward(RunState *s, LayerActs *a, int l, int B, int n, in
             float *out = a->att_out + (size_t)b * n * qd + (size_t)h * hd;
             const int masked = s->seg_ids || c->sliding_window > 0;
             if (n == 1 || s->attn_rows) { /* one query row at a time, over its own keys only */
+                if (h == 0) cache_prefetch(s, l * lstride + (size_t)slot * s->max_seq * kvd, (size_t)Tk * kvd);
                 for (int i = 0; i < n; i++) {
                     float *row = P + (size_t)i * Tk;
                     const int len = p0 + i + 1;

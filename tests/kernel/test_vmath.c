@@ -8,6 +8,7 @@
 #include "kernel/matmul.h"
 #include "kernel/vmath.h"
 #include <math.h>
+#include <string.h>
 
 static uint64_t rng_state = 0x2545f4914f6cdd1dull;
 static float frand(float lo, float hi) {
@@ -173,6 +174,37 @@ static void check_lse_edges(KmmLevel lvl) {
     assert_true(fabs(kvec_logsumexp(two, 2) - (-5.0 + log(2.0))) < 1e-7);
 }
 
+/* SwiGLU's gate g / (1 + exp(-g)) * u against float64, on every length's tail, at any
+ * offset (the threads' shares start anywhere), out in place as well. */
+static void check_silu(KmmLevel lvl) {
+    enum { N = 100 };
+    float g[N + 3], u[N + 3], y[N + 3];
+    for (int i = 0; i < N + 3; i++) {
+        g[i] = (float)(((i * 37) % 201) - 100) * 0.17f; /* -17 .. 17 */
+        u[i] = (float)(((i * 53) % 19) - 9) * 0.31f;
+    }
+    for (int off = 0; off < 3; off++)
+        for (int n = 1; n <= N; n += 7) {
+            kvec_silu_mul(y + off, g + off, u + off, (size_t)n);
+            for (int i = off; i < off + n; i++) {
+                double want = (double)g[i] / (1.0 + exp(-(double)g[i])) * (double)u[i];
+                if (!(fabs((double)y[i] - want) <= 1e-6 * fabs(want) + 1e-30))
+                    fail_msg("level %s n=%d: silu_mul[%d] = %.9g, float64 %.9g", kmm_level_name(lvl), n, i, (double)y[i], want);
+            }
+        }
+    memcpy(y, g, sizeof g);
+    kvec_silu_mul(y, y, u, N); /* in place */
+    for (int i = 0; i < N; i++) {
+        double want = (double)g[i] / (1.0 + exp(-(double)g[i])) * (double)u[i];
+        if (!(fabs((double)y[i] - want) <= 1e-6 * fabs(want) + 1e-30)) fail_msg("level %s: in place [%d]", kmm_level_name(lvl), i);
+    }
+}
+
+static void test_silu(void **state) {
+    (void)state;
+    for_each_level(check_silu);
+}
+
 static void test_random(void **state) {
     (void)state;
     for_each_level(check_random);
@@ -196,6 +228,7 @@ int main(void) {
         cmocka_unit_test(test_edges),
         cmocka_unit_test(test_lse_rows),
         cmocka_unit_test(test_lse_edges),
+        cmocka_unit_test(test_silu),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
