@@ -2,6 +2,8 @@
 #include "cpu.h"
 
 #include <omp.h>
+#include <stdlib.h>
+#include <sys/mman.h>
 #include <xmmintrin.h>
 #include <pmmintrin.h>
 
@@ -17,6 +19,15 @@ void cpu_flush_denormals(void) {
 }
 
 int cpu_threads(void) { return omp_get_max_threads(); }
+
+void *cpu_alloc_huge(size_t bytes) {
+    const size_t huge = (size_t)2 << 20;
+    void *mem = NULL;
+    if (posix_memalign(&mem, bytes >= huge ? huge : 64, bytes ? bytes : 1) != 0) return NULL;
+    /* only 2 MB ranges wholly inside the buffer become huge pages: nothing past it is touched */
+    if (bytes >= huge) madvise(mem, bytes, MADV_HUGEPAGE);
+    return mem;
+}
 
 #include <stdlib.h>
 #include <string.h>

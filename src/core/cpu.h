@@ -2,6 +2,8 @@
 #ifndef MUSCLE_CORE_CPU_H
 #define MUSCLE_CORE_CPU_H
 
+#include <stddef.h>
+
 /* Sets flush-to-zero and denormals-are-zero on the calling thread and on every
  * OpenMP worker: sharp softmaxes otherwise produce denormals that slow the
  * arithmetic several times over. Call once at start-up. */
@@ -14,6 +16,12 @@ void cpu_flush_denormals(void);
 #define CPU_PAR(work) ((size_t)(work) > (size_t)CPU_PAR_MIN)
 /* Number of OpenMP threads that parallel regions will use. */
 int cpu_threads(void);
+/* Memory for a large buffer that is streamed or walked often (weight copies, run states):
+ * from 2 MB up it starts on a 2 MB boundary and is marked for transparent huge pages
+ * (first touch faults 512 times less, the walk misses the TLB far less; where the kernel
+ * has no THP it is ordinary memory), smaller ones are 64-byte aligned. free() frees it;
+ * NULL when out of memory. */
+void *cpu_alloc_huge(size_t bytes);
 
 #endif
 

@@ -6,7 +6,6 @@
 #include "core/error.h"
 
 #include <omp.h>
-#include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,15 +27,9 @@ int kpanel_init(KPanel *p, const KWeight *w) {
     p->n = n;
     p->k = k;
     const size_t bytes = panel_bytes(n, k);
-    /* a copy of 2 MB or more starts on a 2 MB boundary and is marked for transparent huge
-     * pages: building it is mostly the first touch of fresh pages (512 times fewer faults),
-     * and its stream then misses the TLB far less; only 2 MB ranges wholly inside the copy
-     * become huge pages, so nothing past its end is touched */
-    const size_t huge = (size_t)2 << 20;
-    void *mem = NULL;
-    if (posix_memalign(&mem, bytes >= huge ? huge : 64, bytes) != 0) mem = NULL;
-    if (mem && bytes >= huge) madvise(mem, bytes, MADV_HUGEPAGE);
-    p->p = mem;
+    /* on huge pages (cpu_alloc_huge): building the copy is mostly the first touch of fresh
+     * pages, 512 times fewer faults, and its stream misses the TLB far less */
+    p->p = cpu_alloc_huge(bytes);
     if (!p->p) return err_set("out of memory: a panel copy of a %d x %d weight needs %zu MB", n, k, bytes >> 20);
     /* row by row: W read in order, each panel's stores within its k * 64 bytes (in cache) */
 #pragma omp parallel for if (CPU_PAR((size_t)n * k))

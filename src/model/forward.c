@@ -216,7 +216,7 @@ int runstate_init(RunState *s, const Model *m, int B, int S, int C, int keep) {
     s->acts = calloc((size_t)c->n_layers, sizeof *s->acts);
     if (!s->acts) return err_set("out of memory");
     size_t bytes = plan(s, m, B, S, C, keep, NULL);
-    s->mem = aligned_alloc(64, bytes);
+    s->mem = cpu_alloc_huge(bytes); /* the caches are walked a head's slice of a row at a time */
     if (!s->mem) {
         free(s->acts);
         s->acts = NULL;
