@@ -29,7 +29,6 @@ void *cpu_alloc_huge(size_t bytes) {
     return mem;
 }
 
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 

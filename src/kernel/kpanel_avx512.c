@@ -11,8 +11,9 @@
  * (24 accumulators, 3 loads and 8 broadcasts per 24 FMAs), the group's panels staying in
  * cache across the row blocks while the next group's are prefetched: without that the
  * first row block of every group waited on memory (2.7 times as long as the others at
- * m = 16). Measured at m = 16 on a 110M step's weights, 2 threads (bench/bench_decode
- * --task step): 8 x 3 with the prefetch 10.95 ms, the former 6 x 4 12.80 ms. */
+ * m = 16). Measured at m = 16 on the 85 products of a 110M step, 2 threads, alternating
+ * (bench/RESULTS.md, session 8): 8 x 3 with the prefetch 10.95 ms, 6 x 4 with it 11.95,
+ * 8 x 3 without it 13.15, the former 6 x 4 12.80. */
 #include "kernel/matmul_impl.h"
 
 #include <immintrin.h>
@@ -23,8 +24,8 @@
 /* Rows x[0..mr) (MR >= mr; the others repeat row mr-1, not stored) against panels
  * pw + j*ps (j < np <= NP; the others repeat the last, not stored); outputs y[i*ldy + 16j + c]
  * for c < lc in the last panel (16 in the others). Meanwhile panels j = pb, pb + nb, ..
- * below nnp of the next group nx are prefetched, line p at step p (nnp = 0: none). MR and NP are literals (the
- * accumulators must be registers, not a variable-length array). */
+ * below nnp of the next group nx are prefetched, line p at step p (nnp = 0: none). MR and
+ * NP are literals (the accumulators must be registers, not a variable-length array). */
 #define TILE(NAME, MR, NP, PF) \
     static T512 void NAME(const float *pw, size_t ps, int k, const float *x, size_t ldx, int mr, int np, int lc, \
                           float *y, size_t ldy, float beta, const float *nx, int nnp, int pb, int nb) { \

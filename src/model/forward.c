@@ -331,8 +331,11 @@ static void softmax_causal_row(float *row, int len, int Tk) {
 /* Prefetches cnt elements of the key and value caches from offset off: a slot's rows for
  * the heads to come, requested at its first head (the rows of one head are 64-float
  * pieces a whole row apart, a pattern the hardware prefetchers follow slowly; measured
- * at width 16 on the 110M shape: attention 1.72-1.77 against 1.91-2.09 ms a step). */
+ * at width 16 on the 110M shape: attention 1.72-1.77 against 1.91-2.09 ms a step). Only
+ * while both fit in half a megabyte (a core's L2 holds them until the last head; longer
+ * contexts are long strided streams the hardware follows). */
 static void cache_prefetch(const RunState *s, size_t off, size_t cnt) {
+    if (cnt * 2 * (s->kcache16 ? sizeof(uint16_t) : sizeof(float)) > ((size_t)512 << 10)) return;
     if (s->kcache16) {
         for (size_t o = 0; o < cnt; o += 32) {
             __builtin_prefetch(s->kcache16 + off + o, 0, 3);
