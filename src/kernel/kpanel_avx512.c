@@ -91,13 +91,14 @@ T512 void kmm_panel_f32_avx512(const float *pw, int n, int k, const float *x, in
         }
         /* row blocks of at most 8, as even as they come (m = 16: 8, 8; m = 17: 6, 6, 5), m >= 4 */
         const int nb = (m + 7) / 8;
-        /* the next group in [p0, p1), its panel j prefetched by row block j mod nb */
-        const int nnp = p1 - (g + NP) < NP ? p1 - (g + NP) : NP;
-        const float *nx = nnp > 0 ? pg + NP * ps : NULL;
+        /* the next group in [p0, p1) (nnp panels, 0 past the last), its panel j prefetched
+         * by row block j mod nb */
+        const int left = p1 - (g + NP), nnp = left < 0 ? 0 : left < NP ? left : NP;
+        const float *nx = nnp ? pg + NP * ps : NULL;
         for (int b = 0, i = 0; b < nb; b++) {
             int mr = (m - i) / (nb - b) + ((m - i) % (nb - b) != 0);
-            tiles[mr](pg, ps, k, x + (size_t)i * k, (size_t)k, mr, np, lc, yg + (size_t)i * ldy, ldy, beta, nx,
-                      nnp > 0 ? nnp : 0, b, nb);
+            tiles[mr](pg, ps, k, x + (size_t)i * k, (size_t)k, mr, np, lc, yg + (size_t)i * ldy, ldy, beta, nx, nnp, b,
+                      nb);
             i += mr;
         }
     }

@@ -73,7 +73,7 @@ T512 void kvec_exp_scale_avx512(float *out, const float *x, float shift, float x
 T512 void kvec_silu_mul_avx512(float *out, const float *g, const float *u, size_t n) {
     const __m512 one = _mm512_set1_ps(1.0f);
     for (size_t i = 0; i < n; i += 16) {
-        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __mmask16 m = tail_mask(n - i >= 16 ? 16 : (int)(n - i));
         __m512 x = _mm512_maskz_loadu_ps(m, g + i), y = _mm512_maskz_loadu_ps(m, u + i);
         __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), x));
         _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(_mm512_div_ps(x, _mm512_add_ps(one, e)), y));

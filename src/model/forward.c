@@ -335,17 +335,13 @@ static void softmax_causal_row(float *row, int len, int Tk) {
  * while both fit in half a megabyte (a core's L2 holds them until the last head; longer
  * contexts are long strided streams the hardware follows). */
 static void cache_prefetch(const RunState *s, size_t off, size_t cnt) {
-    if (cnt * 2 * (s->kcache16 ? sizeof(uint16_t) : sizeof(float)) > ((size_t)512 << 10)) return;
-    if (s->kcache16) {
-        for (size_t o = 0; o < cnt; o += 32) {
-            __builtin_prefetch(s->kcache16 + off + o, 0, 3);
-            __builtin_prefetch(s->vcache16 + off + o, 0, 3);
-        }
-    } else {
-        for (size_t o = 0; o < cnt; o += 16) {
-            __builtin_prefetch(s->kcache + off + o, 0, 3);
-            __builtin_prefetch(s->vcache + off + o, 0, 3);
-        }
+    const size_t bytes = cnt * (s->kcache16 ? sizeof(uint16_t) : sizeof(float));
+    if (2 * bytes > ((size_t)512 << 10)) return;
+    const char *k = s->kcache16 ? (const char *)(s->kcache16 + off) : (const char *)(s->kcache + off);
+    const char *v = s->kcache16 ? (const char *)(s->vcache16 + off) : (const char *)(s->vcache + off);
+    for (size_t o = 0; o < bytes; o += 64) { /* a cache line at a time */
+        __builtin_prefetch(k + o, 0, 3);
+        __builtin_prefetch(v + o, 0, 3);
     }
 }
 
