@@ -6,10 +6,13 @@
  * "t<id>"). Prints one JSON line per measurement.
  *   bench_decode --make-gguf PATH --shape 15M|110M --dtype fp32|bf16
  *   bench_decode --model PATH [--bf16] --task single|batch|score|kernels|step [--width W] [--tokens N] [--iters N]
+ *                [--context P] [--kv-bf16]
  * --task step: one decoding step of `width` rows (model_forward_rows, n = 1) at positions
- * 32.., milliseconds a step (best of --iters runs of --tokens steps), and the same step's
- * weight products alone (the layers' and the classifier's kmm_xwt at m = width, in the
- * step's order) for the share of a step the rest takes.
+ * P.. (--context, default 32; --kv-bf16: bf16 caches), milliseconds a step (best of --iters runs of --tokens steps),
+ * and the same step's weight products alone (the layers' and the classifier's kmm_xwt at
+ * m = width, in the step's order) for the share of a step the rest takes; and those
+ * products once more with each weight in cache (every product timed right after a run of
+ * itself), for the share the weight stream from memory costs.
  */
 #include "core/cpu.h"
 #include "core/error.h"
@@ -102,16 +105,16 @@ static void step_product(const RunState *s, int i, const KWeight *w, const float
 }
 
 /* --task step (see the top). */
-static int step_bench(const Model *md, int W, int steps, int iters) {
+static int step_bench(const Model *md, int W, int steps, int iters, int P, int kv16) {
     const ModelConfig *c = &md->cfg;
-    const int P = 32, V = c->vocab_size;
+    const int V = c->vocab_size;
     RunState s;
-    if (runstate_init(&s, md, W, P + steps + 1, 1, RS_KEEP_NONE) != 0) return -1;
+    if (runstate_init(&s, md, W, P + steps + 1, 1, RS_KEEP_NONE | (kv16 ? RS_KV_BF16 : 0)) != 0) return -1;
     s.attn_rows = 1; /* generation's run state: its attention, and its panel copies where built */
     if (runstate_panels_build(&s) != 0) return -1;
     int *tok = malloc(sizeof(int) * W), *pos = malloc(sizeof(int) * W), *slot = malloc(sizeof(int) * W);
     for (int r = 0; r < W; r++) slot[r] = r;
-    double best = 1e30, bestp = 1e30, bestc = 1e30;
+    double best = 1e30, bestp = 1e30, bestc = 1e30, besth = 1e30;
     for (int it = 0; it <= iters; it++) {
         for (int p = 0; p < P; p++) { /* fill the caches to position P */
             for (int r = 0; r < W; r++) { tok[r] = 259 + (r * 7919 + p * 104729) % (V - 259); pos[r] = p; }
@@ -143,11 +146,23 @@ static int step_bench(const Model *md, int W, int steps, int iters) {
         t = (wall_s() - t0) / steps;
         if (it && t < bestp) bestp = t;
         if (it && tc / steps < bestc) bestc = tc / steps;
+        double th = 0; /* in cache: each product timed right after a run of itself */
+        for (int l = 0; l <= c->n_layers; l++)
+            for (int t = 0; t < (l < c->n_layers ? LORA_N_TARGETS : 1); t++) {
+                const KWeight *w = l < c->n_layers ? lora_base_weight(md, l, (LoraTarget)t) : &md->wcls;
+                if (!w) continue;
+                step_product(&s, l * LORA_N_TARGETS + t, w, x, W, y);
+                double t1 = wall_s();
+                step_product(&s, l * LORA_N_TARGETS + t, w, x, W, y);
+                th += wall_s() - t1;
+            }
+        if (it && th < besth) besth = th;
         free(x);
         free(y);
     }
-    printf("{\"task\":\"step\",\"width\":%d,\"ms_step\":%.2f,\"ms_products\":%.2f,\"ms_classifier\":%.2f,\"ms_rest\":%.2f,\"tokens_per_s\":%.1f,\"threads\":%d}\n",
-           W, best * 1e3, bestp * 1e3, bestc * 1e3, (best - bestp) * 1e3, W / best, cpu_threads());
+    printf("{\"task\":\"step\",\"width\":%d,\"context\":%d,\"kv\":\"%s\",\"ms_step\":%.2f,\"ms_products\":%.2f,\"ms_products_in_cache\":%.2f,"
+           "\"ms_classifier\":%.2f,\"ms_rest\":%.2f,\"tokens_per_s\":%.1f,\"threads\":%d}\n",
+           W, P, kv16 ? "bf16" : "fp32", best * 1e3, bestp * 1e3, besth * 1e3, bestc * 1e3, (best - bestp) * 1e3, W / best, cpu_threads());
     free(tok);
     free(pos);
     free(slot);
@@ -245,9 +260,10 @@ static int make_gguf(const char *path, const char *shape, const char *dtype) {
 
 int main(int argc, char **argv) {
     const char *shape = "15M", *dtype = "fp32", *task = "single", *model = NULL, *make = NULL;
-    int iters = 2, width = 1, tokens = 128, bf16 = 0;
+    int iters = 2, width = 1, tokens = 128, bf16 = 0, context = 32, kv16 = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--bf16")) { bf16 = 1; continue; }
+        if (!strcmp(argv[i], "--kv-bf16")) { kv16 = 1; continue; }
         if (i + 1 >= argc) { fprintf(stderr, "option %s needs a value\n", argv[i]); return 2; }
         if (!strcmp(argv[i], "--shape")) shape = argv[++i];
         else if (!strcmp(argv[i], "--dtype")) dtype = argv[++i];
@@ -257,6 +273,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--width")) width = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--tokens")) tokens = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--iters")) iters = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--context")) context = atoi(argv[++i]);
         else { fprintf(stderr, "unknown option %s\n", argv[i]); return 2; }
     }
     cpu_blas_fixup(argv);
@@ -281,7 +298,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(task, "step")) {
-        if (step_bench(&m, width, tokens, iters) != 0) return die();
+        if (step_bench(&m, width, tokens, iters, context, kv16) != 0) return die();
         model_tokenizer_free(&m, t);
         model_free(&m);
         return 0;

@@ -76,7 +76,16 @@ PYEOF
       head -n "$NTEST" "$D/debian-section.test.jsonl" | kind_mc >"$dd/$t.test.jsonl.tmp" ;;
     *) echo "weightspace_grid.sh: TASK is section, arc, synopsis or kind" >&2; exit 2 ;;
   esac
-  mv "$dd/$t.test.jsonl.tmp" "$dd/$t.test.jsonl"
+  # the splits repeat a few packages (debian-section's test split: 2000 lines, "default-jre-headless"
+  # at lines 67 and 1039): the first line of each id is kept (predictions pair by id)
+  $PY -c '
+import json, sys
+seen = set()
+for l in open(sys.argv[1]):
+    i = json.loads(l)["id"]
+    if i not in seen: seen.add(i); sys.stdout.write(l)' "$dd/$t.test.jsonl.tmp" >"$dd/$t.test.jsonl.dedup"
+  rm "$dd/$t.test.jsonl.tmp"
+  mv "$dd/$t.test.jsonl.dedup" "$dd/$t.test.jsonl"
 }
 
 kind_mc() { # debian-section lines on stdin -> the same contexts, labelled with the package's kind
