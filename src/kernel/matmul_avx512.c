@@ -307,6 +307,11 @@ SMALL_DRIVER(kmm_small_bf16_avx512bf16, TBF16, uint16_t, uint16_t, tile_bf16)
 #define ROW_LOAD_BF16(msk, p) \
     _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16((msk), (p))), 16))
 
+/* Both prefetch the rows they read next (a cache's rows of one head are short pieces a
+ * whole cache row apart, which the hardware prefetchers do not follow; measured on the 110M
+ * width-16 step at 400 positions: attention and the rest 26.3 -> 12.2 ms with bf16 caches,
+ * 17.2 -> 15.5 ms with fp32). */
+
 /* c[j] = alpha * a . b_j for j < n (decoding attention's scores: a query against its
  * cached keys): 16 rows of b at a time, one accumulator each summing its 16-element
  * chunks along k (the tail masked), then hsum16 - the order depends on k alone. */
@@ -315,6 +320,9 @@ SMALL_DRIVER(kmm_small_bf16_avx512bf16, TBF16, uint16_t, uint16_t, tile_bf16)
         const __m512 va = _mm512_set1_ps(alpha);                                                \
         for (int j0 = 0; j0 < n; j0 += 16) {                                                    \
             const int nj = n - j0 < 16 ? n - j0 : 16;                                           \
+            for (int e = j0 + 16; e < n && e < j0 + 32; e++) /* the next block's rows */        \
+                for (size_t o = 0; o < (size_t)k * sizeof(TB); o += 64)                         \
+                    __builtin_prefetch((const char *)(b + (size_t)e * ldb) + o, 0, 3);          \
             const TB *bp[16];                                                                   \
             __m512 acc[16];                                                                     \
             _Pragma("GCC unroll 16") for (int e = 0; e < 16; e++) {                             \
@@ -350,6 +358,9 @@ SMALL_DRIVER(kmm_small_bf16_avx512bf16, TBF16, uint16_t, uint16_t, tile_bf16)
             for (; j + 2 <= k; j += 2) {                                                        \
                 const __m512 a0 = _mm512_set1_ps(a[j]), a1 = _mm512_set1_ps(a[j + 1]);          \
                 const TB *b0 = bc + (size_t)j * ldb, *b1 = b0 + ldb;                            \
+                for (int r = j + 8; r < j + 10 && r < k; r++) /* 4 pairs ahead */               \
+                    for (size_t o = 0; o < (size_t)(n - p0 < 64 ? n - p0 : 64) * sizeof(TB); o += 64) \
+                        __builtin_prefetch((const char *)(bc + (size_t)r * ldb) + o, 0, 3);     \
                 _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) {                           \
                     s0[q] = _mm512_fmadd_ps(a0, LOAD(msk[q], b0 + 16 * q), s0[q]);              \
                     s1[q] = _mm512_fmadd_ps(a1, LOAD(msk[q], b1 + 16 * q), s1[q]);              \
