@@ -486,19 +486,42 @@ void kmm_f32_tn(int m, int n, int k, const float *a, int lda, const float *b, in
 
 /* ---------------------------------------------------------------- one-row products */
 
+/* Portable bodies, b_j's elements fp32 or bf16 (LOAD(x): one element as fp32; bf16 widens
+ * exactly, so both give the same sums). kmm_row_nt: 16 interleaved partial sums, then a
+ * fixed tree. */
+#define ROW_LOAD_F32(x) (x)
+#define ROW_LOAD_BF16(x) bf16_to_f32(x)
+#define ROW_NT_PORTABLE(TB, LOAD)                                                       \
+    for (int j = 0; j < n; j++) {                                                   \
+        const TB *bj = b + (size_t)j * ldb;                             \
+        float acc[16] = {0};                                                        \
+        for (int p = 0; p < k; p++) acc[p & 15] += a[p] * LOAD(bj[p]);              \
+        for (int w = 8; w >= 1; w /= 2)                                             \
+            for (int l = 0; l < w; l++) acc[l] += acc[l + w];                       \
+        c[j] = acc[0] * alpha;                                                      \
+    }
+#define ROW_NN_PORTABLE(TB, LOAD)                                                       \
+    for (int p = 0; p < n; p++) c[p] = 0.0f;                                        \
+    for (int j = 0; j < k; j++) {                                                   \
+        const float aj = a[j];                                                      \
+        const TB *bj = b + (size_t)j * ldb;                             \
+        for (int p = 0; p < n; p++) c[p] += aj * LOAD(bj[p]);                       \
+    }
+
 void kmm_row_nt(int n, int k, const float *a, const float *b, size_t ldb, float *c, float alpha) {
     if (kmm_level() >= KMM_AVX512) {
         kmm_row_nt_avx512(n, k, a, b, ldb, c, alpha);
         return;
     }
-    for (int j = 0; j < n; j++) { /* 16 interleaved partial sums, then a fixed tree */
-        const float *bj = b + (size_t)j * ldb;
-        float acc[16] = {0};
-        for (int p = 0; p < k; p++) acc[p & 15] += a[p] * bj[p];
-        for (int w = 8; w >= 1; w /= 2)
-            for (int l = 0; l < w; l++) acc[l] += acc[l + w];
-        c[j] = acc[0] * alpha;
+    ROW_NT_PORTABLE(float, ROW_LOAD_F32)
+}
+
+void kmm_row_nt_bf16(int n, int k, const float *a, const uint16_t *b, size_t ldb, float *c, float alpha) {
+    if (kmm_level() >= KMM_AVX512) {
+        kmm_row_nt_bf16_avx512(n, k, a, b, ldb, c, alpha);
+        return;
     }
+    ROW_NT_PORTABLE(uint16_t, ROW_LOAD_BF16)
 }
 
 void kmm_row_nn(int n, int k, const float *a, const float *b, size_t ldb, float *c) {
@@ -506,11 +529,15 @@ void kmm_row_nn(int n, int k, const float *a, const float *b, size_t ldb, float 
         kmm_row_nn_avx512(n, k, a, b, ldb, c);
         return;
     }
-    for (int p = 0; p < n; p++) c[p] = 0.0f;
-    for (int j = 0; j < k; j++) {
-        const float aj = a[j], *bj = b + (size_t)j * ldb;
-        for (int p = 0; p < n; p++) c[p] += aj * bj[p];
+    ROW_NN_PORTABLE(float, ROW_LOAD_F32)
+}
+
+void kmm_row_nn_bf16(int n, int k, const float *a, const uint16_t *b, size_t ldb, float *c) {
+    if (kmm_level() >= KMM_AVX512) {
+        kmm_row_nn_bf16_avx512(n, k, a, b, ldb, c);
+        return;
     }
+    ROW_NN_PORTABLE(uint16_t, ROW_LOAD_BF16)
 }
 
 /* ---------------------------------------------------------------- small-m gemv */

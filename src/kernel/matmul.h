@@ -106,6 +106,10 @@ void kmm_f32_tn(int m, int n, int k, const float *a, int lda, const float *b, in
  * single-threaded (the caller splits heads and rows). */
 void kmm_row_nt(int n, int k, const float *a, const float *b, size_t ldb, float *c, float alpha);
 void kmm_row_nn(int n, int k, const float *a, const float *b, size_t ldb, float *c);
+/* The same reading b in bf16 in place (a bf16 KV cache): the bits of widening b to fp32
+ * first and calling kmm_row_nt / kmm_row_nn (the widening is exact), at every level. */
+void kmm_row_nt_bf16(int n, int k, const float *a, const uint16_t *b, size_t ldb, float *c, float alpha);
+void kmm_row_nn_bf16(int n, int k, const float *a, const uint16_t *b, size_t ldb, float *c);
 
 /* Mixed precision (matmul_bf16.c): both operands rounded to bf16 (nearest-even), the
  * exact products summed in fp32 - what PyTorch autocast does for a bf16 matmul. Same

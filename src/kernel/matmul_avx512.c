@@ -299,65 +299,88 @@ SMALL_DRIVER(kmm_small_bf16_avx512bf16, TBF16, uint16_t, uint16_t, tile_bf16)
 
 /* ------------------------------------------------------------------ one-row products */
 
+/* The rows b_j are fp32 or bf16 (a bf16 KV cache read in place): LOAD(msk, p) gives the
+ * 16 elements at p (masked lanes 0) as fp32. bf16 widens exactly (the 16 bits moved up),
+ * so both element types run the same fma sequence and a bf16 row gives the bits of its
+ * fp32 widening. */
+#define ROW_LOAD_F32(msk, p) _mm512_maskz_loadu_ps((msk), (p))
+#define ROW_LOAD_BF16(msk, p) \
+    _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16((msk), (p))), 16))
+
+/* Both prefetch the rows they read next (a cache's rows of one head are short pieces a
+ * whole cache row apart, which the hardware prefetchers do not follow; measured on the 110M
+ * width-16 step at 400 positions: attention and the rest 26.3 -> 12.2 ms with bf16 caches,
+ * 17.2 -> 15.5 ms with fp32). */
+
 /* c[j] = alpha * a . b_j for j < n (decoding attention's scores: a query against its
  * cached keys): 16 rows of b at a time, one accumulator each summing its 16-element
  * chunks along k (the tail masked), then hsum16 - the order depends on k alone. */
-T512 void kmm_row_nt_avx512(int n, int k, const float *a, const float *b, size_t ldb, float *c, float alpha) {
-    const __m512 va = _mm512_set1_ps(alpha);
-    for (int j0 = 0; j0 < n; j0 += 16) {
-        const int nj = n - j0 < 16 ? n - j0 : 16;
-        const float *bp[16];
-        __m512 acc[16];
-#pragma GCC unroll 16
-        for (int e = 0; e < 16; e++) {
-            bp[e] = b + (size_t)(j0 + (e < nj ? e : nj - 1)) * ldb;
-            acc[e] = _mm512_setzero_ps();
-        }
-        for (int p = 0; p < k; p += 16) {
-            const __mmask16 msk = k - p >= 16 ? 0xffff : (__mmask16)((1u << (k - p)) - 1);
-            const __m512 av = _mm512_maskz_loadu_ps(msk, a + p);
-#pragma GCC unroll 16
-            for (int e = 0; e < 16; e++) acc[e] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(msk, bp[e] + p), av, acc[e]);
-        }
-        const __mmask16 mo = nj == 16 ? 0xffff : (__mmask16)((1u << nj) - 1);
-        _mm512_mask_storeu_ps(c + j0, mo, _mm512_mul_ps(hsum16(acc), va));
+#define ROW_NT(NAME, TB, LOAD)                                                                  \
+    T512 void NAME(int n, int k, const float *a, const TB *b, size_t ldb, float *c, float alpha) { \
+        const __m512 va = _mm512_set1_ps(alpha);                                                \
+        for (int j0 = 0; j0 < n; j0 += 16) {                                                    \
+            const int nj = n - j0 < 16 ? n - j0 : 16;                                           \
+            for (int e = j0 + 16; e < n && e < j0 + 32; e++) /* the next block's rows */        \
+                for (size_t o = 0; o < (size_t)k * sizeof(TB); o += 64)                         \
+                    __builtin_prefetch((const char *)(b + (size_t)e * ldb) + o, 0, 3);          \
+            const TB *bp[16];                                                                   \
+            __m512 acc[16];                                                                     \
+            _Pragma("GCC unroll 16") for (int e = 0; e < 16; e++) {                             \
+                bp[e] = b + (size_t)(j0 + (e < nj ? e : nj - 1)) * ldb;                         \
+                acc[e] = _mm512_setzero_ps();                                                   \
+            }                                                                                   \
+            for (int p = 0; p < k; p += 16) {                                                   \
+                const __mmask16 msk = k - p >= 16 ? 0xffff : (__mmask16)((1u << (k - p)) - 1);  \
+                const __m512 av = _mm512_maskz_loadu_ps(msk, a + p);                            \
+                _Pragma("GCC unroll 16") for (int e = 0; e < 16; e++)                           \
+                    acc[e] = _mm512_fmadd_ps(LOAD(msk, bp[e] + p), av, acc[e]);                 \
+            }                                                                                   \
+            const __mmask16 mo = nj == 16 ? 0xffff : (__mmask16)((1u << nj) - 1);               \
+            _mm512_mask_storeu_ps(c + j0, mo, _mm512_mul_ps(hsum16(acc), va));                  \
+        }                                                                                       \
     }
-}
 
 /* c[p] = sum_j a[j] b_j[p] for p < n, j < k (decoding attention's output: the
  * probabilities against the cached values): columns in blocks of 64, two accumulator
  * sets (even and odd j, each summed in j order, then added) to hide the FMA latency. */
-T512 void kmm_row_nn_avx512(int n, int k, const float *a, const float *b, size_t ldb, float *c) {
-    for (int p0 = 0; p0 < n; p0 += 64) {
-        __mmask16 msk[4];
-        __m512 s0[4], s1[4];
-#pragma GCC unroll 4
-        for (int q = 0; q < 4; q++) {
-            int left = n - p0 - 16 * q;
-            msk[q] = left >= 16 ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
-            s0[q] = s1[q] = _mm512_setzero_ps();
-        }
-        const float *bc = b + p0;
-        int j = 0;
-        for (; j + 2 <= k; j += 2) {
-            const __m512 a0 = _mm512_set1_ps(a[j]), a1 = _mm512_set1_ps(a[j + 1]);
-            const float *b0 = bc + (size_t)j * ldb, *b1 = b0 + ldb;
-#pragma GCC unroll 4
-            for (int q = 0; q < 4; q++) {
-                s0[q] = _mm512_fmadd_ps(a0, _mm512_maskz_loadu_ps(msk[q], b0 + 16 * q), s0[q]);
-                s1[q] = _mm512_fmadd_ps(a1, _mm512_maskz_loadu_ps(msk[q], b1 + 16 * q), s1[q]);
-            }
-        }
-        if (j < k) {
-            const __m512 a0 = _mm512_set1_ps(a[j]);
-            const float *b0 = bc + (size_t)j * ldb;
-#pragma GCC unroll 4
-            for (int q = 0; q < 4; q++) s0[q] = _mm512_fmadd_ps(a0, _mm512_maskz_loadu_ps(msk[q], b0 + 16 * q), s0[q]);
-        }
-#pragma GCC unroll 4
-        for (int q = 0; q < 4; q++) _mm512_mask_storeu_ps(c + p0 + 16 * q, msk[q], _mm512_add_ps(s0[q], s1[q]));
+#define ROW_NN(NAME, TB, LOAD)                                                                  \
+    T512 void NAME(int n, int k, const float *a, const TB *b, size_t ldb, float *c) {           \
+        for (int p0 = 0; p0 < n; p0 += 64) {                                                    \
+            __mmask16 msk[4];                                                                   \
+            __m512 s0[4], s1[4];                                                                \
+            _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) {                               \
+                int left = n - p0 - 16 * q;                                                     \
+                msk[q] = left >= 16 ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);   \
+                s0[q] = s1[q] = _mm512_setzero_ps();                                            \
+            }                                                                                   \
+            const TB *bc = b + p0;                                                              \
+            int j = 0;                                                                          \
+            for (; j + 2 <= k; j += 2) {                                                        \
+                const __m512 a0 = _mm512_set1_ps(a[j]), a1 = _mm512_set1_ps(a[j + 1]);          \
+                const TB *b0 = bc + (size_t)j * ldb, *b1 = b0 + ldb;                            \
+                for (int r = j + 8; r < j + 10 && r < k; r++) /* 4 pairs ahead */               \
+                    for (size_t o = 0; o < (size_t)(n - p0 < 64 ? n - p0 : 64) * sizeof(TB); o += 64) \
+                        __builtin_prefetch((const char *)(bc + (size_t)r * ldb) + o, 0, 3);     \
+                _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) {                           \
+                    s0[q] = _mm512_fmadd_ps(a0, LOAD(msk[q], b0 + 16 * q), s0[q]);              \
+                    s1[q] = _mm512_fmadd_ps(a1, LOAD(msk[q], b1 + 16 * q), s1[q]);              \
+                }                                                                               \
+            }                                                                                   \
+            if (j < k) {                                                                        \
+                const __m512 a0 = _mm512_set1_ps(a[j]);                                         \
+                const TB *b0 = bc + (size_t)j * ldb;                                            \
+                _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++)                             \
+                    s0[q] = _mm512_fmadd_ps(a0, LOAD(msk[q], b0 + 16 * q), s0[q]);              \
+            }                                                                                   \
+            _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++)                                 \
+                _mm512_mask_storeu_ps(c + p0 + 16 * q, msk[q], _mm512_add_ps(s0[q], s1[q]));    \
+        }                                                                                       \
     }
-}
+
+ROW_NT(kmm_row_nt_avx512, float, ROW_LOAD_F32)
+ROW_NT(kmm_row_nt_bf16_avx512, uint16_t, ROW_LOAD_BF16)
+ROW_NN(kmm_row_nn_avx512, float, ROW_LOAD_F32)
+ROW_NN(kmm_row_nn_bf16_avx512, uint16_t, ROW_LOAD_BF16)
 
 /* ------------------------------------------------------------------ packing */
 

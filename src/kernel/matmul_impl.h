@@ -77,6 +77,9 @@ void kmm_panel_f32_avx512(const float *pw, int n, int k, const float *x, int m, 
 /* One-row products (kmm_row_nt / kmm_row_nn in matmul.h) on AVX-512. */
 void kmm_row_nt_avx512(int n, int k, const float *a, const float *b, size_t ldb, float *c, float alpha);
 void kmm_row_nn_avx512(int n, int k, const float *a, const float *b, size_t ldb, float *c);
+/* The same with b in bf16 (the same bits as on b widened to fp32). */
+void kmm_row_nt_bf16_avx512(int n, int k, const float *a, const uint16_t *b, size_t ldb, float *c, float alpha);
+void kmm_row_nn_bf16_avx512(int n, int k, const float *a, const uint16_t *b, size_t ldb, float *c);
 
 /* dst[j*ldd + i] = src[i*lds + j] for i < rows, j < cols (AVX-512). */
 void kmm_transpose_avx512(const float *src, size_t lds, int rows, int cols, float *dst, size_t ldd);

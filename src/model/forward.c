@@ -347,7 +347,8 @@ static void cache_prefetch(const RunState *s, size_t off, size_t cnt) {
 
 /* For each (b, h): scores = q k^T / sqrt(hd) over cached positions 0..pos+i,
  * causal softmax (attention_mask_row), att_out = P v. One query row at a time in fp32
- * (kmm_row_nt / kmm_row_nn) when decoding (n = 1) or with s->attn_rows (generation:
+ * (kmm_row_nt / kmm_row_nn; on bf16 caches their _bf16 twins read the rows in place, the
+ * same bits) when decoding (n = 1) or with s->attn_rows (generation:
  * a row's bits then do not depend on how the prompt was cut into calls); else two
  * products per (b, h) over the call's rows, in the pass's precision. */
 static void attention_forward(RunState *s, LayerActs *a, int l, int B, int n, int pos) {
@@ -364,10 +365,15 @@ static void attention_forward(RunState *s, LayerActs *a, int l, int B, int n, in
             int slot = s->row_slot ? s->row_slot[b] : b;
             int p0 = s->row_slot ? s->pos_ids[(size_t)b * n] : pos, Tk = p0 + n;
             size_t coff = l * lstride + (size_t)slot * s->max_seq * kvd + (size_t)(h / grp) * hd;
-            const float *kc, *vc;
+            const int by_row = n == 1 || s->attn_rows;
+            const float *kc = NULL, *vc = NULL;
+            const uint16_t *kc16 = NULL, *vc16 = NULL; /* by_row with bf16 caches: read in place */
             int ldkv = kvd;
             float *tmp = NULL;
-            if (s->kcache16) { /* this head's keys and values widened to fp32, rows of hd */
+            if (s->kcache16 && by_row) {
+                kc16 = s->kcache16 + coff;
+                vc16 = s->vcache16 + coff;
+            } else if (s->kcache16) { /* this head's keys and values widened to fp32, rows of hd */
                 int tid = omp_get_thread_num();
                 tmp = tid < s->kv_threads ? s->kvtmp + (size_t)tid * 2 * s->max_seq * hd : malloc((size_t)2 * Tk * hd * sizeof(float));
                 if (!tmp) abort();
@@ -386,15 +392,21 @@ static void attention_forward(RunState *s, LayerActs *a, int l, int B, int n, in
             float *P = a->att + ((size_t)b * H + h) * n * Tmax;
             float *out = a->att_out + (size_t)b * n * qd + (size_t)h * hd;
             const int masked = s->seg_ids || c->sliding_window > 0;
-            if (n == 1 || s->attn_rows) { /* one query row at a time, over its own keys only */
+            if (by_row) { /* one query row at a time, over its own keys only */
                 if (h == 0) cache_prefetch(s, l * lstride + (size_t)slot * s->max_seq * kvd, (size_t)Tk * kvd);
                 for (int i = 0; i < n; i++) {
                     float *row = P + (size_t)i * Tk;
                     const int len = p0 + i + 1;
-                    kmm_row_nt(len, hd, q + (size_t)i * qd, kc, (size_t)ldkv, row, scale);
+                    if (kc16)
+                        kmm_row_nt_bf16(len, hd, q + (size_t)i * qd, kc16, (size_t)ldkv, row, scale);
+                    else
+                        kmm_row_nt(len, hd, q + (size_t)i * qd, kc, (size_t)ldkv, row, scale);
                     if (masked) attention_mask_row(s, row, b, n, p0, i, len);
                     softmax_causal_row(row, len, Tk);
-                    kmm_row_nn(hd, len, row, vc, (size_t)ldkv, out + (size_t)i * qd);
+                    if (vc16)
+                        kmm_row_nn_bf16(hd, len, row, vc16, (size_t)ldkv, out + (size_t)i * qd);
+                    else
+                        kmm_row_nn(hd, len, row, vc, (size_t)ldkv, out + (size_t)i * qd);
                 }
             } else {
                 pp->nt(n, Tk, hd, q, qd, kc, ldkv, P, Tk, scale, 0.0f);

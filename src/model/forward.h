@@ -99,7 +99,8 @@ typedef struct {
     float *vcache;   /* [L, B, max_seq, kvd] */
     uint16_t *kcache16, *vcache16; /* RS_KV_BF16: the caches in bf16 (kcache, vcache NULL) */
     float *kvtmp;    /* RS_KV_BF16: [kv_threads, 2, max_seq, head_dim] one head's keys and
-                        values widened, per thread */
+                        values widened, per thread (products over many rows; one-row
+                        attention reads the bf16 rows in place) */
     int kv_threads;
     LayerActs *acts; /* [L] (all alias acts[0]'s buffers unless keep; with RS_KEEP_INPUTS
                         only x_in is per layer) */

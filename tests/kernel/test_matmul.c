@@ -367,6 +367,38 @@ static void test_row_products(void **state) {
     }
 }
 
+/* The one-row products reading bf16 rows in place (a bf16 KV cache) give the bits of
+ * widening the rows to fp32 first and calling kmm_row_nt / kmm_row_nn, at every level:
+ * head sizes with and without a 16-tail, key counts around the blocks of 16, a stride wider
+ * than a row and a first row not 64-byte aligned. */
+static void test_row_products_bf16(void **state) {
+    (void)state;
+    const int hds[] = {64, 80, 24, 7, 128};
+    const int keys[] = {1, 2, 15, 16, 17, 33, 100};
+    for (int lvl = KMM_PORTABLE; lvl <= (int)kmm_level_cpu(); lvl++) {
+        assert_int_equal(kmm_level_set((KmmLevel)lvl), 0);
+        for (int hi = 0; hi < 5; hi++)
+            for (int ki = 0; ki < 7; ki++) {
+                const int hd = hds[hi], T = keys[ki];
+                const size_t ld = (size_t)hd + 13, cnt = (size_t)T * ld;
+                uint16_t *kv16 = rand_bf16(cnt + 3);
+                float *kv = malloc(cnt * sizeof *kv), *q = rand_f32((size_t)hd), *p = rand_f32((size_t)T);
+                float *s = malloc((size_t)T * 4), *s16 = malloc((size_t)T * 4);
+                float *o = malloc((size_t)hd * 4), *o16 = malloc((size_t)hd * 4);
+                assert_non_null(kv); assert_non_null(s); assert_non_null(s16); assert_non_null(o); assert_non_null(o16);
+                const uint16_t *b16 = kv16 + 3; /* 6 bytes into the buffer */
+                dtype_to_f32(DT_BF16, b16, kv, cnt);
+                kmm_row_nt(T, hd, q, kv, ld, s, 0.125f);
+                kmm_row_nt_bf16(T, hd, q, b16, ld, s16, 0.125f);
+                assert_memory_equal(s16, s, (size_t)T * 4);
+                kmm_row_nn(hd, T, p, kv, ld, o);
+                kmm_row_nn_bf16(hd, T, p, b16, ld, o16);
+                assert_memory_equal(o16, o, (size_t)hd * 4);
+                free(kv16); free(kv); free(q); free(p); free(s); free(s16); free(o); free(o16);
+            }
+    }
+}
+
 static void test_levels_and_errors(void **state) {
     (void)state;
     KmmLevel l;
@@ -421,6 +453,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_deterministic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_row_bits_independent_of_m, setup, teardown),
         cmocka_unit_test_setup_teardown(test_row_products, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_row_products_bf16, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dw, setup, teardown),
         cmocka_unit_test_setup_teardown(test_f32_wrappers, setup, teardown),
         cmocka_unit_test(test_transpose),
