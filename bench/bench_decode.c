@@ -8,11 +8,11 @@
  *   bench_decode --model PATH [--bf16] --task single|batch|score|kernels|step [--width W] [--tokens N] [--iters N]
  *                [--context P] [--kv-bf16]
  * --task step: one decoding step of `width` rows (model_forward_rows, n = 1) at positions
- * P.. (--context, default 32; --kv-bf16: bf16 caches), milliseconds a step (best of --iters runs of --tokens steps),
- * and the same step's weight products alone (the layers' and the classifier's kmm_xwt at
- * m = width, in the step's order) for the share of a step the rest takes; and those
- * products once more with each weight in cache (every product timed right after a run of
- * itself), for the share the weight stream from memory costs.
+ * P.. (--context, default 32; --kv-bf16: bf16 caches), milliseconds a step (best of --iters
+ * runs of --tokens steps), and the same step's weight products alone (the layers' and the
+ * classifier's kmm_xwt at m = width, in the step's order) for the share of a step the rest
+ * takes; and those products once more with each weight in cache (every product timed right
+ * after a run of itself), for the share the weight stream from memory costs.
  */
 #include "core/cpu.h"
 #include "core/error.h"
