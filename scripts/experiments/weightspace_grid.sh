@@ -33,6 +33,8 @@
 # TRANSFER=N (default 0): N more unlabelled task inputs for the distillation terms (`update
 # --transfer`; the training split's lines after the training and validation slices, labels
 # never read); the run folder is then ROOT/runs/PAIR-TASK-trN.
+# COMPAT_EPOCHS=E (default: update's, 1): epochs of compatibility training; the run folder
+# then ends in -ceE.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT="${1:?usage: weightspace_grid.sh ROOT [PAIRS] [TASKS] [SEEDS] [METHODS]}"
@@ -41,6 +43,7 @@ METHODS="${5:-interp,soup,ce,choice,interp-choice,soup-choice}"
 MUSCLE="${MUSCLE:-build/muscle}"; S="${MUSCLE_SHARED:-../shared}"; D="$S/data/debian"
 NTRAIN="${NTRAIN:-600}"; NVAL="${NVAL:-200}"; NTEST="${NTEST:-400}"; EPOCHS="${EPOCHS:-2}"; SEQ="${SEQ:-192}"
 SCRATCH_STEPS="${SCRATCH_STEPS:-3000}"; STORIES_STEPS="${STORIES_STEPS:-400}"; TRANSFER="${TRANSFER:-0}"
+COMPAT_EPOCHS="${COMPAT_EPOCHS:-}"
 PY=/usr/bin/python3
 mkdir -p "$ROOT/data" "$ROOT/pairs" "$ROOT/runs"
 V1_STORIES="$S/models/stories260K/stories260K.bin"
@@ -178,7 +181,8 @@ for P in ${PAIRS//,/ }; do
       transfer_data "$T" "$TRANSFER"
       RUN="$RUN-tr$TRANSFER"; TF=(--transfer "$ROOT/data/$T.transfer$TRANSFER.jsonl")
     fi
-    echo "== $P $T: $SEEDS seeds, methods $METHODS${TF:+, $TRANSFER transfer inputs}" >&2
+    if [ -n "$COMPAT_EPOCHS" ]; then RUN="$RUN-ce$COMPAT_EPOCHS"; TF+=(--compat-epochs "$COMPAT_EPOCHS"); fi
+    echo "== $P $T: $SEEDS seeds, methods $METHODS$([ "$TRANSFER" -gt 0 ] && echo ", $TRANSFER transfer inputs")${COMPAT_EPOCHS:+, $COMPAT_EPOCHS compat epochs}" >&2
     $MUSCLE update --old-model "$V1" --old-adapter "$A1" --new-model "$V2" --task-train "$ROOT/data/$T.train.jsonl" \
         --task-val "$ROOT/data/$T.val.jsonl" --task-test "$ROOT/data/$T.test.jsonl" --out "$RUN" "${TF[@]}" \
         --methods "$METHODS" --seeds "$SEEDS" --epochs "$EPOCHS" --seq-len "$SEQ" --quiet
