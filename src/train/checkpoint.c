@@ -50,12 +50,19 @@ int ckpt_settings_set(CkptSettings *s, const char *key, const char *fmt, ...) {
         }
         e = &s->v[s->n++];
         snprintf(e->key, sizeof e->key, "%s", key);
+        e->value = NULL;
     }
-    va_list ap;
+    va_list ap, ap2;
     va_start(ap, fmt);
-    int len = vsnprintf(e->value, sizeof e->value, fmt, ap);
+    va_copy(ap2, ap);
+    int len = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    if (len < 0 || (size_t)len >= sizeof e->value) return err_set("checkpoint: the value of setting '%s' is too long", key);
+    char *v = len < 0 ? NULL : malloc((size_t)len + 1);
+    if (v) vsnprintf(v, (size_t)len + 1, fmt, ap2);
+    va_end(ap2);
+    if (!v) return err_set(len < 0 ? "checkpoint: setting '%s': its value cannot be formatted" : "out of memory: checkpoint setting '%s'", key);
+    free(e->value);
+    e->value = v;
     return 0;
 }
 
@@ -66,6 +73,7 @@ const char *ckpt_settings_get(const CkptSettings *s, const char *key) {
 }
 
 void ckpt_settings_free(CkptSettings *s) {
+    for (int i = 0; i < s->n; i++) free(s->v[i].value);
     free(s->v);
     memset(s, 0, sizeof *s);
 }

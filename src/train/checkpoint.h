@@ -22,10 +22,11 @@
 
 #define CKPT_FILE "state.safetensors"
 
-/* Settings: name -> value text, compared as text on resume. */
+/* Settings: name -> value text (any length: a setting may list an ensemble's adapter
+ * paths), compared as text on resume. */
 typedef struct {
     char key[48];
-    char value[208];
+    char *value; /* owned */
 } CkptSetting;
 
 typedef struct {

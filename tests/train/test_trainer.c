@@ -553,6 +553,11 @@ static void test_checkpoint_settings(void **state) {
     assert_int_equal(ckpt_settings_set(&s, "seed", "%d", 8), 0); /* replaces */
     assert_int_equal(s.n, 2);
     assert_string_equal(ckpt_settings_get(&s, "seed"), "8");
+    /* a value of any length (an ensemble's adapter paths), kept whole through save and load */
+    char longv[1200];
+    for (size_t i = 0; i < sizeof longv - 1; i++) longv[i] = (char)('a' + i % 26);
+    longv[sizeof longv - 1] = '\0';
+    assert_int_equal(ckpt_settings_set(&s, "compat_ensemble", "%s", longv), 0);
     CkptPos p = {5, 10, 1, 3, 0x0123456789abcdefull, 2, 2.5, NAN}, q;
     assert_false(ckpt_exists(dir));
     assert_int_equal(ckpt_save(dir, t, 2, &p, &s), 0);
@@ -564,6 +569,14 @@ static void test_checkpoint_settings(void **state) {
     assert_int_equal(q.index, 3);
     assert_true(q.rng == 0x0123456789abcdefull);
     assert_true(q.val_loss == 2.5 && isnan(q.start_val_loss));
+    assert_string_equal(ckpt_settings_get(&s, "compat_ensemble"), longv);
+    /* a different long value is a different setting on resume */
+    longv[1000] = '#';
+    assert_int_equal(ckpt_settings_set(&s, "compat_ensemble", "%s", longv), 0);
+    assert_int_equal(ckpt_load(dir, r, 2, &q, &s), -1);
+    assert_non_null(strstr(err_msg(), "compat_ensemble"));
+    longv[1000] = (char)('a' + 1000 % 26);
+    assert_int_equal(ckpt_settings_set(&s, "compat_ensemble", "%s", longv), 0);
     /* a tensor of another size */
     CkptTensor bad[1] = {{"a", ra, 2}};
     assert_int_equal(ckpt_load(dir, bad, 1, &q, &s), -1);
