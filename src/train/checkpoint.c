@@ -40,6 +40,7 @@ int ckpt_settings_set(CkptSettings *s, const char *key, const char *fmt, ...) {
     CkptSetting *e = NULL;
     for (int i = 0; i < s->n; i++)
         if (!strcmp(s->v[i].key, key)) e = &s->v[i];
+    const int fresh = !e;
     if (!e) {
         if (s->n == s->cap) {
             int cap = s->cap ? 2 * s->cap : 32;
@@ -60,7 +61,10 @@ int ckpt_settings_set(CkptSettings *s, const char *key, const char *fmt, ...) {
     char *v = len < 0 ? NULL : malloc((size_t)len + 1);
     if (v) vsnprintf(v, (size_t)len + 1, fmt, ap2);
     va_end(ap2);
-    if (!v) return err_set(len < 0 ? "checkpoint: setting '%s': its value cannot be formatted" : "out of memory: checkpoint setting '%s'", key);
+    if (!v) {
+        if (fresh) s->n--; /* no entry without a value */
+        return err_set(len < 0 ? "checkpoint: setting '%s': its value cannot be formatted" : "out of memory: checkpoint setting '%s'", key);
+    }
     free(e->value);
     e->value = v;
     return 0;
