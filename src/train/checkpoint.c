@@ -37,33 +37,29 @@ static const char *ckpt_setting_before(const char *key) {
 
 int ckpt_settings_set(CkptSettings *s, const char *key, const char *fmt, ...) {
     if (strlen(key) >= sizeof s->v[0].key) return err_set("checkpoint: setting name '%s' is too long", key);
+    va_list ap;
+    va_start(ap, fmt);
+    char *v = NULL; /* the value first: a setting that cannot be stored leaves no entry */
+    if (vasprintf(&v, fmt, ap) < 0) v = NULL;
+    va_end(ap);
+    if (!v) return err_set("checkpoint: setting '%s': its value cannot be stored (out of memory)", key);
     CkptSetting *e = NULL;
     for (int i = 0; i < s->n; i++)
         if (!strcmp(s->v[i].key, key)) e = &s->v[i];
-    const int fresh = !e;
     if (!e) {
         if (s->n == s->cap) {
             int cap = s->cap ? 2 * s->cap : 32;
-            CkptSetting *v = realloc(s->v, (size_t)cap * sizeof *v);
-            if (!v) return err_set("out of memory");
-            s->v = v;
+            CkptSetting *nv = realloc(s->v, (size_t)cap * sizeof *nv);
+            if (!nv) {
+                free(v);
+                return err_set("out of memory");
+            }
+            s->v = nv;
             s->cap = cap;
         }
         e = &s->v[s->n++];
         snprintf(e->key, sizeof e->key, "%s", key);
         e->value = NULL;
-    }
-    va_list ap, ap2;
-    va_start(ap, fmt);
-    va_copy(ap2, ap);
-    int len = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    char *v = len < 0 ? NULL : malloc((size_t)len + 1);
-    if (v) vsnprintf(v, (size_t)len + 1, fmt, ap2);
-    va_end(ap2);
-    if (!v) {
-        if (fresh) s->n--; /* no entry without a value */
-        return err_set(len < 0 ? "checkpoint: setting '%s': its value cannot be formatted" : "out of memory: checkpoint setting '%s'", key);
     }
     free(e->value);
     e->value = v;
