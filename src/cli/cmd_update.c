@@ -37,7 +37,9 @@ static const char *update_help_tail =
     "  --transfer FILE       unlabelled task inputs for the distillation terms\n"
     "training (every adapter): --epochs E (default 3), --lr X (default 1e-3), --batch B\n"
     "  (default 8), --grad-accum G (default 1), --seq-len T, --rank R (default 8), --bf16\n"
-    "  --compat-epochs E     epochs of compatibility training (default 1)\n"
+    "  --compat-epochs E     epochs of compatibility training (default 1); a list E1,E2,...\n"
+    "                        trains each and chooses per method and seed on --task-val (the\n"
+    "                        lowest validation NFR keeping M2's accuracy, as interp's a)\n"
     "  --compat-lr X         its learning rate (default: --lr)\n"
     "  --format NAME, --prompt T, --answer T, --prompt-file F: as for muscle eval\n"
     "evaluation: --max-tokens N (generation, default 32), --limit N (first N test instances)\n"
@@ -46,7 +48,7 @@ static const char *update_help_tail =
 
 /* The options: strings and flags stored at `off` in UpdateSpec; numbers as UpdateNum
  * (value and spelling), integers in [lo, hi] or (hi < lo) any number. */
-typedef enum { U_STR, U_FLAG, U_NUM, U_METHODS, U_SEEDS, U_HELP } UOptType;
+typedef enum { U_STR, U_FLAG, U_NUM, U_EPOCHS, U_METHODS, U_SEEDS, U_HELP } UOptType;
 typedef struct {
     const char *name;
     UOptType type;
@@ -63,7 +65,7 @@ static const UpdateOpt update_opts[] = {
     {"transfer", U_STR, F(transfer), 0, 0}, {"epochs", U_NUM, F(epochs), 1, 0}, {"lr", U_NUM, F(lr), 1, 0},
     {"batch", U_NUM, F(batch), 1, 65536}, {"grad-accum", U_NUM, F(grad_accum), 1, 65536},
     {"seq-len", U_NUM, F(seq_len), 1, 1 << 20}, {"rank", U_NUM, F(rank), 1, 65536}, {"bf16", U_FLAG, F(bf16), 0, 0},
-    {"compat-epochs", U_NUM, F(compat_epochs), 1, 0}, {"compat-lr", U_NUM, F(compat_lr), 1, 0},
+    {"compat-epochs", U_EPOCHS, F(compat_epochs), 1, 0}, {"compat-lr", U_NUM, F(compat_lr), 1, 0},
     {"format", U_STR, F(format), 0, 0}, {"prompt", U_STR, F(prompt), 0, 0}, {"answer", U_STR, F(answer), 0, 0},
     {"prompt-file", U_STR, F(prompt_file), 0, 0}, {"max-tokens", U_NUM, F(max_tokens), 1, 1 << 20},
     {"limit", U_NUM, F(limit), 1, 1L << 40}, {"bootstrap", U_NUM, F(bootstrap), 0, 100000},
@@ -71,6 +73,34 @@ static const UpdateOpt update_opts[] = {
 };
 #undef F
 #define N_UOPTS (int)(sizeof update_opts / sizeof update_opts[0])
+
+/* --compat-epochs E, or E1,E2,... (increasing; update_epochs.c chooses among them on
+ * --task-val): 0, or the exit code. */
+static int parse_epochs(UpdateSpec *u, const char *v) {
+    char one[64];
+    int n = 0;
+    for (const char *p = v;; n++) {
+        const char *c = strchr(p, ',');
+        size_t len = c ? (size_t)(c - p) : strlen(p);
+        if (n == UPDATE_MAX_EPOCH_CHOICES)
+            return cli_usage_fail("update", "--compat-epochs '%s': at most %d epoch counts", v, UPDATE_MAX_EPOCH_CHOICES);
+        if (len == 0 || len >= sizeof one)
+            return cli_usage_fail("update", "--compat-epochs '%s': expected a number or an increasing comma-separated list of numbers", v);
+        memcpy(one, p, len);
+        one[len] = 0;
+        double dv;
+        if (cli_parse_float("--compat-epochs", one, &dv)) return 2;
+        if (!(dv > 0 && dv <= 1e6)) return cli_usage_fail("update", "--compat-epochs '%s': expected a number in (0, 1e6]", one);
+        if (n > 0 && !(dv > u->compat_epoch_list[n - 1]))
+            return cli_usage_fail("update", "--compat-epochs '%s': the epoch counts must increase ('%s' after %g)", v, one, u->compat_epoch_list[n - 1]);
+        u->compat_epoch_list[n] = dv;
+        if (!c) break;
+        p = c + 1;
+    }
+    u->n_compat_epochs = n + 1;
+    u->compat_epochs = (UpdateNum){u->compat_epoch_list[0], v};
+    return 0;
+}
 
 /* One option into u: 0, or the exit code (-1: help printed). */
 static int parse_one(UpdateSpec *u, const UpdateOpt *o, const char *v, const char **methods) {
@@ -89,6 +119,7 @@ static int parse_one(UpdateSpec *u, const UpdateOpt *o, const char *v, const cha
         free(ph);
         return -1;
     }
+    case U_EPOCHS: return parse_epochs(u, v);
     case U_METHODS: *methods = v; return 0;
     case U_SEEDS: if (cli_parse_int(flag, v, o->lo, o->hi, &lv)) return 2; u->seeds = lv; return 0;
     case U_NUM:

@@ -101,55 +101,76 @@ static char *new_adapters_list(const UpdateSpec *u) {
     return list;
 }
 
-/* Phase 2: a compatibility adapter per method and seed, from that seed's A2. */
+/* One compatibility adapter: method m, seed k, `epochs` epochs, into dir. */
+static int train_compat_one(UpdateRun *r, const UpdateMethod *m, long k, double epochs, const char *dir, const char *log,
+                            const char *what) {
+    const UpdateSpec *u = r->u;
+    char *init = m->soup_init ? update_pathf("%s/adapters/soup-all", u->out) : update_new_adapter(u, k);
+    TrainSpec s;
+    train_common(u, &s, u->new_model, dir, k);
+    s.adapter.init = init;
+    s.t.epochs = epochs;
+    if (u->compat_lr.text) s.t.lr = u->compat_lr.v;
+    const UpdatePreset *p = m->preset;
+    int teacher = p ? !p->ce_only : m->args != NULL; /* every method but cross-entropy only */
+    int sequence = p ? p->level == COMPAT_LEVEL_SEQUENCE : m->args && strstr(m->args, "--level sequence") != NULL;
+    char *ens = NULL;
+    if (p && !p->ce_only && (compat_method_def(p->method)->teachers & (COMPAT_TEACH_ENSEMBLE | COMPAT_TEACH_MIXTURE)))
+        ens = new_adapters_list(u); /* the teacher: the K new adapters of the run */
+    s.compat.ensemble = ens;
+    if (p && !p->ce_only) {
+        s.compat.on = 1;
+        s.compat.cfg.method = p->method;
+        s.compat.cfg.level = p->level;
+        s.compat.cfg.answer_only = p->answer_only;
+        s.compat.cfg.ce_weight = p->ce_weight;
+        if (p->mixture_a > 0) s.compat.cfg.mixture_a = p->mixture_a;
+        if (update_mixval_applies(u, m) && r->mix_a_val > 0) /* chosen on validation (update_mixgen.c) */
+            s.compat.cfg.mixture_a = r->mix_a_val;
+    }
+    if (teacher && u->kind == TASK_GEN && sequence) { /* the outputs decoded as the evaluation decodes */
+        s.compat.cfg.gen_max_tokens = (int)update_gen_max_tokens(u);
+        s.compat.cfg.gen_no_repeat_ngram = UPDATE_GEN_NO_REPEAT_NGRAM;
+    }
+    if (teacher) {
+        s.compat.old_model = u->old_model;
+        s.compat.old_adapter = u->old_adapter;
+        s.compat.transfer = u->transfer;
+    }
+    int rc = update_train_step(r, what, &s, p ? NULL : m->args, log);
+    free(ens);
+    free(init);
+    return rc;
+}
+
+/* Phase 2: a compatibility adapter per method and seed, from that seed's A2; with a list of
+ * epoch counts, one per count (update_epochs.c chooses among them). */
 static int train_compat(UpdateRun *r) {
     const UpdateSpec *u = r->u;
-    int rc = 0;
+    int rc = 0, nE = u->n_compat_epochs > 1 ? u->n_compat_epochs : 1;
     for (int i = 0; rc == 0 && i < u->n_methods; i++)
         for (long k = 1; rc == 0 && k <= u->seeds; k++) {
             const UpdateMethod *m = &u->methods[i];
-            if (m->preset && m->preset->weight != UPDATE_WEIGHT_NONE) break; /* update_weight.c makes it */
-            char *dir = update_pathf("%s/adapters/%s-s%ld", u->out, m->name, k), *log = update_pathf("train-%s-s%ld", m->name, k);
-            char *init = m->soup_init ? update_pathf("%s/adapters/soup-all", u->out)
-                         : update_new_adapter(u, k);
-            char *what = update_pathf("compatibility adapter '%s', seed %ld", m->name, k);
-            TrainSpec s;
-            train_common(u, &s, u->new_model, dir, k);
-            s.adapter.init = init;
-            s.t.epochs = u->compat_epochs.text ? u->compat_epochs.v : 1;
-            if (u->compat_lr.text) s.t.lr = u->compat_lr.v;
-            const UpdatePreset *p = m->preset;
-            int teacher = p ? !p->ce_only : m->args != NULL; /* every method but cross-entropy only */
-            int sequence = p ? p->level == COMPAT_LEVEL_SEQUENCE : m->args && strstr(m->args, "--level sequence") != NULL;
-            char *ens = NULL;
-            if (p && !p->ce_only && (compat_method_def(p->method)->teachers & (COMPAT_TEACH_ENSEMBLE | COMPAT_TEACH_MIXTURE)))
-                ens = new_adapters_list(u); /* the teacher: the K new adapters of the run */
-            s.compat.ensemble = ens;
-            if (p && !p->ce_only) {
-                s.compat.on = 1;
-                s.compat.cfg.method = p->method;
-                s.compat.cfg.level = p->level;
-                s.compat.cfg.answer_only = p->answer_only;
-                s.compat.cfg.ce_weight = p->ce_weight;
-                if (p->mixture_a > 0) s.compat.cfg.mixture_a = p->mixture_a;
-                if (update_mixval_applies(u, m) && r->mix_a_val > 0) /* chosen on validation (update_mixgen.c) */
-                    s.compat.cfg.mixture_a = r->mix_a_val;
+            if (!update_method_trained(m)) break; /* update_weight.c makes it */
+            for (int e = 0; rc == 0 && e < nE; e++) {
+                double E = nE > 1 ? u->compat_epoch_list[e] : u->compat_epochs.text ? u->compat_epochs.v : 1;
+                char *dir, *log, *what;
+                if (nE > 1) {
+                    char *name = update_epochs_name(m, k, E);
+                    dir = update_pathf("%s/adapters/%s", u->out, name);
+                    log = update_pathf("train-%s", name);
+                    free(name);
+                    what = update_pathf("compatibility adapter '%s', seed %ld, %g epochs", m->name, k, E);
+                } else {
+                    dir = update_pathf("%s/adapters/%s-s%ld", u->out, m->name, k);
+                    log = update_pathf("train-%s-s%ld", m->name, k);
+                    what = update_pathf("compatibility adapter '%s', seed %ld", m->name, k);
+                }
+                rc = train_compat_one(r, m, k, E, dir, log, what);
+                free(what);
+                free(dir);
+                free(log);
             }
-            if (teacher && u->kind == TASK_GEN && sequence) { /* the outputs decoded as the evaluation decodes */
-                s.compat.cfg.gen_max_tokens = (int)update_gen_max_tokens(u);
-                s.compat.cfg.gen_no_repeat_ngram = UPDATE_GEN_NO_REPEAT_NGRAM;
-            }
-            if (teacher) {
-                s.compat.old_model = u->old_model;
-                s.compat.old_adapter = u->old_adapter;
-                s.compat.transfer = u->transfer;
-            }
-            rc = update_train_step(r, what, &s, p ? NULL : m->args, log);
-            free(ens);
-            free(what);
-            free(dir);
-            free(log);
-            free(init);
         }
     return update_phase_end(rc);
 }
@@ -230,7 +251,7 @@ static int update_run_locked(const UpdateSpec *u) {
     setenv("MUSCLE_NO_MPI", "1", 1);
     long K = u->seeds;
     UpdateRun r = {u, 0, (int)(K - (u->new_adapter ? 1 : 0) + K * u->n_methods + 1 + K + K * u->n_methods + 1), -1.0};
-    r.n_steps += update_weight_steps(u) + update_mixgen_steps(u) + update_mixval_steps(u);
+    r.n_steps += update_weight_steps(u) + update_mixgen_steps(u) + update_mixval_steps(u) + update_epochs_steps(u);
     rc = train_new(&r);
     if (rc == 0) rc = update_mixval(&r);
     double mix_a = -1.0;
@@ -238,6 +259,7 @@ static int update_run_locked(const UpdateSpec *u) {
     r.mix_a_val = mix_a;
     if (rc == 0) rc = update_phase_end(dist_rank() == 0 ? update_weight_soups(&r) : 0);
     if (rc == 0) rc = train_compat(&r);
+    if (rc == 0) rc = update_epochs_choose(&r);
     if (rc == 0) rc = update_phase_end(update_weight_sweeps(&r));
     if (rc == 0) rc = update_phase_end(dist_rank() == 0 ? update_weight_choose(&r) : 0);
     if (rc == 0) rc = evaluate(&r);

@@ -1,6 +1,7 @@
 /* update/update.h - a base-model update for one task, end to end (`muscle update`):
  *   1. the new task adapter(s) A2 on M2, one per seed (unless new_adapter gives seed 1's)
- *   2. per method and seed k: a compatibility adapter from A2 seed k
+ *   2. per method and seed k: a compatibility adapter from A2 seed k (with a list of epoch
+ *      counts: one per count, and the count chosen on the validation split)
  *   3. eval of M1, of M2 per seed and of every method per seed on the test set
  *   4. manifest.json and the report (report.html, report.md, report.json)
  * Each step is skipped when its output already exists, so an interrupted update resumes
@@ -58,6 +59,8 @@ typedef struct {
     int soup_init;            /* soup-NAME: preset NAME trained from the seed soup instead of A2 seed k */
 } UpdateMethod;
 
+#define UPDATE_MAX_EPOCH_CHOICES 8
+
 /* A number option and its spelling as given (update.json records the spelling, so a
  * resumed run is compared with what was typed); text NULL: not given. */
 typedef struct {
@@ -71,6 +74,10 @@ typedef struct {
     const char *format, *prompt, *answer, *prompt_file;
     UpdateNum epochs, lr, batch, grad_accum, seq_len, rank;     /* every adapter's training */
     UpdateNum compat_epochs, compat_lr;                          /* compatibility training */
+    /* --compat-epochs E1,E2,...: each trained method's adapter of each seed is trained for
+     * every E (increasing), and E chosen on --task-val (update_epochs.c); n 0 or 1: one E */
+    double compat_epoch_list[UPDATE_MAX_EPOCH_CHOICES];
+    int n_compat_epochs;
     UpdateNum max_tokens, limit;                                 /* evaluation */
     UpdateNum bootstrap, max_acc_drop;                           /* the report */
     long seeds;

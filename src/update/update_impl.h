@@ -60,6 +60,31 @@ int update_weight_sweeps(UpdateRun *r);
  * preds/NAME-sK.sweep.json (the report's curve). */
 int update_weight_choose(UpdateRun *r);
 
+/* 0 for a weight-space method (no training of its own), else 1. */
+int update_method_trained(const UpdateMethod *m);
+/* Copies a file (atomically at `to`). -1 with err_set(). */
+int update_copy_file(const char *from, const char *to);
+/* A small JSON file of the run folder (at most 1 MiB) parsed (cJSON_Delete it); NULL when it
+ * is not there or not JSON. *present (when not NULL): 1 when the file was read. */
+struct cJSON *update_read_json(const char *path, int *present);
+
+/* ---- compatibility epochs chosen on validation (update_epochs.c; --compat-epochs E1,E2,...) ----
+ * Each trained method's adapter of seed k is trained for every E into adapters/NAME-sK-eE;
+ * then M1, M2 and every candidate are evaluated on --task-val (preds/NAME-sK-eE.val.jsonl)
+ * and E is chosen by the rule of an interpolation's a (update_weight.c): the lowest
+ * validation NFR among the E whose validation accuracy is at least M2's (same seed) minus
+ * --max-acc-drop, the smallest E on a tie or when none qualifies. The chosen candidate is
+ * copied to adapters/NAME-sK (the test phase evaluates it) and the sweep written to
+ * preds/NAME-sK.epochs.json: {"method", "seed", "tolerance", "chosen_epochs",
+ * "m2": {"val_acc", "val_nfr"}, "points": [{"epochs", "val_acc", "val_nfr"}, ...]}. */
+char *update_epochs_name(const UpdateMethod *m, long k, double epochs); /* "NAME-sK-eE" (malloc'd) */
+int update_epochs_check(const UpdateSpec *u);  /* a list needs --task-val: -1 with err_set() */
+int update_epochs_steps(const UpdateSpec *u);  /* the steps a list adds */
+int update_epochs_choose(UpdateRun *r);        /* after phase 2; every rank (ends its phases) */
+/* The choices as one line for the manifest's settings ("compatibility epochs chosen on
+ * validation among 1, 3: seed 1 3, ..."; malloc'd), NULL without a list or a choice. */
+char *update_epochs_note(const UpdateSpec *u, const UpdateMethod *m);
+
 /* Generation: the decoding of the evaluation (and of a sequence-level teacher's outputs). */
 long update_gen_max_tokens(const UpdateSpec *u); /* --max-tokens, default 32 */
 #define UPDATE_GEN_NO_REPEAT_NGRAM 2 /* the paper's decoding */

@@ -225,10 +225,9 @@ static int mixval_choose(const UpdateSpec *u) {
 int update_mixval_read(const UpdateSpec *u, double *a, char **sweep) {
     *a = -1.0;
     if (sweep) *sweep = NULL;
-    char *p = update_pathf("%s/preds/mixgen.val.json", u->out), *txt = NULL;
-    size_t n = 0;
-    if (p && update_exists(p)) txt = file_read_all(p, &n, 1u << 20);
-    cJSON *j = txt ? cJSON_ParseWithLength(txt, n) : NULL;
+    char *p = update_pathf("%s/preds/mixgen.val.json", u->out);
+    int txt = 0;
+    cJSON *j = update_read_json(p, &txt);
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(j, "chosen_a"), *pts = cJSON_GetObjectItemCaseSensitive(j, "points");
     int rc = 0;
     if (txt && !cJSON_IsNumber(c)) rc = err_set("%s: expected \"chosen_a\" (a file of muscle update)", p);
@@ -248,7 +247,6 @@ int update_mixval_read(const UpdateSpec *u, double *a, char **sweep) {
         free(s);
     }
     cJSON_Delete(j);
-    free(txt);
     free(p);
     return rc;
 }

@@ -220,7 +220,7 @@ int update_check_inputs(const UpdateSpec *u) {
             if ((w == a || w[-1] == ' ') && (w[5] == 0 || w[5] == ' ' || w[5] == '='))
                 return err_set("--methods: '%s' gives --out: a method's adapter is written inside RUN_DIR", u->methods[i].name);
     }
-    if (update_weight_check(u) != 0) return -1;
+    if (update_weight_check(u) != 0 || update_epochs_check(u) != 0) return -1;
     const char *files[4] = {u->train, u->val, u->test, u->transfer};
     const char *what[4] = {"--task-train", "--task-val", "--task-test", "--transfer"};
     int rc = 0;
@@ -385,14 +385,11 @@ static void add_seed_paths(cJSON *arr, const char *name, long seeds) {
 /* The base's family and tokenizer as its eval step recorded them ("base" of the summary
  * JSON; "" when absent): the title names both, as an update may change the tokenizer. */
 static char *eval_base(const UpdateSpec *u, const char *name) {
-    char *p = update_pathf("%s/preds/%s.eval.json", u->out, name), *txt = NULL, *r = NULL;
-    size_t n = 0;
-    if (p && file_exists(p)) txt = file_read_all(p, &n, 1u << 20);
-    cJSON *j = txt ? cJSON_ParseWithLength(txt, n) : NULL;
+    char *p = update_pathf("%s/preds/%s.eval.json", u->out, name), *r = NULL;
+    cJSON *j = update_read_json(p, NULL);
     const cJSON *b = cJSON_GetObjectItemCaseSensitive(j, "base");
     r = update_pathf(cJSON_IsString(b) ? " (%s)" : "%s", cJSON_IsString(b) ? b->valuestring : "");
     cJSON_Delete(j);
-    free(txt);
     free(p);
     return r;
 }
@@ -420,7 +417,11 @@ int update_write_manifest(const UpdateSpec *u) {
         double mix_a;
         if (update_mixval_applies(u, &u->methods[i]) && update_mixval_read(u, &mix_a, &sweep) == 0 && sweep) /* its a chosen on validation (update_mixgen.c), and the sweep */
             set = update_pathf("%s; %s", u->methods[i].args ? u->methods[i].args : "", sweep);
-        cJSON_AddStringToObject(m, "settings", set ? set : u->methods[i].args ? u->methods[i].args : "cross-entropy only");
+        const char *base = set ? set : u->methods[i].args ? u->methods[i].args : "cross-entropy only";
+        char *ep = update_epochs_note(u, &u->methods[i]), *both = ep ? update_pathf("%s; %s", base, ep) : NULL; /* update_epochs.c */
+        cJSON_AddStringToObject(m, "settings", both ? both : base);
+        free(both);
+        free(ep);
         free(set);
         free(sweep);
         add_seed_paths(cJSON_AddArrayToObject(m, "preds"), u->methods[i].name, u->seeds);

@@ -14,9 +14,11 @@
 
 #include "core/dist.h"
 #include "core/error.h"
+#include "core/file.h"
 #include "model/lora.h"
 #include "report/report.h"
 
+#include <cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -272,6 +274,24 @@ int update_other_ranks_step(UpdateRun *r) {
 static void done_before(UpdateRun *r, const char *what) {
     r->step++;
     if (!r->u->quiet) fprintf(stderr, "muscle update: [%d/%d] %s: done before\n", r->step, r->n_steps, what);
+}
+
+int update_copy_file(const char *from, const char *to) {
+    size_t n;
+    char *d = file_read_all(from, &n, (size_t)1 << 34);
+    if (!d) return err_prefix("%s", from);
+    int rc = file_write_all_atomic(to, d, n);
+    free(d);
+    return rc;
+}
+
+struct cJSON *update_read_json(const char *path, int *present) {
+    size_t n = 0;
+    char *txt = path && update_exists(path) ? file_read_all(path, &n, 1u << 20) : NULL;
+    if (present) *present = txt != NULL;
+    cJSON *j = txt ? cJSON_ParseWithLength(txt, n) : NULL;
+    free(txt);
+    return j;
 }
 
 int update_train_step(UpdateRun *r, const char *what, const TrainSpec *spec, const char *extra_args, const char *log_name) {

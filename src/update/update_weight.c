@@ -36,6 +36,8 @@ static double grid_a(int g) { return g / 10.0; }
 
 static int is_weight(const UpdateMethod *m, UpdateWeightOp op) { return m->preset && m->preset->weight == op; }
 
+int update_method_trained(const UpdateMethod *m) { return !(m->preset && m->preset->weight != UPDATE_WEIGHT_NONE); }
+
 static int needs_soup(const UpdateSpec *u) {
     for (int i = 0; i < u->n_methods; i++)
         if (is_weight(&u->methods[i], UPDATE_WEIGHT_SOUP) || u->methods[i].soup_init) return 1;
@@ -282,15 +284,6 @@ int update_pair_stats(const UpdateSpec *u, const char *old, const char *new, dou
     return rc;
 }
 
-static int copy_file(const char *from, const char *to) {
-    size_t n;
-    char *d = file_read_all(from, &n, (size_t)1 << 34);
-    if (!d) return err_prefix("%s", from);
-    int rc = file_write_all_atomic(to, d, n);
-    free(d);
-    return rc;
-}
-
 static cJSON *stats_json(double va, double vn, double ta, double tn) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "val_acc", va);
@@ -353,7 +346,7 @@ static int choose_one(const UpdateSpec *u, const UpdateMethod *m, long k, double
     for (int f = 0; rc == 0 && f < 4; f++) {
         char *rel_from = update_pathf(files[f][0], name), *rel_to = update_pathf(files[f][1], m->name, k);
         char *from = update_pathf("%s/%s", p, rel_from), *to = update_pathf("%s/%s", p, rel_to);
-        rc = copy_file(from, to);
+        rc = update_copy_file(from, to);
         free(rel_from);
         free(rel_to);
         free(from);
