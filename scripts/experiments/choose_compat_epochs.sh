@@ -12,6 +12,7 @@
 #      preds/NAME.val.jsonl): M1, M2 of every seed, and every method's adapter of every seed
 #      in every folder (M1 and M2 are the same bits in every folder: trained with the same
 #      seeds and recipe; the first folder's are used);
+#      (a method not in every folder is left out);
 #   2. chooses E per method and seed by the rule `update` uses for an interpolation's a
 #      (update_weight.c): the lowest validation NFR against M1 among the E whose validation
 #      accuracy is at least M2's (same seed) - 0.5 points; ties and "none qualifies" go to
@@ -69,8 +70,13 @@ for f in ["old.jsonl"] + [os.path.basename(p) for p in task["new"]["preds"]]:
     shutil.copy(first + "/preds/" + f, out + "/preds/" + f)
 choice = {"rule": "per method and seed: the lowest validation NFR among the epoch counts whose validation "
                   "accuracy is >= M2's (same seed) - 0.5 pts; ties and none -> the smallest", "methods": []}
+kept = []
 for m in task["methods"]:
     name, chosen_preds, rows = m["name"], [], []
+    if not all(os.path.exists(d + "/preds/" + os.path.basename(sp)) for _, d in cands for sp in m["preds"]):
+        print("%s: not in every folder, left out" % name, file=sys.stderr)
+        continue
+    kept.append(m)
     for sp in m["preds"]:
         base = os.path.basename(sp)[:-len(".jsonl")]          # NAME-sK
         k = base.rsplit("-s", 1)[1]
@@ -92,6 +98,7 @@ for m in task["methods"]:
     m["preds"] = chosen_preds
     m["settings"] += " (compat epochs chosen on validation per seed: %s)" % ",".join(str(r["chosen_epochs"]) for r in rows)
     choice["methods"].append({"name": name, "seeds": rows})
+task["methods"] = kept
 man["title"] += " (compatibility epochs chosen on validation among %s)" % ",".join(str(e) for e, _ in sorted(cands))
 json.dump(man, open(out + "/manifest.json", "w"), indent=1)
 json.dump(choice, open(out + "/choice.json", "w"), indent=1)
