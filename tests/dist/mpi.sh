@@ -14,7 +14,8 @@
 #  - a 2-rank checkpoint resumes on 1 rank; a killed rank stops the job within a bounded
 #    time with a message naming it; a hung rank trips the watchdog (MUSCLE_DIST_TIMEOUT);
 #    the last checkpoint stays good;
-#  - update on 2 ranks: the same adapters and predictions as on 1.
+#  - update on 2 ranks: the same adapters and predictions as on 1 (with --compat-epochs 0.5,1:
+#    the candidates trained on both ranks, the count chosen on rank 0).
 # Runs build/muscle (the -O3 build): the sanitizer build's MPI runs are not tested here
 # (OpenMPI's own allocations are reported as leaks by LeakSanitizer; run with
 # ASAN_OPTIONS=detect_leaks=0 to try them by hand).
@@ -34,6 +35,7 @@ DIFF=tests/dist/st_diff.py
 head -c 200000 "$WP" >"$TMP/wp.txt"
 head -n 40 "$D/debian-section.train.jsonl" >"$TMP/sec.train.jsonl"
 head -n 40 "$D/debian-section.test.jsonl" >"$TMP/sec.test.jsonl"
+head -n 16 "$D/debian-section.validation.jsonl" >"$TMP/sec.val.jsonl"
 head -n 6 "$D/debian-sum.test.jsonl" >"$TMP/sum.test.jsonl"
 
 # losses LOG1 LOG2: every step's loss and val_loss agree within 1e-5 relative (prints the largest)
@@ -147,7 +149,8 @@ check "... and its last checkpoint resumes to the same bits" cmp "$TMP/k1/adapte
 
 # ---- update on 2 ranks ----
 U=(update --old-model "$S260" --old-adapter "$TMP/a1" --new-model "$S260" --task-train "$TMP/sec.train.jsonl"
-   --task-test "$TMP/sec.test.jsonl" --methods muscle --seeds 1 --epochs 1 --batch 8 --seq-len 96 --bootstrap 50 --quiet)
+   --task-test "$TMP/sec.test.jsonl" --methods muscle --seeds 1 --epochs 1 --batch 8 --seq-len 96 --bootstrap 50 --quiet
+   --task-val "$TMP/sec.val.jsonl" --compat-epochs 0.5,1) # the epochs chosen on validation: a phase of its own (rank 0 chooses)
 $MUSCLE "${U[@]}" --out "$TMP/u1" >/dev/null 2>"$TMP/u1.err"
 "${MPIRUN[@]}" "$MUSCLE" "${U[@]}" --out "$TMP/u2" >"$TMP/u2.out" 2>"$TMP/u2.err"; rc=$?
 [ $rc -ne 0 ] && tail -5 "$TMP/u2.err" | sed 's/^/# /'
@@ -156,4 +159,6 @@ check "update on 2 ranks: the same predictions files as on 1" bash -c "
 for f in '$TMP'/u1/preds/*.jsonl; do cmp \"\$f\" '$TMP'/u2/preds/\$(basename \"\$f\") || exit 1; done"
 check "update on 2 ranks: the same adapters as on 1" bash -c "
 for d in '$TMP'/u1/adapters/*; do cmp \"\$d/adapter_model.safetensors\" '$TMP'/u2/adapters/\$(basename \"\$d\")/adapter_model.safetensors || exit 1; done"
+check "update on 2 ranks: the same choice of compatibility epochs as on 1" bash -c "
+cmp '$TMP'/u1/preds/muscle-s1.epochs.json '$TMP'/u2/preds/muscle-s1.epochs.json && test -s '$TMP'/u2/adapters/muscle-s1-e0.5/adapter_model.safetensors"
 echo "1..$TAP_N"
