@@ -226,11 +226,11 @@ int update_mixval_read(const UpdateSpec *u, double *a, char **sweep) {
     *a = -1.0;
     if (sweep) *sweep = NULL;
     char *p = update_pathf("%s/preds/mixgen.val.json", u->out);
-    int txt = 0;
-    cJSON *j = update_read_json(p, &txt);
+    int present = 0;
+    cJSON *j = update_read_json(p, &present);
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(j, "chosen_a"), *pts = cJSON_GetObjectItemCaseSensitive(j, "points");
     int rc = 0;
-    if (txt && !cJSON_IsNumber(c)) rc = err_set("%s: expected \"chosen_a\" (a file of muscle update)", p);
+    if (present && !cJSON_IsNumber(c)) rc = err_set("%s: expected \"chosen_a\" (a file of muscle update)", p);
     else if (cJSON_IsNumber(c)) *a = c->valuedouble;
     if (rc == 0 && sweep && cJSON_IsNumber(c)) {
         const cJSON *m2 = cJSON_GetObjectItemCaseSensitive(j, "m2_val_score");
