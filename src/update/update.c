@@ -154,22 +154,16 @@ static int train_compat(UpdateRun *r) {
             if (!update_method_trained(m)) break; /* update_weight.c makes it */
             for (int e = 0; rc == 0 && e < nE; e++) {
                 double E = nE > 1 ? u->compat_epoch_list[e] : u->compat_epochs.text ? u->compat_epochs.v : 1;
-                char *dir, *log, *what;
-                if (nE > 1) {
-                    char *name = update_epochs_name(m, k, E);
-                    dir = update_pathf("%s/adapters/%s", u->out, name);
-                    log = update_pathf("train-%s", name);
-                    free(name);
-                    what = update_pathf("compatibility adapter '%s', seed %ld, %g epochs", m->name, k, E);
-                } else {
-                    dir = update_pathf("%s/adapters/%s-s%ld", u->out, m->name, k);
-                    log = update_pathf("train-%s-s%ld", m->name, k);
-                    what = update_pathf("compatibility adapter '%s', seed %ld", m->name, k);
-                }
+                /* one count: the method's own folder; a list: a candidate each (update_epochs.c) */
+                char *name = nE > 1 ? update_epochs_name(m, k, E) : update_pathf("%s-s%ld", m->name, k);
+                char *dir = update_pathf("%s/adapters/%s", u->out, name), *log = update_pathf("train-%s", name);
+                char *what = nE > 1 ? update_pathf("compatibility adapter '%s', seed %ld, %g epochs", m->name, k, E)
+                                    : update_pathf("compatibility adapter '%s', seed %ld", m->name, k);
                 rc = train_compat_one(r, m, k, E, dir, log, what);
                 free(what);
                 free(dir);
                 free(log);
+                free(name);
             }
         }
     return update_phase_end(rc);

@@ -47,21 +47,20 @@ int update_epochs_steps(const UpdateSpec *u) {
 
 /* Method m, seed k: choose E, copy its adapter, write the sweep (rank 0). */
 static int choose_one(const UpdateSpec *u, const UpdateMethod *m, long k, double tol) {
-    int nE = n_choices(u), best = -1, rc = 0;
+    int nE = n_choices(u), rc = 0;
     double m2a, m2n, va[UPDATE_MAX_EPOCH_CHOICES], vn[UPDATE_MAX_EPOCH_CHOICES];
     char *old = update_pathf("%s/preds/old.val.jsonl", u->out), *m2 = update_pathf("%s/preds/new-s%ld.val.jsonl", u->out, k);
     rc = update_pair_stats(u, old, m2, &m2a, &m2n);
     for (int e = 0; rc == 0 && e < nE; e++) {
         char *name = update_epochs_name(m, k, u->compat_epoch_list[e]), *pv = update_pathf("%s/preds/%s.val.jsonl", u->out, name);
         rc = update_pair_stats(u, old, pv, &va[e], &vn[e]);
-        if (rc == 0 && va[e] >= m2a - tol - 1e-12 && (best < 0 || vn[e] < vn[best] - 1e-12)) best = e;
         free(name);
         free(pv);
     }
     free(old);
     free(m2);
     if (rc) return rc;
-    if (best < 0) best = 0; /* none keeps M2's accuracy: the fewest epochs, the closest to A2 */
+    int best = update_choose_on_val(va, vn, nE, m2a, tol); /* none keeps M2's accuracy: the fewest epochs, the closest to A2 */
     double E = u->compat_epoch_list[best];
     /* the chosen candidate under the method's own name; training.json last: the folder's "done" mark */
     char *name = update_epochs_name(m, k, E), *dir = update_pathf("%s/adapters/%s-s%ld", u->out, m->name, k);

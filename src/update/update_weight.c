@@ -36,6 +36,13 @@ static double grid_a(int g) { return g / 10.0; }
 
 static int is_weight(const UpdateMethod *m, UpdateWeightOp op) { return m->preset && m->preset->weight == op; }
 
+int update_choose_on_val(const double *val_acc, const double *val_nfr, int n, double m2_acc, double tol) {
+    int best = -1;
+    for (int i = 0; i < n; i++)
+        if (val_acc[i] >= m2_acc - tol - 1e-12 && (best < 0 || val_nfr[i] < val_nfr[best] - 1e-12)) best = i;
+    return best < 0 ? 0 : best;
+}
+
 int update_method_trained(const UpdateMethod *m) { return !(m->preset && m->preset->weight != UPDATE_WEIGHT_NONE); }
 
 static int needs_soup(const UpdateSpec *u) {
@@ -301,18 +308,16 @@ static int choose_one(const UpdateSpec *u, const UpdateMethod *m, long k, double
     double m2va, m2vn, m2ta, m2tn, va[GRID_N], vn[GRID_N], ta[GRID_N], tn[GRID_N];
     int rc = update_pair_stats(u, old_val, m2_val, &m2va, &m2vn);
     if (rc == 0) rc = update_pair_stats(u, old_test, m2_test, &m2ta, &m2tn);
-    int best = -1;
     for (int g = 0; rc == 0 && g < GRID_N; g++) {
         char *name = sweep_name(m, k, g);
         char *pv = update_pathf("%s/preds/%s.val.jsonl", p, name), *pt = update_pathf("%s/preds/%s.jsonl", p, name);
         rc = update_pair_stats(u, old_val, pv, &va[g], &vn[g]);
         if (rc == 0) rc = update_pair_stats(u, old_test, pt, &ta[g], &tn[g]);
-        if (rc == 0 && va[g] >= m2va - tol - 1e-12 && (best < 0 || vn[g] < vn[best] - 1e-12)) best = g;
         free(name);
         free(pv);
         free(pt);
     }
-    if (rc == 0 && best < 0) best = 0; /* a = 0 (A2 itself) unless float rounding moved its accuracy */
+    int best = rc == 0 ? update_choose_on_val(va, vn, GRID_N, m2va, tol) : 0; /* none: a = 0, A2 itself (only float rounding can move its accuracy) */
     cJSON *j = rc == 0 ? cJSON_CreateObject() : NULL;
     if (j) {
         cJSON_AddStringToObject(j, "method", m->name);
