@@ -84,7 +84,7 @@ typedef struct {
     unsigned kinds;           /* COMPAT_FOR_*; 0: from the level (token: both, choice: MC, sequence: generation) */
     double mixture_a;         /* > 0: passed as --mixture-weight */
 } CompatPresetDef;
-#define COMPAT_MAX_PRESETS 4
+#define COMPAT_MAX_PRESETS 5
 
 typedef struct {
     CompatMethod id;

@@ -48,6 +48,7 @@
       .seq_mask = seq_student_wrong, .seq_reads_student = 1,                                                           \
       .help = "distil (1-a) mean(K new) + a M1 (a: --mixture-weight, or chosen on validation)",                        \
       .presets = {P("mixture", TOK, .kinds = COMPAT_FOR_MC), P("mixture-choice", CHO, 0.5),                            \
+                  P("mixture-distill", CHO),                                                                           \
                   P("mixture-gen", TOK, .kinds = COMPAT_FOR_GEN, .mixture_a = COMPAT_MIXTURE_A_GEN),                   \
                   P("mixture-seqkd", SEQ, 0.5, .mixture_a = COMPAT_MIXTURE_A_GEN)})                                    \
     X(WEIGHTED, .name = "weighted", .levels = CHO | SEQ, .teachers = M1 | M2, .pick = pick_weighted,                   \

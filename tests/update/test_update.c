@@ -27,6 +27,7 @@ static const struct { const char *name, *args; TaskKind kind; } expected[] = {
     {"ensemble-choice", "--compat ensemble --level choice --ce-weight 0.5", TASK_MC},
     {"mixture", "--compat mixture", TASK_MC},
     {"mixture-choice", "--compat mixture --level choice --ce-weight 0.5", TASK_MC},
+    {"mixture-distill", "--compat mixture --level choice", TASK_MC},
     {"weighted-choice", "--compat weighted --level choice --ce-weight 0.5", TASK_MC},
     {"weighted-seqkd", "--compat weighted --level sequence --ce-weight 0.5", TASK_GEN},
     {"flip-choice", "--compat flip --level choice --ce-weight 0.5", TASK_MC},
