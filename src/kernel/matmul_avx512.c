@@ -295,7 +295,43 @@ SMALL_TILE(tile_bf16, TBF16, uint16_t, uint16_t, 32, __mmask32, (__mmask32)0xfff
     }
 
 SMALL_DRIVER(kmm_small_f32_avx512, T512, float, float, tile_f32)
-SMALL_DRIVER(kmm_small_bf16_avx512bf16, TBF16, uint16_t, uint16_t, tile_bf16)
+SMALL_DRIVER(small_bf16_tiles, TBF16 static, uint16_t, uint16_t, tile_bf16)
+
+/* m = 1 (single-stream decoding with bf16 weights): the 16 accumulators of tile_bf16's
+ * 16 x 1 tile, filled one W row at a time over the whole of k. Every accumulator sums the
+ * same chunks in the same order and goes through the same hsum16, so the bits are the
+ * tile's (and a batched step's); what changes is the order of the reads: one stream
+ * through the block instead of 16 pieces a row apart. Measured on a 110M-sized bf16 gemv
+ * from memory, one thread (AMD EPYC Zen 5): 28-29 GB/s one row at a time against 11-12
+ * GB/s with 16 rows (or even 2) interleaved; the chains of consecutive rows overlap. */
+TBF16 static void small_bf16_m1(const uint16_t *w, size_t k, int nrow, const uint16_t *x, float *y, float beta) {
+    __m512 acc[16];
+    const size_t kf = k & ~(size_t)31;
+    const __mmask32 tail = (__mmask32)((1u << (k - kf)) - 1);
+    for (int r = 0; r < 16; r++) {
+        __m512 a = _mm512_setzero_ps();
+        if (r < nrow) {
+            const uint16_t *wr = w + (size_t)r * k;
+            for (size_t kk = 0; kk < kf; kk += 32)
+                a = _mm512_dpbf16_ps(a, (__m512bh)_mm512_loadu_si512(wr + kk), (__m512bh)_mm512_loadu_si512(x + kk));
+            if (kf < k)
+                a = _mm512_dpbf16_ps(a, (__m512bh)_mm512_maskz_loadu_epi16(tail, wr + kf),
+                                     (__m512bh)_mm512_maskz_loadu_epi16(tail, x + kf));
+        }
+        acc[r] = a;
+    }
+    small_store(hsum16(acc), 16, nrow, 1, y, 0, beta);
+}
+
+TBF16 void kmm_small_bf16_avx512bf16(const uint16_t *w, int k, const uint16_t *x, int m, float *y, size_t ldy,
+                                     float beta, int r0, int r1) {
+    if (m != 1) {
+        small_bf16_tiles(w, k, x, m, y, ldy, beta, r0, r1);
+        return;
+    }
+    for (int rb = r0; rb < r1; rb += 16)
+        small_bf16_m1(w + (size_t)rb * (size_t)k, (size_t)k, r1 - rb < 16 ? r1 - rb : 16, x, y + rb, beta);
+}
 
 /* ------------------------------------------------------------------ one-row products */
 
