@@ -34,7 +34,8 @@
 # --transfer`; the training split's lines after the training and validation slices, labels
 # never read); the run folder is then ROOT/runs/PAIR-TASK-trN.
 # COMPAT_EPOCHS=E (default: update's, 1): epochs of compatibility training; the run folder
-# then ends in -ceE.
+# then ends in -ceE. A list E1,E2,... (update chooses the count on validation) ends it in
+# -ceE1_E2_...
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT="${1:?usage: weightspace_grid.sh ROOT [PAIRS] [TASKS] [SEEDS] [METHODS]}"
@@ -181,7 +182,7 @@ for P in ${PAIRS//,/ }; do
       transfer_data "$T" "$TRANSFER"
       RUN="$RUN-tr$TRANSFER"; TF=(--transfer "$ROOT/data/$T.transfer$TRANSFER.jsonl")
     fi
-    if [ -n "$COMPAT_EPOCHS" ]; then RUN="$RUN-ce$COMPAT_EPOCHS"; TF+=(--compat-epochs "$COMPAT_EPOCHS"); fi
+    if [ -n "$COMPAT_EPOCHS" ]; then RUN="$RUN-ce${COMPAT_EPOCHS//,/_}"; TF+=(--compat-epochs "$COMPAT_EPOCHS"); fi
     echo "== $P $T: $SEEDS seeds, methods $METHODS$([ "$TRANSFER" -gt 0 ] && echo ", $TRANSFER transfer inputs")${COMPAT_EPOCHS:+, $COMPAT_EPOCHS compat epochs}" >&2
     $MUSCLE update --old-model "$V1" --old-adapter "$A1" --new-model "$V2" --task-train "$ROOT/data/$T.train.jsonl" \
         --task-val "$ROOT/data/$T.val.jsonl" --task-test "$ROOT/data/$T.test.jsonl" --out "$RUN" "${TF[@]}" \

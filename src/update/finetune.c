@@ -140,8 +140,9 @@ static int open_compat_data(const TrainSpec *s, const Model *m, const Tokenizer 
         for (char *w = strtok_r(list, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
             if (!*w) continue;
             if (lora_load_peft(&c->ens[c->n_ens], &m->cfg, w) != 0) {
+                err_prefix("--ensemble-adapters %s", w); /* w points into list */
                 free(list);
-                return err_prefix("--ensemble-adapters %s", w);
+                return -1;
             }
             c->ens_p[c->n_ens] = &c->ens[c->n_ens];
             c->n_ens++;

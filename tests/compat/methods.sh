@@ -50,6 +50,8 @@ expect_error "a level the method lacks: the others named" "flip has no token lev
     $MUSCLE "${C[@]}" --compat flip --out "$TMP/x1"
 expect_error "--ensemble-adapters without an ensemble method" "go with --compat ensemble or mixture" \
     $MUSCLE "${C[@]}" --compat student-wrong --ensemble-adapters "$TMP/a3" --out "$TMP/x2"
+expect_error "a missing ensemble adapter: its path named" "--ensemble-adapters $TMP/nowhere: .*adapter_config.json: cannot open" \
+    $MUSCLE "${C[@]}" --compat ensemble --level choice --ensemble-adapters "$TMP/a2,$TMP/nowhere" --out "$TMP/x4" --quiet
 expect_error "mixture on generation needs its weight" "give --mixture-weight" \
     $MUSCLE finetune --model "$V1" --adapter-init "$TMP/g2" --old-model "$V1" --old-adapter "$TMP/g1" --task "$TMP/sum.train.jsonl" \
     --epochs 1 --seq-len 96 --compat mixture --out "$TMP/x3" --quiet

@@ -76,5 +76,8 @@ expect_error "a run folder made with one count is not resumed with a list" '"com
   $MUSCLE update --old-model "$V1" --old-adapter "$TMP/a1" --new-model "$V1" --task-train "$TMP/tr.jsonl" \
    --task-val "$TMP/va.jsonl" --task-test "$TMP/te.jsonl" --out "$TMP/run" --methods ce,choice,interp-choice \
    --seeds 2 --epochs 1 --compat-epochs 1,3 --lr 3e-3 --batch 8 --seq-len 96 --bootstrap 0 --quiet
-check "nothing was written for the refused runs" test ! -e "$TMP/r2/update.json"
+expect_error "a mixture teacher's run folder with a comma is refused, naming it" "--out '$TMP/r,2': method 'mixture-choice' needs a folder without a comma" \
+  $MUSCLE update --old-model "$V1" --old-adapter "$TMP/a1" --new-model "$V1" --task-train "$TMP/tr.jsonl" \
+   --task-val "$TMP/va.jsonl" --task-test "$TMP/te.jsonl" --out "$TMP/r,2" --methods ce,mixture-choice --quiet
+check "nothing was written for the refused runs" bash -c "test ! -e '$TMP/r2/update.json' && test ! -e '$TMP/r,2'"
 echo "1..$TAP_N"
