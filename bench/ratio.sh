@@ -13,6 +13,7 @@ export OMP_NUM_THREADS="${THREADS:-2}"
 make --no-print-directory -s all build/bench_decode >/dev/null
 f="build/bench-decode/$shape-$dtype.gguf"; mkdir -p build/bench-decode
 [ -s "$f" ] || build/bench_decode --make-gguf "$f" --shape "$shape" --dtype "$dtype" >/dev/null
+bf=(); [ "$dtype" = bf16 ] && bf=(--bf16) # bf16 weights kept as bf16 (without it they are widened to fp32)
 exec 9>/tmp/muscle-bench.lock; flock 9
 field() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p"; }
 echo "CPU flags: $(grep -o 'amx_bf16\|avx512_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
@@ -20,8 +21,8 @@ echo "| pair | single tok/s | width $width after the prompts tok/s | ratio |"
 echo "|---:|---:|---:|---:|"
 ratios=()
 for p in $(seq 1 "$pairs"); do
-  s=$(build/bench_decode --model "$f" --task single --tokens 128 --iters 2 | field tokens_per_s)
-  b=$(build/bench_decode --model "$f" --task batch --width "$width" --tokens 48 --iters 2 | field decode_tokens_per_s)
+  s=$(build/bench_decode --model "$f" "${bf[@]}" --task single --tokens 128 --iters 2 | field tokens_per_s)
+  b=$(build/bench_decode --model "$f" "${bf[@]}" --task batch --width "$width" --tokens 48 --iters 2 | field decode_tokens_per_s)
   r=$(awk -v b="$b" -v s="$s" 'BEGIN { printf "%.2f", b / s }')
   ratios+=("$r")
   echo "| $p | $s | $b | ${r}x |"
