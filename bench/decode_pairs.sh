@@ -12,15 +12,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 shape="${1:-110M}"; dtype="${2:-bf16}"; pairs="${3:-6}"
-export OMP_NUM_THREADS="${THREADS:-2}"
-make --no-print-directory -s all build/bench_decode >/dev/null
-f="build/bench-decode/$shape-$dtype.gguf"; mkdir -p build/bench-decode
-[ -s "$f" ] || build/bench_decode --make-gguf "$f" --shape "$shape" --dtype "$dtype" >/dev/null
+. bench/pairs_lib.sh
+pairs_setup "$shape" "$dtype"
 bench/llamacpp/native.sh >/dev/null
-bf=(); [ "$dtype" = bf16 ] && bf=(--bf16)
-exec 9>/tmp/muscle-bench.lock; flock 9
-field() { sed -n "s/.*\"$1\": *\([0-9.]*\).*/\1/p"; }
-echo "CPU flags: $(grep -o 'amx_bf16\|avx512_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
 echo "| pair | $shape $dtype muscle tok/s | llama.cpp tok/s | ratio |"
 echo "|---:|---:|---:|---:|"
 ratios=()
@@ -31,6 +25,4 @@ for p in $(seq 1 "$pairs"); do
   ratios+=("$r")
   echo "| $p | $m | $l | ${r}x |"
 done
-printf '%s\n' "${ratios[@]}" | sort -g | awk '{ r[NR] = $1; if ($1 >= 1) hit++ }
-  END { m = NR % 2 ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2
-        printf "median %.2fx, range %.2f-%.2fx, %d of %d pairs at 1x or more\n", m, r[1], r[NR], hit, NR }'
+pairs_summary 1

@@ -9,14 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 shape="${1:-110M}"; dtype="${2:-fp32}"; pairs="${3:-10}"; width="${4:-16}"; target="${5:-8}"
-export OMP_NUM_THREADS="${THREADS:-2}"
-make --no-print-directory -s all build/bench_decode >/dev/null
-f="build/bench-decode/$shape-$dtype.gguf"; mkdir -p build/bench-decode
-[ -s "$f" ] || build/bench_decode --make-gguf "$f" --shape "$shape" --dtype "$dtype" >/dev/null
-bf=(); [ "$dtype" = bf16 ] && bf=(--bf16) # bf16 weights kept as bf16 (without it they are widened to fp32)
-exec 9>/tmp/muscle-bench.lock; flock 9
-field() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p"; }
-echo "CPU flags: $(grep -o 'amx_bf16\|avx512_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
+. bench/pairs_lib.sh
+pairs_setup "$shape" "$dtype"
 echo "| pair | single tok/s | width $width after the prompts tok/s | ratio |"
 echo "|---:|---:|---:|---:|"
 ratios=()
@@ -27,6 +21,4 @@ for p in $(seq 1 "$pairs"); do
   ratios+=("$r")
   echo "| $p | $s | $b | ${r}x |"
 done
-printf '%s\n' "${ratios[@]}" | sort -g | awk -v t="$target" '{ r[NR] = $1; if ($1 >= t) hit++ }
-  END { m = NR % 2 ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2
-        printf "median %.2fx, range %.2f-%.2fx, %d of %d pairs at %gx or more\n", m, r[1], r[NR], hit, NR, t }'
+pairs_summary "$target"
