@@ -115,8 +115,7 @@ static int train_compat_one(UpdateRun *r, const UpdateMethod *m, long k, double 
     int teacher = p ? !p->ce_only : m->args != NULL; /* every method but cross-entropy only */
     int sequence = p ? p->level == COMPAT_LEVEL_SEQUENCE : m->args && strstr(m->args, "--level sequence") != NULL;
     char *ens = NULL;
-    if (p && !p->ce_only && (compat_method_def(p->method)->teachers & (COMPAT_TEACH_ENSEMBLE | COMPAT_TEACH_MIXTURE)))
-        ens = new_adapters_list(u); /* the teacher: the K new adapters of the run */
+    if (update_preset_teaches_with_new(p)) ens = new_adapters_list(u); /* the teacher: the K new adapters of the run */
     s.compat.ensemble = ens;
     if (p && !p->ce_only) {
         s.compat.on = 1;

@@ -50,6 +50,9 @@ typedef struct {
 const UpdatePreset *update_presets(int *n);
 /* Their lines for --help (malloc'd), generated from the table: name, settings, task kind. */
 char *update_presets_help(void);
+/* Whether preset p (NULL: a user's method) has the run's K new adapters as its teacher
+ * (ensemble, mixture): they reach finetune as one comma-separated list of folders. */
+int update_preset_teaches_with_new(const UpdatePreset *p);
 
 typedef struct {
     char *name;

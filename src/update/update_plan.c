@@ -78,6 +78,10 @@ static const char *preset_names(void) {
     return buf;
 }
 
+int update_preset_teaches_with_new(const UpdatePreset *p) {
+    return p && !p->ce_only && (compat_method_def(p->method)->teachers & (COMPAT_TEACH_ENSEMBLE | COMPAT_TEACH_MIXTURE));
+}
+
 char *update_presets_help(void) {
     size_t cap = 4096, k = 0;
     char *buf = malloc(cap);
@@ -220,13 +224,10 @@ int update_check_inputs(const UpdateSpec *u) {
             if ((w == a || w[-1] == ' ') && (w[5] == 0 || w[5] == ' ' || w[5] == '='))
                 return err_set("--methods: '%s' gives --out: a method's adapter is written inside RUN_DIR", u->methods[i].name);
     }
-    for (int i = 0; i < u->n_methods; i++) { /* the K new adapters reach the teacher as a comma-separated list */
-        const UpdatePreset *p = u->methods[i].preset;
-        if (p && !p->ce_only && (compat_method_def(p->method)->teachers & (COMPAT_TEACH_ENSEMBLE | COMPAT_TEACH_MIXTURE)) &&
-            strchr(u->out, ','))
+    for (int i = 0; i < u->n_methods; i++)
+        if (update_preset_teaches_with_new(u->methods[i].preset) && strchr(u->out, ','))
             return err_set("--out '%s': method '%s' needs a folder without a comma (its teacher's adapters are passed as a comma-separated list)",
                            u->out, u->methods[i].name);
-    }
     if (update_weight_check(u) != 0 || update_epochs_check(u) != 0) return -1;
     const char *files[4] = {u->train, u->val, u->test, u->transfer};
     const char *what[4] = {"--task-train", "--task-val", "--task-test", "--transfer"};
