@@ -4,6 +4,7 @@
 #include "compat_impl.h"
 #include "compat_method.h"
 #include "core/error.h"
+#include "metrics/compat.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -67,10 +68,10 @@ int compat_new_choice_scores(CompatTrainer *ct, double *ll) {
     return rc;
 }
 
-/* The grid of a and the rule (docs/compat.md): among the a whose mixture keeps the held-out
- * accuracy >= M2's (the mean of the K new adapters' accuracies) - tolerance, the one with
- * the lowest NFR against M1 (ties: the smaller a); when none does, the most accurate (ties:
- * the smaller a). Distributions at temperature 1: the inference-time mixture. */
+/* The grid of a and the rule (docs/compat.md; compat_choose_on_val): among the a whose
+ * mixture keeps the held-out accuracy >= M2's (the mean of the K new adapters' accuracies) -
+ * tolerance, the one with the lowest NFR against M1 (ties: the smaller a); when none does,
+ * the most accurate (ties: the smaller a). Distributions at temperature 1: the inference-time mixture. */
 #define MIX_GRID_N 5
 static const double mix_grid[MIX_GRID_N] = {0.1, 0.2, 0.3, 0.4, 0.5};
 
@@ -122,12 +123,7 @@ int compat_mixture_choose(CompatTrainer *ct) {
             accs[g] = (double)right / n;
             nfrs[g] = (double)nf / n;
         }
-        int bi = -1;
-        for (int g = 0; g < MIX_GRID_N; g++)
-            if (accs[g] >= acc_m2 - ct->cfg.mixture_tol && (bi < 0 || nfrs[g] < nfrs[bi])) bi = g;
-        if (bi < 0)
-            for (int g = 0; g < MIX_GRID_N; g++)
-                if (bi < 0 || accs[g] > accs[bi]) bi = g;
+        int bi = compat_choose_on_val(accs, nfrs, MIX_GRID_N, acc_m2, ct->cfg.mixture_tol, COMPAT_VAL_MOST_ACCURATE);
         best_a = mix_grid[bi];
         st->mixture_acc = accs[bi];
         st->mixture_nfr = nfrs[bi];

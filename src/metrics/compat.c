@@ -186,6 +186,17 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+int compat_choose_on_val(const double *acc, const double *nfr, int n, double m2_acc, double tol, CompatValFallback none) {
+    int best = -1;
+    for (int i = 0; i < n; i++)
+        if (acc[i] >= m2_acc - tol - 1e-12 && (best < 0 || nfr[i] < nfr[best] - 1e-12)) best = i;
+    if (best >= 0 || none == COMPAT_VAL_FIRST) return best < 0 ? 0 : best;
+    best = 0;
+    for (int i = 1; i < n; i++)
+        if (acc[i] > acc[best] + 1e-12) best = i;
+    return best;
+}
+
 double compat_percentile(const double *v, size_t n, double p) {
     if (n == 0) return NAN;
     double h = (double)(n - 1) * p;

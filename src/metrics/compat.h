@@ -84,6 +84,15 @@ int compat_compute_seeds(const CompatInstance *const *x, int k, size_t n, const 
 int compat_delta_seeds(const CompatInstance *const *base, const CompatInstance *const *cand, int k, size_t n,
                        const CompatOptions *o, CompatDelta *out);
 
+/* The validation rule every choice on held-out labelled data shares (an interpolation's a,
+ * the mixture teacher's a, the number of compatibility epochs; docs/compat.md): of n >= 1
+ * candidates with validation accuracy acc[i] and NFR nfr[i], the lowest NFR among those whose
+ * accuracy is at least m2_acc - tol (with 1e-12 of slack for the rounding of a mean over
+ * seeds); the first on a tie. When none qualifies: candidate 0 (COMPAT_VAL_FIRST: the one
+ * closest to M2) or the most accurate, the first on a tie (COMPAT_VAL_MOST_ACCURATE). */
+typedef enum { COMPAT_VAL_FIRST, COMPAT_VAL_MOST_ACCURATE } CompatValFallback;
+int compat_choose_on_val(const double *acc, const double *nfr, int n, double m2_acc, double tol, CompatValFallback none);
+
 /* Percentile of sorted values v[0..n) at p in [0, 1], linear interpolation between
  * order statistics (numpy's default): h = (n - 1) p, v[floor h] + (h - floor h) * step. */
 double compat_percentile(const double *sorted, size_t n, double p);

@@ -14,6 +14,7 @@
 #include "core/dist.h"
 #include "core/error.h"
 #include "core/file.h"
+#include "metrics/compat.h"
 
 #include <cJSON.h>
 #include <stdio.h>
@@ -60,7 +61,7 @@ static int choose_one(const UpdateSpec *u, const UpdateMethod *m, long k, double
     free(old);
     free(m2);
     if (rc) return rc;
-    int best = update_choose_on_val(va, vn, nE, m2a, tol); /* none keeps M2's accuracy: the fewest epochs, the closest to A2 */
+    int best = compat_choose_on_val(va, vn, nE, m2a, tol, COMPAT_VAL_FIRST); /* none keeps M2's accuracy: the fewest epochs, the closest to A2 */
     double E = u->compat_epoch_list[best];
     /* the chosen candidate under the method's own name; training.json last: the folder's "done" mark */
     char *name = update_epochs_name(m, k, E), *dir = update_pathf("%s/adapters/%s-s%ld", u->out, m->name, k);

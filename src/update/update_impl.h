@@ -60,10 +60,6 @@ int update_weight_sweeps(UpdateRun *r);
  * preds/NAME-sK.sweep.json (the report's curve). */
 int update_weight_choose(UpdateRun *r);
 
-/* The choice on the validation split that interpolations (update_weight.c) and compatibility
- * epochs (update_epochs.c) share: of n candidates, the lowest validation NFR among those whose
- * validation accuracy is at least m2_acc - tol; the first on a tie; 0 when none qualifies. */
-int update_choose_on_val(const double *val_acc, const double *val_nfr, int n, double m2_acc, double tol);
 /* 0 for a weight-space method (no training of its own), else 1. */
 int update_method_trained(const UpdateMethod *m);
 /* Copies a file (atomically at `to`). -1 with err_set(). */

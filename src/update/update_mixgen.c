@@ -26,6 +26,7 @@
 #include "core/dist.h"
 #include "core/error.h"
 #include "core/file.h"
+#include "metrics/compat.h"
 #include "eval/eval.h"
 #include "model/lora_peft.h"
 #include "update/bundle.h"
@@ -185,12 +186,7 @@ static int mixval_choose(const UpdateSpec *u) {
     }
     CompatConfig cc;
     compat_config_default(&cc);
-    int bi = -1;
-    for (int g = 0; rc == 0 && g < MIXVAL_N; g++)
-        if (acc[g] >= m2 - cc.mixture_tol && (bi < 0 || nfr[g] < nfr[bi])) bi = g;
-    for (int g = 0; rc == 0 && bi < 0 && g < MIXVAL_N; g++)
-        if (bi < 0 || acc[g] > acc[bi]) bi = g;
-    if (rc == 0 && bi < 0) bi = 0;
+    int bi = rc == 0 ? compat_choose_on_val(acc, nfr, MIXVAL_N, m2, cc.mixture_tol, COMPAT_VAL_MOST_ACCURATE) : 0;
     cJSON *j = rc == 0 ? cJSON_CreateObject() : NULL;
     if (j) {
         cJSON_AddNumberToObject(j, "chosen_a", update_mixval_grid[bi]);

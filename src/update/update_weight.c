@@ -36,13 +36,6 @@ static double grid_a(int g) { return g / 10.0; }
 
 static int is_weight(const UpdateMethod *m, UpdateWeightOp op) { return m->preset && m->preset->weight == op; }
 
-int update_choose_on_val(const double *val_acc, const double *val_nfr, int n, double m2_acc, double tol) {
-    int best = -1;
-    for (int i = 0; i < n; i++)
-        if (val_acc[i] >= m2_acc - tol - 1e-12 && (best < 0 || val_nfr[i] < val_nfr[best] - 1e-12)) best = i;
-    return best < 0 ? 0 : best;
-}
-
 int update_method_trained(const UpdateMethod *m) { return !(m->preset && m->preset->weight != UPDATE_WEIGHT_NONE); }
 
 static int needs_soup(const UpdateSpec *u) {
@@ -317,7 +310,7 @@ static int choose_one(const UpdateSpec *u, const UpdateMethod *m, long k, double
         free(pv);
         free(pt);
     }
-    int best = rc == 0 ? update_choose_on_val(va, vn, GRID_N, m2va, tol) : 0; /* none: a = 0, A2 itself (only float rounding can move its accuracy) */
+    int best = rc == 0 ? compat_choose_on_val(va, vn, GRID_N, m2va, tol, COMPAT_VAL_FIRST) : 0; /* none: a = 0, A2 itself (only float rounding can move its accuracy) */
     cJSON *j = rc == 0 ? cJSON_CreateObject() : NULL;
     if (j) {
         cJSON_AddStringToObject(j, "method", m->name);

@@ -541,6 +541,23 @@ static void test_seeds_errors(void **state) {
     free(bad);
 }
 
+/* The validation rule: lowest NFR among the candidates within the accuracy tolerance, the
+ * first on a tie; the slack admits a mean that rounds just below the line; the two fallbacks. */
+static void test_choose_on_val(void **state) {
+    (void)state;
+    double acc[4] = {0.50, 0.48, 0.47, 0.49}, nfr[4] = {0.10, 0.05, 0.01, 0.05};
+    assert_int_equal(compat_choose_on_val(acc, nfr, 4, 0.50, 0.02, COMPAT_VAL_FIRST), 1);   /* 2 is too inaccurate; 1 before 3 */
+    assert_int_equal(compat_choose_on_val(acc, nfr, 4, 0.50, 0.03, COMPAT_VAL_FIRST), 2);
+    assert_int_equal(compat_choose_on_val(acc, nfr, 4, 0.50, 0.0, COMPAT_VAL_FIRST), 0);
+    double m2 = (0.1 + 0.2 + 0.3) / 3 * 5; /* 1.0000000000000002 */
+    double a1[2] = {0.9, 1.0}, n1[2] = {0.0, 0.2};
+    assert_int_equal(compat_choose_on_val(a1, n1, 2, m2, 0.0, COMPAT_VAL_FIRST), 1);
+    double a2[3] = {0.40, 0.45, 0.45}, n2[3] = {0.1, 0.3, 0.2};
+    assert_int_equal(compat_choose_on_val(a2, n2, 3, 0.50, 0.01, COMPAT_VAL_FIRST), 0);
+    assert_int_equal(compat_choose_on_val(a2, n2, 3, 0.50, 0.01, COMPAT_VAL_MOST_ACCURATE), 1);
+    assert_int_equal(compat_choose_on_val(a2, n2, 1, 0.50, 0.01, COMPAT_VAL_MOST_ACCURATE), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_discrete_known_answers),
@@ -554,6 +571,7 @@ int main(void) {
         cmocka_unit_test(test_seeds_one_and_identical),
         cmocka_unit_test(test_seeds_bootstrap_replay),
         cmocka_unit_test(test_seeds_errors),
+        cmocka_unit_test(test_choose_on_val),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
