@@ -71,7 +71,8 @@ int compat_new_choice_scores(CompatTrainer *ct, double *ll) {
 /* The grid of a and the rule (docs/compat.md; compat_choose_on_val): among the a whose
  * mixture keeps the held-out accuracy >= M2's (the mean of the K new adapters' accuracies) -
  * tolerance, the one with the lowest NFR against M1 (ties: the smaller a); when none does,
- * the most accurate (ties: the smaller a). Distributions at temperature 1: the inference-time mixture. */
+ * the most accurate (ties: the smaller a). Distributions at temperature 1: the
+ * inference-time mixture. */
 #define MIX_GRID_N 5
 static const double mix_grid[MIX_GRID_N] = {0.1, 0.2, 0.3, 0.4, 0.5};
 
