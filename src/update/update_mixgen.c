@@ -26,8 +26,8 @@
 #include "core/dist.h"
 #include "core/error.h"
 #include "core/file.h"
-#include "metrics/compat.h"
 #include "eval/eval.h"
+#include "metrics/compat.h"
 #include "model/lora_peft.h"
 #include "update/bundle.h"
 
