@@ -210,6 +210,16 @@ static int ids_unique(const TaskSet *ts) {
     return rc;
 }
 
+/* Whether the run pairs validation predictions by id: a count of compatibility epochs, an
+ * interpolation's a or a generation mixture's a is chosen on --task-val. */
+static int val_paired(const UpdateSpec *u) {
+    if (!u->val) return 0;
+    if (update_epochs_steps(u) > 0 || update_mixval_steps(u) > 0) return 1;
+    for (int i = 0; i < u->n_methods; i++)
+        if (u->methods[i].preset && u->methods[i].preset->weight == UPDATE_WEIGHT_INTERP) return 1;
+    return 0;
+}
+
 int update_check_inputs(const UpdateSpec *u) {
     TaskLoadOptions lo;
     task_load_options_default(&lo);
@@ -241,8 +251,9 @@ int update_check_inputs(const UpdateSpec *u) {
         if (i < 3 && ts.kind != u->kind)
             rc = err_set("%s %s is a %s task, --task-train a %s one", what[i], files[i], ts.kind == TASK_MC ? "multiple-choice" : "generation",
                          u->kind == TASK_MC ? "multiple-choice" : "generation");
-        if (rc == 0 && i == 2) rc = ids_unique(&ts); /* the test set's predictions are paired by id; training
-                                                        * files may repeat an id (a package in two sections) */
+        /* the test set's predictions are paired by id, the validation set's when a choice is made on it;
+         * training files may repeat an id (a package in two sections) */
+        if (rc == 0 && (i == 2 || (i == 1 && val_paired(u))) && ids_unique(&ts) != 0) rc = err_prefix("%s", what[i]);
         if (rc == 0 && i < 3 && task_prompt_setup(&p, &ts, u->prompt_file, u->prompt, u->answer, NULL, 0) != 0) rc = err_prefix("%s", what[i]);
         task_prompt_free(&p);
         task_set_free(&ts);

@@ -19,6 +19,13 @@ for bad in "--epochs 0" "--lr nan" "--compat-lr -1" "--compat-epochs 0" "--max-a
 done
 expect_error "update: duplicate test ids are refused before any step, naming both lines" 'appears twice \(lines 1 and 5\)' \
   $MUSCLE "${U[@]}" --task-test "$TMP/dup.jsonl" --out "$TMP/r1"
+expect_error "update: duplicate validation ids are refused before any step when a choice pairs them" \
+  '^muscle: error: --task-val: .*dup.jsonl: id .* appears twice \(lines 1 and 5\)' \
+  $MUSCLE "${U[@]}" --task-test "$TMP/te.jsonl" --task-val "$TMP/dup.jsonl" --compat-epochs 1,2 --out "$TMP/r1"
+# where nothing pairs it (the best epoch only) it passes the checks (the run then stops at M1: $TMP/a1 is empty)
+$MUSCLE "${U[@]}" --task-test "$TMP/te.jsonl" --task-val "$TMP/dup.jsonl" --epochs 1 --out "$TMP/r2" 2>"$TMP/r2.err"
+check "a validation set with a repeated id is accepted where nothing pairs it" \
+  bash -c "test -e '$TMP/r2/update.json' && ! grep -q 'appears twice' '$TMP/r2.err'"
 expect_error "update: a template that does not fit the test set is refused before any step" "nosuchfield" \
   $MUSCLE "${U[@]}" --task-test "$TMP/te.jsonl" --out "$TMP/r1" --prompt "{nosuchfield}"
 check "nothing was written into the run folder" test ! -e "$TMP/r1/update.json"
