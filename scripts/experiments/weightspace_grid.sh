@@ -81,15 +81,19 @@ PYEOF
     *) echo "weightspace_grid.sh: TASK is section, arc, synopsis or kind" >&2; exit 2 ;;
   esac
   # the splits repeat a few packages (debian-section's test split: 2000 lines, "default-jre-headless"
-  # at lines 67 and 1039): the first line of each id is kept (predictions pair by id)
-  $PY -c '
+  # at lines 67 and 1039; its validation split: "libwebkit2gtk-4.0-doc" at lines 206 and 918): the
+  # first line of each id is kept (predictions pair by id)
+  mv "$dd/$t.val.jsonl" "$dd/$t.val.jsonl.tmp"
+  for s in val test; do
+    $PY -c '
 import json, sys
 seen = set()
 for l in open(sys.argv[1]):
     i = json.loads(l)["id"]
-    if i not in seen: seen.add(i); sys.stdout.write(l)' "$dd/$t.test.jsonl.tmp" >"$dd/$t.test.jsonl.dedup"
-  rm "$dd/$t.test.jsonl.tmp"
-  mv "$dd/$t.test.jsonl.dedup" "$dd/$t.test.jsonl"
+    if i not in seen: seen.add(i); sys.stdout.write(l)' "$dd/$t.$s.jsonl.tmp" >"$dd/$t.$s.jsonl.dedup"
+    rm "$dd/$t.$s.jsonl.tmp"
+    mv "$dd/$t.$s.jsonl.dedup" "$dd/$t.$s.jsonl"
+  done
 }
 
 kind_mc() { # debian-section lines on stdin -> the same contexts, labelled with the package's kind
