@@ -50,6 +50,8 @@ int update_eval_m1_m2(UpdateRun *r, int test);
 int update_weight_check(const UpdateSpec *u);
 /* The steps they add to a run (evaluations on the validation and test splits). */
 int update_weight_steps(const UpdateSpec *u);
+/* The number of interpolations in the run (each chooses its a on --task-val). */
+int update_weight_interps(const UpdateSpec *u);
 /* After phase 1 (rank 0): the seed soup adapters/soup-all and adapters/soup-sK, when a method needs them. */
 int update_weight_soups(UpdateRun *r);
 /* After phase 2: every interpolation's sweep: the combined adapter at each a, evaluated on

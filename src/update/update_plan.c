@@ -213,11 +213,7 @@ static int ids_unique(const TaskSet *ts) {
 /* Whether the run pairs validation predictions by id: a count of compatibility epochs, an
  * interpolation's a or a generation mixture's a is chosen on --task-val. */
 static int val_paired(const UpdateSpec *u) {
-    if (!u->val) return 0;
-    if (update_epochs_steps(u) > 0 || update_mixval_steps(u) > 0) return 1;
-    for (int i = 0; i < u->n_methods; i++)
-        if (u->methods[i].preset && u->methods[i].preset->weight == UPDATE_WEIGHT_INTERP) return 1;
-    return 0;
+    return u->val && (update_epochs_steps(u) > 0 || update_mixval_steps(u) > 0 || update_weight_interps(u) > 0);
 }
 
 int update_check_inputs(const UpdateSpec *u) {

@@ -44,7 +44,7 @@ static int needs_soup(const UpdateSpec *u) {
     return 0;
 }
 
-static int n_interp(const UpdateSpec *u) {
+int update_weight_interps(const UpdateSpec *u) {
     int n = 0;
     for (int i = 0; i < u->n_methods; i++) n += is_weight(&u->methods[i], UPDATE_WEIGHT_INTERP);
     return n;
@@ -78,7 +78,7 @@ int update_weight_steps(const UpdateSpec *u) {
     long K = u->seeds;
     int w = 0;
     for (int i = 0; i < u->n_methods; i++) w += u->methods[i].preset && u->methods[i].preset->weight != UPDATE_WEIGHT_NONE;
-    int ni = n_interp(u);
+    int ni = update_weight_interps(u);
     /* no training steps for the weight-space methods; per interpolation and seed 2 x 11 evaluations,
      * plus M1 and each M2 on both splits; one step for the soup */
     return (int)(-K * w + (ni ? 2 * (1 + K) + K * ni * 2 * GRID_N : 0) + (needs_soup(u) ? 1 : 0));
@@ -206,7 +206,7 @@ int update_eval_m1_m2(UpdateRun *r, int test) {
 
 int update_weight_sweeps(UpdateRun *r) {
     const UpdateSpec *u = r->u;
-    if (!n_interp(u)) return 0;
+    if (!update_weight_interps(u)) return 0;
     /* M1 and M2 on both splits (the test split's under the names of the evaluation phase, which
      * then finds them done): the choice of a needs the validation split's, the sweep files the test split's */
     int rc = 0;
