@@ -41,6 +41,12 @@ static const char *update_help_tail =
     "                        trains each and chooses per method and seed on --task-val (the\n"
     "                        lowest validation NFR keeping M2's accuracy, as interp's a)\n"
     "  --compat-lr X         its learning rate (default: --lr)\n"
+    "  --mixture-weights A1,A2,...\n"
+    "                        the mixture presets on multiple choice (mixture-choice,\n"
+    "                        mixture-distill): one student per a (in (0, 1), increasing),\n"
+    "                        and a chosen per seed on --task-val by the students' own\n"
+    "                        accuracy and NFR (the rule of --compat-epochs; with a count\n"
+    "                        list, each pair of a and count), not by the teacher's\n"
     "  --format NAME, --prompt T, --answer T, --prompt-file F: as for muscle eval\n"
     "evaluation: --max-tokens N (generation, default 32), --limit N (first N test instances)\n"
     "report: --bootstrap B (default 1000), --max-acc-drop X (default 0.005)\n"
@@ -48,7 +54,7 @@ static const char *update_help_tail =
 
 /* The options: strings and flags stored at `off` in UpdateSpec; numbers as UpdateNum
  * (value and spelling), integers in [lo, hi] or (hi < lo) any number. */
-typedef enum { U_STR, U_FLAG, U_NUM, U_EPOCHS, U_METHODS, U_SEEDS, U_HELP } UOptType;
+typedef enum { U_STR, U_FLAG, U_NUM, U_EPOCHS, U_MIXW, U_METHODS, U_SEEDS, U_HELP } UOptType;
 typedef struct {
     const char *name;
     UOptType type;
@@ -66,6 +72,7 @@ static const UpdateOpt update_opts[] = {
     {"batch", U_NUM, F(batch), 1, 65536}, {"grad-accum", U_NUM, F(grad_accum), 1, 65536},
     {"seq-len", U_NUM, F(seq_len), 1, 1 << 20}, {"rank", U_NUM, F(rank), 1, 65536}, {"bf16", U_FLAG, F(bf16), 0, 0},
     {"compat-epochs", U_EPOCHS, F(compat_epochs), 1, 0}, {"compat-lr", U_NUM, F(compat_lr), 1, 0},
+    {"mixture-weights", U_MIXW, F(mixture_weights), 1, 0},
     {"format", U_STR, F(format), 0, 0}, {"prompt", U_STR, F(prompt), 0, 0}, {"answer", U_STR, F(answer), 0, 0},
     {"prompt-file", U_STR, F(prompt_file), 0, 0}, {"max-tokens", U_NUM, F(max_tokens), 1, 1 << 20},
     {"limit", U_NUM, F(limit), 1, 1L << 40}, {"bootstrap", U_NUM, F(bootstrap), 0, 100000},
@@ -74,32 +81,47 @@ static const UpdateOpt update_opts[] = {
 #undef F
 #define N_UOPTS (int)(sizeof update_opts / sizeof update_opts[0])
 
-/* --compat-epochs E, or E1,E2,... (increasing; update_epochs.c chooses among them on
- * --task-val): 0, or the exit code. */
-static int parse_epochs(UpdateSpec *u, const char *v) {
+/* An increasing comma-separated list of numbers (a single number is a list of one) into
+ * out[0..*n), each in (0, hi] (hi_open: (0, hi)): 0, or the exit code. `noun` names the
+ * numbers in the messages ("epoch counts"), `range` their range ("(0, 1e6]"). */
+static int parse_list(const char *flag, const char *v, const char *noun, const char *range, double hi, int hi_open, double *out,
+                      int max, int *n_out) {
     char one[64];
     int n = 0;
     for (const char *p = v;; n++) {
         const char *c = strchr(p, ',');
         size_t len = c ? (size_t)(c - p) : strlen(p);
-        if (n == UPDATE_MAX_EPOCH_CHOICES)
-            return cli_usage_fail("update", "--compat-epochs '%s': at most %d epoch counts", v, UPDATE_MAX_EPOCH_CHOICES);
+        if (n == max) return cli_usage_fail("update", "%s '%s': at most %d %s", flag, v, max, noun);
         if (len == 0 || len >= sizeof one)
-            return cli_usage_fail("update", "--compat-epochs '%s': expected a number or an increasing comma-separated list of numbers", v);
+            return cli_usage_fail("update", "%s '%s': expected a number or an increasing comma-separated list of numbers", flag, v);
         memcpy(one, p, len);
         one[len] = 0;
         double dv;
-        if (cli_parse_float("--compat-epochs", one, &dv)) return 2;
-        if (!(dv > 0 && dv <= 1e6)) return cli_usage_fail("update", "--compat-epochs '%s': expected a number in (0, 1e6]", one);
-        if (n > 0 && !(dv > u->compat_epoch_list[n - 1]))
-            return cli_usage_fail("update", "--compat-epochs '%s': the epoch counts must increase ('%s' after %g)", v, one, u->compat_epoch_list[n - 1]);
-        u->compat_epoch_list[n] = dv;
+        if (cli_parse_float(flag, one, &dv)) return 2;
+        if (!(dv > 0 && (hi_open ? dv < hi : dv <= hi)))
+            return cli_usage_fail("update", "%s '%s': expected a number in %s", flag, one, range);
+        if (n > 0 && !(dv > out[n - 1]))
+            return cli_usage_fail("update", "%s '%s': the %s must increase ('%s' after %g)", flag, v, noun, one, out[n - 1]);
+        out[n] = dv;
         if (!c) break;
         p = c + 1;
     }
-    u->n_compat_epochs = n + 1;
-    u->compat_epochs = (UpdateNum){u->compat_epoch_list[0], v};
+    *n_out = n + 1;
     return 0;
+}
+
+/* --compat-epochs E, or E1,E2,... (update_epochs.c chooses among them on --task-val);
+ * --mixture-weights A1,A2,... (the same, for the mixture presets' a): 0, or the exit code. */
+static int parse_epochs(UpdateSpec *u, const char *v) {
+    int rc = parse_list("--compat-epochs", v, "epoch counts", "(0, 1e6]", 1e6, 0, u->compat_epoch_list, UPDATE_MAX_EPOCH_CHOICES, &u->n_compat_epochs);
+    if (rc == 0) u->compat_epochs = (UpdateNum){u->compat_epoch_list[0], v};
+    return rc;
+}
+
+static int parse_mixture_weights(UpdateSpec *u, const char *v) {
+    int rc = parse_list("--mixture-weights", v, "mixture weights", "(0, 1)", 1, 1, u->mixture_weight_list, UPDATE_MAX_MIXTURE_WEIGHTS, &u->n_mixture_weights);
+    if (rc == 0) u->mixture_weights = (UpdateNum){u->mixture_weight_list[0], v};
+    return rc;
 }
 
 /* One option into u: 0, or the exit code (-1: help printed). */
@@ -120,6 +142,7 @@ static int parse_one(UpdateSpec *u, const UpdateOpt *o, const char *v, const cha
         return -1;
     }
     case U_EPOCHS: return parse_epochs(u, v);
+    case U_MIXW: return parse_mixture_weights(u, v);
     case U_METHODS: *methods = v; return 0;
     case U_SEEDS: if (cli_parse_int(flag, v, o->lo, o->hi, &lv)) return 2; u->seeds = lv; return 0;
     case U_NUM:

@@ -101,8 +101,8 @@ static char *new_adapters_list(const UpdateSpec *u) {
     return list;
 }
 
-/* One compatibility adapter: method m, seed k, `epochs` epochs, into dir. */
-static int train_compat_one(UpdateRun *r, const UpdateMethod *m, long k, double epochs, const char *dir, const char *log,
+/* One compatibility adapter: method m, seed k, `epochs` epochs (a > 0: the mixture's a), into dir. */
+static int train_compat_one(UpdateRun *r, const UpdateMethod *m, long k, double epochs, double a, const char *dir, const char *log,
                             const char *what) {
     const UpdateSpec *u = r->u;
     char *init = m->soup_init ? update_pathf("%s/adapters/soup-all", u->out) : update_new_adapter(u, k);
@@ -126,6 +126,7 @@ static int train_compat_one(UpdateRun *r, const UpdateMethod *m, long k, double 
         if (p->mixture_a > 0) s.compat.cfg.mixture_a = p->mixture_a;
         if (update_mixval_applies(u, m) && r->mix_a_val > 0) /* chosen on validation (update_mixgen.c) */
             s.compat.cfg.mixture_a = r->mix_a_val;
+        if (a > 0) s.compat.cfg.mixture_a = a; /* a candidate of --mixture-weights (update_epochs.c) */
     }
     if (teacher && u->kind == TASK_GEN && sequence) { /* the outputs decoded as the evaluation decodes */
         s.compat.cfg.gen_max_tokens = (int)update_gen_max_tokens(u);
@@ -143,22 +144,25 @@ static int train_compat_one(UpdateRun *r, const UpdateMethod *m, long k, double 
 }
 
 /* Phase 2: a compatibility adapter per method and seed, from that seed's A2; with a list of
- * epoch counts, one per count (update_epochs.c chooses among them). */
+ * epoch counts or mixture weights, one per candidate (update_epochs.c chooses among them). */
 static int train_compat(UpdateRun *r) {
     const UpdateSpec *u = r->u;
-    int rc = 0, nE = u->n_compat_epochs > 1 ? u->n_compat_epochs : 1;
+    int rc = 0;
     for (int i = 0; rc == 0 && i < u->n_methods; i++)
         for (long k = 1; rc == 0 && k <= u->seeds; k++) {
             const UpdateMethod *m = &u->methods[i];
             if (!update_method_trained(m)) break; /* update_weight.c makes it */
-            for (int e = 0; rc == 0 && e < nE; e++) {
-                double E = nE > 1 ? u->compat_epoch_list[e] : u->compat_epochs.text ? u->compat_epochs.v : 1;
-                /* one count: the method's own folder; a list: a candidate each (update_epochs.c) */
-                char *name = nE > 1 ? update_epochs_name(m, k, E) : update_pathf("%s-s%ld", m->name, k);
+            int nc = update_candidates(u, m);
+            for (int c = 0; rc == 0 && c < (nc ? nc : 1); c++) {
+                double E, a;
+                update_candidate(u, m, c, &E, &a);
+                /* one candidate: the method's own folder; a list: a candidate each */
+                char *name = nc ? update_candidate_name(u, m, k, c) : update_pathf("%s-s%ld", m->name, k);
                 char *dir = update_pathf("%s/adapters/%s", u->out, name), *log = update_pathf("train-%s", name);
-                char *what = nE > 1 ? update_pathf("compatibility adapter '%s', seed %ld, %g epochs", m->name, k, E)
-                                    : update_pathf("compatibility adapter '%s', seed %ld", m->name, k);
-                rc = train_compat_one(r, m, k, E, dir, log, what);
+                char *what = !nc     ? update_pathf("compatibility adapter '%s', seed %ld", m->name, k)
+                           : a > 0   ? update_pathf("compatibility adapter '%s', seed %ld, %g epochs, a = %g", m->name, k, E, a)
+                                     : update_pathf("compatibility adapter '%s', seed %ld, %g epochs", m->name, k, E);
+                rc = train_compat_one(r, m, k, E, a, dir, log, what);
                 free(what);
                 free(dir);
                 free(log);

@@ -1,7 +1,7 @@
 /* update/update.h - a base-model update for one task, end to end (`muscle update`):
  *   1. the new task adapter(s) A2 on M2, one per seed (unless new_adapter gives seed 1's)
  *   2. per method and seed k: a compatibility adapter from A2 seed k (with a list of epoch
- *      counts: one per count, and the count chosen on the validation split)
+ *      counts or of mixture weights: one per candidate, chosen on the validation split)
  *   3. eval of M1, of M2 per seed and of every method per seed on the test set
  *   4. manifest.json and the report (report.html, report.md, report.json)
  * Each step is skipped when its output already exists, so an interrupted update resumes
@@ -63,6 +63,7 @@ typedef struct {
 } UpdateMethod;
 
 #define UPDATE_MAX_EPOCH_CHOICES 8
+#define UPDATE_MAX_MIXTURE_WEIGHTS 10
 
 /* A number option and its spelling as given (update.json records the spelling, so a
  * resumed run is compared with what was typed); text NULL: not given. */
@@ -81,6 +82,12 @@ typedef struct {
      * every E (increasing), and E chosen on --task-val (update_epochs.c); n 0 or 1: one E */
     double compat_epoch_list[UPDATE_MAX_EPOCH_CHOICES];
     int n_compat_epochs;
+    /* --mixture-weights A1,A2,...: a mixture preset's student of each seed is trained for
+     * every a (increasing, in (0, 1); times every E of a count list) and (a, E) chosen on
+     * --task-val by the students' own results (update_epochs.c); n 0: the teacher's rule */
+    UpdateNum mixture_weights;
+    double mixture_weight_list[UPDATE_MAX_MIXTURE_WEIGHTS];
+    int n_mixture_weights;
     UpdateNum max_tokens, limit;                                 /* evaluation */
     UpdateNum bootstrap, max_acc_drop;                           /* the report */
     long seeds;

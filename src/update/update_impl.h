@@ -70,18 +70,26 @@ int update_copy_file(const char *from, const char *to);
  * is not there or not JSON. *present (when not NULL): 1 when the file was read. */
 struct cJSON *update_read_json(const char *path, int *present);
 
-/* ---- compatibility epochs chosen on validation (update_epochs.c; --compat-epochs E1,E2,...) ----
- * Each trained method's adapter of seed k is trained for every E into adapters/NAME-sK-eE;
- * then M1, M2 and every candidate are evaluated on --task-val (preds/NAME-sK-eE.val.jsonl)
- * and E is chosen by the rule of an interpolation's a (update_weight.c): the lowest
- * validation NFR among the E whose validation accuracy is at least M2's (same seed) minus
- * --max-acc-drop, the smallest E on a tie or when none qualifies. The chosen candidate is
- * copied to adapters/NAME-sK (the test phase evaluates it) and the sweep written to
- * preds/NAME-sK.epochs.json: {"method", "seed", "tolerance", "chosen_epochs",
- * "m2": {"val_acc", "val_nfr"}, "points": [{"epochs", "val_acc", "val_nfr"}, ...]}. */
-char *update_epochs_name(const UpdateMethod *m, long k, double epochs); /* "NAME-sK-eE" (malloc'd) */
+/* ---- compatibility epochs and mixture weights chosen on validation (update_epochs.c;
+ * --compat-epochs E1,E2,..., --mixture-weights A1,A2,...) ----
+ * Each trained method's adapter of seed k is trained once per candidate: every E of a count
+ * list, and for a mixture preset on multiple choice (update_mixw_applies) every pair (a, E),
+ * a outer, into adapters/NAME-sK-eE, NAME-sK-aA (a list of weights alone) or NAME-sK-eE-aA.
+ * Then M1, M2 and every candidate are evaluated on --task-val (preds/<candidate>.val.jsonl)
+ * and the candidate chosen by the rule of an interpolation's a (update_weight.c): the lowest
+ * validation NFR among the candidates whose validation accuracy is at least M2's (same seed)
+ * minus --max-acc-drop, the first (fewest epochs, smallest a) on a tie or when none
+ * qualifies. The chosen candidate is copied to adapters/NAME-sK (the test phase evaluates
+ * it) and the sweep written to preds/NAME-sK.epochs.json: {"method", "seed", "tolerance",
+ * "chosen_epochs", ["chosen_mixture_weight",] "m2": {"val_acc", "val_nfr"},
+ * "points": [{"epochs", ["mixture_weight",] "val_acc", "val_nfr"}, ...]}. */
+int update_mixw_applies(const UpdateSpec *u, const UpdateMethod *m); /* a mixture preset whose a the list sets */
+int update_candidates(const UpdateSpec *u, const UpdateMethod *m);   /* method m's candidates; 0: one, no choice */
+/* Candidate c's epochs and a (*a < 0: the method's own a) */
+void update_candidate(const UpdateSpec *u, const UpdateMethod *m, int c, double *epochs, double *a);
+char *update_candidate_name(const UpdateSpec *u, const UpdateMethod *m, long k, int c); /* "NAME-sK-eE"... (malloc'd) */
 int update_epochs_check(const UpdateSpec *u);  /* a list needs --task-val: -1 with err_set() */
-int update_epochs_steps(const UpdateSpec *u);  /* the steps a list adds */
+int update_epochs_steps(const UpdateSpec *u);  /* the steps the lists add */
 int update_epochs_choose(UpdateRun *r);        /* after phase 2; every rank (ends its phases) */
 /* The choices as one line for the manifest's settings ("compatibility epochs chosen on
  * validation among 1, 3: seed 1 3, ..."; malloc'd), NULL without a list or a choice. */
