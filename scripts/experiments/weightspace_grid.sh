@@ -24,6 +24,8 @@
 #                       "development files", "documentation", "a program" (the label from the
 #                       package name: -dev, -doc/-docs, lib*/python3-*/ruby-*/golang-*/node-*/
 #                       r-cran-*/php-*/perl-*, else a program; same lines as section)
+#              sum      debian-sum (generation: a package's long description -> its one-line
+#                       synopsis; ROUGE-1 and score flips; 24 new tokens as in the demo tables)
 #     SEEDS    K (default 3)
 #     METHODS  default interp,soup,ce,choice,interp-choice,soup-choice
 # Every piece is one `muscle update` run folder, ROOT/runs/PAIR-TASK; run the script again
@@ -83,7 +85,11 @@ PYEOF
       head -n "$NTRAIN" "$D/debian-section.train.jsonl" | kind_mc >"$dd/$t.train.jsonl"
       head -n "$NVAL" "$D/debian-section.validation.jsonl" | kind_mc >"$dd/$t.val.jsonl"
       head -n "$NTEST" "$D/debian-section.test.jsonl" | kind_mc >"$dd/$t.test.jsonl.tmp" ;;
-    *) echo "weightspace_grid.sh: TASK is section, arc, synopsis or kind" >&2; exit 2 ;;
+    sum)
+      head -n "$NTRAIN" "$D/debian-sum.train.jsonl" >"$dd/$t.train.jsonl"
+      head -n "$NVAL" "$D/debian-sum.validation.jsonl" >"$dd/$t.val.jsonl"
+      head -n "$NTEST" "$D/debian-sum.test.jsonl" >"$dd/$t.test.jsonl.tmp" ;;
+    *) echo "weightspace_grid.sh: TASK is section, arc, synopsis, kind or sum" >&2; exit 2 ;;
   esac
   # the splits repeat a few packages (debian-section's test split: 2000 lines, "default-jre-headless"
   # at lines 67 and 1039; its validation split: "libwebkit2gtk-4.0-doc" at lines 206 and 918): the
@@ -135,6 +141,7 @@ transfer_data() { # TASK N -> ROOT/data/TASK.transferN.jsonl: unlabelled inputs 
   [ -s "$out" ] && return 0
   case "$t" in # the training split's lines after the training slice (v2's corpus starts at 2000)
     section) sed -n "$((NTRAIN + 1)),$((NTRAIN + n))p" "$D/debian-section.train.jsonl" >"$out.tmp" ;;
+    sum) sed -n "$((NTRAIN + 1)),$((NTRAIN + n))p" "$D/debian-sum.train.jsonl" >"$out.tmp" ;;
     kind) sed -n "$((NTRAIN + 1)),$((NTRAIN + n))p" "$D/debian-section.train.jsonl" | kind_mc >"$out.tmp" ;;
     synopsis) synopsis_mc "$D/debian-sum.train.jsonl" "$NTRAIN" "$n" >"$out.tmp" ;;
     arc) $PY -c "
@@ -187,6 +194,7 @@ for P in ${PAIRS//,/ }; do
         --val "$ROOT/data/$T.val.jsonl" --out "$A1" --epochs "$EPOCHS" --batch 8 --grad-accum 1 --lr 1e-3 \
         --seq-len "$SEQ" --seed 1 --quiet
     RUN="$ROOT/runs/$P-$T"; TF=()
+    [ "$T" = sum ] && TF+=(--max-tokens 24) # generation: the demo tables' decoding length
     if [ "$TRANSFER" -gt 0 ]; then
       transfer_data "$T" "$TRANSFER"
       RUN="$RUN-tr$TRANSFER"; TF=(--transfer "$ROOT/data/$T.transfer$TRANSFER.jsonl")
