@@ -8,16 +8,7 @@
 # any step.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/cli/lib.sh
-PY=/usr/bin/python3
-V1="$SHARED/models/stories260K/stories260K.bin"
-D="$SHARED/data/debian"
-need "$V1" && need "$D/debian-section.train.jsonl" || { echo "1..$TAP_N"; exit 0; }
-head -n 48 "$D/debian-section.train.jsonl" >"$TMP/tr.jsonl"
-head -n 32 "$D/debian-section.validation.jsonl" >"$TMP/va.jsonl"
-head -n 24 "$D/debian-section.test.jsonl" >"$TMP/te.jsonl"
-TR=(--epochs 1 --batch 8 --grad-accum 1 --lr 2e-3 --seq-len 96 --quiet)
-$MUSCLE finetune --model "$V1" --task "$TMP/tr.jsonl" --out "$TMP/a1" --seed 1 "${TR[@]}" 2>"$TMP/e"
-check "the old task adapter trains" test -s "$TMP/a1/adapter_model.safetensors"
+. tests/update/lib.sh
 
 # the "new" base is v1 itself: a tiny model, the mechanics are what is tested
 COMMON=(--old-model "$V1" --old-adapter "$TMP/a1" --new-model "$V1" --task-train "$TMP/tr.jsonl"
