@@ -197,7 +197,7 @@ for P in ${PAIRS//,/ }; do
     [ "$T" = sum ] && TF+=(--max-tokens 24) # generation: the demo tables' decoding length
     if [ "$TRANSFER" -gt 0 ]; then
       transfer_data "$T" "$TRANSFER"
-      RUN="$RUN-tr$TRANSFER"; TF=(--transfer "$ROOT/data/$T.transfer$TRANSFER.jsonl")
+      RUN="$RUN-tr$TRANSFER"; TF+=(--transfer "$ROOT/data/$T.transfer$TRANSFER.jsonl")
     fi
     if [ -n "$COMPAT_EPOCHS" ]; then RUN="$RUN-ce${COMPAT_EPOCHS//,/_}"; TF+=(--compat-epochs "$COMPAT_EPOCHS"); fi
     if [ -n "$MIXW" ]; then
