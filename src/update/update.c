@@ -159,10 +159,11 @@ static int train_compat(UpdateRun *r) {
                 /* one candidate: the method's own folder; a list: a candidate each */
                 char *name = nc ? update_candidate_name(u, m, k, c) : update_pathf("%s-s%ld", m->name, k);
                 char *dir = update_pathf("%s/adapters/%s", u->out, name), *log = update_pathf("train-%s", name);
-                char *what = !nc     ? update_pathf("compatibility adapter '%s', seed %ld", m->name, k)
-                           : a > 0   ? update_pathf("compatibility adapter '%s', seed %ld, %g epochs, a = %g", m->name, k, E, a)
-                                     : update_pathf("compatibility adapter '%s', seed %ld, %g epochs", m->name, k, E);
+                char *ct = nc ? update_candidate_text(u, m, c) : NULL;
+                char *what = ct ? update_pathf("compatibility adapter '%s', seed %ld, %s", m->name, k, ct)
+                                : update_pathf("compatibility adapter '%s', seed %ld", m->name, k);
                 rc = train_compat_one(r, m, k, E, a, dir, log, what);
+                free(ct);
                 free(what);
                 free(dir);
                 free(log);

@@ -58,8 +58,7 @@ char *update_candidate_name(const UpdateSpec *u, const UpdateMethod *m, long k, 
     return update_pathf("%s-s%ld-e%g-a%g", m->name, k, E, a);
 }
 
-/* "3 epochs" or "3 epochs, a = 0.2" (malloc'd) */
-static char *candidate_text(const UpdateSpec *u, const UpdateMethod *m, int c) {
+char *update_candidate_text(const UpdateSpec *u, const UpdateMethod *m, int c) {
     double E, a;
     update_candidate(u, m, c, &E, &a);
     return a < 0 ? update_pathf("%g epochs", E) : update_pathf("%g epochs, a = %g", E, a);
@@ -152,7 +151,7 @@ static int choose_one(const UpdateSpec *u, const UpdateMethod *m, long k, double
         cJSON_Delete(j);
     }
     if (rc == 0 && !u->quiet) {
-        char *what = candidate_text(u, m, best);
+        char *what = update_candidate_text(u, m, best);
         fprintf(stderr, "muscle update: '%s' seed %ld: %s chosen on validation (accuracy %.2f vs M2 %.2f, NFR %.2f vs M2 %.2f)\n",
                 m->name, k, what ? what : "?", 100 * va[best], 100 * m2a, 100 * vn[best], 100 * m2n);
         free(what);
@@ -170,7 +169,7 @@ int update_epochs_choose(UpdateRun *r) {
         for (long k = 1; nc && rc == 0 && k <= u->seeds; k++)
             for (int c = 0; rc == 0 && c < nc; c++) {
                 char *name = update_candidate_name(u, m, k, c), *dir = update_pathf("%s/adapters/%s", u->out, name);
-                char *ct = candidate_text(u, m, c), *pn = update_pathf("%s.val", name);
+                char *ct = update_candidate_text(u, m, c), *pn = update_pathf("%s.val", name);
                 char *what = update_pathf("eval of '%s' seed %ld, %s, on the validation split", m->name, k, ct ? ct : "?");
                 rc = update_eval_model(r, what, u->new_model, dir, pn, u->val);
                 free(name);

@@ -88,6 +88,7 @@ int update_candidates(const UpdateSpec *u, const UpdateMethod *m);   /* method m
 /* Candidate c's epochs and a (*a < 0: the method's own a) */
 void update_candidate(const UpdateSpec *u, const UpdateMethod *m, int c, double *epochs, double *a);
 char *update_candidate_name(const UpdateSpec *u, const UpdateMethod *m, long k, int c); /* "NAME-sK-eE"... (malloc'd) */
+char *update_candidate_text(const UpdateSpec *u, const UpdateMethod *m, int c);         /* "3 epochs, a = 0.2" (malloc'd) */
 int update_epochs_check(const UpdateSpec *u);  /* a list needs --task-val: -1 with err_set() */
 int update_epochs_steps(const UpdateSpec *u);  /* the steps the lists add */
 int update_epochs_choose(UpdateRun *r);        /* after phase 2; every rank (ends its phases) */
