@@ -43,6 +43,8 @@
 # the run folder then ends in -mwA1_A2_... . When that folder is new and the folder without
 # the suffix holds a finished run, the new one starts as its copy without the mixture
 # presets' files: M1, the new adapters and the other methods do not depend on the list.
+# CEW=W1,W2,... (default none): the same for the mixture presets' cross-entropy weight W
+# (`update --ce-weights`); the run folder then ends in -cwW1_W2_... (after -mw...).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT="${1:?usage: weightspace_grid.sh ROOT [PAIRS] [TASKS] [SEEDS] [METHODS]}"
@@ -51,10 +53,27 @@ METHODS="${5:-interp,soup,ce,choice,interp-choice,soup-choice}"
 MUSCLE="${MUSCLE:-build/muscle}"; S="${MUSCLE_SHARED:-../shared}"; D="$S/data/debian"
 NTRAIN="${NTRAIN:-600}"; NVAL="${NVAL:-200}"; NTEST="${NTEST:-400}"; EPOCHS="${EPOCHS:-2}"; SEQ="${SEQ:-192}"
 SCRATCH_STEPS="${SCRATCH_STEPS:-3000}"; STORIES_STEPS="${STORIES_STEPS:-400}"; TRANSFER="${TRANSFER:-0}"
-COMPAT_EPOCHS="${COMPAT_EPOCHS:-}"; MIXW="${MIXW:-}"
+COMPAT_EPOCHS="${COMPAT_EPOCHS:-}"; MIXW="${MIXW:-}"; CEW="${CEW:-}"
 PY=/usr/bin/python3
 mkdir -p "$ROOT/data" "$ROOT/pairs" "$ROOT/runs"
 V1_STORIES="$S/models/stories260K/stories260K.bin"
+
+# seed_run BASE RUN KEY VALUE: a new run folder RUN (with update.json's KEY = VALUE) starts as
+# a copy of the finished run BASE without the mixture presets' files (MIXW, CEW above).
+seed_run() {
+  if [ ! -e "$2" ] && [ -s "$1/report.json" ]; then
+    cp -r "$1" "$2.tmp"
+    rm -rf "$2.tmp"/adapters/*mixture-* "$2.tmp"/preds/*mixture-* "$2.tmp"/logs/*mixture-* \
+           "$2.tmp"/report.* "$2.tmp"/manifest.json "$2.tmp"/flips.csv
+    $PY -c "
+import json, sys
+p = sys.argv[1] + '/update.json'; j = json.load(open(p))
+j[sys.argv[2]] = sys.argv[3]
+for m in [m for m in j['methods'] if 'mixture-' in m]: del j['methods'][m]
+json.dump(j, open(p, 'w'), indent=1)" "$2.tmp" "$3" "$4"
+    mv "$2.tmp" "$2"
+  fi
+}
 
 # ---- task slices (written once) ----
 task_data() { # TASK -> ROOT/data/TASK.{train,val,test}.jsonl
@@ -200,21 +219,8 @@ for P in ${PAIRS//,/ }; do
       RUN="$RUN-tr$TRANSFER"; TF+=(--transfer "$ROOT/data/$T.transfer$TRANSFER.jsonl")
     fi
     if [ -n "$COMPAT_EPOCHS" ]; then RUN="$RUN-ce${COMPAT_EPOCHS//,/_}"; TF+=(--compat-epochs "$COMPAT_EPOCHS"); fi
-    if [ -n "$MIXW" ]; then
-      BASE="$RUN"; RUN="$RUN-mw${MIXW//,/_}"; TF+=(--mixture-weights "$MIXW")
-      if [ ! -e "$RUN" ] && [ -s "$BASE/report.json" ]; then # reuse the finished steps (see MIXW above)
-        cp -r "$BASE" "$RUN.tmp"
-        rm -rf "$RUN.tmp"/adapters/*mixture-* "$RUN.tmp"/preds/*mixture-* "$RUN.tmp"/logs/*mixture-* \
-               "$RUN.tmp"/report.* "$RUN.tmp"/manifest.json "$RUN.tmp"/flips.csv
-        $PY -c "
-import json, sys
-p = sys.argv[1] + '/update.json'; j = json.load(open(p))
-j['mixture_weights'] = sys.argv[2]
-for m in [m for m in j['methods'] if 'mixture-' in m]: del j['methods'][m]
-json.dump(j, open(p, 'w'), indent=1)" "$RUN.tmp" "$MIXW"
-        mv "$RUN.tmp" "$RUN"
-      fi
-    fi
+    if [ -n "$MIXW" ]; then TF+=(--mixture-weights "$MIXW"); seed_run "$RUN" "$RUN-mw${MIXW//,/_}" mixture_weights "$MIXW"; RUN="$RUN-mw${MIXW//,/_}"; fi
+    if [ -n "$CEW" ]; then TF+=(--ce-weights "$CEW"); seed_run "$RUN" "$RUN-cw${CEW//,/_}" ce_weights "$CEW"; RUN="$RUN-cw${CEW//,/_}"; fi
     echo "== $P $T: $SEEDS seeds, methods $METHODS$([ "$TRANSFER" -gt 0 ] && echo ", $TRANSFER transfer inputs")${COMPAT_EPOCHS:+, $COMPAT_EPOCHS compat epochs}" >&2
     $MUSCLE update --old-model "$V1" --old-adapter "$A1" --new-model "$V2" --task-train "$ROOT/data/$T.train.jsonl" \
         --task-val "$ROOT/data/$T.val.jsonl" --task-test "$ROOT/data/$T.test.jsonl" --out "$RUN" "${TF[@]}" \

@@ -47,6 +47,12 @@ static const char *update_help_tail =
     "                        and a chosen per seed on --task-val by the students' own\n"
     "                        accuracy and NFR (the rule of --compat-epochs; with a count\n"
     "                        list, each pair of a and count), not by the teacher's\n"
+    "  --ce-weights W1,W2,...\n"
+    "                        the same presets: one student per weight W of the cross-\n"
+    "                        entropy on the gold answers (loss W CE + (1 - W) KD; in [0, 1],\n"
+    "                        increasing; mixture-choice has 0.5, mixture-distill 0), chosen\n"
+    "                        per seed on --task-val by the same rule (with the other lists,\n"
+    "                        every combination)\n"
     "  --format NAME, --prompt T, --answer T, --prompt-file F: as for muscle eval\n"
     "evaluation: --max-tokens N (generation, default 32), --limit N (first N test instances)\n"
     "report: --bootstrap B (default 1000), --max-acc-drop X (default 0.005)\n"
@@ -54,7 +60,7 @@ static const char *update_help_tail =
 
 /* The options: strings and flags stored at `off` in UpdateSpec; numbers as UpdateNum
  * (value and spelling), integers in [lo, hi] or (hi < lo) any number. */
-typedef enum { U_STR, U_FLAG, U_NUM, U_EPOCHS, U_MIXW, U_METHODS, U_SEEDS, U_HELP } UOptType;
+typedef enum { U_STR, U_FLAG, U_NUM, U_EPOCHS, U_MIXW, U_CEW, U_METHODS, U_SEEDS, U_HELP } UOptType;
 typedef struct {
     const char *name;
     UOptType type;
@@ -72,7 +78,7 @@ static const UpdateOpt update_opts[] = {
     {"batch", U_NUM, F(batch), 1, 65536}, {"grad-accum", U_NUM, F(grad_accum), 1, 65536},
     {"seq-len", U_NUM, F(seq_len), 1, 1 << 20}, {"rank", U_NUM, F(rank), 1, 65536}, {"bf16", U_FLAG, F(bf16), 0, 0},
     {"compat-epochs", U_EPOCHS, F(compat_epochs), 1, 0}, {"compat-lr", U_NUM, F(compat_lr), 1, 0},
-    {"mixture-weights", U_MIXW, F(mixture_weights), 1, 0},
+    {"mixture-weights", U_MIXW, F(mixture_weights), 1, 0}, {"ce-weights", U_CEW, F(ce_weights), 1, 0},
     {"format", U_STR, F(format), 0, 0}, {"prompt", U_STR, F(prompt), 0, 0}, {"answer", U_STR, F(answer), 0, 0},
     {"prompt-file", U_STR, F(prompt_file), 0, 0}, {"max-tokens", U_NUM, F(max_tokens), 1, 1 << 20},
     {"limit", U_NUM, F(limit), 1, 1L << 40}, {"bootstrap", U_NUM, F(bootstrap), 0, 100000},
@@ -82,10 +88,10 @@ static const UpdateOpt update_opts[] = {
 #define N_UOPTS (int)(sizeof update_opts / sizeof update_opts[0])
 
 /* An increasing comma-separated list of numbers (a single number is a list of one) into
- * out[0..*n), each in (0, hi] (hi_open: (0, hi)): 0, or the exit code. `noun` names the
- * numbers in the messages ("epoch counts"), `range` their range ("(0, 1e6]"). */
-static int parse_list(const char *flag, const char *v, const char *noun, const char *range, double hi, int hi_open, double *out,
-                      int max, int *n_out) {
+ * out[0..*n), each in (0, hi] (hi_open: (0, hi); lo_closed: from 0 on): 0, or the exit code.
+ * `noun` names the numbers in the messages ("epoch counts"), `range` their range ("(0, 1e6]"). */
+static int parse_list(const char *flag, const char *v, const char *noun, const char *range, int lo_closed, double hi, int hi_open,
+                      double *out, int max, int *n_out) {
     char one[64];
     int n = 0;
     for (const char *p = v;; n++) {
@@ -98,7 +104,7 @@ static int parse_list(const char *flag, const char *v, const char *noun, const c
         one[len] = 0;
         double dv;
         if (cli_parse_float(flag, one, &dv)) return 2;
-        if (!(dv > 0 && (hi_open ? dv < hi : dv <= hi)))
+        if (!((lo_closed ? dv >= 0 : dv > 0) && (hi_open ? dv < hi : dv <= hi)))
             return cli_usage_fail("update", "%s '%s': expected a number in %s", flag, one, range);
         if (n > 0 && !(dv > out[n - 1]))
             return cli_usage_fail("update", "%s '%s': the %s must increase ('%s' after %g)", flag, v, noun, one, out[n - 1]);
@@ -111,16 +117,23 @@ static int parse_list(const char *flag, const char *v, const char *noun, const c
 }
 
 /* --compat-epochs E, or E1,E2,... (update_epochs.c chooses among them on --task-val);
- * --mixture-weights A1,A2,... (the same, for the mixture presets' a): 0, or the exit code. */
+ * --mixture-weights A1,A2,... (the same, for the mixture presets' a), --ce-weights W1,W2,...
+ * (their cross-entropy weight): 0, or the exit code. */
 static int parse_epochs(UpdateSpec *u, const char *v) {
-    int rc = parse_list("--compat-epochs", v, "epoch counts", "(0, 1e6]", 1e6, 0, u->compat_epoch_list, UPDATE_MAX_EPOCH_CHOICES, &u->n_compat_epochs);
+    int rc = parse_list("--compat-epochs", v, "epoch counts", "(0, 1e6]", 0, 1e6, 0, u->compat_epoch_list, UPDATE_MAX_EPOCH_CHOICES, &u->n_compat_epochs);
     if (rc == 0) u->compat_epochs = (UpdateNum){u->compat_epoch_list[0], v};
     return rc;
 }
 
 static int parse_mixture_weights(UpdateSpec *u, const char *v) {
-    int rc = parse_list("--mixture-weights", v, "mixture weights", "(0, 1)", 1, 1, u->mixture_weight_list, UPDATE_MAX_MIXTURE_WEIGHTS, &u->n_mixture_weights);
+    int rc = parse_list("--mixture-weights", v, "mixture weights", "(0, 1)", 0, 1, 1, u->mixture_weight_list, UPDATE_MAX_MIXTURE_WEIGHTS, &u->n_mixture_weights);
     if (rc == 0) u->mixture_weights = (UpdateNum){u->mixture_weight_list[0], v};
+    return rc;
+}
+
+static int parse_ce_weights(UpdateSpec *u, const char *v) {
+    int rc = parse_list("--ce-weights", v, "cross-entropy weights", "[0, 1]", 1, 1, 0, u->ce_weight_list, UPDATE_MAX_CE_WEIGHTS, &u->n_ce_weights);
+    if (rc == 0) u->ce_weights = (UpdateNum){u->ce_weight_list[0], v};
     return rc;
 }
 
@@ -143,6 +156,7 @@ static int parse_one(UpdateSpec *u, const UpdateOpt *o, const char *v, const cha
     }
     case U_EPOCHS: return parse_epochs(u, v);
     case U_MIXW: return parse_mixture_weights(u, v);
+    case U_CEW: return parse_ce_weights(u, v);
     case U_METHODS: *methods = v; return 0;
     case U_SEEDS: if (cli_parse_int(flag, v, o->lo, o->hi, &lv)) return 2; u->seeds = lv; return 0;
     case U_NUM:

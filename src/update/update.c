@@ -101,15 +101,16 @@ static char *new_adapters_list(const UpdateSpec *u) {
     return list;
 }
 
-/* One compatibility adapter: method m, seed k, `epochs` epochs (a > 0: the mixture's a), into dir. */
-static int train_compat_one(UpdateRun *r, const UpdateMethod *m, long k, double epochs, double a, const char *dir, const char *log,
+/* One compatibility adapter: method m, seed k, candidate x (its epochs; a, w >= 0: the
+ * mixture's a, the cross-entropy weight), into dir. */
+static int train_compat_one(UpdateRun *r, const UpdateMethod *m, long k, const UpdateCandidate *x, const char *dir, const char *log,
                             const char *what) {
     const UpdateSpec *u = r->u;
     char *init = m->soup_init ? update_pathf("%s/adapters/soup-all", u->out) : update_new_adapter(u, k);
     TrainSpec s;
     train_common(u, &s, u->new_model, dir, k);
     s.adapter.init = init;
-    s.t.epochs = epochs;
+    s.t.epochs = x->epochs;
     if (u->compat_lr.text) s.t.lr = u->compat_lr.v;
     const UpdatePreset *p = m->preset;
     int teacher = p ? !p->ce_only : m->args != NULL; /* every method but cross-entropy only */
@@ -126,7 +127,8 @@ static int train_compat_one(UpdateRun *r, const UpdateMethod *m, long k, double 
         if (p->mixture_a > 0) s.compat.cfg.mixture_a = p->mixture_a;
         if (update_mixval_applies(u, m) && r->mix_a_val > 0) /* chosen on validation (update_mixgen.c) */
             s.compat.cfg.mixture_a = r->mix_a_val;
-        if (a > 0) s.compat.cfg.mixture_a = a; /* a candidate of --mixture-weights (update_epochs.c) */
+        if (x->a >= 0) s.compat.cfg.mixture_a = x->a; /* a candidate of --mixture-weights (update_epochs.c) */
+        if (x->w >= 0) s.compat.cfg.ce_weight = x->w; /* ... of --ce-weights */
     }
     if (teacher && u->kind == TASK_GEN && sequence) { /* the outputs decoded as the evaluation decodes */
         s.compat.cfg.gen_max_tokens = (int)update_gen_max_tokens(u);
@@ -144,7 +146,8 @@ static int train_compat_one(UpdateRun *r, const UpdateMethod *m, long k, double 
 }
 
 /* Phase 2: a compatibility adapter per method and seed, from that seed's A2; with a list of
- * epoch counts or mixture weights, one per candidate (update_epochs.c chooses among them). */
+ * epoch counts, mixture weights or cross-entropy weights, one per candidate (update_epochs.c
+ * chooses among them). */
 static int train_compat(UpdateRun *r) {
     const UpdateSpec *u = r->u;
     int rc = 0;
@@ -154,15 +157,15 @@ static int train_compat(UpdateRun *r) {
             if (!update_method_trained(m)) break; /* update_weight.c makes it */
             int nc = update_candidates(u, m);
             for (int c = 0; rc == 0 && c < (nc ? nc : 1); c++) {
-                double E, a;
-                update_candidate(u, m, c, &E, &a);
+                UpdateCandidate x;
+                update_candidate(u, m, c, &x);
                 /* one candidate: the method's own folder; a list: a candidate each */
                 char *name = nc ? update_candidate_name(u, m, k, c) : update_pathf("%s-s%ld", m->name, k);
                 char *dir = update_pathf("%s/adapters/%s", u->out, name), *log = update_pathf("train-%s", name);
                 char *ct = nc ? update_candidate_text(u, m, c) : NULL;
                 char *what = ct ? update_pathf("compatibility adapter '%s', seed %ld, %s", m->name, k, ct)
                                 : update_pathf("compatibility adapter '%s', seed %ld", m->name, k);
-                rc = train_compat_one(r, m, k, E, a, dir, log, what);
+                rc = train_compat_one(r, m, k, &x, dir, log, what);
                 free(ct);
                 free(what);
                 free(dir);

@@ -64,6 +64,7 @@ typedef struct {
 
 #define UPDATE_MAX_EPOCH_CHOICES 8
 #define UPDATE_MAX_MIXTURE_WEIGHTS 10
+#define UPDATE_MAX_CE_WEIGHTS 10
 
 /* A number option and its spelling as given (update.json records the spelling, so a
  * resumed run is compared with what was typed); text NULL: not given. */
@@ -88,6 +89,11 @@ typedef struct {
     UpdateNum mixture_weights;
     double mixture_weight_list[UPDATE_MAX_MIXTURE_WEIGHTS];
     int n_mixture_weights;
+    /* --ce-weights W1,W2,...: the same for their weight W of the cross-entropy on the gold
+     * answers (loss W CE + (1 - W) KD; increasing, in [0, 1]), W inner to a, outer to E */
+    UpdateNum ce_weights;
+    double ce_weight_list[UPDATE_MAX_CE_WEIGHTS];
+    int n_ce_weights;
     UpdateNum max_tokens, limit;                                 /* evaluation */
     UpdateNum bootstrap, max_acc_drop;                           /* the report */
     long seeds;

@@ -1,6 +1,7 @@
-/* update/update_epochs.c - compatibility epochs, and a mixture preset's weight a, chosen
- * on the validation split (`muscle update --compat-epochs E1,E2,...`, `--mixture-weights
- * A1,A2,...`; update_impl.h has the files and the rule).
+/* update/update_epochs.c - compatibility epochs, and a mixture preset's weight a and
+ * cross-entropy weight W, chosen on the validation split (`muscle update --compat-epochs
+ * E1,E2,...`, `--mixture-weights A1,A2,...`, `--ce-weights W1,W2,...`; update_impl.h has the
+ * files and the rule).
  *
  * Why: how long to distil is a property of the pair and the task, not a constant. On
  * issue 18's scratch pair (docs/results.md) one epoch left the distillation under-trained
@@ -15,6 +16,11 @@
  * its students did not (docs/results.md): a list of weights judges the students instead,
  * what is deployed, at one training per a. The candidates of such a method are then the
  * pairs (a, E), a outer, and the rule is the same.
+ *
+ * W, in the loss W CE + (1 - W) KD, is the other end of the same trade-off: the presets
+ * mixture-choice (W = 0.5) and mixture-distill (W = 0) bracketed issue 18's demo cell from
+ * both sides (one kept accuracy and cut few flips, the other cut many and lost accuracy). A
+ * list of W trains a student per W, chosen by the same rule, inner to a, outer to E.
  */
 #include "update/update_impl.h"
 
@@ -28,57 +34,76 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_CANDIDATES (UPDATE_MAX_EPOCH_CHOICES * UPDATE_MAX_MIXTURE_WEIGHTS)
+#define MAX_CANDIDATES (UPDATE_MAX_EPOCH_CHOICES * UPDATE_MAX_MIXTURE_WEIGHTS * UPDATE_MAX_CE_WEIGHTS)
 
-int update_mixw_applies(const UpdateSpec *u, const UpdateMethod *m) {
+/* The mixture presets on multiple choice whose a (--mixture-weights) and W (--ce-weights)
+ * a list sets: a choice-level mixture preset with no fixed a. */
+static int mixture_choice_preset(const UpdateSpec *u, const UpdateMethod *m) {
     const UpdatePreset *p = m->preset;
-    return u->n_mixture_weights > 0 && u->kind == TASK_MC && p && !p->ce_only && p->weight == UPDATE_WEIGHT_NONE &&
-           p->method == COMPAT_MIXTURE && p->level == COMPAT_LEVEL_CHOICE && !(p->mixture_a > 0);
+    return u->kind == TASK_MC && p && !p->ce_only && p->weight == UPDATE_WEIGHT_NONE && p->method == COMPAT_MIXTURE &&
+           p->level == COMPAT_LEVEL_CHOICE && !(p->mixture_a > 0);
 }
+
+int update_mixw_applies(const UpdateSpec *u, const UpdateMethod *m) { return u->n_mixture_weights > 0 && mixture_choice_preset(u, m); }
+int update_cew_applies(const UpdateSpec *u, const UpdateMethod *m) { return u->n_ce_weights > 0 && mixture_choice_preset(u, m); }
 
 static int n_epochs(const UpdateSpec *u) { return u->n_compat_epochs > 1 ? u->n_compat_epochs : 1; }
 static int n_weights(const UpdateSpec *u, const UpdateMethod *m) { return update_mixw_applies(u, m) ? u->n_mixture_weights : 1; }
+static int n_ce(const UpdateSpec *u, const UpdateMethod *m) { return update_cew_applies(u, m) ? u->n_ce_weights : 1; }
 
 int update_candidates(const UpdateSpec *u, const UpdateMethod *m) {
-    int n = update_method_trained(m) ? n_epochs(u) * n_weights(u, m) : 1;
+    int n = update_method_trained(m) ? n_epochs(u) * n_weights(u, m) * n_ce(u, m) : 1;
     return n > 1 ? n : 0;
 }
 
-void update_candidate(const UpdateSpec *u, const UpdateMethod *m, int c, double *epochs, double *a) {
-    int nE = n_epochs(u);
-    *epochs = u->n_compat_epochs > 1 ? u->compat_epoch_list[c % nE] : u->compat_epochs.text ? u->compat_epochs.v : 1;
-    *a = update_mixw_applies(u, m) ? u->mixture_weight_list[c / nE] : -1;
+/* c = (i_a * n_W + i_W) * n_E + i_E: a outer, then W, the count inner */
+void update_candidate(const UpdateSpec *u, const UpdateMethod *m, int c, UpdateCandidate *out) {
+    int nE = n_epochs(u), nW = n_ce(u, m);
+    out->epochs = u->n_compat_epochs > 1 ? u->compat_epoch_list[c % nE] : u->compat_epochs.text ? u->compat_epochs.v : 1;
+    out->a = update_mixw_applies(u, m) ? u->mixture_weight_list[c / nE / nW] : -1;
+    out->w = update_cew_applies(u, m) ? u->ce_weight_list[(c / nE) % nW] : -1;
 }
 
 char *update_candidate_name(const UpdateSpec *u, const UpdateMethod *m, long k, int c) {
-    double E, a;
-    update_candidate(u, m, c, &E, &a);
-    if (a < 0) return update_pathf("%s-s%ld-e%g", m->name, k, E);
-    if (n_epochs(u) == 1) return update_pathf("%s-s%ld-a%g", m->name, k, a);
-    return update_pathf("%s-s%ld-e%g-a%g", m->name, k, E, a);
+    UpdateCandidate x;
+    update_candidate(u, m, c, &x);
+    char e[40] = "", a[40] = "", w[40] = "";
+    if (n_epochs(u) > 1 || (x.a < 0 && x.w < 0)) snprintf(e, sizeof e, "-e%g", x.epochs);
+    if (x.a >= 0) snprintf(a, sizeof a, "-a%g", x.a);
+    if (x.w >= 0) snprintf(w, sizeof w, "-w%g", x.w);
+    return update_pathf("%s-s%ld%s%s%s", m->name, k, e, a, w);
 }
 
 char *update_candidate_text(const UpdateSpec *u, const UpdateMethod *m, int c) {
-    double E, a;
-    update_candidate(u, m, c, &E, &a);
-    return a < 0 ? update_pathf("%g epochs", E) : update_pathf("%g epochs, a = %g", E, a);
+    UpdateCandidate x;
+    update_candidate(u, m, c, &x);
+    char a[40] = "", w[40] = "";
+    if (x.a >= 0) snprintf(a, sizeof a, ", a = %g", x.a);
+    if (x.w >= 0) snprintf(w, sizeof w, ", W = %g", x.w);
+    return update_pathf("%g epochs%s%s", x.epochs, a, w);
+}
+
+/* A list of the mixture presets (--mixture-weights, --ce-weights): -1 with err_set() when it
+ * has more than one value and no --task-val, or when no method of the run takes it. */
+static int list_check(const UpdateSpec *u, const char *flag, const char *what, const UpdateNum *list, int n,
+                      int (*applies)(const UpdateSpec *, const UpdateMethod *)) {
+    if (n == 0) return 0;
+    if (n > 1 && !u->val)
+        return err_set("%s %s: the %s is chosen on a validation split: give --task-val (held-out labelled instances)", flag, list->text, what);
+    int any = 0;
+    for (int i = 0; i < u->n_methods; i++) any |= applies(u, &u->methods[i]);
+    if (!any)
+        return err_set("%s %s: no method of the run distils a mixture over the choices of a multiple-choice task "
+                       "(mixture-choice, mixture-distill, soup-mixture-distill)", flag, list->text);
+    return 0;
 }
 
 int update_epochs_check(const UpdateSpec *u) {
     if (u->n_compat_epochs > 1 && !u->val)
         return err_set("--compat-epochs %s: the number of epochs is chosen on a validation split: give --task-val (held-out labelled instances)",
                        u->compat_epochs.text);
-    if (u->n_mixture_weights > 0) {
-        if (u->n_mixture_weights > 1 && !u->val)
-            return err_set("--mixture-weights %s: the weight is chosen on a validation split: give --task-val (held-out labelled instances)",
-                           u->mixture_weights.text);
-        int any = 0;
-        for (int i = 0; i < u->n_methods; i++) any |= update_mixw_applies(u, &u->methods[i]);
-        if (!any)
-            return err_set("--mixture-weights %s: no method of the run distils a mixture over the choices of a multiple-choice task "
-                           "(mixture-choice, mixture-distill, soup-mixture-distill)", u->mixture_weights.text);
-    }
-    return 0;
+    if (list_check(u, "--mixture-weights", "weight", &u->mixture_weights, u->n_mixture_weights, update_mixw_applies)) return -1;
+    return list_check(u, "--ce-weights", "cross-entropy weight", &u->ce_weights, u->n_ce_weights, update_cew_applies);
 }
 
 int update_epochs_steps(const UpdateSpec *u) {
@@ -106,10 +131,10 @@ static int choose_one(const UpdateSpec *u, const UpdateMethod *m, long k, double
     free(old);
     free(m2);
     if (rc) return rc;
-    /* none keeps M2's accuracy: the first, the closest to A2 (the fewest epochs, the smallest a) */
+    /* none keeps M2's accuracy: the first (the fewest epochs, the smallest a and W) */
     int best = compat_choose_on_val(va, vn, nc, m2a, tol, COMPAT_VAL_FIRST);
-    double E, A;
-    update_candidate(u, m, best, &E, &A);
+    UpdateCandidate x;
+    update_candidate(u, m, best, &x);
     /* the chosen candidate under the method's own name; training.json last: the folder's "done" mark */
     char *name = update_candidate_name(u, m, k, best), *dir = update_pathf("%s/adapters/%s-s%ld", u->out, m->name, k);
     const char *files[3] = {"adapter_config.json", "adapter_model.safetensors", "training.json"};
@@ -128,18 +153,20 @@ static int choose_one(const UpdateSpec *u, const UpdateMethod *m, long k, double
         cJSON_AddStringToObject(j, "method", m->name);
         cJSON_AddNumberToObject(j, "seed", (double)k);
         cJSON_AddNumberToObject(j, "tolerance", tol);
-        cJSON_AddNumberToObject(j, "chosen_epochs", E);
-        if (A > 0) cJSON_AddNumberToObject(j, "chosen_mixture_weight", A);
+        cJSON_AddNumberToObject(j, "chosen_epochs", x.epochs);
+        if (x.a >= 0) cJSON_AddNumberToObject(j, "chosen_mixture_weight", x.a);
+        if (x.w >= 0) cJSON_AddNumberToObject(j, "chosen_ce_weight", x.w);
         cJSON *o = cJSON_AddObjectToObject(j, "m2");
         cJSON_AddNumberToObject(o, "val_acc", m2a);
         cJSON_AddNumberToObject(o, "val_nfr", m2n);
         cJSON *pts = cJSON_AddArrayToObject(j, "points");
         for (int c = 0; c < nc; c++) {
-            double Ec, Ac;
-            update_candidate(u, m, c, &Ec, &Ac);
+            UpdateCandidate y;
+            update_candidate(u, m, c, &y);
             cJSON *p = cJSON_CreateObject();
-            cJSON_AddNumberToObject(p, "epochs", Ec);
-            if (Ac > 0) cJSON_AddNumberToObject(p, "mixture_weight", Ac);
+            cJSON_AddNumberToObject(p, "epochs", y.epochs);
+            if (y.a >= 0) cJSON_AddNumberToObject(p, "mixture_weight", y.a);
+            if (y.w >= 0) cJSON_AddNumberToObject(p, "ce_weight", y.w);
             cJSON_AddNumberToObject(p, "val_acc", va[c]);
             cJSON_AddNumberToObject(p, "val_nfr", vn[c]);
             cJSON_AddItemToArray(pts, p);
@@ -189,22 +216,50 @@ int update_epochs_choose(UpdateRun *r) {
     return update_phase_end(rc ? update_fail() : 0);
 }
 
+/* The lists a method's candidates come from, in the order of the manifest's note */
+typedef struct {
+    const char *noun, *json, *seed_fmt; /* "mixture weight", "chosen_mixture_weight", "a %g" */
+    const char *list;                   /* as typed */
+} NoteDim;
+
 char *update_epochs_note(const UpdateSpec *u, const UpdateMethod *m) {
-    if (!update_candidates(u, m))
-        return update_mixw_applies(u, m) ? update_pathf("mixture weight %s (--mixture-weights)", u->mixture_weights.text) : NULL;
-    int nw = n_weights(u, m) > 1, ne = n_epochs(u) > 1;
-    char *note = nw && ne ? update_pathf("compatibility epochs and mixture weight chosen on validation among %s and %s:",
-                                         u->compat_epochs.text, u->mixture_weights.text)
-               : nw ? update_pathf("mixture weight chosen on validation (its students) among %s:", u->mixture_weights.text)
-                    : update_pathf("compatibility epochs chosen on validation among %s:", u->compat_epochs.text);
+    if (!update_candidates(u, m)) {
+        if (update_mixw_applies(u, m)) return update_pathf("mixture weight %s (--mixture-weights)", u->mixture_weights.text);
+        if (update_cew_applies(u, m)) return update_pathf("cross-entropy weight %s (--ce-weights)", u->ce_weights.text);
+        return NULL;
+    }
+    NoteDim d[3];
+    int n = 0;
+    if (n_epochs(u) > 1) d[n++] = (NoteDim){"compatibility epochs", "chosen_epochs", "%g epochs", u->compat_epochs.text};
+    if (n_weights(u, m) > 1) d[n++] = (NoteDim){"mixture weight", "chosen_mixture_weight", "a %g", u->mixture_weights.text};
+    if (n_ce(u, m) > 1) d[n++] = (NoteDim){"cross-entropy weight", "chosen_ce_weight", "W %g", u->ce_weights.text};
+    /* "compatibility epochs and mixture weight chosen on validation among 1,3 and 0.1,0.2:" */
+    char *nouns = update_pathf("%s", d[0].noun), *lists = update_pathf("%s", d[0].list);
+    for (int i = 1; i < n && nouns && lists; i++) {
+        const char *sep = i == n - 1 ? " and " : ", ";
+        char *a = update_pathf("%s%s%s", nouns, sep, d[i].noun), *b = update_pathf("%s%s%s", lists, sep, d[i].list);
+        free(nouns);
+        free(lists);
+        nouns = a;
+        lists = b;
+    }
+    int students = n == 1 && !strcmp(d[0].noun, "mixture weight"); /* against the default, the teacher's a */
+    char *note = nouns && lists ? update_pathf("%s chosen on validation%s among %s:", nouns, students ? " (its students)" : "", lists) : NULL;
+    free(nouns);
+    free(lists);
     for (long k = 1; note && k <= u->seeds; k++) {
         char *p = update_pathf("%s/preds/%s-s%ld.epochs.json", u->out, m->name, k);
         cJSON *j = update_read_json(p, NULL);
-        const cJSON *c = cJSON_GetObjectItemCaseSensitive(j, "chosen_epochs"), *a = cJSON_GetObjectItemCaseSensitive(j, "chosen_mixture_weight");
-        char *what = !cJSON_IsNumber(c) || (nw && !cJSON_IsNumber(a)) ? update_pathf("?")
-                   : nw && ne ? update_pathf("%g epochs a %g", c->valuedouble, a->valuedouble)
-                   : nw       ? update_pathf("%g", a->valuedouble)
-                              : update_pathf("%g", c->valuedouble);
+        char *what = update_pathf("%s", "");
+        for (int i = 0; i < n && what; i++) { /* one list: the value alone; more: "3 epochs a 0.2" */
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, d[i].json);
+            char one[64];
+            if (!cJSON_IsNumber(v)) snprintf(one, sizeof one, "?");
+            else snprintf(one, sizeof one, n == 1 ? "%g" : d[i].seed_fmt, v->valuedouble);
+            char *next = update_pathf("%s%s%s", what, i ? " " : "", one);
+            free(what);
+            what = next;
+        }
         char *next = update_pathf("%s%s seed %ld %s", note, k > 1 ? "," : "", k, what ? what : "?");
         free(what);
         free(note);

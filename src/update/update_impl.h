@@ -70,25 +70,32 @@ int update_copy_file(const char *from, const char *to);
  * is not there or not JSON. *present (when not NULL): 1 when the file was read. */
 struct cJSON *update_read_json(const char *path, int *present);
 
-/* ---- compatibility epochs and mixture weights chosen on validation (update_epochs.c;
- * --compat-epochs E1,E2,..., --mixture-weights A1,A2,...) ----
+/* ---- compatibility epochs, mixture weights and cross-entropy weights chosen on validation
+ * (update_epochs.c; --compat-epochs E1,E2,..., --mixture-weights A1,A2,..., --ce-weights
+ * W1,W2,...) ----
  * Each trained method's adapter of seed k is trained once per candidate: every E of a count
- * list, and for a mixture preset on multiple choice (update_mixw_applies) every pair (a, E),
- * a outer, into adapters/NAME-sK-eE, NAME-sK-aA (a list of weights alone) or NAME-sK-eE-aA.
+ * list, and for a mixture preset on multiple choice (update_mixw_applies, update_cew_applies)
+ * every triple (a, W, E) of the lists given, a outer, E inner, into adapters/NAME-sK-eE,
+ * NAME-sK-aA (a list of weights alone), NAME-sK-eE-aA, NAME-sK-eE-aA-wW, NAME-sK-wW...: -eE
+ * with a count list or no other list, -aA and -wW with their lists.
  * Then M1, M2 and every candidate are evaluated on --task-val (preds/<candidate>.val.jsonl)
  * and the candidate chosen by the rule of an interpolation's a (update_weight.c): the lowest
  * validation NFR among the candidates whose validation accuracy is at least M2's (same seed)
- * minus --max-acc-drop, the first (fewest epochs, smallest a) on a tie or when none
+ * minus --max-acc-drop, the first (fewest epochs, smallest a and W) on a tie or when none
  * qualifies. The chosen candidate is copied to adapters/NAME-sK (the test phase evaluates
  * it) and the sweep written to preds/NAME-sK.epochs.json: {"method", "seed", "tolerance",
- * "chosen_epochs", ["chosen_mixture_weight",] "m2": {"val_acc", "val_nfr"},
- * "points": [{"epochs", ["mixture_weight",] "val_acc", "val_nfr"}, ...]}. */
+ * "chosen_epochs", ["chosen_mixture_weight",] ["chosen_ce_weight",] "m2": {"val_acc", "val_nfr"},
+ * "points": [{"epochs", ["mixture_weight",] ["ce_weight",] "val_acc", "val_nfr"}, ...]}. */
 int update_mixw_applies(const UpdateSpec *u, const UpdateMethod *m); /* a mixture preset whose a the list sets */
+int update_cew_applies(const UpdateSpec *u, const UpdateMethod *m);  /* ... whose W the list sets */
 int update_candidates(const UpdateSpec *u, const UpdateMethod *m);   /* method m's candidates; 0: one, no choice */
-/* Candidate c's epochs and a (*a < 0: the method's own a) */
-void update_candidate(const UpdateSpec *u, const UpdateMethod *m, int c, double *epochs, double *a);
+typedef struct {
+    double epochs;
+    double a, w; /* the mixture's a and the cross-entropy weight; < 0: the method's own */
+} UpdateCandidate;
+void update_candidate(const UpdateSpec *u, const UpdateMethod *m, int c, UpdateCandidate *out);
 char *update_candidate_name(const UpdateSpec *u, const UpdateMethod *m, long k, int c); /* "NAME-sK-eE"... (malloc'd) */
-char *update_candidate_text(const UpdateSpec *u, const UpdateMethod *m, int c);         /* "3 epochs, a = 0.2" (malloc'd) */
+char *update_candidate_text(const UpdateSpec *u, const UpdateMethod *m, int c);         /* "3 epochs, a = 0.2, W = 0.1" (malloc'd) */
 int update_epochs_check(const UpdateSpec *u);  /* a list needs --task-val: -1 with err_set() */
 int update_epochs_steps(const UpdateSpec *u);  /* the steps the lists add */
 int update_epochs_choose(UpdateRun *r);        /* after phase 2; every rank (ends its phases) */

@@ -315,7 +315,7 @@ static cJSON *settings_json(const UpdateSpec *u) {
     S("prompt_file", u->prompt_file); S("epochs", u->epochs.text); S("lr", u->lr.text); S("batch", u->batch.text);
     S("grad_accum", u->grad_accum.text); S("seq_len", u->seq_len.text); S("rank", u->rank.text);
     S("compat_epochs", u->compat_epochs.text); S("compat_lr", u->compat_lr.text); S("max_tokens", u->max_tokens.text);
-    S("mixture_weights", u->mixture_weights.text);
+    S("mixture_weights", u->mixture_weights.text); S("ce_weights", u->ce_weights.text);
     S("limit", u->limit.text);
 #undef S
     cJSON_AddNumberToObject(j, "seeds", (double)u->seeds);

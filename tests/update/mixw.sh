@@ -32,36 +32,8 @@ for k in (1, 2):
         assert t["settings"]["compat_mixture"].startswith("a%s/" % a), t["settings"]["compat_mixture"]
 PYEOF
 check "the two weights give different students" bash -c "! cmp -s '$TMP/run/adapters/mixture-distill-s1-a0.2/adapter_model.safetensors' '$TMP/run/adapters/mixture-distill-s1-a0.6/adapter_model.safetensors'"
-cat >"$TMP/rule.py" <<'PYEOF'
-import filecmp, json, sys
-d, m, eps, ws = sys.argv[1], sys.argv[2], [float(x) for x in sys.argv[3].split(",")], [float(x) for x in sys.argv[4].split(",")]
-def rd(f): return {r["id"]: bool(r["correct"]) for r in map(json.loads, open(d + "/preds/" + f))}
-def stats(old, new):
-    o, n = rd(old), rd(new); assert o.keys() == n.keys()
-    return sum(n.values()) / len(n), sum(o[i] and not n[i] for i in o) / len(n)
-def name(k, e, a):
-    if len(eps) == 1: return "%s-s%d-a%g" % (m, k, a)
-    return "%s-s%d-e%g-a%g" % (m, k, e, a)
-for k in (1, 2):
-    sw = json.load(open(d + "/preds/%s-s%d.epochs.json" % (m, k)))
-    m2a, m2n = stats("old.val.jsonl", "new-s%d.val.jsonl" % k)
-    cands = [(e, a) for a in ws for e in eps]  # a outer
-    assert len(sw["points"]) == len(cands), sw["points"]
-    best = None
-    for (e, a), p in zip(cands, sw["points"]):
-        va, vn = stats("old.val.jsonl", name(k, e, a) + ".val.jsonl")
-        assert p["epochs"] == e and p["mixture_weight"] == a, p
-        assert abs(p["val_acc"] - va) < 1e-12 and abs(p["val_nfr"] - vn) < 1e-12, (p, va, vn)
-        if va >= m2a - 0.005 - 1e-12 and (best is None or vn < best[2] - 1e-12): best = (e, a, vn)
-    want = best[:2] if best else cands[0]
-    print("# seed %d: chosen %g epochs a %g (independent %s); M2 val acc %.3f, points %s" % (k, sw["chosen_epochs"],
-          sw["chosen_mixture_weight"], want, m2a, [(p["epochs"], p["mixture_weight"], round(p["val_acc"], 3), round(p["val_nfr"], 3)) for p in sw["points"]]))
-    assert (sw["chosen_epochs"], sw["chosen_mixture_weight"]) == want and sw["seed"] == k
-    for f in ("adapter_model.safetensors", "adapter_config.json", "training.json"):
-        assert filecmp.cmp("%s/adapters/%s-s%d/%s" % (d, m, k, f), "%s/adapters/%s/%s" % (d, name(k, *want), f), shallow=False), f
-PYEOF
 check "the choice is the rule's, from the validation files, and the chosen candidate is the method's adapter" \
-  $PY "$TMP/rule.py" "$TMP/run" mixture-distill 1 0.2,0.6
+  $PY tests/update/choice_rule.py "$TMP/run" mixture-distill 1 0.2,0.6 - 2
 check "the manifest says what was chosen; ce has no note" $PY - "$TMP/run/manifest.json" <<'PYEOF'
 import json, sys
 ms = {m["name"]: m["settings"] for m in json.load(open(sys.argv[1]))["tasks"][0]["methods"]}
@@ -74,7 +46,7 @@ U2=(update "${COMMON[@]}" --out "$TMP/run2" --methods mixture-distill --mixture-
 $MUSCLE "${U2[@]}" >"$TMP/u2.out" 2>"$TMP/u2.err"; rc=$?
 [ $rc -ne 0 ] && tail -5 "$TMP/u2.err" | sed 's/^/# /'
 check "with --compat-epochs 1,2 as well: four candidates a seed, the rule over all four" \
-  bash -c "test $rc -eq 0 && ls '$TMP/run2/adapters' | grep -c '^mixture-distill-s[12]-e[12]-a0\.[37]\$' | grep -qx 8 && $PY '$TMP/rule.py' '$TMP/run2' mixture-distill 1,2 0.3,0.7"
+  bash -c "test $rc -eq 0 && ls '$TMP/run2/adapters' | grep -c '^mixture-distill-s[12]-e[12]-a0\.[37]\$' | grep -qx 8 && $PY tests/update/choice_rule.py '$TMP/run2' mixture-distill 1,2 0.3,0.7 - 2"
 check "... and the manifest names both lists" grep -q "compatibility epochs and mixture weight chosen on validation among 1,2 and 0.3,0.7: seed 1 [12] epochs a 0\\.[37], seed 2" "$TMP/run2/manifest.json"
 
 R=(update --old-model "$V1" --old-adapter "$TMP/a1" --new-model "$V1" --task-train "$TMP/tr.jsonl" --task-test "$TMP/te.jsonl"
