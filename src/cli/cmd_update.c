@@ -104,6 +104,7 @@ static int parse_list(const char *flag, const char *v, const char *noun, const c
         one[len] = 0;
         double dv;
         if (cli_parse_float(flag, one, &dv)) return 2;
+        if (dv == 0) dv = 0; /* "-0": the names and files say 0 */
         if (!((lo_closed ? dv >= 0 : dv > 0) && (hi_open ? dv < hi : dv <= hi)))
             return cli_usage_fail("update", "%s '%s': expected a number in %s", flag, one, range);
         if (n > 0 && !(dv > out[n - 1]))

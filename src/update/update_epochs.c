@@ -236,8 +236,8 @@ char *update_epochs_note(const UpdateSpec *u, const UpdateMethod *m) {
     /* "compatibility epochs and mixture weight chosen on validation among 1,3 and 0.1,0.2:" */
     char *nouns = update_pathf("%s", d[0].noun), *lists = update_pathf("%s", d[0].list);
     for (int i = 1; i < n && nouns && lists; i++) {
-        const char *sep = i == n - 1 ? " and " : ", ";
-        char *a = update_pathf("%s%s%s", nouns, sep, d[i].noun), *b = update_pathf("%s%s%s", lists, sep, d[i].list);
+        const char *sep = i == n - 1 ? " and " : ", ", *lsep = i == n - 1 ? " and " : "; "; /* the lists hold commas */
+        char *a = update_pathf("%s%s%s", nouns, sep, d[i].noun), *b = update_pathf("%s%s%s", lists, lsep, d[i].list);
         free(nouns);
         free(lists);
         nouns = a;
