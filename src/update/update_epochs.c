@@ -220,19 +220,29 @@ int update_epochs_choose(UpdateRun *r) {
 typedef struct {
     const char *noun, *json, *seed_fmt; /* "mixture weight", "chosen_mixture_weight", "a %g" */
     const char *list;                   /* as typed */
+    const char *alone;                  /* after "chosen on validation" when it is the only list */
 } NoteDim;
 
+/* The lists of one value the method takes, which set it with no choice: "mixture weight 0.3
+ * (--mixture-weights)"; NULL when none (malloc'd). */
+static char *note_fixed(const UpdateSpec *u, const UpdateMethod *m) {
+    char *a = update_mixw_applies(u, m) && u->n_mixture_weights == 1 ? update_pathf("mixture weight %s (--mixture-weights)", u->mixture_weights.text) : NULL;
+    char *w = update_cew_applies(u, m) && u->n_ce_weights == 1 ? update_pathf("cross-entropy weight %s (--ce-weights)", u->ce_weights.text) : NULL;
+    char *both = a && w ? update_pathf("%s; %s", a, w) : NULL;
+    if (both || !a) free(a);
+    if (both || !w) free(w);
+    return both ? both : a ? a : w;
+}
+
 char *update_epochs_note(const UpdateSpec *u, const UpdateMethod *m) {
-    if (!update_candidates(u, m)) {
-        if (update_mixw_applies(u, m)) return update_pathf("mixture weight %s (--mixture-weights)", u->mixture_weights.text);
-        if (update_cew_applies(u, m)) return update_pathf("cross-entropy weight %s (--ce-weights)", u->ce_weights.text);
-        return NULL;
-    }
+    char *fixed = note_fixed(u, m);
+    if (!update_candidates(u, m)) return fixed;
     NoteDim d[3];
     int n = 0;
-    if (n_epochs(u) > 1) d[n++] = (NoteDim){"compatibility epochs", "chosen_epochs", "%g epochs", u->compat_epochs.text};
-    if (n_weights(u, m) > 1) d[n++] = (NoteDim){"mixture weight", "chosen_mixture_weight", "a %g", u->mixture_weights.text};
-    if (n_ce(u, m) > 1) d[n++] = (NoteDim){"cross-entropy weight", "chosen_ce_weight", "W %g", u->ce_weights.text};
+    if (n_epochs(u) > 1) d[n++] = (NoteDim){"compatibility epochs", "chosen_epochs", "%g epochs", u->compat_epochs.text, ""};
+    /* " (its students)": against the default, a chosen on the teacher */
+    if (n_weights(u, m) > 1) d[n++] = (NoteDim){"mixture weight", "chosen_mixture_weight", "a %g", u->mixture_weights.text, " (its students)"};
+    if (n_ce(u, m) > 1) d[n++] = (NoteDim){"cross-entropy weight", "chosen_ce_weight", "W %g", u->ce_weights.text, ""};
     /* "compatibility epochs and mixture weight chosen on validation among 1,3 and 0.1,0.2:" */
     char *nouns = update_pathf("%s", d[0].noun), *lists = update_pathf("%s", d[0].list);
     for (int i = 1; i < n && nouns && lists; i++) {
@@ -243,8 +253,7 @@ char *update_epochs_note(const UpdateSpec *u, const UpdateMethod *m) {
         nouns = a;
         lists = b;
     }
-    int students = n == 1 && !strcmp(d[0].noun, "mixture weight"); /* against the default, the teacher's a */
-    char *note = nouns && lists ? update_pathf("%s chosen on validation%s among %s:", nouns, students ? " (its students)" : "", lists) : NULL;
+    char *note = nouns && lists ? update_pathf("%s chosen on validation%s among %s:", nouns, n == 1 ? d[0].alone : "", lists) : NULL;
     free(nouns);
     free(lists);
     for (long k = 1; note && k <= u->seeds; k++) {
@@ -267,5 +276,11 @@ char *update_epochs_note(const UpdateSpec *u, const UpdateMethod *m) {
         cJSON_Delete(j);
         free(p);
     }
+    if (note && fixed) { /* a list of one beside the lists chosen among */
+        char *next = update_pathf("%s; %s", note, fixed);
+        free(note);
+        note = next;
+    }
+    free(fixed);
     return note;
 }

@@ -55,7 +55,7 @@ check "with --mixture-weights 0.2,0.6: four candidates a seed (a, W), the rule o
 check "... and the manifest names both lists" grep -q "mixture weight and cross-entropy weight chosen on validation among 0.2,0.6 and 0,0.5: seed 1 a 0\\.[26] W 0\\(\\.5\\)\\?, seed 2" "$TMP/run2/manifest.json"
 
 # a list of one: W set, no choice; the two presets that differ only in W train the same student
-U3=(update "${COMMON[@]}" --out "$TMP/run3" --methods mixture-choice,mixture-distill --ce-weights 0.25 --quiet)
+U3=(update "${COMMON[@]}" --out "$TMP/run3" --methods mixture-choice,mixture-distill --ce-weights 0.25 --mixture-weights 0.3 --quiet)
 $MUSCLE "${U3[@]}" >"$TMP/u3.out" 2>"$TMP/u3.err"; rc=$?
 [ $rc -ne 0 ] && tail -5 "$TMP/u3.err" | sed 's/^/# /'
 check "--ce-weights 0.25: both presets trained with W = 0.25, no candidates" bash -c "test $rc -eq 0 &&
@@ -64,6 +64,7 @@ check "--ce-weights 0.25: both presets trained with W = 0.25, no candidates" bas
 check "... mixture-choice and mixture-distill are then the same student, bit for bit" \
   cmp "$TMP/run3/adapters/mixture-choice-s2/adapter_model.safetensors" "$TMP/run3/adapters/mixture-distill-s2/adapter_model.safetensors"
 check "... and the manifest says W" grep -q "cross-entropy weight 0.25 (--ce-weights)" "$TMP/run3/manifest.json"
+check "... and a, a list of one as well" grep -q "mixture weight 0.3 (--mixture-weights); cross-entropy weight 0.25 (--ce-weights)" "$TMP/run3/manifest.json"
 
 R=(update --old-model "$V1" --old-adapter "$TMP/a1" --new-model "$V1" --task-train "$TMP/tr.jsonl" --task-test "$TMP/te.jsonl"
    --out "$TMP/r2" --seeds 2 --quiet)
